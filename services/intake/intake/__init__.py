@@ -1,0 +1,1 @@
+"""Werkplaats intake service."""

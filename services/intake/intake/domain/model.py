@@ -1,0 +1,72 @@
+"""Intake's rules, free of frameworks: assignment lifecycle, what may go into a batch, the snapshot."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class DomainError(Exception):
+    """A rule was broken; ``field`` names the input at fault."""
+
+    def __init__(self, field: str, reason: str, status: int = 422) -> None:
+        super().__init__(reason)
+        self.field = field
+        self.reason = reason
+        self.status = status
+
+
+class AssignmentStatus(str, Enum):
+    SUBMITTED = "submitted"
+    IN_BATCH = "in_batch"
+    MATCHED = "matched"
+    UNMATCHED = "unmatched"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    WITHDRAWN = "withdrawn"
+    REFERRED = "referred"
+
+
+S = AssignmentStatus
+TRANSITIONS: dict[AssignmentStatus, frozenset[AssignmentStatus]] = {
+    S.SUBMITTED: frozenset({S.IN_BATCH, S.WITHDRAWN, S.REFERRED}),
+    S.IN_BATCH: frozenset({S.MATCHED, S.UNMATCHED, S.WITHDRAWN}),
+    S.UNMATCHED: frozenset({S.IN_BATCH, S.WITHDRAWN, S.REFERRED}),
+    S.MATCHED: frozenset({S.ACCEPTED, S.DECLINED, S.WITHDRAWN}),
+    S.DECLINED: frozenset({S.IN_BATCH, S.WITHDRAWN}),
+    S.ACCEPTED: frozenset({S.IN_PROGRESS, S.WITHDRAWN}),
+    S.IN_PROGRESS: frozenset({S.COMPLETED}),
+    S.COMPLETED: frozenset(),
+    S.WITHDRAWN: frozenset(),
+    S.REFERRED: frozenset(),
+}
+
+
+def transition(current: str, target: AssignmentStatus) -> str:
+    if target not in TRANSITIONS[AssignmentStatus(current)]:
+        raise DomainError("status", f"an assignment cannot go from {current} to {target.value}", 409)
+    return target.value
+
+
+@dataclass(frozen=True)
+class Period:
+    code: str
+    starts_on: str
+    ends_on: str
+
+
+def check_period(periods: list[dict[str, str]], period: str) -> None:
+    if period not in {p["code"] for p in periods}:
+        raise DomainError("period", f"period {period!r} is not in the workspace's calendar")
+
+
+def check_levels_offered(offered: list[str], level: str) -> None:
+    if level not in offered:
+        raise DomainError("level", f"the institution does not offer level {level}")
+
+
+def check_team_range(min_teams: int, max_teams: int) -> None:
+    if min_teams > max_teams:
+        raise DomainError("min_teams", "min_teams must not exceed max_teams")

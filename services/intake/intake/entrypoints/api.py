@@ -1,0 +1,265 @@
+"""Intake's HTTP API: thin views that translate HTTP to the service layer and back."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, TypeVar
+
+import sqlalchemy as sa
+from flask import Flask, url_for
+from flask.views import MethodView
+from flask_smorest import Blueprint, Page, abort
+from marshmallow import Schema, fields, validate
+from werkplaats_shared.auth import current_principal, install_auth, roles
+from werkplaats_shared.contracts import LEVELS
+from werkplaats_shared.http import add_health, create_app
+from werkplaats_shared.service import Infrastructure, health_checks
+
+from ..adapters import orm
+from ..domain.model import DomainError
+from ..service_layer import services
+
+T = TypeVar("T")
+
+Code = fields.String(validate=validate.Length(min=1, max=40))
+
+
+def _skills() -> fields.List:
+    return fields.List(fields.String(validate=validate.Length(min=1, max=60)), load_default=list,
+                       validate=validate.Length(max=30))
+
+
+class PeriodSchema(Schema):
+    code = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    starts_on = fields.Date(required=True)
+    ends_on = fields.Date(required=True)
+
+
+class WorkspaceIn(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    municipalities = fields.List(fields.String(validate=validate.Regexp(r"^GM\d{4}$")), required=True,
+                                 validate=validate.Length(min=1, max=400))
+    periods = fields.List(fields.Nested(PeriodSchema), required=True, validate=validate.Length(min=1, max=40))
+
+
+class WorkspaceOut(Schema):
+    id = fields.String(dump_only=True)
+    organisation_id = fields.String(dump_only=True)
+    name = fields.String()
+    municipalities = fields.List(fields.String())
+    periods = fields.List(fields.Dict())
+
+
+class TeamIn(Schema):
+    workspace_id = fields.String(required=True, validate=validate.Length(max=36))
+    code = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    level = fields.String(required=True, validate=validate.OneOf(LEVELS))
+    size = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=12))
+    skills = _skills()
+    period = fields.String(required=True, validate=validate.Length(min=1, max=40))
+
+
+class TeamOut(TeamIn):
+    id = fields.String(dump_only=True)
+    institution_id = fields.String(dump_only=True)
+
+
+class AssignmentIn(Schema):
+    workspace_id = fields.String(required=True, validate=validate.Length(max=36))
+    title = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    description = fields.String(load_default="", validate=validate.Length(max=5000))
+    period = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    accepted_levels = fields.List(fields.String(validate=validate.OneOf(LEVELS)), required=True,
+                                  validate=validate.Length(min=1, max=3))
+    required_skills = _skills()
+    nice_to_have_skills = _skills()
+    min_teams = fields.Integer(load_default=1, strict=True, validate=validate.Range(min=1, max=10))
+    max_teams = fields.Integer(load_default=1, strict=True, validate=validate.Range(min=1, max=10))
+
+
+class AssignmentOut(AssignmentIn):
+    id = fields.String(dump_only=True)
+    firm_id = fields.String(dump_only=True)
+    batch_id = fields.String(dump_only=True, allow_none=True)
+    status = fields.String(dump_only=True)
+
+
+class BatchIn(Schema):
+    workspace_id = fields.String(required=True, validate=validate.Length(max=36))
+    period = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    policy = fields.String(load_default="max_fit", validate=validate.OneOf(["max_fit"]))
+    assignment_ids = fields.List(fields.String(validate=validate.Length(max=36)), required=True,
+                                 validate=validate.Length(min=1, max=services.MAX_BATCH_ASSIGNMENTS))
+
+
+class MatchOut(Schema):
+    match_id = fields.String()
+    run_id = fields.String()
+    assignment_id = fields.String()
+    team_id = fields.String()
+    score = fields.Float()
+
+
+class BatchOut(Schema):
+    id = fields.String(dump_only=True)
+    workspace_id = fields.String()
+    period = fields.String()
+    policy = fields.String()
+    status = fields.String(dump_only=True)
+    run_id = fields.String(dump_only=True, allow_none=True)
+    assignments = fields.List(fields.Nested(AssignmentOut), dump_only=True)
+    matches = fields.List(fields.Nested(MatchOut), dump_only=True)
+
+
+class OrganisationOut(Schema):
+    id = fields.String()
+    name = fields.String()
+    role = fields.String()
+    levels = fields.List(fields.String())
+
+
+def create_intake_app(infra: Infrastructure) -> Flask:
+    app, api = create_app("Werkplaats intake")
+    install_auth(app, infra.engine, infra.api_keys)
+    add_health(app, health_checks(infra))
+    sf = infra.session_factory
+
+    def in_tx(fn: Callable[..., T], *args: Any, emit: bool = False) -> T:
+        try:
+            with sf.begin() as session:
+                if emit:
+                    return fn(session, lambda env: infra.emit(session, env), *args)
+                return fn(session, *args)
+        except DomainError as exc:
+            abort(exc.status, message=exc.reason, errors=[{"field": exc.field, "reason": exc.reason}])
+        except services.NotFound:
+            abort(404, message="not found")
+        raise AssertionError("unreachable")
+
+    def created(body: Any, endpoint: str, **values: Any) -> tuple[Any, int, dict[str, str]]:
+        return body, 201, {"Location": url_for(endpoint, **values)}
+
+    me = Blueprint("me", __name__, url_prefix="/me", description="The calling organisation")
+
+    @me.route("")
+    class Me(MethodView):
+        @me.response(200, OrganisationOut)
+        def get(self) -> Any:
+            return in_tx(services.caller_organisation, current_principal())
+
+    ws = Blueprint("workspaces", __name__, url_prefix="/workspaces",
+                   description="Workspaces: working area (CBS municipality codes) and calendar")
+
+    @ws.route("")
+    class Workspaces(MethodView):
+        @ws.response(200, WorkspaceOut(many=True))
+        @ws.paginate(Page, max_page_size=100)
+        def get(self) -> Any:
+            with sf() as session:
+                return session.execute(
+                    sa.select(orm.Workspace).order_by(orm.Workspace.created_at, orm.Workspace.id)
+                ).scalars().all()
+
+        @roles("coordinator")
+        @ws.arguments(WorkspaceIn)
+        @ws.response(201, WorkspaceOut)
+        def post(self, data: dict[str, Any]) -> Any:
+            w = in_tx(services.create_workspace, current_principal(), data)
+            return created(w, "workspaces.WorkspaceItem", workspace_id=w.id)
+
+    @ws.route("/<workspace_id>")
+    class WorkspaceItem(MethodView):
+        @ws.response(200, WorkspaceOut)
+        def get(self, workspace_id: str) -> Any:
+            return in_tx(services.get_workspace, workspace_id)
+
+    teams = Blueprint("teams", __name__, url_prefix="/teams", description="Student teams (pseudonymous)")
+
+    @teams.route("")
+    class Teams(MethodView):
+        @teams.response(200, TeamOut(many=True))
+        @teams.paginate(Page, max_page_size=100)
+        def get(self) -> Any:
+            with sf() as session:
+                return session.execute(services.visible_teams(current_principal())).scalars().all()
+
+        @roles("institution")
+        @teams.arguments(TeamIn)
+        @teams.response(201, TeamOut)
+        def post(self, data: dict[str, Any]) -> Any:
+            t = in_tx(services.register_team, current_principal(), data)
+            return created(t, "teams.TeamItem", team_id=t.id)
+
+    @teams.route("/<team_id>")
+    class TeamItem(MethodView):
+        @teams.response(200, TeamOut)
+        def get(self, team_id: str) -> Any:
+            return in_tx(services.get_visible, services.visible_teams(current_principal()), orm.Team, team_id)
+
+    asg = Blueprint("assignments", __name__, url_prefix="/assignments", description="Firms' assignments")
+
+    @asg.route("")
+    class Assignments(MethodView):
+        @asg.response(200, AssignmentOut(many=True))
+        @asg.paginate(Page, max_page_size=100)
+        def get(self) -> Any:
+            with sf() as session:
+                return session.execute(services.visible_assignments(current_principal())).scalars().all()
+
+        @roles("entrepreneur")
+        @asg.arguments(AssignmentIn)
+        @asg.response(201, AssignmentOut)
+        def post(self, data: dict[str, Any]) -> Any:
+            a = in_tx(services.submit_assignment, current_principal(), data)
+            return created(a, "assignments.AssignmentItem", assignment_id=a.id)
+
+    @asg.route("/<assignment_id>")
+    class AssignmentItem(MethodView):
+        @asg.response(200, AssignmentOut)
+        def get(self, assignment_id: str) -> Any:
+            return in_tx(services.get_visible, services.visible_assignments(current_principal()),
+                         orm.Assignment, assignment_id)
+
+    bat = Blueprint("batches", __name__, url_prefix="/batches", description="Batches for a matching round")
+
+    def batch_view(session: Any, batch: orm.Batch) -> dict[str, Any]:
+        assignments = session.execute(
+            sa.select(orm.Assignment).where(orm.Assignment.batch_id == batch.id)
+            .order_by(orm.Assignment.id)).scalars().all()
+        return {**{c: getattr(batch, c) for c in ("id", "workspace_id", "period", "policy", "status", "run_id")},
+                "assignments": assignments, "matches": services.batch_matches(session, batch.id)}
+
+    @bat.route("")
+    class Batches(MethodView):
+        @roles("coordinator")
+        @bat.response(200, BatchOut(exclude=("assignments", "matches"), many=True))
+        @bat.paginate(Page, max_page_size=100)
+        def get(self) -> Any:
+            with sf() as session:
+                return session.execute(services.visible_batches(current_principal())).scalars().all()
+
+        @roles("coordinator")
+        @bat.arguments(BatchIn)
+        @bat.response(201, BatchOut)
+        def post(self, data: dict[str, Any]) -> Any:
+            def submit(session: Any, emit: Any) -> dict[str, Any]:
+                batch = services.submit_batch(session, emit, current_principal(), data)
+                return batch_view(session, batch)
+
+            body = in_tx(submit, emit=True)
+            return created(body, "batches.BatchItem", batch_id=body["id"])
+
+    @bat.route("/<batch_id>")
+    class BatchItem(MethodView):
+        @roles("coordinator")
+        @bat.response(200, BatchOut)
+        def get(self, batch_id: str) -> Any:
+            def view(session: Any) -> dict[str, Any]:
+                batch = services.get_visible(session, services.visible_batches(current_principal()),
+                                             orm.Batch, batch_id)
+                return batch_view(session, batch)
+
+            return in_tx(view)
+
+    for blueprint in (me, ws, teams, asg, bat):
+        api.register_blueprint(blueprint)
+    return app

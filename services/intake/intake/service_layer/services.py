@@ -1,0 +1,259 @@
+"""Intake's use cases. Each runs inside one transaction: business rows and outgoing messages
+commit together (the outbox)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Callable
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+from werkplaats_shared.auth import Principal, generate_key
+from werkplaats_shared.contracts import Envelope, make_envelope
+from werkplaats_shared.db import utcnow
+
+from ..adapters import orm
+from ..domain.model import (
+    AssignmentStatus,
+    DomainError,
+    check_levels_offered,
+    check_period,
+    check_team_range,
+    transition,
+)
+
+Emit = Callable[[Envelope], None]
+MAX_BATCH_ASSIGNMENTS = 2000
+
+
+class NotFound(Exception):
+    pass
+
+
+def _new_id() -> str:
+    return str(uuid.uuid4())
+
+
+# ---- organisations and keys -----------------------------------------------------------------
+
+
+def create_organisation(session: Session, emit: Emit, *, name: str, role: str,
+                        levels: list[str] | None = None) -> tuple[orm.Organisation, str]:
+    org = orm.Organisation(id=_new_id(), name=name, role=role, levels=sorted(set(levels or [])),
+                           created_at=utcnow())
+    session.add(org)
+    session.flush()
+    return org, issue_key(session, emit, org.id)
+
+
+def issue_key(session: Session, emit: Emit, organisation_id: str) -> str:
+    org = session.get(orm.Organisation, organisation_id)
+    if org is None:
+        raise NotFound(organisation_id)
+    key = generate_key()
+    now = utcnow()
+    session.execute(orm.api_keys.insert().values(
+        key_id=key.key_id, organisation_id=org.id, role=org.role, secret_hash=key.secret_hash,
+        created_at=now,
+    ))
+    emit(make_envelope("apikey.issued", 1, {
+        "key_id": key.key_id, "organisation_id": org.id, "role": org.role,
+        "secret_hash": key.secret_hash, "issued_at": now.isoformat(),
+    }))
+    return key.plaintext
+
+
+def revoke_key(session: Session, emit: Emit, key_id: str) -> None:
+    now = utcnow()
+    result = session.execute(orm.api_keys.update().where(orm.api_keys.c.key_id == key_id)
+                             .values(revoked_at=now))
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        raise NotFound(key_id)
+    emit(make_envelope("apikey.revoked", 1, {"key_id": key_id, "revoked_at": now.isoformat()}))
+
+
+def caller_organisation(session: Session, principal: Principal) -> orm.Organisation:
+    org = session.get(orm.Organisation, principal.organisation_id)
+    if org is None:
+        raise NotFound(principal.organisation_id)
+    return org
+
+
+# ---- workspaces -----------------------------------------------------------------------------
+
+
+def create_workspace(session: Session, principal: Principal, data: dict[str, Any]) -> orm.Workspace:
+    codes = [p["code"] for p in data["periods"]]
+    if len(codes) != len(set(codes)):
+        raise DomainError("periods", "period codes must be unique")
+    for i, p in enumerate(data["periods"]):
+        if p["starts_on"] > p["ends_on"]:
+            raise DomainError(f"periods.{i}.ends_on", "a period must not end before it starts")
+    ws = orm.Workspace(
+        id=_new_id(), organisation_id=principal.organisation_id, name=data["name"],
+        municipalities=sorted(set(data["municipalities"])),
+        periods=[{"code": p["code"], "starts_on": p["starts_on"].isoformat(),
+                  "ends_on": p["ends_on"].isoformat()} for p in data["periods"]],
+        created_at=utcnow(),
+    )
+    session.add(ws)
+    return ws
+
+
+def get_workspace(session: Session, workspace_id: str) -> orm.Workspace:
+    ws = session.get(orm.Workspace, workspace_id)
+    if ws is None:
+        raise NotFound(workspace_id)
+    return ws
+
+
+def _workspace_for_input(session: Session, workspace_id: str) -> orm.Workspace:
+    ws = session.get(orm.Workspace, workspace_id)
+    if ws is None:
+        raise DomainError("workspace_id", "no such workspace")
+    return ws
+
+
+# ---- teams and assignments ------------------------------------------------------------------
+
+
+def register_team(session: Session, principal: Principal, data: dict[str, Any]) -> orm.Team:
+    institution = caller_organisation(session, principal)
+    ws = _workspace_for_input(session, data["workspace_id"])
+    check_levels_offered(institution.levels, data["level"])
+    check_period(ws.periods, data["period"])
+    team = orm.Team(
+        id=_new_id(), institution_id=institution.id, workspace_id=ws.id, code=data["code"],
+        level=data["level"], size=data["size"], skills=sorted(set(data["skills"])),
+        period=data["period"], created_at=utcnow(),
+    )
+    session.add(team)
+    return team
+
+
+def submit_assignment(session: Session, principal: Principal, data: dict[str, Any]) -> orm.Assignment:
+    ws = _workspace_for_input(session, data["workspace_id"])
+    check_period(ws.periods, data["period"])
+    check_team_range(data["min_teams"], data["max_teams"])
+    assignment = orm.Assignment(
+        id=_new_id(), firm_id=principal.organisation_id, workspace_id=ws.id, batch_id=None,
+        title=data["title"], description=data["description"], period=data["period"],
+        accepted_levels=sorted(set(data["accepted_levels"])),
+        required_skills=sorted(set(data["required_skills"])),
+        nice_to_have_skills=sorted(set(data["nice_to_have_skills"])),
+        min_teams=data["min_teams"], max_teams=data["max_teams"],
+        status=AssignmentStatus.SUBMITTED.value, created_at=utcnow(),
+    )
+    session.add(assignment)
+    return assignment
+
+
+def visible_teams(principal: Principal) -> sa.Select[tuple[orm.Team]]:
+    query = sa.select(orm.Team).order_by(orm.Team.created_at, orm.Team.id)
+    if principal.role == "institution":
+        return query.where(orm.Team.institution_id == principal.organisation_id)
+    if principal.role == "coordinator":
+        return query.join(orm.Workspace).where(orm.Workspace.organisation_id == principal.organisation_id)
+    return query.where(sa.false())
+
+
+def visible_assignments(principal: Principal) -> sa.Select[tuple[orm.Assignment]]:
+    query = sa.select(orm.Assignment).order_by(orm.Assignment.created_at, orm.Assignment.id)
+    if principal.role == "entrepreneur":
+        return query.where(orm.Assignment.firm_id == principal.organisation_id)
+    if principal.role == "coordinator":
+        return query.join(orm.Workspace).where(orm.Workspace.organisation_id == principal.organisation_id)
+    return query.where(sa.false())
+
+
+def visible_batches(principal: Principal) -> sa.Select[tuple[orm.Batch]]:
+    query = sa.select(orm.Batch).order_by(orm.Batch.created_at, orm.Batch.id)
+    if principal.role == "coordinator":
+        return query.join(orm.Workspace).where(orm.Workspace.organisation_id == principal.organisation_id)
+    return query.where(sa.false())
+
+
+def get_visible(session: Session, query: sa.Select[Any], model: Any, object_id: str) -> Any:
+    found = session.execute(query.where(model.id == object_id)).scalar_one_or_none()
+    if found is None:
+        raise NotFound(object_id)
+    return found
+
+
+# ---- batches --------------------------------------------------------------------------------
+
+
+def submit_batch(session: Session, emit: Emit, principal: Principal, data: dict[str, Any]) -> orm.Batch:
+    ws = _workspace_for_input(session, data["workspace_id"])
+    if ws.organisation_id != principal.organisation_id:
+        raise DomainError("workspace_id", "no such workspace")
+    check_period(ws.periods, data["period"])
+    ids = list(dict.fromkeys(data["assignment_ids"]))
+    if len(ids) > MAX_BATCH_ASSIGNMENTS:
+        raise DomainError("assignment_ids", f"a batch holds at most {MAX_BATCH_ASSIGNMENTS} assignments", 413)
+    assignments = session.execute(
+        sa.select(orm.Assignment).where(orm.Assignment.id.in_(ids), orm.Assignment.workspace_id == ws.id)
+    ).scalars().all()
+    by_id = {a.id: a for a in assignments}
+    for i, aid in enumerate(ids):
+        a = by_id.get(aid)
+        if a is None:
+            raise DomainError(f"assignment_ids.{i}", "no such assignment in this workspace")
+        if a.period != data["period"]:
+            raise DomainError(f"assignment_ids.{i}", f"assignment is for period {a.period}, not {data['period']}")
+        try:
+            a.status = transition(a.status, AssignmentStatus.IN_BATCH)
+        except DomainError as exc:
+            raise DomainError(f"assignment_ids.{i}", exc.reason, 409) from None
+    batch = orm.Batch(id=_new_id(), workspace_id=ws.id, period=data["period"], policy=data["policy"],
+                      status="submitted", created_at=utcnow(), submitted_at=utcnow())
+    session.add(batch)
+    session.flush()
+    for a in assignments:
+        a.batch_id = batch.id
+    teams = session.execute(
+        sa.select(orm.Team).where(orm.Team.workspace_id == ws.id, orm.Team.period == data["period"])
+        .order_by(orm.Team.id)
+    ).scalars().all()
+    emit(make_envelope("batch.submitted", 1, {
+        "batch_id": batch.id, "workspace_id": ws.id, "coordinator_id": ws.organisation_id,
+        "period": batch.period, "policy": batch.policy,
+        "assignments": [{
+            "assignment_id": by_id[aid].id, "firm_id": by_id[aid].firm_id,
+            "accepted_levels": by_id[aid].accepted_levels, "required_skills": by_id[aid].required_skills,
+            "nice_to_have_skills": by_id[aid].nice_to_have_skills, "min_teams": by_id[aid].min_teams,
+            "max_teams": by_id[aid].max_teams,
+        } for aid in ids],
+        "teams": [{"team_id": t.id, "institution_id": t.institution_id, "level": t.level,
+                   "skills": t.skills} for t in teams],
+    }))
+    return batch
+
+
+def batch_matches(session: Session, batch_id: str) -> list[orm.BatchMatch]:
+    return list(session.execute(
+        sa.select(orm.BatchMatch).where(orm.BatchMatch.batch_id == batch_id).order_by(orm.BatchMatch.match_id)
+    ).scalars())
+
+
+# ---- message handlers -----------------------------------------------------------------------
+
+
+def on_matches_published(session: Session, envelope: Envelope) -> None:
+    p = envelope.payload
+    batch = session.get(orm.Batch, p["batch_id"])
+    if batch is None:
+        raise DomainError("batch_id", "unknown batch")
+    batch.status = "matched"
+    batch.run_id = p["run_id"]
+    matched = set()
+    for m in p["matches"]:
+        if session.get(orm.BatchMatch, m["match_id"]) is None:
+            session.add(orm.BatchMatch(match_id=m["match_id"], batch_id=batch.id, run_id=p["run_id"],
+                                       assignment_id=m["assignment_id"], team_id=m["team_id"],
+                                       score=m["score"]))
+        matched.add(m["assignment_id"])
+    for a in session.execute(sa.select(orm.Assignment).where(orm.Assignment.batch_id == batch.id)).scalars():
+        if a.status == AssignmentStatus.IN_BATCH.value:
+            target = AssignmentStatus.MATCHED if a.id in matched else AssignmentStatus.UNMATCHED
+            a.status = transition(a.status, target)

@@ -1,0 +1,1 @@
+"""Werkplaats matching service."""

@@ -1,0 +1,1 @@
+"""Werkplaats scheduling service."""

@@ -1,0 +1,6 @@
+"""``python -m scheduling`` serves scheduling (API and/or worker, per WERKPLAATS_PROCESS)."""
+
+from .bootstrap import main
+
+if __name__ == "__main__":
+    main()

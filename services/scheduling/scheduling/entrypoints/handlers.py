@@ -1,0 +1,14 @@
+"""Scheduling's message handlers."""
+
+from __future__ import annotations
+
+from werkplaats_shared.consumer import Handler
+from werkplaats_shared.service import apikey_replica_handlers
+
+from ..adapters import orm
+from ..service_layer import services
+
+HANDLERS: dict[str, Handler] = {
+    "matches.published": services.on_matches_published,
+    **apikey_replica_handlers(orm.api_keys),
+}

@@ -1,0 +1,1 @@
+"""Werkplaats shared library: what every service uses to talk, store and serve."""

@@ -1,0 +1,102 @@
+"""API keys: bound to one organisation and one role, shown once, stored as a SHA-256 hash.
+
+A key reads ``wpk_<key_id>_<secret>``; the key id finds the row, the secret is compared in
+constant time against its stored hash. Keys are 256-bit random secrets, so an unsalted hash is safe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any, Callable, TypeVar, cast
+
+import sqlalchemy as sa
+from flask import Flask, g, request
+from flask_smorest import abort
+from sqlalchemy.engine import Engine
+
+PREFIX = "wpk"
+PUBLIC_PATHS = frozenset({"/health", "/ready", "/openapi.json"})
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class Principal:
+    organisation_id: str
+    role: str
+    key_id: str
+
+
+@dataclass(frozen=True)
+class NewKey:
+    key_id: str
+    secret_hash: str
+    plaintext: str
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def generate_key() -> NewKey:
+    key_id = secrets.token_hex(8)
+    secret = secrets.token_urlsafe(32)
+    return NewKey(key_id=key_id, secret_hash=hash_secret(secret), plaintext=f"{PREFIX}_{key_id}_{secret}")
+
+
+def authenticate(engine: Engine, api_keys: sa.Table, presented: str) -> Principal | None:
+    parts = presented.split("_", 2)
+    if len(parts) != 3 or parts[0] != PREFIX or not parts[1] or not parts[2]:
+        return None
+    _, key_id, secret = parts
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.select(api_keys.c.organisation_id, api_keys.c.role, api_keys.c.secret_hash,
+                      api_keys.c.revoked_at).where(api_keys.c.key_id == key_id)
+        ).first()
+    candidate = hash_secret(secret)
+    if row is None:
+        hmac.compare_digest(candidate, candidate)  # same work whether or not the id exists
+        return None
+    if not hmac.compare_digest(candidate, row.secret_hash) or row.revoked_at is not None:
+        return None
+    return Principal(organisation_id=row.organisation_id, role=row.role, key_id=key_id)
+
+
+def install_auth(app: Flask, engine: Engine, api_keys: sa.Table) -> None:
+    """Every request but health, readiness and the OpenAPI document needs a valid API key."""
+
+    @app.before_request
+    def _authenticate() -> None:
+        if request.path in PUBLIC_PATHS or request.method == "OPTIONS":
+            return None
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            abort(401, message="missing API key: send 'Authorization: Bearer <key>'")
+        principal = authenticate(engine, api_keys, token.strip())
+        if principal is None:
+            abort(401, message="invalid or revoked API key")
+        g.principal = principal
+        return None
+
+
+def current_principal() -> Principal:
+    return cast(Principal, g.principal)
+
+
+def roles(*allowed: str) -> Callable[[F], F]:
+    def decorate(fn: F) -> F:
+        @wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if current_principal().role not in allowed:
+                abort(403, message=f"this action needs the role {' or '.join(allowed)}")
+            return fn(*args, **kwargs)
+
+        return cast(F, wrapper)
+
+    return decorate

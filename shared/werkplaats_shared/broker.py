@@ -1,0 +1,51 @@
+"""Broker connections: RabbitMQ (amqp://) in production, the embedded Redis locally."""
+
+from __future__ import annotations
+
+from kombu import Connection
+
+from .config import Settings
+from .topology import Topology
+
+HEARTBEAT_SECONDS = 30
+# Every connection attempt and publish retry is bounded.
+CONNECT_RETRY = {"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 2.0}
+
+
+def is_amqp(url: str) -> bool:
+    return url.startswith(("amqp://", "amqps://", "pyamqp://"))
+
+
+def connect(settings: Settings) -> Connection:
+    options: dict[str, object] = {}
+    if is_amqp(settings.broker_url):
+        options["confirm_publish"] = True
+    else:
+        options["visibility_timeout"] = settings.visibility_timeout
+    return Connection(
+        settings.broker_url,
+        heartbeat=HEARTBEAT_SECONDS if is_amqp(settings.broker_url) else 0,
+        transport_options=options,
+        connect_timeout=5,
+    )
+
+
+def topology_for(settings: Settings) -> Topology:
+    return Topology(
+        settings.namespace, quorum=is_amqp(settings.broker_url), delivery_limit=settings.max_deliveries
+    )
+
+
+def declare_topology(settings: Settings) -> None:
+    with connect(settings) as conn:
+        conn.ensure_connection(**CONNECT_RETRY)
+        topology_for(settings).declare_all(conn.default_channel)
+
+
+def broker_reachable(settings: Settings) -> bool:
+    try:
+        with connect(settings) as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, timeout=2)
+            return True
+    except Exception:  # noqa: BLE001 - any failure means not reachable
+        return False

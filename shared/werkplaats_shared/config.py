@@ -1,0 +1,95 @@
+"""Configuration read from environment variables only.
+
+Every variable a service reads is listed in ``ENV_VARS``; the README documents the same list and a
+test checks that docker-compose sets nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Mapping
+
+ENV_VARS: dict[str, str] = {
+    "WERKPLAATS_DATABASE_URL": "SQLAlchemy URL of this service's own database "
+    "(default: SQLite file under WERKPLAATS_DATA_DIR)",
+    "WERKPLAATS_BROKER_URL": "kombu URL of the message broker, e.g. amqp://user:pw@rabbitmq:5672// "
+    "or redis+socket:///path/broker.sock",
+    "WERKPLAATS_DATA_DIR": "directory for local state (SQLite files, mail sink); default ./.werkplaats",
+    "WERKPLAATS_NAMESPACE": "prefix for every exchange and queue name (isolates test runs); default empty",
+    "WERKPLAATS_HTTP_HOST": "address the HTTP API binds to; default 127.0.0.1",
+    "WERKPLAATS_HTTP_PORT": "port of the HTTP API; default per service (intake 8101, matching 8102, "
+    "scheduling 8103)",
+    "WERKPLAATS_SMTP_HOST": "SMTP server for notices (scheduling); default 127.0.0.1",
+    "WERKPLAATS_SMTP_PORT": "SMTP port (scheduling); default 8025",
+    "WERKPLAATS_MAIL_FROM": "sender address of notices; default werkplaats@localhost",
+    "WERKPLAATS_SOLVER": "matching solver: highs (default) or cbc",
+    "WERKPLAATS_SOLVER_TIME_LIMIT": "matching solver time limit in seconds; default 60",
+    "WERKPLAATS_MAX_DELIVERIES": "attempts per message before it goes to the dead-letter queue; default 5",
+    "WERKPLAATS_VISIBILITY_TIMEOUT": "seconds before an unacknowledged message is redelivered on the "
+    "redis transport; default 30",
+    "WERKPLAATS_POLL_INTERVAL": "seconds between outbox/job polls; default 0.5",
+    "WERKPLAATS_LOG_LEVEL": "log level; default INFO",
+    "WERKPLAATS_PROCESS": "which loops a process runs: all (default), api or worker",
+    "WERKPLAATS_FAULT": "test-only fault injection, e.g. kill-after-commit:<consumer>:<marker-file>; "
+    "unset in production",
+}
+
+DEFAULT_PORTS = {"intake": 8101, "matching": 8102, "scheduling": 8103}
+
+
+@dataclass(frozen=True)
+class Settings:
+    service: str
+    database_url: str
+    broker_url: str
+    data_dir: str
+    namespace: str = ""
+    http_host: str = "127.0.0.1"
+    http_port: int = 8100
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 8025
+    mail_from: str = "werkplaats@localhost"
+    solver: str = "highs"
+    solver_time_limit: float = 60.0
+    max_deliveries: int = 5
+    visibility_timeout: int = 30
+    poll_interval: float = 0.5
+    log_level: str = "INFO"
+    process: str = "all"
+
+    @classmethod
+    def from_env(cls, service: str, env: Mapping[str, str] | None = None) -> "Settings":
+        e = os.environ if env is None else env
+        data_dir = e.get("WERKPLAATS_DATA_DIR", os.path.abspath(".werkplaats"))
+        database_url = e.get("WERKPLAATS_DATABASE_URL") or (
+            f"sqlite:///{os.path.join(data_dir, service + '.sqlite3')}"
+        )
+        broker_url = e.get("WERKPLAATS_BROKER_URL") or (
+            f"redis+socket://{os.path.join(data_dir, 'broker.sock')}"
+        )
+        process = e.get("WERKPLAATS_PROCESS", "all")
+        if process not in ("all", "api", "worker"):
+            raise ValueError("WERKPLAATS_PROCESS must be all, api or worker")
+        solver = e.get("WERKPLAATS_SOLVER", "highs").lower()
+        if solver not in ("highs", "cbc"):
+            raise ValueError("WERKPLAATS_SOLVER must be highs or cbc")
+        return cls(
+            service=service,
+            database_url=database_url,
+            broker_url=broker_url,
+            data_dir=data_dir,
+            namespace=e.get("WERKPLAATS_NAMESPACE", ""),
+            http_host=e.get("WERKPLAATS_HTTP_HOST", "127.0.0.1"),
+            http_port=int(e.get("WERKPLAATS_HTTP_PORT", DEFAULT_PORTS.get(service, 8100))),
+            smtp_host=e.get("WERKPLAATS_SMTP_HOST", "127.0.0.1"),
+            smtp_port=int(e.get("WERKPLAATS_SMTP_PORT", "8025")),
+            mail_from=e.get("WERKPLAATS_MAIL_FROM", "werkplaats@localhost"),
+            solver=solver,
+            solver_time_limit=float(e.get("WERKPLAATS_SOLVER_TIME_LIMIT", "60")),
+            max_deliveries=int(e.get("WERKPLAATS_MAX_DELIVERIES", "5")),
+            visibility_timeout=int(e.get("WERKPLAATS_VISIBILITY_TIMEOUT", "30")),
+            poll_interval=float(e.get("WERKPLAATS_POLL_INTERVAL", "0.5")),
+            log_level=e.get("WERKPLAATS_LOG_LEVEL", "INFO"),
+            process=process,
+        )

@@ -1,0 +1,198 @@
+"""Queue consumers: validate, apply once (inbox), ack after commit, dead-letter what can never work.
+
+- The body is decoded here, not by kombu: an undecodable or schema-invalid message is published to
+  the queue's dead-letter queue with the reason, then acknowledged, and the consumer goes on
+  (kombu's ConsumerMixin would otherwise ack and drop it).
+- The effect and the inbox row ``(consumer, message_id)`` commit in one transaction; a message whose
+  id is already in the inbox is acknowledged without a second effect.
+- A handler failure is retried through the retry exchange a bounded number of times, then dead-lettered.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any, Callable
+
+import sqlalchemy as sa
+from kombu import Connection, Producer
+from kombu.message import Message
+from kombu.mixins import ConsumerMixin
+from marshmallow import ValidationError
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from .contracts import Envelope, parse_envelope
+from .db import utcnow
+from .faults import maybe_kill_after_commit
+from .publisher import RETRY_POLICY
+from .topology import Topology
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Session, Envelope], None]
+
+
+class PermanentError(Exception):
+    """A message that can never be applied, whatever the number of attempts."""
+
+
+class MessageConsumer(ConsumerMixin):  # type: ignore[misc]
+    def __init__(
+        self,
+        *,
+        connection: Connection,
+        topology: Topology,
+        service: str,
+        session_factory: sessionmaker[Session],
+        inbox: sa.Table,
+        handlers: dict[str, Handler],
+        max_deliveries: int = 5,
+    ) -> None:
+        self.connection = connection
+        self.topology = topology
+        self.service = service
+        self.session_factory = session_factory
+        self.inbox = inbox
+        self.handlers = handlers
+        self.max_deliveries = max_deliveries
+        self._producer: Producer | None = None
+
+    # -- kombu wiring -------------------------------------------------------------------------
+
+    def get_consumers(self, consumer_cls: Any, channel: Any) -> list[Any]:
+        self._producer = None
+        consumers = []
+        for queue in self.topology.queues_for(self.service):
+            consumers.append(
+                consumer_cls(
+                    queues=[queue],
+                    on_message=self._bind(queue.name),
+                    accept=["application/json"],
+                    prefetch_count=1,
+                    on_decode_error=self.on_decode_error,
+                )
+            )
+        return consumers
+
+    def _bind(self, queue_name: str) -> Callable[[Message], None]:
+        return lambda message: self.on_message(queue_name, message)
+
+    def on_decode_error(self, message: Message, exc: Exception) -> None:
+        self.dead_letter(message.delivery_info.get("routing_key", ""), message, "undecodable")
+
+    def on_connection_revived(self) -> None:
+        self._producer = None
+
+    def producer(self) -> Producer:
+        if self._producer is None:
+            self._producer = Producer(self.connection.channel())
+        return self._producer
+
+    # -- message handling ---------------------------------------------------------------------
+
+    def on_message(self, queue_name: str, message: Message) -> None:
+        if message.content_type != "application/json":
+            self.dead_letter(queue_name, message, f"content type {message.content_type!r} not accepted")
+            return
+        try:
+            raw = json.loads(message.body)
+        except (ValueError, UnicodeDecodeError):
+            self.dead_letter(queue_name, message, "undecodable: body is not valid JSON")
+            return
+        try:
+            envelope = parse_envelope(raw)
+        except ValidationError as exc:
+            self.dead_letter(queue_name, message, f"schema-invalid: {_flatten(exc.messages)}")
+            return
+        handler = self.handlers.get(envelope.type)
+        if handler is None:
+            self.dead_letter(queue_name, message, f"no handler for {envelope.type}")
+            return
+        try:
+            applied = self.apply(queue_name, envelope, handler)
+        except (PermanentError, ValidationError) as exc:
+            self.dead_letter(queue_name, message, f"rejected: {exc}")
+            return
+        except Exception as exc:  # noqa: BLE001 - transient until proven otherwise; bounded below
+            log.exception("handler failed", extra={"message_id": envelope.message_id, "queue": queue_name})
+            self.retry_or_dead_letter(queue_name, message, type(exc).__name__)
+            return
+        maybe_kill_after_commit(queue_name.removeprefix(self.topology.namespace))
+        message.ack()
+        log.info(
+            "message applied" if applied else "duplicate message ignored",
+            extra={"message_id": envelope.message_id, "type": envelope.type, "queue": queue_name},
+        )
+
+    def apply(self, queue_name: str, envelope: Envelope, handler: Handler) -> bool:
+        """Apply the handler and record the inbox row in one transaction; False if already applied."""
+        consumer = queue_name.removeprefix(self.topology.namespace)
+        try:
+            with self.session_factory.begin() as session:
+                seen = session.execute(
+                    sa.select(self.inbox.c.message_id).where(
+                        self.inbox.c.consumer == consumer, self.inbox.c.message_id == envelope.message_id
+                    )
+                ).first()
+                if seen is not None:
+                    return False
+                session.execute(self.inbox.insert().values(
+                    consumer=consumer, message_id=envelope.message_id, type=envelope.type,
+                    received_at=utcnow(),
+                ))
+                handler(session, envelope)
+        except IntegrityError:
+            with self.session_factory() as session:
+                seen = session.execute(
+                    sa.select(self.inbox.c.message_id).where(
+                        self.inbox.c.consumer == consumer, self.inbox.c.message_id == envelope.message_id
+                    )
+                ).first()
+            if seen is not None:  # a competing consumer applied it first
+                return False
+            raise
+        return True
+
+    def dead_letter(self, queue_name: str, message: Message, reason: str) -> None:
+        log.warning("message dead-lettered", extra={"queue": queue_name, "reason": reason[:300]})
+        headers = dict(message.headers or {})
+        headers.update({"x-death-reason": reason[:500], "x-original-queue": queue_name})
+        self._publish_copy(message, self.topology.dead_letter, queue_name, headers)
+        message.ack()
+
+    def retry_or_dead_letter(self, queue_name: str, message: Message, reason: str) -> None:
+        headers = dict(message.headers or {})
+        attempts = int(headers.get("x-attempts", 1))
+        if attempts >= self.max_deliveries:
+            self.dead_letter(queue_name, message, f"gave up after {attempts} attempts: {reason}")
+            return
+        headers["x-attempts"] = attempts + 1
+        time.sleep(min(0.2 * 2 ** attempts, 5.0))
+        self._publish_copy(message, self.topology.retry, queue_name, headers)
+        message.ack()
+
+    def _publish_copy(self, message: Message, exchange: Any, routing_key: str, headers: dict[str, Any]) -> None:
+        publish = self.connection.ensure(self.producer(), self.producer().publish, **RETRY_POLICY)
+        publish(
+            message.body,
+            exchange=exchange,
+            routing_key=routing_key,
+            content_type=message.content_type or "application/octet-stream",
+            content_encoding=message.content_encoding or "binary",
+            delivery_mode=2,
+            headers=headers,
+            message_id=message.properties.get("message_id"),
+            declare=[exchange],
+        )
+
+
+def _flatten(messages: Any, prefix: str = "") -> str:
+    if isinstance(messages, dict):
+        return "; ".join(_flatten(v, f"{prefix}{k}.") for k, v in messages.items())
+    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        return f"{prefix.rstrip('.')}: {' '.join(messages)}"
+    if isinstance(messages, list):
+        return "; ".join(_flatten(m, prefix) for m in messages)
+    return f"{prefix.rstrip('.')}: {messages}"

@@ -1,0 +1,180 @@
+"""Every message between services, defined once: type, version, producer, consumers, schema.
+
+Messages carry ids and the facts the consumer needs, never personal data (no names, e-mail
+addresses, phone numbers). Schemas reject unknown fields at every level.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+LEVELS = ("MBO", "HBO", "WO")
+ROLES = ("coordinator", "institution", "entrepreneur")
+
+
+class StrictSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class EnvelopeSchema(StrictSchema):
+    message_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    type = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    version = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    occurred_at = fields.String(required=True)
+    producer = fields.String(required=True)
+    payload = fields.Dict(required=True)
+
+
+# ---- payload schemas -------------------------------------------------------------------------
+
+
+class ApiKeyIssuedV1(StrictSchema):
+    key_id = fields.String(required=True)
+    organisation_id = fields.String(required=True)
+    role = fields.String(required=True, validate=validate.OneOf(ROLES))
+    secret_hash = fields.String(required=True, validate=validate.Length(equal=64))
+    issued_at = fields.String(required=True)
+
+
+class ApiKeyRevokedV1(StrictSchema):
+    key_id = fields.String(required=True)
+    revoked_at = fields.String(required=True)
+
+
+class SnapshotAssignmentV1(StrictSchema):
+    assignment_id = fields.String(required=True)
+    firm_id = fields.String(required=True)
+    accepted_levels = fields.List(fields.String(validate=validate.OneOf(LEVELS)), required=True)
+    required_skills = fields.List(fields.String(), required=True)
+    nice_to_have_skills = fields.List(fields.String(), required=True)
+    min_teams = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    max_teams = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+
+
+class SnapshotTeamV1(StrictSchema):
+    team_id = fields.String(required=True)
+    institution_id = fields.String(required=True)
+    level = fields.String(required=True, validate=validate.OneOf(LEVELS))
+    skills = fields.List(fields.String(), required=True)
+
+
+class BatchSubmittedV1(StrictSchema):
+    batch_id = fields.String(required=True)
+    workspace_id = fields.String(required=True)
+    coordinator_id = fields.String(required=True)
+    period = fields.String(required=True)
+    policy = fields.String(required=True)
+    assignments = fields.List(fields.Nested(SnapshotAssignmentV1), required=True)
+    teams = fields.List(fields.Nested(SnapshotTeamV1), required=True)
+
+
+class PublishedMatchV1(StrictSchema):
+    match_id = fields.String(required=True)
+    assignment_id = fields.String(required=True)
+    team_id = fields.String(required=True)
+    firm_id = fields.String(required=True)
+    institution_id = fields.String(required=True)
+    score = fields.Float(required=True)
+
+
+class MatchesPublishedV1(StrictSchema):
+    run_id = fields.String(required=True)
+    batch_id = fields.String(required=True)
+    workspace_id = fields.String(required=True)
+    coordinator_id = fields.String(required=True)
+    period = fields.String(required=True)
+    matches = fields.List(fields.Nested(PublishedMatchV1), required=True)
+    unmatched_assignment_ids = fields.List(fields.String(), required=True)
+
+
+@dataclass(frozen=True)
+class Contract:
+    type: str
+    version: int
+    producer: str
+    consumers: tuple[str, ...]
+    schema: type[Schema]
+    description: str
+
+
+CONTRACTS: tuple[Contract, ...] = (
+    Contract(
+        "apikey.issued", 1, "intake", ("matching", "scheduling"), ApiKeyIssuedV1,
+        "An API key was issued to an organisation; carries the key's SHA-256 hash, never the key.",
+    ),
+    Contract(
+        "apikey.revoked", 1, "intake", ("matching", "scheduling"), ApiKeyRevokedV1,
+        "An API key was revoked; every service stops accepting it.",
+    ),
+    Contract(
+        "batch.submitted", 1, "intake", ("matching",), BatchSubmittedV1,
+        "A coordinator submitted a batch: the snapshot of assignments and teams matching needs.",
+    ),
+    Contract(
+        "matches.published", 1, "matching", ("scheduling", "intake"), MatchesPublishedV1,
+        "A matching run was published: one id per match, plus the assignments left unmatched.",
+    ),
+)
+
+_BY_KEY = {(c.type, c.version): c for c in CONTRACTS}
+
+
+def contract_for(message_type: str, version: int) -> Contract:
+    try:
+        return _BY_KEY[(message_type, version)]
+    except KeyError:
+        raise ValidationError(
+            f"unknown message type/version {message_type!r} v{version}", field_name="type"
+        ) from None
+
+
+@dataclass(frozen=True)
+class Envelope:
+    type: str
+    version: int
+    producer: str
+    payload: dict[str, Any]
+    message_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    occurred_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "message_id": self.message_id,
+            "type": self.type,
+            "version": self.version,
+            "occurred_at": self.occurred_at,
+            "producer": self.producer,
+            "payload": self.payload,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"), sort_keys=True)
+
+
+def make_envelope(message_type: str, version: int, payload: dict[str, Any]) -> Envelope:
+    """Build an outgoing envelope, validating the payload against its contract."""
+    contract = contract_for(message_type, version)
+    clean = contract.schema().load(payload)
+    return Envelope(type=message_type, version=version, producer=contract.producer,
+                    payload=contract.schema().dump(clean))
+
+
+def parse_envelope(raw: Any) -> Envelope:
+    """Validate an incoming message (already JSON-decoded). Raises ValidationError."""
+    if not isinstance(raw, dict):
+        raise ValidationError("message body must be a JSON object", field_name="_schema")
+    data = EnvelopeSchema().load(raw)
+    contract = contract_for(data["type"], data["version"])
+    payload = contract.schema().load(data["payload"])
+    return Envelope(
+        type=data["type"], version=data["version"], producer=data["producer"],
+        payload=contract.schema().dump(payload), message_id=data["message_id"],
+        occurred_at=data["occurred_at"],
+    )

@@ -1,0 +1,105 @@
+"""Database plumbing shared by the services: engines, the outbox/inbox/api-key tables, migrations."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # Let SQLAlchemy drive transactions (pysqlite's own handling defers BEGIN badly).
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: Any) -> None:
+            # Take the write lock up front: no deadlock between two read-then-write transactions.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def messaging_tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table, sa.Table]:
+    """The outbox, inbox and api_keys tables every service keeps in its own database."""
+    outbox = sa.Table(
+        "outbox", metadata,
+        sa.Column("message_id", sa.String(64), primary_key=True),
+        sa.Column("type", sa.String(64), nullable=False),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("body", sa.Text, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("last_error", sa.String(500), nullable=True),
+        sa.Index("ix_outbox_unsent", "sent_at", "created_at"),
+    )
+    inbox = sa.Table(
+        "inbox", metadata,
+        sa.Column("consumer", sa.String(100), primary_key=True),
+        sa.Column("message_id", sa.String(64), primary_key=True),
+        sa.Column("type", sa.String(64), nullable=False),
+        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    api_keys = sa.Table(
+        "api_keys", metadata,
+        sa.Column("key_id", sa.String(32), primary_key=True),
+        sa.Column("organisation_id", sa.String(36), nullable=False, index=True),
+        sa.Column("role", sa.String(20), nullable=False),
+        sa.Column("secret_hash", sa.String(64), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+    )
+    return outbox, inbox, api_keys
+
+
+def upgrade_database(url: str, script_location: str) -> None:
+    """Bring a service's database to the newest Alembic revision."""
+    from alembic import command
+    from alembic.config import Config
+
+    engine = make_engine(url)
+    try:
+        with engine.begin() as connection:
+            cfg = Config()
+            cfg.set_main_option("script_location", script_location)
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, "head")
+    finally:
+        engine.dispose()
+
+
+def database_reachable(engine: Engine) -> bool:
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        return True
+    except Exception:  # noqa: BLE001 - any failure means not reachable
+        return False

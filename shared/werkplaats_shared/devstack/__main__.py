@@ -1,0 +1,55 @@
+"""``python -m werkplaats_shared.devstack``: the local default, started by ``python3 dev.py run``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import sys
+import threading
+
+from .demo import load_and_run, report
+from .stack import SERVICES, LocalStack, StackConfig
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python3 dev.py run", description=(
+        "Start the embedded broker, an SMTP sink and the three services, run a demo batch end to end, "
+        "then keep running until Ctrl-C."))
+    parser.add_argument("--exit-after-demo", action="store_true", help="stop everything after the demo")
+    parser.add_argument("--data-dir", default=".werkplaats", help="local state (wiped at start)")
+    args = parser.parse_args()
+
+    data_dir = os.path.abspath(args.data_dir)
+    shutil.rmtree(data_dir, ignore_errors=True)
+    stack = LocalStack(StackConfig(data_dir=data_dir))
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    code = 0
+    try:
+        print(f"starting embedded broker, SMTP sink and services (logs in {data_dir})", flush=True)
+        stack.start()
+        for service in SERVICES:
+            print(f"  {service:<11} {stack.url(service)}  (OpenAPI: {stack.url(service)}/openapi.json)")
+        result = load_and_run(stack, lambda line: print(line, flush=True))
+        report(result, stack)
+        print("\nAPI keys (shown once; send as 'Authorization: Bearer <key>'):")
+        for name, key in result.keys.items():
+            print(f"  {name:<45} {key}")
+        if not args.exit_after_demo:
+            print("\nRunning. Press Ctrl-C to stop.", flush=True)
+            stop.wait()
+    except Exception as exc:  # noqa: BLE001 - report and stop everything
+        print(f"demo failed: {exc}", file=sys.stderr)
+        code = 1
+    finally:
+        print("stopping...", flush=True)
+        stack.stop()
+        print("stopped.")
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

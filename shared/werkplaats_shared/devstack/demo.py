@@ -1,0 +1,179 @@
+"""The demo data set and the end-to-end demo batch, driven through the services' real HTTP APIs."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .smtp_sink import read_mails
+from .stack import LocalStack
+
+# Working area of the demo workspace: CBS municipality codes (Zwolle and surroundings).
+MUNICIPALITIES = ["GM0148", "GM0160", "GM0166", "GM0180", "GM0193", "GM1896"]
+PERIODS = [{"code": "2027-S1", "starts_on": "2027-02-01", "ends_on": "2027-06-30"}]
+PERIOD = "2027-S1"
+
+INSTITUTIONS = [
+    ("Demo MBO College", "MBO", [["webshop", "website"], ["website"], ["online-marketing", "website"],
+                                 ["webshop"], ["cyber-security"]]),
+    ("Demo Hogeschool", "HBO", [["data", "automation"], ["online-marketing", "ai"], ["website", "ux"],
+                                ["cyber-security", "data"], ["webshop", "online-marketing"]]),
+    ("Demo Universiteit", "WO", [["ai", "data"], ["digital-roadmap", "data"], ["cyber-security", "ai"]]),
+]
+
+FIRMS = [
+    ("Bakkerij De Korenbloem", "nl", "Webshop voor taarten", ["MBO", "HBO"], ["webshop"], ["online-marketing"]),
+    ("Fietsenmaker Van Dijk", "nl", "Nieuwe website", ["MBO"], ["website"], ["ux"]),
+    ("Installatiebedrijf Hendriks", "nl", "Cyber-security quick scan", ["MBO", "HBO"], ["cyber-security"], []),
+    ("Kapsalon Bloem", "en", "Online bookings and marketing", ["MBO", "HBO"], ["online-marketing"], ["website"]),
+    ("Transport Zwolle BV", "nl", "Dashboard ritplanning", ["HBO", "WO"], ["data"], ["automation"]),
+    ("Tuincentrum Groen", "nl", "Webshop koppelen aan voorraad", ["HBO"], ["webshop"], ["data"]),
+    ("Accountantskantoor Smit", "en", "AI for bookkeeping", ["HBO", "WO"], ["ai"], ["data"]),
+    ("Metaalbewerking Kampen", "nl", "Digitale roadmap", ["WO"], ["digital-roadmap"], ["data"]),
+    ("Hotel De Vecht", "nl", "Website vernieuwen", ["MBO", "HBO"], ["website"], ["ux", "online-marketing"]),
+    ("Drukkerij Staphorst", "nl", "Beveiliging klantportaal", ["HBO", "WO"], ["cyber-security"], ["ai"]),
+    ("Boerderijwinkel Dalfsen", "nl", "Social media campagne", ["MBO"], ["online-marketing"], []),
+    ("Zorgcentrum Hardenberg", "en", "Data quality scan", ["WO"], ["data", "ai"], []),
+]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, body: Any) -> None:
+        super().__init__(f"HTTP {status}: {body}")
+        self.status, self.body = status, body
+
+
+@dataclass
+class Api:
+    base: str
+    key: str
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.base + path, data=data, method=method, headers={
+            "Authorization": f"Bearer {self.key}", "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - local URL
+                return json.load(resp)
+        except urllib.error.HTTPError as exc:
+            raise ApiError(exc.code, json.load(exc)) from None
+
+    def get(self, path: str) -> Any:
+        return self.call("GET", path)
+
+    def post(self, path: str, body: Any) -> Any:
+        return self.call("POST", path, body)
+
+    def put(self, path: str, body: Any) -> Any:
+        return self.call("PUT", path, body)
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 120.0, interval: float = 0.3) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = check()
+        except ApiError as exc:
+            if exc.status not in (401, 404):
+                raise
+            result = None
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(interval)
+
+
+@dataclass
+class DemoResult:
+    keys: dict[str, str]
+    batch: dict[str, Any]
+    run: dict[str, Any]
+    notices: list[dict[str, Any]]
+    team_codes: dict[str, str]
+    mails: int
+    seconds: float
+
+
+def load_and_run(stack: LocalStack, say: Callable[[str], None] = print) -> DemoResult:
+    started = time.monotonic()
+    keys: dict[str, str] = {}
+    orgs: dict[str, str] = {}
+    say("creating demo organisations and their API keys")
+    out = stack.admin("create-organisation", "--name", "Werkplaats Regio IJssel", "--role", "coordinator")
+    keys["Werkplaats Regio IJssel (coordinator)"], orgs["coordinator"] = out["api_key"], out["organisation_id"]
+    coord_key = out["api_key"]
+    inst_keys = []
+    for name, level, _ in INSTITUTIONS:
+        out = stack.admin("create-organisation", "--name", name, "--role", "institution", "--level", level)
+        keys[f"{name} (institution)"] = out["api_key"]
+        inst_keys.append(out["api_key"])
+    firm_keys = []
+    for firm in FIRMS:
+        out = stack.admin("create-organisation", "--name", firm[0], "--role", "entrepreneur")
+        keys[f"{firm[0]} (entrepreneur)"] = out["api_key"]
+        firm_keys.append(out["api_key"])
+
+    intake = Api(stack.url("intake"), coord_key)
+    matching = Api(stack.url("matching"), coord_key)
+    scheduling = Api(stack.url("scheduling"), coord_key)
+    say("waiting until matching and scheduling know the new keys (apikey.issued events)")
+    wait_for("keys in matching", lambda: matching.get("/runs") is not None)
+    wait_for("keys in scheduling", lambda: Api(stack.url("scheduling"), firm_keys[-1]).get("/notices") is not None)
+
+    workspace = intake.post("/workspaces", {"name": "Werkplaats Regio IJssel", "municipalities": MUNICIPALITIES,
+                                            "periods": PERIODS})
+    say(f"workspace {workspace['id']} with {len(MUNICIPALITIES)} municipalities")
+    n_teams = 0
+    for (name, level, team_skills), key in zip(INSTITUTIONS, inst_keys, strict=True):
+        api = Api(stack.url("intake"), key)
+        for i, skills in enumerate(team_skills, start=1):
+            api.post("/teams", {"workspace_id": workspace["id"], "code": f"{level}-{i:02d}", "level": level,
+                                "size": 4, "skills": skills, "period": PERIOD})
+            n_teams += 1
+    say(f"{n_teams} teams registered by {len(INSTITUTIONS)} institutions")
+    assignment_ids = []
+    for i, ((_, lang, title, levels, required, nice), key) in enumerate(zip(FIRMS, firm_keys, strict=True), 1):
+        Api(stack.url("scheduling"), key).put("/contact", {"email": f"demo-firm-{i:02d}@example.org",
+                                                           "language": lang})
+        a = Api(stack.url("intake"), key).post("/assignments", {
+            "workspace_id": workspace["id"], "title": title, "period": PERIOD, "accepted_levels": levels,
+            "required_skills": required, "nice_to_have_skills": nice, "min_teams": 1, "max_teams": 1})
+        assignment_ids.append(a["id"])
+    say(f"{len(assignment_ids)} assignments submitted by {len(FIRMS)} firms")
+
+    batch = intake.post("/batches", {"workspace_id": workspace["id"], "period": PERIOD,
+                                     "assignment_ids": assignment_ids})
+    say(f"batch {batch['id']} submitted; waiting for matching and scheduling")
+    batch = wait_for("batch matched", lambda: (b := intake.get(f"/batches/{batch['id']}"))["status"] == "matched"
+                     and b)
+    run = matching.get(f"/runs/{batch['run_id']}")
+    firms_matched = {m["assignment_id"] for m in batch["matches"]}
+    expected = len({a["firm_id"] for a in batch["assignments"] if a["id"] in firms_matched})
+    notices = wait_for("notices sent", lambda: (
+        n if len(n := scheduling.get("/notices?page_size=100")) == expected and all(x["status"] == "sent" for x in n) else None))
+    mails = wait_for("mails in the SMTP sink", lambda: len(m) if len(m := read_mails(stack.maildir)) >= expected
+                     else None)
+    team_codes = {t["id"]: t["code"] for t in intake.get("/teams?page_size=100")}
+    return DemoResult(keys, batch, run, notices, team_codes, mails, time.monotonic() - started)
+
+
+def report(result: DemoResult, stack: LocalStack, say: Callable[[str], None] = print) -> None:
+    titles = {a["id"]: a["title"] for a in result.batch["assignments"]}
+    say("")
+    say(f"Run {result.run['id']}: {result.run['solver_status']} with {result.run['solver_version']}, "
+        f"objective {result.run['objective']}")
+    say(f"Matches ({len(result.batch['matches'])} of {len(result.batch['assignments'])} assignments):")
+    for m in result.batch["matches"]:
+        say(f"  {titles[m['assignment_id']]:<35} <- team {result.team_codes.get(m['team_id'], m['team_id'])}  fit {m['score']}")
+    unmatched = [a["title"] for a in result.batch["assignments"] if a["status"] == "unmatched"]
+    if unmatched:
+        say(f"Unmatched: {', '.join(unmatched)}")
+    say(f"Notices sent: {sum(n['status'] == 'sent' for n in result.notices)} "
+        f"({', '.join(sorted({n['language'] for n in result.notices}))}); "
+        f"mails in {stack.maildir}: {result.mails}")
+    say(f"Demo batch took {result.seconds:.1f} s end to end.")

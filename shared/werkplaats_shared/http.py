@@ -1,0 +1,99 @@
+"""Flask + flask-smorest plumbing: app factory pieces, JSON errors, health and readiness."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+from flask import Flask, jsonify
+from flask.typing import ResponseReturnValue
+from flask_smorest import Api
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def _field_errors(messages: Any, path: str = "") -> list[dict[str, str]]:
+    out: list[dict[str, str]] = []
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            out += _field_errors(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(messages, list) and messages and all(isinstance(m, str) for m in messages):
+        out += [{"field": path or "_body", "reason": m} for m in messages]
+    elif isinstance(messages, list):
+        for m in messages:
+            out += _field_errors(m, path)
+    else:
+        out.append({"field": path or "_body", "reason": str(messages)})
+    return out
+
+
+def error_body(status: int, name: str, errors: list[dict[str, str]], message: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"status": status, "error": name, "errors": errors}
+    if message:
+        body["message"] = message
+    return body
+
+
+class WerkplaatsApi(Api):  # type: ignore[misc]
+    """Every error as JSON: ``{"status", "error", "message", "errors": [{"field", "reason"}]}``."""
+
+    def handle_http_exception(self, error: HTTPException) -> ResponseReturnValue:
+        status = error.code or 500
+        data = getattr(error, "data", {}) or {}
+        errors: list[dict[str, str]] = []
+        if "messages" in data:
+            for location, messages in data["messages"].items():
+                for item in _field_errors(messages):
+                    field = item["field"] if location == "json" else f"{location}.{item['field']}"
+                    errors.append({"field": field, "reason": item["reason"]})
+        errors += data.get("errors", [])
+        message = data.get("message") or (error.description if status < 500 else "internal error")
+        response = jsonify(error_body(status, error.name, errors, message))
+        response.status_code = status
+        for name, value in data.get("headers", {}).items():
+            response.headers[name] = value
+        if status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="werkplaats"'
+        return response
+
+
+def create_app(title: str, version: str = "1") -> tuple[Flask, WerkplaatsApi]:
+    app = Flask(title)
+    app.config.update(
+        API_TITLE=title,
+        API_VERSION=version,
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        JSON_SORT_KEYS=False,
+    )
+    api = WerkplaatsApi(app, spec_kwargs={"components": {"securitySchemes": {
+        "apiKey": {"type": "http", "scheme": "bearer", "description": "wpk_<id>_<secret>"}}},
+        "security": [{"apiKey": []}]})
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> ResponseReturnValue:
+        if isinstance(exc, HTTPException):
+            return api.handle_http_exception(exc)
+        log.exception("unhandled error")
+        return api.handle_http_exception(InternalServerError())
+
+    return app, api
+
+
+def add_health(app: Flask, checks: dict[str, Callable[[], bool]]) -> None:
+    @app.get("/health")
+    def health() -> ResponseReturnValue:
+        return jsonify(status="ok")
+
+    @app.get("/ready")
+    def ready() -> ResponseReturnValue:
+        results = {name: check() for name, check in checks.items()}
+        ok = all(results.values())
+        return jsonify(status="ready" if ok else "not ready",
+                       checks={k: "ok" if v else "unreachable" for k, v in results.items()}), (
+            200 if ok else 503)

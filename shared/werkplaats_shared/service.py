@@ -1,0 +1,143 @@
+"""What every service's composition root assembles: database, broker, outbox relay, consumer."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Callable
+
+import sqlalchemy as sa
+from flask import Flask
+from kombu import Connection
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from . import broker
+from .config import Settings
+from .consumer import Handler, MessageConsumer
+from .contracts import Envelope
+from .db import database_reachable, make_engine, make_session_factory, upgrade_database, utcnow
+from .http import add_health
+from .logs import configure_logging
+from .outbox import OutboxRelay, add_to_outbox
+from .publisher import Publisher
+from .runner import Loop, serve
+from .topology import Topology
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Infrastructure:
+    settings: Settings
+    engine: Engine
+    session_factory: sessionmaker[Session]
+    outbox: sa.Table
+    inbox: sa.Table
+    api_keys: sa.Table
+    topology: Topology = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.topology = broker.topology_for(self.settings)
+
+    def connection(self) -> Connection:
+        return broker.connect(self.settings)
+
+    def emit(self, session: Session, envelope: Envelope) -> None:
+        add_to_outbox(session, self.outbox, envelope)
+
+    def relay(self, connection: Connection) -> OutboxRelay:
+        return OutboxRelay(self.engine, self.outbox,
+                           Publisher(connection, self.topology, self.settings.service))
+
+
+def start_infrastructure(settings: Settings, tables: tuple[sa.Table, sa.Table, sa.Table],
+                         script_location: str) -> Infrastructure:
+    configure_logging(settings.service, settings.log_level)
+    upgrade_database(settings.database_url, script_location)
+    engine = make_engine(settings.database_url)
+    outbox, inbox, api_keys = tables
+    return Infrastructure(settings, engine, make_session_factory(engine), outbox, inbox, api_keys)
+
+
+def declare_topology_when_possible(settings: Settings, stop: threading.Event) -> None:
+    delay = 0.5
+    while not stop.is_set():
+        try:
+            broker.declare_topology(settings)
+            return
+        except Exception:  # noqa: BLE001 - broker not up yet: wait, then try again
+            log.warning("broker not reachable; topology not declared yet")
+            stop.wait(delay)
+            delay = min(delay * 2, 10.0)
+
+
+def relay_loop(infra: Infrastructure) -> Loop:
+    def run(stop: threading.Event) -> None:
+        declare_topology_when_possible(infra.settings, stop)
+        with infra.connection() as conn:
+            infra.relay(conn).run(stop, infra.settings.poll_interval)
+
+    return Loop("outbox-relay", run)
+
+
+def consumer_loop(infra: Infrastructure, handlers: dict[str, Handler]) -> Loop:
+    holder: dict[str, MessageConsumer] = {}
+
+    def run(stop: threading.Event) -> None:
+        declare_topology_when_possible(infra.settings, stop)
+        with infra.connection() as conn:
+            consumer = MessageConsumer(
+                connection=conn, topology=infra.topology, service=infra.settings.service,
+                session_factory=infra.session_factory, inbox=infra.inbox, handlers=handlers,
+                max_deliveries=infra.settings.max_deliveries,
+            )
+            holder["c"] = consumer
+            if stop.is_set():
+                return
+            consumer.run()
+
+    def stop_consumer() -> None:
+        if "c" in holder:
+            holder["c"].should_stop = True
+
+    return Loop("consumer", run, stop_consumer)
+
+
+def apikey_replica_handlers(api_keys: sa.Table) -> dict[str, Handler]:
+    """Services other than intake keep a replica of the key hashes intake issues."""
+
+    def issued(session: Session, envelope: Envelope) -> None:
+        p = envelope.payload
+        exists = session.execute(sa.select(api_keys.c.key_id).where(api_keys.c.key_id == p["key_id"])).first()
+        if exists is None:
+            session.execute(api_keys.insert().values(
+                key_id=p["key_id"], organisation_id=p["organisation_id"], role=p["role"],
+                secret_hash=p["secret_hash"], created_at=utcnow(),
+            ))
+
+    def revoked(session: Session, envelope: Envelope) -> None:
+        session.execute(api_keys.update().where(api_keys.c.key_id == envelope.payload["key_id"])
+                        .values(revoked_at=utcnow()))
+
+    return {"apikey.issued": issued, "apikey.revoked": revoked}
+
+
+def health_checks(infra: Infrastructure) -> dict[str, Callable[[], bool]]:
+    return {"database": lambda: database_reachable(infra.engine),
+            "broker": lambda: broker.broker_reachable(infra.settings)}
+
+
+def run(infra: Infrastructure, app_factory: Callable[[], Flask], worker_loops: list[Loop]) -> None:
+    """Serve the API and/or the worker loops, as WERKPLAATS_PROCESS says."""
+    settings = infra.settings
+    if settings.process == "worker":
+        app = Flask(f"{settings.service}-worker")
+        add_health(app, health_checks(infra))
+        loops = worker_loops
+    elif settings.process == "api":
+        app, loops = app_factory(), []
+    else:
+        app, loops = app_factory(), worker_loops
+    serve(app, settings.http_host, settings.http_port, loops)
