@@ -31,9 +31,7 @@ def connect(settings: Settings) -> Connection:
 
 
 def topology_for(settings: Settings) -> Topology:
-    return Topology(
-        settings.namespace, quorum=is_amqp(settings.broker_url), delivery_limit=settings.max_deliveries
-    )
+    return Topology(settings.namespace, quorum=is_amqp(settings.broker_url))
 
 
 def declare_topology(settings: Settings) -> None:

@@ -21,6 +21,9 @@ from .contracts import CONTRACTS
 SERVICES = ("intake", "matching", "scheduling")
 DEAD_LETTER_EXCHANGE = "werkplaats.dead-letter"
 RETRY_EXCHANGE = "werkplaats.retry"
+# Broker-side cap on redeliveries of one message (consumer crashes included); part of the queue's
+# declaration, so it is a constant: changing it needs new queues.
+DELIVERY_LIMIT = 10
 
 
 @dataclass(frozen=True)
@@ -48,10 +51,9 @@ QUEUE_SPECS = _queue_specs()
 class Topology:
     """Names and kombu entities for one namespace (empty in production, unique per test run)."""
 
-    def __init__(self, namespace: str = "", *, quorum: bool = False, delivery_limit: int = 5) -> None:
+    def __init__(self, namespace: str = "", *, quorum: bool = False) -> None:
         self.namespace = namespace
         self.quorum = quorum
-        self.delivery_limit = delivery_limit
         self.dead_letter = Exchange(self._n(DEAD_LETTER_EXCHANGE), type="direct", durable=True)
         self.retry = Exchange(self._n(RETRY_EXCHANGE), type="direct", durable=True)
 
@@ -87,7 +89,7 @@ class Topology:
         if self.quorum:
             arguments = {
                 "x-queue-type": "quorum",
-                "x-delivery-limit": self.delivery_limit,
+                "x-delivery-limit": DELIVERY_LIMIT,
                 "x-dead-letter-exchange": self.dead_letter.name,
                 "x-dead-letter-routing-key": name,
             }
