@@ -31,7 +31,7 @@ ENV_VARS: dict[str, str] = {
     "WERKPLAATS_POLL_INTERVAL": "seconds between outbox/job polls; default 0.5",
     "WERKPLAATS_LOG_LEVEL": "log level; default INFO",
     "WERKPLAATS_PROCESS": "which loops a process runs: all (default), api or worker",
-    "WERKPLAATS_FAULT": "test-only fault injection, e.g. kill-after-commit:<consumer>:<marker-file>; "
+    "WERKPLAATS_FAULT": "test-only fault injection, e.g. kill-after-commit:<consumer>:<message-type>:<marker-file>; "
     "unset in production",
 }
 

@@ -119,7 +119,7 @@ class MessageConsumer(ConsumerMixin):  # type: ignore[misc]
             log.exception("handler failed", extra={"message_id": envelope.message_id, "queue": queue_name})
             self.retry_or_dead_letter(queue_name, message, type(exc).__name__)
             return
-        maybe_kill_after_commit(queue_name.removeprefix(self.topology.namespace))
+        maybe_kill_after_commit(queue_name.removeprefix(self.topology.namespace), envelope.type)
         message.ack()
         log.info(
             "message applied" if applied else "duplicate message ignored",

@@ -118,7 +118,7 @@ def test_consumer_killed_after_commit_before_ack_applies_redelivery_once(
     marker = tmp_path / "killed"
     env = {**os.environ, "WERKPLAATS_BROKER_URL": broker_url, "WERKPLAATS_NAMESPACE": namespace,
            "WERKPLAATS_DATABASE_URL": db_url, "WERKPLAATS_VISIBILITY_TIMEOUT": "2",
-           "WERKPLAATS_FAULT": f"kill-after-commit:matching.from-intake:{marker}"}
+           "WERKPLAATS_FAULT": f"kill-after-commit:matching.from-intake:batch.submitted:{marker}"}
     cmd = [sys.executable, str(HERE / "consumer_process.py")]
     try:
         first = subprocess.Popen(cmd, env=env)

@@ -99,14 +99,23 @@ class DemoResult:
     seconds: float
 
 
-def load_and_run(stack: LocalStack, say: Callable[[str], None] = print) -> DemoResult:
-    started = time.monotonic()
+@dataclass
+class DemoData:
+    keys: dict[str, str]
+    coordinator_key: str
+    institution_keys: list[str]
+    firm_keys: list[str]
+    workspace_id: str
+    assignment_ids: list[str]
+
+
+def setup_demo_data(stack: LocalStack, say: Callable[[str], None] = print) -> DemoData:
+    """Organisations and keys (intake's admin command), then workspace, teams, contacts and
+    assignments through the real HTTP APIs."""
     keys: dict[str, str] = {}
-    orgs: dict[str, str] = {}
     say("creating demo organisations and their API keys")
     out = stack.admin("create-organisation", "--name", "Werkplaats Regio IJssel", "--role", "coordinator")
-    keys["Werkplaats Regio IJssel (coordinator)"], orgs["coordinator"] = out["api_key"], out["organisation_id"]
-    coord_key = out["api_key"]
+    keys["Werkplaats Regio IJssel (coordinator)"] = coord_key = out["api_key"]
     inst_keys = []
     for name, level, _ in INSTITUTIONS:
         out = stack.admin("create-organisation", "--name", name, "--role", "institution", "--level", level)
@@ -119,11 +128,10 @@ def load_and_run(stack: LocalStack, say: Callable[[str], None] = print) -> DemoR
         firm_keys.append(out["api_key"])
 
     intake = Api(stack.url("intake"), coord_key)
-    matching = Api(stack.url("matching"), coord_key)
-    scheduling = Api(stack.url("scheduling"), coord_key)
     say("waiting until matching and scheduling know the new keys (apikey.issued events)")
-    wait_for("keys in matching", lambda: matching.get("/runs") is not None)
-    wait_for("keys in scheduling", lambda: Api(stack.url("scheduling"), firm_keys[-1]).get("/notices") is not None)
+    wait_for("keys in matching", lambda: Api(stack.url("matching"), coord_key).get("/runs") is not None)
+    for key in firm_keys:
+        wait_for("keys in scheduling", lambda k=key: Api(stack.url("scheduling"), k).get("/notices") is not None)
 
     workspace = intake.post("/workspaces", {"name": "Werkplaats Regio IJssel", "municipalities": MUNICIPALITIES,
                                             "periods": PERIODS})
@@ -145,21 +153,41 @@ def load_and_run(stack: LocalStack, say: Callable[[str], None] = print) -> DemoR
             "required_skills": required, "nice_to_have_skills": nice, "min_teams": 1, "max_teams": 1})
         assignment_ids.append(a["id"])
     say(f"{len(assignment_ids)} assignments submitted by {len(FIRMS)} firms")
+    return DemoData(keys, coord_key, inst_keys, firm_keys, workspace["id"], assignment_ids)
 
-    batch = intake.post("/batches", {"workspace_id": workspace["id"], "period": PERIOD,
-                                     "assignment_ids": assignment_ids})
-    say(f"batch {batch['id']} submitted; waiting for matching and scheduling")
-    batch = wait_for("batch matched", lambda: (b := intake.get(f"/batches/{batch['id']}"))["status"] == "matched"
-                     and b)
+
+def submit_batch(stack: LocalStack, data: DemoData) -> dict[str, Any]:
+    batch: dict[str, Any] = Api(stack.url("intake"), data.coordinator_key).post(
+        "/batches", {"workspace_id": data.workspace_id, "period": PERIOD, "assignment_ids": data.assignment_ids})
+    return batch
+
+
+def wait_for_results(stack: LocalStack, data: DemoData, batch_id: str, timeout: float = 120.0) -> DemoResult:
+    intake = Api(stack.url("intake"), data.coordinator_key)
+    matching = Api(stack.url("matching"), data.coordinator_key)
+    scheduling = Api(stack.url("scheduling"), data.coordinator_key)
+    batch = wait_for("batch matched", lambda: (b := intake.get(f"/batches/{batch_id}"))["status"] == "matched"
+                     and b, timeout=timeout)
     run = matching.get(f"/runs/{batch['run_id']}")
-    firms_matched = {m["assignment_id"] for m in batch["matches"]}
-    expected = len({a["firm_id"] for a in batch["assignments"] if a["id"] in firms_matched})
+    matched = {m["assignment_id"] for m in batch["matches"]}
+    expected = len({a["firm_id"] for a in batch["assignments"] if a["id"] in matched})
     notices = wait_for("notices sent", lambda: (
-        n if len(n := scheduling.get("/notices?page_size=100")) == expected and all(x["status"] == "sent" for x in n) else None))
+        n if len(n := scheduling.get("/notices?page_size=100")) == expected
+        and all(x["status"] == "sent" for x in n) else None), timeout=timeout)
     mails = wait_for("mails in the SMTP sink", lambda: len(m) if len(m := read_mails(stack.maildir)) >= expected
-                     else None)
+                     else None, timeout=timeout)
     team_codes = {t["id"]: t["code"] for t in intake.get("/teams?page_size=100")}
-    return DemoResult(keys, batch, run, notices, team_codes, mails, time.monotonic() - started)
+    return DemoResult(data.keys, batch, run, notices, team_codes, mails, 0.0)
+
+
+def load_and_run(stack: LocalStack, say: Callable[[str], None] = print) -> DemoResult:
+    started = time.monotonic()
+    data = setup_demo_data(stack, say)
+    batch = submit_batch(stack, data)
+    say(f"batch {batch['id']} submitted; waiting for matching and scheduling")
+    result = wait_for_results(stack, data, batch["id"])
+    result.seconds = time.monotonic() - started
+    return result
 
 
 def report(result: DemoResult, stack: LocalStack, say: Callable[[str], None] = print) -> None:

@@ -36,7 +36,7 @@ class SmtpMailer:
         msg["Subject"] = subject
         msg["Date"] = formatdate(localtime=False)
         msg["Message-ID"] = f"<{message_id}@werkplaats>"
-        msg["Content-Language"] = language
         msg.set_content(body)
+        msg["Content-Language"] = language  # after set_content, which resets Content-* headers
         with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
             smtp.send_message(msg)
