@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any, Callable
 
-from flask import Flask, jsonify
+import flask_smorest
+from flask import Flask, Request, jsonify
 from flask.typing import ResponseReturnValue
 from flask_smorest import Api
+from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 log = logging.getLogger(__name__)
@@ -37,6 +40,23 @@ def error_body(status: int, name: str, errors: list[dict[str, str]], message: st
     return body
 
 
+class JsonBodyParser(FlaskParser):
+    """JSON the decoder refuses beyond syntax errors (nested past the recursion limit, integers past
+    Python's digit limit) is an invalid body (400), not a 500."""
+
+    def _raw_load_json(self, req: Request) -> Any:
+        try:
+            return super()._raw_load_json(req)
+        except json.JSONDecodeError:
+            raise
+        except (RecursionError, ValueError):
+            raise json.JSONDecodeError("JSON body the decoder refuses", "?", 0) from None
+
+
+class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]
+    ARGUMENTS_PARSER = JsonBodyParser()
+
+
 class WerkplaatsApi(Api):  # type: ignore[misc]
     """Every error as JSON: ``{"status", "error", "message", "errors": [{"field", "reason"}]}``."""
 
@@ -53,7 +73,7 @@ class WerkplaatsApi(Api):  # type: ignore[misc]
         message = data.get("message") or (error.description if status < 500 else "internal error")
         response = jsonify(error_body(status, error.name, errors, message))
         response.status_code = status
-        for name, value in data.get("headers", {}).items():
+        for name, value in (data.get("headers") or {}).items():  # webargs passes headers=None
             response.headers[name] = value
         if status == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="werkplaats"'
