@@ -27,7 +27,9 @@ class Solution:
 
 def make_solver(name: str, time_limit: float) -> pulp.LpSolver:
     if name == "cbc":
-        return pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit)
+        import cbcbox
+
+        return pulp.COIN_CMD(path=cbcbox.cbc_bin_path(), msg=False, timeLimit=time_limit)
     return pulp.HiGHS(msg=False, timeLimit=time_limit)
 
 
@@ -37,14 +39,17 @@ def solver_version(name: str) -> str:
 
         h = highspy.Highs()
         return f"HiGHS {h.version()}"
-    return "CBC (bundled with PuLP)"
+    import importlib.metadata
+
+    return f"CBC (cbcbox {importlib.metadata.version('cbcbox')})"
 
 
-def _variables(pairs: dict[Pair, float], problem: Problem) -> tuple[dict[Pair, pulp.LpVariable],
-                                                                    dict[str, pulp.LpVariable]]:
-    x = {p: pulp.LpVariable(f"x_{i}", cat=pulp.LpBinary) for i, p in enumerate(sorted(
-        pairs, key=lambda p: (p.assignment_id, p.team_id)))}
-    served = {a.assignment_id: pulp.LpVariable(f"open_{i}", cat=pulp.LpBinary)
+def _variables(model: pulp.LpProblem, pairs: dict[Pair, float], problem: Problem
+               ) -> tuple[dict[Pair, pulp.LpVariable], dict[str, pulp.LpVariable]]:
+    """x[pair]: the team works on the assignment; open[assignment]: the assignment is staffed."""
+    ordered = sorted(pairs, key=lambda p: (p.assignment_id, p.team_id))
+    x = {p: model.add_variable(f"x_{i}", 0, 1, cat=pulp.LpBinary) for i, p in enumerate(ordered)}
+    served = {a.assignment_id: model.add_variable(f"open_{i}", 0, 1, cat=pulp.LpBinary)
               for i, a in enumerate(problem.assignments)}
     return x, served
 
@@ -78,12 +83,15 @@ def solve(problem: Problem, solver_name: str = "highs", time_limit: float = 60.0
     started = time.perf_counter()
     pairs = eligible_pairs(problem)
     model = pulp.LpProblem("matching", pulp.LpMaximize)
-    x, served = _variables(pairs, problem)
-    model.setObjective(total_fit(pairs, x))
-    for i, (name, constraint) in enumerate([*_team_at_most_one(x),
-                                            *_assignment_team_range(problem, x, served)]):
-        model.addConstraint(constraint, f"c{i}_{hashlib.sha1(name.encode()).hexdigest()[:8]}")  # noqa: S324
-    model_hash = hashlib.sha256(_model_text(model).encode()).hexdigest()
+    x, served = _variables(model, pairs, problem)
+    objective = total_fit(pairs, x)
+    model.setObjective(objective)
+    digest = hashlib.sha256(str(objective).encode())
+    for i, (_label, constraint) in enumerate([*_team_at_most_one(x),
+                                              *_assignment_team_range(problem, x, served)]):
+        model.addConstraint(constraint, f"c{i}")
+        digest.update(f"\nc{i}:{constraint}".encode())
+    model_hash = digest.hexdigest()
     built = time.perf_counter()
     model.solve(make_solver(solver_name, time_limit))
     solved = time.perf_counter()
@@ -94,9 +102,3 @@ def solve(problem: Problem, solver_name: str = "highs", time_limit: float = 60.0
         solver=solver_name, solver_version=solver_version(solver_name), model_hash=model_hash,
         build_seconds=built - started, solve_seconds=solved - built,
     )
-
-
-def _model_text(model: pulp.LpProblem) -> str:
-    parts = [str(model.objective)]
-    parts += [f"{name}:{c}" for name, c in model.constraints.items()]
-    return "\n".join(parts)

@@ -1,0 +1,63 @@
+"""Message contracts: validated on the way out and on the way in; unknown fields rejected."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from marshmallow import ValidationError
+from werkplaats_shared.contracts import CONTRACTS, make_envelope, parse_envelope
+
+BATCH = {"batch_id": "b", "workspace_id": "w", "coordinator_id": "c", "period": "P", "policy": "max_fit",
+         "assignments": [{"assignment_id": "a", "firm_id": "f", "accepted_levels": ["HBO"],
+                          "required_skills": ["data"], "nice_to_have_skills": [], "min_teams": 1,
+                          "max_teams": 2}],
+         "teams": [{"team_id": "t", "institution_id": "i", "level": "HBO", "skills": ["data"]}]}
+
+
+def test_round_trip_keeps_id_type_version_and_payload() -> None:
+    env = make_envelope("batch.submitted", 1, BATCH)
+    back = parse_envelope(json.loads(env.to_json()))
+    assert (back.message_id, back.type, back.version, back.producer) == (env.message_id, "batch.submitted", 1,
+                                                                         "intake")
+    assert back.payload == BATCH
+
+
+@pytest.mark.parametrize("mutate, field", [
+    (lambda d: d.update(extra=1), "extra"),
+    (lambda d: d["payload"].update(title="Webshop"), "title"),
+    (lambda d: d["payload"]["teams"][0].update(student_name="Jan"), "student_name"),
+    (lambda d: d["payload"]["assignments"][0].update(accepted_levels=["PhD"]), "accepted_levels"),
+    (lambda d: d["payload"].pop("teams"), "teams"),
+    (lambda d: d.update(version=2), "type"),
+    (lambda d: d.update(type="batch.exploded"), "type"),
+])
+def test_invalid_messages_are_rejected_naming_the_field(mutate, field) -> None:  # type: ignore[no-untyped-def]
+    raw = make_envelope("batch.submitted", 1, BATCH).to_dict()
+    mutate(raw)
+    with pytest.raises(ValidationError) as info:
+        parse_envelope(raw)
+    assert field in json.dumps(info.value.messages)
+
+
+def test_outgoing_payload_is_validated_too() -> None:
+    with pytest.raises(ValidationError):
+        make_envelope("batch.submitted", 1, {**BATCH, "contact_email": "someone@example.org"})
+
+
+def test_no_contract_field_can_carry_personal_data() -> None:
+    personal = ("name", "email", "phone", "address", "title", "description")
+    for contract in CONTRACTS:
+        for field_name in _field_names(contract.schema()):
+            assert not any(word in field_name for word in personal), (contract.type, field_name)
+
+
+def _field_names(schema) -> list[str]:  # type: ignore[no-untyped-def]
+    names = []
+    for name, field in schema.fields.items():
+        names.append(name)
+        inner = getattr(field, "inner", None)
+        nested = getattr(inner, "schema", None) or getattr(field, "schema", None)
+        if nested is not None:
+            names += _field_names(nested)
+    return names
