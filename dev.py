@@ -26,7 +26,7 @@ def venv_python() -> str:
 
 
 def ensure_environment() -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this file may be run by any python3
         sys.exit("Werkplaats needs Python 3.11 or newer")
     digest = hashlib.sha256()
     for name in INPUTS:
@@ -60,7 +60,7 @@ def main() -> None:
     os.chdir(ROOT)
     if os.name == "nt":
         sys.exit(subprocess.call(args))
-    os.execv(args[0], args)
+    os.execv(args[0], args)  # noqa: S606 - replace this process with the venv's Python
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ def rabbitmq_url() -> str:
     url = os.environ.get("WERKPLAATS_TEST_RABBITMQ_URL")
     if not url:
         _missing("RabbitMQ", "WERKPLAATS_TEST_RABBITMQ_URL")
-    from kombu import Connection
+    from kombu.connection import Connection
 
     try:
         with Connection(url, connect_timeout=5) as conn:

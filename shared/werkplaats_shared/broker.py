@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kombu import Connection
+from kombu.connection import Connection
 
 from .config import Settings
 from .topology import Topology

@@ -59,7 +59,7 @@ class Settings:
     process: str = "all"
 
     @classmethod
-    def from_env(cls, service: str, env: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, service: str, env: Mapping[str, str] | None = None) -> Settings:
         e = os.environ if env is None else env
         data_dir = e.get("WERKPLAATS_DATA_DIR", os.path.abspath(".werkplaats"))
         database_url = e.get("WERKPLAATS_DATABASE_URL") or (

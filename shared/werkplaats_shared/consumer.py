@@ -16,7 +16,8 @@ import time
 from typing import Any, Callable
 
 import sqlalchemy as sa
-from kombu import Connection, Producer
+from kombu.connection import Connection
+from kombu.messaging import Producer
 from kombu.message import Message
 from kombu.mixins import ConsumerMixin
 from marshmallow import ValidationError
@@ -115,7 +116,7 @@ class MessageConsumer(ConsumerMixin):  # type: ignore[misc]
         except (PermanentError, ValidationError) as exc:
             self.dead_letter(queue_name, message, f"rejected: {exc}")
             return
-        except Exception as exc:  # noqa: BLE001 - transient until proven otherwise; bounded below
+        except Exception as exc:
             log.exception("handler failed", extra={"message_id": envelope.message_id, "queue": queue_name})
             self.retry_or_dead_letter(queue_name, message, type(exc).__name__)
             return

@@ -6,10 +6,11 @@ addresses, phone numbers). Schemas reject unknown fields at every level.
 
 from __future__ import annotations
 
+import builtins
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
@@ -100,7 +101,7 @@ class Contract:
     version: int
     producer: str
     consumers: tuple[str, ...]
-    schema: type[Schema]
+    schema: builtins.type[Schema]
     description: str
 
 
@@ -142,7 +143,7 @@ class Envelope:
     producer: str
     payload: dict[str, Any]
     message_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    occurred_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+    occurred_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
 
     def to_dict(self) -> dict[str, Any]:
         return {

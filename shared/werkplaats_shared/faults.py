@@ -1,8 +1,8 @@
 """Test-only fault injection, driven by WERKPLAATS_FAULT; inert when the variable is unset.
 
-Format: ``kill-after-commit:<consumer>:<message-type>:<marker-file>``. The first time the named
-consumer has committed the effect of a message of that type, the process kills itself with SIGKILL before acknowledging, and
-creates the marker file so that the restarted process does not do it again.
+Format: ``kill-after-commit:<consumer>:<message-type>:<marker-file>``. The first time the
+named consumer has committed the effect of a message of that type, the process kills itself
+with SIGKILL before acknowledging, and creates the marker file so that the restarted process does not do it again.
 """
 
 from __future__ import annotations

@@ -83,7 +83,7 @@ class OutboxRelay:
             try:
                 sent = self.relay_once()
                 backoff = interval
-            except Exception:  # noqa: BLE001 - database or broker down: wait and try again
+            except Exception:
                 log.exception("outbox relay cycle failed")
                 sent = 0
                 backoff = min(backoff * 2, 10.0)

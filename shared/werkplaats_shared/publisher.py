@@ -7,7 +7,8 @@ import logging
 import threading
 from typing import Any
 
-from kombu import Connection, Producer
+from kombu.connection import Connection
+from kombu.messaging import Producer
 
 from .topology import Topology
 

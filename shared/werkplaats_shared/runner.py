@@ -29,7 +29,7 @@ def _guarded(loop: Loop, stop: threading.Event) -> None:
         try:
             loop.run(stop)
             return
-        except Exception:  # noqa: BLE001 - keep the process alive; restart the loop with backoff
+        except Exception:
             log.exception("loop crashed, restarting", extra={"loop": loop.name})
             stop.wait(delay)
             delay = min(delay * 2, 10.0)

@@ -9,7 +9,7 @@ from typing import Callable
 
 import sqlalchemy as sa
 from flask import Flask
-from kombu import Connection
+from kombu.connection import Connection
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 

@@ -13,8 +13,9 @@ their native dead-letter target, so even a consumer that dies on every delivery 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from kombu import Exchange, Queue, binding
+from kombu.entity import Exchange, Queue, binding
 
 from .contracts import CONTRACTS
 
@@ -97,6 +98,6 @@ class Topology:
         bindings.append(binding(self.retry, routing_key=name))
         return Queue(name, bindings=bindings, durable=True, queue_arguments=arguments or None)
 
-    def declare_all(self, channel: object) -> None:
+    def declare_all(self, channel: Any) -> None:
         for entity in self.all_entities():
             entity(channel).declare()

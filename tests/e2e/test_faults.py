@@ -83,7 +83,7 @@ def _status(url: str) -> int:
     import urllib.request
 
     try:
-        with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 - local URL
+        with urllib.request.urlopen(url, timeout=10) as resp:
             return int(resp.status)
     except urllib.error.HTTPError as exc:
         return int(exc.code)

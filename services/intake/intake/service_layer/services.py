@@ -60,7 +60,7 @@ def issue_key(session: Session, emit: Emit, organisation_id: str) -> str:
         "key_id": key.key_id, "organisation_id": org.id, "role": org.role,
         "secret_hash": key.secret_hash, "issued_at": now.isoformat(),
     }))
-    return key.plaintext
+    return str(key.plaintext)
 
 
 def revoke_key(session: Session, emit: Emit, key_id: str) -> None:
@@ -148,7 +148,7 @@ def submit_assignment(session: Session, principal: Principal, data: dict[str, An
     return assignment
 
 
-def visible_teams(principal: Principal) -> sa.Select[tuple[orm.Team]]:
+def visible_teams(principal: Principal) -> sa.Select[Any]:
     query = sa.select(orm.Team).order_by(orm.Team.created_at, orm.Team.id)
     if principal.role == "institution":
         return query.where(orm.Team.institution_id == principal.organisation_id)
@@ -157,7 +157,7 @@ def visible_teams(principal: Principal) -> sa.Select[tuple[orm.Team]]:
     return query.where(sa.false())
 
 
-def visible_assignments(principal: Principal) -> sa.Select[tuple[orm.Assignment]]:
+def visible_assignments(principal: Principal) -> sa.Select[Any]:
     query = sa.select(orm.Assignment).order_by(orm.Assignment.created_at, orm.Assignment.id)
     if principal.role == "entrepreneur":
         return query.where(orm.Assignment.firm_id == principal.organisation_id)
@@ -166,7 +166,7 @@ def visible_assignments(principal: Principal) -> sa.Select[tuple[orm.Assignment]
     return query.where(sa.false())
 
 
-def visible_batches(principal: Principal) -> sa.Select[tuple[orm.Batch]]:
+def visible_batches(principal: Principal) -> sa.Select[Any]:
     query = sa.select(orm.Batch).order_by(orm.Batch.created_at, orm.Batch.id)
     if principal.role == "coordinator":
         return query.join(orm.Workspace).where(orm.Workspace.organisation_id == principal.organisation_id)

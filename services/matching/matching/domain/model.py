@@ -33,7 +33,7 @@ class Problem:
     assignments: tuple[Assignment, ...]
 
     @classmethod
-    def from_snapshot(cls, snapshot: Mapping[str, Any]) -> "Problem":
+    def from_snapshot(cls, snapshot: Mapping[str, Any]) -> Problem:
         teams = tuple(
             Team(t["team_id"], t["institution_id"], t["level"], frozenset(t["skills"]))
             for t in snapshot["teams"]

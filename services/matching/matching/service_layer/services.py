@@ -131,14 +131,14 @@ def execute_run(sf: sessionmaker[Session], emit_into: Any, run_id: str, solver: 
                                      "solve_seconds": round(solution.solve_seconds, 3)})
 
 
-def visible_runs(principal: Principal) -> sa.Select[tuple[orm.Run]]:
+def visible_runs(principal: Principal) -> sa.Select[Any]:
     query = sa.select(orm.Run).order_by(orm.Run.created_at, orm.Run.id)
     if principal.role == "coordinator":
         return query.where(orm.Run.coordinator_id == principal.organisation_id)
     return query.where(sa.false())
 
 
-def visible_matches(principal: Principal) -> sa.Select[tuple[orm.Match]]:
+def visible_matches(principal: Principal) -> sa.Select[Any]:
     query = sa.select(orm.Match).join(orm.Run).order_by(orm.Match.run_id, orm.Match.assignment_id, orm.Match.id)
     if principal.role == "coordinator":
         return query.where(orm.Run.coordinator_id == principal.organisation_id)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import smtplib
-from datetime import timedelta
 import uuid
+from datetime import timedelta
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -92,7 +92,7 @@ def send_pending(sf: sessionmaker[Session], mailer: Mailer, limit: int = 20) -> 
     return sent
 
 
-def visible_notices(principal: Principal) -> sa.Select[tuple[orm.Notice]]:
+def visible_notices(principal: Principal) -> sa.Select[Any]:
     query = sa.select(orm.Notice).order_by(orm.Notice.created_at, orm.Notice.id)
     if principal.role == "entrepreneur":
         return query.where(orm.Notice.firm_id == principal.organisation_id)
