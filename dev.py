@@ -2,7 +2,7 @@
 """Werkplaats developer entry point; needs only Python 3.11+.
 
     python3 dev.py run [--exit-after-demo]   start everything locally and run a demo batch
-    python3 dev.py test [pytest args]        run the whole test suite
+    python3 dev.py test [pytest args]        run the whole test suite: ruff, mypy, pytest
 
 Both first create (or update) the virtual environment in .venv from constraints.txt.
 """
@@ -42,7 +42,7 @@ def ensure_environment() -> None:
     cmd = [venv_python(), "-m", "pip", "install", "--disable-pip-version-check", "-q",
            "-c", os.path.join(ROOT, "constraints.txt"), "-r", os.path.join(ROOT, "requirements-dev.txt")]
     for package in PACKAGES:
-        cmd += ["-e", os.path.join(ROOT, package)]
+        cmd += ["-e", os.path.join(ROOT, package) + ("[local]" if package == "shared" else "")]
     subprocess.run(cmd, check=True)
     with open(stamp, "w") as fh:
         fh.write(digest.hexdigest())
@@ -53,11 +53,15 @@ def main() -> None:
         sys.exit(__doc__)
     ensure_environment()
     command, rest = sys.argv[1], sys.argv[2:]
+    os.chdir(ROOT)
     if command == "run":
         args = [venv_python(), "-m", "werkplaats_shared.devstack", *rest]
     else:
+        for check in (["ruff", "check", "."], ["mypy", "."]):
+            print("$", " ".join(check), flush=True)
+            if subprocess.call([venv_python(), "-m", *check]) != 0:
+                sys.exit(f"{check[0]} found problems")
         args = [venv_python(), "-m", "pytest", *rest]
-    os.chdir(ROOT)
     if os.name == "nt":
         sys.exit(subprocess.call(args))
     os.execv(args[0], args)  # noqa: S606 - replace this process with the venv's Python

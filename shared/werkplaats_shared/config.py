@@ -21,7 +21,7 @@ ENV_VARS: dict[str, str] = {
     "WERKPLAATS_HTTP_PORT": "port of the HTTP API; default per service (intake 8101, matching 8102, "
     "scheduling 8103)",
     "WERKPLAATS_SMTP_HOST": "SMTP server for notices (scheduling); default 127.0.0.1",
-    "WERKPLAATS_SMTP_PORT": "SMTP port (scheduling); default 8025",
+    "WERKPLAATS_SMTP_PORT": "SMTP port (scheduling); default 1025",
     "WERKPLAATS_MAIL_FROM": "sender address of notices; default werkplaats@localhost",
     "WERKPLAATS_SOLVER": "matching solver: highs (default) or cbc",
     "WERKPLAATS_SOLVER_TIME_LIMIT": "matching solver time limit in seconds; default 60",
@@ -48,7 +48,7 @@ class Settings:
     http_host: str = "127.0.0.1"
     http_port: int = 8100
     smtp_host: str = "127.0.0.1"
-    smtp_port: int = 8025
+    smtp_port: int = 1025
     mail_from: str = "werkplaats@localhost"
     solver: str = "highs"
     solver_time_limit: float = 60.0
@@ -83,7 +83,7 @@ class Settings:
             http_host=e.get("WERKPLAATS_HTTP_HOST", "127.0.0.1"),
             http_port=int(e.get("WERKPLAATS_HTTP_PORT", DEFAULT_PORTS.get(service, 8100))),
             smtp_host=e.get("WERKPLAATS_SMTP_HOST", "127.0.0.1"),
-            smtp_port=int(e.get("WERKPLAATS_SMTP_PORT", "8025")),
+            smtp_port=int(e.get("WERKPLAATS_SMTP_PORT", "1025")),
             mail_from=e.get("WERKPLAATS_MAIL_FROM", "werkplaats@localhost"),
             solver=solver,
             solver_time_limit=float(e.get("WERKPLAATS_SOLVER_TIME_LIMIT", "60")),

@@ -88,6 +88,9 @@ def upgrade_database(url: str, script_location: str) -> None:
     engine = make_engine(url)
     try:
         with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                # An API and a worker of one service may start together: one migrates, the other waits.
+                connection.execute(sa.text("SELECT pg_advisory_xact_lock(740211801)"))
             cfg = Config()
             cfg.set_main_option("script_location", script_location)
             cfg.attributes["connection"] = connection

@@ -23,7 +23,7 @@ def read_mails(maildir: str) -> list[Message]:
 def main() -> None:
     parser = argparse.ArgumentParser(description="local SMTP sink")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8025)
+    parser.add_argument("--port", type=int, default=1025)
     parser.add_argument("--maildir", required=True)
     args = parser.parse_args()
     mailbox.Maildir(args.maildir, create=True)  # creates cur/, new/ and tmp/

@@ -22,7 +22,7 @@ SERVICES = ("intake", "matching", "scheduling")
 class StackConfig:
     data_dir: str
     ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
-    smtp_port: int = 8025
+    smtp_port: int = 1025
     namespace: str = ""
     broker_url: str | None = None  # None: start the embedded broker
     database_urls: dict[str, str] = field(default_factory=dict)  # default: SQLite per service
