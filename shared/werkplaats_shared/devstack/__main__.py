@@ -19,11 +19,15 @@ def main() -> None:
         "then keep running until Ctrl-C."))
     parser.add_argument("--exit-after-demo", action="store_true", help="stop everything after the demo")
     parser.add_argument("--data-dir", default=".werkplaats", help="local state (wiped at start)")
+    parser.add_argument("--port-base", type=int, default=8100,
+                        help="intake listens on BASE+1, matching BASE+2, scheduling BASE+3 (default 8100)")
+    parser.add_argument("--smtp-port", type=int, default=1025, help="port of the local SMTP sink")
     args = parser.parse_args()
 
     data_dir = os.path.abspath(args.data_dir)
     shutil.rmtree(data_dir, ignore_errors=True)
-    stack = LocalStack(StackConfig(data_dir=data_dir))
+    ports = {service: args.port_base + i for i, service in enumerate(SERVICES, start=1)}
+    stack = LocalStack(StackConfig(data_dir=data_dir, ports=ports, smtp_port=args.smtp_port))
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -34,7 +38,7 @@ def main() -> None:
         for service in SERVICES:
             print(f"  {service:<11} {stack.url(service)}  (OpenAPI: {stack.url(service)}/openapi.json)")
         result = load_and_run(stack, lambda line: print(line, flush=True))
-        report(result, stack)
+        report(result, stack, lambda line: print(line, flush=True))
         print("\nAPI keys (shown once; send as 'Authorization: Bearer <key>'):")
         for name, key in result.keys.items():
             print(f"  {name:<45} {key}")

@@ -112,20 +112,15 @@ class DemoData:
 def setup_demo_data(stack: LocalStack, say: Callable[[str], None] = print) -> DemoData:
     """Organisations and keys (intake's admin command), then workspace, teams, contacts and
     assignments through the real HTTP APIs."""
-    keys: dict[str, str] = {}
     say("creating demo organisations and their API keys")
-    out = stack.admin("create-organisation", "--name", "Werkplaats Regio IJssel", "--role", "coordinator")
-    keys["Werkplaats Regio IJssel (coordinator)"] = coord_key = out["api_key"]
-    inst_keys = []
-    for name, level, _ in INSTITUTIONS:
-        out = stack.admin("create-organisation", "--name", name, "--role", "institution", "--level", level)
-        keys[f"{name} (institution)"] = out["api_key"]
-        inst_keys.append(out["api_key"])
-    firm_keys = []
-    for firm in FIRMS:
-        out = stack.admin("create-organisation", "--name", firm[0], "--role", "entrepreneur")
-        keys[f"{firm[0]} (entrepreneur)"] = out["api_key"]
-        firm_keys.append(out["api_key"])
+    wanted = [{"name": "Werkplaats Regio IJssel", "role": "coordinator"}]
+    wanted += [{"name": name, "role": "institution", "levels": [level]} for name, level, _ in INSTITUTIONS]
+    wanted += [{"name": firm[0], "role": "entrepreneur"} for firm in FIRMS]
+    created = stack.admin("create-organisations", stdin=json.dumps(wanted))
+    keys = {f"{o['name']} ({o['role']})": o["api_key"] for o in created}
+    coord_key = created[0]["api_key"]
+    inst_keys = [o["api_key"] for o in created[1:1 + len(INSTITUTIONS)]]
+    firm_keys = [o["api_key"] for o in created[1 + len(INSTITUTIONS):]]
 
     intake = Api(stack.url("intake"), coord_key)
     say("waiting until matching and scheduling know the new keys (apikey.issued events)")

@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..config import DEFAULT_PORTS
 from .embedded_broker import EmbeddedBroker
@@ -139,9 +140,8 @@ class LocalStack:
         if self.broker:
             self.broker.stop()
 
-    def admin(self, *args: str) -> dict[str, str]:
+    def admin(self, *args: str, stdin: str | None = None) -> Any:
         """Run ``python -m intake admin ...`` against this stack's intake database."""
         out = subprocess.run([sys.executable, "-m", "intake", "admin", *args], env=self.env("intake"),
-                             check=True, capture_output=True, text=True)
-        result: dict[str, str] = json.loads(out.stdout)
-        return result
+                             check=True, capture_output=True, text=True, input=stdin)
+        return json.loads(out.stdout)
