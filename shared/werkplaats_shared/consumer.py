@@ -17,8 +17,8 @@ from typing import Any, Callable
 
 import sqlalchemy as sa
 from kombu.connection import Connection
-from kombu.messaging import Producer
 from kombu.message import Message
+from kombu.messaging import Producer
 from kombu.mixins import ConsumerMixin
 from marshmallow import ValidationError
 from sqlalchemy.exc import IntegrityError

@@ -29,7 +29,7 @@ def test_names_carry_the_namespace_and_queues_are_durable() -> None:
 
 def test_rabbitmq_queues_are_quorum_queues_with_a_delivery_limit_and_dead_letter_target() -> None:
     queue = Topology("", quorum=True).queues_for("matching")[0]
-    assert queue.queue_arguments == {
+    assert queue.queue_arguments == {  # type: ignore[attr-defined]
         "x-queue-type": "quorum", "x-delivery-limit": DELIVERY_LIMIT,
         "x-dead-letter-exchange": "werkplaats.dead-letter", "x-dead-letter-routing-key": queue.name}
-    assert Topology("").queues_for("matching")[0].queue_arguments is None
+    assert Topology("").queues_for("matching")[0].queue_arguments is None  # type: ignore[attr-defined]

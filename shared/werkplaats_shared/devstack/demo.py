@@ -113,7 +113,7 @@ def setup_demo_data(stack: LocalStack, say: Callable[[str], None] = print) -> De
     """Organisations and keys (intake's admin command), then workspace, teams, contacts and
     assignments through the real HTTP APIs."""
     say("creating demo organisations and their API keys")
-    wanted = [{"name": "Werkplaats Regio IJssel", "role": "coordinator"}]
+    wanted: list[dict[str, Any]] = [{"name": "Werkplaats Regio IJssel", "role": "coordinator"}]
     wanted += [{"name": name, "role": "institution", "levels": [level]} for name, level, _ in INSTITUTIONS]
     wanted += [{"name": firm[0], "role": "entrepreneur"} for firm in FIRMS]
     created = stack.admin("create-organisations", stdin=json.dumps(wanted))

@@ -7,11 +7,11 @@ from typing import Any, Callable, TypeVar
 import sqlalchemy as sa
 from flask import Flask, url_for
 from flask.views import MethodView
-from flask_smorest import Blueprint, Page, abort
+from flask_smorest import Page, abort
 from marshmallow import Schema, fields, validate
 from werkplaats_shared.auth import current_principal, install_auth, roles
 from werkplaats_shared.contracts import LEVELS
-from werkplaats_shared.http import add_health, create_app
+from werkplaats_shared.http import Blueprint, add_health, create_app
 from werkplaats_shared.service import Infrastructure, health_checks
 
 from ..adapters import orm
@@ -23,7 +23,7 @@ T = TypeVar("T")
 Code = fields.String(validate=validate.Length(min=1, max=40))
 
 
-def _skills() -> fields.List:
+def _skills() -> fields.List[str]:
     return fields.List(fields.String(validate=validate.Length(min=1, max=60)), load_default=list,
                        validate=validate.Length(max=30))
 
@@ -36,7 +36,7 @@ class PeriodSchema(Schema):
 
 class WorkspaceIn(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    municipalities = fields.List(fields.String(validate=validate.Regexp(r"^GM\d{4}$")), required=True,
+    municipalities = fields.List(fields.String(validate=validate.Regexp(r"^GM[0-9]{4}\Z")), required=True,
                                  validate=validate.Length(min=1, max=400))
     periods = fields.List(fields.Nested(PeriodSchema), required=True, validate=validate.Length(min=1, max=40))
 
@@ -99,13 +99,16 @@ class MatchOut(Schema):
     score = fields.Float()
 
 
-class BatchOut(Schema):
+class BatchSummaryOut(Schema):
     id = fields.String(dump_only=True)
     workspace_id = fields.String()
     period = fields.String()
     policy = fields.String()
     status = fields.String(dump_only=True)
     run_id = fields.String(dump_only=True, allow_none=True)
+
+
+class BatchOut(BatchSummaryOut):
     assignments = fields.List(fields.Nested(AssignmentOut), dump_only=True)
     matches = fields.List(fields.Nested(MatchOut), dump_only=True)
 
@@ -231,7 +234,7 @@ def create_intake_app(infra: Infrastructure) -> Flask:
     @bat.route("")
     class Batches(MethodView):
         @roles("coordinator")
-        @bat.response(200, BatchOut(exclude=("assignments", "matches"), many=True))
+        @bat.response(200, BatchSummaryOut(many=True))
         @bat.paginate(Page, max_page_size=100)
         def get(self) -> Any:
             with sf() as session:

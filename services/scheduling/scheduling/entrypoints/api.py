@@ -6,10 +6,10 @@ from typing import Any
 
 from flask import Flask
 from flask.views import MethodView
-from flask_smorest import Blueprint, Page, abort
+from flask_smorest import Page, abort
 from marshmallow import Schema, fields, validate
 from werkplaats_shared.auth import current_principal, install_auth, roles
-from werkplaats_shared.http import add_health, create_app
+from werkplaats_shared.http import Blueprint, add_health, create_app
 from werkplaats_shared.service import Infrastructure, health_checks
 
 from ..adapters import orm
