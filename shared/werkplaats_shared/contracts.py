@@ -17,6 +17,9 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 LEVELS = ("MBO", "HBO", "WO")
 ROLES = ("coordinator", "institution", "entrepreneur")
+# Matching policies a batch may ask for; matching explains each in plain words.
+POLICIES = ("max_fit", "max_served")
+RESPONSES = ("accepted", "declined")
 
 
 class StrictSchema(Schema):
@@ -71,7 +74,8 @@ class BatchSubmittedV1(StrictSchema):
     workspace_id = fields.String(required=True)
     coordinator_id = fields.String(required=True)
     period = fields.String(required=True)
-    policy = fields.String(required=True)
+    policy = fields.String(required=True, validate=validate.OneOf(POLICIES))
+    auto_publish = fields.Boolean(required=True)
     assignments = fields.List(fields.Nested(SnapshotAssignmentV1), required=True)
     teams = fields.List(fields.Nested(SnapshotTeamV1), required=True)
 
@@ -93,6 +97,17 @@ class MatchesPublishedV1(StrictSchema):
     period = fields.String(required=True)
     matches = fields.List(fields.Nested(PublishedMatchV1), required=True)
     unmatched_assignment_ids = fields.List(fields.String(), required=True)
+
+
+class MatchRespondedV1(StrictSchema):
+    match_id = fields.String(required=True)
+    run_id = fields.String(required=True)
+    batch_id = fields.String(required=True)
+    assignment_id = fields.String(required=True)
+    team_id = fields.String(required=True)
+    firm_id = fields.String(required=True)
+    response = fields.String(required=True, validate=validate.OneOf(RESPONSES))
+    responded_at = fields.String(required=True)
 
 
 @dataclass(frozen=True)
@@ -121,6 +136,10 @@ CONTRACTS: tuple[Contract, ...] = (
     Contract(
         "matches.published", 1, "matching", ("scheduling", "intake"), MatchesPublishedV1,
         "A matching run was published: one id per match, plus the assignments left unmatched.",
+    ),
+    Contract(
+        "match.responded", 1, "scheduling", ("intake", "matching"), MatchRespondedV1,
+        "An entrepreneur accepted or declined a match (through the signed link in the notice).",
     ),
 )
 

@@ -32,7 +32,7 @@ effects = sa.Table(
 
 def batch_payload(batch_id: str) -> dict[str, Any]:
     return {"batch_id": batch_id, "workspace_id": "w1", "coordinator_id": "c1", "period": "P1",
-            "policy": "max_fit", "assignments": [], "teams": []}
+            "policy": "max_fit", "auto_publish": True, "assignments": [], "teams": []}
 
 
 def batch_envelope(batch_id: str) -> Envelope:

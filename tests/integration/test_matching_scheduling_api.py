@@ -101,7 +101,7 @@ def _service(tmp_path: Path, name: str, bootstrap: Any, factory: Any, tables: li
 def batch_envelope(org: dict[str, str], coordinator: str, ids: dict[str, str]) -> Envelope:
     return make_envelope("batch.submitted", 1, {
         "batch_id": str(uuid.uuid4()), "workspace_id": str(uuid.uuid4()), "coordinator_id": org[coordinator],
-        "period": "2025-Q1", "policy": "max_fit",
+        "period": "2025-Q1", "policy": "max_fit", "auto_publish": True,
         "assignments": [
             {"assignment_id": ids["a1"], "firm_id": org["firm_1"], "accepted_levels": ["HBO"],
              "required_skills": ["python"], "nice_to_have_skills": [], "min_teams": 1, "max_teams": 1},

@@ -9,6 +9,7 @@ from marshmallow import ValidationError
 from werkplaats_shared.contracts import CONTRACTS, make_envelope, parse_envelope
 
 BATCH = {"batch_id": "b", "workspace_id": "w", "coordinator_id": "c", "period": "P", "policy": "max_fit",
+         "auto_publish": True,
          "assignments": [{"assignment_id": "a", "firm_id": "f", "accepted_levels": ["HBO"],
                           "required_skills": ["data"], "nice_to_have_skills": [], "min_teams": 1,
                           "max_teams": 2}],

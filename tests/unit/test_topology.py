@@ -12,7 +12,8 @@ def test_every_consumer_of_every_contract_has_a_bound_queue() -> None:
             spec = next(s for s in QUEUE_SPECS if s.consumer == consumer and s.producer == contract.producer)
             assert contract.type in spec.routing_keys
     assert {s.name for s in QUEUE_SPECS} == {"matching.from-intake", "scheduling.from-intake",
-                                             "scheduling.from-matching", "intake.from-matching"}
+                                             "scheduling.from-matching", "intake.from-matching",
+                                             "intake.from-scheduling", "matching.from-scheduling"}
 
 
 def test_names_carry_the_namespace_and_queues_are_durable() -> None:

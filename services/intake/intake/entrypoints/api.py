@@ -10,7 +10,7 @@ from flask.views import MethodView
 from flask_smorest import Page, abort
 from marshmallow import Schema, fields, validate
 from werkplaats_shared.auth import current_principal, install_auth, roles
-from werkplaats_shared.contracts import LEVELS
+from werkplaats_shared.contracts import LEVELS, POLICIES
 from werkplaats_shared.http import Blueprint, add_health, create_app
 from werkplaats_shared.service import Infrastructure, health_checks
 
@@ -86,7 +86,9 @@ class AssignmentOut(AssignmentIn):
 class BatchIn(Schema):
     workspace_id = fields.String(required=True, validate=validate.Length(max=36))
     period = fields.String(required=True, validate=validate.Length(min=1, max=40))
-    policy = fields.String(load_default="max_fit", validate=validate.OneOf(["max_fit"]))
+    policy = fields.String(load_default="max_fit", validate=validate.OneOf(POLICIES))
+    auto_publish = fields.Boolean(load_default=True, metadata={
+        "description": "publish the run's matches as soon as it is solved (otherwise the coordinator publishes)"})
     assignment_ids = fields.List(fields.String(validate=validate.Length(max=36)), required=True,
                                  validate=validate.Length(min=1, max=services.MAX_BATCH_ASSIGNMENTS))
 

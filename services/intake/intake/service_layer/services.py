@@ -218,6 +218,7 @@ def submit_batch(session: Session, emit: Emit, principal: Principal, data: dict[
     emit(make_envelope("batch.submitted", 1, {
         "batch_id": batch.id, "workspace_id": ws.id, "coordinator_id": ws.organisation_id,
         "period": batch.period, "policy": batch.policy,
+        "auto_publish": data.get("auto_publish", True),
         "assignments": [{
             "assignment_id": by_id[aid].id, "firm_id": by_id[aid].firm_id,
             "accepted_levels": by_id[aid].accepted_levels, "required_skills": by_id[aid].required_skills,
