@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Callable
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -77,9 +78,11 @@ class OutboxRelay:
                 sa.select(sa.func.count()).select_from(self.outbox).where(self.outbox.c.sent_at.is_(None))
             ).scalar_one())
 
-    def run(self, stop: threading.Event, interval: float) -> None:
+    def run(self, stop: threading.Event, interval: float, tick: Callable[[], None] | None = None) -> None:
         backoff = interval
         while not stop.is_set():
+            if tick is not None:
+                tick()
             try:
                 sent = self.relay_once()
                 backoff = interval

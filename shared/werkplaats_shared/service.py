@@ -77,9 +77,18 @@ def relay_loop(infra: Infrastructure) -> Loop:
     def run(stop: threading.Event) -> None:
         declare_topology_when_possible(infra.settings, stop)
         with infra.connection() as conn:
-            infra.relay(conn).run(stop, infra.settings.poll_interval)
+            infra.relay(conn).run(stop, infra.settings.poll_interval, tick=lambda: _heartbeat(conn))
 
     return Loop("outbox-relay", run)
+
+
+def _heartbeat(conn: Connection) -> None:
+    """Keep an idle publishing connection alive: RabbitMQ drops a connection that misses heartbeats."""
+    if conn.connected:
+        try:
+            conn.heartbeat_check()
+        except Exception:  # noqa: BLE001 - a dead connection is re-established by the next publish
+            log.info("broker heartbeat missed; reconnecting on next publish")
 
 
 def consumer_loop(infra: Infrastructure, handlers: dict[str, Handler]) -> Loop:

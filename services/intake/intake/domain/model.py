@@ -33,10 +33,11 @@ S = AssignmentStatus
 TRANSITIONS: dict[AssignmentStatus, frozenset[AssignmentStatus]] = {
     S.SUBMITTED: frozenset({S.IN_BATCH, S.WITHDRAWN, S.REFERRED}),
     S.IN_BATCH: frozenset({S.MATCHED, S.UNMATCHED, S.WITHDRAWN}),
-    S.UNMATCHED: frozenset({S.IN_BATCH, S.WITHDRAWN, S.REFERRED}),
-    S.MATCHED: frozenset({S.ACCEPTED, S.DECLINED, S.WITHDRAWN}),
-    S.DECLINED: frozenset({S.IN_BATCH, S.WITHDRAWN}),
-    S.ACCEPTED: frozenset({S.IN_PROGRESS, S.WITHDRAWN}),
+    S.UNMATCHED: frozenset({S.MATCHED, S.IN_BATCH, S.WITHDRAWN, S.REFERRED}),
+    # a re-run after a decline or withdrawal may give a matched assignment another team, or none
+    S.MATCHED: frozenset({S.ACCEPTED, S.DECLINED, S.UNMATCHED, S.WITHDRAWN}),
+    S.DECLINED: frozenset({S.MATCHED, S.UNMATCHED, S.IN_BATCH, S.WITHDRAWN}),
+    S.ACCEPTED: frozenset({S.IN_PROGRESS, S.MATCHED, S.WITHDRAWN}),
     S.IN_PROGRESS: frozenset({S.COMPLETED}),
     S.COMPLETED: frozenset(),
     S.WITHDRAWN: frozenset(),

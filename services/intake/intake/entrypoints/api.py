@@ -231,7 +231,7 @@ def create_intake_app(infra: Infrastructure) -> Flask:
             sa.select(orm.Assignment).where(orm.Assignment.batch_id == batch.id)
             .order_by(orm.Assignment.id)).scalars().all()
         return {**{c: getattr(batch, c) for c in ("id", "workspace_id", "period", "policy", "status", "run_id")},
-                "assignments": assignments, "matches": services.batch_matches(session, batch.id)}
+                "assignments": assignments, "matches": services.batch_matches(session, batch.id, batch.run_id)}
 
     @bat.route("")
     class Batches(MethodView):

@@ -22,4 +22,5 @@ def _permanent(fn: Handler) -> Handler:
 
 HANDLERS: dict[str, Handler] = {
     "matches.published": _permanent(services.on_matches_published),
+    "match.responded": _permanent(services.on_match_responded),
 }

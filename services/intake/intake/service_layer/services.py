@@ -231,9 +231,11 @@ def submit_batch(session: Session, emit: Emit, principal: Principal, data: dict[
     return batch
 
 
-def batch_matches(session: Session, batch_id: str) -> list[orm.BatchMatch]:
+def batch_matches(session: Session, batch_id: str, run_id: str | None) -> list[orm.BatchMatch]:
+    """The matches of the batch's current (last published) run."""
     return list(session.execute(
-        sa.select(orm.BatchMatch).where(orm.BatchMatch.batch_id == batch_id).order_by(orm.BatchMatch.match_id)
+        sa.select(orm.BatchMatch).where(orm.BatchMatch.batch_id == batch_id, orm.BatchMatch.run_id == run_id)
+        .order_by(orm.BatchMatch.match_id)
     ).scalars())
 
 
@@ -241,20 +243,51 @@ def batch_matches(session: Session, batch_id: str) -> list[orm.BatchMatch]:
 
 
 def on_matches_published(session: Session, envelope: Envelope) -> None:
+    """A run of a batch was published (the first, or a re-run that supersedes it)."""
     p = envelope.payload
     batch = session.get(orm.Batch, p["batch_id"])
     if batch is None:
         raise DomainError("batch_id", "unknown batch")
+    previous = {m.assignment_id: m.team_id for m in batch_matches(session, batch.id, batch.run_id)}
     batch.status = "matched"
     batch.run_id = p["run_id"]
-    matched = set()
+    current: dict[str, str] = {}
     for m in p["matches"]:
         if session.get(orm.BatchMatch, m["match_id"]) is None:
             session.add(orm.BatchMatch(match_id=m["match_id"], batch_id=batch.id, run_id=p["run_id"],
                                        assignment_id=m["assignment_id"], team_id=m["team_id"],
                                        score=m["score"]))
-        matched.add(m["assignment_id"])
+        current[m["assignment_id"]] = m["team_id"]
     for a in session.execute(sa.select(orm.Assignment).where(orm.Assignment.batch_id == batch.id)).scalars():
-        if a.status == AssignmentStatus.IN_BATCH.value:
-            target = AssignmentStatus.MATCHED if a.id in matched else AssignmentStatus.UNMATCHED
+        keeps_team = a.id in current and previous.get(a.id) == current[a.id]
+        if a.status == AssignmentStatus.ACCEPTED.value and keeps_team:
+            continue
+        if a.status in (S_WITHDRAWN, S_IN_PROGRESS, S_COMPLETED, S_REFERRED):
+            continue
+        target = AssignmentStatus.MATCHED if a.id in current else AssignmentStatus.UNMATCHED
+        if a.status != target.value:
             a.status = transition(a.status, target)
+
+
+S_WITHDRAWN, S_IN_PROGRESS, S_COMPLETED, S_REFERRED = (
+    AssignmentStatus.WITHDRAWN.value, AssignmentStatus.IN_PROGRESS.value, AssignmentStatus.COMPLETED.value,
+    AssignmentStatus.REFERRED.value)
+
+
+def on_match_responded(session: Session, envelope: Envelope) -> None:
+    """An entrepreneur accepted or declined a match: move the assignment along its lifecycle.
+
+    A response to a match that is no longer the assignment's current match (superseded by a re-run)
+    changes nothing."""
+    p = envelope.payload
+    match = session.get(orm.BatchMatch, p["match_id"])
+    assignment = session.get(orm.Assignment, p["assignment_id"])
+    if assignment is None:
+        raise DomainError("assignment_id", "unknown assignment")
+    batch = session.get(orm.Batch, match.batch_id) if match is not None else None
+    if match is None or batch is None or match.assignment_id != assignment.id or match.run_id != batch.run_id:
+        return
+    target = AssignmentStatus.ACCEPTED if p["response"] == "accepted" else AssignmentStatus.DECLINED
+    if assignment.status == target.value:
+        return
+    assignment.status = transition(assignment.status, target)
