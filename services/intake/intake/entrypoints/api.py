@@ -8,119 +8,27 @@ import sqlalchemy as sa
 from flask import Flask, url_for
 from flask.views import MethodView
 from flask_smorest import Page, abort
-from marshmallow import Schema, fields, validate
 from werkplaats_shared.auth import current_principal, install_auth, roles
-from werkplaats_shared.contracts import LEVELS, POLICIES
 from werkplaats_shared.http import Blueprint, add_health, create_app
 from werkplaats_shared.service import Infrastructure, health_checks
 
 from ..adapters import orm
 from ..domain.model import DomainError
 from ..service_layer import services
+from .schemas import (
+    AssignmentIn,
+    AssignmentOut,
+    BatchIn,
+    BatchOut,
+    BatchSummaryOut,
+    OrganisationOut,
+    TeamIn,
+    TeamOut,
+    WorkspaceIn,
+    WorkspaceOut,
+)
 
 T = TypeVar("T")
-
-Code = fields.String(validate=validate.Length(min=1, max=40))
-
-
-def _skills() -> fields.List[str]:
-    return fields.List(fields.String(validate=validate.Length(min=1, max=60)), load_default=list,
-                       validate=validate.Length(max=30))
-
-
-class PeriodSchema(Schema):
-    code = fields.String(required=True, validate=validate.Length(min=1, max=40))
-    starts_on = fields.Date(required=True)
-    ends_on = fields.Date(required=True)
-
-
-class WorkspaceIn(Schema):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    municipalities = fields.List(fields.String(validate=validate.Regexp(r"^GM[0-9]{4}\Z")), required=True,
-                                 validate=validate.Length(min=1, max=400))
-    periods = fields.List(fields.Nested(PeriodSchema), required=True, validate=validate.Length(min=1, max=40))
-
-
-class WorkspaceOut(Schema):
-    id = fields.String(dump_only=True)
-    organisation_id = fields.String(dump_only=True)
-    name = fields.String()
-    municipalities = fields.List(fields.String())
-    periods = fields.List(fields.Dict())
-
-
-class TeamIn(Schema):
-    workspace_id = fields.String(required=True, validate=validate.Length(max=36))
-    code = fields.String(required=True, validate=validate.Length(min=1, max=40))
-    level = fields.String(required=True, validate=validate.OneOf(LEVELS))
-    size = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=12))
-    skills = _skills()
-    period = fields.String(required=True, validate=validate.Length(min=1, max=40))
-
-
-class TeamOut(TeamIn):
-    id = fields.String(dump_only=True)
-    institution_id = fields.String(dump_only=True)
-
-
-class AssignmentIn(Schema):
-    workspace_id = fields.String(required=True, validate=validate.Length(max=36))
-    title = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    description = fields.String(load_default="", validate=validate.Length(max=5000))
-    period = fields.String(required=True, validate=validate.Length(min=1, max=40))
-    accepted_levels = fields.List(fields.String(validate=validate.OneOf(LEVELS)), required=True,
-                                  validate=validate.Length(min=1, max=3))
-    required_skills = _skills()
-    nice_to_have_skills = _skills()
-    min_teams = fields.Integer(load_default=1, strict=True, validate=validate.Range(min=1, max=10))
-    max_teams = fields.Integer(load_default=1, strict=True, validate=validate.Range(min=1, max=10))
-
-
-class AssignmentOut(AssignmentIn):
-    id = fields.String(dump_only=True)
-    firm_id = fields.String(dump_only=True)
-    batch_id = fields.String(dump_only=True, allow_none=True)
-    status = fields.String(dump_only=True)
-
-
-class BatchIn(Schema):
-    workspace_id = fields.String(required=True, validate=validate.Length(max=36))
-    period = fields.String(required=True, validate=validate.Length(min=1, max=40))
-    policy = fields.String(load_default="max_fit", validate=validate.OneOf(POLICIES))
-    auto_publish = fields.Boolean(load_default=True, metadata={
-        "description": "publish the run's matches as soon as it is solved (otherwise the coordinator publishes)"})
-    assignment_ids = fields.List(fields.String(validate=validate.Length(max=36)), required=True,
-                                 validate=validate.Length(min=1, max=services.MAX_BATCH_ASSIGNMENTS))
-
-
-class MatchOut(Schema):
-    match_id = fields.String()
-    run_id = fields.String()
-    assignment_id = fields.String()
-    team_id = fields.String()
-    score = fields.Float()
-
-
-class BatchSummaryOut(Schema):
-    id = fields.String(dump_only=True)
-    workspace_id = fields.String()
-    period = fields.String()
-    policy = fields.String()
-    status = fields.String(dump_only=True)
-    run_id = fields.String(dump_only=True, allow_none=True)
-
-
-class BatchOut(BatchSummaryOut):
-    assignments = fields.List(fields.Nested(AssignmentOut), dump_only=True)
-    matches = fields.List(fields.Nested(MatchOut), dump_only=True)
-
-
-class OrganisationOut(Schema):
-    id = fields.String()
-    name = fields.String()
-    role = fields.String()
-    levels = fields.List(fields.String())
-
 
 def create_intake_app(infra: Infrastructure) -> Flask:
     app, api = create_app("Werkplaats intake")
