@@ -10,20 +10,26 @@ from flask.views import MethodView
 from flask_smorest import Page, abort
 from werkplaats_shared.auth import current_principal, install_auth, roles
 from werkplaats_shared.http import Blueprint, add_health, create_app
+from werkplaats_shared.idempotency import install_idempotency
 from werkplaats_shared.service import Infrastructure, health_checks
 
 from ..adapters import orm
 from ..domain.model import DomainError
 from ..service_layer import services
 from .schemas import (
+    AssignmentFilter,
     AssignmentIn,
     AssignmentOut,
+    AssignmentPatch,
+    BatchFilter,
     BatchIn,
     BatchOut,
     BatchSummaryOut,
     OrganisationOut,
+    TeamFilter,
     TeamIn,
     TeamOut,
+    TeamPatch,
     WorkspaceIn,
     WorkspaceOut,
 )
@@ -33,6 +39,7 @@ T = TypeVar("T")
 def create_intake_app(infra: Infrastructure) -> Flask:
     app, api = create_app("Werkplaats intake")
     install_auth(app, infra.engine, infra.api_keys)
+    install_idempotency(app, infra.engine, orm.idempotency)
     add_health(app, health_checks(infra))
     sf = infra.session_factory
 
@@ -89,11 +96,13 @@ def create_intake_app(infra: Infrastructure) -> Flask:
 
     @teams.route("")
     class Teams(MethodView):
+        @teams.arguments(TeamFilter, location="query")
         @teams.response(200, TeamOut(many=True))
         @teams.paginate(Page, max_page_size=100)
-        def get(self) -> Any:
+        def get(self, filters: dict[str, Any]) -> Any:
             with sf() as session:
-                return session.execute(services.visible_teams(current_principal())).scalars().all()
+                query = services.filtered(services.visible_teams(current_principal()), orm.Team, filters)
+                return session.execute(query).scalars().all()
 
         @roles("institution")
         @teams.arguments(TeamIn)
@@ -103,20 +112,36 @@ def create_intake_app(infra: Infrastructure) -> Flask:
             return created(t, "teams.TeamItem", team_id=t.id)
 
     @teams.route("/<team_id>")
+    @teams.etag
     class TeamItem(MethodView):
         @teams.response(200, TeamOut)
         def get(self, team_id: str) -> Any:
             return in_tx(services.get_visible, services.visible_teams(current_principal()), orm.Team, team_id)
 
+        @roles("institution")
+        @teams.arguments(TeamPatch)
+        @teams.response(200, TeamOut)
+        def patch(self, data: dict[str, Any], team_id: str) -> Any:
+            def update(session: Any) -> orm.Team:
+                team: orm.Team = services.get_visible(session, services.visible_teams(current_principal()),
+                                                      orm.Team, team_id)
+                teams.check_etag(team, TeamOut)
+                return services.update_team(session, team, data)
+
+            return in_tx(update)
+
     asg = Blueprint("assignments", __name__, url_prefix="/assignments", description="Firms' assignments")
 
     @asg.route("")
     class Assignments(MethodView):
+        @asg.arguments(AssignmentFilter, location="query")
         @asg.response(200, AssignmentOut(many=True))
         @asg.paginate(Page, max_page_size=100)
-        def get(self) -> Any:
+        def get(self, filters: dict[str, Any]) -> Any:
             with sf() as session:
-                return session.execute(services.visible_assignments(current_principal())).scalars().all()
+                query = services.filtered(services.visible_assignments(current_principal()), orm.Assignment,
+                                          filters)
+                return session.execute(query).scalars().all()
 
         @roles("entrepreneur")
         @asg.arguments(AssignmentIn)
@@ -126,11 +151,36 @@ def create_intake_app(infra: Infrastructure) -> Flask:
             return created(a, "assignments.AssignmentItem", assignment_id=a.id)
 
     @asg.route("/<assignment_id>")
+    @asg.etag
     class AssignmentItem(MethodView):
         @asg.response(200, AssignmentOut)
         def get(self, assignment_id: str) -> Any:
             return in_tx(services.get_visible, services.visible_assignments(current_principal()),
                          orm.Assignment, assignment_id)
+
+        @roles("entrepreneur")
+        @asg.arguments(AssignmentPatch)
+        @asg.response(200, AssignmentOut)
+        def patch(self, data: dict[str, Any], assignment_id: str) -> Any:
+            def update(session: Any) -> orm.Assignment:
+                assignment: orm.Assignment = services.get_visible(
+                    session, services.visible_assignments(current_principal()), orm.Assignment, assignment_id)
+                asg.check_etag(assignment, AssignmentOut)
+                return services.update_assignment(session, assignment, data)
+
+            return in_tx(update)
+
+    @asg.route("/<assignment_id>/withdraw")
+    class AssignmentWithdrawal(MethodView):
+        @roles("entrepreneur", "coordinator")
+        @asg.response(200, AssignmentOut)
+        def post(self, assignment_id: str) -> Any:
+            def withdraw(session: Any) -> orm.Assignment:
+                assignment = services.get_visible(
+                    session, services.visible_assignments(current_principal()), orm.Assignment, assignment_id)
+                return services.withdraw_assignment(session, assignment)
+
+            return in_tx(withdraw)
 
     bat = Blueprint("batches", __name__, url_prefix="/batches", description="Batches for a matching round")
 
@@ -144,11 +194,13 @@ def create_intake_app(infra: Infrastructure) -> Flask:
     @bat.route("")
     class Batches(MethodView):
         @roles("coordinator")
+        @bat.arguments(BatchFilter, location="query")
         @bat.response(200, BatchSummaryOut(many=True))
         @bat.paginate(Page, max_page_size=100)
-        def get(self) -> Any:
+        def get(self, filters: dict[str, Any]) -> Any:
             with sf() as session:
-                return session.execute(services.visible_batches(current_principal())).scalars().all()
+                query = services.filtered(services.visible_batches(current_principal()), orm.Batch, filters)
+                return session.execute(query).scalars().all()
 
         @roles("coordinator")
         @bat.arguments(BatchIn)

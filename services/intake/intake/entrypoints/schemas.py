@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 from werkplaats_shared.contracts import LEVELS, POLICIES
 
+from ..domain.model import AssignmentStatus
 from ..service_layer import services
 
 
@@ -105,3 +106,44 @@ class OrganisationOut(Schema):
     name = fields.String()
     role = fields.String()
     levels = fields.List(fields.String())
+
+
+class TeamPatch(Schema):
+    code = fields.String(validate=validate.Length(min=1, max=40))
+    size = fields.Integer(strict=True, validate=validate.Range(min=1, max=12))
+    skills = fields.List(fields.String(validate=validate.Length(min=1, max=60)), validate=validate.Length(max=30))
+
+
+class AssignmentPatch(Schema):
+    """Only while the assignment is submitted (not yet in a batch)."""
+
+    title = fields.String(validate=validate.Length(min=1, max=200))
+    description = fields.String(validate=validate.Length(max=5000))
+    period = fields.String(validate=validate.Length(min=1, max=40))
+    accepted_levels = fields.List(fields.String(validate=validate.OneOf(LEVELS)),
+                                  validate=validate.Length(min=1, max=3))
+    required_skills = fields.List(fields.String(validate=validate.Length(min=1, max=60)),
+                                  validate=validate.Length(max=30))
+    nice_to_have_skills = fields.List(fields.String(validate=validate.Length(min=1, max=60)),
+                                      validate=validate.Length(max=30))
+    min_teams = fields.Integer(strict=True, validate=validate.Range(min=1, max=10))
+    max_teams = fields.Integer(strict=True, validate=validate.Range(min=1, max=10))
+
+
+class TeamFilter(Schema):
+    workspace_id = fields.String(validate=validate.Length(max=36))
+    period = fields.String(validate=validate.Length(max=40))
+    level = fields.String(validate=validate.OneOf(LEVELS))
+
+
+class AssignmentFilter(Schema):
+    workspace_id = fields.String(validate=validate.Length(max=36))
+    period = fields.String(validate=validate.Length(max=40))
+    status = fields.String(validate=validate.OneOf([s.value for s in AssignmentStatus]))
+    batch_id = fields.String(validate=validate.Length(max=36))
+
+
+class BatchFilter(Schema):
+    workspace_id = fields.String(validate=validate.Length(max=36))
+    period = fields.String(validate=validate.Length(max=40))
+    status = fields.String(validate=validate.OneOf(["submitted", "matched"]))

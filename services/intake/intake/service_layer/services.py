@@ -173,6 +173,41 @@ def visible_batches(principal: Principal) -> sa.Select[Any]:
     return query.where(sa.false())
 
 
+def filtered(query: sa.Select[Any], model: Any, filters: dict[str, Any]) -> sa.Select[Any]:
+    """Equality filters on list endpoints (each a column of the model)."""
+    for name, value in sorted(filters.items()):
+        query = query.where(getattr(model, name) == value)
+    return query
+
+
+def update_team(session: Session, team: orm.Team, data: dict[str, Any]) -> orm.Team:
+    if "skills" in data:
+        data = {**data, "skills": sorted(set(data["skills"]))}
+    for name, value in data.items():
+        setattr(team, name, value)
+    session.flush()
+    return team
+
+
+def update_assignment(session: Session, assignment: orm.Assignment, data: dict[str, Any]) -> orm.Assignment:
+    if assignment.status != AssignmentStatus.SUBMITTED.value:
+        raise DomainError("status", f"an assignment can only be changed before it is in a batch "
+                                    f"(it is {assignment.status})", 409)
+    if "period" in data:
+        check_period(get_workspace(session, assignment.workspace_id).periods, data["period"])
+    check_team_range(data.get("min_teams", assignment.min_teams), data.get("max_teams", assignment.max_teams))
+    for name, value in data.items():
+        setattr(assignment, name, sorted(set(value)) if isinstance(value, list) else value)
+    session.flush()
+    return assignment
+
+
+def withdraw_assignment(session: Session, assignment: orm.Assignment) -> orm.Assignment:
+    assignment.status = transition(assignment.status, AssignmentStatus.WITHDRAWN)
+    session.flush()
+    return assignment
+
+
 def get_visible(session: Session, query: sa.Select[Any], model: Any, object_id: str) -> Any:
     found = session.execute(query.where(model.id == object_id)).scalar_one_or_none()
     if found is None:
