@@ -110,6 +110,34 @@ class MatchRespondedV1(StrictSchema):
     responded_at = fields.String(required=True)
 
 
+class AssignmentSubmittedV1(StrictSchema):
+    assignment_id = fields.String(required=True)
+    firm_id = fields.String(required=True)
+    workspace_id = fields.String(required=True)
+    period = fields.String(required=True)
+    theme = fields.String(required=True, allow_none=True)
+    accepted_levels = fields.List(fields.String(validate=validate.OneOf(LEVELS)), required=True)
+    routed_from_workspace_id = fields.String(required=True, allow_none=True)
+
+
+class TeamRegisteredV1(StrictSchema):
+    team_id = fields.String(required=True)
+    institution_id = fields.String(required=True)
+    workspace_id = fields.String(required=True)
+    level = fields.String(required=True, validate=validate.OneOf(LEVELS))
+    period = fields.String(required=True)
+    skills = fields.List(fields.String(), required=True)
+
+
+class FirmReferredV1(StrictSchema):
+    referral_id = fields.String(required=True)
+    firm_id = fields.String(required=True)
+    assignment_id = fields.String(required=True, allow_none=True)
+    from_workspace_id = fields.String(required=True)
+    scheme_codes = fields.List(fields.String(), required=True)
+    reason = fields.String(required=True, validate=validate.OneOf(["outside_working_area"]))
+
+
 @dataclass(frozen=True)
 class Contract:
     type: str
@@ -128,6 +156,19 @@ CONTRACTS: tuple[Contract, ...] = (
     Contract(
         "apikey.revoked", 1, "intake", ("matching", "scheduling"), ApiKeyRevokedV1,
         "An API key was revoked; every service stops accepting it.",
+    ),
+    Contract(
+        "assignment.submitted", 1, "intake", (), AssignmentSubmittedV1,
+        "A firm submitted an assignment (after working-area routing); no consumer yet.",
+    ),
+    Contract(
+        "team.registered", 1, "intake", (), TeamRegisteredV1,
+        "An institution registered a team (pseudonymous: code and attributes stay in intake); no consumer yet.",
+    ),
+    Contract(
+        "firm.referred", 1, "intake", (), FirmReferredV1,
+        "No workspace serves the firm's municipality: its assignment was referred to the listed support "
+        "schemes of the catalogue.",
     ),
     Contract(
         "batch.submitted", 1, "intake", ("matching",), BatchSubmittedV1,

@@ -37,5 +37,5 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("amqp", "kombu", "waitress.queue", "alembic.runtime.migration"):
+    for noisy in ("amqp", "kombu", "waitress.queue", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

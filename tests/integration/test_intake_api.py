@@ -58,6 +58,13 @@ def workspace_body(**over: Any) -> dict[str, Any]:
     return body
 
 
+def firm_body(**over: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"kvk_number": "12345678", "sector": "bakkerij", "size_class": "micro",
+                            "municipality": "GM0363", "language": "nl"}
+    body.update(over)
+    return body
+
+
 def team_body(workspace_id: str, **over: Any) -> dict[str, Any]:
     body: dict[str, Any] = {"workspace_id": workspace_id, "code": "HE-T01", "level": "HBO", "size": 4,
                             "skills": ["python", "ux"], "period": "2025-Q1"}
@@ -157,6 +164,8 @@ def world(tmp_path: Path) -> Iterator[World]:
         w.ids["ws_a"] = w.created("coord_a", "/workspaces", workspace_body())["id"]
         w.ids["ws_b"] = w.created("coord_b", "/workspaces", workspace_body(name="Werkplaats Beta"))["id"]
         ws_a, ws_b = w.ids["ws_a"], w.ids["ws_b"]
+        for i, who in enumerate(("firm_1", "firm_2"), start=1):
+            w.created(who, "/firm", firm_body(kvk_number=f"1234567{i}"))
         w.ids["t1"] = w.created("inst_1", "/teams", team_body(ws_a))["id"]
         w.ids["t2"] = w.created("inst_2", "/teams", team_body(ws_a, code="UT-T07", level="WO"))["id"]
         w.ids["a1"] = w.created("firm_1", "/assignments", assignment_body(ws_a))["id"]
@@ -262,7 +271,8 @@ def test_every_route_rejects_missing_invalid_and_revoked_keys(world: World) -> N
             assert resp.headers.get("WWW-Authenticate", "").startswith("Bearer"), (method, path, headers)
         assert world.snapshot() == before, (method, path)
         if method == "GET":  # control: the same request with a valid key gets past authentication
-            assert world.get("coord_a", path).status_code == 200, (method, path)
+            who = "firm_1" if rule == "/firm" else "coord_a"
+            assert world.get(who, path).status_code == 200, (method, path)
 
 
 def test_revoked_key_stops_working(world: World) -> None:
@@ -560,6 +570,8 @@ def test_created_resources_have_a_location_that_resolves(world: World) -> None:
         assert location.endswith(f"{path}/{created['id']}")
         fetched = world.get(who, location)
         assert fetched.status_code == 200
+        routing = created.pop("routing", None)  # the routing decision is reported once, at creation
+        assert routing is None or routing["outcome"] == "accepted"
         assert fetched.get_json() == created
     assert created["status"] == "submitted"
     assert [(a["id"], a["status"]) for a in created["assignments"]] == [(world.ids["a2"], "in_batch")]

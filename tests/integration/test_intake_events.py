@@ -36,13 +36,15 @@ class World:
             ws = services.create_workspace(s, self.coord, {"name": "WP", "municipalities": ["GM0193"], "periods": [
                 {"code": "P1", "starts_on": date(2027, 2, 1), "ends_on": date(2027, 6, 30)}]})
             s.flush()
+            services.register_firm(s, self.firm, {"kvk_number": "87654321", "sector": "retail",
+                                                  "size_class": "small", "municipality": "GM0193"}, create=True)
             self.teams = [services.register_team(s, self.inst, {"workspace_id": ws.id, "code": f"T{i}",
                                                                 "level": "HBO", "size": 3, "skills": [],
                                                                 "period": "P1"}) for i in range(2)]
-            self.assignments = [services.submit_assignment(s, self.firm, {
+            self.assignments = [services.submit_assignment(s, emit, self.firm, {
                 "workspace_id": ws.id, "title": f"A{i}", "description": "", "period": "P1",
                 "accepted_levels": ["HBO"], "required_skills": [], "nice_to_have_skills": [],
-                "min_teams": 1, "max_teams": 1}) for i in range(2)]
+                "min_teams": 1, "max_teams": 1})[0] for i in range(2)]
             s.flush()
             self.batch = services.submit_batch(s, emit, self.coord, {
                 "workspace_id": ws.id, "period": "P1", "policy": "max_fit",

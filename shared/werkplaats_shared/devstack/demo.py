@@ -142,6 +142,9 @@ def setup_demo_data(stack: LocalStack, say: Callable[[str], None] = print) -> De
     say(f"{n_teams} teams registered by {len(INSTITUTIONS)} institutions")
     assignment_ids = []
     for i, ((_, lang, title, levels, required, nice), key) in enumerate(zip(FIRMS, firm_keys, strict=True), 1):
+        Api(stack.url("intake"), key).post("/firm", {
+            "kvk_number": f"900000{i:02d}", "sector": "mkb", "size_class": "micro",
+            "municipality": MUNICIPALITIES[i % len(MUNICIPALITIES)], "language": lang})
         Api(stack.url("scheduling"), key).put("/contact", {"email": f"demo-firm-{i:02d}@example.org",
                                                            "language": lang})
         a = Api(stack.url("intake"), key).post("/assignments", {

@@ -27,6 +27,17 @@ class Organisation(Base):
     role: Mapped[str] = mapped_column(sa.String(20))
     levels: Mapped[list[Any]] = mapped_column(sa.JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    # firm profile (role entrepreneur)
+    kvk_number: Mapped[str | None] = mapped_column(sa.String(8), nullable=True)
+    sector: Mapped[str | None] = mapped_column(sa.String(100), nullable=True)
+    size_class: Mapped[str | None] = mapped_column(sa.String(10), nullable=True)
+    municipality: Mapped[str | None] = mapped_column(sa.String(6), nullable=True)
+    language: Mapped[str | None] = mapped_column(sa.String(2), nullable=True)
+    workspace_id: Mapped[str | None] = mapped_column(
+        sa.String(36), sa.ForeignKey("workspaces.id", name="fk_organisations_workspace_id"), nullable=True,
+        index=True)
+
+    __table_args__ = (sa.UniqueConstraint("kvk_number", name="uq_organisations_kvk_number"),)
 
 
 class Workspace(Base):
@@ -68,6 +79,10 @@ class Assignment(Base):
     max_teams: Mapped[int] = mapped_column(sa.Integer)
     status: Mapped[str] = mapped_column(sa.String(20))
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    theme: Mapped[str | None] = mapped_column(sa.String(30), nullable=True)
+    kind: Mapped[str] = mapped_column(sa.String(20), server_default="project")
+    mode: Mapped[str] = mapped_column(sa.String(10), server_default="on_site")
+    routed_from_workspace_id: Mapped[str | None] = mapped_column(sa.String(36), nullable=True)
 
 
 class Batch(Base):
@@ -90,3 +105,54 @@ class BatchMatch(Base):
     assignment_id: Mapped[str] = mapped_column(sa.ForeignKey("assignments.id"))
     team_id: Mapped[str] = mapped_column(sa.ForeignKey("teams.id"))
     score: Mapped[float] = mapped_column(sa.Float)
+
+
+class ReferralScheme(Base):
+    """The maintained catalogue of national support schemes that out-of-area firms are referred to."""
+
+    __tablename__ = "referral_schemes"
+    code: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    name_nl: Mapped[str] = mapped_column(sa.String(200))
+    name_en: Mapped[str] = mapped_column(sa.String(200))
+    url: Mapped[str] = mapped_column(sa.String(300))
+    themes: Mapped[list[Any]] = mapped_column(sa.JSON)
+    active: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+
+
+class Referral(Base):
+    __tablename__ = "referrals"
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    firm_id: Mapped[str] = mapped_column(sa.ForeignKey("organisations.id"), index=True)
+    assignment_id: Mapped[str | None] = mapped_column(sa.ForeignKey("assignments.id"), nullable=True)
+    from_workspace_id: Mapped[str] = mapped_column(sa.ForeignKey("workspaces.id"), index=True)
+    scheme_codes: Mapped[list[Any]] = mapped_column(sa.JSON)
+    reason: Mapped[str] = mapped_column(sa.String(300))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+
+
+class Handover(Base):
+    __tablename__ = "handovers"
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    from_workspace_id: Mapped[str] = mapped_column(sa.ForeignKey("workspaces.id"), index=True)
+    to_workspace_id: Mapped[str] = mapped_column(sa.ForeignKey("workspaces.id"), index=True)
+    firm_ids: Mapped[list[Any]] = mapped_column(sa.JSON)
+    assignment_ids: Mapped[list[Any]] = mapped_column(sa.JSON)
+    reason: Mapped[str] = mapped_column(sa.String(500))
+    actor_organisation_id: Mapped[str] = mapped_column(sa.String(36))
+    actor_key_id: Mapped[str] = mapped_column(sa.String(32))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+
+
+class AuditEntry(Base):
+    """Append-only record of who did what; ids and facts only, no personal data."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    actor_organisation_id: Mapped[str] = mapped_column(sa.String(36))
+    actor_key_id: Mapped[str] = mapped_column(sa.String(32))
+    action: Mapped[str] = mapped_column(sa.String(60))
+    object_type: Mapped[str] = mapped_column(sa.String(40))
+    object_id: Mapped[str] = mapped_column(sa.String(36))
+    details: Mapped[dict[str, Any]] = mapped_column(sa.JSON)

@@ -71,3 +71,38 @@ def check_levels_offered(offered: list[str], level: str) -> None:
 def check_team_range(min_teams: int, max_teams: int) -> None:
     if min_teams > max_teams:
         raise DomainError("min_teams", "min_teams must not exceed max_teams")
+
+
+THEMES = ("website", "webshop", "online_marketing", "data_automation", "cyber_security", "ai", "digital_roadmap")
+KINDS = ("short_job", "project", "roadmap")
+MODES = ("on_site", "remote", "hybrid")
+SIZE_CLASSES = ("micro", "small", "medium")
+OPEN_STATUSES = frozenset({S.SUBMITTED, S.UNMATCHED, S.DECLINED})
+
+
+def check_kvk_number(value: str) -> None:
+    """A KvK (Chamber of Commerce) number has exactly eight digits."""
+    if len(value) != 8 or not value.isascii() or not value.isdigit() or value == "00000000":
+        raise DomainError("kvk_number", "a KvK number has exactly 8 digits")
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Where a firm's assignment goes: accepted by the requested workspace, routed to the workspace
+    whose working area covers the firm, or referred because no workspace covers it."""
+
+    outcome: str  # accepted | routed | referred
+    workspace_id: str
+    reason: str
+
+
+def route(firm_municipality: str, requested_workspace_id: str,
+          working_areas: dict[str, frozenset[str]]) -> Routing:
+    if firm_municipality in working_areas.get(requested_workspace_id, frozenset()):
+        return Routing("accepted", requested_workspace_id, "the firm is in the workspace's working area")
+    covering = [ws for ws, area in working_areas.items() if firm_municipality in area]  # in priority order
+    if covering:
+        return Routing("routed", covering[0],
+                       f"municipality {firm_municipality} is served by another workspace")
+    return Routing("referred", requested_workspace_id,
+                   f"no workspace serves municipality {firm_municipality}")

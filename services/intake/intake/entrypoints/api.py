@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Callable, TypeVar
 
 import sqlalchemy as sa
@@ -25,7 +26,15 @@ from .schemas import (
     BatchIn,
     BatchOut,
     BatchSummaryOut,
+    FirmIn,
+    FirmOut,
+    FirmPatch,
+    HandoverIn,
+    HandoverOut,
     OrganisationOut,
+    ReferralOut,
+    SchemeIn,
+    SchemeOut,
     TeamFilter,
     TeamIn,
     TeamOut,
@@ -108,7 +117,10 @@ def create_intake_app(infra: Infrastructure) -> Flask:
         @teams.arguments(TeamIn)
         @teams.response(201, TeamOut)
         def post(self, data: dict[str, Any]) -> Any:
-            t = in_tx(services.register_team, current_principal(), data)
+            def register(session: Any, emit: Any) -> orm.Team:
+                return services.register_team(session, current_principal(), data, emit)
+
+            t = in_tx(register, emit=True)
             return created(t, "teams.TeamItem", team_id=t.id)
 
     @teams.route("/<team_id>")
@@ -147,8 +159,11 @@ def create_intake_app(infra: Infrastructure) -> Flask:
         @asg.arguments(AssignmentIn)
         @asg.response(201, AssignmentOut)
         def post(self, data: dict[str, Any]) -> Any:
-            a = in_tx(services.submit_assignment, current_principal(), data)
-            return created(a, "assignments.AssignmentItem", assignment_id=a.id)
+            a, routing = in_tx(services.submit_assignment, current_principal(), data, emit=True)
+            body = {c.key: getattr(a, c.key) for c in orm.Assignment.__table__.columns}
+            body["routing"] = {"outcome": routing.outcome, "workspace_id": routing.workspace_id,
+                               "reason": routing.reason}
+            return created(body, "assignments.AssignmentItem", assignment_id=a.id)
 
     @asg.route("/<assignment_id>")
     @asg.etag
@@ -225,6 +240,97 @@ def create_intake_app(infra: Infrastructure) -> Flask:
 
             return in_tx(view)
 
-    for blueprint in (me, ws, teams, asg, bat):
+    firm = Blueprint("firm", __name__, url_prefix="/firm",
+                     description="The calling firm's profile; its municipality decides which workspace serves it")
+
+    @firm.route("")
+    @firm.etag
+    class Firm(MethodView):
+        @roles("entrepreneur")
+        @firm.response(200, FirmOut)
+        def get(self) -> Any:
+            found = in_tx(services.caller_organisation, current_principal())
+            if found.kvk_number is None:
+                abort(404, message="no firm profile yet: POST /firm")
+            return found
+
+        @roles("entrepreneur")
+        @firm.arguments(FirmIn)
+        @firm.response(201, FirmOut)
+        def post(self, data: dict[str, Any]) -> Any:
+            def register(session: Any) -> orm.Organisation:
+                return services.register_firm(session, current_principal(), data, create=True)
+
+            return created(in_tx(register), "firm.Firm")
+
+        @roles("entrepreneur")
+        @firm.arguments(FirmPatch)
+        @firm.response(200, FirmOut)
+        def patch(self, data: dict[str, Any]) -> Any:
+            def update(session: Any) -> orm.Organisation:
+                current = services.caller_organisation(session, current_principal())
+                if current.kvk_number is None:
+                    raise services.NotFound(current.id)
+                firm.check_etag(current, FirmOut)
+                return services.register_firm(session, current_principal(), data, create=False)
+
+            return in_tx(update)
+
+    ref = Blueprint("referrals", __name__, url_prefix="/referrals",
+                    description="Firms outside every working area, referred to support schemes")
+
+    @ref.route("")
+    class Referrals(MethodView):
+        @ref.response(200, ReferralOut(many=True))
+        @ref.paginate(Page, max_page_size=100)
+        def get(self) -> Any:
+            with sf() as session:
+                return services.referrals_for(session, current_principal())
+
+    schemes = Blueprint("referral_schemes", __name__, url_prefix="/referral-schemes",
+                        description="The maintained catalogue of national support schemes")
+
+    @schemes.route("")
+    class Schemes(MethodView):
+        @schemes.response(200, SchemeOut(many=True))
+        @schemes.paginate(Page, max_page_size=100)
+        def get(self) -> Any:
+            with sf() as session:
+                return session.execute(sa.select(orm.ReferralScheme).order_by(orm.ReferralScheme.code)).scalars().all()
+
+    @schemes.route("/<code>")
+    class SchemeItem(MethodView):
+        @roles("coordinator")
+        @schemes.arguments(SchemeIn)
+        @schemes.response(200, SchemeOut)
+        def put(self, data: dict[str, Any], code: str) -> Any:
+            if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,39}", code):
+                abort(422, message="invalid scheme code",
+                      errors=[{"field": "code", "reason": "lowercase letters, digits and '-', at most 40"}])
+            return in_tx(services.put_scheme, current_principal(), code, data)
+
+    hand = Blueprint("handovers", __name__, url_prefix="/handovers",
+                     description="Move firms and their open assignments to another workspace, audited")
+
+    @hand.route("")
+    class Handovers(MethodView):
+        @roles("coordinator")
+        @hand.response(200, HandoverOut(many=True))
+        @hand.paginate(Page, max_page_size=100)
+        def get(self) -> Any:
+            with sf() as session:
+                own = sa.select(orm.Workspace.id).where(orm.Workspace.organisation_id ==
+                                                        current_principal().organisation_id)
+                return session.execute(sa.select(orm.Handover).where(sa.or_(
+                    orm.Handover.from_workspace_id.in_(own), orm.Handover.to_workspace_id.in_(own)))
+                    .order_by(orm.Handover.created_at)).scalars().all()
+
+        @roles("coordinator")
+        @hand.arguments(HandoverIn)
+        @hand.response(201, HandoverOut)
+        def post(self, data: dict[str, Any]) -> Any:
+            return in_tx(services.hand_over, current_principal(), data)
+
+    for blueprint in (me, ws, teams, asg, bat, firm, ref, schemes, hand):
         api.register_blueprint(blueprint)
     return app

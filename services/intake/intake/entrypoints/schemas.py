@@ -5,7 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 from werkplaats_shared.contracts import LEVELS, POLICIES
 
-from ..domain.model import AssignmentStatus
+from ..domain.model import KINDS, MODES, SIZE_CLASSES, THEMES, AssignmentStatus
 from ..service_layer import services
 
 
@@ -60,6 +60,17 @@ class AssignmentIn(Schema):
     nice_to_have_skills = _skills()
     min_teams = fields.Integer(load_default=1, strict=True, validate=validate.Range(min=1, max=10))
     max_teams = fields.Integer(load_default=1, strict=True, validate=validate.Range(min=1, max=10))
+    theme = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(THEMES),
+                          metadata={"description": "one of the theme catalogue"})
+    kind = fields.String(load_default="project", validate=validate.OneOf(KINDS))
+    mode = fields.String(load_default="on_site", validate=validate.OneOf(MODES))
+
+
+class RoutingOut(Schema):
+    outcome = fields.String(metadata={"description": "accepted, routed (to the workspace that serves the firm) "
+                                                     "or referred (no workspace serves the firm)"})
+    workspace_id = fields.String()
+    reason = fields.String()
 
 
 class AssignmentOut(AssignmentIn):
@@ -67,6 +78,8 @@ class AssignmentOut(AssignmentIn):
     firm_id = fields.String(dump_only=True)
     batch_id = fields.String(dump_only=True, allow_none=True)
     status = fields.String(dump_only=True)
+    routed_from_workspace_id = fields.String(dump_only=True, allow_none=True)
+    routing = fields.Nested(RoutingOut, dump_only=True)
 
 
 class BatchIn(Schema):
@@ -147,3 +160,67 @@ class BatchFilter(Schema):
     workspace_id = fields.String(validate=validate.Length(max=36))
     period = fields.String(validate=validate.Length(max=40))
     status = fields.String(validate=validate.OneOf(["submitted", "matched"]))
+
+
+class FirmIn(Schema):
+    kvk_number = fields.String(required=True, validate=validate.Length(equal=8),
+                               metadata={"description": "the 8 digits of the firm's KvK registration"})
+    sector = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    size_class = fields.String(required=True, validate=validate.OneOf(SIZE_CLASSES))
+    municipality = fields.String(required=True, validate=validate.Regexp(r"^GM[0-9]{4}\Z"),
+                                 metadata={"description": "CBS municipality code, e.g. GM0193"})
+    language = fields.String(load_default="nl", validate=validate.OneOf(["nl", "en"]))
+
+
+class FirmPatch(Schema):
+    kvk_number = fields.String(validate=validate.Length(equal=8))
+    sector = fields.String(validate=validate.Length(min=1, max=100))
+    size_class = fields.String(validate=validate.OneOf(SIZE_CLASSES))
+    municipality = fields.String(validate=validate.Regexp(r"^GM[0-9]{4}\Z"))
+    language = fields.String(validate=validate.OneOf(["nl", "en"]))
+
+
+class FirmOut(FirmIn):
+    id = fields.String(dump_only=True)
+    name = fields.String(dump_only=True)
+    workspace_id = fields.String(dump_only=True, allow_none=True,
+                                 metadata={"description": "the workspace whose working area covers the firm"})
+
+
+class SchemeIn(Schema):
+    name_nl = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    name_en = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    url = fields.Url(required=True, schemes={"https"}, validate=validate.Length(max=300))
+    themes = fields.List(fields.String(validate=validate.OneOf(THEMES)), load_default=list,
+                         metadata={"description": "themes it helps with; empty: every theme"})
+    active = fields.Boolean(load_default=True)
+
+
+class SchemeOut(SchemeIn):
+    code = fields.String(dump_only=True)
+
+
+class ReferralOut(Schema):
+    id = fields.String()
+    firm_id = fields.String()
+    assignment_id = fields.String(allow_none=True)
+    from_workspace_id = fields.String()
+    scheme_codes = fields.List(fields.String())
+    reason = fields.String()
+    created_at = fields.DateTime()
+
+
+class HandoverIn(Schema):
+    from_workspace_id = fields.String(required=True, validate=validate.Length(max=36))
+    to_workspace_id = fields.String(required=True, validate=validate.Length(max=36))
+    firm_ids = fields.List(fields.String(validate=validate.Length(max=36)), load_default=list,
+                           validate=validate.Length(max=5000),
+                           metadata={"description": "the firms to move; empty: every firm of the workspace"})
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+
+
+class HandoverOut(HandoverIn):
+    id = fields.String(dump_only=True)
+    assignment_ids = fields.List(fields.String(), dump_only=True)
+    actor_organisation_id = fields.String(dump_only=True)
+    created_at = fields.DateTime(dump_only=True)

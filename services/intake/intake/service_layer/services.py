@@ -14,11 +14,15 @@ from werkplaats_shared.db import utcnow
 
 from ..adapters import orm
 from ..domain.model import (
+    OPEN_STATUSES,
     AssignmentStatus,
     DomainError,
+    Routing,
+    check_kvk_number,
     check_levels_offered,
     check_period,
     check_team_range,
+    route,
     transition,
 )
 
@@ -117,7 +121,8 @@ def _workspace_for_input(session: Session, workspace_id: str) -> orm.Workspace:
 # ---- teams and assignments ------------------------------------------------------------------
 
 
-def register_team(session: Session, principal: Principal, data: dict[str, Any]) -> orm.Team:
+def register_team(session: Session, principal: Principal, data: dict[str, Any],
+                  emit: Emit | None = None) -> orm.Team:
     institution = caller_organisation(session, principal)
     ws = _workspace_for_input(session, data["workspace_id"])
     check_levels_offered(institution.levels, data["level"])
@@ -128,24 +133,177 @@ def register_team(session: Session, principal: Principal, data: dict[str, Any]) 
         period=data["period"], created_at=utcnow(),
     )
     session.add(team)
+    if emit is not None:
+        emit(make_envelope("team.registered", 1, {
+            "team_id": team.id, "institution_id": institution.id, "workspace_id": ws.id, "level": team.level,
+            "period": team.period, "skills": team.skills}))
     return team
 
 
-def submit_assignment(session: Session, principal: Principal, data: dict[str, Any]) -> orm.Assignment:
-    ws = _workspace_for_input(session, data["workspace_id"])
-    check_period(ws.periods, data["period"])
+def audit(session: Session, principal: Principal, action: str, object_type: str, object_id: str,
+          details: dict[str, Any]) -> None:
+    session.add(orm.AuditEntry(at=utcnow(), actor_organisation_id=principal.organisation_id,
+                               actor_key_id=principal.key_id, action=action, object_type=object_type,
+                               object_id=object_id, details=details))
+
+
+def working_areas(session: Session) -> dict[str, frozenset[str]]:
+    """Each workspace's municipalities, oldest workspace first (it serves an area claimed twice)."""
+    return {ws_id: frozenset(area) for ws_id, area in session.execute(
+        sa.select(orm.Workspace.id, orm.Workspace.municipalities)
+        .order_by(orm.Workspace.created_at, orm.Workspace.id)).all()}
+
+
+def register_firm(session: Session, principal: Principal, data: dict[str, Any], *, create: bool) -> orm.Organisation:
+    """Create (once) or update the calling firm's profile; the firm is placed with the workspace whose
+    working area covers its municipality (none when no workspace covers it)."""
+    firm = caller_organisation(session, principal)
+    if create and firm.kvk_number is not None:
+        raise DomainError("kvk_number", "the firm profile exists already; change it with PATCH /firm", 409)
+    if not create and firm.kvk_number is None:
+        raise NotFound(firm.id)
+    if "kvk_number" in data:
+        check_kvk_number(data["kvk_number"])
+        taken = session.execute(sa.select(orm.Organisation.id).where(
+            orm.Organisation.kvk_number == data["kvk_number"], orm.Organisation.id != firm.id)).first()
+        if taken is not None:
+            raise DomainError("kvk_number", "another firm is registered with this KvK number", 409)
+    for name, value in data.items():
+        setattr(firm, name, value)
+    if "municipality" in data:
+        covering = [ws for ws, area in working_areas(session).items() if firm.municipality in area]
+        firm.workspace_id = covering[0] if covering else None
+    session.flush()
+    return firm
+
+
+def submit_assignment(session: Session, emit: Emit, principal: Principal,
+                      data: dict[str, Any]) -> tuple[orm.Assignment, Routing]:
+    """Submit an assignment to a workspace. A firm outside that workspace's working area is never
+    silently accepted or dropped: its assignment goes to the workspace that covers the firm, or the
+    firm is referred to the support schemes of the catalogue (and notified through firm.referred)."""
+    firm = caller_organisation(session, principal)
+    if firm.municipality is None:
+        raise DomainError("firm", "register the firm first (POST /firm) so we know where it is")
+    requested = _workspace_for_input(session, data["workspace_id"])
+    routing = route(firm.municipality, requested.id, working_areas(session))
+    ws = get_workspace(session, routing.workspace_id)
+    try:
+        check_period(ws.periods, data["period"])
+    except DomainError as exc:
+        if routing.outcome != "routed":
+            raise
+        raise DomainError("period", f"{exc.reason}; the firm's area is served by workspace {ws.name}, "
+                                    "whose calendar has other periods") from None
     check_team_range(data["min_teams"], data["max_teams"])
+    status = AssignmentStatus.REFERRED if routing.outcome == "referred" else AssignmentStatus.SUBMITTED
     assignment = orm.Assignment(
         id=_new_id(), firm_id=principal.organisation_id, workspace_id=ws.id, batch_id=None,
         title=data["title"], description=data["description"], period=data["period"],
         accepted_levels=sorted(set(data["accepted_levels"])),
         required_skills=sorted(set(data["required_skills"])),
         nice_to_have_skills=sorted(set(data["nice_to_have_skills"])),
-        min_teams=data["min_teams"], max_teams=data["max_teams"],
-        status=AssignmentStatus.SUBMITTED.value, created_at=utcnow(),
+        min_teams=data["min_teams"], max_teams=data["max_teams"], theme=data.get("theme"),
+        kind=data.get("kind", "project"), mode=data.get("mode", "on_site"),
+        routed_from_workspace_id=requested.id if routing.outcome == "routed" else None,
+        status=status.value, created_at=utcnow(),
     )
     session.add(assignment)
-    return assignment
+    session.flush()
+    if routing.outcome == "referred":
+        refer(session, emit, firm, assignment, requested.id, routing.reason)
+    else:
+        emit(make_envelope("assignment.submitted", 1, {
+            "assignment_id": assignment.id, "firm_id": firm.id, "workspace_id": ws.id, "period": assignment.period,
+            "theme": assignment.theme, "accepted_levels": assignment.accepted_levels,
+            "routed_from_workspace_id": assignment.routed_from_workspace_id}))
+    return assignment, routing
+
+
+def refer(session: Session, emit: Emit, firm: orm.Organisation, assignment: orm.Assignment,
+          from_workspace_id: str, reason: str) -> orm.Referral:
+    schemes = [s for s in session.execute(
+        sa.select(orm.ReferralScheme).where(orm.ReferralScheme.active.is_(True)).order_by(orm.ReferralScheme.code)
+    ).scalars() if assignment.theme is None or not s.themes or assignment.theme in s.themes]
+    referral = orm.Referral(id=_new_id(), firm_id=firm.id, assignment_id=assignment.id,
+                            from_workspace_id=from_workspace_id, scheme_codes=[s.code for s in schemes],
+                            reason=reason, created_at=utcnow())
+    session.add(referral)
+    emit(make_envelope("firm.referred", 1, {
+        "referral_id": referral.id, "firm_id": firm.id, "assignment_id": assignment.id,
+        "from_workspace_id": from_workspace_id, "scheme_codes": referral.scheme_codes,
+        "reason": "outside_working_area"}))
+    return referral
+
+
+def referrals_for(session: Session, principal: Principal) -> list[orm.Referral]:
+    query = sa.select(orm.Referral).order_by(orm.Referral.created_at, orm.Referral.id)
+    if principal.role == "entrepreneur":
+        query = query.where(orm.Referral.firm_id == principal.organisation_id)
+    elif principal.role == "coordinator":
+        query = query.join(orm.Workspace, orm.Workspace.id == orm.Referral.from_workspace_id).where(
+            orm.Workspace.organisation_id == principal.organisation_id)
+    else:
+        query = query.where(sa.false())
+    return list(session.execute(query).scalars())
+
+
+def put_scheme(session: Session, principal: Principal, code: str, data: dict[str, Any]) -> orm.ReferralScheme:
+    scheme = session.get(orm.ReferralScheme, code)
+    if scheme is None:
+        scheme = orm.ReferralScheme(code=code)
+        session.add(scheme)
+    for name, value in data.items():
+        setattr(scheme, name, value)
+    scheme.updated_at = utcnow()
+    audit(session, principal, "referral_scheme.put", "referral_scheme", code, {"active": scheme.active})
+    session.flush()
+    return scheme
+
+
+def hand_over(session: Session, principal: Principal, data: dict[str, Any]) -> orm.Handover:
+    """Move firms and their open assignments to another workspace in one audited operation.
+    Assignments in a batch or further along stay where they are; nothing moves if any open assignment's
+    period is missing from the receiving workspace's calendar."""
+    source = _workspace_for_input(session, data["from_workspace_id"])
+    if source.organisation_id != principal.organisation_id:
+        raise DomainError("from_workspace_id", "no such workspace")
+    target = session.get(orm.Workspace, data["to_workspace_id"])
+    if target is None:
+        raise DomainError("to_workspace_id", "no such workspace")
+    if target.id == source.id:
+        raise DomainError("to_workspace_id", "the receiving workspace must be another one")
+    firms_query = sa.select(orm.Organisation).where(orm.Organisation.role == "entrepreneur",
+                                                    orm.Organisation.workspace_id == source.id)
+    if data.get("firm_ids"):
+        firms_query = firms_query.where(orm.Organisation.id.in_(data["firm_ids"]))
+    firms = list(session.execute(firms_query.order_by(orm.Organisation.id)).scalars())
+    found = {f.id for f in firms}
+    for i, firm_id in enumerate(data.get("firm_ids") or []):
+        if firm_id not in found:
+            raise DomainError(f"firm_ids.{i}", "no firm of this workspace with this id")
+    open_work = list(session.execute(sa.select(orm.Assignment).where(
+        orm.Assignment.workspace_id == source.id, orm.Assignment.firm_id.in_(found),
+        orm.Assignment.status.in_([s.value for s in OPEN_STATUSES]), orm.Assignment.batch_id.is_(None),
+    ).order_by(orm.Assignment.id)).scalars())
+    target_periods = {p["code"] for p in target.periods}
+    missing = sorted({a.period for a in open_work} - target_periods)
+    if missing:
+        raise DomainError("to_workspace_id", f"the receiving workspace has no period {', '.join(missing)}")
+    for firm in firms:
+        firm.workspace_id = target.id
+    for a in open_work:
+        a.workspace_id = target.id
+    handover = orm.Handover(id=_new_id(), from_workspace_id=source.id, to_workspace_id=target.id,
+                            firm_ids=sorted(found), assignment_ids=[a.id for a in open_work], reason=data["reason"],
+                            actor_organisation_id=principal.organisation_id, actor_key_id=principal.key_id,
+                            created_at=utcnow())
+    session.add(handover)
+    audit(session, principal, "handover", "handover", handover.id, {
+        "from_workspace_id": source.id, "to_workspace_id": target.id, "firms": len(found),
+        "assignments": len(open_work)})
+    session.flush()
+    return handover
 
 
 def visible_teams(principal: Principal) -> sa.Select[Any]:

@@ -1,0 +1,151 @@
+"""Firm profiles, working-area routing, referral to support schemes, and handover between workspaces."""
+
+from __future__ import annotations
+
+import json
+
+import sqlalchemy as sa
+from intake.adapters import orm
+
+from . import test_intake_api
+from .test_intake_api import World, assert_error, assignment_body, batch_body, firm_body, workspace_body
+
+world = test_intake_api.world  # two coordinators (ws_a, ws_b over GM0363/GM0384), institutions, two firms
+
+
+def _outbox(world: World, message_type: str) -> list[dict[str, object]]:
+    return [json.loads(r.body)["payload"] for r in world.outbox_rows() if r.type == message_type]
+
+
+def test_firm_profile_validates_kvk_and_places_the_firm(world: World) -> None:
+    profile = world.get("firm_1", "/firm")
+    assert profile.status_code == 200
+    assert profile.get_json()["workspace_id"] == world.ids["ws_a"]  # the oldest workspace covering GM0363
+    before = world.snapshot()
+    assert_error(world.post("firm_1", "/firm", firm_body(kvk_number="99999999")), 409, "kvk_number")
+    world.add_org("firm_3", "Drukkerij Derde", "entrepreneur", [])
+    for bad in ("1234567a", "00000000", "1234567", "١٢٣٤٥٦٧٨"):
+        assert_error(world.post("firm_3", "/firm", firm_body(kvk_number=bad)), 422, "kvk_number")
+    assert_error(world.post("firm_3", "/firm", firm_body(kvk_number="12345671")), 409, "kvk_number")
+    assert_error(world.post("firm_3", "/firm", firm_body(kvk_number="12345679", municipality="0363")), 422,
+                 "municipality")
+    assert_error(world.get("firm_3", "/firm"), 404)
+    assert_error(world.get("coord_a", "/firm"), 403)
+    grown = {name: before["counts"][name] + 1 for name in ("organisations", "api_keys", "outbox")}  # firm_3's key
+    assert world.snapshot()["counts"] == {**before["counts"], **grown}
+
+
+def test_moving_the_firm_needs_the_etag_and_changes_its_workspace(world: World) -> None:
+    ws_c = world.created("coord_b", "/workspaces", workspace_body(name="Werkplaats Zwolle", municipalities=["GM0193"]))
+    etag = world.get("firm_1", "/firm").headers["ETag"]
+    assert_error(world.call("firm_1", "PATCH", "/firm", {"municipality": "GM0193"}), 428)
+    moved = world.call("firm_1", "PATCH", "/firm", {"municipality": "GM0193"}, headers={"If-Match": etag})
+    assert moved.status_code == 200 and moved.get_json()["workspace_id"] == ws_c["id"]
+
+
+def test_an_assignment_for_a_workspace_that_does_not_serve_the_firm_is_routed(world: World) -> None:
+    ws_c = world.created("coord_b", "/workspaces", workspace_body(name="Werkplaats Zwolle", municipalities=["GM0193"]))
+    resp = world.post("firm_1", "/assignments", assignment_body(ws_c["id"], theme="webshop"))
+    assert resp.status_code == 201, resp.get_data(as_text=True)
+    body = resp.get_json()
+    assert body["routing"]["outcome"] == "routed"
+    assert body["workspace_id"] == body["routing"]["workspace_id"] == world.ids["ws_a"]
+    assert body["routed_from_workspace_id"] == ws_c["id"] and body["status"] == "submitted"
+    event = _outbox(world, "assignment.submitted")[-1]
+    assert event["assignment_id"] == body["id"] and event["routed_from_workspace_id"] == ws_c["id"]
+    assert "title" not in event  # ids and attributes only
+
+
+def test_a_firm_no_workspace_serves_is_referred_and_notified_never_dropped(world: World) -> None:
+    scheme = {"name_nl": "Landelijk loket digitalisering (voorbeeld)", "name_en": "National digital desk (example)",
+              "url": "https://example.org/loket", "themes": []}
+    cyber = {"name_nl": "Regeling cyberweerbaarheid (voorbeeld)", "name_en": "Cyber resilience scheme (example)",
+             "url": "https://example.org/cyber", "themes": ["cyber_security"]}
+    assert world.call("coord_a", "PUT", "/referral-schemes/loket", scheme).status_code == 200
+    assert world.call("coord_a", "PUT", "/referral-schemes/cyber", cyber).status_code == 200
+    etag = world.get("firm_2", "/firm").headers["ETag"]
+    moved = world.call("firm_2", "PATCH", "/firm", {"municipality": "GM0014"}, headers={"If-Match": etag})
+    assert moved.status_code == 200
+    assert world.get("firm_2", "/firm").get_json()["workspace_id"] is None
+    resp = world.post("firm_2", "/assignments", assignment_body(world.ids["ws_a"], theme="webshop"))
+    assert resp.status_code == 201
+    body = resp.get_json()
+    assert body["status"] == "referred" and body["routing"]["outcome"] == "referred"
+    referrals = world.get("firm_2", "/referrals").get_json()
+    assert len(referrals) == 1 and referrals[0]["assignment_id"] == body["id"]
+    assert referrals[0]["scheme_codes"] == ["loket"]  # the cyber scheme does not help with a webshop
+    assert [r["id"] for r in world.get("coord_a", "/referrals").get_json()] == [referrals[0]["id"]]
+    assert world.get("coord_b", "/referrals").get_json() == []
+    assert world.get("firm_1", "/referrals").get_json() == []
+    event = _outbox(world, "firm.referred")[-1]
+    assert event == {"referral_id": referrals[0]["id"], "firm_id": world.org["firm_2"], "assignment_id": body["id"],
+                     "from_workspace_id": world.ids["ws_a"], "scheme_codes": ["loket"],
+                     "reason": "outside_working_area"}
+    # a referred assignment cannot be put in a batch
+    assert_error(world.post("coord_a", "/batches", batch_body(world.ids["ws_a"], [body["id"]])), 409)
+
+
+def test_the_scheme_catalogue_is_maintained_by_coordinators(world: World) -> None:
+    good = {"name_nl": "Loket", "name_en": "Desk", "url": "https://example.org/", "themes": ["ai"]}
+    assert_error(world.call("firm_1", "PUT", "/referral-schemes/loket", good), 403)
+    assert_error(world.call("coord_a", "PUT", "/referral-schemes/loket", {**good, "url": "http://example.org/"}),
+                 422, "url")
+    assert_error(world.call("coord_a", "PUT", "/referral-schemes/Bad Code", good), 422, "code")
+    assert_error(world.call("coord_a", "PUT", "/referral-schemes/loket", {**good, "themes": ["gardening"]}), 422,
+                 "themes.0")
+    assert world.get("firm_1", "/referral-schemes").get_json() == []
+    assert world.call("coord_a", "PUT", "/referral-schemes/loket", good).status_code == 200
+    assert [s["code"] for s in world.get("firm_1", "/referral-schemes").get_json()] == ["loket"]
+
+
+def test_submitting_needs_a_firm_profile(world: World) -> None:
+    world.add_org("firm_3", "Drukkerij Derde", "entrepreneur", [])
+    before = world.snapshot()
+    assert_error(world.post("firm_3", "/assignments", assignment_body(world.ids["ws_a"])), 422, "firm")
+    assert world.snapshot() == before
+
+
+def test_handover_moves_exactly_the_open_work_and_is_audited(world: World) -> None:
+    ws_c = world.created("coord_b", "/workspaces", workspace_body(name="Werkplaats Opvolger"))
+    world.created("coord_a", "/batches", batch_body(world.ids["ws_a"], [world.ids["a2"]]))
+    resp = world.post("coord_a", "/handovers", {"from_workspace_id": world.ids["ws_a"], "to_workspace_id": ws_c["id"],
+                                                "reason": "regionaal programma stopt"})
+    assert resp.status_code == 201, resp.get_data(as_text=True)
+    handover = resp.get_json()
+    assert sorted(handover["firm_ids"]) == sorted([world.org["firm_1"], world.org["firm_2"]])
+    # a1 and a1_q2 were open in ws_a; a2 is in a batch and a1_ws_b belongs to another workspace
+    assert sorted(handover["assignment_ids"]) == sorted([world.ids["a1"], world.ids["a1_q2"]])
+    workspaces = {a["id"]: a["workspace_id"] for a in world.get("firm_1", "/assignments").get_json()}
+    assert workspaces[world.ids["a1"]] == workspaces[world.ids["a1_q2"]] == ws_c["id"]
+    assert workspaces[world.ids["a1_ws_b"]] == world.ids["ws_b"]
+    assert world.get("firm_2", f"/assignments/{world.ids['a2']}").get_json()["workspace_id"] == world.ids["ws_a"]
+    assert world.get("firm_1", "/firm").get_json()["workspace_id"] == ws_c["id"]
+    assert [h["id"] for h in world.get("coord_b", "/handovers").get_json()] == [handover["id"]]
+    assert [h["id"] for h in world.get("coord_a", "/handovers").get_json()] == [handover["id"]]
+    with world.infra.engine.connect() as conn:
+        entries = conn.execute(sa.select(orm.AuditEntry).where(orm.AuditEntry.action == "handover")).all()
+    assert len(entries) == 1
+    assert entries[0].actor_organisation_id == world.org["coord_a"]
+    assert entries[0].details == {"from_workspace_id": world.ids["ws_a"], "to_workspace_id": ws_c["id"],
+                                  "firms": 2, "assignments": 2}
+
+
+def test_a_handover_that_cannot_be_done_moves_nothing(world: World) -> None:
+    other_periods = workspace_body(name="Ander rooster", periods=[
+        {"code": "2026-S1", "starts_on": "2026-02-01", "ends_on": "2026-06-30"}])
+    ws_c = world.created("coord_b", "/workspaces", other_periods)
+    before = world.snapshot()
+    cases = [
+        ({"from_workspace_id": world.ids["ws_b"], "to_workspace_id": ws_c["id"]}, "from_workspace_id"),
+        ({"from_workspace_id": world.ids["ws_a"], "to_workspace_id": world.ids["ws_a"]}, "to_workspace_id"),
+        ({"from_workspace_id": world.ids["ws_a"], "to_workspace_id": "nope"}, "to_workspace_id"),
+        ({"from_workspace_id": world.ids["ws_a"], "to_workspace_id": world.ids["ws_b"], "firm_ids": ["x"]},
+         "firm_ids.0"),
+        ({"from_workspace_id": world.ids["ws_a"], "to_workspace_id": ws_c["id"]}, "to_workspace_id"),  # periods
+    ]
+    for body, field in cases:
+        assert_error(world.post("coord_a", "/handovers", {**body, "reason": "test"}), 422, field)
+    assert_error(world.post("firm_1", "/handovers", {"from_workspace_id": world.ids["ws_a"],
+                                                     "to_workspace_id": world.ids["ws_b"], "reason": "x"}), 403)
+    assert world.snapshot() == before
+    assert world.get("coord_a", "/handovers").get_json() == []
