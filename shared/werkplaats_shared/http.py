@@ -10,6 +10,7 @@ import flask_smorest
 from flask import Flask, Request, jsonify
 from flask.typing import ResponseReturnValue
 from flask_smorest import Api
+from marshmallow import INCLUDE, Schema, fields
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -57,8 +58,27 @@ class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]
     ARGUMENTS_PARSER = JsonBodyParser()
 
 
+class ErrorItemSchema(Schema):
+    class Meta:
+        unknown = INCLUDE  # imports add the row and column of a file
+
+    field = fields.String(metadata={"description": "the input at fault, e.g. periods.0.code or query.page"})
+    reason = fields.String(required=True, metadata={"description": "why it was refused"})
+    row = fields.Integer(allow_none=True, metadata={"description": "row of an uploaded file (the header is row 1)"})
+    column = fields.String(allow_none=True, metadata={"description": "column of an uploaded file"})
+
+
+class ErrorSchema(Schema):
+    status = fields.Integer(required=True, metadata={"description": "the HTTP status code"})
+    error = fields.String(required=True, metadata={"description": "the HTTP status name"})
+    message = fields.String(metadata={"description": "what went wrong, in words"})
+    errors = fields.List(fields.Nested(ErrorItemSchema), required=True)
+
+
 class WerkplaatsApi(Api):  # type: ignore[misc]
     """Every error as JSON: ``{"status", "error", "message", "errors": [{"field", "reason"}]}``."""
+
+    ERROR_SCHEMA = ErrorSchema
 
     def handle_http_exception(self, error: HTTPException) -> ResponseReturnValue:
         status = error.code or 500
