@@ -129,6 +129,19 @@ class TeamRegisteredV1(StrictSchema):
     skills = fields.List(fields.String(), required=True)
 
 
+class CapacityRegisteredV1(StrictSchema):
+    capacity_id = fields.String(required=True)
+    institution_id = fields.String(required=True)
+    workspace_id = fields.String(required=True)
+    period = fields.String(required=True)
+    level = fields.String(required=True, validate=validate.OneOf(LEVELS))
+    teams = fields.Integer(required=True, strict=True)
+    team_size_min = fields.Integer(required=True, strict=True)
+    team_size_max = fields.Integer(required=True, strict=True)
+    skills = fields.List(fields.String(), required=True)
+    supervision_hours = fields.Integer(required=True, strict=True)
+
+
 class FirmReferredV1(StrictSchema):
     referral_id = fields.String(required=True)
     firm_id = fields.String(required=True)
@@ -164,6 +177,10 @@ CONTRACTS: tuple[Contract, ...] = (
     Contract(
         "team.registered", 1, "intake", (), TeamRegisteredV1,
         "An institution registered a team (pseudonymous: code and attributes stay in intake); no consumer yet.",
+    ),
+    Contract(
+        "capacity.registered", 1, "intake", (), CapacityRegisteredV1,
+        "An institution registered capacity for a workspace period; no consumer yet.",
     ),
     Contract(
         "firm.referred", 1, "intake", (), FirmReferredV1,

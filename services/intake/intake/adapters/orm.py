@@ -33,9 +33,12 @@ class Organisation(Base):
     size_class: Mapped[str | None] = mapped_column(sa.String(10), nullable=True)
     municipality: Mapped[str | None] = mapped_column(sa.String(6), nullable=True)
     language: Mapped[str | None] = mapped_column(sa.String(2), nullable=True)
-    workspace_id: Mapped[str | None] = mapped_column(
-        sa.String(36), sa.ForeignKey("workspaces.id", name="fk_organisations_workspace_id"), nullable=True,
-        index=True)
+    # the workspace serving the firm; no foreign key, as workspaces already reference organisations
+    workspace_id: Mapped[str | None] = mapped_column(sa.String(36), nullable=True, index=True)
+
+    # institution profile (role institution)
+    programmes: Mapped[list[Any]] = mapped_column(sa.JSON, default=list, server_default="[]")
+    campuses: Mapped[list[Any]] = mapped_column(sa.JSON, default=list, server_default="[]")
 
     __table_args__ = (sa.UniqueConstraint("kvk_number", name="uq_organisations_kvk_number"),)
 
@@ -60,6 +63,28 @@ class Team(Base):
     size: Mapped[int] = mapped_column(sa.Integer)
     skills: Mapped[list[Any]] = mapped_column(sa.JSON)
     period: Mapped[str] = mapped_column(sa.String(40))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    campus: Mapped[str | None] = mapped_column(sa.String(100), nullable=True)
+    travel_limit_km: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+    remote_allowed: Mapped[bool] = mapped_column(sa.Boolean, default=True, server_default=sa.true())
+    preferences: Mapped[list[Any]] = mapped_column(sa.JSON, default=list, server_default="[]")
+
+
+class Capacity(Base):
+    """An institution's offer for a workspace period: how many teams of a level, and supervision."""
+
+    __tablename__ = "capacities"
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    institution_id: Mapped[str] = mapped_column(sa.ForeignKey("organisations.id"), index=True)
+    workspace_id: Mapped[str] = mapped_column(sa.ForeignKey("workspaces.id"), index=True)
+    programme: Mapped[str] = mapped_column(sa.String(100))
+    period: Mapped[str] = mapped_column(sa.String(40))
+    level: Mapped[str] = mapped_column(sa.String(3))
+    teams: Mapped[int] = mapped_column(sa.Integer)
+    team_size_min: Mapped[int] = mapped_column(sa.Integer)
+    team_size_max: Mapped[int] = mapped_column(sa.Integer)
+    skills: Mapped[list[Any]] = mapped_column(sa.JSON)
+    supervision_hours: Mapped[int] = mapped_column(sa.Integer)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
 
 

@@ -26,11 +26,15 @@ from .schemas import (
     BatchIn,
     BatchOut,
     BatchSummaryOut,
+    CapacityIn,
+    CapacityOut,
     FirmIn,
     FirmOut,
     FirmPatch,
     HandoverIn,
     HandoverOut,
+    InstitutionOut,
+    InstitutionPatch,
     OrganisationOut,
     ReferralOut,
     SchemeIn,
@@ -331,6 +335,52 @@ def create_intake_app(infra: Infrastructure) -> Flask:
         def post(self, data: dict[str, Any]) -> Any:
             return in_tx(services.hand_over, current_principal(), data)
 
-    for blueprint in (me, ws, teams, asg, bat, firm, ref, schemes, hand):
+    inst = Blueprint("institution", __name__, url_prefix="/institution",
+                     description="The calling institution's programmes and campuses")
+
+    @inst.route("")
+    @inst.etag
+    class Institution(MethodView):
+        @roles("institution")
+        @inst.response(200, InstitutionOut)
+        def get(self) -> Any:
+            return in_tx(services.caller_organisation, current_principal())
+
+        @roles("institution")
+        @inst.arguments(InstitutionPatch)
+        @inst.response(200, InstitutionOut)
+        def patch(self, data: dict[str, Any]) -> Any:
+            def update(session: Any) -> orm.Organisation:
+                inst.check_etag(services.caller_organisation(session, current_principal()), InstitutionOut)
+                return services.update_institution(session, current_principal(), data)
+
+            return in_tx(update)
+
+    cap = Blueprint("capacity", __name__, url_prefix="/capacity",
+                    description="Institutions' capacity per workspace period and level")
+
+    @cap.route("")
+    class Capacities(MethodView):
+        @cap.response(200, CapacityOut(many=True))
+        @cap.paginate(Page, max_page_size=100)
+        def get(self) -> Any:
+            with sf() as session:
+                return session.execute(services.visible_capacities(current_principal())).scalars().all()
+
+        @roles("institution")
+        @cap.arguments(CapacityIn)
+        @cap.response(201, CapacityOut)
+        def post(self, data: dict[str, Any]) -> Any:
+            c = in_tx(services.register_capacity, current_principal(), data, emit=True)
+            return created(c, "capacity.CapacityItem", capacity_id=c.id)
+
+    @cap.route("/<capacity_id>")
+    class CapacityItem(MethodView):
+        @cap.response(200, CapacityOut)
+        def get(self, capacity_id: str) -> Any:
+            return in_tx(services.get_visible, services.visible_capacities(current_principal()), orm.Capacity,
+                         capacity_id)
+
+    for blueprint in (me, ws, teams, asg, bat, firm, ref, schemes, hand, inst, cap):
         api.register_blueprint(blueprint)
     return app

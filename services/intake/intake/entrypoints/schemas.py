@@ -42,6 +42,13 @@ class TeamIn(Schema):
     size = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=12))
     skills = _skills()
     period = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    campus = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=100))
+    travel_limit_km = fields.Integer(load_default=None, allow_none=True, strict=True,
+                                     validate=validate.Range(min=0, max=500))
+    remote_allowed = fields.Boolean(load_default=True)
+    preferences = fields.List(fields.String(validate=validate.Length(max=36)), load_default=list,
+                              validate=validate.Length(max=10),
+                              metadata={"description": "assignment ids, most wanted first"})
 
 
 class TeamOut(TeamIn):
@@ -224,3 +231,40 @@ class HandoverOut(HandoverIn):
     assignment_ids = fields.List(fields.String(), dump_only=True)
     actor_organisation_id = fields.String(dump_only=True)
     created_at = fields.DateTime(dump_only=True)
+
+
+class CampusSchema(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    municipality = fields.String(required=True, validate=validate.Regexp(r"^GM[0-9]{4}\Z"))
+
+
+class InstitutionPatch(Schema):
+    programmes = fields.List(fields.String(validate=validate.Length(min=1, max=100)), validate=validate.Length(max=200))
+    campuses = fields.List(fields.Nested(CampusSchema), validate=validate.Length(max=50))
+
+
+class InstitutionOut(Schema):
+    id = fields.String()
+    name = fields.String()
+    levels = fields.List(fields.String())
+    programmes = fields.List(fields.String())
+    campuses = fields.List(fields.Nested(CampusSchema))
+
+
+class CapacityIn(Schema):
+    workspace_id = fields.String(required=True, validate=validate.Length(max=36))
+    programme = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    period = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    level = fields.String(required=True, validate=validate.OneOf(LEVELS))
+    teams = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=500))
+    team_size_min = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=12))
+    team_size_max = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=12))
+    skills = fields.List(fields.String(validate=validate.Length(min=1, max=60)), load_default=list,
+                         validate=validate.Length(max=30))
+    supervision_hours = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=10000),
+                                       metadata={"description": "lecturer supervision hours available"})
+
+
+class CapacityOut(CapacityIn):
+    id = fields.String(dump_only=True)
+    institution_id = fields.String(dump_only=True)

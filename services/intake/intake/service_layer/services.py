@@ -127,10 +127,23 @@ def register_team(session: Session, principal: Principal, data: dict[str, Any],
     ws = _workspace_for_input(session, data["workspace_id"])
     check_levels_offered(institution.levels, data["level"])
     check_period(ws.periods, data["period"])
+    campus = data.get("campus")
+    if campus is not None and campus not in {c["name"] for c in institution.campuses}:
+        raise DomainError("campus", "not one of the institution's campuses (PATCH /institution)")
+    preferences = list(dict.fromkeys(data.get("preferences", [])))
+    if preferences:
+        known = set(session.execute(sa.select(orm.Assignment.id).where(
+            orm.Assignment.id.in_(preferences), orm.Assignment.workspace_id == ws.id,
+            orm.Assignment.period == data["period"])).scalars())
+        for i, assignment_id in enumerate(preferences):
+            if assignment_id not in known:
+                raise DomainError(f"preferences.{i}", "no such assignment in this workspace and period")
     team = orm.Team(
         id=_new_id(), institution_id=institution.id, workspace_id=ws.id, code=data["code"],
         level=data["level"], size=data["size"], skills=sorted(set(data["skills"])),
-        period=data["period"], created_at=utcnow(),
+        period=data["period"], created_at=utcnow(), campus=campus,
+        travel_limit_km=data.get("travel_limit_km"), remote_allowed=data.get("remote_allowed", True),
+        preferences=preferences,
     )
     session.add(team)
     if emit is not None:
@@ -175,6 +188,54 @@ def register_firm(session: Session, principal: Principal, data: dict[str, Any], 
         firm.workspace_id = covering[0] if covering else None
     session.flush()
     return firm
+
+
+def update_institution(session: Session, principal: Principal, data: dict[str, Any]) -> orm.Organisation:
+    institution = caller_organisation(session, principal)
+    if "campuses" in data:
+        names = [c["name"] for c in data["campuses"]]
+        if len(names) != len(set(names)):
+            raise DomainError("campuses", "campus names must be unique")
+        data = {**data, "campuses": [{"name": c["name"], "municipality": c["municipality"]} for c in data["campuses"]]}
+    if "programmes" in data:
+        data = {**data, "programmes": sorted(set(data["programmes"]))}
+    for name, value in data.items():
+        setattr(institution, name, value)
+    session.flush()
+    return institution
+
+
+def register_capacity(session: Session, emit: Emit, principal: Principal, data: dict[str, Any]) -> orm.Capacity:
+    institution = caller_organisation(session, principal)
+    ws = _workspace_for_input(session, data["workspace_id"])
+    check_period(ws.periods, data["period"])
+    check_levels_offered(institution.levels, data["level"])
+    if data["programme"] not in institution.programmes:
+        raise DomainError("programme", "not one of the institution's programmes (PATCH /institution)")
+    if data["team_size_min"] > data["team_size_max"]:
+        raise DomainError("team_size_min", "team_size_min must not exceed team_size_max")
+    capacity = orm.Capacity(
+        id=_new_id(), institution_id=institution.id, workspace_id=ws.id, programme=data["programme"],
+        period=data["period"], level=data["level"], teams=data["teams"], team_size_min=data["team_size_min"],
+        team_size_max=data["team_size_max"], skills=sorted(set(data["skills"])),
+        supervision_hours=data["supervision_hours"], created_at=utcnow())
+    session.add(capacity)
+    session.flush()
+    emit(make_envelope("capacity.registered", 1, {
+        "capacity_id": capacity.id, "institution_id": institution.id, "workspace_id": ws.id,
+        "period": capacity.period, "level": capacity.level, "teams": capacity.teams,
+        "team_size_min": capacity.team_size_min, "team_size_max": capacity.team_size_max,
+        "skills": capacity.skills, "supervision_hours": capacity.supervision_hours}))
+    return capacity
+
+
+def visible_capacities(principal: Principal) -> sa.Select[Any]:
+    query = sa.select(orm.Capacity).order_by(orm.Capacity.created_at, orm.Capacity.id)
+    if principal.role == "institution":
+        return query.where(orm.Capacity.institution_id == principal.organisation_id)
+    if principal.role == "coordinator":
+        return query.join(orm.Workspace).where(orm.Workspace.organisation_id == principal.organisation_id)
+    return query.where(sa.false())
 
 
 def submit_assignment(session: Session, emit: Emit, principal: Principal,
