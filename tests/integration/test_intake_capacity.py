@@ -94,3 +94,34 @@ def test_teams_carry_campus_travel_and_ranked_preferences(world: World) -> None:
     assert world.snapshot() == before
     registered = [json.loads(r.body)["payload"] for r in world.outbox_rows() if r.type == "team.registered"]
     assert registered[-1]["team_id"] == team["id"] and "code" not in registered[-1]
+
+
+def test_institution_blocks_map_onto_workspace_periods(world: World) -> None:
+    etag = world.get("inst_1", "/institution").headers["ETag"]
+    ws_a = world.ids["ws_a"]
+    cases = [
+        ({"blocks": [{"code": "B3", "workspace_id": "nope", "period": "2025-Q1"}]}, "blocks.0.workspace_id"),
+        ({"blocks": [{"code": "B3", "workspace_id": ws_a, "period": "2031-Q1"}]}, "blocks.0.period"),
+        ({"blocks": [{"code": "B3", "workspace_id": ws_a, "period": "2025-Q1"},
+                     {"code": "B3", "workspace_id": ws_a, "period": "2025-Q2"}]}, "blocks.1.code"),
+    ]
+    for body, field in cases:
+        assert_error(world.call("inst_1", "PATCH", "/institution", body, headers={"If-Match": etag}), 422, field)
+    blocks = [{"code": "B3", "workspace_id": ws_a, "period": "2025-Q1"},
+              {"code": "B4", "workspace_id": ws_a, "period": "2025-Q2"}]
+    ok = world.call("inst_1", "PATCH", "/institution", {"blocks": blocks}, headers={"If-Match": etag})
+    assert ok.status_code == 200 and ok.get_json()["blocks"] == blocks
+
+
+def test_assignments_rank_institutions_and_levels(world: World) -> None:
+    body = assignment_body(world.ids["ws_a"], preferred_institutions=[world.org["inst_2"], world.org["inst_1"]],
+                           preferred_levels=["WO", "HBO", "WO"])
+    created = world.created("firm_1", "/assignments", body)
+    assert created["preferred_institutions"] == [world.org["inst_2"], world.org["inst_1"]]
+    assert created["preferred_levels"] == ["WO", "HBO"]
+    before = world.snapshot()
+    assert_error(world.post("firm_1", "/assignments", assignment_body(
+        world.ids["ws_a"], preferred_levels=["MBO"])), 422, "preferred_levels.0")  # not an accepted level
+    assert_error(world.post("firm_1", "/assignments", assignment_body(
+        world.ids["ws_a"], preferred_institutions=[world.org["firm_2"]])), 422, "preferred_institutions.0")
+    assert world.snapshot() == before

@@ -39,6 +39,7 @@ class Organisation(Base):
     # institution profile (role institution)
     programmes: Mapped[list[Any]] = mapped_column(sa.JSON, default=list, server_default="[]")
     campuses: Mapped[list[Any]] = mapped_column(sa.JSON, default=list, server_default="[]")
+    blocks: Mapped[list[Any]] = mapped_column(sa.JSON, default=list, server_default="[]")
 
     __table_args__ = (sa.UniqueConstraint("kvk_number", name="uq_organisations_kvk_number"),)
 
@@ -108,6 +109,8 @@ class Assignment(Base):
     kind: Mapped[str] = mapped_column(sa.String(20), server_default="project")
     mode: Mapped[str] = mapped_column(sa.String(10), server_default="on_site")
     routed_from_workspace_id: Mapped[str | None] = mapped_column(sa.String(36), nullable=True)
+    preferred_institutions: Mapped[list[Any]] = mapped_column(sa.JSON, default=list, server_default="[]")
+    preferred_levels: Mapped[list[Any]] = mapped_column(sa.JSON, default=list, server_default="[]")
 
 
 class Batch(Base):

@@ -71,6 +71,12 @@ class AssignmentIn(Schema):
                           metadata={"description": "one of the theme catalogue"})
     kind = fields.String(load_default="project", validate=validate.OneOf(KINDS))
     mode = fields.String(load_default="on_site", validate=validate.OneOf(MODES))
+    preferred_institutions = fields.List(fields.String(validate=validate.Length(max=36)), load_default=list,
+                                         validate=validate.Length(max=10),
+                                         metadata={"description": "institution ids, most wanted first"})
+    preferred_levels = fields.List(fields.String(validate=validate.OneOf(LEVELS)), load_default=list,
+                                   validate=validate.Length(max=3),
+                                   metadata={"description": "accepted levels, most wanted first"})
 
 
 class RoutingOut(Schema):
@@ -238,9 +244,18 @@ class CampusSchema(Schema):
     municipality = fields.String(required=True, validate=validate.Regexp(r"^GM[0-9]{4}\Z"))
 
 
+class BlockSchema(Schema):
+    code = fields.String(required=True, validate=validate.Length(min=1, max=40),
+                         metadata={"description": "the institution's own name of the block, e.g. B3"})
+    workspace_id = fields.String(required=True, validate=validate.Length(max=36))
+    period = fields.String(required=True, validate=validate.Length(min=1, max=40),
+                           metadata={"description": "the workspace period the block falls in"})
+
+
 class InstitutionPatch(Schema):
     programmes = fields.List(fields.String(validate=validate.Length(min=1, max=100)), validate=validate.Length(max=200))
     campuses = fields.List(fields.Nested(CampusSchema), validate=validate.Length(max=50))
+    blocks = fields.List(fields.Nested(BlockSchema), validate=validate.Length(max=200))
 
 
 class InstitutionOut(Schema):
@@ -249,6 +264,7 @@ class InstitutionOut(Schema):
     levels = fields.List(fields.String())
     programmes = fields.List(fields.String())
     campuses = fields.List(fields.Nested(CampusSchema))
+    blocks = fields.List(fields.Nested(BlockSchema))
 
 
 class CapacityIn(Schema):

@@ -199,6 +199,20 @@ def update_institution(session: Session, principal: Principal, data: dict[str, A
         data = {**data, "campuses": [{"name": c["name"], "municipality": c["municipality"]} for c in data["campuses"]]}
     if "programmes" in data:
         data = {**data, "programmes": sorted(set(data["programmes"]))}
+    if "blocks" in data:
+        seen: set[tuple[str, str]] = set()
+        for i, block in enumerate(data["blocks"]):
+            ws = session.get(orm.Workspace, block["workspace_id"])
+            if ws is None:
+                raise DomainError(f"blocks.{i}.workspace_id", "no such workspace")
+            try:
+                check_period(ws.periods, block["period"])
+            except DomainError as exc:
+                raise DomainError(f"blocks.{i}.period", exc.reason) from None
+            if (block["code"], ws.id) in seen:
+                raise DomainError(f"blocks.{i}.code", "each block is mapped once per workspace")
+            seen.add((block["code"], ws.id))
+        data = {**data, "blocks": [dict(b) for b in data["blocks"]]}
     for name, value in data.items():
         setattr(institution, name, value)
     session.flush()
@@ -257,6 +271,17 @@ def submit_assignment(session: Session, emit: Emit, principal: Principal,
         raise DomainError("period", f"{exc.reason}; the firm's area is served by workspace {ws.name}, "
                                     "whose calendar has other periods") from None
     check_team_range(data["min_teams"], data["max_teams"])
+    preferred_levels = list(dict.fromkeys(data.get("preferred_levels", [])))
+    for i, level in enumerate(preferred_levels):
+        if level not in data["accepted_levels"]:
+            raise DomainError(f"preferred_levels.{i}", "a preferred level must be an accepted level")
+    preferred_institutions = list(dict.fromkeys(data.get("preferred_institutions", [])))
+    if preferred_institutions:
+        known = set(session.execute(sa.select(orm.Organisation.id).where(
+            orm.Organisation.id.in_(preferred_institutions), orm.Organisation.role == "institution")).scalars())
+        for i, institution_id in enumerate(preferred_institutions):
+            if institution_id not in known:
+                raise DomainError(f"preferred_institutions.{i}", "no such institution")
     status = AssignmentStatus.REFERRED if routing.outcome == "referred" else AssignmentStatus.SUBMITTED
     assignment = orm.Assignment(
         id=_new_id(), firm_id=principal.organisation_id, workspace_id=ws.id, batch_id=None,
@@ -266,6 +291,7 @@ def submit_assignment(session: Session, emit: Emit, principal: Principal,
         nice_to_have_skills=sorted(set(data["nice_to_have_skills"])),
         min_teams=data["min_teams"], max_teams=data["max_teams"], theme=data.get("theme"),
         kind=data.get("kind", "project"), mode=data.get("mode", "on_site"),
+        preferred_institutions=preferred_institutions, preferred_levels=preferred_levels,
         routed_from_workspace_id=requested.id if routing.outcome == "routed" else None,
         status=status.value, created_at=utcnow(),
     )
