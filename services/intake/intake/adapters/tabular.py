@@ -146,11 +146,13 @@ def sniff_delimiter(header_line: str) -> str:
         found = csv.Sniffer().sniff(header_line, delimiters=CSV_DELIMITERS).delimiter
     except csv.Error:
         found = ""
-    if found in CSV_DELIMITERS and found in header_line:
-        return found
     counts = {d: header_line.count(d) for d in CSV_DELIMITERS}
-    best = max(counts, key=lambda d: counts[d])
-    return best if counts[best] else ","
+    most = max(counts.values())
+    if not most:
+        return ","  # a single column
+    if len(found) == 1 and counts.get(found) == most:
+        return found
+    return next(d for d in CSV_DELIMITERS if counts[d] == most)
 
 
 def _read_csv(data: bytes, max_rows: int) -> Table:
@@ -168,6 +170,8 @@ def _read_csv(data: bytes, max_rows: int) -> Table:
             values: list[Any] = [_clean(v) for v in record]
             if all(v is None for v in values):
                 continue
+            if len(values) > MAX_COLUMNS:
+                raise _too_many_columns(number)
             if header is None:
                 header, header_row = [v or "" for v in values], number
                 continue
@@ -196,6 +200,11 @@ def _too_many_rows(max_rows: int) -> FileRejected:
         f"The file has more than {max_rows:,} data rows; split it into smaller files."), status=413)
 
 
+def _too_many_columns(number: int) -> FileRejected:
+    return FileRejected(Text(f"Rij {number} heeft meer dan {MAX_COLUMNS} kolommen.",
+                             f"Row {number} has more than {MAX_COLUMNS} columns."), row=number)
+
+
 def _read_xlsx(data: bytes, max_rows: int, sheet_titles: Sequence[str]) -> Table:
     unreadable = FileRejected(Text(
         "Het bestand is geen leesbare Excel-werkmap (.xlsx).", "The file is not a readable Excel workbook (.xlsx)."))
@@ -219,6 +228,8 @@ def _read_xlsx(data: bytes, max_rows: int, sheet_titles: Sequence[str]) -> Table
                 raise unreadable
             wanted = {t.casefold() for t in sheet_titles}
             sheet = next((s for s in sheets if s.title.casefold() in wanted), sheets[0])
+            # the stored dimension may claim the whole sheet (A1:XFD1048576): read the cells that exist
+            sheet.reset_dimensions()
             return _sheet_table(sheet.iter_rows(), max_rows)
         except FileRejected:
             raise
@@ -259,8 +270,7 @@ def _sheet_table(cells_by_row: Iterable[Sequence[Any]], max_rows: int) -> Table:
         if not values and not issues:
             continue
         if len(values) > MAX_COLUMNS:
-            raise FileRejected(Text(f"Rij {number} heeft meer dan {MAX_COLUMNS} kolommen.",
-                                    f"Row {number} has more than {MAX_COLUMNS} columns."), row=number)
+            raise _too_many_columns(number)
         if header is None:
             header, header_row = [_header_name(v) for v in values], number
             if issues:

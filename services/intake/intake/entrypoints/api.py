@@ -17,6 +17,7 @@ from werkplaats_shared.service import Infrastructure, health_checks
 from ..adapters import orm
 from ..domain.model import DomainError
 from ..service_layer import services
+from .bulk_api import register_bulk
 from .schemas import (
     AssignmentFilter,
     AssignmentIn,
@@ -383,4 +384,5 @@ def create_intake_app(infra: Infrastructure) -> Flask:
 
     for blueprint in (me, ws, teams, asg, bat, firm, ref, schemes, hand, inst, cap):
         api.register_blueprint(blueprint)
+    register_bulk(api, infra)
     return app
