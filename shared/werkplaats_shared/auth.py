@@ -67,12 +67,21 @@ def authenticate(engine: Engine, api_keys: sa.Table, presented: str) -> Principa
     return Principal(organisation_id=row.organisation_id, role=row.role, key_id=key_id)
 
 
-def install_auth(app: Flask, engine: Engine, api_keys: sa.Table) -> None:
-    """Every request but health, readiness and the OpenAPI document needs a valid API key."""
+def install_auth(app: Flask, engine: Engine, api_keys: sa.Table,
+                 public_prefixes: tuple[str, ...] = ()) -> None:
+    """Every request but health, readiness and the OpenAPI document needs a valid API key.
+
+    ``public_prefixes`` names path prefixes (ending in ``/``) whose routes carry their own credential,
+    such as a signed link; requests under them are passed on without an API key.
+    """
+    if any(not prefix.startswith("/") or not prefix.endswith("/") for prefix in public_prefixes):
+        raise ValueError("public path prefixes must start and end with '/'")
 
     @app.before_request
     def _authenticate() -> None:
         if request.path in PUBLIC_PATHS or request.method == "OPTIONS":
+            return None
+        if public_prefixes and request.path.startswith(public_prefixes):
             return None
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")

@@ -7,7 +7,7 @@ test checks that docker-compose sets nothing else.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping
 
 ENV_VARS: dict[str, str] = {
@@ -23,6 +23,12 @@ ENV_VARS: dict[str, str] = {
     "WERKPLAATS_SMTP_HOST": "SMTP server for notices (scheduling); default 127.0.0.1",
     "WERKPLAATS_SMTP_PORT": "SMTP port (scheduling); default 1025",
     "WERKPLAATS_MAIL_FROM": "sender address of notices; default werkplaats@localhost",
+    "WERKPLAATS_SECRET_KEY": "secret that signs the accept/decline links in notices (scheduling; at least 32 "
+    "characters, required there; keep it stable: changing it invalidates links already sent)",
+    "WERKPLAATS_PUBLIC_URL": "base URL at which entrepreneurs reach scheduling's API, used in the links of "
+    "notices (scheduling); default http://127.0.0.1:<WERKPLAATS_HTTP_PORT>",
+    "WERKPLAATS_WEBHOOK_ALLOW_LOOPBACK": "test-only: true lets webhooks target loopback addresses over http "
+    "or https (scheduling); default false, unset in production",
     "WERKPLAATS_SOLVER": "matching solver: highs (default) or cbc",
     "WERKPLAATS_SOLVER_TIME_LIMIT": "matching solver time limit in seconds; default 60",
     "WERKPLAATS_MAX_DELIVERIES": "attempts per message before it goes to the dead-letter queue; default 5",
@@ -50,6 +56,9 @@ class Settings:
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025
     mail_from: str = "werkplaats@localhost"
+    secret_key: str = field(default="", repr=False)
+    public_url: str = ""
+    webhook_allow_loopback: bool = False
     solver: str = "highs"
     solver_time_limit: float = 60.0
     max_deliveries: int = 5
@@ -74,6 +83,10 @@ class Settings:
         solver = e.get("WERKPLAATS_SOLVER", "highs").lower()
         if solver not in ("highs", "cbc"):
             raise ValueError("WERKPLAATS_SOLVER must be highs or cbc")
+        http_port = int(e.get("WERKPLAATS_HTTP_PORT", DEFAULT_PORTS.get(service, 8100)))
+        allow_loopback = e.get("WERKPLAATS_WEBHOOK_ALLOW_LOOPBACK", "false").lower()
+        if allow_loopback not in ("true", "false", "1", "0", ""):
+            raise ValueError("WERKPLAATS_WEBHOOK_ALLOW_LOOPBACK must be true or false")
         return cls(
             service=service,
             database_url=database_url,
@@ -81,10 +94,13 @@ class Settings:
             data_dir=data_dir,
             namespace=e.get("WERKPLAATS_NAMESPACE", ""),
             http_host=e.get("WERKPLAATS_HTTP_HOST", "127.0.0.1"),
-            http_port=int(e.get("WERKPLAATS_HTTP_PORT", DEFAULT_PORTS.get(service, 8100))),
+            http_port=http_port,
             smtp_host=e.get("WERKPLAATS_SMTP_HOST", "127.0.0.1"),
             smtp_port=int(e.get("WERKPLAATS_SMTP_PORT", "1025")),
             mail_from=e.get("WERKPLAATS_MAIL_FROM", "werkplaats@localhost"),
+            secret_key=e.get("WERKPLAATS_SECRET_KEY", ""),
+            public_url=(e.get("WERKPLAATS_PUBLIC_URL") or f"http://127.0.0.1:{http_port}").rstrip("/"),
+            webhook_allow_loopback=allow_loopback in ("true", "1"),
             solver=solver,
             solver_time_limit=float(e.get("WERKPLAATS_SOLVER_TIME_LIMIT", "60")),
             max_deliveries=int(e.get("WERKPLAATS_MAX_DELIVERIES", "5")),

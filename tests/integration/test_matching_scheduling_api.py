@@ -35,6 +35,9 @@ from werkplaats_shared.service import Infrastructure, apikey_replica_handlers
 from werkzeug.test import TestResponse
 
 PUBLIC = {"/health", "/ready", "/openapi.json"}
+# routes whose credential is a signed token in the path, not an API key (tested in test_scheduling_responses)
+TOKEN_ROUTES = ("/responses/",)
+SECRET_KEY = "test-only-secret-key-for-signed-links-0123456789"
 MIB = 1024 * 1024
 ROLES = {"coord_1": "coordinator", "coord_2": "coordinator", "inst_1": "institution", "inst_2": "institution",
          "firm_1": "entrepreneur", "firm_2": "entrepreneur"}
@@ -92,7 +95,7 @@ class World:
 
 def _service(tmp_path: Path, name: str, bootstrap: Any, factory: Any, tables: list[Any]) -> Service:
     settings = Settings.from_env(name, {"WERKPLAATS_DATABASE_URL": f"sqlite:///{tmp_path}/{name}.sqlite3",
-                                        "WERKPLAATS_DATA_DIR": str(tmp_path)})
+                                        "WERKPLAATS_DATA_DIR": str(tmp_path), "WERKPLAATS_SECRET_KEY": SECRET_KEY})
     infra = bootstrap.bootstrap(settings)
     app = factory(infra)
     return Service(infra, app, app.test_client(), tables)
@@ -130,7 +133,8 @@ def world(tmp_path: Path) -> Iterator[World]:
     matching = _service(tmp_path, "matching", matching_bootstrap, create_matching_app,
                         [morm.Run.__table__, morm.Match.__table__, morm.outbox, morm.api_keys])
     scheduling = _service(tmp_path, "scheduling", scheduling_bootstrap, create_scheduling_app,
-                          [sorm.Contact.__table__, sorm.Notice.__table__, sorm.outbox, sorm.api_keys])
+                          [sorm.Contact.__table__, sorm.Notice.__table__, sorm.Webhook.__table__,
+                           sorm.Delivery.__table__, sorm.MatchResponse.__table__, sorm.outbox, sorm.api_keys])
     org = {who: str(uuid.uuid4()) for who in ROLES}
     w = World(matching, scheduling, org)
     try:
@@ -200,7 +204,7 @@ def assert_error(resp: TestResponse, status: int, field: str | None = None) -> d
 def protected_routes(app: Flask) -> list[tuple[str, str]]:
     routes = []
     for rule in app.url_map.iter_rules():
-        if rule.endpoint == "static" or rule.rule in PUBLIC:
+        if rule.endpoint == "static" or rule.rule in PUBLIC or rule.rule.startswith(TOKEN_ROUTES):
             continue
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             routes.append((method, rule.rule))
@@ -253,7 +257,8 @@ def test_every_route_rejects_missing_invalid_and_revoked_keys(world: World, serv
     expected = {("GET", "/runs"), ("GET", "/runs/<run_id>"), ("GET", "/matches")}
     if service == "scheduling":
         expected = {("GET", "/contact"), ("PUT", "/contact"), ("GET", "/notices"),
-                    ("GET", "/notices/<notice_id>")}
+                    ("GET", "/notices/<notice_id>"), ("GET", "/notices/<notice_id>/deliveries"),
+                    ("GET", "/webhook"), ("PUT", "/webhook"), ("DELETE", "/webhook"), ("GET", "/kickoffs")}
     assert expected <= set(routes)
     for method, rule in routes:
         before = svc.snapshot()

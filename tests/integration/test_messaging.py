@@ -120,6 +120,7 @@ def test_consumer_killed_after_commit_before_ack_applies_redelivery_once(
            "WERKPLAATS_DATABASE_URL": db_url, "WERKPLAATS_VISIBILITY_TIMEOUT": "2",
            "WERKPLAATS_FAULT": f"kill-after-commit:matching.from-intake:batch.submitted:{marker}"}
     cmd = [sys.executable, str(HERE / "consumer_process.py")]
+    first = None
     try:
         first = subprocess.Popen(cmd, env=env)
         batch_id = f"k-{uuid.uuid4().hex[:6]}"
@@ -136,6 +137,9 @@ def test_consumer_killed_after_commit_before_ack_applies_redelivery_once(
             second.wait(20)
         assert h.effect_count(batch_id) == 1
     finally:
+        if first is not None and first.poll() is None:  # the fault did not fire: never leave it running
+            first.kill()
+            first.wait()
         h.stop()
 
 

@@ -101,6 +101,7 @@ def create_workspace(session: Session, principal: Principal, data: dict[str, Any
         created_at=utcnow(),
     )
     session.add(ws)
+    session.info.pop("working_areas", None)
     return ws
 
 
@@ -161,10 +162,15 @@ def audit(session: Session, principal: Principal, action: str, object_type: str,
 
 
 def working_areas(session: Session) -> dict[str, frozenset[str]]:
-    """Each workspace's municipalities, oldest workspace first (it serves an area claimed twice)."""
-    return {ws_id: frozenset(area) for ws_id, area in session.execute(
-        sa.select(orm.Workspace.id, orm.Workspace.municipalities)
-        .order_by(orm.Workspace.created_at, orm.Workspace.id)).all()}
+    """Each workspace's municipalities, oldest workspace first (it serves an area claimed twice).
+    Read once per transaction (an import routes thousands of rows); creating a workspace resets it."""
+    cached: dict[str, frozenset[str]] | None = session.info.get("working_areas")
+    if cached is None:
+        cached = {ws_id: frozenset(area) for ws_id, area in session.execute(
+            sa.select(orm.Workspace.id, orm.Workspace.municipalities)
+            .order_by(orm.Workspace.created_at, orm.Workspace.id)).all()}
+        session.info["working_areas"] = cached
+    return cached
 
 
 def register_firm(session: Session, principal: Principal, data: dict[str, Any], *, create: bool) -> orm.Organisation:

@@ -1,4 +1,6 @@
-"""Matching's tables. Runs are jobs: a row per run, claimed by a worker under a lease."""
+"""Matching's tables. Runs are jobs: a row per run, claimed by a worker under a lease. A batch keeps
+the snapshot it was submitted with, so coordinators can re-run it with their pins and forbids; every
+coordinator action and every firm's response is written to an append-only audit table."""
 
 from __future__ import annotations
 
@@ -16,6 +18,19 @@ class Base(DeclarativeBase):
 
 metadata = Base.metadata
 outbox, inbox, api_keys = messaging_tables(metadata)
+
+
+class Batch(Base):
+    __tablename__ = "batches"
+    batch_id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(sa.String(36))
+    coordinator_id: Mapped[str] = mapped_column(sa.String(36), index=True)
+    period: Mapped[str] = mapped_column(sa.String(40))
+    policy: Mapped[str] = mapped_column(sa.String(40))
+    auto_publish: Mapped[bool] = mapped_column(sa.Boolean)
+    snapshot: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
 
 
 class Run(Base):
@@ -42,6 +57,26 @@ class Run(Base):
     started_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
     published_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
+    # progress and reproducibility
+    stage: Mapped[str] = mapped_column(sa.String(20), server_default="queued")
+    seed: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    gap: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
+    time_limit_reached: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.false())
+    objective_values: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)
+    progress: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)
+    build_seconds: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
+    solve_seconds: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
+    # what the run was asked with, and why
+    auto_publish: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.true())
+    trigger: Mapped[str] = mapped_column(sa.String(30), server_default="batch.submitted")
+    controls: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)
+    parent_run_id: Mapped[str | None] = mapped_column(sa.String(36), nullable=True)
+    requested_by_key_id: Mapped[str | None] = mapped_column(sa.String(32), nullable=True)
+    # what came out
+    diagnosis: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)
+    explanations: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)
+    cancelled_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
+    superseded_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
 
 
 class Match(Base):
@@ -53,3 +88,36 @@ class Match(Base):
     firm_id: Mapped[str] = mapped_column(sa.String(36), index=True)
     institution_id: Mapped[str] = mapped_column(sa.String(36), index=True)
     score: Mapped[float] = mapped_column(sa.Float)
+    response: Mapped[str | None] = mapped_column(sa.String(20), nullable=True)
+    responded_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
+
+
+class Control(Base):
+    """A coordinator's pin (the pair must be matched) or forbid (never matched) on a batch."""
+
+    __tablename__ = "controls"
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    batch_id: Mapped[str] = mapped_column(sa.ForeignKey("batches.batch_id"), index=True)
+    kind: Mapped[str] = mapped_column(sa.String(10))
+    team_id: Mapped[str] = mapped_column(sa.String(36))
+    assignment_id: Mapped[str] = mapped_column(sa.String(36))
+    reason: Mapped[str] = mapped_column(sa.String(500))
+    author_organisation_id: Mapped[str] = mapped_column(sa.String(36))
+    author_key_id: Mapped[str | None] = mapped_column(sa.String(32), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    removed_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
+    removed_by_key_id: Mapped[str | None] = mapped_column(sa.String(32), nullable=True)
+
+
+class AuditEntry(Base):
+    """Append-only: rows are inserted, never updated or deleted."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    batch_id: Mapped[str] = mapped_column(sa.String(36), index=True)
+    run_id: Mapped[str | None] = mapped_column(sa.String(36), nullable=True)
+    action: Mapped[str] = mapped_column(sa.String(40))
+    actor_organisation_id: Mapped[str | None] = mapped_column(sa.String(36), nullable=True)
+    actor_key_id: Mapped[str | None] = mapped_column(sa.String(32), nullable=True)
+    details: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    occurred_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))

@@ -1,19 +1,43 @@
-"""Matching's HTTP API: runs and their matches, scoped to the caller's organisation."""
+"""Matching's HTTP API: policies, runs (jobs) with their progress, explanations and models, the
+coordinator's control over a batch (pins, forbids, re-runs, audit), and matches, all scoped to the
+caller's organisation."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, TypeVar
 
-from flask import Flask
+from flask import Flask, Response, url_for
 from flask.views import MethodView
 from flask_smorest import Page, abort
-from marshmallow import Schema, fields
+from marshmallow import RAISE, Schema, fields, validate
 from werkplaats_shared.auth import current_principal, install_auth, roles
+from werkplaats_shared.contracts import POLICIES
 from werkplaats_shared.http import Blueprint, add_health, create_app
 from werkplaats_shared.service import Infrastructure, health_checks
 
 from ..adapters import orm
+from ..domain.policies import POLICIES as POLICY_TEXTS
 from ..service_layer import services
+
+T = TypeVar("T")
+
+
+def _id() -> fields.String:
+    return fields.String(required=True, validate=validate.Length(min=1, max=36))
+
+
+class ObjectiveOut(Schema):
+    name = fields.String()
+    en = fields.String()
+    nl = fields.String()
+
+
+class PolicyOut(Schema):
+    name = fields.String()
+    selectable = fields.Boolean(metadata={"description": "false: used by the system only (re-runs after a decline)"})
+    objectives = fields.List(fields.Nested(ObjectiveOut), metadata={"description": "solved in this order"})
+    en = fields.String()
+    nl = fields.String()
 
 
 class RunOut(Schema):
@@ -22,20 +46,53 @@ class RunOut(Schema):
     workspace_id = fields.String()
     period = fields.String()
     policy = fields.String()
-    status = fields.String(metadata={"description": "queued, running, published or failed"})
+    status = fields.String(metadata={"description": "queued, running, solved (waiting for publication), "
+                                                    "published, superseded, infeasible, failed or cancelled"})
+    stage = fields.String(metadata={"description": "queued, building, solving, extracting or done"})
+    elapsed_seconds = fields.Method("_elapsed", allow_none=True)
+    trigger = fields.String(metadata={"description": "batch.submitted, coordinator or declined"})
+    parent_run_id = fields.String(allow_none=True)
+    auto_publish = fields.Boolean()
+    controls = fields.Dict(allow_none=True, metadata={"description": "pins, forbids and reference pairs used"})
     input_hash = fields.String()
     model_hash = fields.String(allow_none=True)
+    seed = fields.Integer()
     solver = fields.String(allow_none=True)
     solver_version = fields.String(allow_none=True)
     library_versions = fields.Dict(allow_none=True)
     solver_status = fields.String(allow_none=True)
-    objective = fields.Float(allow_none=True)
+    objective = fields.Float(allow_none=True, metadata={"description": "total fit of the matches"})
+    objective_values = fields.Dict(allow_none=True)
+    gap = fields.Float(allow_none=True)
+    progress = fields.Dict(allow_none=True, metadata={
+        "description": "while solving: the objective being solved (step of steps), best value found, gap"})
+    time_limit_reached = fields.Boolean()
+    build_seconds = fields.Float(allow_none=True)
+    solve_seconds = fields.Float(allow_none=True)
+    figures = fields.Method("_figures", allow_none=True)
+    diagnosis = fields.Dict(allow_none=True)
     error = fields.String(allow_none=True)
     attempts = fields.Integer()
     created_at = fields.DateTime()
     started_at = fields.DateTime(allow_none=True)
     finished_at = fields.DateTime(allow_none=True)
     published_at = fields.DateTime(allow_none=True)
+    cancelled_at = fields.DateTime(allow_none=True)
+    superseded_at = fields.DateTime(allow_none=True)
+
+    def _elapsed(self, run: orm.Run) -> float | None:
+        return services.elapsed_seconds(run)
+
+    def _figures(self, run: orm.Run) -> Any:
+        return (run.explanations or {}).get("figures")
+
+
+class ExplanationsOut(Schema):
+    run_id = fields.String()
+    unmatched_assignments = fields.List(fields.Dict())
+    unmatched_teams = fields.List(fields.Dict())
+    matches = fields.List(fields.Dict())
+    figures = fields.Dict()
 
 
 class MatchOut(Schema):
@@ -46,6 +103,79 @@ class MatchOut(Schema):
     firm_id = fields.String()
     institution_id = fields.String()
     score = fields.Float()
+    response = fields.String(allow_none=True)
+    responded_at = fields.DateTime(allow_none=True)
+
+
+class CompareArgs(Schema):
+    class Meta:
+        unknown = RAISE
+
+    a = _id()
+    b = _id()
+
+
+class PairOut(Schema):
+    team_id = fields.String()
+    assignment_id = fields.String()
+    score = fields.Float()
+
+
+class RunSummaryOut(Schema):
+    id = fields.String()
+    batch_id = fields.String()
+    policy = fields.String()
+    status = fields.String()
+    objective = fields.Float(allow_none=True)
+    objective_values = fields.Dict(allow_none=True)
+    figures = fields.Dict(allow_none=True)
+
+
+class CompareOut(Schema):
+    a = fields.Nested(RunSummaryOut)
+    b = fields.Nested(RunSummaryOut)
+    same_batch = fields.Boolean()
+    added = fields.List(fields.Nested(PairOut), metadata={"description": "pairs in b, not in a"})
+    removed = fields.List(fields.Nested(PairOut), metadata={"description": "pairs in a, not in b"})
+    kept = fields.List(fields.Nested(PairOut))
+
+
+class RunRequestIn(Schema):
+    policy = fields.String(validate=validate.OneOf(POLICIES), metadata={"description": "default: the batch's"})
+    auto_publish = fields.Boolean(metadata={"description": "publish when solved; default: the batch's"})
+    seed = fields.Integer(strict=True, validate=validate.Range(min=0, max=2**31 - 1),
+                          metadata={"description": "the solver's random seed; default 0"})
+
+
+class ControlIn(Schema):
+    team_id = _id()
+    assignment_id = _id()
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+
+
+class ControlOut(Schema):
+    id = fields.String(dump_only=True)
+    batch_id = fields.String(dump_only=True)
+    kind = fields.String(dump_only=True)
+    team_id = fields.String()
+    assignment_id = fields.String()
+    reason = fields.String()
+    author_organisation_id = fields.String(dump_only=True)
+    author_key_id = fields.String(dump_only=True, allow_none=True)
+    created_at = fields.DateTime(dump_only=True)
+    warning = fields.String(dump_only=True, allow_none=True,
+                            metadata={"description": "a pin on a pair that can never be matched"})
+
+
+class AuditOut(Schema):
+    id = fields.String()
+    batch_id = fields.String()
+    run_id = fields.String(allow_none=True)
+    action = fields.String()
+    actor_organisation_id = fields.String(allow_none=True)
+    actor_key_id = fields.String(allow_none=True)
+    details = fields.Dict()
+    occurred_at = fields.DateTime()
 
 
 def create_matching_app(infra: Infrastructure) -> Flask:
@@ -53,6 +183,28 @@ def create_matching_app(infra: Infrastructure) -> Flask:
     install_auth(app, infra.engine, infra.api_keys)
     add_health(app, health_checks(infra))
     sf = infra.session_factory
+
+    def in_tx(fn: Callable[..., T], *args: Any, emit: bool = False) -> T:
+        try:
+            with sf.begin() as session:
+                if emit:
+                    return fn(session, infra.emit, current_principal(), *args)
+                return fn(session, current_principal(), *args)
+        except services.ServiceError as exc:
+            abort(exc.status, message=exc.reason, errors=[{"field": exc.field, "reason": exc.reason}])
+        except services.NotFound:
+            abort(404, message="not found")
+        raise AssertionError("unreachable")
+
+    pol = Blueprint("policies", __name__, url_prefix="/policies",
+                    description="Matching policies, each in plain words (Dutch and English)")
+
+    @pol.route("")
+    class Policies(MethodView):
+        @pol.response(200, PolicyOut(many=True))
+        def get(self) -> Any:
+            return [{"name": p.name, "selectable": p.selectable, "en": p.en, "nl": p.nl,
+                     "objectives": [vars(o) for o in p.objectives]} for p in POLICY_TEXTS.values()]
 
     runs = Blueprint("runs", __name__, url_prefix="/runs", description="Matching runs (jobs)")
 
@@ -65,17 +217,123 @@ def create_matching_app(infra: Infrastructure) -> Flask:
             with sf() as session:
                 return session.execute(services.visible_runs(current_principal())).scalars().all()
 
+    @runs.route("/compare")
+    class RunComparison(MethodView):
+        @roles("coordinator")
+        @runs.arguments(CompareArgs, location="query", unknown=RAISE)
+        @runs.response(200, CompareOut)
+        def get(self, args: dict[str, str]) -> Any:
+            return in_tx(services.compare_runs, args["a"], args["b"])
+
     @runs.route("/<run_id>")
     class RunItem(MethodView):
         @roles("coordinator")
         @runs.response(200, RunOut)
         def get(self, run_id: str) -> Any:
+            return in_tx(services.visible_run, run_id)
+
+    @runs.route("/<run_id>/explanations")
+    class RunExplanations(MethodView):
+        @roles("coordinator")
+        @runs.response(200, ExplanationsOut)
+        def get(self, run_id: str) -> Any:
+            run = in_tx(services.visible_run, run_id)
+            explanations = run.explanations
+            if explanations is None:
+                abort(409, message=f"a {run.status} run has no explanations",
+                      errors=[{"field": "status", "reason": "the run has no matching (yet)"}])
+            return {"run_id": run.id, **(explanations or {})}
+
+    @runs.route("/<run_id>/cancel")
+    class RunCancel(MethodView):
+        @roles("coordinator")
+        @runs.response(200, RunOut)
+        def post(self, run_id: str) -> Any:
+            return in_tx(services.cancel_run, run_id)
+
+    @runs.route("/<run_id>/publish")
+    class RunPublish(MethodView):
+        @roles("coordinator")
+        @runs.response(200, RunOut)
+        def post(self, run_id: str) -> Any:
+            return in_tx(services.publish_run, run_id, emit=True)
+
+    def model_view(fmt: str) -> type[MethodView]:
+        class RunModel(MethodView):
+            @roles("coordinator")
+            @runs.doc(responses={"200": {"description": f"the model as a .{fmt} file",
+                                         "content": {"text/plain": {}}}})
+            def get(self, run_id: str) -> Any:
+                body = in_tx(services.run_model, run_id, fmt)
+                return Response(body, mimetype="text/plain", headers={
+                    "Content-Disposition": f'attachment; filename="run-{run_id}.{fmt}"'})
+
+        RunModel.__name__ = f"RunModel{fmt.upper()}"
+        return RunModel
+
+    runs.route("/<run_id>/model.lp")(model_view("lp"))
+    runs.route("/<run_id>/model.mps")(model_view("mps"))
+
+    bat = Blueprint("batches", __name__, url_prefix="/batches",
+                    description="A coordinator's control over a batch: pins, forbids, re-runs, audit trail")
+
+    @bat.route("/<batch_id>/runs")
+    class BatchRuns(MethodView):
+        @roles("coordinator")
+        @bat.response(200, RunOut(many=True))
+        def get(self, batch_id: str) -> Any:
             with sf() as session:
-                run = session.execute(services.visible_runs(current_principal())
-                                      .where(orm.Run.id == run_id)).scalar_one_or_none()
-            if run is None:
-                abort(404, message="not found")
-            return run
+                try:
+                    services.visible_batch(session, current_principal(), batch_id)
+                except services.NotFound:
+                    abort(404, message="not found")
+                return session.execute(services.visible_runs(current_principal())
+                                       .where(orm.Run.batch_id == batch_id)).scalars().all()
+
+        @roles("coordinator")
+        @bat.arguments(RunRequestIn)
+        @bat.response(202, RunOut)
+        def post(self, data: dict[str, Any], batch_id: str) -> Any:
+            run = in_tx(services.request_run, batch_id, data)
+            return run, 202, {"Location": url_for("runs.RunItem", run_id=run.id)}
+
+    def control_views(kind: str, plural: str) -> None:
+        class Controls(MethodView):
+            @roles("coordinator")
+            @bat.response(200, ControlOut(many=True))
+            def get(self, batch_id: str) -> Any:
+                return in_tx(services.list_controls, batch_id, kind)
+
+            @roles("coordinator")
+            @bat.arguments(ControlIn)
+            @bat.response(201, ControlOut)
+            def post(self, data: dict[str, Any], batch_id: str) -> Any:
+                control = in_tx(services.add_control, batch_id, kind, data)
+                return control, 201, {"Location": url_for(
+                    f"batches.{plural.title()}Item", batch_id=batch_id, control_id=control["id"])}
+
+        class ControlItem(MethodView):
+            @roles("coordinator")
+            @bat.response(204)
+            def delete(self, batch_id: str, control_id: str) -> Any:
+                in_tx(services.remove_control, batch_id, kind, control_id)
+                return None
+
+        Controls.__name__ = plural.title()
+        ControlItem.__name__ = f"{plural.title()}Item"
+        bat.route(f"/<batch_id>/{plural}")(Controls)
+        bat.route(f"/<batch_id>/{plural}/<control_id>")(ControlItem)
+
+    control_views("pin", "pins")
+    control_views("forbid", "forbids")
+
+    @bat.route("/<batch_id>/audit")
+    class BatchAudit(MethodView):
+        @roles("coordinator")
+        @bat.response(200, AuditOut(many=True))
+        @bat.paginate(Page, max_page_size=100)
+        def get(self, batch_id: str) -> Any:
+            return in_tx(services.audit_trail, batch_id)
 
     matches = Blueprint("matches", __name__, url_prefix="/matches",
                         description="Matches: all of a coordinator's runs; an institution's or firm's own "
@@ -89,6 +347,6 @@ def create_matching_app(infra: Infrastructure) -> Flask:
             with sf() as session:
                 return session.execute(services.visible_matches(current_principal())).scalars().all()
 
-    for blueprint in (runs, matches):
+    for blueprint in (pol, runs, bat, matches):
         api.register_blueprint(blueprint)
     return app

@@ -10,5 +10,6 @@ from ..service_layer import services
 
 HANDLERS: dict[str, Handler] = {
     "batch.submitted": services.on_batch_submitted,
+    "match.responded": services.on_match_responded,
     **apikey_replica_handlers(orm.api_keys),
 }

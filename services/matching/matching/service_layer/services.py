@@ -1,4 +1,5 @@
-"""Matching's use cases: record a run request, claim and solve runs, publish their matches."""
+"""Matching's use cases: record run requests, claim and solve runs, publish, and the coordinator's
+control over a batch (pins, forbids, re-runs, comparison), each in one transaction."""
 
 from __future__ import annotations
 
@@ -7,42 +8,138 @@ import json
 import logging
 import threading
 import uuid
-from datetime import timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Callable
 
-import pulp
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 from werkplaats_shared.auth import Principal
+from werkplaats_shared.consumer import PermanentError
 from werkplaats_shared.contracts import Envelope, make_envelope
 from werkplaats_shared.db import utcnow
 
 from ..adapters import orm
-from ..domain.model import Problem
-from ..optimiser import solve
+from ..domain.explain import explain
+from ..domain.model import Pair, Problem, ineligibility
+from ..optimiser import Progress, Solution, SolverFactory, export_model, library_versions, solve
 
 log = logging.getLogger(__name__)
 
 LEASE_SECONDS = 15
+HEARTBEAT_SECONDS = LEASE_SECONDS / 3
 MAX_RUN_ATTEMPTS = 3
+Emit = Callable[[Session, Envelope], None]
+
+# A run is queued, then running (stages building, solving, extracting), then solved (waiting for
+# publication), published, superseded (a newer run of its batch was published), infeasible (with a
+# diagnosis), failed, or cancelled.
+OPEN_STATUSES = ("queued", "running", "solved")
+DONE = {"pin": "pinned", "forbid": "forbidden"}
 
 
 class NotFound(Exception):
     pass
 
 
-def input_hash(snapshot: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(snapshot, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+class ServiceError(Exception):
+    def __init__(self, status: int, field: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status, self.field, self.reason = status, field, reason
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
+
+
+def elapsed_seconds(run: orm.Run) -> float | None:
+    started = _aware(run.started_at)
+    if started is None:
+        return None
+    end = _aware(run.finished_at or run.cancelled_at) or utcnow()
+    return round(max((end - started).total_seconds(), 0.0), 3)
+
+
+def input_hash(data: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _pairs(items: Any) -> list[Pair]:
+    return [Pair(i["team_id"], i["assignment_id"]) for i in items or []]
+
+
+def _pair_dicts(pairs: Any) -> list[dict[str, str]]:
+    return [{"team_id": p.team_id, "assignment_id": p.assignment_id} for p in sorted(pairs)]
+
+
+def problem_of(run: orm.Run) -> Problem:
+    """The run's input: its snapshot, pins (and pairs firms accepted, held like pins), forbids, reference."""
+    controls = run.controls or {}
+    return Problem.from_snapshot(run.snapshot,
+                                 pinned=_pairs(controls.get("pins")) + _pairs(controls.get("accepted")),
+                                 forbidden=_pairs(controls.get("forbids")),
+                                 reference=_pairs(controls.get("reference")))
+
+
+def audit(session: Session, batch_id: str, action: str, details: dict[str, Any], *,
+          actor: Principal | None = None, actor_organisation_id: str | None = None,
+          run_id: str | None = None) -> None:
+    session.add(orm.AuditEntry(
+        id=str(uuid.uuid4()), batch_id=batch_id, run_id=run_id, action=action,
+        actor_organisation_id=actor.organisation_id if actor else actor_organisation_id,
+        actor_key_id=actor.key_id if actor else None, details=details, occurred_at=utcnow()))
+
+
+# ---- runs as jobs ---------------------------------------------------------------------------
+
+
+def active_controls(session: Session, batch_id: str, kind: str | None = None) -> list[orm.Control]:
+    query = sa.select(orm.Control).where(orm.Control.batch_id == batch_id, orm.Control.removed_at.is_(None))
+    if kind is not None:
+        query = query.where(orm.Control.kind == kind)
+    return list(session.execute(query.order_by(orm.Control.created_at, orm.Control.id)).scalars())
+
+
+def new_run(session: Session, batch: orm.Batch, *, trigger: str, policy: str, auto_publish: bool,
+            reference: list[Pair] | None = None, accepted: list[Pair] | None = None,
+            parent_run_id: str | None = None, actor: Principal | None = None, seed: int = 0) -> orm.Run:
+    """A queued run of the batch's stored snapshot with the batch's current pins and forbids."""
+    controls_rows = active_controls(session, batch.batch_id)
+    controls = {
+        "pins": _pair_dicts({Pair(c.team_id, c.assignment_id) for c in controls_rows if c.kind == "pin"}),
+        "forbids": _pair_dicts({Pair(c.team_id, c.assignment_id) for c in controls_rows if c.kind == "forbid"}),
+        "reference": _pair_dicts(reference or []),
+        "accepted": _pair_dicts(accepted or []),
+    }
+    run = orm.Run(
+        id=str(uuid.uuid4()), batch_id=batch.batch_id, workspace_id=batch.workspace_id,
+        coordinator_id=batch.coordinator_id, period=batch.period, policy=policy, status="queued",
+        stage="queued", snapshot=batch.snapshot, controls=controls, seed=seed,
+        input_hash=input_hash({"snapshot": batch.snapshot, "controls": controls, "policy": policy}),
+        attempts=0, created_at=utcnow(), auto_publish=auto_publish, trigger=trigger,
+        parent_run_id=parent_run_id, requested_by_key_id=actor.key_id if actor else None,
+        time_limit_reached=False,
+    )
+    session.add(run)
+    session.flush()
+    return run
 
 
 def on_batch_submitted(session: Session, envelope: Envelope) -> None:
     """The request is acknowledged once the run row exists; a worker solves it later."""
     p = envelope.payload
-    session.add(orm.Run(
-        id=str(uuid.uuid4()), batch_id=p["batch_id"], workspace_id=p["workspace_id"],
-        coordinator_id=p["coordinator_id"], period=p["period"], policy=p["policy"], status="queued",
-        snapshot=p, input_hash=input_hash(p), attempts=0, created_at=utcnow(),
-    ))
+    batch = session.get(orm.Batch, p["batch_id"])
+    now = utcnow()
+    if batch is None:
+        batch = orm.Batch(batch_id=p["batch_id"], created_at=now)
+        session.add(batch)
+    batch.workspace_id, batch.coordinator_id, batch.period = p["workspace_id"], p["coordinator_id"], p["period"]
+    batch.policy, batch.auto_publish, batch.snapshot, batch.updated_at = p["policy"], p["auto_publish"], p, now
+    session.flush()
+    run = new_run(session, batch, trigger="batch.submitted", policy=p["policy"], auto_publish=p["auto_publish"])
+    audit(session, batch.batch_id, "run.requested", {"trigger": "batch.submitted", "policy": p["policy"]},
+          actor_organisation_id=p["coordinator_id"], run_id=run.id)
 
 
 def claim_next_run(sf: sessionmaker[Session]) -> str | None:
@@ -57,78 +154,144 @@ def claim_next_run(sf: sessionmaker[Session]) -> str | None:
             return None
         claimed = session.execute(
             sa.update(orm.Run).where(orm.Run.id == run_id, claimable).values(
-                status="running", lease_until=now + timedelta(seconds=LEASE_SECONDS),
+                status="running", stage="building", lease_until=now + timedelta(seconds=LEASE_SECONDS),
                 started_at=now, attempts=orm.Run.attempts + 1)
         )
         return run_id if claimed.rowcount == 1 else None  # type: ignore[attr-defined]
 
 
-def _renew_lease(sf: sessionmaker[Session], run_id: str, done: threading.Event) -> None:
-    while not done.wait(LEASE_SECONDS / 3):
+def _heartbeat(sf: sessionmaker[Session], run_id: str, done: threading.Event, progress: Progress) -> None:
+    """While the solver works: renew the lease, show its progress, and stop it when the run was cancelled."""
+    while not done.wait(HEARTBEAT_SECONDS):
         with sf.begin() as session:
-            session.execute(sa.update(orm.Run).where(orm.Run.id == run_id, orm.Run.status == "running")
-                            .values(lease_until=utcnow() + timedelta(seconds=LEASE_SECONDS)))
+            status = session.execute(sa.select(orm.Run.status).where(orm.Run.id == run_id)).scalar_one_or_none()
+            if status != "running":
+                progress.stop.set()
+                return
+            session.execute(sa.update(orm.Run).where(orm.Run.id == run_id, orm.Run.status == "running").values(
+                lease_until=utcnow() + timedelta(seconds=LEASE_SECONDS), progress=progress.as_dict()))
 
 
-def execute_run(sf: sessionmaker[Session], emit_into: Any, run_id: str, solver: str, time_limit: float) -> None:
+def _set_stage(sf: sessionmaker[Session], run_id: str, stage: str) -> None:
+    with sf.begin() as session:
+        session.execute(sa.update(orm.Run).where(orm.Run.id == run_id, orm.Run.status == "running")
+                        .values(stage=stage))
+
+
+def _fail(sf: sessionmaker[Session], run_id: str, error: str) -> None:
+    with sf.begin() as session:
+        session.execute(sa.update(orm.Run).where(orm.Run.id == run_id, orm.Run.status == "running").values(
+            status="failed", stage="done", error=error[:500], finished_at=utcnow(), lease_until=None))
+
+
+def execute_run(sf: sessionmaker[Session], emit_into: Emit, run_id: str, solver: str, time_limit: float,
+                make: SolverFactory | None = None) -> None:
     with sf() as session:
         run = session.get(orm.Run, run_id)
         if run is None:
             raise NotFound(run_id)
-        snapshot, attempts = run.snapshot, run.attempts
+        if run.status != "running":
+            return
+        attempts, policy, seed = run.attempts, run.policy, run.seed
+        problem = problem_of(run)
     if attempts > MAX_RUN_ATTEMPTS:
-        with sf.begin() as session:
-            session.execute(sa.update(orm.Run).where(orm.Run.id == run_id).values(
-                status="failed", error=f"gave up after {MAX_RUN_ATTEMPTS} attempts", finished_at=utcnow()))
+        _fail(sf, run_id, f"gave up after {MAX_RUN_ATTEMPTS} attempts")
         return
-    done = threading.Event()
-    renewer = threading.Thread(target=_renew_lease, args=(sf, run_id, done), daemon=True)
-    renewer.start()
+    done, progress = threading.Event(), Progress()
+    heartbeat = threading.Thread(target=_heartbeat, args=(sf, run_id, done, progress), daemon=True)
+    heartbeat.start()
     try:
-        solution = solve(Problem.from_snapshot(snapshot), solver, time_limit)
+        solution = solve(problem, solver, time_limit, policy=policy, seed=seed, make=make,
+                         on_stage=lambda stage: _set_stage(sf, run_id, stage), progress=progress)
+        _set_stage(sf, run_id, "extracting")
+        record_solution(sf, emit_into, run_id, problem, solution, progress)
     except Exception as exc:
         log.exception("run failed", extra={"run_id": run_id})
-        with sf.begin() as session:
-            session.execute(sa.update(orm.Run).where(orm.Run.id == run_id).values(
-                status="failed", error=type(exc).__name__, finished_at=utcnow()))
-        return
+        _fail(sf, run_id, type(exc).__name__)
     finally:
         done.set()
-        renewer.join()
+        heartbeat.join()
+
+
+def record_solution(sf: sessionmaker[Session], emit_into: Emit, run_id: str, problem: Problem,
+                    solution: Solution, progress: Progress | None = None) -> None:
     with sf.begin() as session:
-        run = session.get(orm.Run, run_id)
+        run = session.get(orm.Run, run_id, with_for_update=True)
         if run is None or run.status != "running":
+            log.info("run result discarded", extra={"run_id": run_id, "status": run.status if run else None})
             return
         run.solver, run.solver_version = solution.solver, solution.solver_version
-        run.library_versions = {"pulp": pulp.__version__}
+        run.library_versions = library_versions()
         run.model_hash, run.solver_status = solution.model_hash, solution.status
-        run.objective, run.finished_at = solution.objective, utcnow()
-        run.lease_until = None
-        if solution.status not in ("optimal",):
-            run.status = "failed"
-            run.error = f"solver status {solution.status}"
+        run.build_seconds, run.solve_seconds = solution.build_seconds, solution.solve_seconds
+        run.objective_values, run.gap = solution.objective_values, solution.gap
+        run.time_limit_reached, run.seed = solution.time_limit_reached, solution.seed
+        run.finished_at, run.lease_until, run.stage = utcnow(), None, "done"
+        run.progress = progress.as_dict() if progress is not None else None
+        if solution.status == "infeasible":
+            run.status, run.diagnosis = "infeasible", solution.diagnosis
+            run.error = solution.diagnosis["message"][:500] if solution.diagnosis else "infeasible"
             return
-        teams = {t["team_id"]: t for t in snapshot["teams"]}
-        firms = {a["assignment_id"]: a["firm_id"] for a in snapshot["assignments"]}
-        published = []
-        for pair, score in sorted(solution.matches.items(), key=lambda kv: (kv[0].assignment_id, kv[0].team_id)):
-            match = orm.Match(id=str(uuid.uuid4()), run_id=run_id, assignment_id=pair.assignment_id,
-                              team_id=pair.team_id, firm_id=firms[pair.assignment_id],
-                              institution_id=teams[pair.team_id]["institution_id"], score=score)
-            session.add(match)
-            published.append({"match_id": match.id, "assignment_id": match.assignment_id,
-                              "team_id": match.team_id, "firm_id": match.firm_id,
-                              "institution_id": match.institution_id, "score": score})
-        matched = {m["assignment_id"] for m in published}
-        run.status, run.published_at = "published", utcnow()
-        emit_into(session, make_envelope("matches.published", 1, {
-            "run_id": run.id, "batch_id": run.batch_id, "workspace_id": run.workspace_id,
-            "coordinator_id": run.coordinator_id, "period": run.period, "matches": published,
-            "unmatched_assignment_ids": sorted(a["assignment_id"] for a in snapshot["assignments"]
-                                               if a["assignment_id"] not in matched),
-        }))
-    log.info("run published", extra={"run_id": run_id, "matches": len(published),
-                                     "solve_seconds": round(solution.solve_seconds, 3)})
+        if solution.status not in ("optimal", "feasible"):
+            run.status, run.error = "failed", f"no solution found (solver status {solution.status})"
+            return
+        run.objective = solution.objective
+        teams = {t["team_id"]: t for t in run.snapshot["teams"]}
+        firms = {a["assignment_id"]: a["firm_id"] for a in run.snapshot["assignments"]}
+        for pair, score in sorted(solution.matches.items()):
+            session.add(orm.Match(id=str(uuid.uuid4()), run_id=run_id, assignment_id=pair.assignment_id,
+                                  team_id=pair.team_id, firm_id=firms[pair.assignment_id],
+                                  institution_id=teams[pair.team_id]["institution_id"], score=score))
+        run.explanations = explain(problem, solution.matches)
+        run.status = "solved"
+        session.flush()
+        if run.auto_publish:
+            try:
+                publish(session, emit_into, run)
+            except ServiceError as exc:  # a newer run of the batch is already out: this one waits
+                log.info("run not published automatically", extra={"run_id": run_id, "reason": exc.reason})
+    log.info("run solved", extra={"run_id": run_id, "matches": len(solution.matches),
+                                  "solve_seconds": round(solution.solve_seconds, 3)})
+
+
+def run_matches(session: Session, run_id: str) -> list[orm.Match]:
+    return list(session.execute(sa.select(orm.Match).where(orm.Match.run_id == run_id)
+                                .order_by(orm.Match.assignment_id, orm.Match.team_id)).scalars())
+
+
+def publish(session: Session, emit_into: Emit, run: orm.Run, actor: Principal | None = None) -> orm.Run:
+    """Publish a solved run: one id per match; the batch's previously published run is superseded."""
+    if run.status != "solved":
+        raise ServiceError(409, "status", f"only a solved run can be published; this run is {run.status}")
+    current = session.execute(sa.select(orm.Run).where(
+        orm.Run.batch_id == run.batch_id, orm.Run.status == "published", orm.Run.id != run.id)
+        .with_for_update()).scalars().all()
+    for older in current:
+        if _aware(older.created_at) > _aware(run.created_at):  # type: ignore[operator]
+            raise ServiceError(409, "status", f"a newer run of this batch ({older.id}) is already published")
+    now = utcnow()
+    for older in current:
+        older.status, older.superseded_at = "superseded", now
+        audit(session, run.batch_id, "run.superseded", {"by_run_id": run.id}, run_id=older.id,
+              actor=actor, actor_organisation_id=run.coordinator_id)
+    run.status, run.published_at = "published", now
+    matches = run_matches(session, run.id)
+    published = [{"match_id": m.id, "assignment_id": m.assignment_id, "team_id": m.team_id,
+                  "firm_id": m.firm_id, "institution_id": m.institution_id, "score": m.score} for m in matches]
+    matched = {m.assignment_id for m in matches}
+    emit_into(session, make_envelope("matches.published", 1, {
+        "run_id": run.id, "batch_id": run.batch_id, "workspace_id": run.workspace_id,
+        "coordinator_id": run.coordinator_id, "period": run.period, "matches": published,
+        "unmatched_assignment_ids": sorted(a["assignment_id"] for a in run.snapshot["assignments"]
+                                           if a["assignment_id"] not in matched),
+    }))
+    audit(session, run.batch_id, "run.published", {"matches": len(published),
+                                                   "superseded": [o.id for o in current]},
+          run_id=run.id, actor=actor, actor_organisation_id=run.coordinator_id)
+    return run
+
+
+# ---- the coordinator's control --------------------------------------------------------------
 
 
 def visible_runs(principal: Principal) -> sa.Select[Any]:
@@ -136,6 +299,21 @@ def visible_runs(principal: Principal) -> sa.Select[Any]:
     if principal.role == "coordinator":
         return query.where(orm.Run.coordinator_id == principal.organisation_id)
     return query.where(sa.false())
+
+
+def visible_run(session: Session, principal: Principal, run_id: str, *, lock: bool = False) -> orm.Run:
+    query = visible_runs(principal).where(orm.Run.id == run_id)
+    run: orm.Run | None = session.execute(query.with_for_update() if lock else query).scalar_one_or_none()
+    if run is None:
+        raise NotFound(run_id)
+    return run
+
+
+def visible_batch(session: Session, principal: Principal, batch_id: str) -> orm.Batch:
+    batch = session.get(orm.Batch, batch_id)
+    if batch is None or principal.role != "coordinator" or batch.coordinator_id != principal.organisation_id:
+        raise NotFound(batch_id)
+    return batch
 
 
 def visible_matches(principal: Principal) -> sa.Select[Any]:
@@ -146,3 +324,184 @@ def visible_matches(principal: Principal) -> sa.Select[Any]:
     if principal.role == "institution":
         return query.where(published, orm.Match.institution_id == principal.organisation_id)
     return query.where(published, orm.Match.firm_id == principal.organisation_id)
+
+
+def cancel_run(session: Session, principal: Principal, run_id: str) -> orm.Run:
+    run = visible_run(session, principal, run_id, lock=True)
+    if run.status not in OPEN_STATUSES:
+        raise ServiceError(409, "status", f"a {run.status} run cannot be cancelled")
+    run.status, run.cancelled_at, run.lease_until = "cancelled", utcnow(), None
+    audit(session, run.batch_id, "run.cancelled", {}, run_id=run.id, actor=principal)
+    return run
+
+
+def publish_run(session: Session, emit_into: Emit, principal: Principal, run_id: str) -> orm.Run:
+    return publish(session, emit_into, visible_run(session, principal, run_id, lock=True), principal)
+
+
+def request_run(session: Session, principal: Principal, batch_id: str, data: dict[str, Any]) -> orm.Run:
+    batch = visible_batch(session, principal, batch_id)
+    policy = data.get("policy", batch.policy)
+    auto_publish = data.get("auto_publish", batch.auto_publish)
+    run = new_run(session, batch, trigger="coordinator", policy=policy, auto_publish=auto_publish,
+                  actor=principal, seed=data.get("seed", 0))
+    audit(session, batch_id, "run.requested", {"trigger": "coordinator", "policy": policy, "seed": run.seed,
+                                               "auto_publish": auto_publish, "controls": run.controls},
+          run_id=run.id, actor=principal)
+    return run
+
+
+def list_controls(session: Session, principal: Principal, batch_id: str, kind: str) -> list[dict[str, Any]]:
+    visible_batch(session, principal, batch_id)
+    return described_controls(session, batch_id, active_controls(session, batch_id, kind))
+
+
+def add_control(session: Session, principal: Principal, batch_id: str, kind: str,
+                data: dict[str, Any]) -> dict[str, Any]:
+    batch = visible_batch(session, principal, batch_id)
+    team_ids = {t["team_id"] for t in batch.snapshot["teams"]}
+    assignment_ids = {a["assignment_id"] for a in batch.snapshot["assignments"]}
+    if data["team_id"] not in team_ids:
+        raise ServiceError(422, "team_id", "no such team in this batch")
+    if data["assignment_id"] not in assignment_ids:
+        raise ServiceError(422, "assignment_id", "no such assignment in this batch")
+    for other in active_controls(session, batch_id):
+        if (other.team_id, other.assignment_id) == (data["team_id"], data["assignment_id"]):
+            if other.kind == kind:
+                raise ServiceError(409, "team_id", f"this pair is already {DONE[kind]}")
+            raise ServiceError(409, "team_id", f"this pair is {DONE[other.kind]}; remove that {other.kind} first")
+    control = orm.Control(
+        id=str(uuid.uuid4()), batch_id=batch_id, kind=kind, team_id=data["team_id"],
+        assignment_id=data["assignment_id"], reason=data["reason"], author_organisation_id=principal.organisation_id,
+        author_key_id=principal.key_id, created_at=utcnow())
+    session.add(control)
+    audit(session, batch_id, f"{kind}.added", {"control_id": control.id, "team_id": control.team_id,
+                                               "assignment_id": control.assignment_id, "reason": control.reason},
+          actor=principal)
+    return described_controls(session, batch_id, [control])[0]
+
+
+def described_controls(session: Session, batch_id: str, controls: list[orm.Control]) -> list[dict[str, Any]]:
+    """The controls as shown: a pin on a pair that can never be matched is stored, with a warning
+    (runs with it are infeasible and say why)."""
+    batch = session.get(orm.Batch, batch_id)
+    problem = Problem.from_snapshot(batch.snapshot) if batch is not None else None
+    shown = []
+    for control in controls:
+        row = {c.key: getattr(control, c.key) for c in orm.Control.__table__.columns}
+        row["warning"] = (ineligibility(problem, Pair(control.team_id, control.assignment_id))
+                          if control.kind == "pin" and problem is not None else None)
+        shown.append(row)
+    return shown
+
+
+def remove_control(session: Session, principal: Principal, batch_id: str, kind: str, control_id: str) -> None:
+    visible_batch(session, principal, batch_id)
+    control = session.get(orm.Control, control_id)
+    if control is None or control.batch_id != batch_id or control.kind != kind or control.removed_at is not None:
+        raise NotFound(control_id)
+    control.removed_at, control.removed_by_key_id = utcnow(), principal.key_id
+    audit(session, batch_id, f"{kind}.removed", {"control_id": control.id, "team_id": control.team_id,
+                                                 "assignment_id": control.assignment_id}, actor=principal)
+
+
+def audit_trail(session: Session, principal: Principal, batch_id: str) -> list[orm.AuditEntry]:
+    visible_batch(session, principal, batch_id)
+    return list(session.execute(sa.select(orm.AuditEntry).where(orm.AuditEntry.batch_id == batch_id)
+                                .order_by(orm.AuditEntry.occurred_at, orm.AuditEntry.id)).scalars())
+
+
+def _summary(session: Session, run: orm.Run) -> dict[str, Any]:
+    return {"id": run.id, "batch_id": run.batch_id, "policy": run.policy, "status": run.status,
+            "objective": run.objective, "objective_values": run.objective_values,
+            "figures": (run.explanations or {}).get("figures")}
+
+
+def compare_runs(session: Session, principal: Principal, a_id: str, b_id: str) -> dict[str, Any]:
+    a, b = visible_run(session, principal, a_id), visible_run(session, principal, b_id)
+    pairs_a = {Pair(m.team_id, m.assignment_id): m.score for m in run_matches(session, a.id)}
+    pairs_b = {Pair(m.team_id, m.assignment_id): m.score for m in run_matches(session, b.id)}
+
+    def listed(pairs: set[Pair], scores: dict[Pair, float]) -> list[dict[str, Any]]:
+        return [{"team_id": p.team_id, "assignment_id": p.assignment_id, "score": scores[p]} for p in sorted(pairs)]
+
+    return {"a": _summary(session, a), "b": _summary(session, b), "same_batch": a.batch_id == b.batch_id,
+            "added": listed(set(pairs_b) - set(pairs_a), pairs_b),
+            "removed": listed(set(pairs_a) - set(pairs_b), pairs_a),
+            "kept": listed(set(pairs_a) & set(pairs_b), pairs_b)}
+
+
+def run_model(session: Session, principal: Principal, run_id: str, fmt: str) -> bytes:
+    """The run's model, rebuilt from its stored input; for a solved lexicographic policy, the last
+    stage (earlier objectives held at the levels the run reached)."""
+    run = visible_run(session, principal, run_id)
+    levels = run.objective_values if run.status in ("solved", "published", "superseded") else None
+    return export_model(problem_of(run), run.policy, levels, fmt)
+
+
+# ---- responses from firms -------------------------------------------------------------------
+
+
+def on_match_responded(session: Session, envelope: Envelope) -> None:
+    """Record the response on the match; a decline forbids the pair and asks for a minimum-change
+    re-run of the batch's published run, published automatically when the batch says so."""
+    p = envelope.payload
+    match = session.get(orm.Match, p["match_id"])
+    if match is None or match.run_id != p["run_id"]:
+        raise PermanentError(f"unknown match {p['match_id']} of run {p['run_id']}")
+    run = session.get(orm.Run, match.run_id)
+    if (run is None or run.batch_id != p["batch_id"] or match.assignment_id != p["assignment_id"]
+            or match.team_id != p["team_id"] or match.firm_id != p["firm_id"]):
+        raise PermanentError(f"response does not fit match {p['match_id']}")
+    if match.response == p["response"]:
+        return
+    try:
+        responded_at = datetime.fromisoformat(p["responded_at"])
+    except ValueError:
+        raise PermanentError(f"responded_at is not an ISO 8601 time: {p['responded_at']!r}") from None
+    match.response, match.responded_at = p["response"], responded_at
+    audit(session, run.batch_id, f"match.{p['response']}", {"match_id": match.id, "team_id": match.team_id,
+                                                             "assignment_id": match.assignment_id},
+          actor_organisation_id=match.firm_id, run_id=run.id)
+    if p["response"] != "declined":
+        return
+    batch = session.get(orm.Batch, run.batch_id)
+    if batch is None:
+        raise PermanentError(f"unknown batch {run.batch_id}")
+    declined = Pair(match.team_id, match.assignment_id)
+    for control in active_controls(session, batch.batch_id):
+        if Pair(control.team_id, control.assignment_id) == declined:
+            if control.kind == "forbid":
+                break
+            control.removed_at = utcnow()
+            audit(session, batch.batch_id, "pin.removed", {"control_id": control.id, "reason": "declined"},
+                  actor_organisation_id=match.firm_id)
+    else:
+        control = orm.Control(id=str(uuid.uuid4()), batch_id=batch.batch_id, kind="forbid",
+                              team_id=match.team_id, assignment_id=match.assignment_id,
+                              reason="declined by the firm", author_organisation_id=match.firm_id,
+                              created_at=utcnow())
+        session.add(control)
+        audit(session, batch.batch_id, "forbid.added", {"control_id": control.id, "team_id": control.team_id,
+                                                        "assignment_id": control.assignment_id,
+                                                        "reason": control.reason},
+              actor_organisation_id=match.firm_id)
+    session.flush()
+    published = session.execute(sa.select(orm.Run).where(orm.Run.batch_id == batch.batch_id,
+                                                          orm.Run.status == "published")).scalars().first()
+    if published is None:
+        return
+    reference = [Pair(m.team_id, m.assignment_id) for m in run_matches(session, published.id)]
+    if declined not in reference:
+        return
+    # pairs a firm already accepted stay as they are; the rest are kept as far as possible
+    accepted = {Pair(row.team_id, row.assignment_id) for row in session.execute(
+        sa.select(orm.Match.team_id, orm.Match.assignment_id).join(orm.Run)
+        .where(orm.Run.batch_id == batch.batch_id, orm.Match.response == "accepted"))}
+    rerun = new_run(session, batch, trigger="declined", policy="min_change", auto_publish=batch.auto_publish,
+                    reference=[pair for pair in reference if pair != declined],
+                    accepted=[pair for pair in reference if pair in accepted],
+                    parent_run_id=published.id)
+    audit(session, batch.batch_id, "run.requested", {"trigger": "declined", "policy": "min_change",
+                                                     "declined_match_id": match.id},
+          actor_organisation_id=match.firm_id, run_id=rerun.id)

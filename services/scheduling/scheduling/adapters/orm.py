@@ -1,4 +1,5 @@
-"""Scheduling's tables: notification contacts (personal data, kept here only) and notices."""
+"""Scheduling's tables: notification contacts and webhooks (kept here only), notices, their delivery
+log, and entrepreneurs' answers to matches."""
 
 from __future__ import annotations
 
@@ -43,5 +44,73 @@ class Notice(Base):
     last_error: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
     sent_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
+    # the webhook channel: None when the firm had no webhook when the notice was made
+    webhook_status: Mapped[str | None] = mapped_column(sa.String(20), nullable=True, index=True)
+    webhook_attempts: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    webhook_next_attempt_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
 
-    __table_args__ = (sa.UniqueConstraint("run_id", "firm_id", "kind", name="uq_notice_run_firm_kind"),)
+    # what a notice is about beyond its run: "" for a match notice, the match id for a kickoff notice
+    subject_id: Mapped[str] = mapped_column(sa.String(36), default="", server_default="")
+
+    __table_args__ = (sa.UniqueConstraint("run_id", "firm_id", "kind", "subject_id",
+                                          name="uq_notice_run_firm_kind_subject"),)
+
+
+class Webhook(Base):
+    """An entrepreneur's webhook. The secret signs deliveries, so it is kept (shown once, never listed)."""
+
+    __tablename__ = "webhooks"
+    organisation_id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    url: Mapped[str] = mapped_column(sa.String(2048))
+    secret: Mapped[str] = mapped_column(sa.String(100))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+
+
+class Delivery(Base):
+    """One attempt to deliver a notice over one channel (email or webhook): outcome only, no content."""
+
+    __tablename__ = "deliveries"
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    notice_id: Mapped[str] = mapped_column(sa.String(36), index=True)
+    channel: Mapped[str] = mapped_column(sa.String(10))
+    attempt: Mapped[int] = mapped_column(sa.Integer)
+    status_code: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+    error: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
+    attempted_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    duration_ms: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+
+
+class MatchResponse(Base):
+    """An entrepreneur's answer to one match; the primary key makes it once only."""
+
+    __tablename__ = "match_responses"
+    match_id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    notice_id: Mapped[str] = mapped_column(sa.String(36), index=True)
+    firm_id: Mapped[str] = mapped_column(sa.String(36), index=True)
+    run_id: Mapped[str] = mapped_column(sa.String(36))
+    batch_id: Mapped[str] = mapped_column(sa.String(36))
+    assignment_id: Mapped[str] = mapped_column(sa.String(36))
+    team_id: Mapped[str] = mapped_column(sa.String(36))
+    decision: Mapped[str] = mapped_column(sa.String(10))
+    responded_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+
+
+class Kickoff(Base):
+    """The kickoff meeting proposed for an accepted match (or why none could be placed)."""
+
+    __tablename__ = "kickoffs"
+    match_id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    notice_id: Mapped[str] = mapped_column(sa.String(36))
+    firm_id: Mapped[str] = mapped_column(sa.String(36), index=True)
+    coordinator_id: Mapped[str] = mapped_column(sa.String(36), index=True)
+    run_id: Mapped[str] = mapped_column(sa.String(36))
+    assignment_id: Mapped[str] = mapped_column(sa.String(36))
+    team_id: Mapped[str] = mapped_column(sa.String(36))
+    status: Mapped[str] = mapped_column(sa.String(20))  # proposed or unplaced
+    starts_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
+    ends_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
+    reason: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
+    uid: Mapped[str] = mapped_column(sa.String(100), unique=True)
+    sequence: Mapped[int] = mapped_column(sa.Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))

@@ -1,4 +1,4 @@
-"""The notice sender loop."""
+"""The notice sender loops: e-mail and webhooks, each on its own so a slow webhook never holds up mail."""
 
 from __future__ import annotations
 
@@ -7,17 +7,33 @@ import threading
 from werkplaats_shared.runner import Loop
 from werkplaats_shared.service import Infrastructure
 
+from ..adapters.links import ResponseLinks
 from ..adapters.mailer import SmtpMailer
+from ..adapters.webhook_client import WebhookClient
 from ..service_layer import services
 
 
 def notice_loop(infra: Infrastructure) -> Loop:
     s = infra.settings
     mailer = SmtpMailer(s.smtp_host, s.smtp_port, s.mail_from)
+    links = ResponseLinks(s.secret_key, s.public_url)
 
     def run(stop: threading.Event) -> None:
         while not stop.is_set():
-            if services.send_pending(infra.session_factory, mailer) == 0:
+            if services.send_pending(infra.session_factory, mailer, links) == 0:
                 stop.wait(s.poll_interval)
 
     return Loop("notices", run)
+
+
+def webhook_loop(infra: Infrastructure) -> Loop:
+    s = infra.settings
+    client = WebhookClient(allow_loopback=s.webhook_allow_loopback)
+    links = ResponseLinks(s.secret_key, s.public_url)
+
+    def run(stop: threading.Event) -> None:
+        while not stop.is_set():
+            if services.deliver_webhooks(infra.session_factory, client, links) == 0:
+                stop.wait(s.poll_interval)
+
+    return Loop("webhooks", run)

@@ -1,28 +1,69 @@
-"""Scheduling's use cases: notices from published matches, contacts, and sending."""
+"""Scheduling's use cases: notices from published matches, contacts, webhooks, sending notices by
+e-mail and webhook, and entrepreneurs' answers to matches."""
 
 from __future__ import annotations
 
+import json
 import logging
+import secrets
 import smtplib
+import time
 import uuid
-from datetime import timedelta
-from typing import Any, Protocol
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Callable, Protocol
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from werkplaats_shared.auth import Principal
-from werkplaats_shared.contracts import Envelope
+from werkplaats_shared.contracts import Envelope, make_envelope
 from werkplaats_shared.db import utcnow
+from werkplaats_shared.outbox import add_to_outbox
 
 from ..adapters import orm
-from ..adapters.mailer import render
+from ..adapters.calendar_data import dutch_public_holidays
+from ..adapters.ics import kickoff_invitation
+from ..adapters.mailer import Attachment, render, render_text
+from ..domain import calendar
+from ..domain import webhooks as wh
+from ..domain.calendar import TZ
+from ..domain.responses import AlreadyAnswered, LinkTarget, responded_payload
 
 log = logging.getLogger(__name__)
 MAX_SEND_ATTEMPTS = 5
+Clock = Callable[[], datetime]
 
 
 class Mailer(Protocol):
-    def send(self, *, to: str, subject: str, body: str, message_id: str, language: str) -> None: ...
+    sender: str
+
+    def send(self, *, to: str, subject: str, body: str, message_id: str, language: str,
+             attachments: Sequence[Attachment] = ()) -> None: ...
+
+
+class Links(Protocol):
+    """Issues and reads the signed accept/decline links (adapters.links.ResponseLinks)."""
+
+    def issue(self, notice_id: str, match_id: str) -> str: ...
+
+    def url(self, token: str) -> str: ...
+
+    def expires_at(self) -> datetime: ...
+
+    def read(self, token: str) -> LinkTarget: ...
+
+
+class WebhookSender(Protocol):
+    def post(self, url: str, body: bytes, headers: dict[str, str]) -> Any: ...
+
+
+class NotFound(Exception):
+    pass
+
+
+# ---- notices --------------------------------------------------------------------------------
 
 
 def on_matches_published(session: Session, envelope: Envelope) -> None:
@@ -33,23 +74,20 @@ def on_matches_published(session: Session, envelope: Envelope) -> None:
         by_firm.setdefault(m["firm_id"], []).append(
             {"match_id": m["match_id"], "assignment_id": m["assignment_id"], "team_id": m["team_id"]})
     for firm_id, matches in sorted(by_firm.items()):
+        has_webhook = session.get(orm.Webhook, firm_id) is not None
         session.add(orm.Notice(
             id=str(uuid.uuid4()), kind="match_notice", firm_id=firm_id, coordinator_id=p["coordinator_id"],
             run_id=p["run_id"], batch_id=p["batch_id"], period=p["period"], matches=matches,
             status="pending", attempts=0, created_at=utcnow(),
+            webhook_status="pending" if has_webhook else None, webhook_attempts=0,
         ))
 
 
-def set_contact(session: Session, principal: Principal, data: dict[str, Any]) -> orm.Contact:
-    contact = session.get(orm.Contact, principal.organisation_id)
-    if contact is None:
-        contact = orm.Contact(organisation_id=principal.organisation_id)
-        session.add(contact)
-    contact.email, contact.language, contact.updated_at = data["email"], data["language"], utcnow()
-    return contact
+def _with_links(notice: orm.Notice, links: Links) -> list[dict[str, Any]]:
+    return [{**m, "response_url": links.url(links.issue(notice.id, m["match_id"]))} for m in notice.matches]
 
 
-def send_pending(sf: sessionmaker[Session], mailer: Mailer, limit: int = 20) -> int:
+def send_pending(sf: sessionmaker[Session], mailer: Mailer, links: Links, limit: int = 20) -> int:
     """Send pending notices. A notice is marked sent in the transaction that follows the SMTP
     hand-off; a crash in between re-sends it with the same Message-ID (at least once)."""
     with sf() as session:
@@ -64,15 +102,32 @@ def send_pending(sf: sessionmaker[Session], mailer: Mailer, limit: int = 20) -> 
                 continue
             contact = session.get(orm.Contact, notice.firm_id)
             language = contact.language if contact else "nl"
-            subject, body = render(notice.kind, language, {
-                "count": len(notice.matches), "period": notice.period, "matches": notice.matches})
             email = contact.email if contact else None
+            attachments: list[Attachment] = []
+            if notice.kind == "kickoff_notice":
+                kickoff = session.get(orm.Kickoff, notice.subject_id)
+                assert kickoff is not None and kickoff.starts_at is not None and kickoff.ends_at is not None
+                context = _kickoff_context(kickoff)
+                subject, body = render(notice.kind, language, context)
+                if email is not None:
+                    summary = render_text("kickoff_invitation", language, context).strip()
+                    attachments.append(Attachment("kickoff.ics", "text", "calendar", kickoff_invitation(
+                        uid=kickoff.uid, sequence=kickoff.sequence, starts_at=context["starts_at"],
+                        ends_at=context["ends_at"], summary=summary, description=body, organizer=mailer.sender,
+                        attendee=email, stamp=utcnow(),
+                    ), {"method": "REQUEST"}))
+            else:
+                subject, body = render(notice.kind, language, {
+                    "count": len(notice.matches), "period": notice.period, "matches": _with_links(notice, links),
+                    "expires_at": links.expires_at()})
         status, error = "sent", None
+        started = time.monotonic()
         if email is None:
-            status = "no_contact"
+            status, error = "no_contact", "no contact registered"
         else:
             try:
-                mailer.send(to=email, subject=subject, body=body, message_id=notice_id, language=language)
+                mailer.send(to=email, subject=subject, body=body, message_id=notice_id, language=language,
+                            attachments=attachments)
             except (OSError, smtplib.SMTPException) as exc:
                 status, error = "pending", type(exc).__name__
                 log.warning("notice not sent", extra={"notice_id": notice_id, "error": error})
@@ -81,11 +136,14 @@ def send_pending(sf: sessionmaker[Session], mailer: Mailer, limit: int = 20) -> 
             assert notice is not None
             notice.attempts += 1
             notice.language = language
+            session.add(orm.Delivery(notice_id=notice_id, channel="email", attempt=notice.attempts,
+                                     status_code=None, error=error, attempted_at=utcnow(),
+                                     duration_ms=int((time.monotonic() - started) * 1000)))
             if status == "pending" and notice.attempts >= MAX_SEND_ATTEMPTS:
                 status = "failed"
             elif status == "pending":  # bounded retries with exponential backoff
                 notice.next_attempt_at = utcnow() + timedelta(seconds=2 ** notice.attempts)
-            notice.status, notice.last_error = status, error
+            notice.status, notice.last_error = status, error if status != "no_contact" else None
             if status == "sent":
                 notice.sent_at = utcnow()
                 sent += 1
@@ -99,3 +157,243 @@ def visible_notices(principal: Principal) -> sa.Select[Any]:
     if principal.role == "coordinator":
         return query.where(orm.Notice.coordinator_id == principal.organisation_id)
     return query.where(sa.false())
+
+
+def deliveries_of(session: Session, principal: Principal, notice_id: str) -> list[orm.Delivery]:
+    notice = session.execute(visible_notices(principal).where(orm.Notice.id == notice_id)).scalar_one_or_none()
+    if notice is None:
+        raise NotFound(notice_id)
+    return list(session.execute(sa.select(orm.Delivery).where(orm.Delivery.notice_id == notice_id)
+                                .order_by(orm.Delivery.attempted_at, orm.Delivery.id)).scalars())
+
+
+def visible_kickoffs(principal: Principal) -> sa.Select[Any]:
+    query = sa.select(orm.Kickoff).order_by(orm.Kickoff.created_at, orm.Kickoff.match_id)
+    if principal.role == "entrepreneur":
+        return query.where(orm.Kickoff.firm_id == principal.organisation_id)
+    if principal.role == "coordinator":
+        return query.where(orm.Kickoff.coordinator_id == principal.organisation_id)
+    return query.where(sa.false())
+
+
+def kickoff_view(kickoff: orm.Kickoff) -> dict[str, Any]:
+    view: dict[str, Any] = {"match_id": kickoff.match_id, "assignment_id": kickoff.assignment_id,
+                            "team_id": kickoff.team_id, "status": kickoff.status, "reason": kickoff.reason,
+                            "starts_at": None, "ends_at": None, "timezone": str(TZ)}
+    if kickoff.starts_at is not None:
+        context = _kickoff_context(kickoff)
+        view.update(starts_at=context["starts_at"], ends_at=context["ends_at"])
+    return view
+
+
+# ---- contacts and webhooks ------------------------------------------------------------------
+
+
+def set_contact(session: Session, principal: Principal, data: dict[str, Any]) -> orm.Contact:
+    contact = session.get(orm.Contact, principal.organisation_id)
+    if contact is None:
+        contact = orm.Contact(organisation_id=principal.organisation_id)
+        session.add(contact)
+    contact.email, contact.language, contact.updated_at = data["email"], data["language"], utcnow()
+    return contact
+
+
+@dataclass(frozen=True)
+class WebhookView:
+    url: str
+    created_at: datetime
+    updated_at: datetime
+    secret: str | None = None  # only when just generated
+
+
+def set_webhook(session: Session, principal: Principal, data: dict[str, Any], resolve: wh.Resolver,
+                allow_loopback: bool) -> WebhookView:
+    """Register or replace the caller's webhook. Raises TargetRefused for a URL that may not be used.
+    A new secret is generated on creation or when asked to rotate it, and returned this once."""
+    wh.vet_target(data["url"], resolve, allow_loopback)
+    hook = session.get(orm.Webhook, principal.organisation_id)
+    now = utcnow()
+    secret = None
+    if hook is None:
+        secret = "whsec_" + secrets.token_urlsafe(32)
+        hook = orm.Webhook(organisation_id=principal.organisation_id, secret=secret, created_at=now)
+        session.add(hook)
+    elif data.get("rotate_secret"):
+        secret = hook.secret = "whsec_" + secrets.token_urlsafe(32)
+    hook.url, hook.updated_at = data["url"], now
+    return WebhookView(hook.url, hook.created_at, hook.updated_at, secret)
+
+
+def get_webhook(session: Session, principal: Principal) -> WebhookView:
+    hook = session.get(orm.Webhook, principal.organisation_id)
+    if hook is None:
+        raise NotFound("webhook")
+    return WebhookView(hook.url, hook.created_at, hook.updated_at)
+
+
+def delete_webhook(session: Session, principal: Principal) -> None:
+    hook = session.get(orm.Webhook, principal.organisation_id)
+    if hook is None:
+        raise NotFound("webhook")
+    session.delete(hook)
+
+
+def webhook_body(session: Session, notice: orm.Notice, links: Links) -> bytes:
+    """What a webhook receives: the notice with its accept/decline links (match notices) or the
+    kickoff (kickoff notices); no personal data."""
+    body: dict[str, Any] = {
+        "id": notice.id, "kind": notice.kind, "run_id": notice.run_id, "batch_id": notice.batch_id,
+        "period": notice.period, "created_at": _aware(notice.created_at).isoformat()}
+    if notice.kind == "kickoff_notice":
+        kickoff = session.get(orm.Kickoff, notice.subject_id)
+        assert kickoff is not None
+        context = _kickoff_context(kickoff)
+        body.update(matches=notice.matches, kickoff={
+            "uid": kickoff.uid, "sequence": kickoff.sequence, "starts_at": context["starts_at"].isoformat(),
+            "ends_at": context["ends_at"].isoformat(), "timezone": str(TZ)})
+    else:
+        body.update(matches=_with_links(notice, links), response_links_expire_at=links.expires_at().isoformat())
+    return json.dumps(body, separators=(",", ":"), sort_keys=True).encode("utf-8")
+
+
+def deliver_webhooks(sf: sessionmaker[Session], sender: WebhookSender, links: Links, limit: int = 20,
+                     now: Clock = utcnow, wall_clock: Callable[[], float] = time.time) -> int:
+    """POST due notices to their firm's webhook, signed, with the notice id as idempotency key.
+    Each attempt is logged; failures are retried with exponential backoff up to wh.MAX_ATTEMPTS.
+    Like e-mail, a crash between the POST and the commit repeats the POST (same Idempotency-Key)."""
+    with sf() as session:
+        due = sa.or_(orm.Notice.webhook_next_attempt_at.is_(None), orm.Notice.webhook_next_attempt_at <= now())
+        ids = session.execute(sa.select(orm.Notice.id).where(orm.Notice.webhook_status == "pending", due)
+                              .order_by(orm.Notice.created_at).limit(limit)).scalars().all()
+    delivered = 0
+    for notice_id in ids:
+        with sf() as session:
+            notice = session.get(orm.Notice, notice_id)
+            if notice is None or notice.webhook_status != "pending":
+                continue
+            hook = session.get(orm.Webhook, notice.firm_id)
+            if hook is not None:
+                url, secret, body = hook.url, hook.secret, webhook_body(session, notice, links)
+        if hook is None:  # removed since the notice was made
+            with sf.begin() as session:
+                notice = session.get(orm.Notice, notice_id)
+                assert notice is not None
+                notice.webhook_status, notice.webhook_next_attempt_at = "cancelled", None
+            continue
+        timestamp = str(int(wall_clock()))
+        result = sender.post(url, body, {
+            "X-Werkplaats-Timestamp": timestamp,
+            "X-Werkplaats-Signature": wh.sign(secret, timestamp, body),
+            "X-Werkplaats-Event": notice.kind,
+            "Idempotency-Key": notice_id,
+        })
+        with sf.begin() as session:
+            notice = session.get(orm.Notice, notice_id)
+            assert notice is not None
+            notice.webhook_attempts += 1
+            session.add(orm.Delivery(notice_id=notice_id, channel="webhook", attempt=notice.webhook_attempts,
+                                     status_code=result.status_code, error=result.error, attempted_at=now(),
+                                     duration_ms=result.duration_ms))
+            if result.ok:
+                notice.webhook_status, notice.webhook_next_attempt_at = "delivered", None
+                delivered += 1
+            elif notice.webhook_attempts >= wh.MAX_ATTEMPTS:
+                notice.webhook_status, notice.webhook_next_attempt_at = "failed", None
+            else:
+                notice.webhook_next_attempt_at = now() + wh.next_delay(notice.webhook_attempts)
+            if not result.ok:
+                log.warning("webhook delivery failed", extra={
+                    "notice_id": notice_id, "attempt": notice.webhook_attempts, "error": result.error,
+                    "status_code": result.status_code})
+    return delivered
+
+
+# ---- answers to matches ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LinkedMatch:
+    notice: orm.Notice
+    match: dict[str, Any]
+    language: str
+    response: orm.MatchResponse | None
+
+
+def linked_match(session: Session, target: LinkTarget) -> LinkedMatch:
+    """The notice and match a (verified) link points at, the firm's language and any answer so far."""
+    notice = session.get(orm.Notice, target.notice_id)
+    match = next((m for m in (notice.matches if notice else []) if m["match_id"] == target.match_id), None)
+    if notice is None or match is None:
+        raise NotFound(target.match_id)
+    contact = session.get(orm.Contact, notice.firm_id)
+    language = contact.language if contact else (notice.language or "nl")
+    return LinkedMatch(notice, match, language, session.get(orm.MatchResponse, target.match_id))
+
+
+def record_response(session: Session, target: LinkTarget, decision: str, now: Clock = utcnow) -> LinkedMatch:
+    """Record an answer once and emit ``match.responded`` in the same transaction.
+    Raises AlreadyAnswered when the match was answered before (the first answer stands)."""
+    found = linked_match(session, target)
+    if found.response is not None:
+        raise AlreadyAnswered(found.response.decision, found.response.responded_at)
+    at = now()
+    payload = responded_payload(found.notice, found.match, decision, at)
+    response = orm.MatchResponse(
+        match_id=payload["match_id"], notice_id=found.notice.id, firm_id=payload["firm_id"],
+        run_id=payload["run_id"], batch_id=payload["batch_id"], assignment_id=payload["assignment_id"],
+        team_id=payload["team_id"], decision=decision, responded_at=at)
+    session.add(response)
+    try:
+        session.flush()  # a concurrent answer to the same match loses here, on the primary key
+    except IntegrityError:
+        raise AlreadyAnswered(decision, at) from None
+    add_to_outbox(session, orm.outbox, make_envelope("match.responded", 1, payload))
+    log.info("match answered", extra={"match_id": payload["match_id"], "decision": decision})
+    if decision == "accepted":
+        plan_kickoff(session, found.notice, found.match, at)
+    return LinkedMatch(found.notice, found.match, found.language, response)
+
+
+# ---- kickoffs -------------------------------------------------------------------------------
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands timestamps back without their (UTC) offset."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _kickoff_context(kickoff: orm.Kickoff) -> dict[str, Any]:
+    assert kickoff.starts_at is not None and kickoff.ends_at is not None
+    return {"match_id": kickoff.match_id, "assignment_id": kickoff.assignment_id, "team_id": kickoff.team_id,
+            "starts_at": _aware(kickoff.starts_at).astimezone(TZ), "ends_at": _aware(kickoff.ends_at).astimezone(TZ)}
+
+
+def plan_kickoff(session: Session, notice: orm.Notice, match: dict[str, Any], accepted_at: datetime) -> orm.Kickoff:
+    """Propose the kickoff of an accepted match (first weeks of the period, a weekday, no Dutch public
+    holiday, a slot the coordinator has free) and queue its invitation, in the caller's transaction."""
+    first_day = calendar.window_start(notice.period, accepted_at.astimezone(TZ).date())
+    last_day = first_day + timedelta(weeks=calendar.KICKOFF_WEEKS)
+    holidays = dutch_public_holidays(range(first_day.year, last_day.year + 1))
+    booked = session.execute(sa.select(orm.Kickoff.starts_at).where(
+        orm.Kickoff.coordinator_id == notice.coordinator_id, orm.Kickoff.starts_at.is_not(None))).scalars().all()
+    proposal = calendar.propose_kickoff(first_day, holidays, [_aware(b) for b in booked if b is not None])
+    kickoff = orm.Kickoff(
+        match_id=match["match_id"], notice_id="", firm_id=notice.firm_id, coordinator_id=notice.coordinator_id,
+        run_id=notice.run_id, assignment_id=match["assignment_id"], team_id=match["team_id"],
+        status="proposed" if proposal.starts_at else "unplaced", reason=proposal.reason,
+        # stored in UTC (SQLite keeps no offset), shown and invited in Europe/Amsterdam
+        starts_at=proposal.starts_at.astimezone(UTC) if proposal.starts_at else None,
+        ends_at=proposal.ends_at.astimezone(UTC) if proposal.ends_at else None,
+        uid=f"kickoff-{match['match_id']}@werkplaats", sequence=0, created_at=utcnow())
+    if proposal.starts_at is not None:
+        invitation = orm.Notice(
+            id=str(uuid.uuid4()), kind="kickoff_notice", subject_id=match["match_id"], firm_id=notice.firm_id,
+            coordinator_id=notice.coordinator_id, run_id=notice.run_id, batch_id=notice.batch_id,
+            period=notice.period, matches=[match], status="pending", attempts=0, created_at=utcnow(),
+            webhook_status="pending" if session.get(orm.Webhook, notice.firm_id) else None, webhook_attempts=0)
+        session.add(invitation)
+        kickoff.notice_id = invitation.id
+    else:
+        log.warning("kickoff not placed", extra={"match_id": match["match_id"], "reason": proposal.reason})
+    session.add(kickoff)
+    return kickoff

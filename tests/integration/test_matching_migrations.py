@@ -1,0 +1,63 @@
+"""Matching's 0002 migration on a database with runs from before it: each batch gets its snapshot back
+(so it can be re-run), finished runs read as done, and the migration can be undone."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from matching import bootstrap
+from werkplaats_shared.db import make_engine
+
+SNAPSHOT = {"batch_id": "b1", "workspace_id": "w1", "coordinator_id": "c1", "period": "P1", "policy": "max_fit",
+            "auto_publish": False, "assignments": [], "teams": []}
+
+
+def _alembic(url: str, action: str, revision: str) -> None:
+    engine = make_engine(url)
+    try:
+        with engine.begin() as connection:
+            cfg = Config()
+            cfg.set_main_option("script_location", bootstrap.MIGRATIONS)
+            cfg.attributes["connection"] = connection
+            getattr(command, action)(cfg, revision)
+    finally:
+        engine.dispose()
+
+
+def _check(url: str) -> None:
+    _alembic(url, "upgrade", "0001")
+    engine = sa.create_engine(url)
+    runs = sa.Table("runs", sa.MetaData(), autoload_with=engine)
+    now = datetime(2026, 1, 5, tzinfo=UTC)
+    common: dict[str, Any] = {"batch_id": "b1", "workspace_id": "w1", "coordinator_id": "c1", "period": "P1",
+                              "policy": "max_fit", "snapshot": SNAPSHOT, "input_hash": "0" * 64, "attempts": 1}
+    with engine.begin() as conn:
+        conn.execute(runs.insert(), [{**common, "id": "r1", "status": "published", "created_at": now},
+                                     {**common, "id": "r2", "status": "queued", "created_at": now}])
+    try:
+        _alembic(url, "upgrade", "head")
+        with engine.connect() as conn:
+            stages: dict[str, str] = {r.id: r.stage for r in conn.execute(sa.text("SELECT id, stage FROM runs"))}
+            batches = conn.execute(sa.text("SELECT batch_id, coordinator_id, auto_publish FROM batches")).all()
+        assert stages == {"r1": "done", "r2": "queued"}
+        assert [(b, c, bool(a)) for b, c, a in batches] == [("b1", "c1", False)]
+        _alembic(url, "downgrade", "0001")
+        assert "batches" not in sa.inspect(engine).get_table_names()
+        _alembic(url, "upgrade", "head")
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_keeps_older_runs_usable_on_sqlite(tmp_path: Path) -> None:
+    _check(f"sqlite:///{tmp_path / 'm.sqlite3'}")
+
+
+@pytest.mark.postgres
+def test_upgrade_keeps_older_runs_usable_on_postgres(make_postgres_db: Any) -> None:
+    _check(make_postgres_db("matching"))

@@ -1,0 +1,83 @@
+"""Why assignments and teams stay unmatched (with counts), the score of each match taken apart, and
+the figures of a run."""
+
+from __future__ import annotations
+
+from matching.domain.explain import explain
+from matching.domain.model import BASE_FIT, EXTRA_SKILL_WEIGHT, NICE_TO_HAVE_WEIGHT, Assignment, Pair, Problem, Team
+from matching.optimiser import solve
+
+
+def test_each_unmatched_assignment_and_team_gets_its_reason_with_counts() -> None:
+    teams = (
+        Team("hbo-web", "inst-a", "HBO", frozenset({"web", "data", "ai", "security"})),
+        Team("hbo-plain", "inst-a", "HBO", frozenset()),
+        Team("mbo-web", "inst-b", "MBO", frozenset({"web"})),
+        Team("wo-ai", "inst-b", "WO", frozenset({"ai"})),
+    )
+    assignments = (
+        Assignment("webshop", "f1", frozenset({"HBO"}), frozenset({"web"}), frozenset({"data"}), 1, 1),
+        Assignment("roadmap", "f2", frozenset({"HBO"}), frozenset({"web"}), frozenset(), 1, 1),
+        Assignment("needs-wo-data", "f3", frozenset({"WO"}), frozenset({"data"}), frozenset(), 1, 1),
+        Assignment("only-mbo-level", "f4", frozenset({"MBO"}), frozenset(), frozenset(), 2, 2),
+        Assignment("forbidden-one", "f5", frozenset({"WO"}), frozenset({"ai"}), frozenset(), 1, 1),
+    )
+    problem = Problem(teams, assignments, forbidden=frozenset({Pair("wo-ai", "forbidden-one")}))
+    solution = solve(problem)
+    assert set(solution.matches) == {Pair("hbo-web", "webshop")}
+    result = explain(problem, solution.matches)
+    why = {u["assignment_id"]: u for u in result["unmatched_assignments"]}
+    assert why["roadmap"]["reason"] == "eligible_teams_went_elsewhere"
+    assert why["roadmap"]["counts"]["eligible"] == 1 and why["roadmap"]["counts"]["eligible_matched_elsewhere"] == 1
+    assert why["needs-wo-data"]["reason"] == "no_team_with_required_skills"
+    assert why["needs-wo-data"]["counts"]["of_accepted_level"] == 1
+    assert why["only-mbo-level"]["reason"] == "too_few_eligible_teams"
+    assert (why["only-mbo-level"]["counts"]["eligible"], why["only-mbo-level"]["counts"]["min_teams"]) == (1, 2)
+    assert why["forbidden-one"]["reason"] == "all_eligible_teams_forbidden"
+    assert why["forbidden-one"]["counts"]["forbidden"] == 1
+    assert why["roadmap"]["en"] and why["roadmap"]["nl"]
+    none_of_level = explain(Problem(teams, (Assignment("x", "f", frozenset({"MBO"}), frozenset({"ai"}),
+                                                       frozenset(), 1, 1),)), [])
+    assert none_of_level["unmatched_assignments"][0]["reason"] == "no_team_with_required_skills"
+    assert explain(Problem(teams[:2], assignments[2:3]), [])["unmatched_assignments"][0]["reason"] == \
+        "no_team_of_accepted_level"
+
+    teams_why = {u["team_id"]: u for u in result["unmatched_teams"]}
+    assert set(teams_why) == {"hbo-plain", "mbo-web", "wo-ai"}
+    assert teams_why["hbo-plain"]["reason"] == "no_assignment_with_covered_skills"
+    assert teams_why["hbo-plain"]["counts"]["accepting_level"] == 2
+    assert teams_why["mbo-web"]["reason"] == "eligible_assignments_went_to_other_teams"
+    assert teams_why["mbo-web"]["counts"]["eligible_closed"] == 1
+    assert teams_why["wo-ai"]["reason"] == "all_eligible_assignments_forbidden"
+    lone = explain(Problem((teams[1],), (assignments[2],)), [])
+    assert lone["unmatched_teams"][0]["reason"] == "no_assignment_accepts_level"
+
+
+def test_score_breakdown_adds_up_to_the_match_score() -> None:
+    team = Team("t", "i", "HBO", frozenset({"web", "data", "ai", "security", "ux"}))
+    assignment = Assignment("a", "f", frozenset({"HBO"}), frozenset({"web"}), frozenset({"data", "seo"}), 1, 1)
+    problem = Problem((team,), (assignment,))
+    solution = solve(problem)
+    (match,) = explain(problem, solution.matches)["matches"]
+    score = match["score"]
+    assert score["base"] == BASE_FIT
+    assert score["nice_to_have_skills"] == ("data",) and score["nice_to_have"] == NICE_TO_HAVE_WEIGHT
+    assert score["extra_skills"] == ("ai", "security", "ux") and score["extra"] == 2 * EXTRA_SKILL_WEIGHT
+    assert score["total"] == solution.matches[Pair("t", "a")] == solution.objective
+
+
+def test_figures_give_served_shares_by_level_and_institution_and_unused_teams() -> None:
+    teams = (Team("t1", "inst-a", "HBO", frozenset()), Team("t2", "inst-a", "HBO", frozenset()),
+             Team("t3", "inst-b", "MBO", frozenset()))
+    assignments = (Assignment("a1", "f", frozenset({"HBO"}), frozenset(), frozenset(), 1, 1),
+                   Assignment("a2", "f", frozenset({"MBO", "HBO"}), frozenset(), frozenset(), 1, 1),
+                   Assignment("a3", "f", frozenset({"WO"}), frozenset(), frozenset(), 1, 1))
+    figures = explain(Problem(teams, assignments), [Pair("t1", "a1"), Pair("t3", "a2")])["figures"]
+    assert figures["assignments"] == {"served": 2, "total": 3, "share": 0.6667}
+    assert figures["assignments_by_accepted_level"]["WO"] == {"served": 0, "total": 1, "share": 0.0}
+    assert figures["assignments_by_accepted_level"]["HBO"]["served"] == 2
+    assert figures["teams_by_level"]["HBO"] == {"served": 1, "total": 2, "share": 0.5}
+    assert figures["teams_by_level"]["WO"] == {"served": 0, "total": 0, "share": None}
+    assert figures["teams_by_institution"] == {"inst-a": {"served": 1, "total": 2, "share": 0.5},
+                                               "inst-b": {"served": 1, "total": 1, "share": 1.0}}
+    assert figures["unused_teams"] == ["t2"]
