@@ -61,8 +61,9 @@ def test_skeleton_flow_on_the_local_default(make_stack: Callable[..., LocalStack
 
 @pytest.mark.rabbitmq
 @pytest.mark.postgres
-def test_skeleton_flow_on_rabbitmq_and_postgres(make_stack: Callable[..., LocalStack], rabbitmq_url: str,
-                                                make_postgres_db: Any, namespace: str) -> None:
+def test_skeleton_flow_on_rabbitmq_and_postgres(namespace: str, rabbitmq_url: str, make_postgres_db: Any,
+                                                make_stack: Callable[..., LocalStack]) -> None:
+    # namespace first: its queues are deleted after the stack's processes have stopped
     stack = make_stack(broker_url=rabbitmq_url, namespace=namespace,
                        database_urls={s: make_postgres_db(s) for s in SERVICES})
     assert stack.broker is None
