@@ -142,12 +142,21 @@ class CapacityRegisteredV1(StrictSchema):
     supervision_hours = fields.Integer(required=True, strict=True)
 
 
+class ReferralSchemeV1(StrictSchema):
+    code = fields.String(required=True)
+    label_nl = fields.String(required=True)
+    label_en = fields.String(required=True)
+    url = fields.String(required=True)
+
+
 class FirmReferredV1(StrictSchema):
     referral_id = fields.String(required=True)
     firm_id = fields.String(required=True)
     assignment_id = fields.String(required=True, allow_none=True)
     from_workspace_id = fields.String(required=True)
+    coordinator_id = fields.String(required=True)
     scheme_codes = fields.List(fields.String(), required=True)
+    schemes = fields.List(fields.Nested(ReferralSchemeV1), required=True)
     reason = fields.String(required=True, validate=validate.OneOf(["outside_working_area"]))
 
 
@@ -183,9 +192,9 @@ CONTRACTS: tuple[Contract, ...] = (
         "An institution registered capacity for a workspace period; no consumer yet.",
     ),
     Contract(
-        "firm.referred", 1, "intake", (), FirmReferredV1,
+        "firm.referred", 1, "intake", ("scheduling",), FirmReferredV1,
         "No workspace serves the firm's municipality: its assignment was referred to the listed support "
-        "schemes of the catalogue.",
+        "schemes of the catalogue; scheduling tells the firm.",
     ),
     Contract(
         "batch.submitted", 1, "intake", ("matching",), BatchSubmittedV1,

@@ -79,7 +79,9 @@ def test_a_firm_no_workspace_serves_is_referred_and_notified_never_dropped(world
     assert world.get("firm_1", "/referrals").get_json() == []
     event = _outbox(world, "firm.referred")[-1]
     assert event == {"referral_id": referrals[0]["id"], "firm_id": world.org["firm_2"], "assignment_id": body["id"],
-                     "from_workspace_id": world.ids["ws_a"], "scheme_codes": ["loket"],
+                     "from_workspace_id": world.ids["ws_a"], "coordinator_id": world.org["coord_a"],
+                     "scheme_codes": ["loket"], "schemes": [{"code": "loket", "label_nl": scheme["name_nl"],
+                                                             "label_en": scheme["name_en"], "url": scheme["url"]}],
                      "reason": "outside_working_area"}
     # a referred assignment cannot be put in a batch
     assert_error(world.post("coord_a", "/batches", batch_body(world.ids["ws_a"], [body["id"]])), 409)

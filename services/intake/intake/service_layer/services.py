@@ -324,7 +324,10 @@ def refer(session: Session, emit: Emit, firm: orm.Organisation, assignment: orm.
     session.add(referral)
     emit(make_envelope("firm.referred", 1, {
         "referral_id": referral.id, "firm_id": firm.id, "assignment_id": assignment.id,
-        "from_workspace_id": from_workspace_id, "scheme_codes": referral.scheme_codes,
+        "from_workspace_id": from_workspace_id,
+        "coordinator_id": get_workspace(session, from_workspace_id).organisation_id,
+        "scheme_codes": referral.scheme_codes,
+        "schemes": [{"code": s.code, "label_nl": s.name_nl, "label_en": s.name_en, "url": s.url} for s in schemes],
         "reason": "outside_working_area"}))
     return referral
 

@@ -49,8 +49,11 @@ class Notice(Base):
     webhook_attempts: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
     webhook_next_attempt_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
 
-    # what a notice is about beyond its run: "" for a match notice, the match id for a kickoff notice
+    # what a notice is about beyond its run: "" for a match notice, the match id for a kickoff notice,
+    # the referral id for a referral notice
     subject_id: Mapped[str] = mapped_column(sa.String(36), default="", server_default="")
+    # facts a notice shows that are not matches (a referral's support schemes)
+    details: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)
 
     __table_args__ = (sa.UniqueConstraint("run_id", "firm_id", "kind", "subject_id",
                                           name="uq_notice_run_firm_kind_subject"),)

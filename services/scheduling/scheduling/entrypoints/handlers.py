@@ -10,5 +10,6 @@ from ..service_layer import services
 
 HANDLERS: dict[str, Handler] = {
     "matches.published": services.on_matches_published,
+    "firm.referred": services.on_firm_referred,
     **apikey_replica_handlers(orm.api_keys),
 }

@@ -83,6 +83,19 @@ def on_matches_published(session: Session, envelope: Envelope) -> None:
         ))
 
 
+def on_firm_referred(session: Session, envelope: Envelope) -> None:
+    """Tell a firm no workspace serves its area and which support schemes can help instead."""
+    p = envelope.payload
+    has_webhook = session.get(orm.Webhook, p["firm_id"]) is not None
+    session.add(orm.Notice(
+        id=str(uuid.uuid4()), kind="referral_notice", firm_id=p["firm_id"], coordinator_id=p["coordinator_id"],
+        run_id="", batch_id="", period="", matches=[], subject_id=p["referral_id"],
+        details={"assignment_id": p["assignment_id"], "schemes": p["schemes"]},
+        status="pending", attempts=0, created_at=utcnow(),
+        webhook_status="pending" if has_webhook else None, webhook_attempts=0,
+    ))
+
+
 def _with_links(notice: orm.Notice, links: Links) -> list[dict[str, Any]]:
     return [{**m, "response_url": links.url(links.issue(notice.id, m["match_id"]))} for m in notice.matches]
 
@@ -116,6 +129,8 @@ def send_pending(sf: sessionmaker[Session], mailer: Mailer, links: Links, limit:
                         ends_at=context["ends_at"], summary=summary, description=body, organizer=mailer.sender,
                         attendee=email, stamp=utcnow(),
                     ), {"method": "REQUEST"}))
+            elif notice.kind == "referral_notice":
+                subject, body = render(notice.kind, language, {"schemes": (notice.details or {}).get("schemes", [])})
             else:
                 subject, body = render(notice.kind, language, {
                     "count": len(notice.matches), "period": notice.period, "matches": _with_links(notice, links),
@@ -251,6 +266,8 @@ def webhook_body(session: Session, notice: orm.Notice, links: Links) -> bytes:
         body.update(matches=notice.matches, kickoff={
             "uid": kickoff.uid, "sequence": kickoff.sequence, "starts_at": context["starts_at"].isoformat(),
             "ends_at": context["ends_at"].isoformat(), "timezone": str(TZ)})
+    elif notice.kind == "referral_notice":
+        body.update(referral_id=notice.subject_id, **(notice.details or {}))
     else:
         body.update(matches=_with_links(notice, links), response_links_expire_at=links.expires_at().isoformat())
     return json.dumps(body, separators=(",", ":"), sort_keys=True).encode("utf-8")
