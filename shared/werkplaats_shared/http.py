@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Callable
 
 import flask_smorest
 from flask import Flask, Request, jsonify
 from flask.typing import ResponseReturnValue
-from flask_smorest import Api
+from flask_smorest import Api, abort
 from marshmallow import INCLUDE, Schema, fields
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException, InternalServerError
@@ -137,3 +139,17 @@ def add_health(app: Flask, checks: dict[str, Callable[[], bool]]) -> None:
         return jsonify(status="ready" if ok else "not ready",
                        checks={k: "ok" if v else "unreachable" for k, v in results.items()}), (
             200 if ok else 503)
+
+
+@contextmanager
+def service_errors(field_errors: tuple[type[Exception], ...],
+                   not_found: tuple[type[Exception], ...]) -> Iterator[None]:
+    """Turn a use case's refusals into JSON errors: field errors (with ``field``, ``reason`` and
+    ``status`` attributes) keep their status, the not-found kinds answer 404."""
+    try:
+        yield
+    except field_errors as exc:
+        field, reason = getattr(exc, "field"), getattr(exc, "reason")  # noqa: B009 - duck-typed errors
+        abort(getattr(exc, "status", 422), message=reason, errors=[{"field": field, "reason": reason}])
+    except not_found:
+        abort(404, message="not found")

@@ -10,7 +10,7 @@ from flask import Flask, url_for
 from flask.views import MethodView
 from flask_smorest import Page, abort
 from werkplaats_shared.auth import current_principal, install_auth, roles
-from werkplaats_shared.http import Blueprint, add_health, create_app
+from werkplaats_shared.http import Blueprint, add_health, create_app, service_errors
 from werkplaats_shared.idempotency import install_idempotency
 from werkplaats_shared.service import Infrastructure, health_checks
 
@@ -58,15 +58,10 @@ def create_intake_app(infra: Infrastructure) -> Flask:
     sf = infra.session_factory
 
     def in_tx(fn: Callable[..., T], *args: Any, emit: bool = False) -> T:
-        try:
-            with sf.begin() as session:
-                if emit:
-                    return fn(session, lambda env: infra.emit(session, env), *args)
-                return fn(session, *args)
-        except DomainError as exc:
-            abort(exc.status, message=exc.reason, errors=[{"field": exc.field, "reason": exc.reason}])
-        except services.NotFound:
-            abort(404, message="not found")
+        with service_errors((DomainError,), (services.NotFound,)), sf.begin() as session:
+            if emit:
+                return fn(session, lambda env: infra.emit(session, env), *args)
+            return fn(session, *args)
         raise AssertionError("unreachable")
 
     def created(body: Any, endpoint: str, **values: Any) -> tuple[Any, int, dict[str, str]]:

@@ -12,7 +12,7 @@ from flask_smorest import Page, abort
 from marshmallow import RAISE, Schema, fields, validate
 from werkplaats_shared.auth import current_principal, install_auth, roles
 from werkplaats_shared.contracts import POLICIES
-from werkplaats_shared.http import Blueprint, add_health, create_app
+from werkplaats_shared.http import Blueprint, add_health, create_app, service_errors
 from werkplaats_shared.service import Infrastructure, health_checks
 
 from ..adapters import orm
@@ -185,15 +185,10 @@ def create_matching_app(infra: Infrastructure) -> Flask:
     sf = infra.session_factory
 
     def in_tx(fn: Callable[..., T], *args: Any, emit: bool = False) -> T:
-        try:
-            with sf.begin() as session:
-                if emit:
-                    return fn(session, infra.emit, current_principal(), *args)
-                return fn(session, current_principal(), *args)
-        except services.ServiceError as exc:
-            abort(exc.status, message=exc.reason, errors=[{"field": exc.field, "reason": exc.reason}])
-        except services.NotFound:
-            abort(404, message="not found")
+        with service_errors((services.ServiceError,), (services.NotFound,)), sf.begin() as session:
+            if emit:
+                return fn(session, infra.emit, current_principal(), *args)
+            return fn(session, current_principal(), *args)
         raise AssertionError("unreachable")
 
     pol = Blueprint("policies", __name__, url_prefix="/policies",
