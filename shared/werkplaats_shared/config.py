@@ -37,6 +37,9 @@ ENV_VARS: dict[str, str] = {
     "WERKPLAATS_POLL_INTERVAL": "seconds between outbox/job polls; default 0.5",
     "WERKPLAATS_LOG_LEVEL": "log level; default INFO",
     "WERKPLAATS_PROCESS": "which loops a process runs: all (default), api or worker",
+    "WERKPLAATS_RATE_LIMIT": "requests allowed per API key, e.g. '600 per minute' (default); beyond it 429",
+    "WERKPLAATS_RATE_LIMIT_STORAGE": "where rate-limit counters live: memory:// (default, per process) or "
+    "redis://host:6379/0 (shared by replicas)",
     "WERKPLAATS_FAULT": "test-only fault injection, e.g. kill-after-commit:<consumer>:<message-type>:<marker-file>; "
     "unset in production",
 }
@@ -66,6 +69,8 @@ class Settings:
     poll_interval: float = 0.5
     log_level: str = "INFO"
     process: str = "all"
+    rate_limit: str = "600 per minute"
+    rate_limit_storage: str = "memory://"
 
     @classmethod
     def from_env(cls, service: str, env: Mapping[str, str] | None = None) -> Settings:
@@ -108,4 +113,6 @@ class Settings:
             poll_interval=float(e.get("WERKPLAATS_POLL_INTERVAL", "0.5")),
             log_level=e.get("WERKPLAATS_LOG_LEVEL", "INFO"),
             process=process,
+            rate_limit=e.get("WERKPLAATS_RATE_LIMIT", "600 per minute"),
+            rate_limit_storage=e.get("WERKPLAATS_RATE_LIMIT_STORAGE", "memory://"),
         )

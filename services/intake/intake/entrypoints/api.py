@@ -12,6 +12,7 @@ from flask_smorest import Page, abort
 from werkplaats_shared.auth import current_principal, install_auth, roles
 from werkplaats_shared.http import Blueprint, add_health, create_app, service_errors
 from werkplaats_shared.idempotency import install_idempotency
+from werkplaats_shared.ratelimit import install_rate_limits
 from werkplaats_shared.service import Infrastructure, health_checks
 
 from ..adapters import orm
@@ -53,6 +54,7 @@ T = TypeVar("T")
 def create_intake_app(infra: Infrastructure) -> Flask:
     app, api = create_app("Werkplaats intake")
     install_auth(app, infra.engine, infra.api_keys)
+    install_rate_limits(app, infra.settings)
     install_idempotency(app, infra.engine, orm.idempotency)
     add_health(app, health_checks(infra))
     sf = infra.session_factory

@@ -13,6 +13,7 @@ from marshmallow import RAISE, Schema, fields, validate
 from werkplaats_shared.auth import current_principal, install_auth, roles
 from werkplaats_shared.contracts import POLICIES
 from werkplaats_shared.http import Blueprint, add_health, create_app, service_errors
+from werkplaats_shared.ratelimit import install_rate_limits
 from werkplaats_shared.service import Infrastructure, health_checks
 
 from ..adapters import orm
@@ -181,6 +182,7 @@ class AuditOut(Schema):
 def create_matching_app(infra: Infrastructure) -> Flask:
     app, api = create_app("Werkplaats matching")
     install_auth(app, infra.engine, infra.api_keys)
+    install_rate_limits(app, infra.settings)
     add_health(app, health_checks(infra))
     sf = infra.session_factory
 

@@ -11,6 +11,7 @@ from flask_smorest import Page, abort
 from marshmallow import Schema, fields, post_dump, validate
 from werkplaats_shared.auth import current_principal, install_auth, roles
 from werkplaats_shared.http import Blueprint, add_health, create_app
+from werkplaats_shared.ratelimit import install_rate_limits
 from werkplaats_shared.service import Infrastructure, health_checks
 
 from ..adapters import orm
@@ -145,6 +146,7 @@ def create_scheduling_app(infra: Infrastructure, resolve: Resolver = system_reso
                           links: ResponseLinks | None = None) -> Flask:
     app, api = create_app("Werkplaats scheduling")
     install_auth(app, infra.engine, infra.api_keys, public_prefixes=(RESPONSES_PATH,))
+    install_rate_limits(app, infra.settings)
     add_health(app, health_checks(infra))
     sf = infra.session_factory
     settings = infra.settings
