@@ -47,7 +47,7 @@ def test_a_decline_through_the_mailed_link_gets_a_replacement_and_a_new_notice(
     assert len(links) == 1, "the firm's notice has one link for this match"
     request = urllib.request.Request(links[0], data=json.dumps({"decision": "declined"}).encode(), method="POST",
                                      headers={"Content-Type": "application/json", "Accept": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as resp:  # noqa: S310 - the local scheduling service
+    with urllib.request.urlopen(request, timeout=10) as resp:
         assert resp.status == 201
 
     def replaced() -> dict[str, Any] | None:
