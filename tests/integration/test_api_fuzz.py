@@ -75,7 +75,7 @@ def test_intake_api_conforms_to_its_document(intake_schema: Any) -> None:
 
 
 def _fuzz(app: Any, role_for: Callable[[str, str], str], keys: dict[str, str]) -> None:
-    schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
+    schema: Any = schemathesis.openapi.from_wsgi("/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]
     for operation in operations:
         auth = {"Authorization": f"Bearer {keys[role_for(operation.method.upper(), operation.path)]}"}
