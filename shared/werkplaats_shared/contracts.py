@@ -18,7 +18,11 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 LEVELS = ("MBO", "HBO", "WO")
 ROLES = ("coordinator", "institution", "entrepreneur")
 # Matching policies a batch may ask for; matching explains each in plain words.
-POLICIES = ("max_fit", "max_served")
+POLICIES = ("max_fit", "max_served", "rank_maximal", "stable")
+# Policies a v1 batch could ask for (kept so v1 messages still validate as they did).
+POLICIES_V1 = ("max_fit", "max_served")
+MODES = ("on_site", "remote", "hybrid")
+FLOOR_DIMENSIONS = ("region", "level", "institution")
 RESPONSES = ("accepted", "declined")
 
 
@@ -74,10 +78,86 @@ class BatchSubmittedV1(StrictSchema):
     workspace_id = fields.String(required=True)
     coordinator_id = fields.String(required=True)
     period = fields.String(required=True)
-    policy = fields.String(required=True, validate=validate.OneOf(POLICIES))
+    policy = fields.String(required=True, validate=validate.OneOf(POLICIES_V1))
     auto_publish = fields.Boolean(required=True)
     assignments = fields.List(fields.Nested(SnapshotAssignmentV1), required=True)
     teams = fields.List(fields.Nested(SnapshotTeamV1), required=True)
+
+
+_LATITUDE = validate.Range(min=-90, max=90)
+_LONGITUDE = validate.Range(min=-180, max=180)
+
+
+class SnapshotAssignmentV2(SnapshotAssignmentV1):
+    """An assignment as matching needs it. ``municipality`` is the firm's CBS code (GMnnnn) and
+    ``latitude``/``longitude`` that municipality's centre (not the firm's address); ``region`` is the
+    municipality's province. ``supervision_hours`` is the lecturer time one team on it needs.
+    ``preferred_institutions``/``preferred_levels`` are the firm's ranked wishes, best first."""
+
+    period = fields.String(required=True)
+    mode = fields.String(required=True, validate=validate.OneOf(MODES))
+    municipality = fields.String(required=True, allow_none=True)
+    latitude = fields.Float(required=True, allow_none=True, validate=_LATITUDE)
+    longitude = fields.Float(required=True, allow_none=True, validate=_LONGITUDE)
+    region = fields.String(required=True, allow_none=True)
+    priority = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=10))
+    supervision_hours = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+    preferred_institutions = fields.List(fields.String(), required=True)
+    preferred_levels = fields.List(fields.String(validate=validate.OneOf(LEVELS)), required=True)
+
+
+class SnapshotTeamV2(SnapshotTeamV1):
+    """A team as matching needs it: pseudonymous id, the periods it can work in, its campus's
+    municipality (code, centre, province), how far it travels, and its ranked assignment ids."""
+
+    periods = fields.List(fields.String(), required=True, validate=validate.Length(min=1))
+    municipality = fields.String(required=True, allow_none=True)
+    latitude = fields.Float(required=True, allow_none=True, validate=_LATITUDE)
+    longitude = fields.Float(required=True, allow_none=True, validate=_LONGITUDE)
+    region = fields.String(required=True, allow_none=True)
+    travel_limit_km = fields.Integer(required=True, strict=True, allow_none=True, validate=validate.Range(min=0))
+    remote_allowed = fields.Boolean(required=True)
+    preferences = fields.List(fields.String(), required=True)
+
+
+class SnapshotCapacityV2(StrictSchema):
+    """An institution's registered capacity for one period and level, summed over its programmes:
+    at most ``teams`` teams, and ``supervision_hours`` of lecturer time. No row: no limit."""
+
+    institution_id = fields.String(required=True)
+    period = fields.String(required=True)
+    level = fields.String(required=True, validate=validate.OneOf(LEVELS))
+    teams = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+    supervision_hours = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+
+
+class SnapshotFirmCapV2(StrictSchema):
+    firm_id = fields.String(required=True)
+    max_teams = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+
+
+class FairnessFloorV2(StrictSchema):
+    """At least ``min_share`` of a group served: a region's assignments, or a level's or an
+    institution's teams."""
+
+    dimension = fields.String(required=True, validate=validate.OneOf(FLOOR_DIMENSIONS))
+    value = fields.String(required=True)
+    min_share = fields.Float(required=True, validate=validate.Range(min=0, max=1))
+
+
+class BatchSubmittedV2(StrictSchema):
+    batch_id = fields.String(required=True)
+    workspace_id = fields.String(required=True)
+    coordinator_id = fields.String(required=True)
+    period = fields.String(required=True)
+    policy = fields.String(required=True, validate=validate.OneOf(POLICIES))
+    auto_publish = fields.Boolean(required=True)
+    working_area = fields.List(fields.String(), required=True)
+    assignments = fields.List(fields.Nested(SnapshotAssignmentV2), required=True)
+    teams = fields.List(fields.Nested(SnapshotTeamV2), required=True)
+    capacities = fields.List(fields.Nested(SnapshotCapacityV2), required=True)
+    firm_caps = fields.List(fields.Nested(SnapshotFirmCapV2), required=True)
+    fairness_floors = fields.List(fields.Nested(FairnessFloorV2), required=True)
 
 
 class PublishedMatchV1(StrictSchema):
@@ -199,6 +279,11 @@ CONTRACTS: tuple[Contract, ...] = (
     Contract(
         "batch.submitted", 1, "intake", ("matching",), BatchSubmittedV1,
         "A coordinator submitted a batch: the snapshot of assignments and teams matching needs.",
+    ),
+    Contract(
+        "batch.submitted", 2, "intake", ("matching",), BatchSubmittedV2,
+        "A coordinator submitted a batch: assignments with period, mode, place and the firm's wishes; teams "
+        "with periods, campus place, travel limit and ranked wishes; capacity, firm caps and fairness floors.",
     ),
     Contract(
         "matches.published", 1, "matching", ("scheduling", "intake"), MatchesPublishedV1,
