@@ -2,6 +2,8 @@
 
 A key reads ``wpk_<key_id>_<secret>``; the key id finds the row, the secret is compared in
 constant time against its stored hash. Keys are 256-bit random secrets, so an unsalted hash is safe.
+Where a service passes a token verifier (tokens.py), ``Authorization: Bearer <jwt>`` of a coordinator
+account is accepted too and becomes the same kind of Principal.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from functools import wraps
-from typing import Any, Callable, TypeVar, cast
+from typing import Any, Callable, Protocol, TypeVar, cast
 
 import sqlalchemy as sa
 from flask import Flask, g, request
@@ -29,6 +31,19 @@ class Principal:
     organisation_id: str
     role: str
     key_id: str
+
+
+class CredentialRefused(Exception):
+    """A presented credential that is not accepted, with a reason safe to show the caller."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class TokenCheck(Protocol):
+    def verify(self, token: str) -> Principal:
+        """The token's Principal; raises CredentialRefused."""
 
 
 @dataclass(frozen=True)
@@ -68,8 +83,9 @@ def authenticate(engine: Engine, api_keys: sa.Table, presented: str) -> Principa
 
 
 def install_auth(app: Flask, engine: Engine, api_keys: sa.Table,
-                 public_prefixes: tuple[str, ...] = ()) -> None:
-    """Every request but health, readiness and the OpenAPI document needs a valid API key.
+                 public_prefixes: tuple[str, ...] = (), tokens: TokenCheck | None = None) -> None:
+    """Every request but health, readiness and the OpenAPI document needs a valid API key, or, with
+    ``tokens``, a valid account token.
 
     ``public_prefixes`` names path prefixes (ending in ``/``) whose routes carry their own credential,
     such as a signed link; requests under them are passed on without an API key.
@@ -85,9 +101,16 @@ def install_auth(app: Flask, engine: Engine, api_keys: sa.Table,
             return None
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token:
+        if scheme.lower() != "bearer" or not token.strip():
             abort(401, message="missing API key: send 'Authorization: Bearer <key>'")
-        principal = authenticate(engine, api_keys, token.strip())
+        presented = token.strip()
+        if tokens is not None and presented.count(".") == 2 and not presented.startswith(f"{PREFIX}_"):
+            try:
+                g.principal = tokens.verify(presented)
+            except CredentialRefused as exc:
+                abort(401, message=exc.reason)
+            return None
+        principal = authenticate(engine, api_keys, presented)
         if principal is None:
             abort(401, message="invalid or revoked API key")
         g.principal = principal
