@@ -23,8 +23,9 @@ ENV_VARS: dict[str, str] = {
     "WERKPLAATS_SMTP_HOST": "SMTP server for notices (scheduling); default 127.0.0.1",
     "WERKPLAATS_SMTP_PORT": "SMTP port (scheduling); default 1025",
     "WERKPLAATS_MAIL_FROM": "sender address of notices; default werkplaats@localhost",
-    "WERKPLAATS_SECRET_KEY": "secret that signs the accept/decline links in notices (scheduling; at least 32 "
-    "characters, required there; keep it stable: changing it invalidates links already sent)",
+    "WERKPLAATS_SECRET_KEY": "secret that signs the accept/decline links in notices (scheduling) and the "
+    "coordinator tokens every service accepts (the same value in all three; at least 32 characters; required by "
+    "scheduling; without it the other services accept API keys only; changing it invalidates links and tokens)",
     "WERKPLAATS_PUBLIC_URL": "base URL at which entrepreneurs reach scheduling's API, used in the links of "
     "notices (scheduling); default http://127.0.0.1:<WERKPLAATS_HTTP_PORT>",
     "WERKPLAATS_WEBHOOK_ALLOW_LOOPBACK": "test-only: true lets webhooks target loopback addresses over http "

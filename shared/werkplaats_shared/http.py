@@ -114,7 +114,9 @@ def create_app(title: str, version: str = "1") -> tuple[Flask, WerkplaatsApi]:
         JSON_SORT_KEYS=False,
     )
     api = WerkplaatsApi(app, spec_kwargs={"components": {"securitySchemes": {
-        "apiKey": {"type": "http", "scheme": "bearer", "description": "wpk_<id>_<secret>"}}},
+        "apiKey": {"type": "http", "scheme": "bearer",
+                   "description": "an API key wpk_<id>_<secret>, or a coordinator token (JWT) from intake's "
+                                  "POST /tokens"}}},
         "security": [{"apiKey": []}]})
 
     @app.errorhandler(Exception)

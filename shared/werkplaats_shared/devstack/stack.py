@@ -63,16 +63,16 @@ class LocalStack:
         })
         if service in self.config.database_urls:
             env["WERKPLAATS_DATABASE_URL"] = self.config.database_urls[service]
-        if service == "scheduling":
-            # a random signing key for this local data directory only, kept so that restarts keep links valid
-            os.makedirs(self.data_dir, exist_ok=True)
-            key_file = os.path.join(self.data_dir, "scheduling-secret-key")
-            if not os.path.exists(key_file):
-                fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "w") as fh:
-                    fh.write(secrets.token_urlsafe(48))
-            with open(key_file, encoding="utf-8") as fh:
-                env["WERKPLAATS_SECRET_KEY"] = fh.read().strip()
+        # one random signing key (links, tokens) for this local data directory only, kept so that restarts
+        # keep links and tokens valid
+        os.makedirs(self.data_dir, exist_ok=True)
+        key_file = os.path.join(self.data_dir, "scheduling-secret-key")
+        if not os.path.exists(key_file):
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(48))
+        with open(key_file, encoding="utf-8") as fh:
+            env["WERKPLAATS_SECRET_KEY"] = fh.read().strip()
         env.update(self.config.extra_env)
         env.update(self.config.service_env.get(service, {}))
         return env
