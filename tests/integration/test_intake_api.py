@@ -322,7 +322,7 @@ def test_wrong_role_is_forbidden_and_stores_nothing(
     before = world.snapshot()
     resp = world.call(who, method, path, make_body(world) if make_body else None)
     body = assert_error(resp, 403)
-    assert "role" in body["message"]
+    assert body["message"].startswith("Deze actie vraagt de rol")
     assert world.snapshot() == before
 
 
@@ -593,19 +593,27 @@ def test_batch_submission_writes_one_anonymous_outbox_message(world: World) -> N
     rows = world.outbox_rows()
     assert len(rows) == before + 1
     row = rows[-1]
-    assert (row.type, row.version, row.sent_at) == ("batch.submitted", 1, None)
+    assert (row.type, row.version, row.sent_at) == ("batch.submitted", 2, None)
     envelope = parse_envelope(json.loads(row.body))  # valid against its contract
     p = envelope.payload
     assert (p["batch_id"], p["workspace_id"], p["coordinator_id"], p["period"], p["policy"]) == (
         batch["id"], ids["ws_a"], world.org["coord_a"], "2025-Q1", "max_fit")
+    assert p["working_area"] == ["GM0363", "GM0384"]
     assert [a["assignment_id"] for a in p["assignments"]] == [ids["a1"], ids["a2"]]
     assert {a["firm_id"] for a in p["assignments"]} == {world.org["firm_1"], world.org["firm_2"]}
     assert sorted(t["team_id"] for t in p["teams"]) == sorted([ids["t1"], ids["t2"]])
     for a in p["assignments"]:
         assert set(a) == {"assignment_id", "firm_id", "accepted_levels", "required_skills",
-                          "nice_to_have_skills", "min_teams", "max_teams"}
+                          "nice_to_have_skills", "min_teams", "max_teams", "period", "mode", "municipality",
+                          "latitude", "longitude", "region", "priority", "supervision_hours",
+                          "preferred_institutions", "preferred_levels"}
+        assert (a["period"], a["mode"], a["municipality"], a["region"]) == (
+            "2025-Q1", "on_site", "GM0363", "Noord-Holland")
     for t in p["teams"]:
-        assert set(t) == {"team_id", "institution_id", "level", "skills"}
+        assert set(t) == {"team_id", "institution_id", "level", "skills", "periods", "municipality", "latitude",
+                          "longitude", "region", "travel_limit_km", "remote_allowed", "preferences"}
+        assert t["periods"] == ["2025-Q1"]
+    assert (p["capacities"], p["firm_caps"], p["fairness_floors"]) == ([], [], [])
     # no names, e-mail addresses, titles, descriptions or team codes leave intake
     for secret in [*(name for name, _, _ in NAMES.values()), "Werkplaats Amsterdam", "Webwinkel",
                    "Bestellen via", "Planning van de werkplaats", "Roosters", "HE-T01", "UT-T07", "@"]:

@@ -416,7 +416,9 @@ def test_explanations_and_model_downloads(m: Matching) -> None:
         ("t-mbo", "no_assignment_accepts_level")]
     web = next(x for x in explained["matches"] if x["assignment_id"] == "a-web")
     assert web["score"] == {"base": 10.0, "nice_to_have_skills": ["web"], "nice_to_have": 3.0,
-                            "extra_skills": [], "extra": 0.0, "total": 13.0}
+                            "extra_skills": [], "extra": 0.0, "team_preference_rank": None,
+                            "team_preference": 0.0, "firm_preference_rank": None, "firm_preference": 0.0,
+                            "distance_km": None, "distance": 0.0, "priority": 0.0, "total": 13.0}
     assert explained["figures"]["teams_by_institution"]["inst-c"] == {"served": 0, "total": 1, "share": 0.0}
     assert explained["figures"]["unused_teams"] == ["t-mbo"]
     lp = m.call("coord_1", "GET", f"/runs/{run['id']}/model.lp")
@@ -611,3 +613,132 @@ def test_cancelling_a_run_interrupts_its_solver(m: Matching, monkeypatch: pytest
     assert statuses == [highspy.HighsModelStatus.kInterrupt]
     after = m.ok("coord_1", "GET", f"/runs/{run['id']}")
     assert (after["status"], after["objective"]) == ("cancelled", None) and m.published() == []
+
+
+# ---- batch.submitted v2: places, periods, preferences, capacity, caps, floors ----------------
+
+UTRECHT = {"municipality": "GM0344", "latitude": 52.09, "longitude": 5.12, "region": "Utrecht"}
+AMSTERDAM = {"municipality": "GM0363", "latitude": 52.37, "longitude": 4.89, "region": "Noord-Holland"}
+GRONINGEN = {"municipality": "GM0014", "latitude": 53.22, "longitude": 6.57, "region": "Groningen"}
+
+
+def team_v2(team_id: str, institution: str, prefs: list[str], *, skills: list[str] | None = None,
+            limit: int | None = 60) -> dict[str, Any]:
+    return {**team(team_id, "HBO", skills or [], institution), "periods": ["2026-Q1"], **UTRECHT,
+            "travel_limit_km": limit, "remote_allowed": False, "preferences": prefs}
+
+
+def assignment_v2(assignment_id: str, where: dict[str, Any], *, institutions: list[str] | None = None,
+                  nice: list[str] | None = None, mode: str = "on_site", priority: int = 0) -> dict[str, Any]:
+    return {**assignment(assignment_id, ["HBO"], nice=nice), "period": "2026-Q1", "mode": mode, **where,
+            "priority": priority, "supervision_hours": 4, "preferred_institutions": institutions or [],
+            "preferred_levels": ["HBO"]}
+
+
+def submit_v2(m: Matching, *, policy: str, teams: list[dict[str, Any]], assignments: list[dict[str, Any]],
+              capacities: list[dict[str, Any]] | None = None, floors: list[dict[str, Any]] | None = None,
+              auto_publish: bool = False) -> str:
+    batch_id = str(uuid.uuid4())
+    m.handle(make_envelope("batch.submitted", 2, {
+        "batch_id": batch_id, "workspace_id": str(uuid.uuid4()), "coordinator_id": m.org["coord_1"],
+        "period": "2026-Q1", "policy": policy, "auto_publish": auto_publish, "working_area": ["GM0344", "GM0363"],
+        "assignments": assignments, "teams": teams, "capacities": capacities or [], "firm_caps": [],
+        "fairness_floors": floors or []}))
+    return batch_id
+
+
+# t-first ranks x first and x ranks t-first's institution first; max_fit would give x to t-skilled
+# (whose skills fit x best), leaving the blocking pair (t-first, x). y is in Groningen, out of reach
+# and outside the working area; z is in Amsterdam, for t-skilled's second choice.
+V2_TEAMS = [team_v2("t-first", "inst-a", ["x"]), team_v2("t-skilled", "inst-b", ["x", "z"], skills=["web", "data"]),
+            team_v2("t-third", "inst-b", [])]
+V2_ASSIGNMENTS = [assignment_v2("x", UTRECHT, institutions=["inst-a", "inst-b"], nice=["web", "data"]),
+                  assignment_v2("y", GRONINGEN), assignment_v2("z", AMSTERDAM, mode="hybrid", priority=2)]
+V2_CAPACITY = [{"institution_id": "inst-b", "period": "2026-Q1", "level": "HBO", "teams": 1, "supervision_hours": 8}]
+
+
+def test_policies_include_rank_maximal_and_stable_in_plain_words(m: Matching) -> None:
+    policies = {p["name"]: p for p in m.ok("coord_1", "GET", "/policies")}
+    assert policies["rank_maximal"]["selectable"] and policies["stable"]["selectable"]
+    assert [o["name"] for o in policies["rank_maximal"]["objectives"]][:2] == ["rank_1", "rank_2"]
+    assert policies["rank_maximal"]["objectives"][-1]["name"] == "fit"
+    assert "first choice" in policies["rank_maximal"]["en"] and "eerste keuze" in policies["rank_maximal"]["nl"]
+    assert "ties allowed" in policies["stable"]["en"] and "gelijke rangen" in policies["stable"]["nl"]
+
+
+def test_a_v2_batch_under_the_stable_policy_shows_precheck_figures_and_explanations(m: Matching) -> None:
+    batch_id = submit_v2(m, policy="stable", teams=V2_TEAMS, assignments=V2_ASSIGNMENTS, capacities=V2_CAPACITY)
+    m.work()
+    (run,) = runs_of(m, batch_id)
+    assert (run["policy"], run["status"], run["solver_status"]) == ("stable", "solved", "optimal")
+    assert pairs(m, run["id"]) == {("t-first", "x"), ("t-skilled", "z")}
+    figures = run["figures"]
+    assert figures["blocking_pairs"] == {"count": 0, "first": []}
+    assert figures["preference_profile"] == {"1": 1, "2": 1, "unranked": 0, "unmatched": 1}
+    assert figures["assignments_by_region"]["Groningen"] == {"served": 0, "total": 1, "share": 0.0}
+    assert figures["teams_by_institution"]["inst-b"] == {"served": 1, "total": 2, "share": 0.5}
+    assert figures["unused_capacity"] == [{
+        "institution_id": "inst-b", "period": "2026-Q1", "level": "HBO", "teams": 1, "teams_used": 1,
+        "teams_unused": 0, "supervision_hours": 8, "supervision_hours_used": 4, "supervision_hours_unused": 4}]
+    check = run["precheck"]
+    cell = next(c for c in check["cells"] if c["region"] == "Groningen")
+    assert (cell["level"], cell["period"], cell["skill"], cell["demand"], cell["supply"], cell["short_by"]) == (
+        "HBO", "2026-Q1", "*", 1, 0, 1)
+    assert check["short_cells"] == 1 and check["message"] and check["message_nl"]
+
+    explained = m.ok("coord_1", "GET", f"/runs/{run['id']}/explanations")
+    (y,) = explained["unmatched_assignments"]
+    assert (y["assignment_id"], y["reason"]) == ("y", "no_team_within_reach")
+    assert y["removed"]["reach"] == 3 and y["counts"]["within_reach"] == 0
+    assert list(explained["filters"]) == list(y["removed"]) and "reisgrens" in explained["filters"]["reach"]["nl"]
+    (third,) = explained["unmatched_teams"]
+    assert (third["team_id"], third["reason"]) == ("t-third", "capacity_ran_out")
+    assert [b["group"] for b in third["binding"]] == ["institution_capacity"]
+    z = next(x for x in explained["matches"] if x["assignment_id"] == "z")
+    assert z["score"]["team_preference_rank"] == 2 and z["score"]["priority"] == 1.0
+    assert z["score"]["distance_km"] == pytest.approx(34.9) and z["score"]["distance"] > 0
+
+    # the same batch under max_fit, asked for by the coordinator: x goes to the better fit, and blocks
+    fit_run = m.ok("coord_1", "POST", f"/batches/{batch_id}/runs", {"policy": "max_fit"}, status=202)
+    m.work()
+    by_fit = m.ok("coord_1", "GET", f"/runs/{fit_run['id']}")
+    assert pairs(m, by_fit["id"]) == {("t-skilled", "x"), ("t-first", "z")}
+    assert by_fit["objective"] > run["objective"]
+    assert by_fit["figures"]["blocking_pairs"] == {"count": 1, "first": [{"team_id": "t-first", "assignment_id": "x"}]}
+    compared = m.ok("coord_1", "GET", f"/runs/compare?a={run['id']}&b={fit_run['id']}")
+    assert compared["b"]["figures"]["blocking_pairs"]["count"] == 1
+    assert {(p["team_id"], p["assignment_id"]) for p in compared["added"]} == {("t-skilled", "x"), ("t-first", "z")}
+
+
+def test_a_rank_maximal_rerun_serves_first_choices_first(m: Matching) -> None:
+    # t-skilled fits x best, but t-first and t-third both list x or z first; rank-maximal counts choices
+    teams = [team_v2("t-first", "inst-a", ["x"]), team_v2("t-skilled", "inst-b", ["z", "x"], skills=["web", "data"]),
+             team_v2("t-third", "inst-b", ["z"])]
+    batch_id = submit_v2(m, policy="max_fit", teams=teams, assignments=V2_ASSIGNMENTS)
+    run = m.ok("coord_1", "POST", f"/batches/{batch_id}/runs", {"policy": "rank_maximal"}, status=202)
+    m.work()
+    by_fit, by_rank = (m.ok("coord_1", "GET", f"/runs/{r['id']}") for r in runs_of(m, batch_id))
+    assert by_rank["id"] == run["id"] and by_rank["policy"] == "rank_maximal"
+    assert by_rank["objective_values"]["rank_1"] == 2 > by_fit["objective_values"]["rank_1"]
+    assert by_rank["figures"]["preference_profile"]["1"] == 2
+    assert by_rank["progress"]["objective"] == "fit"
+
+
+def test_an_impossible_fairness_floor_in_a_v2_batch_is_diagnosed(m: Matching) -> None:
+    floors = [{"dimension": "region", "value": "Groningen", "min_share": 1.0}]
+    batch_id = submit_v2(m, policy="max_fit", teams=V2_TEAMS, assignments=V2_ASSIGNMENTS, floors=floors)
+    m.work()
+    (run,) = runs_of(m, batch_id)
+    assert run["status"] == "infeasible" and run["precheck"]["short_cells"] == 1
+    assert [g["group"] for g in run["diagnosis"]["groups"]] == ["fairness_floor"]
+    assert run["diagnosis"]["groups"][0]["constraints"][0]["label"] == "region Groningen: at least 100%"
+    assert "eerlijkheidsondergrens" in run["diagnosis"]["message_nl"]
+    resp = m.call("coord_1", "GET", f"/runs/{run['id']}/explanations")
+    error(resp, 409, "status")
+
+
+def test_a_v2_batch_with_an_overlong_preference_list_is_refused_and_stores_nothing(m: Matching) -> None:
+    long_list = [f"a{i}" for i in range(11)]
+    with pytest.raises(PermanentError, match=r"teams\[0\].preferences: at most 10"):
+        submit_v2(m, policy="stable", teams=[team_v2("t", "inst-a", long_list)], assignments=V2_ASSIGNMENTS)
+    assert m.rows(orm.Run.__table__) == 0 and m.rows(orm.Batch.__table__) == 0

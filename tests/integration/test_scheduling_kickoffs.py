@@ -127,10 +127,13 @@ def test_an_accepted_match_gets_an_ics_invitation_at_the_right_amsterdam_time(
     # the kickoff notices are visible to the firm like any notice, the kickoff itself in Amsterdam time
     kinds = sorted(n["kind"] for n in svc.get("firm_en", "/notices").get_json())
     assert kinds == ["kickoff_notice", "match_notice"]
-    assert svc.get("firm_en", "/kickoffs").get_json() == [{
+    [own] = svc.get("firm_en", "/kickoffs").get_json()
+    assert own == {
         "match_id": en_match["match_id"], "assignment_id": en_match["assignment_id"],
         "team_id": en_match["team_id"], "status": "proposed", "reason": None, "timezone": "Europe/Amsterdam",
-        "starts_at": "2031-01-02T10:00:00+01:00", "ends_at": "2031-01-02T11:00:00+01:00"}]
+        "starts_at": "2031-01-02T10:00:00+01:00", "ends_at": "2031-01-02T11:00:00+01:00",
+        # added with the kickoff planner: the batch, the invitation's sequence, the venue, a reason code
+        "batch_id": own["batch_id"], "sequence": 0, "venue": None, "reason_code": None}
     assert [k["match_id"] for k in svc.get("firm_nl", "/kickoffs").get_json()] == [nl_match["match_id"]]
 
 
@@ -168,4 +171,7 @@ def test_a_match_without_a_free_slot_is_reported_unplaced_with_the_reason(svc: S
         subjects = set(session.execute(sa.select(orm.Notice.subject_id)
                                        .where(orm.Notice.kind == "kickoff_notice")).scalars())
     assert matches[-1]["match_id"] not in subjects and len(subjects) == len(matches) - 1
-    assert svc.get("inst", "/kickoffs").get_json() == []
+    # an institution sees its own teams' kickoffs (issue 5), another institution none
+    svc.add_key("other_inst", "other-inst", "institution")
+    assert len(svc.get("inst", "/kickoffs?page_size=100").get_json()) == len(matches)
+    assert svc.get("other_inst", "/kickoffs").get_json() == []

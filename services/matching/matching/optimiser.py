@@ -16,12 +16,34 @@ from typing import Any, Callable, Iterable, Mapping
 
 import pulp
 
-from .domain.model import GROUPS, Key, Opened, Pair, Problem, Row, eligible_pairs, hard_rows, ineligibility
-from .domain.policies import POLICIES, Policy
+from .domain.model import (
+    GROUPS,
+    Key,
+    Opened,
+    Pair,
+    Placed,
+    Problem,
+    Row,
+    eligible_pairs,
+    floor_members,
+    hard_rows,
+    ineligibility,
+    team_rank,
+)
+from .domain.policies import POLICIES, Objective, Policy
 
 SolverFactory = Callable[[float, int], pulp.LpSolver]
 StageCallback = Callable[[str], None]
 LEVEL_TOLERANCE = 1e-4
+# Distinct fits differ by 0.01 at least; on small models the solver closes the gap below that, so the
+# optimum is exact. On large ones proving that costs far more than it is worth: HiGHS's default gap.
+EXACT_GAP = 1e-7
+DEFAULT_GAP = 1e-4
+EXACT_UP_TO_PAIRS = 5000
+
+
+def mip_gap(pairs: int) -> float:
+    return EXACT_GAP if pairs <= EXACT_UP_TO_PAIRS else DEFAULT_GAP
 
 
 @dataclass(frozen=True)
@@ -83,13 +105,13 @@ def watch(solver: pulp.LpSolver, progress: Progress, sense: int) -> None:
     solver.callbacksToActivate = [kinds.kCallbackMipImprovingSolution, kinds.kCallbackMipInterrupt]
 
 
-def make_solver(name: str, time_limit: float, seed: int = 0) -> pulp.LpSolver:
+def make_solver(name: str, time_limit: float, seed: int = 0, gap: float = DEFAULT_GAP) -> pulp.LpSolver:
     if name == "cbc":
         import cbcbox
 
-        return pulp.COIN_CMD(path=cbcbox.cbc_bin_path(), msg=False, timeLimit=time_limit,
+        return pulp.COIN_CMD(path=cbcbox.cbc_bin_path(), msg=False, timeLimit=time_limit, gapRel=gap,
                              options=[f"randomCbcSeed {seed + 1}"])
-    return pulp.HiGHS(msg=False, timeLimit=time_limit, random_seed=seed)
+    return pulp.HiGHS(msg=False, timeLimit=time_limit, random_seed=seed, gapRel=gap)
 
 
 def solver_version(name: str) -> str:
@@ -124,21 +146,35 @@ class Model:
     opened: dict[str, pulp.LpVariable]
     rows: list[Row]
     objectives: dict[str, pulp.LpAffineExpression]
+    placed: dict[str, pulp.LpVariable] = field(default_factory=dict)
 
     def value_of(self, key: Key) -> pulp.LpVariable:
-        return self.x[key] if isinstance(key, Pair) else self.opened[key.assignment_id]
+        if isinstance(key, Pair):
+            return self.x[key]
+        if isinstance(key, Opened):
+            return self.opened[key.assignment_id]
+        return self.placed[key.team_id]
 
     def matches(self) -> dict[Pair, float]:
         return {p: self.pairs[p] for p, v in self.x.items() if (v.value() or 0) > 0.5}
 
+    def stages(self) -> list[Objective]:
+        """The policy's objectives that can matter here: one with no terms (a rank nobody listed) is
+        skipped, except the last."""
+        chosen = self.policy.objectives
+        return [o for o in chosen[:-1] if len(self.objectives[o.name])] + [chosen[-1]]
+
 
 def make_variables(lp: pulp.LpProblem, pairs: Mapping[Pair, float], problem: Problem
-                   ) -> tuple[dict[Pair, pulp.LpVariable], dict[str, pulp.LpVariable]]:
-    """x[pair]: the team works on the assignment; opened[assignment]: the assignment is staffed."""
+                   ) -> tuple[dict[Pair, pulp.LpVariable], dict[str, pulp.LpVariable], dict[str, pulp.LpVariable]]:
+    """x[pair]: the team works on the assignment; opened[assignment]: the assignment is staffed;
+    placed[team]: the team works somewhere (only for teams a fairness floor is about)."""
     x = {p: lp.add_variable(f"x_{i}", 0, 1, cat=pulp.LpBinary) for i, p in enumerate(sorted(pairs))}
     opened = {a.assignment_id: lp.add_variable(f"open_{i}", 0, 1, cat=pulp.LpBinary)
               for i, a in enumerate(problem.assignments)}
-    return x, opened
+    floored = sorted({m.team_id for f in problem.floors for m in floor_members(problem, f) if isinstance(m, Placed)})
+    placed = {t: lp.add_variable(f"placed_{i}", 0, 1, cat=pulp.LpBinary) for i, t in enumerate(floored)}
+    return x, opened, placed
 
 
 def expression(row: Row, model: Model) -> pulp.LpAffineExpression:
@@ -161,37 +197,65 @@ def pairs_kept(reference: Iterable[Pair], x: Mapping[Pair, pulp.LpVariable]) -> 
     return pulp.LpAffineExpression([(x[p], 1) for p in sorted(reference) if p in x])
 
 
+def ranks_of(problem: Problem, pairs: Iterable[Pair]) -> dict[int, list[Pair]]:
+    """The pairs by the team's rank of the assignment (unranked pairs are left out)."""
+    by_rank: dict[int, list[Pair]] = {}
+    for p in sorted(pairs):
+        team = problem.team(p.team_id)
+        rank = team_rank(team, p.assignment_id) if team is not None else None
+        if rank is not None:
+            by_rank.setdefault(rank, []).append(p)
+    return by_rank
+
+
+def rank_counts(problem: Problem, x: Mapping[Pair, pulp.LpVariable]) -> dict[str, pulp.LpAffineExpression]:
+    by_rank = ranks_of(problem, x)
+    return {f"rank_{r}": pulp.LpAffineExpression([(x[p], 1) for p in by_rank.get(r, [])])
+            for r in range(1, problem.max_rank + 1)}
+
+
 def objective_values(problem: Problem, matches: Mapping[Pair, float]) -> dict[str, float]:
     """The policy objectives of a matching, computed directly from its pairs."""
+    by_rank = ranks_of(problem, matches)
     return {"fit": float(sum(matches.values())),
             "served": float(len({p.assignment_id for p in matches})),
-            "kept": float(len(problem.reference & set(matches)))}
+            "kept": float(len(problem.reference & set(matches))),
+            **{f"rank_{r}": float(len(by_rank.get(r, []))) for r in range(1, problem.max_rank + 1)}}
 
 
 def _constraint_name(i: int, row: Row) -> str:
     return f"{row.group}_{i}"
 
 
+def new_model(problem: Problem, policy: str, name: str, sense: int) -> Model:
+    chosen = POLICIES[policy]
+    pairs = eligible_pairs(problem)
+    lp = pulp.LpProblem(name, sense)
+    x, opened, placed = make_variables(lp, pairs, problem)
+    rows = list(hard_rows(problem, pairs, stable=chosen.stable))
+    return Model(lp, problem, chosen, pairs, x, opened, rows, {}, placed)
+
+
 def build_model(problem: Problem, policy: str = "max_fit", levels: Mapping[str, float] | None = None
                 ) -> Model:
     """The model of a policy's first objective, or, with ``levels`` for earlier objectives, of the
     stage after them (each earlier objective held at its optimum as a constraint)."""
-    chosen = POLICIES[policy]
-    pairs = eligible_pairs(problem)
-    lp = pulp.LpProblem("matching", pulp.LpMaximize)
-    x, opened = make_variables(lp, pairs, problem)
-    model = Model(lp, problem, chosen, pairs, x, opened, list(hard_rows(problem, pairs)), {})
-    model.objectives = {"fit": total_fit(pairs, x), "served": assignments_served(opened),
-                        "kept": pairs_kept(problem.reference, x)}
+    model = new_model(problem, policy, "matching", pulp.LpMaximize)
+    lp, x = model.lp, model.x
+    model.objectives = {"fit": total_fit(model.pairs, x), "served": assignments_served(model.opened),
+                        "kept": pairs_kept(problem.reference, x), **rank_counts(problem, x)}
+    for objective in model.policy.objectives:  # ranks beyond every list: nothing to count
+        model.objectives.setdefault(objective.name, pulp.LpAffineExpression())
     for i, row in enumerate(model.rows):
         lp.addConstraint(as_constraint(expression(row, model), row.sense, row.rhs), _constraint_name(i, row))
+    stages = model.stages()
     stage = 0
-    for objective in chosen.objectives[:-1]:
+    for objective in stages[:-1]:
         if levels is None or objective.name not in levels:
             break
         hold_level(model, objective.name, levels[objective.name])
         stage += 1
-    lp.setObjective(model.objectives[chosen.objectives[stage].name])
+    lp.setObjective(model.objectives[stages[stage].name])
     return model
 
 
@@ -242,11 +306,13 @@ def solve(problem: Problem, solver_name: str = "highs", time_limit: float = 60.0
 
     When the time limit stops a solve, the best matching found so far is kept and marked. With
     ``progress``, HiGHS reports as it goes, and setting ``progress.stop`` interrupts it."""
-    def factory(limit: float, s: int) -> pulp.LpSolver:
-        return make(limit, s) if make is not None else make_solver(solver_name, limit, s)
-
     started = time.perf_counter()
     model = build_model(problem, policy)
+    gap_wanted = mip_gap(len(model.pairs))
+
+    def factory(limit: float, s: int) -> pulp.LpSolver:
+        return make(limit, s) if make is not None else make_solver(solver_name, limit, s, gap_wanted)
+
     digest = model_hash(model)
     built = time.perf_counter()
     if on_stage:
@@ -254,21 +320,21 @@ def solve(problem: Problem, solver_name: str = "highs", time_limit: float = 60.0
     deadline = built + time_limit
     matches: dict[Pair, float] | None = None
     status, gap, limited = "optimal", None, False
-    for i, objective in enumerate(model.policy.objectives):
+    stages = model.stages()
+    for i, objective in enumerate(stages):
         remaining = deadline - time.perf_counter()
         if i > 0:
             if remaining <= 0.05:
                 limited = True
                 break
-            hold_level(model, model.policy.objectives[i - 1].name,
-                       float(model.objectives[model.policy.objectives[i - 1].name].value() or 0.0))
+            hold_level(model, stages[i - 1].name, float(model.objectives[stages[i - 1].name].value() or 0.0))
             model.lp.setObjective(model.objectives[objective.name])
         solver = factory(max(remaining, 0.05), seed)
         if progress is not None:
             if progress.stop.is_set():
                 status = "interrupted"
                 break
-            progress.objective, progress.step, progress.steps = objective.name, i + 1, len(model.policy.objectives)
+            progress.objective, progress.step, progress.steps = objective.name, i + 1, len(stages)
             progress.best = progress.gap = None
             if isinstance(solver, pulp.HiGHS):
                 watch(solver, progress, model.lp.sense)
@@ -292,7 +358,7 @@ def solve(problem: Problem, solver_name: str = "highs", time_limit: float = 60.0
             progress.best = float(model.objectives[objective.name].value() or 0.0)
             progress.gap = gap
     solved = time.perf_counter()
-    diagnosis = diagnose(problem, factory) if status == "infeasible" else None
+    diagnosis = diagnose(problem, factory, policy=policy) if status == "infeasible" else None
     if matches is None:
         matches = {}
     elif limited and status == "optimal":
@@ -310,30 +376,43 @@ def solve(problem: Problem, solver_name: str = "highs", time_limit: float = 60.0
 # Giving up a pin costs the elastic model most, so the diagnosis names the rule the pins collide with,
 # and a pin itself only when it can never hold. Over-staffing is dearer than under-staffing, so pins
 # that leave an assignment short of its minimum are reported as that, not as an over-full assignment.
+# A team counts as placed only by definition: that row never gives.
 SLACK_WEIGHT = {"pins": 10.0, "assignment_max_teams": 1.5}
+FIRM_GROUPS = ("team_placed",)
 
 
-def diagnose(problem: Problem, factory: SolverFactory, time_limit: float = 30.0) -> dict[str, Any]:
-    """Solve an elastic copy (a slack per constraint, weighted per group) and name what must give."""
-    pairs = eligible_pairs(problem)
-    lp = pulp.LpProblem("diagnosis", pulp.LpMinimize)
-    x, opened = make_variables(lp, pairs, problem)
-    model = Model(lp, problem, POLICIES["max_fit"], pairs, x, opened, list(hard_rows(problem, pairs)), {})
+def elastic(problem: Problem, policy: str, factory: SolverFactory, time_limit: float, give: Iterable[str] | None
+            ) -> list[tuple[Row, float]]:
+    """Solve a copy of the model where each row of the groups in ``give`` (all but definitions when None)
+    may break at a weighted cost; the rows that had to break and by how much."""
+    model = new_model(problem, policy, "diagnosis", pulp.LpMinimize)
+    lp = model.lp
     slacks: list[tuple[Row, pulp.LpVariable]] = []
+    allowed = None if give is None else set(give)
     for i, row in enumerate(model.rows):
-        s = lp.add_variable(f"slack_{i}", 0, None)
-        sign = -1.0 if row.sense == "<=" else 1.0
-        lhs = expression(row, model) + sign * s
+        lhs = expression(row, model)
+        if row.group not in FIRM_GROUPS and (allowed is None or row.group in allowed):
+            s = lp.add_variable(f"slack_{i}", 0, None)
+            lhs = lhs + (-1.0 if row.sense == "<=" else 1.0) * s
+            slacks.append((row, s))
         lp.addConstraint(as_constraint(lhs, row.sense, row.rhs), _constraint_name(i, row))
-        slacks.append((row, s))
     lp.setObjective(pulp.LpAffineExpression([(s, SLACK_WEIGHT.get(r.group, 1.0)) for r, s in slacks]))
     lp.solve(factory(time_limit, 0))
+    if lp.sol_status not in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible):
+        return []
+    return [(row, float(s.value() or 0.0)) for row, s in slacks if float(s.value() or 0.0) > 1e-6]
+
+
+def diagnose(problem: Problem, factory: SolverFactory, time_limit: float = 30.0, *, policy: str = "max_fit"
+             ) -> dict[str, Any]:
+    """Solve an elastic copy (a slack per constraint, weighted per group) and name what must give. Under
+    the stable policy, when every other rule can hold, stability is what cannot."""
+    broken_rows = elastic(problem, "max_fit", factory, time_limit, None)
+    if not broken_rows and POLICIES[policy].stable:
+        broken_rows = elastic(problem, policy, factory, time_limit, ("stability",))
     broken: dict[str, list[dict[str, Any]]] = {}
     pins_involved: set[Pair] = set()
-    for row, s in slacks:
-        amount = float(s.value() or 0.0)
-        if amount <= 1e-6:
-            continue
+    for row, amount in broken_rows:
         item: dict[str, Any] = {"label": row.label, "short_by": round(amount, 6)}
         if row.group == "pins":
             pin = row.pin
@@ -342,7 +421,8 @@ def diagnose(problem: Problem, factory: SolverFactory, time_limit: float = 30.0)
                 item["reason"] = ineligibility(problem, pin) or "cannot hold together with the other pins"
         else:
             keys = {k for k, _ in row.terms}
-            touched = {p for p in problem.pinned if p in keys or Opened(p.assignment_id) in keys}
+            touched = {p for p in problem.pinned if p in keys or Opened(p.assignment_id) in keys
+                       or Placed(p.team_id) in keys}
             pins_involved |= touched
         broken.setdefault(row.group, []).append(item)
     groups: list[dict[str, Any]] = [{"group": g, "en": GROUPS[g]["en"], "nl": GROUPS[g]["nl"],

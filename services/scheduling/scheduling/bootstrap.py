@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 from werkplaats_shared.config import Settings
 from werkplaats_shared.service import Infrastructure, consumer_loop, relay_loop, start_infrastructure
 
 from .adapters import orm
+from .domain.responses import DEFAULT_ANSWER_DAYS, MAX_ANSWER_DAYS
 from .entrypoints.handlers import HANDLERS
 
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations")
+
+
+def answer_days(env: Mapping[str, str] | None = None) -> int:
+    """WERKPLAATS_ANSWER_DEADLINE_DAYS: days a firm has to answer a match notice (1 to the link's validity)."""
+    raw = (os.environ if env is None else env).get("WERKPLAATS_ANSWER_DEADLINE_DAYS", str(DEFAULT_ANSWER_DAYS))
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_ANSWER_DAYS:
+        raise ValueError(f"WERKPLAATS_ANSWER_DEADLINE_DAYS must be a whole number from 1 to {MAX_ANSWER_DAYS}")
+    return int(raw)
 
 
 def bootstrap(settings: Settings | None = None) -> Infrastructure:
@@ -25,8 +35,10 @@ def main() -> None:
     from werkplaats_shared import service
 
     from .entrypoints.api import create_scheduling_app
-    from .entrypoints.worker import notice_loop, webhook_loop
+    from .entrypoints.worker import deadline_loop, notice_loop, webhook_loop
 
+    days = answer_days()
     infra = bootstrap()
     service.run(infra, lambda: create_scheduling_app(infra),
-                [relay_loop(infra), consumer_loop(infra, HANDLERS), notice_loop(infra), webhook_loop(infra)])
+                [relay_loop(infra), consumer_loop(infra, HANDLERS), notice_loop(infra, days), webhook_loop(infra),
+                 deadline_loop(infra)])

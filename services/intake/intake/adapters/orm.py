@@ -35,6 +35,8 @@ class Organisation(Base):
     language: Mapped[str | None] = mapped_column(sa.String(2), nullable=True)
     # the workspace serving the firm; no foreign key, as workspaces already reference organisations
     workspace_id: Mapped[str | None] = mapped_column(sa.String(36), nullable=True, index=True)
+    # the most teams the firm can host at once, over all its assignments; None: no cap
+    max_concurrent_teams: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
 
     # institution profile (role institution)
     programmes: Mapped[list[Any]] = mapped_column(sa.JSON, default=list, server_default="[]")
@@ -123,6 +125,7 @@ class Batch(Base):
     run_id: Mapped[str | None] = mapped_column(sa.String(36), nullable=True)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
     submitted_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
+    fairness_floors: Mapped[list[Any]] = mapped_column(sa.JSON, default=list, server_default="[]")
 
 
 class BatchMatch(Base):
@@ -184,3 +187,6 @@ class AuditEntry(Base):
     object_type: Mapped[str] = mapped_column(sa.String(40))
     object_id: Mapped[str] = mapped_column(sa.String(36))
     details: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+
+
+from . import accounts_orm  # noqa: E402,F401  (registers the account and key-scope tables on Base)

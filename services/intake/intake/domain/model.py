@@ -106,3 +106,45 @@ def route(firm_municipality: str, requested_workspace_id: str,
                        f"municipality {firm_municipality} is served by another workspace")
     return Routing("referred", requested_workspace_id,
                    f"no workspace serves municipality {firm_municipality}")
+
+
+# Lecturer supervision one team needs for an assignment of each kind, in hours: a short job of a few
+# days, a 10-20 week project, a roadmap or quick scan.
+SUPERVISION_HOURS_BY_KIND: dict[str, int] = {"short_job": 4, "project": 20, "roadmap": 8}
+
+
+def supervision_hours(kind: str) -> int:
+    return SUPERVISION_HOURS_BY_KIND[kind]
+
+
+@dataclass(frozen=True)
+class CapacityRow:
+    institution_id: str
+    period: str
+    level: str
+    teams: int
+    supervision_hours: int
+
+
+def sum_capacities(rows: list[CapacityRow]) -> list[CapacityRow]:
+    """An institution's capacity per (period, level), summed over its programmes, in a stable order."""
+    totals: dict[tuple[str, str, str], tuple[int, int]] = {}
+    for r in rows:
+        key = (r.institution_id, r.period, r.level)
+        teams, hours = totals.get(key, (0, 0))
+        totals[key] = (teams + r.teams, hours + r.supervision_hours)
+    return [CapacityRow(i, p, lv, t, h) for (i, p, lv), (t, h) in sorted(totals.items())]
+
+
+def check_fairness_floors(floors: list[dict[str, object]], levels: tuple[str, ...], regions: frozenset[str],
+                          institutions: frozenset[str]) -> None:
+    """Each floor names a known group once: a level, a region (province) or an institution."""
+    known = {"level": frozenset(levels), "region": regions, "institution": institutions}
+    seen: set[tuple[object, object]] = set()
+    for i, floor in enumerate(floors):
+        dimension, value = floor["dimension"], floor["value"]
+        if value not in known[str(dimension)]:
+            raise DomainError(f"fairness_floors.{i}.value", f"no {dimension} {value!r} is known")
+        if (dimension, value) in seen:
+            raise DomainError(f"fairness_floors.{i}.value", "each group has one floor at most")
+        seen.add((dimension, value))

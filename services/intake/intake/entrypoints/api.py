@@ -14,11 +14,14 @@ from werkplaats_shared.http import Blueprint, add_health, create_app, service_er
 from werkplaats_shared.idempotency import install_idempotency
 from werkplaats_shared.ratelimit import install_rate_limits
 from werkplaats_shared.service import Infrastructure, health_checks
+from werkplaats_shared.tokens import verifier_for
 
 from ..adapters import orm
 from ..domain.model import DomainError
 from ..service_layer import services
+from .accounts_api import TOKENS_PATH, register_accounts
 from .bulk_api import register_bulk
+from .i18n import install_translations
 from .schemas import (
     AssignmentFilter,
     AssignmentIn,
@@ -53,10 +56,11 @@ T = TypeVar("T")
 
 def create_intake_app(infra: Infrastructure) -> Flask:
     app, api = create_app("Werkplaats intake")
-    install_auth(app, infra.engine, infra.api_keys)
+    install_auth(app, infra.engine, infra.api_keys, (TOKENS_PATH,), tokens=verifier_for(infra.settings))
     install_rate_limits(app, infra.settings)
     install_idempotency(app, infra.engine, orm.idempotency)
     add_health(app, health_checks(infra))
+    install_translations(app)
     sf = infra.session_factory
 
     def in_tx(fn: Callable[..., T], *args: Any, emit: bool = False) -> T:
@@ -205,7 +209,8 @@ def create_intake_app(infra: Infrastructure) -> Flask:
         assignments = session.execute(
             sa.select(orm.Assignment).where(orm.Assignment.batch_id == batch.id)
             .order_by(orm.Assignment.id)).scalars().all()
-        return {**{c: getattr(batch, c) for c in ("id", "workspace_id", "period", "policy", "status", "run_id")},
+        return {**{c: getattr(batch, c) for c in ("id", "workspace_id", "period", "policy", "status", "run_id",
+                                                         "fairness_floors")},
                 "assignments": assignments, "matches": services.batch_matches(session, batch.id, batch.run_id)}
 
     @bat.route("")
@@ -382,4 +387,5 @@ def create_intake_app(infra: Infrastructure) -> Flask:
     for blueprint in (me, ws, teams, asg, bat, firm, ref, schemes, hand, inst, cap):
         api.register_blueprint(blueprint)
     register_bulk(api, infra)
+    register_accounts(app, api, infra)
     return app

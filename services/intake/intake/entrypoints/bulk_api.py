@@ -1,10 +1,11 @@
-"""Intake's bulk endpoints: CSV/XLSX import of assignments and teams, their templates, a batch's export.
+"""Intake's bulk endpoints: CSV/XLSX import of assignments, teams and capacity, their templates, a batch's export.
 
 | endpoint | who |
 |---|---|
 | ``POST /imports/assignments`` (multipart ``file``, ``dry_run``) | entrepreneur: rows become the caller's assignments |
 | ``POST /imports/teams`` (multipart ``file``, ``dry_run``) | institution: rows become the caller's teams |
-| ``GET /imports/{assignments,teams}/template.{csv,xlsx}`` | any organisation |
+| ``POST /imports/capacity`` (multipart ``file``, ``dry_run``) | institution: rows become the caller's capacity |
+| ``GET /imports/{assignments,teams,capacity}/template.{csv,xlsx}`` | any organisation |
 | ``GET /batches/{id}/export.{csv,xlsx}`` | coordinator, own batches only |
 
 Texts for users are Dutch, or English with ``Accept-Language: en`` (or ``?lang=en``).
@@ -26,11 +27,11 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from ..adapters import tabular
 from ..adapters.tabular import Text
 from ..service_layer import bulk, services
-from .schemas import AssignmentIn, TeamIn
+from .i18n import language
+from .schemas import AssignmentIn, CapacityIn, TeamIn
 
 MIB = 1024 * 1024
 MAX_UPLOAD_BYTES = 16 * MIB
-LANGUAGES = ("nl", "en")
 _TRUE = {"1", "true", "yes", "ja", "on"}
 _FALSE = {"", "0", "false", "no", "nee", "off"}
 
@@ -95,6 +96,11 @@ def register_team(session: Session, emit: bulk.Emit, principal: Principal,
     return services.register_team(session, principal, data, emit).id, {}
 
 
+def register_capacity(session: Session, emit: bulk.Emit, principal: Principal,
+                      data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    return services.register_capacity(session, emit, principal, data).id, {}
+
+
 def import_kinds() -> dict[str, bulk.ImportKind]:
     """What can be imported: the single-item API's request schema and use case, per kind."""
     return {
@@ -103,14 +109,10 @@ def import_kinds() -> dict[str, bulk.ImportKind]:
                                         bulk.ASSIGNMENT_TEXTS),
         "teams": bulk.import_kind("teams", "institution", Text("Teams", "Teams"), Text("team", "team"), TeamIn,
                                   register_team, bulk.TEAM_TEXTS),
+        "capacity": bulk.import_kind("capacity", "institution", Text("Capaciteit", "Capacity"),
+                                     Text("capaciteitsregistratie", "capacity registration"), CapacityIn,
+                                     register_capacity, bulk.CAPACITY_TEXTS),
     }
-
-
-def language() -> str:
-    asked = request.args.get("lang")
-    if asked in LANGUAGES:
-        return asked
-    return request.accept_languages.best_match(LANGUAGES, default="nl") or "nl"
 
 
 def errors_json(problems: list[bulk.Problem], lang: str) -> list[dict[str, Any]]:

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
-from werkplaats_shared.contracts import LEVELS, POLICIES
+import re
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate
+from werkplaats_shared import geo
+from werkplaats_shared.contracts import FLOOR_DIMENSIONS, LEVELS, POLICIES
 
 from ..domain.model import KINDS, MODES, SIZE_CLASSES, THEMES, AssignmentStatus
 from ..service_layer import services
+
+
+def _known_municipality(code: str) -> None:
+    if not re.fullmatch(r"GM[0-9]{4}", code):
+        raise ValidationError("a CBS municipality code is GM and four digits, e.g. GM0363")
+    if not geo.is_municipality(code):
+        raise ValidationError("not a current CBS municipality code")
+
+
+def _municipality(**kwargs: Any) -> fields.String:
+    return fields.String(validate=_known_municipality, **kwargs)
 
 
 def _skills() -> fields.List[str]:
@@ -22,8 +37,7 @@ class PeriodSchema(Schema):
 
 class WorkspaceIn(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    municipalities = fields.List(fields.String(validate=validate.Regexp(r"^GM[0-9]{4}\Z")), required=True,
-                                 validate=validate.Length(min=1, max=400))
+    municipalities = fields.List(_municipality(), required=True, validate=validate.Length(min=1, max=400))
     periods = fields.List(fields.Nested(PeriodSchema), required=True, validate=validate.Length(min=1, max=40))
 
 
@@ -95,6 +109,14 @@ class AssignmentOut(AssignmentIn):
     routing = fields.Nested(RoutingOut, dump_only=True)
 
 
+class FairnessFloorSchema(Schema):
+    dimension = fields.String(required=True, validate=validate.OneOf(FLOOR_DIMENSIONS),
+                              metadata={"description": "region (a province), level or institution (its id)"})
+    value = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    min_share = fields.Float(required=True, allow_nan=False, validate=validate.Range(min=0, max=1),
+                             metadata={"description": "the least share of the group to serve, 0 to 1"})
+
+
 class BatchIn(Schema):
     workspace_id = fields.String(required=True, validate=validate.Length(max=36))
     period = fields.String(required=True, validate=validate.Length(min=1, max=40))
@@ -103,6 +125,9 @@ class BatchIn(Schema):
         "description": "publish the run's matches as soon as it is solved (otherwise the coordinator publishes)"})
     assignment_ids = fields.List(fields.String(validate=validate.Length(max=36)), required=True,
                                  validate=validate.Length(min=1, max=services.MAX_BATCH_ASSIGNMENTS))
+    fairness_floors = fields.List(fields.Nested(FairnessFloorSchema), load_default=list,
+                                  validate=validate.Length(max=50),
+                                  metadata={"description": "optional: at least this share of a group served"})
 
 
 class MatchOut(Schema):
@@ -120,6 +145,7 @@ class BatchSummaryOut(Schema):
     policy = fields.String()
     status = fields.String(dump_only=True)
     run_id = fields.String(dump_only=True, allow_none=True)
+    fairness_floors = fields.List(fields.Nested(FairnessFloorSchema))
 
 
 class BatchOut(BatchSummaryOut):
@@ -180,17 +206,21 @@ class FirmIn(Schema):
                                metadata={"description": "the 8 digits of the firm's KvK registration"})
     sector = fields.String(required=True, validate=validate.Length(min=1, max=100))
     size_class = fields.String(required=True, validate=validate.OneOf(SIZE_CLASSES))
-    municipality = fields.String(required=True, validate=validate.Regexp(r"^GM[0-9]{4}\Z"),
-                                 metadata={"description": "CBS municipality code, e.g. GM0193"})
+    municipality = _municipality(required=True, metadata={"description": "CBS municipality code, e.g. GM0193"})
     language = fields.String(load_default="nl", validate=validate.OneOf(["nl", "en"]))
+    max_concurrent_teams = fields.Integer(load_default=None, allow_none=True, strict=True,
+                                          validate=validate.Range(min=1, max=100),
+                                          metadata={"description": "the most teams the firm can host at once; "
+                                                                   "empty: no cap"})
 
 
 class FirmPatch(Schema):
     kvk_number = fields.String(validate=validate.Length(equal=8))
     sector = fields.String(validate=validate.Length(min=1, max=100))
     size_class = fields.String(validate=validate.OneOf(SIZE_CLASSES))
-    municipality = fields.String(validate=validate.Regexp(r"^GM[0-9]{4}\Z"))
+    municipality = _municipality()
     language = fields.String(validate=validate.OneOf(["nl", "en"]))
+    max_concurrent_teams = fields.Integer(allow_none=True, strict=True, validate=validate.Range(min=1, max=100))
 
 
 class FirmOut(FirmIn):
@@ -241,7 +271,7 @@ class HandoverOut(HandoverIn):
 
 class CampusSchema(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=100))
-    municipality = fields.String(required=True, validate=validate.Regexp(r"^GM[0-9]{4}\Z"))
+    municipality = _municipality(required=True)
 
 
 class BlockSchema(Schema):

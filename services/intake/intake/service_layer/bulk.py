@@ -23,6 +23,7 @@ from werkplaats_shared.contracts import LEVELS, Envelope
 
 from ..adapters import orm, tabular
 from ..adapters.tabular import Text
+from ..domain.messages import to_dutch
 from ..domain.model import KINDS, MODES, THEMES, DomainError
 from . import services
 
@@ -146,6 +147,25 @@ TEAM_TEXTS: dict[str, tuple[Text, str]] = {
 }
 
 
+CAPACITY_TEXTS: dict[str, tuple[Text, str]] = {
+    "workspace_id": _WORKSPACE,
+    "programme": (Text("Opleiding, precies zoals in het profiel van de instelling (PATCH /institution).",
+                       "Programme, exactly as in the institution's profile (PATCH /institution)."), "HBO-ICT"),
+    "period": _PERIOD,
+    "level": (Text(f"Niveau ({_LEVELS}); een niveau dat uw instelling aanbiedt.",
+                   f"Level ({_LEVELS}); a level your institution offers."), "HBO"),
+    "teams": (Text("Aantal teams dat de opleiding in deze periode levert, 1 tot 500.",
+                   "Number of teams the programme provides in this period, 1 to 500."), "6"),
+    "team_size_min": (Text("Kleinste teamgrootte, 1 tot 12.", "Smallest team size, 1 to 12."), "3"),
+    "team_size_max": (Text("Grootste teamgrootte, 1 tot 12, niet kleiner dan team_size_min.",
+                           "Largest team size, 1 to 12, not below team_size_min."), "5"),
+    "skills": (Text("Vaardigheden van de teams, gescheiden door ; (hoogstens 30); mag leeg blijven.",
+                    "Skills of the teams, separated by ; (at most 30); may be left empty."), "python;ux"),
+    "supervision_hours": (Text("Uren begeleiding door docenten in deze periode, 0 tot 10000.",
+                               "Hours of lecturer supervision in this period, 0 to 10000."), "120"),
+}
+
+
 # ---- problems ---------------------------------------------------------------------------------
 
 
@@ -167,45 +187,14 @@ class ImportRejected(Exception):
         self.problems = list(problems)
 
 
-_DUTCH: list[tuple[re.Pattern[str], str]] = [(re.compile(p), nl) for p, nl in [
-    (r"Missing data for required field\.", "Verplicht; de cel is leeg."),
-    (r"Field may not be null\.", "Mag niet leeg zijn."),
-    (r"Not a valid integer\.", "Geen geldig geheel getal."),
-    (r"Not a valid string\.", "Geen geldige tekst."),
-    (r"Not a valid list\.", "Geen geldige lijst."),
-    (r"Not a valid boolean\.", "Geen geldige ja/nee-waarde."),
-    (r"Must be one of: (?P<a>.*)\.", "Moet een van deze waarden zijn: {a}."),
-    (r"Length must be between (?P<a>\d+) and (?P<b>\d+)\.", "De lengte moet tussen {a} en {b} liggen."),
-    (r"Shorter than minimum length (?P<a>\d+)\.", "Korter dan de minimale lengte {a}."),
-    (r"Longer than maximum length (?P<a>\d+)\.", "Langer dan de maximale lengte {a}."),
-    (r"Must be greater than or equal to (?P<a>\S+) and less than or equal to (?P<b>\S+)\.",
-     "Moet minstens {a} en hoogstens {b} zijn."),
-    (r"no such workspace", "Deze werkplaats bestaat niet."),
-    (r"period (?P<a>.+) is not in the workspace's calendar",
-     "Periode {a} staat niet in de kalender van de werkplaats."),
-    (r"period (?P<a>.+) is not in the workspace's calendar; the firm's area is served by workspace (?P<b>.+), "
-     r"whose calendar has other periods",
-     "Periode {a} staat niet in de kalender van de werkplaats; uw bedrijf valt onder werkplaats {b}, "
-     "die andere periodes heeft."),
-    (r"the institution does not offer level (?P<a>\S+)", "De instelling biedt niveau {a} niet aan."),
-    (r"min_teams must not exceed max_teams", "min_teams mag niet groter zijn dan max_teams."),
-    (r"a preferred level must be an accepted level", "Een voorkeursniveau moet ook een geaccepteerd niveau zijn."),
-    (r"no such institution", "Deze instelling bestaat niet."),
-    (r"not one of the institution's campuses \(PATCH /institution\)",
-     "Geen van de locaties van de instelling (PATCH /institution)."),
-    (r"no such assignment in this workspace and period", "Deze opdracht bestaat niet in deze werkplaats en periode."),
-    (r"register the firm first \(POST /firm\) so we know where it is",
-     "Registreer eerst uw bedrijf (POST /firm), zodat bekend is waar het gevestigd is."),
-]]
+# in a sheet a missing value is an empty cell
+_CELL_DUTCH = {"Missing data for required field.": "Verplicht; de cel is leeg.",
+               "Field may not be null.": "Mag niet leeg zijn."}
 
 
 def bilingual(reason: str) -> Text:
     """A reason from the schema or the domain (English) with its Dutch translation when one is known."""
-    for pattern, dutch in _DUTCH:
-        found = pattern.fullmatch(reason)
-        if found:
-            return Text(dutch.format(**found.groupdict()), reason)
-    return Text(reason, reason)
+    return Text(_CELL_DUTCH.get(reason) or to_dutch(reason) or reason, reason)
 
 
 def _flatten(messages: Any, path: str = "") -> list[tuple[str, str]]:

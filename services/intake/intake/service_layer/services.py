@@ -8,21 +8,26 @@ from typing import Any, Callable
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from werkplaats_shared import geo
 from werkplaats_shared.auth import Principal, generate_key
-from werkplaats_shared.contracts import Envelope, make_envelope
+from werkplaats_shared.contracts import LEVELS, Envelope, make_envelope
 from werkplaats_shared.db import utcnow
 
 from ..adapters import orm
 from ..domain.model import (
     OPEN_STATUSES,
     AssignmentStatus,
+    CapacityRow,
     DomainError,
     Routing,
+    check_fairness_floors,
     check_kvk_number,
     check_levels_offered,
     check_period,
     check_team_range,
     route,
+    sum_capacities,
+    supervision_hours,
     transition,
 )
 
@@ -240,7 +245,6 @@ def register_capacity(session: Session, emit: Emit, principal: Principal, data: 
         team_size_max=data["team_size_max"], skills=sorted(set(data["skills"])),
         supervision_hours=data["supervision_hours"], created_at=utcnow())
     session.add(capacity)
-    session.flush()
     emit(make_envelope("capacity.registered", 1, {
         "capacity_id": capacity.id, "institution_id": institution.id, "workspace_id": ws.id,
         "period": capacity.period, "level": capacity.level, "teams": capacity.teams,
@@ -494,30 +498,75 @@ def submit_batch(session: Session, emit: Emit, principal: Principal, data: dict[
             a.status = transition(a.status, AssignmentStatus.IN_BATCH)
         except DomainError as exc:
             raise DomainError(f"assignment_ids.{i}", exc.reason, 409) from None
+    floors = [{"dimension": f["dimension"], "value": f["value"], "min_share": f["min_share"]}
+              for f in data.get("fairness_floors", [])]
+    if floors:
+        institution_ids = frozenset(session.execute(sa.select(orm.Organisation.id).where(
+            orm.Organisation.role == "institution",
+            orm.Organisation.id.in_([f["value"] for f in floors if f["dimension"] == "institution"]))).scalars())
+        check_fairness_floors(floors, LEVELS, frozenset(geo.PARTS_OF_COUNTRY), institution_ids)
     batch = orm.Batch(id=_new_id(), workspace_id=ws.id, period=data["period"], policy=data["policy"],
-                      status="submitted", created_at=utcnow(), submitted_at=utcnow())
+                      status="submitted", created_at=utcnow(), submitted_at=utcnow(), fairness_floors=floors)
     session.add(batch)
     session.flush()
     for a in assignments:
         a.batch_id = batch.id
+    emit(make_envelope("batch.submitted", 2, batch_snapshot(
+        session, ws, batch, [by_id[aid] for aid in ids], auto_publish=data.get("auto_publish", True))))
+    return batch
+
+
+def _place(code: str | None) -> dict[str, Any]:
+    """A municipality as messages carry it: its code, centre and region (province)."""
+    found = geo.municipality(code) if code is not None else None
+    if found is None:
+        return {"municipality": code, "latitude": None, "longitude": None, "region": None}
+    return {"municipality": found.code, "latitude": found.latitude, "longitude": found.longitude,
+            "region": found.region}
+
+
+def batch_snapshot(session: Session, ws: orm.Workspace, batch: orm.Batch, assignments: list[orm.Assignment], *,
+                   auto_publish: bool) -> dict[str, Any]:
+    """What matching needs of a batch (``batch.submitted`` v2): ids and facts, no personal data."""
+    firms = {f.id: f for f in session.execute(sa.select(orm.Organisation).where(
+        orm.Organisation.id.in_({a.firm_id for a in assignments}))).scalars()}
     teams = session.execute(
-        sa.select(orm.Team).where(orm.Team.workspace_id == ws.id, orm.Team.period == data["period"])
+        sa.select(orm.Team).where(orm.Team.workspace_id == ws.id, orm.Team.period == batch.period)
         .order_by(orm.Team.id)
     ).scalars().all()
-    emit(make_envelope("batch.submitted", 1, {
+    institutions = {i.id: i for i in session.execute(sa.select(orm.Organisation).where(
+        orm.Organisation.id.in_({t.institution_id for t in teams}))).scalars()}
+    capacities = sum_capacities([
+        CapacityRow(c.institution_id, c.period, c.level, c.teams, c.supervision_hours)
+        for c in session.execute(sa.select(orm.Capacity).where(
+            orm.Capacity.workspace_id == ws.id, orm.Capacity.period == batch.period)).scalars()])
+
+    def campus_municipality(team: orm.Team) -> str | None:
+        campuses = {c["name"]: c["municipality"] for c in institutions[team.institution_id].campuses}
+        return campuses.get(team.campus) if team.campus is not None else None
+
+    return {
         "batch_id": batch.id, "workspace_id": ws.id, "coordinator_id": ws.organisation_id,
-        "period": batch.period, "policy": batch.policy,
-        "auto_publish": data.get("auto_publish", True),
+        "period": batch.period, "policy": batch.policy, "auto_publish": auto_publish,
+        "working_area": list(ws.municipalities),
         "assignments": [{
-            "assignment_id": by_id[aid].id, "firm_id": by_id[aid].firm_id,
-            "accepted_levels": by_id[aid].accepted_levels, "required_skills": by_id[aid].required_skills,
-            "nice_to_have_skills": by_id[aid].nice_to_have_skills, "min_teams": by_id[aid].min_teams,
-            "max_teams": by_id[aid].max_teams,
-        } for aid in ids],
-        "teams": [{"team_id": t.id, "institution_id": t.institution_id, "level": t.level,
-                   "skills": t.skills} for t in teams],
-    }))
-    return batch
+            "assignment_id": a.id, "firm_id": a.firm_id, "accepted_levels": a.accepted_levels,
+            "required_skills": a.required_skills, "nice_to_have_skills": a.nice_to_have_skills,
+            "min_teams": a.min_teams, "max_teams": a.max_teams, "period": a.period, "mode": a.mode,
+            **_place(firms[a.firm_id].municipality), "priority": 0, "supervision_hours": supervision_hours(a.kind),
+            "preferred_institutions": a.preferred_institutions, "preferred_levels": a.preferred_levels,
+        } for a in assignments],
+        "teams": [{
+            "team_id": t.id, "institution_id": t.institution_id, "level": t.level, "skills": t.skills,
+            "periods": [t.period], **_place(campus_municipality(t)), "travel_limit_km": t.travel_limit_km,
+            "remote_allowed": t.remote_allowed, "preferences": t.preferences,
+        } for t in teams],
+        "capacities": [{"institution_id": c.institution_id, "period": c.period, "level": c.level, "teams": c.teams,
+                        "supervision_hours": c.supervision_hours} for c in capacities],
+        "firm_caps": [{"firm_id": f.id, "max_teams": f.max_concurrent_teams}
+                      for f in sorted(firms.values(), key=lambda f: f.id) if f.max_concurrent_teams is not None],
+        "fairness_floors": list(batch.fairness_floors),
+    }
 
 
 def batch_matches(session: Session, batch_id: str, run_id: str | None) -> list[orm.BatchMatch]:

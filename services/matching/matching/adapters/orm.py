@@ -73,6 +73,7 @@ class Run(Base):
     parent_run_id: Mapped[str | None] = mapped_column(sa.String(36), nullable=True)
     requested_by_key_id: Mapped[str | None] = mapped_column(sa.String(32), nullable=True)
     # what came out
+    precheck: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)
     diagnosis: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)
     explanations: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)
     cancelled_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)

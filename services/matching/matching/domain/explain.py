@@ -1,5 +1,6 @@
 """Why a run came out as it did: reasons with counts for everything left unmatched, the score of
-each match taken apart, and figures per run. Pure: a problem and a matching in, plain data out."""
+each match taken apart, figures per run, and the supply-against-demand check made before solving.
+Pure: a problem and a matching in, plain data out."""
 
 from __future__ import annotations
 
@@ -7,7 +8,24 @@ from collections import Counter
 from dataclasses import asdict
 from typing import Any, Iterable
 
-from .model import Pair, Problem, fit_breakdown, ineligibility
+from .model import (
+    CAPACITY_GROUPS,
+    FILTERS,
+    GROUPS,
+    Assignment,
+    Pair,
+    Problem,
+    Row,
+    Team,
+    blocking_pairs,
+    eligible_pairs,
+    failed_filter,
+    fit_breakdown,
+    hard_rows,
+    ineligibility,
+    team_rank,
+    values_of,
+)
 
 REASONS: dict[str, dict[str, str]] = {
     "no_team_of_accepted_level": {
@@ -16,21 +34,51 @@ REASONS: dict[str, dict[str, str]] = {
     "no_team_with_required_skills": {
         "en": "teams of an accepted level existed, but none had all required skills",
         "nl": "er waren teams van een geaccepteerd niveau, maar geen met alle vereiste vaardigheden"},
+    "no_team_in_period": {
+        "en": "teams with the right level and skills existed, but none works in the assignment's period",
+        "nl": "er waren teams met het juiste niveau en de juiste vaardigheden, maar geen werkt in de periode "
+              "van de opdracht"},
+    "no_team_within_reach": {
+        "en": "suitable teams existed in the period, but the firm lies beyond each one's travel limit",
+        "nl": "er waren geschikte teams in de periode, maar het bedrijf ligt voor elk buiten de reisgrens"},
+    "outside_working_area": {
+        "en": "the firm's municipality lies outside the workspace's working area (on-site or hybrid work)",
+        "nl": "de gemeente van het bedrijf ligt buiten het werkgebied van de werkplaats (werk op locatie of "
+              "hybride)"},
     "all_eligible_teams_forbidden": {
         "en": "every eligible team was forbidden for this assignment",
         "nl": "elk geschikt team was voor deze opdracht uitgesloten"},
     "too_few_eligible_teams": {
         "en": "fewer eligible teams existed than the assignment's minimum number of teams",
         "nl": "er waren minder geschikte teams dan het minimale aantal teams van de opdracht"},
+    "capacity_ran_out": {
+        "en": "eligible teams existed, but a capacity ran out (see binding)",
+        "nl": "er waren geschikte teams, maar een capaciteit was op (zie binding)"},
     "eligible_teams_went_elsewhere": {
-        "en": "eligible teams existed, but they went to other assignments",
-        "nl": "er waren geschikte teams, maar die gingen naar andere opdrachten"},
+        "en": "eligible teams existed, but they went to assignments where they counted for more under the "
+              "policy (higher fit)",
+        "nl": "er waren geschikte teams, maar die gingen naar opdrachten waar zij onder het beleid meer "
+              "opleverden (hogere passendheid)"},
+    "not_chosen": {
+        "en": "enough eligible teams were free, but staffing this assignment would have broken another rule "
+              "(such as stability or a fairness floor) or lowered the policy's result",
+        "nl": "er waren genoeg vrije geschikte teams, maar deze opdracht bemannen had een andere regel "
+              "gebroken (zoals stabiliteit of een eerlijkheidsondergrens) of het resultaat van het beleid verlaagd"},
     "no_assignment_accepts_level": {
         "en": "no assignment in the batch accepts the team's level",
         "nl": "geen opdracht in de batch accepteert het niveau van het team"},
     "no_assignment_with_covered_skills": {
         "en": "assignments accept the team's level, but each needs a skill the team lacks",
         "nl": "opdrachten accepteren het niveau van het team, maar elk vraagt een vaardigheid die het team mist"},
+    "no_assignment_in_period": {
+        "en": "assignments the team could do exist, but none in one of the team's periods",
+        "nl": "er zijn opdrachten die het team kan doen, maar geen in een van de periodes van het team"},
+    "no_assignment_within_reach": {
+        "en": "assignments the team could do exist in its periods, but each lies beyond its travel limit",
+        "nl": "er zijn opdrachten in de periodes van het team, maar elk ligt buiten de reisgrens"},
+    "no_assignment_in_working_area": {
+        "en": "the assignments the team could reach lie outside the workspace's working area",
+        "nl": "de opdrachten die het team kan bereiken liggen buiten het werkgebied van de werkplaats"},
     "all_eligible_assignments_forbidden": {
         "en": "every assignment the team suits was forbidden for it",
         "nl": "elke opdracht waarvoor het team geschikt is, was voor dit team uitgesloten"},
@@ -39,64 +87,132 @@ REASONS: dict[str, dict[str, str]] = {
         "nl": "er waren opdrachten waarvoor het team geschikt is, maar die gingen naar andere teams of bleven dicht"},
 }
 
+# The first filter that leaves no candidate names the reason.
+ASSIGNMENT_FILTER_REASONS = {"level": "no_team_of_accepted_level", "skills": "no_team_with_required_skills",
+                             "period": "no_team_in_period", "reach": "no_team_within_reach",
+                             "working_area": "outside_working_area", "forbidden": "all_eligible_teams_forbidden"}
+TEAM_FILTER_REASONS = {"level": "no_assignment_accepts_level", "skills": "no_assignment_with_covered_skills",
+                       "period": "no_assignment_in_period", "reach": "no_assignment_within_reach",
+                       "working_area": "no_assignment_in_working_area",
+                       "forbidden": "all_eligible_assignments_forbidden"}
+# the old count names, kept for readers of earlier runs
+ASSIGNMENT_COUNT_NAMES = {"level": "of_accepted_level", "skills": "with_required_skills", "period": "in_period",
+                          "reach": "within_reach", "working_area": "in_working_area"}
+TEAM_COUNT_NAMES = {"level": "accepting_level", "skills": "skills_covered", "period": "in_period",
+                    "reach": "within_reach", "working_area": "in_working_area"}
+BLOCKING_SHOWN = 5
+
 
 def _reason(code: str, counts: dict[str, int]) -> dict[str, Any]:
     return {"reason": code, **REASONS[code], "counts": counts}
 
 
+def _removed(problem: Problem, candidates: Iterable[tuple[Team, Assignment]]) -> Counter[str]:
+    """How many candidates each filter removed (each candidate counts at the first filter it fails)."""
+    return Counter(failed_filter(problem, t, a) or "eligible" for t, a in candidates)
+
+
+def _left(removed: Counter[str], total: int, names: dict[str, str]) -> tuple[dict[str, int], str | None]:
+    """Counts after each filter, and the first filter after which no candidate was left."""
+    counts, left, emptied = {}, total, None
+    for code in FILTERS:
+        left -= removed[code]
+        if code in names:
+            counts[names[code]] = left
+        if left == 0 and emptied is None and total:
+            emptied = code
+    return counts, emptied if total else "level"
+
+
+class Capacities:
+    """The capacity rows of a matching, to tell which ones would break if a pair were added."""
+
+    def __init__(self, problem: Problem, matching: Iterable[Pair]) -> None:
+        chosen = set(matching)
+        self.values = values_of(chosen)
+        self.rows_of: dict[Pair, list[tuple[Row, float]]] = {}
+        for row in hard_rows(problem, set(eligible_pairs(problem)) | chosen):
+            if row.group in CAPACITY_GROUPS and row.sense == "<=":
+                for key, coef in row.terms:
+                    if isinstance(key, Pair) and coef > 0:
+                        self.rows_of.setdefault(key, []).append((row, coef))
+
+    def binding(self, pair: Pair, groups: Iterable[str] = CAPACITY_GROUPS) -> list[Row]:
+        wanted = set(groups)
+        return [row for row, coef in self.rows_of.get(pair, [])
+                if row.group in wanted and row.lhs(self.values) + coef > row.rhs + 1e-6]
+
+
+def _described(rows: Iterable[Row]) -> list[dict[str, Any]]:
+    unique = {(r.group, r.label): r for r in rows}
+    return [{"group": g, "label": label, "en": GROUPS[g]["en"], "nl": GROUPS[g]["nl"]}
+            for g, label in sorted(unique)]
+
+
 def explain(problem: Problem, matching: Iterable[Pair]) -> dict[str, Any]:
     chosen = sorted(set(matching))
-    teams = {t.team_id: t for t in problem.teams}
-    assignments = {a.assignment_id: a for a in problem.assignments}
-    team_of = {p.team_id: p.assignment_id for p in chosen}
+    teams = problem.teams_by_id
+    assignments = problem.assignments_by_id
+    busy = {(p.team_id, assignments[p.assignment_id].period) for p in chosen if p.assignment_id in assignments}
+    placed = {p.team_id for p in chosen}
     staffed = Counter(p.assignment_id for p in chosen)
+    capacities = Capacities(problem, chosen)
+    limits = ("institution_capacity", "supervision_hours", "firm_cap")
 
     unmatched_assignments = []
     for a in problem.assignments:
         if staffed[a.assignment_id]:
             continue
-        of_level = [t for t in problem.teams if t.level in a.accepted_levels]
-        skilled = [t for t in of_level if a.required_skills <= t.skills]
-        allowed = [t for t in skilled if Pair(t.team_id, a.assignment_id) not in problem.forbidden]
-        placed = [t for t in allowed if t.team_id in team_of]
-        counts = {"teams": len(problem.teams), "of_accepted_level": len(of_level),
-                  "with_required_skills": len(skilled), "forbidden": len(skilled) - len(allowed),
-                  "eligible": len(allowed), "eligible_matched_elsewhere": len(placed),
-                  "min_teams": a.min_teams}
-        if not of_level:
-            code = "no_team_of_accepted_level"
-        elif not skilled:
-            code = "no_team_with_required_skills"
-        elif not allowed:
-            code = "all_eligible_teams_forbidden"
-        elif len(allowed) < a.min_teams:
+        removed = _removed(problem, ((t, a) for t in problem.teams))
+        counts, emptied = _left(removed, len(problem.teams), ASSIGNMENT_COUNT_NAMES)
+        eligible = [t for t in problem.teams if failed_filter(problem, t, a) is None]
+        free = [t for t in eligible if (t.team_id, a.period) not in busy]
+        blocked = {t.team_id: capacities.binding(Pair(t.team_id, a.assignment_id), limits) for t in free}
+        usable = [t for t in free if not blocked[t.team_id]]
+        counts.update({"teams": len(problem.teams), "forbidden": removed["forbidden"], "eligible": len(eligible),
+                       "eligible_matched_elsewhere": len(eligible) - len(free),
+                       "eligible_blocked_by_capacity": len(free) - len(usable), "min_teams": a.min_teams})
+        binding: list[dict[str, Any]] = []
+        if emptied is not None:
+            code = ASSIGNMENT_FILTER_REASONS[emptied]
+        elif len(eligible) < a.min_teams:
             code = "too_few_eligible_teams"
-        else:
+        elif len(usable) < a.min_teams and len(usable) < len(free):
+            code = "capacity_ran_out"
+            binding = _described(r for rows in blocked.values() for r in rows)
+        elif len(usable) < a.min_teams:
             code = "eligible_teams_went_elsewhere"
-        unmatched_assignments.append({"assignment_id": a.assignment_id, **_reason(code, counts)})
+        else:
+            code = "not_chosen"
+        unmatched_assignments.append({"assignment_id": a.assignment_id, **_reason(code, counts),
+                                      "removed": {f: removed[f] for f in FILTERS}, "binding": binding})
 
     unmatched_teams = []
     for team in problem.teams:
-        if team.team_id in team_of:
+        if team.team_id in placed:
             continue
-        accepting = [a for a in problem.assignments if team.level in a.accepted_levels]
-        covered = [a for a in accepting if a.required_skills <= team.skills]
-        usable = [a for a in covered if Pair(team.team_id, a.assignment_id) not in problem.forbidden]
-        full = [a for a in usable if staffed[a.assignment_id] >= a.max_teams]
-        counts = {"assignments": len(problem.assignments), "accepting_level": len(accepting),
-                  "skills_covered": len(covered), "forbidden": len(covered) - len(usable),
-                  "eligible": len(usable), "eligible_full": len(full),
-                  "eligible_staffed": sum(1 for a in usable if staffed[a.assignment_id]),
-                  "eligible_closed": sum(1 for a in usable if not staffed[a.assignment_id])}
-        if not accepting:
-            code = "no_assignment_accepts_level"
-        elif not covered:
-            code = "no_assignment_with_covered_skills"
-        elif not usable:
-            code = "all_eligible_assignments_forbidden"
+        removed = _removed(problem, ((team, a) for a in problem.assignments))
+        counts, emptied = _left(removed, len(problem.assignments), TEAM_COUNT_NAMES)
+        usable_assignments = [a for a in problem.assignments if failed_filter(problem, team, a) is None]
+        blocked_rows = {a.assignment_id: capacities.binding(Pair(team.team_id, a.assignment_id), limits)
+                        for a in usable_assignments}
+        counts.update({"assignments": len(problem.assignments), "forbidden": removed["forbidden"],
+                       "eligible": len(usable_assignments),
+                       "eligible_full": sum(1 for a in usable_assignments if staffed[a.assignment_id] >= a.max_teams),
+                       "eligible_staffed": sum(1 for a in usable_assignments if staffed[a.assignment_id]),
+                       "eligible_closed": sum(1 for a in usable_assignments if not staffed[a.assignment_id]),
+                       "eligible_blocked_by_capacity": sum(1 for rows in blocked_rows.values() if rows)})
+        binding = []
+        if emptied is not None:
+            code = TEAM_FILTER_REASONS[emptied]
+        elif all(blocked_rows[a.assignment_id] or staffed[a.assignment_id] >= a.max_teams
+                 for a in usable_assignments) and any(blocked_rows.values()):
+            code = "capacity_ran_out"
+            binding = _described(r for rows in blocked_rows.values() for r in rows)
         else:
             code = "eligible_assignments_went_to_other_teams"
-        unmatched_teams.append({"team_id": team.team_id, **_reason(code, counts)})
+        unmatched_teams.append({"team_id": team.team_id, **_reason(code, counts),
+                                "removed": {f: removed[f] for f in FILTERS}, "binding": binding})
 
     matches = []
     for p in chosen:
@@ -108,35 +224,126 @@ def explain(problem: Problem, matching: Iterable[Pair]) -> dict[str, Any]:
                         "score": {**asdict(b), "total": b.total}})
 
     return {"unmatched_assignments": unmatched_assignments, "unmatched_teams": unmatched_teams,
-            "matches": matches, "figures": figures(problem, chosen)}
+            "matches": matches, "figures": figures(problem, chosen), "filters": FILTERS}
 
 
 def _share(part: int, whole: int) -> dict[str, Any]:
     return {"served": part, "total": whole, "share": round(part / whole, 4) if whole else None}
 
 
+def preference_profile(problem: Problem, matching: Iterable[Pair]) -> dict[str, int]:
+    """Per matched pair, which choice of the team it was ("1", "2", ... or "unranked"); and the teams
+    left without any assignment ("unmatched")."""
+    chosen = set(matching)
+    profile: Counter[str] = Counter()
+    for p in chosen:
+        team = problem.team(p.team_id)
+        rank = team_rank(team, p.assignment_id) if team is not None else None
+        profile["unranked" if rank is None else str(rank)] += 1
+    placed = {p.team_id for p in chosen}
+    ranks = [str(r) for r in range(1, problem.max_rank + 1)]
+    return {**{r: profile[r] for r in ranks}, "unranked": profile["unranked"],
+            "unmatched": sum(1 for t in problem.teams if t.team_id not in placed)}
+
+
+def unused_capacity(problem: Problem, matching: Iterable[Pair]) -> list[dict[str, Any]]:
+    """Per registered capacity (institution, period, level): teams and supervision hours used and left."""
+    used: Counter[tuple[str, str, str]] = Counter()
+    hours: dict[tuple[str, str, str], float] = {}
+    for p in set(matching):
+        team, assignment = problem.team(p.team_id), problem.assignment(p.assignment_id)
+        if team is not None and assignment is not None:
+            key = (team.institution_id, assignment.period, team.level)
+            used[key] += 1
+            hours[key] = hours.get(key, 0.0) + assignment.supervision_hours
+    shown = []
+    for c in problem.capacities:
+        key = (c.institution_id, c.period, c.level)
+        shown.append({"institution_id": c.institution_id, "period": c.period, "level": c.level,
+                      "teams": c.teams, "teams_used": used[key], "teams_unused": c.teams - used[key],
+                      "supervision_hours": c.supervision_hours, "supervision_hours_used": hours.get(key, 0.0),
+                      "supervision_hours_unused": c.supervision_hours - hours.get(key, 0.0)})
+    return shown
+
+
 def figures(problem: Problem, matching: Iterable[Pair]) -> dict[str, Any]:
-    """Served shares: of assignments by accepted level, of teams by level and by institution."""
+    """Served shares (assignments by accepted level and by region, teams by level and by institution),
+    the teams' preference profile, blocking pairs (for any policy) and unused capacity."""
     chosen = set(matching)
     served_assignments = {p.assignment_id for p in chosen}
     placed_teams = {p.team_id for p in chosen}
     levels = sorted({lv for a in problem.assignments for lv in a.accepted_levels}
                     | {t.level for t in problem.teams})
     institutions = sorted({t.institution_id for t in problem.teams})
+    regions = sorted({a.region or "" for a in problem.assignments})
+    blocking = blocking_pairs(problem, chosen)
     return {
         "assignments": _share(len(served_assignments), len(problem.assignments)),
         "assignments_by_accepted_level": {
             lv: _share(sum(1 for a in problem.assignments if lv in a.accepted_levels
                            and a.assignment_id in served_assignments),
                        sum(1 for a in problem.assignments if lv in a.accepted_levels)) for lv in levels},
+        "assignments_by_region": {
+            r: _share(sum(1 for a in problem.assignments if (a.region or "") == r
+                          and a.assignment_id in served_assignments),
+                      sum(1 for a in problem.assignments if (a.region or "") == r)) for r in regions},
         "teams_by_level": {
             lv: _share(sum(1 for t in problem.teams if t.level == lv and t.team_id in placed_teams),
                        sum(1 for t in problem.teams if t.level == lv)) for lv in levels},
         "teams_by_institution": {
             i: _share(sum(1 for t in problem.teams if t.institution_id == i and t.team_id in placed_teams),
                       sum(1 for t in problem.teams if t.institution_id == i)) for i in institutions},
+        "preference_profile": preference_profile(problem, chosen),
+        "blocking_pairs": {"count": len(blocking), "first": [
+            {"team_id": p.team_id, "assignment_id": p.assignment_id} for p in blocking[:BLOCKING_SHOWN]]},
+        "unused_capacity": unused_capacity(problem, chosen),
         "unused_teams": sorted(t.team_id for t in problem.teams if t.team_id not in placed_teams),
         "matches": len(chosen),
         "total_fit": float(sum(fit_breakdown(t, a).total for p in chosen
                                if (t := problem.team(p.team_id)) and (a := problem.assignment(p.assignment_id)))),
+    }
+
+
+# ---- before solving -------------------------------------------------------------------------
+
+ANY_SKILL = "*"
+
+
+def precheck(problem: Problem) -> dict[str, Any]:
+    """Supply against demand per level x period x region x skill, before solving. Demand: the minimum
+    team counts of the assignments in the cell (an assignment counts in each level it accepts, and in
+    each required skill as well as in "*", any skill). Supply: the teams that could serve one of them
+    (every eligibility filter applied). A cell short of supply does not stop the run; it says where
+    assignments must stay empty."""
+    pairs = eligible_pairs(problem)
+    servers: dict[str, set[str]] = {}
+    for p in pairs:
+        servers.setdefault(p.assignment_id, set()).add(p.team_id)
+    demand: Counter[tuple[str, str, str, str]] = Counter()
+    supply: dict[tuple[str, str, str, str], set[str]] = {}
+    assignments_in: Counter[tuple[str, str, str, str]] = Counter()
+    teams = problem.teams_by_id
+    for a in problem.assignments:
+        for level in sorted(a.accepted_levels):
+            able = {t for t in servers.get(a.assignment_id, ()) if teams[t].level == level}
+            for skill in (ANY_SKILL, *sorted(a.required_skills)):
+                cell = (level, a.period, a.region or "", skill)
+                demand[cell] += a.min_teams
+                assignments_in[cell] += 1
+                supply.setdefault(cell, set()).update(able)
+    cells = []
+    for cell in sorted(demand):
+        level, period, region, skill = cell
+        short = max(0, demand[cell] - len(supply[cell]))
+        cells.append({"level": level, "period": period, "region": region or None, "skill": skill,
+                      "assignments": assignments_in[cell], "demand": demand[cell], "supply": len(supply[cell]),
+                      "short_by": short})
+    short_cells = [c for c in cells if c["short_by"]]
+    return {
+        "cells": cells,
+        "short_cells": len(short_cells),
+        "message": (f"{len(short_cells)} of {len(cells)} cells have less supply than demand; their assignments "
+                    "cannot all be staffed" if short_cells else "supply covers demand in every cell"),
+        "message_nl": (f"{len(short_cells)} van {len(cells)} cellen hebben minder aanbod dan vraag; hun opdrachten "
+                       "kunnen niet allemaal bemand worden" if short_cells else "het aanbod dekt de vraag in elke cel"),
     }

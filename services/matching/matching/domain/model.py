@@ -1,10 +1,32 @@
 """The matching problem, free of frameworks: inputs, eligibility, fit, the hard rules as linear rows,
-and a validator that checks any proposed matching against those same rows."""
+and a validator that checks any proposed matching against those same rows.
+
+The rules in plain words:
+
+- A team can only be matched to an assignment when the assignment accepts the team's level, the team
+  has every required skill, the assignment's period is one of the team's periods, the firm is within
+  reach (remote work always is; on-site work when the firm's municipality is within the team's travel
+  limit; hybrid work when it is within the limit or the team may work remotely), an on-site or hybrid
+  assignment lies in the workspace's working area (when one is set), and the coordinator has not
+  forbidden the pair. Other pairs never become decisions.
+- A team works on at most one assignment per period. An assignment gets between its minimum and
+  maximum number of teams, or none. An institution never supplies more teams, nor more lecturer
+  supervision hours, per period and level than it registered. A firm never gets more teams than its
+  cap. Every pinned pair is matched. Every fairness floor is met.
+- Under the stable policy, no team and assignment that rank each other would both rather be together.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Mapping
+import math
+from bisect import bisect_right
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+
+MAX_PREFERENCES = 10
+MODES = ("on_site", "remote", "hybrid")
+FLOOR_DIMENSIONS = ("region", "level", "institution")
 
 
 @dataclass(frozen=True)
@@ -13,6 +35,14 @@ class Team:
     institution_id: str
     level: str
     skills: frozenset[str]
+    periods: tuple[str, ...] = ("",)
+    municipality: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    region: str | None = None
+    travel_limit_km: float | None = None
+    remote_allowed: bool = True
+    preferences: tuple[str, ...] = ()  # assignment ids, best first
 
 
 @dataclass(frozen=True)
@@ -24,6 +54,42 @@ class Assignment:
     nice_to_have_skills: frozenset[str]
     min_teams: int
     max_teams: int
+    period: str = ""
+    mode: str = "remote"
+    municipality: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    region: str | None = None
+    priority: int = 0
+    supervision_hours: float = 0
+    preferred_institutions: tuple[str, ...] = ()  # best first
+    preferred_levels: tuple[str, ...] = ()  # best first
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """An institution's limit for one period and level: matched teams, and lecturer hours."""
+
+    institution_id: str
+    period: str
+    level: str
+    teams: int
+    supervision_hours: float
+
+
+@dataclass(frozen=True)
+class FirmCap:
+    firm_id: str
+    max_teams: int
+
+
+@dataclass(frozen=True)
+class FairnessFloor:
+    """At least ``min_share`` of a group served: a region's assignments, a level's or an institution's teams."""
+
+    dimension: str
+    value: str
+    min_share: float
 
 
 @dataclass(frozen=True, order=True)
@@ -32,12 +98,25 @@ class Pair:
     assignment_id: str
 
 
+class SnapshotError(ValueError):
+    """A snapshot matching cannot use; ``field`` says where."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field, self.reason = field, reason
+
+
+def _place(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {"municipality": item.get("municipality"), "latitude": item.get("latitude"),
+            "longitude": item.get("longitude"), "region": item.get("region")}
+
+
 @dataclass(frozen=True)
 class Problem:
     """A batch's snapshot plus the coordinator's controls.
 
     ``pinned`` pairs must be in the matching, ``forbidden`` pairs never are; ``reference`` is the
-    published matching a minimum-change re-run tries to keep.
+    published matching a minimum-change re-run tries to keep. An empty ``working_area`` sets no rule.
     """
 
     teams: tuple[Team, ...]
@@ -45,27 +124,134 @@ class Problem:
     pinned: frozenset[Pair] = frozenset()
     forbidden: frozenset[Pair] = frozenset()
     reference: frozenset[Pair] = frozenset()
+    capacities: tuple[Capacity, ...] = ()
+    firm_caps: tuple[FirmCap, ...] = ()
+    floors: tuple[FairnessFloor, ...] = ()
+    working_area: frozenset[str] = field(default_factory=frozenset)
 
     @classmethod
     def from_snapshot(cls, snapshot: Mapping[str, Any], *, pinned: Iterable[Pair] = (),
                       forbidden: Iterable[Pair] = (), reference: Iterable[Pair] = ()) -> Problem:
+        """A problem from a batch.submitted snapshot, v1 or v2 (v1 fields get the v2 defaults:
+        the batch's period, remote work, no places, priorities, supervision, preferences or limits)."""
+        period = snapshot["period"]
         teams = tuple(
-            Team(t["team_id"], t["institution_id"], t["level"], frozenset(t["skills"]))
+            Team(t["team_id"], t["institution_id"], t["level"], frozenset(t["skills"]),
+                 periods=tuple(t.get("periods") or (period,)), **_place(t),
+                 travel_limit_km=t.get("travel_limit_km"), remote_allowed=t.get("remote_allowed", True),
+                 preferences=tuple(t.get("preferences", ())))
             for t in snapshot["teams"]
         )
         assignments = tuple(
             Assignment(a["assignment_id"], a["firm_id"], frozenset(a["accepted_levels"]),
                        frozenset(a["required_skills"]), frozenset(a["nice_to_have_skills"]),
-                       a["min_teams"], a["max_teams"])
+                       a["min_teams"], a["max_teams"], period=a.get("period", period),
+                       mode=a.get("mode", "remote"), **_place(a), priority=a.get("priority", 0),
+                       supervision_hours=a.get("supervision_hours", 0),
+                       preferred_institutions=tuple(a.get("preferred_institutions", ())),
+                       preferred_levels=tuple(a.get("preferred_levels", ())))
             for a in snapshot["assignments"]
         )
-        return cls(teams, assignments, frozenset(pinned), frozenset(forbidden), frozenset(reference))
+        problem = cls(
+            teams, assignments, frozenset(pinned), frozenset(forbidden), frozenset(reference),
+            capacities=tuple(Capacity(c["institution_id"], c["period"], c["level"], c["teams"],
+                                      c["supervision_hours"]) for c in snapshot.get("capacities", ())),
+            firm_caps=tuple(FirmCap(f["firm_id"], f["max_teams"]) for f in snapshot.get("firm_caps", ())),
+            floors=tuple(FairnessFloor(f["dimension"], f["value"], f["min_share"])
+                         for f in snapshot.get("fairness_floors", ())),
+            working_area=frozenset(snapshot.get("working_area", ())),
+        )
+        problem.check()
+        return problem
+
+    def check(self) -> None:
+        """Raise SnapshotError for input the rules cannot work with."""
+        seen_teams: set[str] = set()
+        for i, t in enumerate(self.teams):
+            if t.team_id in seen_teams:
+                raise SnapshotError(f"teams[{i}].team_id", "appears twice")
+            seen_teams.add(t.team_id)
+            if len(t.preferences) > MAX_PREFERENCES:
+                raise SnapshotError(f"teams[{i}].preferences", f"at most {MAX_PREFERENCES} ranked assignments")
+            if len(set(t.preferences)) != len(t.preferences):
+                raise SnapshotError(f"teams[{i}].preferences", "an assignment is ranked twice")
+            if not t.periods:
+                raise SnapshotError(f"teams[{i}].periods", "at least one period")
+        seen: set[str] = set()
+        for i, a in enumerate(self.assignments):
+            if a.assignment_id in seen:
+                raise SnapshotError(f"assignments[{i}].assignment_id", "appears twice")
+            seen.add(a.assignment_id)
+            if a.min_teams > a.max_teams:
+                raise SnapshotError(f"assignments[{i}].min_teams", "is above max_teams")
+            if a.mode not in MODES:
+                raise SnapshotError(f"assignments[{i}].mode", f"one of {', '.join(MODES)}")
+            if len(a.preferred_institutions) > MAX_PREFERENCES:
+                raise SnapshotError(f"assignments[{i}].preferred_institutions",
+                                    f"at most {MAX_PREFERENCES} ranked institutions")
+            if len(set(a.preferred_institutions)) != len(a.preferred_institutions) or \
+                    len(set(a.preferred_levels)) != len(a.preferred_levels):
+                raise SnapshotError(f"assignments[{i}].preferred_institutions", "an entry is ranked twice")
+        for i, f in enumerate(self.floors):
+            if f.dimension not in FLOOR_DIMENSIONS or not 0 <= f.min_share <= 1:
+                raise SnapshotError(f"fairness_floors[{i}]", "dimension region, level or institution; "
+                                                             "min_share between 0 and 1")
+
+    @cached_property
+    def teams_by_id(self) -> dict[str, Team]:
+        return {t.team_id: t for t in self.teams}
+
+    @cached_property
+    def assignments_by_id(self) -> dict[str, Assignment]:
+        return {a.assignment_id: a for a in self.assignments}
 
     def team(self, team_id: str) -> Team | None:
-        return next((t for t in self.teams if t.team_id == team_id), None)
+        return self.teams_by_id.get(team_id)
 
     def assignment(self, assignment_id: str) -> Assignment | None:
-        return next((a for a in self.assignments if a.assignment_id == assignment_id), None)
+        return self.assignments_by_id.get(assignment_id)
+
+    @cached_property
+    def max_rank(self) -> int:
+        """The longest preference list of any team (ranks beyond it are never used)."""
+        return max((len(t.preferences) for t in self.teams), default=0)
+
+
+# ---- places and preferences -----------------------------------------------------------------
+
+EARTH_RADIUS_KM = 6371.0
+
+
+def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
+
+
+def distance_km(team: Team, assignment: Assignment) -> float | None:
+    """Campus to the centre of the firm's municipality, when both places are known."""
+    if None in (team.latitude, team.longitude, assignment.latitude, assignment.longitude):
+        return None
+    return haversine_km(team.latitude, team.longitude, assignment.latitude, assignment.longitude)  # type: ignore[arg-type]
+
+
+def team_rank(team: Team, assignment_id: str) -> int | None:
+    """1 for the team's first choice, 2 for its second, ...; None when the team did not rank it."""
+    try:
+        return team.preferences.index(assignment_id) + 1
+    except ValueError:
+        return None
+
+
+def firm_rank(assignment: Assignment, team: Team) -> int | None:
+    """The firm's rank of a team: by its institution in the firm's list, else by its level in the firm's
+    list of levels (after every listed institution); teams with the same rank tie. None: unranked."""
+    if team.institution_id in assignment.preferred_institutions:
+        return assignment.preferred_institutions.index(team.institution_id) + 1
+    if team.level in assignment.preferred_levels:
+        return len(assignment.preferred_institutions) + assignment.preferred_levels.index(team.level) + 1
+    return None
 
 
 # ---- fit ------------------------------------------------------------------------------------
@@ -74,6 +260,13 @@ BASE_FIT = 10.0
 NICE_TO_HAVE_WEIGHT = 3.0
 EXTRA_SKILL_WEIGHT = 0.5
 MAX_EXTRA_SKILLS = 2
+TEAM_PREFERENCE_FIRST = 3.0  # the team's first choice; each rank lower 0.25 less
+TEAM_PREFERENCE_STEP = 0.25
+FIRM_PREFERENCE_FIRST = 2.0  # the firm's best-ranked institution or level; each rank lower 0.125 less
+FIRM_PREFERENCE_STEP = 0.125
+DISTANCE_WEIGHT = 2.0  # on-site or hybrid work next door; nothing at DISTANCE_SCALE_KM or further
+DISTANCE_SCALE_KM = 100.0
+PRIORITY_WEIGHT = 0.5  # per point of the firm's priority (0..10)
 
 
 @dataclass(frozen=True)
@@ -83,18 +276,37 @@ class FitBreakdown:
     nice_to_have: float
     extra_skills: tuple[str, ...]
     extra: float
+    team_preference_rank: int | None = None
+    team_preference: float = 0.0
+    firm_preference_rank: int | None = None
+    firm_preference: float = 0.0
+    distance_km: float | None = None
+    distance: float = 0.0
+    priority: float = 0.0
 
     @property
     def total(self) -> float:
-        return self.base + self.nice_to_have + self.extra
+        return (self.base + self.nice_to_have + self.extra + self.team_preference + self.firm_preference
+                + self.distance + self.priority)
 
 
 def fit_breakdown(team: Team, assignment: Assignment) -> FitBreakdown:
-    """A base for being eligible, points per nice-to-have skill, a little for other skills (at most two)."""
+    """A base for being eligible, points per nice-to-have skill, a little for other skills (at most two),
+    points for the team's and the firm's ranks of each other (higher ranks more), for a short distance to
+    on-site or hybrid work, and for the firm's priority."""
     nice = tuple(sorted(assignment.nice_to_have_skills & team.skills))
     extra = tuple(sorted(team.skills - assignment.required_skills - assignment.nice_to_have_skills))
-    return FitBreakdown(BASE_FIT, nice, NICE_TO_HAVE_WEIGHT * len(nice), extra,
-                        EXTRA_SKILL_WEIGHT * min(len(extra), MAX_EXTRA_SKILLS))
+    t_rank, f_rank = team_rank(team, assignment.assignment_id), firm_rank(assignment, team)
+    km = distance_km(team, assignment) if assignment.mode != "remote" else None
+    return FitBreakdown(
+        BASE_FIT, nice, NICE_TO_HAVE_WEIGHT * len(nice), extra,
+        EXTRA_SKILL_WEIGHT * min(len(extra), MAX_EXTRA_SKILLS),
+        t_rank, 0.0 if t_rank is None else max(0.0, TEAM_PREFERENCE_FIRST - TEAM_PREFERENCE_STEP * (t_rank - 1)),
+        f_rank, 0.0 if f_rank is None else max(0.0, FIRM_PREFERENCE_FIRST - FIRM_PREFERENCE_STEP * (f_rank - 1)),
+        None if km is None else round(km, 1),
+        0.0 if km is None else round(DISTANCE_WEIGHT * max(0.0, 1.0 - km / DISTANCE_SCALE_KM), 2),
+        PRIORITY_WEIGHT * assignment.priority,
+    )
 
 
 def fit(team: Team, assignment: Assignment) -> float:
@@ -104,39 +316,98 @@ def fit(team: Team, assignment: Assignment) -> float:
 
 # ---- eligibility ----------------------------------------------------------------------------
 
+# The filters a pair must pass, in the order they are applied (explanations count per filter).
+FILTERS: dict[str, dict[str, str]] = {
+    "level": {"en": "the assignment accepts the team's level",
+              "nl": "de opdracht accepteert het niveau van het team"},
+    "skills": {"en": "the team has every required skill",
+               "nl": "het team heeft alle vereiste vaardigheden"},
+    "period": {"en": "the assignment's period is one of the team's periods",
+               "nl": "de periode van de opdracht is een van de periodes van het team"},
+    "reach": {"en": "the firm is within reach: remote work always; on-site work within the team's travel "
+                    "limit; hybrid work within that limit or when the team may work remotely",
+              "nl": "het bedrijf is bereikbaar: werk op afstand altijd; werk op locatie binnen de reisgrens van "
+                    "het team; hybride werk binnen die grens of als het team op afstand mag werken"},
+    "working_area": {"en": "on-site and hybrid work lies in the workspace's working area",
+                     "nl": "werk op locatie en hybride werk ligt in het werkgebied van de werkplaats"},
+    "forbidden": {"en": "the coordinator has not forbidden the pair",
+                  "nl": "de coördinator heeft het paar niet uitgesloten"},
+}
 
-def is_eligible(team: Team, assignment: Assignment) -> bool:
-    return team.level in assignment.accepted_levels and assignment.required_skills <= team.skills
+
+def reachable(team: Team, assignment: Assignment) -> bool:
+    if assignment.mode == "remote":
+        return True
+    km = distance_km(team, assignment)
+    within = team.travel_limit_km is None or km is None or km <= team.travel_limit_km
+    return within or (assignment.mode == "hybrid" and team.remote_allowed)
+
+
+def in_working_area(problem: Problem, assignment: Assignment) -> bool:
+    return (not problem.working_area or assignment.mode == "remote"
+            or assignment.municipality in problem.working_area)
+
+
+def failed_filter(problem: Problem, team: Team, assignment: Assignment) -> str | None:
+    """The first filter the pair fails (a key of FILTERS), or None when it is eligible."""
+    if team.level not in assignment.accepted_levels:
+        return "level"
+    if not assignment.required_skills <= team.skills:
+        return "skills"
+    if assignment.period not in team.periods:
+        return "period"
+    if not reachable(team, assignment):
+        return "reach"
+    if not in_working_area(problem, assignment):
+        return "working_area"
+    if Pair(team.team_id, assignment.assignment_id) in problem.forbidden:
+        return "forbidden"
+    return None
+
+
+def is_eligible(team: Team, assignment: Assignment, problem: Problem | None = None) -> bool:
+    return failed_filter(problem or Problem((), ()), team, assignment) is None
 
 
 def ineligibility(problem: Problem, pair: Pair) -> str | None:
-    """Why a pair can never be matched (None when it can): unknown, level, skills, forbidden."""
+    """Why a pair can never be matched (None when it can)."""
     team, assignment = problem.team(pair.team_id), problem.assignment(pair.assignment_id)
     if team is None:
         return "team is not in the batch"
     if assignment is None:
         return "assignment is not in the batch"
-    if team.level not in assignment.accepted_levels:
+    failed = failed_filter(problem, team, assignment)
+    if failed == "level":
         return f"level {team.level} is not accepted (accepts {', '.join(sorted(assignment.accepted_levels))})"
-    missing = assignment.required_skills - team.skills
-    if missing:
-        return f"team lacks required skills: {', '.join(sorted(missing))}"
-    if pair in problem.forbidden:
+    if failed == "skills":
+        return f"team lacks required skills: {', '.join(sorted(assignment.required_skills - team.skills))}"
+    if failed == "period":
+        return f"the assignment's period {assignment.period} is not one of the team's periods"
+    if failed == "reach":
+        km = distance_km(team, assignment)
+        return (f"the firm's municipality is {km:.0f} km from the campus, beyond the team's travel limit of "
+                f"{team.travel_limit_km:g} km")
+    if failed == "working_area":
+        return f"the firm's municipality {assignment.municipality or '(unknown)'} is outside the working area"
+    if failed == "forbidden":
         return "pair is forbidden"
     return None
 
 
 def eligible_pairs(problem: Problem) -> dict[Pair, float]:
     """Every pair that may be matched, with its fit: only these become variables."""
-    by_level: dict[str, list[Team]] = {}
+    by_level_period: dict[tuple[str, str], list[Team]] = {}
     for team in problem.teams:
-        by_level.setdefault(team.level, []).append(team)
+        for period in team.periods:
+            by_level_period.setdefault((team.level, period), []).append(team)
     pairs: dict[Pair, float] = {}
     for a in problem.assignments:
+        if not in_working_area(problem, a):
+            continue
         for level in sorted(a.accepted_levels):
-            for t in by_level.get(level, ()):
+            for t in by_level_period.get((level, a.period), ()):
                 pair = Pair(t.team_id, a.assignment_id)
-                if a.required_skills <= t.skills and pair not in problem.forbidden:
+                if a.required_skills <= t.skills and pair not in problem.forbidden and reachable(t, a):
                     pairs[pair] = fit(t, a)
     return pairs
 
@@ -151,18 +422,44 @@ class Opened:
     assignment_id: str
 
 
-Key = Pair | Opened
+@dataclass(frozen=True, order=True)
+class Placed:
+    """Whether a team works on some assignment (used by fairness floors over teams)."""
+
+    team_id: str
+
+
+Key = Pair | Opened | Placed
 
 # Constraint groups, in plain words (used by diagnoses and explanations).
 GROUPS: dict[str, dict[str, str]] = {
-    "team_at_most_one": {"en": "a team works on at most one assignment",
-                         "nl": "een team werkt aan hoogstens één opdracht"},
+    "team_at_most_one": {"en": "a team works on at most one assignment per period",
+                         "nl": "een team werkt per periode aan hoogstens één opdracht"},
     "assignment_max_teams": {"en": "an assignment gets at most its maximum number of teams",
                              "nl": "een opdracht krijgt hoogstens het maximale aantal teams"},
     "assignment_min_teams": {"en": "a staffed assignment gets at least its minimum number of teams",
                              "nl": "een bemande opdracht krijgt minstens het minimale aantal teams"},
+    "institution_capacity": {"en": "an institution supplies at most the teams it registered per period and level",
+                             "nl": "een instelling levert per periode en niveau hoogstens het aantal teams dat "
+                                   "zij opgaf"},
+    "supervision_hours": {"en": "an institution's lecturers supervise at most the hours it registered per "
+                                "period and level",
+                          "nl": "de docenten van een instelling begeleiden per periode en niveau hoogstens het "
+                                "aantal uren dat zij opgaf"},
+    "firm_cap": {"en": "a firm gets at most its maximum number of teams over all its assignments",
+                 "nl": "een bedrijf krijgt over al zijn opdrachten hoogstens zijn maximale aantal teams"},
     "pins": {"en": "every pinned pair is in the matching",
              "nl": "elk vastgezet paar zit in de indeling"},
+    "fairness_floor": {"en": "every fairness floor is met: at least the set share of a region's assignments, or "
+                             "of a level's or an institution's teams, is served",
+                       "nl": "elke eerlijkheidsondergrens wordt gehaald: minstens het gestelde deel van de "
+                             "opdrachten van een regio, of van de teams van een niveau of instelling, komt aan bod"},
+    "team_placed": {"en": "a team counts as placed only when it works on an assignment",
+                    "nl": "een team telt alleen als geplaatst wanneer het aan een opdracht werkt"},
+    "stability": {"en": "no team and assignment that rank each other would both rather be together than with "
+                        "what they got (stable policy)",
+                  "nl": "geen team en opdracht die elkaar rangschikken hebben allebei liever elkaar dan wat zij "
+                        "kregen (stabiel beleid)"},
 }
 
 
@@ -185,23 +482,47 @@ class Row:
         return lhs <= self.rhs + tolerance if self.sense == "<=" else lhs >= self.rhs - tolerance
 
 
-def _by(pairs: Iterable[Pair], attr: str) -> dict[str, list[Pair]]:
-    grouped: dict[str, list[Pair]] = {}
-    for pair in sorted(pairs):
-        grouped.setdefault(getattr(pair, attr), []).append(pair)
-    return grouped
+@dataclass
+class Grouped:
+    """The pairs grouped once, for every family of rows."""
+
+    problem: Problem
+    pairs: list[Pair]
+    by_team_period: dict[tuple[str, str], list[Pair]] = field(default_factory=dict)
+    by_assignment: dict[str, list[Pair]] = field(default_factory=dict)
+    by_team: dict[str, list[Pair]] = field(default_factory=dict)
+    by_capacity: dict[tuple[str, str, str], list[Pair]] = field(default_factory=dict)
+    by_firm: dict[str, list[Pair]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, problem: Problem, pairs: Iterable[Pair]) -> Grouped:
+        grouped = cls(problem, sorted(set(pairs)))
+        for pair in grouped.pairs:
+            team, assignment = problem.team(pair.team_id), problem.assignment(pair.assignment_id)
+            period = assignment.period if assignment else ""
+            grouped.by_team_period.setdefault((pair.team_id, period), []).append(pair)
+            grouped.by_assignment.setdefault(pair.assignment_id, []).append(pair)
+            grouped.by_team.setdefault(pair.team_id, []).append(pair)
+            if team is not None and assignment is not None:
+                grouped.by_capacity.setdefault((team.institution_id, period, team.level), []).append(pair)
+                grouped.by_firm.setdefault(assignment.firm_id, []).append(pair)
+        return grouped
 
 
-def team_at_most_one(problem: Problem, pairs: Iterable[Pair]) -> Iterator[Row]:
-    for team_id, team_pairs in sorted(_by(pairs, "team_id").items()):
-        yield Row("team_at_most_one", f"team {team_id}", tuple((p, 1.0) for p in team_pairs), "<=", 1)
+def _ones(pairs: Iterable[Pair]) -> tuple[tuple[Key, float], ...]:
+    return tuple((p, 1.0) for p in pairs)
 
 
-def assignment_team_range(problem: Problem, pairs: Iterable[Pair]) -> Iterator[Row]:
+def team_at_most_one(g: Grouped) -> Iterator[Row]:
+    for (team_id, period), team_pairs in sorted(g.by_team_period.items()):
+        label = f"team {team_id}" if period == "" else f"team {team_id} in period {period}"
+        yield Row("team_at_most_one", label, _ones(team_pairs), "<=", 1)
+
+
+def assignment_team_range(g: Grouped) -> Iterator[Row]:
     """Between the minimum and maximum number of teams, or none: tied to the open/closed decision."""
-    grouped = _by(pairs, "assignment_id")
-    for a in problem.assignments:
-        terms = tuple((p, 1.0) for p in grouped.get(a.assignment_id, []))
+    for a in g.problem.assignments:
+        terms = _ones(g.by_assignment.get(a.assignment_id, []))
         opened = Opened(a.assignment_id)
         yield Row("assignment_max_teams", f"assignment {a.assignment_id}",
                   (*terms, (opened, -float(a.max_teams))), "<=", 0)
@@ -209,37 +530,142 @@ def assignment_team_range(problem: Problem, pairs: Iterable[Pair]) -> Iterator[R
                   (*terms, (opened, -float(a.min_teams))), ">=", 0)
 
 
-def pinned_pairs(problem: Problem, pairs: Iterable[Pair]) -> Iterator[Row]:
+def capacity_label(c: Capacity) -> str:
+    return f"institution {c.institution_id}, period {c.period}, level {c.level}"
+
+
+def institution_capacity(g: Grouped) -> Iterator[Row]:
+    """Matched teams of an institution per period and level (a row only where capacity is registered)."""
+    for c in g.problem.capacities:
+        group = g.by_capacity.get((c.institution_id, c.period, c.level), [])
+        if group:
+            yield Row("institution_capacity", capacity_label(c), _ones(group), "<=", c.teams)
+
+
+def supervision_hours(g: Grouped) -> Iterator[Row]:
+    """The supervision hours the matched assignments need, per institution, period and level."""
+    assignments = g.problem.assignments_by_id
+    for c in g.problem.capacities:
+        terms = tuple((p, float(assignments[p.assignment_id].supervision_hours))
+                      for p in g.by_capacity.get((c.institution_id, c.period, c.level), [])
+                      if assignments[p.assignment_id].supervision_hours)
+        if terms:
+            yield Row("supervision_hours", capacity_label(c), terms, "<=", c.supervision_hours)
+
+
+def firm_caps(g: Grouped) -> Iterator[Row]:
+    for cap in g.problem.firm_caps:
+        group = g.by_firm.get(cap.firm_id, [])
+        if group:
+            yield Row("firm_cap", f"firm {cap.firm_id}", _ones(group), "<=", cap.max_teams)
+
+
+def pinned_pairs(g: Grouped) -> Iterator[Row]:
     """A pinned pair is in the matching; a pin on a pair without a variable cannot hold (0 >= 1)."""
-    eligible = set(pairs)
-    for pin in sorted(problem.pinned):
+    eligible = set(g.pairs)
+    for pin in sorted(g.problem.pinned):
         terms = ((pin, 1.0),) if pin in eligible else ()
         yield Row("pins", f"pin team {pin.team_id} on assignment {pin.assignment_id}", terms, ">=", 1, pin)
 
 
-CONSTRAINT_FAMILIES = (team_at_most_one, assignment_team_range, pinned_pairs)
+def floor_members(problem: Problem, floor: FairnessFloor) -> list[Key]:
+    """The group a floor is about: a region's assignments, or a level's or an institution's teams."""
+    if floor.dimension == "region":
+        return [Opened(a.assignment_id) for a in problem.assignments if a.region == floor.value]
+    attribute = "level" if floor.dimension == "level" else "institution_id"
+    return [Placed(t.team_id) for t in problem.teams if getattr(t, attribute) == floor.value]
 
 
-def hard_rows(problem: Problem, pairs: Iterable[Pair]) -> Iterator[Row]:
-    chosen = list(pairs)
+def fairness_floors(g: Grouped) -> Iterator[Row]:
+    """served >= min_share * size (over an empty group the floor holds trivially); a team counts as
+    served only when it works on an assignment."""
+    placed: set[str] = set()
+    for floor in g.problem.floors:
+        members = floor_members(g.problem, floor)
+        if not members:
+            continue
+        placed |= {m.team_id for m in members if isinstance(m, Placed)}
+        yield Row("fairness_floor", f"{floor.dimension} {floor.value}: at least {floor.min_share:.0%}",
+                  tuple((m, 1.0) for m in members), ">=", floor.min_share * len(members))
+    for team_id in sorted(placed):
+        yield Row("team_placed", f"team {team_id}",
+                  ((Placed(team_id), 1.0), *((p, -1.0) for p in g.by_team.get(team_id, []))), "<=", 0)
+
+
+def _ranked(pairs: Iterable[Pair], rank_of: Callable[[Pair], int | None]) -> list[tuple[int, Pair]]:
+    """The pairs that have a rank, best first."""
+    return sorted((r, p) for p in pairs if (r := rank_of(p)) is not None)
+
+
+def _up_to(ranked: list[tuple[int, Pair]], rank: int) -> list[Pair]:
+    """The pairs ranked ``rank`` or better (ties included)."""
+    return [p for _, p in ranked[:bisect_right(ranked, (rank, _LAST))]]
+
+
+_LAST = Pair("\U0010ffff", "\U0010ffff")
+
+
+def stability(g: Grouped) -> Iterator[Row]:
+    """Per pair ranked on both sides: t is on an assignment of that period it likes at least as much,
+    or a is full with teams it likes at least as much as t (ties allowed: weak stability)."""
+    teams, assignments = g.problem.teams_by_id, g.problem.assignments_by_id
+    team_side: dict[tuple[str, str], list[tuple[int, Pair]]] = {}
+    firm_side: dict[str, list[tuple[int, Pair]]] = {}
+
+    def by_team(p: Pair) -> int | None:
+        return team_rank(teams[p.team_id], p.assignment_id)
+
+    def by_firm(p: Pair) -> int | None:
+        return firm_rank(assignments[p.assignment_id], teams[p.team_id])
+
+    for key, pairs in g.by_team_period.items():
+        t = teams.get(key[0])
+        if t is not None and t.preferences:
+            team_side[key] = _ranked(pairs, by_team)
+    for assignment_id, pairs in g.by_assignment.items():
+        a = assignments.get(assignment_id)
+        if a is not None and (a.preferred_institutions or a.preferred_levels):
+            firm_side[assignment_id] = _ranked((p for p in pairs if p.team_id in teams), by_firm)
+    for (team_id, _period), ranked in sorted(team_side.items()):
+        for t_rank, pair in ranked:
+            a = assignments[pair.assignment_id]
+            f_rank = by_firm(pair) if a.assignment_id in firm_side else None
+            if f_rank is None:
+                continue
+            yield Row("stability", f"team {team_id} and assignment {a.assignment_id}",
+                      (*((p, float(a.max_teams)) for p in _up_to(ranked, t_rank)),
+                       *_ones(_up_to(firm_side[a.assignment_id], f_rank))), ">=", float(a.max_teams))
+
+
+CONSTRAINT_FAMILIES = (team_at_most_one, assignment_team_range, institution_capacity, supervision_hours,
+                       firm_caps, pinned_pairs, fairness_floors)
+CAPACITY_GROUPS = ("institution_capacity", "supervision_hours", "firm_cap", "assignment_max_teams")
+
+
+def hard_rows(problem: Problem, pairs: Iterable[Pair], *, stable: bool = False) -> Iterator[Row]:
+    grouped = Grouped.of(problem, pairs)
     for family in CONSTRAINT_FAMILIES:
-        yield from family(problem, chosen)
+        yield from family(grouped)
+    if stable:
+        yield from stability(grouped)
 
 
 # ---- the validator --------------------------------------------------------------------------
 
 
 def values_of(matching: Iterable[Pair]) -> dict[Key, float]:
-    """The 0/1 decisions a matching stands for: its pairs, and each assignment it staffs."""
+    """The 0/1 decisions a matching stands for: its pairs, each assignment it staffs, each team it places."""
     values: dict[Key, float] = {}
     for pair in matching:
         values[pair] = 1.0
         values[Opened(pair.assignment_id)] = 1.0
+        values[Placed(pair.team_id)] = 1.0
     return values
 
 
-def violations(problem: Problem, matching: Iterable[Pair]) -> list[str]:
-    """Every hard rule the matching breaks, checked with the optimiser's own rows; empty when feasible."""
+def violations(problem: Problem, matching: Iterable[Pair], *, stable: bool = False) -> list[str]:
+    """Every hard rule the matching breaks, checked with the optimiser's own rows; empty when feasible.
+    With ``stable``, the stability rows too."""
     chosen = list(matching)
     found: list[str] = []
     eligible = eligible_pairs(problem)
@@ -248,7 +674,40 @@ def violations(problem: Problem, matching: Iterable[Pair]) -> list[str]:
             reason = ineligibility(problem, pair) or "not eligible"
             found.append(f"ineligible pair {pair.team_id}/{pair.assignment_id}: {reason}")
     values = values_of(chosen)
-    for row in hard_rows(problem, set(eligible) | set(chosen)):
+    for row in hard_rows(problem, set(eligible) | set(chosen), stable=stable):
         if not row.holds(values):
             found.append(f"{row.group}: {row.label} ({row.lhs(values):g} {row.sense} {row.rhs:g} broken)")
     return found
+
+
+def blocking_pairs(problem: Problem, matching: Sequence[Pair] | Iterable[Pair]) -> list[Pair]:
+    """Eligible pairs ranked on both sides that would both rather be together: the team is free in the
+    assignment's period or ranks the assignment strictly above the one it has there (an unranked one is
+    worse than any ranked), and the assignment has room or ranks the team strictly above one of its
+    teams (an unranked team is worse than any ranked)."""
+    chosen = set(matching)
+    teams, assignments = problem.teams_by_id, problem.assignments_by_id
+    held: dict[tuple[str, str], str] = {}
+    staffed: dict[str, list[str]] = {}
+    for p in chosen:
+        a = assignments.get(p.assignment_id)
+        if a is not None:
+            held[(p.team_id, a.period)] = p.assignment_id
+            staffed.setdefault(p.assignment_id, []).append(p.team_id)
+    blocking = []
+    for pair in sorted(eligible_pairs(problem)):
+        if pair in chosen:
+            continue
+        t, a = teams[pair.team_id], assignments[pair.assignment_id]
+        t_rank, f_rank = team_rank(t, a.assignment_id), firm_rank(a, t)
+        if t_rank is None or f_rank is None:
+            continue
+        current = held.get((t.team_id, a.period))
+        current_rank = None if current is None else team_rank(t, current)
+        team_wants = current is None or current_rank is None or t_rank < current_rank
+        others = staffed.get(a.assignment_id, [])
+        firm_wants = len(others) < a.max_teams or any(
+            (r := firm_rank(a, teams[o])) is None or f_rank < r for o in others)
+        if team_wants and firm_wants:
+            blocking.append(pair)
+    return blocking

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .model import MAX_PREFERENCES
+
 
 @dataclass(frozen=True)
 class Objective:
@@ -12,12 +14,22 @@ class Objective:
     nl: str
 
 
-FIT = Objective("fit", "the total fit of all matched pairs (skills the firm asked for, then other skills)",
-                "de totale passendheid van alle gekoppelde paren (gevraagde vaardigheden, dan overige)")
+FIT = Objective("fit", "the total fit of all matched pairs (skills the firm asked for and other skills, both "
+                       "sides' preferences, a short distance for on-site work, the firm's priority)",
+                "de totale passendheid van alle gekoppelde paren (gevraagde en overige vaardigheden, de "
+                "voorkeuren van beide kanten, een korte afstand bij werk op locatie, de prioriteit van het bedrijf)")
 SERVED = Objective("served", "the number of assignments that get a team",
                    "het aantal opdrachten dat een team krijgt")
 KEPT = Objective("kept", "the number of pairs of the published matching that stay as they were",
                  "het aantal paren uit de gepubliceerde indeling dat blijft zoals het was")
+
+
+def rank_objective(rank: int) -> Objective:
+    return Objective(f"rank_{rank}", f"the number of teams that get their choice number {rank}",
+                     f"het aantal teams dat hun keuze nummer {rank} krijgt")
+
+
+RANKS = tuple(rank_objective(r) for r in range(1, MAX_PREFERENCES + 1))
 
 
 @dataclass(frozen=True)
@@ -27,6 +39,7 @@ class Policy:
     en: str
     nl: str
     selectable: bool = True
+    stable: bool = False  # the stability rows hold as hard rules
 
 
 POLICIES: dict[str, Policy] = {p.name: p for p in (
@@ -40,6 +53,23 @@ POLICIES: dict[str, Policy] = {p.name: p for p in (
            "that serve that many, the one with the highest total fit is chosen.",
            "Zoveel mogelijk opdrachten bemand: eerst krijgen zoveel mogelijk opdrachten een team; van de "
            "indelingen die er zoveel bemannen wordt die met de hoogste totale passendheid gekozen."),
+    Policy("rank_maximal", (*RANKS, FIT),
+           "Rank-maximal: first as many teams as possible get their first choice; keeping that, as many as "
+           "possible get their second choice, and so on down the teams' lists (an assignment a team did not "
+           "list counts as worse than any it listed). Among those divisions, the highest total fit.",
+           "Rang-maximaal: eerst krijgen zoveel mogelijk teams hun eerste keuze; met behoud daarvan krijgen "
+           "zoveel mogelijk teams hun tweede keuze, enzovoort (een opdracht die een team niet noemde telt als "
+           "slechter dan elke genoemde). Van die indelingen die met de hoogste totale passendheid."),
+    Policy("stable", (FIT,),
+           "Stable: no team and firm that ranked each other would both rather work together than keep what "
+           "they got (a team that is free or ranks the assignment higher, and an assignment with room or that "
+           "ranks the team higher than one of its teams; ties allowed). Among stable divisions, the highest "
+           "total fit.",
+           "Stabiel: geen team en bedrijf die elkaar rangschikten hebben allebei liever elkaar dan wat zij "
+           "kregen (een team dat vrij is of de opdracht hoger rangschikt, en een opdracht met plaats of die "
+           "het team hoger rangschikt dan een van haar teams; gelijke rangen toegestaan). Van de stabiele "
+           "indelingen die met de hoogste totale passendheid.",
+           stable=True),
     Policy("min_change", (KEPT, FIT),
            "Minimum change (re-runs after a decline): the declined pair is excluded, pairs a firm already "
            "accepted stay, as many other pairs of the published matching as possible stay as they were; then "

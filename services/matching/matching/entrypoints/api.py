@@ -11,6 +11,7 @@ from flask.views import MethodView
 from flask_smorest import Page, abort
 from marshmallow import RAISE, Schema, fields, validate
 from werkplaats_shared.auth import current_principal, install_auth, roles
+from werkplaats_shared.tokens import verifier_for
 from werkplaats_shared.contracts import POLICIES
 from werkplaats_shared.http import Blueprint, add_health, create_app, service_errors
 from werkplaats_shared.ratelimit import install_rate_limits
@@ -70,7 +71,11 @@ class RunOut(Schema):
     time_limit_reached = fields.Boolean()
     build_seconds = fields.Float(allow_none=True)
     solve_seconds = fields.Float(allow_none=True)
-    figures = fields.Method("_figures", allow_none=True)
+    figures = fields.Method("_figures", allow_none=True, metadata={
+        "description": "served shares by region, level and institution, preference profile, blocking pairs, "
+                       "unused capacity"})
+    precheck = fields.Dict(allow_none=True, metadata={
+        "description": "before solving: supply against demand per level x period x region x skill"})
     diagnosis = fields.Dict(allow_none=True)
     error = fields.String(allow_none=True)
     attempts = fields.Integer()
@@ -92,8 +97,10 @@ class ExplanationsOut(Schema):
     run_id = fields.String()
     unmatched_assignments = fields.List(fields.Dict())
     unmatched_teams = fields.List(fields.Dict())
-    matches = fields.List(fields.Dict())
+    matches = fields.List(fields.Dict(), metadata={"description": "each match with its score taken apart"})
     figures = fields.Dict()
+    filters = fields.Dict(metadata={"description": "the eligibility filters, in the order applied, in plain "
+                                                   "words; 'removed' counts candidates per filter"})
 
 
 class MatchOut(Schema):
@@ -181,7 +188,7 @@ class AuditOut(Schema):
 
 def create_matching_app(infra: Infrastructure) -> Flask:
     app, api = create_app("Werkplaats matching")
-    install_auth(app, infra.engine, infra.api_keys)
+    install_auth(app, infra.engine, infra.api_keys, tokens=verifier_for(infra.settings))
     install_rate_limits(app, infra.settings)
     add_health(app, health_checks(infra))
     sf = infra.session_factory

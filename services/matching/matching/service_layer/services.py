@@ -19,8 +19,8 @@ from werkplaats_shared.contracts import Envelope, make_envelope
 from werkplaats_shared.db import utcnow
 
 from ..adapters import orm
-from ..domain.explain import explain
-from ..domain.model import Pair, Problem, ineligibility
+from ..domain.explain import explain, precheck
+from ..domain.model import Pair, Problem, SnapshotError, ineligibility
 from ..optimiser import Progress, Solution, SolverFactory, export_model, library_versions, solve
 
 log = logging.getLogger(__name__)
@@ -129,6 +129,10 @@ def new_run(session: Session, batch: orm.Batch, *, trigger: str, policy: str, au
 def on_batch_submitted(session: Session, envelope: Envelope) -> None:
     """The request is acknowledged once the run row exists; a worker solves it later."""
     p = envelope.payload
+    try:
+        Problem.from_snapshot(p)
+    except SnapshotError as exc:
+        raise PermanentError(f"batch {p['batch_id']} cannot be matched: {exc}") from None
     batch = session.get(orm.Batch, p["batch_id"])
     now = utcnow()
     if batch is None:
@@ -178,6 +182,13 @@ def _set_stage(sf: sessionmaker[Session], run_id: str, stage: str) -> None:
                         .values(stage=stage))
 
 
+def _record_precheck(sf: sessionmaker[Session], run_id: str, check: dict[str, Any]) -> None:
+    """Supply against demand, stored before solving; a shortage does not stop the run."""
+    with sf.begin() as session:
+        session.execute(sa.update(orm.Run).where(orm.Run.id == run_id, orm.Run.status == "running")
+                        .values(precheck=check))
+
+
 def _fail(sf: sessionmaker[Session], run_id: str, error: str) -> None:
     with sf.begin() as session:
         session.execute(sa.update(orm.Run).where(orm.Run.id == run_id, orm.Run.status == "running").values(
@@ -193,7 +204,11 @@ def execute_run(sf: sessionmaker[Session], emit_into: Emit, run_id: str, solver:
         if run.status != "running":
             return
         attempts, policy, seed = run.attempts, run.policy, run.seed
-        problem = problem_of(run)
+        try:
+            problem = problem_of(run)
+        except SnapshotError as exc:
+            _fail(sf, run_id, f"the batch cannot be matched: {exc}")
+            return
     if attempts > MAX_RUN_ATTEMPTS:
         _fail(sf, run_id, f"gave up after {MAX_RUN_ATTEMPTS} attempts")
         return
@@ -201,6 +216,7 @@ def execute_run(sf: sessionmaker[Session], emit_into: Emit, run_id: str, solver:
     heartbeat = threading.Thread(target=_heartbeat, args=(sf, run_id, done, progress), daemon=True)
     heartbeat.start()
     try:
+        _record_precheck(sf, run_id, precheck(problem))
         solution = solve(problem, solver, time_limit, policy=policy, seed=seed, make=make,
                          on_stage=lambda stage: _set_stage(sf, run_id, stage), progress=progress)
         _set_stage(sf, run_id, "extracting")

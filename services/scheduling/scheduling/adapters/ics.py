@@ -3,6 +3,8 @@ A kickoff keeps its UID for life; a change is sent with a higher SEQUENCE."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
 import icalendar
@@ -11,13 +13,28 @@ PRODID = "-//Werkplaats//Scheduling//NL"
 
 
 def kickoff_invitation(*, uid: str, sequence: int, starts_at: datetime, ends_at: datetime, summary: str,
-                       description: str, organizer: str, attendee: str, stamp: datetime) -> bytes:
+                       description: str, organizer: str, attendee: str, stamp: datetime, method: str = "REQUEST",
+                       location: str | None = None) -> bytes:
+    """An invitation (METHOD:REQUEST) or, for a cancelled kickoff, its cancellation (METHOD:CANCEL)."""
     if starts_at.tzinfo is None or ends_at.tzinfo is None:
         raise ValueError("kickoff times must be timezone-aware")
+    if method not in ("REQUEST", "CANCEL"):
+        raise ValueError("method must be REQUEST or CANCEL")
     cal = icalendar.Calendar()
     cal.add("prodid", PRODID)
     cal.add("version", "2.0")
-    cal.add("method", "REQUEST")
+    cal.add("method", method)
+    event = _event(uid=uid, sequence=sequence, starts_at=starts_at, ends_at=ends_at, summary=summary,
+                   description=description, stamp=stamp, cancelled=method == "CANCEL", location=location)
+    event.add("organizer", f"mailto:{organizer}")
+    event.add("attendee", f"mailto:{attendee}", parameters={"ROLE": "REQ-PARTICIPANT", "RSVP": "TRUE"})
+    cal.add_component(event)
+    cal.add_missing_timezones()
+    return bytes(cal.to_ical())
+
+
+def _event(*, uid: str, sequence: int, starts_at: datetime, ends_at: datetime, summary: str, description: str,
+           stamp: datetime, cancelled: bool, location: str | None) -> icalendar.Event:
     event = icalendar.Event()
     event.add("uid", uid)
     event.add("sequence", sequence)
@@ -26,9 +43,34 @@ def kickoff_invitation(*, uid: str, sequence: int, starts_at: datetime, ends_at:
     event.add("dtend", ends_at)
     event.add("summary", summary)
     event.add("description", description)
-    event.add("organizer", f"mailto:{organizer}")
-    event.add("attendee", f"mailto:{attendee}", parameters={"ROLE": "REQ-PARTICIPANT", "RSVP": "TRUE"})
-    event.add("status", "CONFIRMED")
-    cal.add_component(event)
+    if location:
+        event.add("location", location)
+    event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
+    return event
+
+
+@dataclass(frozen=True)
+class FeedEvent:
+    uid: str
+    sequence: int
+    starts_at: datetime
+    ends_at: datetime
+    summary: str
+    description: str
+    cancelled: bool
+    location: str | None
+
+
+def feed(name: str, events: Iterable[FeedEvent], stamp: datetime) -> bytes:
+    """A subscribable calendar (no METHOD): one VEVENT per kickoff, cancelled ones marked so."""
+    cal = icalendar.Calendar()
+    cal.add("prodid", PRODID)
+    cal.add("version", "2.0")
+    cal.add("x-wr-calname", name)
+    cal.add("x-wr-timezone", "Europe/Amsterdam")
+    for e in events:
+        cal.add_component(_event(uid=e.uid, sequence=e.sequence, starts_at=e.starts_at, ends_at=e.ends_at,
+                                 summary=e.summary, description=e.description, stamp=stamp, cancelled=e.cancelled,
+                                 location=e.location))
     cal.add_missing_timezones()
     return bytes(cal.to_ical())

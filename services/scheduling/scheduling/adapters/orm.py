@@ -54,9 +54,14 @@ class Notice(Base):
     subject_id: Mapped[str] = mapped_column(sa.String(36), default="", server_default="")
     # facts a notice shows that are not matches (a referral's support schemes)
     details: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)
+    # a kickoff's invitation sequence: an update or cancellation is a new notice with a higher one
+    sequence: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    # match notices: when an unanswered match counts as declined (set when the notice is sent)
+    answer_deadline: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True,
+                                                             index=True)
 
-    __table_args__ = (sa.UniqueConstraint("run_id", "firm_id", "kind", "subject_id",
-                                          name="uq_notice_run_firm_kind_subject"),)
+    __table_args__ = (sa.UniqueConstraint("run_id", "firm_id", "kind", "subject_id", "sequence",
+                                          name="uq_notice_run_firm_kind_subject_sequence"),)
 
 
 class Webhook(Base):
@@ -96,6 +101,8 @@ class MatchResponse(Base):
     assignment_id: Mapped[str] = mapped_column(sa.String(36))
     team_id: Mapped[str] = mapped_column(sa.String(36))
     decision: Mapped[str] = mapped_column(sa.String(10))
+    # "link" (the entrepreneur answered) or "deadline" (no answer in time: declined by the worker)
+    via: Mapped[str] = mapped_column(sa.String(10), default="link", server_default="link")
     responded_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
 
 
@@ -110,10 +117,40 @@ class Kickoff(Base):
     run_id: Mapped[str] = mapped_column(sa.String(36))
     assignment_id: Mapped[str] = mapped_column(sa.String(36))
     team_id: Mapped[str] = mapped_column(sa.String(36))
-    status: Mapped[str] = mapped_column(sa.String(20))  # proposed or unplaced
+    institution_id: Mapped[str] = mapped_column(sa.String(36), default="", server_default="", index=True)
+    batch_id: Mapped[str] = mapped_column(sa.String(36), default="", server_default="", index=True)
+    period: Mapped[str] = mapped_column(sa.String(40), default="", server_default="")
+    status: Mapped[str] = mapped_column(sa.String(20))  # proposed, unplaced or cancelled
+    venue: Mapped[str | None] = mapped_column(sa.String(10), nullable=True)  # on_site or online
     starts_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
     ends_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
     reason: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
     uid: Mapped[str] = mapped_column(sa.String(100), unique=True)
     sequence: Mapped[int] = mapped_column(sa.Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    updated_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
+
+
+class InstitutionCalendar(Base):
+    """An institution's school-holiday region and its own non-teaching periods (inclusive date ranges)."""
+
+    __tablename__ = "institution_calendars"
+    institution_id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    region: Mapped[str | None] = mapped_column(sa.String(6), nullable=True)  # noord, midden or zuid
+    non_teaching: Mapped[list[Any]] = mapped_column(sa.JSON)  # [{"start": iso date, "end": iso date}]
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+
+
+class FirmAvailability(Base):
+    """When and where a firm can hold kickoffs: weekly time windows, blocked dates, on site or online."""
+
+    __tablename__ = "firm_availabilities"
+    firm_id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    windows: Mapped[list[Any]] = mapped_column(sa.JSON)  # [{"weekday": 0-6, "start": "HH:MM", "end": "HH:MM"}]
+    blocked_dates: Mapped[list[Any]] = mapped_column(sa.JSON)  # [iso date]
+    venue: Mapped[str] = mapped_column(sa.String(10))  # on_site or online
+    address: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)  # the premises, for on_site
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+
+
+from . import workshop_orm  # noqa: E402,F401 - the workshop tables, on this metadata

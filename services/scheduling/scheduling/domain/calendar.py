@@ -1,5 +1,7 @@
-"""Kickoff proposals: in the first weeks of the period, on a weekday that is not a Dutch public holiday,
-at a slot the coordinator has free (which caps the coordinator's kickoffs per day), in Europe/Amsterdam.
+"""Kickoff windows and the coordinator's slot grid, in Europe/Amsterdam. The planning rules (firm
+availability, school holidays, non-teaching weeks, double booking, daily cap) are in ``kickoffs``;
+``propose_kickoff`` is the earlier first-free-slot rule (weekdays, public holidays, the slot grid), kept
+as a simple baseline.
 
 Periods reach scheduling as codes only (``2027-S1``, ``2025-Q3``); their start follows the Dutch
 academic convention: S1 starts on 1 February, S2 on 1 September, quarters on their first day. A code of

@@ -10,6 +10,10 @@ from typing import Any
 DECISIONS = ("accepted", "declined")
 # How long the accept/decline link in a match notice stays valid, counted from sending.
 LINK_VALIDITY = timedelta(days=14)
+# Days a firm has to answer a match notice, counted from sending; an unanswered match then counts as
+# declined. Never longer than the link stays valid.
+DEFAULT_ANSWER_DAYS = 10
+MAX_ANSWER_DAYS = LINK_VALIDITY.days
 
 
 class LinkInvalid(Exception):

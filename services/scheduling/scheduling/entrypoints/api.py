@@ -1,26 +1,39 @@
-"""Scheduling's HTTP API: an entrepreneur's notification contact and webhook, notices and their
-delivery log, and the public accept/decline pages behind the signed links in match notices."""
+"""Scheduling's HTTP API: an entrepreneur's notification contact, webhook and availability, an
+institution's holiday region and non-teaching weeks, notices and their delivery log, kickoffs (view;
+coordinators plan, move, cancel), each organisation's .ics feed, and the public accept/decline pages
+behind the signed links in match notices."""
 
 from __future__ import annotations
 
+from datetime import date, time, timedelta
 from typing import Any
 
 from flask import Flask, Response, request
 from flask.views import MethodView
 from flask_smorest import Page, abort
-from marshmallow import Schema, fields, post_dump, validate
+from marshmallow import Schema, ValidationError, fields, post_dump, post_load, validate, validates_schema
 from werkplaats_shared.auth import current_principal, install_auth, roles
-from werkplaats_shared.http import Blueprint, add_health, create_app
+from werkplaats_shared.http import Blueprint, add_health, create_app, service_errors
 from werkplaats_shared.ratelimit import install_rate_limits
 from werkplaats_shared.service import Infrastructure, health_checks
+from werkplaats_shared.tokens import verifier_for
 
 from ..adapters import orm
+from ..adapters.calendar_data import REGIONS
 from ..adapters.links import RESPONSES_PATH, ResponseLinks
 from ..adapters.pages import render_page
 from ..adapters.webhook_client import system_resolve
+from ..domain.calendar import KICKOFF_DURATION, KICKOFF_WEEKS, SLOTS
+from ..domain.kickoffs import DEFAULT_DAILY_CAP, VENUES, Rules, TimeWindow
 from ..domain.responses import DECISIONS, LINK_VALIDITY, AlreadyAnswered, LinkExpired, LinkInvalid
 from ..domain.webhooks import MAX_URL_LENGTH, Resolver, TargetRefused
+from ..service_layer import kickoffs as kickoff_services
 from ..service_layer import services
+from .workshops_api import workshops_blueprint
+
+MAX_WINDOW_WEEKS = 8
+MAX_NON_TEACHING = 60
+KICKOFF_MINUTES = int(KICKOFF_DURATION.total_seconds() // 60)
 
 
 class ContactIn(Schema):
@@ -48,6 +61,9 @@ class NoticeOut(Schema):
     webhook_attempts = fields.Integer()
     created_at = fields.DateTime()
     sent_at = fields.DateTime(allow_none=True)
+    sequence = fields.Integer(metadata={"description": "kickoff notices: the invitation's SEQUENCE"})
+    answer_deadline = fields.DateTime(allow_none=True, metadata={
+        "description": "match notices: unanswered matches count as declined after this moment"})
 
 
 class DeliveryOut(Schema):
@@ -63,11 +79,144 @@ class KickoffOut(Schema):
     match_id = fields.String()
     assignment_id = fields.String()
     team_id = fields.String()
-    status = fields.String(metadata={"description": "proposed, or unplaced (see reason)"})
+    batch_id = fields.String()
+    status = fields.String(metadata={"description": "proposed, unplaced (see reason) or cancelled"})
     starts_at = fields.DateTime(allow_none=True, metadata={"description": "local time with its offset"})
     ends_at = fields.DateTime(allow_none=True)
     timezone = fields.String()
+    venue = fields.String(allow_none=True, metadata={
+        "description": "on_site (the firm's premises), online, or null when the firm has not said"})
+    sequence = fields.Integer(metadata={"description": "the invitation's SEQUENCE: raised by every change"})
     reason = fields.String(allow_none=True, metadata={"description": "why no slot was found"})
+    reason_code = fields.String(allow_none=True, metadata={
+        "description": "no_common_slot, holidays or daily_cap (null when placed)"})
+
+
+class KickoffPlanIn(Schema):
+    batch_id = fields.String(required=True, validate=validate.Length(min=1, max=36))
+    weeks = fields.Integer(load_default=KICKOFF_WEEKS, validate=validate.Range(min=1, max=MAX_WINDOW_WEEKS),
+                           metadata={"description": "kickoffs fall in this many weeks from the period's start"})
+    daily_cap = fields.Integer(load_default=DEFAULT_DAILY_CAP, validate=validate.Range(min=1, max=len(SLOTS)),
+                               metadata={"description": "at most this many kickoffs per coordinator per day"})
+
+
+class KickoffPlanOut(Schema):
+    batch_id = fields.String()
+    placed = fields.Integer()
+    unplaced = fields.Integer()
+    changed = fields.Integer(metadata={"description": "kickoffs whose time changed (their firms are told)"})
+    solver = fields.String()
+    seconds = fields.Float()
+    kickoffs = fields.List(fields.Nested(KickoffOut))
+
+
+class KickoffMoveIn(Schema):
+    starts_at = fields.AwareDateTime(required=True, metadata={
+        "description": "the new start with its offset; on a quarter of an hour"})
+    weeks = fields.Integer(load_default=KICKOFF_WEEKS, validate=validate.Range(min=1, max=MAX_WINDOW_WEEKS))
+
+
+class NonTeachingIn(Schema):
+    iso_week = fields.String(validate=validate.Regexp(r"^\d{4}-W\d{2}$"), metadata={
+        "description": "an ISO week such as 2031-W02 (Monday to Sunday); or give start and end"})
+    start = fields.Date()
+    end = fields.Date(metadata={"description": "inclusive"})
+
+    @validates_schema
+    def _one_form(self, data: dict[str, Any], **_kwargs: Any) -> None:
+        if ("iso_week" in data) == ("start" in data or "end" in data):
+            raise ValidationError("give either iso_week or start and end", "iso_week")
+        if "iso_week" in data:
+            try:
+                date.fromisocalendar(int(data["iso_week"][:4]), int(data["iso_week"][6:]), 1)
+            except ValueError:
+                raise ValidationError(f"{data['iso_week']} is not an ISO week", "iso_week") from None
+            return
+        if "start" not in data or "end" not in data:
+            raise ValidationError("start and end are both needed", "end" if "start" in data else "start")
+        if data["end"] < data["start"]:
+            raise ValidationError("end is before start", "end")
+        if (data["end"] - data["start"]).days >= 366:
+            raise ValidationError("a period is at most a year", "end")
+
+    @post_load
+    def _as_range(self, data: dict[str, Any], **_kwargs: Any) -> tuple[date, date]:
+        if "iso_week" in data:
+            monday = date.fromisocalendar(int(data["iso_week"][:4]), int(data["iso_week"][6:]), 1)
+            return monday, monday + timedelta(days=6)
+        return data["start"], data["end"]
+
+
+class NonTeachingOut(Schema):
+    start = fields.String()
+    end = fields.String()
+
+
+class InstitutionCalendarIn(Schema):
+    region = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(REGIONS), metadata={
+        "description": "school-holiday region: noord, midden or zuid"})
+    non_teaching = fields.List(fields.Nested(NonTeachingIn), load_default=list,
+                               validate=validate.Length(max=MAX_NON_TEACHING))
+
+
+class InstitutionCalendarOut(Schema):
+    institution_id = fields.String()
+    region = fields.String(allow_none=True)
+    non_teaching = fields.List(fields.Nested(NonTeachingOut))
+    updated_at = fields.DateTime()
+
+
+HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"
+
+
+class AvailabilityWindowIn(Schema):
+    weekday = fields.Integer(required=True, validate=validate.Range(min=0, max=4), metadata={
+        "description": "0 = Monday .. 4 = Friday"})
+    start = fields.String(required=True, validate=validate.Regexp(HHMM), metadata={"description": "HH:MM"})
+    end = fields.String(required=True, validate=validate.Regexp(HHMM), metadata={"description": "HH:MM"})
+
+    @validates_schema
+    def _long_enough(self, data: dict[str, Any], **_kwargs: Any) -> None:
+        start, end = time.fromisoformat(data["start"]), time.fromisoformat(data["end"])
+        if (end.hour * 60 + end.minute) - (start.hour * 60 + start.minute) < KICKOFF_MINUTES:
+            raise ValidationError(f"a window holds at least one kickoff of {KICKOFF_MINUTES} minutes", "end")
+
+    @post_load
+    def _as_window(self, data: dict[str, Any], **_kwargs: Any) -> TimeWindow:
+        return TimeWindow(data["weekday"], time.fromisoformat(data["start"]), time.fromisoformat(data["end"]))
+
+
+class AvailabilityIn(Schema):
+    windows = fields.List(fields.Nested(AvailabilityWindowIn), required=True, validate=validate.Length(min=1, max=35))
+    blocked_dates = fields.List(fields.Date(), load_default=list, validate=validate.Length(max=366))
+    venue = fields.String(required=True, validate=validate.OneOf(VENUES), metadata={
+        "description": "on_site (your premises) or online"})
+    address = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=200),
+                            metadata={"description": "your premises; needed for on_site"})
+
+    @validates_schema
+    def _address_for_on_site(self, data: dict[str, Any], **_kwargs: Any) -> None:
+        if data.get("venue") == "on_site" and not data.get("address"):
+            raise ValidationError("an on-site kickoff needs the address of your premises", "address")
+
+
+class AvailabilityWindowOut(Schema):
+    weekday = fields.Integer()
+    start = fields.String()
+    end = fields.String()
+
+
+class AvailabilityOut(Schema):
+    firm_id = fields.String()
+    windows = fields.List(fields.Nested(AvailabilityWindowOut))
+    blocked_dates = fields.List(fields.String())
+    venue = fields.String()
+    address = fields.String(allow_none=True)
+    updated_at = fields.DateTime()
+
+
+class CalendarFeedQuery(Schema):
+    language = fields.String(load_default=None, validate=validate.OneOf(["nl", "en"]))
 
 
 class WebhookIn(Schema):
@@ -145,7 +294,8 @@ def _page(status: int, state: str, language: str | None, **context: Any) -> Resp
 def create_scheduling_app(infra: Infrastructure, resolve: Resolver = system_resolve,
                           links: ResponseLinks | None = None) -> Flask:
     app, api = create_app("Werkplaats scheduling")
-    install_auth(app, infra.engine, infra.api_keys, public_prefixes=(RESPONSES_PATH,))
+    install_auth(app, infra.engine, infra.api_keys, public_prefixes=(RESPONSES_PATH,),
+                 tokens=verifier_for(infra.settings))
     install_rate_limits(app, infra.settings)
     add_health(app, health_checks(infra))
     sf = infra.session_factory
@@ -243,8 +393,14 @@ def create_scheduling_app(infra: Infrastructure, resolve: Resolver = system_reso
                     abort(404, message="not found")
 
     kickoffs = Blueprint("kickoffs", __name__, url_prefix="/kickoffs", description=(
-        "Kickoffs proposed for accepted matches: first weeks of the period, weekdays, no Dutch public "
-        "holiday, the coordinator's kickoffs per day capped; Europe/Amsterdam"))
+        "Kickoffs of accepted matches (a firm's, an institution's teams', a coordinator's): in the first "
+        "weeks of the period, when the firm is available, on no public holiday, no school holiday of the "
+        "institution's region and none of its non-teaching weeks, no firm, team or coordinator booked "
+        "twice, the coordinator's kickoffs per day capped; Europe/Amsterdam. Coordinators plan a batch's "
+        "kickoffs at once (PuLP/HiGHS), move or cancel one; the firm gets an updated invitation."))
+
+    def rule_errors() -> Any:
+        return service_errors((kickoff_services.Invalid,), (kickoff_services.NotFound,))
 
     @kickoffs.route("")
     class Kickoffs(MethodView):
@@ -254,6 +410,105 @@ def create_scheduling_app(infra: Infrastructure, resolve: Resolver = system_reso
             with sf() as session:
                 found = session.execute(services.visible_kickoffs(current_principal())).scalars().all()
                 return [services.kickoff_view(k) for k in found]
+
+    @kickoffs.route("/plan")
+    class KickoffPlan(MethodView):
+        @roles("coordinator")
+        @kickoffs.arguments(KickoffPlanIn)
+        @kickoffs.response(200, KickoffPlanOut)
+        def post(self, data: dict[str, Any]) -> Any:
+            """Plan all open kickoffs of one of your batches at once; unplaced ones carry the reason."""
+            with rule_errors(), sf.begin() as session:
+                report = kickoff_services.plan_batch(session, current_principal().organisation_id,
+                                                     data["batch_id"], data["weeks"], Rules(data["daily_cap"]))
+                return {"batch_id": report.batch_id, "placed": report.placed, "unplaced": report.unplaced,
+                        "changed": report.changed, "solver": report.solver, "seconds": report.seconds,
+                        "kickoffs": [services.kickoff_view(k) for k in report.kickoffs]}
+
+    @kickoffs.route("/<match_id>")
+    class KickoffItem(MethodView):
+        @kickoffs.response(200, KickoffOut)
+        def get(self, match_id: str) -> Any:
+            with sf() as session:
+                found = session.execute(services.visible_kickoffs(current_principal())
+                                        .where(orm.Kickoff.match_id == match_id)).scalar_one_or_none()
+                if found is None:
+                    abort(404, message="not found")
+                assert found is not None
+                return services.kickoff_view(found)
+
+        @roles("coordinator")
+        @kickoffs.arguments(KickoffMoveIn)
+        @kickoffs.response(200, KickoffOut)
+        def patch(self, data: dict[str, Any], match_id: str) -> Any:
+            """Move a kickoff; checked by the planning rules, the firm gets an updated invitation."""
+            with rule_errors(), sf.begin() as session:
+                moved = kickoff_services.move_kickoff(session, current_principal().organisation_id, match_id,
+                                                      data["starts_at"], data["weeks"])
+                return services.kickoff_view(moved)
+
+    @kickoffs.route("/<match_id>/cancellation")
+    class KickoffCancellation(MethodView):
+        @roles("coordinator")
+        @kickoffs.response(200, KickoffOut)
+        def post(self, match_id: str) -> Any:
+            """Cancel a kickoff; an invited firm gets a cancellation (METHOD:CANCEL, same UID)."""
+            with rule_errors(), sf.begin() as session:
+                return services.kickoff_view(kickoff_services.cancel_kickoff(
+                    session, current_principal().organisation_id, match_id))
+
+    calendars = Blueprint("calendars", __name__, url_prefix="", description=(
+        "What the kickoff rules read: an institution's school-holiday region and non-teaching weeks, a "
+        "firm's availability; and each organisation's kickoffs as an iCalendar feed"))
+
+    @calendars.route("/institution-calendar")
+    class InstitutionCalendarItem(MethodView):
+        @roles("institution")
+        @calendars.response(200, InstitutionCalendarOut)
+        def get(self) -> Any:
+            with sf() as session:
+                found = session.get(orm.InstitutionCalendar, current_principal().organisation_id)
+            if found is None:
+                abort(404, message="no calendar registered")
+            return found
+
+        @roles("institution")
+        @calendars.arguments(InstitutionCalendarIn)
+        @calendars.response(200, InstitutionCalendarOut)
+        def put(self, data: dict[str, Any]) -> Any:
+            with sf.begin() as session:
+                return kickoff_services.set_institution_calendar(
+                    session, current_principal().organisation_id, data["region"], data["non_teaching"])
+
+    @calendars.route("/availability")
+    class AvailabilityItem(MethodView):
+        @roles("entrepreneur")
+        @calendars.response(200, AvailabilityOut)
+        def get(self) -> Any:
+            with sf() as session:
+                found = session.get(orm.FirmAvailability, current_principal().organisation_id)
+            if found is None:
+                abort(404, message="no availability registered")
+            return found
+
+        @roles("entrepreneur")
+        @calendars.arguments(AvailabilityIn)
+        @calendars.response(200, AvailabilityOut)
+        def put(self, data: dict[str, Any]) -> Any:
+            with sf.begin() as session:
+                return kickoff_services.set_firm_availability(
+                    session, current_principal().organisation_id, data["windows"], data["blocked_dates"],
+                    data["venue"], data["address"])
+
+    @calendars.route("/calendar.ics")
+    class CalendarFeed(MethodView):
+        @calendars.arguments(CalendarFeedQuery, location="query")
+        @calendars.response(200, content_type="text/calendar", description=(
+            "iCalendar: your organisation's kickoffs (cancelled ones marked CANCELLED)"))
+        def get(self, query: dict[str, Any]) -> Any:
+            with sf() as session:
+                body = services.kickoff_feed(session, current_principal(), query["language"])
+            return Response(body, mimetype="text/calendar", headers={"Cache-Control": "no-store"})
 
     responses = ResponsesBlueprint(
         "responses", __name__, url_prefix="/responses",
@@ -337,6 +592,7 @@ def create_scheduling_app(infra: Infrastructure, resolve: Resolver = system_reso
                 return _page(200, "recorded", found.language, match=found.match, decision=found.response.decision)
             return found.response
 
-    for blueprint in (contact, webhook, notices, kickoffs, responses):
+    for blueprint in (contact, webhook, notices, kickoffs, calendars, responses):
         api.register_blueprint(blueprint)
+    api.register_blueprint(workshops_blueprint(sf))
     return app

@@ -1,4 +1,5 @@
-"""The notice sender loops: e-mail and webhooks, each on its own so a slow webhook never holds up mail."""
+"""The worker loops: e-mail and webhooks, each on its own so a slow webhook never holds up mail, and the
+answer-deadline tick that declines matches left unanswered."""
 
 from __future__ import annotations
 
@@ -10,17 +11,18 @@ from werkplaats_shared.service import Infrastructure
 from ..adapters.links import ResponseLinks
 from ..adapters.mailer import SmtpMailer
 from ..adapters.webhook_client import WebhookClient
+from ..domain.responses import DEFAULT_ANSWER_DAYS
 from ..service_layer import services
 
 
-def notice_loop(infra: Infrastructure) -> Loop:
+def notice_loop(infra: Infrastructure, answer_days: int = DEFAULT_ANSWER_DAYS) -> Loop:
     s = infra.settings
     mailer = SmtpMailer(s.smtp_host, s.smtp_port, s.mail_from)
     links = ResponseLinks(s.secret_key, s.public_url)
 
     def run(stop: threading.Event) -> None:
         while not stop.is_set():
-            if services.send_pending(infra.session_factory, mailer, links) == 0:
+            if services.send_pending(infra.session_factory, mailer, links, answer_days=answer_days) == 0:
                 stop.wait(s.poll_interval)
 
     return Loop("notices", run)
@@ -37,3 +39,14 @@ def webhook_loop(infra: Infrastructure) -> Loop:
                 stop.wait(s.poll_interval)
 
     return Loop("webhooks", run)
+
+
+def deadline_loop(infra: Infrastructure) -> Loop:
+    s = infra.settings
+
+    def run(stop: threading.Event) -> None:
+        while not stop.is_set():
+            if services.expire_unanswered(infra.session_factory) == 0:
+                stop.wait(s.poll_interval)
+
+    return Loop("answer-deadlines", run)

@@ -23,16 +23,17 @@ from werkplaats_shared.db import utcnow
 from werkplaats_shared.outbox import add_to_outbox
 
 from ..adapters import orm
-from ..adapters.calendar_data import dutch_public_holidays
-from ..adapters.ics import kickoff_invitation
+from ..adapters.ics import FeedEvent, feed, kickoff_invitation
 from ..adapters.mailer import Attachment, render, render_text
-from ..domain import calendar
 from ..domain import webhooks as wh
 from ..domain.calendar import TZ
-from ..domain.responses import AlreadyAnswered, LinkTarget, responded_payload
+from ..domain.kickoffs import REASONS
+from ..domain.responses import DEFAULT_ANSWER_DAYS, AlreadyAnswered, LinkTarget, responded_payload
+from . import kickoffs, workshops
 
 log = logging.getLogger(__name__)
 MAX_SEND_ATTEMPTS = 5
+KICKOFF_KINDS = ("kickoff_notice", "kickoff_update", "kickoff_cancellation")
 Clock = Callable[[], datetime]
 
 
@@ -70,15 +71,18 @@ def on_matches_published(session: Session, envelope: Envelope) -> None:
     """One match notice per firm with at least one match in the run."""
     p = envelope.payload
     by_firm: dict[str, list[dict[str, Any]]] = {}
+    institutions: dict[str, dict[str, str]] = {}
     for m in p["matches"]:
         by_firm.setdefault(m["firm_id"], []).append(
             {"match_id": m["match_id"], "assignment_id": m["assignment_id"], "team_id": m["team_id"]})
+        # kept beside the matches (which the firm sees): the kickoff rules need the team's institution
+        institutions.setdefault(m["firm_id"], {})[m["match_id"]] = m["institution_id"]
     for firm_id, matches in sorted(by_firm.items()):
         has_webhook = session.get(orm.Webhook, firm_id) is not None
         session.add(orm.Notice(
             id=str(uuid.uuid4()), kind="match_notice", firm_id=firm_id, coordinator_id=p["coordinator_id"],
             run_id=p["run_id"], batch_id=p["batch_id"], period=p["period"], matches=matches,
-            status="pending", attempts=0, created_at=utcnow(),
+            details={"institutions": institutions[firm_id]}, status="pending", attempts=0, created_at=utcnow(),
             webhook_status="pending" if has_webhook else None, webhook_attempts=0,
         ))
 
@@ -100,9 +104,11 @@ def _with_links(notice: orm.Notice, links: Links) -> list[dict[str, Any]]:
     return [{**m, "response_url": links.url(links.issue(notice.id, m["match_id"]))} for m in notice.matches]
 
 
-def send_pending(sf: sessionmaker[Session], mailer: Mailer, links: Links, limit: int = 20) -> int:
+def send_pending(sf: sessionmaker[Session], mailer: Mailer, links: Links, limit: int = 20,
+                 answer_days: int = DEFAULT_ANSWER_DAYS, now: Clock = utcnow) -> int:
     """Send pending notices. A notice is marked sent in the transaction that follows the SMTP
-    hand-off; a crash in between re-sends it with the same Message-ID (at least once)."""
+    hand-off; a crash in between re-sends it with the same Message-ID (at least once). A match
+    notice's answer deadline starts when it is sent (or found to have no contact)."""
     with sf() as session:
         due = sa.or_(orm.Notice.next_attempt_at.is_(None), orm.Notice.next_attempt_at <= utcnow())
         ids = session.execute(sa.select(orm.Notice.id).where(orm.Notice.status == "pending", due)
@@ -117,24 +123,28 @@ def send_pending(sf: sessionmaker[Session], mailer: Mailer, links: Links, limit:
             language = contact.language if contact else "nl"
             email = contact.email if contact else None
             attachments: list[Attachment] = []
-            if notice.kind == "kickoff_notice":
-                kickoff = session.get(orm.Kickoff, notice.subject_id)
-                assert kickoff is not None and kickoff.starts_at is not None and kickoff.ends_at is not None
-                context = _kickoff_context(kickoff)
+            # a match notice's deadline: fixed by the first attempt that reaches the firm or finds no contact
+            answer_by = (_aware(notice.answer_deadline) if notice.answer_deadline
+                         else now() + timedelta(days=answer_days))
+            if notice.kind in KICKOFF_KINDS:
+                context = _invitation_context(session, notice)
                 subject, body = render(notice.kind, language, context)
                 if email is not None:
                     summary = render_text("kickoff_invitation", language, context).strip()
                     attachments.append(Attachment("kickoff.ics", "text", "calendar", kickoff_invitation(
-                        uid=kickoff.uid, sequence=kickoff.sequence, starts_at=context["starts_at"],
+                        uid=context["uid"], sequence=context["sequence"], starts_at=context["starts_at"],
                         ends_at=context["ends_at"], summary=summary, description=body, organizer=mailer.sender,
-                        attendee=email, stamp=utcnow(),
-                    ), {"method": "REQUEST"}))
+                        attendee=email, stamp=utcnow(), method=context["method"],
+                        location=_location(context, language),
+                    ), {"method": context["method"]}))
             elif notice.kind == "referral_notice":
                 subject, body = render(notice.kind, language, {"schemes": (notice.details or {}).get("schemes", [])})
+            elif notice.kind in workshops.NOTICE_KINDS:
+                subject, body = workshops.render_notice(notice, language)
             else:
                 subject, body = render(notice.kind, language, {
                     "count": len(notice.matches), "period": notice.period, "matches": _with_links(notice, links),
-                    "expires_at": links.expires_at()})
+                    "expires_at": links.expires_at(), "answer_by": answer_by.astimezone(TZ)})
         status, error = "sent", None
         started = time.monotonic()
         if email is None:
@@ -162,6 +172,8 @@ def send_pending(sf: sessionmaker[Session], mailer: Mailer, links: Links, limit:
             if status == "sent":
                 notice.sent_at = utcnow()
                 sent += 1
+            if notice.kind == "match_notice" and status in ("sent", "no_contact") and notice.answer_deadline is None:
+                notice.answer_deadline = answer_by
     return sent
 
 
@@ -183,17 +195,23 @@ def deliveries_of(session: Session, principal: Principal, notice_id: str) -> lis
 
 
 def visible_kickoffs(principal: Principal) -> sa.Select[Any]:
+    """A firm's kickoffs, an institution's teams' kickoffs, a coordinator's kickoffs."""
     query = sa.select(orm.Kickoff).order_by(orm.Kickoff.created_at, orm.Kickoff.match_id)
     if principal.role == "entrepreneur":
         return query.where(orm.Kickoff.firm_id == principal.organisation_id)
     if principal.role == "coordinator":
         return query.where(orm.Kickoff.coordinator_id == principal.organisation_id)
+    if principal.role == "institution":
+        return query.where(orm.Kickoff.institution_id == principal.organisation_id)
     return query.where(sa.false())
 
 
 def kickoff_view(kickoff: orm.Kickoff) -> dict[str, Any]:
+    code, _, _ = (kickoff.reason or "").partition(": ")
     view: dict[str, Any] = {"match_id": kickoff.match_id, "assignment_id": kickoff.assignment_id,
-                            "team_id": kickoff.team_id, "status": kickoff.status, "reason": kickoff.reason,
+                            "team_id": kickoff.team_id, "batch_id": kickoff.batch_id, "status": kickoff.status,
+                            "reason": kickoff.reason, "reason_code": code if code in REASONS else None,
+                            "venue": kickoff.venue, "sequence": kickoff.sequence,
                             "starts_at": None, "ends_at": None, "timezone": str(TZ)}
     if kickoff.starts_at is not None:
         context = _kickoff_context(kickoff)
@@ -259,15 +277,16 @@ def webhook_body(session: Session, notice: orm.Notice, links: Links) -> bytes:
     body: dict[str, Any] = {
         "id": notice.id, "kind": notice.kind, "run_id": notice.run_id, "batch_id": notice.batch_id,
         "period": notice.period, "created_at": _aware(notice.created_at).isoformat()}
-    if notice.kind == "kickoff_notice":
-        kickoff = session.get(orm.Kickoff, notice.subject_id)
-        assert kickoff is not None
-        context = _kickoff_context(kickoff)
+    if notice.kind in KICKOFF_KINDS:
+        context = _invitation_context(session, notice)
         body.update(matches=notice.matches, kickoff={
-            "uid": kickoff.uid, "sequence": kickoff.sequence, "starts_at": context["starts_at"].isoformat(),
-            "ends_at": context["ends_at"].isoformat(), "timezone": str(TZ)})
+            "uid": context["uid"], "sequence": context["sequence"], "method": context["method"],
+            "starts_at": context["starts_at"].isoformat(), "ends_at": context["ends_at"].isoformat(),
+            "timezone": str(TZ), "venue": context["venue"]})
     elif notice.kind == "referral_notice":
         body.update(referral_id=notice.subject_id, **(notice.details or {}))
+    elif notice.kind in workshops.NOTICE_KINDS:
+        body.update(workshop=notice.details)
     else:
         body.update(matches=_with_links(notice, links), response_links_expire_at=links.expires_at().isoformat())
     return json.dumps(body, separators=(",", ":"), sort_keys=True).encode("utf-8")
@@ -347,7 +366,8 @@ def linked_match(session: Session, target: LinkTarget) -> LinkedMatch:
     return LinkedMatch(notice, match, language, session.get(orm.MatchResponse, target.match_id))
 
 
-def record_response(session: Session, target: LinkTarget, decision: str, now: Clock = utcnow) -> LinkedMatch:
+def record_response(session: Session, target: LinkTarget, decision: str, now: Clock = utcnow,
+                    via: str = "link") -> LinkedMatch:
     """Record an answer once and emit ``match.responded`` in the same transaction.
     Raises AlreadyAnswered when the match was answered before (the first answer stands)."""
     found = linked_match(session, target)
@@ -358,17 +378,47 @@ def record_response(session: Session, target: LinkTarget, decision: str, now: Cl
     response = orm.MatchResponse(
         match_id=payload["match_id"], notice_id=found.notice.id, firm_id=payload["firm_id"],
         run_id=payload["run_id"], batch_id=payload["batch_id"], assignment_id=payload["assignment_id"],
-        team_id=payload["team_id"], decision=decision, responded_at=at)
+        team_id=payload["team_id"], decision=decision, via=via, responded_at=at)
     session.add(response)
     try:
         session.flush()  # a concurrent answer to the same match loses here, on the primary key
     except IntegrityError:
         raise AlreadyAnswered(decision, at) from None
     add_to_outbox(session, orm.outbox, make_envelope("match.responded", 1, payload))
-    log.info("match answered", extra={"match_id": payload["match_id"], "decision": decision})
+    log.info("match answered", extra={"match_id": payload["match_id"], "decision": decision, "via": via})
     if decision == "accepted":
         plan_kickoff(session, found.notice, found.match, at)
     return LinkedMatch(found.notice, found.match, found.language, response)
+
+
+def expire_unanswered(sf: sessionmaker[Session], now: Clock = utcnow, limit: int = 50) -> int:
+    """Decline every match whose notice's answer deadline has passed without an answer: the same
+    ``match.responded`` decline a link sends, so matching re-runs with minimum change. One transaction
+    per notice; an answer that arrives at the same moment wins on the primary key and is kept."""
+    with sf() as session:
+        ids = session.execute(sa.select(orm.Notice.id).where(
+            orm.Notice.kind == "match_notice", orm.Notice.answer_deadline.is_not(None),
+            orm.Notice.answer_deadline <= now()).order_by(orm.Notice.answer_deadline).limit(limit)).scalars().all()
+    declined = 0
+    for notice_id in ids:
+        with sf.begin() as session:
+            notice = session.get(orm.Notice, notice_id)
+            if notice is None or notice.answer_deadline is None:
+                continue
+            for match in notice.matches:
+                if session.get(orm.MatchResponse, match["match_id"]) is not None:
+                    continue
+                try:
+                    with session.begin_nested():
+                        record_response(session, LinkTarget(notice_id, match["match_id"]), "declined", now,
+                                        via="deadline")
+                    declined += 1
+                except AlreadyAnswered:
+                    pass
+            notice.answer_deadline = None
+    if declined:
+        log.info("unanswered matches declined at their deadline", extra={"count": declined})
+    return declined
 
 
 # ---- kickoffs -------------------------------------------------------------------------------
@@ -385,32 +435,53 @@ def _kickoff_context(kickoff: orm.Kickoff) -> dict[str, Any]:
             "starts_at": _aware(kickoff.starts_at).astimezone(TZ), "ends_at": _aware(kickoff.ends_at).astimezone(TZ)}
 
 
+def _invitation_context(session: Session, notice: orm.Notice) -> dict[str, Any]:
+    """What a kickoff notice says: the snapshot taken when it was queued (older notices: the kickoff)."""
+    kickoff = session.get(orm.Kickoff, notice.subject_id)
+    assert kickoff is not None
+    frozen = (notice.details or {}).get("kickoff")
+    if frozen is None:
+        return {**_kickoff_context(kickoff), "uid": kickoff.uid, "sequence": kickoff.sequence, "method": "REQUEST",
+                "venue": kickoff.venue, "address": None}
+    firm = session.get(orm.FirmAvailability, notice.firm_id)
+    return {"match_id": kickoff.match_id, "assignment_id": kickoff.assignment_id, "team_id": kickoff.team_id,
+            "uid": frozen["uid"], "sequence": frozen["sequence"], "method": frozen["method"],
+            "starts_at": datetime.fromisoformat(frozen["starts_at"]).astimezone(TZ),
+            "ends_at": datetime.fromisoformat(frozen["ends_at"]).astimezone(TZ), "venue": frozen["venue"],
+            "address": firm.address if firm is not None and frozen["venue"] == "on_site" else None}
+
+
+def _location(context: dict[str, Any], language: str) -> str | None:
+    if context["venue"] == "on_site":
+        return str(context["address"]) if context.get("address") else None
+    if context["venue"] == "online":
+        return "Online"
+    return None
+
+
+def kickoff_feed(session: Session, principal: Principal, language: str | None) -> bytes:
+    """The caller's organisation's kickoffs as one iCalendar feed (Dutch unless asked or chosen otherwise)."""
+    if language is None:
+        contact = session.get(orm.Contact, principal.organisation_id)
+        language = contact.language if contact else "nl"
+    rows = session.execute(visible_kickoffs(principal).where(
+        orm.Kickoff.status.in_(("proposed", "cancelled")), orm.Kickoff.starts_at.is_not(None))).scalars().all()
+    events = []
+    for k in rows:
+        context = {**_kickoff_context(k), "venue": k.venue, "address": None}
+        if k.venue == "on_site":
+            firm = session.get(orm.FirmAvailability, k.firm_id)
+            context["address"] = firm.address if firm else None
+        events.append(FeedEvent(
+            uid=k.uid, sequence=k.sequence, starts_at=context["starts_at"], ends_at=context["ends_at"],
+            summary=render_text("kickoff_invitation", language, context).strip(),
+            description=f"match {k.match_id}", cancelled=k.status == "cancelled",
+            location=_location(context, language)))
+    return feed("Werkplaats", events, utcnow())
+
+
 def plan_kickoff(session: Session, notice: orm.Notice, match: dict[str, Any], accepted_at: datetime) -> orm.Kickoff:
-    """Propose the kickoff of an accepted match (first weeks of the period, a weekday, no Dutch public
-    holiday, a slot the coordinator has free) and queue its invitation, in the caller's transaction."""
-    first_day = calendar.window_start(notice.period, accepted_at.astimezone(TZ).date())
-    last_day = first_day + timedelta(weeks=calendar.KICKOFF_WEEKS)
-    holidays = dutch_public_holidays(range(first_day.year, last_day.year + 1))
-    booked = session.execute(sa.select(orm.Kickoff.starts_at).where(
-        orm.Kickoff.coordinator_id == notice.coordinator_id, orm.Kickoff.starts_at.is_not(None))).scalars().all()
-    proposal = calendar.propose_kickoff(first_day, holidays, [_aware(b) for b in booked if b is not None])
-    kickoff = orm.Kickoff(
-        match_id=match["match_id"], notice_id="", firm_id=notice.firm_id, coordinator_id=notice.coordinator_id,
-        run_id=notice.run_id, assignment_id=match["assignment_id"], team_id=match["team_id"],
-        status="proposed" if proposal.starts_at else "unplaced", reason=proposal.reason,
-        # stored in UTC (SQLite keeps no offset), shown and invited in Europe/Amsterdam
-        starts_at=proposal.starts_at.astimezone(UTC) if proposal.starts_at else None,
-        ends_at=proposal.ends_at.astimezone(UTC) if proposal.ends_at else None,
-        uid=f"kickoff-{match['match_id']}@werkplaats", sequence=0, created_at=utcnow())
-    if proposal.starts_at is not None:
-        invitation = orm.Notice(
-            id=str(uuid.uuid4()), kind="kickoff_notice", subject_id=match["match_id"], firm_id=notice.firm_id,
-            coordinator_id=notice.coordinator_id, run_id=notice.run_id, batch_id=notice.batch_id,
-            period=notice.period, matches=[match], status="pending", attempts=0, created_at=utcnow(),
-            webhook_status="pending" if session.get(orm.Webhook, notice.firm_id) else None, webhook_attempts=0)
-        session.add(invitation)
-        kickoff.notice_id = invitation.id
-    else:
-        log.warning("kickoff not placed", extra={"match_id": match["match_id"], "reason": proposal.reason})
-    session.add(kickoff)
-    return kickoff
+    """Place the kickoff of an accepted match by the kickoff rules (firm availability, holidays, school
+    holidays and non-teaching weeks, no double booking, the coordinator's daily cap) around the
+    kickoffs that exist, and queue its invitation, in the caller's transaction."""
+    return kickoffs.place_accepted(session, notice, match, accepted_at)

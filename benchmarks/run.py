@@ -1,0 +1,267 @@
+"""The matching benchmark (issue 7): the optimiser against a plain PuLP/CBC model and a min-cost flow.
+
+    python -m benchmarks.run --sizes 1k,10k [--flavour network|side] [--skip-baseline] [--seed 1]
+
+Per size it generates one instance (benchmarks.generator), then measures, each in a fresh process so
+that peak memory and timings do not leak from one into the next, one after the other:
+
+1. the optimiser (``matching.optimiser.solve``), its time split from the outside by wrapping the
+   functions it calls (the hooks found are listed under the table);
+2. the OR-Tools min-cost flow of the instance's network core (benchmarks.baselines);
+3. unless ``--skip-baseline``: the straightforward PuLP model solved by CBC.
+
+Baselines use the optimiser's own eligible pairs and fits; their times exclude that eligibility step
+(it is printed with the optimiser). It prints one table per size, then the growth between sizes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import importlib
+import importlib.metadata
+import itertools
+import os
+import pickle
+import platform
+import resource
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from typing import Any
+
+from benchmarks.baselines import agree, optimiser_pairs, solve_min_cost_flow, solve_pulp_cbc
+from benchmarks.generator import FLAVOURS, generate, size_of
+
+# (module, attribute path, stage): functions the optimiser calls, wrapped to time each stage.
+HOOKS = (
+    ("matching.optimiser", "eligible_pairs", "eligibility"),
+    ("matching.optimiser", "model_hash", "model hash"),
+    ("pulp", "HiGHS.buildSolverModel", "solver hand-off"),
+    ("pulp", "HiGHS.callSolver", "solve"),
+    ("pulp", "HiGHS.findSolutionValues", "extraction"),
+    ("matching.optimiser", "Model.matches", "extraction"),
+    ("matching.optimiser", "diagnose", "infeasibility diagnosis"),
+)
+
+
+def _peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+@dataclass
+class Timings:
+    seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    calls: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    depth: int = 0  # nested wrapped calls count once, in the outermost stage
+
+
+@contextlib.contextmanager
+def instrumented(timings: Timings) -> Iterator[list[str]]:
+    """Wrap every hook that exists; yields the hooks found, restores them afterwards."""
+    restore: list[tuple[Any, str, Any]] = []
+    found: list[str] = []
+    for module_name, path, stage in HOOKS:
+        try:
+            owner: Any = importlib.import_module(module_name)
+            *parents, name = path.split(".")
+            for parent in parents:
+                owner = getattr(owner, parent)
+            original = getattr(owner, name)
+        except (ImportError, AttributeError):
+            continue
+
+        def timed(*args: Any, _original: Any = original, _stage: str = stage, **kwargs: Any) -> Any:
+            if timings.depth:
+                return _original(*args, **kwargs)
+            timings.depth += 1
+            started = time.perf_counter()
+            try:
+                return _original(*args, **kwargs)
+            finally:
+                timings.seconds[_stage] += time.perf_counter() - started
+                timings.calls[_stage] += 1
+                timings.depth -= 1
+
+        setattr(owner, name, functools.wraps(original)(timed))
+        restore.append((owner, name, original))
+        found.append(f"{module_name}.{path}")
+    try:
+        yield found
+    finally:
+        for owner, name, original in reversed(restore):
+            setattr(owner, name, original)
+
+
+def _load(path: str) -> dict[str, Any]:
+    with open(path, "rb") as handle:
+        snapshot: dict[str, Any] = pickle.load(handle)  # noqa: S301 - a file this run wrote itself
+    return snapshot
+
+
+def measure_optimiser(path: str, solver: str, time_limit: float) -> dict[str, Any]:
+    from matching.domain.model import Problem
+    from matching.optimiser import solve
+
+    snapshot = _load(path)
+    input_mib = _peak_mib()
+    timings = Timings()
+    with instrumented(timings) as hooks:
+        started = time.perf_counter()
+        problem = Problem.from_snapshot(snapshot)
+        read = time.perf_counter()
+        solution = solve(problem, solver, time_limit, policy="max_fit")
+        finished = time.perf_counter()
+    return {
+        "status": solution.status, "objective": solution.objective, "matches": len(solution.matches),
+        "gap": solution.gap, "time_limit_reached": solution.time_limit_reached,
+        "snapshot_seconds": read - started, "build_seconds": solution.build_seconds,
+        "solve_seconds": solution.solve_seconds, "total_seconds": finished - started,
+        "stages": dict(timings.seconds), "calls": dict(timings.calls), "hooks": hooks,
+        "peak_mib": _peak_mib(), "input_mib": input_mib, "solver": solution.solver_version,
+    }
+
+
+def measure_baseline(path: str, which: str, time_limit: float) -> dict[str, Any]:
+    snapshot = _load(path)
+    input_mib = _peak_mib()
+    started = time.perf_counter()
+    pairs = optimiser_pairs(snapshot)
+    eligibility = time.perf_counter() - started
+    result = solve_min_cost_flow(snapshot, pairs) if which == "mcf" else solve_pulp_cbc(snapshot, pairs, time_limit)
+    summary = asdict(result)
+    summary.pop("matches")
+    return {**summary, "matched": len(result.matches), "pairs": len(pairs), "eligibility_seconds": eligibility,
+            "total_seconds": result.total_seconds, "peak_mib": _peak_mib(), "input_mib": input_mib}
+
+
+def in_fresh_process(function: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+        return pool.submit(function, *args).result()
+
+
+# ---- report -------------------------------------------------------------------------------------
+
+
+def machine() -> list[str]:
+    cpu = platform.processor() or "unknown"
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as handle:
+        cpu = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), cpu)
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    versions = []
+    for package in ("PuLP", "highspy", "cbcbox", "ortools", "numpy"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            versions.append(f"{package} {importlib.metadata.version(package)}")
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+    return [f"machine: {cpu}; {os.cpu_count()} cores ({usable} usable); load average {load}",
+            f"python {platform.python_version()} ({platform.python_implementation()}) on {platform.platform()}",
+            "; ".join(versions)]
+
+
+def _s(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds:9.2f} s"
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return "-" if a is None or b is None or b <= 0 else f"{a / b:9.2f} x"
+
+
+def table(name: str, teams: int, assignments: int, flavour: str, opt: dict[str, Any], mcf: dict[str, Any],
+          cbc: dict[str, Any] | None) -> list[str]:
+    stages = opt["stages"]
+    eligibility = stages.get("eligibility")
+    hashing = stages.get("model hash", 0.0)
+    build = opt["build_seconds"] - (eligibility or 0.0) - hashing
+    handoff, run, extraction = stages.get("solver hand-off"), stages.get("solve"), stages.get("extraction")
+    rest = opt["solve_seconds"] - sum(v or 0.0 for v in (handoff, run, extraction))
+    overhead = None if run is None else opt["total_seconds"] - run
+    lines = [
+        f"== {name}: {teams:,} teams x {assignments:,} assignments, flavour {flavour} ==",
+        f"{'eligible pairs':44} {mcf['pairs']:>11,}",
+        "optimiser (matching.optimiser.solve, policy max_fit)",
+        f"  {'snapshot -> Problem':42} {_s(opt['snapshot_seconds'])}",
+        f"  {'eligibility':42} {_s(eligibility)}",
+        f"  {'model build (without eligibility, hash)':42} {_s(build)}",
+        f"  {'model hash':42} {_s(hashing if 'model hash' in stages else None)}",
+        f"  {'solver hand-off (PuLP -> HiGHS)':42} {_s(handoff)}",
+        f"  {'solve (HiGHS run)':42} {_s(run)}",
+        f"  {'extraction (values back, matches)':42} {_s(extraction)}",
+        f"  {'other in the solve stage':42} {_s(rest)}",
+        f"  {'end to end':42} {_s(opt['total_seconds'])}",
+        f"  {'Python overhead / solve':42} {_ratio(overhead, run)}",
+        f"  {'peak memory (RSS; input loaded)':42} {opt['peak_mib']:9.0f} MiB ({opt['input_mib']:.0f} MiB)",
+        f"  {'status':42} {opt['status']}" + (f", gap {opt['gap']:.2e}" if opt["gap"] is not None else ""),
+        f"{'OR-Tools min-cost flow (build + solve)':44} {_s(mcf['total_seconds'])}"
+        f"  ({mcf['build_seconds']:.2f} + {mcf['solve_seconds']:.2f})",
+    ]
+    if cbc is not None:
+        lines.append(f"{'PuLP + CBC baseline (build + solve)':44} {_s(cbc['total_seconds'])}"
+                     f"  ({cbc['build_seconds']:.2f} + {cbc['solve_seconds']:.2f}), {cbc['status']}")
+    else:
+        lines.append(f"{'PuLP + CBC baseline':44} skipped")
+    lines += [f"{'optimiser / MCF':44} {_ratio(opt['total_seconds'], mcf['total_seconds'])}",
+              f"{'baseline / MCF':44} {_ratio(cbc['total_seconds'], mcf['total_seconds']) if cbc else '-'}"]
+    objectives = [("optimiser", opt["objective"]), ("MCF", mcf["objective"])]
+    if cbc is not None:
+        objectives.append(("PuLP+CBC", cbc["objective"]))
+    shown = ", ".join(f"{n} {v:.6f}" for n, v in objectives)
+    if mcf["exact"]:
+        same = all(agree(v, opt["objective"]) for _, v in objectives)
+        lines.append(f"{'objectives':44} {'agree (1e-6 relative)' if same else 'DIFFER'}: {shown}")
+    else:
+        same = cbc is None or agree(cbc["objective"], opt["objective"])
+        lines.append(f"{'objectives (MCF: relaxation, an upper bound)':44} "
+                     f"{'optimiser and CBC agree' if same else 'optimiser and CBC DIFFER'}: {shown}")
+    lines.append(f"  hooks found: {', '.join(opt['hooks']) or 'none'}")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="1k,10k", help="comma-separated: 1k, 10k, 50k or a number of teams")
+    parser.add_argument("--flavour", choices=FLAVOURS, default="network")
+    parser.add_argument("--skip-baseline", action="store_true", help="leave out the PuLP + CBC baseline")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--solver", choices=("highs", "cbc"), default="highs", help="the optimiser's solver")
+    parser.add_argument("--time-limit", type=float, default=300.0, help="seconds, for the optimiser and CBC")
+    args = parser.parse_args(argv)
+    try:
+        sizes = [(name, size_of(name)) for name in args.sizes.split(",") if name]
+    except ValueError as exc:
+        parser.error(str(exc))
+    for line in machine():
+        print(line)
+    totals: dict[str, dict[str, Any]] = {}
+    for name, teams in sizes:
+        snapshot = generate(teams, flavour=args.flavour, seed=args.seed)
+        with tempfile.NamedTemporaryFile(suffix=".pickle", delete=False) as handle:
+            pickle.dump(snapshot, handle)
+        try:
+            opt = in_fresh_process(measure_optimiser, handle.name, args.solver, args.time_limit)
+            mcf = in_fresh_process(measure_baseline, handle.name, "mcf", args.time_limit)
+            cbc = None if args.skip_baseline else in_fresh_process(measure_baseline, handle.name, "cbc",
+                                                                     args.time_limit)
+        finally:
+            os.unlink(handle.name)
+        print()
+        print("\n".join(table(name, teams, len(snapshot["assignments"]), args.flavour, opt, mcf, cbc)), flush=True)
+        totals[name] = {"teams": teams, "pairs": mcf["pairs"], "optimiser": opt["total_seconds"],
+                        "MCF": mcf["total_seconds"], "PuLP+CBC": cbc["total_seconds"] if cbc else None}
+    names = list(totals)
+    for smaller, larger in itertools.pairwise(names):
+        a, b = totals[smaller], totals[larger]
+        print(f"\ngrowth {larger}/{smaller}: teams {b['teams'] / a['teams']:.2f} x, "
+              f"pairs {b['pairs'] / a['pairs']:.2f} x, "
+              + ", ".join(f"time({larger})/time({smaller}) {k} {_ratio(b[k], a[k]).strip()}"
+                          for k in ("optimiser", "MCF", "PuLP+CBC") if a[k] is not None and b[k] is not None))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

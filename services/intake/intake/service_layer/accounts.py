@@ -1,0 +1,244 @@
+"""Coordinator accounts, their tokens, and scoped, rotatable API keys. Each use case runs in one transaction.
+
+Scopes of an API key (the whole list; a key holds one or more):
+
+- ``read``:  GET requests on the organisation's data;
+- ``write``: POST, PUT, PATCH and DELETE requests on the organisation's data;
+- ``keys``:  managing the organisation's API keys and coordinator accounts (reading them too).
+
+A key issued without scopes (by ``python -m intake admin``, or before scopes existed) holds all three, as
+does a coordinator account's token. A key can only give a new key scopes it holds itself.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import cache
+from typing import Any
+
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from werkplaats_shared.auth import PREFIX, Principal
+from werkplaats_shared.db import utcnow
+from werkplaats_shared.tokens import ACCOUNT_KEY_PREFIX, IssuedToken, issue_token
+
+from ..adapters import orm
+from ..adapters.accounts_orm import ApiKeyScope, CoordinatorAccount
+from . import services
+from .services import Emit
+
+SCOPES = ("read", "write", "keys")
+ALL_SCOPES = frozenset(SCOPES)
+READ_METHODS = frozenset({"GET", "HEAD"})
+TOKEN_SERVICES = ("intake", "matching", "scheduling")
+TOKEN_LIFETIME = timedelta(minutes=15)
+PASSWORD_MIN_LENGTH = 12
+PASSWORD_MAX_LENGTH = 128
+EMAIL_MAX_LENGTH = 254
+
+
+class AccountError(Exception):
+    """A refused request about accounts or keys; ``field`` names the input at fault."""
+
+    def __init__(self, field: str, reason: str, status: int = 422) -> None:
+        super().__init__(reason)
+        self.field = field
+        self.reason = reason
+        self.status = status
+
+
+@cache
+def _hasher() -> PasswordHasher:
+    return PasswordHasher()  # argon2id, RFC 9106 low-memory profile
+
+
+@cache
+def _dummy_hash() -> str:
+    """A hash to verify against when no account matches, so that an unknown address costs the same time."""
+    return _hasher().hash(secrets.token_urlsafe(16))
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+# ---- scopes ---------------------------------------------------------------------------------
+
+
+def required_scope(method: str, manages_keys: bool) -> str:
+    if manages_keys:
+        return "keys"
+    return "read" if method in READ_METHODS else "write"
+
+
+def scopes_of(session: Session, principal: Principal) -> frozenset[str] | None:
+    """The scopes the principal holds, or None when its credential no longer counts (a disabled account)."""
+    if principal.key_id.startswith(ACCOUNT_KEY_PREFIX):
+        account = session.get(CoordinatorAccount, principal.key_id.removeprefix(ACCOUNT_KEY_PREFIX))
+        if (account is None or account.disabled_at is not None
+                or account.organisation_id != principal.organisation_id):
+            return None
+        return ALL_SCOPES
+    row = session.get(ApiKeyScope, principal.key_id)
+    return ALL_SCOPES if row is None else frozenset(row.scopes)
+
+
+def _check_scopes(session: Session, principal: Principal, wanted: list[str]) -> list[str]:
+    unknown = [s for s in wanted if s not in ALL_SCOPES]
+    if unknown:
+        raise AccountError("scopes", f"unknown scope; the scopes are: {', '.join(SCOPES)}")
+    held = scopes_of(session, principal) or frozenset()
+    if not set(wanted) <= held:
+        raise AccountError("scopes", "a key cannot give scopes it does not hold itself", 403)
+    return [s for s in SCOPES if s in wanted]
+
+
+# ---- coordinator accounts -------------------------------------------------------------------
+
+
+def create_account(session: Session, principal: Principal, email: str, password: str) -> CoordinatorAccount:
+    org = services.caller_organisation(session, principal)
+    if org.role != "coordinator":
+        raise AccountError("_body", "only coordinating organisations have accounts", 403)
+    address = normalise_email(email)
+    taken = session.execute(sa.select(CoordinatorAccount.id).where(CoordinatorAccount.email == address)).first()
+    if taken is not None:
+        raise AccountError("email", "an account with this e-mail address exists already", 409)
+    account = CoordinatorAccount(id=secrets.token_hex(8), organisation_id=org.id, email=address,
+                                 password_hash=_hasher().hash(password), created_at=utcnow())
+    session.add(account)
+    try:
+        session.flush()
+    except IntegrityError:  # the same address, created at the same moment by another request
+        raise AccountError("email", "an account with this e-mail address exists already", 409) from None
+    services.audit(session, principal, "account.created", "coordinator_account", account.id, {})
+    return account
+
+
+def visible_accounts(principal: Principal) -> sa.Select[CoordinatorAccount]:
+    return (sa.select(CoordinatorAccount).where(CoordinatorAccount.organisation_id == principal.organisation_id)
+            .order_by(CoordinatorAccount.created_at, CoordinatorAccount.id))
+
+
+def get_account(session: Session, principal: Principal, account_id: str) -> CoordinatorAccount:
+    account = session.execute(visible_accounts(principal).where(CoordinatorAccount.id == account_id)).scalar()
+    if account is None:
+        raise services.NotFound(account_id)
+    return account
+
+
+def disable_account(session: Session, principal: Principal, account_id: str) -> CoordinatorAccount:
+    account = get_account(session, principal, account_id)
+    if account.disabled_at is None:
+        account.disabled_at = utcnow()
+        services.audit(session, principal, "account.disabled", "coordinator_account", account.id, {})
+    return account
+
+
+def authenticate_account(session: Session, email: str, password: str) -> CoordinatorAccount | None:
+    """The active account with this address and password, or None. Unknown address, wrong password and a
+    disabled account take the same time and give the same answer."""
+    account = session.execute(
+        sa.select(CoordinatorAccount).where(CoordinatorAccount.email == normalise_email(email))).scalar()
+    try:
+        _hasher().verify(account.password_hash if account is not None else _dummy_hash(), password)
+    except (VerificationError, InvalidHashError):
+        return None
+    if account is None or account.disabled_at is not None:
+        return None
+    if _hasher().check_needs_rehash(account.password_hash):
+        account.password_hash = _hasher().hash(password)
+    return account
+
+
+def issue_account_token(secret_key: str, account: CoordinatorAccount, service: str) -> IssuedToken:
+    if service not in TOKEN_SERVICES:
+        raise AccountError("audience", f"the audience is one of: {', '.join(TOKEN_SERVICES)}", 404)
+    if not secret_key:
+        raise AccountError("_body", "tokens are not available: the service has no secret key", 503)
+    return issue_token(secret_key, account_id=account.id, organisation_id=account.organisation_id,
+                       role="coordinator", service=service, lifetime=TOKEN_LIFETIME)
+
+
+# ---- API keys -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KeyView:
+    key_id: str
+    role: str
+    scopes: list[str]
+    label: str | None
+    rotated_from: str | None
+    created_at: Any
+    revoked_at: Any
+    api_key: str | None = None  # the plaintext, only in the answer that creates the key
+
+
+def _key_view(session: Session, row: Any, api_key: str | None = None) -> KeyView:
+    scope = session.get(ApiKeyScope, row.key_id)
+    return KeyView(key_id=row.key_id, role=row.role, scopes=list(scope.scopes) if scope else list(SCOPES),
+                   label=scope.label if scope else None, rotated_from=scope.rotated_from if scope else None,
+                   created_at=row.created_at, revoked_at=row.revoked_at, api_key=api_key)
+
+
+def list_keys(session: Session, principal: Principal) -> list[KeyView]:
+    rows = session.execute(sa.select(orm.api_keys).where(orm.api_keys.c.organisation_id == principal.organisation_id)
+                           .order_by(orm.api_keys.c.created_at, orm.api_keys.c.key_id)).all()
+    return [_key_view(session, row) for row in rows]
+
+
+def _own_key(session: Session, principal: Principal, key_id: str) -> Any:
+    row = session.execute(sa.select(orm.api_keys).where(orm.api_keys.c.key_id == key_id,
+                                                        orm.api_keys.c.organisation_id == principal.organisation_id)
+                          ).first()
+    if row is None:
+        raise services.NotFound(key_id)
+    return row
+
+
+def get_key(session: Session, principal: Principal, key_id: str) -> KeyView:
+    return _key_view(session, _own_key(session, principal, key_id))
+
+
+def _issue(session: Session, emit: Emit, principal: Principal, scopes: list[str], label: str | None,
+           rotated_from: str | None) -> KeyView:
+    plaintext = services.issue_key(session, emit, principal.organisation_id)
+    prefix, key_id, _ = plaintext.split("_", 2)
+    assert prefix == PREFIX
+    session.add(ApiKeyScope(key_id=key_id, scopes=scopes, label=label, rotated_from=rotated_from))
+    session.flush()
+    return _key_view(session, _own_key(session, principal, key_id), api_key=plaintext)
+
+
+def create_key(session: Session, emit: Emit, principal: Principal, scopes: list[str],
+               label: str | None) -> KeyView:
+    granted = _check_scopes(session, principal, scopes)
+    key = _issue(session, emit, principal, granted, label, None)
+    services.audit(session, principal, "apikey.issued", "api_key", key.key_id, {"scopes": granted})
+    return key
+
+
+def rotate_key(session: Session, emit: Emit, principal: Principal, key_id: str) -> KeyView:
+    """A new key with the old one's scopes and label; the old one is revoked in the same transaction."""
+    old = get_key(session, principal, key_id)
+    if old.revoked_at is not None:
+        raise AccountError("key_id", "a revoked key cannot be rotated", 409)
+    granted = _check_scopes(session, principal, old.scopes)
+    key = _issue(session, emit, principal, granted, old.label, key_id)
+    services.revoke_key(session, emit, key_id)
+    services.audit(session, principal, "apikey.rotated", "api_key", key.key_id, {"rotated_from": key_id})
+    return key
+
+
+def revoke_key(session: Session, emit: Emit, principal: Principal, key_id: str) -> KeyView:
+    old = get_key(session, principal, key_id)
+    if old.revoked_at is None:
+        services.revoke_key(session, emit, key_id)
+        services.audit(session, principal, "apikey.revoked", "api_key", key_id, {})
+    return get_key(session, principal, key_id)

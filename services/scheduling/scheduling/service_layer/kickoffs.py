@@ -1,0 +1,284 @@
+"""Kickoff use cases: place an accepted match's kickoff, plan a batch's kickoffs at once, move or cancel
+one, and the calendar settings the rules read (institutions' region and non-teaching periods, firms'
+availability). Every change of a kickoff's time queues an invitation notice in the same transaction:
+the same UID with a higher SEQUENCE, METHOD:CANCEL for a cancellation."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+from werkplaats_shared.db import utcnow
+
+from .. import kickoff_optimiser
+from ..adapters import orm
+from ..adapters.calendar_data import dutch_public_holidays, school_holidays_by_region
+from ..domain import calendar
+from ..domain import kickoffs as rules_
+from ..domain.calendar import KICKOFF_DURATION, TZ
+from ..domain.kickoffs import Booking, Calendars, FirmAvailability, InstitutionCalendar, Kickoff, Rules, TimeWindow
+
+log = logging.getLogger(__name__)
+OPEN = ("proposed", "unplaced")
+DEFAULT_RULES = Rules()
+
+
+class NotFound(Exception):
+    pass
+
+
+class Invalid(Exception):
+    """A request that breaks a rule: the field and why, for a 422 answer."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field, self.reason = field, reason
+
+
+def aware(moment: datetime) -> datetime:
+    """SQLite hands timestamps back without their (UTC) offset."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+# ---- calendar settings ----------------------------------------------------------------------
+
+
+def set_institution_calendar(session: Session, institution_id: str, region: str | None,
+                             non_teaching: Sequence[tuple[date, date]]) -> orm.InstitutionCalendar:
+    row = session.get(orm.InstitutionCalendar, institution_id)
+    if row is None:
+        row = orm.InstitutionCalendar(institution_id=institution_id)
+        session.add(row)
+    row.region = region
+    row.non_teaching = [{"start": a.isoformat(), "end": b.isoformat()} for a, b in sorted(set(non_teaching))]
+    row.updated_at = utcnow()
+    return row
+
+
+def set_firm_availability(session: Session, firm_id: str, windows: Sequence[TimeWindow],
+                          blocked: Iterable[date], venue: str, address: str | None) -> orm.FirmAvailability:
+    row = session.get(orm.FirmAvailability, firm_id)
+    if row is None:
+        row = orm.FirmAvailability(firm_id=firm_id)
+        session.add(row)
+    row.windows = [{"weekday": w.weekday, "start": w.start.strftime("%H:%M"), "end": w.end.strftime("%H:%M")}
+                   for w in sorted(set(windows), key=lambda w: (w.weekday, w.start, w.end))]
+    row.blocked_dates = sorted({d.isoformat() for d in blocked})
+    row.venue, row.address, row.updated_at = venue, address, utcnow()
+    return row
+
+
+def _institution(row: orm.InstitutionCalendar) -> InstitutionCalendar:
+    return InstitutionCalendar(row.region, tuple((date.fromisoformat(r["start"]), date.fromisoformat(r["end"]))
+                                                 for r in row.non_teaching))
+
+
+def _firm(row: orm.FirmAvailability) -> FirmAvailability:
+    return FirmAvailability(
+        tuple(TimeWindow(w["weekday"], time.fromisoformat(w["start"]), time.fromisoformat(w["end"]))
+              for w in row.windows),
+        frozenset(date.fromisoformat(d) for d in row.blocked_dates), row.venue, row.address)
+
+
+def load_calendars(session: Session, kickoffs: Sequence[Kickoff]) -> Calendars:
+    years = {y for k in kickoffs for y in range(k.first_day.year, k.last_day.year + 1)}
+    institutions = {k.institution_id for k in kickoffs}
+    firms = {k.firm_id for k in kickoffs}
+    return Calendars(
+        public_holidays=dutch_public_holidays(sorted(years)),
+        school_holidays=school_holidays_by_region(),
+        institutions={r.institution_id: _institution(r) for r in session.execute(
+            sa.select(orm.InstitutionCalendar).where(orm.InstitutionCalendar.institution_id.in_(institutions)))
+            .scalars()},
+        firms={r.firm_id: _firm(r) for r in session.execute(
+            sa.select(orm.FirmAvailability).where(orm.FirmAvailability.firm_id.in_(firms))).scalars()})
+
+
+# ---- building the problem -------------------------------------------------------------------
+
+
+def as_request(row: orm.Kickoff, weeks: int) -> Kickoff:
+    accepted_on = aware(row.created_at).astimezone(TZ).date()
+    first, last = rules_.window_days(calendar.window_start(row.period, accepted_on), weeks)
+    current = aware(row.starts_at).astimezone(TZ) if row.status == "proposed" and row.starts_at else None
+    return Kickoff(row.match_id, row.firm_id, row.team_id, row.institution_id, row.coordinator_id, first, last,
+                   current)
+
+
+def fixed_bookings(session: Session, kickoffs: Sequence[Kickoff]) -> list[Booking]:
+    """The placed kickoffs outside ``kickoffs`` that share a firm, team or coordinator with them."""
+    if not kickoffs:
+        return []
+    q = sa.select(orm.Kickoff).where(
+        orm.Kickoff.status == "proposed", orm.Kickoff.starts_at.is_not(None),
+        orm.Kickoff.match_id.not_in([k.match_id for k in kickoffs]),
+        sa.or_(orm.Kickoff.firm_id.in_({k.firm_id for k in kickoffs}),
+               orm.Kickoff.team_id.in_({k.team_id for k in kickoffs}),
+               orm.Kickoff.coordinator_id.in_({k.coordinator_id for k in kickoffs})))
+    return [Booking(r.match_id, r.firm_id, r.team_id, r.coordinator_id, aware(r.starts_at).astimezone(TZ))
+            for r in session.execute(q).scalars() if r.starts_at is not None]
+
+
+# ---- invitations ----------------------------------------------------------------------------
+
+
+def snapshot(row: orm.Kickoff, method: str) -> dict[str, Any]:
+    """What an invitation says, frozen when it is queued: a later change queues its own."""
+    assert row.starts_at is not None and row.ends_at is not None
+    return {"uid": row.uid, "sequence": row.sequence, "method": method,
+            "starts_at": aware(row.starts_at).astimezone(TZ).isoformat(),
+            "ends_at": aware(row.ends_at).astimezone(TZ).isoformat(), "venue": row.venue}
+
+
+def _queue(session: Session, row: orm.Kickoff, kind: str, method: str) -> orm.Notice:
+    notice = orm.Notice(
+        id=str(uuid.uuid4()), kind=kind, subject_id=row.match_id, sequence=row.sequence, firm_id=row.firm_id,
+        coordinator_id=row.coordinator_id, run_id=row.run_id, batch_id=row.batch_id, period=row.period,
+        matches=[{"match_id": row.match_id, "assignment_id": row.assignment_id, "team_id": row.team_id}],
+        details={"kickoff": snapshot(row, method)}, status="pending", attempts=0, created_at=utcnow(),
+        webhook_status="pending" if session.get(orm.Webhook, row.firm_id) else None, webhook_attempts=0)
+    session.add(notice)
+    return notice
+
+
+def set_slot(session: Session, row: orm.Kickoff, start: datetime | None, reason: str | None,
+             venue: str | None) -> bool:
+    """Give the kickoff its (new) slot, or none, and queue what its firm must hear. True if it changed."""
+    old = aware(row.starts_at).astimezone(TZ) if row.status == "proposed" and row.starts_at else None
+    if start is None:
+        row.reason = f"{reason}: {rules_.REASONS[reason]}" if reason in rules_.REASONS else reason
+        if old is None:
+            changed = row.status != "unplaced"
+            row.status = "unplaced"
+            return changed
+        row.sequence += 1
+        _queue(session, row, "kickoff_cancellation", "CANCEL")  # the old time, cancelled
+        row.status, row.starts_at, row.ends_at, row.updated_at = "unplaced", None, None, utcnow()
+        return True
+    if old == start and row.venue == venue:
+        return False
+    invited_before = row.notice_id != ""
+    if invited_before:
+        row.sequence += 1
+    row.status, row.reason, row.venue, row.updated_at = "proposed", None, venue, utcnow()
+    row.starts_at, row.ends_at = start.astimezone(UTC), (start + KICKOFF_DURATION).astimezone(UTC)
+    kind = "kickoff_update" if invited_before and old is not None else "kickoff_notice"
+    row.notice_id = _queue(session, row, kind, "REQUEST").id
+    return True
+
+
+# ---- use cases ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlanReport:
+    batch_id: str
+    kickoffs: list[orm.Kickoff]
+    placed: int
+    unplaced: int
+    changed: int
+    solver: str
+    seconds: float
+
+
+def _plan_rows(session: Session, rows: Sequence[orm.Kickoff], weeks: int, rules: Rules
+               ) -> tuple[list[Kickoff], list[Booking], Calendars, rules_.Plan]:
+    requests = [as_request(r, weeks) for r in rows]
+    fixed = fixed_bookings(session, requests)
+    cal = load_calendars(session, requests)
+    return requests, fixed, cal, kickoff_optimiser.plan(requests, fixed, cal, rules)
+
+
+def _apply(session: Session, rows: Sequence[orm.Kickoff], cal: Calendars, plan: rules_.Plan) -> int:
+    changed = 0
+    for row in rows:
+        venue = cal.firm(row.firm_id).venue
+        changed += set_slot(session, row, plan.placed.get(row.match_id), plan.unplaced.get(row.match_id), venue)
+    return changed
+
+
+def place_accepted(session: Session, notice: orm.Notice, match: dict[str, Any], accepted_at: datetime,
+                   weeks: int = calendar.KICKOFF_WEEKS, rules: Rules = DEFAULT_RULES) -> orm.Kickoff:
+    """The kickoff of a just accepted match, placed around the kickoffs that exist (in the caller's
+    transaction); a coordinator's batch plan may later improve it."""
+    institutions = (notice.details or {}).get("institutions", {})
+    row = orm.Kickoff(
+        match_id=match["match_id"], notice_id="", firm_id=notice.firm_id, coordinator_id=notice.coordinator_id,
+        run_id=notice.run_id, batch_id=notice.batch_id, period=notice.period, assignment_id=match["assignment_id"],
+        team_id=match["team_id"], institution_id=institutions.get(match["match_id"], ""), status="unplaced",
+        uid=f"kickoff-{match['match_id']}@werkplaats", sequence=0, created_at=accepted_at)
+    session.add(row)
+    _, _, cal, plan = _plan_rows(session, [row], weeks, rules)
+    _apply(session, [row], cal, plan)
+    if row.status == "unplaced":
+        log.warning("kickoff not placed", extra={"match_id": row.match_id, "reason": plan.unplaced[row.match_id]})
+    return row
+
+
+def visible(coordinator_id: str) -> sa.Select[orm.Kickoff]:
+    return sa.select(orm.Kickoff).where(orm.Kickoff.coordinator_id == coordinator_id)
+
+
+def plan_batch(session: Session, coordinator_id: str, batch_id: str, weeks: int = calendar.KICKOFF_WEEKS,
+               rules: Rules = DEFAULT_RULES) -> PlanReport:
+    """Plan all open kickoffs of a batch at once; kickoffs of other batches stay where they are."""
+    rows = list(session.execute(visible(coordinator_id).where(
+        orm.Kickoff.batch_id == batch_id, orm.Kickoff.status.in_(OPEN)).order_by(orm.Kickoff.match_id)).scalars())
+    if not rows:
+        raise NotFound(batch_id)
+    _, _, cal, plan = _plan_rows(session, rows, weeks, rules)
+    changed = _apply(session, rows, cal, plan)
+    log.info("kickoffs planned", extra={"batch_id": batch_id, "placed": len(plan.placed),
+                                        "unplaced": len(plan.unplaced), "changed": changed})
+    return PlanReport(batch_id, rows, len(plan.placed), len(plan.unplaced), changed, plan.solver, plan.seconds)
+
+
+MOVE_REASONS = {
+    "one_slot": "the kickoff can only have one slot",
+    "firm_once": "the firm has another kickoff at that time",
+    "team_once": "the team has another kickoff at that time",
+    "coordinator_once": "the coordinator has another kickoff at that time",
+    "daily_cap": "the coordinator's kickoffs for that day are at the daily cap",
+}
+
+
+def move_kickoff(session: Session, coordinator_id: str, match_id: str, starts_at: datetime,
+                 weeks: int = calendar.KICKOFF_WEEKS, rules: Rules = DEFAULT_RULES) -> orm.Kickoff:
+    """Move one kickoff to ``starts_at``, checked by the rules the optimiser uses."""
+    row = session.execute(visible(coordinator_id).where(orm.Kickoff.match_id == match_id)).scalar_one_or_none()
+    if row is None:
+        raise NotFound(match_id)
+    if row.status not in OPEN:
+        raise Invalid("match_id", f"a {row.status} kickoff cannot be moved")
+    start = starts_at.astimezone(TZ)
+    if start.second or start.microsecond or start.minute % 15:
+        raise Invalid("starts_at", "a kickoff starts on a quarter of an hour")
+    request = as_request(row, weeks)
+    fixed = fixed_bookings(session, [request])
+    cal = load_calendars(session, [request])
+    broken = rules_.violations([request], {match_id: start}, fixed, cal, rules)
+    if broken:
+        label = broken[0]
+        reason = label.split(": ", 1)[1] if ": " in label else MOVE_REASONS.get(label.split("[")[0], label)
+        raise Invalid("starts_at", reason)
+    set_slot(session, row, start, None, cal.firm(row.firm_id).venue)
+    return row
+
+
+def cancel_kickoff(session: Session, coordinator_id: str, match_id: str) -> orm.Kickoff:
+    row = session.execute(visible(coordinator_id).where(orm.Kickoff.match_id == match_id)).scalar_one_or_none()
+    if row is None:
+        raise NotFound(match_id)
+    if row.status == "cancelled":
+        return row
+    if row.status == "proposed" and row.starts_at is not None:
+        row.sequence += 1
+        _queue(session, row, "kickoff_cancellation", "CANCEL")
+    row.status, row.updated_at = "cancelled", utcnow()
+    return row

@@ -1,0 +1,501 @@
+"""Workshop use cases: programmes, rooms, facilitators and interest; the optimiser (PuLP, HiGHS in
+memory) that decides which sessions run and seats entrepreneurs; the waitlist, where a cancelled seat
+goes to the next in line with a notice."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import pulp
+import sqlalchemy as sa
+from sqlalchemy.orm import Session as DbSession
+from werkplaats_shared.auth import Principal
+from werkplaats_shared.db import utcnow
+
+from ..adapters import orm
+from ..adapters import workshop_orm as w
+from ..adapters.mailer import render_text
+from ..domain import workshops as ws
+
+log = logging.getLogger(__name__)
+SOLVER_TIME_LIMIT = 20.0
+NOTICE_KIND = "workshop_seat"
+NOTICE_KINDS = (NOTICE_KIND,)
+
+
+class NotFound(Exception):
+    pass
+
+
+class Refused(Exception):
+    """Input the use case cannot take: the field at fault, why, and the HTTP status that says so."""
+
+    def __init__(self, field: str, reason: str, status: int = 422) -> None:
+        super().__init__(reason)
+        self.field, self.reason, self.status = field, reason, status
+
+
+# ---- the optimiser --------------------------------------------------------------------------
+
+
+def make_solver(time_limit: float = SOLVER_TIME_LIMIT) -> pulp.LpSolver:
+    return pulp.HiGHS(msg=False, timeLimit=time_limit)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # optimal, feasible (time limit reached), empty (nothing to plan) or not_solved
+    plan: ws.Plan
+    reason: str | None = None
+    objective: float = 0.0
+    variables: int = 0
+    constraints: int = 0
+    build_seconds: float = 0.0
+    solve_seconds: float = 0.0
+
+
+def nothing_to_plan(problem: ws.Problem, c: ws.Candidates) -> str | None:
+    """Why no session can run at all (None when some can)."""
+    if not problem.interests:
+        return "no interest registered"
+    if not problem.slots:
+        return "no candidate slots"
+    if not problem.facilitators:
+        return "no facilitators"
+    if not problem.rooms and problem.online_capacity <= 0:
+        return "no rooms and no online sessions"
+    if not c.staffings:
+        return ("no session is possible: no slot where a room (or online), a facilitator of the theme and "
+                "enough interested entrepreneurs come together")
+    return None
+
+
+def optimise(problem: ws.Problem, solver: pulp.LpSolver | None = None) -> Outcome:
+    """Decide which sessions run and who sits where: the most seats, the least travel, each wanted
+    session left unscheduled at a penalty. Variables exist only for feasible combinations."""
+    started = time.perf_counter()
+    c = ws.candidates(problem)
+    empty = nothing_to_plan(problem, c)
+    if empty is not None:
+        return Outcome("empty", ws.Plan(frozenset(), frozenset()), empty)
+    lp = pulp.LpProblem("workshops", pulp.LpMaximize)
+    var: dict[ws.Key, pulp.LpVariable] = {}
+    for i, staffing in enumerate(c.staffings):
+        var[staffing] = lp.add_variable(f"run_{i}", 0, 1, cat=pulp.LpBinary)
+    for i, seat in enumerate(sorted(c.seats)):
+        var[seat] = lp.add_variable(f"seat_{i}", 0, 1, cat=pulp.LpBinary)
+    rows = list(ws.hard_rows(problem, c))
+    for i, row in enumerate(rows):
+        lhs = pulp.LpAffineExpression([(var[k], coef) for k, coef in row.terms])
+        lp.addConstraint(lhs <= row.rhs if row.sense == "<=" else lhs >= row.rhs, f"{row.group}_{i}")
+    lp.setObjective(pulp.LpAffineExpression([(var[k], coef) for k, coef in ws.objective_terms(problem, c).items()]))
+    built = time.perf_counter()
+    lp.solve(solver or make_solver())
+    solved = time.perf_counter()
+    if lp.sol_status not in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible):
+        return Outcome("not_solved", ws.Plan(frozenset(), frozenset()),
+                       f"the solver found no plan ({pulp.LpStatus[lp.status]})", 0.0, len(var), len(rows),
+                       built - started, solved - built)
+    chosen = {k for k, v in var.items() if (v.value() or 0.0) > 0.5}
+    plan = ws.Plan(frozenset(k for k in chosen if isinstance(k, ws.Staffing)),
+                   frozenset(k for k in chosen if isinstance(k, ws.Seat)))
+    status = "optimal" if lp.sol_status == pulp.LpSolutionOptimal else "feasible"
+    return Outcome(status, plan, None, ws.objective_value(problem, plan), len(var), len(rows), built - started,
+                   solved - built)
+
+
+# ---- programmes, rooms, facilitators, interest ----------------------------------------------
+
+
+def _slots(items: Iterable[dict[str, Any]]) -> frozenset[ws.Slot]:
+    return frozenset(ws.Slot(date.fromisoformat(s["date"]), s["day_part"]) for s in items)
+
+
+def _slot_dicts(items: Iterable[dict[str, Any]]) -> list[dict[str, str]]:
+    return [{"date": s["date"].isoformat() if isinstance(s["date"], date) else s["date"], "day_part": s["day_part"]}
+            for s in items]
+
+
+def visible_programmes(principal: Principal) -> sa.Select[Any]:
+    """Coordinators see their own programmes, entrepreneurs every programme they can register for or
+    are registered in (their offer is public: slots, themes, locations, no personal data)."""
+    query = sa.select(w.WorkshopProgramme).order_by(w.WorkshopProgramme.created_at, w.WorkshopProgramme.id)
+    if principal.role == "coordinator":
+        return query.where(w.WorkshopProgramme.coordinator_id == principal.organisation_id)
+    if principal.role == "entrepreneur":
+        mine = sa.select(w.WorkshopInterest.programme_id).where(
+            w.WorkshopInterest.firm_id == principal.organisation_id)
+        return query.where(sa.or_(w.WorkshopProgramme.status == "open", w.WorkshopProgramme.id.in_(mine)))
+    return query.where(sa.false())
+
+
+def get_programme(session: DbSession, principal: Principal, programme_id: str,
+                  lock: bool = False) -> w.WorkshopProgramme:
+    query = visible_programmes(principal).where(w.WorkshopProgramme.id == programme_id)
+    found: w.WorkshopProgramme | None = session.execute(
+        query.with_for_update() if lock else query).scalar_one_or_none()
+    if found is None:
+        raise NotFound(programme_id)
+    return found
+
+
+def _own_programme(session: DbSession, principal: Principal, programme_id: str) -> w.WorkshopProgramme:
+    """A coordinator's programme that is still open for changes (locked for this transaction)."""
+    programme = get_programme(session, principal, programme_id, lock=True)
+    if principal.role != "coordinator":
+        raise NotFound(programme_id)
+    if programme.status != "open":
+        raise Refused("programme_id", "this programme has been planned; it cannot change any more", 409)
+    return programme
+
+
+def create_programme(session: DbSession, principal: Principal, data: dict[str, Any]) -> w.WorkshopProgramme:
+    programme = w.WorkshopProgramme(
+        id=str(uuid.uuid4()), coordinator_id=principal.organisation_id, title=data["title"],
+        slots=_slot_dicts(data["slots"]), sessions_wanted=dict(data.get("sessions_wanted") or {}),
+        max_sessions_per_location_day=data["max_sessions_per_location_day"],
+        online_capacity=data["online_capacity"], min_participants=data["min_participants"],
+        status="open", plan_report=None, created_at=utcnow(), planned_at=None)
+    session.add(programme)
+    return programme
+
+
+def programme_view(session: DbSession, programme: w.WorkshopProgramme) -> dict[str, Any]:
+    rooms = session.execute(sa.select(w.WorkshopRoom.municipality_code, w.WorkshopRoom.name).where(
+        w.WorkshopRoom.programme_id == programme.id).order_by(w.WorkshopRoom.municipality_code,
+                                                              w.WorkshopRoom.name)).all()
+    return {"id": programme.id, "title": programme.title, "status": programme.status,
+            "slots": programme.slots,
+            "sessions_wanted": programme.sessions_wanted,
+            "max_sessions_per_location_day": programme.max_sessions_per_location_day,
+            "online_capacity": programme.online_capacity, "min_participants": programme.min_participants,
+            "locations": [{"municipality_code": code, "name": name} for code, name in dict.fromkeys(rooms)],
+            "plan_report": programme.plan_report, "created_at": programme.created_at,
+            "planned_at": programme.planned_at}
+
+
+def _check_availability(programme: w.WorkshopProgramme, availability: list[dict[str, Any]]) -> None:
+    offered = _slots(programme.slots)
+    for i, slot in enumerate(_slot_dicts(availability)):
+        if ws.Slot(date.fromisoformat(slot["date"]), slot["day_part"]) not in offered:
+            raise Refused(f"availability.{i}", "not one of the programme's candidate slots")
+
+
+def add_room(session: DbSession, principal: Principal, programme_id: str, data: dict[str, Any]) -> w.WorkshopRoom:
+    programme = _own_programme(session, principal, programme_id)
+    _check_availability(programme, data["availability"])
+    room = w.WorkshopRoom(id=str(uuid.uuid4()), programme_id=programme.id, municipality_code=data["municipality_code"],
+                          name=data["name"], capacity=data["capacity"],
+                          availability=_slot_dicts(data["availability"]), created_at=utcnow())
+    session.add(room)
+    return room
+
+
+def add_facilitator(session: DbSession, principal: Principal, programme_id: str,
+                    data: dict[str, Any]) -> w.WorkshopFacilitator:
+    programme = _own_programme(session, principal, programme_id)
+    _check_availability(programme, data["availability"])
+    facilitator = w.WorkshopFacilitator(
+        id=str(uuid.uuid4()), programme_id=programme.id, label=data["label"], themes=sorted(data["themes"]),
+        availability=_slot_dicts(data["availability"]), created_at=utcnow())
+    session.add(facilitator)
+    return facilitator
+
+
+def rooms_of(session: DbSession, principal: Principal, programme_id: str) -> list[w.WorkshopRoom]:
+    if principal.role != "coordinator":
+        raise NotFound(programme_id)
+    programme = get_programme(session, principal, programme_id)
+    return list(session.execute(sa.select(w.WorkshopRoom).where(w.WorkshopRoom.programme_id == programme.id)
+                                .order_by(w.WorkshopRoom.created_at, w.WorkshopRoom.id)).scalars())
+
+
+def facilitators_of(session: DbSession, principal: Principal, programme_id: str) -> list[w.WorkshopFacilitator]:
+    if principal.role != "coordinator":
+        raise NotFound(programme_id)
+    programme = get_programme(session, principal, programme_id)
+    return list(session.execute(
+        sa.select(w.WorkshopFacilitator).where(w.WorkshopFacilitator.programme_id == programme.id)
+        .order_by(w.WorkshopFacilitator.created_at, w.WorkshopFacilitator.id)).scalars())
+
+
+def register_interest(session: DbSession, principal: Principal, programme_id: str,
+                      data: dict[str, Any]) -> w.WorkshopInterest:
+    programme = get_programme(session, principal, programme_id)
+    if programme.status != "open":
+        raise Refused("programme_id", "this programme has been planned and takes no more interest", 409)
+    if not data["locations"] and not data["online_ok"]:
+        raise Refused("locations", "name at least one location, or accept online sessions")
+    taken = session.execute(sa.select(w.WorkshopInterest.id).where(
+        w.WorkshopInterest.programme_id == programme.id, w.WorkshopInterest.firm_id == principal.organisation_id,
+        w.WorkshopInterest.theme == data["theme"])).first()
+    if taken is not None:
+        raise Refused("theme", "you have already registered interest in this theme", 409)
+    interest = w.WorkshopInterest(
+        id=str(uuid.uuid4()), programme_id=programme.id, firm_id=principal.organisation_id, theme=data["theme"],
+        locations=list(data["locations"]), online_ok=data["online_ok"],
+        available_days=sorted(d.isoformat() for d in data["available_days"]), registered_at=utcnow())
+    session.add(interest)
+    return interest
+
+
+def interests_of(session: DbSession, principal: Principal, programme_id: str) -> list[w.WorkshopInterest]:
+    """All interest in the programme for its coordinator; an entrepreneur's own otherwise."""
+    programme = get_programme(session, principal, programme_id)
+    query = sa.select(w.WorkshopInterest).where(w.WorkshopInterest.programme_id == programme.id)
+    if principal.role != "coordinator":
+        query = query.where(w.WorkshopInterest.firm_id == principal.organisation_id)
+    return list(session.execute(query.order_by(w.WorkshopInterest.registered_at, w.WorkshopInterest.id)).scalars())
+
+
+# ---- planning -------------------------------------------------------------------------------
+
+
+def _interests(session: DbSession, programme_id: str) -> list[w.WorkshopInterest]:
+    return list(session.execute(sa.select(w.WorkshopInterest).where(w.WorkshopInterest.programme_id == programme_id)
+                                .order_by(w.WorkshopInterest.registered_at, w.WorkshopInterest.id)).scalars())
+
+
+def problem_of(session: DbSession, programme: w.WorkshopProgramme) -> ws.Problem:
+    rooms = session.execute(sa.select(w.WorkshopRoom).where(w.WorkshopRoom.programme_id == programme.id)
+                            .order_by(w.WorkshopRoom.id)).scalars()
+    facilitators = session.execute(sa.select(w.WorkshopFacilitator).where(
+        w.WorkshopFacilitator.programme_id == programme.id).order_by(w.WorkshopFacilitator.id)).scalars()
+    return ws.Problem(
+        slots=_slots(programme.slots),
+        rooms=tuple(ws.Room(r.id, r.municipality_code, r.capacity, _slots(r.availability)) for r in rooms),
+        facilitators=tuple(ws.Facilitator(f.id, frozenset(f.themes), _slots(f.availability)) for f in facilitators),
+        interests=tuple(ws.Interest(i.id, i.firm_id, i.theme, tuple(i.locations), i.online_ok,
+                                    frozenset(date.fromisoformat(d) for d in i.available_days), order)
+                        for order, i in enumerate(_interests(session, programme.id))),
+        sessions_wanted={str(k): int(v) for k, v in programme.sessions_wanted.items()},
+        max_sessions_per_location_day=programme.max_sessions_per_location_day,
+        online_capacity=programme.online_capacity, min_participants=programme.min_participants)
+
+
+def plan_programme(session: DbSession, principal: Principal, programme_id: str,
+                   solver: pulp.LpSolver | None = None) -> dict[str, Any]:
+    """Run the optimiser over the programme and store its sessions, seats and waitlists, with a seat
+    notice for everyone seated. A plan with nothing to run leaves the programme open and says why."""
+    programme = _own_programme(session, principal, programme_id)
+    problem = problem_of(session, programme)
+    outcome = optimise(problem, solver)
+    seated_interests = {s.interest_id for s in outcome.plan.seats}
+    report: dict[str, Any] = {
+        "status": outcome.status, "reason": outcome.reason, "objective": outcome.objective,
+        "unscheduled": ws.unscheduled(problem, outcome.plan),
+        "figures": {"interests": len(problem.interests), "sessions": len(outcome.plan.staffings),
+                    "seated": len(seated_interests), "waitlisted": 0,
+                    "travel": _travel(problem, outcome.plan),
+                    "variables": outcome.variables, "constraints": outcome.constraints,
+                    "solve_seconds": round(outcome.solve_seconds, 3), "solver": "HiGHS"}}
+    programme.plan_report = report
+    if outcome.status not in ("optimal", "feasible"):
+        log.info("workshop plan not made", extra={"programme_id": programme.id, "status": outcome.status})
+        return report
+    now = utcnow()
+    rooms = {r.room_id: r for r in problem.rooms}
+    rows: dict[ws.Session, w.WorkshopSession] = {}
+    for s, facilitator_id in outcome.plan.sessions().items():
+        room = rooms.get(s.venue)
+        rows[s] = w.WorkshopSession(
+            id=str(uuid.uuid4()), programme_id=programme.id, theme=s.theme, room_id=room.room_id if room else None,
+            municipality_code=room.municipality if room else None, slot_date=s.slot.day, day_part=s.slot.day_part,
+            facilitator_id=facilitator_id, capacity=ws.capacity_of(problem, s), created_at=now)
+        session.add(rows[s])
+    session.flush()
+    seats = sorted(outcome.plan.seats)
+    for seat in seats:
+        reg = w.WorkshopRegistration(
+            id=str(uuid.uuid4()), programme_id=programme.id, session_id=rows[seat.session].id,
+            interest_id=seat.interest_id, firm_id=_firm(problem, seat.interest_id), status="seated",
+            created_at=now, updated_at=now)
+        session.add(reg)
+        _queue_notice(session, programme, rows[seat.session], reg, promoted=False)
+    candidates = ws.candidates(problem)
+    waitlisted: set[str] = set()
+    for seat in sorted(candidates.seats):  # the unseated wait for every running session they could attend
+        if seat.interest_id in seated_interests or seat.session not in rows:
+            continue
+        waitlisted.add(seat.interest_id)
+        session.add(w.WorkshopRegistration(
+            id=str(uuid.uuid4()), programme_id=programme.id, session_id=rows[seat.session].id,
+            interest_id=seat.interest_id, firm_id=_firm(problem, seat.interest_id), status="waitlisted",
+            created_at=now, updated_at=now))
+    report["figures"]["waitlisted"] = len(waitlisted)
+    programme.plan_report = dict(report)
+    programme.status, programme.planned_at = "planned", now
+    log.info("workshop plan made", extra={"programme_id": programme.id, "sessions": len(rows),
+                                          "seated": len(seated_interests), "waitlisted": len(waitlisted)})
+    return report
+
+
+def _travel(problem: ws.Problem, plan: ws.Plan) -> float:
+    total = 0.0
+    for seat in plan.seats:
+        interest = problem.interest(seat.interest_id)
+        assert interest is not None
+        total += ws.travel(problem, interest, seat.session)
+    return total
+
+
+def _firm(problem: ws.Problem, interest_id: str) -> str:
+    interest = problem.interest(interest_id)
+    assert interest is not None
+    return interest.firm_id
+
+
+def sessions_of(session: DbSession, principal: Principal, programme_id: str) -> list[dict[str, Any]]:
+    """The planned sessions with their seats taken and waitlist length (coordinator)."""
+    if principal.role != "coordinator":
+        raise NotFound(programme_id)
+    programme = get_programme(session, principal, programme_id)
+    rows = session.execute(sa.select(w.WorkshopSession).where(w.WorkshopSession.programme_id == programme.id)
+                           .order_by(w.WorkshopSession.slot_date, w.WorkshopSession.day_part,
+                                     w.WorkshopSession.theme, w.WorkshopSession.id)).scalars().all()
+    counts: dict[tuple[str, str], int] = {}
+    for session_id, status, n in session.execute(
+            sa.select(w.WorkshopRegistration.session_id, w.WorkshopRegistration.status, sa.func.count())
+            .where(w.WorkshopRegistration.programme_id == programme.id)
+            .group_by(w.WorkshopRegistration.session_id, w.WorkshopRegistration.status)).all():
+        counts[(session_id, status)] = int(n)
+    return [{**session_view(session, s), "seated": counts.get((s.id, "seated"), 0),
+             "waitlisted": counts.get((s.id, "waitlisted"), 0)} for s in rows]
+
+
+def session_view(session: DbSession, s: w.WorkshopSession) -> dict[str, Any]:
+    room = session.get(w.WorkshopRoom, s.room_id) if s.room_id else None
+    return {"id": s.id, "programme_id": s.programme_id, "theme": s.theme, "date": s.slot_date,
+            "day_part": s.day_part, "venue": "room" if room else ws.ONLINE,
+            "room_id": s.room_id, "location_name": room.name if room else None,
+            "municipality_code": s.municipality_code, "facilitator_id": s.facilitator_id, "capacity": s.capacity}
+
+
+# ---- registrations, the waitlist and cancellations ------------------------------------------
+
+
+def _visible_registrations(principal: Principal) -> sa.Select[Any]:
+    query = sa.select(w.WorkshopRegistration).order_by(w.WorkshopRegistration.created_at, w.WorkshopRegistration.id)
+    if principal.role == "entrepreneur":
+        return query.where(w.WorkshopRegistration.firm_id == principal.organisation_id)
+    if principal.role == "coordinator":
+        own = sa.select(w.WorkshopProgramme.id).where(w.WorkshopProgramme.coordinator_id == principal.organisation_id)
+        return query.where(w.WorkshopRegistration.programme_id.in_(own))
+    return query.where(sa.false())
+
+
+def _waiting(session: DbSession, session_id: str) -> list[w.WorkshopRegistration]:
+    """A session's waitlist in order: earliest registered interest first."""
+    return list(session.execute(
+        sa.select(w.WorkshopRegistration).join(w.WorkshopInterest, w.WorkshopInterest.id ==
+                                               w.WorkshopRegistration.interest_id)
+        .where(w.WorkshopRegistration.session_id == session_id, w.WorkshopRegistration.status == "waitlisted")
+        .order_by(w.WorkshopInterest.registered_at, w.WorkshopInterest.id)).scalars())
+
+
+def registration_view(session: DbSession, reg: w.WorkshopRegistration) -> dict[str, Any]:
+    s = session.get(w.WorkshopSession, reg.session_id)
+    assert s is not None
+    position = None
+    if reg.status == "waitlisted":
+        position = 1 + [r.id for r in _waiting(session, reg.session_id)].index(reg.id)
+    return {"id": reg.id, "programme_id": reg.programme_id, "interest_id": reg.interest_id, "status": reg.status,
+            "waitlist_position": position, "session": session_view(session, s), "updated_at": reg.updated_at}
+
+
+def registrations(session: DbSession, principal: Principal, programme_id: str | None = None,
+                  status: str | None = None) -> list[dict[str, Any]]:
+    query = _visible_registrations(principal)
+    if programme_id is not None:
+        query = query.where(w.WorkshopRegistration.programme_id == programme_id)
+    if status is not None:
+        query = query.where(w.WorkshopRegistration.status == status)
+    return [registration_view(session, r) for r in session.execute(query).scalars()]
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    registration: dict[str, Any]
+    promoted_id: str | None  # the registration that got the freed seat
+
+
+def cancel_registration(session: DbSession, principal: Principal, registration_id: str) -> Cancelled:
+    """Cancel a seat or a waitlist place. A freed seat goes to the first on the session's waitlist who
+    holds no seat in the theme yet; their other waitlist places are released and they get a notice."""
+    reg = session.execute(_visible_registrations(principal).where(w.WorkshopRegistration.id == registration_id)
+                          .with_for_update()).scalar_one_or_none()
+    if reg is None:
+        raise NotFound(registration_id)
+    if reg.status not in ("seated", "waitlisted"):
+        raise Refused("registration_id", f"this registration is {reg.status} and cannot be cancelled", 409)
+    was_seated = reg.status == "seated"
+    reg.status, reg.updated_at = "cancelled", utcnow()
+    promoted = _promote_next(session, reg.session_id) if was_seated else None
+    session.flush()
+    log.info("workshop registration cancelled", extra={"registration_id": reg.id, "promoted": promoted is not None})
+    return Cancelled(registration_view(session, reg), promoted.id if promoted else None)
+
+
+def _promote_next(session: DbSession, session_id: str) -> w.WorkshopRegistration | None:
+    s = session.execute(sa.select(w.WorkshopSession).where(w.WorkshopSession.id == session_id)
+                        .with_for_update()).scalar_one()
+    seated = session.execute(sa.select(sa.func.count()).select_from(w.WorkshopRegistration).where(
+        w.WorkshopRegistration.session_id == session_id, w.WorkshopRegistration.status == "seated")).scalar_one()
+    if seated >= s.capacity:
+        return None
+    for candidate in _waiting(session, session_id):
+        # the interest row serialises promotions of one entrepreneur's theme across sessions
+        session.execute(sa.select(w.WorkshopInterest.id).where(w.WorkshopInterest.id == candidate.interest_id)
+                        .with_for_update())
+        holds = session.execute(sa.select(w.WorkshopRegistration.id).where(
+            w.WorkshopRegistration.interest_id == candidate.interest_id,
+            w.WorkshopRegistration.status == "seated")).first()
+        if holds is not None:
+            continue
+        now = utcnow()
+        candidate.status, candidate.updated_at = "seated", now
+        for other in session.execute(sa.select(w.WorkshopRegistration).where(
+                w.WorkshopRegistration.interest_id == candidate.interest_id,
+                w.WorkshopRegistration.status == "waitlisted",
+                w.WorkshopRegistration.id != candidate.id)).scalars():
+            other.status, other.updated_at = "released", now
+        programme = session.get(w.WorkshopProgramme, s.programme_id)
+        assert programme is not None
+        _queue_notice(session, programme, s, candidate, promoted=True)
+        return candidate
+    return None
+
+
+# ---- notices --------------------------------------------------------------------------------
+
+
+def _queue_notice(session: DbSession, programme: w.WorkshopProgramme, s: w.WorkshopSession,
+                  reg: w.WorkshopRegistration, promoted: bool) -> None:
+    """Through scheduling's notice outbox, in the caller's transaction: facts only, no personal data."""
+    room = session.get(w.WorkshopRoom, s.room_id) if s.room_id else None
+    session.add(orm.Notice(
+        id=str(uuid.uuid4()), kind=NOTICE_KIND, firm_id=reg.firm_id, coordinator_id=programme.coordinator_id,
+        run_id="", batch_id="", period="", matches=[], subject_id=reg.id, status="pending", attempts=0,
+        created_at=utcnow(), webhook_status="pending" if session.get(orm.Webhook, reg.firm_id) else None,
+        webhook_attempts=0, details={
+            "programme_id": programme.id, "registration_id": reg.id, "session_id": s.id, "theme": s.theme,
+            "date": s.slot_date.isoformat(), "day_part": s.day_part, "venue": "room" if room else ws.ONLINE,
+            "location_name": room.name if room else None, "municipality_code": s.municipality_code,
+            "promoted": promoted}))
+
+
+def render_notice(notice: orm.Notice, language: str) -> tuple[str, str]:
+    """Subject and body of a workshop notice, from the templates, in the firm's language."""
+    lang = language if language in ("nl", "en") else "nl"
+    details = dict(notice.details or {})
+    context = {**details, "theme_label": ws.THEMES[details["theme"]][lang],
+               "day_part_label": ws.DAY_PART_LABELS[details["day_part"]][lang],
+               "date": date.fromisoformat(details["date"])}
+    return (render_text(f"{NOTICE_KIND}_subject", lang, context).strip(),
+            render_text(NOTICE_KIND, lang, context))

@@ -1,0 +1,408 @@
+"""Workshops through scheduling's HTTP API (Flask's test client, real SQLite, migrations applied): a
+coordinator's programme is planned by the optimiser (the stored plan re-checked by the validator),
+entrepreneurs are seated or waitlisted in registration order, a cancelled seat goes to the next in line
+with a notice that arrives by e-mail (aiosmtpd on loopback) in the firm's language; bad input and other
+organisations' objects change nothing."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from aiosmtpd.controller import Controller
+from scheduling import bootstrap as scheduling_bootstrap
+from scheduling.adapters import orm
+from scheduling.adapters import workshop_orm as w
+from scheduling.adapters.mailer import SmtpMailer
+from scheduling.domain import workshops as ws
+from scheduling.entrypoints.api import create_scheduling_app
+from scheduling.service_layer import workshops
+from werkplaats_shared.auth import Principal
+from werkplaats_shared.config import Settings
+
+from ..conftest import free_port
+from .test_matching_scheduling_api import SECRET_KEY, Service, assert_error
+from .test_scheduling_responses import _Collector
+
+MON, TUE = "2031-03-03", "2031-03-04"
+SLOTS = [{"date": MON, "day_part": "morning"}, {"date": MON, "day_part": "afternoon"},
+         {"date": TUE, "day_part": "morning"}]
+PROGRAMME = {"title": "Voorjaar 2031", "slots": SLOTS, "sessions_wanted": {"ai": 2},
+             "max_sessions_per_location_day": 2, "min_participants": 1}
+ROOM = {"municipality_code": "GM0344", "name": "Stadhuis Utrecht, zaal 2", "capacity": 2, "availability": SLOTS}
+FIRMS = [f"firm_{n}" for n in range(1, 7)]
+CONTACTS = {"firm_1": {"email": "planning@bakkerij-jansen.nl", "language": "nl"},
+            "firm_5": {"email": "office@kapsalon-bloem.nl", "language": "en"}}
+
+
+@pytest.fixture
+def svc(tmp_path: Path) -> Iterator[Service]:
+    yield from _service(f"sqlite:///{tmp_path}/scheduling.sqlite3", tmp_path)
+
+
+def _service(url: str, tmp_path: Path) -> Iterator[Service]:
+    settings = Settings.from_env("scheduling", {
+        "WERKPLAATS_DATABASE_URL": url, "WERKPLAATS_DATA_DIR": str(tmp_path), "WERKPLAATS_SECRET_KEY": SECRET_KEY})
+    infra = scheduling_bootstrap.bootstrap(settings)
+    app = create_scheduling_app(infra)
+    tables: list[Any] = [t for t in orm.metadata.sorted_tables if t.name.startswith("workshop_")]
+    tables.append(orm.Notice.__table__)
+    service = Service(infra, app, app.test_client(), tables)
+    for who, role in [("coord_1", "coordinator"), ("coord_2", "coordinator"), ("inst_1", "institution"),
+                      *((firm, "entrepreneur") for firm in FIRMS)]:
+        service.add_key(who, who, role)
+    for firm, contact in CONTACTS.items():
+        assert service.put(firm, "/contact", contact).status_code == 200
+    yield service
+    infra.engine.dispose()
+
+
+def post(svc: Service, who: str, path: str, body: Any = None) -> Any:
+    resp = svc.call(who, "POST", path, body)
+    assert resp.status_code in (200, 201), resp.get_data(as_text=True)
+    return resp.get_json()
+
+
+def programme(svc: Service, **changes: Any) -> str:
+    """coord_1's programme: one room for two, two facilitators of AI (Monday morning, Monday afternoon)."""
+    pid = str(post(svc, "coord_1", "/workshop-programmes", {**PROGRAMME, **changes})["id"])
+    post(svc, "coord_1", f"/workshop-programmes/{pid}/rooms", ROOM)
+    post(svc, "coord_1", f"/workshop-programmes/{pid}/facilitators",
+         {"label": "F-01", "themes": ["ai", "webshop"], "availability": SLOTS[:1]})
+    post(svc, "coord_1", f"/workshop-programmes/{pid}/facilitators",
+         {"label": "F-02", "themes": ["ai"], "availability": SLOTS[1:2]})
+    return pid
+
+
+def interest(svc: Service, firm: str, pid: str, **changes: Any) -> dict[str, Any]:
+    body = {"theme": "ai", "locations": ["GM0344"], "available_days": [MON], **changes}
+    return dict(post(svc, firm, f"/workshop-programmes/{pid}/interests", body))
+
+
+def planned(svc: Service) -> tuple[str, dict[str, Any]]:
+    """Six firms want AI on Monday in Utrecht: two sessions of two, two firms wait."""
+    pid = programme(svc)
+    for firm in FIRMS:
+        interest(svc, firm, pid)
+    return pid, post(svc, "coord_1", f"/workshop-programmes/{pid}/plan")
+
+
+def registrations(svc: Service, who: str) -> list[dict[str, Any]]:
+    resp = svc.get(who, "/workshop-registrations?page_size=100")
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    return list(resp.get_json())
+
+
+def stored_plan(svc: Service, pid: str) -> tuple[ws.Problem, ws.Plan]:
+    with svc.infra.session_factory() as session:
+        prog = session.get(w.WorkshopProgramme, pid)
+        assert prog is not None
+        problem = workshops.problem_of(session, prog)
+        sessions = {s.id: s for s in session.execute(sa.select(w.WorkshopSession)
+                                                     .where(w.WorkshopSession.programme_id == pid)).scalars()}
+        key = {sid: ws.Session(s.theme, s.room_id or ws.ONLINE, ws.Slot(s.slot_date, s.day_part))
+               for sid, s in sessions.items()}
+        seats = session.execute(sa.select(w.WorkshopRegistration).where(
+            w.WorkshopRegistration.programme_id == pid, w.WorkshopRegistration.status == "seated")).scalars()
+        return problem, ws.Plan(frozenset(ws.Staffing(key[sid], s.facilitator_id) for sid, s in sessions.items()),
+                                frozenset(ws.Seat(r.interest_id, key[r.session_id]) for r in seats))
+
+
+def notices(svc: Service) -> list[orm.Notice]:
+    with svc.infra.session_factory() as session:
+        return list(session.execute(sa.select(orm.Notice).where(orm.Notice.kind == workshops.NOTICE_KIND)
+                                    .order_by(orm.Notice.created_at)).scalars())
+
+
+# ---- planning, seats and the waitlist -------------------------------------------------------
+
+
+def test_a_programme_is_planned_and_entrepreneurs_seated_in_registration_order(svc: Service) -> None:
+    pid, report = planned(svc)
+    assert report["status"] == "optimal" and report["unscheduled"] == []
+    assert report["figures"] | {"solve_seconds": 0} == {
+        "interests": 6, "sessions": 2, "seated": 4, "waitlisted": 2, "travel": 0.0, "solve_seconds": 0,
+        "variables": report["figures"]["variables"], "constraints": report["figures"]["constraints"],
+        "solver": "HiGHS"}
+    problem, plan = stored_plan(svc, pid)
+    assert ws.violations(problem, plan) == []
+    sessions = svc.get("coord_1", f"/workshop-programmes/{pid}/sessions").get_json()
+    assert [(s["day_part"], s["facilitator_id"] is not None, s["seated"], s["waitlisted"]) for s in sessions] == [
+        ("afternoon", True, 2, 2), ("morning", True, 2, 2)]
+    assert {s["location_name"] for s in sessions} == {ROOM["name"]}
+    # the four earliest are seated; the last two wait for both sessions, firm_5 first
+    for firm in FIRMS[:4]:
+        assert [r["status"] for r in registrations(svc, firm)] == ["seated"]
+    for firm, position in (("firm_5", 1), ("firm_6", 2)):
+        places = registrations(svc, firm)
+        assert [(r["status"], r["waitlist_position"]) for r in places] == [("waitlisted", position)] * 2
+    assert sorted(n.firm_id for n in notices(svc)) == FIRMS[:4]  # a seat notice for each seated firm
+    assert svc.get("coord_1", f"/workshop-programmes/{pid}").get_json()["status"] == "planned"
+    waiting = svc.get("coord_1", f"/workshop-registrations?status=waitlisted&programme_id={pid}").get_json()
+    assert sorted((r["interest_id"], r["waitlist_position"]) for r in waiting) == sorted(
+        (r["interest_id"], r["waitlist_position"]) for firm in ("firm_5", "firm_6") for r in registrations(svc, firm))
+    assert svc.get("coord_1", "/workshop-registrations?programme_id=other").get_json() == []
+    assert_error(svc.get("coord_1", "/workshop-registrations?status=maybe"), 422, "query.status")
+
+
+def test_a_cancelled_seat_goes_to_the_next_in_line_with_a_notice_by_email(svc: Service) -> None:
+    pid, _ = planned(svc)
+    [seat] = registrations(svc, "firm_1")
+    before = {n.id for n in notices(svc)}
+    done = post(svc, "firm_1", f"/workshop-registrations/{seat['id']}/cancel")
+    assert done["registration"]["status"] == "cancelled"
+    places = {r["id"]: r for r in registrations(svc, "firm_5")}
+    promoted = places[done["promoted_registration_id"]]
+    assert promoted["status"] == "seated" and promoted["session"]["id"] == seat["session"]["id"]
+    assert [r["status"] for r in places.values() if r["id"] != promoted["id"]] == ["released"]
+    assert [(r["status"], r["waitlist_position"]) for r in registrations(svc, "firm_6")] == [("waitlisted", 1)] * 2
+    problem, plan = stored_plan(svc, pid)
+    assert ws.violations(problem, plan) == []
+    [notice] = [n for n in notices(svc) if n.id not in before]
+    assert (notice.firm_id, notice.status, notice.subject_id) == ("firm_5", "pending", promoted["id"])
+    assert notice.details is not None and notice.details["promoted"] is True
+    # a second cancel of the same seat changes nothing
+    snapshot = svc.snapshot()
+    assert_error(svc.call("firm_1", "POST", f"/workshop-registrations/{seat['id']}/cancel"), 409, "registration_id")
+    assert svc.snapshot() == snapshot
+
+    collector = _Collector()
+    port = free_port()
+    controller = Controller(collector, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        mailer = SmtpMailer("127.0.0.1", port, "werkplaats@werkplaats.test")
+        first_seat = next(n for n in notices(svc) if n.firm_id == "firm_1")
+        for n, firm in ((notice, "firm_5"), (first_seat, "firm_1")):
+            language = CONTACTS[firm]["language"]
+            subject, body = workshops.render_notice(n, language)
+            mailer.send(to=CONTACTS[firm]["email"], subject=subject, body=body, message_id=n.id, language=language)
+    finally:
+        controller.stop()
+    en, nl = collector.messages
+    assert en["To"] == CONTACTS["firm_5"]["email"] and en["Content-Language"] == "en"
+    assert en["Subject"] == "A seat has become free: workshop Artificial intelligence (AI)"
+    en_text = en.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+    when = "Monday 03 March 2031, morning" if seat["session"]["day_part"] == "morning" else \
+        "Monday 03 March 2031, afternoon"
+    assert when in en_text and f"{ROOM['name']} (municipality code GM0344)" in en_text
+    assert "first on the waiting list" in en_text
+    assert nl["Subject"] == "Uw plaats in de workshop Kunstmatige intelligentie (AI)"
+    nl_text = nl.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+    assert "maandag 03-03-2031" in nl_text and "wachtlijst" in nl_text and "first" not in nl_text
+
+
+def test_cancelling_a_waitlist_place_promotes_nobody(svc: Service) -> None:
+    planned(svc)
+    place = registrations(svc, "firm_5")[0]
+    before = len(notices(svc))
+    done = post(svc, "firm_5", f"/workshop-registrations/{place['id']}/cancel")
+    assert done["promoted_registration_id"] is None and done["registration"]["status"] == "cancelled"
+    # firm_6 moves up where firm_5 left, and stays second where firm_5 still waits
+    positions = {r["session"]["id"]: r["waitlist_position"] for r in registrations(svc, "firm_6")}
+    left = place["session"]["id"]
+    assert positions[left] == 1 and [p for s, p in positions.items() if s != left] == [2]
+    assert len(notices(svc)) == before
+
+
+def test_a_seat_freed_with_nobody_waiting_stays_free(svc: Service) -> None:
+    pid = programme(svc)
+    interest(svc, "firm_1", pid)
+    assert post(svc, "coord_1", f"/workshop-programmes/{pid}/plan")["figures"]["waitlisted"] == 0
+    [seat] = registrations(svc, "firm_1")
+    assert post(svc, "coord_1", f"/workshop-registrations/{seat['id']}/cancel")["promoted_registration_id"] is None
+
+
+def test_nothing_to_plan_is_reported_and_the_programme_stays_open(svc: Service) -> None:
+    pid = programme(svc)
+    report = post(svc, "coord_1", f"/workshop-programmes/{pid}/plan")
+    assert (report["status"], report["reason"]) == ("empty", "no interest registered")
+    # interest on a day nobody can make: reported with the reason, no session stored
+    interest(svc, "firm_1", pid, available_days=[TUE])
+    report = post(svc, "coord_1", f"/workshop-programmes/{pid}/plan")
+    assert report["status"] == "empty" and "no session is possible" in report["reason"]
+    assert report["unscheduled"] == [{"theme": "ai", "sessions": 2, "reason": (
+        "no room or online session in a slot that a facilitator of this theme and enough interested "
+        "entrepreneurs can make")}]
+    assert svc.snapshot()["workshop_sessions"] == []
+    assert svc.get("coord_1", f"/workshop-programmes/{pid}").get_json()["status"] == "open"
+
+
+def test_a_planned_programme_takes_no_more_changes(svc: Service) -> None:
+    pid, _ = planned(svc)
+    before = svc.snapshot()
+    assert_error(svc.call("coord_1", "POST", f"/workshop-programmes/{pid}/rooms", ROOM), 409, "programme_id")
+    assert_error(svc.call("coord_1", "POST", f"/workshop-programmes/{pid}/plan"), 409, "programme_id")
+    assert_error(svc.call("firm_1", "POST", f"/workshop-programmes/{pid}/interests",
+                          {"theme": "webshop", "locations": ["GM0344"], "available_days": [MON]}), 409, "programme_id")
+    assert svc.snapshot() == before
+
+
+# ---- bad input ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({**PROGRAMME, "title": ""}, "title"),
+    ({**PROGRAMME, "slots": []}, "slots"),
+    ({**PROGRAMME, "slots": [{"date": "2031-02-30", "day_part": "morning"}]}, "slots.0.date"),
+    ({**PROGRAMME, "slots": [{"date": MON, "day_part": "night"}]}, "slots.0.day_part"),
+    ({**PROGRAMME, "slots": [SLOTS[0], SLOTS[0]]}, "slots.1"),
+    ({**PROGRAMME, "sessions_wanted": {"knitting": 1}}, "sessions_wanted.knitting.key"),
+    ({**PROGRAMME, "sessions_wanted": {"ai": -1}}, "sessions_wanted.ai.value"),
+    ({**PROGRAMME, "online_capacity": 501}, "online_capacity"),
+    ({**PROGRAMME, "min_participants": 0}, "min_participants"),
+    ({**PROGRAMME, "coordinator_id": "someone-else"}, "coordinator_id"),
+])
+def test_an_invalid_programme_is_refused_with_its_field(svc: Service, body: dict[str, Any], field: str) -> None:
+    before = svc.snapshot()
+    assert_error(svc.call("coord_1", "POST", "/workshop-programmes", body), 422, field)
+    assert svc.snapshot() == before
+
+
+@pytest.mark.parametrize(("path", "body", "field"), [
+    ("rooms", {**ROOM, "municipality_code": "Utrecht"}, "municipality_code"),
+    ("rooms", {**ROOM, "capacity": 0}, "capacity"),
+    ("rooms", {**ROOM, "availability": [{"date": "2031-03-05", "day_part": "morning"}]}, "availability.0"),
+    ("rooms", {**ROOM, "availability": [SLOTS[1], SLOTS[1]]}, "availability.1"),
+    ("facilitators", {"label": "jan@example.nl", "themes": ["ai"], "availability": SLOTS}, "label"),
+    ("facilitators", {"label": "F-03", "themes": [], "availability": SLOTS}, "themes"),
+    ("facilitators", {"label": "F-03", "themes": ["cooking"], "availability": SLOTS}, "themes.0"),
+    ("facilitators", {"label": "F-03", "themes": ["ai"], "availability": [SLOTS[0], {"date": TUE,
+                                                                                      "day_part": "evening"}]},
+     "availability.1"),
+])
+def test_invalid_rooms_and_facilitators_are_refused(svc: Service, path: str, body: dict[str, Any],
+                                                   field: str) -> None:
+    pid = programme(svc)
+    before = svc.snapshot()
+    assert_error(svc.call("coord_1", "POST", f"/workshop-programmes/{pid}/{path}", body), 422, field)
+    assert svc.snapshot() == before
+
+
+@pytest.mark.parametrize(("changes", "field"), [
+    ({"theme": "knitting"}, "theme"),
+    ({"locations": [], "online_ok": False}, "locations"),
+    ({"locations": ["GM0344", "GM0344"]}, "locations.1"),
+    ({"locations": ["0344"]}, "locations.0"),
+    ({"available_days": []}, "available_days"),
+    ({"available_days": ["maandag"]}, "available_days.0"),
+    ({"online_ok": "perhaps"}, "online_ok"),
+    ({"firm_id": "firm_2"}, "firm_id"),
+])
+def test_invalid_interest_is_refused(svc: Service, changes: dict[str, Any], field: str) -> None:
+    pid = programme(svc)
+    before = svc.snapshot()
+    body = {"theme": "ai", "locations": ["GM0344"], "available_days": [MON], **changes}
+    assert_error(svc.call("firm_1", "POST", f"/workshop-programmes/{pid}/interests", body), 422, field)
+    assert svc.snapshot() == before
+
+
+def test_interest_is_once_per_theme_and_online_alone_is_enough(svc: Service) -> None:
+    pid = programme(svc)
+    interest(svc, "firm_1", pid)
+    before = svc.snapshot()
+    assert_error(svc.call("firm_1", "POST", f"/workshop-programmes/{pid}/interests",
+                          {"theme": "ai", "online_ok": True, "available_days": [TUE]}), 409, "theme")
+    assert svc.snapshot() == before
+    online = interest(svc, "firm_1", pid, theme="webshop", locations=[], online_ok=True)
+    assert online["locations"] == [] and online["online_ok"] is True and online["firm_id"] == "firm_1"
+
+
+# ---- organisations and roles ----------------------------------------------------------------
+
+
+def test_other_organisations_get_404_and_the_wrong_role_403(svc: Service) -> None:
+    pid, _ = planned(svc)
+    before = svc.snapshot()
+    for method, path, body in [("GET", f"/workshop-programmes/{pid}", None),
+                               ("GET", f"/workshop-programmes/{pid}/rooms", None),
+                               ("GET", f"/workshop-programmes/{pid}/sessions", None),
+                               ("GET", f"/workshop-programmes/{pid}/interests", None),
+                               ("POST", f"/workshop-programmes/{pid}/facilitators",
+                                {"label": "F-09", "themes": ["ai"], "availability": SLOTS}),
+                               ("POST", f"/workshop-programmes/{pid}/plan", None)]:
+        assert_error(svc.call("coord_2", method, path, body), 404)
+    seat = registrations(svc, "firm_1")[0]
+    assert_error(svc.call("firm_2", "POST", f"/workshop-registrations/{seat['id']}/cancel"), 404)
+    assert_error(svc.call("coord_2", "POST", f"/workshop-registrations/{seat['id']}/cancel"), 404)
+    assert svc.get("coord_2", "/workshop-registrations").get_json() == []
+    assert svc.get("coord_2", "/workshop-programmes").get_json() == []
+    # entrepreneurs see their own interest only, and no rooms or sessions; institutions nothing at all
+    mine = svc.get("firm_2", f"/workshop-programmes/{pid}/interests").get_json()
+    assert [i["firm_id"] for i in mine] == ["firm_2"]
+    assert len(svc.get("coord_1", f"/workshop-programmes/{pid}/interests").get_json()) == len(FIRMS)
+    assert_error(svc.get("firm_2", f"/workshop-programmes/{pid}/rooms"), 403)
+    assert_error(svc.call("firm_2", "POST", f"/workshop-programmes/{pid}/plan"), 403)
+    assert_error(svc.call("coord_1", "POST", f"/workshop-programmes/{pid}/interests",
+                          {"theme": "ai", "locations": ["GM0344"], "available_days": [MON]}), 403)
+    assert_error(svc.get("inst_1", "/workshop-programmes"), 403)
+    assert_error(svc.get("inst_1", "/workshop-registrations"), 403)
+    assert svc.snapshot() == before
+
+
+def test_entrepreneurs_see_open_programmes_and_the_ones_they_joined(svc: Service) -> None:
+    joined, _ = planned(svc)
+    open_one = programme(svc, title="Najaar 2031")
+    listed = {p["id"]: p for p in svc.get("firm_1", "/workshop-programmes").get_json()}
+    assert set(listed) == {joined, open_one}
+    assert listed[open_one]["locations"] == [{"municipality_code": "GM0344", "name": ROOM["name"]}]
+    assert [p["id"] for p in svc.get("firm_2", "/workshop-programmes").get_json()] == [joined, open_one]
+    # a planned programme is no longer offered to those who did not register for it
+    svc.add_key("firm_new", "firm_new", "entrepreneur")
+    assert [p["id"] for p in svc.get("firm_new", "/workshop-programmes").get_json()] == [open_one]
+    assert_error(svc.get("firm_new", f"/workshop-programmes/{joined}"), 404)
+
+
+def test_the_theme_catalogue_is_in_dutch_and_english(svc: Service) -> None:
+    themes = {t["code"]: t for t in svc.get("firm_1", "/workshop-themes").get_json()}
+    assert set(themes) == {"cyber_resilience", "online_marketing", "ai", "webshop", "data_automation",
+                           "digital_roadmap"}
+    assert themes["cyber_resilience"] == {"code": "cyber_resilience", "label_nl": "Cyberweerbaarheid",
+                                          "label_en": "Cyber resilience"}
+
+
+def test_registered_days_are_stored_as_dates(svc: Service) -> None:
+    pid = programme(svc)
+    got = interest(svc, "firm_1", pid, available_days=[TUE, MON])
+    assert got["available_days"] == [MON, TUE] and date.fromisoformat(got["available_days"][0]).weekday() == 0
+
+
+@pytest.fixture
+def pg(make_postgres_db: Any, tmp_path: Path) -> Iterator[Service]:
+    yield from _service(make_postgres_db("workshops"), tmp_path)
+
+
+@pytest.mark.postgres
+def test_simultaneous_cancellations_never_seat_one_firm_twice_in_a_theme(pg: Service) -> None:
+    """firm_5 is first in line for both sessions; a seat in each is cancelled at the same moment: one goes
+    to firm_5, the other to firm_6, whichever cancellation commits first."""
+    pid, _ = planned(pg)
+    seats = [registrations(pg, firm)[0] for firm in ("firm_1", "firm_2", "firm_3", "firm_4")]
+    one_per_session = list({s["session"]["id"]: s for s in seats}.values())
+    assert len(one_per_session) == 2
+    start = threading.Barrier(2)
+    promoted: list[str | None] = []
+    holder = Principal(organisation_id="coord_1", role="coordinator", key_id="k")
+
+    def cancel(seat: dict[str, Any]) -> None:
+        start.wait()
+        with pg.infra.session_factory.begin() as session:
+            promoted.append(workshops.cancel_registration(session, holder, seat["id"]).promoted_id)
+
+    threads = [threading.Thread(target=cancel, args=(seat,)) for seat in one_per_session]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(promoted) == 2 and None not in promoted
+    seated = {firm: [r for r in registrations(pg, firm) if r["status"] == "seated"] for firm in ("firm_5", "firm_6")}
+    assert [len(seated["firm_5"]), len(seated["firm_6"])] == [1, 1]
+    assert {r["session"]["id"] for rs in seated.values() for r in rs} == {s["session"]["id"] for s in one_per_session}
+    problem, plan = stored_plan(pg, pid)
+    assert ws.violations(problem, plan) == []
+    assert sorted(n.firm_id for n in notices(pg) if n.details and n.details["promoted"]) == ["firm_5", "firm_6"]

@@ -1,0 +1,79 @@
+"""The benchmark's baselines solve the same instance as the optimiser and find the same optimum."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from matching import optimiser
+from matching.domain.model import Pair, Problem, violations
+
+from benchmarks import run
+from benchmarks.baselines import agree, optimiser_pairs, solve_min_cost_flow, solve_pulp_cbc
+from benchmarks.generator import generate
+
+
+def _violations(snapshot: dict[str, Any], matches: tuple[tuple[str, str], ...]) -> list[str]:
+    return violations(Problem.from_snapshot(snapshot), [Pair(*m) for m in matches])
+
+
+def test_optimiser_cbc_baseline_and_min_cost_flow_agree_on_a_network_instance() -> None:
+    snapshot = generate(400, flavour="network", seed=11)
+    pairs = optimiser_pairs(snapshot)
+    flow = solve_min_cost_flow(snapshot, pairs)
+    cbc = solve_pulp_cbc(snapshot, pairs, time_limit=60)
+    solution = optimiser.solve(Problem.from_snapshot(snapshot), "highs", 60, policy="max_fit")
+    assert (flow.status, cbc.status, solution.status) == ("optimal", "optimal", "optimal")
+    assert flow.exact
+    assert flow.objective > 0
+    assert agree(flow.objective, solution.objective) and agree(cbc.objective, solution.objective)
+    assert _violations(snapshot, flow.matches) == []
+    assert _violations(snapshot, cbc.matches) == []
+
+
+def test_min_cost_flow_respects_binding_institution_capacity() -> None:
+    snapshot = generate(400, flavour="network", seed=11)
+    pairs = optimiser_pairs(snapshot)
+    unlimited = dict(snapshot, capacities=[])
+    capped = solve_min_cost_flow(snapshot, pairs)
+    free = solve_min_cost_flow(unlimited, pairs)
+    assert capped.objective < free.objective
+    assert _violations(snapshot, capped.matches) == []
+    assert _violations(snapshot, free.matches) != []
+
+
+def test_on_the_side_flavour_the_flow_is_an_upper_bound_and_cbc_meets_every_side_rule() -> None:
+    snapshot = generate(200, flavour="side", seed=3)
+    pairs = optimiser_pairs(snapshot)
+    flow = solve_min_cost_flow(snapshot, pairs)
+    cbc = solve_pulp_cbc(snapshot, pairs, time_limit=60)
+    assert not flow.exact
+    assert cbc.status == "optimal"
+    assert _violations(snapshot, cbc.matches) == []
+    assert flow.objective >= cbc.objective - 1e-6
+
+
+def test_instrumentation_times_the_optimisers_stages_and_restores_them() -> None:
+    original = optimiser.__dict__["eligible_pairs"]
+    timings = run.Timings()
+    snapshot = generate(100, seed=2)
+    with run.instrumented(timings) as hooks:
+        assert optimiser.__dict__["eligible_pairs"] is not original
+        optimiser.solve(Problem.from_snapshot(snapshot), "highs", 30)
+    assert optimiser.__dict__["eligible_pairs"] is original
+    assert "matching.optimiser.eligible_pairs" in hooks
+    assert timings.calls["eligibility"] >= 1 and timings.seconds["eligibility"] > 0
+
+
+def test_benchmark_prints_one_table_with_agreeing_objectives(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run.main(["--sizes", "60", "--skip-baseline", "--time-limit", "30"]) == 0
+    out = capsys.readouterr().out
+    assert "== 60: 60 teams x 30 assignments, flavour network ==" in out
+    assert "objectives" in out and "agree (1e-6 relative)" in out
+    assert "machine:" in out and "python 3." in out
+
+
+def test_benchmark_rejects_an_unknown_size() -> None:
+    with pytest.raises(SystemExit) as stopped:
+        run.main(["--sizes", "huge"])
+    assert stopped.value.code == 2
