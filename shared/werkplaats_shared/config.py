@@ -28,6 +28,8 @@ ENV_VARS: dict[str, str] = {
     "scheduling; without it the other services accept API keys only; changing it invalidates links and tokens)",
     "WERKPLAATS_PUBLIC_URL": "base URL at which entrepreneurs reach scheduling's API, used in the links of "
     "notices (scheduling); default http://127.0.0.1:<WERKPLAATS_HTTP_PORT>",
+    "WERKPLAATS_ANSWER_DEADLINE_DAYS": "days a firm has to answer a match notice before its unanswered match counts "
+    "as declined (scheduling; 1-14, default 10)",
     "WERKPLAATS_WEBHOOK_ALLOW_LOOPBACK": "test-only: true lets webhooks target loopback addresses over http "
     "or https (scheduling); default false, unset in production",
     "WERKPLAATS_SOLVER": "matching solver: highs (default) or cbc",

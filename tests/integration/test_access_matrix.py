@@ -49,6 +49,11 @@ ROLES = {"coordinator": "coord", "institution": "inst", "entrepreneur": "firm"}
 # signed link of a notice): it is checked with a valid and a forged token.
 PUBLIC = {"/health", "/ready", "/openapi.json"}
 SIGNED_LINK_RULES = {("scheduling", "/responses/<token>")}
+# Routes whose body is the credential: an account's e-mail and password, exchanged for a token. Checked with
+# another organisation's keys and a wrong password, and with the right password as the control.
+LOGIN_RULES = {("intake", "/tokens/<audience>")}
+ACCOUNT_EMAIL = "coordinator@werkplaats-alfa.example.nl"
+ACCOUNT_PASSWORD = "matrix test password 0123"
 # Shared by design, not owned by one organisation: the directory of workspaces (name, working area,
 # calendar: what an institution or firm chooses from) and the national catalogue of support schemes,
 # which every coordinator keeps up to date (each change audited). Their ids are not secrets of A.
@@ -58,6 +63,7 @@ OBJECTS: dict[tuple[str, str], str] = {
     ("intake", "workspace_id"): "ws_a", ("intake", "team_id"): "team_a",
     ("intake", "assignment_id"): "asg_a", ("intake", "batch_id"): "batch_a",
     ("intake", "capacity_id"): "capacity_a", ("intake", "code"): "scheme_a",
+    ("intake", "account_id"): "account_a", ("intake", "key_id"): "apikey_a",
     ("matching", "batch_id"): "batch_a", ("matching", "run_id"): "run_a",
     ("matching", "control_id"): "control_a",
     ("scheduling", "notice_id"): "notice_a", ("scheduling", "token"): "token_a",
@@ -106,8 +112,8 @@ class World:
     def call(self, service: str, who: str | None, method: str, path: str, body: Any = None,
              headers: dict[str, str] | None = None, **kwargs: Any) -> TestResponse:
         h = dict(headers or {})
-        if who is not None:
-            h["Authorization"] = f"Bearer {self.keys[who]}"
+        if who is not None:  # an account's token is meant for one service
+            h["Authorization"] = f"Bearer {self.keys.get(f'{who}@{service}') or self.keys[who]}"
         if body is not None:
             kwargs["json"] = body
         return self.apps[service].client.open(path, method=method, headers=h, **kwargs)
@@ -156,7 +162,8 @@ class World:
 
     def private_ids_of_a(self) -> set[str]:
         return {self.ids[k] for k in ("coord_a", "inst_a", "firm_a", "team_a", "asg_a", "batch_a",
-                                      "capacity_a", "run_a", "notice_a", "pin_a", "forbid_a", "match_a")}
+                                      "capacity_a", "run_a", "notice_a", "pin_a", "forbid_a", "match_a",
+                                      "account_a", "apikey_a")}
 
 
 def _settings(service: str, tmp: Path) -> Settings:
@@ -190,6 +197,15 @@ def _build(tmp: Path) -> World:
     w.pump()  # the key hashes reach matching and scheduling through apikey.issued
 
     ids = w.ids
+    account = {"email": ACCOUNT_EMAIL, "password": ACCOUNT_PASSWORD}
+    ids["account_a"] = w.ok("intake", "coord_a", "POST", "/accounts", account)["id"]
+    w.ok("intake", "coord_b", "POST", "/accounts", {"email": "coordinator@werkplaats-beta.example.nl",
+                                                    "password": ACCOUNT_PASSWORD})
+    for service in SERVICES:  # B's coordinator also calls with its account's token, one per service
+        w.keys[f"coord_b_token@{service}"] = w.ok("intake", None, "POST", f"/tokens/{service}", {
+            "email": "coordinator@werkplaats-beta.example.nl", "password": ACCOUNT_PASSWORD})["token"]
+    scoped = w.ok("intake", "coord_a", "POST", "/api-keys", {"scopes": ["read"], "label": "dashboard alfa"})
+    ids["apikey_a"], w.keys["coord_a_read"] = scoped["key_id"], scoped["api_key"]
     ids["ws_a"] = w.ok("intake", "coord_a", "POST", "/workspaces", workspace_body("Werkplaats Alfa", "GM0363"))["id"]
     ids["ws_b"] = w.ok("intake", "coord_b", "POST", "/workspaces", workspace_body("Werkplaats Beta", "GM0599"))["id"]
     w.ok("intake", "firm_a", "POST", "/firm", firm_body("11111111", "GM0363"))
@@ -262,6 +278,7 @@ def _build(tmp: Path) -> World:
         ("intake", "PATCH", "/teams/<team_id>"): {"size": 5},
         ("intake", "PATCH", "/assignments/<assignment_id>"): {"title": "Overgenomen"},
         ("intake", "PUT", "/referral-schemes/<code>"): scheme,
+        ("intake", "POST", "/accounts"): account, ("intake", "POST", "/api-keys"): {"scopes": ["read"]},
         ("intake", "POST", "/handovers"): {"from_workspace_id": ids["ws_a"], "to_workspace_id": ids["ws_b"],
                                            "reason": "overname"},
         ("matching", "POST", "/batches/<batch_id>/pins"): control,
@@ -279,7 +296,8 @@ def _build(tmp: Path) -> World:
             intake.api_keys.c.organisation_id.in_([ids["coord_a"], ids["inst_a"], ids["firm_a"]]))).scalars()
         w.secrets_of_a = {*w.private_ids_of_a(), match_id, *key_ids, contact["email"], "alfa-bakkerij",
                           "ALFA-T01", "ALFA-T02", other, "11111111",
-                          "Bakkerstraat", "Alfadorp", w.keys["coord_a"], w.keys["inst_a"], w.keys["firm_a"]}
+                          "Bakkerstraat", "Alfadorp", w.keys["coord_a"], w.keys["inst_a"], w.keys["firm_a"],
+                          w.keys["coord_a_read"], ACCOUNT_EMAIL, "werkplaats-alfa"}
     return w
 
 
@@ -348,10 +366,10 @@ def test_no_role_of_another_organisation_reaches_anything_of_a(world: World) -> 
     calls = 0
     for service, svc in world.apps.items():
         for method, rule, arguments in routes(svc.app):
-            if rule in PUBLIC or (service, rule) in SIGNED_LINK_RULES:
+            if rule in PUBLIC or (service, rule) in SIGNED_LINK_RULES | LOGIN_RULES:
                 continue
             path, body, headers = request_for(world, service, method, rule, arguments)
-            for who in ("coord_b", "inst_b", "firm_b"):
+            for who in ("coord_b", "inst_b", "firm_b", "coord_b_token"):
                 resp = world.call(service, who, method, path, body, headers=headers)
                 calls += 1
                 where = f"{service} {who} {method} {path} -> {resp.status_code}"
@@ -374,7 +392,7 @@ def test_without_a_key_only_the_declared_public_routes_answer(world: World) -> N
     failures: list[str] = []
     for service, svc in world.apps.items():
         for method, rule, arguments in routes(svc.app):
-            if (service, rule) in SIGNED_LINK_RULES:
+            if (service, rule) in SIGNED_LINK_RULES | LOGIN_RULES:
                 continue
             path, body, headers = request_for(world, service, method, rule, arguments)
             resp = world.call(service, None, method, path, body, headers=headers)
@@ -405,13 +423,14 @@ def test_the_signed_link_is_its_own_credential_and_a_forged_one_opens_nothing(wo
 def test_a_reaches_its_own_objects_through_the_same_routes(world: World) -> None:
     """Control for the sweep above: the ids B was refused are A's real, reachable objects."""
     owner = {"intake": {"team_id": "inst_a", "assignment_id": "firm_a", "batch_id": "coord_a",
-                        "capacity_id": "inst_a", "workspace_id": "coord_a", "code": "coord_a"},
+                        "capacity_id": "inst_a", "workspace_id": "coord_a", "code": "coord_a",
+                        "account_id": "coord_a", "key_id": "coord_a"},
              "matching": {"batch_id": "coord_a", "run_id": "coord_a"},
              "scheduling": {"notice_id": "firm_a", "match_id": "firm_a"}}
     missed = []
     for service, svc in world.apps.items():
         for method, rule, arguments in routes(svc.app):
-            if not arguments or (service, rule) in SIGNED_LINK_RULES or method != "GET":
+            if not arguments or (service, rule) in SIGNED_LINK_RULES | LOGIN_RULES or method != "GET":
                 continue
             if any((service, a) in PENDING for a in arguments):
                 continue
@@ -425,3 +444,29 @@ def test_a_reaches_its_own_objects_through_the_same_routes(world: World) -> None
 def test_every_pending_entry_still_names_a_route(world: World) -> None:
     arguments = {(service, a) for service, svc in world.apps.items() for _, _, args in routes(svc.app) for a in args}
     assert set(PENDING) <= arguments, set(PENDING) - arguments
+
+
+def test_the_login_gives_a_token_for_the_right_password_only(world: World) -> None:
+    before = world.rows_of_a()
+    elsewhere = {"REMOTE_ADDR": "192.0.2.44"}  # its own allowance of login attempts
+    for service, rule in LOGIN_RULES:
+        assert rule == "/tokens/<audience>"
+        attempts = [(who, "wrong password 0123") for who in (None, "coord_b", "inst_b", "firm_b", "coord_b_token")]
+        for who, password in [(None, ""), *attempts]:
+            resp = world.call(service, who, "POST", f"/tokens/{service}",
+                              {"email": ACCOUNT_EMAIL, "password": password}, environ_base=elsewhere)
+            assert resp.status_code == (401 if password else 422), (who, password, resp.status_code)
+            assert "token" not in (resp.get_json() or {})
+            assert not leaks(world, resp, {"email": ACCOUNT_EMAIL})
+    assert world.rows_of_a() == before
+    token = world.ok("intake", None, "POST", "/tokens/intake", {"email": ACCOUNT_EMAIL, "password": ACCOUNT_PASSWORD},
+                     environ_base=elsewhere)["token"]
+    world.keys["coord_a_token@intake"] = token
+    assert world.ok("intake", "coord_a_token", "GET", "/me")["id"] == world.ids["coord_a"]
+    assert world.ok("intake", "coord_a_token", "GET", f"/accounts/{world.ids['account_a']}")["id"] == \
+        world.ids["account_a"]
+    # the read-only key of A reads, and changes nothing
+    assert world.ok("intake", "coord_a_read", "GET", f"/batches/{world.ids['batch_a']}")["id"] == world.ids["batch_a"]
+    assert world.call("intake", "coord_a_read", "POST", "/workspaces",
+                      workspace_body("Werkplaats Alfa 2", "GM0363")).status_code == 403
+    assert world.rows_of_a() == before

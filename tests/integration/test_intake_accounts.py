@@ -82,7 +82,7 @@ class World:
         return [parse_envelope(json.loads(r.body)) for r in rows]
 
     def snapshot(self) -> dict[str, Any]:
-        tables = [orm.api_keys, orm.outbox, ApiKeyScope.__table__, CoordinatorAccount.__table__,
+        tables: list[Any] = [orm.api_keys, orm.outbox, ApiKeyScope.__table__, CoordinatorAccount.__table__,
                   orm.AuditEntry.__table__, orm.Workspace.__table__]
         with self.infra.engine.connect() as conn:
             return {str(t.name): sorted(tuple(map(str, r)) for r in conn.execute(sa.select(t)).all())
@@ -340,8 +340,8 @@ def test_unknown_addresses_cost_as_much_time_as_wrong_passwords(world: World) ->
             return time.perf_counter() - started
 
     timed("niemand@example.nl", PASSWORD)  # the dummy hash is made once, on first use
-    unknown = statistics.median(timed("niemand@example.nl", PASSWORD) for _ in range(5))
-    wrong = statistics.median(timed(EMAIL, "fout wachtwoord") for _ in range(5))
+    pairs = [(timed("niemand@example.nl", PASSWORD), timed(EMAIL, "fout wachtwoord")) for _ in range(5)]
+    unknown, wrong = statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs)
     # without the dummy hash an unknown address would answer in a database round trip (~1% of a hash)
     assert 0.5 < unknown / wrong < 2, (unknown, wrong)
 
@@ -553,26 +553,25 @@ def test_the_openapi_document_declares_the_routes_strictly(world: World) -> None
     assert "api_key" not in doc["components"]["schemas"]["KeyOut"]["properties"]
 
 
-def _reasons_in_code() -> list[str]:
-    """Every literal reason the accounts code answers with: AccountError reasons and the module's texts."""
-    tree = ast.parse((ROOT / "services/intake/intake/service_layer/accounts.py").read_text("utf-8"))
-    found = [node.args[1].value for node in ast.walk(tree)
-             if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "AccountError"
-             and isinstance(node.args[1], ast.Constant)]
-    found += [n.args[1].values[0].value + "x" for n in ast.walk(tree)
-              if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "AccountError"
-              and isinstance(n.args[1], ast.JoinedStr) and isinstance(n.args[1].values[0], ast.Constant)]
+def _literal_texts(path: Path, call: str, position: int) -> list[str]:
+    """The literal text (an f-string's fixed start, plus a sample value) passed to each ``call(...)``."""
+    found: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+        if not (isinstance(node, ast.Call) and getattr(node.func, "id", "") == call and len(node.args) > position):
+            continue
+        arg = node.args[position]
+        if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+            found.append(arg.value)
+        elif isinstance(arg, ast.JoinedStr):
+            found.append("".join(str(v.value) if isinstance(v, ast.Constant) else "x" for v in arg.values))
     return found
 
 
 def test_every_text_has_a_dutch_version() -> None:
-    texts = _reasons_in_code()
+    texts = _literal_texts(ROOT / "services/intake/intake/service_layer/accounts.py", "AccountError", 1)
     assert len(texts) >= 7
     texts += [accounts_api.SIGN_IN_FAILED, accounts_api.DISABLED_ACCOUNT, accounts_api.NO_IDEMPOTENCY,
               accounts_api.UNKNOWN_AUDIENCE, *accounts_api.LACKS_SCOPE.values()]
-    tokens_source = (ROOT / "shared/werkplaats_shared/tokens.py").read_text("utf-8")
-    texts += [n.args[0].value for n in ast.walk(ast.parse(tokens_source))
-              if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "TokenRefused"
-              and isinstance(n.args[0], ast.Constant)]
+    texts += _literal_texts(ROOT / "shared/werkplaats_shared/tokens.py", "TokenRefused", 0)
     missing = [t for t in texts if accounts_api.to_dutch(t) is None]
     assert not missing, missing

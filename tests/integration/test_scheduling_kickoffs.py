@@ -128,12 +128,15 @@ def test_an_accepted_match_gets_an_ics_invitation_at_the_right_amsterdam_time(
     kinds = sorted(n["kind"] for n in svc.get("firm_en", "/notices").get_json())
     assert kinds == ["kickoff_notice", "match_notice"]
     [own] = svc.get("firm_en", "/kickoffs").get_json()
+    with svc.infra.session_factory() as session:
+        batch_id = session.execute(sa.select(orm.Notice.batch_id).where(
+            orm.Notice.kind == "match_notice", orm.Notice.firm_id == "firm_en")).scalar_one()
     assert own == {
         "match_id": en_match["match_id"], "assignment_id": en_match["assignment_id"],
         "team_id": en_match["team_id"], "status": "proposed", "reason": None, "timezone": "Europe/Amsterdam",
         "starts_at": "2031-01-02T10:00:00+01:00", "ends_at": "2031-01-02T11:00:00+01:00",
         # added with the kickoff planner: the batch, the invitation's sequence, the venue, a reason code
-        "batch_id": own["batch_id"], "sequence": 0, "venue": None, "reason_code": None}
+        "batch_id": batch_id, "sequence": 0, "venue": None, "reason_code": None}
     assert [k["match_id"] for k in svc.get("firm_nl", "/kickoffs").get_json()] == [nl_match["match_id"]]
 
 

@@ -28,6 +28,7 @@ from .domain.model import (
     floor_members,
     hard_rows,
     ineligibility,
+    pair_key,
     team_rank,
 )
 from .domain.policies import POLICIES, Objective, Policy
@@ -169,7 +170,7 @@ def make_variables(lp: pulp.LpProblem, pairs: Mapping[Pair, float], problem: Pro
                    ) -> tuple[dict[Pair, pulp.LpVariable], dict[str, pulp.LpVariable], dict[str, pulp.LpVariable]]:
     """x[pair]: the team works on the assignment; opened[assignment]: the assignment is staffed;
     placed[team]: the team works somewhere (only for teams a fairness floor is about)."""
-    x = {p: lp.add_variable(f"x_{i}", 0, 1, cat=pulp.LpBinary) for i, p in enumerate(sorted(pairs))}
+    x = {p: lp.add_variable(f"x_{i}", 0, 1, cat=pulp.LpBinary) for i, p in enumerate(sorted(pairs, key=pair_key))}
     opened = {a.assignment_id: lp.add_variable(f"open_{i}", 0, 1, cat=pulp.LpBinary)
               for i, a in enumerate(problem.assignments)}
     floored = sorted({m.team_id for f in problem.floors for m in floor_members(problem, f) if isinstance(m, Placed)})
@@ -186,7 +187,7 @@ def as_constraint(lhs: pulp.LpAffineExpression, sense: str, rhs: float) -> pulp.
 
 
 def total_fit(pairs: Mapping[Pair, float], x: Mapping[Pair, pulp.LpVariable]) -> pulp.LpAffineExpression:
-    return pulp.LpAffineExpression([(x[p], pairs[p]) for p in sorted(x)])
+    return pulp.LpAffineExpression([(x[p], pairs[p]) for p in sorted(x, key=pair_key)])
 
 
 def assignments_served(opened: Mapping[str, pulp.LpVariable]) -> pulp.LpAffineExpression:
@@ -200,7 +201,7 @@ def pairs_kept(reference: Iterable[Pair], x: Mapping[Pair, pulp.LpVariable]) -> 
 def ranks_of(problem: Problem, pairs: Iterable[Pair]) -> dict[int, list[Pair]]:
     """The pairs by the team's rank of the assignment (unranked pairs are left out)."""
     by_rank: dict[int, list[Pair]] = {}
-    for p in sorted(pairs):
+    for p in sorted(pairs, key=pair_key):
         team = problem.team(p.team_id)
         rank = team_rank(team, p.assignment_id) if team is not None else None
         if rank is not None:

@@ -79,10 +79,10 @@ def to_dutch(text: str) -> str | None:
 class UtcDateTime(fields.DateTime):
     """A stored moment, always with its UTC offset (SQLite hands timestamps back without one)."""
 
-    def _serialize(self, value: datetime | None, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+    def _serialize(self, value: datetime | None, attr: str | None, obj: Any, **kwargs: Any) -> str | float | None:
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
-        return super()._serialize(value, attr, obj, **kwargs)  # type: ignore[no-any-return]
+        return super()._serialize(value, attr, obj, **kwargs)
 
 
 class AccountIn(Schema):

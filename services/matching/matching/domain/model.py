@@ -98,6 +98,11 @@ class Pair:
     assignment_id: str
 
 
+def pair_key(pair: Pair) -> tuple[str, str]:
+    """Sort pairs by this: the same order as Pair's own, compared in C rather than in Python."""
+    return (pair.team_id, pair.assignment_id)
+
+
 class SnapshotError(ValueError):
     """A snapshot matching cannot use; ``field`` says where."""
 
@@ -395,19 +400,33 @@ def ineligibility(problem: Problem, pair: Pair) -> str | None:
 
 
 def eligible_pairs(problem: Problem) -> dict[Pair, float]:
-    """Every pair that may be matched, with its fit: only these become variables."""
-    by_level_period: dict[tuple[str, str], list[Team]] = {}
+    """Every pair that may be matched, with its fit: only these become variables. Teams are grouped by
+    level and period, and indexed by skill, so an assignment only looks at teams with its required skills."""
+    buckets: dict[tuple[str, str], list[Team]] = {}
     for team in problem.teams:
         for period in team.periods:
-            by_level_period.setdefault((team.level, period), []).append(team)
+            buckets.setdefault((team.level, period), []).append(team)
+    skilled: dict[tuple[str, str], dict[str, set[int]]] = {}
+    for key, bucket in buckets.items():
+        index = skilled[key] = {}
+        for position, team in enumerate(bucket):
+            for skill in team.skills:
+                index.setdefault(skill, set()).add(position)
     pairs: dict[Pair, float] = {}
     for a in problem.assignments:
         if not in_working_area(problem, a):
             continue
         for level in sorted(a.accepted_levels):
-            for t in by_level_period.get((level, a.period), ()):
+            bucket = buckets.get((level, a.period), [])
+            if a.required_skills:
+                index = skilled.get((level, a.period), {})
+                positions = set.intersection(*(index.get(s, set()) for s in a.required_skills))
+                candidates: Iterable[Team] = [bucket[i] for i in sorted(positions)]
+            else:
+                candidates = bucket
+            for t in candidates:
                 pair = Pair(t.team_id, a.assignment_id)
-                if a.required_skills <= t.skills and pair not in problem.forbidden and reachable(t, a):
+                if pair not in problem.forbidden and reachable(t, a):
                     pairs[pair] = fit(t, a)
     return pairs
 
@@ -496,7 +515,7 @@ class Grouped:
 
     @classmethod
     def of(cls, problem: Problem, pairs: Iterable[Pair]) -> Grouped:
-        grouped = cls(problem, sorted(set(pairs)))
+        grouped = cls(problem, sorted(set(pairs), key=pair_key))
         for pair in grouped.pairs:
             team, assignment = problem.team(pair.team_id), problem.assignment(pair.assignment_id)
             period = assignment.period if assignment else ""
@@ -594,15 +613,12 @@ def fairness_floors(g: Grouped) -> Iterator[Row]:
 
 def _ranked(pairs: Iterable[Pair], rank_of: Callable[[Pair], int | None]) -> list[tuple[int, Pair]]:
     """The pairs that have a rank, best first."""
-    return sorted((r, p) for p in pairs if (r := rank_of(p)) is not None)
+    return sorted(((r, p) for p in pairs if (r := rank_of(p)) is not None), key=lambda rp: (rp[0], *pair_key(rp[1])))
 
 
 def _up_to(ranked: list[tuple[int, Pair]], rank: int) -> list[Pair]:
     """The pairs ranked ``rank`` or better (ties included)."""
-    return [p for _, p in ranked[:bisect_right(ranked, (rank, _LAST))]]
-
-
-_LAST = Pair("\U0010ffff", "\U0010ffff")
+    return [p for _, p in ranked[:bisect_right(ranked, rank, key=lambda rp: rp[0])]]
 
 
 def stability(g: Grouped) -> Iterator[Row]:
@@ -695,7 +711,7 @@ def blocking_pairs(problem: Problem, matching: Sequence[Pair] | Iterable[Pair]) 
             held[(p.team_id, a.period)] = p.assignment_id
             staffed.setdefault(p.assignment_id, []).append(p.team_id)
     blocking = []
-    for pair in sorted(eligible_pairs(problem)):
+    for pair in sorted(eligible_pairs(problem), key=pair_key):
         if pair in chosen:
             continue
         t, a = teams[pair.team_id], assignments[pair.assignment_id]
