@@ -43,6 +43,15 @@ ENV_VARS: dict[str, str] = {
     "WERKPLAATS_RATE_LIMIT": "requests allowed per API key, e.g. '600 per minute' (default); beyond it 429",
     "WERKPLAATS_RATE_LIMIT_STORAGE": "where rate-limit counters live: memory:// (default, per process) or "
     "redis://host:6379/0 (shared by replicas)",
+    "WERKPLAATS_RETENTION_TEAM_DAYS": "days after a team's period ends before intake erases its code (retention "
+    "job; 1-3650, default 365)",
+    "WERKPLAATS_RETENTION_FIRM_DAYS": "days a firm may go without a new assignment before intake erases its contact "
+    "data everywhere (name, KvK number, assignment texts; scheduling's contact, webhook, availability; 1-3650, "
+    "default 365)",
+    "WERKPLAATS_RETENTION_DELIVERY_DAYS": "days scheduling keeps each delivery attempt of a notice (1-3650, "
+    "default 365)",
+    "WERKPLAATS_RETENTION_INTERVAL": "seconds between runs of the retention job (intake and scheduling workers; "
+    "1-86400, default 3600)",
     "WERKPLAATS_FAULT": "test-only fault injection, e.g. kill-after-commit:<consumer>:<message-type>:<marker-file>; "
     "unset in production",
 }

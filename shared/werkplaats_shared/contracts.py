@@ -24,6 +24,7 @@ POLICIES_V1 = ("max_fit", "max_served")
 MODES = ("on_site", "remote", "hybrid")
 FLOOR_DIMENSIONS = ("region", "level", "institution")
 RESPONSES = ("accepted", "declined")
+ERASURE_SUBJECTS = ("team", "firm_contact")
 
 
 class StrictSchema(Schema):
@@ -240,6 +241,14 @@ class FirmReferredV1(StrictSchema):
     reason = fields.String(required=True, validate=validate.OneOf(["outside_working_area"]))
 
 
+class PersonalDataErasedV1(StrictSchema):
+    """Whose personal data intake erased: the kind of subject and its (pseudonymous) id, never the data."""
+
+    subject_kind = fields.String(required=True, validate=validate.OneOf(ERASURE_SUBJECTS))
+    subject_id = fields.String(required=True, validate=validate.Length(min=1, max=36))
+    erased_at = fields.String(required=True)
+
+
 @dataclass(frozen=True)
 class Contract:
     type: str
@@ -292,6 +301,11 @@ CONTRACTS: tuple[Contract, ...] = (
     Contract(
         "match.responded", 1, "scheduling", ("intake", "matching"), MatchRespondedV1,
         "An entrepreneur accepted or declined a match (through the signed link in the notice).",
+    ),
+    Contract(
+        "personal_data.erased", 1, "intake", ("matching", "scheduling"), PersonalDataErasedV1,
+        "Intake erased a team's or a firm contact's personal data (on request or by the retention job); "
+        "every service erases its own copies and keeps the pseudonymous id only.",
     ),
 )
 

@@ -116,7 +116,7 @@ def create_app(title: str, version: str = "1") -> tuple[Flask, WerkplaatsApi]:
     api = WerkplaatsApi(app, spec_kwargs={"components": {"securitySchemes": {
         "apiKey": {"type": "http", "scheme": "bearer",
                    "description": "an API key wpk_<id>_<secret>, or a coordinator token (JWT) from intake's "
-                                  "POST /tokens"}}},
+                                  "POST /tokens/{audience}"}}},
         "security": [{"apiKey": []}]})
 
     @app.errorhandler(Exception)

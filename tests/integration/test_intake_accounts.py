@@ -563,7 +563,7 @@ def _literal_texts(path: Path, call: str, position: int) -> list[str]:
         if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
             found.append(arg.value)
         elif isinstance(arg, ast.JoinedStr):
-            found.append("".join(str(v.value) if isinstance(v, ast.Constant) else "x" for v in arg.values))
+            found.append("".join(str(v.value) if isinstance(v, ast.Constant) else "7" for v in arg.values))
     return found
 
 

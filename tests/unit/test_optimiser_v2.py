@@ -12,7 +12,17 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from matching.domain.model import Pair, Problem, blocking_pairs, eligible_pairs, fit, violations
+from matching.domain.explain import explain
+from matching.domain.model import (
+    FILTERS,
+    Pair,
+    Problem,
+    blocking_pairs,
+    eligible_pairs,
+    failed_filter,
+    fit,
+    violations,
+)
 from matching.domain.policies import POLICIES
 from matching.optimiser import solve
 
@@ -339,3 +349,20 @@ def test_blocking_pairs_of_the_domain_equal_the_plain_definition() -> None:
         problem = random_problem(rng, 6, 4)
         for matching in rng.sample(all_feasible(problem) or [frozenset()], 1):
             assert blocking_pairs(problem, matching) == plain_blocking(problem, matching)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_explanations_count_each_filter_as_the_pairs_fail_it(seed: int) -> None:
+    """The indexed counting in explanations equals asking every pair which filter it fails first."""
+    problem = random_problem(random.Random(seed), 8, 6)
+    result = explain(problem, solve(problem).matches)
+    for item in result["unmatched_assignments"]:
+        a = problem.assignments_by_id[item["assignment_id"]]
+        fails = Counter(failed_filter(problem, t, a) for t in problem.teams)
+        assert item["removed"] == {f: fails[f] for f in FILTERS}
+        assert item["counts"]["eligible"] == fails[None]
+    for item in result["unmatched_teams"]:
+        t = problem.teams_by_id[item["team_id"]]
+        fails = Counter(failed_filter(problem, t, a) for a in problem.assignments)
+        assert item["removed"] == {f: fails[f] for f in FILTERS}
+        assert item["counts"]["eligible"] == fails[None]

@@ -22,6 +22,8 @@ def main() -> None:
     from werkplaats_shared import service
 
     from .entrypoints.api import create_intake_app
+    from .service_layer import privacy
 
     infra = bootstrap()
-    service.run(infra, lambda: create_intake_app(infra), [relay_loop(infra), consumer_loop(infra, HANDLERS)])
+    service.run(infra, lambda: create_intake_app(infra), [relay_loop(infra), consumer_loop(infra, HANDLERS),
+                                                          privacy.retention_worker(infra)])

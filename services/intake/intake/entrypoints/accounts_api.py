@@ -159,7 +159,8 @@ def register_accounts(app: Flask, api: Api, infra: Infrastructure) -> None:
                                                         "reason": NO_IDEMPOTENCY}])
 
     acc = Blueprint("accounts", __name__, url_prefix="/accounts",
-                    description="Coordinator accounts of the caller's organisation (log in with POST /tokens)")
+                    description="Coordinator accounts of the caller's organisation; they log in with "
+                                "POST /tokens/{audience}")
 
     @acc.route("")
     class Accounts(MethodView):

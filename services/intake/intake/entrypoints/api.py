@@ -22,6 +22,7 @@ from ..service_layer import services
 from .accounts_api import TOKENS_PATH, register_accounts
 from .bulk_api import register_bulk
 from .i18n import install_translations
+from .privacy_api import register_privacy
 from .schemas import (
     AssignmentFilter,
     AssignmentIn,
@@ -388,4 +389,5 @@ def create_intake_app(infra: Infrastructure) -> Flask:
         api.register_blueprint(blueprint)
     register_bulk(api, infra)
     register_accounts(app, api, infra)
+    register_privacy(app, api, infra)
     return app

@@ -122,3 +122,6 @@ class AuditEntry(Base):
     actor_key_id: Mapped[str | None] = mapped_column(sa.String(32), nullable=True)
     details: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
     occurred_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+
+
+from . import privacy_orm  # noqa: E402,F401 - the personal-data access log, on this metadata

@@ -19,10 +19,11 @@ from .model import (
     Team,
     blocking_pairs,
     eligible_pairs,
-    failed_filter,
     fit_breakdown,
     hard_rows,
+    in_working_area,
     ineligibility,
+    reachable,
     team_rank,
     values_of,
 )
@@ -107,9 +108,69 @@ def _reason(code: str, counts: dict[str, int]) -> dict[str, Any]:
     return {"reason": code, **REASONS[code], "counts": counts}
 
 
-def _removed(problem: Problem, candidates: Iterable[tuple[Team, Assignment]]) -> Counter[str]:
-    """How many candidates each filter removed (each candidate counts at the first filter it fails)."""
-    return Counter(failed_filter(problem, t, a) or "eligible" for t, a in candidates)
+class Candidates:
+    """The eligibility filters applied to one assignment's teams, or one team's assignments, in order,
+    counting what each filter removes. Teams and assignments are indexed once by level, skill, period and
+    working area, so only the few candidates left are checked for reach and forbids one by one."""
+
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+        self.teams, self.jobs = problem.teams, problem.assignments
+        self.teams_of_level: dict[str, set[int]] = {}
+        self.teams_with_skill: dict[str, set[int]] = {}
+        self.teams_in_period: dict[str, set[int]] = {}
+        for i, t in enumerate(self.teams):
+            self.teams_of_level.setdefault(t.level, set()).add(i)
+            for skill in t.skills:
+                self.teams_with_skill.setdefault(skill, set()).add(i)
+            for period in t.periods:
+                self.teams_in_period.setdefault(period, set()).add(i)
+        self.jobs_accepting: dict[str, set[int]] = {}
+        self.jobs_requiring: dict[str, set[int]] = {}
+        self.jobs_in_period: dict[str, set[int]] = {}
+        for j, a in enumerate(self.jobs):
+            for level in a.accepted_levels:
+                self.jobs_accepting.setdefault(level, set()).add(j)
+            for skill in a.required_skills:
+                self.jobs_requiring.setdefault(skill, set()).add(j)
+            self.jobs_in_period.setdefault(a.period, set()).add(j)
+        self.jobs_in_area = {j for j, a in enumerate(self.jobs) if in_working_area(problem, a)}
+        self.jobs_needing_nothing = {j for j, a in enumerate(self.jobs) if not a.required_skills}
+
+    @staticmethod
+    def _steps(total: int, stages: list[set[int]]) -> Counter[str]:
+        removed: Counter[str] = Counter()
+        before = total
+        for code, left in zip(FILTERS, stages, strict=True):
+            removed[code] = before - len(left)
+            before = len(left)
+        return removed
+
+    def for_assignment(self, a: Assignment) -> tuple[Counter[str], list[Team]]:
+        """What each filter removed of the teams, and the eligible teams left."""
+        level = set().union(*(self.teams_of_level.get(lv, set()) for lv in a.accepted_levels))
+        skills = level.intersection(*(self.teams_with_skill.get(s, set()) for s in a.required_skills))
+        period = skills & self.teams_in_period.get(a.period, set())
+        reach = {i for i in period if reachable(self.teams[i], a)}
+        area = reach if in_working_area(self.problem, a) else set()
+        allowed = {i for i in area if Pair(self.teams[i].team_id, a.assignment_id) not in self.problem.forbidden}
+        removed = self._steps(len(self.teams), [level, skills, period, reach, area, allowed])
+        return removed, [self.teams[i] for i in sorted(allowed)]
+
+    def for_team(self, t: Team) -> tuple[Counter[str], list[Assignment]]:
+        """What each filter removed of the assignments, and the eligible assignments left."""
+        level = self.jobs_accepting.get(t.level, set())
+        needs: Counter[int] = Counter()
+        for skill in t.skills:
+            needs.update(self.jobs_requiring.get(skill, ()))
+        covered = self.jobs_needing_nothing | {j for j, n in needs.items() if n == len(self.jobs[j].required_skills)}
+        skills = level & covered
+        period = skills & set().union(*(self.jobs_in_period.get(p, set()) for p in t.periods))
+        reach = {j for j in period if reachable(t, self.jobs[j])}
+        area = reach & self.jobs_in_area
+        allowed = {j for j in area if Pair(t.team_id, self.jobs[j].assignment_id) not in self.problem.forbidden}
+        removed = self._steps(len(self.jobs), [level, skills, period, reach, area, allowed])
+        return removed, [self.jobs[j] for j in sorted(allowed)]
 
 
 def _left(removed: Counter[str], total: int, names: dict[str, str]) -> tuple[dict[str, int], str | None]:
@@ -137,10 +198,17 @@ class Capacities:
                     if isinstance(key, Pair) and coef > 0:
                         self.rows_of.setdefault(key, []).append((row, coef))
 
+        self.used: dict[int, float] = {}
+
+    def lhs(self, row: Row) -> float:
+        if id(row) not in self.used:
+            self.used[id(row)] = row.lhs(self.values)
+        return self.used[id(row)]
+
     def binding(self, pair: Pair, groups: Iterable[str] = CAPACITY_GROUPS) -> list[Row]:
         wanted = set(groups)
         return [row for row, coef in self.rows_of.get(pair, [])
-                if row.group in wanted and row.lhs(self.values) + coef > row.rhs + 1e-6]
+                if row.group in wanted and self.lhs(row) + coef > row.rhs + 1e-6]
 
 
 def _described(rows: Iterable[Row]) -> list[dict[str, Any]]:
@@ -157,15 +225,15 @@ def explain(problem: Problem, matching: Iterable[Pair]) -> dict[str, Any]:
     placed = {p.team_id for p in chosen}
     staffed = Counter(p.assignment_id for p in chosen)
     capacities = Capacities(problem, chosen)
+    candidates = Candidates(problem)
     limits = ("institution_capacity", "supervision_hours", "firm_cap")
 
     unmatched_assignments = []
     for a in problem.assignments:
         if staffed[a.assignment_id]:
             continue
-        removed = _removed(problem, ((t, a) for t in problem.teams))
+        removed, eligible = candidates.for_assignment(a)
         counts, emptied = _left(removed, len(problem.teams), ASSIGNMENT_COUNT_NAMES)
-        eligible = [t for t in problem.teams if failed_filter(problem, t, a) is None]
         free = [t for t in eligible if (t.team_id, a.period) not in busy]
         blocked = {t.team_id: capacities.binding(Pair(t.team_id, a.assignment_id), limits) for t in free}
         usable = [t for t in free if not blocked[t.team_id]]
@@ -191,9 +259,8 @@ def explain(problem: Problem, matching: Iterable[Pair]) -> dict[str, Any]:
     for team in problem.teams:
         if team.team_id in placed:
             continue
-        removed = _removed(problem, ((team, a) for a in problem.assignments))
+        removed, usable_assignments = candidates.for_team(team)
         counts, emptied = _left(removed, len(problem.assignments), TEAM_COUNT_NAMES)
-        usable_assignments = [a for a in problem.assignments if failed_filter(problem, team, a) is None]
         blocked_rows = {a.assignment_id: capacities.binding(Pair(team.team_id, a.assignment_id), limits)
                         for a in usable_assignments}
         counts.update({"assignments": len(problem.assignments), "forbidden": removed["forbidden"],

@@ -22,6 +22,7 @@ import math
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from functools import cached_property
+from itertools import repeat
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 MAX_PREFERENCES = 10
@@ -516,8 +517,9 @@ class Grouped:
     @classmethod
     def of(cls, problem: Problem, pairs: Iterable[Pair]) -> Grouped:
         grouped = cls(problem, sorted(set(pairs), key=pair_key))
+        teams, assignments = problem.teams_by_id, problem.assignments_by_id
         for pair in grouped.pairs:
-            team, assignment = problem.team(pair.team_id), problem.assignment(pair.assignment_id)
+            team, assignment = teams.get(pair.team_id), assignments.get(pair.assignment_id)
             period = assignment.period if assignment else ""
             grouped.by_team_period.setdefault((pair.team_id, period), []).append(pair)
             grouped.by_assignment.setdefault(pair.assignment_id, []).append(pair)
@@ -529,7 +531,7 @@ class Grouped:
 
 
 def _ones(pairs: Iterable[Pair]) -> tuple[tuple[Key, float], ...]:
-    return tuple((p, 1.0) for p in pairs)
+    return tuple(zip(pairs, repeat(1.0)))
 
 
 def team_at_most_one(g: Grouped) -> Iterator[Row]:
@@ -581,7 +583,7 @@ def firm_caps(g: Grouped) -> Iterator[Row]:
 
 def pinned_pairs(g: Grouped) -> Iterator[Row]:
     """A pinned pair is in the matching; a pin on a pair without a variable cannot hold (0 >= 1)."""
-    eligible = set(g.pairs)
+    eligible = set(g.pairs) if g.problem.pinned else set()
     for pin in sorted(g.problem.pinned):
         terms = ((pin, 1.0),) if pin in eligible else ()
         yield Row("pins", f"pin team {pin.team_id} on assignment {pin.assignment_id}", terms, ">=", 1, pin)

@@ -11,11 +11,11 @@ from flask.views import MethodView
 from flask_smorest import Page, abort
 from marshmallow import RAISE, Schema, fields, validate
 from werkplaats_shared.auth import current_principal, install_auth, roles
-from werkplaats_shared.tokens import verifier_for
 from werkplaats_shared.contracts import POLICIES
 from werkplaats_shared.http import Blueprint, add_health, create_app, service_errors
 from werkplaats_shared.ratelimit import install_rate_limits
 from werkplaats_shared.service import Infrastructure, health_checks
+from werkplaats_shared.tokens import verifier_for
 
 from ..adapters import orm
 from ..domain.policies import POLICIES as POLICY_TEXTS

@@ -6,10 +6,11 @@ from werkplaats_shared.consumer import Handler
 from werkplaats_shared.service import apikey_replica_handlers
 
 from ..adapters import orm
-from ..service_layer import services
+from ..service_layer import privacy, services
 
 HANDLERS: dict[str, Handler] = {
     "batch.submitted": services.on_batch_submitted,
     "match.responded": services.on_match_responded,
     **apikey_replica_handlers(orm.api_keys),
+    "personal_data.erased": privacy.on_personal_data_erased,
 }

@@ -28,7 +28,7 @@ from ..domain.kickoffs import DEFAULT_DAILY_CAP, VENUES, Rules, TimeWindow
 from ..domain.responses import DECISIONS, LINK_VALIDITY, AlreadyAnswered, LinkExpired, LinkInvalid
 from ..domain.webhooks import MAX_URL_LENGTH, Resolver, TargetRefused
 from ..service_layer import kickoffs as kickoff_services
-from ..service_layer import services
+from ..service_layer import privacy, services
 from .workshops_api import workshops_blueprint
 
 MAX_WINDOW_WEEKS = 8
@@ -298,6 +298,7 @@ def create_scheduling_app(infra: Infrastructure, resolve: Resolver = system_reso
                  tokens=verifier_for(infra.settings))
     install_rate_limits(app, infra.settings)
     add_health(app, health_checks(infra))
+    privacy.install_audit(app, infra)
     sf = infra.session_factory
     settings = infra.settings
     signed = links or ResponseLinks(settings.secret_key, settings.public_url)

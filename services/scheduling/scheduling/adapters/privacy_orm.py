@@ -1,0 +1,9 @@
+"""The personal-data access log (append-only; see werkplaats_shared.audit), on scheduling's one metadata."""
+
+from __future__ import annotations
+
+from werkplaats_shared.audit import access_log_table
+
+from .orm import metadata
+
+access_log = access_log_table(metadata)

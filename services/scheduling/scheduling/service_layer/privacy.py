@@ -1,0 +1,80 @@
+"""Scheduling's side of erasure and retention.
+
+A firm contact's erasure deletes what scheduling holds about the person behind the firm: the e-mail
+address, the webhook (its URL may name a person's domain), the kickoff availability (a sole trader's
+premises may be a home) and the error texts of delivery attempts (an SMTP or HTTP error may quote the
+address). Notices, kickoffs and answers stay: they hold ids only. A team's erasure finds nothing here
+(teams are ids only) and is recorded all the same."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from flask import Flask
+from sqlalchemy.orm import Session
+from werkplaats_shared import audit
+from werkplaats_shared.contracts import Envelope
+from werkplaats_shared.db import utcnow
+from werkplaats_shared.retention import RetentionPeriods, retention_loop
+from werkplaats_shared.runner import Loop
+from werkplaats_shared.service import Infrastructure
+
+from ..adapters import orm
+from ..adapters.privacy_orm import access_log
+
+# Scheduling's routes that answer or take personal data, and the kind of data each serves.
+PERSONAL_ROUTES = {
+    "/contact": "contact",
+    "/webhook": "webhook",
+    "/availability": "firm_availability",
+    "/notices": "notice",
+    "/notices/<notice_id>": "notice",
+    "/notices/<notice_id>/deliveries": "delivery",
+}
+
+
+def install_audit(app: Flask, infra: Infrastructure) -> None:
+    """Log every access to the routes above and every refused request (see werkplaats_shared.audit)."""
+    audit.install_access_audit(app, infra.engine, access_log, PERSONAL_ROUTES)
+
+
+def erase_firm_contact(session: Session, firm_id: str) -> None:
+    for model in (orm.Contact, orm.Webhook):
+        session.execute(sa.delete(model).where(model.organisation_id == firm_id))
+    session.execute(sa.delete(orm.FirmAvailability).where(orm.FirmAvailability.firm_id == firm_id))
+    notice_ids = sa.select(orm.Notice.id).where(orm.Notice.firm_id == firm_id)
+    session.execute(sa.update(orm.Delivery).where(orm.Delivery.notice_id.in_(notice_ids),
+                                                 orm.Delivery.error.is_not(None)).values(error="erased"))
+    session.execute(sa.update(orm.Notice).where(orm.Notice.firm_id == firm_id, orm.Notice.last_error.is_not(None))
+                    .values(last_error="erased"))
+
+
+def on_personal_data_erased(session: Session, envelope: Envelope) -> None:
+    p = envelope.payload
+    if p["subject_kind"] == "firm_contact":
+        erase_firm_contact(session, p["subject_id"])
+    audit.record(session, access_log, action="erase", subject_type=p["subject_kind"], subject_id=p["subject_id"],
+                 actor_organisation_id=None, message_id=envelope.message_id)
+
+
+def apply_retention(session: Session, periods: RetentionPeriods, now: datetime | None = None) -> int:
+    """Delete delivery attempts older than the delivery period; returns how many went."""
+    cutoff = (now or utcnow()) - periods.deliveries
+    result = session.execute(sa.delete(orm.Delivery).where(orm.Delivery.attempted_at < cutoff))
+    deleted = getattr(result, "rowcount", 0)  # noqa: B009 - a DML result has one, the Result type does not say so
+    if deleted:
+        audit.record(session, access_log, action="retention", subject_type="deliveries", subject_id=None,
+                     at=now)
+    return int(deleted or 0)
+
+
+def retention_worker(infra: Infrastructure, periods: RetentionPeriods | None = None) -> Loop:
+    """The retention job as a worker loop (periods from the environment unless given)."""
+    chosen = periods or RetentionPeriods.from_env()
+
+    def once() -> int:
+        with infra.session_factory.begin() as session:
+            return apply_retention(session, chosen)
+
+    return retention_loop(once, chosen.interval_seconds)

@@ -1,0 +1,97 @@
+"""Scheduling's side of privacy: a firm contact's erasure (from intake's event) deletes the address,
+webhook and availability and scrubs delivery errors, leaving notices as ids; delivery attempts expire on a
+fixed clock; reads of contacts and notices and refused attempts land in the append-only access log."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from scheduling.adapters import orm
+from scheduling.adapters.privacy_orm import access_log
+from scheduling.service_layer import privacy
+from werkplaats_shared.audit import entries
+from werkplaats_shared.contracts import make_envelope
+from werkplaats_shared.retention import RetentionPeriods
+
+from . import test_scheduling_responses
+from .test_scheduling_responses import CONTACTS, Firms
+
+firms = test_scheduling_responses.firms
+
+
+def _erase(f: Firms, kind: str, subject_id: str) -> str:
+    envelope = make_envelope("personal_data.erased", 1, {"subject_kind": kind, "subject_id": subject_id,
+                                                         "erased_at": datetime.now(UTC).isoformat()})
+    f.svc.handle(privacy.on_personal_data_erased, envelope)
+    return envelope.message_id
+
+
+def _add_delivery(f: Firms, firm: str, at: datetime, error: str | None) -> None:
+    with f.svc.infra.session_factory.begin() as session:
+        notice_id = session.execute(sa.select(orm.Notice.id).where(orm.Notice.firm_id == f.org[firm])).scalar_one()
+        session.add(orm.Delivery(notice_id=notice_id, channel="email", attempt=1, error=error, attempted_at=at))
+
+
+def test_erasing_a_firm_contact_removes_its_address_and_keeps_the_other_firm(firms: Firms) -> None:
+    f = firms
+    availability = {"windows": [{"weekday": 2, "start": "09:00", "end": "12:00"}], "venue": "on_site",
+                    "address": "Thuisstraat 9, Zwolle"}
+    assert f.svc.put("firm_nl", "/availability", availability).status_code == 200
+    address = CONTACTS["firm_nl"]["email"]
+    _add_delivery(f, "firm_nl", datetime.now(UTC), f"550 <{address}> mailbox unavailable")
+    message_id = _erase(f, "firm_contact", f.org["firm_nl"])
+    assert f.svc.get("firm_nl", "/contact").status_code == 404
+    assert f.svc.get("firm_nl", "/availability").status_code == 404
+    assert f.svc.get("firm_en", "/contact").get_json()["email"] == CONTACTS["firm_en"]["email"]
+    assert len(f.svc.get("firm_nl", "/notices").get_json()) == 1  # ids only: kept
+    with f.svc.infra.engine.connect() as conn:
+        texts = "\n".join(repr(tuple(r)) for t in (orm.Delivery.__table__, orm.Notice.__table__,
+                                                   orm.FirmAvailability.__table__, access_log)
+                          for r in conn.execute(sa.select(t)))
+    assert address not in texts and "Thuisstraat" not in texts
+    erased = [e for e in entries(f.svc.infra.engine, access_log) if e["action"] == "erase"]
+    assert [(e["subject_type"], e["subject_id"], e["message_id"]) for e in erased] == [
+        ("firm_contact", f.org["firm_nl"], message_id)]
+    _erase(f, "team", f.ids["t1"])  # nothing personal about a team here; recorded all the same
+    assert [e["subject_type"] for e in entries(f.svc.infra.engine, access_log) if e["action"] == "erase"] == [
+        "firm_contact", "team"]
+
+
+def test_delivery_attempts_expire_after_the_retention_period(firms: Firms) -> None:
+    f = firms
+    now = datetime(2028, 6, 1, tzinfo=UTC)
+    _add_delivery(f, "firm_nl", now - timedelta(days=31), "timeout")
+    _add_delivery(f, "firm_en", now - timedelta(days=29), "timeout")
+    periods = RetentionPeriods(deliveries=timedelta(days=30))
+    with f.svc.infra.session_factory.begin() as session:
+        assert privacy.apply_retention(session, periods, now) == 1
+    with f.svc.infra.session_factory.begin() as session:
+        assert privacy.apply_retention(session, periods, now) == 0
+    with f.svc.infra.engine.connect() as conn:
+        left = conn.execute(sa.select(orm.Delivery.attempted_at)).scalars().all()
+    assert [privacy_as_utc(a) for a in left] == [now - timedelta(days=29)]
+
+
+def privacy_as_utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def test_contact_reads_and_refusals_are_audited_without_the_address(firms: Firms) -> None:
+    f = firms
+    before = len(entries(f.svc.infra.engine, access_log))
+    assert f.svc.get("firm_nl", "/contact").status_code == 200
+    assert f.svc.get("coord", "/contact").status_code == 403
+    assert f.svc.get(None, "/notices").status_code == 401
+    notice_id = f.svc.get("firm_nl", "/notices").get_json()[0]["id"]
+    assert f.svc.get("firm_en", f"/notices/{notice_id}").status_code == 404
+    new = entries(f.svc.infra.engine, access_log)[before:]
+    assert [(e["action"], e["subject_type"], e["actor_organisation_id"], e["status"]) for e in new] == [
+        ("read", "contact", f.org["firm_nl"], 200),
+        ("denied", "contact", f.org["coord"], 403),
+        ("denied", "notice", None, 401),
+        ("read", "notice", f.org["firm_nl"], 200),
+        ("denied", "notice", f.org["firm_en"], 404),
+    ]
+    assert new[-1]["subject_id"] == notice_id
+    assert CONTACTS["firm_nl"]["email"] not in repr(new)
