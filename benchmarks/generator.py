@@ -7,14 +7,16 @@ The same size, flavour and seed always give the same snapshot. Shape:
 - skills from the theme catalogue (a small list per theme); a team knows two to four skills of one
   theme and sometimes one of another; an assignment requires one or two skills of its theme;
 - two periods; each team registers for one, each assignment is in one;
-- firms (some with two or three assignments) spread over the municipalities by population;
+- firms (some with two or three assignments) spread over 63 towns by population;
   on-site, hybrid and remote work; priorities; optional ranked wishes on both sides;
 - institution capacity per period and level below the number of registered teams, so it binds.
 
-Eligible pairs are kept at about 40 per team at every size (about 400,000 at 10k teams), as the
-issue's reference instance has: travel limits and the share of remote work shrink as the round
-grows, as if a national round were many regional ones. ``pairs_by_contract_rules`` counts them
-the way the optimiser's eligibility is specified (services/matching/matching/domain/model.py).
+Eligible pairs are held near ``pairs_per_team`` (40: about 400,000 at 10k teams, as in the issue's
+reference instance, and about 2 million at 50k): the travel limits are scaled per instance by
+bisection on a sampled pair count, and the share of remote work shrinks as the round grows, as if a
+national round were many regional ones. Small rounds fall short (about 10 per team at 1k: even the
+longest allowed limit reaches too few assignments). ``pairs_by_contract_rules`` counts pairs the
+way the optimiser's eligibility is specified (services/matching/matching/domain/model.py).
 
 Flavours: ``network`` has team, assignment and institution capacities only (every assignment's
 minimum is one team, no supervision hours needed, no floors, no firm caps): its LP relaxation is
@@ -26,10 +28,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from werkplaats_shared import geo
 
 SIZES = {"1k": 1_000, "10k": 10_000, "50k": 50_000}
 FLAVOURS = ("network", "side")
@@ -53,72 +57,72 @@ THEMES = tuple(THEME_SKILLS)
 THEME_WEIGHTS = (0.22, 0.16, 0.18, 0.14, 0.12, 0.10, 0.08)
 SKILLS = tuple(s for skills in THEME_SKILLS.values() for s in skills)
 
-# (CBS code, name, province, latitude, longitude of the centre, inhabitants in thousands)
-# TODO: switch to werkplaats_shared's municipality data (shared/werkplaats_shared/data, geo.py) once it lands.
-MUNICIPALITIES: tuple[tuple[str, str, str, float, float, int], ...] = (
-    ("GM0363", "Amsterdam", "Noord-Holland", 52.373, 4.890, 930),
-    ("GM0599", "Rotterdam", "Zuid-Holland", 51.922, 4.479, 670),
-    ("GM0518", "'s-Gravenhage", "Zuid-Holland", 52.078, 4.288, 560),
-    ("GM0344", "Utrecht", "Utrecht", 52.091, 5.122, 370),
-    ("GM0772", "Eindhoven", "Noord-Brabant", 51.441, 5.478, 240),
-    ("GM0014", "Groningen", "Groningen", 53.219, 6.567, 240),
-    ("GM0855", "Tilburg", "Noord-Brabant", 51.560, 5.091, 225),
-    ("GM0034", "Almere", "Flevoland", 52.350, 5.264, 220),
-    ("GM0758", "Breda", "Noord-Brabant", 51.589, 4.776, 185),
-    ("GM0268", "Nijmegen", "Gelderland", 51.842, 5.853, 180),
-    ("GM0200", "Apeldoorn", "Gelderland", 52.211, 5.969, 165),
-    ("GM0202", "Arnhem", "Gelderland", 51.985, 5.899, 165),
-    ("GM0392", "Haarlem", "Noord-Holland", 52.387, 4.646, 165),
-    ("GM0394", "Haarlemmermeer", "Noord-Holland", 52.303, 4.690, 160),
-    ("GM0153", "Enschede", "Overijssel", 52.221, 6.894, 160),
-    ("GM0307", "Amersfoort", "Utrecht", 52.156, 5.387, 160),
-    ("GM0479", "Zaanstad", "Noord-Holland", 52.457, 4.814, 160),
-    ("GM0796", "'s-Hertogenbosch", "Noord-Brabant", 51.697, 5.304, 160),
-    ("GM0193", "Zwolle", "Overijssel", 52.517, 6.083, 130),
-    ("GM0546", "Leiden", "Zuid-Holland", 52.160, 4.497, 125),
-    ("GM0637", "Zoetermeer", "Zuid-Holland", 52.057, 4.494, 125),
-    ("GM0080", "Leeuwarden", "Fryslân", 53.201, 5.800, 125),
-    ("GM0935", "Maastricht", "Limburg", 50.851, 5.691, 120),
-    ("GM0505", "Dordrecht", "Zuid-Holland", 51.813, 4.690, 120),
-    ("GM0228", "Ede", "Gelderland", 52.040, 5.665, 120),
-    ("GM0361", "Alkmaar", "Noord-Holland", 52.632, 4.748, 110),
-    ("GM0114", "Emmen", "Drenthe", 52.785, 6.897, 107),
-    ("GM0503", "Delft", "Zuid-Holland", 52.012, 4.359, 105),
-    ("GM0983", "Venlo", "Limburg", 51.370, 6.172, 102),
-    ("GM0150", "Deventer", "Overijssel", 52.255, 6.163, 101),
-    ("GM0794", "Helmond", "Noord-Brabant", 51.479, 5.657, 93),
-    ("GM0828", "Oss", "Noord-Brabant", 51.765, 5.518, 93),
-    ("GM0362", "Amstelveen", "Noord-Holland", 52.301, 4.864, 92),
-    ("GM0402", "Hilversum", "Noord-Holland", 52.223, 5.176, 92),
-    ("GM1883", "Sittard-Geleen", "Limburg", 51.000, 5.868, 91),
-    ("GM1900", "Súdwest-Fryslân", "Fryslân", 53.031, 5.658, 90),
-    ("GM0917", "Heerlen", "Limburg", 50.888, 5.980, 87),
-    ("GM0164", "Hengelo", "Overijssel", 52.266, 6.793, 81),
-    ("GM0995", "Lelystad", "Flevoland", 52.518, 5.471, 80),
-    ("GM1674", "Roosendaal", "Noord-Brabant", 51.531, 4.465, 78),
-    ("GM0441", "Hoorn", "Noord-Holland", 52.643, 5.060, 74),
-    ("GM0513", "Gouda", "Zuid-Holland", 52.012, 4.711, 74),
-    ("GM0141", "Almelo", "Overijssel", 52.357, 6.662, 73),
-    ("GM0106", "Assen", "Drenthe", 52.993, 6.562, 69),
-    ("GM0748", "Bergen op Zoom", "Noord-Brabant", 51.495, 4.291, 68),
-    ("GM0222", "Doetinchem", "Gelderland", 51.965, 6.289, 58),
-    ("GM0957", "Roermond", "Limburg", 51.194, 5.987, 58),
-    ("GM0826", "Oosterhout", "Noord-Brabant", 51.645, 4.860, 56),
-    ("GM0400", "Den Helder", "Noord-Holland", 52.957, 4.760, 56),
-    ("GM0118", "Hoogeveen", "Drenthe", 52.722, 6.476, 55),
-    ("GM0166", "Kampen", "Overijssel", 52.555, 5.911, 54),
-    ("GM0715", "Terneuzen", "Zeeland", 51.336, 3.828, 54),
-    ("GM0074", "Heerenveen", "Fryslân", 52.960, 5.920, 51),
-    ("GM0687", "Middelburg", "Zeeland", 51.499, 3.614, 49),
-    ("GM0243", "Harderwijk", "Gelderland", 52.342, 5.621, 48),
-    ("GM0301", "Zutphen", "Gelderland", 52.139, 6.196, 48),
-    ("GM1979", "Eemsdelta", "Groningen", 53.333, 6.918, 45),
-    ("GM0718", "Vlissingen", "Zeeland", 51.442, 3.574, 45),
-    ("GM0281", "Tiel", "Gelderland", 51.887, 5.430, 42),
-    ("GM0664", "Goes", "Zeeland", 51.504, 3.888, 39),
-    ("GM0289", "Wageningen", "Gelderland", 51.970, 5.665, 39),
-    ("GM0119", "Meppel", "Drenthe", 52.696, 6.194, 34),
-    ("GM0047", "Veendam", "Groningen", 53.106, 6.878, 28),
+# Towns that get campuses and firms, weighted by inhabitants (thousands); names, provinces and centres
+# come from werkplaats_shared.geo (data/municipalities.csv).
+TOWNS: tuple[tuple[str, int], ...] = (
+    ("GM0363", 930),  # Amsterdam
+    ("GM0599", 670),  # Rotterdam
+    ("GM0518", 560),  # 's-Gravenhage
+    ("GM0344", 370),  # Utrecht
+    ("GM0772", 240),  # Eindhoven
+    ("GM0014", 240),  # Groningen
+    ("GM0855", 225),  # Tilburg
+    ("GM0034", 220),  # Almere
+    ("GM0758", 185),  # Breda
+    ("GM0268", 180),  # Nijmegen
+    ("GM0200", 165),  # Apeldoorn
+    ("GM0202", 165),  # Arnhem
+    ("GM0392", 165),  # Haarlem
+    ("GM0394", 160),  # Haarlemmermeer
+    ("GM0153", 160),  # Enschede
+    ("GM0307", 160),  # Amersfoort
+    ("GM0479", 160),  # Zaanstad
+    ("GM0796", 160),  # 's-Hertogenbosch
+    ("GM0193", 130),  # Zwolle
+    ("GM0546", 125),  # Leiden
+    ("GM0637", 125),  # Zoetermeer
+    ("GM0080", 125),  # Leeuwarden
+    ("GM0935", 120),  # Maastricht
+    ("GM0505", 120),  # Dordrecht
+    ("GM0228", 120),  # Ede
+    ("GM0361", 110),  # Alkmaar
+    ("GM0114", 107),  # Emmen
+    ("GM0503", 105),  # Delft
+    ("GM0983", 102),  # Venlo
+    ("GM0150", 101),  # Deventer
+    ("GM0794", 93),  # Helmond
+    ("GM0828", 93),  # Oss
+    ("GM0362", 92),  # Amstelveen
+    ("GM0402", 92),  # Hilversum
+    ("GM1883", 91),  # Sittard-Geleen
+    ("GM1900", 90),  # Súdwest-Fryslân
+    ("GM0917", 87),  # Heerlen
+    ("GM0164", 81),  # Hengelo
+    ("GM0995", 80),  # Lelystad
+    ("GM1674", 78),  # Roosendaal
+    ("GM0405", 74),  # Hoorn
+    ("GM0513", 74),  # Gouda
+    ("GM0141", 73),  # Almelo
+    ("GM0106", 69),  # Assen
+    ("GM0748", 68),  # Bergen op Zoom
+    ("GM0222", 58),  # Doetinchem
+    ("GM0957", 58),  # Roermond
+    ("GM0826", 56),  # Oosterhout
+    ("GM0400", 56),  # Den Helder
+    ("GM0118", 55),  # Hoogeveen
+    ("GM0166", 54),  # Kampen
+    ("GM0715", 54),  # Terneuzen
+    ("GM0074", 51),  # Heerenveen
+    ("GM0687", 49),  # Middelburg
+    ("GM0243", 48),  # Harderwijk
+    ("GM0301", 48),  # Zutphen
+    ("GM1979", 45),  # Eemsdelta
+    ("GM0718", 45),  # Vlissingen
+    ("GM0281", 42),  # Tiel
+    ("GM0664", 39),  # Goes
+    ("GM0289", 39),  # Wageningen
+    ("GM0119", 34),  # Meppel
+    ("GM0047", 28),  # Veendam
 )
 UNIVERSITY_TOWNS = ("GM0363", "GM0599", "GM0546", "GM0503", "GM0344", "GM0014", "GM0268", "GM0772",
                     "GM0855", "GM0935", "GM0153", "GM0289")
@@ -132,6 +136,22 @@ HYBRID_SHARE = 0.25
 REMOTE_ALLOWED_AT_10K = 0.05  # teams that may work remotely (reach every hybrid assignment)
 # Floors of the side flavour: provinces whose assignments must be served at least this share.
 FLOOR_REGIONS = ("Zeeland", "Drenthe", "Groningen")
+
+
+@dataclass(frozen=True)
+class Place:
+    code: str
+    province: str
+    latitude: float
+    longitude: float
+    inhabitants: int  # thousands
+
+
+@cache
+def places() -> tuple[Place, ...]:
+    known = geo.municipalities()
+    return tuple(Place(code, known[code].province, known[code].latitude, known[code].longitude, inhabitants)
+                 for code, inhabitants in TOWNS)
 
 
 def size_of(name: str) -> int:
@@ -215,14 +235,14 @@ MODE_CODES = {"on_site": 0, "hybrid": 1, "remote": 2}
 
 
 def _arrays(snapshot: dict[str, Any]) -> _Arrays:
-    places = {m[0]: i for i, m in enumerate(MUNICIPALITIES)}
-    codes = [m[0] for m in MUNICIPALITIES]
-    lat = np.array([m[3] for m in MUNICIPALITIES])
-    lon = np.array([m[4] for m in MUNICIPALITIES])
+    index = {p.code: i for i, p in enumerate(places())}
+    codes = [p.code for p in places()]
+    lat = np.array([p.latitude for p in places()])
+    lon = np.array([p.longitude for p in places()])
     for item in (*snapshot["teams"], *snapshot["assignments"]):
         code = item["municipality"]
-        if code is not None and code not in places:
-            places[code] = len(codes)
+        if code is not None and code not in index:
+            index[code] = len(codes)
             codes.append(code)
             lat = np.append(lat, item["latitude"])
             lon = np.append(lon, item["longitude"])
@@ -236,7 +256,7 @@ def _arrays(snapshot: dict[str, Any]) -> _Arrays:
         distance=_distances_km(lat, lon),
         team_level=np.array([LEVELS.index(t["level"]) for t in teams], dtype=np.int64),
         team_period=np.array([period_index[t["periods"][0]] for t in teams], dtype=np.int64),
-        team_place=np.array([places[t["municipality"]] for t in teams], dtype=np.int64),
+        team_place=np.array([index[t["municipality"]] for t in teams], dtype=np.int64),
         team_skills=np.array([_skill_mask(t["skills"]) for t in teams], dtype=np.uint64),
         team_limit=np.array([math.inf if t["travel_limit_km"] is None else t["travel_limit_km"]
                              for t in teams], dtype=np.float64),
@@ -244,7 +264,7 @@ def _arrays(snapshot: dict[str, Any]) -> _Arrays:
         assignment_levels=np.array([[lv in a["accepted_levels"] for lv in LEVELS] for a in assignments],
                                    dtype=np.bool_).reshape(len(assignments), len(LEVELS)),
         assignment_period=np.array([period_index[a["period"]] for a in assignments], dtype=np.int64),
-        assignment_place=np.array([places[a["municipality"]] for a in assignments], dtype=np.int64),
+        assignment_place=np.array([index[a["municipality"]] for a in assignments], dtype=np.int64),
         assignment_required=np.array([_skill_mask(a["required_skills"]) for a in assignments], dtype=np.uint64),
         assignment_mode=np.array([MODE_CODES[a["mode"]] for a in assignments], dtype=np.int64),
         assignment_in_area=np.array([not area or a["municipality"] in area for a in assignments],
@@ -303,10 +323,11 @@ def generate(teams: int, *, assignments: int | None = None, flavour: str = "netw
     side = flavour == "side"
     density = _density(teams)
 
-    codes = [m[0] for m in MUNICIPALITIES]
-    inhabitants = np.array([m[5] for m in MUNICIPALITIES], dtype=np.float64)
-    lat = np.array([m[3] for m in MUNICIPALITIES])
-    lon = np.array([m[4] for m in MUNICIPALITIES])
+    towns = places()
+    codes = [p.code for p in towns]
+    inhabitants = np.array([p.inhabitants for p in towns], dtype=np.float64)
+    lat = np.array([p.latitude for p in towns])
+    lon = np.array([p.longitude for p in towns])
     distance = _distances_km(lat, lon)
 
     # ---- institutions and their campuses
@@ -355,7 +376,7 @@ def generate(teams: int, *, assignments: int | None = None, flavour: str = "netw
         team_rows.append({
             "team_id": f"team-{i + 1:06d}", "institution_id": inst["id"], "level": level, "skills": skills,
             "periods": [PERIODS[int(team_period[i])]], "municipality": codes[place],
-            "latitude": float(lat[place]), "longitude": float(lon[place]), "region": MUNICIPALITIES[place][2],
+            "latitude": float(lat[place]), "longitude": float(lon[place]), "region": towns[place].province,
             "travel_limit_km": None, "remote_allowed": bool(team_remote[i]), "preferences": [],
         })
 
@@ -398,7 +419,7 @@ def generate(teams: int, *, assignments: int | None = None, flavour: str = "netw
             "accepted_levels": accepted, "required_skills": required, "nice_to_have_skills": nice,
             "min_teams": min_teams, "max_teams": max_teams, "period": PERIODS[int(rng.integers(len(PERIODS)))],
             "mode": ("on_site", "hybrid", "remote")[int(modes[a])], "municipality": codes[place],
-            "latitude": float(lat[place]), "longitude": float(lon[place]), "region": MUNICIPALITIES[place][2],
+            "latitude": float(lat[place]), "longitude": float(lon[place]), "region": towns[place].province,
             "priority": priority, "supervision_hours": int(rng.choice([8, 12, 16, 24])) if side else 0,
             "preferred_institutions": [], "preferred_levels": [],
         })

@@ -55,6 +55,12 @@ def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process and the solver processes it waited for (CBC runs as one)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 @dataclass
 class Timings:
     seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
@@ -113,16 +119,18 @@ def measure_optimiser(path: str, solver: str, time_limit: float) -> dict[str, An
     input_mib = _peak_mib()
     timings = Timings()
     with instrumented(timings) as hooks:
+        cpu = _cpu_seconds()
         started = time.perf_counter()
         problem = Problem.from_snapshot(snapshot)
         read = time.perf_counter()
         solution = solve(problem, solver, time_limit, policy="max_fit")
         finished = time.perf_counter()
+        cpu = _cpu_seconds() - cpu
     return {
         "status": solution.status, "objective": solution.objective, "matches": len(solution.matches),
         "gap": solution.gap, "time_limit_reached": solution.time_limit_reached,
         "snapshot_seconds": read - started, "build_seconds": solution.build_seconds,
-        "solve_seconds": solution.solve_seconds, "total_seconds": finished - started,
+        "solve_seconds": solution.solve_seconds, "total_seconds": finished - started, "cpu_seconds": cpu,
         "stages": dict(timings.seconds), "calls": dict(timings.calls), "hooks": hooks,
         "peak_mib": _peak_mib(), "input_mib": input_mib, "solver": solution.solver_version,
     }
@@ -134,11 +142,14 @@ def measure_baseline(path: str, which: str, time_limit: float) -> dict[str, Any]
     started = time.perf_counter()
     pairs = optimiser_pairs(snapshot)
     eligibility = time.perf_counter() - started
+    cpu = _cpu_seconds()
     result = solve_min_cost_flow(snapshot, pairs) if which == "mcf" else solve_pulp_cbc(snapshot, pairs, time_limit)
+    cpu = _cpu_seconds() - cpu
     summary = asdict(result)
     summary.pop("matches")
     return {**summary, "matched": len(result.matches), "pairs": len(pairs), "eligibility_seconds": eligibility,
-            "total_seconds": result.total_seconds, "peak_mib": _peak_mib(), "input_mib": input_mib}
+            "total_seconds": result.total_seconds, "cpu_seconds": cpu, "peak_mib": _peak_mib(),
+            "input_mib": input_mib}
 
 
 def in_fresh_process(function: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
@@ -168,6 +179,14 @@ def _s(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds:9.2f} s"
 
 
+def _cpu(seconds: float) -> str:
+    return f"  (CPU {seconds:.2f} s)"
+
+
+def _difference(a: float, b: float) -> str:
+    return "same" if agree(a, b) else f"{abs(a - b) / max(abs(a), abs(b)):.1e} relative"
+
+
 def _ratio(a: float | None, b: float | None) -> str:
     return "-" if a is None or b is None or b <= 0 else f"{a / b:9.2f} x"
 
@@ -193,31 +212,39 @@ def table(name: str, teams: int, assignments: int, flavour: str, opt: dict[str, 
         f"  {'solve (HiGHS run)':42} {_s(run)}",
         f"  {'extraction (values back, matches)':42} {_s(extraction)}",
         f"  {'other in the solve stage':42} {_s(rest)}",
-        f"  {'end to end':42} {_s(opt['total_seconds'])}",
+        f"  {'end to end':42} {_s(opt['total_seconds'])}{_cpu(opt['cpu_seconds'])}",
         f"  {'Python overhead / solve':42} {_ratio(overhead, run)}",
         f"  {'peak memory (RSS; input loaded)':42} {opt['peak_mib']:9.0f} MiB ({opt['input_mib']:.0f} MiB)",
         f"  {'status':42} {opt['status']}" + (f", gap {opt['gap']:.2e}" if opt["gap"] is not None else ""),
         f"{'OR-Tools min-cost flow (build + solve)':44} {_s(mcf['total_seconds'])}"
-        f"  ({mcf['build_seconds']:.2f} + {mcf['solve_seconds']:.2f})",
+        f"  ({mcf['build_seconds']:.2f} + {mcf['solve_seconds']:.2f}){_cpu(mcf['cpu_seconds'])}",
     ]
     if cbc is not None:
         lines.append(f"{'PuLP + CBC baseline (build + solve)':44} {_s(cbc['total_seconds'])}"
-                     f"  ({cbc['build_seconds']:.2f} + {cbc['solve_seconds']:.2f}), {cbc['status']}")
+                     f"  ({cbc['build_seconds']:.2f} + {cbc['solve_seconds']:.2f}), {cbc['status']}"
+                     f"{_cpu(cbc['cpu_seconds'])}")
     else:
         lines.append(f"{'PuLP + CBC baseline':44} skipped")
     lines += [f"{'optimiser / MCF':44} {_ratio(opt['total_seconds'], mcf['total_seconds'])}",
               f"{'baseline / MCF':44} {_ratio(cbc['total_seconds'], mcf['total_seconds']) if cbc else '-'}"]
-    objectives = [("optimiser", opt["objective"]), ("MCF", mcf["objective"])]
+    shown = [f"optimiser {opt['objective']:.6f}", f"MCF {mcf['objective']:.6f}"]
     if cbc is not None:
-        objectives.append(("PuLP+CBC", cbc["objective"]))
-    shown = ", ".join(f"{n} {v:.6f}" for n, v in objectives)
+        shown.append(f"PuLP+CBC {cbc['objective']:.6f}")
+    references = [("CBC", cbc)] if cbc is not None else []
     if mcf["exact"]:
-        same = all(agree(v, opt["objective"]) for _, v in objectives)
-        lines.append(f"{'objectives':44} {'agree (1e-6 relative)' if same else 'DIFFER'}: {shown}")
+        references.insert(0, ("MCF", mcf))
+    solved = opt["status"] in ("optimal", "feasible")
+    if not solved:
+        verdict = f"the optimiser found no matching ({opt['status']})"
+    elif not references:
+        verdict = "nothing to compare with (MCF is a relaxation here, baseline skipped)"
+    elif all(agree(opt["objective"], r["objective"]) for _, r in references):
+        verdict = "agree (1e-6 relative)"
     else:
-        same = cbc is None or agree(cbc["objective"], opt["objective"])
-        lines.append(f"{'objectives (MCF: relaxation, an upper bound)':44} "
-                     f"{'optimiser and CBC agree' if same else 'optimiser and CBC DIFFER'}: {shown}")
+        verdict = "DIFFER: " + ", ".join(f"optimiser vs {n} {_difference(opt['objective'], r['objective'])}"
+                                         for n, r in references)
+    title = "objectives" if mcf["exact"] else "objectives (MCF: relaxation, upper bound)"
+    lines += [f"{title:44} {verdict}", f"  {', '.join(shown)}"]
     lines.append(f"  hooks found: {', '.join(opt['hooks']) or 'none'}")
     return lines
 
@@ -257,9 +284,10 @@ def main(argv: list[str] | None = None) -> int:
     for smaller, larger in itertools.pairwise(names):
         a, b = totals[smaller], totals[larger]
         print(f"\ngrowth {larger}/{smaller}: teams {b['teams'] / a['teams']:.2f} x, "
-              f"pairs {b['pairs'] / a['pairs']:.2f} x, "
-              + ", ".join(f"time({larger})/time({smaller}) {k} {_ratio(b[k], a[k]).strip()}"
-                          for k in ("optimiser", "MCF", "PuLP+CBC") if a[k] is not None and b[k] is not None))
+              f"eligible pairs {b['pairs'] / a['pairs']:.2f} x")
+        for key in ("optimiser", "MCF", "PuLP+CBC"):
+            if a[key] is not None and b[key] is not None:
+                print(f"  time({larger})/time({smaller}) {key:29} {_ratio(b[key], a[key])}")
     return 0
 
 

@@ -20,6 +20,10 @@ from .test_scheduling_responses import CONTACTS, Firms
 firms = test_scheduling_responses.firms
 
 
+def _as_utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 def _erase(f: Firms, kind: str, subject_id: str) -> str:
     envelope = make_envelope("personal_data.erased", 1, {"subject_kind": kind, "subject_id": subject_id,
                                                          "erased_at": datetime.now(UTC).isoformat()})
@@ -70,11 +74,7 @@ def test_delivery_attempts_expire_after_the_retention_period(firms: Firms) -> No
         assert privacy.apply_retention(session, periods, now) == 0
     with f.svc.infra.engine.connect() as conn:
         left = conn.execute(sa.select(orm.Delivery.attempted_at)).scalars().all()
-    assert [privacy_as_utc(a) for a in left] == [now - timedelta(days=29)]
-
-
-def privacy_as_utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    assert [_as_utc(a) for a in left] == [now - timedelta(days=29)]
 
 
 def test_contact_reads_and_refusals_are_audited_without_the_address(firms: Firms) -> None:

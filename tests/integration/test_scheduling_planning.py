@@ -181,6 +181,22 @@ def test_a_coordinator_plans_a_batch_around_calendars_set_after_acceptance(svc: 
     assert again["changed"] == 0 and again["placed"] == 5
 
 
+def test_a_plan_in_a_school_year_without_holiday_data_says_so(svc: Service) -> None:
+    svc.add_key("coord", "coord-1", "coordinator")
+    svc.add_key("inst", "inst-a", "institution")
+    assert svc.put("inst", "/institution-calendar", {"region": "noord"}).status_code == 200
+    batch_id, matches = _publish(svc, [("firm_nl", "inst-a"), ("firm_en", "inst-b")])
+    for m in matches:
+        assert _answer(svc, m) == 201
+    report = svc.call("coord", "POST", "/kickoffs/plan", {"batch_id": batch_id}).get_json()
+    assert report["placed"] == 2
+    # inst-a's region has no school-holiday data for 2030-2031; inst-b has no region, so no school holidays apply
+    [warning] = report["warnings"]
+    assert (warning["code"], warning["school_year"], warning["region"], warning["match_ids"]) == (
+        "school_holidays_unknown", "2030-2031", "noord", [matches[0]["match_id"]])
+    assert "schoolvakanties" in warning["message_nl"] and "school holidays" in warning["message_en"]
+
+
 def test_plan_refusals(svc: Service) -> None:
     svc.add_key("coord", "coord-1", "coordinator")
     svc.add_key("coord2", "coord-2", "coordinator")

@@ -77,3 +77,21 @@ def test_benchmark_rejects_an_unknown_size() -> None:
     with pytest.raises(SystemExit) as stopped:
         run.main(["--sizes", "huge"])
     assert stopped.value.code == 2
+
+
+def _measured(objective: float, status: str = "optimal", exact: bool = True) -> dict[str, Any]:
+    return {"status": status, "objective": objective, "gap": None, "snapshot_seconds": 0.1, "build_seconds": 1.0,
+            "solve_seconds": 2.0, "total_seconds": 3.0, "cpu_seconds": 3.0, "stages": {"solve": 1.5},
+            "hooks": [], "peak_mib": 100.0, "input_mib": 50.0, "pairs": 10, "exact": exact}
+
+
+def test_the_verdict_names_a_difference_or_a_missing_solution_instead_of_agreeing() -> None:
+    def verdict(opt: dict[str, Any], mcf: dict[str, Any], cbc: dict[str, Any] | None) -> str:
+        return next(line for line in run.table("t", 20, 10, "network", opt, mcf, cbc) if line.startswith("objectives"))
+
+    assert "agree" in verdict(_measured(100.0), _measured(100.0), _measured(100.0))
+    assert "DIFFER" in verdict(_measured(99.0), _measured(100.0), _measured(100.0))
+    assert "optimiser vs MCF 1.0e-02 relative" in verdict(_measured(99.0), _measured(100.0), None)
+    assert "found no matching (not_solved)" in verdict(_measured(0.0, "not_solved"), _measured(100.0), None)
+    # on the side flavour the flow is only a bound: the optimiser is held to CBC's optimum alone
+    assert "agree" in verdict(_measured(90.0), _measured(100.0, exact=False), _measured(90.0))

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 
 import pytest
 from matching.domain.model import Problem, eligible_pairs
+from werkplaats_shared import geo
 from werkplaats_shared.contracts import BatchSubmittedV2
 
 from benchmarks.generator import (
     LEVELS,
-    MUNICIPALITIES,
     SKILLS,
     generate,
     pairs_by_contract_rules,
@@ -40,11 +39,11 @@ def test_shape_levels_skills_places_and_binding_capacity() -> None:
     assert levels["MBO"] > levels["HBO"] > levels["WO"]
     assert {s for t in teams for s in t["skills"]} <= set(SKILLS)
     assert {s for a in assignments for s in a["required_skills"] + a["nice_to_have_skills"]} <= set(SKILLS)
-    known = {m[0]: m for m in MUNICIPALITIES}
     for item in (*teams, *assignments):
-        assert re.fullmatch(r"GM\d{4}", item["municipality"])
-        place = known[item["municipality"]]
-        assert (item["region"], item["latitude"], item["longitude"]) == (place[2], place[3], place[4])
+        place = geo.municipality(item["municipality"])
+        assert place is not None
+        assert (item["region"], item["latitude"], item["longitude"]) == (place.province, place.latitude,
+                                                                         place.longitude)
     assert len({a["municipality"] for a in assignments}) > 30
     assert {a["mode"] for a in assignments} == {"on_site", "hybrid", "remote"}
     assert any(t["preferences"] for t in teams) and any(a["preferred_institutions"] for a in assignments)

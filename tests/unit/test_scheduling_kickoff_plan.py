@@ -10,7 +10,13 @@ from datetime import date, datetime, time, timedelta
 
 import pytest
 from scheduling import kickoff_optimiser
-from scheduling.adapters.calendar_data import REGIONS, dutch_public_holidays, school_holidays, school_holidays_by_region
+from scheduling.adapters.calendar_data import (
+    REGIONS,
+    dutch_public_holidays,
+    school_holidays,
+    school_holidays_by_region,
+    school_years_covered,
+)
 from scheduling.domain.calendar import KICKOFF_DURATION, SLOTS, TZ
 from scheduling.domain.kickoffs import (
     DAILY_CAP,
@@ -23,6 +29,7 @@ from scheduling.domain.kickoffs import (
     Kickoff,
     Rules,
     TimeWindow,
+    school_year_of,
     violations,
 )
 
@@ -149,18 +156,60 @@ def test_early_slots_are_preferred_and_a_current_slot_is_kept() -> None:
     assert plan.placed == {"m000": datetime.combine(FIRST, SLOTS[0], TZ), "m001": later}
 
 
-@pytest.mark.parametrize("year", ["2027-2028"])
-def test_the_school_holiday_file_is_sourced_and_complete(year: str) -> None:
+@pytest.mark.parametrize(("year", "midden_summer"), [
+    ("2025-2026", (date(2026, 7, 18), date(2026, 8, 30))),
+    ("2027-2028", (date(2028, 7, 8), date(2028, 8, 20))),
+])
+def test_the_school_holiday_file_is_sourced_and_complete(year: str, midden_summer: tuple[date, date]) -> None:
     rows = [h for h in school_holidays() if h.school_year == year]
     assert {h.source for h in rows} == {
         "https://rijksoverheid.nl/onderwerpen/schoolvakanties/overzicht-schoolvakanties-per-schooljaar/"
-        "overzicht-schoolvakanties-2027-2028"}
+        f"overzicht-schoolvakanties-{year}"}
     names = {"herfstvakantie", "kerstvakantie", "voorjaarsvakantie", "meivakantie", "zomervakantie"}
     assert {(h.name, h.region) for h in rows} == {(n, r) for n in names for r in REGIONS}
-    for h in rows:  # the published ranges run Saturday to Sunday
+    for h in rows:  # the published ranges run Saturday to Sunday, within the school year
         assert h.start.weekday() == 5 and h.end.weekday() == 6 and h.start < h.end
+        assert school_year_of(h.start) == year
     summer = {h.region: (h.start, h.end) for h in rows if h.name == "zomervakantie"}
-    assert summer["midden"] == (date(2028, 7, 8), date(2028, 8, 20))
+    assert summer["midden"] == midden_summer
+    assert year in school_years_covered()
+
+
+def test_a_school_year_runs_from_august_to_july() -> None:
+    assert school_year_of(date(2026, 7, 31)) == "2025-2026"
+    assert school_year_of(date(2026, 8, 1)) == "2026-2027"
+    assert school_year_of(date(2027, 1, 4)) == "2026-2027"
+
+
+def test_the_official_2025_2026_autumn_holiday_differs_by_region() -> None:
+    # zuid: 11-19 October 2025; noord and midden: 18-26 October 2025
+    cal = Calendars(dutch_public_holidays([2025]), school_holidays_by_region(),
+                    {r: InstitutionCalendar(r) for r in REGIONS}, school_years=school_years_covered())
+    week = (date(2025, 10, 13), date(2025, 10, 17))
+    plans = {r: kickoff_optimiser.plan([_kickoff(0, inst=r, first=week[0], last=week[1])], [], cal, Rules())
+             for r in REGIONS}
+    assert plans["zuid"].unplaced == {"m000": HOLIDAYS}
+    assert plans["noord"].placed == plans["midden"].placed == {"m000": datetime.combine(week[0], SLOTS[0], TZ)}
+    assert all(p.warnings == () for p in plans.values())
+
+
+def test_a_kickoff_in_a_school_year_without_data_is_placed_with_a_warning() -> None:
+    assert "2026-2027" not in school_years_covered()
+    cal = Calendars(dutch_public_holidays([2026, 2027]), school_holidays_by_region(),
+                    {"zuid": InstitutionCalendar("zuid"), "own": InstitutionCalendar(None, ())},
+                    school_years=school_years_covered())
+    autumn_2026 = (date(2026, 10, 12), date(2026, 10, 23))
+    kickoffs = [_kickoff(0, inst="zuid", first=autumn_2026[0], last=autumn_2026[1]),
+                _kickoff(1, inst="zuid", first=autumn_2026[0], last=autumn_2026[1]),
+                _kickoff(2, inst="zuid"),  # October 2027: a known school year
+                _kickoff(3, inst="own", first=autumn_2026[0], last=autumn_2026[1])]  # no region: no school holidays
+    plan = kickoff_optimiser.plan(kickoffs, [], cal, Rules())
+    assert set(plan.placed) == {"m000", "m001", "m002", "m003"}
+    assert [(w.school_year, w.region, w.match_ids) for w in plan.warnings] == [
+        ("2026-2027", "zuid", ("m000", "m001"))]
+    # a day inside a listed holiday is known even in the next school year: zuid's summer 2028 runs into September
+    assert cal.school_holidays_unknown(date(2028, 9, 1), "zuid") is None
+    assert cal.school_holidays_unknown(date(2028, 9, 4), "zuid") == "2028-2029"
 
 
 def test_a_single_kickoff_gets_the_slot_the_solver_would_give() -> None:

@@ -3,7 +3,8 @@
 Variables exist only for feasible (kickoff, slot) pairs (``domain.kickoffs.candidates``); the rows are the
 domain's constraint families. The objective is lexicographic in one weighted sum: place as many
 kickoffs as possible, then keep as many at their current slot as possible, then prefer early slots.
-What stays unplaced is reported with its reason, never raised.
+What stays unplaced is reported with its reason, never raised; a kickoff placed in a school year whose
+school holidays are not known is placed all the same and reported as a warning.
 """
 
 from __future__ import annotations
@@ -64,4 +65,5 @@ def plan(kickoffs: Sequence[Kickoff], fixed: Sequence[Booking], cal: Calendars, 
             placed = {p[0]: p[1] for p in pairs if (x[p].value() or 0) > 0.5}
     unplaced = {k.match_id: found.reasons.get(k.match_id, rules_.DAILY_CAP)
                 for k in kickoffs if k.match_id not in placed}
-    return Plan(placed, unplaced, name, time.perf_counter() - started)
+    return Plan(placed, unplaced, name, time.perf_counter() - started,
+                tuple(rules_.unknown_school_holidays(kickoffs, placed, cal)))

@@ -190,4 +190,4 @@ class AuditEntry(Base):
 
 
 from . import accounts_orm  # noqa: E402,F401  (registers the account and key-scope tables on Base)
-from . import privacy_orm  # noqa: E402,F401 - the personal-data access log, on this metadata
+from .privacy_orm import access_log  # noqa: E402,F401 - the personal-data access log, on this metadata

@@ -124,4 +124,4 @@ class AuditEntry(Base):
     occurred_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
 
 
-from . import privacy_orm  # noqa: E402,F401 - the personal-data access log, on this metadata
+from .privacy_orm import access_log  # noqa: E402,F401 - the personal-data access log, on this metadata

@@ -188,11 +188,11 @@ def _left(removed: Counter[str], total: int, names: dict[str, str]) -> tuple[dic
 class Capacities:
     """The capacity rows of a matching, to tell which ones would break if a pair were added."""
 
-    def __init__(self, problem: Problem, matching: Iterable[Pair]) -> None:
+    def __init__(self, problem: Problem, matching: Iterable[Pair], eligible: Iterable[Pair]) -> None:
         chosen = set(matching)
         self.values = values_of(chosen)
         self.rows_of: dict[Pair, list[tuple[Row, float]]] = {}
-        for row in hard_rows(problem, set(eligible_pairs(problem)) | chosen):
+        for row in hard_rows(problem, set(eligible) | chosen):
             if row.group in CAPACITY_GROUPS and row.sense == "<=":
                 for key, coef in row.terms:
                     if isinstance(key, Pair) and coef > 0:
@@ -224,7 +224,8 @@ def explain(problem: Problem, matching: Iterable[Pair]) -> dict[str, Any]:
     busy = {(p.team_id, assignments[p.assignment_id].period) for p in chosen if p.assignment_id in assignments}
     placed = {p.team_id for p in chosen}
     staffed = Counter(p.assignment_id for p in chosen)
-    capacities = Capacities(problem, chosen)
+    all_eligible = list(eligible_pairs(problem))
+    capacities = Capacities(problem, chosen, all_eligible)
     candidates = Candidates(problem)
     limits = ("institution_capacity", "supervision_hours", "firm_cap")
 
@@ -291,7 +292,7 @@ def explain(problem: Problem, matching: Iterable[Pair]) -> dict[str, Any]:
                         "score": {**asdict(b), "total": b.total}})
 
     return {"unmatched_assignments": unmatched_assignments, "unmatched_teams": unmatched_teams,
-            "matches": matches, "figures": figures(problem, chosen), "filters": FILTERS}
+            "matches": matches, "figures": figures(problem, chosen, all_eligible), "filters": FILTERS}
 
 
 def _share(part: int, whole: int) -> dict[str, Any]:
@@ -333,7 +334,7 @@ def unused_capacity(problem: Problem, matching: Iterable[Pair]) -> list[dict[str
     return shown
 
 
-def figures(problem: Problem, matching: Iterable[Pair]) -> dict[str, Any]:
+def figures(problem: Problem, matching: Iterable[Pair], eligible: Iterable[Pair] | None = None) -> dict[str, Any]:
     """Served shares (assignments by accepted level and by region, teams by level and by institution),
     the teams' preference profile, blocking pairs (for any policy) and unused capacity."""
     chosen = set(matching)
@@ -343,7 +344,7 @@ def figures(problem: Problem, matching: Iterable[Pair]) -> dict[str, Any]:
                     | {t.level for t in problem.teams})
     institutions = sorted({t.institution_id for t in problem.teams})
     regions = sorted({a.region or "" for a in problem.assignments})
-    blocking = blocking_pairs(problem, chosen)
+    blocking = blocking_pairs(problem, chosen, eligible)
     return {
         "assignments": _share(len(served_assignments), len(problem.assignments)),
         "assignments_by_accepted_level": {

@@ -21,9 +21,9 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from itertools import repeat
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 MAX_PREFERENCES = 10
 MODES = ("on_site", "remote", "hybrid")
@@ -228,6 +228,7 @@ class Problem:
 EARTH_RADIUS_KM = 6371.0
 
 
+@lru_cache(maxsize=1 << 18)  # places are municipality centres: few distinct pairs, asked for often
 def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     p1, p2 = math.radians(lat1), math.radians(lat2)
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
@@ -698,7 +699,8 @@ def violations(problem: Problem, matching: Iterable[Pair], *, stable: bool = Fal
     return found
 
 
-def blocking_pairs(problem: Problem, matching: Sequence[Pair] | Iterable[Pair]) -> list[Pair]:
+def blocking_pairs(problem: Problem, matching: Iterable[Pair], eligible: Iterable[Pair] | None = None
+                   ) -> list[Pair]:
     """Eligible pairs ranked on both sides that would both rather be together: the team is free in the
     assignment's period or ranks the assignment strictly above the one it has there (an unranked one is
     worse than any ranked), and the assignment has room or ranks the team strictly above one of its
@@ -713,7 +715,7 @@ def blocking_pairs(problem: Problem, matching: Sequence[Pair] | Iterable[Pair]) 
             held[(p.team_id, a.period)] = p.assignment_id
             staffed.setdefault(p.assignment_id, []).append(p.team_id)
     blocking = []
-    for pair in sorted(eligible_pairs(problem), key=pair_key):
+    for pair in sorted(eligible_pairs(problem) if eligible is None else eligible, key=pair_key):
         if pair in chosen:
             continue
         t, a = teams[pair.team_id], assignments[pair.assignment_id]

@@ -40,6 +40,13 @@ def school_holidays() -> tuple[SchoolHoliday, ...]:
         for year, entry in sorted(data["school_years"].items()) for h in entry["holidays"])
 
 
+@cache
+def school_years_covered() -> frozenset[str]:
+    """The school years (``2027-2028``) the data file has dates for; any other year's are unknown."""
+    with open(SCHOOL_HOLIDAYS_FILE, encoding="utf-8") as fh:
+        return frozenset(json.load(fh)["school_years"])
+
+
 def school_holidays_by_region() -> dict[str, list[tuple[date, date]]]:
     by_region: dict[str, list[tuple[date, date]]] = {r: [] for r in REGIONS}
     for h in school_holidays():

@@ -1,5 +1,5 @@
-"""iCalendar (.ics) invitations for kickoffs, in Europe/Amsterdam with the VTIMEZONE included.
-A kickoff keeps its UID for life; a change is sent with a higher SEQUENCE."""
+"""iCalendar (.ics) invitations for kickoffs and workshop seats, in Europe/Amsterdam with the VTIMEZONE
+included. A kickoff or seat keeps its UID for life; a change is sent with a higher SEQUENCE."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ import icalendar
 PRODID = "-//Werkplaats//Scheduling//NL"
 
 
-def kickoff_invitation(*, uid: str, sequence: int, starts_at: datetime, ends_at: datetime, summary: str,
+def invitation(*, uid: str, sequence: int, starts_at: datetime, ends_at: datetime, summary: str,
                        description: str, organizer: str, attendee: str, stamp: datetime, method: str = "REQUEST",
                        location: str | None = None) -> bytes:
-    """An invitation (METHOD:REQUEST) or, for a cancelled kickoff, its cancellation (METHOD:CANCEL)."""
+    """An invitation (METHOD:REQUEST) or, for a cancelled kickoff or seat, its cancellation (METHOD:CANCEL)."""
     if starts_at.tzinfo is None or ends_at.tzinfo is None:
-        raise ValueError("kickoff times must be timezone-aware")
+        raise ValueError("invitation times must be timezone-aware")
     if method not in ("REQUEST", "CANCEL"):
         raise ValueError("method must be REQUEST or CANCEL")
     cal = icalendar.Calendar()
@@ -31,6 +31,9 @@ def kickoff_invitation(*, uid: str, sequence: int, starts_at: datetime, ends_at:
     cal.add_component(event)
     cal.add_missing_timezones()
     return bytes(cal.to_ical())
+
+
+kickoff_invitation = invitation
 
 
 def _event(*, uid: str, sequence: int, starts_at: datetime, ends_at: datetime, summary: str, description: str,

@@ -154,4 +154,4 @@ class FirmAvailability(Base):
 
 
 from . import workshop_orm  # noqa: E402,F401 - the workshop tables, on this metadata
-from . import privacy_orm  # noqa: E402,F401 - the personal-data access log, on this metadata
+from .privacy_orm import access_log  # noqa: E402,F401 - the personal-data access log, on this metadata

@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from werkplaats_shared.audit import access_log_table
 
-from .orm import metadata
+from .orm import Base
 
-access_log = access_log_table(metadata)
+access_log = access_log_table(Base.metadata)

@@ -71,6 +71,12 @@ class InstitutionCalendar:
     non_teaching: tuple[tuple[date, date], ...] = ()  # inclusive ranges
 
 
+def school_year_of(day: date) -> str:
+    """The Dutch school year a day belongs to: 1 August to 31 July, e.g. ``2026-2027``."""
+    first = day.year if day.month >= 8 else day.year - 1
+    return f"{first}-{first + 1}"
+
+
 @dataclass(frozen=True)
 class Calendars:
     """Everything that closes a day: public holidays, school holidays per region, institutions' own."""
@@ -79,6 +85,8 @@ class Calendars:
     school_holidays: Mapping[str, Sequence[tuple[date, date]]]  # region -> inclusive ranges
     institutions: Mapping[str, InstitutionCalendar] = field(default_factory=dict)
     firms: Mapping[str, FirmAvailability] = field(default_factory=dict)
+    # the school years whose holidays are known; None: every year's (no coverage check)
+    school_years: frozenset[str] | None = None
 
     def firm(self, firm_id: str) -> FirmAvailability:
         return self.firms.get(firm_id, FirmAvailability())
@@ -93,6 +101,16 @@ class Calendars:
         if any(a <= day <= b for a, b in cal.non_teaching):
             return "non-teaching week"
         return None
+
+    def school_holidays_unknown(self, day: date, institution_id: str) -> str | None:
+        """The school year whose holidays are unknown for the institution's region on ``day``, or None.
+        A day inside a listed holiday is known, even when that holiday runs into the next school year."""
+        region = self.institutions.get(institution_id, InstitutionCalendar()).region
+        if region is None or self.school_years is None or school_year_of(day) in self.school_years:
+            return None
+        if any(a <= day <= b for a, b in self.school_holidays.get(region, ())):
+            return None
+        return school_year_of(day)
 
 
 @dataclass(frozen=True)
@@ -277,11 +295,36 @@ def cost(k: Kickoff, start: datetime, rules: Rules) -> int:
 
 
 @dataclass(frozen=True)
+class UnknownSchoolHolidays:
+    """Kickoffs placed on days of a school year whose school holidays are not in the data: the slot
+    may fall in a holiday nobody could check."""
+
+    school_year: str
+    region: str
+    match_ids: tuple[str, ...]
+
+
+def unknown_school_holidays(kickoffs: Sequence[Kickoff], placed: Mapping[str, datetime],
+                            cal: Calendars) -> list[UnknownSchoolHolidays]:
+    found: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for k in kickoffs:
+        if k.match_id not in placed:
+            continue
+        year = cal.school_holidays_unknown(placed[k.match_id].astimezone(TZ).date(), k.institution_id)
+        if year is not None:
+            region = cal.institutions[k.institution_id].region
+            assert region is not None
+            found[(year, region)].append(k.match_id)
+    return [UnknownSchoolHolidays(year, region, tuple(sorted(ids))) for (year, region), ids in sorted(found.items())]
+
+
+@dataclass(frozen=True)
 class Plan:
     placed: Mapping[str, datetime]  # match id -> start (Europe/Amsterdam)
     unplaced: Mapping[str, str]  # match id -> reason code
     solver: str = ""
     seconds: float = 0.0
+    warnings: tuple[UnknownSchoolHolidays, ...] = ()
 
 
 def violations(kickoffs: Sequence[Kickoff], plan: Mapping[str, datetime], fixed: Sequence[Booking],

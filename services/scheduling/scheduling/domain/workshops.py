@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, time
 from functools import cached_property
 from typing import TypeVar
+
+from .calendar import TZ
 
 T = TypeVar("T")
 G = TypeVar("G")
@@ -23,6 +25,10 @@ DAY_PARTS = ("morning", "afternoon", "evening")
 DAY_PART_LABELS = {"morning": {"nl": "ochtend", "en": "morning"},
                    "afternoon": {"nl": "middag", "en": "afternoon"},
                    "evening": {"nl": "avond", "en": "evening"}}
+
+# when a day part's session runs, in Europe/Amsterdam: what invitations put in calendars
+DAY_PART_HOURS = {"morning": (time(9, 30), time(12, 0)), "afternoon": (time(13, 30), time(16, 0)),
+                  "evening": (time(19, 0), time(21, 30))}
 
 THEMES: dict[str, dict[str, str]] = {
     "cyber_resilience": {"nl": "Cyberweerbaarheid", "en": "Cyber resilience"},
@@ -46,6 +52,12 @@ EARLY_BIRD = 0.5
 class Slot:
     day: date
     day_part: str  # one of DAY_PARTS
+
+
+def slot_times(slot: Slot) -> tuple[datetime, datetime]:
+    """A slot's start and end, timezone-aware in Europe/Amsterdam."""
+    start, end = DAY_PART_HOURS[slot.day_part]
+    return datetime.combine(slot.day, start, TZ), datetime.combine(slot.day, end, TZ)
 
 
 @dataclass(frozen=True)

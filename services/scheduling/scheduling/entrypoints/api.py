@@ -100,6 +100,16 @@ class KickoffPlanIn(Schema):
                                metadata={"description": "at most this many kickoffs per coordinator per day"})
 
 
+class PlanWarningOut(Schema):
+    code = fields.String(metadata={"description": "school_holidays_unknown: kickoffs placed in a school year "
+                                                  "whose school holidays are not in the data"})
+    school_year = fields.String()
+    region = fields.String()
+    match_ids = fields.List(fields.String())
+    message_nl = fields.String()
+    message_en = fields.String()
+
+
 class KickoffPlanOut(Schema):
     batch_id = fields.String()
     placed = fields.Integer()
@@ -107,6 +117,8 @@ class KickoffPlanOut(Schema):
     changed = fields.Integer(metadata={"description": "kickoffs whose time changed (their firms are told)"})
     solver = fields.String()
     seconds = fields.Float()
+    warnings = fields.List(fields.Nested(PlanWarningOut), metadata={
+        "description": "what the coordinator should check: the plan is made, but rests on unknown facts"})
     kickoffs = fields.List(fields.Nested(KickoffOut))
 
 
@@ -424,7 +436,7 @@ def create_scheduling_app(infra: Infrastructure, resolve: Resolver = system_reso
                                                      data["batch_id"], data["weeks"], Rules(data["daily_cap"]))
                 return {"batch_id": report.batch_id, "placed": report.placed, "unplaced": report.unplaced,
                         "changed": report.changed, "solver": report.solver, "seconds": report.seconds,
-                        "kickoffs": [services.kickoff_view(k) for k in report.kickoffs]}
+                        "warnings": report.warnings, "kickoffs": [services.kickoff_view(k) for k in report.kickoffs]}
 
     @kickoffs.route("/<match_id>")
     class KickoffItem(MethodView):

@@ -18,7 +18,8 @@ from werkplaats_shared.db import utcnow
 
 from .. import kickoff_optimiser
 from ..adapters import orm
-from ..adapters.calendar_data import dutch_public_holidays, school_holidays_by_region
+from ..adapters.locks import lock_for_planning
+from ..adapters.calendar_data import dutch_public_holidays, school_holidays_by_region, school_years_covered
 from ..domain import calendar
 from ..domain import kickoffs as rules_
 from ..domain.calendar import KICKOFF_DURATION, TZ
@@ -93,6 +94,7 @@ def load_calendars(session: Session, kickoffs: Sequence[Kickoff]) -> Calendars:
     return Calendars(
         public_holidays=dutch_public_holidays(sorted(years)),
         school_holidays=school_holidays_by_region(),
+        school_years=school_years_covered(),
         institutions={r.institution_id: _institution(r) for r in session.execute(
             sa.select(orm.InstitutionCalendar).where(orm.InstitutionCalendar.institution_id.in_(institutions)))
             .scalars()},
@@ -176,6 +178,23 @@ def set_slot(session: Session, row: orm.Kickoff, start: datetime | None, reason:
 # ---- use cases ------------------------------------------------------------------------------
 
 
+WARNING_TEXTS = {
+    "school_holidays_unknown": {
+        "nl": "De schoolvakanties van regio {region} in schooljaar {school_year} zijn niet bekend: controleer of "
+              "deze kennismakingen niet in een schoolvakantie vallen.",
+        "en": "The school holidays of region {region} in school year {school_year} are not known: check that "
+              "these kickoffs do not fall in a school holiday.",
+    },
+}
+
+
+def warning_view(warning: rules_.UnknownSchoolHolidays) -> dict[str, Any]:
+    facts = {"school_year": warning.school_year, "region": warning.region}
+    texts = WARNING_TEXTS["school_holidays_unknown"]
+    return {"code": "school_holidays_unknown", **facts, "match_ids": list(warning.match_ids),
+            "message_nl": texts["nl"].format(**facts), "message_en": texts["en"].format(**facts)}
+
+
 @dataclass(frozen=True)
 class PlanReport:
     batch_id: str
@@ -185,6 +204,7 @@ class PlanReport:
     changed: int
     solver: str
     seconds: float
+    warnings: list[dict[str, Any]]
 
 
 def _plan_rows(session: Session, rows: Sequence[orm.Kickoff], weeks: int, rules: Rules
@@ -213,11 +233,15 @@ def place_accepted(session: Session, notice: orm.Notice, match: dict[str, Any], 
         run_id=notice.run_id, batch_id=notice.batch_id, period=notice.period, assignment_id=match["assignment_id"],
         team_id=match["team_id"], institution_id=institutions.get(match["match_id"], ""), status="unplaced",
         uid=f"kickoff-{match['match_id']}@werkplaats", sequence=0, created_at=accepted_at)
+    lock_for_planning(session, coordinators=[row.coordinator_id], firms=[row.firm_id], teams=[row.team_id])
     session.add(row)
     _, _, cal, plan = _plan_rows(session, [row], weeks, rules)
     _apply(session, [row], cal, plan)
     if row.status == "unplaced":
         log.warning("kickoff not placed", extra={"match_id": row.match_id, "reason": plan.unplaced[row.match_id]})
+    for warning in plan.warnings:
+        log.warning("kickoff placed where school holidays are unknown", extra={
+            "match_id": row.match_id, "school_year": warning.school_year, "region": warning.region})
     return row
 
 
@@ -227,16 +251,22 @@ def visible(coordinator_id: str) -> sa.Select[orm.Kickoff]:
 
 def plan_batch(session: Session, coordinator_id: str, batch_id: str, weeks: int = calendar.KICKOFF_WEEKS,
                rules: Rules = DEFAULT_RULES) -> PlanReport:
-    """Plan all open kickoffs of a batch at once; kickoffs of other batches stay where they are."""
+    """Plan all open kickoffs of a batch at once; kickoffs of other batches stay where they are. Planning
+    is serialised per coordinator, firm and team (see adapters.locks), so a plan running at the same time
+    as another, or as an acceptance, sees the other's kickoffs as fixed bookings."""
+    lock_for_planning(session, coordinators=[coordinator_id])
     rows = list(session.execute(visible(coordinator_id).where(
         orm.Kickoff.batch_id == batch_id, orm.Kickoff.status.in_(OPEN)).order_by(orm.Kickoff.match_id)).scalars())
     if not rows:
         raise NotFound(batch_id)
+    lock_for_planning(session, firms=[r.firm_id for r in rows], teams=[r.team_id for r in rows])
     _, _, cal, plan = _plan_rows(session, rows, weeks, rules)
     changed = _apply(session, rows, cal, plan)
     log.info("kickoffs planned", extra={"batch_id": batch_id, "placed": len(plan.placed),
-                                        "unplaced": len(plan.unplaced), "changed": changed})
-    return PlanReport(batch_id, rows, len(plan.placed), len(plan.unplaced), changed, plan.solver, plan.seconds)
+                                        "unplaced": len(plan.unplaced), "changed": changed,
+                                        "warnings": len(plan.warnings)})
+    return PlanReport(batch_id, rows, len(plan.placed), len(plan.unplaced), changed, plan.solver, plan.seconds,
+                      [warning_view(w) for w in plan.warnings])
 
 
 MOVE_REASONS = {
@@ -251,6 +281,7 @@ MOVE_REASONS = {
 def move_kickoff(session: Session, coordinator_id: str, match_id: str, starts_at: datetime,
                  weeks: int = calendar.KICKOFF_WEEKS, rules: Rules = DEFAULT_RULES) -> orm.Kickoff:
     """Move one kickoff to ``starts_at``, checked by the rules the optimiser uses."""
+    lock_for_planning(session, coordinators=[coordinator_id])
     row = session.execute(visible(coordinator_id).where(orm.Kickoff.match_id == match_id)).scalar_one_or_none()
     if row is None:
         raise NotFound(match_id)
@@ -259,6 +290,7 @@ def move_kickoff(session: Session, coordinator_id: str, match_id: str, starts_at
     start = starts_at.astimezone(TZ)
     if start.second or start.microsecond or start.minute % 15:
         raise Invalid("starts_at", "a kickoff starts on a quarter of an hour")
+    lock_for_planning(session, firms=[row.firm_id], teams=[row.team_id])
     request = as_request(row, weeks)
     fixed = fixed_bookings(session, [request])
     cal = load_calendars(session, [request])

@@ -62,7 +62,7 @@ def apply_retention(session: Session, periods: RetentionPeriods, now: datetime |
     """Delete delivery attempts older than the delivery period; returns how many went."""
     cutoff = (now or utcnow()) - periods.deliveries
     result = session.execute(sa.delete(orm.Delivery).where(orm.Delivery.attempted_at < cutoff))
-    deleted = getattr(result, "rowcount", 0)  # noqa: B009 - a DML result has one, the Result type does not say so
+    deleted = getattr(result, "rowcount", 0)  # a DML result has one; the Result type does not say so
     if deleted:
         audit.record(session, access_log, action="retention", subject_type="deliveries", subject_id=None,
                      at=now)

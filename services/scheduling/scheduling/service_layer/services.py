@@ -141,6 +141,10 @@ def send_pending(sf: sessionmaker[Session], mailer: Mailer, links: Links, limit:
                 subject, body = render(notice.kind, language, {"schemes": (notice.details or {}).get("schemes", [])})
             elif notice.kind in workshops.NOTICE_KINDS:
                 subject, body = workshops.render_notice(notice, language)
+                invite = (workshops.invitation(notice, language, mailer.sender, email, body, utcnow())
+                          if email is not None else None)
+                if invite is not None:
+                    attachments.append(invite)
             else:
                 subject, body = render(notice.kind, language, {
                     "count": len(notice.matches), "period": notice.period, "matches": _with_links(notice, links),

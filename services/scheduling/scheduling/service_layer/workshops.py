@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import pulp
@@ -20,13 +20,19 @@ from werkplaats_shared.db import utcnow
 
 from ..adapters import orm
 from ..adapters import workshop_orm as w
-from ..adapters.mailer import render_text
+from ..adapters.ics import invitation as ics_invitation
+from ..adapters.mailer import Attachment, render_text
 from ..domain import workshops as ws
+from ..domain.calendar import TZ
 
 log = logging.getLogger(__name__)
 SOLVER_TIME_LIMIT = 20.0
-NOTICE_KIND = "workshop_seat"
-NOTICE_KINDS = (NOTICE_KIND,)
+NOTICE_KIND = "workshop_seat"  # a seat: at planning, or promoted from the waitlist
+UPDATE_KIND = "workshop_seat_update"  # the seat's session moved, or the seat moved to another session
+CANCEL_KIND = "workshop_seat_cancellation"
+WAITLIST_KIND = "workshop_waitlisted"
+INVITATION_KINDS = (NOTICE_KIND, UPDATE_KIND, CANCEL_KIND)  # these carry an .ics (one UID per seat)
+NOTICE_KINDS = (*INVITATION_KINDS, WAITLIST_KIND)
 
 
 class NotFound(Exception):
@@ -328,6 +334,9 @@ def plan_programme(session: DbSession, principal: Principal, programme_id: str,
             id=str(uuid.uuid4()), programme_id=programme.id, session_id=rows[seat.session].id,
             interest_id=seat.interest_id, firm_id=_firm(problem, seat.interest_id), status="waitlisted",
             created_at=now, updated_at=now))
+    session.flush()
+    for interest_id in sorted(waitlisted):
+        _queue_waitlisted(session, programme, interest_id, _firm(problem, interest_id))
     report["figures"]["waitlisted"] = len(waitlisted)
     programme.plan_report = dict(report)
     programme.status, programme.planned_at = "planned", now
@@ -436,6 +445,11 @@ def cancel_registration(session: DbSession, principal: Principal, registration_i
         raise Refused("registration_id", f"this registration is {reg.status} and cannot be cancelled", 409)
     was_seated = reg.status == "seated"
     reg.status, reg.updated_at = "cancelled", utcnow()
+    if was_seated:  # the invitation sent for the seat is withdrawn from the firm's calendar
+        s = session.get(w.WorkshopSession, reg.session_id)
+        programme = session.get(w.WorkshopProgramme, reg.programme_id)
+        assert s is not None and programme is not None
+        _queue_notice(session, programme, s, reg, kind=CANCEL_KIND)
     promoted = _promote_next(session, reg.session_id) if was_seated else None
     session.flush()
     log.info("workshop registration cancelled", extra={"registration_id": reg.id, "promoted": promoted is not None})
@@ -475,27 +489,108 @@ def _promote_next(session: DbSession, session_id: str) -> w.WorkshopRegistration
 # ---- notices --------------------------------------------------------------------------------
 
 
-def _queue_notice(session: DbSession, programme: w.WorkshopProgramme, s: w.WorkshopSession,
-                  reg: w.WorkshopRegistration, promoted: bool) -> None:
-    """Through scheduling's notice outbox, in the caller's transaction: facts only, no personal data."""
+def _next_sequence(session: DbSession, subject_id: str, kinds: tuple[str, ...]) -> int:
+    """The next SEQUENCE of a subject's notices of these kinds: 0 for the first, then one higher."""
+    last = session.execute(sa.select(sa.func.max(orm.Notice.sequence)).where(
+        orm.Notice.subject_id == subject_id, orm.Notice.kind.in_(kinds))).scalar_one_or_none()
+    return 0 if last is None else int(last) + 1
+
+
+def _session_facts(session: DbSession, s: w.WorkshopSession) -> dict[str, Any]:
     room = session.get(w.WorkshopRoom, s.room_id) if s.room_id else None
-    session.add(orm.Notice(
-        id=str(uuid.uuid4()), kind=NOTICE_KIND, firm_id=reg.firm_id, coordinator_id=programme.coordinator_id,
-        run_id="", batch_id="", period="", matches=[], subject_id=reg.id, status="pending", attempts=0,
-        created_at=utcnow(), webhook_status="pending" if session.get(orm.Webhook, reg.firm_id) else None,
-        webhook_attempts=0, details={
-            "programme_id": programme.id, "registration_id": reg.id, "session_id": s.id, "theme": s.theme,
-            "date": s.slot_date.isoformat(), "day_part": s.day_part, "venue": "room" if room else ws.ONLINE,
-            "location_name": room.name if room else None, "municipality_code": s.municipality_code,
-            "promoted": promoted}))
+    return {"session_id": s.id, "theme": s.theme, "date": s.slot_date.isoformat(), "day_part": s.day_part,
+            "venue": "room" if room else ws.ONLINE, "location_name": room.name if room else None,
+            "municipality_code": s.municipality_code}
+
+
+def _add_notice(session: DbSession, programme: w.WorkshopProgramme, firm_id: str, kind: str, subject_id: str,
+                sequence: int, details: dict[str, Any]) -> orm.Notice:
+    notice = orm.Notice(
+        id=str(uuid.uuid4()), kind=kind, firm_id=firm_id, coordinator_id=programme.coordinator_id,
+        run_id="", batch_id="", period="", matches=[], subject_id=subject_id, sequence=sequence, status="pending",
+        attempts=0, created_at=utcnow(), webhook_status="pending" if session.get(orm.Webhook, firm_id) else None,
+        webhook_attempts=0, details={"programme_id": programme.id, **details})
+    session.add(notice)
+    return notice
+
+
+def _queue_notice(session: DbSession, programme: w.WorkshopProgramme, s: w.WorkshopSession,
+                  reg: w.WorkshopRegistration, promoted: bool = False, kind: str = NOTICE_KIND,
+                  by_plan: bool = False) -> orm.Notice:
+    """A seat's notice with its invitation, through scheduling's notice outbox, in the caller's transaction:
+    facts only, no personal data. The invitation (one UID per seat) is frozen now: a later change queues its
+    own with a higher SEQUENCE, a cancellation with METHOD:CANCEL."""
+    sequence = _next_sequence(session, reg.id, INVITATION_KINDS)
+    starts_at, ends_at = ws.slot_times(ws.Slot(s.slot_date, s.day_part))
+    return _add_notice(session, programme, reg.firm_id, kind, reg.id, sequence, {
+        "registration_id": reg.id, **_session_facts(session, s), "promoted": promoted, "by_plan": by_plan,
+        "invitation": {"uid": f"workshop-seat-{reg.id}@werkplaats", "sequence": sequence,
+                       "method": "CANCEL" if kind == CANCEL_KIND else "REQUEST",
+                       "starts_at": starts_at.isoformat(), "ends_at": ends_at.isoformat()}})
+
+
+def _queue_waitlisted(session: DbSession, programme: w.WorkshopProgramme, interest_id: str, firm_id: str) -> None:
+    """Tell a firm it waits, for which sessions and at which place in each line."""
+    places = session.execute(sa.select(w.WorkshopRegistration).where(
+        w.WorkshopRegistration.interest_id == interest_id, w.WorkshopRegistration.status == "waitlisted")
+        .order_by(w.WorkshopRegistration.id)).scalars().all()
+    if not places:
+        return
+    sessions = []
+    theme = ""
+    for reg in places:
+        s = session.get(w.WorkshopSession, reg.session_id)
+        assert s is not None
+        theme = s.theme
+        position = 1 + [r.id for r in _waiting(session, reg.session_id)].index(reg.id)
+        sessions.append({**_session_facts(session, s), "registration_id": reg.id, "position": position})
+    sessions.sort(key=lambda x: (x["date"], DAY_PARTS_ORDER[x["day_part"]], x["session_id"]))
+    _add_notice(session, programme, firm_id, WAITLIST_KIND, interest_id,
+                _next_sequence(session, interest_id, (WAITLIST_KIND,)),
+                {"interest_id": interest_id, "theme": theme, "sessions": sessions})
+
+
+DAY_PARTS_ORDER = {part: i for i, part in enumerate(ws.DAY_PARTS)}
+
+
+def _labels(facts: dict[str, Any], lang: str) -> dict[str, Any]:
+    return {**facts, "day_part_label": ws.DAY_PART_LABELS[facts["day_part"]][lang],
+            "date": date.fromisoformat(facts["date"])}
+
+
+def _context(notice: orm.Notice, lang: str) -> dict[str, Any]:
+    details = dict(notice.details or {})
+    context: dict[str, Any] = {**details, "theme_label": ws.THEMES[details["theme"]][lang]}
+    if notice.kind == WAITLIST_KIND:
+        context["sessions"] = [_labels(s, lang) for s in details["sessions"]]
+        return context
+    context.setdefault("by_plan", False)
+    context = _labels(context, lang)
+    if "invitation" in details:
+        context["starts_at"] = datetime.fromisoformat(details["invitation"]["starts_at"]).astimezone(TZ)
+        context["ends_at"] = datetime.fromisoformat(details["invitation"]["ends_at"]).astimezone(TZ)
+    return context
 
 
 def render_notice(notice: orm.Notice, language: str) -> tuple[str, str]:
     """Subject and body of a workshop notice, from the templates, in the firm's language."""
     lang = language if language in ("nl", "en") else "nl"
-    details = dict(notice.details or {})
-    context = {**details, "theme_label": ws.THEMES[details["theme"]][lang],
-               "day_part_label": ws.DAY_PART_LABELS[details["day_part"]][lang],
-               "date": date.fromisoformat(details["date"])}
-    return (render_text(f"{NOTICE_KIND}_subject", lang, context).strip(),
-            render_text(NOTICE_KIND, lang, context))
+    context = _context(notice, lang)
+    return render_text(f"{notice.kind}_subject", lang, context).strip(), render_text(notice.kind, lang, context)
+
+
+def invitation(notice: orm.Notice, language: str, organizer: str, attendee: str, description: str,
+               stamp: datetime) -> Attachment | None:
+    """The .ics of a seat notice (None for notices without one, such as a waitlist notice)."""
+    frozen = (notice.details or {}).get("invitation")
+    if notice.kind not in INVITATION_KINDS or frozen is None:
+        return None
+    lang = language if language in ("nl", "en") else "nl"
+    context = _context(notice, lang)
+    location = ("Online" if context["venue"] == ws.ONLINE
+                else f"{context['location_name']} ({context['municipality_code']})")
+    data = ics_invitation(
+        uid=frozen["uid"], sequence=frozen["sequence"], starts_at=context["starts_at"], ends_at=context["ends_at"],
+        summary=render_text("workshop_invitation", lang, context).strip(), description=description,
+        organizer=organizer, attendee=attendee, stamp=stamp, method=frozen["method"], location=location)
+    return Attachment("workshop.ics", "text", "calendar", data, {"method": frozen["method"]})
