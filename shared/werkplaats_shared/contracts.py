@@ -103,8 +103,9 @@ class SnapshotAssignmentV2(SnapshotAssignmentV1):
     region = fields.String(required=True, allow_none=True)
     priority = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=10))
     supervision_hours = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
-    preferred_institutions = fields.List(fields.String(), required=True)
-    preferred_levels = fields.List(fields.String(validate=validate.OneOf(LEVELS)), required=True)
+    preferred_institutions = fields.List(fields.String(), required=True, validate=validate.Length(max=10))
+    preferred_levels = fields.List(fields.String(validate=validate.OneOf(LEVELS)), required=True,
+                                   validate=validate.Length(max=3))
 
 
 class SnapshotTeamV2(SnapshotTeamV1):
@@ -118,7 +119,7 @@ class SnapshotTeamV2(SnapshotTeamV1):
     region = fields.String(required=True, allow_none=True)
     travel_limit_km = fields.Integer(required=True, strict=True, allow_none=True, validate=validate.Range(min=0))
     remote_allowed = fields.Boolean(required=True)
-    preferences = fields.List(fields.String(), required=True)
+    preferences = fields.List(fields.String(), required=True, validate=validate.Length(max=10))
 
 
 class SnapshotCapacityV2(StrictSchema):

@@ -153,7 +153,7 @@ class World:
             metadata.reflect(svc.infra.engine)
             with svc.infra.engine.connect() as conn:
                 for table in metadata.sorted_tables:
-                    if table.name in ("alembic_version", "inbox", "outbox", "personal_data_access_log"):  # denials are logged by design
+                    if table.name in ("alembic_version", "inbox", "outbox", "personal_data_access_log"):
                         continue
                     rows = [tuple(map(str, r)) for r in conn.execute(sa.select(table)).all()]
                     out[f"{name}.{table.name}"] = sorted(

@@ -97,7 +97,7 @@ def test_two_batch_plans_at_once_share_the_coordinators_day_cap_and_firms(pg: In
     def plan(batch_id: str) -> Callable[[], None]:
         def job() -> None:
             with pg.session_factory.begin() as session:
-                kickoff_services.plan_batch(session, COORDINATOR, batch_id, 2, rules)
+                kickoff_services.plan_batch(session, COORDINATOR, batch_id, 2, rules.daily_cap)
         return job
 
     _race(plan("b1"), plan("b2"))
@@ -121,7 +121,7 @@ def test_a_plan_and_an_acceptance_at_once_do_not_double_book(pg: Infrastructure)
 
     def plan() -> None:
         with pg.session_factory.begin() as session:
-            kickoff_services.plan_batch(session, COORDINATOR, "b1", 2, rules)
+            kickoff_services.plan_batch(session, COORDINATOR, "b1", 2)
 
     def accept() -> None:
         with pg.session_factory.begin() as session:

@@ -197,6 +197,32 @@ def test_a_plan_in_a_school_year_without_holiday_data_says_so(svc: Service) -> N
     assert "schoolvakanties" in warning["message_nl"] and "school holidays" in warning["message_en"]
 
 
+def test_the_coordinators_daily_cap_is_kept_for_acceptances_and_moves(svc: Service) -> None:
+    svc.add_key("coord", "coord-1", "coordinator")
+    svc.add_key("coord2", "coord-2", "coordinator")
+    batch_id, [first] = _publish(svc, [("firm_nl", "inst")])
+    assert _answer(svc, first) == 201
+    report = svc.call("coord", "POST", "/kickoffs/plan", {"batch_id": batch_id, "daily_cap": 1}).get_json()
+    assert report["daily_cap"] == 1 and report["placed"] == 1
+    # later acceptances of coord-1 (another batch) keep to one a day; coord-2 still has the default of four
+    _, more = _publish(svc, [("firm_nl", "inst"), ("firm_en", "inst")])
+    _, others = _publish(svc, [("firm_nl", "inst2"), ("firm_en", "inst2")], coordinator="coord-2")
+    for m in [*more, *others]:
+        assert _answer(svc, m) == 201
+    kickoffs = _kickoffs(svc)
+    days = [_local(kickoffs[m["match_id"]].starts_at).date() for m in [first, *more]]
+    assert len(set(days)) == 3, days
+    assert len({_local(kickoffs[m["match_id"]].starts_at).date() for m in others}) == 1
+    # a move onto a day that already has coord-1's kickoff breaks the cap of one
+    resp = svc.call("coord", "PATCH", f"/kickoffs/{more[0]['match_id']}",
+                    {"starts_at": _local(kickoffs[first["match_id"]].starts_at).replace(hour=15, minute=0).isoformat()})
+    assert "daily cap" in assert_error(resp, 422, "starts_at")["errors"][0]["reason"]
+    # planning without a cap keeps the one chosen
+    again = svc.call("coord", "POST", "/kickoffs/plan", {"batch_id": batch_id}).get_json()
+    assert again["daily_cap"] == 1
+    assert svc.call("coord2", "POST", "/kickoffs/plan", {"batch_id": batch_id}).status_code == 404
+
+
 def test_plan_refusals(svc: Service) -> None:
     svc.add_key("coord", "coord-1", "coordinator")
     svc.add_key("coord2", "coord-2", "coordinator")

@@ -153,5 +153,14 @@ class FirmAvailability(Base):
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
 
 
+class CoordinatorSettings(Base):
+    """A coordinator's kickoff settings: the daily cap chosen when planning, which acceptances use too."""
+
+    __tablename__ = "coordinator_settings"
+    coordinator_id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    kickoff_daily_cap: Mapped[int] = mapped_column(sa.Integer)
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+
+
 from . import workshop_orm  # noqa: E402,F401 - the workshop tables, on this metadata
 from .privacy_orm import access_log  # noqa: E402,F401 - the personal-data access log, on this metadata

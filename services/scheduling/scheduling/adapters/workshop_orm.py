@@ -82,10 +82,13 @@ class WorkshopSession(Base):
     facilitator_id: Mapped[str] = mapped_column(sa.String(36))
     capacity: Mapped[int] = mapped_column(sa.Integer)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    # running, or dropped (a later plan no longer runs it; its seats were cancelled with a notice)
+    status: Mapped[str] = mapped_column(sa.String(20), default="running", server_default="running")
 
 
 class WorkshopRegistration(Base):
-    """An interest's place in a session: seated, waitlisted (ranked by registration) or cancelled."""
+    """An interest's place in a session: seated, waitlisted (ranked by registration), cancelled (by the firm
+    or coordinator), released (seated elsewhere in the theme) or dropped (a later plan took the seat away)."""
 
     __tablename__ = "workshop_registrations"
     id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)

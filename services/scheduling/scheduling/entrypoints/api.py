@@ -24,7 +24,7 @@ from ..adapters.links import RESPONSES_PATH, ResponseLinks
 from ..adapters.pages import render_page
 from ..adapters.webhook_client import system_resolve
 from ..domain.calendar import KICKOFF_DURATION, KICKOFF_WEEKS, SLOTS
-from ..domain.kickoffs import DEFAULT_DAILY_CAP, VENUES, Rules, TimeWindow
+from ..domain.kickoffs import DEFAULT_DAILY_CAP, VENUES, TimeWindow
 from ..domain.responses import DECISIONS, LINK_VALIDITY, AlreadyAnswered, LinkExpired, LinkInvalid
 from ..domain.webhooks import MAX_URL_LENGTH, Resolver, TargetRefused
 from ..service_layer import kickoffs as kickoff_services
@@ -96,8 +96,9 @@ class KickoffPlanIn(Schema):
     batch_id = fields.String(required=True, validate=validate.Length(min=1, max=36))
     weeks = fields.Integer(load_default=KICKOFF_WEEKS, validate=validate.Range(min=1, max=MAX_WINDOW_WEEKS),
                            metadata={"description": "kickoffs fall in this many weeks from the period's start"})
-    daily_cap = fields.Integer(load_default=DEFAULT_DAILY_CAP, validate=validate.Range(min=1, max=len(SLOTS)),
-                               metadata={"description": "at most this many kickoffs per coordinator per day"})
+    daily_cap = fields.Integer(load_default=None, validate=validate.Range(min=1, max=len(SLOTS)), metadata={
+        "description": "at most this many kickoffs per coordinator per day; kept as your choice, which "
+                       f"acceptances and moves use too (left out: your last choice, at first {DEFAULT_DAILY_CAP})"})
 
 
 class PlanWarningOut(Schema):
@@ -117,6 +118,7 @@ class KickoffPlanOut(Schema):
     changed = fields.Integer(metadata={"description": "kickoffs whose time changed (their firms are told)"})
     solver = fields.String()
     seconds = fields.Float()
+    daily_cap = fields.Integer(metadata={"description": "the daily cap the plan kept to"})
     warnings = fields.List(fields.Nested(PlanWarningOut), metadata={
         "description": "what the coordinator should check: the plan is made, but rests on unknown facts"})
     kickoffs = fields.List(fields.Nested(KickoffOut))
@@ -433,10 +435,10 @@ def create_scheduling_app(infra: Infrastructure, resolve: Resolver = system_reso
             """Plan all open kickoffs of one of your batches at once; unplaced ones carry the reason."""
             with rule_errors(), sf.begin() as session:
                 report = kickoff_services.plan_batch(session, current_principal().organisation_id,
-                                                     data["batch_id"], data["weeks"], Rules(data["daily_cap"]))
+                                                     data["batch_id"], data["weeks"], data["daily_cap"])
                 return {"batch_id": report.batch_id, "placed": report.placed, "unplaced": report.unplaced,
                         "changed": report.changed, "solver": report.solver, "seconds": report.seconds,
-                        "warnings": report.warnings, "kickoffs": [services.kickoff_view(k) for k in report.kickoffs]}
+                        "warnings": report.warnings, "daily_cap": report.daily_cap, "kickoffs": [services.kickoff_view(k) for k in report.kickoffs]}
 
     @kickoffs.route("/<match_id>")
     class KickoffItem(MethodView):

@@ -102,6 +102,24 @@ def load_calendars(session: Session, kickoffs: Sequence[Kickoff]) -> Calendars:
             sa.select(orm.FirmAvailability).where(orm.FirmAvailability.firm_id.in_(firms))).scalars()})
 
 
+def coordinator_rules(session: Session, coordinator_id: str) -> Rules:
+    """The rules a coordinator's kickoffs are placed by: the daily cap the coordinator chose when planning
+    last (the default until then)."""
+    chosen = session.get(orm.CoordinatorSettings, coordinator_id)
+    return Rules(chosen.kickoff_daily_cap) if chosen is not None else DEFAULT_RULES
+
+
+def choose_daily_cap(session: Session, coordinator_id: str, daily_cap: int) -> orm.CoordinatorSettings:
+    if not 1 <= daily_cap <= len(calendar.SLOTS):
+        raise Invalid("daily_cap", f"the daily cap is 1 to {len(calendar.SLOTS)} kickoffs (the slots of a day)")
+    row = session.get(orm.CoordinatorSettings, coordinator_id)
+    if row is None:
+        row = orm.CoordinatorSettings(coordinator_id=coordinator_id)
+        session.add(row)
+    row.kickoff_daily_cap, row.updated_at = daily_cap, utcnow()
+    return row
+
+
 # ---- building the problem -------------------------------------------------------------------
 
 
@@ -205,6 +223,7 @@ class PlanReport:
     solver: str
     seconds: float
     warnings: list[dict[str, Any]]
+    daily_cap: int
 
 
 def _plan_rows(session: Session, rows: Sequence[orm.Kickoff], weeks: int, rules: Rules
@@ -224,9 +243,9 @@ def _apply(session: Session, rows: Sequence[orm.Kickoff], cal: Calendars, plan: 
 
 
 def place_accepted(session: Session, notice: orm.Notice, match: dict[str, Any], accepted_at: datetime,
-                   weeks: int = calendar.KICKOFF_WEEKS, rules: Rules = DEFAULT_RULES) -> orm.Kickoff:
+                   weeks: int = calendar.KICKOFF_WEEKS, rules: Rules | None = None) -> orm.Kickoff:
     """The kickoff of a just accepted match, placed around the kickoffs that exist (in the caller's
-    transaction); a coordinator's batch plan may later improve it."""
+    transaction) by the coordinator's rules (its chosen daily cap); a batch plan may later improve it."""
     institutions = (notice.details or {}).get("institutions", {})
     row = orm.Kickoff(
         match_id=match["match_id"], notice_id="", firm_id=notice.firm_id, coordinator_id=notice.coordinator_id,
@@ -235,7 +254,7 @@ def place_accepted(session: Session, notice: orm.Notice, match: dict[str, Any], 
         uid=f"kickoff-{match['match_id']}@werkplaats", sequence=0, created_at=accepted_at)
     lock_for_planning(session, coordinators=[row.coordinator_id], firms=[row.firm_id], teams=[row.team_id])
     session.add(row)
-    _, _, cal, plan = _plan_rows(session, [row], weeks, rules)
+    _, _, cal, plan = _plan_rows(session, [row], weeks, rules or coordinator_rules(session, row.coordinator_id))
     _apply(session, [row], cal, plan)
     if row.status == "unplaced":
         log.warning("kickoff not placed", extra={"match_id": row.match_id, "reason": plan.unplaced[row.match_id]})
@@ -250,11 +269,15 @@ def visible(coordinator_id: str) -> sa.Select[orm.Kickoff]:
 
 
 def plan_batch(session: Session, coordinator_id: str, batch_id: str, weeks: int = calendar.KICKOFF_WEEKS,
-               rules: Rules = DEFAULT_RULES) -> PlanReport:
+               daily_cap: int | None = None) -> PlanReport:
     """Plan all open kickoffs of a batch at once; kickoffs of other batches stay where they are. Planning
     is serialised per coordinator, firm and team (see adapters.locks), so a plan running at the same time
-    as another, or as an acceptance, sees the other's kickoffs as fixed bookings."""
+    as another, or as an acceptance, sees the other's kickoffs as fixed bookings. A ``daily_cap`` given is
+    the coordinator's choice from now on, for acceptances and moves too."""
     lock_for_planning(session, coordinators=[coordinator_id])
+    if daily_cap is not None:
+        choose_daily_cap(session, coordinator_id, daily_cap)
+    rules = coordinator_rules(session, coordinator_id)
     rows = list(session.execute(visible(coordinator_id).where(
         orm.Kickoff.batch_id == batch_id, orm.Kickoff.status.in_(OPEN)).order_by(orm.Kickoff.match_id)).scalars())
     if not rows:
@@ -266,7 +289,7 @@ def plan_batch(session: Session, coordinator_id: str, batch_id: str, weeks: int 
                                         "unplaced": len(plan.unplaced), "changed": changed,
                                         "warnings": len(plan.warnings)})
     return PlanReport(batch_id, rows, len(plan.placed), len(plan.unplaced), changed, plan.solver, plan.seconds,
-                      [warning_view(w) for w in plan.warnings])
+                      [warning_view(w) for w in plan.warnings], rules.daily_cap)
 
 
 MOVE_REASONS = {
@@ -279,7 +302,7 @@ MOVE_REASONS = {
 
 
 def move_kickoff(session: Session, coordinator_id: str, match_id: str, starts_at: datetime,
-                 weeks: int = calendar.KICKOFF_WEEKS, rules: Rules = DEFAULT_RULES) -> orm.Kickoff:
+                 weeks: int = calendar.KICKOFF_WEEKS, rules: Rules | None = None) -> orm.Kickoff:
     """Move one kickoff to ``starts_at``, checked by the rules the optimiser uses."""
     lock_for_planning(session, coordinators=[coordinator_id])
     row = session.execute(visible(coordinator_id).where(orm.Kickoff.match_id == match_id)).scalar_one_or_none()
@@ -294,7 +317,8 @@ def move_kickoff(session: Session, coordinator_id: str, match_id: str, starts_at
     request = as_request(row, weeks)
     fixed = fixed_bookings(session, [request])
     cal = load_calendars(session, [request])
-    broken = rules_.violations([request], {match_id: start}, fixed, cal, rules)
+    broken = rules_.violations([request], {match_id: start}, fixed, cal, rules or coordinator_rules(session,
+                                                                                                   coordinator_id))
     if broken:
         label = broken[0]
         reason = label.split(": ", 1)[1] if ": " in label else MOVE_REASONS.get(label.split("[")[0], label)
