@@ -9,12 +9,19 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from typing import Mapping
+from urllib.parse import unquote, urlsplit
 
 ENV_VARS: dict[str, str] = {
     "WERKPLAATS_DATABASE_URL": "SQLAlchemy URL of this service's own database "
     "(default: SQLite file under WERKPLAATS_DATA_DIR)",
     "WERKPLAATS_BROKER_URL": "kombu URL of the message broker, e.g. amqp://user:pw@rabbitmq:5672// "
     "or redis+socket:///path/broker.sock",
+    "WERKPLAATS_BROKER_PRODUCER_USERS": "broker user of each producing service, e.g. "
+    "intake=intake,matching=matching,scheduling=scheduling: a consumer then handles only messages whose "
+    "RabbitMQ-validated user_id is the broker user of the message's producer and dead-letters the rest; needs "
+    "an amqp:// WERKPLAATS_BROKER_URL whose user is this service's own; required with one broker user per "
+    "service (docker-compose sets it). Default empty: no check, for single-user brokers such as the local "
+    "embedded Redis, which validates no sender",
     "WERKPLAATS_DATA_DIR": "directory for local state (SQLite files, mail sink); default ./.werkplaats",
     "WERKPLAATS_NAMESPACE": "prefix for every exchange and queue name (isolates test runs); default empty",
     "WERKPLAATS_HTTP_HOST": "address the HTTP API binds to; default 127.0.0.1",
@@ -83,6 +90,12 @@ class Settings:
     process: str = "all"
     rate_limit: str = "600 per minute"
     rate_limit_storage: str = "memory://"
+    # (service, broker user) pairs; empty: a single-user broker, senders are not checked
+    broker_producer_users: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def producer_users(self) -> dict[str, str]:
+        return dict(self.broker_producer_users)
 
     @classmethod
     def from_env(cls, service: str, env: Mapping[str, str] | None = None) -> Settings:
@@ -104,6 +117,7 @@ class Settings:
         allow_loopback = e.get("WERKPLAATS_WEBHOOK_ALLOW_LOOPBACK", "false").lower()
         if allow_loopback not in ("true", "false", "1", "0", ""):
             raise ValueError("WERKPLAATS_WEBHOOK_ALLOW_LOOPBACK must be true or false")
+        producer_users = parse_producer_users(e.get("WERKPLAATS_BROKER_PRODUCER_USERS", ""), service, broker_url)
         return cls(
             service=service,
             database_url=database_url,
@@ -127,4 +141,39 @@ class Settings:
             process=process,
             rate_limit=e.get("WERKPLAATS_RATE_LIMIT", "600 per minute"),
             rate_limit_storage=e.get("WERKPLAATS_RATE_LIMIT_STORAGE", "memory://"),
+            broker_producer_users=tuple(sorted(producer_users.items())),
         )
+
+
+def broker_user(broker_url: str) -> str:
+    """The user a kombu AMQP URL authenticates as (kombu's default is guest)."""
+    return unquote(urlsplit(broker_url).username or "guest")
+
+
+def parse_producer_users(value: str, service: str, broker_url: str) -> dict[str, str]:
+    """Parse WERKPLAATS_BROKER_PRODUCER_USERS ("intake=intake,matching=matching,...")."""
+    variable = "WERKPLAATS_BROKER_PRODUCER_USERS"
+    if not value.strip():
+        return {}
+    users: dict[str, str] = {}
+    for item in value.split(","):
+        producer, sep, user = (part.strip() for part in item.partition("="))
+        if not sep or not producer or not user:
+            raise ValueError(f"{variable}: {item.strip()!r} is not service=user")
+        if producer not in DEFAULT_PORTS:
+            raise ValueError(f"{variable}: unknown service {producer!r} (expected one of {', '.join(DEFAULT_PORTS)})")
+        if producer in users:
+            raise ValueError(f"{variable}: {producer} is listed twice")
+        users[producer] = user
+    missing = [s for s in DEFAULT_PORTS if s not in users]
+    if missing:
+        raise ValueError(f"{variable}: no broker user for {', '.join(missing)}")
+    if len(set(users.values())) != len(users):
+        raise ValueError(f"{variable}: every service needs its own broker user")
+    if not broker_url.startswith(("amqp://", "amqps://", "pyamqp://")):
+        raise ValueError(f"{variable} needs an amqp:// WERKPLAATS_BROKER_URL: only RabbitMQ validates the "
+                         "sender of a message")
+    if service in users and broker_user(broker_url) != users[service]:
+        raise ValueError(f"WERKPLAATS_BROKER_URL connects as {broker_user(broker_url)!r}, but {variable} "
+                         f"names {users[service]!r} as {service}'s broker user")
+    return users

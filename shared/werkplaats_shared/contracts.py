@@ -192,6 +192,13 @@ class MatchRespondedV1(StrictSchema):
     responded_at = fields.String(required=True)
 
 
+class AssignmentWithdrawnV1(StrictSchema):
+    assignment_id = fields.String(required=True)
+    firm_id = fields.String(required=True)
+    batch_id = fields.String(required=True, allow_none=True)
+    withdrawn_at = fields.String(required=True)
+
+
 class AssignmentSubmittedV1(StrictSchema):
     assignment_id = fields.String(required=True)
     firm_id = fields.String(required=True)
@@ -294,6 +301,11 @@ CONTRACTS: tuple[Contract, ...] = (
         "batch.submitted", 2, "intake", ("matching",), BatchSubmittedV2,
         "A coordinator submitted a batch: assignments with period, mode, place and the firm's wishes; teams "
         "with periods, campus place, travel limit and ranked wishes; capacity, firm caps and fairness floors.",
+    ),
+    Contract(
+        "assignment.withdrawn", 1, "intake", ("matching",), AssignmentWithdrawnV1,
+        "A firm or coordinator withdrew an assignment; when it is in a batch with published matches, matching "
+        "proposes (or publishes) a minimum-change re-run without it.",
     ),
     Contract(
         "matches.published", 1, "matching", ("scheduling", "intake"), MatchesPublishedV1,

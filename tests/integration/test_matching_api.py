@@ -742,3 +742,45 @@ def test_a_v2_batch_with_an_overlong_preference_list_is_refused_and_stores_nothi
     with pytest.raises(PermanentError, match=r"teams\[0\].preferences: at most 10"):
         submit_v2(m, policy="stable", teams=[team_v2("t", "inst-a", long_list)], assignments=V2_ASSIGNMENTS)
     assert m.rows(orm.Run.__table__) == 0 and m.rows(orm.Batch.__table__) == 0
+
+
+def withdraw(m: Matching, batch_id: str | None, assignment_id: str) -> None:
+    m.handle(make_envelope("assignment.withdrawn", 1, {
+        "assignment_id": assignment_id, "firm_id": f"firm-{assignment_id}", "batch_id": batch_id,
+        "withdrawn_at": utcnow().isoformat()}))
+
+
+def test_a_withdrawn_assignment_is_matched_away_with_minimum_change(m: Matching) -> None:
+    assignments = [*ASSIGNMENTS, assignment("a-extra", ["HBO"], required=["web"])]
+    batch_id = submit(m, assignments=assignments)
+    m.work()
+    (first,) = runs_of(m, batch_id)
+    before = pairs(m, first["id"])
+    assert ("t-web", "a-web") in before and all(a != "a-extra" for _, a in before)
+    m.ok("coord_1", "POST", f"/batches/{batch_id}/pins", {"team_id": "t-web", "assignment_id": "a-web",
+                                                          "reason": "wens van de coördinator"}, status=201)
+    withdraw(m, batch_id, "a-web")
+    withdraw(m, batch_id, "a-web")  # a redelivery: no second re-run
+    reruns = [r for r in runs_of(m, batch_id) if r["trigger"] == "withdrawn"]
+    assert [(r["policy"], r["parent_run_id"]) for r in reruns] == [("min_change", first["id"])]
+    assert m.ok("coord_1", "GET", f"/batches/{batch_id}/pins") == []  # the pin on it ended
+    m.work()
+    rerun = m.ok("coord_1", "GET", f"/runs/{reruns[0]['id']}")
+    assert rerun["status"] == "published"
+    after = pairs(m, rerun["id"])
+    # the withdrawn assignment is gone, every other pair stayed, the freed team took the open assignment
+    assert before - after == {("t-web", "a-web")} and after - before == {("t-web", "a-extra")}
+    actions = [e["action"] for e in m.ok("coord_1", "GET", f"/batches/{batch_id}/audit")]
+    assert {"pin.removed", "assignment.withdrawn", "run.requested"} <= set(actions)
+
+
+def test_withdrawing_an_assignment_outside_a_published_matching_requests_no_run(m: Matching) -> None:
+    withdraw(m, None, "a-web")  # never batched
+    withdraw(m, str(uuid.uuid4()), "a-web")  # a batch matching never received
+    batch_id = submit(m, auto_publish=False)
+    m.work()
+    withdraw(m, batch_id, "a-web")  # nothing published yet: the next run simply goes without it
+    assert [r["trigger"] for r in runs_of(m, batch_id)] == ["batch.submitted"]
+    run = m.ok("coord_1", "POST", f"/batches/{batch_id}/runs", {}, status=202)
+    m.work()
+    assert all(a != "a-web" for _, a in pairs(m, run["id"]))

@@ -226,7 +226,7 @@ def test_handover_moves_exactly_the_open_work_of_the_chosen_firms_and_is_audited
     open_q1, open_q2 = world.submit("firm_1"), world.submit("firm_1", period="2025-Q2")
     batched, withdrawn = world.submit("firm_1"), world.submit("firm_1")
     db.run(services.submit_batch, world.emit, world.who["coord_a"], batch_data(world.ws["a"], [batched.id]))
-    db.run(with_assignment(withdrawn.id, services.withdraw_assignment))
+    db.run(with_assignment(withdrawn.id, services.withdraw_assignment, world.emit))
     other_firm = world.submit("firm_2")
     sent = len(world.emit.published)
 
@@ -426,10 +426,13 @@ def test_withdrawing_is_allowed_until_work_starts_and_refused_otherwise(world: W
     assignment = world.submit("firm_1")
     world.set_status(assignment.id, status.value)
     if status in WITHDRAWABLE:
-        world.db.run(with_assignment(assignment.id, services.withdraw_assignment))
+        world.db.run(with_assignment(assignment.id, services.withdraw_assignment, world.emit))
         assert world.status(assignment.id) == S.WITHDRAWN
+        [event] = world.emit.payloads("assignment.withdrawn")
+        assert (event["assignment_id"], event["firm_id"]) == (assignment.id, assignment.firm_id)
     else:
-        assert_refused(world.db, "status", 409, with_assignment(assignment.id, services.withdraw_assignment))
+        withdraw = with_assignment(assignment.id, services.withdraw_assignment, world.emit)
+        assert_refused(world.db, "status", 409, withdraw)
         assert world.status(assignment.id) == status
 
 
@@ -619,7 +622,7 @@ def test_responses_move_the_current_match_and_a_redelivery_changes_nothing(world
     assert [world.status(a) for a in (a1, a2, a3)] == [S.ACCEPTED, S.DECLINED, S.UNMATCHED]
 
     # a minimum-change re-run keeps the accepted pair and gives the declined assignment another team
-    db.run(with_assignment(a3, services.withdraw_assignment))
+    db.run(with_assignment(a3, services.withdraw_assignment, world.emit))
     run_2 = published("run-2", batch_id, world, [("m3", a1, t1), ("m4", a2, t3)], unmatched=[a3])
     db.run(services.on_matches_published, run_2)
     assert [world.status(a) for a in (a1, a2, a3)] == [S.ACCEPTED, S.MATCHED, S.WITHDRAWN]
@@ -634,7 +637,7 @@ def test_responses_move_the_current_match_and_a_redelivery_changes_nothing(world
     assert db.state() == superseded
     db.run(services.on_match_responded, responded(run_2, "m4", "accepted"))
     assert world.status(a2) == S.ACCEPTED
-    assert len(world.emit.published) == sent
+    assert [e.type for e in world.emit.published[sent:]] == ["assignment.withdrawn"]  # only the withdrawal
 
 
 def test_a_re_run_that_moves_an_accepted_assignment_to_another_team_asks_the_firm_again(world: World) -> None:
@@ -652,7 +655,7 @@ def test_events_that_break_the_lifecycle_or_name_unknown_objects_are_refused(wor
     batch_id, (a1, a2), (t1,) = _batch_with_teams(world, 2, 1)
     run_1 = published("run-1", batch_id, world, [("m1", a1, t1)], unmatched=[a2])
     db.run(services.on_matches_published, run_1)
-    db.run(with_assignment(a1, services.withdraw_assignment))
+    db.run(with_assignment(a1, services.withdraw_assignment, world.emit))
     assert_refused(db, "status", 409, services.on_match_responded, responded(run_1, "m1", "accepted"))
     assert world.status(a1) == S.WITHDRAWN
 
@@ -666,7 +669,7 @@ def test_events_that_break_the_lifecycle_or_name_unknown_objects_are_refused(wor
 def test_a_withdrawal_while_matching_runs_is_kept_when_the_run_is_published(world: World) -> None:
     db = world.db
     batch_id, (a1, a2), (t1, t2) = _batch_with_teams(world, 2, 2)
-    db.run(with_assignment(a2, services.withdraw_assignment))
+    db.run(with_assignment(a2, services.withdraw_assignment, world.emit))
     db.run(services.on_matches_published, published("run-1", batch_id, world, [("m1", a1, t1), ("m2", a2, t2)],
                                                     unmatched=[]))
     assert (world.status(a1), world.status(a2)) == (S.MATCHED, S.WITHDRAWN)

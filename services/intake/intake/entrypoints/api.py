@@ -197,12 +197,12 @@ def create_intake_app(infra: Infrastructure) -> Flask:
         @roles("entrepreneur", "coordinator")
         @asg.response(200, AssignmentOut)
         def post(self, assignment_id: str) -> Any:
-            def withdraw(session: Any) -> orm.Assignment:
+            def withdraw(session: Any, emit: Any) -> orm.Assignment:
                 assignment = services.get_visible(
                     session, services.visible_assignments(current_principal()), orm.Assignment, assignment_id)
-                return services.withdraw_assignment(session, assignment)
+                return services.withdraw_assignment(session, assignment, emit)
 
-            return in_tx(withdraw)
+            return in_tx(withdraw, emit=True)
 
     bat = Blueprint("batches", __name__, url_prefix="/batches", description="Batches for a matching round")
 

@@ -460,9 +460,13 @@ def update_assignment(session: Session, assignment: orm.Assignment, data: dict[s
     return assignment
 
 
-def withdraw_assignment(session: Session, assignment: orm.Assignment) -> orm.Assignment:
+def withdraw_assignment(session: Session, assignment: orm.Assignment, emit: Emit) -> orm.Assignment:
+    """Withdraw an assignment; matching hears of it so that a published matching can be redone without it."""
     assignment.status = transition(assignment.status, AssignmentStatus.WITHDRAWN)
     session.flush()
+    emit(make_envelope("assignment.withdrawn", 1, {
+        "assignment_id": assignment.id, "firm_id": assignment.firm_id, "batch_id": assignment.batch_id,
+        "withdrawn_at": utcnow().isoformat()}))
     return assignment
 
 

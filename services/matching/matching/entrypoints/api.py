@@ -52,7 +52,7 @@ class RunOut(Schema):
                                                     "published, superseded, infeasible, failed or cancelled"})
     stage = fields.String(metadata={"description": "queued, building, solving, extracting or done"})
     elapsed_seconds = fields.Method("_elapsed", allow_none=True)
-    trigger = fields.String(metadata={"description": "batch.submitted, coordinator or declined"})
+    trigger = fields.String(metadata={"description": "batch.submitted, coordinator, declined or withdrawn"})
     parent_run_id = fields.String(allow_none=True)
     auto_publish = fields.Boolean()
     controls = fields.Dict(allow_none=True, metadata={"description": "pins, forbids and reference pairs used"})

@@ -11,6 +11,7 @@ from ..service_layer import privacy, services
 HANDLERS: dict[str, Handler] = {
     "batch.submitted": services.on_batch_submitted,
     "match.responded": services.on_match_responded,
+    "assignment.withdrawn": services.on_assignment_withdrawn,
     **apikey_replica_handlers(orm.api_keys),
     "personal_data.erased": privacy.on_personal_data_erased,
 }

@@ -46,6 +46,11 @@ SEAT_WEIGHT = 100.0
 UNSCHEDULED_PENALTY = 10.0
 TRAVEL_WEIGHT = 1.0
 EARLY_BIRD = 0.5
+# Re-planning prefers the current plan: keeping a firm's seat outweighs any travel saving (at most 9 steps)
+# and the registration-order tie-break, but never a seat more; keeping a session (same facilitator) counts a
+# little on its own.
+KEEP_SEAT_WEIGHT = 20.0
+KEEP_SESSION_WEIGHT = 1.0
 
 
 @dataclass(frozen=True, order=True)
@@ -336,15 +341,18 @@ def _slot(slot: Slot) -> str:
 # ---- the objective --------------------------------------------------------------------------
 
 
-def objective_terms(problem: Problem, c: Candidates) -> dict[Key, float]:
+def objective_terms(problem: Problem, c: Candidates, keep: Plan | None = None) -> dict[Key, float]:
     """Maximised: a seat is worth SEAT_WEIGHT less its travel (and a sliver for a later registration); a
     running session saves the penalty it would cost unscheduled (the wanted sessions' total penalty is a
-    constant, left out)."""
-    terms: dict[Key, float] = {s: UNSCHEDULED_PENALTY for s in c.staffings}
+    constant, left out). When re-planning, what ``keep`` (the current plan) already has earns a bonus."""
+    kept = keep or Plan(frozenset(), frozenset())
+    terms: dict[Key, float] = {s: UNSCHEDULED_PENALTY + (KEEP_SESSION_WEIGHT if s in kept.staffings else 0.0)
+                               for s in c.staffings}
     n = len(problem.interests)
     rank = {i.interest_id: k for k, i in enumerate(waitlist_order(problem.interests))}
     for seat, cost in c.seats.items():
-        terms[seat] = SEAT_WEIGHT - TRAVEL_WEIGHT * cost - EARLY_BIRD * rank[seat.interest_id] / (n * (n + 1))
+        terms[seat] = (SEAT_WEIGHT - TRAVEL_WEIGHT * cost - EARLY_BIRD * rank[seat.interest_id] / (n * (n + 1))
+                       + (KEEP_SEAT_WEIGHT if seat in kept.seats else 0.0))
     return terms
 
 

@@ -184,6 +184,17 @@ class SessionOut(Schema):
     municipality_code = fields.String(allow_none=True)
     facilitator_id = fields.String()
     capacity = fields.Integer()
+    status = fields.String(metadata={"description": "running, or dropped by a later plan"})
+
+
+class SessionMoveIn(Schema):
+    session_id = fields.String(required=True, validate=validate.Length(min=1, max=36))
+    date = fields.Date(required=True)
+    day_part = fields.String(required=True, validate=validate.OneOf(DAY_PARTS))
+    room_id = fields.String(required=True, allow_none=True, validate=validate.Length(min=1, max=36), metadata={
+        "description": "a room of the programme, or null for an online session"})
+    facilitator_id = fields.String(load_default=None, validate=validate.Length(min=1, max=36), metadata={
+        "description": "left out: the session keeps its facilitator"})
 
 
 class SessionSeatsOut(SessionOut):
@@ -195,8 +206,9 @@ class RegistrationOut(Schema):
     id = fields.String()
     programme_id = fields.String()
     interest_id = fields.String()
-    status = fields.String(metadata={"description": "seated, waitlisted, cancelled, or released (seated in "
-                                                    "another session of the theme)"})
+    status = fields.String(metadata={"description": "seated, waitlisted, cancelled, released (seated in "
+                                                    "another session of the theme, or no longer a place to "
+                                                    "wait for), or dropped (a later plan took the seat away)"})
     waitlist_position = fields.Integer(allow_none=True, metadata={"description": "1 is next in line"})
     session = fields.Nested(SessionOut)
     updated_at = fields.DateTime()
@@ -204,7 +216,7 @@ class RegistrationOut(Schema):
 
 class RegistrationFilter(Schema):
     programme_id = fields.String(validate=validate.Length(min=1, max=36))
-    status = fields.String(validate=validate.OneOf(["seated", "waitlisted", "cancelled", "released"]))
+    status = fields.String(validate=validate.OneOf(["seated", "waitlisted", "cancelled", "released", "dropped"]))
 
 
 class CancelOut(Schema):
@@ -306,12 +318,25 @@ def workshops_blueprint(sf: sessionmaker[Session]) -> Blueprint:
     class PlanItem(MethodView):
         @roles("coordinator")
         @blp.response(200, PlanOut)
-        @blp.alt_response(409, description="the programme has been planned already")
         def post(self, programme_id: str) -> Any:
             """Plan the programme: which sessions run (theme, room or online, slot, facilitator) and who is
-            seated; the rest wait in registration order. Nothing to plan is reported, not stored."""
+            seated; the rest wait in registration order. Nothing to plan is reported, not stored. A planned
+            programme is planned again, keeping seated firms where possible; firms whose seat changes get
+            updated invitations."""
             with _errors(), sf.begin() as session:
                 return svc.plan_programme(session, current_principal(), programme_id)
+
+    @blp.route("/workshop-programmes/<programme_id>/session-moves")
+    class SessionMoves(MethodView):
+        @roles("coordinator")
+        @blp.arguments(SessionMoveIn)
+        @blp.response(200, SessionOut)
+        @blp.alt_response(409, description="the programme has not been planned")
+        def post(self, data: dict[str, Any], programme_id: str) -> Any:
+            """Move a planned session to another slot, room (or online) or facilitator, checked by the
+            planning rules; its seated firms get updated invitations."""
+            with _errors(), sf.begin() as session:
+                return svc.move_session(session, current_principal(), programme_id, svc.Move(**data))
 
     @blp.route("/workshop-programmes/<programme_id>/sessions")
     class Sessions(MethodView):

@@ -82,7 +82,7 @@ def nothing_to_plan(problem: ws.Problem, c: ws.Candidates) -> str | None:
     return None
 
 
-def optimise(problem: ws.Problem, solver: pulp.LpSolver | None = None) -> Outcome:
+def optimise(problem: ws.Problem, solver: pulp.LpSolver | None = None, keep: ws.Plan | None = None) -> Outcome:
     """Decide which sessions run and who sits where: the most seats, the least travel, each wanted
     session left unscheduled at a penalty. Variables exist only for feasible combinations."""
     started = time.perf_counter()
@@ -100,7 +100,8 @@ def optimise(problem: ws.Problem, solver: pulp.LpSolver | None = None) -> Outcom
     for i, row in enumerate(rows):
         lhs = pulp.LpAffineExpression([(var[k], coef) for k, coef in row.terms])
         lp.addConstraint(lhs <= row.rhs if row.sense == "<=" else lhs >= row.rhs, f"{row.group}_{i}")
-    lp.setObjective(pulp.LpAffineExpression([(var[k], coef) for k, coef in ws.objective_terms(problem, c).items()]))
+    lp.setObjective(pulp.LpAffineExpression([(var[k], coef)
+                                             for k, coef in ws.objective_terms(problem, c, keep).items()]))
     built = time.perf_counter()
     lp.solve(solver or make_solver())
     solved = time.perf_counter()
@@ -151,12 +152,14 @@ def get_programme(session: DbSession, principal: Principal, programme_id: str,
     return found
 
 
-def _own_programme(session: DbSession, principal: Principal, programme_id: str) -> w.WorkshopProgramme:
-    """A coordinator's programme that is still open for changes (locked for this transaction)."""
+def _own_programme(session: DbSession, principal: Principal, programme_id: str,
+                   planned_too: bool = False) -> w.WorkshopProgramme:
+    """A coordinator's programme (locked for this transaction) that is still open for changes, or with
+    ``planned_too`` also one that has been planned (rooms, facilitators, a re-plan)."""
     programme = get_programme(session, principal, programme_id, lock=True)
     if principal.role != "coordinator":
         raise NotFound(programme_id)
-    if programme.status != "open":
+    if programme.status != "open" and not planned_too:
         raise Refused("programme_id", "this programme has been planned; it cannot change any more", 409)
     return programme
 
@@ -194,7 +197,8 @@ def _check_availability(programme: w.WorkshopProgramme, availability: list[dict[
 
 
 def add_room(session: DbSession, principal: Principal, programme_id: str, data: dict[str, Any]) -> w.WorkshopRoom:
-    programme = _own_programme(session, principal, programme_id)
+    """A room for the programme; added after planning, the next re-plan may use it."""
+    programme = _own_programme(session, principal, programme_id, planned_too=True)
     _check_availability(programme, data["availability"])
     room = w.WorkshopRoom(id=str(uuid.uuid4()), programme_id=programme.id, municipality_code=data["municipality_code"],
                           name=data["name"], capacity=data["capacity"],
@@ -205,7 +209,7 @@ def add_room(session: DbSession, principal: Principal, programme_id: str, data: 
 
 def add_facilitator(session: DbSession, principal: Principal, programme_id: str,
                     data: dict[str, Any]) -> w.WorkshopFacilitator:
-    programme = _own_programme(session, principal, programme_id)
+    programme = _own_programme(session, principal, programme_id, planned_too=True)
     _check_availability(programme, data["availability"])
     facilitator = w.WorkshopFacilitator(
         id=str(uuid.uuid4()), programme_id=programme.id, label=data["label"], themes=sorted(data["themes"]),
@@ -268,18 +272,31 @@ def _interests(session: DbSession, programme_id: str) -> list[w.WorkshopInterest
                                 .order_by(w.WorkshopInterest.registered_at, w.WorkshopInterest.id)).scalars())
 
 
+def _withdrawn(session: DbSession, programme_id: str) -> set[str]:
+    """Interests whose firm gave up every place it had (cancelled, nothing seated or waiting): a re-plan
+    seats them no more."""
+    places: dict[str, set[str]] = {}
+    for interest_id, status in session.execute(sa.select(
+            w.WorkshopRegistration.interest_id, w.WorkshopRegistration.status).where(
+            w.WorkshopRegistration.programme_id == programme_id)).all():
+        places.setdefault(interest_id, set()).add(status)
+    return {i for i, statuses in places.items() if "cancelled" in statuses and not statuses & {"seated", "waitlisted"}}
+
+
 def problem_of(session: DbSession, programme: w.WorkshopProgramme) -> ws.Problem:
     rooms = session.execute(sa.select(w.WorkshopRoom).where(w.WorkshopRoom.programme_id == programme.id)
                             .order_by(w.WorkshopRoom.id)).scalars()
     facilitators = session.execute(sa.select(w.WorkshopFacilitator).where(
         w.WorkshopFacilitator.programme_id == programme.id).order_by(w.WorkshopFacilitator.id)).scalars()
+    withdrawn = _withdrawn(session, programme.id)
     return ws.Problem(
         slots=_slots(programme.slots),
         rooms=tuple(ws.Room(r.id, r.municipality_code, r.capacity, _slots(r.availability)) for r in rooms),
         facilitators=tuple(ws.Facilitator(f.id, frozenset(f.themes), _slots(f.availability)) for f in facilitators),
         interests=tuple(ws.Interest(i.id, i.firm_id, i.theme, tuple(i.locations), i.online_ok,
                                     frozenset(date.fromisoformat(d) for d in i.available_days), order)
-                        for order, i in enumerate(_interests(session, programme.id))),
+                        for order, i in enumerate(_interests(session, programme.id))
+                        if i.id not in withdrawn),
         sessions_wanted={str(k): int(v) for k, v in programme.sessions_wanted.items()},
         max_sessions_per_location_day=programme.max_sessions_per_location_day,
         online_capacity=programme.online_capacity, min_participants=programme.min_participants)
@@ -288,19 +305,15 @@ def problem_of(session: DbSession, programme: w.WorkshopProgramme) -> ws.Problem
 def plan_programme(session: DbSession, principal: Principal, programme_id: str,
                    solver: pulp.LpSolver | None = None) -> dict[str, Any]:
     """Run the optimiser over the programme and store its sessions, seats and waitlists, with a seat
-    notice for everyone seated. A plan with nothing to run leaves the programme open and says why."""
-    programme = _own_programme(session, principal, programme_id)
+    notice for everyone seated. A plan with nothing to run leaves the programme open and says why. A
+    planned programme is planned again (see ``replan``)."""
+    programme = _own_programme(session, principal, programme_id, planned_too=True)
+    if programme.status == "planned":
+        return replan(session, programme, solver)
     problem = problem_of(session, programme)
     outcome = optimise(problem, solver)
     seated_interests = {s.interest_id for s in outcome.plan.seats}
-    report: dict[str, Any] = {
-        "status": outcome.status, "reason": outcome.reason, "objective": outcome.objective,
-        "unscheduled": ws.unscheduled(problem, outcome.plan),
-        "figures": {"interests": len(problem.interests), "sessions": len(outcome.plan.staffings),
-                    "seated": len(seated_interests), "waitlisted": 0,
-                    "travel": _travel(problem, outcome.plan),
-                    "variables": outcome.variables, "constraints": outcome.constraints,
-                    "solve_seconds": round(outcome.solve_seconds, 3), "solver": "HiGHS"}}
+    report = _report(problem, outcome)
     programme.plan_report = report
     if outcome.status not in ("optimal", "feasible"):
         log.info("workshop plan not made", extra={"programme_id": programme.id, "status": outcome.status})
@@ -345,6 +358,195 @@ def plan_programme(session: DbSession, principal: Principal, programme_id: str,
     return report
 
 
+def _report(problem: ws.Problem, outcome: Outcome) -> dict[str, Any]:
+    return {"status": outcome.status, "reason": outcome.reason, "objective": outcome.objective,
+            "unscheduled": ws.unscheduled(problem, outcome.plan),
+            "figures": {"interests": len(problem.interests), "sessions": len(outcome.plan.staffings),
+                        "seated": len({s.interest_id for s in outcome.plan.seats}), "waitlisted": 0,
+                        "travel": _travel(problem, outcome.plan),
+                        "variables": outcome.variables, "constraints": outcome.constraints,
+                        "solve_seconds": round(outcome.solve_seconds, 3), "solver": "HiGHS"}}
+
+
+def _key(s: w.WorkshopSession) -> ws.Session:
+    return ws.Session(s.theme, s.room_id or ws.ONLINE, ws.Slot(s.slot_date, s.day_part))
+
+
+def _running(session: DbSession, programme_id: str) -> list[w.WorkshopSession]:
+    return list(session.execute(sa.select(w.WorkshopSession).where(
+        w.WorkshopSession.programme_id == programme_id, w.WorkshopSession.status == "running")
+        .order_by(w.WorkshopSession.id)).scalars())
+
+
+def current_plan(session: DbSession, programme_id: str) -> ws.Plan:
+    """The plan as stored: the running sessions and the seats taken in them."""
+    rows = {s.id: s for s in _running(session, programme_id)}
+    seats = session.execute(sa.select(w.WorkshopRegistration).where(
+        w.WorkshopRegistration.programme_id == programme_id, w.WorkshopRegistration.status == "seated")).scalars()
+    return ws.Plan(frozenset(ws.Staffing(_key(s), s.facilitator_id) for s in rows.values()),
+                   frozenset(ws.Seat(r.interest_id, _key(rows[r.session_id])) for r in seats if r.session_id in rows))
+
+
+def replan(session: DbSession, programme: w.WorkshopProgramme, solver: pulp.LpSolver | None = None
+           ) -> dict[str, Any]:
+    """Plan a planned programme again (after cancellations, moves, new rooms or facilitators), preferring the
+    current plan: a firm keeps its seat unless that costs another firm one. Sessions no longer run are
+    dropped; a firm whose seat moved gets an updated invitation (same UID, higher SEQUENCE), one that lost
+    it a cancellation (METHOD:CANCEL), one newly seated an invitation; waitlists are rebuilt, and a firm
+    newly on a waitlist is told so. Nothing changes when the solver finds no plan."""
+    problem = problem_of(session, programme)
+    before = current_plan(session, programme.id)
+    outcome = optimise(problem, solver, keep=before)
+    report = _report(problem, outcome)
+    if outcome.status not in ("optimal", "feasible"):
+        report["reason"] = report["reason"] or "nothing could be planned; the current plan stays"
+        log.info("workshop re-plan not made", extra={"programme_id": programme.id, "status": outcome.status})
+        return report
+    now = utcnow()
+    rooms = {r.room_id: r for r in problem.rooms}
+    rows = {_key(s): s for s in _running(session, programme.id)}
+    for key, s in rows.items():
+        if key not in outcome.plan.sessions():
+            s.status = "dropped"
+    for key, facilitator_id in outcome.plan.sessions().items():
+        if key in rows:
+            rows[key].facilitator_id = facilitator_id
+            continue
+        room = rooms.get(key.venue)
+        rows[key] = w.WorkshopSession(
+            id=str(uuid.uuid4()), programme_id=programme.id, theme=key.theme, room_id=room.room_id if room else None,
+            municipality_code=room.municipality if room else None, slot_date=key.slot.day,
+            day_part=key.slot.day_part, facilitator_id=facilitator_id, capacity=ws.capacity_of(problem, key),
+            created_at=now, status="running")
+        session.add(rows[key])
+    session.flush()
+    running = {key: rows[key] for key in outcome.plan.sessions()}
+    seat_of = {seat.interest_id: running[seat.session] for seat in outcome.plan.seats}
+    could_wait: dict[str, list[w.WorkshopSession]] = {}
+    for seat in sorted(ws.candidates(problem).seats):
+        if seat.interest_id not in seat_of and seat.session in running:
+            could_wait.setdefault(seat.interest_id, []).append(running[seat.session])
+    changes = {"kept": 0, "moved": 0, "new": 0, "dropped": 0}
+    newly_waiting: list[tuple[str, str]] = []
+    for interest in problem.interests:
+        regs = list(session.execute(sa.select(w.WorkshopRegistration).where(
+            w.WorkshopRegistration.interest_id == interest.interest_id)).scalars())
+        by_session = {r.session_id: r for r in regs}
+        seated = next((r for r in regs if r.status == "seated"), None)
+        target = seat_of.get(interest.interest_id)
+        was_waiting = any(r.status == "waitlisted" for r in regs)
+        if target is not None and seated is not None and seated.session_id == target.id:
+            changes["kept"] += 1
+        elif target is not None and seated is not None:
+            if (other := by_session.get(target.id)) is not None:
+                session.delete(other)  # a waitlist place in the session the seat moves to
+                session.flush()
+            seated.session_id, seated.updated_at = target.id, now
+            _queue_notice(session, programme, target, seated, kind=UPDATE_KIND)
+            changes["moved"] += 1
+        elif target is not None:
+            reg = by_session.get(target.id)
+            if reg is None:
+                reg = w.WorkshopRegistration(
+                    id=str(uuid.uuid4()), programme_id=programme.id, session_id=target.id,
+                    interest_id=interest.interest_id, firm_id=interest.firm_id, status="seated", created_at=now,
+                    updated_at=now)
+                session.add(reg)
+            reg.status, reg.updated_at = "seated", now
+            _queue_notice(session, programme, target, reg)
+            changes["new"] += 1
+        elif seated is not None:
+            old = session.get(w.WorkshopSession, seated.session_id)
+            assert old is not None
+            seated.status, seated.updated_at = "dropped", now
+            _queue_notice(session, programme, old, seated, kind=CANCEL_KIND, by_plan=True)
+            changes["dropped"] += 1
+        wait_in = {s.id: s for s in could_wait.get(interest.interest_id, [])}
+        for r in regs:
+            if r.status == "waitlisted" and r.session_id not in wait_in:
+                r.status, r.updated_at = "released", now
+        for session_id in sorted(wait_in):
+            reg = by_session.get(session_id)
+            if reg is not None and reg.status in ("cancelled", "seated"):
+                continue  # a place the firm gave up stays given up
+            if reg is None or session.get(w.WorkshopRegistration, reg.id) is None:
+                session.add(w.WorkshopRegistration(
+                    id=str(uuid.uuid4()), programme_id=programme.id, session_id=session_id,
+                    interest_id=interest.interest_id, firm_id=interest.firm_id, status="waitlisted",
+                    created_at=now, updated_at=now))
+            else:
+                reg.status, reg.updated_at = "waitlisted", now
+        if wait_in and not was_waiting and target is None:
+            newly_waiting.append((interest.interest_id, interest.firm_id))
+    session.flush()
+    for interest_id, firm_id in newly_waiting:
+        _queue_waitlisted(session, programme, interest_id, firm_id)
+    report["figures"]["waitlisted"] = len(could_wait)
+    report["figures"]["changes"] = changes
+    programme.plan_report, programme.planned_at = dict(report), now
+    log.info("workshop re-plan made", extra={"programme_id": programme.id, **changes})
+    return report
+
+
+@dataclass(frozen=True)
+class Move:
+    session_id: str
+    date: date
+    day_part: str
+    room_id: str | None  # None: online
+    facilitator_id: str | None  # None: keep the facilitator
+
+
+def move_session(session: DbSession, principal: Principal, programme_id: str, move: Move) -> dict[str, Any]:
+    """Move a running session to another slot, room (or online) or facilitator, checked by the rules the
+    optimiser uses (its own rows, through the validator); its seated firms get updated invitations and
+    waiting firms that cannot make the new slot leave its waitlist."""
+    programme = _own_programme(session, principal, programme_id, planned_too=True)
+    if programme.status != "planned":
+        raise Refused("programme_id", "this programme has not been planned; there is no session to move", 409)
+    row = session.execute(sa.select(w.WorkshopSession).where(
+        w.WorkshopSession.id == move.session_id, w.WorkshopSession.programme_id == programme.id,
+        w.WorkshopSession.status == "running").with_for_update()).scalar_one_or_none()
+    if row is None:
+        raise Refused("session_id", "no running session of this programme has this id")
+    problem = problem_of(session, programme)
+    if move.room_id is not None and problem.room(move.room_id) is None:
+        raise Refused("room_id", "not a room of this programme")
+    facilitator_id = move.facilitator_id or row.facilitator_id
+    if all(f.facilitator_id != facilitator_id for f in problem.facilitators):
+        raise Refused("facilitator_id", "not a facilitator of this programme")
+    old_key = _key(row)
+    new_key = ws.Session(row.theme, move.room_id or ws.ONLINE, ws.Slot(move.date, move.day_part))
+    if new_key == old_key and facilitator_id == row.facilitator_id:
+        raise Refused("session_id", "the session is there already")
+    current = current_plan(session, programme.id)
+    moved = ws.Plan(
+        frozenset(ws.Staffing(new_key, facilitator_id) if s.session == old_key else s for s in current.staffings),
+        frozenset(ws.Seat(s.interest_id, new_key) if s.session == old_key else s for s in current.seats))
+    if new_key != old_key and new_key in {s.session for s in current.staffings}:
+        raise Refused("session_id", "a session of this theme already runs there")
+    broken = ws.violations(problem, moved)
+    if broken:
+        raise Refused("session_id", f"the move breaks a planning rule: {broken[0]}")
+    row.slot_date, row.day_part, row.facilitator_id = move.date, move.day_part, facilitator_id
+    room = problem.room(move.room_id) if move.room_id else None
+    row.room_id, row.municipality_code = (room.room_id, room.municipality) if room else (None, None)
+    row.capacity = ws.capacity_of(problem, new_key)
+    now = utcnow()
+    for reg in session.execute(sa.select(w.WorkshopRegistration).where(
+            w.WorkshopRegistration.session_id == row.id,
+            w.WorkshopRegistration.status.in_(("seated", "waitlisted")))).scalars():
+        interest = problem.interest(reg.interest_id)
+        if reg.status == "seated":
+            if (old_key.slot, old_key.venue) != (new_key.slot, new_key.venue):
+                _queue_notice(session, programme, row, reg, kind=UPDATE_KIND)
+        elif interest is None or not ws.can_attend(problem, interest, new_key):
+            reg.status, reg.updated_at = "released", now
+    session.flush()
+    log.info("workshop session moved", extra={"programme_id": programme.id, "session_id": row.id})
+    return session_view(session, row)
+
+
 def _travel(problem: ws.Problem, plan: ws.Plan) -> float:
     total = 0.0
     for seat in plan.seats:
@@ -365,7 +567,8 @@ def sessions_of(session: DbSession, principal: Principal, programme_id: str) -> 
     if principal.role != "coordinator":
         raise NotFound(programme_id)
     programme = get_programme(session, principal, programme_id)
-    rows = session.execute(sa.select(w.WorkshopSession).where(w.WorkshopSession.programme_id == programme.id)
+    rows = session.execute(sa.select(w.WorkshopSession).where(w.WorkshopSession.programme_id == programme.id,
+                                                              w.WorkshopSession.status == "running")
                            .order_by(w.WorkshopSession.slot_date, w.WorkshopSession.day_part,
                                      w.WorkshopSession.theme, w.WorkshopSession.id)).scalars().all()
     counts: dict[tuple[str, str], int] = {}
@@ -383,7 +586,8 @@ def session_view(session: DbSession, s: w.WorkshopSession) -> dict[str, Any]:
     return {"id": s.id, "programme_id": s.programme_id, "theme": s.theme, "date": s.slot_date,
             "day_part": s.day_part, "venue": "room" if room else ws.ONLINE,
             "room_id": s.room_id, "location_name": room.name if room else None,
-            "municipality_code": s.municipality_code, "facilitator_id": s.facilitator_id, "capacity": s.capacity}
+            "municipality_code": s.municipality_code, "facilitator_id": s.facilitator_id, "capacity": s.capacity,
+            "status": s.status}
 
 
 # ---- registrations, the waitlist and cancellations ------------------------------------------
