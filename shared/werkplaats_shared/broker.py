@@ -33,8 +33,18 @@ def connect(settings: Settings) -> Connection:
     )
 
 
+def sender_id(connection: Connection) -> str | None:
+    """The broker user a connection authenticates as, on RabbitMQ, which sets it as the ``user_id`` of what
+    it publishes and refuses any other; None on the embedded Redis, which checks no sender."""
+    if connection.transport.driver_type != "amqp":
+        return None
+    return str(connection.userid or "guest")
+
+
 def topology_for(settings: Settings) -> Topology:
-    return Topology(settings.namespace, quorum=is_amqp(settings.broker_url))
+    users = settings.producer_users
+    return Topology(settings.namespace, quorum=is_amqp(settings.broker_url),
+                    owner=settings.service if users else None, producer_users=users)
 
 
 def declare_topology(settings: Settings) -> None:

@@ -6,6 +6,10 @@
 - The effect and the inbox row ``(consumer, message_id)`` commit in one transaction; a message whose
   id is already in the inbox is acknowledged without a second effect.
 - A handler failure is retried through the retry exchange a bounded number of times, then dead-lettered.
+- With one broker user per service, a message is handled only when its ``user_id`` (set and validated
+  by RabbitMQ) is the broker user of the contract's producer, or this consumer's own user for a retry
+  through the retry exchange; anything else is dead-lettered unread. On a single-user broker (the local
+  embedded Redis validates no ``user_id``) the sender is not checked.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from marshmallow import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from .contracts import Envelope, parse_envelope
+from .broker import sender_id
+from .contracts import Envelope, contract_for, parse_envelope
 from .db import utcnow
 from .faults import maybe_kill_after_commit
 from .publisher import RETRY_POLICY
@@ -94,6 +99,10 @@ class MessageConsumer(ConsumerMixin):  # type: ignore[misc]
     # -- message handling ---------------------------------------------------------------------
 
     def on_message(self, queue_name: str, message: Message) -> None:
+        refusal = self.sender_refusal(queue_name, message)
+        if refusal is not None:
+            self.dead_letter(queue_name, message, refusal)
+            return
         if message.content_type != "application/json":
             self.dead_letter(queue_name, message, f"content type {message.content_type!r} not accepted")
             return
@@ -106,6 +115,10 @@ class MessageConsumer(ConsumerMixin):  # type: ignore[misc]
             envelope = parse_envelope(raw)
         except ValidationError as exc:
             self.dead_letter(queue_name, message, f"schema-invalid: {_flatten(exc.messages)}")
+            return
+        refusal = self.producer_refusal(envelope, message)
+        if refusal is not None:
+            self.dead_letter(queue_name, message, refusal)
             return
         handler = self.handlers.get(envelope.type)
         if handler is None:
@@ -126,6 +139,36 @@ class MessageConsumer(ConsumerMixin):  # type: ignore[misc]
             "message applied" if applied else "duplicate message ignored",
             extra={"message_id": envelope.message_id, "type": envelope.type, "queue": queue_name},
         )
+
+    def _is_retry(self, message: Message) -> bool:
+        return bool(message.delivery_info.get("exchange") == self.topology.retry.name)
+
+    def sender_refusal(self, queue_name: str, message: Message) -> str | None:
+        """Why the sender may not put messages in this queue, or None (also on a single-user broker)."""
+        users = self.topology.producer_users
+        if not users:
+            return None
+        sender = message.properties.get("user_id")
+        if self._is_retry(message):
+            expected, whose = sender_id(self.connection), "this consumer's own (retry)"
+        else:
+            producer = self.topology.producer_of(queue_name)
+            expected, whose = users.get(producer), f"{producer}'s"
+        if sender is None or sender != expected:
+            return f"unauthorised sender: user_id {sender!r} is not {whose} broker user {expected!r}"
+        return None
+
+    def producer_refusal(self, envelope: Envelope, message: Message) -> str | None:
+        """Why the sender may not send this type of message, or None: only its contract's producer may."""
+        users = self.topology.producer_users
+        if not users or self._is_retry(message):  # a retry was checked on its first delivery
+            return None
+        producer = contract_for(envelope.type, envelope.version).producer
+        sender = message.properties.get("user_id")
+        if sender != users.get(producer):
+            return (f"unauthorised sender: {envelope.type} v{envelope.version} comes from {producer}'s broker "
+                    f"user {users.get(producer)!r}, not {sender!r}")
+        return None
 
     def apply(self, queue_name: str, envelope: Envelope, handler: Handler) -> bool:
         """Apply the handler and record the inbox row in one transaction; False if already applied."""
@@ -175,6 +218,7 @@ class MessageConsumer(ConsumerMixin):  # type: ignore[misc]
         message.ack()
 
     def _publish_copy(self, message: Message, exchange: Any, routing_key: str, headers: dict[str, Any]) -> None:
+        sender = sender_id(self.connection)
         publish = self.connection.ensure(self.producer(), self.producer().publish, **RETRY_POLICY)
         publish(
             message.body,
@@ -186,6 +230,7 @@ class MessageConsumer(ConsumerMixin):  # type: ignore[misc]
             headers=headers,
             message_id=message.properties.get("message_id"),
             declare=[exchange],
+            **({"user_id": sender} if sender else {}),
         )
 
 

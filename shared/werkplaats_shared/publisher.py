@@ -10,6 +10,7 @@ from typing import Any
 from kombu.connection import Connection
 from kombu.messaging import Producer
 
+from .broker import sender_id
 from .topology import Topology
 
 log = logging.getLogger(__name__)
@@ -21,14 +22,15 @@ class Publisher:
     """Publishes envelopes of one producing service to its topic exchange.
 
     On RabbitMQ the connection is opened with ``confirm_publish``, so ``publish`` returns only
-    once the broker confirmed the message and raises otherwise.
+    once the broker confirmed the message and raises otherwise. Every message carries the connection's
+    broker user as ``user_id``, which RabbitMQ validates: consumers know the sender for sure.
     """
 
     def __init__(self, connection: Connection, topology: Topology, service: str) -> None:
         self.connection = connection
         self.topology = topology
         self.exchange = topology.exchange(service)
-        self._declare = [self.exchange, *topology.queues_from(service)]
+        self._declare = topology.publish_declarations(service)
         self._lock = threading.Lock()
         self._producer: Producer | None = None
 
@@ -50,6 +52,7 @@ class Publisher:
             publish(body, message_type, message_id, headers)
 
     def _do_publish(self, body: str, routing_key: str, message_id: str, headers: dict[str, Any]) -> None:
+        sender = sender_id(self.connection)
         self._get_producer().publish(
             body,
             routing_key=routing_key,
@@ -60,6 +63,7 @@ class Publisher:
             message_id=message_id,
             headers=headers,
             declare=self._declare,
+            **({"user_id": sender} if sender else {}),
         )
 
     def revive(self, channel: Any) -> None:  # called by Connection.ensure after reconnecting

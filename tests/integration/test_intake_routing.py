@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import sqlalchemy as sa
 from intake.adapters import orm
+from intake.entrypoints.handlers import HANDLERS
+from werkplaats_shared.contracts import make_envelope, parse_envelope
 
 from . import test_intake_api
 from .test_intake_api import World, assert_error, assignment_body, batch_body, firm_body, workspace_body
@@ -129,7 +132,7 @@ def test_handover_moves_exactly_the_open_work_and_is_audited(world: World) -> No
     assert len(entries) == 1
     assert entries[0].actor_organisation_id == world.org["coord_a"]
     assert entries[0].details == {"from_workspace_id": world.ids["ws_a"], "to_workspace_id": ws_c["id"],
-                                  "firms": 2, "assignments": 2}
+                                  "firms": 2, "assignments": 2, "assignments_rerun_pending": 0}
 
 
 def test_a_handover_that_cannot_be_done_moves_nothing(world: World) -> None:
@@ -151,3 +154,82 @@ def test_a_handover_that_cannot_be_done_moves_nothing(world: World) -> None:
                                                      "to_workspace_id": world.ids["ws_b"], "reason": "x"}), 403)
     assert world.snapshot() == before
     assert world.get("coord_a", "/handovers").get_json() == []
+
+
+def _handover(world: World, who: str, body: dict[str, object]) -> dict[str, Any]:
+    resp = world.post(who, "/handovers", {"reason": "regionaal programma stopt", **body})
+    assert resp.status_code == 201, resp.get_data(as_text=True)
+    created: dict[str, Any] = resp.get_json()
+    return created
+
+
+def _deliver(world: World, message_type: str, payload: dict[str, Any]) -> None:
+    """An event from matching or scheduling, applied as intake's consumer applies it."""
+    envelope = parse_envelope(json.loads(make_envelope(message_type, 1, payload).to_json()))
+    with world.infra.session_factory.begin() as session:
+        HANDLERS[message_type](session, envelope)
+
+
+def test_handover_takes_the_work_a_firm_sent_to_a_second_workspace_covering_it(world: World) -> None:
+    # ws_b covers firm_1 too; firm_1 is placed with ws_a (the oldest) but sent a1_ws_b to ws_b
+    ws_c = world.created("coord_b", "/workspaces", workspace_body(name="Werkplaats Opvolger"))
+    handover = _handover(world, "coord_b", {"from_workspace_id": world.ids["ws_b"], "to_workspace_id": ws_c["id"],
+                                            "firm_ids": [world.org["firm_1"]]})
+    assert (handover["firm_ids"], handover["assignment_ids"], handover["rerun_pending_assignment_ids"]) == (
+        [world.org["firm_1"]], [world.ids["a1_ws_b"]], [])
+    workspaces = {a["id"]: a["workspace_id"] for a in world.get("firm_1", "/assignments").get_json()}
+    assert workspaces == {world.ids["a1"]: world.ids["ws_a"], world.ids["a1_q2"]: world.ids["ws_a"],
+                          world.ids["a1_ws_b"]: ws_c["id"]}
+    assert world.get("firm_1", "/firm").get_json()["workspace_id"] == world.ids["ws_a"]
+    assert [a["id"] for a in world.get("coord_b", f"/assignments?workspace_id={ws_c['id']}").get_json()] == [
+        world.ids["a1_ws_b"]]
+
+
+def test_handover_takes_the_work_of_a_firm_placed_before_its_workspace_existed(world: World) -> None:
+    world.add_org("firm_3", "Drukkerij Derde", "entrepreneur", [])
+    world.created("firm_3", "/firm", firm_body(kvk_number="11112222", municipality="GM0014"))
+    assert world.get("firm_3", "/firm").get_json()["workspace_id"] is None  # no workspace serves Groningen yet
+    groningen = world.created("coord_b", "/workspaces", workspace_body(name="Werkplaats Groningen",
+                                                                         municipalities=["GM0014"]))
+    work = world.created("firm_3", "/assignments", assignment_body(groningen["id"]))
+    ws_c = world.created("coord_b", "/workspaces", workspace_body(name="Werkplaats Opvolger"))
+    handover = _handover(world, "coord_b", {"from_workspace_id": groningen["id"], "to_workspace_id": ws_c["id"]})
+    assert (handover["firm_ids"], handover["assignment_ids"]) == ([world.org["firm_3"]], [work["id"]])
+    assert world.get("firm_3", f"/assignments/{work['id']}").get_json()["workspace_id"] == ws_c["id"]
+    assert world.get("firm_3", "/firm").get_json()["workspace_id"] is None
+
+
+def test_handover_moves_unmatched_work_out_of_its_batch_and_reports_declined_work_left_for_the_re_run(
+        world: World) -> None:
+    batch = world.created("coord_a", "/batches", batch_body(world.ids["ws_a"], [world.ids["a1"], world.ids["a2"]]))
+    run = {"run_id": "run-1", "batch_id": batch["id"], "workspace_id": world.ids["ws_a"],
+           "coordinator_id": world.org["coord_a"], "period": "2025-Q1",
+           "matches": [{"match_id": "m1", "assignment_id": world.ids["a2"], "team_id": world.ids["t1"],
+                        "firm_id": world.org["firm_2"], "institution_id": world.org["inst_1"], "score": 0.8}],
+           "unmatched_assignment_ids": [world.ids["a1"]]}
+    _deliver(world, "matches.published", run)
+    _deliver(world, "match.responded", {
+        "match_id": "m1", "run_id": "run-1", "batch_id": batch["id"], "assignment_id": world.ids["a2"],
+        "team_id": world.ids["t1"], "firm_id": world.org["firm_2"], "response": "declined",
+        "responded_at": "2025-01-20T10:00:00+00:00"})
+    ws_c = world.created("coord_b", "/workspaces", workspace_body(name="Werkplaats Opvolger"))
+
+    handover = _handover(world, "coord_a", {"from_workspace_id": world.ids["ws_a"], "to_workspace_id": ws_c["id"]})
+
+    assert sorted(handover["assignment_ids"]) == sorted([world.ids["a1"], world.ids["a1_q2"]])
+    assert handover["rerun_pending_assignment_ids"] == [world.ids["a2"]]
+    a1 = world.get("firm_1", f"/assignments/{world.ids['a1']}").get_json()
+    assert (a1["workspace_id"], a1["batch_id"], a1["status"]) == (ws_c["id"], None, "unmatched")
+    a2 = world.get("firm_2", f"/assignments/{world.ids['a2']}").get_json()
+    assert (a2["workspace_id"], a2["batch_id"], a2["status"]) == (world.ids["ws_a"], batch["id"], "declined")
+    assert [a["id"] for a in world.get("coord_a", f"/batches/{batch['id']}").get_json()["assignments"]] == [
+        world.ids["a2"]]
+    listed = world.get("coord_b", "/handovers").get_json()
+    assert [(h["id"], h["rerun_pending_assignment_ids"]) for h in listed] == [(handover["id"], [world.ids["a2"]])]
+    with world.infra.engine.connect() as conn:
+        details = conn.execute(sa.select(orm.AuditEntry.details).where(orm.AuditEntry.action == "handover")).scalar()
+    assert details == {"from_workspace_id": world.ids["ws_a"], "to_workspace_id": ws_c["id"], "firms": 2,
+                       "assignments": 2, "assignments_rerun_pending": 1}
+    # the receiving coordinator batches the moved work again
+    again = world.created("coord_b", "/batches", batch_body(ws_c["id"], [world.ids["a1"]]))
+    assert [(a["id"], a["status"]) for a in again["assignments"]] == [(world.ids["a1"], "in_batch")]

@@ -135,3 +135,36 @@ def test_lists_filter_by_status_period_and_level(world: World) -> None:
     assert {a["id"] for a in q1} == {world.ids["a1"], world.ids["a1_ws_b"]}
     assert world.get("coord_a", "/teams?level=WO").get_json()[0]["id"] == world.ids["t2"]
     assert_error(world.get("firm_1", "/assignments?status=lost"), 422, "query.status")
+
+
+def test_a_change_keeps_every_preferred_level_among_the_accepted_ones(world: World) -> None:
+    path = f"/assignments/{world.ids['a1']}"  # accepts HBO and WO
+    wishes = {"preferred_levels": ["WO", "HBO", "WO"], "preferred_institutions": [world.org["inst_2"]]}
+    ok = world.call("firm_1", "PATCH", path, wishes, headers={"If-Match": world.get("firm_1", path).headers["ETag"]})
+    assert ok.status_code == 200, ok.get_data(as_text=True)
+    assert (ok.get_json()["preferred_levels"], ok.get_json()["preferred_institutions"]) == (
+        ["WO", "HBO"], [world.org["inst_2"]])
+    etag, stored = ok.headers["ETag"], ok.get_json()
+    before = world.snapshot()
+
+    narrowed = world.call("firm_1", "PATCH", path, {"accepted_levels": ["HBO"]}, headers={"If-Match": etag})
+    assert assert_error(narrowed, 422, "accepted_levels")["errors"] == [
+        {"field": "accepted_levels", "reason": "Een voorkeursniveau moet ook een geaccepteerd niveau zijn."}]
+    english = world.call("firm_1", "PATCH", path, {"accepted_levels": ["HBO"]},
+                         headers={"If-Match": etag, "Accept-Language": "en"})
+    assert assert_error(english, 422)["errors"] == [
+        {"field": "accepted_levels", "reason": "a preferred level must be an accepted level"}]
+    for bad, field in [({"preferred_levels": ["MBO"]}, "preferred_levels.0"),
+                       ({"accepted_levels": ["WO"], "preferred_levels": ["WO", "HBO"]}, "preferred_levels.1"),
+                       ({"preferred_levels": ["PhD"]}, "preferred_levels.0"),
+                       ({"preferred_levels": "WO"}, "preferred_levels"),
+                       ({"preferred_institutions": [world.org["firm_2"]]}, "preferred_institutions.0"),
+                       ({"preferred_institutions": [world.org["inst_1"]] * 11}, "preferred_institutions")]:
+        assert_error(world.call("firm_1", "PATCH", path, bad, headers={"If-Match": etag}), 422, field)
+    assert world.snapshot() == before
+    assert world.get("firm_1", path).get_json() == stored
+
+    both = world.call("firm_1", "PATCH", path, {"accepted_levels": ["HBO"], "preferred_levels": ["HBO"]},
+                      headers={"If-Match": etag})
+    assert both.status_code == 200, both.get_data(as_text=True)
+    assert (both.get_json()["accepted_levels"], both.get_json()["preferred_levels"]) == (["HBO"], ["HBO"])

@@ -10,9 +10,11 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy.orm import Session
+from werkplaats_shared import broker
 from werkplaats_shared.contracts import Envelope
 
 from .harness import Harness, batch_envelope, record_effect, wait_until
@@ -83,6 +85,19 @@ def test_failing_handler_is_retried_a_bounded_number_of_times(harness: Harness) 
     assert "gave up after 3 attempts" in dead[0]["headers"]["x-death-reason"]
     assert calls.count("always-fails") == 3
     assert harness.effect_count("always-fails") == 0
+
+
+def test_relayed_messages_carry_the_senders_broker_user_on_rabbitmq(harness: Harness, broker_url: str) -> None:
+    harness.emit_in_transaction(batch_envelope("sender"))
+    assert harness.relay_once() == 1
+    queue = next(q for q in harness.topology.queues_for("matching") if q.name == harness.queue_name)
+    with broker.connect(harness.settings) as conn:
+        message = wait_until(lambda: queue(conn.default_channel).get(no_ack=True), what="relayed message")
+    # RabbitMQ validates user_id against the connection's user; the embedded Redis checks nothing, so
+    # nothing is claimed there
+    expected = (urlsplit(broker_url).username or "guest") if broker.is_amqp(broker_url) else None
+    assert message.properties.get("user_id") == expected
+    assert json.loads(message.body)["payload"]["batch_id"] == "sender"
 
 
 def test_relay_keeps_messages_while_broker_is_unreachable(harness: Harness) -> None:

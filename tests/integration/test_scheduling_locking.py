@@ -92,7 +92,8 @@ def _assert_no_conflicts(infra: Infrastructure, rules: Rules) -> list[orm.Kickof
 def test_two_batch_plans_at_once_share_the_coordinators_day_cap_and_firms(pg: Infrastructure) -> None:
     rules = Rules(daily_cap=2)
     shared = ["firm-shared-1", "firm-shared-2"]
-    batches = {b: _open_kickoffs(pg, b, [*shared, f"firm-{b}-1", f"firm-{b}-2"]) for b in ("b1", "b2")}
+    for b in ("b1", "b2"):
+        _open_kickoffs(pg, b, [*shared, f"firm-{b}-1", f"firm-{b}-2"])
 
     def plan(batch_id: str) -> Callable[[], None]:
         def job() -> None:

@@ -103,8 +103,8 @@ def stored_plan(svc: Service, pid: str) -> tuple[ws.Problem, ws.Plan]:
         prog = session.get(w.WorkshopProgramme, pid)
         assert prog is not None
         problem = workshops.problem_of(session, prog)
-        sessions = {s.id: s for s in session.execute(sa.select(w.WorkshopSession)
-                                                     .where(w.WorkshopSession.programme_id == pid)).scalars()}
+        sessions = {s.id: s for s in session.execute(sa.select(w.WorkshopSession).where(
+            w.WorkshopSession.programme_id == pid, w.WorkshopSession.status == "running")).scalars()}
         key = {sid: ws.Session(s.theme, s.room_id or ws.ONLINE, ws.Slot(s.slot_date, s.day_part))
                for sid, s in sessions.items()}
         seats = session.execute(sa.select(w.WorkshopRegistration).where(
@@ -233,14 +233,128 @@ def test_nothing_to_plan_is_reported_and_the_programme_stays_open(svc: Service) 
     assert svc.get("coord_1", f"/workshop-programmes/{pid}").get_json()["status"] == "open"
 
 
-def test_a_planned_programme_takes_no_more_changes(svc: Service) -> None:
+def test_a_planned_programme_takes_no_more_interest_and_planning_again_changes_nothing(svc: Service) -> None:
     pid, _ = planned(svc)
     before = svc.snapshot()
-    assert_error(svc.call("coord_1", "POST", f"/workshop-programmes/{pid}/rooms", ROOM), 409, "programme_id")
-    assert_error(svc.call("coord_1", "POST", f"/workshop-programmes/{pid}/plan"), 409, "programme_id")
     assert_error(svc.call("firm_1", "POST", f"/workshop-programmes/{pid}/interests",
                           {"theme": "webshop", "locations": ["GM0344"], "available_days": [MON]}), 409, "programme_id")
     assert svc.snapshot() == before
+    report = post(svc, "coord_1", f"/workshop-programmes/{pid}/plan")
+    assert report["figures"]["changes"] == {"kept": 4, "moved": 0, "new": 0, "dropped": 0}
+    after = svc.snapshot()
+    assert after["notices"] == before["notices"] and after["workshop_registrations"] == before["workshop_registrations"]
+
+
+def all_notices(svc: Service) -> list[orm.Notice]:
+    with svc.infra.session_factory() as session:
+        return list(session.execute(sa.select(orm.Notice).order_by(orm.Notice.created_at)).scalars())
+
+
+def test_a_replan_keeps_seated_firms_and_updates_the_invitations_of_those_it_moves(svc: Service) -> None:
+    pid, _ = planned(svc)
+    [gone] = registrations(svc, "firm_1")
+    promoted_id = post(svc, "firm_1", f"/workshop-registrations/{gone['id']}/cancel")["promoted_registration_id"]
+    # a hall for six is added for Monday morning: re-planning can seat firm_6 too, by moving the morning session
+    hall = post(svc, "coord_1", f"/workshop-programmes/{pid}/rooms",
+                {**ROOM, "name": "Stadhuis Utrecht, grote zaal", "capacity": 6, "availability": SLOTS[:1]})
+    seats_before = {firm: [r for r in registrations(svc, firm) if r["status"] == "seated"] for firm in FIRMS}
+    before = {n.id for n in all_notices(svc)}
+    report = post(svc, "coord_1", f"/workshop-programmes/{pid}/plan")
+    assert report["figures"]["changes"] == {"kept": 2, "moved": 2, "new": 1, "dropped": 0}
+    assert report["figures"]["seated"] == 5 and report["figures"]["waitlisted"] == 0
+    problem, plan = stored_plan(svc, pid)
+    assert ws.violations(problem, plan) == [] and len(plan.seats) == 5
+    assert {i.firm_id for i in problem.interests} == set(FIRMS[1:])  # firm_1 gave its place up
+    seats_after = {firm: [r for r in registrations(svc, firm) if r["status"] == "seated"] for firm in FIRMS}
+    assert seats_after["firm_1"] == [] and len(seats_after["firm_6"]) == 1
+    moved = [firm for firm in FIRMS[1:5] if seats_after[firm][0]["session"]["room_id"] == hall["id"]]
+    assert len(moved) == 2
+    for firm in FIRMS[1:5]:  # every seat is the same registration (one UID per seat), moved or not
+        assert [r["id"] for r in seats_after[firm]] == [r["id"] for r in seats_before[firm]]
+        assert seats_after[firm][0]["session"]["day_part"] == seats_before[firm][0]["session"]["day_part"]
+    new = [n for n in all_notices(svc) if n.id not in before]
+    assert sorted((n.firm_id, n.kind, n.sequence) for n in new) == sorted(
+        [(firm, workshops.UPDATE_KIND, 1) for firm in moved] + [("firm_6", workshops.NOTICE_KIND, 0)])
+    for n in new:
+        invitation = (n.details or {})["invitation"]
+        assert invitation["uid"] == f"workshop-seat-{n.subject_id}@werkplaats"
+        assert invitation["starts_at"] == "2031-03-03T09:30:00+01:00" and invitation["method"] == "REQUEST"
+    assert promoted_id in {r["id"] for firm in FIRMS for r in seats_after[firm]}
+    sessions = svc.get("coord_1", f"/workshop-programmes/{pid}/sessions").get_json()
+    assert sorted((s["day_part"], s["location_name"], s["seated"]) for s in sessions) == [
+        ("afternoon", ROOM["name"], 2), ("morning", "Stadhuis Utrecht, grote zaal", 3)]
+
+
+def test_a_replan_that_drops_a_session_cancels_its_seats_with_a_notice(svc: Service) -> None:
+    pid = programme(svc, sessions_wanted={"ai": 1})
+    for firm in FIRMS[:2]:
+        interest(svc, firm, pid)
+    for firm in FIRMS[2:5]:
+        interest(svc, firm, pid, available_days=[TUE])
+    assert post(svc, "coord_1", f"/workshop-programmes/{pid}/plan")["figures"]["seated"] == 2  # Monday only
+    [seat] = registrations(svc, "firm_1")
+    # a facilitator and a hall for Tuesday morning: one session for three beats keeping the two on Monday
+    post(svc, "coord_1", f"/workshop-programmes/{pid}/facilitators",
+         {"label": "F-03", "themes": ["ai"], "availability": SLOTS[2:]})
+    post(svc, "coord_1", f"/workshop-programmes/{pid}/rooms",
+         {**ROOM, "name": "Stadhuis Utrecht, grote zaal", "capacity": 5, "availability": SLOTS[2:]})
+    before = {n.id for n in all_notices(svc)}
+    report = post(svc, "coord_1", f"/workshop-programmes/{pid}/plan")
+    assert report["figures"]["changes"] == {"kept": 0, "moved": 0, "new": 3, "dropped": 2}
+    problem, plan = stored_plan(svc, pid)
+    assert ws.violations(problem, plan) == [] and {s.session.slot.day.isoformat() for s in plan.seats} == {TUE}
+    assert [(r["id"], r["status"]) for r in registrations(svc, "firm_1")] == [(seat["id"], "dropped")]
+    new = [n for n in all_notices(svc) if n.id not in before]
+    assert sorted((n.firm_id, n.kind, n.sequence) for n in new) == [
+        ("firm_1", workshops.CANCEL_KIND, 1), ("firm_2", workshops.CANCEL_KIND, 1),
+        *((firm, workshops.NOTICE_KIND, 0) for firm in FIRMS[2:5])]
+    cancel = next(n for n in new if n.firm_id == "firm_1")
+    assert (cancel.details or {})["invitation"]["method"] == "CANCEL" and (cancel.details or {})["by_plan"] is True
+    assert (cancel.details or {})["invitation"]["uid"] == f"workshop-seat-{seat['id']}@werkplaats"
+    subject, body = workshops.render_notice(cancel, "en")
+    assert subject == "Cancelled: your seat in the workshop Artificial intelligence (AI)"
+    assert "dropped when the programme was planned again" in body
+    sessions = svc.get("coord_1", f"/workshop-programmes/{pid}/sessions").get_json()
+    assert [(s["date"], s["seated"], s["status"]) for s in sessions] == [(TUE, 3, "running")]
+
+
+def test_a_coordinator_moves_a_session_by_the_planning_rules(svc: Service) -> None:
+    pid, _ = planned(svc)
+    sessions = {s["day_part"]: s for s in svc.get("coord_1", f"/workshop-programmes/{pid}/sessions").get_json()}
+    morning = sessions["morning"]
+    path = f"/workshop-programmes/{pid}/session-moves"
+    before = svc.snapshot()
+    refusals: list[tuple[dict[str, Any], str]] = [
+        ({"room_id": "nowhere"}, "room_id"),
+        ({"session_id": "unknown"}, "session_id"),
+        ({"day_part": "afternoon"}, "session_id"),  # the room and F-01 are busy or unavailable then
+        ({"date": TUE}, "session_id"),  # nobody seated can come on Tuesday
+        ({"room_id": None}, "session_id"),  # no online sessions in this programme
+        ({"facilitator_id": "F-unknown"}, "facilitator_id"),
+    ]
+    for change, field in refusals:
+        body = {"session_id": morning["id"], "date": MON, "day_part": "morning", "room_id": morning["room_id"],
+                **change}
+        assert_error(svc.call("coord_1", "POST", path, body), 422, field)
+    assert_error(svc.call("coord_2", "POST", path, {"session_id": morning["id"], "date": MON,
+                                                    "day_part": "morning", "room_id": None}), 404)
+    assert svc.snapshot() == before
+    # a second room on Monday morning: the session moves there and its two firms hear of it
+    other = post(svc, "coord_1", f"/workshop-programmes/{pid}/rooms",
+                 {**ROOM, "name": "Bibliotheek Utrecht", "capacity": 3, "availability": SLOTS[:1]})
+    notices_before = {n.id for n in all_notices(svc)}
+    moved = post(svc, "coord_1", path, {"session_id": morning["id"], "date": MON, "day_part": "morning",
+                                        "room_id": other["id"]})
+    assert (moved["id"], moved["room_id"], moved["location_name"], moved["capacity"]) == (
+        morning["id"], other["id"], "Bibliotheek Utrecht", 3)
+    problem, plan = stored_plan(svc, pid)
+    assert ws.violations(problem, plan) == []
+    new = [n for n in all_notices(svc) if n.id not in notices_before]
+    seated = [r for firm in FIRMS for r in registrations(svc, firm)
+              if r["status"] == "seated" and r["session"]["id"] == morning["id"]]
+    assert sorted((n.subject_id, n.kind, n.sequence) for n in new) == sorted(
+        (r["id"], workshops.UPDATE_KIND, 1) for r in seated)
+    assert all((n.details or {})["location_name"] == "Bibliotheek Utrecht" for n in new) and len(new) == 2
 
 
 # ---- bad input ------------------------------------------------------------------------------

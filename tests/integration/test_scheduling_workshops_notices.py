@@ -44,15 +44,15 @@ def smtp() -> Iterator[tuple[int, _Collector]]:
         controller.stop()
 
 
-def send(svc: Service, port: int) -> int:
-    return services.send_pending(svc.infra.session_factory, SmtpMailer("127.0.0.1", port, "w@w.test"),
+def send(service: Service, port: int) -> int:
+    return services.send_pending(service.infra.session_factory, SmtpMailer("127.0.0.1", port, "w@w.test"),
                                  ResponseLinks(SECRET_KEY, "http://x"))
 
 
 def calendars(message: EmailMessage) -> list[icalendar.Calendar]:
     parts = [p for p in message.iter_attachments() if p.get_content_type() == "text/calendar"]
     assert all(p.get_filename() == "workshop.ics" for p in parts)
-    return [icalendar.Calendar.from_ical(p.get_payload(decode=True)) for p in parts]
+    return [icalendar.Calendar.from_ical(bytes(p.get_payload(decode=True))) for p in parts]
 
 
 def event_of(message: EmailMessage, method: str) -> Any:

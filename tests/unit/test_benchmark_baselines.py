@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -53,16 +55,29 @@ def test_on_the_side_flavour_the_flow_is_an_upper_bound_and_cbc_meets_every_side
     assert flow.objective >= cbc.objective - 1e-6
 
 
-def test_instrumentation_times_the_optimisers_stages_and_restores_them() -> None:
+def test_instrumentation_times_the_plain_paths_stages_and_restores_them() -> None:
     original = optimiser.__dict__["eligible_pairs"]
     timings = run.Timings()
     snapshot = generate(100, seed=2)
     with run.instrumented(timings) as hooks:
         assert optimiser.__dict__["eligible_pairs"] is not original
-        optimiser.solve(Problem.from_snapshot(snapshot), "highs", 30)
+        optimiser.solve(Problem.from_snapshot(snapshot), "cbc", 30)
     assert optimiser.__dict__["eligible_pairs"] is original
     assert "matching.optimiser.eligible_pairs" in hooks
     assert timings.calls["eligibility"] >= 1 and timings.seconds["eligibility"] > 0
+
+
+def test_the_optimisers_own_time_split_is_used_when_it_reports_one(tmp_path: Path) -> None:
+    path = tmp_path / "snapshot.pickle"
+    path.write_bytes(pickle.dumps(generate(100, seed=2)))
+    measured = run.measure_optimiser(str(path), "highs", 30)
+    assert measured["status"] == "optimal"
+    if measured["split_source"] == "the optimiser's own Solution.timings":
+        assert set(measured["stages"]) <= set(run.OWN_STAGES.values())
+        assert {"eligibility", "model build", "solve"} <= set(measured["stages"])
+    else:
+        assert measured["split_source"].startswith("hooks wrapped from outside")
+    assert measured["peak_mib"] >= measured["input_mib"] > 0
 
 
 def test_benchmark_prints_one_table_with_agreeing_objectives(capsys: pytest.CaptureFixture[str]) -> None:
@@ -82,7 +97,7 @@ def test_benchmark_rejects_an_unknown_size() -> None:
 def _measured(objective: float, status: str = "optimal", exact: bool = True) -> dict[str, Any]:
     return {"status": status, "objective": objective, "gap": None, "snapshot_seconds": 0.1, "build_seconds": 1.0,
             "solve_seconds": 2.0, "total_seconds": 3.0, "cpu_seconds": 3.0, "stages": {"solve": 1.5},
-            "hooks": [], "peak_mib": 100.0, "input_mib": 50.0, "pairs": 10, "exact": exact}
+            "split_source": "test", "peak_mib": 100.0, "input_mib": 50.0, "pairs": 10, "exact": exact}
 
 
 def test_the_verdict_names_a_difference_or_a_missing_solution_instead_of_agreeing() -> None:

@@ -1,11 +1,12 @@
 """The structure of docker-compose.yml: infrastructure, one API and one worker container per service,
 health checks and start order, configuration only through ENV_VARS, a database per service that the
-PostgreSQL init script creates."""
+PostgreSQL init script creates, a broker user per service that the RabbitMQ definitions create."""
 
 from __future__ import annotations
 
 import functools
 import http.server
+import json
 import os
 import re
 import subprocess
@@ -18,7 +19,8 @@ from urllib.parse import SplitResult, urlsplit
 
 import pytest
 import yaml
-from werkplaats_shared.config import ENV_VARS
+from werkplaats_shared.config import ENV_VARS, Settings
+from werkplaats_shared.topology import Topology, rabbitmq_definitions
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -180,14 +182,101 @@ def test_postgres_init_script_creates_every_database_and_its_owner() -> None:
         assert passwords.get(str(url.username)) == url.password, f"role {url.username}: password differs"
 
 
-def test_broker_is_rabbitmq_over_amqp() -> None:
-    urls = {url_of(name, "WERKPLAATS_BROKER_URL") for name in APP_CONTAINERS}
-    assert len(urls) == 1
-    url = urls.pop()
-    assert url.scheme == "amqp"
-    assert url.hostname == "rabbitmq"
-    rabbit = env("rabbitmq")
-    assert (url.username, url.password) == (rabbit["RABBITMQ_DEFAULT_USER"], rabbit["RABBITMQ_DEFAULT_PASS"])
+def test_each_service_connects_to_rabbitmq_as_its_own_broker_user() -> None:
+    users = {}
+    for service in SERVICES:
+        api, worker = (url_of(f"{service}-{p}", "WERKPLAATS_BROKER_URL") for p in PROCESSES)
+        assert api == worker, f"{service}: api and worker must share one broker user"
+        assert (api.scheme, api.hostname) == ("amqp", "rabbitmq")
+        assert api.username == service, f"{service} must connect as its own broker user"
+        users[service] = api
+    assert len({u.username for u in users.values()}) == len(SERVICES)
+    assert env("rabbitmq")["RABBITMQ_DEFAULT_USER"] not in {u.username for u in users.values()}
+
+
+@pytest.mark.parametrize("name", APP_CONTAINERS)
+def test_consumers_accept_only_the_producers_own_broker_users(name: str) -> None:
+    service = name.rsplit("-", 1)[0]
+    settings = Settings.from_env(service, env(name))  # also checks the URL's user is the service's own
+    assert settings.producer_users == {s: s for s in SERVICES}
+
+
+def rabbitmq_mounts() -> dict[str, Path]:
+    mounts = {}
+    for volume in container("rabbitmq").get("volumes", []):
+        source, _, rest = str(volume).partition(":")
+        if source.startswith("./"):
+            assert rest.endswith(":ro"), f"mount {source} read-only"
+            mounts[rest.removesuffix(":ro")] = ROOT / source
+    return mounts
+
+
+def render_definitions(tmp_path: Path, variables: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    mounts = rabbitmq_mounts()
+    entrypoint = container("rabbitmq")["entrypoint"]
+    assert entrypoint[0] == "/bin/sh" and entrypoint[1] in mounts
+    run_env = {"PATH": os.environ["PATH"], **variables,
+               "DEFINITIONS_TEMPLATE": str(mounts["/etc/werkplaats/definitions.json"]),
+               "DEFINITIONS_FILE": str(tmp_path / "definitions.json")}
+    return subprocess.run(["sh", str(mounts[entrypoint[1]]), "true"], env=run_env, capture_output=True,
+                          text=True, timeout=30, check=False)
+
+
+def test_rabbitmq_definitions_are_generated_from_the_topology() -> None:
+    template = json.loads(rabbitmq_mounts()["/etc/werkplaats/definitions.json"].read_text(encoding="utf-8"))
+    assert template == rabbitmq_definitions(), (
+        "deploy/rabbitmq/definitions.json is out of date: "
+        ".venv/bin/python -m werkplaats_shared.topology > deploy/rabbitmq/definitions.json")
+
+
+def test_rabbitmq_loads_the_rendered_definitions_at_boot() -> None:
+    spec = container("rabbitmq")
+    assert spec["command"] == ["docker-entrypoint.sh", "rabbitmq-server"]  # the image's own start
+    conf = rabbitmq_mounts()["/etc/rabbitmq/conf.d/20-werkplaats.conf"].read_text(encoding="utf-8")
+    script = rabbitmq_mounts()[spec["entrypoint"][1]].read_text(encoding="utf-8")
+    output = re.search(r'output="\$\{DEFINITIONS_FILE:-([^}]+)\}"', script)
+    assert output is not None
+    assert re.search(rf"^load_definitions\s*=\s*{re.escape(output.group(1))}$", conf, re.MULTILINE)
+
+
+def test_broker_users_and_passwords_match_the_services_urls(tmp_path: Path) -> None:
+    result = render_definitions(tmp_path, {k: str(v) for k, v in env("rabbitmq").items()})
+    assert result.returncode == 0, result.stderr
+    definitions = json.loads((tmp_path / "definitions.json").read_text(encoding="utf-8"))
+    passwords = {u["name"]: u["password"] for u in definitions["users"]}
+    permissions = {p["user"]: p for p in definitions["permissions"]}
+    for service in SERVICES:
+        url = url_of(f"{service}-api", "WERKPLAATS_BROKER_URL")
+        assert passwords[str(url.username)] == url.password, f"broker user {url.username}: password differs"
+        assert permissions[str(url.username)]["configure"] == Topology().permissions(service)["configure"]
+    admin = env("rabbitmq")["RABBITMQ_DEFAULT_USER"]
+    assert passwords[admin] == env("rabbitmq")["RABBITMQ_DEFAULT_PASS"]
+    assert permissions[admin]["configure"] == ".*"
+
+
+@pytest.mark.parametrize(("variable", "value", "complaint"), [
+    ("MATCHING_BROKER_PASSWORD", "", "set MATCHING_BROKER_PASSWORD"),
+    ("MATCHING_BROKER_PASSWORD", 'pw","tags":["administrator"]', "letters, digits"),
+    ("RABBITMQ_DEFAULT_USER", "admin|x", "letters, digits"),
+])
+def test_definitions_are_not_rendered_from_a_missing_or_unsafe_value(
+        tmp_path: Path, variable: str, value: str, complaint: str) -> None:
+    variables = {k: str(v) for k, v in env("rabbitmq").items()}
+    variables[variable] = value
+    result = render_definitions(tmp_path, variables)
+    assert result.returncode != 0
+    assert complaint in result.stderr and variable in result.stderr
+    assert not (tmp_path / "definitions.json").exists()
+
+
+def test_a_broker_password_can_come_from_a_secret_file(tmp_path: Path) -> None:
+    secret = tmp_path / "intake-password"
+    secret.write_text("s3cret-from-file\n", encoding="utf-8")
+    variables = {k: str(v) for k, v in env("rabbitmq").items() if k != "INTAKE_BROKER_PASSWORD"}
+    result = render_definitions(tmp_path, {**variables, "INTAKE_BROKER_PASSWORD_FILE": str(secret)})
+    assert result.returncode == 0, result.stderr
+    users = json.loads((tmp_path / "definitions.json").read_text(encoding="utf-8"))["users"]
+    assert {"name": "intake", "password": "s3cret-from-file", "tags": []} in users
 
 
 def test_scheduling_sends_notices_to_the_smtp_container() -> None:

@@ -15,8 +15,10 @@ from intake.adapters import orm
 from intake.domain.messages import to_dutch
 from intake.domain.model import AssignmentStatus, DomainError
 from intake.entrypoints import schemas
+from intake.entrypoints.handlers import HANDLERS
 from intake.service_layer import services
 from sqlalchemy.orm import Session
+from werkplaats_shared.consumer import PermanentError
 
 from .intake_fakes import (
     Database,
@@ -240,15 +242,16 @@ def test_handover_moves_exactly_the_open_work_of_the_chosen_firms_and_is_audited
     assert db.get(orm.Organisation, world.org("firm_1")).workspace_id == successor
     assert db.get(orm.Organisation, world.org("firm_2")).workspace_id == world.ws["a"]
     stored = db.get(orm.Handover, handover.id)
-    assert (stored.from_workspace_id, stored.to_workspace_id, stored.firm_ids, stored.assignment_ids) == (
-        world.ws["a"], successor, [world.org("firm_1")], sorted([open_q1.id, open_q2.id]))
+    assert (stored.from_workspace_id, stored.to_workspace_id, stored.firm_ids, stored.assignment_ids,
+            stored.rerun_pending_assignment_ids) == (
+        world.ws["a"], successor, [world.org("firm_1")], sorted([open_q1.id, open_q2.id]), [])
     assert (stored.reason, stored.actor_organisation_id, stored.actor_key_id) == (
         "regionaal programma stopt", world.org("coord_a"), world.who["coord_a"].key_id)
     [entry] = rows_of(db, orm.AuditEntry, action="handover")
     assert (entry.object_type, entry.object_id, entry.actor_organisation_id, entry.actor_key_id) == (
         "handover", handover.id, world.org("coord_a"), world.who["coord_a"].key_id)
     assert entry.details == {"from_workspace_id": world.ws["a"], "to_workspace_id": successor, "firms": 1,
-                             "assignments": 2}
+                             "assignments": 2, "assignments_rerun_pending": 0}
     assert len(world.emit.published) == sent
     # the receiving coordinator now batches the moved work; the handing-over one no longer can
     assert_refused(db, "assignment_ids.0", 422, services.submit_batch, world.emit, world.who["coord_a"],
@@ -259,6 +262,85 @@ def test_handover_moves_exactly_the_open_work_of_the_chosen_firms_and_is_audited
     rest = db.run(services.hand_over, world.who["coord_a"], {
         "from_workspace_id": world.ws["a"], "to_workspace_id": successor, "reason": "de rest"})
     assert (rest.firm_ids, rest.assignment_ids) == ([world.org("firm_2")], [other_firm.id])
+
+
+def test_handover_moves_the_open_work_of_a_firm_placed_before_its_workspace_existed(world: World) -> None:
+    """A firm registered while no workspace covered it keeps no placement; its assignments go to the
+    workspace created for its area later, and that workspace's handover takes them (and may name the firm)."""
+    db = world.db
+    world.add_org("firm_3", "entrepreneur")
+    db.run(services.register_firm, world.who["firm_3"], firm_data(kvk_number="11112222", municipality="GM0014"),
+           create=True)
+    groningen = db.run(services.create_workspace, world.who["coord_b"], workspace_data(
+        name="Werkplaats Groningen", municipalities=["GM0014"])).id
+    open_work, _ = db.run(services.submit_assignment, world.emit, world.who["firm_3"], assignment_data(groningen))
+    successor = db.run(services.create_workspace, world.who["coord_b"], workspace_data(name="Opvolger")).id
+
+    handover = db.run(services.hand_over, world.who["coord_b"], {
+        "from_workspace_id": groningen, "to_workspace_id": successor, "firm_ids": [world.org("firm_3")],
+        "reason": "programma stopt"})
+
+    assert (handover.firm_ids, handover.assignment_ids) == ([world.org("firm_3")], [open_work.id])
+    assert db.get(orm.Assignment, open_work.id).workspace_id == successor
+    assert db.get(orm.Organisation, world.org("firm_3")).workspace_id is None  # it was never placed there
+
+
+def test_handover_moves_open_work_submitted_to_a_second_workspace_covering_the_firm(world: World) -> None:
+    """A firm may submit to any workspace whose area covers it; the second workspace covering Amsterdam
+    hands over that work, while the firm stays placed with the oldest one, which keeps its own work."""
+    db = world.db
+    in_a = world.submit("firm_1")
+    second = db.run(services.create_workspace, world.who["coord_b"], workspace_data(name="Tweede Amsterdam")).id
+    open_work, routing = db.run(services.submit_assignment, world.emit, world.who["firm_1"],
+                                assignment_data(second))
+    assert (routing.outcome, open_work.workspace_id) == ("accepted", second)
+    successor = db.run(services.create_workspace, world.who["coord_b"], workspace_data(name="Opvolger")).id
+
+    handover = db.run(services.hand_over, world.who["coord_b"], {
+        "from_workspace_id": second, "to_workspace_id": successor, "reason": "programma stopt"})
+
+    assert (handover.firm_ids, handover.assignment_ids) == ([world.org("firm_1")], [open_work.id])
+    assert db.get(orm.Assignment, open_work.id).workspace_id == successor
+    assert db.get(orm.Assignment, in_a.id).workspace_id == world.ws["a"]
+    assert db.get(orm.Organisation, world.org("firm_1")).workspace_id == world.ws["a"]
+
+
+def test_handover_moves_unmatched_work_out_of_its_batch_and_leaves_declined_work_for_the_re_run(
+        world: World) -> None:
+    """An assignment the last round left unmatched moves and leaves that batch, so the receiving
+    coordinator can batch it again. A declined one waits for the automatic re-run in its batch: it stays,
+    and the handover and its audit entry say so."""
+    db = world.db
+    batch_id, (a1, a2, a3), (t1,) = _batch_with_teams(world, 3, 1)
+    run = published("run-1", batch_id, world, [("m1", a1, t1)], unmatched=[a2, a3])
+    db.run(services.on_matches_published, run)
+    db.run(services.on_match_responded, responded(run, "m1", "declined"))
+    assert [world.status(a) for a in (a1, a2, a3)] == [S.DECLINED, S.UNMATCHED, S.UNMATCHED]
+    successor = db.run(services.create_workspace, world.who["coord_b"], workspace_data(name="Opvolger")).id
+
+    handover = db.run(services.hand_over, world.who["coord_a"], {
+        "from_workspace_id": world.ws["a"], "to_workspace_id": successor, "firm_ids": [world.org("firm_1")],
+        "reason": "programma stopt"})
+
+    # firm_1 holds a1 (declined) and a3 (unmatched); a2 is firm_2's
+    assert (handover.assignment_ids, handover.rerun_pending_assignment_ids) == ([a3], [a1])
+    moved, left = db.get(orm.Assignment, a3), db.get(orm.Assignment, a1)
+    assert (moved.workspace_id, moved.batch_id, moved.status) == (successor, None, S.UNMATCHED)
+    assert (left.workspace_id, left.batch_id, left.status) == (world.ws["a"], batch_id, S.DECLINED)
+    assert db.get(orm.Assignment, a2).batch_id == batch_id
+    [entry] = rows_of(db, orm.AuditEntry, action="handover")
+    assert (entry.details["assignments"], entry.details["assignments_rerun_pending"]) == (1, 1)
+    db.run(services.submit_batch, world.emit, world.who["coord_b"], batch_data(successor, [a3]))
+    assert world.status(a3) == S.IN_BATCH
+    assert_refused(db, "assignment_ids.0", 422, services.submit_batch, world.emit, world.who["coord_a"],
+                   batch_data(world.ws["a"], [a3]))
+
+    # the old batch's re-run finds a1 no other team; matching may still offer the moved a3 a team there,
+    # which neither moves it nor counts when the firm answers: it is in the new batch now
+    rerun = published("run-2", batch_id, world, [("m2", a3, t1)], unmatched=[a1, a2])
+    db.run(services.on_matches_published, rerun)
+    db.run(services.on_match_responded, responded(rerun, "m2", "accepted"))
+    assert [world.status(a) for a in (a1, a2, a3)] == [S.UNMATCHED, S.UNMATCHED, S.IN_BATCH]
 
 
 def test_a_handover_that_cannot_be_done_whole_moves_nothing(world: World) -> None:
@@ -412,6 +494,36 @@ def test_an_assignment_can_be_changed_within_the_rules_until_it_is_in_a_batch(wo
            batch_data(world.ws["a"], [assignment.id], period="2025-Q2"))
     assert_refused(db, "status", 409, with_assignment(assignment.id, services.update_assignment,
                                                       {"title": "Nieuw"}))
+
+
+def test_changing_the_levels_keeps_every_preferred_level_among_the_accepted_ones(world: World) -> None:
+    """A preferred level must be an accepted level, on a change as on submission: narrowing the accepted
+    levels under a preference is refused (naming accepted_levels), and the wishes can be changed with them."""
+    db = world.db
+    inst_1, inst_2 = world.org("inst_1"), world.org("inst_2")
+    assignment = world.submit("firm_1", accepted_levels=["HBO", "WO"], preferred_levels=["WO", "HBO"])
+
+    def change(data: dict[str, Any]) -> Callable[[Session], Any]:
+        return with_assignment(assignment.id, services.update_assignment,
+                               dict(schemas.AssignmentPatch().load(data)))
+
+    assert_refused(db, "accepted_levels", 422, change({"accepted_levels": ["HBO"]}))
+    assert_refused(db, "preferred_levels.0", 422, change({"preferred_levels": ["MBO"]}))
+    assert_refused(db, "preferred_levels.1", 422, change({"accepted_levels": ["HBO"],
+                                                          "preferred_levels": ["HBO", "WO"]}))
+    assert_refused(db, "preferred_institutions.1", 422, change({"preferred_institutions": [
+        inst_1, world.org("firm_2")]}))
+
+    db.run(change({"accepted_levels": ["WO", "HBO", "MBO"], "preferred_levels": ["MBO", "WO", "MBO"],
+                   "preferred_institutions": [inst_2, inst_1, inst_2]}))
+    stored = db.get(orm.Assignment, assignment.id)
+    assert (stored.accepted_levels, stored.preferred_levels, stored.preferred_institutions) == (
+        ["HBO", "MBO", "WO"], ["MBO", "WO"], [inst_2, inst_1])
+    db.run(change({"accepted_levels": ["MBO", "WO"]}))  # HBO is no longer preferred: it may go
+    db.run(change({"preferred_levels": [], "preferred_institutions": []}))
+    db.run(change({"accepted_levels": ["HBO"]}))
+    stored = db.get(orm.Assignment, assignment.id)
+    assert (stored.accepted_levels, stored.preferred_levels, stored.preferred_institutions) == (["HBO"], [], [])
 
 
 # ---- lifecycle ------------------------------------------------------------------------------
@@ -638,6 +750,26 @@ def test_responses_move_the_current_match_and_a_redelivery_changes_nothing(world
     db.run(services.on_match_responded, responded(run_2, "m4", "accepted"))
     assert world.status(a2) == S.ACCEPTED
     assert [e.type for e in world.emit.published[sent:]] == ["assignment.withdrawn"]  # only the withdrawal
+
+
+def test_an_answer_that_arrives_before_its_match_is_redelivered_until_intake_has_the_match(world: World) -> None:
+    """intake reads matches.published and match.responded from two queues, in no fixed order (after a
+    restart, say). An answer to a match intake has not seen yet fails without a trace and without being
+    dead-lettered, so the consumer delivers it again; once the match is in, the answer counts."""
+    db = world.db
+    batch_id, (a1,), (t1,) = _batch_with_teams(world, 1, 1)
+    run = published("run-1", batch_id, world, [("m1", a1, t1)], unmatched=[])
+    answer = responded(run, "m1", "accepted")
+    before, sent = db.state(), len(world.emit.published)
+
+    with pytest.raises(Exception) as early:  # any error but a permanent one: the consumer redelivers it
+        db.run(HANDLERS["match.responded"], answer)
+    assert not isinstance(early.value, (PermanentError, DomainError))
+    assert (db.state(), len(world.emit.published)) == (before, sent)
+
+    db.run(HANDLERS["matches.published"], run)
+    db.run(HANDLERS["match.responded"], answer)
+    assert world.status(a1) == S.ACCEPTED
 
 
 def test_a_re_run_that_moves_an_accepted_assignment_to_another_team_asks_the_firm_again(world: World) -> None:

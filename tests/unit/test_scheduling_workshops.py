@@ -185,6 +185,25 @@ def test_the_validator_enforces_the_location_cap_and_wanted_sessions() -> None:
     assert _groups(ws.violations(p_one, both)) == {"sessions_wanted"}
 
 
+def test_a_replan_keeps_a_current_seat_over_less_travel_but_not_over_another_seat() -> None:
+    # i01 ranks Amersfoort first, Utrecht second; it sits in Utrecht now
+    rooms = [room("utr", UTRECHT, 1, MON_AM), room("amf", AMERSFOORT, 1, MON_PM)]
+    staff = [facilitator("f1", {"ai"}, MON_AM, MON_PM)]
+    current_session = ws.Session("ai", "utr", MON_AM)
+    current = ws.Plan(frozenset({ws.Staffing(current_session, "f1")}),
+                      frozenset({ws.Seat("i01", current_session)}))
+    alone = problem(rooms, staff, [interest(1, "ai", (AMERSFOORT, UTRECHT), MON)], min_participants=1)
+    assert seated_at(solved(alone)) == {"i01": ws.Session("ai", "amf", MON_PM)}  # a fresh plan: least travel
+    kept = optimise(alone, keep=current)
+    assert kept.status == "optimal" and seated_at(kept.plan) == {"i01": current_session}
+    # i02 can only come to Utrecht: keeping i01 there would cost i02 its seat, so i01 moves
+    both = problem(rooms, staff, [interest(1, "ai", (AMERSFOORT, UTRECHT), MON), interest(2, "ai", (UTRECHT,), MON)],
+                   min_participants=1, sessions_wanted={"ai": 2})
+    moved = optimise(both, keep=current)
+    assert ws.violations(both, moved.plan) == []
+    assert seated_at(moved.plan) == {"i01": ws.Session("ai", "amf", MON_PM), "i02": current_session}
+
+
 # ---- brute force on tiny instances ----------------------------------------------------------
 
 

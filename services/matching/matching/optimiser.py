@@ -32,6 +32,7 @@ from .domain.model import (
     team_rank,
 )
 from .domain.policies import POLICIES, Objective, Policy
+from .fastpath import ArrayModel, Eligibility, build_arrays, eligibility
 
 SolverFactory = Callable[[float, int], pulp.LpSolver]
 StageCallback = Callable[[str], None]
@@ -63,6 +64,11 @@ class Solution:
     time_limit_reached: bool = False
     seed: int = 0
     diagnosis: dict[str, Any] | None = None
+    # seconds per stage: eligibility, build, hash, handoff, solve, extract (and, when some stage's
+    # network relaxation was not integral, the MIP that followed is part of solve)
+    timings: dict[str, float] = field(default_factory=dict)
+    peak_memory_mib: float | None = None
+    path: str = "plain"  # plain (PuLP model, solver via PuLP), arrays (HiGHS in bulk), network (LP first)
 
 
 @dataclass
@@ -302,11 +308,17 @@ def _gap(lp: pulp.LpProblem) -> float | None:
 
 def solve(problem: Problem, solver_name: str = "highs", time_limit: float = 60.0, *, policy: str = "max_fit",
           seed: int = 0, make: SolverFactory | None = None, on_stage: StageCallback | None = None,
-          progress: Progress | None = None) -> Solution:
+          progress: Progress | None = None, eligible: Eligibility | None = None) -> Solution:
     """Solve the policy's objectives in order, each earlier one held at its optimum in the next solve.
 
     When the time limit stops a solve, the best matching found so far is kept and marked. With
-    ``progress``, HiGHS reports as it goes, and setting ``progress.stop`` interrupts it."""
+    ``progress``, HiGHS reports as it goes, and setting ``progress.stop`` interrupts it.
+
+    With HiGHS and no solver factory, the model goes to HiGHS as arrays (``solve_arrays``); otherwise
+    the PuLP model is solved through PuLP. ``eligible``: the run's eligibility, when already computed."""
+    if make is None and solver_name == "highs":
+        return solve_arrays(problem, time_limit, policy=policy, seed=seed, on_stage=on_stage, progress=progress,
+                            eligible=eligible)
     started = time.perf_counter()
     model = build_model(problem, policy)
     gap_wanted = mip_gap(len(model.pairs))
@@ -438,3 +450,256 @@ def diagnose(problem: Problem, factory: SolverFactory, time_limit: float = 30.0,
         "groups": groups,
         "pins_involved": [{"team_id": p.team_id, "assignment_id": p.assignment_id} for p in sorted(pins_involved)],
     }
+
+
+# ---- the array path: the same model handed to HiGHS in bulk ---------------------------------
+
+
+def is_network(problem: Problem, model: ArrayModel, objectives: Iterable[str]) -> bool:
+    """The rules left are a team's one assignment per period, an assignment's maximum, institution
+    capacity, firm caps and pins (two laminar families of rows over the pairs, so the matrix is totally
+    unimodular), every assignment's minimum is at most one (its open/closed decision follows from its
+    pairs) and the objectives count pairs only: the LP relaxation without open/closed decisions has an
+    integral optimal vertex."""
+    network_groups = {"team_at_most_one", "assignment_max_teams", "assignment_min_teams", "institution_capacity",
+                      "firm_cap", "pins"}
+    return (set(model.group) <= network_groups and all(a.min_teams <= 1 for a in problem.assignments)
+            and not model.placed_teams and all(not model.objectives[o][model.n_pairs:].any() for o in objectives))
+
+
+@dataclass
+class _Lp:
+    """A model for HiGHS: rows as triplets, columns with bounds; ``integer`` marks the binaries."""
+
+    n_cols: int
+    row: Any
+    col: Any
+    coef: Any
+    lower: Any
+    upper: Any
+    integer: bool
+
+
+def _full_model(model: ArrayModel) -> _Lp:
+    return _Lp(model.n_cols, model.row, model.col, model.coef, model.row_lower, model.row_upper, True)
+
+
+def _network_relaxation(model: ArrayModel) -> _Lp:
+    """The model over the pairs only: open/closed decisions and minimum rows dropped, an assignment's
+    maximum bounding its pairs directly (valid when every minimum is at most one, see ``is_network``)."""
+    import numpy as np
+
+    groups = np.array(model.group, dtype=object)
+    drop_row = groups == "assignment_min_teams"
+    keep = (model.col < model.n_pairs) & ~drop_row[model.row]
+    renumber = np.cumsum(~drop_row) - 1
+    upper = model.row_upper.copy()
+    is_max = groups == "assignment_max_teams"
+    opened = (model.col >= model.n_pairs) & (model.col < model.n_cols - len(model.placed_teams))
+    upper[model.row[opened & is_max[model.row]]] -= model.coef[opened & is_max[model.row]]  # 0 + max_teams
+    return _Lp(model.n_pairs, renumber[model.row[keep]], model.col[keep], model.coef[keep],
+               model.row_lower[~drop_row], upper[~drop_row], False)
+
+
+def _pass(highs: Any, lp: _Lp, costs: Any) -> None:
+    import highspy
+    import numpy as np
+
+    order = np.argsort(lp.row, kind="stable")
+    n_rows = len(lp.lower)
+    starts = np.zeros(n_rows + 1, dtype=np.int32)
+    np.cumsum(np.bincount(lp.row, minlength=n_rows), out=starts[1:])
+    inf = highspy.kHighsInf
+    integrality = np.full(lp.n_cols, 1 if lp.integer else 0, dtype=np.int32)
+    highs.passModel(lp.n_cols, n_rows, len(lp.row), int(highspy.MatrixFormat.kRowwise),
+                    int(highspy.ObjSense.kMaximize), 0.0, np.ascontiguousarray(costs[:lp.n_cols], dtype=np.float64),
+                    np.zeros(lp.n_cols), np.ones(lp.n_cols),
+                    np.clip(lp.lower, -inf, inf), np.clip(lp.upper, -inf, inf),
+                    starts[:-1], lp.col[order].astype(np.int32), lp.coef[order].astype(np.float64), integrality)
+
+
+def _watch_highs(highs: Any, progress: Progress) -> None:
+    import highspy
+
+    kinds = highspy.cb.HighsCallbackType
+
+    def callback(kind: Any, _message: str, data_out: Any, data_in: Any, _user_data: Any) -> None:
+        if kind == kinds.kCallbackMipImprovingSolution:
+            progress.best = _finite(data_out.objective_function_value)  # maximised as it is
+            progress.gap = _finite(data_out.mip_gap)
+        elif kind == kinds.kCallbackMipInterrupt and progress.stop.is_set():
+            data_in.user_interrupt = True
+
+    highs.setCallback(callback, None)
+    highs.startCallback(kinds.kCallbackMipImprovingSolution)
+    highs.startCallback(kinds.kCallbackMipInterrupt)
+
+
+def solve_arrays(problem: Problem, time_limit: float = 60.0, *, policy: str = "max_fit", seed: int = 0,
+                 on_stage: StageCallback | None = None, progress: Progress | None = None,
+                 eligible: Eligibility | None = None) -> Solution:
+    """``solve`` with HiGHS, the model built as arrays from the same constraint families and passed in
+    one call. Where ``is_network`` holds, each stage first solves the LP relaxation over the pairs; its
+    (integral) vertex, completed with the open/closed decisions, is checked against every row of the
+    full model and kept, else the stage is solved as the MIP, started from the previous stage's matching."""
+    import highspy
+    import numpy as np
+
+    clock = time.perf_counter
+    timings: dict[str, float] = {}
+    started = clock()
+    elig = eligible if eligible is not None else eligibility(problem)
+    timings["eligibility"] = clock() - started
+    mark = clock()
+    chosen = POLICIES[policy]
+    model = build_arrays(problem, elig, stable=chosen.stable)
+    for objective in chosen.objectives:
+        model.objectives.setdefault(objective.name, np.zeros(model.n_cols))
+    stages = [o for o in chosen.objectives[:-1] if model.objectives[o.name].any()] + [chosen.objectives[-1]]
+    network = is_network(problem, model, [o.name for o in stages])
+    lp = _network_relaxation(model) if network else _full_model(model)
+    timings["build"] = clock() - mark
+    mark = clock()
+    digest = model.digest(policy)
+    timings["hash"] = clock() - mark
+    built = clock()
+    if on_stage:
+        on_stage("solving")
+    deadline = built + time_limit
+    n_p = model.n_pairs
+    gap_wanted = mip_gap(n_p)
+
+    def fresh(candidate: _Lp, costs: Any) -> Any:
+        mark = clock()
+        highs = highspy.Highs()
+        highs.setOptionValue("output_flag", False)
+        highs.setOptionValue("random_seed", seed)
+        highs.setOptionValue("mip_rel_gap", gap_wanted)
+        _pass(highs, candidate, costs)
+        if progress is not None and candidate.integer:
+            _watch_highs(highs, progress)
+        timings["handoff"] = timings.get("handoff", 0.0) + clock() - mark
+        return highs
+
+    def completed(x: Any) -> Any:
+        """The full model's column values for a matching: its pairs, staffed assignments, placed teams."""
+        values = np.zeros(model.n_cols)
+        values[:n_p] = x
+        values[n_p:n_p + len(problem.assignments)] = np.bincount(
+            elig.assignment, weights=x, minlength=len(problem.assignments)) > 0.5
+        return values
+
+    highs = fresh(lp, model.objectives[stages[0].name])
+    levels: list[tuple[Any, float]] = []
+    values: Any = None
+    status, gap, limited, path = "optimal", None, False, "network" if network else "arrays"
+    for i, objective in enumerate(stages):
+        costs = model.objectives[objective.name]
+        remaining = deadline - clock()
+        if i > 0:
+            if remaining <= 0.05:
+                limited = True
+                break
+            previous = model.objectives[stages[i - 1].name]
+            levels.append((previous, float(previous @ values)))
+            nz = np.flatnonzero(previous[:lp.n_cols])
+            highs.addRow(float(levels[-1][1]) - LEVEL_TOLERANCE, highspy.kHighsInf, len(nz), nz.astype(np.int32),
+                         previous[nz].astype(np.float64))
+            highs.changeColsCost(lp.n_cols, np.arange(lp.n_cols, dtype=np.int32),
+                                 np.ascontiguousarray(costs[:lp.n_cols], dtype=np.float64))
+        if progress is not None:
+            if progress.stop.is_set():
+                status = "interrupted"
+                break
+            progress.objective, progress.step, progress.steps = objective.name, i + 1, len(stages)
+            progress.best = progress.gap = None
+        highs.setOptionValue("time_limit", max(remaining, 0.05))
+        mark = clock()
+        highs.run()
+        timings["solve"] = timings.get("solve", 0.0) + clock() - mark
+        mark = clock()
+        result = highs.getModelStatus()
+        if progress is not None and progress.stop.is_set():
+            status = "interrupted"
+            break
+        if result in (highspy.HighsModelStatus.kInfeasible, highspy.HighsModelStatus.kUnboundedOrInfeasible):
+            if i == 0:
+                status = "infeasible"
+            break
+        found = highs.getInfo().primal_solution_status == 2
+        if not found:
+            if i == 0:
+                status = "not_solved"
+            limited = True
+            break
+        column_values = np.asarray(highs.getSolution().col_value)
+        if not lp.integer:
+            x = np.round(column_values[:n_p])
+            candidate = completed(x)
+            if np.abs(column_values[:n_p] - x).max(initial=0.0) > 1e-6 or not model.holds(candidate) or any(
+                    c @ candidate < level - LEVEL_TOLERANCE for c, level in levels):
+                # not integral after all: the full model as a MIP, from the previous stage's matching
+                lp, path = _full_model(model), "arrays"
+                highs = fresh(lp, costs)
+                for c, level in levels:
+                    nz = np.flatnonzero(c)
+                    highs.addRow(level - LEVEL_TOLERANCE, highspy.kHighsInf, len(nz), nz.astype(np.int32),
+                                 c[nz].astype(np.float64))
+                if values is not None:
+                    start = highspy.HighsSolution()
+                    start.col_value = values.tolist()
+                    start.value_valid = True
+                    highs.setSolution(start)
+                timings["extract"] = timings.get("extract", 0.0) + clock() - mark
+                highs.setOptionValue("time_limit", max(deadline - clock(), 0.05))
+                mark = clock()
+                highs.run()
+                timings["solve"] = timings.get("solve", 0.0) + clock() - mark
+                mark = clock()
+                result = highs.getModelStatus()
+                if result in (highspy.HighsModelStatus.kInfeasible,
+                              highspy.HighsModelStatus.kUnboundedOrInfeasible):
+                    if i == 0:
+                        status = "infeasible"
+                    break
+                if highs.getInfo().primal_solution_status != 2:
+                    if i == 0:
+                        status = "not_solved"
+                    limited = True
+                    break
+                values = np.asarray(highs.getSolution().col_value)
+                limited = limited or result != highspy.HighsModelStatus.kOptimal
+                gap = _finite(highs.getInfo().mip_gap)
+            else:
+                values, gap = candidate, 0.0
+                limited = limited or result != highspy.HighsModelStatus.kOptimal
+        else:
+            values = column_values
+            limited = limited or result != highspy.HighsModelStatus.kOptimal
+            gap = _finite(highs.getInfo().mip_gap)
+        if progress is not None:
+            progress.best = float(costs @ values)
+            progress.gap = gap
+        timings["extract"] = timings.get("extract", 0.0) + clock() - mark
+    mark = clock()
+    matches: dict[Pair, float] = {}
+    if values is not None and status not in ("interrupted", "infeasible", "not_solved"):
+        chosen_pairs = np.flatnonzero(values[:n_p] > 0.5)
+        fits = elig.fit[chosen_pairs].tolist()
+        matches = {elig.pair(int(k)): f for k, f in zip(chosen_pairs.tolist(), fits)}
+    timings["extract"] = timings.get("extract", 0.0) + clock() - mark
+    solved = clock()
+    diagnosis = None
+    if status == "infeasible":
+        diagnosis = diagnose(problem, lambda limit, s: make_solver("highs", limit, s, gap_wanted), policy=policy)
+    if status == "optimal" and limited:
+        status = "feasible"
+    import resource
+
+    return Solution(
+        status=status, objective=float(sum(matches.values())), matches=matches, solver="highs",
+        solver_version=solver_version("highs"), model_hash=digest, build_seconds=built - started,
+        solve_seconds=solved - built, policy=policy, objective_values=objective_values(problem, matches),
+        gap=gap, time_limit_reached=limited, seed=seed, diagnosis=diagnosis, timings=timings,
+        peak_memory_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, path=path,
+    )

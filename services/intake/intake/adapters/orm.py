@@ -169,6 +169,8 @@ class Handover(Base):
     to_workspace_id: Mapped[str] = mapped_column(sa.ForeignKey("workspaces.id"), index=True)
     firm_ids: Mapped[list[Any]] = mapped_column(sa.JSON)
     assignment_ids: Mapped[list[Any]] = mapped_column(sa.JSON)
+    # open assignments left in the source workspace: declined, they wait for their batch's re-run
+    rerun_pending_assignment_ids: Mapped[list[Any]] = mapped_column(sa.JSON, default=list, server_default="[]")
     reason: Mapped[str] = mapped_column(sa.String(500))
     actor_organisation_id: Mapped[str] = mapped_column(sa.String(36))
     actor_key_id: Mapped[str] = mapped_column(sa.String(32))

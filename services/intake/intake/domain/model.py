@@ -73,11 +73,19 @@ def check_team_range(min_teams: int, max_teams: int) -> None:
         raise DomainError("min_teams", "min_teams must not exceed max_teams")
 
 
+def check_preferred_levels(accepted: list[str], preferred: list[str]) -> None:
+    for i, level in enumerate(preferred):
+        if level not in accepted:
+            raise DomainError(f"preferred_levels.{i}", "a preferred level must be an accepted level")
+
+
 THEMES = ("website", "webshop", "online_marketing", "data_automation", "cyber_security", "ai", "digital_roadmap")
 KINDS = ("short_job", "project", "roadmap")
 MODES = ("on_site", "remote", "hybrid")
 SIZE_CLASSES = ("micro", "small", "medium")
 OPEN_STATUSES = frozenset({S.SUBMITTED, S.UNMATCHED, S.DECLINED})
+# Open work a handover moves. A declined assignment stays: its batch re-runs to find it another team.
+HANDED_OVER_STATUSES = frozenset({S.SUBMITTED, S.UNMATCHED})
 
 
 def check_kvk_number(value: str) -> None:

@@ -180,6 +180,12 @@ class AssignmentPatch(Schema):
                                       validate=validate.Length(max=30))
     min_teams = fields.Integer(strict=True, validate=validate.Range(min=1, max=10))
     max_teams = fields.Integer(strict=True, validate=validate.Range(min=1, max=10))
+    preferred_institutions = fields.List(fields.String(validate=validate.Length(max=36)),
+                                         validate=validate.Length(max=10),
+                                         metadata={"description": "institution ids, most wanted first"})
+    preferred_levels = fields.List(fields.String(validate=validate.OneOf(LEVELS)), validate=validate.Length(max=3),
+                                   metadata={"description": "accepted levels, most wanted first; narrowing "
+                                                            "accepted_levels must keep every preferred level"})
 
 
 class TeamFilter(Schema):
@@ -264,7 +270,11 @@ class HandoverIn(Schema):
 
 class HandoverOut(HandoverIn):
     id = fields.String(dump_only=True)
-    assignment_ids = fields.List(fields.String(), dump_only=True)
+    assignment_ids = fields.List(fields.String(), dump_only=True,
+                                 metadata={"description": "the open assignments moved to the receiving workspace"})
+    rerun_pending_assignment_ids = fields.List(fields.String(), dump_only=True, metadata={
+        "description": "open assignments left where they were: declined, they wait for the automatic re-run "
+                       "of their batch (hand them over once it is published, if still open)"})
     actor_organisation_id = fields.String(dump_only=True)
     created_at = fields.DateTime(dump_only=True)
 

@@ -15,6 +15,7 @@ from werkplaats_shared.db import utcnow
 
 from ..adapters import orm
 from ..domain.model import (
+    HANDED_OVER_STATUSES,
     OPEN_STATUSES,
     AssignmentStatus,
     CapacityRow,
@@ -24,6 +25,7 @@ from ..domain.model import (
     check_kvk_number,
     check_levels_offered,
     check_period,
+    check_preferred_levels,
     check_team_range,
     route,
     sum_capacities,
@@ -37,6 +39,12 @@ MAX_BATCH_ASSIGNMENTS = 2000
 
 class NotFound(Exception):
     pass
+
+
+class NotYetReceived(Exception):
+    """A message refers to something intake has not received yet: messages from different producers
+    arrive on different queues in no fixed order. Not a DomainError, so the consumer redelivers the
+    message later, a bounded number of times, before it dead-letters it."""
 
 
 def _new_id() -> str:
@@ -282,16 +290,8 @@ def submit_assignment(session: Session, emit: Emit, principal: Principal,
                                     "whose calendar has other periods") from None
     check_team_range(data["min_teams"], data["max_teams"])
     preferred_levels = list(dict.fromkeys(data.get("preferred_levels", [])))
-    for i, level in enumerate(preferred_levels):
-        if level not in data["accepted_levels"]:
-            raise DomainError(f"preferred_levels.{i}", "a preferred level must be an accepted level")
-    preferred_institutions = list(dict.fromkeys(data.get("preferred_institutions", [])))
-    if preferred_institutions:
-        known = set(session.execute(sa.select(orm.Organisation.id).where(
-            orm.Organisation.id.in_(preferred_institutions), orm.Organisation.role == "institution")).scalars())
-        for i, institution_id in enumerate(preferred_institutions):
-            if institution_id not in known:
-                raise DomainError(f"preferred_institutions.{i}", "no such institution")
+    check_preferred_levels(data["accepted_levels"], preferred_levels)
+    preferred_institutions = _known_institutions(session, data.get("preferred_institutions", []))
     status = AssignmentStatus.REFERRED if routing.outcome == "referred" else AssignmentStatus.SUBMITTED
     assignment = orm.Assignment(
         id=_new_id(), firm_id=principal.organisation_id, workspace_id=ws.id, batch_id=None,
@@ -315,6 +315,18 @@ def submit_assignment(session: Session, emit: Emit, principal: Principal,
             "theme": assignment.theme, "accepted_levels": assignment.accepted_levels,
             "routed_from_workspace_id": assignment.routed_from_workspace_id}))
     return assignment, routing
+
+
+def _known_institutions(session: Session, ids: list[str]) -> list[str]:
+    """The firm's ranked institution wishes, each once, every one an institution."""
+    ranked = list(dict.fromkeys(ids))
+    if ranked:
+        known = set(session.execute(sa.select(orm.Organisation.id).where(
+            orm.Organisation.id.in_(ranked), orm.Organisation.role == "institution")).scalars())
+        for i, institution_id in enumerate(ranked):
+            if institution_id not in known:
+                raise DomainError(f"preferred_institutions.{i}", "no such institution")
+    return ranked
 
 
 def refer(session: Session, emit: Emit, firm: orm.Organisation, assignment: orm.Assignment,
@@ -363,8 +375,12 @@ def put_scheme(session: Session, principal: Principal, code: str, data: dict[str
 
 def hand_over(session: Session, principal: Principal, data: dict[str, Any]) -> orm.Handover:
     """Move firms and their open assignments to another workspace in one audited operation.
-    Assignments in a batch or further along stay where they are; nothing moves if any open assignment's
-    period is missing from the receiving workspace's calendar."""
+
+    A firm is of the workspace when it is placed there or has open work there; only firms placed there
+    are placed anew. Its open assignments in the workspace move; one a round left unmatched also leaves
+    that batch, so the receiving coordinator can batch it again. A declined one stays, as its batch
+    re-runs to find another team; the handover lists it. Nothing moves if any moving assignment's period
+    is missing from the receiving workspace's calendar."""
     source = _workspace_for_input(session, data["from_workspace_id"])
     if source.organisation_id != principal.organisation_id:
         raise DomainError("from_workspace_id", "no such workspace")
@@ -373,35 +389,40 @@ def hand_over(session: Session, principal: Principal, data: dict[str, Any]) -> o
         raise DomainError("to_workspace_id", "no such workspace")
     if target.id == source.id:
         raise DomainError("to_workspace_id", "the receiving workspace must be another one")
+    chosen = data.get("firm_ids") or []
     firms_query = sa.select(orm.Organisation).where(orm.Organisation.role == "entrepreneur",
                                                     orm.Organisation.workspace_id == source.id)
-    if data.get("firm_ids"):
-        firms_query = firms_query.where(orm.Organisation.id.in_(data["firm_ids"]))
-    firms = list(session.execute(firms_query.order_by(orm.Organisation.id)).scalars())
-    found = {f.id for f in firms}
-    for i, firm_id in enumerate(data.get("firm_ids") or []):
+    open_query = sa.select(orm.Assignment).where(orm.Assignment.workspace_id == source.id,
+                                                 orm.Assignment.status.in_([s.value for s in OPEN_STATUSES]))
+    if chosen:
+        firms_query = firms_query.where(orm.Organisation.id.in_(chosen))
+        open_query = open_query.where(orm.Assignment.firm_id.in_(chosen))
+    placed = list(session.execute(firms_query.order_by(orm.Organisation.id)).scalars())
+    open_work = list(session.execute(open_query.order_by(orm.Assignment.id)).scalars())
+    found = {f.id for f in placed} | {a.firm_id for a in open_work}
+    for i, firm_id in enumerate(chosen):
         if firm_id not in found:
             raise DomainError(f"firm_ids.{i}", "no firm of this workspace with this id")
-    open_work = list(session.execute(sa.select(orm.Assignment).where(
-        orm.Assignment.workspace_id == source.id, orm.Assignment.firm_id.in_(found),
-        orm.Assignment.status.in_([s.value for s in OPEN_STATUSES]), orm.Assignment.batch_id.is_(None),
-    ).order_by(orm.Assignment.id)).scalars())
+    moving = [a for a in open_work if a.status in HANDED_OVER_STATUSES]
+    rerun_pending = [a.id for a in open_work if a.status not in HANDED_OVER_STATUSES]
     target_periods = {p["code"] for p in target.periods}
-    missing = sorted({a.period for a in open_work} - target_periods)
+    missing = sorted({a.period for a in moving} - target_periods)
     if missing:
         raise DomainError("to_workspace_id", f"the receiving workspace has no period {', '.join(missing)}")
-    for firm in firms:
+    for firm in placed:
         firm.workspace_id = target.id
-    for a in open_work:
+    for a in moving:
         a.workspace_id = target.id
+        a.batch_id = None
     handover = orm.Handover(id=_new_id(), from_workspace_id=source.id, to_workspace_id=target.id,
-                            firm_ids=sorted(found), assignment_ids=[a.id for a in open_work], reason=data["reason"],
+                            firm_ids=sorted(found), assignment_ids=[a.id for a in moving],
+                            rerun_pending_assignment_ids=rerun_pending, reason=data["reason"],
                             actor_organisation_id=principal.organisation_id, actor_key_id=principal.key_id,
                             created_at=utcnow())
     session.add(handover)
     audit(session, principal, "handover", "handover", handover.id, {
         "from_workspace_id": source.id, "to_workspace_id": target.id, "firms": len(found),
-        "assignments": len(open_work)})
+        "assignments": len(moving), "assignments_rerun_pending": len(rerun_pending)})
     session.flush()
     return handover
 
@@ -454,8 +475,23 @@ def update_assignment(session: Session, assignment: orm.Assignment, data: dict[s
     if "period" in data:
         check_period(get_workspace(session, assignment.workspace_id).periods, data["period"])
     check_team_range(data.get("min_teams", assignment.min_teams), data.get("max_teams", assignment.max_teams))
-    for name, value in data.items():
-        setattr(assignment, name, sorted(set(value)) if isinstance(value, list) else value)
+    changes = dict(data)
+    for name in ("accepted_levels", "required_skills", "nice_to_have_skills"):
+        if name in changes:
+            changes[name] = sorted(set(changes[name]))
+    if "preferred_levels" in changes:
+        changes["preferred_levels"] = list(dict.fromkeys(changes["preferred_levels"]))
+    if "preferred_institutions" in changes:
+        changes["preferred_institutions"] = _known_institutions(session, changes["preferred_institutions"])
+    try:
+        check_preferred_levels(changes.get("accepted_levels", assignment.accepted_levels),
+                               changes.get("preferred_levels", assignment.preferred_levels))
+    except DomainError as exc:
+        if "preferred_levels" in changes:
+            raise
+        raise DomainError("accepted_levels", exc.reason) from None
+    for name, value in changes.items():
+        setattr(assignment, name, value)
     session.flush()
     return assignment
 
@@ -619,15 +655,19 @@ S_WITHDRAWN, S_IN_PROGRESS, S_COMPLETED, S_REFERRED = (
 def on_match_responded(session: Session, envelope: Envelope) -> None:
     """An entrepreneur accepted or declined a match: move the assignment along its lifecycle.
 
-    A response to a match that is no longer the assignment's current match (superseded by a re-run)
-    changes nothing."""
+    An answer to a match intake has not seen yet (its matches.published is still on the other queue)
+    waits for a redelivery. An answer to a match that is no longer the assignment's current one
+    (superseded by a re-run, or the assignment has since left the batch) changes nothing."""
     p = envelope.payload
     match = session.get(orm.BatchMatch, p["match_id"])
     assignment = session.get(orm.Assignment, p["assignment_id"])
     if assignment is None:
         raise DomainError("assignment_id", "unknown assignment")
-    batch = session.get(orm.Batch, match.batch_id) if match is not None else None
-    if match is None or batch is None or match.assignment_id != assignment.id or match.run_id != batch.run_id:
+    if match is None:
+        raise NotYetReceived(f"match {p['match_id']} of run {p['run_id']} is not published to intake yet")
+    batch = session.get(orm.Batch, match.batch_id)
+    if (batch is None or match.assignment_id != assignment.id or match.run_id != batch.run_id
+            or assignment.batch_id != batch.id):
         return
     target = AssignmentStatus.ACCEPTED if p["response"] == "accepted" else AssignmentStatus.DECLINED
     if assignment.status == target.value:

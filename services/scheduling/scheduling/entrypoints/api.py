@@ -438,7 +438,8 @@ def create_scheduling_app(infra: Infrastructure, resolve: Resolver = system_reso
                                                      data["batch_id"], data["weeks"], data["daily_cap"])
                 return {"batch_id": report.batch_id, "placed": report.placed, "unplaced": report.unplaced,
                         "changed": report.changed, "solver": report.solver, "seconds": report.seconds,
-                        "warnings": report.warnings, "daily_cap": report.daily_cap, "kickoffs": [services.kickoff_view(k) for k in report.kickoffs]}
+                        "warnings": report.warnings, "daily_cap": report.daily_cap,
+                        "kickoffs": [services.kickoff_view(k) for k in report.kickoffs]}
 
     @kickoffs.route("/<match_id>")
     class KickoffItem(MethodView):

@@ -18,8 +18,8 @@ from werkplaats_shared.db import utcnow
 
 from .. import kickoff_optimiser
 from ..adapters import orm
-from ..adapters.locks import lock_for_planning
 from ..adapters.calendar_data import dutch_public_holidays, school_holidays_by_region, school_years_covered
+from ..adapters.locks import lock_for_planning
 from ..domain import calendar
 from ..domain import kickoffs as rules_
 from ..domain.calendar import KICKOFF_DURATION, TZ

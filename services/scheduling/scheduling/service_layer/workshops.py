@@ -474,7 +474,7 @@ def replan(session: DbSession, programme: w.WorkshopProgramme, solver: pulp.LpSo
                     id=str(uuid.uuid4()), programme_id=programme.id, session_id=session_id,
                     interest_id=interest.interest_id, firm_id=interest.firm_id, status="waitlisted",
                     created_at=now, updated_at=now))
-            else:
+            elif reg.status != "waitlisted":
                 reg.status, reg.updated_at = "waitlisted", now
         if wait_in and not was_waiting and target is None:
             newly_waiting.append((interest.interest_id, interest.firm_id))

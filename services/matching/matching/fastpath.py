@@ -1,0 +1,516 @@
+"""The matching model as arrays: eligibility by vectorised joins, the constraint families of
+domain/model.py written as (row, column, coefficient) triplets, and the whole model handed to HiGHS in
+one call. The plain PuLP model (optimiser.build_model) stays the definition; this module builds the
+same rows over the same columns (tests compare them row by row, and the optima per policy stage).
+
+Columns, in this order: x[pair] for each eligible pair sorted by (team_id, assignment_id), then
+opened[assignment] in the problem's order, then placed[team] for the teams a fairness floor is about.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Iterable
+
+import numpy as np
+import numpy.typing as npt
+
+from .domain.model import (
+    BASE_FIT,
+    DISTANCE_SCALE_KM,
+    DISTANCE_WEIGHT,
+    EXTRA_SKILL_WEIGHT,
+    FIRM_PREFERENCE_FIRST,
+    FIRM_PREFERENCE_STEP,
+    MAX_EXTRA_SKILLS,
+    NICE_TO_HAVE_WEIGHT,
+    PRIORITY_WEIGHT,
+    TEAM_PREFERENCE_FIRST,
+    TEAM_PREFERENCE_STEP,
+    Grouped,
+    Key,
+    Opened,
+    Pair,
+    Placed,
+    Problem,
+    Row,
+    floor_members,
+    haversine_km,
+    in_working_area,
+    stability,
+)
+
+Ints = npt.NDArray[np.int64]
+Floats = npt.NDArray[np.float64]
+Bools = npt.NDArray[np.bool_]
+INF = math.inf
+# A computed distance this close to a travel limit is recomputed with the domain's own function, so
+# the vectorised filter decides exactly as the plain rules do.
+BOUNDARY_KM = 1e-6
+
+
+class _Vocabulary:
+    """Strings to small integers, in order of first appearance."""
+
+    def __init__(self) -> None:
+        self.codes: dict[str, int] = {}
+
+    def code(self, value: str) -> int:
+        found = self.codes.get(value)
+        if found is None:
+            found = self.codes[value] = len(self.codes)
+        return found
+
+
+def _masks(sets: list[frozenset[str]], skills: _Vocabulary, words: int) -> npt.NDArray[np.uint64]:
+    out = np.zeros((len(sets), words), dtype=np.uint64)
+    for i, items in enumerate(sets):
+        for s in items:
+            bit = skills.codes[s]
+            out[i, bit >> 6] |= np.uint64(1 << (bit & 63))
+    return out
+
+
+def _popcount(masks: npt.NDArray[np.uint64]) -> Ints:
+    return np.bitwise_count(masks).sum(axis=1, dtype=np.int64)  # type: ignore[no-any-return]
+
+
+def _haversine(lat1: Floats, lon1: Floats, lat2: Floats, lon2: Floats) -> Floats:
+    p1, p2 = np.radians(lat1), np.radians(lat2)
+    dp, dl = p2 - p1, np.radians(lon2 - lon1)
+    h = np.sin(dp / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
+    return 2 * 6371.0 * np.arcsin(np.minimum(1.0, np.sqrt(h)))  # type: ignore[no-any-return]
+
+
+def _lookup(keys: Ints, values: Ints, wanted: Ints) -> Ints:
+    """values[keys == wanted] per wanted key, 0 where the key is absent (keys unique)."""
+    if len(keys) == 0:
+        return np.zeros(len(wanted), dtype=np.int64)
+    order = np.argsort(keys, kind="stable")
+    keys, values = keys[order], values[order]
+    at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+    return np.where(keys[at] == wanted, values[at], 0)
+
+
+@dataclass(frozen=True)
+class Eligibility:
+    """The eligible pairs as arrays, sorted by (team_id, assignment_id): the team's and the
+    assignment's position in the problem, the pair's fit and the team's rank of the assignment (0:
+    unranked). Computed once per run; ``pairs`` is the domain's ``eligible_pairs`` mapping."""
+
+    problem: Problem
+    team: Ints
+    assignment: Ints
+    fit: Floats
+    team_rank: Ints
+
+    def __len__(self) -> int:
+        return len(self.team)
+
+    @cached_property
+    def pairs(self) -> dict[Pair, float]:
+        teams, assignments = self.problem.teams, self.problem.assignments
+        return {Pair(teams[t].team_id, assignments[a].assignment_id): f
+                for t, a, f in zip(self.team.tolist(), self.assignment.tolist(), self.fit.tolist())}
+
+    def pair(self, i: int) -> Pair:
+        return Pair(self.problem.teams[int(self.team[i])].team_id,
+                    self.problem.assignments[int(self.assignment[i])].assignment_id)
+
+    @cached_property
+    def index(self) -> dict[Pair, int]:
+        return {p: i for i, p in enumerate(self.pairs)}
+
+
+def eligibility(problem: Problem) -> Eligibility:
+    """The same pairs and fits as ``domain.model.eligible_pairs``, computed with array joins: teams are
+    bucketed by level and period, assignments grouped by their required skills, and each group's
+    candidates filtered for reach, working area and forbidden pairs at once."""
+    teams, assignments = problem.teams, problem.assignments
+    n_t, n_a = len(teams), len(assignments)
+    levels, periods, skills, institutions = _Vocabulary(), _Vocabulary(), _Vocabulary(), _Vocabulary()
+    for t in teams:
+        levels.code(t.level)
+        institutions.code(t.institution_id)
+        for s in sorted(t.skills):
+            skills.code(s)
+    for a in assignments:
+        for s in sorted(a.required_skills | a.nice_to_have_skills):
+            skills.code(s)
+    words = max(1, (len(skills.codes) + 63) // 64)
+    t_skills = _masks([t.skills for t in teams], skills, words)
+    a_required = _masks([a.required_skills for a in assignments], skills, words)
+    a_nice = _masks([a.nice_to_have_skills for a in assignments], skills, words)
+    t_level = np.array([levels.codes[t.level] for t in teams], dtype=np.int64)
+    t_lat = np.array([math.nan if t.latitude is None or t.longitude is None else t.latitude for t in teams])
+    t_lon = np.array([math.nan if t.latitude is None or t.longitude is None else t.longitude for t in teams])
+    t_limit = np.array([INF if t.travel_limit_km is None else t.travel_limit_km for t in teams], dtype=np.float64)
+    t_remote = np.array([t.remote_allowed for t in teams], dtype=np.bool_)
+    a_lat = np.array([math.nan if a.latitude is None or a.longitude is None else a.latitude for a in assignments])
+    a_lon = np.array([math.nan if a.latitude is None or a.longitude is None else a.longitude for a in assignments])
+    a_mode = np.array([("remote", "on_site", "hybrid").index(a.mode) for a in assignments], dtype=np.int64)
+    a_priority = np.array([PRIORITY_WEIGHT * a.priority for a in assignments], dtype=np.float64)
+
+    buckets: dict[tuple[int, int], list[int]] = {}
+    for i, t in enumerate(teams):
+        for period in dict.fromkeys(t.periods):
+            buckets.setdefault((levels.codes[t.level], periods.code(period)), []).append(i)
+    groups: dict[tuple[int, int, bytes], list[int]] = {}
+    for j, a in enumerate(assignments):
+        period_code = periods.codes.get(a.period)
+        if period_code is None or not in_working_area(problem, a):
+            continue
+        for level in a.accepted_levels:
+            level_code = levels.codes.get(level)
+            if level_code is not None and (level_code, period_code) in buckets:
+                groups.setdefault((level_code, period_code, a_required[j].tobytes()), []).append(j)
+
+    team_parts: list[Ints] = []
+    assignment_parts: list[Ints] = []
+    bucket_arrays = {key: np.array(members, dtype=np.int64) for key, members in buckets.items()}
+    for (level_code, period_code, _), members in groups.items():
+        bucket = bucket_arrays[(level_code, period_code)]
+        chosen = np.array(members, dtype=np.int64)
+        required = a_required[chosen[0]]
+        able = bucket[np.all((t_skills[bucket] & required) == required, axis=1)]
+        if len(able) == 0:
+            continue
+        ti = np.repeat(able, len(chosen))
+        ai = np.tile(chosen, len(able))
+        keep = _reachable(ti, ai, a_mode, t_lat, t_lon, a_lat, a_lon, t_limit, t_remote, teams, assignments)
+        team_parts.append(ti[keep])
+        assignment_parts.append(ai[keep])
+    ti = np.concatenate(team_parts) if team_parts else np.zeros(0, dtype=np.int64)
+    ai = np.concatenate(assignment_parts) if assignment_parts else np.zeros(0, dtype=np.int64)
+
+    team_position = {t.team_id: i for i, t in enumerate(teams)}
+    assignment_position = {a.assignment_id: j for j, a in enumerate(assignments)}
+    if problem.forbidden:
+        forbidden = np.array([team_position[p.team_id] * n_a + assignment_position[p.assignment_id]
+                              for p in problem.forbidden
+                              if p.team_id in team_position and p.assignment_id in assignment_position],
+                             dtype=np.int64)
+        keep = ~np.isin(ti * n_a + ai, forbidden)
+        ti, ai = ti[keep], ai[keep]
+
+    team_order = np.empty(n_t, dtype=np.int64)
+    team_order[sorted(range(n_t), key=lambda i: teams[i].team_id)] = np.arange(n_t)
+    assignment_order = np.empty(n_a, dtype=np.int64)
+    assignment_order[sorted(range(n_a), key=lambda j: assignments[j].assignment_id)] = np.arange(n_a)
+    order = np.lexsort((assignment_order[ai], team_order[ti]))
+    ti, ai = ti[order], ai[order]
+
+    # fit, summed in the order of FitBreakdown.total so each value equals the domain's to the last bit
+    nice = NICE_TO_HAVE_WEIGHT * _popcount(a_nice[ai] & t_skills[ti]).astype(np.float64)
+    extra = EXTRA_SKILL_WEIGHT * np.minimum(
+        _popcount(t_skills[ti] & ~(a_required[ai] | a_nice[ai])), MAX_EXTRA_SKILLS).astype(np.float64)
+    pref_keys = np.array([team_position[t.team_id] * n_a + assignment_position[aid]
+                          for t in teams for aid in t.preferences if aid in assignment_position], dtype=np.int64)
+    pref_ranks = np.array([r + 1 for t in teams for r, aid in enumerate(t.preferences)
+                           if aid in assignment_position], dtype=np.int64)
+    t_rank = _lookup(pref_keys, pref_ranks, ti * n_a + ai)
+    team_pref = np.where(t_rank > 0, np.maximum(0.0, TEAM_PREFERENCE_FIRST - TEAM_PREFERENCE_STEP * (t_rank - 1)),
+                         0.0)
+    n_i, n_l = max(1, len(institutions.codes)), max(1, len(levels.codes))
+    inst_keys = np.array([j * n_i + institutions.codes[i] for j, a in enumerate(assignments)
+                          for i in a.preferred_institutions if i in institutions.codes], dtype=np.int64)
+    inst_ranks = np.array([r + 1 for a in assignments for r, i in enumerate(a.preferred_institutions)
+                           if i in institutions.codes], dtype=np.int64)
+    level_keys = np.array([j * n_l + levels.codes[lv] for j, a in enumerate(assignments)
+                           for lv in a.preferred_levels if lv in levels.codes], dtype=np.int64)
+    level_ranks = np.array([len(a.preferred_institutions) + r + 1 for a in assignments
+                            for r, lv in enumerate(a.preferred_levels) if lv in levels.codes], dtype=np.int64)
+    t_inst = np.array([institutions.codes[t.institution_id] for t in teams], dtype=np.int64)
+    f_rank = _lookup(inst_keys, inst_ranks, ai * n_i + t_inst[ti])
+    f_rank = np.where(f_rank > 0, f_rank, _lookup(level_keys, level_ranks, ai * n_l + t_level[ti]))
+    firm_pref = np.where(f_rank > 0, np.maximum(0.0, FIRM_PREFERENCE_FIRST - FIRM_PREFERENCE_STEP * (f_rank - 1)),
+                         0.0)
+    distance = _distance_points(ti, ai, a_mode, teams, assignments)
+    fit = BASE_FIT + nice + extra + team_pref + firm_pref + distance + a_priority[ai]
+    return Eligibility(problem, ti, ai, fit, t_rank)
+
+
+def _reachable(ti: Ints, ai: Ints, a_mode: Ints, t_lat: Floats, t_lon: Floats, a_lat: Floats, a_lon: Floats,
+               t_limit: Floats, t_remote: Bools, teams: Any, assignments: Any) -> Bools:
+    """domain.model.reachable per pair: remote always; else within the travel limit (or no limit, or no
+    known distance), or hybrid work for a team that may work remotely."""
+    ok = (a_mode[ai] == 0) | ((a_mode[ai] == 2) & t_remote[ti]) | np.isinf(t_limit[ti])
+    todo = np.flatnonzero(~ok)
+    if len(todo) == 0:
+        return ok
+    tt, aa = ti[todo], ai[todo]
+    km = _haversine(t_lat[tt], t_lon[tt], a_lat[aa], a_lon[aa])
+    limit = t_limit[tt]
+    unknown = np.isnan(km)
+    within = unknown | (km <= limit)
+    near = np.flatnonzero(~unknown & (np.abs(km - limit) <= BOUNDARY_KM * np.maximum(1.0, limit)))
+    for k in near.tolist():
+        t, a = teams[int(tt[k])], assignments[int(aa[k])]
+        within[k] = haversine_km(t.latitude, t.longitude, a.latitude, a.longitude) <= t.travel_limit_km
+    ok[todo] = within
+    return ok
+
+
+def _place_codes(points: Iterable[tuple[float | None, float | None]]) -> tuple[Ints, list[tuple[float, float]]]:
+    """A code per item for its (latitude, longitude), -1 when either is unknown; and the places."""
+    codes: dict[tuple[float, float], int] = {}
+    out = [-1 if lat is None or lon is None else codes.setdefault((lat, lon), len(codes)) for lat, lon in points]
+    return np.array(out, dtype=np.int64), list(codes)
+
+
+def _distance_points(ti: Ints, ai: Ints, a_mode: Ints, teams: Any, assignments: Any) -> Floats:
+    """The fit's distance points, computed by the domain's formula once per distinct pair of places."""
+    points = np.zeros(len(ti), dtype=np.float64)
+    t_code, t_places = _place_codes((t.latitude, t.longitude) for t in teams)
+    a_code, a_places = _place_codes((a.latitude, a.longitude) for a in assignments)
+    placed = np.flatnonzero((a_mode[ai] != 0) & (t_code[ti] >= 0) & (a_code[ai] >= 0))
+    if len(placed) == 0:
+        return points
+    distinct, inverse = np.unique(t_code[ti[placed]] * len(a_places) + a_code[ai[placed]], return_inverse=True)
+    values = np.array([
+        round(DISTANCE_WEIGHT * max(0.0, 1.0 - haversine_km(*t_places[k // len(a_places)],
+                                                             *a_places[k % len(a_places)]) / DISTANCE_SCALE_KM), 2)
+        for k in distinct.tolist()], dtype=np.float64)
+    points[placed] = values[inverse.reshape(-1)]
+    return points
+
+
+# ---- the model as arrays ------------------------------------------------------------------
+
+
+@dataclass
+class ArrayModel:
+    """``rows`` groups (row, column, coefficient) triplets; ``row_lower``/``row_upper`` bound each row's
+    sum; ``group`` names each row's constraint family; ``objectives`` are dense cost vectors."""
+
+    eligibility: Eligibility
+    n_cols: int
+    placed_teams: list[str]
+    row: Ints
+    col: Ints
+    coef: Floats
+    row_lower: Floats
+    row_upper: Floats
+    group: list[str]
+    objectives: dict[str, Floats]
+
+    @property
+    def n_pairs(self) -> int:
+        return len(self.eligibility)
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.row_lower)
+
+    def csr(self) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32], Floats]:
+        order = np.argsort(self.row, kind="stable")
+        starts = np.zeros(self.n_rows + 1, dtype=np.int64)
+        np.cumsum(np.bincount(self.row, minlength=self.n_rows), out=starts[1:])
+        return starts.astype(np.int32), self.col[order].astype(np.int32), self.coef[order]
+
+    def activity(self, values: Floats) -> Floats:
+        return np.bincount(self.row, weights=self.coef * values[self.col], minlength=self.n_rows)
+
+    def holds(self, values: Floats, tolerance: float = 1e-6) -> bool:
+        lhs = self.activity(values)
+        return bool(np.all(lhs >= self.row_lower - tolerance) and np.all(lhs <= self.row_upper + tolerance))
+
+    def digest(self, policy: str) -> str:
+        """A hash of the arrays (columns by team and assignment id, rows, bounds, objectives)."""
+        problem = self.eligibility.problem
+        h = hashlib.sha256(policy.encode())
+        h.update("\x1f".join(t.team_id for t in problem.teams).encode())
+        h.update("\x1e".join(a.assignment_id for a in problem.assignments).encode())
+        for array in (self.eligibility.team, self.eligibility.assignment, *self.csr(), self.row_lower,
+                      self.row_upper):
+            h.update(np.ascontiguousarray(array).tobytes())
+        for name in sorted(self.objectives):
+            h.update(name.encode())
+            h.update(self.objectives[name].tobytes())
+        return h.hexdigest()
+
+
+class _Rows:
+    def __init__(self) -> None:
+        self.rows: list[Ints] = []
+        self.cols: list[Ints] = []
+        self.coefs: list[Floats] = []
+        self.lower: list[Floats] = []
+        self.upper: list[Floats] = []
+        self.group: list[str] = []
+
+    @property
+    def count(self) -> int:
+        return len(self.group)
+
+    def add(self, group: str, row: Ints, col: Ints, coef: Floats, lower: Floats, upper: Floats) -> None:
+        """Rows numbered 0..len(lower)-1 within this family."""
+        keep = coef != 0
+        self.rows.append(row[keep] + self.count)
+        self.cols.append(col[keep])
+        self.coefs.append(coef[keep])
+        self.lower.append(np.asarray(lower, dtype=np.float64))
+        self.upper.append(np.asarray(upper, dtype=np.float64))
+        self.group.extend([group] * len(lower))
+
+
+def _ones(n: int) -> Floats:
+    return np.ones(n, dtype=np.float64)
+
+
+def _full(n: int, value: float) -> Floats:
+    return np.full(n, value, dtype=np.float64)
+
+
+def _ranges(keys: Ints) -> dict[int, Ints]:
+    """Positions of each key value."""
+    order = np.argsort(keys, kind="stable")
+    distinct, starts = np.unique(keys[order], return_index=True)
+    ends = np.append(starts[1:], len(order))
+    return {int(k): order[s:e] for k, s, e in zip(distinct.tolist(), starts.tolist(), ends.tolist())}
+
+
+def build_arrays(problem: Problem, elig: Eligibility, *, stable: bool = False) -> ArrayModel:
+    """The rows of domain.model's CONSTRAINT_FAMILIES (and ``stability`` when ``stable``) as arrays."""
+    teams, assignments = problem.teams, problem.assignments
+    n_p, n_a = len(elig), len(assignments)
+    ti, ai = elig.team, elig.assignment
+    x = np.arange(n_p, dtype=np.int64)
+    team_position = {t.team_id: i for i, t in enumerate(teams)}
+    assignment_position = {a.assignment_id: j for j, a in enumerate(assignments)}
+    periods: dict[str, int] = {}
+    a_period = np.array([periods.setdefault(a.period, len(periods)) for a in assignments], dtype=np.int64)
+    floored = sorted({m.team_id for f in problem.floors for m in floor_members(problem, f) if isinstance(m, Placed)})
+    placed_col = {t: n_p + n_a + k for k, t in enumerate(floored)}
+    n_cols = n_p + n_a + len(floored)
+    out = _Rows()
+
+    # team_at_most_one
+    if n_p:
+        _, inverse = np.unique(ti * max(1, len(periods)) + a_period[ai], return_inverse=True)
+        n = int(inverse.max()) + 1
+        out.add("team_at_most_one", inverse.reshape(-1), x, _ones(n_p), _full(n, -INF), _full(n, 1.0))
+
+    # assignment_max_teams, assignment_min_teams
+    opened = n_p + np.arange(n_a, dtype=np.int64)
+    max_teams = np.array([a.max_teams for a in assignments], dtype=np.float64)
+    min_teams = np.array([a.min_teams for a in assignments], dtype=np.float64)
+    for group, size, lower, upper in (("assignment_max_teams", max_teams, _full(n_a, -INF), np.zeros(n_a)),
+                                      ("assignment_min_teams", min_teams, np.zeros(n_a), _full(n_a, INF))):
+        out.add(group, np.concatenate([ai, np.arange(n_a)]), np.concatenate([x, opened]),
+                np.concatenate([_ones(n_p), -size]), lower, upper)
+
+    # institution_capacity, supervision_hours
+    if problem.capacities:
+        by_capacity: dict[tuple[str, str, str], list[int]] = {}
+        inst_of = [t.institution_id for t in teams]
+        level_of = [t.level for t in teams]
+        period_of = [a.period for a in assignments]
+        codes: dict[tuple[str, str, str], int] = {}
+        pair_code = np.array([codes.setdefault((inst_of[t], period_of[a], level_of[t]), len(codes))
+                              for t, a in zip(ti.tolist(), ai.tolist())], dtype=np.int64)
+        members = _ranges(pair_code)
+        for k, c in enumerate(problem.capacities):
+            by_capacity.setdefault((c.institution_id, c.period, c.level), []).append(k)
+        hours = np.array([float(a.supervision_hours) for a in assignments], dtype=np.float64)
+        cap_rows: list[tuple[Ints, float]] = []
+        hour_rows: list[tuple[Ints, Floats, float]] = []
+        for c in problem.capacities:
+            code = codes.get((c.institution_id, c.period, c.level))
+            group_pairs = members.get(code, np.zeros(0, dtype=np.int64)) if code is not None \
+                else np.zeros(0, dtype=np.int64)
+            if len(group_pairs):
+                cap_rows.append((group_pairs, float(c.teams)))
+                h = hours[ai[group_pairs]]
+                if np.any(h != 0):
+                    hour_rows.append((group_pairs[h != 0], h[h != 0], float(c.supervision_hours)))
+        if cap_rows:
+            out.add("institution_capacity", np.concatenate([np.full(len(g), r) for r, (g, _) in enumerate(cap_rows)]),
+                    np.concatenate([g for g, _ in cap_rows]), np.concatenate([_ones(len(g)) for g, _ in cap_rows]),
+                    _full(len(cap_rows), -INF), np.array([b for _, b in cap_rows]))
+        if hour_rows:
+            out.add("supervision_hours", np.concatenate([np.full(len(g), r) for r, (g, _, _) in enumerate(hour_rows)]),
+                    np.concatenate([g for g, _, _ in hour_rows]), np.concatenate([h for _, h, _ in hour_rows]),
+                    _full(len(hour_rows), -INF), np.array([b for _, _, b in hour_rows]))
+
+    # firm_cap
+    if problem.firm_caps:
+        firm_codes: dict[str, int] = {}
+        a_firm = np.array([firm_codes.setdefault(a.firm_id, len(firm_codes)) for a in assignments], dtype=np.int64)
+        by_firm = _ranges(a_firm[ai]) if n_p else {}
+        firm_rows = [(by_firm[firm_codes[cap.firm_id]], float(cap.max_teams)) for cap in problem.firm_caps
+                     if cap.firm_id in firm_codes and firm_codes[cap.firm_id] in by_firm]
+        if firm_rows:
+            out.add("firm_cap", np.concatenate([np.full(len(g), r) for r, (g, _) in enumerate(firm_rows)]),
+                    np.concatenate([g for g, _ in firm_rows]), np.concatenate([_ones(len(g)) for g, _ in firm_rows]),
+                    _full(len(firm_rows), -INF), np.array([b for _, b in firm_rows]))
+
+    # pins: a pin on a pair without a column is a row 0 >= 1, which no matching meets
+    if problem.pinned:
+        pins = sorted(problem.pinned)
+        found = [elig.index.get(p) for p in pins]
+        where = [(r, i) for r, i in enumerate(found) if i is not None]
+        out.add("pins", np.array([r for r, _ in where], dtype=np.int64), np.array([i for _, i in where], dtype=np.int64),
+                _ones(len(where)), _full(len(pins), 1.0), _full(len(pins), INF))
+
+    # fairness_floor, team_placed
+    if problem.floors:
+        floor_rows: list[tuple[Ints, float]] = []
+        for floor in problem.floors:
+            keys = floor_members(problem, floor)
+            if keys:
+                cols = [n_p + assignment_position[k.assignment_id] if isinstance(k, Opened) else placed_col[k.team_id]
+                        for k in keys]
+                floor_rows.append((np.array(cols, dtype=np.int64), floor.min_share * len(keys)))
+        if floor_rows:
+            out.add("fairness_floor", np.concatenate([np.full(len(c), r) for r, (c, _) in enumerate(floor_rows)]),
+                    np.concatenate([c for c, _ in floor_rows]), np.concatenate([_ones(len(c)) for c, _ in floor_rows]),
+                    np.array([b for _, b in floor_rows]), _full(len(floor_rows), INF))
+        if floored:
+            positions = np.array([team_position[t] for t in floored], dtype=np.int64)
+            row_of_team = np.full(len(teams), -1, dtype=np.int64)
+            row_of_team[positions] = np.arange(len(floored))
+            mine = np.flatnonzero(row_of_team[ti] >= 0)
+            out.add("team_placed", np.concatenate([np.arange(len(floored)), row_of_team[ti[mine]]]),
+                    np.concatenate([np.array([placed_col[t] for t in floored], dtype=np.int64), mine]),
+                    np.concatenate([_ones(len(floored)), -_ones(len(mine))]),
+                    _full(len(floored), -INF), np.zeros(len(floored)))
+
+    if stable:
+        column_of: dict[Key, int] = {**elig.index, **{Opened(a.assignment_id): n_p + j for j, a in enumerate(assignments)},
+                                     **{Placed(t): c for t, c in placed_col.items()}}
+        add_rows(out, stability(Grouped.of(problem, elig.pairs)), column_of)
+
+    objectives = {"fit": np.zeros(n_cols), "served": np.zeros(n_cols), "kept": np.zeros(n_cols)}
+    objectives["fit"][:n_p] = elig.fit
+    objectives["served"][n_p:n_p + n_a] = 1.0
+    kept = [i for p in problem.reference if (i := elig.index.get(p)) is not None] if problem.reference else []
+    objectives["kept"][kept] = 1.0
+    for r in range(1, problem.max_rank + 1):
+        c = np.zeros(n_cols)
+        c[:n_p] = (elig.team_rank == r).astype(np.float64)
+        objectives[f"rank_{r}"] = c
+
+    def joined(parts: list[Any], dtype: Any) -> Any:
+        return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
+
+    return ArrayModel(elig, n_cols, floored, joined(out.rows, np.int64), joined(out.cols, np.int64),
+                      joined(out.coefs, np.float64), joined(out.lower, np.float64), joined(out.upper, np.float64),
+                      out.group, objectives)
+
+
+def add_rows(out: _Rows, rows: Iterable[Row], column_of: dict[Key, int]) -> None:
+    """Domain rows, as they are, into the triplets (used for the stability family)."""
+    by_group: dict[str, list[Row]] = {}
+    for r in rows:
+        by_group.setdefault(r.group, []).append(r)
+    for group, items in by_group.items():
+        row = np.array([k for k, r in enumerate(items) for _ in r.terms], dtype=np.int64)
+        col = np.array([column_of[key] for r in items for key, _ in r.terms], dtype=np.int64)
+        coef = np.array([c for r in items for _, c in r.terms], dtype=np.float64)
+        lower = np.array([r.rhs if r.sense == ">=" else -INF for r in items], dtype=np.float64)
+        upper = np.array([r.rhs if r.sense == "<=" else INF for r in items], dtype=np.float64)
+        out.add(group, row, col, coef, lower, upper)
