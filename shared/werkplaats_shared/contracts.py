@@ -199,6 +199,14 @@ class AssignmentWithdrawnV1(StrictSchema):
     withdrawn_at = fields.String(required=True)
 
 
+class AssignmentLeftBatchV1(StrictSchema):
+    assignment_id = fields.String(required=True)
+    firm_id = fields.String(required=True)
+    batch_id = fields.String(required=True)
+    reason = fields.String(required=True, validate=validate.OneOf(["handed_over"]))
+    left_at = fields.String(required=True)
+
+
 class AssignmentSubmittedV1(StrictSchema):
     assignment_id = fields.String(required=True)
     firm_id = fields.String(required=True)
@@ -306,6 +314,11 @@ CONTRACTS: tuple[Contract, ...] = (
         "assignment.withdrawn", 1, "intake", ("matching",), AssignmentWithdrawnV1,
         "A firm or coordinator withdrew an assignment; when it is in a batch with published matches, matching "
         "proposes (or publishes) a minimum-change re-run without it.",
+    ),
+    Contract(
+        "assignment.left_batch", 1, "intake", ("matching",), AssignmentLeftBatchV1,
+        "An assignment a round left unmatched moved to another workspace in a handover: matching drops it from "
+        "its copy of the batch, so a later re-run of that batch cannot give it a team.",
     ),
     Contract(
         "matches.published", 1, "matching", ("scheduling", "intake"), MatchesPublishedV1,

@@ -18,6 +18,7 @@ import highspy
 import pulp
 import pytest
 import sqlalchemy as sa
+from marshmallow import ValidationError
 from matching import bootstrap
 from matching.adapters import orm
 from matching.entrypoints.api import create_matching_app
@@ -739,8 +740,17 @@ def test_an_impossible_fairness_floor_in_a_v2_batch_is_diagnosed(m: Matching) ->
 
 def test_a_v2_batch_with_an_overlong_preference_list_is_refused_and_stores_nothing(m: Matching) -> None:
     long_list = [f"a{i}" for i in range(11)]
-    with pytest.raises(PermanentError, match=r"teams\[0\].preferences: at most 10"):
+    with pytest.raises(ValidationError, match="preferences"):  # the contract refuses it on the way out
         submit_v2(m, policy="stable", teams=[team_v2("t", "inst-a", long_list)], assignments=V2_ASSIGNMENTS)
+    # and matching refuses it too when a message skips that check (to the dead-letter queue)
+    valid = make_envelope("batch.submitted", 2, {
+        "batch_id": str(uuid.uuid4()), "workspace_id": str(uuid.uuid4()), "coordinator_id": m.org["coord_1"],
+        "period": "2026-Q1", "policy": "stable", "auto_publish": False, "working_area": [],
+        "assignments": V2_ASSIGNMENTS, "teams": [team_v2("t", "inst-a", [])], "capacities": [], "firm_caps": [],
+        "fairness_floors": []})
+    payload = {**valid.payload, "teams": [{**valid.payload["teams"][0], "preferences": long_list}]}
+    with pytest.raises(PermanentError, match=r"teams\[0\].preferences: at most 10"):
+        m.handle(Envelope(type=valid.type, version=2, producer="intake", payload=payload))
     assert m.rows(orm.Run.__table__) == 0 and m.rows(orm.Batch.__table__) == 0
 
 
@@ -784,3 +794,20 @@ def test_withdrawing_an_assignment_outside_a_published_matching_requests_no_run(
     run = m.ok("coord_1", "POST", f"/batches/{batch_id}/runs", {}, status=202)
     m.work()
     assert all(a != "a-web" for _, a in pairs(m, run["id"]))
+
+
+def test_an_unmatched_assignment_handed_over_leaves_the_batch_so_a_re_run_cannot_staff_it(m: Matching) -> None:
+    assignments = [*ASSIGNMENTS, assignment("a-extra", ["HBO"], required=["web"])]
+    batch_id = submit(m, assignments=assignments)
+    m.work()
+    (first,) = runs_of(m, batch_id)
+    assert all(a != "a-extra" for _, a in pairs(m, first["id"]))
+    m.handle(make_envelope("assignment.left_batch", 1, {
+        "assignment_id": "a-extra", "firm_id": "firm-a-extra", "batch_id": batch_id, "reason": "handed_over",
+        "left_at": utcnow().isoformat()}))
+    assert [r["trigger"] for r in runs_of(m, batch_id)] == ["batch.submitted"]  # it had no team: nothing to redo
+    withdraw(m, batch_id, "a-web")  # frees t-web, who could only have gone to a-extra
+    m.work()
+    (rerun,) = [r for r in runs_of(m, batch_id) if r["trigger"] == "withdrawn"]
+    assert all(a not in ("a-extra", "a-web") for _, a in pairs(m, rerun["id"]))
+    assert "assignment.handed_over" in [e["action"] for e in m.ok("coord_1", "GET", f"/batches/{batch_id}/audit")]

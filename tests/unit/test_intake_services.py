@@ -232,7 +232,7 @@ def test_handover_moves_exactly_the_open_work_of_the_chosen_firms_and_is_audited
     other_firm = world.submit("firm_2")
     sent = len(world.emit.published)
 
-    handover = db.run(services.hand_over, world.who["coord_a"], {
+    handover = db.run(services.hand_over, world.emit, world.who["coord_a"], {
         "from_workspace_id": world.ws["a"], "to_workspace_id": successor, "firm_ids": [world.org("firm_1")],
         "reason": "regionaal programma stopt"})
 
@@ -259,7 +259,7 @@ def test_handover_moves_exactly_the_open_work_of_the_chosen_firms_and_is_audited
     db.run(services.submit_batch, world.emit, world.who["coord_b"], batch_data(successor, [open_q1.id]))
     assert world.status(open_q1.id) == S.IN_BATCH
 
-    rest = db.run(services.hand_over, world.who["coord_a"], {
+    rest = db.run(services.hand_over, world.emit, world.who["coord_a"], {
         "from_workspace_id": world.ws["a"], "to_workspace_id": successor, "reason": "de rest"})
     assert (rest.firm_ids, rest.assignment_ids) == ([world.org("firm_2")], [other_firm.id])
 
@@ -276,7 +276,7 @@ def test_handover_moves_the_open_work_of_a_firm_placed_before_its_workspace_exis
     open_work, _ = db.run(services.submit_assignment, world.emit, world.who["firm_3"], assignment_data(groningen))
     successor = db.run(services.create_workspace, world.who["coord_b"], workspace_data(name="Opvolger")).id
 
-    handover = db.run(services.hand_over, world.who["coord_b"], {
+    handover = db.run(services.hand_over, world.emit, world.who["coord_b"], {
         "from_workspace_id": groningen, "to_workspace_id": successor, "firm_ids": [world.org("firm_3")],
         "reason": "programma stopt"})
 
@@ -296,7 +296,7 @@ def test_handover_moves_open_work_submitted_to_a_second_workspace_covering_the_f
     assert (routing.outcome, open_work.workspace_id) == ("accepted", second)
     successor = db.run(services.create_workspace, world.who["coord_b"], workspace_data(name="Opvolger")).id
 
-    handover = db.run(services.hand_over, world.who["coord_b"], {
+    handover = db.run(services.hand_over, world.emit, world.who["coord_b"], {
         "from_workspace_id": second, "to_workspace_id": successor, "reason": "programma stopt"})
 
     assert (handover.firm_ids, handover.assignment_ids) == ([world.org("firm_1")], [open_work.id])
@@ -318,7 +318,7 @@ def test_handover_moves_unmatched_work_out_of_its_batch_and_leaves_declined_work
     assert [world.status(a) for a in (a1, a2, a3)] == [S.DECLINED, S.UNMATCHED, S.UNMATCHED]
     successor = db.run(services.create_workspace, world.who["coord_b"], workspace_data(name="Opvolger")).id
 
-    handover = db.run(services.hand_over, world.who["coord_a"], {
+    handover = db.run(services.hand_over, world.emit, world.who["coord_a"], {
         "from_workspace_id": world.ws["a"], "to_workspace_id": successor, "firm_ids": [world.org("firm_1")],
         "reason": "programma stopt"})
 
@@ -328,6 +328,9 @@ def test_handover_moves_unmatched_work_out_of_its_batch_and_leaves_declined_work
     assert (moved.workspace_id, moved.batch_id, moved.status) == (successor, None, S.UNMATCHED)
     assert (left.workspace_id, left.batch_id, left.status) == (world.ws["a"], batch_id, S.DECLINED)
     assert db.get(orm.Assignment, a2).batch_id == batch_id
+    # matching hears that a3 left the batch (and only a3), so a later re-run cannot give it a team
+    assert [(e["assignment_id"], e["batch_id"], e["reason"]) for e in world.emit.payloads("assignment.left_batch")] \
+        == [(a3, batch_id, "handed_over")]
     [entry] = rows_of(db, orm.AuditEntry, action="handover")
     assert (entry.details["assignments"], entry.details["assignments_rerun_pending"]) == (1, 1)
     db.run(services.submit_batch, world.emit, world.who["coord_b"], batch_data(successor, [a3]))
@@ -352,12 +355,12 @@ def test_a_handover_that_cannot_be_done_whole_moves_nothing(world: World) -> Non
     def body(**over: Any) -> dict[str, Any]:
         return {"from_workspace_id": ws_a, "to_workspace_id": ws_b, "reason": "stopt", **over}
 
-    reason = assert_refused(db, "to_workspace_id", 422, services.hand_over, coord_a, body())
+    reason = assert_refused(db, "to_workspace_id", 422, services.hand_over, world.emit, coord_a, body())
     assert "2025-Q2" in reason
-    assert_refused(db, "to_workspace_id", 422, services.hand_over, coord_a, body(to_workspace_id=ws_a))
-    assert_refused(db, "to_workspace_id", 422, services.hand_over, coord_a, body(to_workspace_id="nope"))
-    assert_refused(db, "from_workspace_id", 422, services.hand_over, world.who["coord_b"], body())
-    assert_refused(db, "firm_ids.1", 422, services.hand_over, coord_a,
+    assert_refused(db, "to_workspace_id", 422, services.hand_over, world.emit, coord_a, body(to_workspace_id=ws_a))
+    assert_refused(db, "to_workspace_id", 422, services.hand_over, world.emit, coord_a, body(to_workspace_id="nope"))
+    assert_refused(db, "from_workspace_id", 422, services.hand_over, world.emit, world.who["coord_b"], body())
+    assert_refused(db, "firm_ids.1", 422, services.hand_over, world.emit, coord_a,
                    body(firm_ids=[world.org("firm_2"), world.org("inst_1")]))
     assert rows_of(db, orm.Handover) == [] and rows_of(db, orm.AuditEntry, action="handover") == []
 

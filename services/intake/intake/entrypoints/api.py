@@ -337,7 +337,7 @@ def create_intake_app(infra: Infrastructure) -> Flask:
         @hand.arguments(HandoverIn)
         @hand.response(201, HandoverOut)
         def post(self, data: dict[str, Any]) -> Any:
-            return in_tx(services.hand_over, current_principal(), data)
+            return in_tx(services.hand_over, current_principal(), data, emit=True)
 
     inst = Blueprint("institution", __name__, url_prefix="/institution",
                      description="The calling institution's programmes and campuses")

@@ -373,7 +373,7 @@ def put_scheme(session: Session, principal: Principal, code: str, data: dict[str
     return scheme
 
 
-def hand_over(session: Session, principal: Principal, data: dict[str, Any]) -> orm.Handover:
+def hand_over(session: Session, emit: Emit, principal: Principal, data: dict[str, Any]) -> orm.Handover:
     """Move firms and their open assignments to another workspace in one audited operation.
 
     A firm is of the workspace when it is placed there or has open work there; only firms placed there
@@ -412,6 +412,10 @@ def hand_over(session: Session, principal: Principal, data: dict[str, Any]) -> o
     for firm in placed:
         firm.workspace_id = target.id
     for a in moving:
+        if a.batch_id is not None:
+            emit(make_envelope("assignment.left_batch", 1, {
+                "assignment_id": a.id, "firm_id": a.firm_id, "batch_id": a.batch_id, "reason": "handed_over",
+                "left_at": utcnow().isoformat()}))
         a.workspace_id = target.id
         a.batch_id = None
     handover = orm.Handover(id=_new_id(), from_workspace_id=source.id, to_workspace_id=target.id,

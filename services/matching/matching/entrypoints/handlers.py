@@ -12,6 +12,7 @@ HANDLERS: dict[str, Handler] = {
     "batch.submitted": services.on_batch_submitted,
     "match.responded": services.on_match_responded,
     "assignment.withdrawn": services.on_assignment_withdrawn,
+    "assignment.left_batch": services.on_assignment_left_batch,
     **apikey_replica_handlers(orm.api_keys),
     "personal_data.erased": privacy.on_personal_data_erased,
 }

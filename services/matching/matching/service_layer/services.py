@@ -524,50 +524,61 @@ def on_match_responded(session: Session, envelope: Envelope) -> None:
 
 
 def on_assignment_withdrawn(session: Session, envelope: Envelope) -> None:
-    """A withdrawn assignment leaves its batch: the stored snapshot loses it (and the teams' wishes for
-    it), its pins and forbids end, and when a published matching gave it teams, a minimum-change re-run
-    without it is requested (published automatically when the batch says so)."""
+    """A withdrawn assignment leaves its batch (see drop_assignment)."""
     p = envelope.payload
-    if p["batch_id"] is None:
-        return
-    batch = session.get(orm.Batch, p["batch_id"], with_for_update=True)
+    if p["batch_id"] is not None:
+        drop_assignment(session, p["batch_id"], p["assignment_id"], p["firm_id"], trigger="withdrawn")
+
+
+def on_assignment_left_batch(session: Session, envelope: Envelope) -> None:
+    """An assignment moved to another workspace in a handover leaves its batch (see drop_assignment)."""
+    p = envelope.payload
+    drop_assignment(session, p["batch_id"], p["assignment_id"], p["firm_id"], trigger=p["reason"])
+
+
+def drop_assignment(session: Session, batch_id: str, assignment_id: str, firm_id: str, *,
+                    trigger: str) -> None:
+    """The assignment leaves the batch: the stored snapshot loses it (and the teams' wishes for it), its
+    pins and forbids end, and when a published matching gave it teams, a minimum-change re-run without it
+    is requested (published automatically when the batch says so)."""
+    batch = session.get(orm.Batch, batch_id, with_for_update=True)
     if batch is None:
         return  # a batch matching never received holds nothing to redo
-    withdrawn = p["assignment_id"]
     snapshot = batch.snapshot
-    if not any(a["assignment_id"] == withdrawn for a in snapshot["assignments"]):
+    if not any(a["assignment_id"] == assignment_id for a in snapshot["assignments"]):
         return  # already left the batch (a redelivery)
-    if any(a["assignment_id"] == withdrawn and a["firm_id"] != p["firm_id"] for a in snapshot["assignments"]):
-        raise PermanentError(f"assignment {withdrawn} does not belong to firm {p['firm_id']}")
+    if any(a["assignment_id"] == assignment_id and a["firm_id"] != firm_id for a in snapshot["assignments"]):
+        raise PermanentError(f"assignment {assignment_id} does not belong to firm {firm_id}")
     batch.snapshot = {
         **snapshot,
-        "assignments": [a for a in snapshot["assignments"] if a["assignment_id"] != withdrawn],
-        "teams": [{**t, "preferences": [x for x in t["preferences"] if x != withdrawn]} if "preferences" in t else t
+        "assignments": [a for a in snapshot["assignments"] if a["assignment_id"] != assignment_id],
+        "teams": [{**t, "preferences": [x for x in t["preferences"] if x != assignment_id]} if "preferences" in t else t
                   for t in snapshot["teams"]],
     }
     batch.updated_at = utcnow()
     for control in active_controls(session, batch.batch_id):
-        if control.assignment_id == withdrawn:
+        if control.assignment_id == assignment_id:
             control.removed_at = utcnow()
             audit(session, batch.batch_id, f"{control.kind}.removed",
-                  {"control_id": control.id, "reason": "assignment withdrawn"}, actor_organisation_id=p["firm_id"])
-    audit(session, batch.batch_id, "assignment.withdrawn", {"assignment_id": withdrawn},
-          actor_organisation_id=p["firm_id"])
+                  {"control_id": control.id, "reason": f"assignment {trigger.replace('_', ' ')}"},
+                  actor_organisation_id=firm_id)
+    audit(session, batch.batch_id, f"assignment.{trigger}", {"assignment_id": assignment_id},
+          actor_organisation_id=firm_id)
     session.flush()
     published = session.execute(sa.select(orm.Run).where(orm.Run.batch_id == batch.batch_id,
                                                           orm.Run.status == "published")).scalars().first()
     if published is None:
         return
     reference = [Pair(m.team_id, m.assignment_id) for m in run_matches(session, published.id)]
-    if not any(pair.assignment_id == withdrawn for pair in reference):
+    if not any(pair.assignment_id == assignment_id for pair in reference):
         return
-    kept = [pair for pair in reference if pair.assignment_id != withdrawn]
+    kept = [pair for pair in reference if pair.assignment_id != assignment_id]
     accepted = {Pair(row.team_id, row.assignment_id) for row in session.execute(
         sa.select(orm.Match.team_id, orm.Match.assignment_id).join(orm.Run)
         .where(orm.Run.batch_id == batch.batch_id, orm.Match.response == "accepted"))}
-    rerun = new_run(session, batch, trigger="withdrawn", policy="min_change", auto_publish=batch.auto_publish,
+    rerun = new_run(session, batch, trigger=trigger, policy="min_change", auto_publish=batch.auto_publish,
                     reference=kept, accepted=[pair for pair in kept if pair in accepted],
                     parent_run_id=published.id)
-    audit(session, batch.batch_id, "run.requested", {"trigger": "withdrawn", "policy": "min_change",
-                                                     "assignment_id": withdrawn},
-          actor_organisation_id=p["firm_id"], run_id=rerun.id)
+    audit(session, batch.batch_id, "run.requested", {"trigger": trigger, "policy": "min_change",
+                                                     "assignment_id": assignment_id},
+          actor_organisation_id=firm_id, run_id=rerun.id)
