@@ -1,7 +1,8 @@
 """What the optimiser is measured against, on the same instance and the same eligible pairs.
 
 - ``optimiser_pairs``: the eligible pairs and their fit, computed by the optimiser's own functions
-  (``Problem.from_snapshot`` and ``eligible_pairs``), so every solver sees exactly the same variables.
+  (``Problem.from_snapshot``, then ``matching.fastpath.eligibility`` or ``eligible_pairs``), so every
+  solver sees exactly the same variables.
 - ``solve_pulp_cbc``: a straightforward PuLP model of the whole instance, written from the snapshot's
   fields (one ``lpSum`` per row over pre-grouped pairs), solved by CBC (cbcbox's binary).
 - ``solve_min_cost_flow``: the instance's network core as an OR-Tools min-cost flow::
@@ -49,10 +50,19 @@ class Result:
 
 
 def optimiser_pairs(snapshot: Mapping[str, Any]) -> dict[PairKey, float]:
-    """The optimiser's eligible pairs and fits, keyed by (team_id, assignment_id)."""
-    from matching.domain.model import Problem, eligible_pairs
+    """The optimiser's eligible pairs and fits, keyed by (team_id, assignment_id): from the array
+    eligibility its HiGHS path uses where that exists, else from the domain's ``eligible_pairs``."""
+    from matching.domain.model import Pair, Problem, eligible_pairs
 
-    return {(p.team_id, p.assignment_id): fit for p, fit in eligible_pairs(Problem.from_snapshot(snapshot)).items()}
+    problem = Problem.from_snapshot(snapshot)
+    pairs: dict[Pair, float]
+    try:
+        from matching.fastpath import eligibility
+    except ImportError:
+        pairs = eligible_pairs(problem)
+    else:
+        pairs = eligibility(problem).pairs
+    return {(p.team_id, p.assignment_id): fit for p, fit in pairs.items()}
 
 
 def objective_of(pairs: Mapping[PairKey, float], matches: tuple[PairKey, ...]) -> float:

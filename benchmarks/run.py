@@ -140,7 +140,8 @@ def measure_optimiser(path: str, solver: str, time_limit: float) -> dict[str, An
         stages = dict(timings.seconds)
         source = "hooks wrapped from outside: " + (", ".join(hooks) or "none found")
     return {
-        "status": solution.status, "path": getattr(solution, "path", None), "split_source": source, "objective": solution.objective, "matches": len(solution.matches),
+        "status": solution.status, "path": getattr(solution, "path", None), "split_source": source,
+        "objective": solution.objective, "matches": len(solution.matches),
         "gap": solution.gap, "time_limit_reached": solution.time_limit_reached,
         "snapshot_seconds": read - started, "build_seconds": solution.build_seconds,
         "solve_seconds": solution.solve_seconds, "total_seconds": finished - started, "cpu_seconds": cpu,

@@ -511,6 +511,11 @@ def add_rows(out: _Rows, rows: Iterable[Row], column_of: dict[Key, int]) -> None
         row = np.array([k for k, r in enumerate(items) for _ in r.terms], dtype=np.int64)
         col = np.array([column_of[key] for r in items for key, _ in r.terms], dtype=np.int64)
         coef = np.array([c for r in items for _, c in r.terms], dtype=np.float64)
+        # a key twice in one row (the pair itself on both sides of a stability row) is one term with the
+        # later coefficient, as PuLP's expression from a list makes it (the 0/1 solutions are the same)
+        width = int(col.max(initial=0)) + 1
+        merged, last = np.unique((row * width + col)[::-1], return_index=True)
+        row, col, coef = merged // width, merged % width, coef[::-1][last]
         lower = np.array([r.rhs if r.sense == ">=" else -INF for r in items], dtype=np.float64)
         upper = np.array([r.rhs if r.sense == "<=" else INF for r in items], dtype=np.float64)
         out.add(group, row, col, coef, lower, upper)

@@ -518,6 +518,75 @@ def _pass(highs: Any, lp: _Lp, costs: Any) -> None:
                     starts[:-1], lp.col[order].astype(np.int32), lp.coef[order].astype(np.float64), integrality)
 
 
+# Pricing: the network LP starts from each team's and each assignment's best few pairs; a pair left out
+# whose reduced cost (fit minus the duals of its rows) is positive enters, the best few per team per round,
+# until none is left, so the LP optimum is the full LP's (HiGHS's own dual tolerance).
+START_PAIRS = 3
+ENTERING_PAIRS = 3
+PRICE_TOLERANCE = 1e-7
+
+
+def _best_per(group: Any, score: Any, k: int, among: Any = None) -> Any:
+    """Positions of the ``k`` highest scores per group value (among the positions in ``among``)."""
+    import numpy as np
+
+    idx = np.arange(len(score)) if among is None else np.flatnonzero(among)
+    order = idx[np.lexsort((-score[idx], group[idx]))]
+    g = group[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(g)) + 1]
+    position = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+    return order[position < k]
+
+
+class _Columns:
+    """The pairs HiGHS holds, in the order they were added, with their entries from the full rows."""
+
+    def __init__(self, highs: Any, lp: _Lp) -> None:
+        import numpy as np
+
+        self.highs, self.lp = highs, lp
+        order = np.argsort(lp.col, kind="stable")
+        self.start = np.zeros(lp.n_cols + 1, dtype=np.int64)
+        np.cumsum(np.bincount(lp.col, minlength=lp.n_cols), out=self.start[1:])
+        self.row, self.coef = lp.row[order], lp.coef[order]
+        self.held = np.zeros(lp.n_cols, dtype=np.bool_)
+        self.order = np.zeros(0, dtype=np.int64)
+
+    def add(self, cols: Any, costs: Any) -> None:
+        import numpy as np
+
+        cols = cols[~self.held[cols]]
+        if not len(cols):
+            return
+        lengths = self.start[cols + 1] - self.start[cols]
+        starts = np.zeros(len(cols) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=starts[1:])
+        take = np.repeat(self.start[cols] - starts[:-1], lengths) + np.arange(starts[-1])
+        self.highs.addCols(len(cols), np.ascontiguousarray(costs[cols], dtype=np.float64), np.zeros(len(cols)),
+                           np.ones(len(cols)), int(starts[-1]), starts[:-1].astype(np.int32),
+                           self.row[take].astype(np.int32), self.coef[take].astype(np.float64))
+        self.held[cols] = True
+        self.order = np.concatenate([self.order, cols])
+
+    def values(self, col_value: Any) -> Any:
+        import numpy as np
+
+        x = np.zeros(self.lp.n_cols)
+        x[self.order] = col_value[:len(self.order)]
+        return x
+
+    def entering(self, costs: Any, row_dual: Any, teams: Any) -> Any:
+        """Pairs not held whose reduced cost is positive, the best few per team."""
+        import numpy as np
+
+        lp = self.lp
+        reduced = costs[:lp.n_cols] - np.bincount(lp.col, weights=lp.coef * row_dual[lp.row], minlength=lp.n_cols)
+        wanted = ~self.held & (reduced > PRICE_TOLERANCE)
+        if not wanted.any():
+            return wanted.nonzero()[0]
+        return _best_per(teams, reduced, ENTERING_PAIRS, wanted)
+
+
 def _watch_highs(highs: Any, progress: Progress) -> None:
     import highspy
 
@@ -569,15 +638,28 @@ def solve_arrays(problem: Problem, time_limit: float = 60.0, *, policy: str = "m
     n_p = model.n_pairs
     gap_wanted = mip_gap(n_p)
 
+    columns: _Columns | None = None
+
     def fresh(candidate: _Lp, costs: Any) -> Any:
+        nonlocal columns
         mark = clock()
         highs = highspy.Highs()
         highs.setOptionValue("output_flag", False)
         highs.setOptionValue("random_seed", seed)
         highs.setOptionValue("mip_rel_gap", gap_wanted)
-        _pass(highs, candidate, costs)
-        if progress is not None and candidate.integer:
-            _watch_highs(highs, progress)
+        if candidate.integer:
+            _pass(highs, candidate, costs)
+            columns = None
+            if progress is not None:
+                _watch_highs(highs, progress)
+        else:
+            highs.setOptionValue("presolve", "off")  # pricing re-solves from the last basis
+            _pass(highs, _Lp(0, candidate.row[:0], candidate.col[:0], candidate.coef[:0], candidate.lower,
+                             candidate.upper, False), costs)
+            columns = _Columns(highs, candidate)
+            fits = model.objectives["fit"][:n_p]
+            columns.add(np.union1d(_best_per(elig.team, fits, START_PAIRS),
+                                   _best_per(elig.assignment, fits, START_PAIRS)), costs)
         timings["handoff"] = timings.get("handoff", 0.0) + clock() - mark
         return highs
 
@@ -589,76 +671,91 @@ def solve_arrays(problem: Problem, time_limit: float = 60.0, *, policy: str = "m
             elig.assignment, weights=x, minlength=len(problem.assignments)) > 0.5
         return values
 
+    def add_level(highs: Any, c: Any, level: float) -> None:
+        held = columns.order if columns is not None else np.arange(lp.n_cols)
+        on = c[held]
+        nz = np.flatnonzero(on)
+        highs.addRow(level - LEVEL_TOLERANCE, highspy.kHighsInf, len(nz), nz.astype(np.int32),
+                     on[nz].astype(np.float64))
+
+    def run(highs: Any) -> Any:
+        nonlocal mark
+        highs.setOptionValue("time_limit", max(deadline - clock(), 0.05))
+        mark = clock()
+        highs.run()
+        timings["solve"] = timings.get("solve", 0.0) + clock() - mark
+        mark = clock()
+        return highs.getModelStatus()
+
+    infeasible = (highspy.HighsModelStatus.kInfeasible, highspy.HighsModelStatus.kUnboundedOrInfeasible)
     highs = fresh(lp, model.objectives[stages[0].name])
     levels: list[tuple[Any, float]] = []
     values: Any = None
     status, gap, limited, path = "optimal", None, False, "network" if network else "arrays"
     for i, objective in enumerate(stages):
         costs = model.objectives[objective.name]
-        remaining = deadline - clock()
         if i > 0:
-            if remaining <= 0.05:
+            if deadline - clock() <= 0.05:
                 limited = True
                 break
             previous = model.objectives[stages[i - 1].name]
             levels.append((previous, float(previous @ values)))
-            nz = np.flatnonzero(previous[:lp.n_cols])
-            highs.addRow(float(levels[-1][1]) - LEVEL_TOLERANCE, highspy.kHighsInf, len(nz), nz.astype(np.int32),
-                         previous[nz].astype(np.float64))
-            highs.changeColsCost(lp.n_cols, np.arange(lp.n_cols, dtype=np.int32),
-                                 np.ascontiguousarray(costs[:lp.n_cols], dtype=np.float64))
+            if columns is not None:  # later stages see every pair
+                columns.add(np.flatnonzero(~columns.held), costs)
+            add_level(highs, previous, levels[-1][1])
+            held = columns.order if columns is not None else np.arange(lp.n_cols)
+            highs.changeColsCost(len(held), np.arange(len(held), dtype=np.int32),
+                                 np.ascontiguousarray(costs[held], dtype=np.float64))
         if progress is not None:
             if progress.stop.is_set():
                 status = "interrupted"
                 break
             progress.objective, progress.step, progress.steps = objective.name, i + 1, len(stages)
             progress.best = progress.gap = None
-        highs.setOptionValue("time_limit", max(remaining, 0.05))
-        mark = clock()
-        highs.run()
-        timings["solve"] = timings.get("solve", 0.0) + clock() - mark
-        mark = clock()
-        result = highs.getModelStatus()
+        result = run(highs)
+        while columns is not None and result == highspy.HighsModelStatus.kOptimal:
+            entering = columns.entering(costs, np.asarray(highs.getSolution().row_dual), elig.team)
+            if not len(entering):
+                break
+            columns.add(entering, costs)
+            result = run(highs)
         if progress is not None and progress.stop.is_set():
             status = "interrupted"
             break
-        if result in (highspy.HighsModelStatus.kInfeasible, highspy.HighsModelStatus.kUnboundedOrInfeasible):
+        if result in infeasible:
             if i == 0:
                 status = "infeasible"
             break
-        found = highs.getInfo().primal_solution_status == 2
-        if not found:
+        empty = result == highspy.HighsModelStatus.kModelEmpty  # no column: nothing to decide
+        if empty:
+            result = highspy.HighsModelStatus.kOptimal
+        elif highs.getInfo().primal_solution_status != 2:
             if i == 0:
                 status = "not_solved"
             limited = True
             break
-        column_values = np.asarray(highs.getSolution().col_value)
-        if not lp.integer:
-            x = np.round(column_values[:n_p])
+        column_values = np.zeros(highs.getNumCol()) if empty else np.asarray(highs.getSolution().col_value)
+        if columns is not None:
+            x_relaxed = columns.values(column_values)
+            x = np.round(x_relaxed)
             candidate = completed(x)
-            if np.abs(column_values[:n_p] - x).max(initial=0.0) > 1e-6 or not model.holds(candidate) or any(
-                    c @ candidate < level - LEVEL_TOLERANCE for c, level in levels):
-                # not integral after all: the full model as a MIP, from the previous stage's matching
+            if result == highspy.HighsModelStatus.kOptimal and np.abs(x_relaxed - x).max(initial=0.0) <= 1e-6 \
+                    and model.holds(candidate) and all(c @ candidate >= level - LEVEL_TOLERANCE for c, level in levels):
+                values, gap = candidate, 0.0
+            else:
+                # not integral after all (or stopped early): the full model as a MIP, started from the
+                # previous stage's matching
                 lp, path = _full_model(model), "arrays"
                 highs = fresh(lp, costs)
                 for c, level in levels:
-                    nz = np.flatnonzero(c)
-                    highs.addRow(level - LEVEL_TOLERANCE, highspy.kHighsInf, len(nz), nz.astype(np.int32),
-                                 c[nz].astype(np.float64))
+                    add_level(highs, c, level)
                 if values is not None:
                     start = highspy.HighsSolution()
                     start.col_value = values.tolist()
                     start.value_valid = True
                     highs.setSolution(start)
-                timings["extract"] = timings.get("extract", 0.0) + clock() - mark
-                highs.setOptionValue("time_limit", max(deadline - clock(), 0.05))
-                mark = clock()
-                highs.run()
-                timings["solve"] = timings.get("solve", 0.0) + clock() - mark
-                mark = clock()
-                result = highs.getModelStatus()
-                if result in (highspy.HighsModelStatus.kInfeasible,
-                              highspy.HighsModelStatus.kUnboundedOrInfeasible):
+                result = run(highs)
+                if result in infeasible:
                     if i == 0:
                         status = "infeasible"
                     break
@@ -670,9 +767,6 @@ def solve_arrays(problem: Problem, time_limit: float = 60.0, *, policy: str = "m
                 values = np.asarray(highs.getSolution().col_value)
                 limited = limited or result != highspy.HighsModelStatus.kOptimal
                 gap = _finite(highs.getInfo().mip_gap)
-            else:
-                values, gap = candidate, 0.0
-                limited = limited or result != highspy.HighsModelStatus.kOptimal
         else:
             values = column_values
             limited = limited or result != highspy.HighsModelStatus.kOptimal

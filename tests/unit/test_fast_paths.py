@@ -1,0 +1,147 @@
+"""The array path (vectorised eligibility, rows as arrays, HiGHS loaded in bulk, the network LP with
+pricing) against the plain path (domain eligibility, the PuLP model solved through PuLP): the same
+pairs and fits, the same rows over the same columns, the same optimum at every policy stage."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numpy as np
+import pytest
+from matching.domain.model import Problem, eligible_pairs
+from matching.domain.policies import POLICIES
+from matching.fastpath import build_arrays, eligibility
+from matching.optimiser import build_model, make_solver, solve
+
+from .test_optimiser_v2 import POLICY_NAMES, random_snapshot
+
+RowKey = tuple[tuple[tuple[int, float], ...], float, float]
+
+
+def plain(problem: Problem, policy: str) -> Any:
+    """Solved through PuLP, exactly (a solver factory keeps solve on the plain path)."""
+    return solve(problem, policy=policy, make=lambda limit, seed: make_solver("highs", limit, seed, 1e-9))
+
+
+def instance(seed: int, n_teams: int = 7, n_assignments: int = 5, **changes: Any) -> Problem:
+    rng = random.Random(seed)
+    snapshot = random_snapshot(rng, n_teams, n_assignments)
+    snapshot.update(changes)
+    return Problem.from_snapshot(snapshot)
+
+
+def network_instance(seed: int, n_teams: int, n_assignments: int) -> Problem:
+    """Only network rows: minimum one team, no supervision hours, no floors (capacities and caps stay)."""
+    rng = random.Random(seed)
+    snapshot = random_snapshot(rng, n_teams, n_assignments)
+    for a in snapshot["assignments"]:
+        a["min_teams"], a["max_teams"] = 1, max(1, a["max_teams"])
+        a["supervision_hours"] = 0
+    snapshot["fairness_floors"] = []
+    return Problem.from_snapshot(snapshot)
+
+
+def pulp_rows(problem: Problem, policy: str) -> set[RowKey]:
+    """The PuLP model's rows over column numbers in the array order (pairs, opened, placed)."""
+    model = build_model(problem, policy)
+    order = [*model.x.values(), *model.opened.values(), *model.placed.values()]
+    number = {v.name: k for k, v in enumerate(order)}
+    rows = set()
+    for constraint in model.lp.constraints():
+        terms = tuple(sorted((number[v.name], float(c)) for v, c in constraint.items() if c != 0))
+        lower, upper = constraint.getLb(), constraint.getUb()
+        rows.add((terms, -np.inf if lower is None else float(lower), np.inf if upper is None else float(upper)))
+    return rows
+
+
+def array_rows(problem: Problem, policy: str) -> set[RowKey]:
+    model = build_arrays(problem, eligibility(problem), stable=POLICIES[policy].stable)
+    terms: dict[int, list[tuple[int, float]]] = {r: [] for r in range(model.n_rows)}
+    for r, c, v in zip(model.row.tolist(), model.col.tolist(), model.coef.tolist(), strict=True):
+        terms[r].append((c, v))
+    return {(tuple(sorted(terms[r])), float(model.row_lower[r]), float(model.row_upper[r]))
+            for r in range(model.n_rows)}
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_vectorised_eligibility_gives_the_domains_pairs_and_fits_to_the_last_bit(seed: int) -> None:
+    problem = instance(seed, 9, 7)
+    fast = eligibility(problem).pairs
+    assert fast == eligible_pairs(problem)
+    assert list(fast) == sorted(fast)  # the column order of the plain model
+
+
+def test_vectorised_eligibility_on_a_generated_round() -> None:
+    from benchmarks.generator import generate
+
+    problem = Problem.from_snapshot(generate(400, flavour="side", seed=3))
+    fast = eligibility(problem).pairs
+    assert len(fast) > 1000 and fast == eligible_pairs(problem)
+
+
+@pytest.mark.parametrize("policy", POLICY_NAMES)
+@pytest.mark.parametrize("seed", range(15))
+def test_the_arrays_hold_exactly_the_rows_of_the_pulp_model(policy: str, seed: int) -> None:
+    rng = random.Random(seed)
+    problem = instance(seed, rng.randint(3, 8), rng.randint(2, 6))
+    assert array_rows(problem, policy) == pulp_rows(problem, policy)
+
+
+@pytest.mark.parametrize("policy", POLICY_NAMES)
+@pytest.mark.parametrize("seed", range(25))
+def test_array_path_equals_the_plain_path_at_every_stage(policy: str, seed: int) -> None:
+    rng = random.Random(seed)
+    problem = instance(seed, rng.randint(4, 12), rng.randint(2, 8))
+    fast, slow = solve(problem, policy=policy), plain(problem, policy)
+    assert fast.status == slow.status
+    assert fast.path in ("arrays", "network")
+    for objective in POLICIES[policy].objectives:
+        assert fast.objective_values.get(objective.name, 0.0) == pytest.approx(
+            slow.objective_values.get(objective.name, 0.0), abs=1e-6)
+
+
+@pytest.mark.parametrize("policy", ("max_fit", "rank_maximal", "min_change"))
+@pytest.mark.parametrize("seed", range(12))
+def test_network_lp_with_pricing_equals_the_mip_on_larger_instances(policy: str, seed: int) -> None:
+    problem = network_instance(seed, 60, 30)
+    fast, slow = solve(problem, policy=policy), plain(problem, policy)
+    if policy == "max_fit":  # one stage: the LP vertex is integral, no MIP needed
+        assert fast.path == "network" and fast.gap == 0.0
+    else:  # a held level is no network row: the LP may be fractional, then the MIP decides
+        assert fast.path in ("network", "arrays")
+    assert (fast.status, slow.status) == ("optimal", "optimal")
+    for objective in POLICIES[policy].objectives:
+        assert fast.objective_values.get(objective.name, 0.0) == pytest.approx(
+            slow.objective_values.get(objective.name, 0.0), abs=1e-6)
+
+
+def test_side_constraints_take_the_mip_and_a_network_round_the_lp() -> None:
+    from benchmarks.generator import generate
+
+    for flavour, path in (("network", "network"), ("side", "arrays")):
+        problem = Problem.from_snapshot(generate(150, flavour=flavour, seed=2))
+        fast, slow = solve(problem), plain(problem, "max_fit")
+        assert fast.path == path and fast.status == slow.status == "optimal"
+        assert fast.objective == pytest.approx(slow.objective, abs=1e-6)
+
+
+def test_the_solution_reports_its_time_split_and_memory() -> None:
+    solution = solve(network_instance(1, 30, 15))
+    assert set(solution.timings) == {"eligibility", "build", "hash", "handoff", "solve", "extract"}
+    assert all(seconds >= 0 for seconds in solution.timings.values())
+    assert solution.peak_memory_mib is not None and solution.peak_memory_mib > 0
+
+
+def test_the_model_hash_changes_with_the_model_and_not_between_runs() -> None:
+    problem = instance(4, 8, 5)
+    assert solve(problem).model_hash == solve(problem).model_hash
+    assert solve(problem).model_hash != solve(problem, policy="max_served").model_hash
+    fewer = Problem(problem.teams[:-1], problem.assignments)
+    assert solve(fewer).model_hash != solve(problem).model_hash
+
+
+def test_an_empty_round_is_solved_as_nothing_to_match() -> None:
+    problem = Problem((), ())
+    solution = solve(problem)
+    assert (solution.status, solution.matches, solution.objective) == ("optimal", {}, 0.0)
