@@ -41,6 +41,8 @@ ENV_VARS: dict[str, str] = {
     "or https (scheduling); default false, unset in production",
     "WERKPLAATS_SOLVER": "matching solver: highs (default) or cbc",
     "WERKPLAATS_SOLVER_TIME_LIMIT": "matching solver time limit in seconds; default 60",
+    "WERKPLAATS_MAX_OPEN_RUNS": "matching runs a coordinator may have queued or running at once (matching; 1-100, "
+    "default 5); a re-run request beyond it gets 429 with Retry-After",
     "WERKPLAATS_MAX_DELIVERIES": "attempts per message before it goes to the dead-letter queue; default 5",
     "WERKPLAATS_VISIBILITY_TIMEOUT": "seconds before an unacknowledged message is redelivered on the "
     "redis transport; default 30",
@@ -83,6 +85,7 @@ class Settings:
     webhook_allow_loopback: bool = False
     solver: str = "highs"
     solver_time_limit: float = 60.0
+    max_open_runs: int = 5
     max_deliveries: int = 5
     visibility_timeout: int = 30
     poll_interval: float = 0.5
@@ -134,6 +137,7 @@ class Settings:
             webhook_allow_loopback=allow_loopback in ("true", "1"),
             solver=solver,
             solver_time_limit=float(e.get("WERKPLAATS_SOLVER_TIME_LIMIT", "60")),
+            max_open_runs=_bounded_int(e, "WERKPLAATS_MAX_OPEN_RUNS", 5, 1, 100),
             max_deliveries=int(e.get("WERKPLAATS_MAX_DELIVERIES", "5")),
             visibility_timeout=int(e.get("WERKPLAATS_VISIBILITY_TIMEOUT", "30")),
             poll_interval=float(e.get("WERKPLAATS_POLL_INTERVAL", "0.5")),
@@ -143,6 +147,17 @@ class Settings:
             rate_limit_storage=e.get("WERKPLAATS_RATE_LIMIT_STORAGE", "memory://"),
             broker_producer_users=tuple(sorted(producer_users.items())),
         )
+
+
+def _bounded_int(e: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = e.get(name, str(default))
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number from {low} to {high}, not {raw!r}") from None
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be a whole number from {low} to {high}, not {raw!r}")
+    return value
 
 
 def broker_user(broker_url: str) -> str:

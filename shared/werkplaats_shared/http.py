@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 import logging
 from collections.abc import Iterator
@@ -9,7 +10,7 @@ from contextlib import contextmanager
 from typing import Any, Callable
 
 import flask_smorest
-from flask import Flask, Request, jsonify
+from flask import Flask, Request, Response, jsonify, render_template_string, send_file
 from flask.typing import ResponseReturnValue
 from flask_smorest import Api, abort
 from marshmallow import INCLUDE, Schema, fields
@@ -102,6 +103,81 @@ class WerkplaatsApi(Api):  # type: ignore[misc]
         return response
 
 
+DOCS_PATH = "/docs"
+# Swagger UI's files, shipped by the flask-swagger-ui package: served by the service itself, never a CDN.
+_SWAGGER_UI_ASSETS = {"swagger-ui.css": "text/css", "swagger-ui-bundle.js": "text/javascript"}
+DOCS_PATHS = frozenset({DOCS_PATH, f"{DOCS_PATH}/docs.js", *(f"{DOCS_PATH}/{name}" for name in _SWAGGER_UI_ASSETS)})
+DOCS_CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+            "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+_DOCS_PAGE = """<!DOCTYPE html>
+<html lang="nl">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{ title }}: API-documentatie (API documentation)</title>
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="{{ url_for('api_docs_asset_swagger_ui_css') }}">
+</head>
+<body>
+<noscript>Deze pagina heeft JavaScript nodig. (This page needs JavaScript.)</noscript>
+<div id="swagger-ui" data-spec-url="{{ url_for('api-docs.openapi_json') }}"></div>
+<script src="{{ url_for('api_docs_asset_swagger_ui_bundle_js') }}"></script>
+<script src="{{ url_for('api_docs_script') }}"></script>
+</body>
+</html>
+"""
+# No inline script, so the page's CSP can forbid them. "Authorize" takes the API key (or a coordinator
+# token); "Try it out" then sends it as "Authorization: Bearer <key>", the scheme the document declares.
+# The key lives in the page only: not stored in the browser, gone on reload. No online validator.
+_DOCS_SCRIPT = """window.addEventListener("load", function () {
+  var root = document.getElementById("swagger-ui");
+  window.ui = SwaggerUIBundle({
+    url: root.dataset.specUrl,
+    domNode: root,
+    deepLinking: true,
+    validatorUrl: null,
+    persistAuthorization: false,
+    withCredentials: false
+  });
+});
+"""
+
+
+def _docs_headers(response: Response) -> Response:
+    response.headers["Content-Security-Policy"] = DOCS_CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def add_api_docs(app: Flask) -> None:
+    """Swagger UI at /docs: a browsable, try-it-out view of the service's /openapi.json. Its routes are
+    plain Flask routes, so they are not operations of the document itself."""
+    dist = importlib.resources.files("flask_swagger_ui") / "dist"
+
+    @app.get(DOCS_PATH)
+    def api_docs() -> ResponseReturnValue:
+        page = render_template_string(_DOCS_PAGE, title=app.config["API_TITLE"])
+        response = Response(page, mimetype="text/html")
+        response.headers["Cache-Control"] = "no-cache"
+        return _docs_headers(response)
+
+    @app.get(f"{DOCS_PATH}/docs.js")
+    def api_docs_script() -> ResponseReturnValue:
+        response = Response(_DOCS_SCRIPT, mimetype="text/javascript")
+        response.headers["Cache-Control"] = "no-cache"
+        return _docs_headers(response)
+
+    for name, mimetype in _SWAGGER_UI_ASSETS.items():
+        def asset(name: str = name, mimetype: str = mimetype) -> ResponseReturnValue:
+            with importlib.resources.as_file(dist / name) as path:
+                response = send_file(path, mimetype=mimetype, max_age=3600, conditional=True)
+            return _docs_headers(response)
+
+        endpoint = "api_docs_asset_" + name.replace("-", "_").replace(".", "_")
+        app.add_url_rule(f"{DOCS_PATH}/{name}", endpoint=endpoint, view_func=asset, methods=["GET"])
+
+
 def create_app(title: str, version: str = "1") -> tuple[Flask, WerkplaatsApi]:
     app = Flask(title)
     app.config.update(
@@ -126,6 +202,7 @@ def create_app(title: str, version: str = "1") -> tuple[Flask, WerkplaatsApi]:
         log.exception("unhandled error")
         return api.handle_http_exception(InternalServerError())
 
+    add_api_docs(app)
     return app, api
 
 
@@ -152,6 +229,8 @@ def service_errors(field_errors: tuple[type[Exception], ...],
         yield
     except field_errors as exc:
         field, reason = getattr(exc, "field"), getattr(exc, "reason")  # noqa: B009 - duck-typed errors
-        abort(getattr(exc, "status", 422), message=reason, errors=[{"field": field, "reason": reason}])
+        retry_after = getattr(exc, "retry_after", None)
+        abort(getattr(exc, "status", 422), message=reason, errors=[{"field": field, "reason": reason}],
+              headers={"Retry-After": str(retry_after)} if retry_after is not None else None)
     except not_found:
         abort(404, message="not found")

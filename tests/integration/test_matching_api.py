@@ -811,3 +811,82 @@ def test_an_unmatched_assignment_handed_over_leaves_the_batch_so_a_re_run_cannot
     (rerun,) = [r for r in runs_of(m, batch_id) if r["trigger"] == "withdrawn"]
     assert all(a not in ("a-extra", "a-web") for _, a in pairs(m, rerun["id"]))
     assert "assignment.handed_over" in [e["action"] for e in m.ok("coord_1", "GET", f"/batches/{batch_id}/audit")]
+
+
+def test_a_coordinator_can_queue_only_a_bounded_number_of_runs(m: Matching) -> None:
+    batch_id = submit(m, auto_publish=False)  # the submitted batch queues its first run
+    for _ in range(4):
+        m.ok("coord_1", "POST", f"/batches/{batch_id}/runs", {}, status=202)
+    refused = m.call("coord_1", "POST", f"/batches/{batch_id}/runs", {})
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+    assert refused.get_json()["errors"][0]["field"] == "batch_id"
+    assert len(runs_of(m, batch_id)) == 5  # nothing stored for the refused request
+    other = submit(m, "coord_2", auto_publish=False)  # another coordinator's queue is its own
+    m.ok("coord_2", "POST", f"/batches/{other}/runs", {}, status=202)
+    m.work()  # once runs finish, there is room again
+    m.ok("coord_1", "POST", f"/batches/{batch_id}/runs", {}, status=202)
+
+
+# ---- re-publishing: matches.published v2 ------------------------------------------------------
+
+
+def published_versions(m: Matching) -> list[int]:
+    with m.infra.engine.connect() as conn:
+        bodies = [json.loads(b) for b in conn.execute(
+            sa.select(orm.outbox.c.body).order_by(orm.outbox.c.created_at)).scalars()]
+    return [b["version"] for b in bodies if b["type"] == "matches.published"]
+
+
+def test_a_re_run_names_the_run_it_supersedes_and_each_kept_pairs_previous_match(m: Matching) -> None:
+    teams = [*TEAMS, team("t-spare", "HBO", ["web"])]
+    batch_id = submit(m, teams=teams)
+    m.work()
+    (first,) = runs_of(m, batch_id)
+    accepted = respond(m, first["id"], "a-plain", "accepted")
+    declined = respond(m, first["id"], "a-web", "declined")
+    m.work()
+    first_out, second_out = m.published()
+    assert published_versions(m) == [2, 2]
+    assert first_out["supersedes_run_id"] is None
+    assert all(x["previous_match_id"] is None for x in first_out["matches"])
+    assert second_out["supersedes_run_id"] == first["id"]
+    old = {(x["team_id"], x["assignment_id"]): x["match_id"] for x in first_out["matches"]}
+    previous = {(x["team_id"], x["assignment_id"]): x["previous_match_id"] for x in second_out["matches"]}
+    # every kept pair points at its match in the first run; the replacement (a new pair) at nothing
+    assert {pair: old[pair] for pair in previous if pair in old} == {p: v for p, v in previous.items() if v}
+    ((replacement, none),) = [(pair, v) for pair, v in previous.items() if pair not in old]
+    assert replacement[1] == "a-web" and none is None
+    assert declined not in previous.values() and accepted in previous.values()
+    # the firm that accepted stays accepted on the new match; the new pair has no answer yet
+    responses = {(x["team_id"], x["assignment_id"]): x["response"]
+                 for x in m.ok("coord_1", "GET", "/matches") if x["run_id"] == second_out["run_id"]}
+    assert responses[("t-plain", "a-plain")] == "accepted"
+    assert responses[replacement] is None
+    assert [v for pair, v in responses.items() if pair not in (("t-plain", "a-plain"), replacement)] == [None]
+
+
+def test_a_late_answer_to_a_superseded_match_holds_for_its_pair_in_the_published_run(m: Matching) -> None:
+    teams = [*TEAMS, team("t-spare", "HBO", ["web"])]
+    batch_id = submit(m, teams=teams)
+    m.work()
+    (first,) = runs_of(m, batch_id)
+    respond(m, first["id"], "a-web", "declined")
+    m.work()
+    _, second_out = m.published()
+    # the answer was given to the first run's match before the firm's side saw the re-run
+    respond(m, first["id"], "a-data", "accepted")
+    responses = {(x["run_id"], x["team_id"], x["assignment_id"]): x["response"]
+                 for x in m.ok("coord_1", "GET", "/matches")}
+    assert responses[(first["id"], "t-data", "a-data")] == "accepted"
+    assert responses[(second_out["run_id"], "t-data", "a-data")] == "accepted"
+    assert responses[(second_out["run_id"], "t-plain", "a-plain")] is None
+    # a later re-run keeps the accepted pair as accepted, held like a pin
+    m.ok("coord_1", "POST", f"/batches/{batch_id}/runs", {"policy": "max_fit"}, status=202)
+    m.work()
+    third = runs_of(m, batch_id)[-1]
+    m.ok("coord_1", "POST", f"/runs/{third['id']}/publish")
+    third_out = m.published()[-1]
+    kept = {(x["team_id"], x["assignment_id"]): x for x in third_out["matches"]}
+    assert third_out["supersedes_run_id"] == second_out["run_id"]
+    second_ids = {x["match_id"] for x in second_out["matches"]}
+    assert kept[("t-data", "a-data")]["previous_match_id"] in second_ids

@@ -298,7 +298,7 @@ def create_matching_app(infra: Infrastructure) -> Flask:
         @bat.arguments(RunRequestIn)
         @bat.response(202, RunOut)
         def post(self, data: dict[str, Any], batch_id: str) -> Any:
-            run = in_tx(services.request_run, batch_id, data)
+            run = in_tx(services.request_run, batch_id, data, infra.settings.max_open_runs)
             return run, 202, {"Location": url_for("runs.RunItem", run_id=run.id)}
 
     def control_views(kind: str, plural: str) -> None:
