@@ -9,7 +9,7 @@ import logging
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
@@ -21,6 +21,7 @@ from werkplaats_shared.db import utcnow
 from ..adapters import orm
 from ..domain.explain import explain, precheck
 from ..domain.model import Pair, Problem, SnapshotError, ineligibility
+from ..fastpath import eligibility
 from ..optimiser import Progress, Solution, SolverFactory, export_model, library_versions, solve
 
 log = logging.getLogger(__name__)
@@ -42,9 +43,9 @@ class NotFound(Exception):
 
 
 class ServiceError(Exception):
-    def __init__(self, status: int, field: str, reason: str) -> None:
+    def __init__(self, status: int, field: str, reason: str, retry_after: int | None = None) -> None:
         super().__init__(reason)
-        self.status, self.field, self.reason = status, field, reason
+        self.status, self.field, self.reason, self.retry_after = status, field, reason, retry_after
 
 
 def _aware(moment: datetime | None) -> datetime | None:
@@ -216,11 +217,13 @@ def execute_run(sf: sessionmaker[Session], emit_into: Emit, run_id: str, solver:
     heartbeat = threading.Thread(target=_heartbeat, args=(sf, run_id, done, progress), daemon=True)
     heartbeat.start()
     try:
-        _record_precheck(sf, run_id, precheck(problem))
+        eligible = eligibility(problem)  # once per run: pre-check, solve and explanations share it
+        _record_precheck(sf, run_id, precheck(problem, eligible.pairs))
         solution = solve(problem, solver, time_limit, policy=policy, seed=seed, make=make,
-                         on_stage=lambda stage: _set_stage(sf, run_id, stage), progress=progress)
+                         on_stage=lambda stage: _set_stage(sf, run_id, stage), progress=progress,
+                         eligible=eligible)
         _set_stage(sf, run_id, "extracting")
-        record_solution(sf, emit_into, run_id, problem, solution, progress)
+        record_solution(sf, emit_into, run_id, problem, solution, progress, eligible.pairs)
     except Exception as exc:
         log.exception("run failed", extra={"run_id": run_id})
         _fail(sf, run_id, type(exc).__name__)
@@ -230,7 +233,8 @@ def execute_run(sf: sessionmaker[Session], emit_into: Emit, run_id: str, solver:
 
 
 def record_solution(sf: sessionmaker[Session], emit_into: Emit, run_id: str, problem: Problem,
-                    solution: Solution, progress: Progress | None = None) -> None:
+                    solution: Solution, progress: Progress | None = None,
+                    eligible: Mapping[Pair, float] | None = None) -> None:
     with sf.begin() as session:
         run = session.get(orm.Run, run_id, with_for_update=True)
         if run is None or run.status != "running":
@@ -258,7 +262,7 @@ def record_solution(sf: sessionmaker[Session], emit_into: Emit, run_id: str, pro
             session.add(orm.Match(id=str(uuid.uuid4()), run_id=run_id, assignment_id=pair.assignment_id,
                                   team_id=pair.team_id, firm_id=firms[pair.assignment_id],
                                   institution_id=teams[pair.team_id]["institution_id"], score=score))
-        run.explanations = explain(problem, solution.matches)
+        run.explanations = explain(problem, solution.matches, eligible)
         run.status = "solved"
         session.flush()
         if run.auto_publish:
@@ -276,7 +280,9 @@ def run_matches(session: Session, run_id: str) -> list[orm.Match]:
 
 
 def publish(session: Session, emit_into: Emit, run: orm.Run, actor: Principal | None = None) -> orm.Run:
-    """Publish a solved run: one id per match; the batch's previously published run is superseded."""
+    """Publish a solved run: one id per match; the batch's previously published run is superseded. A pair
+    that run had too keeps its answer and is published with that match as its ``previous_match_id`` (a pair
+    the firm declined never carries over: if it comes back, it is asked again)."""
     if run.status != "solved":
         raise ServiceError(409, "status", f"only a solved run can be published; this run is {run.status}")
     current = session.execute(sa.select(orm.Run).where(
@@ -291,13 +297,23 @@ def publish(session: Session, emit_into: Emit, run: orm.Run, actor: Principal | 
         audit(session, run.batch_id, "run.superseded", {"by_run_id": run.id}, run_id=older.id,
               actor=actor, actor_organisation_id=run.coordinator_id)
     run.status, run.published_at = "published", now
+    superseded = max(current, key=lambda older: _aware(older.published_at) or now, default=None)
+    before = {Pair(m.team_id, m.assignment_id): m for m in (run_matches(session, superseded.id) if superseded else [])
+              if m.response != "declined"}
     matches = run_matches(session, run.id)
-    published = [{"match_id": m.id, "assignment_id": m.assignment_id, "team_id": m.team_id,
-                  "firm_id": m.firm_id, "institution_id": m.institution_id, "score": m.score} for m in matches]
+    published = []
+    for m in matches:
+        previous = before.get(Pair(m.team_id, m.assignment_id))
+        if previous is not None and m.response is None:
+            m.response, m.responded_at = previous.response, previous.responded_at
+        published.append({"match_id": m.id, "assignment_id": m.assignment_id, "team_id": m.team_id,
+                          "firm_id": m.firm_id, "institution_id": m.institution_id, "score": m.score,
+                          "previous_match_id": previous.id if previous is not None else None})
     matched = {m.assignment_id for m in matches}
-    emit_into(session, make_envelope("matches.published", 1, {
+    emit_into(session, make_envelope("matches.published", 2, {
         "run_id": run.id, "batch_id": run.batch_id, "workspace_id": run.workspace_id,
         "coordinator_id": run.coordinator_id, "period": run.period, "matches": published,
+        "supersedes_run_id": superseded.id if superseded is not None else None,
         "unmatched_assignment_ids": sorted(a["assignment_id"] for a in run.snapshot["assignments"]
                                            if a["assignment_id"] not in matched),
     }))
@@ -355,8 +371,18 @@ def publish_run(session: Session, emit_into: Emit, principal: Principal, run_id:
     return publish(session, emit_into, visible_run(session, principal, run_id, lock=True), principal)
 
 
-def request_run(session: Session, principal: Principal, batch_id: str, data: dict[str, Any]) -> orm.Run:
+# a coordinator waiting on this many runs is told to come back after about this many seconds
+RETRY_AFTER_SECONDS = 30
+
+
+def request_run(session: Session, principal: Principal, batch_id: str, data: dict[str, Any],
+                max_open_runs: int = 5) -> orm.Run:
     batch = visible_batch(session, principal, batch_id)
+    open_runs = session.execute(sa.select(sa.func.count()).select_from(orm.Run).where(
+        orm.Run.coordinator_id == principal.organisation_id, orm.Run.status.in_(("queued", "running")))).scalar_one()
+    if open_runs >= max_open_runs:
+        raise ServiceError(429, "batch_id", f"at most {max_open_runs} runs may be queued or running at once; wait "
+                                            "for one to finish or cancel one", retry_after=RETRY_AFTER_SECONDS)
     policy = data.get("policy", batch.policy)
     auto_publish = data.get("auto_publish", batch.auto_publish)
     run = new_run(session, batch, trigger="coordinator", policy=policy, auto_publish=auto_publish,
@@ -460,7 +486,9 @@ def run_model(session: Session, principal: Principal, run_id: str, fmt: str) -> 
 
 def on_match_responded(session: Session, envelope: Envelope) -> None:
     """Record the response on the match; a decline forbids the pair and asks for a minimum-change
-    re-run of the batch's published run, published automatically when the batch says so."""
+    re-run of the batch's published run, published automatically when the batch says so. An answer to a
+    match of a superseded run also holds for the same pair's match in the published run (the re-run
+    carried it over, so the firm is not asked again)."""
     p = envelope.payload
     match = session.get(orm.Match, p["match_id"])
     if match is None or match.run_id != p["run_id"]:
@@ -479,6 +507,13 @@ def on_match_responded(session: Session, envelope: Envelope) -> None:
     audit(session, run.batch_id, f"match.{p['response']}", {"match_id": match.id, "team_id": match.team_id,
                                                              "assignment_id": match.assignment_id},
           actor_organisation_id=match.firm_id, run_id=run.id)
+    if run.status == "superseded":
+        carried = session.execute(sa.select(orm.Match).join(orm.Run).where(
+            orm.Run.batch_id == run.batch_id, orm.Run.status == "published",
+            orm.Match.team_id == match.team_id, orm.Match.assignment_id == match.assignment_id,
+            orm.Match.response.is_(None))).scalars().first()
+        if carried is not None:
+            carried.response, carried.responded_at = p["response"], responded_at
     if p["response"] != "declined":
         return
     batch = session.get(orm.Batch, run.batch_id)
