@@ -20,8 +20,10 @@ from flask import Flask, g, request
 from flask_smorest import abort
 from sqlalchemy.engine import Engine
 
+from .http import DOCS_PATHS
+
 PREFIX = "wpk"
-PUBLIC_PATHS = frozenset({"/health", "/ready", "/openapi.json"})
+PUBLIC_PATHS = frozenset({"/health", "/ready", "/openapi.json"}) | DOCS_PATHS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -84,7 +86,7 @@ def authenticate(engine: Engine, api_keys: sa.Table, presented: str) -> Principa
 
 def install_auth(app: Flask, engine: Engine, api_keys: sa.Table,
                  public_prefixes: tuple[str, ...] = (), tokens: TokenCheck | None = None) -> None:
-    """Every request but health, readiness and the OpenAPI document needs a valid API key, or, with
+    """Every request but health, readiness, the OpenAPI document and its browsable view needs a valid API key, or, with
     ``tokens``, a valid account token.
 
     ``public_prefixes`` names path prefixes (ending in ``/``) whose routes carry their own credential,

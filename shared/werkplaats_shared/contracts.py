@@ -181,6 +181,20 @@ class MatchesPublishedV1(StrictSchema):
     unmatched_assignment_ids = fields.List(fields.String(), required=True)
 
 
+class PublishedMatchV2(PublishedMatchV1):
+    """A match; ``previous_match_id`` names the same (team, assignment) pair's match in the superseded run
+    (its answer, deadline and kickoff carry over), null for a pair the run added."""
+
+    previous_match_id = fields.String(required=True, allow_none=True)
+
+
+class MatchesPublishedV2(MatchesPublishedV1):
+    """v1 plus ``supersedes_run_id``: the batch's previously published run, null for the first."""
+
+    supersedes_run_id = fields.String(required=True, allow_none=True)
+    matches = fields.List(fields.Nested(PublishedMatchV2), required=True)
+
+
 class MatchRespondedV1(StrictSchema):
     match_id = fields.String(required=True)
     run_id = fields.String(required=True)
@@ -323,6 +337,11 @@ CONTRACTS: tuple[Contract, ...] = (
     Contract(
         "matches.published", 1, "matching", ("scheduling", "intake"), MatchesPublishedV1,
         "A matching run was published: one id per match, plus the assignments left unmatched.",
+    ),
+    Contract(
+        "matches.published", 2, "matching", ("scheduling", "intake"), MatchesPublishedV2,
+        "A matching run was published: v1 plus the run it supersedes and, per match, the same pair's match in "
+        "that run, so a re-run only notifies the pairs it changed.",
     ),
     Contract(
         "match.responded", 1, "scheduling", ("intake", "matching"), MatchRespondedV1,

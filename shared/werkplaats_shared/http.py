@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.resources
 import json
 import logging
@@ -10,7 +11,7 @@ from contextlib import contextmanager
 from typing import Any, Callable
 
 import flask_smorest
-from flask import Flask, Request, Response, jsonify, render_template_string, send_file
+from flask import Flask, Request, Response, jsonify, render_template_string, request
 from flask.typing import ResponseReturnValue
 from flask_smorest import Api, abort
 from marshmallow import INCLUDE, Schema, fields
@@ -153,8 +154,6 @@ def _docs_headers(response: Response) -> Response:
 def add_api_docs(app: Flask) -> None:
     """Swagger UI at /docs: a browsable, try-it-out view of the service's /openapi.json. Its routes are
     plain Flask routes, so they are not operations of the document itself."""
-    dist = importlib.resources.files("flask_swagger_ui") / "dist"
-
     @app.get(DOCS_PATH)
     def api_docs() -> ResponseReturnValue:
         page = render_template_string(_DOCS_PAGE, title=app.config["API_TITLE"])
@@ -170,12 +169,19 @@ def add_api_docs(app: Flask) -> None:
 
     for name, mimetype in _SWAGGER_UI_ASSETS.items():
         def asset(name: str = name, mimetype: str = mimetype) -> ResponseReturnValue:
-            with importlib.resources.as_file(dist / name) as path:
-                response = send_file(path, mimetype=mimetype, max_age=3600, conditional=True)
-            return _docs_headers(response)
+            response = Response(_swagger_ui_asset(name), mimetype=mimetype)
+            response.cache_control.public = True
+            response.cache_control.max_age = 3600
+            response.add_etag()
+            return _docs_headers(response.make_conditional(request))
 
         endpoint = "api_docs_asset_" + name.replace("-", "_").replace(".", "_")
         app.add_url_rule(f"{DOCS_PATH}/{name}", endpoint=endpoint, view_func=asset, methods=["GET"])
+
+
+@functools.cache
+def _swagger_ui_asset(name: str) -> bytes:
+    return (importlib.resources.files("flask_swagger_ui") / "dist" / name).read_bytes()
 
 
 def create_app(title: str, version: str = "1") -> tuple[Flask, WerkplaatsApi]:

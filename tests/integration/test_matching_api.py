@@ -853,16 +853,17 @@ def test_a_re_run_names_the_run_it_supersedes_and_each_kept_pairs_previous_match
     old = {(x["team_id"], x["assignment_id"]): x["match_id"] for x in first_out["matches"]}
     previous = {(x["team_id"], x["assignment_id"]): x["previous_match_id"] for x in second_out["matches"]}
     # every kept pair points at its match in the first run; the replacement (a new pair) at nothing
-    assert {pair: old[pair] for pair in previous if pair in old} == {p: v for p, v in previous.items() if v}
+    assert {pair: v for pair, v in previous.items() if v is not None} == {
+        pair: old[pair] for pair in previous if pair in old}
     ((replacement, none),) = [(pair, v) for pair, v in previous.items() if pair not in old]
     assert replacement[1] == "a-web" and none is None
     assert declined not in previous.values() and accepted in previous.values()
-    # the firm that accepted stays accepted on the new match; the new pair has no answer yet
-    responses = {(x["team_id"], x["assignment_id"]): x["response"]
-                 for x in m.ok("coord_1", "GET", "/matches") if x["run_id"] == second_out["run_id"]}
-    assert responses[("t-plain", "a-plain")] == "accepted"
-    assert responses[replacement] is None
-    assert [v for pair, v in responses.items() if pair not in (("t-plain", "a-plain"), replacement)] == [None]
+    # the firm that accepted stays accepted on the new match; the other pairs have no answer yet
+    responses = {x["id"]: x["response"] for x in m.ok("coord_1", "GET", "/matches")
+                 if x["run_id"] == second_out["run_id"]}
+    carried = {x["match_id"]: x["previous_match_id"] for x in second_out["matches"]}
+    assert {carried[match_id]: r for match_id, r in responses.items() if r is not None} == {accepted: "accepted"}
+    assert len(responses) == 3
 
 
 def test_a_late_answer_to_a_superseded_match_holds_for_its_pair_in_the_published_run(m: Matching) -> None:
@@ -874,19 +875,17 @@ def test_a_late_answer_to_a_superseded_match_holds_for_its_pair_in_the_published
     m.work()
     _, second_out = m.published()
     # the answer was given to the first run's match before the firm's side saw the re-run
-    respond(m, first["id"], "a-data", "accepted")
-    responses = {(x["run_id"], x["team_id"], x["assignment_id"]): x["response"]
-                 for x in m.ok("coord_1", "GET", "/matches")}
-    assert responses[(first["id"], "t-data", "a-data")] == "accepted"
-    assert responses[(second_out["run_id"], "t-data", "a-data")] == "accepted"
-    assert responses[(second_out["run_id"], "t-plain", "a-plain")] is None
-    # a later re-run keeps the accepted pair as accepted, held like a pin
+    late = respond(m, first["id"], "a-data", "accepted")
+    ((kept,),) = [[x for x in second_out["matches"] if x["previous_match_id"] == late]]
+    responses = {x["id"]: x["response"] for x in m.ok("coord_1", "GET", "/matches")}
+    assert responses[late] == responses[kept["match_id"]] == "accepted"
+    assert [r for x, r in responses.items() if x in {y["match_id"] for y in second_out["matches"]}
+            and x != kept["match_id"]] == [None, None]
+    # a coordinator's later re-run (published automatically) keeps the accepted pair, linked to its match
     m.ok("coord_1", "POST", f"/batches/{batch_id}/runs", {"policy": "max_fit"}, status=202)
     m.work()
-    third = runs_of(m, batch_id)[-1]
-    m.ok("coord_1", "POST", f"/runs/{third['id']}/publish")
     third_out = m.published()[-1]
-    kept = {(x["team_id"], x["assignment_id"]): x for x in third_out["matches"]}
     assert third_out["supersedes_run_id"] == second_out["run_id"]
-    second_ids = {x["match_id"] for x in second_out["matches"]}
-    assert kept[("t-data", "a-data")]["previous_match_id"] in second_ids
+    pair = (kept["team_id"], kept["assignment_id"])
+    (again,) = [x for x in third_out["matches"] if (x["team_id"], x["assignment_id"]) == pair]
+    assert again["previous_match_id"] == kept["match_id"]

@@ -92,7 +92,8 @@ def _lookup(keys: Ints, values: Ints, wanted: Ints) -> Ints:
     order = np.argsort(keys, kind="stable")
     keys, values = keys[order], values[order]
     at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
-    return np.where(keys[at] == wanted, values[at], 0)
+    found: Ints = np.where(keys[at] == wanted, values[at], 0).astype(np.int64)
+    return found
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ class Eligibility:
     def pairs(self) -> dict[Pair, float]:
         teams, assignments = self.problem.teams, self.problem.assignments
         return {Pair(teams[t].team_id, assignments[a].assignment_id): f
-                for t, a, f in zip(self.team.tolist(), self.assignment.tolist(), self.fit.tolist())}
+                for t, a, f in zip(self.team.tolist(), self.assignment.tolist(), self.fit.tolist(), strict=True)}
 
     def pair(self, i: int) -> Pair:
         return Pair(self.problem.teams[int(self.team[i])].team_id,
@@ -237,7 +238,7 @@ def _reachable(ti: Ints, ai: Ints, a_mode: Ints, t_lat: Floats, t_lon: Floats, a
                t_limit: Floats, t_remote: Bools, teams: Any, assignments: Any) -> Bools:
     """domain.model.reachable per pair: remote always; else within the travel limit (or no limit, or no
     known distance), or hybrid work for a team that may work remotely."""
-    ok = (a_mode[ai] == 0) | ((a_mode[ai] == 2) & t_remote[ti]) | np.isinf(t_limit[ti])
+    ok: Bools = (a_mode[ai] == 0) | ((a_mode[ai] == 2) & t_remote[ti]) | np.isinf(t_limit[ti])
     todo = np.flatnonzero(~ok)
     if len(todo) == 0:
         return ok
@@ -312,20 +313,20 @@ class ArrayModel:
         return starts.astype(np.int32), self.col[order].astype(np.int32), self.coef[order]
 
     def activity(self, values: Floats) -> Floats:
-        return np.bincount(self.row, weights=self.coef * values[self.col], minlength=self.n_rows)
+        lhs: Floats = np.bincount(self.row, weights=self.coef * values[self.col], minlength=self.n_rows).astype(
+            np.float64)
+        return lhs
 
     def holds(self, values: Floats, tolerance: float = 1e-6) -> bool:
         lhs = self.activity(values)
         return bool(np.all(lhs >= self.row_lower - tolerance) and np.all(lhs <= self.row_upper + tolerance))
 
     def digest(self, policy: str) -> str:
-        """A hash of the arrays (columns by team and assignment id, rows, bounds, objectives)."""
-        problem = self.eligibility.problem
+        """A hash of the arrays: rows, bounds and objectives over the numbered columns (as the plain
+        model's hash, it does not depend on the ids of teams and assignments, only on the model)."""
         h = hashlib.sha256(policy.encode())
-        h.update("\x1f".join(t.team_id for t in problem.teams).encode())
-        h.update("\x1e".join(a.assignment_id for a in problem.assignments).encode())
-        for array in (self.eligibility.team, self.eligibility.assignment, *self.csr(), self.row_lower,
-                      self.row_upper):
+        h.update(np.array([self.n_cols, self.n_pairs], dtype=np.int64).tobytes())
+        for array in (*self.csr(), self.row_lower, self.row_upper):
             h.update(np.ascontiguousarray(array).tobytes())
         for name in sorted(self.objectives):
             h.update(name.encode())
@@ -367,10 +368,12 @@ def _full(n: int, value: float) -> Floats:
 
 def _ranges(keys: Ints) -> dict[int, Ints]:
     """Positions of each key value."""
+    if len(keys) == 0:
+        return {}
     order = np.argsort(keys, kind="stable")
     distinct, starts = np.unique(keys[order], return_index=True)
     ends = np.append(starts[1:], len(order))
-    return {int(k): order[s:e] for k, s, e in zip(distinct.tolist(), starts.tolist(), ends.tolist())}
+    return {int(k): order[s:e] for k, s, e in zip(distinct.tolist(), starts.tolist(), ends.tolist(), strict=True)}
 
 
 def build_arrays(problem: Problem, elig: Eligibility, *, stable: bool = False) -> ArrayModel:
@@ -411,7 +414,7 @@ def build_arrays(problem: Problem, elig: Eligibility, *, stable: bool = False) -
         period_of = [a.period for a in assignments]
         codes: dict[tuple[str, str, str], int] = {}
         pair_code = np.array([codes.setdefault((inst_of[t], period_of[a], level_of[t]), len(codes))
-                              for t, a in zip(ti.tolist(), ai.tolist())], dtype=np.int64)
+                              for t, a in zip(ti.tolist(), ai.tolist(), strict=True)], dtype=np.int64)
         members = _ranges(pair_code)
         for k, c in enumerate(problem.capacities):
             by_capacity.setdefault((c.institution_id, c.period, c.level), []).append(k)
@@ -453,8 +456,9 @@ def build_arrays(problem: Problem, elig: Eligibility, *, stable: bool = False) -
         pins = sorted(problem.pinned)
         found = [elig.index.get(p) for p in pins]
         where = [(r, i) for r, i in enumerate(found) if i is not None]
-        out.add("pins", np.array([r for r, _ in where], dtype=np.int64), np.array([i for _, i in where], dtype=np.int64),
-                _ones(len(where)), _full(len(pins), 1.0), _full(len(pins), INF))
+        out.add("pins", np.array([r for r, _ in where], dtype=np.int64),
+                np.array([i for _, i in where], dtype=np.int64), _ones(len(where)), _full(len(pins), 1.0),
+                _full(len(pins), INF))
 
     # fairness_floor, team_placed
     if problem.floors:
@@ -480,8 +484,9 @@ def build_arrays(problem: Problem, elig: Eligibility, *, stable: bool = False) -
                     _full(len(floored), -INF), np.zeros(len(floored)))
 
     if stable:
-        column_of: dict[Key, int] = {**elig.index, **{Opened(a.assignment_id): n_p + j for j, a in enumerate(assignments)},
-                                     **{Placed(t): c for t, c in placed_col.items()}}
+        column_of: dict[Key, int] = {p: k for p, k in elig.index.items()}
+        column_of.update({Opened(a.assignment_id): n_p + j for j, a in enumerate(assignments)})
+        column_of.update({Placed(t): k for t, k in placed_col.items()})
         add_rows(out, stability(Grouped.of(problem, elig.pairs)), column_of)
 
     objectives = {"fit": np.zeros(n_cols), "served": np.zeros(n_cols), "kept": np.zeros(n_cols)}
@@ -490,9 +495,9 @@ def build_arrays(problem: Problem, elig: Eligibility, *, stable: bool = False) -
     kept = [i for p in problem.reference if (i := elig.index.get(p)) is not None] if problem.reference else []
     objectives["kept"][kept] = 1.0
     for r in range(1, problem.max_rank + 1):
-        c = np.zeros(n_cols)
-        c[:n_p] = (elig.team_rank == r).astype(np.float64)
-        objectives[f"rank_{r}"] = c
+        counted = np.zeros(n_cols)
+        counted[:n_p] = (elig.team_rank == r).astype(np.float64)
+        objectives[f"rank_{r}"] = counted
 
     def joined(parts: list[Any], dtype: Any) -> Any:
         return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)

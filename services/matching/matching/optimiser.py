@@ -780,7 +780,7 @@ def solve_arrays(problem: Problem, time_limit: float = 60.0, *, policy: str = "m
     if values is not None and status not in ("interrupted", "infeasible", "not_solved"):
         chosen_pairs = np.flatnonzero(values[:n_p] > 0.5)
         fits = elig.fit[chosen_pairs].tolist()
-        matches = {elig.pair(int(k)): f for k, f in zip(chosen_pairs.tolist(), fits)}
+        matches = {elig.pair(int(k)): f for k, f in zip(chosen_pairs.tolist(), fits, strict=True)}
     timings["extract"] = timings.get("extract", 0.0) + clock() - mark
     solved = clock()
     diagnosis = None

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import asdict
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from .model import (
     CAPACITY_GROUPS,
@@ -217,14 +217,16 @@ def _described(rows: Iterable[Row]) -> list[dict[str, Any]]:
             for g, label in sorted(unique)]
 
 
-def explain(problem: Problem, matching: Iterable[Pair]) -> dict[str, Any]:
+def explain(problem: Problem, matching: Iterable[Pair], run_pairs: Mapping[Pair, float] | None = None
+            ) -> dict[str, Any]:
+    """``run_pairs``: the run's eligible pairs, when already computed."""
     chosen = sorted(set(matching))
     teams = problem.teams_by_id
     assignments = problem.assignments_by_id
     busy = {(p.team_id, assignments[p.assignment_id].period) for p in chosen if p.assignment_id in assignments}
     placed = {p.team_id for p in chosen}
     staffed = Counter(p.assignment_id for p in chosen)
-    all_eligible = list(eligible_pairs(problem))
+    all_eligible = list(eligible_pairs(problem) if run_pairs is None else run_pairs)
     capacities = Capacities(problem, chosen, all_eligible)
     candidates = Candidates(problem)
     limits = ("institution_capacity", "supervision_hours", "firm_cap")
@@ -377,13 +379,13 @@ def figures(problem: Problem, matching: Iterable[Pair], eligible: Iterable[Pair]
 ANY_SKILL = "*"
 
 
-def precheck(problem: Problem) -> dict[str, Any]:
+def precheck(problem: Problem, eligible: Mapping[Pair, float] | None = None) -> dict[str, Any]:
     """Supply against demand per level x period x region x skill, before solving. Demand: the minimum
     team counts of the assignments in the cell (an assignment counts in each level it accepts, and in
     each required skill as well as in "*", any skill). Supply: the teams that could serve one of them
     (every eligibility filter applied). A cell short of supply does not stop the run; it says where
     assignments must stay empty."""
-    pairs = eligible_pairs(problem)
+    pairs = eligible_pairs(problem) if eligible is None else eligible
     servers: dict[str, set[str]] = {}
     for p in pairs:
         servers.setdefault(p.assignment_id, set()).add(p.team_id)
