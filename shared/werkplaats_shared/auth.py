@@ -3,7 +3,12 @@
 A key reads ``wpk_<key_id>_<secret>``; the key id finds the row, the secret is compared in
 constant time against its stored hash. Keys are 256-bit random secrets, so an unsalted hash is safe.
 Where a service passes a token verifier (tokens.py), ``Authorization: Bearer <jwt>`` of a coordinator
-account is accepted too and becomes the same kind of Principal.
+account is accepted too and becomes the same kind of Principal, unless its account is in the replica of
+disabled accounts.
+
+Scopes, checked here for every service: GET, HEAD and OPTIONS need ``read``; every other method needs
+``write``; the routes a service declares as key management (``declare_key_management``) need ``keys``.
+An API key holds the scopes stored with it; an account token holds all of them.
 """
 
 from __future__ import annotations
@@ -20,10 +25,18 @@ from flask import Flask, g, request
 from flask_smorest import abort
 from sqlalchemy.engine import Engine
 
+from .contracts import SCOPES
 from .http import DOCS_PATHS
 
 PREFIX = "wpk"
 PUBLIC_PATHS = frozenset({"/health", "/ready", "/openapi.json"}) | DOCS_PATHS
+ALL_SCOPES = frozenset(SCOPES)
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+DISABLED_ACCOUNTS = "disabled_accounts"
+ACCOUNT_KEY_PREFIX = "acct_"  # the key id of a token's Principal: acct_<account id>
+DISABLED_ACCOUNT = "the account of this token is disabled"
+LACKS_SCOPE = {scope: f"this API key lacks the scope {scope}" for scope in SCOPES}
+_KEY_MANAGEMENT = "werkplaats.key_management"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -33,6 +46,7 @@ class Principal:
     organisation_id: str
     role: str
     key_id: str
+    scopes: frozenset[str] = ALL_SCOPES
 
 
 class CredentialRefused(Exception):
@@ -73,7 +87,7 @@ def authenticate(engine: Engine, api_keys: sa.Table, presented: str) -> Principa
     with engine.connect() as conn:
         row = conn.execute(
             sa.select(api_keys.c.organisation_id, api_keys.c.role, api_keys.c.secret_hash,
-                      api_keys.c.revoked_at).where(api_keys.c.key_id == key_id)
+                      api_keys.c.revoked_at, api_keys.c.scopes).where(api_keys.c.key_id == key_id)
         ).first()
     candidate = hash_secret(secret)
     if row is None:
@@ -81,7 +95,41 @@ def authenticate(engine: Engine, api_keys: sa.Table, presented: str) -> Principa
         return None
     if not hmac.compare_digest(candidate, row.secret_hash) or row.revoked_at is not None:
         return None
-    return Principal(organisation_id=row.organisation_id, role=row.role, key_id=key_id)
+    return Principal(organisation_id=row.organisation_id, role=row.role, key_id=key_id,
+                     scopes=stored_scopes(row.scopes))
+
+
+def stored_scopes(value: Any) -> frozenset[str]:
+    """The scopes of a stored key; anything unreadable holds none, so a damaged row never widens access."""
+    if not isinstance(value, list):
+        return frozenset()
+    return frozenset(scope for scope in value if scope in ALL_SCOPES)
+
+
+def required_scope(method: str, manages_keys: bool) -> str:
+    if manages_keys:
+        return "keys"
+    return "read" if method in READ_METHODS else "write"
+
+
+def declare_key_management(app: Flask, *blueprints: str) -> None:
+    """Name the blueprints whose routes manage keys or accounts: every method on them needs the scope ``keys``."""
+    app.extensions.setdefault(_KEY_MANAGEMENT, set()).update(blueprints)
+
+
+def account_disabled(engine: Engine, api_keys: sa.Table, principal: Principal) -> bool:
+    if not principal.key_id.startswith(ACCOUNT_KEY_PREFIX):
+        return False
+    disabled = api_keys.metadata.tables[DISABLED_ACCOUNTS]
+    account_id = principal.key_id.removeprefix(ACCOUNT_KEY_PREFIX)
+    with engine.connect() as conn:
+        return conn.execute(sa.select(disabled.c.account_id)
+                            .where(disabled.c.account_id == account_id)).first() is not None
+
+
+def _refuse_scope(scope: str) -> None:
+    reason = LACKS_SCOPE[scope]
+    abort(403, message=reason, errors=[{"field": "Authorization", "reason": reason}])
 
 
 def install_auth(app: Flask, engine: Engine, api_keys: sa.Table,
@@ -108,14 +156,20 @@ def install_auth(app: Flask, engine: Engine, api_keys: sa.Table,
         presented = token.strip()
         if tokens is not None and presented.count(".") == 2 and not presented.startswith(f"{PREFIX}_"):
             try:
-                g.principal = tokens.verify(presented)
+                principal = tokens.verify(presented)
             except CredentialRefused as exc:
                 abort(401, message=exc.reason)
-            return None
-        principal = authenticate(engine, api_keys, presented)
-        if principal is None:
-            abort(401, message="invalid or revoked API key")
+            if account_disabled(engine, api_keys, principal):
+                abort(401, message=DISABLED_ACCOUNT)
+        else:
+            found = authenticate(engine, api_keys, presented)
+            if found is None:
+                abort(401, message="invalid or revoked API key")
+            principal = found
         g.principal = principal
+        wanted = required_scope(request.method, request.blueprint in app.extensions.get(_KEY_MANAGEMENT, ()))
+        if wanted not in principal.scopes:
+            _refuse_scope(wanted)
         return None
 
 

@@ -17,6 +17,8 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 LEVELS = ("MBO", "HBO", "WO")
 ROLES = ("coordinator", "institution", "entrepreneur")
+# What an API key may do: read = GET, write = POST/PUT/PATCH/DELETE, keys = manage keys and accounts.
+SCOPES = ("read", "write", "keys")
 # Matching policies a batch may ask for; matching explains each in plain words.
 POLICIES = ("max_fit", "max_served", "rank_maximal", "stable")
 # Policies a v1 batch could ask for (kept so v1 messages still validate as they did).
@@ -50,6 +52,17 @@ class ApiKeyIssuedV1(StrictSchema):
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
     secret_hash = fields.String(required=True, validate=validate.Length(equal=64))
     issued_at = fields.String(required=True)
+
+
+class ApiKeyIssuedV2(ApiKeyIssuedV1):
+    scopes = fields.List(fields.String(validate=validate.OneOf(SCOPES)), required=True,
+                         validate=validate.Length(min=1, max=len(SCOPES)))
+
+
+class AccountDisabledV1(StrictSchema):
+    account_id = fields.String(required=True, validate=validate.Length(min=1, max=27))
+    organisation_id = fields.String(required=True, validate=validate.Length(min=1, max=36))
+    disabled_at = fields.String(required=True)
 
 
 class ApiKeyRevokedV1(StrictSchema):
@@ -295,8 +308,16 @@ CONTRACTS: tuple[Contract, ...] = (
         "An API key was issued to an organisation; carries the key's SHA-256 hash, never the key.",
     ),
     Contract(
+        "apikey.issued", 2, "intake", ("matching", "scheduling"), ApiKeyIssuedV2,
+        "An API key was issued: v1 plus the key's scopes (read, write, keys); a v1 key holds all of them.",
+    ),
+    Contract(
         "apikey.revoked", 1, "intake", ("matching", "scheduling"), ApiKeyRevokedV1,
         "An API key was revoked; every service stops accepting it.",
+    ),
+    Contract(
+        "account.disabled", 1, "intake", ("matching", "scheduling"), AccountDisabledV1,
+        "A coordinator account was disabled; every service stops accepting its tokens at once.",
     ),
     Contract(
         "assignment.submitted", 1, "intake", (), AssignmentSubmittedV1,

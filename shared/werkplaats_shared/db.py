@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import UTC, datetime
 from typing import Any
@@ -10,6 +11,11 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+
+from .contracts import SCOPES
+
+# Rows stored before keys had scopes, and keys announced by apikey.issued v1, hold every scope.
+ALL_SCOPES_DEFAULT = json.dumps(list(SCOPES))
 
 
 def utcnow() -> datetime:
@@ -48,7 +54,10 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 def messaging_tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table, sa.Table]:
-    """The outbox, inbox and api_keys tables every service keeps in its own database."""
+    """The outbox, inbox and api_keys tables every service keeps in its own database.
+
+    Beside them, on the same metadata, ``disabled_accounts``: the coordinator accounts whose tokens no
+    service accepts any more (auth.py finds it through ``api_keys.metadata``)."""
     outbox = sa.Table(
         "outbox", metadata,
         sa.Column("message_id", sa.String(64), primary_key=True),
@@ -76,6 +85,13 @@ def messaging_tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table, sa.Tabl
         sa.Column("secret_hash", sa.String(64), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("scopes", sa.JSON, nullable=False, server_default=ALL_SCOPES_DEFAULT),
+    )
+    sa.Table(
+        "disabled_accounts", metadata,
+        sa.Column("account_id", sa.String(32), primary_key=True),
+        sa.Column("organisation_id", sa.String(36), nullable=False),
+        sa.Column("disabled_at", sa.DateTime(timezone=True), nullable=False),
     )
     return outbox, inbox, api_keys
 

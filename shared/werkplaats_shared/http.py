@@ -173,7 +173,8 @@ def add_api_docs(app: Flask) -> None:
             response.cache_control.public = True
             response.cache_control.max_age = 3600
             response.add_etag()
-            return _docs_headers(response.make_conditional(request))
+            response.make_conditional(request)
+            return _docs_headers(response)
 
         endpoint = "api_docs_asset_" + name.replace("-", "_").replace(".", "_")
         app.add_url_rule(f"{DOCS_PATH}/{name}", endpoint=endpoint, view_func=asset, methods=["GET"])

@@ -14,9 +14,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import broker
+from .auth import DISABLED_ACCOUNTS
 from .config import Settings
 from .consumer import Handler, MessageConsumer
-from .contracts import Envelope
+from .contracts import SCOPES, Envelope
 from .db import database_reachable, make_engine, make_session_factory, upgrade_database, utcnow
 from .http import add_health
 from .logs import configure_logging
@@ -115,22 +116,33 @@ def consumer_loop(infra: Infrastructure, handlers: dict[str, Handler]) -> Loop:
 
 
 def apikey_replica_handlers(api_keys: sa.Table) -> dict[str, Handler]:
-    """Services other than intake keep a replica of the key hashes intake issues."""
+    """Services other than intake keep a replica of the key hashes intake issues, with their scopes (a v1
+    message predates scopes: its key holds all of them), and of the disabled coordinator accounts."""
+    disabled = api_keys.metadata.tables[DISABLED_ACCOUNTS]
 
     def issued(session: Session, envelope: Envelope) -> None:
         p = envelope.payload
+        scopes = [scope for scope in SCOPES if scope in p.get("scopes", SCOPES)]
         exists = session.execute(sa.select(api_keys.c.key_id).where(api_keys.c.key_id == p["key_id"])).first()
         if exists is None:
             session.execute(api_keys.insert().values(
                 key_id=p["key_id"], organisation_id=p["organisation_id"], role=p["role"],
-                secret_hash=p["secret_hash"], created_at=utcnow(),
+                secret_hash=p["secret_hash"], created_at=utcnow(), scopes=scopes,
             ))
 
     def revoked(session: Session, envelope: Envelope) -> None:
         session.execute(api_keys.update().where(api_keys.c.key_id == envelope.payload["key_id"])
                         .values(revoked_at=utcnow()))
 
-    return {"apikey.issued": issued, "apikey.revoked": revoked}
+    def account_disabled(session: Session, envelope: Envelope) -> None:
+        p = envelope.payload
+        exists = session.execute(sa.select(disabled.c.account_id)
+                                 .where(disabled.c.account_id == p["account_id"])).first()
+        if exists is None:
+            session.execute(disabled.insert().values(account_id=p["account_id"],
+                                                     organisation_id=p["organisation_id"], disabled_at=utcnow()))
+
+    return {"apikey.issued": issued, "apikey.revoked": revoked, "account.disabled": account_disabled}
 
 
 def health_checks(infra: Infrastructure) -> dict[str, Callable[[], bool]]:

@@ -1,5 +1,6 @@
 """Batch submitted -> matches published -> notices mailed -> a firm declines through the signed link in
-its mail -> matching re-runs with minimum change -> a replacement match and a new notice for that firm."""
+its mail -> matching re-runs with minimum change -> a replacement match and a new notice for that firm, and
+no new notice for any other firm (matches.published v2 carries their matches over)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ def test_a_decline_through_the_mailed_link_gets_a_replacement_and_a_new_notice(
     declined = next(m for m in batch["matches"] if free_replacement(m))
     firm_id = assignments[declined["assignment_id"]]["firm_id"]
     mails = read_mails(stack.maildir)
+    notices_before = Api(stack.url("scheduling"), coordinator).get("/notices")
     links = [link for mail in mails for link in re.findall(r"https?://\S+/responses/\S+", _body(mail))
              if declined["match_id"] in _body(mail)]
     assert len(links) == 1, "the firm's notice has one link for this match"
@@ -70,3 +72,9 @@ def test_a_decline_through_the_mailed_link_gets_a_replacement_and_a_new_notice(
     wait_for("the new mail", lambda: any(replacement["match_id"] in _body(m) for m in read_mails(stack.maildir)),
              timeout=60)
     assert Api(stack.url("intake"), firm_key).get(f"/assignments/{declined['assignment_id']}")["status"] == "matched"
+    # every other firm's notices stay as they were: the re-run only notified the replacement
+    notices_after = Api(stack.url("scheduling"), coordinator).get("/notices")
+    new = [n for n in notices_after if n["id"] not in {o["id"] for o in notices_before}]
+    assert [(n["kind"], n["firm_id"], [m["match_id"] for m in n["matches"]]) for n in new] == [
+        ("match_notice", firm_id, [replacement["match_id"]])]
+    assert not [m for m in read_mails(stack.maildir)[len(mails):] if replacement["match_id"] not in _body(m)]

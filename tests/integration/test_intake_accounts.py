@@ -1,9 +1,9 @@
 """Coordinator accounts, account tokens and scoped, rotatable API keys at intake's HTTP edge.
 
 A coordinator creates, lists and disables its own organisation's accounts; an account logs in with e-mail
-and password for a short-lived token; keys carry scopes (read, write, keys) that intake enforces on every
-route, and a key can be rotated or revoked, which the other services follow through apikey.issued and
-apikey.revoked. Bad input gets a field error and stores nothing; another organisation's objects answer 404;
+and password for a short-lived token; keys carry scopes (read, write, keys) that every service enforces on
+every route, and a key can be rotated or revoked, which the other services follow through apikey.issued (v2,
+with the scopes) and apikey.revoked; a disabled account's tokens stop working everywhere (account.disabled). Bad input gets a field error and stores nothing; another organisation's objects answer 404;
 the e-mail address appears in no log, message or audit entry.
 """
 
@@ -30,7 +30,7 @@ from intake.adapters.accounts_orm import ApiKeyScope, CoordinatorAccount
 from intake.entrypoints import accounts_api
 from intake.entrypoints.api import create_intake_app
 from intake.service_layer import accounts, services
-from werkplaats_shared import tokens
+from werkplaats_shared import auth, tokens
 from werkplaats_shared.auth import authenticate
 from werkplaats_shared.config import Settings
 from werkplaats_shared.contracts import parse_envelope
@@ -273,6 +273,12 @@ def test_a_disabled_accounts_token_is_refused_at_once(world: World) -> None:
     assert resp.status_code == 401
     assert resp.get_json()["message"] == "the account of this token is disabled"
     assert world.post(token, "/workspaces", workspace_body()).status_code == 401
+    announced = [e for e in world.outbox() if e.type == "account.disabled"]
+    assert [(e.version, e.payload["account_id"], e.payload["organisation_id"]) for e in announced] == [
+        (1, account["id"], world.org["coord_a"])]
+    assert EMAIL.lower() not in json.dumps(announced[0].payload)
+    world.ok("coord_a", "POST", f"/accounts/{account['id']}/disable")
+    assert len([e for e in world.outbox() if e.type == "account.disabled"]) == 1  # disabled once, announced once
 
 
 def _forge(claims: dict[str, Any], key: bytes, alg: str = "HS256") -> str:
@@ -486,7 +492,8 @@ def test_rotation_issues_a_new_secret_revokes_the_old_and_the_other_services_fol
                 handlers[envelope.type](session, envelope)
 
     deliver()
-    assert authenticate(engine, replica, old["api_key"]) is not None
+    first = authenticate(engine, replica, old["api_key"])
+    assert first is not None and first.scopes == {"read", "write"}
 
     assert world.post(old["api_key"], f"/api-keys/{old['key_id']}/rotate").status_code == 403  # needs 'keys'
     resp = world.post("coord_a", f"/api-keys/{old['key_id']}/rotate")
@@ -504,6 +511,9 @@ def test_rotation_issues_a_new_secret_revokes_the_old_and_the_other_services_fol
     assert authenticate(engine, replica, old["api_key"]) is None
     principal = authenticate(engine, replica, new["api_key"])
     assert principal is not None and principal.organisation_id == world.org["coord_a"]
+    assert principal.scopes == {"read", "write"}  # rotation keeps the scopes, in the replica too
+    assert [e.version for e in world.outbox() if e.type == "apikey.issued" and e.payload["key_id"] == new["key_id"]
+            ] == [2]
 
     before = world.snapshot()
     again = world.post("coord_a", f"/api-keys/{old['key_id']}/rotate", headers={"Accept-Language": "en"})
@@ -570,8 +580,8 @@ def _literal_texts(path: Path, call: str, position: int) -> list[str]:
 def test_every_text_has_a_dutch_version() -> None:
     texts = _literal_texts(ROOT / "services/intake/intake/service_layer/accounts.py", "AccountError", 1)
     assert len(texts) >= 7
-    texts += [accounts_api.SIGN_IN_FAILED, accounts_api.DISABLED_ACCOUNT, accounts_api.NO_IDEMPOTENCY,
-              accounts_api.UNKNOWN_AUDIENCE, *accounts_api.LACKS_SCOPE.values()]
+    texts += [accounts_api.SIGN_IN_FAILED, auth.DISABLED_ACCOUNT, accounts_api.NO_IDEMPOTENCY,
+              accounts_api.UNKNOWN_AUDIENCE, *auth.LACKS_SCOPE.values()]
     texts += _literal_texts(ROOT / "shared/werkplaats_shared/tokens.py", "TokenRefused", 0)
     missing = [t for t in texts if accounts_api.to_dutch(t) is None]
     assert not missing, missing

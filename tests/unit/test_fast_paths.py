@@ -93,7 +93,7 @@ def test_the_arrays_hold_exactly_the_rows_of_the_pulp_model(policy: str, seed: i
 def test_array_path_equals_the_plain_path_at_every_stage(policy: str, seed: int) -> None:
     rng = random.Random(seed)
     problem = instance(seed, rng.randint(4, 12), rng.randint(2, 8))
-    fast, slow = solve(problem, policy=policy), plain(problem, policy)
+    fast, slow = solve(problem, policy=policy, arrays=True), plain(problem, policy)
     assert fast.status == slow.status
     assert fast.path in ("arrays", "network")
     for objective in POLICIES[policy].objectives:
@@ -105,7 +105,7 @@ def test_array_path_equals_the_plain_path_at_every_stage(policy: str, seed: int)
 @pytest.mark.parametrize("seed", range(12))
 def test_network_lp_with_pricing_equals_the_mip_on_larger_instances(policy: str, seed: int) -> None:
     problem = network_instance(seed, 60, 30)
-    fast, slow = solve(problem, policy=policy), plain(problem, policy)
+    fast, slow = solve(problem, policy=policy, arrays=True), plain(problem, policy)
     if policy == "max_fit":  # one stage: the LP vertex is integral, no MIP needed
         assert fast.path == "network" and fast.gap == 0.0
     else:  # a held level is no network row: the LP may be fractional, then the MIP decides
@@ -121,13 +121,13 @@ def test_side_constraints_take_the_mip_and_a_network_round_the_lp() -> None:
 
     for flavour, path in (("network", "network"), ("side", "arrays")):
         problem = Problem.from_snapshot(generate(150, flavour=flavour, seed=2))
-        fast, slow = solve(problem), plain(problem, "max_fit")
+        fast, slow = solve(problem, arrays=True), plain(problem, "max_fit")
         assert fast.path == path and fast.status == slow.status == "optimal"
         assert fast.objective == pytest.approx(slow.objective, abs=1e-6)
 
 
 def test_the_solution_reports_its_time_split_and_memory() -> None:
-    solution = solve(network_instance(1, 30, 15))
+    solution = solve(network_instance(1, 30, 15), arrays=True)
     assert set(solution.timings) == {"eligibility", "build", "hash", "handoff", "solve", "extract"}
     assert all(seconds >= 0 for seconds in solution.timings.values())
     assert solution.peak_memory_mib is not None and solution.peak_memory_mib > 0
@@ -135,13 +135,19 @@ def test_the_solution_reports_its_time_split_and_memory() -> None:
 
 def test_the_model_hash_changes_with_the_model_and_not_between_runs() -> None:
     problem = instance(4, 8, 5)
-    assert solve(problem).model_hash == solve(problem).model_hash
-    assert solve(problem).model_hash != solve(problem, policy="max_served").model_hash
+    assert solve(problem, arrays=True).model_hash == solve(problem, arrays=True).model_hash
+    assert solve(problem, arrays=True).model_hash != solve(problem, policy="max_served", arrays=True).model_hash
     fewer = Problem(problem.teams[:-1], problem.assignments)
-    assert solve(fewer).model_hash != solve(problem).model_hash
+    assert solve(fewer, arrays=True).model_hash != solve(problem, arrays=True).model_hash
 
 
 def test_an_empty_round_is_solved_as_nothing_to_match() -> None:
     problem = Problem((), ())
-    solution = solve(problem)
+    solution = solve(problem, arrays=True)
     assert (solution.status, solution.matches, solution.objective) == ("optimal", {}, 0.0)
+
+
+@pytest.mark.parametrize("policy", POLICY_NAMES)
+def test_both_paths_give_the_same_model_hash(policy: str) -> None:
+    problem = instance(5, 8, 6)
+    assert solve(problem, policy=policy, arrays=True).model_hash == plain(problem, policy).model_hash

@@ -6,6 +6,7 @@ every table and the outbox as they were."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
@@ -19,6 +20,7 @@ from intake.entrypoints.handlers import HANDLERS
 from intake.service_layer import services
 from sqlalchemy.orm import Session
 from werkplaats_shared.consumer import PermanentError
+from werkplaats_shared.contracts import Envelope, make_envelope, parse_envelope
 
 from .intake_fakes import (
     Database,
@@ -809,3 +811,63 @@ def test_a_withdrawal_while_matching_runs_is_kept_when_the_run_is_published(worl
                                                     unmatched=[]))
     assert (world.status(a1), world.status(a2)) == (S.MATCHED, S.WITHDRAWN)
 
+
+
+# ---- re-runs published as matches.published v2 ------------------------------------------------
+
+
+def published_v2(v1: Envelope, supersedes: str | None, previous: dict[str, str]) -> Envelope:
+    """The v2 form of a ``published`` envelope: ``previous`` maps a match id to the id of the same pair's
+    match in the run it supersedes."""
+    payload = {**v1.payload, "supersedes_run_id": supersedes,
+               "matches": [{**m, "previous_match_id": previous.get(m["match_id"])} for m in v1.payload["matches"]]}
+    return parse_envelope(json.loads(make_envelope("matches.published", 2, payload).to_json()))
+
+
+def test_a_v2_re_run_keeps_an_accepted_assignment_accepted_when_its_pair_carried_over(world: World) -> None:
+    db = world.db
+    batch_id, (a1, a2, a3), (t1, t2, t3) = _batch_with_teams(world, 3, 3)
+    run_1 = published_v2(published("run-1", batch_id, world, [("m1", a1, t1), ("m2", a2, t2)], unmatched=[a3]),
+                         None, {})
+    db.run(HANDLERS["matches.published"], run_1)
+    db.run(services.on_match_responded, responded(run_1, "m1", "accepted"))
+    db.run(services.on_match_responded, responded(run_1, "m2", "declined"))
+    assert [world.status(a) for a in (a1, a2, a3)] == [S.ACCEPTED, S.DECLINED, S.UNMATCHED]
+    # the decline's re-run: a1 keeps its team (m1 -> m3), a2 gets another team, a3 stays open
+    run_2 = published_v2(published("run-2", batch_id, world, [("m3", a1, t1), ("m4", a2, t3)], unmatched=[a3]),
+                         "run-1", {"m3": "m1"})
+    db.run(HANDLERS["matches.published"], run_2)
+    assert [world.status(a) for a in (a1, a2, a3)] == [S.ACCEPTED, S.MATCHED, S.UNMATCHED]
+    assert db.get(orm.Batch, batch_id).run_id == "run-2"
+
+
+def test_a_v2_re_run_asks_again_when_the_pair_is_new_even_with_the_same_team(world: World) -> None:
+    db = world.db
+    batch_id, (a1,), (t1, t2) = _batch_with_teams(world, 1, 2)
+    run_1 = published_v2(published("run-1", batch_id, world, [("m1", a1, t1)], unmatched=[]), None, {})
+    db.run(services.on_matches_published, run_1)
+    db.run(services.on_match_responded, responded(run_1, "m1", "accepted"))
+    # matching did not carry the pair over (no previous_match_id): the firm is asked again
+    db.run(services.on_matches_published, published_v2(
+        published("run-2", batch_id, world, [("m2", a1, t1)], unmatched=[]), "run-1", {}))
+    assert world.status(a1) == S.MATCHED
+
+
+def test_a_late_answer_to_a_superseded_match_counts_when_the_re_run_kept_its_pair(world: World) -> None:
+    db = world.db
+    batch_id, (a1, a2), (t1, t2, t3) = _batch_with_teams(world, 2, 3)
+    run_1 = published_v2(published("run-1", batch_id, world, [("m1", a1, t1), ("m2", a2, t2)], unmatched=[]),
+                         None, {})
+    db.run(services.on_matches_published, run_1)
+    db.run(services.on_match_responded, responded(run_1, "m2", "declined"))
+    run_2 = published_v2(published("run-2", batch_id, world, [("m3", a1, t1), ("m4", a2, t3)], unmatched=[]),
+                         "run-1", {"m3": "m1"})
+    db.run(services.on_matches_published, run_2)
+    assert world.status(a1) == S.MATCHED
+    # a1's firm answered through its first link before the re-run reached scheduling
+    db.run(services.on_match_responded, responded(run_1, "m1", "accepted"))
+    assert world.status(a1) == S.ACCEPTED
+    # an answer to the declined pair's old match changes nothing: that pair is gone
+    state = db.state()
+    db.run(services.on_match_responded, responded(run_1, "m2", "accepted"))
+    assert db.state() == state and world.status(a2) == S.MATCHED

@@ -329,6 +329,8 @@ class ArrayModel:
         for array in (*self.csr(), self.row_lower, self.row_upper):
             h.update(np.ascontiguousarray(array).tobytes())
         for name in sorted(self.objectives):
+            if not self.objectives[name].any():  # an objective with no terms is no part of the model
+                continue
             h.update(name.encode())
             h.update(self.objectives[name].tobytes())
         return h.hexdigest()

@@ -4,7 +4,6 @@ passed in. When the rules cannot all hold, an elastic copy of the model names th
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import math
 import os
@@ -42,6 +41,7 @@ LEVEL_TOLERANCE = 1e-4
 EXACT_GAP = 1e-7
 DEFAULT_GAP = 1e-4
 EXACT_UP_TO_PAIRS = 5000
+ARRAYS_FROM_PAIRS = 5000
 
 
 def mip_gap(pairs: int) -> float:
@@ -271,12 +271,9 @@ def hold_level(model: Model, objective: str, level: float) -> None:
 
 
 def model_hash(model: Model) -> str:
-    digest = hashlib.sha256(model.policy.name.encode())
-    for objective in model.policy.objectives:
-        digest.update(f"\n{objective.name}:{model.objectives[objective.name]}".encode())
-    for i, row in enumerate(model.rows):
-        digest.update(f"\n{_constraint_name(i, row)}:{expression(row, model)} {row.sense} {row.rhs}".encode())
-    return digest.hexdigest()
+    """The hash of the model's arrays (the same on both paths, see ``ArrayModel.digest``)."""
+    problem = model.problem
+    return build_arrays(problem, eligibility(problem), stable=model.policy.stable).digest(model.policy.name)
 
 
 def export_model(problem: Problem, policy: str, levels: Mapping[str, float] | None, fmt: str) -> bytes:
@@ -308,15 +305,19 @@ def _gap(lp: pulp.LpProblem) -> float | None:
 
 def solve(problem: Problem, solver_name: str = "highs", time_limit: float = 60.0, *, policy: str = "max_fit",
           seed: int = 0, make: SolverFactory | None = None, on_stage: StageCallback | None = None,
-          progress: Progress | None = None, eligible: Eligibility | None = None) -> Solution:
+          progress: Progress | None = None, eligible: Eligibility | None = None, arrays: bool | None = None
+          ) -> Solution:
     """Solve the policy's objectives in order, each earlier one held at its optimum in the next solve.
 
     When the time limit stops a solve, the best matching found so far is kept and marked. With
     ``progress``, HiGHS reports as it goes, and setting ``progress.stop`` interrupts it.
 
-    With HiGHS and no solver factory, the model goes to HiGHS as arrays (``solve_arrays``); otherwise
-    the PuLP model is solved through PuLP. ``eligible``: the run's eligibility, when already computed."""
-    if make is None and solver_name == "highs":
+    With HiGHS and no solver factory, a model of more than ARRAYS_FROM_PAIRS pairs (or any, with
+    ``arrays=True``) goes to HiGHS as arrays (``solve_arrays``); otherwise the PuLP model is solved
+    through PuLP (small models keep the plain path's choice among equal optima). ``eligible``: the
+    run's eligibility, when already computed."""
+    if make is None and solver_name == "highs" and arrays is not False and (
+            arrays or len(eligible := eligible or eligibility(problem)) > ARRAYS_FROM_PAIRS):
         return solve_arrays(problem, time_limit, policy=policy, seed=seed, on_stage=on_stage, progress=progress,
                             eligible=eligible)
     started = time.perf_counter()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
@@ -29,11 +28,10 @@ class CoordinatorAccount(Base):
 
 
 class ApiKeyScope(Base):
-    """What an API key may do. A key without a row here was issued before scopes existed (or by the admin
-    command) and holds every scope."""
+    """The label of an API key issued through the API, and the key it replaced. Its scopes are stored with the
+    key itself (``api_keys.scopes``, replicated to every service)."""
 
     __tablename__ = "api_key_scopes"
     key_id: Mapped[str] = mapped_column(sa.ForeignKey("api_keys.key_id"), primary_key=True)
-    scopes: Mapped[list[Any]] = mapped_column(sa.JSON)
     label: Mapped[str | None] = mapped_column(sa.String(100), nullable=True)
     rotated_from: Mapped[str | None] = mapped_column(sa.String(32), nullable=True)

@@ -1,5 +1,6 @@
-"""Coordinator accounts, account tokens (``POST /tokens/<audience>``) and the organisation's own API keys,
-plus the one place where intake enforces the scopes of a key (see service_layer/accounts.py)."""
+"""Coordinator accounts, account tokens (``POST /tokens/<audience>``) and the organisation's own API keys.
+Their routes are declared key management, so the shared scope check (werkplaats_shared.auth) asks the scope
+``keys`` for them."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Flask, Response, g, request, url_for
+from flask import Flask, Response, request, url_for
 from flask.views import MethodView
 from flask_smorest import Api, Page, abort
 from marshmallow import Schema, fields, validate
-from werkplaats_shared.auth import current_principal, roles
+from werkplaats_shared.auth import current_principal, declare_key_management, roles
 from werkplaats_shared.http import Blueprint, service_errors
 from werkplaats_shared.idempotency import HEADER as IDEMPOTENCY_HEADER
 from werkplaats_shared.service import Infrastructure
@@ -24,10 +25,8 @@ from .i18n import language
 TOKENS_PATH = "/tokens/"  # its routes carry their own credential (e-mail and password), not an API key
 LOGIN_RATE_LIMIT = "10 per minute"  # per client address, on top of the service-wide limit
 SIGN_IN_FAILED = "wrong e-mail address or password"
-DISABLED_ACCOUNT = "the account of this token is disabled"
 NO_IDEMPOTENCY = f"{IDEMPOTENCY_HEADER} is not accepted here: the answer carries a secret that is shown once"
 UNKNOWN_AUDIENCE = f"the audience is one of: {', '.join(accounts.TOKEN_SERVICES)}"
-LACKS_SCOPE = {scope: f"this API key lacks the scope {scope}" for scope in accounts.SCOPES}
 
 # Dutch for every text this module and its use cases answer with (English is the code's own text), and for
 # the shared token checks, which reach intake's callers through this module's token support.
@@ -136,8 +135,7 @@ class NewKeyOut(KeyOut):
 
 
 def register_accounts(app: Flask, api: Api, infra: Infrastructure) -> None:
-    """Install after ``install_auth`` and ``install_rate_limits``: the scope check runs right after
-    authentication, and the token route gets its own, stricter rate limit."""
+    """Install after ``install_rate_limits``: the token route gets its own, stricter rate limit."""
     sf = infra.session_factory
 
     def in_tx(fn: Any, *args: Any, emit: bool = False) -> Any:
@@ -190,7 +188,7 @@ def register_accounts(app: Flask, api: Api, infra: Infrastructure) -> None:
         @roles("coordinator")
         @acc.response(200, AccountOut)
         def post(self, account_id: str) -> Any:
-            return in_tx(accounts.disable_account, current_principal(), account_id)
+            return in_tx(accounts.disable_account, current_principal(), account_id, emit=True)
 
     keys = Blueprint("api_keys", __name__, url_prefix="/api-keys",
                      description="The caller's organisation's API keys: scopes, rotation, revocation")
@@ -259,37 +257,8 @@ def register_accounts(app: Flask, api: Api, infra: Infrastructure) -> None:
 
     for blueprint in (acc, keys, tok):
         api.register_blueprint(blueprint)
-    _install_scope_check(app, infra, manages_keys={acc.name, keys.name})
+    declare_key_management(app, acc.name, keys.name)
     _install_dutch_texts(app)
-
-
-def _install_scope_check(app: Flask, infra: Infrastructure, manages_keys: set[str]) -> None:
-    sf = infra.session_factory
-
-    def check_scope() -> None:
-        principal = g.get("principal")
-        if principal is None:
-            return None
-        wanted = accounts.required_scope(request.method, request.blueprint in manages_keys)
-        with sf() as session:
-            held = accounts.scopes_of(session, principal)
-        if held is None:
-            abort(401, message=DISABLED_ACCOUNT)
-        elif wanted not in held:
-            abort(403, message=LACKS_SCOPE[wanted])
-        return None
-
-    # After authentication and the rate limit, before an idempotent replay or any view.
-    hooks = app.before_request_funcs.setdefault(None, [])
-    names = [getattr(hook, "__qualname__", "") for hook in hooks]
-    auth = [i for i, name in enumerate(names) if name.startswith("install_auth.")]
-    if not auth:
-        raise RuntimeError("install_auth must run before register_accounts")
-    replay = [i for i, name in enumerate(names) if name.startswith("install_idempotency.")]
-    position = replay[0] if replay else len(hooks)
-    if position < auth[0]:
-        raise RuntimeError("the scope check must run after authentication")
-    hooks.insert(position, check_scope)
 
 
 def _install_dutch_texts(app: Flask) -> None:

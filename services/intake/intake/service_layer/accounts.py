@@ -7,7 +7,9 @@ Scopes of an API key (the whole list; a key holds one or more):
 - ``keys``:  managing the organisation's API keys and coordinator accounts (reading them too).
 
 A key issued without scopes (by ``python -m intake admin``, or before scopes existed) holds all three, as
-does a coordinator account's token. A key can only give a new key scopes it holds itself.
+does a coordinator account's token. A key can only give a new key scopes it holds itself. The scopes are
+stored with the key and sent with ``apikey.issued`` v2, and every service checks them in one place
+(werkplaats_shared.auth). Disabling an account puts it in every service's ``disabled_accounts``.
 """
 
 from __future__ import annotations
@@ -23,18 +25,17 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from werkplaats_shared.auth import PREFIX, Principal
+from werkplaats_shared.auth import DISABLED_ACCOUNTS, Principal, generate_key, stored_scopes
+from werkplaats_shared.contracts import SCOPES, make_envelope
 from werkplaats_shared.db import utcnow
-from werkplaats_shared.tokens import ACCOUNT_KEY_PREFIX, IssuedToken, issue_token
+from werkplaats_shared.tokens import IssuedToken, issue_token
 
 from ..adapters import orm
 from ..adapters.accounts_orm import ApiKeyScope, CoordinatorAccount
 from . import services
 from .services import Emit
 
-SCOPES = ("read", "write", "keys")
 ALL_SCOPES = frozenset(SCOPES)
-READ_METHODS = frozenset({"GET", "HEAD"})
 TOKEN_SERVICES = ("intake", "matching", "scheduling")
 TOKEN_LIFETIME = timedelta(minutes=15)
 PASSWORD_MIN_LENGTH = 12
@@ -70,30 +71,11 @@ def normalise_email(email: str) -> str:
 # ---- scopes ---------------------------------------------------------------------------------
 
 
-def required_scope(method: str, manages_keys: bool) -> str:
-    if manages_keys:
-        return "keys"
-    return "read" if method in READ_METHODS else "write"
-
-
-def scopes_of(session: Session, principal: Principal) -> frozenset[str] | None:
-    """The scopes the principal holds, or None when its credential no longer counts (a disabled account)."""
-    if principal.key_id.startswith(ACCOUNT_KEY_PREFIX):
-        account = session.get(CoordinatorAccount, principal.key_id.removeprefix(ACCOUNT_KEY_PREFIX))
-        if (account is None or account.disabled_at is not None
-                or account.organisation_id != principal.organisation_id):
-            return None
-        return ALL_SCOPES
-    row = session.get(ApiKeyScope, principal.key_id)
-    return ALL_SCOPES if row is None else frozenset(row.scopes)
-
-
-def _check_scopes(session: Session, principal: Principal, wanted: list[str]) -> list[str]:
+def _check_scopes(principal: Principal, wanted: list[str]) -> list[str]:
     unknown = [s for s in wanted if s not in ALL_SCOPES]
     if unknown:
         raise AccountError("scopes", f"unknown scope; the scopes are: {', '.join(SCOPES)}")
-    held = scopes_of(session, principal) or frozenset()
-    if not set(wanted) <= held:
+    if not set(wanted) <= principal.scopes:
         raise AccountError("scopes", "a key cannot give scopes it does not hold itself", 403)
     return [s for s in SCOPES if s in wanted]
 
@@ -132,10 +114,15 @@ def get_account(session: Session, principal: Principal, account_id: str) -> Coor
     return account
 
 
-def disable_account(session: Session, principal: Principal, account_id: str) -> CoordinatorAccount:
+def disable_account(session: Session, emit: Emit, principal: Principal, account_id: str) -> CoordinatorAccount:
     account = get_account(session, principal, account_id)
     if account.disabled_at is None:
         account.disabled_at = utcnow()
+        session.execute(orm.metadata.tables[DISABLED_ACCOUNTS].insert().values(
+            account_id=account.id, organisation_id=account.organisation_id, disabled_at=account.disabled_at))
+        emit(make_envelope("account.disabled", 1, {"account_id": account.id,
+                                                   "organisation_id": account.organisation_id,
+                                                   "disabled_at": account.disabled_at.isoformat()}))
         services.audit(session, principal, "account.disabled", "coordinator_account", account.id, {})
     return account
 
@@ -181,9 +168,10 @@ class KeyView:
 
 
 def _key_view(session: Session, row: Any, api_key: str | None = None) -> KeyView:
-    scope = session.get(ApiKeyScope, row.key_id)
-    return KeyView(key_id=row.key_id, role=row.role, scopes=list(scope.scopes) if scope else list(SCOPES),
-                   label=scope.label if scope else None, rotated_from=scope.rotated_from if scope else None,
+    extra = session.get(ApiKeyScope, row.key_id)
+    held = stored_scopes(row.scopes)
+    return KeyView(key_id=row.key_id, role=row.role, scopes=[s for s in SCOPES if s in held],
+                   label=extra.label if extra else None, rotated_from=extra.rotated_from if extra else None,
                    created_at=row.created_at, revoked_at=row.revoked_at, api_key=api_key)
 
 
@@ -208,17 +196,23 @@ def get_key(session: Session, principal: Principal, key_id: str) -> KeyView:
 
 def _issue(session: Session, emit: Emit, principal: Principal, scopes: list[str], label: str | None,
            rotated_from: str | None) -> KeyView:
-    plaintext = services.issue_key(session, emit, principal.organisation_id)
-    prefix, key_id, _ = plaintext.split("_", 2)
-    assert prefix == PREFIX
-    session.add(ApiKeyScope(key_id=key_id, scopes=scopes, label=label, rotated_from=rotated_from))
+    org = services.caller_organisation(session, principal)
+    key = generate_key()
+    now = utcnow()
+    session.execute(orm.api_keys.insert().values(key_id=key.key_id, organisation_id=org.id, role=org.role,
+                                                 secret_hash=key.secret_hash, created_at=now, scopes=scopes))
+    session.add(ApiKeyScope(key_id=key.key_id, label=label, rotated_from=rotated_from))
     session.flush()
-    return _key_view(session, _own_key(session, principal, key_id), api_key=plaintext)
+    emit(make_envelope("apikey.issued", 2, {
+        "key_id": key.key_id, "organisation_id": org.id, "role": org.role, "secret_hash": key.secret_hash,
+        "issued_at": now.isoformat(), "scopes": scopes,
+    }))
+    return _key_view(session, _own_key(session, principal, key.key_id), api_key=key.plaintext)
 
 
 def create_key(session: Session, emit: Emit, principal: Principal, scopes: list[str],
                label: str | None) -> KeyView:
-    granted = _check_scopes(session, principal, scopes)
+    granted = _check_scopes(principal, scopes)
     key = _issue(session, emit, principal, granted, label, None)
     services.audit(session, principal, "apikey.issued", "api_key", key.key_id, {"scopes": granted})
     return key
@@ -229,7 +223,7 @@ def rotate_key(session: Session, emit: Emit, principal: Principal, key_id: str) 
     old = get_key(session, principal, key_id)
     if old.revoked_at is not None:
         raise AccountError("key_id", "a revoked key cannot be rotated", 409)
-    granted = _check_scopes(session, principal, old.scopes)
+    granted = _check_scopes(principal, old.scopes)
     key = _issue(session, emit, principal, granted, old.label, key_id)
     services.revoke_key(session, emit, key_id)
     services.audit(session, principal, "apikey.rotated", "api_key", key.key_id, {"rotated_from": key_id})

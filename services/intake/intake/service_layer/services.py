@@ -625,12 +625,22 @@ def batch_matches(session: Session, batch_id: str, run_id: str | None) -> list[o
 
 
 def on_matches_published(session: Session, envelope: Envelope) -> None:
-    """A run of a batch was published (the first, or a re-run that supersedes it)."""
+    """A run of a batch was published (the first, or a re-run that supersedes it). An accepted
+    assignment stays accepted when the re-run kept its teams: in v2, when each of its matches names a
+    match of the previous run as its ``previous_match_id`` and none of its previous matches was dropped."""
     p = envelope.payload
     batch = session.get(orm.Batch, p["batch_id"])
     if batch is None:
         raise DomainError("batch_id", "unknown batch")
-    previous = {m.assignment_id: m.team_id for m in batch_matches(session, batch.id, batch.run_id)}
+    before = batch_matches(session, batch.id, batch.run_id)
+    previous = {m.assignment_id: m.team_id for m in before}
+    kept: set[str] | None = None
+    if envelope.version >= 2:
+        known = {m.match_id for m in before}
+        successors = {m["previous_match_id"] for m in p["matches"]}
+        changed = ({m["assignment_id"] for m in p["matches"] if m["previous_match_id"] not in known}
+                   | {m.assignment_id for m in before if m.match_id not in successors})
+        kept = {m["assignment_id"] for m in p["matches"]} - changed
     batch.status = "matched"
     batch.run_id = p["run_id"]
     current: dict[str, str] = {}
@@ -641,7 +651,7 @@ def on_matches_published(session: Session, envelope: Envelope) -> None:
                                        score=m["score"]))
         current[m["assignment_id"]] = m["team_id"]
     for a in session.execute(sa.select(orm.Assignment).where(orm.Assignment.batch_id == batch.id)).scalars():
-        keeps_team = a.id in current and previous.get(a.id) == current[a.id]
+        keeps_team = a.id in kept if kept is not None else a.id in current and previous.get(a.id) == current[a.id]
         if a.status == AssignmentStatus.ACCEPTED.value and keeps_team:
             continue
         if a.status in (S_WITHDRAWN, S_IN_PROGRESS, S_COMPLETED, S_REFERRED):
@@ -661,7 +671,8 @@ def on_match_responded(session: Session, envelope: Envelope) -> None:
 
     An answer to a match intake has not seen yet (its matches.published is still on the other queue)
     waits for a redelivery. An answer to a match that is no longer the assignment's current one
-    (superseded by a re-run, or the assignment has since left the batch) changes nothing."""
+    (the assignment has since left the batch, or a re-run gave it another team) changes nothing; an
+    answer to a superseded match whose pair the current run kept counts for that pair."""
     p = envelope.payload
     match = session.get(orm.BatchMatch, p["match_id"])
     assignment = session.get(orm.Assignment, p["assignment_id"])
@@ -670,6 +681,11 @@ def on_match_responded(session: Session, envelope: Envelope) -> None:
     if match is None:
         raise NotYetReceived(f"match {p['match_id']} of run {p['run_id']} is not published to intake yet")
     batch = session.get(orm.Batch, match.batch_id)
+    if batch is not None and match.run_id != batch.run_id:
+        match = session.execute(sa.select(orm.BatchMatch).where(
+            orm.BatchMatch.batch_id == batch.id, orm.BatchMatch.run_id == batch.run_id,
+            orm.BatchMatch.assignment_id == match.assignment_id, orm.BatchMatch.team_id == match.team_id)
+        ).scalars().first() or match
     if (batch is None or match.assignment_id != assignment.id or match.run_id != batch.run_id
             or assignment.batch_id != batch.id):
         return

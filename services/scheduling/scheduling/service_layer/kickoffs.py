@@ -249,7 +249,8 @@ def place_accepted(session: Session, notice: orm.Notice, match: dict[str, Any], 
     institutions = (notice.details or {}).get("institutions", {})
     row = orm.Kickoff(
         match_id=match["match_id"], notice_id="", firm_id=notice.firm_id, coordinator_id=notice.coordinator_id,
-        run_id=notice.run_id, batch_id=notice.batch_id, period=notice.period, assignment_id=match["assignment_id"],
+        run_id=match.get("run_id", notice.run_id), batch_id=notice.batch_id, period=notice.period,
+        assignment_id=match["assignment_id"],
         team_id=match["team_id"], institution_id=institutions.get(match["match_id"], ""), status="unplaced",
         uid=f"kickoff-{match['match_id']}@werkplaats", sequence=0, created_at=accepted_at)
     lock_for_planning(session, coordinators=[row.coordinator_id], firms=[row.firm_id], teams=[row.team_id])

@@ -68,23 +68,103 @@ class NotFound(Exception):
 
 
 def on_matches_published(session: Session, envelope: Envelope) -> None:
-    """One match notice per firm with at least one match in the run."""
+    """One match notice per firm with at least one match in the run. A re-run (v2, naming the run it
+    supersedes) notifies only what changed: pairs it kept carry over their answer, deadline and kickoff
+    (see carry_over); firms whose pair it dropped hear that the team is no longer available."""
     p = envelope.payload
+    carried = carry_over(session, p) if envelope.version >= 2 and p["supersedes_run_id"] is not None else set()
     by_firm: dict[str, list[dict[str, Any]]] = {}
     institutions: dict[str, dict[str, str]] = {}
     for m in p["matches"]:
+        if m["match_id"] in carried:
+            continue
         by_firm.setdefault(m["firm_id"], []).append(
             {"match_id": m["match_id"], "assignment_id": m["assignment_id"], "team_id": m["team_id"]})
         # kept beside the matches (which the firm sees): the kickoff rules need the team's institution
         institutions.setdefault(m["firm_id"], {})[m["match_id"]] = m["institution_id"]
     for firm_id, matches in sorted(by_firm.items()):
-        has_webhook = session.get(orm.Webhook, firm_id) is not None
-        session.add(orm.Notice(
-            id=str(uuid.uuid4()), kind="match_notice", firm_id=firm_id, coordinator_id=p["coordinator_id"],
-            run_id=p["run_id"], batch_id=p["batch_id"], period=p["period"], matches=matches,
-            details={"institutions": institutions[firm_id]}, status="pending", attempts=0, created_at=utcnow(),
-            webhook_status="pending" if has_webhook else None, webhook_attempts=0,
-        ))
+        _add_notice(session, "match_notice", firm_id, p, matches, {"institutions": institutions[firm_id]})
+
+
+def _add_notice(session: Session, kind: str, firm_id: str, p: dict[str, Any], matches: list[dict[str, Any]],
+                details: dict[str, Any]) -> None:
+    has_webhook = session.get(orm.Webhook, firm_id) is not None
+    session.add(orm.Notice(
+        id=str(uuid.uuid4()), kind=kind, firm_id=firm_id, coordinator_id=p["coordinator_id"],
+        run_id=p["run_id"], batch_id=p["batch_id"], period=p["period"], matches=matches, details=details,
+        status="pending", attempts=0, created_at=utcnow(),
+        webhook_status="pending" if has_webhook else None, webhook_attempts=0,
+    ))
+
+
+def carry_over(session: Session, p: dict[str, Any]) -> set[str]:
+    """Move the superseded run's matches that scheduling notified over to the re-run; returns the ids of
+    the re-run's matches that need no notice.
+
+    A kept pair (``previous_match_id``) takes over the old match's place in its notice (so the answer
+    deadline runs on), its answer and its kickoff (same invitation UID); the notice remembers the old id,
+    so a link sent for it opens the current match. A dropped pair leaves its notice (its link then finds
+    no match, and the deadline no longer declines it); unless the firm declined it or the assignment left
+    the batch, the firm is told the team is no longer available and a planned kickoff is cancelled."""
+    old_run = p["supersedes_run_id"]
+    by_previous = {m["previous_match_id"]: m for m in p["matches"] if m["previous_match_id"] is not None}
+    still_in_batch = {m["assignment_id"] for m in p["matches"]} | set(p["unmatched_assignment_ids"])
+    carried: set[str] = set()
+    dropped: dict[str, list[dict[str, Any]]] = {}
+    notices = session.execute(sa.select(orm.Notice).where(
+        orm.Notice.kind == "match_notice", orm.Notice.batch_id == p["batch_id"])
+        .order_by(orm.Notice.created_at, orm.Notice.id).with_for_update()).scalars().all()
+    for notice in notices:
+        entries, details = [], dict(notice.details or {})
+        superseded = dict(details.get("superseded", {}))
+        institutions = dict(details.get("institutions", {}))
+        for entry in notice.matches:
+            if entry.get("run_id", notice.run_id) != old_run:
+                entries.append(entry)
+                continue
+            new = by_previous.get(entry["match_id"])
+            successor = new["match_id"] if new is not None else None
+            superseded = {old: (successor if now == entry["match_id"] else now) for old, now in superseded.items()}
+            superseded[entry["match_id"]] = successor
+            if new is not None:
+                entries.append({"match_id": successor, "assignment_id": new["assignment_id"],
+                                "team_id": new["team_id"], "run_id": p["run_id"]})
+                institutions[successor] = new["institution_id"]
+                _rekey(session, entry["match_id"], successor, p["run_id"])
+                carried.add(successor)
+                continue
+            answer = session.get(orm.MatchResponse, entry["match_id"])
+            if (answer is None or answer.decision != "declined") and entry["assignment_id"] in still_in_batch:
+                dropped.setdefault(notice.firm_id, []).append(
+                    {k: entry[k] for k in ("match_id", "assignment_id", "team_id")})
+                _cancel_kickoff(session, entry["match_id"])
+        notice.matches = entries
+        notice.details = {**details, "superseded": superseded, "institutions": institutions}
+        if not entries:
+            notice.answer_deadline = None
+    for firm_id, matches in sorted(dropped.items()):
+        _add_notice(session, "match_cancelled", firm_id, p, matches, {})
+    if dropped or carried:
+        log.info("re-run carried over", extra={"run_id": p["run_id"], "kept": len(carried),
+                                               "dropped": sum(len(m) for m in dropped.values())})
+    return carried
+
+
+def _rekey(session: Session, old: str, new: str, run_id: str) -> None:
+    """The answer and kickoff of a kept pair now belong to its match in the re-run."""
+    session.execute(sa.update(orm.MatchResponse).where(orm.MatchResponse.match_id == old)
+                    .values(match_id=new, run_id=run_id))
+    session.execute(sa.update(orm.Kickoff).where(orm.Kickoff.match_id == old).values(match_id=new, run_id=run_id))
+    for notice in session.execute(sa.select(orm.Notice).where(
+            orm.Notice.kind.in_(KICKOFF_KINDS), orm.Notice.subject_id == old)).scalars():
+        notice.subject_id = new
+        notice.matches = [{**m, "match_id": new} if m["match_id"] == old else m for m in notice.matches]
+
+
+def _cancel_kickoff(session: Session, match_id: str) -> None:
+    kickoff = session.get(orm.Kickoff, match_id)
+    if kickoff is not None:
+        kickoffs.cancel_kickoff(session, kickoff.coordinator_id, match_id)
 
 
 def on_firm_referred(session: Session, envelope: Envelope) -> None:
@@ -145,6 +225,9 @@ def send_pending(sf: sessionmaker[Session], mailer: Mailer, links: Links, limit:
                           if email is not None else None)
                 if invite is not None:
                     attachments.append(invite)
+            elif notice.kind == "match_cancelled":
+                subject, body = render(notice.kind, language, {
+                    "count": len(notice.matches), "period": notice.period, "matches": notice.matches})
             else:
                 subject, body = render(notice.kind, language, {
                     "count": len(notice.matches), "period": notice.period, "matches": _with_links(notice, links),
@@ -291,6 +374,8 @@ def webhook_body(session: Session, notice: orm.Notice, links: Links) -> bytes:
         body.update(referral_id=notice.subject_id, **(notice.details or {}))
     elif notice.kind in workshops.NOTICE_KINDS:
         body.update(workshop=notice.details)
+    elif notice.kind == "match_cancelled":
+        body.update(matches=notice.matches)
     else:
         body.update(matches=_with_links(notice, links), response_links_expire_at=links.expires_at().isoformat())
     return json.dumps(body, separators=(",", ":"), sort_keys=True).encode("utf-8")
@@ -362,12 +447,16 @@ class LinkedMatch:
 def linked_match(session: Session, target: LinkTarget) -> LinkedMatch:
     """The notice and match a (verified) link points at, the firm's language and any answer so far."""
     notice = session.get(orm.Notice, target.notice_id)
-    match = next((m for m in (notice.matches if notice else []) if m["match_id"] == target.match_id), None)
-    if notice is None or match is None:
+    if notice is None:
+        raise NotFound(target.match_id)
+    # a link to a match a re-run kept opens its current match; one to a dropped match finds none
+    match_id = (notice.details or {}).get("superseded", {}).get(target.match_id, target.match_id)
+    match = next((m for m in notice.matches if m["match_id"] == match_id), None)
+    if match is None:
         raise NotFound(target.match_id)
     contact = session.get(orm.Contact, notice.firm_id)
     language = contact.language if contact else (notice.language or "nl")
-    return LinkedMatch(notice, match, language, session.get(orm.MatchResponse, target.match_id))
+    return LinkedMatch(notice, match, language, session.get(orm.MatchResponse, match_id))
 
 
 def record_response(session: Session, target: LinkTarget, decision: str, now: Clock = utcnow,
@@ -378,7 +467,8 @@ def record_response(session: Session, target: LinkTarget, decision: str, now: Cl
     if found.response is not None:
         raise AlreadyAnswered(found.response.decision, found.response.responded_at)
     at = now()
-    payload = responded_payload(found.notice, found.match, decision, at)
+    payload = {**responded_payload(found.notice, found.match, decision, at),
+               "run_id": found.match.get("run_id", found.notice.run_id)}
     response = orm.MatchResponse(
         match_id=payload["match_id"], notice_id=found.notice.id, firm_id=payload["firm_id"],
         run_id=payload["run_id"], batch_id=payload["batch_id"], assignment_id=payload["assignment_id"],
