@@ -14,9 +14,12 @@ from scheduling.adapters.links import ResponseLinks
 from scheduling.service_layer import services
 from werkplaats_shared.contracts import make_envelope
 
+from . import test_scheduling_kickoffs as kickoff_tests
 from .test_matching_scheduling_api import SECRET_KEY, Service
-from .test_scheduling_kickoffs import PERIOD, _answer, _mailer, smtp, svc  # noqa: F401
+from .test_scheduling_kickoffs import PERIOD, _answer, _mailer
 from .test_scheduling_responses import _Collector
+
+svc, smtp = kickoff_tests.svc, kickoff_tests.smtp  # the same fixtures: a scheduling app and an SMTP server
 
 LINKS = ResponseLinks(SECRET_KEY, "http://x")
 

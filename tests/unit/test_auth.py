@@ -1,9 +1,11 @@
-"""API keys: stored hashed, compared in constant time, revocable."""
+"""API keys: stored hashed, compared in constant time, revocable, with scopes checked in one place."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
-from werkplaats_shared.auth import authenticate, generate_key
+import pytest
+from flask import g
+from werkplaats_shared.auth import authenticate, declare_key_management, generate_key, install_auth, required_scope
 from werkplaats_shared.db import make_engine, messaging_tables, utcnow
 
 
@@ -41,3 +43,58 @@ def test_wrong_secret_unknown_id_malformed_and_revoked_keys_fail(tmp_path) -> No
     with engine.begin() as conn:
         conn.execute(api_keys.update().values(revoked_at=utcnow()))
     assert authenticate(engine, api_keys, key.plaintext) is None
+
+
+def test_a_key_holds_its_stored_scopes_and_a_key_stored_without_them_holds_all(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    engine, api_keys = _store(tmp_path)
+    read_only, legacy, damaged = generate_key(), generate_key(), generate_key()
+    with engine.begin() as conn:
+        for key, scopes in ((read_only, ["read"]), (damaged, {"read": True})):
+            conn.execute(api_keys.insert().values(key_id=key.key_id, organisation_id="o", role="coordinator",
+                                                  secret_hash=key.secret_hash, created_at=utcnow(), scopes=scopes))
+        conn.execute(api_keys.insert().values(key_id=legacy.key_id, organisation_id="o", role="coordinator",
+                                              secret_hash=legacy.secret_hash, created_at=utcnow()))
+    assert authenticate(engine, api_keys, read_only.plaintext).scopes == {"read"}  # type: ignore[union-attr]
+    assert authenticate(engine, api_keys, legacy.plaintext).scopes == {"read", "write", "keys"}  # type: ignore[union-attr]
+    assert authenticate(engine, api_keys, damaged.plaintext).scopes == frozenset()  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(("method", "manages_keys", "scope"), [
+    ("GET", False, "read"), ("HEAD", False, "read"), ("POST", False, "write"), ("PUT", False, "write"),
+    ("PATCH", False, "write"), ("DELETE", False, "write"), ("GET", True, "keys"), ("POST", True, "keys"),
+])
+def test_the_method_and_the_route_decide_the_scope(method: str, manages_keys: bool, scope: str) -> None:
+    assert required_scope(method, manages_keys) == scope
+
+
+def test_the_shared_check_refuses_a_missing_scope_with_403_on_the_authorization_field(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from flask import Blueprint
+    from werkplaats_shared.http import create_app
+
+    engine, api_keys = _store(tmp_path)
+    keys: dict[str, str] = {}
+    with engine.begin() as conn:
+        for name, scopes in (("read", ["read"]), ("write", ["write"]), ("keys", ["keys"])):
+            key = generate_key()
+            keys[name] = key.plaintext
+            conn.execute(api_keys.insert().values(key_id=key.key_id, organisation_id="o", role="coordinator",
+                                                  secret_hash=key.secret_hash, created_at=utcnow(), scopes=scopes))
+    app, _ = create_app("scopes")
+    install_auth(app, engine, api_keys)
+    managed = Blueprint("managed", __name__)
+    managed.add_url_rule("/keys", "keys", lambda: {"ok": True}, methods=["GET", "POST"])
+    app.register_blueprint(managed)
+    app.add_url_rule("/things", "things", lambda: {"key_id": g.principal.key_id}, methods=["GET", "POST", "DELETE"])
+    declare_key_management(app, "managed")
+    client = app.test_client()
+
+    def status(who: str, method: str, path: str) -> int:
+        return client.open(path, method=method, headers={"Authorization": f"Bearer {keys[who]}"}).status_code
+
+    assert [status("read", m, "/things") for m in ("GET", "POST", "DELETE")] == [200, 403, 403]
+    assert [status("write", m, "/things") for m in ("GET", "POST", "DELETE")] == [403, 200, 200]
+    assert [status("keys", m, "/keys") for m in ("GET", "POST")] == [200, 200]
+    assert [status(who, m, "/keys") for who in ("read", "write") for m in ("GET", "POST")] == [403] * 4
+    refused = client.post("/things", headers={"Authorization": f"Bearer {keys['read']}"}).get_json()
+    assert refused["errors"] == [{"field": "Authorization", "reason": "this API key lacks the scope write"}]
+    assert keys["read"] not in str(refused)

@@ -843,7 +843,7 @@ def test_a_v2_re_run_keeps_an_accepted_assignment_accepted_when_its_pair_carried
 
 def test_a_v2_re_run_asks_again_when_the_pair_is_new_even_with_the_same_team(world: World) -> None:
     db = world.db
-    batch_id, (a1,), (t1, t2) = _batch_with_teams(world, 1, 2)
+    batch_id, (a1,), (t1, _) = _batch_with_teams(world, 1, 2)
     run_1 = published_v2(published("run-1", batch_id, world, [("m1", a1, t1)], unmatched=[]), None, {})
     db.run(services.on_matches_published, run_1)
     db.run(services.on_match_responded, responded(run_1, "m1", "accepted"))

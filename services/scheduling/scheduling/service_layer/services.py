@@ -123,10 +123,10 @@ def carry_over(session: Session, p: dict[str, Any]) -> set[str]:
                 entries.append(entry)
                 continue
             new = by_previous.get(entry["match_id"])
-            successor = new["match_id"] if new is not None else None
+            successor: str | None = new["match_id"] if new is not None else None
             superseded = {old: (successor if now == entry["match_id"] else now) for old, now in superseded.items()}
             superseded[entry["match_id"]] = successor
-            if new is not None:
+            if new is not None and successor is not None:
                 entries.append({"match_id": successor, "assignment_id": new["assignment_id"],
                                 "team_id": new["team_id"], "run_id": p["run_id"]})
                 institutions[successor] = new["institution_id"]
