@@ -165,6 +165,7 @@ def install_auth(app: Flask, engine: Engine, api_keys: sa.Table,
             found = authenticate(engine, api_keys, presented)
             if found is None:
                 abort(401, message="invalid or revoked API key")
+                return None
             principal = found
         g.principal = principal
         wanted = required_scope(request.method, request.blueprint in app.extensions.get(_KEY_MANAGEMENT, ()))

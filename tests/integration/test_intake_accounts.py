@@ -3,7 +3,8 @@
 A coordinator creates, lists and disables its own organisation's accounts; an account logs in with e-mail
 and password for a short-lived token; keys carry scopes (read, write, keys) that every service enforces on
 every route, and a key can be rotated or revoked, which the other services follow through apikey.issued (v2,
-with the scopes) and apikey.revoked; a disabled account's tokens stop working everywhere (account.disabled). Bad input gets a field error and stores nothing; another organisation's objects answer 404;
+with the scopes) and apikey.revoked; a disabled account's tokens stop working everywhere (account.disabled).
+Bad input gets a field error and stores nothing; another organisation's objects answer 404;
 the e-mail address appears in no log, message or audit entry.
 """
 

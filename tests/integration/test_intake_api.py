@@ -28,7 +28,8 @@ from werkplaats_shared.contracts import make_envelope, parse_envelope
 from werkplaats_shared.service import Infrastructure
 from werkzeug.test import TestResponse
 
-PUBLIC = {"/health", "/ready", "/openapi.json"}
+PUBLIC = {"/health", "/ready", "/openapi.json",
+          "/docs", "/docs/docs.js", "/docs/swagger-ui.css", "/docs/swagger-ui-bundle.js"}  # API docs (Swagger UI)
 LOGIN = {"/tokens/<audience>"}  # the body is the credential (an account's e-mail and password), not a key
 MIB = 1024 * 1024
 POSTER = {"/workspaces": "coord_a", "/teams": "inst_1", "/assignments": "firm_1", "/batches": "coord_a"}

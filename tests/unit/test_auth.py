@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 import pytest
+import sqlalchemy as sa
 from flask import g
 from werkplaats_shared.auth import authenticate, declare_key_management, generate_key, install_auth, required_scope
 from werkplaats_shared.db import make_engine, messaging_tables, utcnow

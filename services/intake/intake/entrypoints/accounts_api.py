@@ -14,6 +14,7 @@ from flask.views import MethodView
 from flask_smorest import Api, Page, abort
 from marshmallow import Schema, fields, validate
 from werkplaats_shared.auth import current_principal, declare_key_management, roles
+from werkplaats_shared.contracts import SCOPES
 from werkplaats_shared.http import Blueprint, service_errors
 from werkplaats_shared.idempotency import HEADER as IDEMPOTENCY_HEADER
 from werkplaats_shared.service import Infrastructure
@@ -112,8 +113,8 @@ class TokenOut(Schema):
 
 
 class KeyIn(Schema):
-    scopes = fields.List(fields.String(validate=validate.OneOf(accounts.SCOPES)), required=True,
-                         validate=validate.Length(min=1, max=len(accounts.SCOPES)))
+    scopes = fields.List(fields.String(validate=validate.OneOf(SCOPES)), required=True,
+                         validate=validate.Length(min=1, max=len(SCOPES)))
     label = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=100))
 
 
