@@ -20,7 +20,7 @@ from typing import Any
 
 import jwt
 
-from .auth import CredentialRefused, Principal
+from .auth import ACCOUNT_KEY_PREFIX, CredentialRefused, Principal
 from .config import Settings
 
 ALGORITHM = "HS256"
@@ -32,7 +32,6 @@ LEEWAY = timedelta(seconds=30)
 MIN_SECRET_LENGTH = 32
 MAX_SUBJECT_LENGTH = 27  # "acct_" + subject fits the 32-character key-id columns of the audit trails
 REQUIRED_CLAIMS = ("exp", "iat", "nbf", "iss", "aud", "sub", "jti", "org", "role")
-ACCOUNT_KEY_PREFIX = "acct_"
 
 
 class TokenRefused(CredentialRefused):

@@ -679,20 +679,31 @@ def solve_arrays(problem: Problem, time_limit: float = 60.0, *, policy: str = "m
         highs.addRow(level - LEVEL_TOLERANCE, highspy.kHighsInf, len(nz), nz.astype(np.int32),
                      on[nz].astype(np.float64))
 
-    def run(highs: Any) -> Any:
+    def run(highs: Any, until: float | None = None) -> Any:
         nonlocal mark
-        highs.setOptionValue("time_limit", max(deadline - clock(), 0.05))
+        highs.setOptionValue("time_limit", max((deadline if until is None else until) - clock(), 0.05))
         mark = clock()
         highs.run()
         timings["solve"] = timings.get("solve", 0.0) + clock() - mark
         mark = clock()
         return highs.getModelStatus()
 
+    def new_highs() -> Any:
+        highs = highspy.Highs()
+        highs.setOptionValue("output_flag", False)
+        highs.setOptionValue("random_seed", seed)
+        highs.setOptionValue("mip_rel_gap", gap_wanted)
+        return highs
+
+    def handoff(seconds: float) -> None:
+        timings["handoff"] = timings.get("handoff", 0.0) + seconds
+
     infeasible = (highspy.HighsModelStatus.kInfeasible, highspy.HighsModelStatus.kUnboundedOrInfeasible)
-    highs = fresh(lp, model.objectives[stages[0].name])
+    priced = not network and n_p > 0
+    highs = None if priced else fresh(lp, model.objectives[stages[0].name])
     levels: list[tuple[Any, float]] = []
     values: Any = None
-    status, gap, limited, path = "optimal", None, False, "network" if network else "arrays"
+    status, gap, limited, path = "optimal", None, False, "network" if network else "priced" if priced else "arrays"
     for i, objective in enumerate(stages):
         costs = model.objectives[objective.name]
         if i > 0:
@@ -701,6 +712,32 @@ def solve_arrays(problem: Problem, time_limit: float = 60.0, *, policy: str = "m
                 break
             previous = model.objectives[stages[i - 1].name]
             levels.append((previous, float(previous @ values)))
+        if priced:
+            if progress is not None:
+                if progress.stop.is_set():
+                    status = "interrupted"
+                    break
+                progress.objective, progress.step, progress.steps = objective.name, i + 1, len(stages)
+                progress.best = progress.gap = None
+            stage = _priced_stage(model, costs, levels, values, deadline, gap_wanted, new_highs, run, handoff,
+                                  progress)
+            if progress is not None and progress.stop.is_set():
+                status = "interrupted"
+                break
+            if stage.values is None or not (model.holds(stage.values) and all(
+                    c @ stage.values >= level - LEVEL_TOLERANCE for c, level in levels)):
+                if i == 0:
+                    status = "infeasible" if stage.result == "infeasible" else "not_solved"
+                limited = limited or stage.result != "infeasible"
+                break
+            values, gap = stage.values, stage.gap
+            limited = limited or stage.result != "optimal"
+            if progress is not None:
+                progress.best, progress.gap = float(costs @ values), gap
+            timings["extract"] = timings.get("extract", 0.0) + clock() - mark
+            continue
+        assert highs is not None
+        if i > 0:
             if columns is not None:  # later stages see every pair
                 columns.add(np.flatnonzero(~columns.held), costs)
             add_level(highs, previous, levels[-1][1])
@@ -798,3 +835,164 @@ def solve_arrays(problem: Problem, time_limit: float = 60.0, *, policy: str = "m
         gap=gap, time_limit_reached=limited, seed=seed, diagnosis=diagnosis, timings=timings,
         peak_memory_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, path=path,
     )
+
+
+# ---- side constraints: the LP by pricing, a MIP over the priced columns, then reduced-cost fixing ----
+
+# Share of the time left that the MIP over the priced columns may use before the wider MIP takes over.
+RESTRICTED_SHARE = 0.5
+
+
+@dataclass
+class _Stage:
+    values: Any  # the full model's column values, None when no matching was found
+    result: str  # optimal, feasible (stopped early), infeasible, not_solved
+    gap: float | None
+
+
+def _with_levels(model: ArrayModel, levels: list[tuple[Any, float]]) -> _Lp:
+    """The full model, each earlier objective held at its level as one more row."""
+    import numpy as np
+
+    rows, cols, coefs = [model.row], [model.col], [model.coef]
+    lower, upper = [model.row_lower], [model.row_upper]
+    for k, (c, level) in enumerate(levels):
+        nz = np.flatnonzero(c)
+        rows.append(np.full(len(nz), model.n_rows + k, dtype=np.int64))
+        cols.append(nz.astype(np.int64))
+        coefs.append(c[nz].astype(np.float64))
+        lower.append(np.array([level - LEVEL_TOLERANCE]))
+        upper.append(np.array([np.inf]))
+    return _Lp(model.n_cols, np.concatenate(rows), np.concatenate(cols), np.concatenate(coefs),
+               np.concatenate(lower), np.concatenate(upper), True)
+
+
+def _subset(lp: _Lp, keep: Any) -> tuple[_Lp, Any]:
+    """The model over the columns in ``keep`` (sorted positions), and those positions."""
+    import numpy as np
+
+    new = np.full(lp.n_cols, -1, dtype=np.int64)
+    new[keep] = np.arange(len(keep))
+    on = new[lp.col] >= 0
+    return _Lp(len(keep), lp.row[on], new[lp.col[on]], lp.coef[on], lp.lower, lp.upper, True), keep
+
+
+def _priced_stage(model: ArrayModel, costs: Any, levels: list[tuple[Any, float]], start: Any, deadline: float,
+                  gap_wanted: float, new_highs: Callable[[], Any], run: Callable[[Any], Any],
+                  handoff: Callable[[float], None], progress: Progress | None) -> _Stage:
+    """One stage of a model with side constraints, solved to ``gap_wanted`` of the optimum:
+
+    1. the LP relaxation over a few pairs per team and assignment, pairs with a positive reduced cost
+       entering until none is left: its value ``z`` bounds every matching;
+    2. the MIP over the pairs priced in (started from ``start``, the previous stage's matching): a
+       matching worth ``v``; when ``z - v`` is within the gap, done;
+    3. else the MIP over every pair whose reduced cost is at least ``v - z`` (a pair below can only be in
+       matchings worth less than ``v``, so the optimum is among the rest), started from that matching."""
+    import highspy
+    import numpy as np
+
+    clock = time.perf_counter
+    infeasible = (highspy.HighsModelStatus.kInfeasible, highspy.HighsModelStatus.kUnboundedOrInfeasible)
+    optimal = highspy.HighsModelStatus.kOptimal
+    n_p = model.n_pairs
+    lp = _with_levels(model, levels)
+    elig = model.eligibility
+    teams = np.concatenate([elig.team, np.full(model.n_cols - n_p, -1, dtype=np.int64)])
+
+    mark = clock()
+    highs = new_highs()
+    highs.setOptionValue("presolve", "off")
+    _pass(highs, _Lp(0, lp.row[:0], lp.col[:0], lp.coef[:0], lp.lower, lp.upper, False), costs)
+    columns = _Columns(highs, lp)
+    fits = model.objectives["fit"][:n_p]
+    first = [np.arange(n_p, model.n_cols), _best_per(elig.team, fits, START_PAIRS),
+             _best_per(elig.assignment, fits, START_PAIRS)]
+    if start is not None:
+        first.append(np.flatnonzero(start > 0.5))
+    columns.add(np.unique(np.concatenate(first)), costs)
+    handoff(clock() - mark)
+    result = run(highs)
+    while True:
+        if result in infeasible and not columns.held.all():  # maybe only for want of columns
+            columns.add(np.flatnonzero(~columns.held), costs)
+            result = run(highs)
+            continue
+        if result != optimal:
+            break
+        entering = columns.entering(costs, np.asarray(highs.getSolution().row_dual), teams)
+        if not len(entering):
+            break
+        columns.add(entering, costs)
+        result = run(highs)
+        print("DBG lp", result, len(columns.order), highs.getInfo().objective_function_value, clock())
+    if result in infeasible:
+        return _Stage(None, "infeasible", None)
+    if result != optimal:
+        return _Stage(None, "not_solved", None)
+    bound = float(highs.getInfo().objective_function_value)
+    row_dual = np.asarray(highs.getSolution().row_dual)
+    reduced = costs[:lp.n_cols] - np.bincount(lp.col, weights=lp.coef * row_dual[lp.row], minlength=lp.n_cols)
+    scale = max(1.0, abs(bound))
+
+    def within(value: float) -> bool:
+        return bound - value <= gap_wanted * scale
+
+    # 2. the MIP over the columns priced in
+    held = columns.order
+    highs.changeColsIntegrality(len(held), np.arange(len(held), dtype=np.int32),
+                                np.full(len(held), int(highspy.HighsVarType.kInteger), dtype=np.uint8))
+    highs.setOptionValue("presolve", "on")
+    if start is not None:
+        _start(highs, start[held])
+    if progress is not None:
+        _watch_highs(highs, progress)
+    stop = deadline
+    deadline_restricted = clock() + RESTRICTED_SHARE * max(deadline - clock(), 0.0)
+    result = run(highs, deadline_restricted)
+    values = None
+    print("DBG rmip", result, highs.getInfo().mip_gap, highs.getInfo().objective_function_value, clock())
+    if highs.getInfo().primal_solution_status == 2:
+        values = columns.values(np.asarray(highs.getSolution().col_value))
+        values = np.round(values)
+    if values is not None and within(float(costs @ values)):
+        return _Stage(values, "optimal", max(0.0, (bound - float(costs @ values)) / scale))
+    if clock() >= stop - 0.05:
+        return _Stage(values, "feasible" if values is not None else "not_solved",
+                      None if values is None else (bound - float(costs @ values)) / scale)
+
+    # 3. reduced-cost fixing against that matching (or, without one, the whole model)
+    mark = clock()
+    if values is not None:
+        worth = float(costs @ values)
+        keep = np.flatnonzero((reduced >= worth - bound - 1e-6 * scale) | (values > 0.5))
+        keep = np.union1d(keep, np.arange(n_p, model.n_cols))
+    else:
+        keep = np.arange(lp.n_cols)
+    sub, cols = _subset(lp, keep)
+    highs = new_highs()
+    _pass(highs, sub, costs[cols])
+    if values is not None:
+        _start(highs, values[cols])
+    elif start is not None:
+        _start(highs, start[cols])
+    if progress is not None:
+        _watch_highs(highs, progress)
+    handoff(clock() - mark)
+    result = run(highs, stop)
+    if highs.getInfo().primal_solution_status != 2:
+        return _Stage(values, "feasible" if values is not None else "not_solved", None)
+    found = np.zeros(model.n_cols)
+    found[cols] = np.round(np.asarray(highs.getSolution().col_value))
+    if values is None or costs @ found >= costs @ values:
+        values = found
+    gap = min(max(0.0, (bound - float(costs @ values)) / scale), _finite(highs.getInfo().mip_gap) or math.inf)
+    return _Stage(values, "optimal" if result == optimal or gap <= gap_wanted else "feasible", gap)
+
+
+def _start(highs: Any, values: Any) -> None:
+    import highspy
+
+    start = highspy.HighsSolution()
+    start.col_value = values.tolist()
+    start.value_valid = True
+    highs.setSolution(start)

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from werkplaats_shared import geo
 from werkplaats_shared.auth import Principal, generate_key
-from werkplaats_shared.contracts import LEVELS, Envelope, make_envelope
+from werkplaats_shared.contracts import LEVELS, SCOPES, Envelope, make_envelope
 from werkplaats_shared.db import utcnow
 
 from ..adapters import orm
@@ -71,11 +71,11 @@ def issue_key(session: Session, emit: Emit, organisation_id: str) -> str:
     now = utcnow()
     session.execute(orm.api_keys.insert().values(
         key_id=key.key_id, organisation_id=org.id, role=org.role, secret_hash=key.secret_hash,
-        created_at=now,
+        created_at=now, scopes=list(SCOPES),
     ))
-    emit(make_envelope("apikey.issued", 1, {
+    emit(make_envelope("apikey.issued", 2, {
         "key_id": key.key_id, "organisation_id": org.id, "role": org.role,
-        "secret_hash": key.secret_hash, "issued_at": now.isoformat(),
+        "secret_hash": key.secret_hash, "issued_at": now.isoformat(), "scopes": list(SCOPES),
     }))
     return str(key.plaintext)
 
