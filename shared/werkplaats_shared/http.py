@@ -186,7 +186,7 @@ def _swagger_ui_asset(name: str) -> bytes:
 
 
 def create_app(title: str, version: str = "1") -> tuple[Flask, WerkplaatsApi]:
-    app = Flask(title)
+    app = Flask(title, static_folder=None)  # no service serves files from /static
     app.config.update(
         API_TITLE=title,
         API_VERSION=version,

@@ -681,7 +681,9 @@ def solve_arrays(problem: Problem, time_limit: float = 60.0, *, policy: str = "m
 
     def run(highs: Any, until: float | None = None) -> Any:
         nonlocal mark
-        highs.setOptionValue("time_limit", max((deadline if until is None else until) - clock(), 0.05))
+        # HiGHS's time limit counts all runs of the instance together
+        left = max((deadline if until is None else until) - clock(), 0.05)
+        highs.setOptionValue("time_limit", highs.getRunTime() + left)
         mark = clock()
         highs.run()
         timings["solve"] = timings.get("solve", 0.0) + clock() - mark
@@ -878,7 +880,7 @@ def _subset(lp: _Lp, keep: Any) -> tuple[_Lp, Any]:
 
 
 def _priced_stage(model: ArrayModel, costs: Any, levels: list[tuple[Any, float]], start: Any, deadline: float,
-                  gap_wanted: float, new_highs: Callable[[], Any], run: Callable[[Any], Any],
+                  gap_wanted: float, new_highs: Callable[[], Any], run: Callable[..., Any],
                   handoff: Callable[[float], None], progress: Progress | None) -> _Stage:
     """One stage of a model with side constraints, solved to ``gap_wanted`` of the optimum:
 
@@ -924,7 +926,6 @@ def _priced_stage(model: ArrayModel, costs: Any, levels: list[tuple[Any, float]]
             break
         columns.add(entering, costs)
         result = run(highs)
-        print("DBG lp", result, len(columns.order), highs.getInfo().objective_function_value, clock())
     if result in infeasible:
         return _Stage(None, "infeasible", None)
     if result != optimal:
@@ -942,6 +943,7 @@ def _priced_stage(model: ArrayModel, costs: Any, levels: list[tuple[Any, float]]
     highs.changeColsIntegrality(len(held), np.arange(len(held), dtype=np.int32),
                                 np.full(len(held), int(highspy.HighsVarType.kInteger), dtype=np.uint8))
     highs.setOptionValue("presolve", "on")
+    highs.setOptionValue("simplex_strategy", 1)
     if start is not None:
         _start(highs, start[held])
     if progress is not None:
@@ -950,7 +952,6 @@ def _priced_stage(model: ArrayModel, costs: Any, levels: list[tuple[Any, float]]
     deadline_restricted = clock() + RESTRICTED_SHARE * max(deadline - clock(), 0.0)
     result = run(highs, deadline_restricted)
     values = None
-    print("DBG rmip", result, highs.getInfo().mip_gap, highs.getInfo().objective_function_value, clock())
     if highs.getInfo().primal_solution_status == 2:
         values = columns.values(np.asarray(highs.getSolution().col_value))
         values = np.round(values)
@@ -985,7 +986,8 @@ def _priced_stage(model: ArrayModel, costs: Any, levels: list[tuple[Any, float]]
     found[cols] = np.round(np.asarray(highs.getSolution().col_value))
     if values is None or costs @ found >= costs @ values:
         values = found
-    gap = min(max(0.0, (bound - float(costs @ values)) / scale), _finite(highs.getInfo().mip_gap) or math.inf)
+    own = _finite(highs.getInfo().mip_gap)
+    gap = min(max(0.0, (bound - float(costs @ values)) / scale), math.inf if own is None else own)
     return _Stage(values, "optimal" if result == optimal or gap <= gap_wanted else "feasible", gap)
 
 
@@ -996,3 +998,4 @@ def _start(highs: Any, values: Any) -> None:
     start.col_value = values.tolist()
     start.value_valid = True
     highs.setSolution(start)
+

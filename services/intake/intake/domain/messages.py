@@ -95,6 +95,7 @@ CATALOGUE: list[tuple[str, str]] = [
     (r"invalid or revoked API key", "Ongeldige of ingetrokken API-sleutel."),
     (r"this action needs the role (?P<a>\w+) or (?P<b>\w+)", "Deze actie vraagt de rol {a} of {b}."),
     (r"this action needs the role (?P<a>\w+)", "Deze actie vraagt de rol {a}."),
+    (r"no role may use this route", "Geen enkele rol mag deze route gebruiken."),
     (r"Idempotency-Key must be 1-(?P<a>\d+) characters", "Idempotency-Key moet 1 tot {a} tekens lang zijn."),
     (r"1-(?P<a>\d+) characters", "1 tot {a} tekens."),
     (r"this Idempotency-Key was used for a different request",

@@ -13,7 +13,7 @@ from flask import Flask, Response, request, url_for
 from flask.views import MethodView
 from flask_smorest import Api, Page, abort
 from marshmallow import Schema, fields, validate
-from werkplaats_shared.auth import current_principal, declare_key_management, roles
+from werkplaats_shared.auth import current_principal, declare_key_management
 from werkplaats_shared.contracts import SCOPES
 from werkplaats_shared.http import Blueprint, service_errors
 from werkplaats_shared.idempotency import HEADER as IDEMPOTENCY_HEADER
@@ -163,14 +163,12 @@ def register_accounts(app: Flask, api: Api, infra: Infrastructure) -> None:
 
     @acc.route("")
     class Accounts(MethodView):
-        @roles("coordinator")
         @acc.response(200, AccountOut(many=True))
         @acc.paginate(Page, max_page_size=100)
         def get(self) -> Any:
             with sf() as session:
                 return session.execute(accounts.visible_accounts(current_principal())).scalars().all()
 
-        @roles("coordinator")
         @acc.arguments(AccountIn)
         @acc.response(201, AccountOut)
         def post(self, data: dict[str, Any]) -> Any:
@@ -179,14 +177,12 @@ def register_accounts(app: Flask, api: Api, infra: Infrastructure) -> None:
 
     @acc.route("/<account_id>")
     class AccountItem(MethodView):
-        @roles("coordinator")
         @acc.response(200, AccountOut)
         def get(self, account_id: str) -> Any:
             return in_tx(accounts.get_account, current_principal(), account_id)
 
     @acc.route("/<account_id>/disable")
     class AccountDisable(MethodView):
-        @roles("coordinator")
         @acc.response(200, AccountOut)
         def post(self, account_id: str) -> Any:
             return in_tx(accounts.disable_account, current_principal(), account_id, emit=True)

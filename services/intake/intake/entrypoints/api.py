@@ -9,7 +9,8 @@ import sqlalchemy as sa
 from flask import Flask, url_for
 from flask.views import MethodView
 from flask_smorest import Page, abort
-from werkplaats_shared.auth import current_principal, install_auth, roles
+from werkplaats_shared.auth import current_principal, install_auth
+from werkplaats_shared.authorization import install_authorization
 from werkplaats_shared.http import Blueprint, add_health, create_app, service_errors
 from werkplaats_shared.idempotency import install_idempotency
 from werkplaats_shared.ratelimit import install_rate_limits
@@ -20,6 +21,7 @@ from ..adapters import orm
 from ..domain.model import DomainError
 from ..service_layer import services
 from .accounts_api import TOKENS_PATH, register_accounts
+from .authorization import MATRIX
 from .bulk_api import register_bulk
 from .i18n import install_translations
 from .privacy_api import register_privacy
@@ -59,6 +61,7 @@ def create_intake_app(infra: Infrastructure) -> Flask:
     app, api = create_app("Werkplaats intake")
     install_auth(app, infra.engine, infra.api_keys, (TOKENS_PATH,), tokens=verifier_for(infra.settings))
     install_rate_limits(app, infra.settings)
+    install_authorization(app, MATRIX)
     install_idempotency(app, infra.engine, orm.idempotency)
     add_health(app, health_checks(infra))
     install_translations(app)
@@ -95,7 +98,6 @@ def create_intake_app(infra: Infrastructure) -> Flask:
                     sa.select(orm.Workspace).order_by(orm.Workspace.created_at, orm.Workspace.id)
                 ).scalars().all()
 
-        @roles("coordinator")
         @ws.arguments(WorkspaceIn)
         @ws.response(201, WorkspaceOut)
         def post(self, data: dict[str, Any]) -> Any:
@@ -120,7 +122,6 @@ def create_intake_app(infra: Infrastructure) -> Flask:
                 query = services.filtered(services.visible_teams(current_principal()), orm.Team, filters)
                 return session.execute(query).scalars().all()
 
-        @roles("institution")
         @teams.arguments(TeamIn)
         @teams.response(201, TeamOut)
         def post(self, data: dict[str, Any]) -> Any:
@@ -137,7 +138,6 @@ def create_intake_app(infra: Infrastructure) -> Flask:
         def get(self, team_id: str) -> Any:
             return in_tx(services.get_visible, services.visible_teams(current_principal()), orm.Team, team_id)
 
-        @roles("institution")
         @teams.arguments(TeamPatch)
         @teams.response(200, TeamOut)
         def patch(self, data: dict[str, Any], team_id: str) -> Any:
@@ -162,7 +162,6 @@ def create_intake_app(infra: Infrastructure) -> Flask:
                                           filters)
                 return session.execute(query).scalars().all()
 
-        @roles("entrepreneur")
         @asg.arguments(AssignmentIn)
         @asg.response(201, AssignmentOut)
         def post(self, data: dict[str, Any]) -> Any:
@@ -180,7 +179,6 @@ def create_intake_app(infra: Infrastructure) -> Flask:
             return in_tx(services.get_visible, services.visible_assignments(current_principal()),
                          orm.Assignment, assignment_id)
 
-        @roles("entrepreneur")
         @asg.arguments(AssignmentPatch)
         @asg.response(200, AssignmentOut)
         def patch(self, data: dict[str, Any], assignment_id: str) -> Any:
@@ -194,7 +192,6 @@ def create_intake_app(infra: Infrastructure) -> Flask:
 
     @asg.route("/<assignment_id>/withdraw")
     class AssignmentWithdrawal(MethodView):
-        @roles("entrepreneur", "coordinator")
         @asg.response(200, AssignmentOut)
         def post(self, assignment_id: str) -> Any:
             def withdraw(session: Any, emit: Any) -> orm.Assignment:
@@ -216,7 +213,6 @@ def create_intake_app(infra: Infrastructure) -> Flask:
 
     @bat.route("")
     class Batches(MethodView):
-        @roles("coordinator")
         @bat.arguments(BatchFilter, location="query")
         @bat.response(200, BatchSummaryOut(many=True))
         @bat.paginate(Page, max_page_size=100)
@@ -225,7 +221,6 @@ def create_intake_app(infra: Infrastructure) -> Flask:
                 query = services.filtered(services.visible_batches(current_principal()), orm.Batch, filters)
                 return session.execute(query).scalars().all()
 
-        @roles("coordinator")
         @bat.arguments(BatchIn)
         @bat.response(201, BatchOut)
         def post(self, data: dict[str, Any]) -> Any:
@@ -238,7 +233,6 @@ def create_intake_app(infra: Infrastructure) -> Flask:
 
     @bat.route("/<batch_id>")
     class BatchItem(MethodView):
-        @roles("coordinator")
         @bat.response(200, BatchOut)
         def get(self, batch_id: str) -> Any:
             def view(session: Any) -> dict[str, Any]:
@@ -254,7 +248,6 @@ def create_intake_app(infra: Infrastructure) -> Flask:
     @firm.route("")
     @firm.etag
     class Firm(MethodView):
-        @roles("entrepreneur")
         @firm.response(200, FirmOut)
         def get(self) -> Any:
             found = in_tx(services.caller_organisation, current_principal())
@@ -262,7 +255,6 @@ def create_intake_app(infra: Infrastructure) -> Flask:
                 abort(404, message="no firm profile yet: POST /firm")
             return found
 
-        @roles("entrepreneur")
         @firm.arguments(FirmIn)
         @firm.response(201, FirmOut)
         def post(self, data: dict[str, Any]) -> Any:
@@ -271,7 +263,6 @@ def create_intake_app(infra: Infrastructure) -> Flask:
 
             return created(in_tx(register), "firm.Firm")
 
-        @roles("entrepreneur")
         @firm.arguments(FirmPatch)
         @firm.response(200, FirmOut)
         def patch(self, data: dict[str, Any]) -> Any:
@@ -308,7 +299,6 @@ def create_intake_app(infra: Infrastructure) -> Flask:
 
     @schemes.route("/<code>")
     class SchemeItem(MethodView):
-        @roles("coordinator")
         @schemes.arguments(SchemeIn)
         @schemes.response(200, SchemeOut)
         def put(self, data: dict[str, Any], code: str) -> Any:
@@ -322,7 +312,6 @@ def create_intake_app(infra: Infrastructure) -> Flask:
 
     @hand.route("")
     class Handovers(MethodView):
-        @roles("coordinator")
         @hand.response(200, HandoverOut(many=True))
         @hand.paginate(Page, max_page_size=100)
         def get(self) -> Any:
@@ -333,7 +322,6 @@ def create_intake_app(infra: Infrastructure) -> Flask:
                     orm.Handover.from_workspace_id.in_(own), orm.Handover.to_workspace_id.in_(own)))
                     .order_by(orm.Handover.created_at)).scalars().all()
 
-        @roles("coordinator")
         @hand.arguments(HandoverIn)
         @hand.response(201, HandoverOut)
         def post(self, data: dict[str, Any]) -> Any:
@@ -345,12 +333,10 @@ def create_intake_app(infra: Infrastructure) -> Flask:
     @inst.route("")
     @inst.etag
     class Institution(MethodView):
-        @roles("institution")
         @inst.response(200, InstitutionOut)
         def get(self) -> Any:
             return in_tx(services.caller_organisation, current_principal())
 
-        @roles("institution")
         @inst.arguments(InstitutionPatch)
         @inst.response(200, InstitutionOut)
         def patch(self, data: dict[str, Any]) -> Any:
@@ -371,7 +357,6 @@ def create_intake_app(infra: Infrastructure) -> Flask:
             with sf() as session:
                 return session.execute(services.visible_capacities(current_principal())).scalars().all()
 
-        @roles("institution")
         @cap.arguments(CapacityIn)
         @cap.response(201, CapacityOut)
         def post(self, data: dict[str, Any]) -> Any:

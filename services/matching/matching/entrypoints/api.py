@@ -10,7 +10,8 @@ from flask import Flask, Response, url_for
 from flask.views import MethodView
 from flask_smorest import Page, abort
 from marshmallow import RAISE, Schema, fields, validate
-from werkplaats_shared.auth import current_principal, install_auth, roles
+from werkplaats_shared.auth import current_principal, install_auth
+from werkplaats_shared.authorization import install_authorization
 from werkplaats_shared.contracts import POLICIES
 from werkplaats_shared.http import Blueprint, add_health, create_app, service_errors
 from werkplaats_shared.ratelimit import install_rate_limits
@@ -20,6 +21,7 @@ from werkplaats_shared.tokens import verifier_for
 from ..adapters import orm
 from ..domain.policies import POLICIES as POLICY_TEXTS
 from ..service_layer import services
+from .authorization import MATRIX
 
 T = TypeVar("T")
 
@@ -190,6 +192,7 @@ def create_matching_app(infra: Infrastructure) -> Flask:
     app, api = create_app("Werkplaats matching")
     install_auth(app, infra.engine, infra.api_keys, tokens=verifier_for(infra.settings))
     install_rate_limits(app, infra.settings)
+    install_authorization(app, MATRIX)
     add_health(app, health_checks(infra))
     sf = infra.session_factory
 
@@ -214,7 +217,6 @@ def create_matching_app(infra: Infrastructure) -> Flask:
 
     @runs.route("")
     class Runs(MethodView):
-        @roles("coordinator")
         @runs.response(200, RunOut(many=True))
         @runs.paginate(Page, max_page_size=100)
         def get(self) -> Any:
@@ -223,7 +225,6 @@ def create_matching_app(infra: Infrastructure) -> Flask:
 
     @runs.route("/compare")
     class RunComparison(MethodView):
-        @roles("coordinator")
         @runs.arguments(CompareArgs, location="query", unknown=RAISE)
         @runs.response(200, CompareOut)
         def get(self, args: dict[str, str]) -> Any:
@@ -231,14 +232,12 @@ def create_matching_app(infra: Infrastructure) -> Flask:
 
     @runs.route("/<run_id>")
     class RunItem(MethodView):
-        @roles("coordinator")
         @runs.response(200, RunOut)
         def get(self, run_id: str) -> Any:
             return in_tx(services.visible_run, run_id)
 
     @runs.route("/<run_id>/explanations")
     class RunExplanations(MethodView):
-        @roles("coordinator")
         @runs.response(200, ExplanationsOut)
         def get(self, run_id: str) -> Any:
             run = in_tx(services.visible_run, run_id)
@@ -250,21 +249,18 @@ def create_matching_app(infra: Infrastructure) -> Flask:
 
     @runs.route("/<run_id>/cancel")
     class RunCancel(MethodView):
-        @roles("coordinator")
         @runs.response(200, RunOut)
         def post(self, run_id: str) -> Any:
             return in_tx(services.cancel_run, run_id)
 
     @runs.route("/<run_id>/publish")
     class RunPublish(MethodView):
-        @roles("coordinator")
         @runs.response(200, RunOut)
         def post(self, run_id: str) -> Any:
             return in_tx(services.publish_run, run_id, emit=True)
 
     def model_view(fmt: str) -> type[MethodView]:
         class RunModel(MethodView):
-            @roles("coordinator")
             @runs.doc(responses={"200": {"description": f"the model as a .{fmt} file",
                                          "content": {"text/plain": {}}}})
             def get(self, run_id: str) -> Any:
@@ -283,7 +279,6 @@ def create_matching_app(infra: Infrastructure) -> Flask:
 
     @bat.route("/<batch_id>/runs")
     class BatchRuns(MethodView):
-        @roles("coordinator")
         @bat.response(200, RunOut(many=True))
         def get(self, batch_id: str) -> Any:
             with sf() as session:
@@ -294,7 +289,6 @@ def create_matching_app(infra: Infrastructure) -> Flask:
                 return session.execute(services.visible_runs(current_principal())
                                        .where(orm.Run.batch_id == batch_id)).scalars().all()
 
-        @roles("coordinator")
         @bat.arguments(RunRequestIn)
         @bat.response(202, RunOut)
         def post(self, data: dict[str, Any], batch_id: str) -> Any:
@@ -303,12 +297,10 @@ def create_matching_app(infra: Infrastructure) -> Flask:
 
     def control_views(kind: str, plural: str) -> None:
         class Controls(MethodView):
-            @roles("coordinator")
             @bat.response(200, ControlOut(many=True))
             def get(self, batch_id: str) -> Any:
                 return in_tx(services.list_controls, batch_id, kind)
 
-            @roles("coordinator")
             @bat.arguments(ControlIn)
             @bat.response(201, ControlOut)
             def post(self, data: dict[str, Any], batch_id: str) -> Any:
@@ -317,7 +309,6 @@ def create_matching_app(infra: Infrastructure) -> Flask:
                     f"batches.{plural.title()}Item", batch_id=batch_id, control_id=control["id"])}
 
         class ControlItem(MethodView):
-            @roles("coordinator")
             @bat.response(204)
             def delete(self, batch_id: str, control_id: str) -> Any:
                 in_tx(services.remove_control, batch_id, kind, control_id)
@@ -333,7 +324,6 @@ def create_matching_app(infra: Infrastructure) -> Flask:
 
     @bat.route("/<batch_id>/audit")
     class BatchAudit(MethodView):
-        @roles("coordinator")
         @bat.response(200, AuditOut(many=True))
         @bat.paginate(Page, max_page_size=100)
         def get(self, batch_id: str) -> Any:

@@ -12,7 +12,8 @@ from flask import Flask, Response, request
 from flask.views import MethodView
 from flask_smorest import Page, abort
 from marshmallow import Schema, ValidationError, fields, post_dump, post_load, validate, validates_schema
-from werkplaats_shared.auth import current_principal, install_auth, roles
+from werkplaats_shared.auth import current_principal, install_auth
+from werkplaats_shared.authorization import install_authorization
 from werkplaats_shared.http import Blueprint, add_health, create_app, service_errors
 from werkplaats_shared.ratelimit import install_rate_limits
 from werkplaats_shared.service import Infrastructure, health_checks
@@ -29,6 +30,7 @@ from ..domain.responses import DECISIONS, LINK_VALIDITY, AlreadyAnswered, LinkEx
 from ..domain.webhooks import MAX_URL_LENGTH, Resolver, TargetRefused
 from ..service_layer import kickoffs as kickoff_services
 from ..service_layer import privacy, services
+from .authorization import MATRIX
 from .workshops_api import workshops_blueprint
 
 MAX_WINDOW_WEEKS = 8
@@ -311,6 +313,7 @@ def create_scheduling_app(infra: Infrastructure, resolve: Resolver = system_reso
     install_auth(app, infra.engine, infra.api_keys, public_prefixes=(RESPONSES_PATH,),
                  tokens=verifier_for(infra.settings))
     install_rate_limits(app, infra.settings)
+    install_authorization(app, MATRIX)
     add_health(app, health_checks(infra))
     privacy.install_audit(app, infra)
     sf = infra.session_factory
@@ -322,7 +325,6 @@ def create_scheduling_app(infra: Infrastructure, resolve: Resolver = system_reso
 
     @contact.route("")
     class ContactItem(MethodView):
-        @roles("entrepreneur")
         @contact.response(200, ContactOut)
         def get(self) -> Any:
             with sf() as session:
@@ -331,7 +333,6 @@ def create_scheduling_app(infra: Infrastructure, resolve: Resolver = system_reso
                 abort(404, message="no contact registered")
             return found
 
-        @roles("entrepreneur")
         @contact.arguments(ContactIn)
         @contact.response(200, ContactOut)
         def put(self, data: dict[str, Any]) -> Any:
@@ -345,7 +346,6 @@ def create_scheduling_app(infra: Infrastructure, resolve: Resolver = system_reso
 
     @webhook.route("")
     class WebhookItem(MethodView):
-        @roles("entrepreneur")
         @webhook.response(200, WebhookOut)
         def get(self) -> Any:
             with sf() as session:
@@ -354,7 +354,6 @@ def create_scheduling_app(infra: Infrastructure, resolve: Resolver = system_reso
                 except services.NotFound:
                     abort(404, message="no webhook registered")
 
-        @roles("entrepreneur")
         @webhook.arguments(WebhookIn)
         @webhook.response(200, WebhookOut)
         def put(self, data: dict[str, Any]) -> Any:
@@ -365,7 +364,6 @@ def create_scheduling_app(infra: Infrastructure, resolve: Resolver = system_reso
             except TargetRefused as exc:
                 abort(422, message="this webhook URL cannot be used", errors=[{"field": "url", "reason": exc.reason}])
 
-        @roles("entrepreneur")
         @webhook.response(204)
         def delete(self) -> Any:
             try:
@@ -428,7 +426,6 @@ def create_scheduling_app(infra: Infrastructure, resolve: Resolver = system_reso
 
     @kickoffs.route("/plan")
     class KickoffPlan(MethodView):
-        @roles("coordinator")
         @kickoffs.arguments(KickoffPlanIn)
         @kickoffs.response(200, KickoffPlanOut)
         def post(self, data: dict[str, Any]) -> Any:
@@ -453,7 +450,6 @@ def create_scheduling_app(infra: Infrastructure, resolve: Resolver = system_reso
                 assert found is not None
                 return services.kickoff_view(found)
 
-        @roles("coordinator")
         @kickoffs.arguments(KickoffMoveIn)
         @kickoffs.response(200, KickoffOut)
         def patch(self, data: dict[str, Any], match_id: str) -> Any:
@@ -465,7 +461,6 @@ def create_scheduling_app(infra: Infrastructure, resolve: Resolver = system_reso
 
     @kickoffs.route("/<match_id>/cancellation")
     class KickoffCancellation(MethodView):
-        @roles("coordinator")
         @kickoffs.response(200, KickoffOut)
         def post(self, match_id: str) -> Any:
             """Cancel a kickoff; an invited firm gets a cancellation (METHOD:CANCEL, same UID)."""
@@ -479,7 +474,6 @@ def create_scheduling_app(infra: Infrastructure, resolve: Resolver = system_reso
 
     @calendars.route("/institution-calendar")
     class InstitutionCalendarItem(MethodView):
-        @roles("institution")
         @calendars.response(200, InstitutionCalendarOut)
         def get(self) -> Any:
             with sf() as session:
@@ -488,7 +482,6 @@ def create_scheduling_app(infra: Infrastructure, resolve: Resolver = system_reso
                 abort(404, message="no calendar registered")
             return found
 
-        @roles("institution")
         @calendars.arguments(InstitutionCalendarIn)
         @calendars.response(200, InstitutionCalendarOut)
         def put(self, data: dict[str, Any]) -> Any:
@@ -498,7 +491,6 @@ def create_scheduling_app(infra: Infrastructure, resolve: Resolver = system_reso
 
     @calendars.route("/availability")
     class AvailabilityItem(MethodView):
-        @roles("entrepreneur")
         @calendars.response(200, AvailabilityOut)
         def get(self) -> Any:
             with sf() as session:
@@ -507,7 +499,6 @@ def create_scheduling_app(infra: Infrastructure, resolve: Resolver = system_reso
                 abort(404, message="no availability registered")
             return found
 
-        @roles("entrepreneur")
         @calendars.arguments(AvailabilityIn)
         @calendars.response(200, AvailabilityOut)
         def put(self, data: dict[str, Any]) -> Any:

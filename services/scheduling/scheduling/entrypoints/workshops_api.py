@@ -10,7 +10,7 @@ from flask.views import MethodView
 from flask_smorest import Page
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy.orm import Session, sessionmaker
-from werkplaats_shared.auth import current_principal, roles
+from werkplaats_shared.auth import current_principal
 from werkplaats_shared.http import Blueprint, service_errors
 
 from ..domain.workshops import DAY_PARTS, THEMES
@@ -240,7 +240,6 @@ def workshops_blueprint(sf: sessionmaker[Session]) -> Blueprint:
 
     @blp.route("/workshop-programmes")
     class Programmes(MethodView):
-        @roles("coordinator", "entrepreneur")
         @blp.response(200, ProgrammeOut(many=True))
         @blp.paginate(Page, max_page_size=100)
         def get(self) -> Any:
@@ -249,7 +248,6 @@ def workshops_blueprint(sf: sessionmaker[Session]) -> Blueprint:
                 found = session.execute(svc.visible_programmes(current_principal())).scalars().all()
                 return [svc.programme_view(session, p) for p in found]
 
-        @roles("coordinator")
         @blp.arguments(ProgrammeIn)
         @blp.response(201, ProgrammeOut)
         def post(self, data: dict[str, Any]) -> Any:
@@ -258,7 +256,6 @@ def workshops_blueprint(sf: sessionmaker[Session]) -> Blueprint:
 
     @blp.route("/workshop-programmes/<programme_id>")
     class ProgrammeItem(MethodView):
-        @roles("coordinator", "entrepreneur")
         @blp.response(200, ProgrammeOut)
         def get(self, programme_id: str) -> Any:
             with sf() as session, _errors():
@@ -266,14 +263,12 @@ def workshops_blueprint(sf: sessionmaker[Session]) -> Blueprint:
 
     @blp.route("/workshop-programmes/<programme_id>/rooms")
     class Rooms(MethodView):
-        @roles("coordinator")
         @blp.response(200, RoomOut(many=True))
         @blp.paginate(Page, max_page_size=100)
         def get(self, programme_id: str) -> Any:
             with sf() as session, _errors():
                 return svc.rooms_of(session, current_principal(), programme_id)
 
-        @roles("coordinator")
         @blp.arguments(RoomIn)
         @blp.response(201, RoomOut)
         def post(self, data: dict[str, Any], programme_id: str) -> Any:
@@ -282,14 +277,12 @@ def workshops_blueprint(sf: sessionmaker[Session]) -> Blueprint:
 
     @blp.route("/workshop-programmes/<programme_id>/facilitators")
     class Facilitators(MethodView):
-        @roles("coordinator")
         @blp.response(200, FacilitatorOut(many=True))
         @blp.paginate(Page, max_page_size=100)
         def get(self, programme_id: str) -> Any:
             with sf() as session, _errors():
                 return svc.facilitators_of(session, current_principal(), programme_id)
 
-        @roles("coordinator")
         @blp.arguments(FacilitatorIn)
         @blp.response(201, FacilitatorOut)
         def post(self, data: dict[str, Any], programme_id: str) -> Any:
@@ -298,7 +291,6 @@ def workshops_blueprint(sf: sessionmaker[Session]) -> Blueprint:
 
     @blp.route("/workshop-programmes/<programme_id>/interests")
     class Interests(MethodView):
-        @roles("coordinator", "entrepreneur")
         @blp.response(200, InterestOut(many=True))
         @blp.paginate(Page, max_page_size=100)
         def get(self, programme_id: str) -> Any:
@@ -306,7 +298,6 @@ def workshops_blueprint(sf: sessionmaker[Session]) -> Blueprint:
             with sf() as session, _errors():
                 return svc.interests_of(session, current_principal(), programme_id)
 
-        @roles("entrepreneur")
         @blp.arguments(InterestIn)
         @blp.response(201, InterestOut)
         def post(self, data: dict[str, Any], programme_id: str) -> Any:
@@ -316,7 +307,6 @@ def workshops_blueprint(sf: sessionmaker[Session]) -> Blueprint:
 
     @blp.route("/workshop-programmes/<programme_id>/plan")
     class PlanItem(MethodView):
-        @roles("coordinator")
         @blp.response(200, PlanOut)
         def post(self, programme_id: str) -> Any:
             """Plan the programme: which sessions run (theme, room or online, slot, facilitator) and who is
@@ -328,7 +318,6 @@ def workshops_blueprint(sf: sessionmaker[Session]) -> Blueprint:
 
     @blp.route("/workshop-programmes/<programme_id>/session-moves")
     class SessionMoves(MethodView):
-        @roles("coordinator")
         @blp.arguments(SessionMoveIn)
         @blp.response(200, SessionOut)
         @blp.alt_response(409, description="the programme has not been planned")
@@ -340,7 +329,6 @@ def workshops_blueprint(sf: sessionmaker[Session]) -> Blueprint:
 
     @blp.route("/workshop-programmes/<programme_id>/sessions")
     class Sessions(MethodView):
-        @roles("coordinator")
         @blp.response(200, SessionSeatsOut(many=True))
         @blp.paginate(Page, max_page_size=100)
         def get(self, programme_id: str) -> Any:
@@ -349,7 +337,6 @@ def workshops_blueprint(sf: sessionmaker[Session]) -> Blueprint:
 
     @blp.route("/workshop-registrations")
     class Registrations(MethodView):
-        @roles("coordinator", "entrepreneur")
         @blp.arguments(RegistrationFilter, location="query")
         @blp.response(200, RegistrationOut(many=True))
         @blp.paginate(Page, max_page_size=100)
@@ -360,7 +347,6 @@ def workshops_blueprint(sf: sessionmaker[Session]) -> Blueprint:
 
     @blp.route("/workshop-registrations/<registration_id>/cancel")
     class CancelRegistration(MethodView):
-        @roles("coordinator", "entrepreneur")
         @blp.response(200, CancelOut)
         @blp.alt_response(409, description="cancelled or released before")
         def post(self, registration_id: str) -> Any:

@@ -1,0 +1,71 @@
+"""Scheduling's authorization matrix: for every route and method, the resource and action and the roles
+allowed. Enforced by werkplaats_shared.authorization.install_authorization; rendered in
+docs/authorization.md."""
+
+from __future__ import annotations
+
+from werkplaats_shared.authorization import ROLES, Matrix, allow, public
+
+ANY = ROLES
+COORDINATOR = ("coordinator",)
+INSTITUTION = ("institution",)
+ENTREPRENEUR = ("entrepreneur",)
+COORDINATOR_OR_ENTREPRENEUR = ("coordinator", "entrepreneur")
+
+MATRIX = Matrix("scheduling", [
+    allow("contact", "read its own", "GET", "/contact", "contact.ContactItem", *ENTREPRENEUR),
+    allow("contact", "set", "PUT", "/contact", "contact.ContactItem", *ENTREPRENEUR),
+    allow("webhook", "read its own", "GET", "/webhook", "webhook.WebhookItem", *ENTREPRENEUR),
+    allow("webhook", "set", "PUT", "/webhook", "webhook.WebhookItem", *ENTREPRENEUR),
+    allow("webhook", "delete", "DELETE", "/webhook", "webhook.WebhookItem", *ENTREPRENEUR),
+    allow("availability", "read its own", "GET", "/availability", "calendars.AvailabilityItem", *ENTREPRENEUR),
+    allow("availability", "set", "PUT", "/availability", "calendars.AvailabilityItem", *ENTREPRENEUR),
+    allow("institution calendar", "read its own", "GET", "/institution-calendar",
+          "calendars.InstitutionCalendarItem", *INSTITUTION),
+    allow("institution calendar", "set", "PUT", "/institution-calendar", "calendars.InstitutionCalendarItem",
+          *INSTITUTION),
+    allow("calendar feed", "download its own", "GET", "/calendar.ics", "calendars.CalendarFeed", *ANY),
+    allow("notice", "list", "GET", "/notices", "notices.Notices", *ANY),
+    allow("notice", "read", "GET", "/notices/<notice_id>", "notices.NoticeItem", *ANY),
+    allow("notice", "list its deliveries", "GET", "/notices/<notice_id>/deliveries", "notices.NoticeDeliveries",
+          *ANY),
+    allow("kickoff", "list", "GET", "/kickoffs", "kickoffs.Kickoffs", *ANY),
+    allow("kickoff", "plan a batch's", "POST", "/kickoffs/plan", "kickoffs.KickoffPlan", *COORDINATOR),
+    allow("kickoff", "read", "GET", "/kickoffs/<match_id>", "kickoffs.KickoffItem", *ANY),
+    allow("kickoff", "move", "PATCH", "/kickoffs/<match_id>", "kickoffs.KickoffItem", *COORDINATOR),
+    allow("kickoff", "cancel", "POST", "/kickoffs/<match_id>/cancellation", "kickoffs.KickoffCancellation",
+          *COORDINATOR),
+    allow("workshop theme", "list", "GET", "/workshop-themes", "workshops.Themes", *ANY),
+    allow("workshop programme", "list", "GET", "/workshop-programmes", "workshops.Programmes",
+          *COORDINATOR_OR_ENTREPRENEUR),
+    allow("workshop programme", "create", "POST", "/workshop-programmes", "workshops.Programmes", *COORDINATOR),
+    allow("workshop programme", "read", "GET", "/workshop-programmes/<programme_id>", "workshops.ProgrammeItem",
+          *COORDINATOR_OR_ENTREPRENEUR),
+    allow("workshop room", "list", "GET", "/workshop-programmes/<programme_id>/rooms", "workshops.Rooms",
+          *COORDINATOR),
+    allow("workshop room", "add", "POST", "/workshop-programmes/<programme_id>/rooms", "workshops.Rooms",
+          *COORDINATOR),
+    allow("workshop facilitator", "list", "GET", "/workshop-programmes/<programme_id>/facilitators",
+          "workshops.Facilitators", *COORDINATOR),
+    allow("workshop facilitator", "add", "POST", "/workshop-programmes/<programme_id>/facilitators",
+          "workshops.Facilitators", *COORDINATOR),
+    allow("workshop interest", "list", "GET", "/workshop-programmes/<programme_id>/interests",
+          "workshops.Interests", *COORDINATOR_OR_ENTREPRENEUR),
+    allow("workshop interest", "register", "POST", "/workshop-programmes/<programme_id>/interests",
+          "workshops.Interests", *ENTREPRENEUR),
+    allow("workshop programme", "plan", "POST", "/workshop-programmes/<programme_id>/plan", "workshops.PlanItem",
+          *COORDINATOR),
+    allow("workshop session", "move", "POST", "/workshop-programmes/<programme_id>/session-moves",
+          "workshops.SessionMoves", *COORDINATOR),
+    allow("workshop session", "list with seats", "GET", "/workshop-programmes/<programme_id>/sessions",
+          "workshops.Sessions", *COORDINATOR),
+    allow("workshop registration", "list", "GET", "/workshop-registrations", "workshops.Registrations",
+          *COORDINATOR_OR_ENTREPRENEUR),
+    allow("workshop registration", "cancel", "POST", "/workshop-registrations/<registration_id>/cancel",
+          "workshops.CancelRegistration", *COORDINATOR_OR_ENTREPRENEUR),
+], [
+    public("GET", "/responses/<token>", "responses.ResponseLink",
+           "a match notice's accept/decline link: the signed token is the credential"),
+    public("POST", "/responses/<token>", "responses.ResponseLink",
+           "a match notice's accept/decline link: the signed token is the credential"),
+])
