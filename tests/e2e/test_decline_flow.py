@@ -43,7 +43,7 @@ def test_a_decline_through_the_mailed_link_gets_a_replacement_and_a_new_notice(
     declined = next(m for m in batch["matches"] if free_replacement(m))
     firm_id = assignments[declined["assignment_id"]]["firm_id"]
     mails = read_mails(stack.maildir)
-    notices_before = Api(stack.url("scheduling"), coordinator).get("/notices")
+    notices_before = Api(stack.url("scheduling"), coordinator).get("/notices?page_size=100")
     links = [link for mail in mails for link in re.findall(r"https?://\S+/responses/\S+", _body(mail))
              if declined["match_id"] in _body(mail)]
     assert len(links) == 1, "the firm's notice has one link for this match"
@@ -73,7 +73,7 @@ def test_a_decline_through_the_mailed_link_gets_a_replacement_and_a_new_notice(
              timeout=60)
     assert Api(stack.url("intake"), firm_key).get(f"/assignments/{declined['assignment_id']}")["status"] == "matched"
     # every other firm's notices stay as they were: the re-run only notified the replacement
-    notices_after = Api(stack.url("scheduling"), coordinator).get("/notices")
+    notices_after = Api(stack.url("scheduling"), coordinator).get("/notices?page_size=100")
     new = [n for n in notices_after if n["id"] not in {o["id"] for o in notices_before}]
     assert [(n["kind"], n["firm_id"], [m["match_id"] for m in n["matches"]]) for n in new] == [
         ("match_notice", firm_id, [replacement["match_id"]])]
