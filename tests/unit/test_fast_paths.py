@@ -95,7 +95,7 @@ def test_array_path_equals_the_plain_path_at_every_stage(policy: str, seed: int)
     problem = instance(seed, rng.randint(4, 12), rng.randint(2, 8))
     fast, slow = solve(problem, policy=policy, arrays=True), plain(problem, policy)
     assert fast.status == slow.status
-    assert fast.path in ("priced", "network", "arrays")  # arrays: a network stage whose LP was fractional
+    assert fast.path in ("side", "network", "arrays")  # arrays: a network stage whose LP was fractional
     for objective in POLICIES[policy].objectives:
         assert fast.objective_values.get(objective.name, 0.0) == pytest.approx(
             slow.objective_values.get(objective.name, 0.0), abs=1e-6)
@@ -116,10 +116,10 @@ def test_network_lp_with_pricing_equals_the_mip_on_larger_instances(policy: str,
             slow.objective_values.get(objective.name, 0.0), abs=1e-6)
 
 
-def test_side_constraints_take_the_priced_mip_and_a_network_round_the_lp() -> None:
+def test_side_constraints_take_the_side_mip_and_a_network_round_the_lp() -> None:
     from benchmarks.generator import generate
 
-    for flavour, path in (("network", "network"), ("side", "priced")):
+    for flavour, path in (("network", "network"), ("side", "side")):
         problem = Problem.from_snapshot(generate(150, flavour=flavour, seed=2))
         fast, slow = solve(problem, arrays=True), plain(problem, "max_fit")
         assert fast.path == path and fast.status == slow.status == "optimal"
@@ -128,14 +128,14 @@ def test_side_constraints_take_the_priced_mip_and_a_network_round_the_lp() -> No
 
 @pytest.mark.parametrize("policy", ("max_fit", "max_served", "rank_maximal"))
 @pytest.mark.parametrize(("teams", "seed"), [(150, 3), (150, 5), (200, 4), (200, 7)])
-def test_the_priced_mip_keeps_the_plain_optimum_with_side_constraints(policy: str, teams: int, seed: int) -> None:
-    """Two-team assignments, supervision hours, floors and firm caps: the LP by pricing, the MIP over
-    the priced pairs and the reduced-cost-fixed MIP reach the plain model's optimum at every stage."""
+def test_the_side_mip_keeps_the_plain_optimum_with_side_constraints(policy: str, teams: int, seed: int) -> None:
+    """Two-team assignments, supervision hours, floors and firm caps: the LP bound, the MIP near the
+    LP optimum and the reduced-cost-fixed MIP reach the plain model's optimum at every stage."""
     from benchmarks.generator import generate
 
     problem = Problem.from_snapshot(generate(teams, flavour="side", seed=seed))
     fast, slow = solve(problem, policy=policy, arrays=True), plain(problem, policy)
-    assert (fast.path, fast.status, slow.status) == ("priced", "optimal", "optimal")
+    assert (fast.path, fast.status, slow.status) == ("side", "optimal", "optimal")
     assert fast.gap is not None and fast.gap <= 1e-6
     for objective in POLICIES[policy].objectives:
         assert fast.objective_values.get(objective.name, 0.0) == pytest.approx(

@@ -10,6 +10,7 @@ import os
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
@@ -316,10 +317,11 @@ def solve(problem: Problem, solver_name: str = "highs", time_limit: float = 60.0
     ``arrays=True``) goes to HiGHS as arrays (``solve_arrays``); otherwise the PuLP model is solved
     through PuLP (small models keep the plain path's choice among equal optima). ``eligible``: the
     run's eligibility, when already computed."""
+    took = time.perf_counter()
     if make is None and solver_name == "highs" and arrays is not False and (
             arrays or len(eligible := eligible or eligibility(problem)) > ARRAYS_FROM_PAIRS):
         return solve_arrays(problem, time_limit, policy=policy, seed=seed, on_stage=on_stage, progress=progress,
-                            eligible=eligible)
+                            eligible=eligible, eligibility_seconds=time.perf_counter() - took)
     started = time.perf_counter()
     model = build_model(problem, policy)
     gap_wanted = mip_gap(len(model.pairs))
@@ -607,11 +609,13 @@ def _watch_highs(highs: Any, progress: Progress) -> None:
 
 def solve_arrays(problem: Problem, time_limit: float = 60.0, *, policy: str = "max_fit", seed: int = 0,
                  on_stage: StageCallback | None = None, progress: Progress | None = None,
-                 eligible: Eligibility | None = None) -> Solution:
+                 eligible: Eligibility | None = None, eligibility_seconds: float = 0.0) -> Solution:
     """``solve`` with HiGHS, the model built as arrays from the same constraint families and passed in
     one call. Where ``is_network`` holds, each stage first solves the LP relaxation over the pairs; its
     (integral) vertex, completed with the open/closed decisions, is checked against every row of the
-    full model and kept, else the stage is solved as the MIP, started from the previous stage's matching."""
+    full model and kept, else the stage is solved as the MIP, started from the previous stage's matching.
+    Otherwise (side constraints) each stage is ``_side_stage``. ``eligibility_seconds``: the time the
+    caller spent computing ``eligible``, reported with the run's timings."""
     import highspy
     import numpy as np
 
@@ -619,7 +623,7 @@ def solve_arrays(problem: Problem, time_limit: float = 60.0, *, policy: str = "m
     timings: dict[str, float] = {}
     started = clock()
     elig = eligible if eligible is not None else eligibility(problem)
-    timings["eligibility"] = clock() - started
+    timings["eligibility"] = clock() - started + eligibility_seconds
     mark = clock()
     chosen = POLICIES[policy]
     model = build_arrays(problem, elig, stable=chosen.stable)
@@ -629,9 +633,9 @@ def solve_arrays(problem: Problem, time_limit: float = 60.0, *, policy: str = "m
     network = is_network(problem, model, [o.name for o in stages])
     lp = _network_relaxation(model) if network else _full_model(model)
     timings["build"] = clock() - mark
-    mark = clock()
-    digest = model.digest(policy)
-    timings["hash"] = clock() - mark
+    # the hash (numpy and hashlib release the GIL) is computed while HiGHS solves; "hash" is the wait
+    hashing = ThreadPoolExecutor(max_workers=1)
+    digest_future = hashing.submit(model.digest, policy)
     built = clock()
     if on_stage:
         on_stage("solving")
@@ -701,11 +705,11 @@ def solve_arrays(problem: Problem, time_limit: float = 60.0, *, policy: str = "m
         timings["handoff"] = timings.get("handoff", 0.0) + seconds
 
     infeasible = (highspy.HighsModelStatus.kInfeasible, highspy.HighsModelStatus.kUnboundedOrInfeasible)
-    priced = not network and n_p > 0
-    highs = None if priced else fresh(lp, model.objectives[stages[0].name])
+    side = not network and n_p > 0  # side constraints: see _side_stage
+    highs = None if side else fresh(lp, model.objectives[stages[0].name])
     levels: list[tuple[Any, float]] = []
     values: Any = None
-    status, gap, limited, path = "optimal", None, False, "network" if network else "priced" if priced else "arrays"
+    status, gap, limited, path = "optimal", None, False, "network" if network else "side" if side else "arrays"
     for i, objective in enumerate(stages):
         costs = model.objectives[objective.name]
         if i > 0:
@@ -714,15 +718,15 @@ def solve_arrays(problem: Problem, time_limit: float = 60.0, *, policy: str = "m
                 break
             previous = model.objectives[stages[i - 1].name]
             levels.append((previous, float(previous @ values)))
-        if priced:
+        if side:
             if progress is not None:
                 if progress.stop.is_set():
                     status = "interrupted"
                     break
                 progress.objective, progress.step, progress.steps = objective.name, i + 1, len(stages)
                 progress.best = progress.gap = None
-            stage = _priced_stage(model, costs, levels, values, deadline, gap_wanted, new_highs, run, handoff,
-                                  progress)
+            stage = _side_stage(model, costs, levels, values, deadline, gap_wanted, new_highs, run, handoff,
+                                progress)
             if progress is not None and progress.stop.is_set():
                 status = "interrupted"
                 break
@@ -822,6 +826,10 @@ def solve_arrays(problem: Problem, time_limit: float = 60.0, *, policy: str = "m
         fits = elig.fit[chosen_pairs].tolist()
         matches = {elig.pair(int(k)): f for k, f in zip(chosen_pairs.tolist(), fits, strict=True)}
     timings["extract"] = timings.get("extract", 0.0) + clock() - mark
+    mark = clock()
+    digest = digest_future.result()
+    hashing.shutdown()
+    timings["hash"] = clock() - mark
     solved = clock()
     diagnosis = None
     if status == "infeasible":
@@ -839,10 +847,16 @@ def solve_arrays(problem: Problem, time_limit: float = 60.0, *, policy: str = "m
     )
 
 
-# ---- side constraints: the LP by pricing, a MIP over the priced columns, then reduced-cost fixing ----
+# ---- side constraints: the LP bound, a MIP near the LP optimum, then reduced-cost fixing ----
 
-# Share of the time left that the MIP over the priced columns may use before the wider MIP takes over.
+# Share of the time left that the MIP over the pairs near the LP optimum may use before the wider MIP
+# takes over; "near": a reduced cost within RC_WINDOW of zero (fits differ by 0.01, are about 10 to 30).
 RESTRICTED_SHARE = 0.5
+RC_WINDOW = 0.5
+FIXED_SHARE = 0.5  # of step 2's time, for the MIP with the LP's whole pairs fixed
+# The wider MIP of step 3 is skipped when it has this many times the columns and less time is left than
+# steps 1 and 2 took.
+WIDER_AT_MOST = 4
 
 
 @dataclass
@@ -879,15 +893,16 @@ def _subset(lp: _Lp, keep: Any) -> tuple[_Lp, Any]:
     return _Lp(len(keep), lp.row[on], new[lp.col[on]], lp.coef[on], lp.lower, lp.upper, True), keep
 
 
-def _priced_stage(model: ArrayModel, costs: Any, levels: list[tuple[Any, float]], start: Any, deadline: float,
-                  gap_wanted: float, new_highs: Callable[[], Any], run: Callable[..., Any],
-                  handoff: Callable[[float], None], progress: Progress | None) -> _Stage:
+def _side_stage(model: ArrayModel, costs: Any, levels: list[tuple[Any, float]], start: Any, deadline: float,
+                gap_wanted: float, new_highs: Callable[[], Any], run: Callable[..., Any],
+                handoff: Callable[[float], None], progress: Progress | None) -> _Stage:
     """One stage of a model with side constraints, solved to ``gap_wanted`` of the optimum:
 
-    1. the LP relaxation over a few pairs per team and assignment, pairs with a positive reduced cost
-       entering until none is left: its value ``z`` bounds every matching;
-    2. the MIP over the pairs priced in (started from ``start``, the previous stage's matching): a
-       matching worth ``v``; when ``z - v`` is within the gap, done;
+    1. the LP relaxation (all pairs; with side rows, re-solving after pricing pairs in costs HiGHS more
+       than one presolved solve): its value ``z`` bounds every matching, its duals price each pair;
+    2. the MIP over the pairs the LP uses or whose reduced cost is within RC_WINDOW of zero, first with
+       the pairs the LP takes whole fixed, then free (started from the better of that matching and
+       ``start``, the previous stage's): a matching worth ``v``; when ``z - v`` is within the gap, done;
     3. else the MIP over every pair whose reduced cost is at least ``v - z`` (a pair below can only be in
        matchings worth less than ``v``, so the optimum is among the rest), started from that matching."""
     import highspy
@@ -898,63 +913,63 @@ def _priced_stage(model: ArrayModel, costs: Any, levels: list[tuple[Any, float]]
     optimal = highspy.HighsModelStatus.kOptimal
     n_p = model.n_pairs
     lp = _with_levels(model, levels)
-    elig = model.eligibility
-    teams = np.concatenate([elig.team, np.full(model.n_cols - n_p, -1, dtype=np.int64)])
 
-    mark = clock()
+    began = mark = clock()
     highs = new_highs()
-    highs.setOptionValue("presolve", "off")
-    _pass(highs, _Lp(0, lp.row[:0], lp.col[:0], lp.coef[:0], lp.lower, lp.upper, False), costs)
-    columns = _Columns(highs, lp)
-    fits = model.objectives["fit"][:n_p]
-    first = [np.arange(n_p, model.n_cols), _best_per(elig.team, fits, START_PAIRS),
-             _best_per(elig.assignment, fits, START_PAIRS)]
-    if start is not None:
-        first.append(np.flatnonzero(start > 0.5))
-    columns.add(np.unique(np.concatenate(first)), costs)
+    _pass(highs, _Lp(lp.n_cols, lp.row, lp.col, lp.coef, lp.lower, lp.upper, False), costs)
     handoff(clock() - mark)
     result = run(highs)
-    while True:
-        if result in infeasible and not columns.held.all():  # maybe only for want of columns
-            columns.add(np.flatnonzero(~columns.held), costs)
-            result = run(highs)
-            continue
-        if result != optimal:
-            break
-        entering = columns.entering(costs, np.asarray(highs.getSolution().row_dual), teams)
-        if not len(entering):
-            break
-        columns.add(entering, costs)
-        result = run(highs)
     if result in infeasible:
         return _Stage(None, "infeasible", None)
     if result != optimal:
         return _Stage(None, "not_solved", None)
     bound = float(highs.getInfo().objective_function_value)
-    row_dual = np.asarray(highs.getSolution().row_dual)
+    solution = highs.getSolution()
+    relaxed, row_dual = np.asarray(solution.col_value), np.asarray(solution.row_dual)
     reduced = costs[:lp.n_cols] - np.bincount(lp.col, weights=lp.coef * row_dual[lp.row], minlength=lp.n_cols)
     scale = max(1.0, abs(bound))
 
     def within(value: float) -> bool:
         return bound - value <= gap_wanted * scale
 
-    # 2. the MIP over the columns priced in
-    held = columns.order
-    highs.changeColsIntegrality(len(held), np.arange(len(held), dtype=np.int32),
-                                np.full(len(held), int(highspy.HighsVarType.kInteger), dtype=np.uint8))
-    highs.setOptionValue("presolve", "on")
-    highs.setOptionValue("simplex_strategy", 1)
+    # 2. the MIP over the pairs the LP points at
+    stop = deadline
+    mark = clock()
+    near = (relaxed > 1e-9) | (reduced >= -RC_WINDOW)
+    near[n_p:] = True
     if start is not None:
-        _start(highs, start[held])
+        near |= start > 0.5
+    sub, held = _subset(lp, np.flatnonzero(near))
+    highs = new_highs()
+    _pass(highs, sub, costs[held])
     if progress is not None:
         _watch_highs(highs, progress)
-    stop = deadline
-    deadline_restricted = clock() + RESTRICTED_SHARE * max(deadline - clock(), 0.0)
-    result = run(highs, deadline_restricted)
+    handoff(clock() - mark)
+    restricted_until = clock() + RESTRICTED_SHARE * max(deadline - clock(), 0.0)
+    # first with the pairs the LP takes whole fixed (a small MIP over the rest: HiGHS's own heuristics
+    # find no good matching in the wide one in time); its matching starts the MIP without them fixed
+    # (and whose assignment the LP staffs whole: a pair of a half-open two-team assignment may be alone)
+    pair_held = held < n_p
+    staffed = np.zeros(len(held), dtype=np.bool_)
+    staffed[pair_held] = relaxed[n_p + model.eligibility.assignment[held[pair_held]]] > 1 - 1e-6
+    whole = np.flatnonzero(pair_held & staffed & (relaxed[held] > 1 - 1e-6)).astype(np.int32)
+    if len(whole):
+        highs.changeColsBounds(len(whole), whole, np.ones(len(whole)), np.ones(len(whole)))
+        run(highs, clock() + FIXED_SHARE * max(restricted_until - clock(), 0.0))
+        fixed_found = highs.getInfo().primal_solution_status == 2
+        fixed_values = np.asarray(highs.getSolution().col_value) if fixed_found else None
+        highs.changeColsBounds(len(whole), whole, np.zeros(len(whole)), np.ones(len(whole)))
+        if fixed_values is not None and (start is None or costs[held] @ fixed_values >= costs[held] @ start[held]):
+            _start(highs, np.round(fixed_values))
+        elif start is not None:
+            _start(highs, start[held])
+    elif start is not None:
+        _start(highs, start[held])
+    result = run(highs, restricted_until)
     values = None
     if highs.getInfo().primal_solution_status == 2:
-        values = columns.values(np.asarray(highs.getSolution().col_value))
-        values = np.round(values)
+        values = np.zeros(model.n_cols)
+        values[held] = np.round(np.asarray(highs.getSolution().col_value))
     if values is not None and within(float(costs @ values)):
         return _Stage(values, "optimal", max(0.0, (bound - float(costs @ values)) / scale))
     if clock() >= stop - 0.05:
@@ -969,6 +984,9 @@ def _priced_stage(model: ArrayModel, costs: Any, levels: list[tuple[Any, float]]
         keep = np.union1d(keep, np.arange(n_p, model.n_cols))
     else:
         keep = np.arange(lp.n_cols)
+    if values is not None and len(keep) > WIDER_AT_MOST * len(held) and stop - clock() < clock() - began:
+        # HiGHS's presolve of a model this much wider would outlast the time left: keep the matching
+        return _Stage(values, "feasible", (bound - float(costs @ values)) / scale)
     sub, cols = _subset(lp, keep)
     highs = new_highs()
     _pass(highs, sub, costs[cols])
@@ -981,7 +999,9 @@ def _priced_stage(model: ArrayModel, costs: Any, levels: list[tuple[Any, float]]
     handoff(clock() - mark)
     result = run(highs, stop)
     if highs.getInfo().primal_solution_status != 2:
-        return _Stage(values, "feasible" if values is not None else "not_solved", None)
+        if values is None:
+            return _Stage(None, "infeasible" if result in infeasible else "not_solved", None)
+        return _Stage(values, "feasible", (bound - float(costs @ values)) / scale)
     found = np.zeros(model.n_cols)
     found[cols] = np.round(np.asarray(highs.getSolution().col_value))
     if values is None or costs @ found >= costs @ values:
