@@ -112,9 +112,12 @@ def test_a_decline_re_run_notifies_only_the_replacement_and_keeps_the_accepted_k
         bodies = [json.loads(b) for b in conn.execute(sa.select(orm.outbox.c.body)).scalars()]
     last = [b["payload"] for b in bodies if b["type"] == "match.responded"][-1]
     assert (last["match_id"], last["run_id"], last["response"]) == (pending_2["match_id"], run_2, "accepted")
-    # the declined pair is gone: its old link finds no match, and its firm got no "no longer available"
+    # the declined pair is gone: its old link says a new matching replaced it (410, in the firm's language),
+    # and its firm got no "no longer available"
     gone = svc.client.get(_link(svc, "firm_en", declined["match_id"]))
-    assert gone.status_code == 404 and "bestaat niet (meer)" in gone.get_data(as_text=True)
+    assert gone.status_code == 410 and "This match was replaced" in gone.get_data(as_text=True)
+    answer = svc.client.post(_link(svc, "firm_en", declined["match_id"]), json={"decision": "accepted"})
+    assert answer.status_code == 410 and answer.get_json()["errors"][0]["field"] == "token"
     assert ("match_cancelled", "firm_en") not in _notices(svc)
 
 
@@ -144,8 +147,8 @@ def test_a_re_run_that_drops_an_accepted_pair_tells_the_firm_and_cancels_its_kic
     assert (kickoff["match_id"], kickoff["status"]) == (accepted["match_id"], "cancelled")
     withdrawn = next(m for m in inbox.messages[before:] if m["Subject"].startswith("Withdrawn"))
     assert accepted["team_id"] in withdrawn.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
-    # the dropped match's link no longer opens it
-    assert svc.client.get(_link(svc, "firm_en", accepted["match_id"])).status_code == 404
+    # the dropped match's link no longer opens it: a new matching replaced it
+    assert svc.client.get(_link(svc, "firm_en", accepted["match_id"])).status_code == 410
 
 
 def test_a_withdrawn_assignment_s_firm_gets_no_notice_and_a_v1_re_run_notifies_everyone(

@@ -529,6 +529,12 @@ def create_scheduling_app(infra: Infrastructure, resolve: Resolver = system_reso
         abort(status, message=message, errors=[{"field": "token" if status != 409 else "decision",
                                                 "reason": message}])
 
+    def superseded(session: Any, target: Any) -> Any:
+        notice = session.get(orm.Notice, target.notice_id)
+        contact = session.get(orm.Contact, notice.firm_id) if notice else None
+        language = contact.language if contact else (notice.language if notice else None)
+        return refuse(410, "superseded", language, "this match was replaced by a new matching")
+
     def verified(token: str) -> Any:
         """The link's target, or a refusal page/answer when the link is forged or expired."""
         try:
@@ -553,6 +559,7 @@ def create_scheduling_app(infra: Infrastructure, resolve: Resolver = system_reso
         @responses.response(200, LinkedMatchOut, description="the match and any answer so far")
         @responses.alt_response(403, description="forged or altered link")
         @responses.alt_response(400, description="expired link")
+        @responses.alt_response(410, description="a re-published matching dropped this match")
         def get(self, token: str) -> Any:
             target = verified(token)
             if isinstance(target, Response):
@@ -560,6 +567,8 @@ def create_scheduling_app(infra: Infrastructure, resolve: Resolver = system_reso
             with sf() as session:
                 try:
                     found = services.linked_match(session, target)
+                except services.Superseded:
+                    return superseded(session, target)
                 except services.NotFound:
                     return refuse(404, "not_found", None, "this match does not exist")
             answer = found.response
@@ -578,6 +587,7 @@ def create_scheduling_app(infra: Infrastructure, resolve: Resolver = system_reso
         @responses.alt_response(409, description="the match was answered before; the first answer stands")
         @responses.alt_response(403, description="forged or altered link")
         @responses.alt_response(400, description="expired link")
+        @responses.alt_response(410, description="a re-published matching dropped this match")
         def post(self, data: dict[str, Any], token: str) -> Any:
             target = verified(token)
             if isinstance(target, Response):
@@ -585,6 +595,9 @@ def create_scheduling_app(infra: Infrastructure, resolve: Resolver = system_reso
             try:
                 with sf.begin() as session:
                     found = services.record_response(session, target, data["decision"])
+            except services.Superseded:
+                with sf() as session:
+                    return superseded(session, target)
             except services.NotFound:
                 return refuse(404, "not_found", None, "this match does not exist")
             except AlreadyAnswered:

@@ -436,6 +436,10 @@ def deliver_webhooks(sf: sessionmaker[Session], sender: WebhookSender, links: Li
 # ---- answers to matches ---------------------------------------------------------------------
 
 
+class Superseded(NotFound):
+    """The link's match was in its notice once, and a re-published matching dropped it."""
+
+
 @dataclass(frozen=True)
 class LinkedMatch:
     notice: orm.Notice
@@ -449,8 +453,11 @@ def linked_match(session: Session, target: LinkTarget) -> LinkedMatch:
     notice = session.get(orm.Notice, target.notice_id)
     if notice is None:
         raise NotFound(target.match_id)
-    # a link to a match a re-run kept opens its current match; one to a dropped match finds none
-    match_id = (notice.details or {}).get("superseded", {}).get(target.match_id, target.match_id)
+    # a link to a match a re-run kept opens its current match; one to a dropped match (None) finds none
+    superseded = (notice.details or {}).get("superseded", {})
+    if target.match_id in superseded and superseded[target.match_id] is None:
+        raise Superseded(target.match_id)
+    match_id = superseded.get(target.match_id, target.match_id)
     match = next((m for m in notice.matches if m["match_id"] == match_id), None)
     if match is None:
         raise NotFound(target.match_id)
