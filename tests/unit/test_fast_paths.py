@@ -80,6 +80,53 @@ def test_vectorised_eligibility_on_a_generated_round() -> None:
     assert len(fast) > 1000 and fast == eligible_pairs(problem)
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_eligibility_without_tables_and_in_small_chunks_gives_the_domains_pairs(
+        seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many places (no distance table, distances per pair; preference ranks by search), a skills test
+    split into chunks of one group and candidates tested a few at a time: the domain's pairs and fits."""
+    from matching import fastpath
+
+    monkeypatch.setattr(fastpath, "TABLE_CELLS", 0)
+    monkeypatch.setattr(fastpath, "ABLE_CELLS", 1)
+    monkeypatch.setattr(fastpath, "CANDIDATES", 3)
+    problem = instance(seed, 9, 7)
+    assert eligibility(problem).pairs == eligible_pairs(problem)
+
+
+def test_eligibility_with_distance_tables_on_a_generated_round_matches_the_one_without(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from matching import fastpath
+
+    from benchmarks.generator import generate
+
+    problem = Problem.from_snapshot(generate(600, flavour="network", seed=4))
+    with_tables = eligibility(problem)
+    monkeypatch.setattr(fastpath, "TABLE_CELLS", 0)
+    without = eligibility(problem)
+    assert len(with_tables) > 1000
+    assert with_tables.pairs == without.pairs == eligible_pairs(problem)
+    assert np.array_equal(with_tables.team_rank, without.team_rank)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_best_per_group_picks_the_k_highest_scores_lowest_position_first_on_ties(seed: int) -> None:
+    from matching.optimiser import _best_per
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 300))
+    group = rng.integers(0, 12, n)
+    if seed % 2:
+        group = np.sort(group)
+    score = rng.integers(0, 4, n).astype(np.float64)  # many ties
+    among = rng.random(n) < 0.6 if seed % 3 else None
+    for k in (1, 2, 3):
+        allowed = range(n) if among is None else np.flatnonzero(among).tolist()
+        expected = [i for g in sorted(set(group[allowed].tolist()))
+                    for i in sorted((i for i in allowed if group[i] == g), key=lambda i: (-score[i], i))[:k]]
+        assert _best_per(group, score, k, among).tolist() == expected
+
+
 @pytest.mark.parametrize("policy", POLICY_NAMES)
 @pytest.mark.parametrize("seed", range(15))
 def test_the_arrays_hold_exactly_the_rows_of_the_pulp_model(policy: str, seed: int) -> None:

@@ -50,6 +50,11 @@ INF = math.inf
 # A computed distance this close to a travel limit is recomputed with the domain's own function, so
 # the vectorised filter decides exactly as the plain rules do.
 BOUNDARY_KM = 1e-6
+# Distances (and preference ranks) come from a table over pairs of places (of codes) when it has at most
+# this many cells; the skills test compares at most about this many cells with required skills at once.
+TABLE_CELLS = 1_000_000
+ABLE_CELLS = 4_000_000
+CANDIDATES = 2_000_000  # (team, assignment) candidates tested for reach at once
 
 
 class _Vocabulary:
@@ -67,10 +72,10 @@ class _Vocabulary:
 
 def _masks(sets: list[frozenset[str]], skills: _Vocabulary, words: int) -> npt.NDArray[np.uint64]:
     out = np.zeros((len(sets), words), dtype=np.uint64)
-    for i, items in enumerate(sets):
-        for s in items:
-            bit = skills.codes[s]
-            out[i, bit >> 6] |= np.uint64(1 << (bit & 63))
+    rows = np.array([i for i, items in enumerate(sets) for _ in items], dtype=np.int64)
+    bits = np.array([skills.codes[s] for items in sets for s in items], dtype=np.int64)
+    if len(bits):
+        np.bitwise_or.at(out, (rows, bits >> 6), np.left_shift(np.uint64(1), (bits & 63).astype(np.uint64)))
     return out
 
 
@@ -86,9 +91,15 @@ def _haversine(lat1: Floats, lon1: Floats, lat2: Floats, lon2: Floats) -> Floats
 
 
 def _lookup(keys: Ints, values: Ints, wanted: Ints) -> Ints:
-    """values[keys == wanted] per wanted key, 0 where the key is absent (keys unique)."""
+    """values[keys == wanted] per wanted key, 0 where the key is absent (keys unique, not negative)."""
     if len(keys) == 0:
         return np.zeros(len(wanted), dtype=np.int64)
+    size = int(keys.max()) + 1
+    if size <= max(TABLE_CELLS, len(wanted)):
+        table = np.zeros(size, dtype=np.int64)
+        table[keys] = values
+        inside = wanted < size
+        return np.where(inside, table[np.where(inside, wanted, 0)], 0)
     order = np.argsort(keys, kind="stable")
     keys, values = keys[order], values[order]
     at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
@@ -146,12 +157,8 @@ def eligibility(problem: Problem) -> Eligibility:
     a_required = _masks([a.required_skills for a in assignments], skills, words)
     a_nice = _masks([a.nice_to_have_skills for a in assignments], skills, words)
     t_level = np.array([levels.codes[t.level] for t in teams], dtype=np.int64)
-    t_lat = np.array([math.nan if t.latitude is None or t.longitude is None else t.latitude for t in teams])
-    t_lon = np.array([math.nan if t.latitude is None or t.longitude is None else t.longitude for t in teams])
     t_limit = np.array([INF if t.travel_limit_km is None else t.travel_limit_km for t in teams], dtype=np.float64)
     t_remote = np.array([t.remote_allowed for t in teams], dtype=np.bool_)
-    a_lat = np.array([math.nan if a.latitude is None or a.longitude is None else a.latitude for a in assignments])
-    a_lon = np.array([math.nan if a.latitude is None or a.longitude is None else a.longitude for a in assignments])
     a_mode = np.array([("remote", "on_site", "hybrid").index(a.mode) for a in assignments], dtype=np.int64)
     a_priority = np.array([PRIORITY_WEIGHT * a.priority for a in assignments], dtype=np.float64)
 
@@ -169,21 +176,31 @@ def eligibility(problem: Problem) -> Eligibility:
             if level_code is not None and (level_code, period_code) in buckets:
                 groups.setdefault((level_code, period_code, a_required[j].tobytes()), []).append(j)
 
+    t_place, t_places = _place_codes((t.latitude, t.longitude) for t in teams)
+    a_place, a_places = _place_codes((a.latitude, a.longitude) for a in assignments)
+    reach = _Reach(a_mode, t_limit, t_remote, t_place, t_places, a_place, a_places, teams, assignments)
     team_parts: list[Ints] = []
     assignment_parts: list[Ints] = []
-    bucket_arrays = {key: np.array(members, dtype=np.int64) for key, members in buckets.items()}
+    by_bucket: dict[tuple[int, int], list[list[int]]] = {}
     for (level_code, period_code, _), members in groups.items():
-        bucket = bucket_arrays[(level_code, period_code)]
-        chosen = np.array(members, dtype=np.int64)
-        required = a_required[chosen[0]]
-        able = bucket[np.all((t_skills[bucket] & required) == required, axis=1)]
-        if len(able) == 0:
-            continue
-        ti = np.repeat(able, len(chosen))
-        ai = np.tile(chosen, len(able))
-        keep = _reachable(ti, ai, a_mode, t_lat, t_lon, a_lat, a_lon, t_limit, t_remote, teams, assignments)
-        team_parts.append(ti[keep])
-        assignment_parts.append(ai[keep])
+        by_bucket.setdefault((level_code, period_code), []).append(members)
+    for key, member_lists in by_bucket.items():
+        bucket = np.array(buckets[key], dtype=np.int64)
+        sizes = np.array([len(m) for m in member_lists], dtype=np.int64)
+        first = np.zeros(len(sizes) + 1, dtype=np.int64)
+        np.cumsum(sizes, out=first[1:])
+        flat = np.array([j for m in member_lists for j in m], dtype=np.int64)
+        able_team, able_group = _able(t_skills[bucket], a_required[flat[first[:-1]]])
+        ends = np.cumsum(sizes[able_group])
+        cuts = np.searchsorted(ends, np.arange(CANDIDATES, int(ends[-1]) if len(ends) else 0, CANDIDATES))
+        for lo, hi in zip([0, *cuts.tolist()], [*cuts.tolist(), len(ends)], strict=True):
+            counts = sizes[able_group[lo:hi]]
+            ti = np.repeat(bucket[able_team[lo:hi]], counts)
+            offsets = np.repeat(first[able_group[lo:hi]] - np.cumsum(counts) + counts, counts)
+            ai = flat[offsets + np.arange(int(counts.sum()))]
+            keep = reach(ti, ai)
+            team_parts.append(ti[keep])
+            assignment_parts.append(ai[keep])
     ti = np.concatenate(team_parts) if team_parts else np.zeros(0, dtype=np.int64)
     ai = np.concatenate(assignment_parts) if assignment_parts else np.zeros(0, dtype=np.int64)
 
@@ -201,7 +218,7 @@ def eligibility(problem: Problem) -> Eligibility:
     team_order[sorted(range(n_t), key=lambda i: teams[i].team_id)] = np.arange(n_t)
     assignment_order = np.empty(n_a, dtype=np.int64)
     assignment_order[sorted(range(n_a), key=lambda j: assignments[j].assignment_id)] = np.arange(n_a)
-    order = np.lexsort((assignment_order[ai], team_order[ti]))
+    order = np.argsort(team_order[ti] * max(1, n_a) + assignment_order[ai], kind="stable")
     ti, ai = ti[order], ai[order]
 
     # fit, summed in the order of FitBreakdown.total so each value equals the domain's to the last bit
@@ -212,7 +229,9 @@ def eligibility(problem: Problem) -> Eligibility:
                           for t in teams for aid in t.preferences if aid in assignment_position], dtype=np.int64)
     pref_ranks = np.array([r + 1 for t in teams for r, aid in enumerate(t.preferences)
                            if aid in assignment_position], dtype=np.int64)
-    t_rank = _lookup(pref_keys, pref_ranks, ti * n_a + ai)
+    t_rank = np.zeros(len(ti), dtype=np.int64)
+    ranking = np.flatnonzero(np.array([bool(t.preferences) for t in teams], dtype=np.bool_)[ti])
+    t_rank[ranking] = _lookup(pref_keys, pref_ranks, ti[ranking] * n_a + ai[ranking])
     team_pref = np.where(t_rank > 0, np.maximum(0.0, TEAM_PREFERENCE_FIRST - TEAM_PREFERENCE_STEP * (t_rank - 1)),
                          0.0)
     n_i, n_l = max(1, len(institutions.codes)), max(1, len(levels.codes))
@@ -229,30 +248,103 @@ def eligibility(problem: Problem) -> Eligibility:
     f_rank = np.where(f_rank > 0, f_rank, _lookup(level_keys, level_ranks, ai * n_l + t_level[ti]))
     firm_pref = np.where(f_rank > 0, np.maximum(0.0, FIRM_PREFERENCE_FIRST - FIRM_PREFERENCE_STEP * (f_rank - 1)),
                          0.0)
-    distance = _distance_points(ti, ai, a_mode, teams, assignments)
+    distance = reach.points(ti, ai)
     fit = BASE_FIT + nice + extra + team_pref + firm_pref + distance + a_priority[ai]
     return Eligibility(problem, ti, ai, fit, t_rank)
 
 
-def _reachable(ti: Ints, ai: Ints, a_mode: Ints, t_lat: Floats, t_lon: Floats, a_lat: Floats, a_lon: Floats,
-               t_limit: Floats, t_remote: Bools, teams: Any, assignments: Any) -> Bools:
-    """domain.model.reachable per pair: remote always; else within the travel limit (or no limit, or no
-    known distance), or hybrid work for a team that may work remotely."""
-    ok: Bools = (a_mode[ai] == 0) | ((a_mode[ai] == 2) & t_remote[ti]) | np.isinf(t_limit[ti])
-    todo = np.flatnonzero(~ok)
-    if len(todo) == 0:
+def _able(skills: npt.NDArray[np.uint64], required: npt.NDArray[np.uint64]) -> tuple[Ints, Ints]:
+    """(team, group) positions where the team's skills hold all the group's required skills."""
+    teams_at: list[Ints] = []
+    groups_at: list[Ints] = []
+    step = max(1, ABLE_CELLS // max(1, skills.shape[0] * skills.shape[1]))
+    for g0 in range(0, len(required), step):
+        chunk = required[g0:g0 + step]
+        able = np.all((skills[:, None, :] & chunk[None, :, :]) == chunk[None, :, :], axis=2)
+        t, g = np.nonzero(able)
+        teams_at.append(t.astype(np.int64))
+        groups_at.append(g.astype(np.int64) + g0)
+    if not teams_at:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return np.concatenate(teams_at), np.concatenate(groups_at)
+
+
+class _Reach:
+    """domain.model.reachable per pair, and the fit's distance points: distances come from one table
+    over the distinct (team place, assignment place) pairs when there are few places, else per pair."""
+
+    def __init__(self, a_mode: Ints, t_limit: Floats, t_remote: Bools, t_place: Ints,
+                 t_places: list[tuple[float, float]], a_place: Ints, a_places: list[tuple[float, float]],
+                 teams: Any, assignments: Any) -> None:
+        self.a_mode, self.t_limit, self.t_remote = a_mode, t_limit, t_remote
+        self.t_place, self.a_place, self.t_places, self.a_places = t_place, a_place, t_places, a_places
+        self.teams, self.assignments = teams, assignments
+        self.t_at = np.array(t_places, dtype=np.float64).reshape(-1, 2)
+        self.a_at = np.array(a_places, dtype=np.float64).reshape(-1, 2)
+        self.n_places = len(t_places) * len(a_places)
+        self.table: Floats | None = None
+        if 0 < self.n_places <= TABLE_CELLS:
+            self.table = _haversine(self.t_at[:, :1], self.t_at[:, 1:], self.a_at[:, 0][None, :],
+                                    self.a_at[:, 1][None, :]).reshape(-1)
+
+    def _km(self, ti: Ints, ai: Ints) -> Floats:
+        """The distance per pair, NaN when a place is unknown."""
+        tp, ap = self.t_place[ti], self.a_place[ai]
+        known = np.flatnonzero((tp >= 0) & (ap >= 0))
+        km = np.full(len(ti), math.nan)
+        tp, ap = tp[known], ap[known]
+        if self.table is not None:
+            km[known] = self.table[tp * len(self.a_places) + ap]
+        else:
+            km[known] = _haversine(self.t_at[tp, 0], self.t_at[tp, 1], self.a_at[ap, 0], self.a_at[ap, 1])
+        return km
+
+    def __call__(self, ti: Ints, ai: Ints) -> Bools:
+        """remote always; else within the travel limit (or no limit, or no known distance), or hybrid work
+        for a team that may work remotely."""
+        mode = self.a_mode[ai]
+        ok: Bools = (mode == 0) | ((mode == 2) & self.t_remote[ti]) | np.isinf(self.t_limit[ti])
+        todo = np.flatnonzero(~ok)
+        if len(todo) == 0:
+            return ok
+        tt, aa = ti[todo], ai[todo]
+        km = self._km(tt, aa)
+        limit = self.t_limit[tt]
+        unknown = np.isnan(km)
+        within = unknown | (km <= limit)
+        near = np.flatnonzero(~unknown & (np.abs(km - limit) <= BOUNDARY_KM * np.maximum(1.0, limit)))
+        for k in near.tolist():
+            t, a = self.teams[int(tt[k])], self.assignments[int(aa[k])]
+            within[k] = haversine_km(t.latitude, t.longitude, a.latitude, a.longitude) <= t.travel_limit_km
+        ok[todo] = within
         return ok
-    tt, aa = ti[todo], ai[todo]
-    km = _haversine(t_lat[tt], t_lon[tt], a_lat[aa], a_lon[aa])
-    limit = t_limit[tt]
-    unknown = np.isnan(km)
-    within = unknown | (km <= limit)
-    near = np.flatnonzero(~unknown & (np.abs(km - limit) <= BOUNDARY_KM * np.maximum(1.0, limit)))
-    for k in near.tolist():
-        t, a = teams[int(tt[k])], assignments[int(aa[k])]
-        within[k] = haversine_km(t.latitude, t.longitude, a.latitude, a.longitude) <= t.travel_limit_km
-    ok[todo] = within
-    return ok
+
+    def points(self, ti: Ints, ai: Ints) -> Floats:
+        """The fit's distance points, by the domain's formula once per distinct pair of places."""
+        out = np.zeros(len(ti), dtype=np.float64)
+        placed = np.flatnonzero((self.a_mode[ai] != 0) & (self.t_place[ti] >= 0) & (self.a_place[ai] >= 0))
+        if len(placed) == 0:
+            return out
+        width = len(self.a_places)
+        code = self.t_place[ti[placed]] * width + self.a_place[ai[placed]]
+        dense = self.n_places <= max(TABLE_CELLS, len(placed))
+        if dense:
+            used = np.zeros(self.n_places, dtype=np.bool_)
+            used[code] = True
+            distinct = np.flatnonzero(used)
+        else:
+            distinct, code = np.unique(code, return_inverse=True)
+            code = code.reshape(-1)
+        values = np.array([
+            round(DISTANCE_WEIGHT * max(0.0, 1.0 - haversine_km(*self.t_places[k // width],
+                                                                 *self.a_places[k % width]) / DISTANCE_SCALE_KM), 2)
+            for k in distinct.tolist()], dtype=np.float64)
+        if dense:
+            table = np.zeros(self.n_places, dtype=np.float64)
+            table[distinct] = values
+            values = table
+        out[placed] = values[code]
+        return out
 
 
 def _place_codes(points: Iterable[tuple[float | None, float | None]]) -> tuple[Ints, list[tuple[float, float]]]:
@@ -260,23 +352,6 @@ def _place_codes(points: Iterable[tuple[float | None, float | None]]) -> tuple[I
     codes: dict[tuple[float, float], int] = {}
     out = [-1 if lat is None or lon is None else codes.setdefault((lat, lon), len(codes)) for lat, lon in points]
     return np.array(out, dtype=np.int64), list(codes)
-
-
-def _distance_points(ti: Ints, ai: Ints, a_mode: Ints, teams: Any, assignments: Any) -> Floats:
-    """The fit's distance points, computed by the domain's formula once per distinct pair of places."""
-    points = np.zeros(len(ti), dtype=np.float64)
-    t_code, t_places = _place_codes((t.latitude, t.longitude) for t in teams)
-    a_code, a_places = _place_codes((a.latitude, a.longitude) for a in assignments)
-    placed = np.flatnonzero((a_mode[ai] != 0) & (t_code[ti] >= 0) & (a_code[ai] >= 0))
-    if len(placed) == 0:
-        return points
-    distinct, inverse = np.unique(t_code[ti[placed]] * len(a_places) + a_code[ai[placed]], return_inverse=True)
-    values = np.array([
-        round(DISTANCE_WEIGHT * max(0.0, 1.0 - haversine_km(*t_places[k // len(a_places)],
-                                                             *a_places[k % len(a_places)]) / DISTANCE_SCALE_KM), 2)
-        for k in distinct.tolist()], dtype=np.float64)
-    points[placed] = values[inverse.reshape(-1)]
-    return points
 
 
 # ---- the model as arrays ------------------------------------------------------------------
@@ -410,21 +485,17 @@ def build_arrays(problem: Problem, elig: Eligibility, *, stable: bool = False) -
 
     # institution_capacity, supervision_hours
     if problem.capacities:
-        by_capacity: dict[tuple[str, str, str], list[int]] = {}
-        inst_of = [t.institution_id for t in teams]
-        level_of = [t.level for t in teams]
-        period_of = [a.period for a in assignments]
-        codes: dict[tuple[str, str, str], int] = {}
-        pair_code = np.array([codes.setdefault((inst_of[t], period_of[a], level_of[t]), len(codes))
-                              for t, a in zip(ti.tolist(), ai.tolist(), strict=True)], dtype=np.int64)
-        members = _ranges(pair_code)
-        for k, c in enumerate(problem.capacities):
-            by_capacity.setdefault((c.institution_id, c.period, c.level), []).append(k)
+        institutions, levels = _Vocabulary(), _Vocabulary()
+        t_inst = np.array([institutions.code(t.institution_id) for t in teams], dtype=np.int64)
+        t_level = np.array([levels.code(t.level) for t in teams], dtype=np.int64)
+        n_periods, n_levels = max(1, len(periods)), max(1, len(levels.codes))
+        members = _ranges((t_inst[ti] * n_periods + a_period[ai]) * n_levels + t_level[ti])
         hours = np.array([float(a.supervision_hours) for a in assignments], dtype=np.float64)
         cap_rows: list[tuple[Ints, float]] = []
         hour_rows: list[tuple[Ints, Floats, float]] = []
         for c in problem.capacities:
-            code = codes.get((c.institution_id, c.period, c.level))
+            ci, cp, cl = institutions.codes.get(c.institution_id), periods.get(c.period), levels.codes.get(c.level)
+            code = None if ci is None or cp is None or cl is None else (ci * n_periods + cp) * n_levels + cl
             group_pairs = members.get(code, np.zeros(0, dtype=np.int64)) if code is not None \
                 else np.zeros(0, dtype=np.int64)
             if len(group_pairs):

@@ -530,15 +530,32 @@ PRICE_TOLERANCE = 1e-7
 
 
 def _best_per(group: Any, score: Any, k: int, among: Any = None) -> Any:
-    """Positions of the ``k`` highest scores per group value (among the positions in ``among``)."""
+    """Positions of the ``k`` highest scores per group value (among the positions in ``among``), ordered
+    by group, score (highest first) and position: k rounds of a per-group maximum, no full sort."""
     import numpy as np
 
     idx = np.arange(len(score)) if among is None else np.flatnonzero(among)
-    order = idx[np.lexsort((-score[idx], group[idx]))]
-    g = group[order]
-    starts = np.r_[0, np.flatnonzero(np.diff(g)) + 1]
-    position = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
-    return order[position < k]
+    g = group[idx]
+    if len(g) > 1 and np.any(g[1:] < g[:-1]):
+        by_group = np.argsort(g, kind="stable")
+        idx, g = idx[by_group], g[by_group]
+    if not len(idx) or k < 1:
+        return idx[:0]
+    s = score[idx]
+    starts = np.r_[0, np.flatnonzero(g[1:] != g[:-1]) + 1]
+    segment = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(idx)]))
+    alive = np.ones(len(idx), dtype=np.bool_)
+    chosen = []
+    for _ in range(k):
+        masked = np.where(alive, s, -np.inf)
+        hit = np.flatnonzero(alive & (masked == np.maximum.reduceat(masked, starts)[segment]))
+        if not len(hit):
+            break
+        first = hit[np.r_[True, segment[hit[1:]] != segment[hit[:-1]]]]  # the lowest position per group
+        alive[first] = False
+        chosen.append(first)
+    picked = np.concatenate(chosen)
+    return idx[picked[np.lexsort((picked, -s[picked], g[picked]))]]
 
 
 class _Columns:
@@ -663,8 +680,10 @@ def solve_arrays(problem: Problem, time_limit: float = 60.0, *, policy: str = "m
                              candidate.upper, False), costs)
             columns = _Columns(highs, candidate)
             fits = model.objectives["fit"][:n_p]
-            columns.add(np.union1d(_best_per(elig.team, fits, START_PAIRS),
-                                   _best_per(elig.assignment, fits, START_PAIRS)), costs)
+            start = np.zeros(n_p, dtype=np.bool_)
+            start[_best_per(elig.team, fits, START_PAIRS)] = True
+            start[_best_per(elig.assignment, fits, START_PAIRS)] = True
+            columns.add(np.flatnonzero(start), costs)
         timings["handoff"] = timings.get("handoff", 0.0) + clock() - mark
         return highs
 
@@ -823,8 +842,11 @@ def solve_arrays(problem: Problem, time_limit: float = 60.0, *, policy: str = "m
     matches: dict[Pair, float] = {}
     if values is not None and status not in ("interrupted", "infeasible", "not_solved"):
         chosen_pairs = np.flatnonzero(values[:n_p] > 0.5)
-        fits = elig.fit[chosen_pairs].tolist()
-        matches = {elig.pair(int(k)): f for k, f in zip(chosen_pairs.tolist(), fits, strict=True)}
+        team_ids = [t.team_id for t in problem.teams]
+        assignment_ids = [a.assignment_id for a in problem.assignments]
+        matches = {Pair(team_ids[t], assignment_ids[a]): f for t, a, f in zip(
+            elig.team[chosen_pairs].tolist(), elig.assignment[chosen_pairs].tolist(),
+            elig.fit[chosen_pairs].tolist(), strict=True)}
     timings["extract"] = timings.get("extract", 0.0) + clock() - mark
     mark = clock()
     digest = digest_future.result()
