@@ -116,8 +116,8 @@ def test_a_decline_re_run_notifies_only_the_replacement_and_keeps_the_accepted_k
     # and its firm got no "no longer available"
     gone = svc.client.get(_link(svc, "firm_en", declined["match_id"]))
     assert gone.status_code == 410 and "This match was replaced" in gone.get_data(as_text=True)
-    answer = svc.client.post(_link(svc, "firm_en", declined["match_id"]), json={"decision": "accepted"})
-    assert answer.status_code == 410 and answer.get_json()["errors"][0]["field"] == "token"
+    late = svc.client.post(_link(svc, "firm_en", declined["match_id"]), json={"decision": "accepted"})
+    assert late.status_code == 410 and late.get_json()["errors"][0]["field"] == "token"
     assert ("match_cancelled", "firm_en") not in _notices(svc)
 
 
