@@ -33,6 +33,7 @@ from .domain.model import (
 )
 from .domain.policies import POLICIES, Objective, Policy
 from .fastpath import ArrayModel, Eligibility, build_arrays, eligibility
+from .tighter import Tighter, pair_rows, tighten
 
 SolverFactory = Callable[[float, int], pulp.LpSolver]
 StageCallback = Callable[[str], None]
@@ -726,6 +727,7 @@ def solve_arrays(problem: Problem, time_limit: float = 60.0, *, policy: str = "m
     infeasible = (highspy.HighsModelStatus.kInfeasible, highspy.HighsModelStatus.kUnboundedOrInfeasible)
     side = not network and n_p > 0  # side constraints: see _side_stage
     highs = None if side else fresh(lp, model.objectives[stages[0].name])
+    tight = tighten(problem, model) if side else None
     levels: list[tuple[Any, float]] = []
     values: Any = None
     status, gap, limited, path = "optimal", None, False, "network" if network else "side" if side else "arrays"
@@ -744,7 +746,8 @@ def solve_arrays(problem: Problem, time_limit: float = 60.0, *, policy: str = "m
                     break
                 progress.objective, progress.step, progress.steps = objective.name, i + 1, len(stages)
                 progress.best = progress.gap = None
-            stage = _side_stage(model, costs, levels, values, deadline, gap_wanted, new_highs, run, handoff,
+            assert tight is not None
+            stage = _side_stage(model, tight, costs, levels, values, deadline, gap_wanted, new_highs, run, handoff,
                                 progress)
             if progress is not None and progress.stop.is_set():
                 status = "interrupted"
@@ -879,6 +882,8 @@ FIXED_SHARE = 0.5  # of step 2's time, for the MIP with the LP's whole pairs fix
 # The wider MIP of step 3 is skipped when it has this many times the columns and less time is left than
 # steps 1 and 2 took.
 WIDER_AT_MOST = 4
+# Rounds of adding the "pair only if open" rows the LP optimum breaks (each round re-solves from the basis).
+CUT_ROUNDS = 20
 
 
 @dataclass
@@ -915,32 +920,86 @@ def _subset(lp: _Lp, keep: Any) -> tuple[_Lp, Any]:
     return _Lp(len(keep), lp.row[on], new[lp.col[on]], lp.coef[on], lp.lower, lp.upper, True), keep
 
 
-def _side_stage(model: ArrayModel, costs: Any, levels: list[tuple[Any, float]], start: Any, deadline: float,
-                gap_wanted: float, new_highs: Callable[[], Any], run: Callable[..., Any],
-                handoff: Callable[[float], None], progress: Progress | None) -> _Stage:
-    """One stage of a model with side constraints, solved to ``gap_wanted`` of the optimum:
+def _with_rows(lp: _Lp, row: Any, col: Any, coef: Any, lower: Any, upper: Any) -> _Lp:
+    import numpy as np
 
-    1. the LP relaxation (all pairs; with side rows, re-solving after pricing pairs in costs HiGHS more
-       than one presolved solve): its value ``z`` bounds every matching, its duals price each pair;
+    return _Lp(lp.n_cols, np.concatenate([lp.row, row + len(lp.lower)]), np.concatenate([lp.col, col]),
+               np.concatenate([lp.coef, coef]), np.concatenate([lp.lower, lower]),
+               np.concatenate([lp.upper, upper]), lp.integer)
+
+
+def _restricted(strong: _Lp, keep: Any, tight: Tighter, has_row: Any) -> tuple[_Lp, Any]:
+    """The tighter model over the columns in ``keep``, with "a pair only if its assignment is open" for
+    every kept pair of a two-team assignment (the LP holds the rows it needed already)."""
+    import numpy as np
+
+    sub, held = _subset(strong, keep)
+    position = np.full(strong.n_cols, -1, dtype=np.int64)
+    position[keep] = np.arange(len(keep))
+    pairs = tight.needs_two[~has_row[tight.needs_two]]
+    pairs = pairs[position[pairs] >= 0]
+    r, c, v = pair_rows(position[pairs], position[_opened(tight, pairs)], 0)
+    return _with_rows(sub, r, c, v, np.full(len(pairs), -np.inf), np.zeros(len(pairs))), held
+
+
+def _opened(tight: Tighter, pairs: Any) -> Any:
+    """The open/closed column of each pair's assignment."""
+    return len(tight.assignment_of) + tight.assignment_of[pairs]
+
+
+def _side_stage(model: ArrayModel, tight: Tighter, costs: Any, levels: list[tuple[Any, float]], start: Any,
+                deadline: float, gap_wanted: float, new_highs: Callable[[], Any], run: Callable[..., Any],
+                handoff: Callable[[float], None], progress: Progress | None) -> _Stage:
+    """One stage of a model with side constraints, solved to ``gap_wanted`` of the optimum, on the
+    tighter model of ``matching.tighter`` (the same matchings, a bound near them):
+
+    1. the LP relaxation (all pairs; "a pair only if open" rows added where its optimum breaks them,
+       then re-solved): its value ``z`` bounds every matching, its duals price each pair;
     2. the MIP over the pairs the LP uses or whose reduced cost is within RC_WINDOW of zero, first with
        the pairs the LP takes whole fixed, then free (started from the better of that matching and
        ``start``, the previous stage's): a matching worth ``v``; when ``z - v`` is within the gap, done;
     3. else the MIP over every pair whose reduced cost is at least ``v - z`` (a pair below can only be in
-       matchings worth less than ``v``, so the optimum is among the rest), started from that matching."""
+       matchings worth less than ``v``, so the optimum is among the rest), started from that matching.
+    The values returned are the plain model's columns."""
     import highspy
     import numpy as np
 
     clock = time.perf_counter
     infeasible = (highspy.HighsModelStatus.kInfeasible, highspy.HighsModelStatus.kUnboundedOrInfeasible)
     optimal = highspy.HighsModelStatus.kOptimal
-    n_p = model.n_pairs
+    n_p, n_base = model.n_pairs, model.n_cols
     lp = _with_levels(model, levels)
+    strong = _Lp(tight.n_cols, np.concatenate([lp.row, tight.row + len(lp.lower)]),
+                 np.concatenate([lp.col, tight.col]), np.concatenate([lp.coef, tight.coef]),
+                 np.concatenate([lp.lower, tight.lower]), np.concatenate([lp.upper, tight.upper]), True)
+    costs = np.concatenate([costs[:n_base], np.zeros(tight.n_cols - n_base)])
+    begin: Any = None if start is None else tight.extend(start)
+    has_row = np.zeros(tight.n_cols, dtype=np.bool_)
+
+    def plain(values: Any) -> Any:
+        return values if values is None else values[:n_base]
 
     began = mark = clock()
     highs = new_highs()
-    _pass(highs, _Lp(lp.n_cols, lp.row, lp.col, lp.coef, lp.lower, lp.upper, False), costs)
+    _pass(highs, _Lp(strong.n_cols, strong.row, strong.col, strong.coef, strong.lower, strong.upper, False), costs)
     handoff(clock() - mark)
     result = run(highs)
+    for _ in range(CUT_ROUNDS):
+        if result != optimal:
+            break
+        relaxed = np.asarray(highs.getSolution().col_value)
+        pairs = tight.needs_two[relaxed[tight.needs_two] > relaxed[_opened(tight, tight.needs_two)] + 1e-7]
+        if not len(pairs):
+            break
+        r, c, v = pair_rows(pairs, _opened(tight, pairs), 0)
+        k = len(pairs)
+        highs.addRows(k, np.full(k, -highspy.kHighsInf), np.zeros(k), 2 * k,
+                      np.arange(0, 2 * k, 2, dtype=np.int32),
+                      np.column_stack([pairs, _opened(tight, pairs)]).reshape(-1).astype(np.int32),
+                      np.tile([1.0, -1.0], k))
+        strong = _with_rows(strong, r, c, v, np.full(k, -np.inf), np.zeros(k))
+        has_row[pairs] = True
+        result = run(highs)
     if result in infeasible:
         return _Stage(None, "infeasible", None)
     if result != optimal:
@@ -948,7 +1007,7 @@ def _side_stage(model: ArrayModel, costs: Any, levels: list[tuple[Any, float]], 
     bound = float(highs.getInfo().objective_function_value)
     solution = highs.getSolution()
     relaxed, row_dual = np.asarray(solution.col_value), np.asarray(solution.row_dual)
-    reduced = costs[:lp.n_cols] - np.bincount(lp.col, weights=lp.coef * row_dual[lp.row], minlength=lp.n_cols)
+    reduced = costs - np.bincount(strong.col, weights=strong.coef * row_dual[strong.row], minlength=strong.n_cols)
     scale = max(1.0, abs(bound))
 
     def within(value: float) -> bool:
@@ -959,9 +1018,9 @@ def _side_stage(model: ArrayModel, costs: Any, levels: list[tuple[Any, float]], 
     mark = clock()
     near = (relaxed > 1e-9) | (reduced >= -RC_WINDOW)
     near[n_p:] = True
-    if start is not None:
-        near |= start > 0.5
-    sub, held = _subset(lp, np.flatnonzero(near))
+    if begin is not None:
+        near |= begin > 0.5
+    sub, held = _restricted(strong, np.flatnonzero(near), tight, has_row)
     highs = new_highs()
     _pass(highs, sub, costs[held])
     if progress is not None:
@@ -981,21 +1040,25 @@ def _side_stage(model: ArrayModel, costs: Any, levels: list[tuple[Any, float]], 
         fixed_found = highs.getInfo().primal_solution_status == 2
         fixed_values = np.asarray(highs.getSolution().col_value) if fixed_found else None
         highs.changeColsBounds(len(whole), whole, np.zeros(len(whole)), np.ones(len(whole)))
-        if fixed_values is not None and (start is None or costs[held] @ fixed_values >= costs[held] @ start[held]):
+        if fixed_values is not None and (begin is None or costs[held] @ fixed_values >= costs[held] @ begin[held]):
             _start(highs, np.round(fixed_values))
-        elif start is not None:
-            _start(highs, start[held])
-    elif start is not None:
-        _start(highs, start[held])
+        elif begin is not None:
+            _start(highs, begin[held])
+        if fixed_values is not None and within(float(costs[held] @ np.round(fixed_values))):
+            matching = np.zeros(strong.n_cols)
+            matching[held] = np.round(fixed_values)
+            return _Stage(plain(matching), "optimal", max(0.0, (bound - float(costs @ matching)) / scale))
+    elif begin is not None:
+        _start(highs, begin[held])
     result = run(highs, restricted_until)
-    values = None
+    values: Any = None
     if highs.getInfo().primal_solution_status == 2:
-        values = np.zeros(model.n_cols)
+        values = np.zeros(strong.n_cols)
         values[held] = np.round(np.asarray(highs.getSolution().col_value))
     if values is not None and within(float(costs @ values)):
-        return _Stage(values, "optimal", max(0.0, (bound - float(costs @ values)) / scale))
+        return _Stage(plain(values), "optimal", max(0.0, (bound - float(costs @ values)) / scale))
     if clock() >= stop - 0.05:
-        return _Stage(values, "feasible" if values is not None else "not_solved",
+        return _Stage(plain(values), "feasible" if values is not None else "not_solved",
                       None if values is None else (bound - float(costs @ values)) / scale)
 
     # 3. reduced-cost fixing against that matching (or, without one, the whole model)
@@ -1003,19 +1066,19 @@ def _side_stage(model: ArrayModel, costs: Any, levels: list[tuple[Any, float]], 
     if values is not None:
         worth = float(costs @ values)
         keep = np.flatnonzero((reduced >= worth - bound - 1e-6 * scale) | (values > 0.5))
-        keep = np.union1d(keep, np.arange(n_p, model.n_cols))
+        keep = np.union1d(keep, np.arange(n_p, strong.n_cols))
     else:
-        keep = np.arange(lp.n_cols)
+        keep = np.arange(strong.n_cols)
     if values is not None and len(keep) > WIDER_AT_MOST * len(held) and stop - clock() < clock() - began:
         # HiGHS's presolve of a model this much wider would outlast the time left: keep the matching
-        return _Stage(values, "feasible", (bound - float(costs @ values)) / scale)
-    sub, cols = _subset(lp, keep)
+        return _Stage(plain(values), "feasible", (bound - float(costs @ values)) / scale)
+    sub, cols = _restricted(strong, keep, tight, has_row)
     highs = new_highs()
     _pass(highs, sub, costs[cols])
     if values is not None:
         _start(highs, values[cols])
-    elif start is not None:
-        _start(highs, start[cols])
+    elif begin is not None:
+        _start(highs, begin[cols])
     if progress is not None:
         _watch_highs(highs, progress)
     handoff(clock() - mark)
@@ -1023,14 +1086,14 @@ def _side_stage(model: ArrayModel, costs: Any, levels: list[tuple[Any, float]], 
     if highs.getInfo().primal_solution_status != 2:
         if values is None:
             return _Stage(None, "infeasible" if result in infeasible else "not_solved", None)
-        return _Stage(values, "feasible", (bound - float(costs @ values)) / scale)
-    found = np.zeros(model.n_cols)
+        return _Stage(plain(values), "feasible", (bound - float(costs @ values)) / scale)
+    found = np.zeros(strong.n_cols)
     found[cols] = np.round(np.asarray(highs.getSolution().col_value))
     if values is None or costs @ found >= costs @ values:
         values = found
     own = _finite(highs.getInfo().mip_gap)
     gap = min(max(0.0, (bound - float(costs @ values)) / scale), math.inf if own is None else own)
-    return _Stage(values, "optimal" if result == optimal or gap <= gap_wanted else "feasible", gap)
+    return _Stage(plain(values), "optimal" if result == optimal or gap <= gap_wanted else "feasible", gap)
 
 
 def _start(highs: Any, values: Any) -> None:
