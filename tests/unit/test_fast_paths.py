@@ -14,7 +14,7 @@ from matching.domain.policies import POLICIES
 from matching.fastpath import build_arrays, eligibility
 from matching.optimiser import build_model, make_solver, solve
 
-from .test_optimiser_v2 import POLICY_NAMES, random_snapshot
+from .test_optimiser_v2 import PERIODS, POLICY_NAMES, random_snapshot
 
 RowKey = tuple[tuple[tuple[int, float], ...], float, float]
 
@@ -214,3 +214,65 @@ def test_an_empty_round_is_solved_as_nothing_to_match() -> None:
 def test_both_paths_give_the_same_model_hash(policy: str) -> None:
     problem = instance(5, 8, 6)
     assert solve(problem, policy=policy, arrays=True).model_hash == plain(problem, policy).model_hash
+
+
+def two_period_network(seed: int, n_teams: int, n_assignments: int) -> Problem:
+    """A network round over two periods: assignments alternate, teams are in one period or both, firm
+    caps only over firms whose assignments are all in one period."""
+    rng = random.Random(seed)
+    snapshot = random_snapshot(rng, n_teams, n_assignments)
+    for j, a in enumerate(snapshot["assignments"]):
+        a["period"] = PERIODS[j % 2]
+        a["min_teams"], a["max_teams"], a["supervision_hours"] = 1, max(1, a["max_teams"]), 0
+    for k, t in enumerate(snapshot["teams"]):
+        t["periods"] = [PERIODS[k % 2]] if k % 3 else list(PERIODS[:2])
+    snapshot["fairness_floors"] = []
+    periods_of: dict[str, set[str]] = {}
+    for a in snapshot["assignments"]:
+        periods_of.setdefault(a["firm_id"], set()).add(a["period"])
+    snapshot["firm_caps"] = [c for c in snapshot["firm_caps"] if len(periods_of.get(c["firm_id"], ())) == 1]
+    return Problem.from_snapshot(snapshot)
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_a_network_round_split_by_period_and_solved_in_parallel_keeps_the_optimum(
+        seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Periods that share no row (no firm cap over both) are solved as separate LPs in threads; the
+    matching is the plain model's optimum, also with teams registered for both periods."""
+    import matching.optimiser as optimiser
+
+    monkeypatch.setattr(optimiser, "SPLIT_FROM_PAIRS", 0)
+    monkeypatch.setattr("matching.optimiser.os.cpu_count", lambda: 2)
+    problem = two_period_network(seed, 60, 30)
+    model = build_arrays(problem, eligibility(problem))
+    parts = optimiser._parts(problem, model, optimiser._network_relaxation(model))
+    assert parts is not None and len(parts) == 2
+    assert sorted(np.concatenate(parts).tolist()) == list(range(model.n_pairs))
+    for cols in parts:  # a part holds whole periods
+        assert len({problem.assignments[a].period for a in model.eligibility.assignment[cols].tolist()}) == 1
+    fast, slow = solve(problem, arrays=True), plain(problem, "max_fit")
+    assert (fast.path, fast.status, slow.status) == ("network", "optimal", "optimal")
+    assert fast.objective == pytest.approx(slow.objective, abs=1e-6)
+
+
+def test_a_firm_cap_over_both_periods_keeps_the_round_whole() -> None:
+    import matching.optimiser as optimiser
+
+    rng = random.Random(5)
+    snapshot = random_snapshot(rng, 30, 12)
+    periods = sorted({a["period"] for a in snapshot["assignments"]})
+    assert len(periods) == 2
+    for a in snapshot["assignments"]:
+        a["min_teams"], a["max_teams"], a["supervision_hours"] = 1, max(1, a["max_teams"]), 0
+    snapshot["fairness_floors"] = []
+    first = next(a for a in snapshot["assignments"] if a["period"] == periods[0])
+    other = next(a for a in snapshot["assignments"] if a["period"] == periods[1])
+    other["firm_id"] = first["firm_id"]
+    snapshot["firm_caps"] = [{"firm_id": first["firm_id"], "max_teams": 1}]
+    problem = Problem.from_snapshot(snapshot)
+    model = build_arrays(problem, eligibility(problem))
+    assert optimiser._parts(problem, model, optimiser._network_relaxation(model)) is None
+    snapshot["firm_caps"] = []
+    unlinked = Problem.from_snapshot(snapshot)
+    model = build_arrays(unlinked, eligibility(unlinked))
+    assert optimiser._parts(unlinked, model, optimiser._network_relaxation(model)) is not None

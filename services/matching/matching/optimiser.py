@@ -726,7 +726,14 @@ def solve_arrays(problem: Problem, time_limit: float = 60.0, *, policy: str = "m
 
     infeasible = (highspy.HighsModelStatus.kInfeasible, highspy.HighsModelStatus.kUnboundedOrInfeasible)
     side = not network and n_p > 0  # side constraints: see _side_stage
-    highs = None if side else fresh(lp, model.objectives[stages[0].name])
+    split: Any = None
+    if network and len(stages) == 1 and n_p >= SPLIT_FROM_PAIRS and (os.cpu_count() or 1) > 1:
+        split = _split_network(problem, model, lp, model.objectives[stages[0].name], seed, deadline, timings)
+        if split is not None:
+            split = completed(split)
+            if not model.holds(split):
+                split = None
+    highs = None if side or split is not None else fresh(lp, model.objectives[stages[0].name])
     tight = tighten(problem, model) if side else None
     levels: list[tuple[Any, float]] = []
     values: Any = None
@@ -739,6 +746,11 @@ def solve_arrays(problem: Problem, time_limit: float = 60.0, *, policy: str = "m
                 break
             previous = model.objectives[stages[i - 1].name]
             levels.append((previous, float(previous @ values)))
+        if split is not None:  # the one stage, solved per independent part
+            values, gap = split, 0.0
+            if progress is not None:
+                progress.best, progress.gap = float(costs @ values), gap
+            continue
         if side:
             if progress is not None:
                 if progress.stop.is_set():
@@ -870,6 +882,123 @@ def solve_arrays(problem: Problem, time_limit: float = 60.0, *, policy: str = "m
         gap=gap, time_limit_reached=limited, seed=seed, diagnosis=diagnosis, timings=timings,
         peak_memory_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, path=path,
     )
+
+
+# ---- a network stage split into independent parts (by period), their LPs solved in parallel ----
+
+# From this many pairs a one-stage network model whose periods share no row is solved as one LP per
+# part, each in its own thread (HiGHS releases the GIL while it solves), on at most SPLIT_THREADS cores.
+SPLIT_FROM_PAIRS = 20_000
+SPLIT_THREADS = 2
+
+
+def _parts(problem: Problem, model: ArrayModel, lp: _Lp) -> list[Any] | None:
+    """The pairs (positions) of each part: the periods split into up to SPLIT_THREADS groups of about
+    equal size; None when a row holds pairs of two periods (a firm's cap over both, say) or there is
+    one period only."""
+    import numpy as np
+
+    periods: dict[str, int] = {}
+    a_period = np.array([periods.setdefault(a.period, len(periods)) for a in problem.assignments], dtype=np.int64)
+    if len(periods) < 2:
+        return None
+    pair_period = a_period[model.eligibility.assignment]
+    entry_period = pair_period[lp.col]
+    row_period = np.full(len(lp.lower), -1, dtype=np.int64)
+    row_period[lp.row] = entry_period  # one of each row's periods; a row with two has an entry unlike it
+    if np.any(row_period[lp.row] != entry_period):
+        return None
+    sizes = np.bincount(pair_period, minlength=len(periods))
+    k = min(SPLIT_THREADS, os.cpu_count() or 1, int(np.count_nonzero(sizes)))
+    if k < 2:
+        return None
+    load = np.zeros(k, dtype=np.int64)
+    group = np.zeros(len(periods), dtype=np.int64)
+    for period in np.argsort(-sizes, kind="stable"):  # largest first into the lightest group
+        group[period] = int(np.argmin(load))
+        load[group[period]] += sizes[period]
+    pair_group = group[pair_period]
+    return [np.flatnonzero(pair_group == g) for g in range(k)]
+
+
+def _priced_lp(lp: _Lp, costs: Any, teams: Any, assignments: Any, seed: int, deadline: float
+               ) -> tuple[Any, float, float]:
+    """The network LP over ``lp``'s pairs by pricing (as the one-instance path: each team's and
+    assignment's best few pairs, then pairs with a positive reduced cost), in a HiGHS of its own; the
+    pairs' values at its optimum (None if it stopped otherwise), the seconds spent handing it over and
+    the seconds HiGHS ran."""
+    import highspy
+    import numpy as np
+
+    clock = time.perf_counter
+    mark = clock()
+    highs = highspy.Highs()
+    highs.setOptionValue("output_flag", False)
+    highs.setOptionValue("random_seed", seed)
+    highs.setOptionValue("presolve", "off")
+    _pass(highs, _Lp(0, lp.row[:0], lp.col[:0], lp.coef[:0], lp.lower, lp.upper, False), costs)
+    columns = _Columns(highs, lp)
+    start = np.zeros(lp.n_cols, dtype=np.bool_)
+    start[_best_per(teams, costs, START_PAIRS)] = True
+    start[_best_per(assignments, costs, START_PAIRS)] = True
+    columns.add(np.flatnonzero(start), costs)
+    handoff = clock() - mark
+
+    ran = 0.0
+
+    def run() -> Any:
+        nonlocal ran
+        highs.setOptionValue("time_limit", highs.getRunTime() + max(deadline - clock(), 0.05))
+        mark = clock()
+        highs.run()
+        ran += clock() - mark
+        return highs.getModelStatus()
+
+    optimal = highspy.HighsModelStatus.kOptimal
+    result = run()
+    while result == optimal:
+        entering = columns.entering(costs, np.asarray(highs.getSolution().row_dual), teams)
+        if not len(entering):
+            break
+        columns.add(entering, costs)
+        result = run()
+    if result != optimal:
+        return None, handoff, ran
+    return columns.values(np.asarray(highs.getSolution().col_value)), handoff, ran
+
+
+def _split_network(problem: Problem, model: ArrayModel, lp: _Lp, costs: Any, seed: int, deadline: float,
+                   timings: dict[str, float]) -> Any:
+    """The matching (0/1 per pair) of a one-stage network model solved part by part in parallel; None
+    when it does not split, a part stops early or its LP vertex is not integral (the caller then solves
+    it whole)."""
+    import numpy as np
+
+    parts = _parts(problem, model, lp)
+    if parts is None:
+        return None
+    elig = model.eligibility
+    with ThreadPoolExecutor(max_workers=len(parts)) as pool:
+        futures = []
+        for cols in parts:
+            sub, _ = _subset(lp, cols)
+            futures.append(pool.submit(_priced_lp, _Lp(sub.n_cols, sub.row, sub.col, sub.coef, sub.lower, sub.upper,
+                                                       False), costs[cols], elig.team[cols],
+                                       elig.assignment[cols], seed, deadline))
+        results = [f.result() for f in futures]
+    # the parts ran side by side: the longest HiGHS run is the solve, the longest hand-off the hand-off;
+    # the rest of the wall time (pricing between runs, waiting) is left to the caller's "other"
+    timings["handoff"] = timings.get("handoff", 0.0) + max(h for _, h, _ in results)
+    timings["solve"] = timings.get("solve", 0.0) + max(r for _, _, r in results)
+    x = np.zeros(model.n_pairs)
+    for cols, (values, _, _) in zip(parts, results, strict=True):
+        if values is None:
+            return None
+        x[cols] = values
+    rounded = np.round(x)
+    if np.abs(x - rounded).max(initial=0.0) > 1e-6:
+        return None
+    return rounded
 
 
 # ---- side constraints: the LP bound, a MIP near the LP optimum, then reduced-cost fixing ----
