@@ -109,6 +109,36 @@ def test_eligibility_with_distance_tables_on_a_generated_round_matches_the_one_w
     assert np.array_equal(with_tables.team_rank, without.team_rank)
 
 
+@pytest.mark.parametrize("tables", [True, False])
+def test_a_travel_limit_on_the_distance_itself_is_decided_as_the_domain_decides(
+        tables: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Limits at, just under and just over the exact distance, on-site and hybrid, a team that may work
+    remotely and one that may not, and places not known: the domain's pairs, by the reach table (per
+    team class and assignment place) and without it (per pair)."""
+    from matching import fastpath
+    from matching.domain.model import Assignment, Team, haversine_km
+
+    if not tables:
+        monkeypatch.setattr(fastpath, "TABLE_CELLS", 0)
+    utrecht, groningen = (52.09, 5.12), (53.22, 6.57)
+    exact = haversine_km(*utrecht, *groningen)
+    limits = [exact, float(np.nextafter(exact, 0.0)), float(np.nextafter(exact, np.inf)), exact - 1e-7, None, 10.0]
+    teams = [Team(f"t{k}-{remote}-{known}", "inst", "HBO", frozenset(), ("P1",),
+                  latitude=utrecht[0] if known else None, longitude=utrecht[1] if known else None,
+                  travel_limit_km=limit, remote_allowed=remote)
+             for k, limit in enumerate(limits) for remote in (False, True) for known in (True, False)]
+    assignments = [Assignment(f"a-{mode}-{known}", "firm", frozenset({"HBO"}), frozenset(), frozenset(), 0, 99,
+                              "P1", mode, latitude=groningen[0] if known else None,
+                              longitude=groningen[1] if known else None)
+                   for mode in ("on_site", "hybrid", "remote") for known in (True, False)]
+    problem = Problem(tuple(teams), tuple(assignments), frozenset(), frozenset(), frozenset())
+    expected = eligible_pairs(problem)
+    assert eligibility(problem).pairs == expected
+    reached = {p.team_id for p in expected if p.assignment_id == "a-on_site-True"}
+    assert {"t0-False-True", "t2-False-True", "t4-False-True"} <= reached  # limit at, over or none
+    assert not {"t1-False-True", "t3-False-True", "t5-False-True"} & reached  # one step, 1e-7 km, far under
+
+
 @pytest.mark.parametrize("seed", range(10))
 def test_best_per_group_picks_the_k_highest_scores_lowest_position_first_on_ties(seed: int) -> None:
     from matching.optimiser import _best_per
@@ -202,6 +232,21 @@ def test_the_model_hash_changes_with_the_model_and_not_between_runs() -> None:
     assert solve(problem, arrays=True).model_hash != solve(problem, policy="max_served", arrays=True).model_hash
     fewer = Problem(problem.teams[:-1], problem.assignments)
     assert solve(fewer, arrays=True).model_hash != solve(problem, arrays=True).model_hash
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_garbage_collector_rests_during_a_run_and_is_as_it_was_after(enabled: bool) -> None:
+    import gc
+
+    seen: list[bool] = []
+    was = gc.isenabled()
+    try:
+        gc.enable() if enabled else gc.disable()
+        solution = solve(network_instance(3, 30, 12), arrays=True, on_stage=lambda _: seen.append(gc.isenabled()))
+        assert solution.status == "optimal" and seen == [False]
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable() if was else gc.disable()
 
 
 def test_an_empty_round_is_solved_as_nothing_to_match() -> None:

@@ -69,14 +69,23 @@ class _Vocabulary:
             found = self.codes[value] = len(self.codes)
         return found
 
+    @classmethod
+    def of(cls, values: Iterable[str]) -> _Vocabulary:
+        vocabulary = cls()
+        vocabulary.codes = {v: i for i, v in enumerate(dict.fromkeys(values))}
+        return vocabulary
+
 
 def _masks(sets: list[frozenset[str]], skills: _Vocabulary, words: int) -> npt.NDArray[np.uint64]:
-    out = np.zeros((len(sets), words), dtype=np.uint64)
-    rows = np.array([i for i, items in enumerate(sets) for _ in items], dtype=np.int64)
-    bits = np.array([skills.codes[s] for items in sets for s in items], dtype=np.int64)
+    """One bit mask (``words`` 64-bit words) per set, computed once per distinct set."""
+    distinct: dict[frozenset[str], int] = {}
+    which = np.array([distinct.setdefault(items, len(distinct)) for items in sets], dtype=np.int64)
+    out = np.zeros((len(distinct), words), dtype=np.uint64)
+    rows = np.array([i for i, items in enumerate(distinct) for _ in items], dtype=np.int64)
+    bits = np.array([skills.codes[s] for items in distinct for s in items], dtype=np.int64)
     if len(bits):
         np.bitwise_or.at(out, (rows, bits >> 6), np.left_shift(np.uint64(1), (bits & 63).astype(np.uint64)))
-    return out
+    return out[which]
 
 
 def _popcount(masks: npt.NDArray[np.uint64]) -> Ints:
@@ -143,15 +152,12 @@ def eligibility(problem: Problem) -> Eligibility:
     candidates filtered for reach, working area and forbidden pairs at once."""
     teams, assignments = problem.teams, problem.assignments
     n_t, n_a = len(teams), len(assignments)
-    levels, periods, skills, institutions = _Vocabulary(), _Vocabulary(), _Vocabulary(), _Vocabulary()
-    for t in teams:
-        levels.code(t.level)
-        institutions.code(t.institution_id)
-        for s in sorted(t.skills):
-            skills.code(s)
-    for a in assignments:
-        for s in sorted(a.required_skills | a.nice_to_have_skills):
-            skills.code(s)
+    levels = _Vocabulary.of(t.level for t in teams)
+    institutions = _Vocabulary.of(t.institution_id for t in teams)
+    periods = _Vocabulary()
+    skills = _Vocabulary.of(sorted(frozenset().union(*(t.skills for t in teams),
+                                                     *(a.required_skills for a in assignments),
+                                                     *(a.nice_to_have_skills for a in assignments))))
     words = max(1, (len(skills.codes) + 63) // 64)
     t_skills = _masks([t.skills for t in teams], skills, words)
     a_required = _masks([a.required_skills for a in assignments], skills, words)
@@ -176,8 +182,8 @@ def eligibility(problem: Problem) -> Eligibility:
             if level_code is not None and (level_code, period_code) in buckets:
                 groups.setdefault((level_code, period_code, a_required[j].tobytes()), []).append(j)
 
-    t_place, t_places = _place_codes((t.latitude, t.longitude) for t in teams)
-    a_place, a_places = _place_codes((a.latitude, a.longitude) for a in assignments)
+    t_place, t_places = _place_codes([t.latitude for t in teams], [t.longitude for t in teams])
+    a_place, a_places = _place_codes([a.latitude for a in assignments], [a.longitude for a in assignments])
     reach = _Reach(a_mode, t_limit, t_remote, t_place, t_places, a_place, a_places, teams, assignments)
     team_parts: list[Ints] = []
     assignment_parts: list[Ints] = []
@@ -283,9 +289,35 @@ class _Reach:
         self.a_at = np.array(a_places, dtype=np.float64).reshape(-1, 2)
         self.n_places = len(t_places) * len(a_places)
         self.table: Floats | None = None
+        self.reach: Bools | None = None
         if 0 < self.n_places <= TABLE_CELLS:
             self.table = _haversine(self.t_at[:, :1], self.t_at[:, 1:], self.a_at[:, 0][None, :],
                                     self.a_at[:, 1][None, :]).reshape(-1)
+            self._reach_table()
+
+    def _reach_table(self) -> None:
+        """Reachability decided once per team class (place, travel limit, remote work) and assignment
+        column (on-site at a place, hybrid at a place, or always: remote work or an unknown place):
+        ``reach[t_class * width + a_col]``."""
+        assert self.table is not None
+        n_tp, n_ap = len(self.t_places), len(self.a_places)
+        key = np.stack([np.where(self.t_place >= 0, self.t_place, n_tp).astype(np.float64), self.t_limit,
+                        self.t_remote.astype(np.float64)], axis=1)
+        classes, t_class = _distinct_rows(key)
+        place, limit, remote = classes[:, 0].astype(np.int64), classes[:, 1], classes[:, 2] > 0
+        km = np.full((len(classes), n_ap), math.nan)
+        located = np.flatnonzero(place < n_tp)
+        km[located] = self.table.reshape(n_tp, n_ap)[place[located]]
+        within = np.isnan(km) | (km <= limit[:, None])
+        near = np.isfinite(limit)[:, None] & ~np.isnan(km) & (
+            np.abs(km - limit[:, None]) <= BOUNDARY_KM * np.maximum(1.0, limit)[:, None])
+        for c, ap in zip(*(i.tolist() for i in np.nonzero(near)), strict=True):
+            within[c, ap] = haversine_km(*self.t_places[place[c]], *self.a_places[ap]) <= limit[c]
+        self.reach = np.concatenate([within, within | remote[:, None], np.ones((len(classes), 1), dtype=np.bool_)],
+                                    axis=1).reshape(-1)
+        self.t_class = t_class.reshape(-1) * (2 * n_ap + 1)
+        self.a_col = np.where((self.a_mode == 0) | (self.a_place < 0), 2 * n_ap,
+                              np.where(self.a_mode == 2, n_ap, 0) + self.a_place)
 
     def _km(self, ti: Ints, ai: Ints) -> Floats:
         """The distance per pair, NaN when a place is unknown."""
@@ -302,6 +334,8 @@ class _Reach:
     def __call__(self, ti: Ints, ai: Ints) -> Bools:
         """remote always; else within the travel limit (or no limit, or no known distance), or hybrid work
         for a team that may work remotely."""
+        if self.reach is not None:
+            return self.reach[self.t_class[ti] + self.a_col[ai]]  # type: ignore[no-any-return]
         mode = self.a_mode[ai]
         ok: Bools = (mode == 0) | ((mode == 2) & self.t_remote[ti]) | np.isinf(self.t_limit[ti])
         todo = np.flatnonzero(~ok)
@@ -347,11 +381,27 @@ class _Reach:
         return out
 
 
-def _place_codes(points: Iterable[tuple[float | None, float | None]]) -> tuple[Ints, list[tuple[float, float]]]:
+def _distinct_rows(key: Floats) -> tuple[Floats, Ints]:
+    """The distinct rows of a 2-d array, sorted, and each row's position among them (``np.unique`` with
+    ``axis=0``, by a lexsort: several times faster on thousands of rows)."""
+    order = np.lexsort(key.T[::-1])
+    ordered = key[order]
+    step = np.r_[True, np.any(ordered[1:] != ordered[:-1], axis=1)]
+    inverse = np.empty(len(key), dtype=np.int64)
+    inverse[order] = np.cumsum(step) - 1
+    return ordered[step], inverse
+
+
+def _place_codes(latitudes: list[float | None], longitudes: list[float | None]
+                 ) -> tuple[Ints, list[tuple[float, float]]]:
     """A code per item for its (latitude, longitude), -1 when either is unknown; and the places."""
-    codes: dict[tuple[float, float], int] = {}
-    out = [-1 if lat is None or lon is None else codes.setdefault((lat, lon), len(codes)) for lat, lon in points]
-    return np.array(out, dtype=np.int64), list(codes)
+    at = np.array([latitudes, longitudes], dtype=np.float64).T  # None: NaN
+    known = np.flatnonzero(~np.isnan(at).any(axis=1))
+    codes = np.full(len(at), -1, dtype=np.int64)
+    if not len(known):
+        return codes, []
+    places, codes[known] = _distinct_rows(at[known])
+    return codes, [(float(lat), float(lon)) for lat, lon in places.tolist()]
 
 
 # ---- the model as arrays ------------------------------------------------------------------
@@ -443,14 +493,32 @@ def _full(n: int, value: float) -> Floats:
     return np.full(n, value, dtype=np.float64)
 
 
+def _dense_ranks(keys: Ints) -> tuple[Ints, int]:
+    """Each key's rank among the distinct keys (``np.unique``'s inverse), and their number; by a table
+    when the keys (not negative) span at most a few times their count, else by sorting."""
+    if len(keys) == 0:
+        return np.zeros(0, dtype=np.int64), 0
+    top = int(keys.max()) + 1
+    if top > 4 * len(keys) + 1024:
+        _, inverse = np.unique(keys, return_inverse=True)
+        return inverse.reshape(-1), int(inverse.max()) + 1
+    present = np.zeros(top, dtype=np.bool_)
+    present[keys] = True
+    rank = np.cumsum(present, dtype=np.int64) - 1
+    return rank[keys], int(rank[-1]) + 1
+
+
 def _ranges(keys: Ints) -> dict[int, Ints]:
-    """Positions of each key value."""
+    """Positions of each key value (keys not negative), in order."""
     if len(keys) == 0:
         return {}
-    order = np.argsort(keys, kind="stable")
-    distinct, starts = np.unique(keys[order], return_index=True)
-    ends = np.append(starts[1:], len(order))
-    return {int(k): order[s:e] for k, s, e in zip(distinct.tolist(), starts.tolist(), ends.tolist(), strict=True)}
+    inverse, n = _dense_ranks(keys)
+    order = np.argsort(inverse.astype(np.uint16) if n <= 1 << 16 else inverse, kind="stable")  # radix sort
+    counts = np.bincount(inverse, minlength=n)
+    ends = np.cumsum(counts)
+    distinct = np.empty(n, dtype=np.int64)
+    distinct[inverse] = keys
+    return {int(k): order[e - c:e] for k, c, e in zip(distinct.tolist(), counts.tolist(), ends.tolist(), strict=True)}
 
 
 def build_arrays(problem: Problem, elig: Eligibility, *, stable: bool = False) -> ArrayModel:
@@ -470,9 +538,8 @@ def build_arrays(problem: Problem, elig: Eligibility, *, stable: bool = False) -
 
     # team_at_most_one
     if n_p:
-        _, inverse = np.unique(ti * max(1, len(periods)) + a_period[ai], return_inverse=True)
-        n = int(inverse.max()) + 1
-        out.add("team_at_most_one", inverse.reshape(-1), x, _ones(n_p), _full(n, -INF), _full(n, 1.0))
+        inverse, n = _dense_ranks(ti * max(1, len(periods)) + a_period[ai])
+        out.add("team_at_most_one", inverse, x, _ones(n_p), _full(n, -INF), _full(n, 1.0))
 
     # assignment_max_teams, assignment_min_teams
     opened = n_p + np.arange(n_a, dtype=np.int64)
@@ -573,7 +640,7 @@ def build_arrays(problem: Problem, elig: Eligibility, *, stable: bool = False) -
         objectives[f"rank_{r}"] = counted
 
     def joined(parts: list[Any], dtype: Any) -> Any:
-        return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
+        return np.concatenate(parts, dtype=dtype) if parts else np.zeros(0, dtype=dtype)
 
     return ArrayModel(elig, n_cols, floored, joined(out.rows, np.int64), joined(out.cols, np.int64),
                       joined(out.coefs, np.float64), joined(out.lower, np.float64), joined(out.upper, np.float64),

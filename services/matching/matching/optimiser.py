@@ -4,6 +4,8 @@ passed in. When the rules cannot all hold, an elastic copy of the model names th
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import importlib.metadata
 import math
 import os
@@ -319,10 +321,13 @@ def solve(problem: Problem, solver_name: str = "highs", time_limit: float = 60.0
     through PuLP (small models keep the plain path's choice among equal optima). ``eligible``: the
     run's eligibility, when already computed."""
     took = time.perf_counter()
-    if make is None and solver_name == "highs" and arrays is not False and (
-            arrays or len(eligible := eligible or eligibility(problem)) > ARRAYS_FROM_PAIRS):
-        return solve_arrays(problem, time_limit, policy=policy, seed=seed, on_stage=on_stage, progress=progress,
-                            eligible=eligible, eligibility_seconds=time.perf_counter() - took)
+    if make is None and solver_name == "highs" and arrays is not False:
+        with cycles_paused():
+            eligible = eligible or eligibility(problem)
+            if arrays or len(eligible) > ARRAYS_FROM_PAIRS:
+                return solve_arrays(problem, time_limit, policy=policy, seed=seed, on_stage=on_stage,
+                                    progress=progress, eligible=eligible,
+                                    eligibility_seconds=time.perf_counter() - took)
     started = time.perf_counter()
     model = build_model(problem, policy)
     gap_wanted = mip_gap(len(model.pairs))
@@ -625,9 +630,43 @@ def _watch_highs(highs: Any, progress: Progress) -> None:
     highs.startCallback(kinds.kCallbackMipInterrupt)
 
 
+# The cyclic garbage collector is paused while a run works: the run makes no reference cycles (reference
+# counting frees what it drops), but the many small objects it makes start full collections, each of which
+# walks every object in the process (about 50 ms at 10,000 teams). Runs in several threads share one pause.
+_paused = 0
+_paused_lock = threading.Lock()
+_was_enabled = True
+
+
+@contextlib.contextmanager
+def cycles_paused() -> Any:
+    global _paused, _was_enabled
+    with _paused_lock:
+        if _paused == 0:
+            _was_enabled = gc.isenabled()
+            gc.disable()
+        _paused += 1
+    try:
+        yield
+    finally:
+        with _paused_lock:
+            _paused -= 1
+            if _paused == 0 and _was_enabled:
+                gc.enable()
+
+
 def solve_arrays(problem: Problem, time_limit: float = 60.0, *, policy: str = "max_fit", seed: int = 0,
                  on_stage: StageCallback | None = None, progress: Progress | None = None,
                  eligible: Eligibility | None = None, eligibility_seconds: float = 0.0) -> Solution:
+    """``_solve_arrays`` with the cyclic garbage collector paused (see ``cycles_paused``)."""
+    with cycles_paused():
+        return _solve_arrays(problem, time_limit, policy=policy, seed=seed, on_stage=on_stage, progress=progress,
+                             eligible=eligible, eligibility_seconds=eligibility_seconds)
+
+
+def _solve_arrays(problem: Problem, time_limit: float = 60.0, *, policy: str = "max_fit", seed: int = 0,
+                  on_stage: StageCallback | None = None, progress: Progress | None = None,
+                  eligible: Eligibility | None = None, eligibility_seconds: float = 0.0) -> Solution:
     """``solve`` with HiGHS, the model built as arrays from the same constraint families and passed in
     one call. Where ``is_network`` holds, each stage first solves the LP relaxation over the pairs; its
     (integral) vertex, completed with the open/closed decisions, is checked against every row of the
