@@ -178,6 +178,19 @@ def test_array_path_equals_the_plain_path_at_every_stage(policy: str, seed: int)
             slow.objective_values.get(objective.name, 0.0), abs=1e-6)
 
 
+@pytest.mark.parametrize("policy", POLICY_NAMES)
+@pytest.mark.parametrize("seed", range(8))
+def test_the_array_paths_objective_values_are_the_domains_for_its_matching(policy: str, seed: int) -> None:
+    from matching.optimiser import objective_values
+
+    from .test_optimiser_v2 import random_problem
+
+    problem = random_problem(random.Random(seed), 10, 6, reference=True)
+    solution = solve(problem, policy=policy, arrays=True)
+    assert solution.status in ("optimal", "infeasible")
+    assert solution.objective_values == objective_values(problem, solution.matches)
+
+
 @pytest.mark.parametrize("policy", ("max_fit", "rank_maximal", "min_change"))
 @pytest.mark.parametrize("seed", range(12))
 def test_network_lp_with_pricing_equals_the_mip_on_larger_instances(policy: str, seed: int) -> None:
@@ -298,6 +311,25 @@ def test_a_network_round_split_by_period_and_solved_in_parallel_keeps_the_optimu
     fast, slow = solve(problem, arrays=True), plain(problem, "max_fit")
     assert (fast.path, fast.status, slow.status) == ("network", "optimal", "optimal")
     assert fast.objective == pytest.approx(slow.objective, abs=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_families_said_to_stay_in_one_period_hold_pairs_of_one_period(seed: int) -> None:
+    from matching.optimiser import PER_PERIOD_GROUPS
+
+    from .test_optimiser_v2 import random_problem
+
+    rng = random.Random(seed)
+    problem = random_problem(rng, 14, 9)
+    while len({a.period for a in problem.assignments}) < 2:
+        problem = random_problem(rng, 14, 9)
+    model = build_arrays(problem, eligibility(problem))
+    period = np.array([a.period for a in problem.assignments])[model.eligibility.assignment]
+    seen: dict[int, set[str]] = {}
+    for r, c in zip(model.row.tolist(), model.col.tolist(), strict=True):
+        if c < model.n_pairs and model.group[r] in PER_PERIOD_GROUPS:
+            seen.setdefault(r, set()).add(str(period[c]))
+    assert seen and all(len(periods) == 1 for periods in seen.values())
 
 
 def test_a_firm_cap_over_both_periods_keeps_the_round_whole() -> None:

@@ -234,6 +234,18 @@ def objective_values(problem: Problem, matches: Mapping[Pair, float]) -> dict[st
             **{f"rank_{r}": float(len(by_rank.get(r, []))) for r in range(1, problem.max_rank + 1)}}
 
 
+def _objective_values(problem: Problem, elig: Eligibility, chosen: Any, matches: Mapping[Pair, float]
+                      ) -> dict[str, float]:
+    """``objective_values`` of the matching of the eligible pairs at positions ``chosen`` (``matches``)."""
+    import numpy as np
+
+    ranks = np.bincount(elig.team_rank[chosen], minlength=problem.max_rank + 1)
+    return {"fit": float(sum(matches.values())),
+            "served": float(len(np.unique(elig.assignment[chosen]))),
+            "kept": float(len(problem.reference & set(matches))) if problem.reference else 0.0,
+            **{f"rank_{r}": float(ranks[r]) for r in range(1, problem.max_rank + 1)}}
+
+
 def _constraint_name(i: int, row: Row) -> str:
     return f"{row.group}_{i}"
 
@@ -543,7 +555,8 @@ def _best_per(group: Any, score: Any, k: int, among: Any = None) -> Any:
     idx = np.arange(len(score)) if among is None else np.flatnonzero(among)
     g = group[idx]
     if len(g) > 1 and np.any(g[1:] < g[:-1]):
-        by_group = np.argsort(g, kind="stable")
+        small = g.max() < 1 << 16 and g.min() >= 0  # a radix sort then
+        by_group = np.argsort(g.astype(np.uint16) if small else g, kind="stable")
         idx, g = idx[by_group], g[by_group]
     if not len(idx) or k < 1:
         return idx[:0]
@@ -894,6 +907,7 @@ def _solve_arrays(problem: Problem, time_limit: float = 60.0, *, policy: str = "
         timings["extract"] = timings.get("extract", 0.0) + clock() - mark
     mark = clock()
     matches: dict[Pair, float] = {}
+    chosen_pairs = np.zeros(0, dtype=np.int64)
     if values is not None and status not in ("interrupted", "infeasible", "not_solved"):
         chosen_pairs = np.flatnonzero(values[:n_p] > 0.5)
         team_ids = [t.team_id for t in problem.teams]
@@ -917,7 +931,8 @@ def _solve_arrays(problem: Problem, time_limit: float = 60.0, *, policy: str = "
     return Solution(
         status=status, objective=float(sum(matches.values())), matches=matches, solver="highs",
         solver_version=solver_version("highs"), model_hash=digest, build_seconds=built - started,
-        solve_seconds=solved - built, policy=policy, objective_values=objective_values(problem, matches),
+        solve_seconds=solved - built, policy=policy,
+        objective_values=_objective_values(problem, elig, chosen_pairs, matches),
         gap=gap, time_limit_reached=limited, seed=seed, diagnosis=diagnosis, timings=timings,
         peak_memory_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, path=path,
     )
@@ -929,6 +944,10 @@ def _solve_arrays(problem: Problem, time_limit: float = 60.0, *, policy: str = "
 # part, each in its own thread (HiGHS releases the GIL while it solves), on at most SPLIT_THREADS cores.
 SPLIT_FROM_PAIRS = 20_000
 SPLIT_THREADS = 2
+# Families whose rows hold pairs of one period only, by how build_arrays makes them: a team's one
+# assignment per period, an assignment's own rows, an institution's capacity per period and level, a pin.
+PER_PERIOD_GROUPS = {"team_at_most_one", "assignment_max_teams", "assignment_min_teams", "institution_capacity",
+                     "pins"}
 
 
 def _parts(problem: Problem, model: ArrayModel, lp: _Lp) -> list[Any] | None:
@@ -942,11 +961,12 @@ def _parts(problem: Problem, model: ArrayModel, lp: _Lp) -> list[Any] | None:
     if len(periods) < 2:
         return None
     pair_period = a_period[model.eligibility.assignment]
-    entry_period = pair_period[lp.col]
-    row_period = np.full(len(lp.lower), -1, dtype=np.int64)
-    row_period[lp.row] = entry_period  # one of each row's periods; a row with two has an entry unlike it
-    if np.any(row_period[lp.row] != entry_period):
-        return None
+    if not set(model.group) <= PER_PERIOD_GROUPS:  # rows that may hold pairs of two periods: look
+        entry_period = pair_period[lp.col]
+        row_period = np.full(len(lp.lower), -1, dtype=np.int64)
+        row_period[lp.row] = entry_period  # one of each row's periods; a row with two has an entry unlike it
+        if np.any(row_period[lp.row] != entry_period):
+            return None
     sizes = np.bincount(pair_period, minlength=len(periods))
     k = min(SPLIT_THREADS, os.cpu_count() or 1, int(np.count_nonzero(sizes)))
     if k < 2:
