@@ -5,7 +5,8 @@
 Per size it generates one instance (benchmarks.generator), then measures, each in a fresh process so
 that peak memory and timings do not leak from one into the next, one after the other:
 
-1. the optimiser (``matching.optimiser.solve``), its time split as it reports it (``Solution.timings``)
+1. the optimiser (``matching.optimiser.solve``), in a process set up as the matching worker's (its
+   allocator keeps freed memory: ``matching.memory``), its time split as it reports it (``Solution.timings``)
    or, where it reports none (the plain PuLP path), from the outside by wrapping the functions it
    calls; the source of the split is named under the table;
 2. the OR-Tools min-cost flow of the instance's network core (benchmarks.baselines);
@@ -119,8 +120,10 @@ def _load(path: str) -> dict[str, Any]:
 
 def measure_optimiser(path: str, solver: str, time_limit: float) -> dict[str, Any]:
     from matching.domain.model import Problem
+    from matching.memory import keep_freed_memory
     from matching.optimiser import solve
 
+    keep_freed_memory()  # as the matching worker's process is set up (matching.bootstrap.main)
     snapshot = _load(path)
     input_mib = _peak_mib()
     timings = Timings()

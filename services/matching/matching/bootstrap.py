@@ -9,6 +9,7 @@ from werkplaats_shared.service import Infrastructure, consumer_loop, relay_loop,
 
 from .adapters import orm
 from .entrypoints.handlers import HANDLERS
+from .memory import keep_freed_memory
 
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations")
 
@@ -25,5 +26,7 @@ def main() -> None:
     from .entrypoints.worker import solver_loop
 
     infra = bootstrap()
+    if infra.settings.process != "api":  # this process solves: see memory.py
+        keep_freed_memory()
     service.run(infra, lambda: create_matching_app(infra),
                 [relay_loop(infra), consumer_loop(infra, HANDLERS), solver_loop(infra)])

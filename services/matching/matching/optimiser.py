@@ -577,18 +577,61 @@ def _best_per(group: Any, score: Any, k: int, among: Any = None) -> Any:
     return idx[picked[np.lexsort((picked, -s[picked], g[picked]))]]
 
 
+@dataclass
+class _PairRows:
+    """A network LP's columns (pairs) by their rows, as fixed-width matrices, one line per slot:
+    ``row[k, j]`` the k-th row of column j, padded with ``n_rows`` (a row that is not there, dual 0), and
+    ``coef[k, j]`` its coefficient (0 in the padding). Every pair has a few rows only (its team's, its
+    assignment's, a capacity, a cap), so this is small, and the pairs of a part are a gather."""
+
+    row: Any
+    coef: Any
+    n_rows: int
+
+    @classmethod
+    def of(cls, lp: _Lp) -> _PairRows:
+        import numpy as np
+
+        order = np.argsort(lp.col, kind="stable")
+        counts = np.bincount(lp.col, minlength=lp.n_cols)
+        width = int(counts.max(initial=0))
+        n_rows = len(lp.lower)
+        if lp.n_cols and counts.min() == width:  # the usual case: as many rows for every pair
+            return cls(np.ascontiguousarray(lp.row[order].reshape(lp.n_cols, width).T),
+                       np.ascontiguousarray(lp.coef[order].reshape(lp.n_cols, width).T), n_rows)
+        row = np.full((width, lp.n_cols), n_rows, dtype=np.int64)
+        coef = np.zeros((width, lp.n_cols))
+        cols = lp.col[order]
+        starts = np.cumsum(counts) - counts
+        slot = np.arange(len(cols)) - starts[cols]
+        row[slot, cols], coef[slot, cols] = lp.row[order], lp.coef[order]
+        return cls(row, coef, n_rows)
+
+    def __getitem__(self, cols: Any) -> _PairRows:
+        return _PairRows(self.row[:, cols], self.coef[:, cols], self.n_rows)
+
+    def __len__(self) -> int:
+        return int(self.row.shape[1])
+
+    def reduced(self, costs: Any, row_dual: Any) -> Any:
+        """Each column's cost less the duals of its rows."""
+        import numpy as np
+
+        dual = np.append(row_dual, 0.0)  # the padding row
+        out = np.array(costs[:len(self)], dtype=np.float64)
+        for rows, coefs in zip(self.row, self.coef, strict=True):
+            out -= coefs * dual[rows]
+        return out
+
+
 class _Columns:
     """The pairs HiGHS holds, in the order they were added, with their entries from the full rows."""
 
-    def __init__(self, highs: Any, lp: _Lp) -> None:
+    def __init__(self, highs: Any, pairs: _PairRows) -> None:
         import numpy as np
 
-        self.highs, self.lp = highs, lp
-        order = np.argsort(lp.col, kind="stable")
-        self.start = np.zeros(lp.n_cols + 1, dtype=np.int64)
-        np.cumsum(np.bincount(lp.col, minlength=lp.n_cols), out=self.start[1:])
-        self.row, self.coef = lp.row[order], lp.coef[order]
-        self.held = np.zeros(lp.n_cols, dtype=np.bool_)
+        self.highs, self.pairs = highs, pairs
+        self.held = np.zeros(len(pairs), dtype=np.bool_)
         self.order = np.zeros(0, dtype=np.int64)
 
     def add(self, cols: Any, costs: Any) -> None:
@@ -597,29 +640,27 @@ class _Columns:
         cols = cols[~self.held[cols]]
         if not len(cols):
             return
-        lengths = self.start[cols + 1] - self.start[cols]
+        rows, coefs = self.pairs.row[:, cols].T, self.pairs.coef[:, cols].T
+        there = rows < self.pairs.n_rows
         starts = np.zeros(len(cols) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=starts[1:])
-        take = np.repeat(self.start[cols] - starts[:-1], lengths) + np.arange(starts[-1])
+        np.cumsum(there.sum(axis=1), out=starts[1:])
         self.highs.addCols(len(cols), np.ascontiguousarray(costs[cols], dtype=np.float64), np.zeros(len(cols)),
                            np.ones(len(cols)), int(starts[-1]), starts[:-1].astype(np.int32),
-                           self.row[take].astype(np.int32), self.coef[take].astype(np.float64))
+                           rows[there].astype(np.int32), coefs[there].astype(np.float64))
         self.held[cols] = True
         self.order = np.concatenate([self.order, cols])
 
     def values(self, col_value: Any) -> Any:
         import numpy as np
 
-        x = np.zeros(self.lp.n_cols)
+        x = np.zeros(len(self.pairs))
         x[self.order] = col_value[:len(self.order)]
         return x
 
     def entering(self, costs: Any, row_dual: Any, teams: Any) -> Any:
         """Pairs not held whose reduced cost is positive, the best few per team."""
-        import numpy as np
 
-        lp = self.lp
-        reduced = costs[:lp.n_cols] - np.bincount(lp.col, weights=lp.coef * row_dual[lp.row], minlength=lp.n_cols)
+        reduced = self.pairs.reduced(costs, row_dual)
         wanted = ~self.held & (reduced > PRICE_TOLERANCE)
         if not wanted.any():
             return wanted.nonzero()[0]
@@ -731,7 +772,7 @@ def _solve_arrays(problem: Problem, time_limit: float = 60.0, *, policy: str = "
             highs.setOptionValue("presolve", "off")  # pricing re-solves from the last basis
             _pass(highs, _Lp(0, candidate.row[:0], candidate.col[:0], candidate.coef[:0], candidate.lower,
                              candidate.upper, False), costs)
-            columns = _Columns(highs, candidate)
+            columns = _Columns(highs, _PairRows.of(candidate))
             fits = model.objectives["fit"][:n_p]
             start = np.zeros(n_p, dtype=np.bool_)
             start[_best_per(elig.team, fits, START_PAIRS)] = True
@@ -980,9 +1021,9 @@ def _parts(problem: Problem, model: ArrayModel, lp: _Lp) -> list[Any] | None:
     return [np.flatnonzero(pair_group == g) for g in range(k)]
 
 
-def _priced_lp(lp: _Lp, costs: Any, teams: Any, assignments: Any, seed: int, deadline: float
+def _priced_lp(lp: _Lp, pairs: _PairRows, costs: Any, teams: Any, assignments: Any, seed: int, deadline: float
                ) -> tuple[Any, float, float]:
-    """The network LP over ``lp``'s pairs by pricing (as the one-instance path: each team's and
+    """The network LP over ``pairs`` (of ``lp``'s rows) by pricing (as the one-instance path: each team's and
     assignment's best few pairs, then pairs with a positive reduced cost), in a HiGHS of its own; the
     pairs' values at its optimum (None if it stopped otherwise), the seconds spent handing it over and
     the seconds HiGHS ran."""
@@ -996,8 +1037,8 @@ def _priced_lp(lp: _Lp, costs: Any, teams: Any, assignments: Any, seed: int, dea
     highs.setOptionValue("random_seed", seed)
     highs.setOptionValue("presolve", "off")
     _pass(highs, _Lp(0, lp.row[:0], lp.col[:0], lp.coef[:0], lp.lower, lp.upper, False), costs)
-    columns = _Columns(highs, lp)
-    start = np.zeros(lp.n_cols, dtype=np.bool_)
+    columns = _Columns(highs, pairs)
+    start = np.zeros(len(pairs), dtype=np.bool_)
     start[_best_per(teams, costs, START_PAIRS)] = True
     start[_best_per(assignments, costs, START_PAIRS)] = True
     columns.add(np.flatnonzero(start), costs)
@@ -1037,17 +1078,21 @@ def _split_network(problem: Problem, model: ArrayModel, lp: _Lp, costs: Any, see
     if parts is None:
         return None
     elig = model.eligibility
+    mark = time.perf_counter()
+    pairs = _PairRows.of(lp)
+    prepared = time.perf_counter() - mark
     with ThreadPoolExecutor(max_workers=len(parts)) as pool:
         futures = []
         for cols in parts:
-            sub, _ = _subset(lp, cols)
-            futures.append(pool.submit(_priced_lp, _Lp(sub.n_cols, sub.row, sub.col, sub.coef, sub.lower, sub.upper,
-                                                       False), costs[cols], elig.team[cols],
-                                       elig.assignment[cols], seed, deadline))
+            mark = time.perf_counter()
+            part = (lp, pairs[cols], costs[cols], elig.team[cols], elig.assignment[cols], seed, deadline)
+            prepared += time.perf_counter() - mark
+            futures.append(pool.submit(_priced_lp, *part))
         results = [f.result() for f in futures]
-    # the parts ran side by side: the longest HiGHS run is the solve, the longest hand-off the hand-off;
-    # the rest of the wall time (pricing between runs, waiting) is left to the caller's "other"
-    timings["handoff"] = timings.get("handoff", 0.0) + max(h for _, h, _ in results)
+    # the parts ran side by side: the longest HiGHS run is the solve, the longest hand-off (after the
+    # parts' rows were gathered here) the hand-off; the rest of the wall time (pricing between runs,
+    # waiting) is left to the caller's "other"
+    timings["handoff"] = timings.get("handoff", 0.0) + prepared + max(h for _, h, _ in results)
     timings["solve"] = timings.get("solve", 0.0) + max(r for _, _, r in results)
     x = np.zeros(model.n_pairs)
     for cols, (values, _, _) in zip(parts, results, strict=True):
