@@ -308,9 +308,47 @@ def test_a_network_round_split_by_period_and_solved_in_parallel_keeps_the_optimu
     assert sorted(np.concatenate(parts).tolist()) == list(range(model.n_pairs))
     for cols in parts:  # a part holds whole periods
         assert len({problem.assignments[a].period for a in model.eligibility.assignment[cols].tolist()}) == 1
+    split: list[Any] = []
+    whole = optimiser._split_network
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        split.append(whole(*args, **kwargs))
+        return split[-1]
+
+    monkeypatch.setattr(optimiser, "_split_network", recorded)
     fast, slow = solve(problem, arrays=True), plain(problem, "max_fit")
+    assert len(split) == 1 and split[0] is not None  # solved in parts, not whole
     assert (fast.path, fast.status, slow.status) == ("network", "optimal", "optimal")
     assert fast.objective == pytest.approx(slow.objective, abs=1e-6)
+    assert fast.model_hash == slow.model_hash  # hashed while the second part solved
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_pairs_rows_matrices_hold_the_network_lps_entries_and_price_as_they_do(seed: int) -> None:
+    """Pairs with different numbers of rows (capacities for some institutions only) are padded; the
+    entries are the relaxation's, and reduced costs equal costs less the duals summed per column."""
+    from benchmarks.generator import generate
+
+    problem = two_period_network(seed, 40, 20) if seed < 6 else Problem.from_snapshot(
+        generate(200, flavour="network", seed=seed))  # every pair with as many rows: no padding
+    check_pair_rows(problem, seed)
+
+
+def check_pair_rows(problem: Problem, seed: int) -> None:
+    import matching.optimiser as optimiser
+
+    lp = optimiser._network_relaxation(build_arrays(problem, eligibility(problem)))
+    pairs = optimiser._PairRows.of(lp)
+    there = pairs.row < pairs.n_rows
+    cols = np.broadcast_to(np.arange(len(pairs)), pairs.row.shape)
+    assert sorted(zip(pairs.row[there].tolist(), cols[there].tolist(), pairs.coef[there].tolist(), strict=True)) \
+        == sorted(zip(lp.row.tolist(), lp.col.tolist(), lp.coef.tolist(), strict=True))
+    rng = np.random.default_rng(seed)
+    costs, dual = rng.normal(size=lp.n_cols), rng.normal(size=len(lp.lower))
+    expected = costs - np.bincount(lp.col, weights=lp.coef * dual[lp.row], minlength=lp.n_cols)
+    assert np.allclose(pairs.reduced(costs, dual), expected)
+    part = rng.permutation(lp.n_cols)[:lp.n_cols // 2]
+    assert np.allclose(pairs[part].reduced(costs[part], dual), expected[part])
 
 
 @pytest.mark.parametrize("seed", range(6))

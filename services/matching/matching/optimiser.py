@@ -12,7 +12,7 @@ import os
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
@@ -744,9 +744,16 @@ def _solve_arrays(problem: Problem, time_limit: float = 60.0, *, policy: str = "
     network = is_network(problem, model, [o.name for o in stages])
     lp = _network_relaxation(model) if network else _full_model(model)
     timings["build"] = clock() - mark
-    # the hash (numpy and hashlib release the GIL) is computed while HiGHS solves; "hash" is the wait
+    # the hash (numpy and hashlib release the GIL) is computed while HiGHS solves; "hash" is the wait.
+    # When the round is split, it waits for the first part to finish: until then both cores solve.
     hashing = ThreadPoolExecutor(max_workers=1)
-    digest_future = hashing.submit(model.digest, policy)
+    digest_future: Future[str] | None = None
+
+    def start_digest() -> None:
+        nonlocal digest_future
+        if digest_future is None:
+            digest_future = hashing.submit(model.digest, policy)
+
     built = clock()
     if on_stage:
         on_stage("solving")
@@ -821,11 +828,13 @@ def _solve_arrays(problem: Problem, time_limit: float = 60.0, *, policy: str = "
     side = not network and n_p > 0  # side constraints: see _side_stage
     split: Any = None
     if network and len(stages) == 1 and n_p >= SPLIT_FROM_PAIRS and (os.cpu_count() or 1) > 1:
-        split = _split_network(problem, model, lp, model.objectives[stages[0].name], seed, deadline, timings)
+        split = _split_network(problem, model, lp, model.objectives[stages[0].name], seed, deadline, timings,
+                               start_digest)
         if split is not None:
             split = completed(split)
             if not model.holds(split):
                 split = None
+    start_digest()
     highs = None if side or split is not None else fresh(lp, model.objectives[stages[0].name])
     tight = tighten(problem, model) if side else None
     levels: list[tuple[Any, float]] = []
@@ -958,6 +967,7 @@ def _solve_arrays(problem: Problem, time_limit: float = 60.0, *, policy: str = "
             elig.fit[chosen_pairs].tolist(), strict=True)}
     timings["extract"] = timings.get("extract", 0.0) + clock() - mark
     mark = clock()
+    assert digest_future is not None
     digest = digest_future.result()
     hashing.shutdown()
     timings["hash"] = clock() - mark
@@ -1068,10 +1078,10 @@ def _priced_lp(lp: _Lp, pairs: _PairRows, costs: Any, teams: Any, assignments: A
 
 
 def _split_network(problem: Problem, model: ArrayModel, lp: _Lp, costs: Any, seed: int, deadline: float,
-                   timings: dict[str, float]) -> Any:
+                   timings: dict[str, float], first_done: Callable[[], None] = lambda: None) -> Any:
     """The matching (0/1 per pair) of a one-stage network model solved part by part in parallel; None
     when it does not split, a part stops early or its LP vertex is not integral (the caller then solves
-    it whole)."""
+    it whole). ``first_done`` is called when the first part has finished (a core is free)."""
     import numpy as np
 
     parts = _parts(problem, model, lp)
@@ -1088,6 +1098,8 @@ def _split_network(problem: Problem, model: ArrayModel, lp: _Lp, costs: Any, see
             part = (lp, pairs[cols], costs[cols], elig.team[cols], elig.assignment[cols], seed, deadline)
             prepared += time.perf_counter() - mark
             futures.append(pool.submit(_priced_lp, *part))
+        wait(futures, return_when=FIRST_COMPLETED)
+        first_done()
         results = [f.result() for f in futures]
     # the parts ran side by side: the longest HiGHS run is the solve, the longest hand-off (after the
     # parts' rows were gathered here) the hand-off; the rest of the wall time (pricing between runs,
