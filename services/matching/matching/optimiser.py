@@ -4,8 +4,6 @@ passed in. When the rules cannot all hold, an elastic copy of the model names th
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import importlib.metadata
 import math
 import os
@@ -35,6 +33,7 @@ from .domain.model import (
 )
 from .domain.policies import POLICIES, Objective, Policy
 from .fastpath import ArrayModel, Eligibility, build_arrays, eligibility
+from .memory import cycles_paused
 from .tighter import Tighter, pair_rows, tighten
 
 SolverFactory = Callable[[float, int], pulp.LpSolver]
@@ -682,31 +681,6 @@ def _watch_highs(highs: Any, progress: Progress) -> None:
     highs.setCallback(callback, None)
     highs.startCallback(kinds.kCallbackMipImprovingSolution)
     highs.startCallback(kinds.kCallbackMipInterrupt)
-
-
-# The cyclic garbage collector is paused while a run works: the run makes no reference cycles (reference
-# counting frees what it drops), but the many small objects it makes start full collections, each of which
-# walks every object in the process (about 50 ms at 10,000 teams). Runs in several threads share one pause.
-_paused = 0
-_paused_lock = threading.Lock()
-_was_enabled = True
-
-
-@contextlib.contextmanager
-def cycles_paused() -> Any:
-    global _paused, _was_enabled
-    with _paused_lock:
-        if _paused == 0:
-            _was_enabled = gc.isenabled()
-            gc.disable()
-        _paused += 1
-    try:
-        yield
-    finally:
-        with _paused_lock:
-            _paused -= 1
-            if _paused == 0 and _was_enabled:
-                gc.enable()
 
 
 def solve_arrays(problem: Problem, time_limit: float = 60.0, *, policy: str = "max_fit", seed: int = 0,

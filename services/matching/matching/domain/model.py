@@ -25,6 +25,8 @@ from functools import cached_property, lru_cache
 from itertools import repeat
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
+from ..memory import cycles_paused
+
 MAX_PREFERENCES = 10
 MODES = ("on_site", "remote", "hybrid")
 FLOOR_DIMENSIONS = ("region", "level", "institution")
@@ -140,6 +142,12 @@ class Problem:
                       forbidden: Iterable[Pair] = (), reference: Iterable[Pair] = ()) -> Problem:
         """A problem from a batch.submitted snapshot, v1 or v2 (v1 fields get the v2 defaults:
         the batch's period, remote work, no places, priorities, supervision, preferences or limits)."""
+        with cycles_paused():  # tens of thousands of objects, no cycles among them
+            return cls._read(snapshot, pinned, forbidden, reference)
+
+    @classmethod
+    def _read(cls, snapshot: Mapping[str, Any], pinned: Iterable[Pair], forbidden: Iterable[Pair],
+              reference: Iterable[Pair]) -> Problem:
         period = snapshot["period"]
         teams = tuple(
             Team(t["team_id"], t["institution_id"], t["level"], frozenset(t["skills"]),
