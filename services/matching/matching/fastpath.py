@@ -473,9 +473,11 @@ class _Rows:
     def add(self, group: str, row: Ints, col: Ints, coef: Floats, lower: Floats, upper: Floats) -> None:
         """Rows numbered 0..len(lower)-1 within this family."""
         keep = coef != 0
-        self.rows.append(row[keep] + self.count)
-        self.cols.append(col[keep])
-        self.coefs.append(coef[keep])
+        if not keep.all():
+            row, col, coef = row[keep], col[keep], coef[keep]
+        self.rows.append(row + self.count if self.count else row)
+        self.cols.append(col)
+        self.coefs.append(coef)
         self.lower.append(np.asarray(lower, dtype=np.float64))
         self.upper.append(np.asarray(upper, dtype=np.float64))
         self.group.extend([group] * len(lower))
@@ -517,8 +519,11 @@ def _ranges(keys: Ints) -> dict[int, Ints]:
     return {int(k): order[e - c:e] for k, c, e in zip(distinct.tolist(), counts.tolist(), ends.tolist(), strict=True)}
 
 
-def build_arrays(problem: Problem, elig: Eligibility, *, stable: bool = False) -> ArrayModel:
-    """The rows of domain.model's CONSTRAINT_FAMILIES (and ``stability`` when ``stable``) as arrays."""
+def build_arrays(problem: Problem, elig: Eligibility, *, stable: bool = False,
+                 objectives: Iterable[str] | None = None) -> ArrayModel:
+    """The rows of domain.model's CONSTRAINT_FAMILIES (and ``stability`` when ``stable``) as arrays, and
+    the objectives named (all when None)."""
+    wanted = None if objectives is None else set(objectives)
     teams, assignments = problem.teams, problem.assignments
     n_p, n_a = len(elig), len(assignments)
     ti, ai = elig.team, elig.assignment
@@ -625,15 +630,17 @@ def build_arrays(problem: Problem, elig: Eligibility, *, stable: bool = False) -
         column_of.update({Placed(t): k for t, k in placed_col.items()})
         add_rows(out, stability(Grouped.of(problem, elig.pairs)), column_of)
 
-    objectives = {"fit": np.zeros(n_cols), "served": np.zeros(n_cols), "kept": np.zeros(n_cols)}
-    objectives["fit"][:n_p] = elig.fit
-    objectives["served"][n_p:n_p + n_a] = 1.0
-    kept = [i for p in problem.reference if (i := elig.index.get(p)) is not None] if problem.reference else []
-    objectives["kept"][kept] = 1.0
+    names = ["fit", "served", "kept", *(f"rank_{r}" for r in range(1, problem.max_rank + 1))]
+    objectives = {name: np.zeros(n_cols) for name in names if wanted is None or name in wanted}
+    if "fit" in objectives:
+        objectives["fit"][:n_p] = elig.fit
+    if "served" in objectives:
+        objectives["served"][n_p:n_p + n_a] = 1.0
+    if "kept" in objectives and problem.reference:
+        objectives["kept"][[i for p in problem.reference if (i := elig.index.get(p)) is not None]] = 1.0
     for r in range(1, problem.max_rank + 1):
-        counted = np.zeros(n_cols)
-        counted[:n_p] = (elig.team_rank == r).astype(np.float64)
-        objectives[f"rank_{r}"] = counted
+        if f"rank_{r}" in objectives:
+            objectives[f"rank_{r}"][:n_p] = elig.team_rank == r
 
     def joined(parts: list[Any], dtype: Any) -> Any:
         return np.concatenate(parts, dtype=dtype) if parts else np.zeros(0, dtype=dtype)

@@ -288,7 +288,8 @@ def hold_level(model: Model, objective: str, level: float) -> None:
 def model_hash(model: Model) -> str:
     """The hash of the model's arrays (the same on both paths, see ``ArrayModel.digest``)."""
     problem = model.problem
-    return build_arrays(problem, eligibility(problem), stable=model.policy.stable).digest(model.policy.name)
+    return build_arrays(problem, eligibility(problem), stable=model.policy.stable,
+                        objectives=[o.name for o in model.policy.objectives]).digest(model.policy.name)
 
 
 def export_model(problem: Problem, policy: str, levels: Mapping[str, float] | None, fmt: str) -> bytes:
@@ -711,7 +712,7 @@ def _solve_arrays(problem: Problem, time_limit: float = 60.0, *, policy: str = "
     timings["eligibility"] = clock() - started + eligibility_seconds
     mark = clock()
     chosen = POLICIES[policy]
-    model = build_arrays(problem, elig, stable=chosen.stable)
+    model = build_arrays(problem, elig, stable=chosen.stable, objectives=[o.name for o in chosen.objectives])
     for objective in chosen.objectives:
         model.objectives.setdefault(objective.name, np.zeros(model.n_cols))
     stages = [o for o in chosen.objectives[:-1] if model.objectives[o.name].any()] + [chosen.objectives[-1]]
