@@ -101,11 +101,13 @@ def test_eligibility_with_distance_tables_on_a_generated_round_matches_the_one_w
     from benchmarks.generator import generate
 
     problem = Problem.from_snapshot(generate(600, flavour="network", seed=4))
-    with_tables = eligibility(problem)
+    with_tables = eligibility(problem)  # reach per team class and assignment, pairs listed per class
+    monkeypatch.setattr(fastpath, "REACH_CELLS", 0)
+    per_candidate = eligibility(problem)  # the reach table asked for each candidate pair
     monkeypatch.setattr(fastpath, "TABLE_CELLS", 0)
     without = eligibility(problem)
     assert len(with_tables) > 1000
-    assert with_tables.pairs == without.pairs == eligible_pairs(problem)
+    assert with_tables.pairs == per_candidate.pairs == without.pairs == eligible_pairs(problem)
     assert np.array_equal(with_tables.team_rank, without.team_rank)
 
 
