@@ -4,6 +4,7 @@ pairs and fits, the same rows over the same columns, the same optimum at every p
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from typing import Any
 
@@ -336,19 +337,35 @@ def test_the_pairs_rows_matrices_hold_the_network_lps_entries_and_price_as_they_
     check_pair_rows(problem, seed)
 
 
+def test_a_family_holding_a_pair_twice_is_read_by_sorting() -> None:
+    """Two rows of one family over the same pair (two capacities for one institution, say) do not fit
+    one line per family: the entries are then sorted by column, and none is lost."""
+    import matching.optimiser as optimiser
+
+    lp = optimiser._Lp(3, np.array([0, 1, 2, 3, 3, 4]), np.array([0, 1, 2, 0, 0, 2]), np.ones(6),
+                       np.zeros(5), np.ones(5), False, [3, 3])
+    pairs = optimiser._PairRows.of(lp)
+    starts, rows, _ = pairs.entries(np.arange(3))
+    assert starts.tolist() == [0, 3, 4, 6] and rows.tolist() == [0, 3, 3, 1, 2, 4]
+    assert pairs.reduced(np.full(3, 10.0), np.arange(5.0)).tolist() == [4.0, 9.0, 4.0]
+
+
 def check_pair_rows(problem: Problem, seed: int) -> None:
     import matching.optimiser as optimiser
 
     lp = optimiser._network_relaxation(build_arrays(problem, eligibility(problem)))
     pairs = optimiser._PairRows.of(lp)
-    there = pairs.row < pairs.n_rows
-    cols = np.broadcast_to(np.arange(len(pairs)), pairs.row.shape)
-    assert sorted(zip(pairs.row[there].tolist(), cols[there].tolist(), pairs.coef[there].tolist(), strict=True)) \
+    starts, rows, coefs = pairs.entries(np.arange(len(pairs)))
+    cols = np.repeat(np.arange(len(pairs)), np.diff(starts))
+    assert sorted(zip(rows.tolist(), cols.tolist(), coefs.tolist(), strict=True)) \
         == sorted(zip(lp.row.tolist(), lp.col.tolist(), lp.coef.tolist(), strict=True))
+    by_sorting = optimiser._PairRows.of(dataclasses.replace(lp, blocks=None))
+    assert by_sorting.coef is not None and pairs.coef is None  # line per family: no coefficients kept
     rng = np.random.default_rng(seed)
     costs, dual = rng.normal(size=lp.n_cols), rng.normal(size=len(lp.lower))
     expected = costs - np.bincount(lp.col, weights=lp.coef * dual[lp.row], minlength=lp.n_cols)
     assert np.allclose(pairs.reduced(costs, dual), expected)
+    assert np.allclose(by_sorting.reduced(costs, dual), expected)
     part = rng.permutation(lp.n_cols)[:lp.n_cols // 2]
     assert np.allclose(pairs[part].reduced(costs[part], dual), expected[part])
 

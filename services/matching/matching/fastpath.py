@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Iterable
 
@@ -462,6 +462,7 @@ class ArrayModel:
     row_upper: Floats
     group: list[str]
     objectives: dict[str, Floats]
+    blocks: list[int] = field(default_factory=list)  # entries per family, in order (each family's rows in turn)
 
     @property
     def n_pairs(self) -> int:
@@ -505,6 +506,7 @@ class _Rows:
         self.lower: list[Floats] = []
         self.upper: list[Floats] = []
         self.group: list[str] = []
+        self.blocks: list[int] = []
 
     @property
     def count(self) -> int:
@@ -515,6 +517,7 @@ class _Rows:
         keep = coef != 0
         if not keep.all():
             row, col, coef = row[keep], col[keep], coef[keep]
+        self.blocks.append(len(row))
         self.rows.append(row + self.count if self.count else row)
         self.cols.append(col)
         self.coefs.append(coef)
@@ -687,7 +690,7 @@ def build_arrays(problem: Problem, elig: Eligibility, *, stable: bool = False,
 
     return ArrayModel(elig, n_cols, floored, joined(out.rows, np.int64), joined(out.cols, np.int64),
                       joined(out.coefs, np.float64), joined(out.lower, np.float64), joined(out.upper, np.float64),
-                      out.group, objectives)
+                      out.group, objectives, out.blocks)
 
 
 def add_rows(out: _Rows, rows: Iterable[Row], column_of: dict[Key, int]) -> None:

@@ -499,6 +499,7 @@ class _Lp:
     lower: Any
     upper: Any
     integer: bool
+    blocks: list[int] | None = None  # entries per family in turn, where known (see _PairRows.of)
 
 
 def _full_model(model: ArrayModel) -> _Lp:
@@ -518,8 +519,10 @@ def _network_relaxation(model: ArrayModel) -> _Lp:
     is_max = groups == "assignment_max_teams"
     opened = (model.col >= model.n_pairs) & (model.col < model.n_cols - len(model.placed_teams))
     upper[model.row[opened & is_max[model.row]]] -= model.coef[opened & is_max[model.row]]  # 0 + max_teams
+    ends = np.cumsum(model.blocks)
+    blocks = [int(np.count_nonzero(keep[e - n:e])) for n, e in zip(model.blocks, ends.tolist(), strict=True)]
     return _Lp(model.n_pairs, renumber[model.row[keep]], model.col[keep], model.coef[keep],
-               model.row_lower[~drop_row], upper[~drop_row], False)
+               model.row_lower[~drop_row], upper[~drop_row], False, blocks if sum(blocks) == keep.sum() else None)
 
 
 def _pass(highs: Any, lp: _Lp, costs: Any) -> None:
@@ -581,8 +584,9 @@ def _best_per(group: Any, score: Any, k: int, among: Any = None) -> Any:
 class _PairRows:
     """A network LP's columns (pairs) by their rows, as fixed-width matrices, one line per slot:
     ``row[k, j]`` the k-th row of column j, padded with ``n_rows`` (a row that is not there, dual 0), and
-    ``coef[k, j]`` its coefficient (0 in the padding). Every pair has a few rows only (its team's, its
-    assignment's, a capacity, a cap), so this is small, and the pairs of a part are a gather."""
+    ``coef[k, j]`` its coefficient (0 in the padding; None: every coefficient is 1). Every pair has a few
+    rows only (its team's, its assignment's, a capacity, a cap), so this is small, and the pairs of a
+    part are a gather."""
 
     row: Any
     coef: Any
@@ -590,28 +594,47 @@ class _PairRows:
 
     @classmethod
     def of(cls, lp: _Lp) -> _PairRows:
+        """Where each family holds a pair at most once (so each family is one line) and every
+        coefficient is 1, line by line from the families' entries; otherwise by sorting the entries
+        by column."""
         import numpy as np
 
-        order = np.argsort(lp.col, kind="stable")
-        counts = np.bincount(lp.col, minlength=lp.n_cols)
-        width = int(counts.max(initial=0))
         n_rows = len(lp.lower)
-        if lp.n_cols and counts.min() == width:  # the usual case: as many rows for every pair
-            return cls(np.ascontiguousarray(lp.row[order].reshape(lp.n_cols, width).T),
-                       np.ascontiguousarray(lp.coef[order].reshape(lp.n_cols, width).T), n_rows)
-        row = np.full((width, lp.n_cols), n_rows, dtype=np.int64)
+        narrow = np.int32 if n_rows < (1 << 31) - 1 else np.int64
+        if lp.blocks is not None and bool(np.all(lp.coef == 1.0)):
+            ends = np.cumsum(lp.blocks).tolist()
+            spans = [(end - n, end) for n, end in zip(lp.blocks, ends, strict=True) if n]
+            row = np.full((len(spans), lp.n_cols), n_rows, dtype=narrow)
+            for line, (start, end) in enumerate(spans):
+                row[line, lp.col[start:end]] = lp.row[start:end]
+            if np.count_nonzero(row != n_rows) == len(lp.col):  # no pair twice in a family
+                return cls(row, None, n_rows)
+        order = np.argsort(lp.col, kind="stable")
+        counts_per_col = np.bincount(lp.col, minlength=lp.n_cols)
+        width = int(counts_per_col.max(initial=0))
+        full = np.full((width, lp.n_cols), n_rows, dtype=narrow)
         coef = np.zeros((width, lp.n_cols))
         cols = lp.col[order]
-        starts = np.cumsum(counts) - counts
-        slot = np.arange(len(cols)) - starts[cols]
-        row[slot, cols], coef[slot, cols] = lp.row[order], lp.coef[order]
-        return cls(row, coef, n_rows)
+        slot = np.arange(len(cols)) - (np.cumsum(counts_per_col) - counts_per_col)[cols]
+        full[slot, cols], coef[slot, cols] = lp.row[order], lp.coef[order]
+        return cls(full, coef, n_rows)
 
     def __getitem__(self, cols: Any) -> _PairRows:
-        return _PairRows(self.row[:, cols], self.coef[:, cols], self.n_rows)
+        return _PairRows(self.row[:, cols], None if self.coef is None else self.coef[:, cols], self.n_rows)
 
     def __len__(self) -> int:
         return int(self.row.shape[1])
+
+    def entries(self, cols: Any) -> tuple[Any, Any, Any]:
+        """The columns' entries, column after column: the start of each column, rows, coefficients."""
+        import numpy as np
+
+        rows = self.row[:, cols].T
+        there = rows < self.n_rows
+        starts = np.zeros(len(cols) + 1, dtype=np.int64)
+        np.cumsum(there.sum(axis=1), out=starts[1:])
+        coefs = np.ones(int(starts[-1])) if self.coef is None else self.coef[:, cols].T[there]
+        return starts, rows[there], coefs
 
     def reduced(self, costs: Any, row_dual: Any) -> Any:
         """Each column's cost less the duals of its rows."""
@@ -619,8 +642,8 @@ class _PairRows:
 
         dual = np.append(row_dual, 0.0)  # the padding row
         out = np.array(costs[:len(self)], dtype=np.float64)
-        for rows, coefs in zip(self.row, self.coef, strict=True):
-            out -= coefs * dual[rows]
+        for k, rows in enumerate(self.row):
+            out -= dual[rows] if self.coef is None else self.coef[k] * dual[rows]
         return out
 
 
@@ -640,13 +663,10 @@ class _Columns:
         cols = cols[~self.held[cols]]
         if not len(cols):
             return
-        rows, coefs = self.pairs.row[:, cols].T, self.pairs.coef[:, cols].T
-        there = rows < self.pairs.n_rows
-        starts = np.zeros(len(cols) + 1, dtype=np.int64)
-        np.cumsum(there.sum(axis=1), out=starts[1:])
+        starts, rows, coefs = self.pairs.entries(cols)
         self.highs.addCols(len(cols), np.ascontiguousarray(costs[cols], dtype=np.float64), np.zeros(len(cols)),
                            np.ones(len(cols)), int(starts[-1]), starts[:-1].astype(np.int32),
-                           rows[there].astype(np.int32), coefs[there].astype(np.float64))
+                           rows.astype(np.int32), coefs.astype(np.float64))
         self.held[cols] = True
         self.order = np.concatenate([self.order, cols])
 
