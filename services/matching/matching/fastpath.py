@@ -455,8 +455,8 @@ class ArrayModel:
     eligibility: Eligibility
     n_cols: int
     placed_teams: list[str]
-    row: Ints
-    col: Ints
+    row: Positions  # 32-bit where the rows and columns allow (half the bytes to write, hash and read)
+    col: Positions
     coef: Floats
     row_lower: Floats
     row_upper: Floats
@@ -688,7 +688,8 @@ def build_arrays(problem: Problem, elig: Eligibility, *, stable: bool = False,
     def joined(parts: list[Any], dtype: Any) -> Any:
         return np.concatenate(parts, dtype=dtype) if parts else np.zeros(0, dtype=dtype)
 
-    return ArrayModel(elig, n_cols, floored, joined(out.rows, np.int64), joined(out.cols, np.int64),
+    narrow = np.int32 if max(n_cols, out.count) < 1 << 31 else np.int64
+    return ArrayModel(elig, n_cols, floored, joined(out.rows, narrow), joined(out.cols, narrow),
                       joined(out.coefs, np.float64), joined(out.lower, np.float64), joined(out.upper, np.float64),
                       out.group, objectives, out.blocks)
 
