@@ -168,6 +168,20 @@ def test_the_arrays_hold_exactly_the_rows_of_the_pulp_model(policy: str, seed: i
     assert array_rows(problem, policy) == pulp_rows(problem, policy)
 
 
+@pytest.mark.parametrize("seed", range(10))
+def test_two_capacities_for_one_cell_each_get_their_rows(seed: int) -> None:
+    """A cell (institution, period, level) named by two capacities: two capacity rows (and supervision
+    rows) over the same pairs, as the PuLP model has them."""
+    rng = random.Random(seed)
+    snapshot = random_snapshot(rng, 9, 7)
+    while not snapshot["capacities"]:
+        snapshot = random_snapshot(rng, 9, 7)
+    capacities = snapshot["capacities"]
+    snapshot["capacities"] = [*capacities, {**capacities[0], "teams": 1, "supervision_hours": 3}]
+    problem = Problem.from_snapshot(snapshot)
+    assert array_rows(problem, "max_fit") == pulp_rows(problem, "max_fit")
+
+
 @pytest.mark.parametrize("policy", POLICY_NAMES)
 @pytest.mark.parametrize("seed", range(25))
 def test_array_path_equals_the_plain_path_at_every_stage(policy: str, seed: int) -> None:

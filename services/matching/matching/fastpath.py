@@ -562,6 +562,53 @@ def _ranges(keys: Ints) -> dict[int, Ints]:
     return {int(k): order[e - c:e] for k, c, e in zip(distinct.tolist(), counts.tolist(), ends.tolist(), strict=True)}
 
 
+def _capacity_rows(out: _Rows, problem: Problem, key: Ints, codes: Ints, pair_hours: Floats) -> None:
+    """Capacity and supervision rows where no two capacities name one cell: each pair's row is a lookup
+    of its cell, so no pair list per capacity is made (entries by column)."""
+    n_keys = int(max(key.max(initial=-1), codes.max(initial=-1))) + 1
+    per_cell = np.bincount(key, minlength=n_keys)
+    used = np.flatnonzero((codes >= 0) & (per_cell[np.maximum(codes, 0)] > 0))  # capacities with pairs
+    row_of_cell = np.full(n_keys, -1, dtype=np.int64)
+    row_of_cell[codes[used]] = np.arange(len(used))
+    pair_row = row_of_cell[key]
+    held = np.flatnonzero(pair_row >= 0)
+    if not len(used):
+        return
+    capacities = problem.capacities
+    out.add("institution_capacity", pair_row[held], held, _ones(len(held)), _full(len(used), -INF),
+            np.array([float(capacities[k].teams) for k in used.tolist()]))
+    timed = held[pair_hours[held] != 0]
+    has_hours = np.bincount(pair_row[timed], minlength=len(used)) > 0
+    if has_hours.any():
+        hour_row = np.cumsum(has_hours) - 1
+        out.add("supervision_hours", hour_row[pair_row[timed]], timed, pair_hours[timed],
+                _full(int(has_hours.sum()), -INF),
+                np.array([float(capacities[k].supervision_hours) for k in used[has_hours].tolist()]))
+
+
+def _capacity_rows_per_capacity(out: _Rows, problem: Problem, key: Ints, codes: list[int], pair_hours: Floats
+                                ) -> None:
+    """Capacity and supervision rows, a pair list per capacity (two capacities may name one cell)."""
+    members = _ranges(key)
+    cap_rows: list[tuple[Ints, float]] = []
+    hour_rows: list[tuple[Ints, Floats, float]] = []
+    for c, code in zip(problem.capacities, codes, strict=True):
+        group_pairs = members.get(code, np.zeros(0, dtype=np.int64))
+        if len(group_pairs):
+            cap_rows.append((group_pairs, float(c.teams)))
+            h = pair_hours[group_pairs]
+            if np.any(h != 0):
+                hour_rows.append((group_pairs[h != 0], h[h != 0], float(c.supervision_hours)))
+    if cap_rows:
+        out.add("institution_capacity", np.concatenate([np.full(len(g), r) for r, (g, _) in enumerate(cap_rows)]),
+                np.concatenate([g for g, _ in cap_rows]), np.concatenate([_ones(len(g)) for g, _ in cap_rows]),
+                _full(len(cap_rows), -INF), np.array([b for _, b in cap_rows]))
+    if hour_rows:
+        out.add("supervision_hours", np.concatenate([np.full(len(g), r) for r, (g, _, _) in enumerate(hour_rows)]),
+                np.concatenate([g for g, _, _ in hour_rows]), np.concatenate([h for _, h, _ in hour_rows]),
+                _full(len(hour_rows), -INF), np.array([b for _, _, b in hour_rows]))
+
+
 def build_arrays(problem: Problem, elig: Eligibility, *, stable: bool = False,
                  objectives: Iterable[str] | None = None) -> ArrayModel:
     """The rows of domain.model's CONSTRAINT_FAMILIES (and ``stability`` when ``stable``) as arrays, and
@@ -594,34 +641,23 @@ def build_arrays(problem: Problem, elig: Eligibility, *, stable: bool = False,
         out.add(group, np.concatenate([ai, np.arange(n_a)]), np.concatenate([x, opened]),
                 np.concatenate([_ones(n_p), -size]), lower, upper)
 
-    # institution_capacity, supervision_hours
+    # institution_capacity, supervision_hours: a row per capacity that has pairs, in the capacities' order
     if problem.capacities:
-        institutions, levels = _Vocabulary(), _Vocabulary()
-        t_inst = np.array([institutions.code(t.institution_id) for t in teams], dtype=np.int64)
-        t_level = np.array([levels.code(t.level) for t in teams], dtype=np.int64)
+        institutions = _Vocabulary.of(t.institution_id for t in teams)
+        levels = _Vocabulary.of(t.level for t in teams)
+        t_inst = np.array([institutions.codes[t.institution_id] for t in teams], dtype=np.int64)
+        t_level = np.array([levels.codes[t.level] for t in teams], dtype=np.int64)
         n_periods, n_levels = max(1, len(periods)), max(1, len(levels.codes))
-        members = _ranges((t_inst[ti] * n_periods + a_period[ai]) * n_levels + t_level[ti])
+        key = (t_inst[ti] * n_periods + a_period[ai]) * n_levels + t_level[ti]  # a pair's (institution, period, level)
+        codes = [-1 if ci is None or cp is None or cl is None else (ci * n_periods + cp) * n_levels + cl
+                 for c in problem.capacities
+                 for ci, cp, cl in [(institutions.codes.get(c.institution_id), periods.get(c.period),
+                                     levels.codes.get(c.level))]]
         hours = np.array([float(a.supervision_hours) for a in assignments], dtype=np.float64)
-        cap_rows: list[tuple[Ints, float]] = []
-        hour_rows: list[tuple[Ints, Floats, float]] = []
-        for c in problem.capacities:
-            ci, cp, cl = institutions.codes.get(c.institution_id), periods.get(c.period), levels.codes.get(c.level)
-            code = None if ci is None or cp is None or cl is None else (ci * n_periods + cp) * n_levels + cl
-            group_pairs = members.get(code, np.zeros(0, dtype=np.int64)) if code is not None \
-                else np.zeros(0, dtype=np.int64)
-            if len(group_pairs):
-                cap_rows.append((group_pairs, float(c.teams)))
-                h = hours[ai[group_pairs]]
-                if np.any(h != 0):
-                    hour_rows.append((group_pairs[h != 0], h[h != 0], float(c.supervision_hours)))
-        if cap_rows:
-            out.add("institution_capacity", np.concatenate([np.full(len(g), r) for r, (g, _) in enumerate(cap_rows)]),
-                    np.concatenate([g for g, _ in cap_rows]), np.concatenate([_ones(len(g)) for g, _ in cap_rows]),
-                    _full(len(cap_rows), -INF), np.array([b for _, b in cap_rows]))
-        if hour_rows:
-            out.add("supervision_hours", np.concatenate([np.full(len(g), r) for r, (g, _, _) in enumerate(hour_rows)]),
-                    np.concatenate([g for g, _, _ in hour_rows]), np.concatenate([h for _, h, _ in hour_rows]),
-                    _full(len(hour_rows), -INF), np.array([b for _, _, b in hour_rows]))
+        if len(set(codes) - {-1}) == len(codes) - codes.count(-1):  # a capacity per cell at most
+            _capacity_rows(out, problem, key, np.array(codes, dtype=np.int64), hours[ai])
+        else:
+            _capacity_rows_per_capacity(out, problem, key, codes, hours[ai])
 
     # firm_cap
     if problem.firm_caps:
