@@ -565,7 +565,7 @@ def _ranges(keys: Ints) -> dict[int, Ints]:
 def _capacity_rows(out: _Rows, problem: Problem, key: Ints, codes: Ints, pair_hours: Floats) -> None:
     """Capacity and supervision rows where no two capacities name one cell: each pair's row is a lookup
     of its cell, so no pair list per capacity is made (entries by column)."""
-    n_keys = int(max(key.max(initial=-1), codes.max(initial=-1))) + 1
+    n_keys = max(1, int(max(key.max(initial=-1), codes.max(initial=-1))) + 1)
     per_cell = np.bincount(key, minlength=n_keys)
     used = np.flatnonzero((codes >= 0) & (per_cell[np.maximum(codes, 0)] > 0))  # capacities with pairs
     row_of_cell = np.full(n_keys, -1, dtype=np.int64)
