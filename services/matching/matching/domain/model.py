@@ -114,11 +114,6 @@ class SnapshotError(ValueError):
         self.field, self.reason = field, reason
 
 
-def _place(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {"municipality": item.get("municipality"), "latitude": item.get("latitude"),
-            "longitude": item.get("longitude"), "region": item.get("region")}
-
-
 @dataclass(frozen=True)
 class Problem:
     """A batch's snapshot plus the coordinator's controls.
@@ -151,7 +146,8 @@ class Problem:
         period = snapshot["period"]
         teams = tuple(
             Team(t["team_id"], t["institution_id"], t["level"], frozenset(t["skills"]),
-                 periods=tuple(t.get("periods") or (period,)), **_place(t),
+                 periods=tuple(t.get("periods") or (period,)), municipality=t.get("municipality"),
+                 latitude=t.get("latitude"), longitude=t.get("longitude"), region=t.get("region"),
                  travel_limit_km=t.get("travel_limit_km"), remote_allowed=t.get("remote_allowed", True),
                  preferences=tuple(t.get("preferences", ())))
             for t in snapshot["teams"]
@@ -160,7 +156,9 @@ class Problem:
             Assignment(a["assignment_id"], a["firm_id"], frozenset(a["accepted_levels"]),
                        frozenset(a["required_skills"]), frozenset(a["nice_to_have_skills"]),
                        a["min_teams"], a["max_teams"], period=a.get("period", period),
-                       mode=a.get("mode", "remote"), **_place(a), priority=a.get("priority", 0),
+                       mode=a.get("mode", "remote"), municipality=a.get("municipality"),
+                       latitude=a.get("latitude"), longitude=a.get("longitude"), region=a.get("region"),
+                       priority=a.get("priority", 0),
                        supervision_hours=a.get("supervision_hours", 0),
                        preferred_institutions=tuple(a.get("preferred_institutions", ())),
                        preferred_levels=tuple(a.get("preferred_levels", ())))
