@@ -171,36 +171,47 @@ def eligibility(problem: Problem) -> Eligibility:
     a_mode = np.array([("remote", "on_site", "hybrid").index(a.mode) for a in assignments], dtype=np.int64)
     a_priority = np.array([PRIORITY_WEIGHT * a.priority for a in assignments], dtype=np.float64)
 
-    buckets: dict[tuple[int, int], list[int]] = {}
-    for i, t in enumerate(teams):
-        for period in dict.fromkeys(t.periods):
-            buckets.setdefault((levels.codes[t.level], periods.code(period)), []).append(i)
-    groups: dict[tuple[int, int, bytes], list[int]] = {}
-    for j, a in enumerate(assignments):
-        period_code = periods.codes.get(a.period)
-        if period_code is None or not in_working_area(problem, a):
-            continue
-        for level in a.accepted_levels:
-            level_code = levels.codes.get(level)
-            if level_code is not None and (level_code, period_code) in buckets:
-                groups.setdefault((level_code, period_code, a_required[j].tobytes()), []).append(j)
+    # teams by (level, period): the teams of one level and one list of periods at once
+    period_lists: dict[tuple[str, ...], int] = {}
+    t_periods = np.array([period_lists.setdefault(t.periods, len(period_lists)) for t in teams], dtype=np.int64)
+    list_periods = [[periods.code(p) for p in dict.fromkeys(listed)] for listed in period_lists]
+    n_lists = max(1, len(period_lists))
+    bucket_parts: dict[tuple[int, int], list[Ints]] = {}
+    for code, members in _ranges(t_level * n_lists + t_periods).items():
+        level_code, listed = divmod(code, n_lists)
+        for period_code in list_periods[listed]:
+            bucket_parts.setdefault((level_code, period_code), []).append(members)
+    buckets = {key: np.sort(np.concatenate(parts)).astype(np.int32) for key, parts in bucket_parts.items()}
+    # assignments by (level, period, required skills), for the levels and periods that have teams
+    n_levels, n_periods = max(1, len(levels.codes)), max(1, len(periods.codes))
+    a_period = np.array([periods.codes.get(a.period, -1) for a in assignments], dtype=np.int64)
+    open_to = [j * n_levels + levels.codes[level] for j, a in enumerate(assignments)
+               if a_period[j] >= 0 and (not problem.working_area or in_working_area(problem, a))
+               for level in a.accepted_levels if level in levels.codes]
+    member = np.array(open_to, dtype=np.int64) // n_levels
+    member_level = np.array(open_to, dtype=np.int64) % n_levels
+    a_skill_set = _distinct_words(a_required)
+    n_sets = int(a_skill_set.max(initial=0)) + 1
+    by_bucket: dict[tuple[int, int], list[Ints]] = {}
+    for code, positions in _ranges((member_level * n_periods + a_period[member]) * n_sets
+                                   + a_skill_set[member]).items():
+        key = (code // (n_periods * n_sets), code // n_sets % n_periods)
+        if key in buckets:
+            by_bucket.setdefault(key, []).append(member[positions])
 
     t_place, t_places = _place_codes([t.latitude for t in teams], [t.longitude for t in teams])
     a_place, a_places = _place_codes([a.latitude for a in assignments], [a.longitude for a in assignments])
     reach = _Reach(a_mode, t_limit, t_remote, t_place, t_places, a_place, a_places, teams, assignments)
     team_parts: list[Positions] = []
     assignment_parts: list[Positions] = []
-    by_bucket: dict[tuple[int, int], list[list[int]]] = {}
-    for (level_code, period_code, _), members in groups.items():
-        by_bucket.setdefault((level_code, period_code), []).append(members)
     # candidates are (team, assignment) positions as 32-bit integers: there are about three times as many
     # as eligible pairs, and half the bytes to move makes this loop about a third faster
     for key, member_lists in by_bucket.items():
-        bucket = np.array(buckets[key], dtype=np.int32)
+        bucket = buckets[key]
         sizes = np.array([len(m) for m in member_lists], dtype=np.int64)
         first = np.zeros(len(sizes) + 1, dtype=np.int64)
         np.cumsum(sizes, out=first[1:])
-        flat = np.array([j for m in member_lists for j in m], dtype=np.int32)
+        flat = np.concatenate(member_lists).astype(np.int32)
         able_team, able_group = _able(t_skills[bucket], a_required[flat[first[:-1]]])
         reachable = reach.by_class(bucket, flat, first, able_team, able_group)
         if reachable is not None:
@@ -419,6 +430,15 @@ class _Reach:
             values = table
         out[placed] = values[code]
         return out
+
+
+def _distinct_words(masks: npt.NDArray[np.uint64]) -> Ints:
+    """A code per row of bit masks, equal for equal rows."""
+    if not len(masks):
+        return np.zeros(0, dtype=np.int64)
+    rows = np.ascontiguousarray(masks).view(np.dtype((np.void, masks.shape[1] * masks.itemsize))).reshape(-1)
+    _, inverse = np.unique(rows, return_inverse=True)
+    return inverse.reshape(-1).astype(np.int64)
 
 
 def _distinct_rows(key: Floats) -> tuple[Floats, Ints]:
