@@ -527,6 +527,7 @@ class _Rows:
         self.upper: list[Floats] = []
         self.group: list[str] = []
         self.blocks: list[int] = []
+        self._ones: Floats = np.zeros(0)
 
     @property
     def count(self) -> int:
@@ -534,16 +535,30 @@ class _Rows:
 
     def add(self, group: str, row: Ints, col: Ints, coef: Floats, lower: Floats, upper: Floats) -> None:
         """Rows numbered 0..len(lower)-1 within this family."""
-        keep = coef != 0
-        if not keep.all():
-            row, col, coef = row[keep], col[keep], coef[keep]
-        self.blocks.append(len(row))
-        self.rows.append(row + self.count if self.count else row)
-        self.cols.append(col)
-        self.coefs.append(coef)
+        self.add_parts(group, [(row, col, coef)], lower, upper)
+
+    def add_parts(self, group: str, parts: list[tuple[Ints, Ints, Floats]], lower: Floats, upper: Floats) -> None:
+        """A family whose entries come in parts (kept apart until the model is joined, so no part is
+        copied twice); rows numbered 0..len(lower)-1 within it."""
+        entries = 0
+        for row, col, coef in parts:
+            keep = coef != 0
+            if not keep.all():
+                row, col, coef = row[keep], col[keep], coef[keep]
+            entries += len(row)
+            self.rows.append(row + self.count if self.count else row)
+            self.cols.append(col)
+            self.coefs.append(coef)
+        self.blocks.append(entries)
         self.lower.append(np.asarray(lower, dtype=np.float64))
         self.upper.append(np.asarray(upper, dtype=np.float64))
         self.group.extend([group] * len(lower))
+
+    def ones(self, n: int) -> Floats:
+        """n ones, a view of one shared array (the parts are only read, then joined)."""
+        if len(self._ones) < n:
+            self._ones = _ones(n)
+        return self._ones[:n]
 
 
 def _ones(n: int) -> Floats:
@@ -595,7 +610,7 @@ def _capacity_rows(out: _Rows, problem: Problem, key: Ints, codes: Ints, pair_ho
     if not len(used):
         return
     capacities = problem.capacities
-    out.add("institution_capacity", pair_row[held], held, _ones(len(held)), _full(len(used), -INF),
+    out.add("institution_capacity", pair_row[held], held, out.ones(len(held)), _full(len(used), -INF),
             np.array([float(capacities[k].teams) for k in used.tolist()]))
     timed = held[pair_hours[held] != 0]
     has_hours = np.bincount(pair_row[timed], minlength=len(used)) > 0
@@ -650,7 +665,7 @@ def build_arrays(problem: Problem, elig: Eligibility, *, stable: bool = False,
     # team_at_most_one
     if n_p:
         inverse, n = _dense_ranks(ti * max(1, len(periods)) + a_period[ai])
-        out.add("team_at_most_one", inverse, x, _ones(n_p), _full(n, -INF), _full(n, 1.0))
+        out.add("team_at_most_one", inverse, x, out.ones(n_p), _full(n, -INF), _full(n, 1.0))
 
     # assignment_max_teams, assignment_min_teams
     opened = n_p + np.arange(n_a, dtype=np.int64)
@@ -658,8 +673,7 @@ def build_arrays(problem: Problem, elig: Eligibility, *, stable: bool = False,
     min_teams = np.array([a.min_teams for a in assignments], dtype=np.float64)
     for group, size, lower, upper in (("assignment_max_teams", max_teams, _full(n_a, -INF), np.zeros(n_a)),
                                       ("assignment_min_teams", min_teams, np.zeros(n_a), _full(n_a, INF))):
-        out.add(group, np.concatenate([ai, np.arange(n_a)]), np.concatenate([x, opened]),
-                np.concatenate([_ones(n_p), -size]), lower, upper)
+        out.add_parts(group, [(ai, x, out.ones(n_p)), (np.arange(n_a), opened, -size)], lower, upper)
 
     # institution_capacity, supervision_hours: a row per capacity that has pairs, in the capacities' order
     if problem.capacities:
