@@ -351,6 +351,17 @@ def test_the_pairs_rows_matrices_hold_the_network_lps_entries_and_price_as_they_
     check_pair_rows(problem, seed)
 
 
+def test_the_network_lines_are_not_read_from_a_model_with_a_pair_twice_in_a_family() -> None:
+    import matching.optimiser as optimiser
+
+    problem = two_period_network(1, 40, 20)
+    assert problem.capacities
+    twice = dataclasses.replace(problem, capacities=(*problem.capacities, problem.capacities[0]))
+    assert optimiser._network_pairs(build_arrays(problem, eligibility(problem))) is not None
+    assert optimiser._network_pairs(build_arrays(twice, eligibility(twice))) is None
+    assert solve(twice, arrays=True).objective == pytest.approx(plain(twice, "max_fit").objective, abs=1e-6)
+
+
 def test_a_family_holding_a_pair_twice_is_read_by_sorting() -> None:
     """Two rows of one family over the same pair (two capacities for one institution, say) do not fit
     one line per family: the entries are then sorted by column, and none is lost."""
@@ -367,12 +378,17 @@ def test_a_family_holding_a_pair_twice_is_read_by_sorting() -> None:
 def check_pair_rows(problem: Problem, seed: int) -> None:
     import matching.optimiser as optimiser
 
-    lp = optimiser._network_relaxation(build_arrays(problem, eligibility(problem)))
+    model = build_arrays(problem, eligibility(problem))
+    lp = optimiser._network_relaxation(model)
+    from_model = optimiser._network_pairs(model)  # lines read from the model, no triplets
+    assert from_model is not None and from_model.pairs is not None
+    assert np.array_equal(from_model.lower, lp.lower) and np.array_equal(from_model.upper, lp.upper)
     pairs = optimiser._PairRows.of(lp)
-    starts, rows, coefs = pairs.entries(np.arange(len(pairs)))
-    cols = np.repeat(np.arange(len(pairs)), np.diff(starts))
-    assert sorted(zip(rows.tolist(), cols.tolist(), coefs.tolist(), strict=True)) \
-        == sorted(zip(lp.row.tolist(), lp.col.tolist(), lp.coef.tolist(), strict=True))
+    entries = sorted(zip(lp.row.tolist(), lp.col.tolist(), lp.coef.tolist(), strict=True))
+    for lines in (pairs, from_model.pairs):
+        starts, rows, coefs = lines.entries(np.arange(len(lines)))
+        cols = np.repeat(np.arange(len(lines)), np.diff(starts))
+        assert sorted(zip(rows.tolist(), cols.tolist(), coefs.tolist(), strict=True)) == entries
     by_sorting = optimiser._PairRows.of(dataclasses.replace(lp, blocks=None))
     assert by_sorting.coef is not None and pairs.coef is None  # line per family: no coefficients kept
     rng = np.random.default_rng(seed)

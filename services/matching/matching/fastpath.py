@@ -56,6 +56,7 @@ BOUNDARY_KM = 1e-6
 TABLE_CELLS = 1_000_000
 ABLE_CELLS = 4_000_000
 CANDIDATES = 2_000_000  # (team, assignment) candidates tested for reach at once
+ACTIVITY_ENTRIES = 1 << 20  # model entries summed into rows at once
 REACH_CELLS = 50_000_000  # (team class, assignment of a bucket) cells looked up at once, else per pair
 
 
@@ -493,8 +494,11 @@ class ArrayModel:
         return len(self.row_lower)
 
     def activity(self, values: Floats) -> Floats:
-        lhs: Floats = np.bincount(self.row, weights=self.coef * values[self.col], minlength=self.n_rows).astype(
-            np.float64)
+        """Each row's sum at ``values``, a million entries at a time (the temporaries stay small)."""
+        lhs: Floats = np.zeros(self.n_rows)
+        for at in range(0, len(self.row), ACTIVITY_ENTRIES):
+            part = slice(at, at + ACTIVITY_ENTRIES)
+            lhs += np.bincount(self.row[part], weights=self.coef[part] * values[self.col[part]], minlength=self.n_rows)
         return lhs
 
     def holds(self, values: Floats, tolerance: float = 1e-6) -> bool:

@@ -500,6 +500,7 @@ class _Lp:
     upper: Any
     integer: bool
     blocks: list[int] | None = None  # entries per family in turn, where known (see _PairRows.of)
+    pairs: _PairRows | None = None  # the columns' rows as lines, where built with the model (_network_pairs)
 
 
 def _full_model(model: ArrayModel) -> _Lp:
@@ -523,6 +524,41 @@ def _network_relaxation(model: ArrayModel) -> _Lp:
     blocks = [int(np.count_nonzero(keep[e - n:e])) for n, e in zip(model.blocks, ends.tolist(), strict=True)]
     return _Lp(model.n_pairs, renumber[model.row[keep]], model.col[keep], model.coef[keep],
                model.row_lower[~drop_row], upper[~drop_row], False, blocks if sum(blocks) == keep.sum() else None)
+
+
+def _network_pairs(model: ArrayModel) -> _Lp | None:
+    """``_network_relaxation`` with its columns' rows as lines (``_PairRows``), read family by family
+    from the model, and no triplets; None where a family holds a pair twice or a pair's coefficient is
+    not 1 (then the triplets are needed)."""
+    import numpy as np
+
+    groups = np.array(model.group, dtype=object)
+    drop_row = groups == "assignment_min_teams"
+    renumber = np.cumsum(~drop_row) - 1
+    upper = model.row_upper.copy()
+    n_rows = int(np.count_nonzero(~drop_row))
+    narrow = np.int32 if n_rows < (1 << 31) - 1 else np.int64
+    lines = []
+    ends = np.cumsum(model.blocks).tolist()
+    for n, end in zip(model.blocks, ends, strict=True):
+        row, col, coef = model.row[end - n:end], model.col[end - n:end], model.coef[end - n:end]
+        if not n or drop_row[int(row[0])]:  # a block is one family's rows
+            continue
+        pair = col < model.n_pairs
+        if groups[int(row[0])] == "assignment_max_teams":  # 0 + max_teams: the bound on its pairs
+            opened = ~pair & (col < model.n_cols - len(model.placed_teams))
+            upper[row[opened]] -= coef[opened]
+        if not np.all(coef[pair] == 1.0):
+            return None
+        line = np.full(model.n_pairs, n_rows, dtype=narrow)
+        line[col[pair]] = renumber[row[pair]]
+        if np.count_nonzero(line != n_rows) != np.count_nonzero(pair):  # a pair twice in the family
+            return None
+        lines.append(line)
+    empty = np.zeros(0, dtype=np.int64)
+    pairs = _PairRows(np.stack(lines) if lines else np.zeros((0, model.n_pairs), dtype=narrow), None, n_rows)
+    return _Lp(model.n_pairs, empty, empty, np.zeros(0), model.row_lower[~drop_row], upper[~drop_row], False,
+               pairs=pairs)
 
 
 def _pass(highs: Any, lp: _Lp, costs: Any) -> None:
@@ -599,6 +635,8 @@ class _PairRows:
         by column."""
         import numpy as np
 
+        if lp.pairs is not None:
+            return lp.pairs
         n_rows = len(lp.lower)
         narrow = np.int32 if n_rows < (1 << 31) - 1 else np.int64
         if lp.blocks is not None and bool(np.all(lp.coef == 1.0)):
@@ -737,7 +775,7 @@ def _solve_arrays(problem: Problem, time_limit: float = 60.0, *, policy: str = "
         model.objectives.setdefault(objective.name, np.zeros(model.n_cols))
     stages = [o for o in chosen.objectives[:-1] if model.objectives[o.name].any()] + [chosen.objectives[-1]]
     network = is_network(problem, model, [o.name for o in stages])
-    lp = _network_relaxation(model) if network else _full_model(model)
+    lp = (_network_pairs(model) or _network_relaxation(model)) if network else _full_model(model)
     timings["build"] = clock() - mark
     # the hash (numpy and hashlib release the GIL) is computed while HiGHS solves; "hash" is the wait.
     # When the round is split, it waits for the first part to finish: until then both cores solve.
@@ -1008,11 +1046,14 @@ def _parts(problem: Problem, model: ArrayModel, lp: _Lp) -> list[Any] | None:
         return None
     pair_period = a_period[model.eligibility.assignment]
     if not set(model.group) <= PER_PERIOD_GROUPS:  # rows that may hold pairs of two periods: look
-        entry_period = pair_period[lp.col]
-        row_period = np.full(len(lp.lower), -1, dtype=np.int64)
-        row_period[lp.row] = entry_period  # one of each row's periods; a row with two has an entry unlike it
-        if np.any(row_period[lp.row] != entry_period):
-            return None
+        pairs = _PairRows.of(lp)
+        row_period = np.full(len(lp.lower) + 1, -1, dtype=np.int64)  # + the padding row
+        for rows in pairs.row:
+            row_period[rows] = pair_period  # one of each row's periods; a row with two has a pair unlike it
+        for rows in pairs.row:
+            there = rows < pairs.n_rows
+            if np.any(row_period[rows[there]] != pair_period[there]):
+                return None
     sizes = np.bincount(pair_period, minlength=len(periods))
     k = min(SPLIT_THREADS, os.cpu_count() or 1, int(np.count_nonzero(sizes)))
     if k < 2:
