@@ -22,6 +22,7 @@ from ..adapters import orm
 from ..domain.explain import explain, precheck
 from ..domain.model import Pair, Problem, SnapshotError, ineligibility
 from ..fastpath import eligibility
+from ..memory import cycles_paused
 from ..optimiser import Progress, Solution, SolverFactory, export_model, library_versions, solve
 
 log = logging.getLogger(__name__)
@@ -198,6 +199,14 @@ def _fail(sf: sessionmaker[Session], run_id: str, error: str) -> None:
 
 def execute_run(sf: sessionmaker[Session], emit_into: Emit, run_id: str, solver: str, time_limit: float,
                 make: SolverFactory | None = None) -> None:
+    """Read the run's round, solve it and record the result, the cyclic garbage collector resting from
+    reading to recording (one pause: see matching.memory)."""
+    with cycles_paused():
+        _execute_run(sf, emit_into, run_id, solver, time_limit, make)
+
+
+def _execute_run(sf: sessionmaker[Session], emit_into: Emit, run_id: str, solver: str, time_limit: float,
+                 make: SolverFactory | None = None) -> None:
     with sf() as session:
         run = session.get(orm.Run, run_id)
         if run is None:
