@@ -247,8 +247,14 @@ def eligibility(problem: Problem) -> Eligibility:
     team_order[sorted(range(n_t), key=lambda i: teams[i].team_id)] = np.arange(n_t)
     assignment_order = np.empty(n_a, dtype=np.int64)
     assignment_order[sorted(range(n_a), key=lambda j: assignments[j].assignment_id)] = np.arange(n_a)
-    order = np.argsort(team_order[ti] * max(1, n_a) + assignment_order[ai], kind="stable")
-    ti, ai = ti[order], ai[order]
+    sort_key = team_order[ti]
+    sort_key *= max(1, n_a)
+    sort_key += assignment_order[ai]
+    order = np.argsort(sort_key, kind="stable")
+    del sort_key
+    ti = ti[order]
+    ai = ai[order]
+    del order
 
     # fit, summed in the order of FitBreakdown.total so each value equals the domain's to the last bit (in
     # place where it can be: at 50,000 teams each temporary is 16 MB of fresh memory)
@@ -768,7 +774,15 @@ def build_arrays(problem: Problem, elig: Eligibility, *, stable: bool = False,
             objectives[f"rank_{r}"][:n_p] = elig.team_rank == r
 
     def joined(parts: list[Any], dtype: Any) -> Any:
-        return np.concatenate(parts, dtype=dtype) if parts else np.zeros(0, dtype=dtype)
+        """The parts end to end, each let go once copied (the model's memory then reuses theirs)."""
+        whole = np.empty(sum(len(part) for part in parts), dtype=dtype)
+        at = 0
+        parts.reverse()
+        while parts:
+            part = parts.pop()
+            whole[at:at + len(part)] = part
+            at += len(part)
+        return whole
 
     narrow = np.int32 if max(n_cols, out.count) < 1 << 31 else np.int64
     return ArrayModel(elig, n_cols, floored, joined(out.rows, narrow), joined(out.cols, narrow),
