@@ -1,6 +1,6 @@
 """The matching benchmark (issue 7): the optimiser against a plain PuLP/CBC model and a min-cost flow.
 
-    python -m benchmarks.run --sizes 1k,10k [--flavour network|side] [--skip-baseline] [--seed 1]
+    python -m benchmarks.run --sizes 1k,10k [--flavour network|side] [--skip-baseline] [--seed 1] [--repeat 1]
 
 Per size it generates one instance (benchmarks.generator), then measures, each in a fresh process so
 that peak memory and timings do not leak from one into the next, one after the other:
@@ -8,7 +8,8 @@ that peak memory and timings do not leak from one into the next, one after the o
 1. the optimiser (``matching.optimiser.solve``), in a process set up as the matching worker's (its
    allocator keeps freed memory: ``matching.memory``), its time split as it reports it (``Solution.timings``)
    or, where it reports none (the plain PuLP path), from the outside by wrapping the functions it
-   calls; the source of the split is named under the table;
+   calls; the source of the split is named under the table; with ``--repeat N``, N times (the table
+   shows the run of median end-to-end time, a line under it every run's time and overhead ratio);
 2. the OR-Tools min-cost flow of the instance's network core (benchmarks.baselines);
 3. unless ``--skip-baseline``: the straightforward PuLP model solved by CBC.
 
@@ -268,6 +269,17 @@ def table(name: str, teams: int, assignments: int, flavour: str, opt: dict[str, 
     return lines
 
 
+def spread(runs: list[dict[str, Any]]) -> str:
+    """The optimiser's runs of one size: end to end and Python overhead / solve, each in order."""
+    totals = sorted(r["total_seconds"] for r in runs)
+    ratios = sorted((r["total_seconds"] - r["stages"]["solve"]) / r["stages"]["solve"] for r in runs
+                    if r["stages"].get("solve"))
+    shown = f"optimiser over {len(runs)} runs: end to end " + ", ".join(f"{t:.2f}" for t in totals) + " s"
+    if ratios:
+        shown += "; Python overhead / solve " + ", ".join(f"{x:.2f}" for x in ratios) + " x"
+    return shown
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="1k,10k", help="comma-separated: 1k, 10k, 50k or a number of teams")
@@ -276,6 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--solver", choices=("highs", "cbc"), default="highs", help="the optimiser's solver")
     parser.add_argument("--time-limit", type=float, default=300.0, help="seconds, for the optimiser and CBC")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="measure the optimiser this many times, each in a fresh process; the table shows the "
+                             "run of median end-to-end time, a line under it the spread")
     args = parser.parse_args(argv)
     try:
         sizes = [(name, size_of(name)) for name in args.sizes.split(",") if name]
@@ -289,7 +304,9 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.NamedTemporaryFile(suffix=".pickle", delete=False) as handle:
             pickle.dump(snapshot, handle)
         try:
-            opt = in_fresh_process(measure_optimiser, handle.name, args.solver, args.time_limit)
+            runs = [in_fresh_process(measure_optimiser, handle.name, args.solver, args.time_limit)
+                    for _ in range(max(1, args.repeat))]
+            opt = sorted(runs, key=lambda r: r["total_seconds"])[(len(runs) - 1) // 2]
             mcf = in_fresh_process(measure_baseline, handle.name, "mcf", args.time_limit)
             cbc = None if args.skip_baseline else in_fresh_process(measure_baseline, handle.name, "cbc",
                                                                      args.time_limit)
@@ -297,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
             os.unlink(handle.name)
         print()
         print("\n".join(table(name, teams, len(snapshot["assignments"]), args.flavour, opt, mcf, cbc)), flush=True)
+        if len(runs) > 1:
+            print(spread(runs), flush=True)
         totals[name] = {"teams": teams, "pairs": mcf["pairs"], "optimiser": opt["total_seconds"],
                         "MCF": mcf["total_seconds"], "PuLP+CBC": cbc["total_seconds"] if cbc else None}
     names = list(totals)

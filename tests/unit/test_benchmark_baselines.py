@@ -88,6 +88,17 @@ def test_benchmark_prints_one_table_with_agreeing_objectives(capsys: pytest.Capt
     assert "machine:" in out and "python 3." in out
 
 
+def test_repeated_runs_show_the_median_run_and_every_runs_figures(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run.main(["--sizes", "60", "--skip-baseline", "--time-limit", "30", "--repeat", "3"]) == 0
+    out = capsys.readouterr().out
+    spread = next(line for line in out.splitlines() if line.startswith("optimiser over 3 runs: end to end "))
+    times = [float(t) for t in spread.split("end to end ")[1].split(" s")[0].split(", ")]
+    ratios = [float(x) for x in spread.split("Python overhead / solve ")[1].rstrip(" x").split(", ")]
+    assert len(times) == len(ratios) == 3 and times == sorted(times) and ratios == sorted(ratios)
+    shown = float(next(line for line in out.splitlines() if line.strip().startswith("end to end")).split()[3])
+    assert shown == pytest.approx(times[1], abs=0.006)  # the table is the median run's
+
+
 def test_benchmark_rejects_an_unknown_size() -> None:
     with pytest.raises(SystemExit) as stopped:
         run.main(["--sizes", "huge"])
