@@ -36,7 +36,7 @@ from typing import Any
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 VENV = os.path.join(ROOT, ".venv")
-PACKAGES = ["shared", "services/intake", "services/matching", "services/scheduling"]
+PACKAGES = ["shared", "services/intake", "services/matching", "services/scheduling", "services/portal"]
 INPUTS = ["constraints.txt", "requirements-dev.txt", *[f"{p}/pyproject.toml" for p in PACKAGES]]
 PYPI_PROJECT_URL = "https://pypi.org/pypi/{name}/json"
 # Vulnerability id (or alias) -> why it does not affect Werkplaats. Every entry is reviewed by hand.

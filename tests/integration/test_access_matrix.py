@@ -65,7 +65,7 @@ OBJECTS: dict[tuple[str, str], str] = {
     ("intake", "workspace_id"): "ws_a", ("intake", "team_id"): "team_a",
     ("intake", "assignment_id"): "asg_a", ("intake", "batch_id"): "batch_a",
     ("intake", "capacity_id"): "capacity_a", ("intake", "code"): "scheme_a",
-    ("intake", "account_id"): "account_a", ("intake", "key_id"): "apikey_a",
+    ("intake", "account_id"): "account_a", ("intake", "key_id"): "apikey_a", ("intake", "match_id"): "match_a",
     ("matching", "batch_id"): "batch_a", ("matching", "run_id"): "run_a",
     ("matching", "control_id"): "control_a",
     ("scheduling", "notice_id"): "notice_a", ("scheduling", "token"): "token_a",
@@ -288,6 +288,7 @@ def _build(tmp: Path) -> World:
         ("matching", "POST", "/batches/<batch_id>/runs"): {"seed": 1},
         ("scheduling", "PUT", "/contact"): contact, ("scheduling", "PUT", "/webhook"): webhook,
         ("scheduling", "POST", "/responses/<token>"): {"decision": "declined"},
+        ("scheduling", "POST", "/match-answers/<match_id>"): {"decision": "declined"},
         ("scheduling", "PUT", "/institution-calendar"): calendar,
         ("scheduling", "PUT", "/availability"): availability,
         ("scheduling", "POST", "/kickoffs/plan"): {"batch_id": ids["batch_a"]},
@@ -426,7 +427,7 @@ def test_a_reaches_its_own_objects_through_the_same_routes(world: World) -> None
     """Control for the sweep above: the ids B was refused are A's real, reachable objects."""
     owner = {"intake": {"team_id": "inst_a", "assignment_id": "firm_a", "batch_id": "coord_a",
                         "capacity_id": "inst_a", "workspace_id": "coord_a", "code": "coord_a",
-                        "account_id": "coord_a", "key_id": "coord_a"},
+                        "account_id": "coord_a", "key_id": "coord_a", "match_id": "firm_a"},
              "matching": {"batch_id": "coord_a", "run_id": "coord_a"},
              "scheduling": {"notice_id": "firm_a", "match_id": "firm_a"}}
     missed = []

@@ -317,3 +317,39 @@ def test_only_the_response_pages_are_public(firms: Firms) -> None:
     assert_error(firms.svc.get(None, "/responsesX"), 401)
     assert_error(firms.svc.get(None, "/webhook"), 401)
     assert firms.svc.get(None, "/responses/x").status_code == 403  # past authentication, refused by the token
+
+
+# ---- answering in the portal (signed in, no link) -------------------------------------------
+
+
+def test_a_signed_in_firm_lists_its_matches_and_answers_each_once_like_the_link(firms: Firms) -> None:
+    ids, svc = firms.ids, firms.svc
+    listed = svc.get("firm_nl", "/match-answers")
+    assert listed.status_code == 200
+    rows = {m["match_id"]: m for m in listed.get_json()}
+    assert set(rows) == {ids["m1"], ids["m2"]}  # the other firm's match is not listed
+    assert rows[ids["m1"]]["assignment_id"] == ids["a1"] and rows[ids["m1"]]["team_id"] == ids["t1"]
+    assert rows[ids["m1"]]["decision"] is None and rows[ids["m1"]]["period"] == "2027-S1"
+
+    answered = svc.call("firm_nl", "POST", f"/match-answers/{ids['m1']}", {"decision": "accepted"})
+    assert answered.status_code == 201, answered.get_json()
+    assert answered.get_json()["decision"] == "accepted"
+    sent = [b for b in _outbox(firms) if b["type"] == "match.responded"]
+    assert [(b["payload"]["match_id"], b["payload"]["response"]) for b in sent] == [(ids["m1"], "accepted")]
+    # the first answer stands, by link or in the portal
+    again = svc.call("firm_nl", "POST", f"/match-answers/{ids['m1']}", {"decision": "declined"})
+    assert again.status_code == 409
+    link = firms.links.issue(rows[ids["m1"]]["notice_id"], ids["m1"])
+    assert _post_form(firms, f"/responses/{link}", "declined").status_code == 409
+    assert {m["match_id"]: m["decision"] for m in svc.get("firm_nl", "/match-answers").get_json()}[ids["m1"]] \
+        == "accepted"
+    assert len([b for b in _outbox(firms) if b["type"] == "match.responded"]) == 1
+
+
+def test_a_firm_cannot_answer_another_firms_match_and_bad_decisions_are_refused(firms: Firms) -> None:
+    ids, svc = firms.ids, firms.svc
+    assert svc.call("firm_en", "POST", f"/match-answers/{ids['m1']}", {"decision": "accepted"}).status_code == 404
+    assert svc.call("coord", "POST", f"/match-answers/{ids['m1']}", {"decision": "accepted"}).status_code == 403
+    bad = svc.call("firm_nl", "POST", f"/match-answers/{ids['m1']}", {"decision": "maybe"})
+    assert bad.status_code == 422 and bad.get_json()["errors"][0]["field"] == "decision"
+    assert not [b for b in _outbox(firms) if b["type"] == "match.responded"]

@@ -18,6 +18,7 @@ from ..config import DEFAULT_PORTS
 from .embedded_broker import EmbeddedBroker
 
 SERVICES = ("intake", "matching", "scheduling")
+PORTAL = "portal"
 
 
 @dataclass
@@ -30,6 +31,7 @@ class StackConfig:
     database_urls: dict[str, str] = field(default_factory=dict)  # default: SQLite per service
     extra_env: dict[str, str] = field(default_factory=dict)
     service_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    portal: bool = False  # also start the web portal, on ports["portal"]
 
 
 class LocalStack:
@@ -51,8 +53,29 @@ class LocalStack:
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.config.ports[service]}"
 
+    @property
+    def portal_url(self) -> str:
+        return self.url(PORTAL)
+
+    def portal_env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WERKPLAATS_")}
+        env.update({
+            "WERKPLAATS_DATA_DIR": self.data_dir,
+            "WERKPLAATS_HTTP_PORT": str(self.config.ports[PORTAL]),
+            "WERKPLAATS_INTAKE_URL": self.url("intake"),
+            "WERKPLAATS_MATCHING_URL": self.url("matching"),
+            "WERKPLAATS_SCHEDULING_URL": self.url("scheduling"),
+            "WERKPLAATS_SECRET_KEY": self.env("intake")["WERKPLAATS_SECRET_KEY"],
+            "PYTHONUNBUFFERED": "1",
+        })
+        env.update(self.config.service_env.get(PORTAL, {}))
+        return env
+
     def env(self, service: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("WERKPLAATS_")}
+        if self.config.portal:
+            # links in sign-in and invitation mails open the portal; intake trusts the portal's forwarded address
+            env.update({"WERKPLAATS_PORTAL_URL": self.url(PORTAL)})
         env.update({
             "WERKPLAATS_DATA_DIR": self.data_dir,
             "WERKPLAATS_BROKER_URL": self.broker_url,
@@ -84,7 +107,9 @@ class LocalStack:
         self.start_smtp()
         for service in SERVICES:
             self.start_service(service)
-        self.wait_ready(timeout)
+        if self.config.portal:
+            self.start_service(PORTAL)
+        self.wait_ready(timeout, (*SERVICES, PORTAL) if self.config.portal else SERVICES)
 
     def start_smtp(self) -> None:
         self.smtp = subprocess.Popen(
@@ -101,7 +126,7 @@ class LocalStack:
         log_fd = self._log(service)
         try:
             self.processes[service] = subprocess.Popen(
-                [sys.executable, "-m", service], env=self.env(service),
+                [sys.executable, "-m", service], env=self.portal_env() if service == PORTAL else self.env(service),
                 stdout=log_fd, stderr=log_fd,
             )
         finally:

@@ -24,6 +24,7 @@ from .accounts_api import TOKENS_PATH, register_accounts
 from .authorization import MATRIX
 from .bulk_api import register_bulk
 from .i18n import install_translations
+from .placements_api import register_placements
 from .privacy_api import register_privacy
 from .schemas import (
     AssignmentFilter,
@@ -375,4 +376,5 @@ def create_intake_app(infra: Infrastructure) -> Flask:
     register_bulk(api, infra)
     register_accounts(app, api, infra)
     register_privacy(app, api, infra)
+    register_placements(api, infra)
     return app

@@ -73,6 +73,8 @@ MATRIX = Matrix("intake", [
     allow("API key", "read", "GET", "/api-keys/<key_id>", "api_keys.KeyItem", *ANY),
     allow("API key", "rotate", "POST", "/api-keys/<key_id>/rotate", "api_keys.KeyRotation", *ANY),
     allow("API key", "revoke", "POST", "/api-keys/<key_id>/revoke", "api_keys.KeyRevocation", *ANY),
+    allow("placement", "list its own", "GET", "/placements", "placements.Placements", *ANY),
+    allow("placement", "read", "GET", "/placements/<match_id>", "placements.PlacementItem", *ANY),
     allow("erasure", "list its own requests", "GET", "/privacy/erasures", "privacy.Erasures", *ANY),
     allow("erasure", "erase personal data", "POST", "/privacy/erasures", "privacy.Erasures", *ANY),
 ], [

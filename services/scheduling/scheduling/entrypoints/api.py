@@ -280,6 +280,20 @@ class ResponseOut(Schema):
     responded_at = fields.DateTime()
 
 
+class MatchAnswerOut(Schema):
+    match_id = fields.String()
+    notice_id = fields.String()
+    run_id = fields.String()
+    batch_id = fields.String()
+    assignment_id = fields.String()
+    team_id = fields.String()
+    period = fields.String()
+    answer_deadline = fields.DateTime(allow_none=True, metadata={
+        "description": "an unanswered match counts as declined after this moment"})
+    decision = fields.String(allow_none=True, metadata={"description": "accepted, declined, or null (no answer yet)"})
+    responded_at = fields.DateTime(allow_none=True)
+
+
 class ResponsesBlueprint(Blueprint):
     # the accept/decline form posts form fields; API clients may send the same field as JSON
     DEFAULT_LOCATION_CONTENT_TYPE_MAPPING = {**Blueprint.DEFAULT_LOCATION_CONTENT_TYPE_MAPPING,
@@ -612,7 +626,35 @@ def create_scheduling_app(infra: Infrastructure, resolve: Resolver = system_reso
                 return _page(200, "recorded", found.language, match=found.match, decision=found.response.decision)
             return found.response
 
-    for blueprint in (contact, webhook, notices, kickoffs, calendars, responses):
+    answers = Blueprint("match_answers", __name__, url_prefix="/match-answers",
+                        description="A signed-in firm's matches and its answers (the same as the e-mailed link)")
+
+    @answers.route("")
+    class MatchAnswers(MethodView):
+        @answers.response(200, MatchAnswerOut(many=True))
+        @answers.paginate(Page, max_page_size=100)
+        def get(self) -> Any:
+            with sf() as session:
+                return services.firm_matches(session, current_principal())
+
+    @answers.route("/<match_id>")
+    class MatchAnswer(MethodView):
+        @answers.arguments(DecisionIn)
+        @answers.response(201, ResponseOut)
+        @answers.alt_response(409, description="the match was answered before; the first answer stands")
+        def post(self, data: dict[str, Any], match_id: str) -> Any:
+            try:
+                with service_errors((), (services.NotFound,)), sf.begin() as session:
+                    found = services.answer_in_portal(session, current_principal(), match_id, data["decision"])
+                    assert found.response is not None
+                    return {"match_id": found.response.match_id, "decision": found.response.decision,
+                            "responded_at": found.response.responded_at}
+            except AlreadyAnswered:
+                abort(409, message="this match was already answered; the first answer stands",
+                      errors=[{"field": "decision", "reason": "this match was already answered"}])
+            raise AssertionError("unreachable")
+
+    for blueprint in (contact, webhook, notices, kickoffs, calendars, responses, answers):
         api.register_blueprint(blueprint)
     api.register_blueprint(workshops_blueprint(sf))
     return app

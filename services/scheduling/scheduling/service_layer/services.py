@@ -586,3 +586,57 @@ def plan_kickoff(session: Session, notice: orm.Notice, match: dict[str, Any], ac
     holidays and non-teaching weeks, no double booking, the coordinator's daily cap) around the
     kickoffs that exist, and queue its invitation, in the caller's transaction."""
     return kickoffs.place_accepted(session, notice, match, accepted_at)
+
+
+# ---- answers given in the portal ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OpenMatch:
+    """A match of the firm's newest notice that holds it, with the answer so far and the deadline."""
+
+    match_id: str
+    notice_id: str
+    run_id: str
+    batch_id: str
+    assignment_id: str
+    team_id: str
+    period: str
+    answer_deadline: Any
+    decision: str | None
+    responded_at: Any
+
+
+def firm_matches(session: Session, principal: Principal) -> list[OpenMatch]:
+    """The matches in the firm's match notices, newest notice first; each match once (from the newest notice
+    holding it), without matches a re-published matching dropped."""
+    if principal.role != "entrepreneur":
+        return []
+    notices = session.execute(
+        sa.select(orm.Notice).where(orm.Notice.firm_id == principal.organisation_id,
+                                    orm.Notice.kind == "match_notice")
+        .order_by(orm.Notice.created_at.desc(), orm.Notice.id)).scalars().all()
+    seen: set[str] = set()
+    found: list[OpenMatch] = []
+    for notice in notices:
+        dropped = {old for old, new in (notice.details or {}).get("superseded", {}).items() if new is None}
+        for match in notice.matches:
+            match_id = match["match_id"]
+            if match_id in seen or match_id in dropped:
+                continue
+            seen.add(match_id)
+            answer = session.get(orm.MatchResponse, match_id)
+            found.append(OpenMatch(
+                match_id=match_id, notice_id=notice.id, run_id=match.get("run_id", notice.run_id),
+                batch_id=notice.batch_id, assignment_id=match["assignment_id"], team_id=match["team_id"],
+                period=notice.period, answer_deadline=notice.answer_deadline,
+                decision=answer.decision if answer else None, responded_at=answer.responded_at if answer else None))
+    return found
+
+
+def answer_in_portal(session: Session, principal: Principal, match_id: str, decision: str) -> LinkedMatch:
+    """The firm's signed-in answer to one of its matches: the same record and event as the e-mailed link."""
+    target = next((m for m in firm_matches(session, principal) if m.match_id == match_id), None)
+    if target is None:
+        raise NotFound(match_id)
+    return record_response(session, LinkTarget(target.notice_id, match_id), decision, via="portal")

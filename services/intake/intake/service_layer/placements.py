@@ -1,0 +1,82 @@
+"""Placements: the published matches a caller may see, in the words people know them by.
+
+A firm sees the teams placed on its assignments (team code, institution, level, size, skills); an
+institution sees where its teams were placed (assignment title and firm); a coordinator sees every
+placement of its workspaces. Only the current (last published) run of each batch counts: a match a
+re-run dropped is no placement any more.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, aliased
+from werkplaats_shared.auth import Principal
+
+from ..adapters import orm
+
+
+@dataclass(frozen=True)
+class Placement:
+    match_id: str
+    batch_id: str
+    run_id: str
+    period: str
+    score: float
+    assignment_id: str
+    assignment_title: str
+    assignment_status: str
+    firm_id: str
+    firm_name: str
+    team_id: str
+    team_code: str
+    team_level: str
+    team_size: int
+    team_skills: list[Any]
+    institution_id: str
+    institution_name: str
+
+
+def visible_placements(session: Session, principal: Principal, filters: dict[str, Any]) -> list[Placement]:
+    firm = aliased(orm.Organisation)
+    institution = aliased(orm.Organisation)
+    query = (
+        sa.select(orm.BatchMatch, orm.Batch, orm.Assignment, orm.Team, firm, institution)
+        .join(orm.Batch, sa.and_(orm.Batch.id == orm.BatchMatch.batch_id, orm.Batch.run_id == orm.BatchMatch.run_id))
+        .join(orm.Assignment, orm.Assignment.id == orm.BatchMatch.assignment_id)
+        .join(orm.Team, orm.Team.id == orm.BatchMatch.team_id)
+        .join(firm, firm.id == orm.Assignment.firm_id)
+        .join(institution, institution.id == orm.Team.institution_id)
+        .order_by(orm.Batch.period, orm.Assignment.title, orm.Team.code, orm.BatchMatch.match_id)
+    )
+    if principal.role == "entrepreneur":
+        query = query.where(orm.Assignment.firm_id == principal.organisation_id)
+    elif principal.role == "institution":
+        query = query.where(orm.Team.institution_id == principal.organisation_id)
+    elif principal.role == "coordinator":
+        query = query.join(orm.Workspace, orm.Workspace.id == orm.Batch.workspace_id).where(
+            orm.Workspace.organisation_id == principal.organisation_id)
+    else:
+        query = query.where(sa.false())
+    if filters.get("assignment_id"):
+        query = query.where(orm.Assignment.id == filters["assignment_id"])
+    if filters.get("team_id"):
+        query = query.where(orm.Team.id == filters["team_id"])
+    if filters.get("period"):
+        query = query.where(orm.Batch.period == filters["period"])
+    return [
+        Placement(match_id=m.match_id, batch_id=b.id, run_id=m.run_id, period=b.period, score=m.score,
+                  assignment_id=a.id, assignment_title=a.title, assignment_status=a.status, firm_id=f.id,
+                  firm_name=f.name, team_id=t.id, team_code=t.code, team_level=t.level, team_size=t.size,
+                  team_skills=list(t.skills), institution_id=i.id, institution_name=i.name)
+        for m, b, a, t, f, i in session.execute(query).all()
+    ]
+
+
+def get_placement(session: Session, principal: Principal, match_id: str) -> Placement | None:
+    for placement in visible_placements(session, principal, {}):
+        if placement.match_id == match_id:
+            return placement
+    return None

@@ -1,0 +1,196 @@
+"""One Flask-WTF form class per form of the portal. Labels and descriptions are English texts translated at
+render time (lazy), so one form class serves both languages. Every form carries a CSRF token."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileAllowed, FileField, FileRequired
+from wtforms import (
+    BooleanField,
+    EmailField,
+    IntegerField,
+    PasswordField,
+    RadioField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+    TimeField,
+)
+from wtforms.validators import DataRequired, Email, EqualTo, InputRequired, Length, NumberRange, Optional, Regexp
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from .i18n import gettext
+
+
+class LazyText(str):
+    """A text translated when it is shown, not when the form class is defined."""
+
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        return gettext(str.__str__(self))
+
+    def __html__(self) -> str:
+        from markupsafe import escape
+
+        return str(escape(str(self)))
+
+
+def _l(text: str) -> Any:
+    return LazyText(text)
+
+
+REQUIRED = _l("This field is required.")
+VALID_EMAIL = _l("Enter a valid e-mail address.")
+LEVEL_CHOICES = [("MBO", "MBO"), ("HBO", "HBO"), ("WO", "WO")]
+
+
+class MultiCheckboxField(SelectMultipleField):
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+# ---- signing in ------------------------------------------------------------------------------
+
+
+class SignInForm(FlaskForm):
+    email = EmailField(_l("E-mail address"), validators=[InputRequired(REQUIRED), Email(VALID_EMAIL)])
+    password = PasswordField(_l("Password"), validators=[InputRequired(REQUIRED)])
+
+
+class SignInLinkForm(FlaskForm):
+    email = EmailField(_l("E-mail address"), validators=[InputRequired(REQUIRED), Email(VALID_EMAIL)])
+
+
+class SignUpForm(FlaskForm):
+    organisation_name = StringField(_l("Name of your firm"), validators=[InputRequired(REQUIRED), Length(max=200)])
+    email = EmailField(_l("E-mail address"), validators=[InputRequired(REQUIRED), Email(VALID_EMAIL)])
+    password = PasswordField(_l("Password"), validators=[
+        InputRequired(REQUIRED), Length(min=12, max=128, message=_l("Use 12 to 128 characters."))])
+    password_again = PasswordField(_l("Password again"), validators=[
+        InputRequired(REQUIRED), EqualTo("password", message=_l("The two passwords differ."))])
+
+
+class InvitationForm(FlaskForm):
+    password = PasswordField(_l("Choose a password"), validators=[
+        InputRequired(REQUIRED), Length(min=12, max=128, message=_l("Use 12 to 128 characters."))])
+    password_again = PasswordField(_l("Password again"), validators=[
+        InputRequired(REQUIRED), EqualTo("password", message=_l("The two passwords differ."))])
+
+
+class LanguageForm(FlaskForm):
+    language = SelectField(_l("Language"), choices=[("nl", "Nederlands"), ("en", "English")])
+
+
+class ActionForm(FlaskForm):
+    """A button that changes something (sign out, withdraw, cancel): only the CSRF token."""
+
+
+class InviteForm(FlaskForm):
+    email = EmailField(_l("E-mail address of your colleague"),
+                       validators=[InputRequired(REQUIRED), Email(VALID_EMAIL)])
+    language = SelectField(_l("Language of the invitation"), choices=[("nl", "Nederlands"), ("en", "English")])
+
+
+# ---- entrepreneurs ---------------------------------------------------------------------------
+
+
+class FirmForm(FlaskForm):
+    kvk_number = StringField(_l("KvK number"), validators=[
+        InputRequired(REQUIRED), Regexp(r"^\d{8}$", message=_l("A KvK number has 8 digits."))])
+    sector = StringField(_l("Sector"), validators=[InputRequired(REQUIRED), Length(max=100)])
+    size_class = RadioField(_l("Size of the firm"), validators=[InputRequired(REQUIRED)])
+    municipality = SelectField(_l("Municipality"), validators=[InputRequired(REQUIRED)])
+    max_concurrent_teams = IntegerField(_l("Most student teams at once (optional)"), validators=[
+        Optional(), NumberRange(min=1, max=100, message=_l("A number from 1 to 100."))])
+
+
+class AssignmentForm(FlaskForm):
+    title = StringField(_l("Title"), validators=[InputRequired(REQUIRED), Length(max=200)])
+    description = TextAreaField(_l("What should the students do?"), validators=[Length(max=5000)])
+    theme = SelectField(_l("Theme"), validators=[InputRequired(REQUIRED)])
+    kind = RadioField(_l("Kind of work"), validators=[InputRequired(REQUIRED)])
+    period = SelectField(_l("Period"), validators=[InputRequired(REQUIRED)])
+    accepted_levels = MultiCheckboxField(_l("Levels you accept"), choices=LEVEL_CHOICES,
+                                         validators=[DataRequired(_l("Choose at least one level."))])
+    required_skills = StringField(_l("Skills the team must have"), validators=[Length(max=600)])
+    nice_to_have_skills = StringField(_l("Skills that would be nice"), validators=[Length(max=600)])
+    mode = RadioField(_l("Where will the team work?"), validators=[InputRequired(REQUIRED)])
+    max_teams = IntegerField(_l("How many teams?"), default=1, validators=[
+        InputRequired(REQUIRED), NumberRange(min=1, max=10, message=_l("A number from 1 to 10."))])
+
+
+class AnswerForm(FlaskForm):
+    decision = RadioField(_l("Your answer"), validators=[InputRequired(REQUIRED)])
+
+
+class ContactForm(FlaskForm):
+    email = EmailField(_l("E-mail address for notices"),
+                       validators=[InputRequired(REQUIRED), Email(VALID_EMAIL)])
+    language = SelectField(_l("Language of notices"), choices=[("nl", "Nederlands"), ("en", "English")])
+
+
+class AvailabilityForm(FlaskForm):
+    weekdays = MultiCheckboxField(_l("Days you can meet"), validators=[DataRequired(_l("Choose at least one day."))])
+    starts_at = TimeField(_l("From"), validators=[InputRequired(REQUIRED)])
+    ends_at = TimeField(_l("Until"), validators=[InputRequired(REQUIRED)])
+    venue = RadioField(_l("Where do you prefer to meet?"), validators=[InputRequired(REQUIRED)])
+
+
+# ---- institutions ----------------------------------------------------------------------------
+
+
+class CapacityForm(FlaskForm):
+    programme = StringField(_l("Programme"), validators=[InputRequired(REQUIRED), Length(max=100)])
+    period = SelectField(_l("Period"), validators=[InputRequired(REQUIRED)])
+    level = RadioField(_l("Level"), choices=LEVEL_CHOICES, validators=[InputRequired(REQUIRED)])
+    teams = IntegerField(_l("Number of teams"), validators=[
+        InputRequired(REQUIRED), NumberRange(min=1, max=500, message=_l("A number from 1 to 500."))])
+    team_size_min = IntegerField(_l("Smallest team (students)"), validators=[
+        InputRequired(REQUIRED), NumberRange(min=1, max=12, message=_l("A number from 1 to 12."))])
+    team_size_max = IntegerField(_l("Largest team (students)"), validators=[
+        InputRequired(REQUIRED), NumberRange(min=1, max=12, message=_l("A number from 1 to 12."))])
+    supervision_hours = IntegerField(_l("Supervision hours of lecturers"), validators=[
+        InputRequired(REQUIRED), NumberRange(min=0, max=10000, message=_l("A number from 0 to 10,000."))])
+    skills = StringField(_l("Skills on offer"), validators=[Length(max=600)])
+
+
+class TeamForm(FlaskForm):
+    code = StringField(_l("Team code"), validators=[InputRequired(REQUIRED), Length(max=40)])
+    level = RadioField(_l("Level"), choices=LEVEL_CHOICES, validators=[InputRequired(REQUIRED)])
+    size = IntegerField(_l("Number of students"), validators=[
+        InputRequired(REQUIRED), NumberRange(min=1, max=12, message=_l("A number from 1 to 12."))])
+    period = SelectField(_l("Period"), validators=[InputRequired(REQUIRED)])
+    skills = StringField(_l("Skills"), validators=[Length(max=600)])
+    travel_limit_km = IntegerField(_l("Furthest travel (km, optional)"), validators=[
+        Optional(), NumberRange(min=0, max=500, message=_l("A number from 0 to 500."))])
+    remote_allowed = BooleanField(_l("The team may work remotely"), default=True)
+
+
+class ImportForm(FlaskForm):
+    file = FileField(_l("File with teams (CSV or Excel)"), validators=[
+        FileRequired(REQUIRED), FileAllowed(["csv", "xlsx"], _l("Choose a .csv or .xlsx file."))])
+
+
+class CalendarForm(FlaskForm):
+    region = RadioField(_l("School-holiday region"), validators=[InputRequired(REQUIRED)])
+    non_teaching_weeks = StringField(_l("Weeks without teaching"), validators=[Length(max=600)])
+
+
+class WorkshopRegistrationForm(FlaskForm):
+    """Register interest in a theme of a workshop programme."""
+
+
+def skills_list(text: str | None) -> list[str]:
+    """Skills typed as a comma-separated list: trimmed, lower-case, each once, in the typed order."""
+    seen: list[str] = []
+    for part in (text or "").split(","):
+        skill = part.strip().lower()
+        if skill and skill not in seen:
+            seen.append(skill)
+    return seen
+
+
