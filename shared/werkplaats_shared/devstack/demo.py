@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
+import secrets
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .smtp_sink import read_mails
@@ -88,6 +90,14 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 120.0, interv
         time.sleep(interval)
 
 
+@dataclass(frozen=True)
+class SignIn:
+    role: str
+    organisation: str
+    email: str
+    password: str
+
+
 @dataclass
 class DemoResult:
     keys: dict[str, str]
@@ -97,6 +107,7 @@ class DemoResult:
     team_codes: dict[str, str]
     mails: int
     seconds: float
+    sign_ins: list[SignIn] = field(default_factory=list)
 
 
 @dataclass
@@ -179,12 +190,55 @@ def wait_for_results(stack: LocalStack, data: DemoData, batch_id: str, timeout: 
     return DemoResult(data.keys, batch, run, notices, team_codes, mails, 0.0)
 
 
+INVITATION_LINK = re.compile(r"https?://\S+/invitations/(?P<token>[A-Za-z0-9_\-.]+)")
+
+
+def invite_person(stack: LocalStack, key: str, email: str, language: str = "nl") -> str:
+    """Invite a person to the organisation of ``key`` and accept the e-mailed invitation with a new password,
+    as the person would in the portal; answers the password."""
+    before = len(read_mails(stack.maildir))
+    Api(stack.url("intake"), key).post("/invitations", {"email": email, "language": language})
+
+    def invitation_token() -> str | None:
+        for mail in read_mails(stack.maildir)[before:]:
+            if mail["To"] != email:
+                continue
+            body = mail.get_payload(decode=True) if not mail.is_multipart() else \
+                mail.get_payload(0).get_payload(decode=True)  # type: ignore[union-attr]
+            found = INVITATION_LINK.search(bytes(body or b"").decode("utf-8", "replace"))
+            if found:
+                return found["token"]
+        return None
+
+    token = wait_for("the invitation mail", invitation_token, timeout=30)
+    password = secrets.token_urlsafe(12)
+    accepted = urllib.request.Request(  # noqa: S310 - http URL of a local service
+        f"{stack.url('intake')}/invitations/{token}/accept", method="POST",
+        data=json.dumps({"password": password}).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(accepted, timeout=30):  # noqa: S310
+        pass
+    return password
+
+
+def invite_demo_people(stack: LocalStack, data: DemoData, say: Callable[[str], None] = print) -> list[SignIn]:
+    """One person per role with an account to sign in to the portal: the coordinator, the first institution
+    and the first firm of the demo."""
+    wanted = [("coordinator", "Werkplaats Regio IJssel", data.coordinator_key, "coordinator@demo.example.org"),
+              ("institution", INSTITUTIONS[0][0], data.institution_keys[0], "plaatsing@demo-mbo.example.org"),
+              ("entrepreneur", FIRMS[0][0], data.firm_keys[0], "eigenaar@korenbloem.example.org")]
+    people = [SignIn(role, name, email, invite_person(stack, key, email)) for role, name, key, email in wanted]
+    say(f"{len(people)} people invited to the portal (coordinator, institution, entrepreneur)")
+    return people
+
+
 def load_and_run(stack: LocalStack, say: Callable[[str], None] = print) -> DemoResult:
     started = time.monotonic()
     data = setup_demo_data(stack, say)
     batch = submit_batch(stack, data)
     say(f"batch {batch['id']} submitted; waiting for matching and scheduling")
     result = wait_for_results(stack, data, batch["id"])
+    if stack.config.portal:
+        result.sign_ins = invite_demo_people(stack, data, say)
     result.seconds = time.monotonic() - started
     return result
 

@@ -76,6 +76,8 @@ class LocalStack:
         if self.config.portal:
             # links in sign-in and invitation mails open the portal; intake trusts the portal's forwarded address
             env.update({"WERKPLAATS_PORTAL_URL": self.url(PORTAL)})
+            if service == "intake":
+                env["WERKPLAATS_TRUSTED_PROXIES"] = "1"
         env.update({
             "WERKPLAATS_DATA_DIR": self.data_dir,
             "WERKPLAATS_BROKER_URL": self.broker_url,
