@@ -36,7 +36,7 @@ def _texts_in_the_code() -> set[str]:
 def _catalogue() -> dict[str, object]:
     with (PORTAL / "portal" / "translations" / "nl.po").open("rb") as fh:
         parsed = read_po(fh)
-    return {(m.id[0] if isinstance(m.id, tuple) else m.id): m.string for m in parsed if m.id}
+    return {str(m.id[0] if isinstance(m.id, tuple | list) else m.id): m.string for m in parsed if m.id}
 
 
 def test_every_text_of_the_portal_has_its_dutch_translation_and_nothing_is_stale() -> None:
@@ -52,8 +52,7 @@ def test_placeholders_are_kept_in_every_translation() -> None:
     for english, dutch in _catalogue().items():
         forms = dutch if isinstance(dutch, tuple | list) else [dutch]
         for form in forms:
-            assert sorted(re.findall(r"%\((\w+)\)", str(form))) == sorted(set(re.findall(r"%\((\w+)\)", english))) \
-                or set(re.findall(r"%\((\w+)\)", str(form))) == set(re.findall(r"%\((\w+)\)", english)), english
+            assert set(re.findall(r"%\((\w+)\)", str(form))) == set(re.findall(r"%\((\w+)\)", english)), english
 
 
 @pytest.mark.parametrize(("code", "language", "expected"), [
