@@ -437,7 +437,7 @@ def test_a_session_reaches_only_its_own_role_and_organisation_and_every_form_nee
             answer = http.post(world.portal + path, data={"decision": "accepted", "language": "en",
                                                           "email": "a@b.example.org"}, allow_redirects=False)
             assert answer.status_code == 400, (rule.rule, answer.status_code)
-        assert firm.page.goto(world.portal + "/firm").status == 200  # type: ignore[union-attr] - still signed in
+        assert firm.page.goto(world.portal + "/firm").status == 200  # type: ignore[union-attr]
     finally:
         firm.close()
         other.close()
