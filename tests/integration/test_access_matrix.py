@@ -30,8 +30,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from flask import Flask
 from aiosmtpd.controller import Controller
+from flask import Flask
 from flask.testing import FlaskClient
 from intake.service_layer import services as intake_services
 from matching.service_layer import services as matching_services
@@ -60,8 +60,8 @@ LOGIN_RULES = {("intake", "/tokens/<audience>")}
 # The portal's sign-in routes: their body or path carries the credential (an address and password, a refresh
 # token, a link or invitation token). Checked on their own, with A's real invitation as the control.
 SIGN_IN_RULES = {("intake", rule) for rule in (
-    "/signups", "/sessions", "/sessions/refresh", "/sessions/revoke", "/sign-in-links", "/sign-in-links/<token>/session",
-    "/invitations/<token>", "/invitations/<token>/accept")}
+    "/signups", "/sessions", "/sessions/refresh", "/sessions/revoke", "/sign-in-links",
+    "/sign-in-links/<token>/session", "/invitations/<token>", "/invitations/<token>/accept")}
 INVITED_EMAIL = "nieuwe.collega@werkplaats-alfa.example.nl"
 ACCOUNT_EMAIL = "coordinator@werkplaats-alfa.example.nl"
 ACCOUNT_PASSWORD = "matrix test password 0123"
