@@ -711,3 +711,75 @@ def test_accounts_kept_their_data_through_the_migration(tmp_path: Path) -> None:
         row = conn.execute(sa.text("SELECT id, email, password_hash, language FROM coordinator_accounts")).one()
     assert tuple(row) == ("acc1", "planner@alfa.example.nl", "$argon2id$x", "nl")
     engine.dispose()
+
+
+# ---- every service, over a real broker --------------------------------------------------------
+
+
+@pytest.mark.rabbitmq
+def test_a_revoked_sessions_tokens_are_refused_by_every_service_once_the_message_is_consumed(
+        rabbitmq_url: str, namespace: str, tmp_path: Path, smtp: tuple[int, Mails]) -> None:
+    import importlib
+
+    from werkplaats_shared import broker
+    from werkplaats_shared.service import consumer_loop
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    infra: dict[str, Infrastructure] = {}
+    clients: dict[str, FlaskClient] = {}
+    loops = []
+    stop = threading.Event()
+    try:
+        for name in SERVICES:
+            settings = Settings.from_env(name, {
+                "WERKPLAATS_DATABASE_URL": f"sqlite:///{tmp_path}/{name}.sqlite3", "WERKPLAATS_DATA_DIR": str(tmp_path),
+                "WERKPLAATS_BROKER_URL": rabbitmq_url, "WERKPLAATS_NAMESPACE": namespace,
+                "WERKPLAATS_SECRET_KEY": SECRET, "WERKPLAATS_RATE_LIMIT": "100000 per minute",
+                "WERKPLAATS_SMTP_PORT": str(smtp[0]), "WERKPLAATS_PUBLIC_URL": "http://scheduling.test"})
+            infra[name] = importlib.import_module(f"{name}.bootstrap").bootstrap(settings)
+            factory = getattr(importlib.import_module(f"{name}.entrypoints.api"), f"create_{name}_app")
+            clients[name] = factory(infra[name]).test_client()
+        broker.declare_topology(infra["intake"].settings)
+        for name in ("matching", "scheduling"):
+            loop = consumer_loop(infra[name], importlib.import_module(f"{name}.entrypoints.handlers").HANDLERS)
+            thread = threading.Thread(target=loop.run, args=(stop,), daemon=True)
+            thread.start()
+            loops.append((loop, thread))
+
+        def relay() -> None:
+            with infra["intake"].connection() as conn:
+                infra["intake"].relay(conn).relay_once()
+
+        signed_up = clients["intake"].post("/signups", json={
+            "organisation_name": "Bakkerij Bakker", "email": EMAIL, "password": PASSWORD}).get_json()
+        kept = clients["intake"].post("/sessions", json={"email": EMAIL, "password": PASSWORD}).get_json()
+        reads = {"intake": "/me", "matching": "/matches", "scheduling": "/notices"}
+
+        def status(session: dict[str, Any], service: str) -> int:
+            token = session["tokens"][service]["token"]
+            return int(clients[service].get(reads[service], headers={"Authorization": f"Bearer {token}"}).status_code)
+
+        assert [status(signed_up, s) for s in SERVICES] == [200, 200, 200]
+        revoked = clients["intake"].post("/sessions/revoke", json={"refresh_token": signed_up["refresh_token"]})
+        assert revoked.status_code == 204
+        assert status(signed_up, "intake") == 401  # at once in intake
+        relay()  # session.revoked over the broker to matching and scheduling
+        for service in ("matching", "scheduling"):
+            wait_until(lambda service=service: status(signed_up, service) == 401, 20, f"{service} to refuse")
+            token = signed_up["tokens"][service]["token"]
+            resp = clients[service].get(reads[service], headers={"Authorization": f"Bearer {token}",
+                                                                 "Accept-Language": "en"})
+            assert resp.get_json()["message"] == REVOKED_SESSION
+        # the same person's other session is not affected anywhere
+        assert [status(kept, s) for s in SERVICES] == [200, 200, 200]
+    finally:
+        stop.set()
+        for loop, thread in loops:
+            assert loop.stop is not None
+            loop.stop()
+            thread.join(10)
+        for i in infra.values():
+            i.engine.dispose()
+        root.handlers[:] = handlers
+        root.setLevel(level)
