@@ -2,9 +2,9 @@
 
 A key reads ``wpk_<key_id>_<secret>``; the key id finds the row, the secret is compared in
 constant time against its stored hash. Keys are 256-bit random secrets, so an unsalted hash is safe.
-Where a service passes a token verifier (tokens.py), ``Authorization: Bearer <jwt>`` of a coordinator
-account is accepted too and becomes the same kind of Principal, unless its account is in the replica of
-disabled accounts.
+Where a service passes a token verifier (tokens.py), ``Authorization: Bearer <jwt>`` of an account (a
+person of any organisation) is accepted too and becomes the same kind of Principal, unless its account is in
+the replica of disabled accounts or its sign-in session (claim ``sid``) in the replica of revoked sessions.
 
 Scopes, checked here for every service: GET, HEAD and OPTIONS need ``read``; every other method needs
 ``write``; the routes a service declares as key management (``declare_key_management``) need ``keys``.
@@ -33,8 +33,10 @@ PUBLIC_PATHS = frozenset({"/health", "/ready", "/openapi.json"}) | DOCS_PATHS
 ALL_SCOPES = frozenset(SCOPES)
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 DISABLED_ACCOUNTS = "disabled_accounts"
+REVOKED_SESSIONS = "revoked_sessions"
 ACCOUNT_KEY_PREFIX = "acct_"  # the key id of a token's Principal: acct_<account id>
 DISABLED_ACCOUNT = "the account of this token is disabled"
+REVOKED_SESSION = "the sign-in session of this token has ended"
 LACKS_SCOPE = {scope: f"this API key lacks the scope {scope}" for scope in SCOPES}
 _KEY_MANAGEMENT = "werkplaats.key_management"
 
@@ -47,6 +49,14 @@ class Principal:
     role: str
     key_id: str
     scopes: frozenset[str] = ALL_SCOPES
+    session_id: str | None = None  # the sign-in session of an account token, if it has one
+
+    @property
+    def account_id(self) -> str | None:
+        """The account of a token's Principal; None for an API key."""
+        if self.key_id.startswith(ACCOUNT_KEY_PREFIX):
+            return self.key_id.removeprefix(ACCOUNT_KEY_PREFIX)
+        return None
 
 
 class CredentialRefused(Exception):
@@ -127,25 +137,36 @@ def account_disabled(engine: Engine, api_keys: sa.Table, principal: Principal) -
                             .where(disabled.c.account_id == account_id)).first() is not None
 
 
+def session_revoked(engine: Engine, api_keys: sa.Table, principal: Principal) -> bool:
+    if principal.session_id is None:
+        return False
+    revoked = api_keys.metadata.tables[REVOKED_SESSIONS]
+    with engine.connect() as conn:
+        return conn.execute(sa.select(revoked.c.session_id)
+                            .where(revoked.c.session_id == principal.session_id)).first() is not None
+
+
 def _refuse_scope(scope: str) -> None:
     reason = LACKS_SCOPE[scope]
     abort(403, message=reason, errors=[{"field": "Authorization", "reason": reason}])
 
 
 def install_auth(app: Flask, engine: Engine, api_keys: sa.Table,
-                 public_prefixes: tuple[str, ...] = (), tokens: TokenCheck | None = None) -> None:
+                 public_prefixes: tuple[str, ...] = (), tokens: TokenCheck | None = None,
+                 public_paths: frozenset[str] = frozenset()) -> None:
     """Every request but health, readiness, the OpenAPI document and its browsable view needs a valid API key, or, with
     ``tokens``, a valid account token.
 
     ``public_prefixes`` names path prefixes (ending in ``/``) whose routes carry their own credential,
-    such as a signed link; requests under them are passed on without an API key.
+    such as a signed link; requests under them are passed on without an API key. ``public_paths`` names
+    exact paths of the same kind (sign-in routes whose body is the credential).
     """
     if any(not prefix.startswith("/") or not prefix.endswith("/") for prefix in public_prefixes):
         raise ValueError("public path prefixes must start and end with '/'")
 
     @app.before_request
     def _authenticate() -> None:
-        if request.path in PUBLIC_PATHS or request.method == "OPTIONS":
+        if request.path in PUBLIC_PATHS or request.path in public_paths or request.method == "OPTIONS":
             return None
         if public_prefixes and request.path.startswith(public_prefixes):
             return None
@@ -161,6 +182,8 @@ def install_auth(app: Flask, engine: Engine, api_keys: sa.Table,
                 abort(401, message=exc.reason)
             if account_disabled(engine, api_keys, principal):
                 abort(401, message=DISABLED_ACCOUNT)
+            if session_revoked(engine, api_keys, principal):
+                abort(401, message=REVOKED_SESSION)
         else:
             found = authenticate(engine, api_keys, presented)
             if found is None:

@@ -27,14 +27,19 @@ ENV_VARS: dict[str, str] = {
     "WERKPLAATS_HTTP_HOST": "address the HTTP API binds to; default 127.0.0.1",
     "WERKPLAATS_HTTP_PORT": "port of the HTTP API; default per service (intake 8101, matching 8102, "
     "scheduling 8103)",
-    "WERKPLAATS_SMTP_HOST": "SMTP server for notices (scheduling); default 127.0.0.1",
-    "WERKPLAATS_SMTP_PORT": "SMTP port (scheduling); default 1025",
-    "WERKPLAATS_MAIL_FROM": "sender address of notices; default werkplaats@localhost",
+    "WERKPLAATS_SMTP_HOST": "SMTP server for notices (scheduling) and sign-in and invitation mails (intake); "
+    "default 127.0.0.1",
+    "WERKPLAATS_SMTP_PORT": "SMTP port (scheduling, intake); default 1025",
+    "WERKPLAATS_MAIL_FROM": "sender address of notices and sign-in mails; default werkplaats@localhost",
     "WERKPLAATS_SECRET_KEY": "secret that signs the accept/decline links in notices (scheduling) and the "
     "coordinator tokens every service accepts (the same value in all three; at least 32 characters; required by "
     "scheduling; without it the other services accept API keys only; changing it invalidates links and tokens)",
     "WERKPLAATS_PUBLIC_URL": "base URL at which entrepreneurs reach scheduling's API, used in the links of "
     "notices (scheduling); default http://127.0.0.1:<WERKPLAATS_HTTP_PORT>",
+    "WERKPLAATS_PORTAL_URL": "base URL of the web portal, used in the sign-in and invitation links intake e-mails "
+    "(intake); default http://127.0.0.1:8100",
+    "WERKPLAATS_TRUSTED_PROXIES": "number of reverse proxies in front of the service whose X-Forwarded-For header "
+    "is trusted for the client address of rate limits (0-5); default 0: the header is ignored",
     "WERKPLAATS_ANSWER_DEADLINE_DAYS": "days a firm has to answer a match notice before its unanswered match counts "
     "as declined (scheduling; 1-14, default 10)",
     "WERKPLAATS_WEBHOOK_ALLOW_LOOPBACK": "test-only: true lets webhooks target loopback addresses over http "
@@ -82,6 +87,8 @@ class Settings:
     mail_from: str = "werkplaats@localhost"
     secret_key: str = field(default="", repr=False)
     public_url: str = ""
+    portal_url: str = "http://127.0.0.1:8100"
+    trusted_proxies: int = 0
     webhook_allow_loopback: bool = False
     solver: str = "highs"
     solver_time_limit: float = 60.0
@@ -134,6 +141,8 @@ class Settings:
             mail_from=e.get("WERKPLAATS_MAIL_FROM", "werkplaats@localhost"),
             secret_key=e.get("WERKPLAATS_SECRET_KEY", ""),
             public_url=(e.get("WERKPLAATS_PUBLIC_URL") or f"http://127.0.0.1:{http_port}").rstrip("/"),
+            portal_url=(e.get("WERKPLAATS_PORTAL_URL") or "http://127.0.0.1:8100").rstrip("/"),
+            trusted_proxies=_bounded_int(e, "WERKPLAATS_TRUSTED_PROXIES", 0, 0, 5),
             webhook_allow_loopback=allow_loopback in ("true", "1"),
             solver=solver,
             solver_time_limit=float(e.get("WERKPLAATS_SOLVER_TIME_LIMIT", "60")),

@@ -65,6 +65,13 @@ class AccountDisabledV1(StrictSchema):
     disabled_at = fields.String(required=True)
 
 
+class SessionRevokedV1(StrictSchema):
+    """A person's sign-in session ended (signed out or revoked): its id only, no personal data."""
+
+    session_id = fields.String(required=True, validate=validate.Length(min=1, max=32))
+    revoked_at = fields.String(required=True)
+
+
 class ApiKeyRevokedV1(StrictSchema):
     key_id = fields.String(required=True)
     revoked_at = fields.String(required=True)
@@ -317,7 +324,12 @@ CONTRACTS: tuple[Contract, ...] = (
     ),
     Contract(
         "account.disabled", 1, "intake", ("matching", "scheduling"), AccountDisabledV1,
-        "A coordinator account was disabled; every service stops accepting its tokens at once.",
+        "An account was disabled; every service stops accepting its tokens at once.",
+    ),
+    Contract(
+        "session.revoked", 1, "intake", ("matching", "scheduling"), SessionRevokedV1,
+        "A person's sign-in session was revoked (sign-out); every service stops accepting the tokens that carry "
+        "its id (claim sid). The session id only, no personal data.",
     ),
     Contract(
         "assignment.submitted", 1, "intake", (), AssignmentSubmittedV1,

@@ -56,8 +56,9 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 def messaging_tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table, sa.Table]:
     """The outbox, inbox and api_keys tables every service keeps in its own database.
 
-    Beside them, on the same metadata, ``disabled_accounts``: the coordinator accounts whose tokens no
-    service accepts any more (auth.py finds it through ``api_keys.metadata``)."""
+    Beside them, on the same metadata, ``disabled_accounts``: the accounts whose tokens no service accepts
+    any more, and ``revoked_sessions``: the sign-in sessions whose tokens no service accepts any more
+    (auth.py finds both through ``api_keys.metadata``)."""
     outbox = sa.Table(
         "outbox", metadata,
         sa.Column("message_id", sa.String(64), primary_key=True),
@@ -92,6 +93,11 @@ def messaging_tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table, sa.Tabl
         sa.Column("account_id", sa.String(32), primary_key=True),
         sa.Column("organisation_id", sa.String(36), nullable=False),
         sa.Column("disabled_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    sa.Table(
+        "revoked_sessions", metadata,
+        sa.Column("session_id", sa.String(32), primary_key=True),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=False),
     )
     return outbox, inbox, api_keys
 

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import broker
-from .auth import DISABLED_ACCOUNTS
+from .auth import DISABLED_ACCOUNTS, REVOKED_SESSIONS
 from .config import Settings
 from .consumer import Handler, MessageConsumer
 from .contracts import SCOPES, Envelope
@@ -117,8 +117,10 @@ def consumer_loop(infra: Infrastructure, handlers: dict[str, Handler]) -> Loop:
 
 def apikey_replica_handlers(api_keys: sa.Table) -> dict[str, Handler]:
     """Services other than intake keep a replica of the key hashes intake issues, with their scopes (a v1
-    message predates scopes: its key holds all of them), and of the disabled coordinator accounts."""
+    message predates scopes: its key holds all of them), of the disabled accounts and of the revoked sign-in
+    sessions."""
     disabled = api_keys.metadata.tables[DISABLED_ACCOUNTS]
+    sessions = api_keys.metadata.tables[REVOKED_SESSIONS]
 
     def issued(session: Session, envelope: Envelope) -> None:
         p = envelope.payload
@@ -142,7 +144,14 @@ def apikey_replica_handlers(api_keys: sa.Table) -> dict[str, Handler]:
             session.execute(disabled.insert().values(account_id=p["account_id"],
                                                      organisation_id=p["organisation_id"], disabled_at=utcnow()))
 
-    return {"apikey.issued": issued, "apikey.revoked": revoked, "account.disabled": account_disabled}
+    def session_revoked(session: Session, envelope: Envelope) -> None:
+        session_id = envelope.payload["session_id"]
+        exists = session.execute(sa.select(sessions.c.session_id).where(sessions.c.session_id == session_id)).first()
+        if exists is None:
+            session.execute(sessions.insert().values(session_id=session_id, revoked_at=utcnow()))
+
+    return {"apikey.issued": issued, "apikey.revoked": revoked, "account.disabled": account_disabled,
+            "session.revoked": session_revoked}
 
 
 def health_checks(infra: Infrastructure) -> dict[str, Callable[[], bool]]:

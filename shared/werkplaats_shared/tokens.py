@@ -1,12 +1,15 @@
-"""Short-lived signed tokens (JWT) for coordinator accounts, accepted by every service beside API keys.
+"""Short-lived signed tokens (JWT) for accounts (people of any organisation), accepted by every service beside
+API keys.
 
 One fixed algorithm, HS256, keyed with a key derived from WERKPLAATS_SECRET_KEY (so the secret that signs
 scheduling's links never signs a token directly). Every token must carry exp, iat, nbf, iss, aud, sub and
 jti, plus the organisation and role it acts for; the audience names the one service it is meant for
 (``werkplaats:<service>``), and a token may live at most MAX_LIFETIME. A verified token becomes the same
-Principal an API key does, with key id ``acct_<account id>``.
+Principal an API key of the account's organisation does, with key id ``acct_<account id>``.
 
-A token cannot be revoked before it expires: that is why it lives minutes, not days.
+A token issued for a sign-in session carries its id in the claim ``sid``: once the session is revoked
+(``session.revoked``), every service refuses the token (auth.py). A token without ``sid`` (``POST
+/tokens/<audience>``) cannot be revoked before it expires: that is why tokens live minutes, not days.
 """
 
 from __future__ import annotations
@@ -25,12 +28,13 @@ from .config import Settings
 
 ALGORITHM = "HS256"
 ISSUER = "werkplaats:intake"
-TOKEN_ROLES = frozenset({"coordinator"})
+TOKEN_ROLES = frozenset({"coordinator", "institution", "entrepreneur"})
 DEFAULT_LIFETIME = timedelta(minutes=15)
 MAX_LIFETIME = timedelta(hours=1)
 LEEWAY = timedelta(seconds=30)
 MIN_SECRET_LENGTH = 32
 MAX_SUBJECT_LENGTH = 27  # "acct_" + subject fits the 32-character key-id columns of the audit trails
+MAX_SESSION_ID_LENGTH = 32
 REQUIRED_CLAIMS = ("exp", "iat", "nbf", "iss", "aud", "sub", "jti", "org", "role")
 
 
@@ -56,17 +60,22 @@ class IssuedToken:
 
 
 def issue_token(secret_key: str, *, account_id: str, organisation_id: str, role: str, service: str,
-                lifetime: timedelta = DEFAULT_LIFETIME, now: datetime | None = None) -> IssuedToken:
+                lifetime: timedelta = DEFAULT_LIFETIME, now: datetime | None = None,
+                session_id: str | None = None) -> IssuedToken:
     if role not in TOKEN_ROLES:
         raise ValueError(f"tokens are issued to {', '.join(sorted(TOKEN_ROLES))} accounts only")
     if not account_id or len(account_id) > MAX_SUBJECT_LENGTH:
         raise ValueError(f"account id must be 1..{MAX_SUBJECT_LENGTH} characters")
     if not timedelta(0) < lifetime <= MAX_LIFETIME:
         raise ValueError(f"lifetime must be positive and at most {MAX_LIFETIME}")
+    if session_id is not None and not 0 < len(session_id) <= MAX_SESSION_ID_LENGTH:
+        raise ValueError(f"session id must be 1..{MAX_SESSION_ID_LENGTH} characters")
     issued = (now or datetime.now(UTC)).replace(microsecond=0)
     expires = issued + lifetime
     claims = {"iss": ISSUER, "aud": audience_of(service), "sub": account_id, "org": organisation_id,
               "role": role, "iat": issued, "nbf": issued, "exp": expires, "jti": secrets.token_hex(16)}
+    if session_id is not None:
+        claims["sid"] = session_id
     token = jwt.encode(claims, _signing_key(secret_key), algorithm=ALGORITHM, headers={"typ": "JWT"})
     return IssuedToken(token=token, expires_at=expires, audience=audience_of(service))
 
@@ -121,7 +130,12 @@ def _principal(claims: dict[str, Any]) -> Principal:
     subject = claims["sub"]
     if not isinstance(subject, str) or not 0 < len(subject) <= MAX_SUBJECT_LENGTH:
         raise TokenRefused("token subject invalid")
-    return Principal(organisation_id=claims["org"], role=claims["role"], key_id=ACCOUNT_KEY_PREFIX + subject)
+    session_id = claims.get("sid")
+    if session_id is not None and (not isinstance(session_id, str)
+                                   or not 0 < len(session_id) <= MAX_SESSION_ID_LENGTH):
+        raise TokenRefused("token session invalid")
+    return Principal(organisation_id=claims["org"], role=claims["role"], key_id=ACCOUNT_KEY_PREFIX + subject,
+                     session_id=session_id)
 
 
 def verifier_for(settings: Settings) -> TokenVerifier | None:

@@ -30,6 +30,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from aiosmtpd.controller import Controller
 from flask import Flask
 from flask.testing import FlaskClient
 from intake.service_layer import services as intake_services
@@ -40,6 +41,8 @@ from werkplaats_shared.contracts import parse_envelope
 from werkplaats_shared.db import utcnow
 from werkplaats_shared.service import Infrastructure
 from werkzeug.test import TestResponse
+
+from ..conftest import free_port
 
 SERVICES = ("intake", "matching", "scheduling")
 SECRET_KEY = "matrix-test-only-secret-key-0123456789abcdef"
@@ -54,6 +57,12 @@ SIGNED_LINK_RULES = {("scheduling", "/responses/<token>")}
 # Routes whose body is the credential: an account's e-mail and password, exchanged for a token. Checked with
 # another organisation's keys and a wrong password, and with the right password as the control.
 LOGIN_RULES = {("intake", "/tokens/<audience>")}
+# The portal's sign-in routes: their body or path carries the credential (an address and password, a refresh
+# token, a link or invitation token). Checked on their own, with A's real invitation as the control.
+SIGN_IN_RULES = {("intake", rule) for rule in (
+    "/signups", "/sessions", "/sessions/refresh", "/sessions/revoke", "/sign-in-links",
+    "/sign-in-links/<token>/session", "/invitations/<token>", "/invitations/<token>/accept")}
+INVITED_EMAIL = "nieuwe.collega@werkplaats-alfa.example.nl"
 ACCOUNT_EMAIL = "coordinator@werkplaats-alfa.example.nl"
 ACCOUNT_PASSWORD = "matrix test password 0123"
 # Shared by design, not owned by one organisation: the directory of workspaces (name, working area,
@@ -66,6 +75,7 @@ OBJECTS: dict[tuple[str, str], str] = {
     ("intake", "assignment_id"): "asg_a", ("intake", "batch_id"): "batch_a",
     ("intake", "capacity_id"): "capacity_a", ("intake", "code"): "scheme_a",
     ("intake", "account_id"): "account_a", ("intake", "key_id"): "apikey_a", ("intake", "match_id"): "match_a",
+    ("intake", "token"): "invitation_token_a",
     ("matching", "batch_id"): "batch_a", ("matching", "run_id"): "run_a",
     ("matching", "control_id"): "control_a",
     ("scheduling", "notice_id"): "notice_a", ("scheduling", "token"): "token_a",
@@ -165,26 +175,37 @@ class World:
     def private_ids_of_a(self) -> set[str]:
         return {self.ids[k] for k in ("coord_a", "inst_a", "firm_a", "team_a", "asg_a", "batch_a",
                                       "capacity_a", "run_a", "notice_a", "pin_a", "forbid_a", "match_a",
-                                      "account_a", "apikey_a")}
+                                      "account_a", "apikey_a", "invitation_a")}
 
 
-def _settings(service: str, tmp: Path) -> Settings:
+def _settings(service: str, tmp: Path, smtp_port: int) -> Settings:
     return Settings.from_env(service, {
         "WERKPLAATS_DATABASE_URL": f"sqlite:///{tmp}/{service}.sqlite3", "WERKPLAATS_DATA_DIR": str(tmp),
         "WERKPLAATS_SECRET_KEY": SECRET_KEY, "WERKPLAATS_PUBLIC_URL": PUBLIC_URL,
-        "WERKPLAATS_RATE_LIMIT": "100000 per minute"})
+        "WERKPLAATS_RATE_LIMIT": "100000 per minute", "WERKPLAATS_SMTP_PORT": str(smtp_port)})
+
+
+class _Mails:
+    """aiosmtpd handler keeping the links of every mail it receives."""
+
+    def __init__(self) -> None:
+        self.bodies: list[str] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.bodies.append(envelope.content.decode("utf-8", "replace"))
+        return "250 Message accepted for delivery"
 
 
 def _public_resolver(host: str, port: int) -> list[str]:
     return ["93.184.215.14"]  # a public address; nothing is ever sent to it in this test
 
 
-def _build(tmp: Path) -> World:
+def _build(tmp: Path, smtp_port: int, mails: _Mails) -> World:
     apps: dict[str, App] = {}
     for name in SERVICES:
         bootstrap = importlib.import_module(f"{name}.bootstrap")
         factory = getattr(importlib.import_module(f"{name}.entrypoints.api"), f"create_{name}_app")
-        infra = bootstrap.bootstrap(_settings(name, tmp))
+        infra = bootstrap.bootstrap(_settings(name, tmp, smtp_port))
         app = factory(infra, resolve=_public_resolver) if name == "scheduling" else factory(infra)
         apps[name] = App(name, infra, app, app.test_client())
     w = World(apps)
@@ -206,6 +227,8 @@ def _build(tmp: Path) -> World:
     for service in SERVICES:  # B's coordinator also calls with its account's token, one per service
         w.keys[f"coord_b_token@{service}"] = w.ok("intake", None, "POST", f"/tokens/{service}", {
             "email": "coordinator@werkplaats-beta.example.nl", "password": ACCOUNT_PASSWORD})["token"]
+    ids["invitation_a"] = w.ok("intake", "coord_a", "POST", "/invitations", {"email": INVITED_EMAIL})["id"]
+    ids["invitation_token_a"] = re.findall(r"/invitations/([A-Za-z0-9_-]+)", mails.bodies[-1])[-1]
     scoped = w.ok("intake", "coord_a", "POST", "/api-keys", {"scopes": ["read"], "label": "dashboard alfa"})
     ids["apikey_a"], w.keys["coord_a_read"] = scoped["key_id"], scoped["api_key"]
     ids["ws_a"] = w.ok("intake", "coord_a", "POST", "/workspaces", workspace_body("Werkplaats Alfa", "GM0363"))["id"]
@@ -300,7 +323,7 @@ def _build(tmp: Path) -> World:
         w.secrets_of_a = {*w.private_ids_of_a(), match_id, *key_ids, contact["email"], "alfa-bakkerij",
                           "ALFA-T01", "ALFA-T02", other, "11111111",
                           "Bakkerstraat", "Alfadorp", w.keys["coord_a"], w.keys["inst_a"], w.keys["firm_a"],
-                          w.keys["coord_a_read"], ACCOUNT_EMAIL, "werkplaats-alfa"}
+                          w.keys["coord_a_read"], ACCOUNT_EMAIL, "werkplaats-alfa", ids["invitation_token_a"]}
     return w
 
 
@@ -308,10 +331,15 @@ def _build(tmp: Path) -> World:
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
-    w = _build(tmp_path_factory.mktemp("matrix"))
+    mails = _Mails()
+    port = free_port()
+    smtp = Controller(mails, hostname="127.0.0.1", port=port)
+    smtp.start()
+    w = _build(tmp_path_factory.mktemp("matrix"), port, mails)
     try:
         yield w
     finally:
+        smtp.stop()
         for svc in w.apps.values():
             svc.infra.engine.dispose()
         root.handlers[:] = handlers
@@ -369,7 +397,7 @@ def test_no_role_of_another_organisation_reaches_anything_of_a(world: World) -> 
     calls = 0
     for service, svc in world.apps.items():
         for method, rule, arguments in routes(svc.app):
-            if rule in PUBLIC or (service, rule) in SIGNED_LINK_RULES | LOGIN_RULES:
+            if rule in PUBLIC or (service, rule) in SIGNED_LINK_RULES | LOGIN_RULES | SIGN_IN_RULES:
                 continue
             path, body, headers = request_for(world, service, method, rule, arguments)
             for who in ("coord_b", "inst_b", "firm_b", "coord_b_token"):
@@ -395,7 +423,7 @@ def test_without_a_key_only_the_declared_public_routes_answer(world: World) -> N
     failures: list[str] = []
     for service, svc in world.apps.items():
         for method, rule, arguments in routes(svc.app):
-            if (service, rule) in SIGNED_LINK_RULES | LOGIN_RULES:
+            if (service, rule) in SIGNED_LINK_RULES | LOGIN_RULES | SIGN_IN_RULES:
                 continue
             path, body, headers = request_for(world, service, method, rule, arguments)
             resp = world.call(service, None, method, path, body, headers=headers)
@@ -433,7 +461,7 @@ def test_a_reaches_its_own_objects_through_the_same_routes(world: World) -> None
     missed = []
     for service, svc in world.apps.items():
         for method, rule, arguments in routes(svc.app):
-            if not arguments or (service, rule) in SIGNED_LINK_RULES | LOGIN_RULES or method != "GET":
+            if not arguments or (service, rule) in SIGNED_LINK_RULES | LOGIN_RULES | SIGN_IN_RULES or method != "GET":
                 continue
             if any((service, a) in PENDING for a in arguments):
                 continue
@@ -473,3 +501,41 @@ def test_the_login_gives_a_token_for_the_right_password_only(world: World) -> No
     assert world.call("intake", "coord_a_read", "POST", "/workspaces",
                       workspace_body("Werkplaats Alfa 2", "GM0363")).status_code == 403
     assert world.rows_of_a() == before
+
+
+def test_the_sign_in_routes_take_their_own_credential_and_open_nothing_of_a_without_it(world: World) -> None:
+    before = world.rows_of_a()
+    token = world.ids["invitation_token_a"]
+    forged = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    elsewhere = {"REMOTE_ADDR": "192.0.2.45"}  # its own allowance of sign-in attempts
+    for who in (None, "coord_b", "inst_b", "firm_b", "coord_b_token"):
+        answers = {
+            "wrong password": world.call("intake", who, "POST", "/sessions",
+                                         {"email": ACCOUNT_EMAIL, "password": "wrong password 0123"},
+                                         environ_base=elsewhere),
+            "forged refresh": world.call("intake", who, "POST", "/sessions/refresh", {"refresh_token": forged}),
+            "forged link": world.call("intake", who, "POST", f"/sign-in-links/{forged}/session"),
+            "forged invitation": world.call("intake", who, "GET", f"/invitations/{forged}"),
+            "forged acceptance": world.call("intake", who, "POST", f"/invitations/{forged}/accept",
+                                            {"password": ACCOUNT_PASSWORD}),
+        }
+        expected = {"wrong password": 401, "forged refresh": 401, "forged link": 404, "forged invitation": 404,
+                    "forged acceptance": 404}
+        for name, resp in answers.items():
+            assert resp.status_code == expected[name], (who, name, resp.get_data(as_text=True))
+            assert "tokens" not in (resp.get_json() or {}), (who, name)
+            assert not leaks(world, resp, {"email": ACCOUNT_EMAIL}), (who, name)
+        revoked = world.call("intake", who, "POST", "/sessions/revoke", {"refresh_token": forged})
+        assert revoked.status_code == 204 and not revoked.get_data()
+        asked = world.call("intake", who, "POST", "/sign-in-links", {"email": ACCOUNT_EMAIL}, environ_base=elsewhere)
+        assert asked.status_code == 202 and not leaks(world, asked, {"email": ACCOUNT_EMAIL})
+    changed = {k for k, v in world.rows_of_a().items() if v != before.get(k)}
+    # asking for sign-in links adds A's links (mailed to A's own address) and their audit entries, nothing else
+    assert changed <= {"intake.sign_in_links", "intake.audit_log"}, changed
+    # control: A's real invitation token is the credential that shows the invitation, to anyone holding it
+    shown = world.ok("intake", None, "GET", f"/invitations/{token}")
+    assert shown["email"] == INVITED_EMAIL and shown["organisation_name"] == "Organisatie coord a"
+    listed = world.ok("intake", "coord_a", "GET", "/invitations")
+    assert [i["id"] for i in listed] == [world.ids["invitation_a"]]
+    for who in ("coord_b", "inst_b", "firm_b", "coord_b_token"):
+        assert world.ok("intake", who, "GET", "/invitations") == []

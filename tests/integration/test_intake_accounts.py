@@ -172,11 +172,14 @@ def test_a_coordinator_creates_lists_and_disables_its_own_accounts(world: World)
     assert world.login().status_code == 401
 
 
-def test_only_coordinators_manage_accounts(world: World) -> None:
+def test_only_coordinators_create_accounts_and_every_organisation_lists_its_own(world: World) -> None:
+    account = new_account(world)
     before = world.snapshot()
     for who in ("inst", "firm"):
         assert world.post(who, "/accounts", {"email": "x@example.nl", "password": PASSWORD}).status_code == 403
-        assert world.get(who, "/accounts").status_code == 403
+        assert world.ok(who, "GET", "/accounts") == []  # its own (none), never the coordinator's
+        assert world.get(who, f"/accounts/{account['id']}").status_code == 404
+        assert world.post(who, f"/accounts/{account['id']}/disable").status_code == 404
     assert world.get(None, "/accounts").status_code == 401
     assert world.snapshot() == before
 

@@ -37,7 +37,10 @@ SERVICES = ("intake", "matching", "scheduling")
 SECRET_KEY = "scopes-test-only-secret-key-0123456789abcdef"
 ROLES = ("coordinator", "institution", "entrepreneur")
 # Routes that take no API key: they are checked elsewhere (test_access_matrix).
-NO_KEY = {"/health", "/ready", "/openapi.json", "/responses/<token>", "/tokens/<audience>"}
+NO_KEY = {"/health", "/ready", "/openapi.json", "/responses/<token>", "/tokens/<audience>", "/signups", "/sessions",
+          "/sessions/refresh", "/sessions/revoke", "/sign-in-links", "/sign-in-links/<token>/session",
+          "/invitations/<token>", "/invitations/<token>/accept"}
+KEY_MANAGEMENT = ("/api-keys", "/accounts", "/invitations")
 NOTHING = "00000000-0000-4000-8000-000000000000"
 LACKS = re.compile(r"this API key lacks the scope (read|write|keys)")
 
@@ -155,7 +158,7 @@ def test_a_read_only_key_reads_but_cannot_write_on_any_route_of_any_service(worl
                 path += f"?a={NOTHING}&b={NOTHING}"
             headers = {"If-Match": '"*"'} if method == "PATCH" else {}
             body: dict[str, Any] | None = {} if method in ("POST", "PUT", "PATCH") else None
-            manages_keys = service == "intake" and rule.startswith(("/api-keys", "/accounts"))
+            manages_keys = service == "intake" and rule.startswith(KEY_MANAGEMENT)
             for role in ROLES:
                 resp = world.call(service, f"{role}:read", method, path, body, headers)
                 refused = scope_refusal(resp)
@@ -175,7 +178,7 @@ def test_a_read_write_key_writes_everywhere_but_manages_no_keys(world: World) ->
         for method, rule in routes(app):
             if method == "GET":
                 continue
-            manages_keys = service == "intake" and rule.startswith(("/api-keys", "/accounts"))
+            manages_keys = service == "intake" and rule.startswith(KEY_MANAGEMENT)
             headers = {"If-Match": '"*"'} if method == "PATCH" else {}
             resp = world.call(service, "coordinator:read+write", method, path_of(rule),
                               {} if method in ("POST", "PUT", "PATCH") else None, headers)

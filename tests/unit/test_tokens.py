@@ -155,7 +155,10 @@ def test_long_lived_wrong_role_and_malformed_tokens_are_refused(client: tuple[Fl
     c, _ = client
     now = datetime.now(UTC)
     _refused(c, _sign(_claims(exp=now + timedelta(days=30))), "lives longer than 60 minutes")
-    _refused(c, _sign(_claims(role="entrepreneur")), "role not accepted")
+    _refused(c, _sign(_claims(role="admin")), "role not accepted")
+    _refused(c, _sign(_claims(sid="")), "session invalid")
+    _refused(c, _sign(_claims(sid=["s1"])), "session invalid")
+    _refused(c, _sign(_claims(sid="s" * 33)), "session invalid")
     _refused(c, _sign(_claims(sub="x" * 40)), "subject invalid")
     _refused(c, _sign(_claims(org="")), "required claim 'org'")
     _refused(c, "abc.def.ghi", "malformed token")
@@ -179,8 +182,11 @@ def test_without_a_verifier_a_token_is_just_an_invalid_key(tmp_path: Path) -> No
 def test_tokens_are_issued_only_within_the_rules() -> None:
     with pytest.raises(ValueError, match="at least 32"):
         tokens.TokenVerifier("short", "intake")
-    with pytest.raises(ValueError, match="coordinator"):
-        tokens.issue_token(SECRET, account_id="a1", organisation_id=ORG, role="institution", service="intake")
+    with pytest.raises(ValueError, match="coordinator, entrepreneur, institution accounts only"):
+        tokens.issue_token(SECRET, account_id="a1", organisation_id=ORG, role="admin", service="intake")
+    with pytest.raises(ValueError, match="session id"):
+        tokens.issue_token(SECRET, account_id="a1", organisation_id=ORG, role="coordinator", service="intake",
+                           session_id="s" * 33)
     with pytest.raises(ValueError, match="lifetime"):
         tokens.issue_token(SECRET, account_id="a1", organisation_id=ORG, role="coordinator", service="intake",
                            lifetime=timedelta(hours=2))
@@ -196,3 +202,43 @@ def test_a_service_accepts_tokens_only_once_its_secret_key_is_set() -> None:
     assert verifier is not None and verifier.audience == "werkplaats:matching"
     token = tokens.issue_token(SECRET, account_id="a1", organisation_id=ORG, role="coordinator", service="matching")
     assert verifier.verify(token.token).organisation_id == ORG
+
+
+@pytest.mark.parametrize("role", ["coordinator", "institution", "entrepreneur"])
+def test_every_role_gets_tokens_that_act_as_its_organisation(client: tuple[FlaskClient, str], role: str) -> None:
+    c, _ = client
+    issued = tokens.issue_token(SECRET, account_id="a1b2", organisation_id="org-" + role, role=role,
+                                service="intake", session_id="5e55" * 8)
+    resp = c.get("/me", headers={"Authorization": f"Bearer {issued.token}"})
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    assert resp.get_json() == {"organisation_id": "org-" + role, "role": role, "key_id": "acct_a1b2"}
+    principal = tokens.TokenVerifier(SECRET, "intake").verify(issued.token)
+    assert principal.session_id == "5e55" * 8 and principal.account_id == "a1b2"
+    assert c.post("/coordinators-only", headers={"Authorization": f"Bearer {issued.token}"}).status_code == (
+        200 if role == "coordinator" else 403)
+
+
+def test_a_token_of_a_revoked_session_is_refused_and_other_sessions_are_not(tmp_path: Path) -> None:
+    metadata = sa.MetaData()
+    _, _, api_keys = messaging_tables(metadata)
+    engine = make_engine(f"sqlite:///{tmp_path / 'keys.sqlite3'}")
+    metadata.create_all(engine)
+    app, _ = create_app("revoked sessions")
+    install_auth(app, engine, api_keys, tokens=tokens.TokenVerifier(SECRET, "intake"))
+    app.add_url_rule("/me", "me", lambda: jsonify(ok=True))
+    c = app.test_client()
+
+    def status(session_id: str | None) -> int:
+        token = tokens.issue_token(SECRET, account_id="a1", organisation_id=ORG, role="institution",
+                                   service="intake", session_id=session_id).token
+        return c.get("/me", headers={"Authorization": f"Bearer {token}"}).status_code
+
+    assert (status("ended"), status("open"), status(None)) == (200, 200, 200)
+    with engine.begin() as conn:
+        conn.execute(metadata.tables["revoked_sessions"].insert().values(session_id="ended", revoked_at=utcnow()))
+    assert (status("ended"), status("open"), status(None)) == (401, 200, 200)
+    token = tokens.issue_token(SECRET, account_id="a1", organisation_id=ORG, role="institution", service="intake",
+                               session_id="ended").token
+    resp = c.get("/me", headers={"Authorization": f"Bearer {token}"})
+    assert resp.get_json()["message"] == "the sign-in session of this token has ended"
+    engine.dispose()

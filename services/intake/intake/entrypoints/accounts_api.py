@@ -1,4 +1,5 @@
-"""Coordinator accounts, account tokens (``POST /tokens/<audience>``) and the organisation's own API keys.
+"""Accounts of the organisation's people, account tokens (``POST /tokens/<audience>``) and the organisation's own
+API keys.
 Their routes are declared key management, so the shared scope check (werkplaats_shared.auth) asks the scope
 ``keys`` for them."""
 
@@ -39,6 +40,26 @@ DUTCH: list[tuple[str, str]] = [
      "Idempotency-Key wordt hier niet aanvaard: het antwoord bevat een geheim dat maar één keer wordt getoond."),
     (r"an account with this e-mail address exists already", "Er bestaat al een account met dit e-mailadres."),
     (r"only coordinating organisations have accounts", "Alleen coördinerende organisaties hebben accounts."),
+    (r"the sign-in session of this token has ended", "De aanmeldsessie van dit token is beëindigd."),
+    (r"token session invalid", "De sessie (sid) van het token is ongeldig."),
+    (r"too many failed sign-ins for this address: try again later or ask for a sign-in link",
+     "Te veel mislukte aanmeldpogingen voor dit adres: probeer het later opnieuw of vraag een aanmeldlink aan."),
+    (r"this session has ended: sign in again", "Deze sessie is beëindigd: meld u opnieuw aan."),
+    (r"this sign-in link is not known", "Deze aanmeldlink is onbekend."),
+    (r"this sign-in link has been used already: ask for a new one",
+     "Deze aanmeldlink is al gebruikt: vraag een nieuwe aan."),
+    (r"this sign-in link has expired: ask for a new one", "Deze aanmeldlink is verlopen: vraag een nieuwe aan."),
+    (r"this invitation is not known", "Deze uitnodiging is onbekend."),
+    (r"this invitation has been accepted already: sign in instead",
+     "Deze uitnodiging is al aanvaard: meld u aan."),
+    (r"this invitation has expired: ask the organisation for a new one",
+     "Deze uitnodiging is verlopen: vraag de organisatie om een nieuwe."),
+    (r"the invitation could not be mailed: try again later",
+     "De uitnodiging kon niet worden gemaild: probeer het later opnieuw."),
+    (r"only a person's account has a language: sign in with an account token",
+     "Alleen het account van een persoon heeft een taal: meld u aan met een accounttoken."),
+    (r"must not be blank", "Mag niet leeg zijn."),
+    (r"Must be one of: nl, en\.", "Moet een van deze zijn: nl, en."),
     (r"unknown scope; the scopes are: (?P<a>.+)", "Onbekend recht; de rechten zijn: {a}."),
     (r"a key cannot give scopes it does not hold itself",
      "Een sleutel kan geen rechten geven die hij zelf niet heeft."),
@@ -89,12 +110,14 @@ class AccountIn(Schema):
     email = fields.Email(required=True, validate=validate.Length(max=accounts.EMAIL_MAX_LENGTH))
     password = fields.String(required=True, load_only=True, validate=validate.Length(
         min=accounts.PASSWORD_MIN_LENGTH, max=accounts.PASSWORD_MAX_LENGTH))
+    language = fields.String(load_default="nl", validate=validate.OneOf(accounts.LANGUAGES))
 
 
 class AccountOut(Schema):
     id = fields.String(dump_only=True)
     organisation_id = fields.String(dump_only=True)
     email = fields.String(dump_only=True)
+    language = fields.String(dump_only=True)
     created_at = UtcDateTime(dump_only=True)
     disabled_at = UtcDateTime(dump_only=True, allow_none=True)
 
@@ -158,8 +181,8 @@ def register_accounts(app: Flask, api: Api, infra: Infrastructure) -> None:
                                                         "reason": NO_IDEMPOTENCY}])
 
     acc = Blueprint("accounts", __name__, url_prefix="/accounts",
-                    description="Coordinator accounts of the caller's organisation; they log in with "
-                                "POST /tokens/{audience}")
+                    description="Accounts of the caller's organisation's people; they sign in with POST /sessions "
+                                "(or POST /tokens/{audience})")
 
     @acc.route("")
     class Accounts(MethodView):
@@ -172,7 +195,8 @@ def register_accounts(app: Flask, api: Api, infra: Infrastructure) -> None:
         @acc.arguments(AccountIn)
         @acc.response(201, AccountOut)
         def post(self, data: dict[str, Any]) -> Any:
-            account = in_tx(accounts.create_account, current_principal(), data["email"], data["password"])
+            account = in_tx(accounts.create_account, current_principal(), data["email"], data["password"],
+                            data["language"])
             return account, 201, {"Location": url_for("accounts.AccountItem", account_id=account.id)}
 
     @acc.route("/<account_id>")
@@ -226,7 +250,7 @@ def register_accounts(app: Flask, api: Api, infra: Infrastructure) -> None:
             return in_tx(accounts.revoke_key, current_principal(), key_id, emit=True)
 
     tok = Blueprint("tokens", __name__, url_prefix=TOKENS_PATH.rstrip("/"),
-                    description="Log in: a coordinator account's e-mail and password for a short-lived token "
+                    description="Log in: an account's e-mail and password for a short-lived token "
                                 "meant for one service (intake, matching or scheduling); no API key needed")
 
     @tok.route("/<audience>")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any, Callable, TypeVar
 
 import sqlalchemy as sa
@@ -11,6 +12,7 @@ from flask.views import MethodView
 from flask_smorest import Page, abort
 from werkplaats_shared.auth import current_principal, install_auth
 from werkplaats_shared.authorization import install_authorization
+from werkplaats_shared.db import utcnow
 from werkplaats_shared.http import Blueprint, add_health, create_app, service_errors
 from werkplaats_shared.idempotency import install_idempotency
 from werkplaats_shared.ratelimit import install_rate_limits
@@ -18,8 +20,10 @@ from werkplaats_shared.service import Infrastructure, health_checks
 from werkplaats_shared.tokens import verifier_for
 
 from ..adapters import orm
+from ..adapters.accounts_orm import Account
 from ..domain.model import DomainError
-from ..service_layer import services
+from ..service_layer import accounts, services
+from ..service_layer.accounts import AccountError
 from .accounts_api import TOKENS_PATH, register_accounts
 from .authorization import MATRIX
 from .bulk_api import register_bulk
@@ -44,7 +48,7 @@ from .schemas import (
     HandoverOut,
     InstitutionOut,
     InstitutionPatch,
-    OrganisationOut,
+    MeOut,
     ReferralOut,
     SchemeIn,
     SchemeOut,
@@ -55,12 +59,15 @@ from .schemas import (
     WorkspaceIn,
     WorkspaceOut,
 )
+from .sign_in_api import PUBLIC_PATHS, PUBLIC_PREFIXES, LanguageIn, MeAccountOut, register_sign_in
 
 T = TypeVar("T")
 
-def create_intake_app(infra: Infrastructure) -> Flask:
+def create_intake_app(infra: Infrastructure, clock: Callable[[], datetime] = utcnow) -> Flask:
+    """``clock`` decides when sign-in links, invitations, sessions and sign-in locks expire (tests set it)."""
     app, api = create_app("Werkplaats intake")
-    install_auth(app, infra.engine, infra.api_keys, (TOKENS_PATH,), tokens=verifier_for(infra.settings))
+    install_auth(app, infra.engine, infra.api_keys, (TOKENS_PATH, *PUBLIC_PREFIXES),
+                 tokens=verifier_for(infra.settings), public_paths=PUBLIC_PATHS)
     install_rate_limits(app, infra.settings)
     install_authorization(app, MATRIX)
     install_idempotency(app, infra.engine, orm.idempotency)
@@ -78,13 +85,30 @@ def create_intake_app(infra: Infrastructure) -> Flask:
     def created(body: Any, endpoint: str, **values: Any) -> tuple[Any, int, dict[str, str]]:
         return body, 201, {"Location": url_for(endpoint, **values)}
 
-    me = Blueprint("me", __name__, url_prefix="/me", description="The calling organisation")
+    me = Blueprint("me", __name__, url_prefix="/me",
+                   description="The calling organisation, and the person when the caller signed in with an account")
 
     @me.route("")
     class Me(MethodView):
-        @me.response(200, OrganisationOut)
+        @me.response(200, MeOut)
         def get(self) -> Any:
-            return in_tx(services.caller_organisation, current_principal())
+            principal = current_principal()
+            with sf() as session:
+                org = services.caller_organisation(session, principal)
+                account = session.get(Account, principal.account_id) if principal.account_id else None
+                return {"id": org.id, "name": org.name, "role": org.role, "levels": org.levels,
+                        "organisation_name": org.name,
+                        "account": None if account is None else {"id": account.id, "email": account.email,
+                                                                 "language": account.language}}
+
+    @me.route("/language")
+    class MeLanguage(MethodView):
+        @me.arguments(LanguageIn)
+        @me.response(200, MeAccountOut)
+        def put(self, data: dict[str, Any]) -> Any:
+            """The signed-in person's language (nl or en): of the portal's pages and of the mails they get."""
+            with service_errors((AccountError,), (services.NotFound,)), sf.begin() as session:
+                return accounts.set_language(session, current_principal(), data["language"])
 
     ws = Blueprint("workspaces", __name__, url_prefix="/workspaces",
                    description="Workspaces: working area (CBS municipality codes) and calendar")
@@ -375,6 +399,7 @@ def create_intake_app(infra: Infrastructure) -> Flask:
         api.register_blueprint(blueprint)
     register_bulk(api, infra)
     register_accounts(app, api, infra)
+    register_sign_in(app, api, infra, clock)
     register_privacy(app, api, infra)
     register_placements(api, infra)
     return app

@@ -30,8 +30,16 @@ PERSONAL_ROUTES = {
     "/batches": "assignment_text",
     "/batches/<batch_id>": "assignment_text",
     "/privacy/erasures": "erasure",
-    "/accounts": "coordinator_account",
-    "/accounts/<account_id>": "coordinator_account",
+    "/accounts": "account",
+    "/accounts/<account_id>": "account",
+    "/me/language": "account",
+    "/signups": "account",
+    "/sessions": "account",
+    "/sessions/refresh": "account",
+    "/sign-in-links/<token>/session": "account",
+    "/invitations": "invitation",
+    "/invitations/<token>": "invitation",
+    "/invitations/<token>/accept": "account",
 }
 
 

@@ -160,6 +160,18 @@ class OrganisationOut(Schema):
     levels = fields.List(fields.String())
 
 
+class MeAccount(Schema):
+    id = fields.String()
+    email = fields.String()
+    language = fields.String()
+
+
+class MeOut(OrganisationOut):
+    organisation_name = fields.String(metadata={"description": "the organisation's name (the same as name)"})
+    account = fields.Nested(MeAccount, allow_none=True, metadata={
+        "description": "the signed-in person, when called with an account's token; null for an API key"})
+
+
 class TeamPatch(Schema):
     code = fields.String(validate=validate.Length(min=1, max=40))
     size = fields.Integer(strict=True, validate=validate.Range(min=1, max=12))

@@ -1,15 +1,17 @@
-"""Coordinator accounts, their tokens, and scoped, rotatable API keys. Each use case runs in one transaction.
+"""Accounts of people (of any organisation), their tokens, and scoped, rotatable API keys. Each use case runs
+in one transaction.
 
 Scopes of an API key (the whole list; a key holds one or more):
 
 - ``read``:  GET requests on the organisation's data;
 - ``write``: POST, PUT, PATCH and DELETE requests on the organisation's data;
-- ``keys``:  managing the organisation's API keys and coordinator accounts (reading them too).
+- ``keys``:  managing the organisation's API keys, accounts and invitations (reading them too).
 
 A key issued without scopes (by ``python -m intake admin``, or before scopes existed) holds all three, as
-does a coordinator account's token. A key can only give a new key scopes it holds itself. The scopes are
-stored with the key and sent with ``apikey.issued`` v2, and every service checks them in one place
-(werkplaats_shared.auth). Disabling an account puts it in every service's ``disabled_accounts``.
+does an account's token (an account acts with its organisation's role). A key can only give a new key scopes
+it holds itself. The scopes are stored with the key and sent with ``apikey.issued`` v2, and every service
+checks them in one place (werkplaats_shared.auth). Disabling an account puts it in every service's
+``disabled_accounts``.
 """
 
 from __future__ import annotations
@@ -25,13 +27,13 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from werkplaats_shared.auth import DISABLED_ACCOUNTS, Principal, generate_key, stored_scopes
+from werkplaats_shared.auth import ACCOUNT_KEY_PREFIX, DISABLED_ACCOUNTS, Principal, generate_key, stored_scopes
 from werkplaats_shared.contracts import SCOPES, make_envelope
 from werkplaats_shared.db import utcnow
 from werkplaats_shared.tokens import IssuedToken, issue_token
 
 from ..adapters import orm
-from ..adapters.accounts_orm import ApiKeyScope, CoordinatorAccount
+from ..adapters.accounts_orm import Account, ApiKeyScope
 from . import services
 from .services import Emit
 
@@ -41,6 +43,7 @@ TOKEN_LIFETIME = timedelta(minutes=15)
 PASSWORD_MIN_LENGTH = 12
 PASSWORD_MAX_LENGTH = 128
 EMAIL_MAX_LENGTH = 254
+LANGUAGES = ("nl", "en")
 
 
 class AccountError(Exception):
@@ -80,41 +83,52 @@ def _check_scopes(principal: Principal, wanted: list[str]) -> list[str]:
     return [s for s in SCOPES if s in wanted]
 
 
-# ---- coordinator accounts -------------------------------------------------------------------
+# ---- accounts -------------------------------------------------------------------------------
 
 
-def create_account(session: Session, principal: Principal, email: str, password: str) -> CoordinatorAccount:
-    org = services.caller_organisation(session, principal)
-    if org.role != "coordinator":
-        raise AccountError("_body", "only coordinating organisations have accounts", 403)
+def email_taken(session: Session, address: str) -> bool:
+    return session.execute(sa.select(Account.id).where(Account.email == normalise_email(address))).first() is not None
+
+
+def new_account(session: Session, organisation_id: str, email: str, password: str, language: str = "nl",
+                now: Any = None) -> Account:
+    """Store an account: 409 on the address when it has one already (whatever its case)."""
     address = normalise_email(email)
-    taken = session.execute(sa.select(CoordinatorAccount.id).where(CoordinatorAccount.email == address)).first()
-    if taken is not None:
+    if email_taken(session, address):
         raise AccountError("email", "an account with this e-mail address exists already", 409)
-    account = CoordinatorAccount(id=secrets.token_hex(8), organisation_id=org.id, email=address,
-                                 password_hash=_hasher().hash(password), created_at=utcnow())
+    account = Account(id=secrets.token_hex(8), organisation_id=organisation_id, email=address,
+                      password_hash=_hasher().hash(password), created_at=now or utcnow(),
+                      language=language if language in LANGUAGES else "nl")
     session.add(account)
     try:
-        session.flush()
+        with session.begin_nested():
+            session.flush()
     except IntegrityError:  # the same address, created at the same moment by another request
         raise AccountError("email", "an account with this e-mail address exists already", 409) from None
-    services.audit(session, principal, "account.created", "coordinator_account", account.id, {})
     return account
 
 
-def visible_accounts(principal: Principal) -> sa.Select[CoordinatorAccount]:
-    return (sa.select(CoordinatorAccount).where(CoordinatorAccount.organisation_id == principal.organisation_id)
-            .order_by(CoordinatorAccount.created_at, CoordinatorAccount.id))
+def create_account(session: Session, principal: Principal, email: str, password: str,
+                   language: str = "nl") -> Account:
+    org = services.caller_organisation(session, principal)
+    account = new_account(session, org.id, email, password, language)
+    services.audit(session, principal, "account.created", "account", account.id, {"role": org.role})
+    return account
 
 
-def get_account(session: Session, principal: Principal, account_id: str) -> CoordinatorAccount:
-    account = session.execute(visible_accounts(principal).where(CoordinatorAccount.id == account_id)).scalar()
+def visible_accounts(principal: Principal) -> sa.Select[Any]:
+    return (sa.select(Account).where(Account.organisation_id == principal.organisation_id)
+            .order_by(Account.created_at, Account.id))
+
+
+def get_account(session: Session, principal: Principal, account_id: str) -> Account:
+    account: Account | None = session.execute(visible_accounts(principal).where(Account.id == account_id)).scalar()
     if account is None:
         raise services.NotFound(account_id)
     return account
 
 
-def disable_account(session: Session, emit: Emit, principal: Principal, account_id: str) -> CoordinatorAccount:
+def disable_account(session: Session, emit: Emit, principal: Principal, account_id: str) -> Account:
     account = get_account(session, principal, account_id)
     if account.disabled_at is None:
         account.disabled_at = utcnow()
@@ -123,15 +137,14 @@ def disable_account(session: Session, emit: Emit, principal: Principal, account_
         emit(make_envelope("account.disabled", 1, {"account_id": account.id,
                                                    "organisation_id": account.organisation_id,
                                                    "disabled_at": account.disabled_at.isoformat()}))
-        services.audit(session, principal, "account.disabled", "coordinator_account", account.id, {})
+        services.audit(session, principal, "account.disabled", "account", account.id, {})
     return account
 
 
-def authenticate_account(session: Session, email: str, password: str) -> CoordinatorAccount | None:
+def authenticate_account(session: Session, email: str, password: str) -> Account | None:
     """The active account with this address and password, or None. Unknown address, wrong password and a
     disabled account take the same time and give the same answer."""
-    account = session.execute(
-        sa.select(CoordinatorAccount).where(CoordinatorAccount.email == normalise_email(email))).scalar()
+    account = session.execute(sa.select(Account).where(Account.email == normalise_email(email))).scalar()
     try:
         _hasher().verify(account.password_hash if account is not None else _dummy_hash(), password)
     except (VerificationError, InvalidHashError):
@@ -143,13 +156,40 @@ def authenticate_account(session: Session, email: str, password: str) -> Coordin
     return account
 
 
-def issue_account_token(secret_key: str, account: CoordinatorAccount, service: str) -> IssuedToken:
+def account_role(session: Session, account: Account) -> str:
+    org = session.get(orm.Organisation, account.organisation_id)
+    if org is None:
+        raise services.NotFound(account.organisation_id)
+    return org.role
+
+
+def issue_account_token(secret_key: str, account: Account, service: str, role: str = "coordinator",
+                        session_id: str | None = None) -> IssuedToken:
     if service not in TOKEN_SERVICES:
         raise AccountError("audience", f"the audience is one of: {', '.join(TOKEN_SERVICES)}", 404)
     if not secret_key:
         raise AccountError("_body", "tokens are not available: the service has no secret key", 503)
     return issue_token(secret_key, account_id=account.id, organisation_id=account.organisation_id,
-                       role="coordinator", service=service, lifetime=TOKEN_LIFETIME)
+                       role=role, service=service, lifetime=TOKEN_LIFETIME, session_id=session_id)
+
+
+def account_principal(account: Account, role: str) -> Principal:
+    """The account acting for itself (the actor of the audit entries of its own sign-in actions)."""
+    return Principal(organisation_id=account.organisation_id, role=role, key_id=ACCOUNT_KEY_PREFIX + account.id)
+
+
+def set_language(session: Session, principal: Principal, language: str) -> Account:
+    if principal.account_id is None:
+        raise AccountError("Authorization", "only a person's account has a language: sign in with an account token",
+                           403)
+    account = session.get(Account, principal.account_id)
+    if account is None or account.organisation_id != principal.organisation_id:
+        raise services.NotFound(principal.account_id)
+    if account.language != language:
+        account.language = language
+        services.audit(session, principal, "account.language_changed", "account", account.id,
+                       {"language": language})
+    return account
 
 
 # ---- API keys -------------------------------------------------------------------------------
