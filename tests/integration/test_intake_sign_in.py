@@ -510,7 +510,7 @@ def test_an_organisation_invites_a_person_who_accepts_and_is_signed_in(world: Wo
 
     shown = world.ok(None, "GET", f"/invitations/{token}")
     assert shown == {"organisation_name": "Organisatie inst", "email": address,
-                     "expires_at": invitation["expires_at"]}
+                     "expires_at": invitation["expires_at"], "language": "en"}
     accepted = world.post(None, f"/invitations/{token}/accept", {"password": PASSWORD})
     assert accepted.status_code == 201, accepted.get_data(as_text=True)
     body = accepted.get_json()

@@ -133,6 +133,7 @@ class InvitationShownOut(Schema):
     organisation_name = fields.String(dump_only=True)
     email = fields.String(dump_only=True)
     expires_at = UtcDateTime(dump_only=True)
+    language = fields.String(dump_only=True, metadata={"description": "the invitation's language: nl or en"})
 
 
 class MeAccountOut(Schema):

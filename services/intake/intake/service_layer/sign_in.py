@@ -365,12 +365,14 @@ class InvitationView:
     organisation_name: str
     email: str
     expires_at: datetime
+    language: str
 
 
 def show_invitation(session: Session, token: str, now: datetime) -> InvitationView:
     invitation = _usable_invitation(session, token, now)
     org = session.get(orm.Organisation, invitation.organisation_id)
-    return InvitationView(org.name if org else "", invitation.email, aware(invitation.expires_at))
+    return InvitationView(org.name if org else "", invitation.email, aware(invitation.expires_at),
+                          invitation.language)
 
 
 def accept_invitation(session: Session, secret_key: str, token: str, password: str, now: datetime

@@ -61,7 +61,6 @@ def create_portal_app(settings: PortalSettings, clients: Clients) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.secure_cookies,
         SESSION_PERMANENT=True,
-        SESSION_USE_SIGNER=True,
         SESSION_KEY_PREFIX="portal:",
         PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
         MAX_CONTENT_LENGTH=MAX_UPLOAD_BYTES,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response
 
 from ..adapters.clients import ApiError
@@ -145,6 +145,8 @@ def invitation(token: str) -> Any:
         if exc.status in (400, 403, 404, 410, 422):
             return render_template("auth/link_used.html"), 410
         raise
+    if request.method == "GET" and "language" not in session and invited.get("language") in LANGUAGES:
+        session["language"] = g.language = invited["language"]  # the page speaks the invitation's language
     form = InvitationForm()
     if form.validate_on_submit():
         try:
