@@ -699,8 +699,8 @@ def stability(g: Grouped) -> Iterator[Row]:
       and a has room or a worse team, so b = 1. Where a firm cap is among them, also
       m*b + m*(the other limits) - m*S - (a's teams ranked below t) >= -m: a replaces a worse team, so
       the firm's count stays; b = 1 unless a capacity or hours limit is reached.
-    - Where some limit can stop it: m*b + m*(t holds one at least as good) - (a's teams ranked below t of
-      t's own institution and level) >= 0: replacing such a team frees what t takes, so no limit stops it.
+    (A team a ranks below t is never of t's own institution and level: a firm ranks teams by those, so
+    they tie. Replacing it never frees room in t's capacities.)
     A term may appear twice in a row (t's own pair with a: in its state and among a's teams); a row
     means the sum of its terms."""
     problem = g.problem
@@ -724,8 +724,6 @@ def stability(g: Grouped) -> Iterator[Row]:
             firm_ranks = {p: firm_rank(a, teams[p.team_id]) for p in staffed}
             good = [p for p in staffed if (r := firm_ranks[p]) is not None and r <= f_rank]
             worse = [p for p in staffed if (r := firm_ranks[p]) is None or r > f_rank]
-            same = [p for p in worse if teams[p.team_id].institution_id == t.institution_id
-                    and teams[p.team_id].level == t.level]
             capacities = cells.get((t.institution_id, period, t.level), [])
             caps = firm_caps_of.get(a.firm_id, [])
 
@@ -737,7 +735,6 @@ def stability(g: Grouped) -> Iterator[Row]:
                     states.setdefault(reached, ([False], []))[1].append(p)
             b = Blocks(team_id, a.assignment_id)
             label = f"team {team_id} and assignment {a.assignment_id}"
-            can_stop = False
             for (rules, firm), ([free], held) in states.items():
                 # -m * S: S = (1 - every pair of t in the period) for the free state, plus each held pair
                 state = summed_terms([*((p, m) for p in own if free), *((p, -m) for p in held)])
@@ -747,11 +744,7 @@ def stability(g: Grouped) -> Iterator[Row]:
                 if firm:
                     yield Row("stability", label, ((b, m), *state, *((lim, m) for lim in rules),
                                                    *((p, -1.0) for p in worse)), ">=", rhs - m)
-                can_stop = can_stop or bool(rules or firm)
                 limits.update(dict.fromkeys((*rules, *firm)))
-            if can_stop and same:
-                yield Row("stability", label, ((b, m), *((p, m) for p in at_least), *((p, -1.0) for p in same)),
-                          ">=", 0.0)
     for limit in sorted(limits):
         yield _limit_row(g, limit, margin)
 
@@ -867,10 +860,10 @@ def blocking_pairs(problem: Problem, matching: Iterable[Pair], eligible: Iterabl
       and level, the firm's cap, the assignment's maximum, one assignment per team per period. (An
       assignment left below its minimum, a pin or a fairness floor do not stop a pair from blocking.)
 
-    Replacing a worse team of t's own institution and level always keeps them; replacing another worse
-    team keeps the firm's count, so needs room in t's capacities and hours (t moves from an assignment
-    in the period: its capacity stays, its hours change by the difference); taking t besides needs that
-    and room under the firm's cap (unless t leaves an assignment of the same firm)."""
+    A worse team is never of t's own institution and level (the firm ranks teams by those: they tie).
+    So replacing one keeps the firm's count and needs room in t's capacities and hours (when t moves
+    from an assignment in the period its capacity stays, its hours change by the difference); taking t
+    besides needs that and room under the firm's cap (unless t leaves an assignment of the same firm)."""
     chosen = set(matching)
     teams, assignments = problem.teams_by_id, problem.assignments_by_id
     cells, firm_caps_of = limit_indices(problem)
@@ -904,9 +897,6 @@ def blocking_pairs(problem: Problem, matching: Iterable[Pair], eligible: Iterabl
         hold = None if current is None else assignments[current]
         others = staffed.get(a.assignment_id, [])
         worse = [o for o in others if (r := firm_rank(a, teams[o])) is None or f_rank < r]
-        if any(teams[o].institution_id == t.institution_id and teams[o].level == t.level for o in worse):
-            blocking.append(pair)
-            continue
         capacities = cells.get((t.institution_id, a.period, t.level), [])
         freed = 0.0 if hold is None else hold.supervision_hours
         limits_kept = (hold is not None or all(used[c] < problem.capacities[c].teams for c in capacities)) and all(
