@@ -30,6 +30,7 @@ from matching.domain.model import (
     Team,
     blocking_pairs,
     eligible_pairs,
+    firm_rank,
     hard_rows,
     stability_columns,
     violations,
@@ -242,7 +243,7 @@ def test_stable_has_the_fewest_blocking_pairs_then_the_best_fit_on_both_paths(se
 
 def test_the_random_rounds_exercise_what_they_are_for() -> None:
     """Over the seeds above: multi-team assignments matched, pairs kept from blocking by a limit alone,
-    ties, and rounds where no matching is stable."""
+    ties in the firms' ranks, and rounds where no matching is stable."""
     seen: Counter[str] = Counter()
     for seed in range(40):
         rng = random.Random(seed)
@@ -251,11 +252,15 @@ def test_the_random_rounds_exercise_what_they_are_for() -> None:
         matchings = all_feasible(problem)
         counts = [len(plain_blocking(problem, m)) for m in matchings]
         seen["no stable matching"] += min(counts) > 0
+        for a in problem.assignments:  # two teams that rank a, ranked alike by a
+            ranks = [firm_rank(a, t) for t in problem.teams if a.assignment_id in t.preferences]
+            seen["ties"] += any(r is not None and ranks.count(r) > 1 for r in ranks)
         for m in matchings[::7]:
             per_job = Counter(p.assignment_id for p in m)
             seen["two or three teams on one"] += any(n >= 2 for n in per_job.values())
             seen["kept from blocking by a limit"] += len(plain_blocking(loose, m)) > len(plain_blocking(problem, m))
-    assert all(seen[k] for k in ("no stable matching", "two or three teams on one", "kept from blocking by a limit")), seen
+    wanted = ("no stable matching", "two or three teams on one", "kept from blocking by a limit", "ties")
+    assert all(seen[k] for k in wanted), seen
 
 
 @pytest.mark.parametrize("seed", range(12))
