@@ -335,3 +335,20 @@ def test_the_precheck_names_a_ranked_assignment_that_is_not_in_the_batch() -> No
     assert "team t1 keuze 1 (gone)" in check["unknown_preferences_message_nl"]
     clean = precheck(Problem((team("t0", prefs=("a",)),), (job("a"),)))
     assert clean["unknown_preferences"] == [] and clean["unknown_preferences_message_nl"].startswith("elke")
+
+
+def test_progress_shows_the_blocking_count_being_solved_as_a_count() -> None:
+    """The solver maximises minus the blocking pairs; a coordinator watching the run sees the count."""
+    from matching.optimiser import Progress
+
+    class Recording(Progress):
+        def __setattr__(self, name: str, value: Any) -> None:
+            super().__setattr__(name, value)
+            if name == "best" and value is not None:
+                self.__dict__.setdefault("log", []).append(self.as_dict())
+
+    for arrays in (False, True):
+        progress = Recording()
+        solution = solve(NO_STABLE_MATCHING, policy="stable", progress=progress, arrays=arrays)
+        shown = [entry["best"] for entry in progress.__dict__["log"] if entry["objective"] == "blocking"]
+        assert shown and shown[-1] == solution.objective_values["blocking"] > 0

@@ -88,10 +88,11 @@ class Progress:
     best: float | None = None
     gap: float | None = None
     stop: threading.Event = field(default_factory=threading.Event)
+    minimise: bool = False  # the objective is minimised: ``best`` holds minus its value, as solved
 
     def as_dict(self) -> dict[str, Any]:
-        return {"objective": self.objective, "step": self.step, "of": self.steps, "best": self.best,
-                "gap": self.gap}
+        best = -self.best if self.minimise and self.best is not None else self.best
+        return {"objective": self.objective, "step": self.step, "of": self.steps, "best": best, "gap": self.gap}
 
 
 def _finite(value: Any) -> float | None:
@@ -394,6 +395,7 @@ def solve(problem: Problem, solver_name: str = "highs", time_limit: float = 60.0
                 status = "interrupted"
                 break
             progress.objective, progress.step, progress.steps = objective.name, i + 1, len(stages)
+            progress.minimise = objective.minimise
             progress.best = progress.gap = None
             if isinstance(solver, pulp.HiGHS):
                 watch(solver, progress, model.lp.sense)
@@ -916,6 +918,7 @@ def _solve_arrays(problem: Problem, time_limit: float = 60.0, *, policy: str = "
                     status = "interrupted"
                     break
                 progress.objective, progress.step, progress.steps = objective.name, i + 1, len(stages)
+                progress.minimise = objective.minimise
                 progress.best = progress.gap = None
             assert tight is not None
             stage = _side_stage(model, tight, costs, levels, values, deadline, gap_wanted, new_highs, run, handoff,
@@ -948,6 +951,7 @@ def _solve_arrays(problem: Problem, time_limit: float = 60.0, *, policy: str = "
                 status = "interrupted"
                 break
             progress.objective, progress.step, progress.steps = objective.name, i + 1, len(stages)
+            progress.minimise = objective.minimise
             progress.best = progress.gap = None
         result = run(highs)
         while columns is not None and result == highspy.HighsModelStatus.kOptimal:
