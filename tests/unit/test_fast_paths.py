@@ -206,7 +206,8 @@ def test_the_array_paths_objective_values_are_the_domains_for_its_matching(polic
     problem = random_problem(random.Random(seed), 10, 6, reference=True)
     solution = solve(problem, policy=policy, arrays=True)
     assert solution.status in ("optimal", "infeasible")
-    assert solution.objective_values == objective_values(problem, solution.matches, POLICIES[policy].stable)
+    counted = POLICIES[policy].stable and solution.status == "optimal"  # blocking pairs of a matching found
+    assert solution.objective_values == objective_values(problem, solution.matches, counted)
 
 
 @pytest.mark.parametrize("policy", ("max_fit", "rank_maximal", "min_change"))

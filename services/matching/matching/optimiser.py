@@ -40,6 +40,7 @@ from .memory import cycles_paused
 from .tighter import Tighter, pair_rows, tighten
 
 SolverFactory = Callable[[float, int], pulp.LpSolver]
+SOLVED = ("optimal", "feasible")  # statuses with a matching (its blocking pairs are counted)
 StageCallback = Callable[[str], None]
 LEVEL_TOLERANCE = 1e-4
 # Distinct fits differ by 0.01 at least; on small models the solver closes the gap below that, so the
@@ -428,7 +429,7 @@ def solve(problem: Problem, solver_name: str = "highs", time_limit: float = 60.0
         status=status, objective=float(sum(matches.values())), matches=matches, solver=solver_name,
         solver_version=solver_version(solver_name), model_hash=digest, build_seconds=built - started,
         solve_seconds=solved - built, policy=policy,
-        objective_values=objective_values(problem, matches, model.policy.stable),
+        objective_values=objective_values(problem, matches, model.policy.stable and status in SOLVED),
         gap=gap, time_limit_reached=limited, seed=seed, diagnosis=diagnosis,
     )
 
@@ -1044,7 +1045,7 @@ def _solve_arrays(problem: Problem, time_limit: float = 60.0, *, policy: str = "
         status=status, objective=float(sum(matches.values())), matches=matches, solver="highs",
         solver_version=solver_version("highs"), model_hash=digest, build_seconds=built - started,
         solve_seconds=solved - built, policy=policy,
-        objective_values=_objective_values(problem, elig, chosen_pairs, matches, chosen.stable),
+        objective_values=_objective_values(problem, elig, chosen_pairs, matches, chosen.stable and status in SOLVED),
         gap=gap, time_limit_reached=limited, seed=seed, diagnosis=diagnosis, timings=timings,
         peak_memory_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, path=path,
     )
