@@ -274,7 +274,7 @@ def test_the_rows_of_both_models_count_exactly_the_plain_blocking_pairs(seed: in
     elig = eligibility(problem)
     arrays = build_arrays(problem, elig, stable=True)
     keys = stability_columns(hard_rows(problem, eligible_pairs(problem), stable=True))
-    assert list(model.extra) == keys and arrays.n_cols == elig.pairs.__len__() + len(problem.assignments) + len(keys)
+    assert list(model.extra) == keys and arrays.n_cols == len(elig) + len(problem.assignments) + len(keys)
     n_p, n_a = len(elig), len(problem.assignments)
     constraints = list(model.lp.constraints())
     for matching in all_feasible(problem):
