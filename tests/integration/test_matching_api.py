@@ -711,6 +711,26 @@ def test_a_v2_batch_under_the_stable_policy_shows_precheck_figures_and_explanati
     assert {(p["team_id"], p["assignment_id"]) for p in compared["added"]} == {("t-skilled", "x"), ("t-first", "z")}
 
 
+def test_a_stable_batch_counts_no_pair_that_a_capacity_keeps_apart_and_names_an_unknown_ranked_assignment(
+        m: Matching) -> None:
+    # z takes two teams and ranks every HBO team alike; inst-b may supply one team. t-third (inst-b) wants
+    # z and z has room, but moving it there would break inst-b's capacity: not a blocking pair, so the
+    # round has a stable matching (before: "infeasible"). t-third also ranks "gone", not in the batch.
+    teams = [*V2_TEAMS[:2], team_v2("t-third", "inst-b", ["gone", "z"])]
+    assignments = [*V2_ASSIGNMENTS[:2], {**V2_ASSIGNMENTS[2], "max_teams": 2}]
+    batch_id = submit_v2(m, policy="stable", teams=teams, assignments=assignments, capacities=V2_CAPACITY)
+    m.work()
+    (run,) = runs_of(m, batch_id)
+    assert (run["status"], run["solver_status"]) == ("solved", "optimal")
+    assert pairs(m, run["id"]) == {("t-first", "x"), ("t-skilled", "z")}
+    assert run["objective_values"]["blocking"] == 0 and run["figures"]["blocking_pairs"] == {"count": 0, "first": []}
+    check = run["precheck"]
+    assert check["unknown_preferences"] == [{"team_id": "t-third", "assignment_id": "gone", "rank": 1}]
+    assert "team t-third keuze 1 (gone)" in check["unknown_preferences_message_nl"]
+    policy = next(p for p in m.ok("coord_1", "GET", "/policies") if p["name"] == "stable")
+    assert [(o["name"], o["minimise"]) for o in policy["objectives"]] == [("blocking", True), ("fit", False)]
+
+
 def test_a_rank_maximal_rerun_serves_first_choices_first(m: Matching) -> None:
     # t-skilled fits x best, but t-first and t-third both list x or z first; rank-maximal counts choices
     teams = [team_v2("t-first", "inst-a", ["x"]), team_v2("t-skilled", "inst-b", ["z", "x"], skills=["web", "data"]),

@@ -4,7 +4,9 @@ one call. The plain PuLP model (optimiser.build_model) stays the definition; thi
 same rows over the same columns (tests compare them row by row, and the optima per policy stage).
 
 Columns, in this order: x[pair] for each eligible pair sorted by (team_id, assignment_id), then
-opened[assignment] in the problem's order, then placed[team] for the teams a fairness floor is about.
+opened[assignment] in the problem's order, then placed[team] for the teams a fairness floor is about,
+then (stable policy) the ``Blocks`` and ``AtLimit`` decisions in the order of
+``domain.model.stability_columns``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from .domain.model import (
     PRIORITY_WEIGHT,
     TEAM_PREFERENCE_FIRST,
     TEAM_PREFERENCE_STEP,
+    Blocks,
     Grouped,
     Key,
     Opened,
@@ -41,6 +44,7 @@ from .domain.model import (
     haversine_km,
     in_working_area,
     stability,
+    stability_columns,
 )
 
 Ints = npt.NDArray[np.int64]
@@ -755,14 +759,22 @@ def build_arrays(problem: Problem, elig: Eligibility, *, stable: bool = False,
                     np.concatenate([_ones(len(floored)), -_ones(len(mine))]),
                     _full(len(floored), -INF), np.zeros(len(floored)))
 
+    block_cols: list[int] = []
     if stable:
+        rows = list(stability(Grouped.of(problem, elig.pairs)))
+        extra = stability_columns(rows)
         column_of: dict[Key, int] = {p: k for p, k in elig.index.items()}
         column_of.update({Opened(a.assignment_id): n_p + j for j, a in enumerate(assignments)})
         column_of.update({Placed(t): k for t, k in placed_col.items()})
-        add_rows(out, stability(Grouped.of(problem, elig.pairs)), column_of)
+        column_of.update({key: n_cols + k for k, key in enumerate(extra)})
+        n_cols += len(extra)
+        block_cols = [column_of[key] for key in extra if isinstance(key, Blocks)]
+        add_rows(out, rows, column_of)
 
-    names = ["fit", "served", "kept", *(f"rank_{r}" for r in range(1, problem.max_rank + 1))]
+    names = ["fit", "served", "kept", "blocking", *(f"rank_{r}" for r in range(1, problem.max_rank + 1))]
     objectives = {name: np.zeros(n_cols) for name in names if wanted is None or name in wanted}
+    if "blocking" in objectives:  # maximised as every objective: minus the pairs that may block
+        objectives["blocking"][block_cols] = -1.0
     if "fit" in objectives:
         objectives["fit"][:n_p] = elig.fit
     if "served" in objectives:
@@ -791,19 +803,22 @@ def build_arrays(problem: Problem, elig: Eligibility, *, stable: bool = False,
 
 
 def add_rows(out: _Rows, rows: Iterable[Row], column_of: dict[Key, int]) -> None:
-    """Domain rows, as they are, into the triplets (used for the stability family)."""
+    """Domain rows into the triplets (used for the stability families): a key twice in one row (a team's
+    own pair with the assignment, in its state and among the assignment's teams) is one entry with the
+    coefficients summed, as the row means and as the PuLP model has it (``domain.model.summed_terms``)."""
     by_group: dict[str, list[Row]] = {}
     for r in rows:
         by_group.setdefault(r.group, []).append(r)
     for group, items in by_group.items():
-        row = np.array([k for k, r in enumerate(items) for _ in r.terms], dtype=np.int64)
-        col = np.array([column_of[key] for r in items for key, _ in r.terms], dtype=np.int64)
-        coef = np.array([c for r in items for _, c in r.terms], dtype=np.float64)
-        # a key twice in one row (the pair itself on both sides of a stability row) is one term with the
-        # later coefficient, as PuLP's expression from a list makes it (the 0/1 solutions are the same)
+        entries = [(k, column_of[key], c) for k, r in enumerate(items) for key, c in r.terms]
+        row = np.array([k for k, _, _ in entries], dtype=np.int64)
+        col = np.array([j for _, j, _ in entries], dtype=np.int64)
+        coef = np.array([c for _, _, c in entries], dtype=np.float64)
         width = int(col.max(initial=0)) + 1
-        merged, last = np.unique((row * width + col)[::-1], return_index=True)
-        row, col, coef = merged // width, merged % width, coef[::-1][last]
+        merged, inverse = np.unique(row * width + col, return_inverse=True)
+        summed = np.bincount(inverse.reshape(-1), weights=coef, minlength=len(merged))
+        keep = summed != 0
+        row, col, coef = merged[keep] // width, merged[keep] % width, summed[keep]
         lower = np.array([r.rhs if r.sense == ">=" else -INF for r in items], dtype=np.float64)
         upper = np.array([r.rhs if r.sense == "<=" else INF for r in items], dtype=np.float64)
         out.add(group, row, col, coef, lower, upper)

@@ -18,17 +18,20 @@ import pulp
 
 from .domain.model import (
     GROUPS,
+    Blocks,
     Key,
     Opened,
     Pair,
     Placed,
     Problem,
     Row,
+    blocking_pairs,
     eligible_pairs,
     floor_members,
     hard_rows,
     ineligibility,
     pair_key,
+    stability_columns,
     team_rank,
 )
 from .domain.policies import POLICIES, Objective, Policy
@@ -37,6 +40,7 @@ from .memory import cycles_paused
 from .tighter import Tighter, pair_rows, tighten
 
 SolverFactory = Callable[[float, int], pulp.LpSolver]
+SOLVED = ("optimal", "feasible")  # statuses with a matching (its blocking pairs are counted)
 StageCallback = Callable[[str], None]
 LEVEL_TOLERANCE = 1e-4
 # Distinct fits differ by 0.01 at least; on small models the solver closes the gap below that, so the
@@ -85,10 +89,11 @@ class Progress:
     best: float | None = None
     gap: float | None = None
     stop: threading.Event = field(default_factory=threading.Event)
+    minimise: bool = False  # the objective is minimised: ``best`` holds minus its value, as solved
 
     def as_dict(self) -> dict[str, Any]:
-        return {"objective": self.objective, "step": self.step, "of": self.steps, "best": self.best,
-                "gap": self.gap}
+        best = -self.best if self.minimise and self.best is not None else self.best
+        return {"objective": self.objective, "step": self.step, "of": self.steps, "best": best, "gap": self.gap}
 
 
 def _finite(value: Any) -> float | None:
@@ -157,13 +162,16 @@ class Model:
     rows: list[Row]
     objectives: dict[str, pulp.LpAffineExpression]
     placed: dict[str, pulp.LpVariable] = field(default_factory=dict)
+    extra: dict[Key, pulp.LpVariable] = field(default_factory=dict)  # the stable policy's Blocks, AtLimit
 
     def value_of(self, key: Key) -> pulp.LpVariable:
         if isinstance(key, Pair):
             return self.x[key]
         if isinstance(key, Opened):
             return self.opened[key.assignment_id]
-        return self.placed[key.team_id]
+        if isinstance(key, Placed):
+            return self.placed[key.team_id]
+        return self.extra[key]
 
     def matches(self) -> dict[Pair, float]:
         return {p: self.pairs[p] for p, v in self.x.items() if (v.value() or 0) > 0.5}
@@ -188,7 +196,9 @@ def make_variables(lp: pulp.LpProblem, pairs: Mapping[Pair, float], problem: Pro
 
 
 def expression(row: Row, model: Model) -> pulp.LpAffineExpression:
-    return pulp.LpAffineExpression([(model.value_of(key), coef) for key, coef in row.terms])
+    """The row's terms, a key that appears twice summed (PuLP's expression from a list would keep only
+    the last coefficient of a variable)."""
+    return pulp.LpAffineExpression([(model.value_of(key), coef) for key, coef in row.summed()])
 
 
 def as_constraint(lhs: pulp.LpAffineExpression, sense: str, rhs: float) -> pulp.LpConstraint:
@@ -224,25 +234,37 @@ def rank_counts(problem: Problem, x: Mapping[Pair, pulp.LpVariable]) -> dict[str
             for r in range(1, problem.max_rank + 1)}
 
 
-def objective_values(problem: Problem, matches: Mapping[Pair, float]) -> dict[str, float]:
-    """The policy objectives of a matching, computed directly from its pairs."""
+def objective_values(problem: Problem, matches: Mapping[Pair, float], stable: bool = False) -> dict[str, float]:
+    """The policy objectives of a matching, computed directly from its pairs (with ``stable``, its number
+    of blocking pairs too)."""
     by_rank = ranks_of(problem, matches)
-    return {"fit": float(sum(matches.values())),
-            "served": float(len({p.assignment_id for p in matches})),
-            "kept": float(len(problem.reference & set(matches))),
-            **{f"rank_{r}": float(len(by_rank.get(r, []))) for r in range(1, problem.max_rank + 1)}}
+    values = {"fit": float(sum(matches.values())),
+              "served": float(len({p.assignment_id for p in matches})),
+              "kept": float(len(problem.reference & set(matches))),
+              **{f"rank_{r}": float(len(by_rank.get(r, []))) for r in range(1, problem.max_rank + 1)}}
+    if stable:
+        values["blocking"] = float(len(blocking_pairs(problem, matches)))
+    return values
 
 
-def _objective_values(problem: Problem, elig: Eligibility, chosen: Any, matches: Mapping[Pair, float]
-                      ) -> dict[str, float]:
+def _objective_values(problem: Problem, elig: Eligibility, chosen: Any, matches: Mapping[Pair, float],
+                      stable: bool = False) -> dict[str, float]:
     """``objective_values`` of the matching of the eligible pairs at positions ``chosen`` (``matches``)."""
     import numpy as np
 
     ranks = np.bincount(elig.team_rank[chosen], minlength=problem.max_rank + 1)
-    return {"fit": float(sum(matches.values())),
-            "served": float(len(np.unique(elig.assignment[chosen]))),
-            "kept": float(len(problem.reference & set(matches))) if problem.reference else 0.0,
-            **{f"rank_{r}": float(ranks[r]) for r in range(1, problem.max_rank + 1)}}
+    values = {"fit": float(sum(matches.values())),
+              "served": float(len(np.unique(elig.assignment[chosen]))),
+              "kept": float(len(problem.reference & set(matches))) if problem.reference else 0.0,
+              **{f"rank_{r}": float(ranks[r]) for r in range(1, problem.max_rank + 1)}}
+    if stable:
+        values["blocking"] = float(len(blocking_pairs(problem, matches, elig.pairs)))
+    return values
+
+
+def blocking_count(keys: Iterable[Key], variable: Callable[[Key], Any]) -> pulp.LpAffineExpression:
+    """The "blocking" objective, maximised as every objective is: minus the pairs that may block."""
+    return pulp.LpAffineExpression([(variable(k), -1.0) for k in keys if isinstance(k, Blocks)])
 
 
 def _constraint_name(i: int, row: Row) -> str:
@@ -255,7 +277,9 @@ def new_model(problem: Problem, policy: str, name: str, sense: int) -> Model:
     lp = pulp.LpProblem(name, sense)
     x, opened, placed = make_variables(lp, pairs, problem)
     rows = list(hard_rows(problem, pairs, stable=chosen.stable))
-    return Model(lp, problem, chosen, pairs, x, opened, rows, {}, placed)
+    extra = {key: lp.add_variable(f"{'block' if isinstance(key, Blocks) else 'limit'}_{i}", 0, 1, cat=pulp.LpBinary)
+             for i, key in enumerate(stability_columns(rows))}
+    return Model(lp, problem, chosen, pairs, x, opened, rows, {}, placed, extra)
 
 
 def build_model(problem: Problem, policy: str = "max_fit", levels: Mapping[str, float] | None = None
@@ -265,7 +289,8 @@ def build_model(problem: Problem, policy: str = "max_fit", levels: Mapping[str, 
     model = new_model(problem, policy, "matching", pulp.LpMaximize)
     lp, x = model.lp, model.x
     model.objectives = {"fit": total_fit(model.pairs, x), "served": assignments_served(model.opened),
-                        "kept": pairs_kept(problem.reference, x), **rank_counts(problem, x)}
+                        "kept": pairs_kept(problem.reference, x), **rank_counts(problem, x),
+                        "blocking": blocking_count(model.extra, model.extra.__getitem__)}
     for objective in model.policy.objectives:  # ranks beyond every list: nothing to count
         model.objectives.setdefault(objective.name, pulp.LpAffineExpression())
     for i, row in enumerate(model.rows):
@@ -275,7 +300,9 @@ def build_model(problem: Problem, policy: str = "max_fit", levels: Mapping[str, 
     for objective in stages[:-1]:
         if levels is None or objective.name not in levels:
             break
-        hold_level(model, objective.name, levels[objective.name])
+        # a minimised objective (blocking pairs) is recorded as its count, held as minus that
+        level = levels[objective.name]
+        hold_level(model, objective.name, -level if objective.minimise else level)
         stage += 1
     lp.setObjective(model.objectives[stages[stage].name])
     return model
@@ -369,6 +396,7 @@ def solve(problem: Problem, solver_name: str = "highs", time_limit: float = 60.0
                 status = "interrupted"
                 break
             progress.objective, progress.step, progress.steps = objective.name, i + 1, len(stages)
+            progress.minimise = objective.minimise
             progress.best = progress.gap = None
             if isinstance(solver, pulp.HiGHS):
                 watch(solver, progress, model.lp.sense)
@@ -400,7 +428,8 @@ def solve(problem: Problem, solver_name: str = "highs", time_limit: float = 60.0
     return Solution(
         status=status, objective=float(sum(matches.values())), matches=matches, solver=solver_name,
         solver_version=solver_version(solver_name), model_hash=digest, build_seconds=built - started,
-        solve_seconds=solved - built, policy=policy, objective_values=objective_values(problem, matches),
+        solve_seconds=solved - built, policy=policy,
+        objective_values=objective_values(problem, matches, model.policy.stable and status in SOLVED),
         gap=gap, time_limit_reached=limited, seed=seed, diagnosis=diagnosis,
     )
 
@@ -439,11 +468,9 @@ def elastic(problem: Problem, policy: str, factory: SolverFactory, time_limit: f
 
 def diagnose(problem: Problem, factory: SolverFactory, time_limit: float = 30.0, *, policy: str = "max_fit"
              ) -> dict[str, Any]:
-    """Solve an elastic copy (a slack per constraint, weighted per group) and name what must give. Under
-    the stable policy, when every other rule can hold, stability is what cannot."""
+    """Solve an elastic copy (a slack per constraint, weighted per group) and name what must give. (The
+    stable policy's rows always hold: it counts blocking pairs rather than forbidding them.)"""
     broken_rows = elastic(problem, "max_fit", factory, time_limit, None)
-    if not broken_rows and POLICIES[policy].stable:
-        broken_rows = elastic(problem, policy, factory, time_limit, ("stability",))
     broken: dict[str, list[dict[str, Any]]] = {}
     pins_involved: set[Pair] = set()
     for row, amount in broken_rows:
@@ -892,6 +919,7 @@ def _solve_arrays(problem: Problem, time_limit: float = 60.0, *, policy: str = "
                     status = "interrupted"
                     break
                 progress.objective, progress.step, progress.steps = objective.name, i + 1, len(stages)
+                progress.minimise = objective.minimise
                 progress.best = progress.gap = None
             assert tight is not None
             stage = _side_stage(model, tight, costs, levels, values, deadline, gap_wanted, new_highs, run, handoff,
@@ -924,6 +952,7 @@ def _solve_arrays(problem: Problem, time_limit: float = 60.0, *, policy: str = "
                 status = "interrupted"
                 break
             progress.objective, progress.step, progress.steps = objective.name, i + 1, len(stages)
+            progress.minimise = objective.minimise
             progress.best = progress.gap = None
         result = run(highs)
         while columns is not None and result == highspy.HighsModelStatus.kOptimal:
@@ -1016,7 +1045,7 @@ def _solve_arrays(problem: Problem, time_limit: float = 60.0, *, policy: str = "
         status=status, objective=float(sum(matches.values())), matches=matches, solver="highs",
         solver_version=solver_version("highs"), model_hash=digest, build_seconds=built - started,
         solve_seconds=solved - built, policy=policy,
-        objective_values=_objective_values(problem, elig, chosen_pairs, matches),
+        objective_values=_objective_values(problem, elig, chosen_pairs, matches, chosen.stable and status in SOLVED),
         gap=gap, time_limit_reached=limited, seed=seed, diagnosis=diagnosis, timings=timings,
         peak_memory_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, path=path,
     )

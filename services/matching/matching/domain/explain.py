@@ -409,6 +409,7 @@ def precheck(problem: Problem, eligible: Mapping[Pair, float] | None = None) -> 
                       "assignments": assignments_in[cell], "demand": demand[cell], "supply": len(supply[cell]),
                       "short_by": short})
     short_cells = [c for c in cells if c["short_by"]]
+    unknown = unknown_preferences(problem)
     return {
         "cells": cells,
         "short_cells": len(short_cells),
@@ -416,4 +417,22 @@ def precheck(problem: Problem, eligible: Mapping[Pair, float] | None = None) -> 
                     "cannot all be staffed" if short_cells else "supply covers demand in every cell"),
         "message_nl": (f"{len(short_cells)} van {len(cells)} cellen hebben minder aanbod dan vraag; hun opdrachten "
                        "kunnen niet allemaal bemand worden" if short_cells else "het aanbod dekt de vraag in elke cel"),
+        "unknown_preferences": unknown,
+        "unknown_preferences_message": (
+            f"{len(unknown)} ranked assignments are not in the batch and play no part in this run: "
+            + ", ".join(f"team {u['team_id']} choice {u['rank']} ({u['assignment_id']})" for u in unknown)
+            if unknown else "every ranked assignment is in the batch"),
+        "unknown_preferences_message_nl": (
+            f"{len(unknown)} gerangschikte opdrachten zitten niet in de batch en tellen in deze run niet mee: "
+            + ", ".join(f"team {u['team_id']} keuze {u['rank']} ({u['assignment_id']})" for u in unknown)
+            if unknown else "elke gerangschikte opdracht zit in de batch"),
     }
+
+
+def unknown_preferences(problem: Problem) -> list[dict[str, Any]]:
+    """Each team's ranked assignment that is not in the batch (by team, then rank): the ranks of the
+    others stay as the team gave them, this one can never be matched and never blocks."""
+    assignments = problem.assignments_by_id
+    return [{"team_id": t.team_id, "assignment_id": aid, "rank": rank}
+            for t in sorted(problem.teams, key=lambda t: t.team_id)
+            for rank, aid in enumerate(t.preferences, start=1) if aid not in assignments]

@@ -13,13 +13,15 @@ The rules in plain words:
   maximum number of teams, or none. An institution never supplies more teams, nor more lecturer
   supervision hours, per period and level than it registered. A firm never gets more teams than its
   cap. Every pinned pair is matched. Every fairness floor is met.
-- Under the stable policy, no team and assignment that rank each other would both rather be together.
+- Under the stable policy, as few blocking pairs as possible (none when a stable matching exists): a
+  team and an assignment that rank each other block when both would gain by being together and moving
+  them together keeps the hard rules (see ``blocking_pairs`` for the exact definition).
 """
 
 from __future__ import annotations
 
 import math
-from bisect import bisect_right
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from itertools import repeat
@@ -456,7 +458,26 @@ class Placed:
     team_id: str
 
 
-Key = Pair | Opened | Placed
+@dataclass(frozen=True, order=True)
+class Blocks:
+    """Stable policy: the pair may block (1); it must be 1 where the pair does block."""
+
+    team_id: str
+    assignment_id: str
+
+
+@dataclass(frozen=True, order=True)
+class AtLimit:
+    """Stable policy: a limit is reached (1 allowed only where it is): ``rule`` "capacity" (the teams of
+    ``problem.capacities[index]``), "hours" (its supervision hours are above ``threshold``) or "firm_cap"
+    (the teams of ``problem.firm_caps[index]``)."""
+
+    rule: str
+    index: int
+    threshold: float = 0.0
+
+
+Key = Pair | Opened | Placed | Blocks | AtLimit
 
 # Constraint groups, in plain words (used by diagnoses and explanations).
 GROUPS: dict[str, dict[str, str]] = {
@@ -483,10 +504,14 @@ GROUPS: dict[str, dict[str, str]] = {
                              "opdrachten van een regio, of van de teams van een niveau of instelling, komt aan bod"},
     "team_placed": {"en": "a team counts as placed only when it works on an assignment",
                     "nl": "een team telt alleen als geplaatst wanneer het aan een opdracht werkt"},
-    "stability": {"en": "no team and assignment that rank each other would both rather be together than with "
-                        "what they got (stable policy)",
-                  "nl": "geen team en opdracht die elkaar rangschikken hebben allebei liever elkaar dan wat zij "
-                        "kregen (stabiel beleid)"},
+    "stability": {"en": "a team and an assignment that rank each other, would both gain by being together and "
+                        "can be moved together within the limits, count as a blocking pair (stable policy)",
+                  "nl": "een team en een opdracht die elkaar rangschikken, er allebei op vooruitgaan samen te werken "
+                        "en binnen de grenzen samengezet kunnen worden, tellen als blokkerend paar (stabiel "
+                        "beleid)"},
+    "stability_limit": {"en": "a limit counts as reached for stability only when it is (stable policy)",
+                        "nl": "een grens telt voor stabiliteit alleen als bereikt wanneer zij bereikt is (stabiel "
+                              "beleid)"},
 }
 
 
@@ -503,6 +528,11 @@ class Row:
 
     def lhs(self, values: Mapping[Key, float]) -> float:
         return sum(coef * values.get(key, 0.0) for key, coef in self.terms)
+
+    def summed(self) -> list[tuple[Key, float]]:
+        """The terms with a key that appears more than once summed into one (first appearance's place);
+        zero sums left out. A row means the sum of all its terms, so every builder reads it this way."""
+        return summed_terms(self.terms)
 
     def holds(self, values: Mapping[Key, float], tolerance: float = 1e-6) -> bool:
         lhs = self.lhs(values)
@@ -535,6 +565,14 @@ class Grouped:
                 grouped.by_capacity.setdefault((team.institution_id, period, team.level), []).append(pair)
                 grouped.by_firm.setdefault(assignment.firm_id, []).append(pair)
         return grouped
+
+
+def summed_terms(terms: Iterable[tuple[Key, float]]) -> list[tuple[Key, float]]:
+    """Terms with the coefficients of one key summed, in order of first appearance, zero sums dropped."""
+    total: dict[Key, float] = {}
+    for key, coef in terms:
+        total[key] = total.get(key, 0.0) + coef
+    return [(key, coef) for key, coef in total.items() if coef != 0]
 
 
 def _ones(pairs: Iterable[Pair]) -> tuple[tuple[Key, float], ...]:
@@ -596,7 +634,7 @@ def pinned_pairs(g: Grouped) -> Iterator[Row]:
         yield Row("pins", f"pin team {pin.team_id} on assignment {pin.assignment_id}", terms, ">=", 1, pin)
 
 
-def floor_members(problem: Problem, floor: FairnessFloor) -> list[Key]:
+def floor_members(problem: Problem, floor: FairnessFloor) -> list[Opened | Placed]:
     """The group a floor is about: a region's assignments, or a level's or an institution's teams."""
     if floor.dimension == "region":
         return [Opened(a.assignment_id) for a in problem.assignments if a.region == floor.value]
@@ -625,41 +663,133 @@ def _ranked(pairs: Iterable[Pair], rank_of: Callable[[Pair], int | None]) -> lis
     return sorted(((r, p) for p in pairs if (r := rank_of(p)) is not None), key=lambda rp: (rp[0], *pair_key(rp[1])))
 
 
-def _up_to(ranked: list[tuple[int, Pair]], rank: int) -> list[Pair]:
-    """The pairs ranked ``rank`` or better (ties included)."""
-    return [p for _, p in ranked[:bisect_right(ranked, rank, key=lambda rp: rp[0])]]
+def hours_margin(problem: Problem) -> float:
+    """Half the step the supervision hours are given in (whole hours in the contracts: 0.5). Sums of
+    hours differ by a step at least, so a sum is above a threshold when it reaches threshold + margin."""
+    values = [float(a.supervision_hours) for a in problem.assignments] + [
+        float(c.supervision_hours) for c in problem.capacities]
+    for step in (1.0, 0.1, 0.01, 0.001):
+        if all(abs(v / step - round(v / step)) < 1e-9 for v in values):
+            return step / 2
+    return 1e-4
+
+
+def limit_indices(problem: Problem) -> tuple[dict[tuple[str, str, str], list[int]], dict[str, list[int]]]:
+    """The positions of the capacities per cell (institution, period, level) and of the firm caps per firm."""
+    cells: dict[tuple[str, str, str], list[int]] = {}
+    for k, c in enumerate(problem.capacities):
+        cells.setdefault((c.institution_id, c.period, c.level), []).append(k)
+    firms: dict[str, list[int]] = {}
+    for k, cap in enumerate(problem.firm_caps):
+        firms.setdefault(cap.firm_id, []).append(k)
+    return cells, firms
 
 
 def stability(g: Grouped) -> Iterator[Row]:
-    """Per pair ranked on both sides: t is on an assignment of that period it likes at least as much,
-    or a is full with teams it likes at least as much as t (ties allowed: weak stability)."""
-    teams, assignments = g.problem.teams_by_id, g.problem.assignments_by_id
-    team_side: dict[tuple[str, str], list[tuple[int, Pair]]] = {}
-    firm_side: dict[str, list[tuple[int, Pair]]] = {}
+    """Rows that make ``Blocks(t, a)`` 1 wherever the pair blocks (``blocking_pairs``), with one 0/1
+    ``AtLimit`` per limit that can stop a pair from blocking (it may be 1 only where the limit is reached,
+    by its own "stability_limit" row). For a pair (t, a) ranked on both sides, with m = a's maximum:
 
-    def by_team(p: Pair) -> int | None:
-        return team_rank(teams[p.team_id], p.assignment_id)
-
-    def by_firm(p: Pair) -> int | None:
-        return firm_rank(assignments[p.assignment_id], teams[p.team_id])
-
-    for key, pairs in g.by_team_period.items():
-        t = teams.get(key[0])
-        if t is not None and t.preferences:
-            team_side[key] = _ranked(pairs, by_team)
-    for assignment_id, pairs in g.by_assignment.items():
-        a = assignments.get(assignment_id)
-        if a is not None and (a.preferred_institutions or a.preferred_levels):
-            firm_side[assignment_id] = _ranked((p for p in pairs if p.team_id in teams), by_firm)
-    for (team_id, _period), ranked in sorted(team_side.items()):
-        for t_rank, pair in ranked:
+    - t is in one of these states in a's period: it holds an assignment it ranks at least as high as a
+      (then it does not gain), it is free, or it holds a worse one q. Each state where t gains comes with
+      the limits that moving t to a may break: free, its cell's capacities and (a needing more hours than
+      t frees) supervision hours, and the firm caps of a's firm unless q is of that firm too.
+    - Per group of states with the same limits (S: 1 when t is in one of them):
+      m*b + m*(those limits) - m*S + (a's teams ranked at least as t) >= 0: t gains, no limit is reached
+      and a has room or a worse team, so b = 1. Where a firm cap is among them, also
+      m*b + m*(the other limits) - m*S - (a's teams ranked below t) >= -m: a replaces a worse team, so
+      the firm's count stays; b = 1 unless a capacity or hours limit is reached.
+    (A team a ranks below t is never of t's own institution and level: a firm ranks teams by those, so
+    they tie. Replacing it never frees room in t's capacities.)
+    A term may appear twice in a row (t's own pair with a: in its state and among a's teams); a row
+    means the sum of its terms."""
+    problem = g.problem
+    teams, assignments = problem.teams_by_id, problem.assignments_by_id
+    cells, firm_caps_of = limit_indices(problem)
+    margin = hours_margin(problem)
+    limits: dict[AtLimit, None] = {}
+    for (team_id, period), own in sorted(g.by_team_period.items()):
+        t = teams.get(team_id)
+        if t is None or not t.preferences:
+            continue
+        rank_of = {p: team_rank(t, p.assignment_id) for p in own}
+        for t_rank, pair in _ranked(own, rank_of.get):
             a = assignments[pair.assignment_id]
-            f_rank = by_firm(pair) if a.assignment_id in firm_side else None
-            if f_rank is None:
+            f_rank = firm_rank(a, t)
+            if f_rank is None or a.max_teams < 1:
                 continue
-            yield Row("stability", f"team {team_id} and assignment {a.assignment_id}",
-                      (*((p, float(a.max_teams)) for p in _up_to(ranked, t_rank)),
-                       *_ones(_up_to(firm_side[a.assignment_id], f_rank))), ">=", float(a.max_teams))
+            m = float(a.max_teams)
+            at_least = [p for p in own if (r := rank_of[p]) is not None and r <= t_rank]
+            staffed = [p for p in g.by_assignment.get(a.assignment_id, []) if p.team_id in teams]
+            firm_ranks = {p: firm_rank(a, teams[p.team_id]) for p in staffed}
+            good = [p for p in staffed if (r := firm_ranks[p]) is not None and r <= f_rank]
+            worse = [p for p in staffed if (r := firm_ranks[p]) is None or r > f_rank]
+            capacities = cells.get((t.institution_id, period, t.level), [])
+            caps = firm_caps_of.get(a.firm_id, [])
+
+            states: dict[tuple[tuple[AtLimit, ...], tuple[AtLimit, ...]], tuple[list[bool], list[Pair]]] = {}
+            states.setdefault(_reached(problem, a, capacities, caps, None), ([False], []))[0][0] = True
+            for p in own:
+                if p not in at_least:
+                    reached = _reached(problem, a, capacities, caps, assignments[p.assignment_id])
+                    states.setdefault(reached, ([False], []))[1].append(p)
+            b = Blocks(team_id, a.assignment_id)
+            label = f"team {team_id} and assignment {a.assignment_id}"
+            for (rules, firm), ([free], held) in states.items():
+                # -m * S: S = (1 - every pair of t in the period) for the free state, plus each held pair
+                state = summed_terms([*((p, m) for p in own if free), *((p, -m) for p in held)])
+                rhs = m if free else 0.0
+                yield Row("stability", label, ((b, m), *state, *((lim, m) for lim in (*rules, *firm)),
+                                               *_ones(good)), ">=", rhs)
+                if firm:
+                    yield Row("stability", label, ((b, m), *state, *((lim, m) for lim in rules),
+                                                   *((p, -1.0) for p in worse)), ">=", rhs - m)
+                limits.update(dict.fromkeys((*rules, *firm)))
+    for limit in sorted(limits):
+        yield _limit_row(g, limit, margin)
+
+
+def _reached(problem: Problem, a: Assignment, capacities: list[int], caps: list[int], hold: Assignment | None
+             ) -> tuple[tuple[AtLimit, ...], tuple[AtLimit, ...]]:
+    """The limits that moving a team to ``a`` may break, the team holding ``hold`` in that period (None:
+    free): its cell's capacities (when free) and hours (when ``a`` needs more than it frees); then the
+    firm caps of ``a``'s firm (unless ``hold`` is of that firm)."""
+    rules = [] if hold is not None else [AtLimit("capacity", c) for c in capacities]
+    freed = 0.0 if hold is None else float(hold.supervision_hours)
+    if a.supervision_hours > freed:
+        rules += [AtLimit("hours", c, float(problem.capacities[c].supervision_hours) - a.supervision_hours + freed)
+                  for c in capacities]
+    firm = () if hold is not None and hold.firm_id == a.firm_id else tuple(AtLimit("firm_cap", f) for f in caps)
+    return tuple(rules), firm
+
+
+def _limit_row(g: Grouped, limit: AtLimit, margin: float) -> Row:
+    """``limit`` may be 1 only where it is reached: its pairs' sum at least its size times it."""
+    problem = g.problem
+    if limit.rule == "firm_cap":
+        cap = problem.firm_caps[limit.index]
+        return Row("stability_limit", f"firm {cap.firm_id} full",
+                   (*_ones(g.by_firm.get(cap.firm_id, [])), (limit, -float(cap.max_teams))), ">=", 0.0)
+    c = problem.capacities[limit.index]
+    group = g.by_capacity.get((c.institution_id, c.period, c.level), [])
+    if limit.rule == "capacity":
+        return Row("stability_limit", f"{capacity_label(c)} full",
+                   (*_ones(group), (limit, -float(c.teams))), ">=", 0.0)
+    assignments = problem.assignments_by_id
+    hours = tuple((p, float(h)) for p in group if (h := assignments[p.assignment_id].supervision_hours))
+    return Row("stability_limit", f"{capacity_label(c)}: more than {limit.threshold:g} hours",
+               (*hours, (limit, -(limit.threshold + margin))), ">=", 0.0)
+
+
+def stability_columns(rows: Iterable[Row]) -> list[Key]:
+    """The stable policy's own decisions (``Blocks``, ``AtLimit``), in order of first appearance in the rows:
+    the columns after the pairs, the open/closed decisions and the placed teams, on both paths."""
+    found: dict[Key, None] = {}
+    for row in rows:
+        for key, _ in row.terms:
+            if isinstance(key, (Blocks, AtLimit)):
+                found.setdefault(key, None)
+    return list(found)
 
 
 CONSTRAINT_FAMILIES = (team_at_most_one, assignment_team_range, institution_capacity, supervision_hours,
@@ -690,7 +820,8 @@ def values_of(matching: Iterable[Pair]) -> dict[Key, float]:
 
 def violations(problem: Problem, matching: Iterable[Pair], *, stable: bool = False) -> list[str]:
     """Every hard rule the matching breaks, checked with the optimiser's own rows; empty when feasible.
-    With ``stable``, the stability rows too."""
+    With ``stable``, also each blocking pair, found by the stability rows: every limit set to whether the
+    matching reaches it, no pair allowed to block."""
     chosen = list(matching)
     found: list[str] = []
     eligible = eligible_pairs(problem)
@@ -699,27 +830,58 @@ def violations(problem: Problem, matching: Iterable[Pair], *, stable: bool = Fal
             reason = ineligibility(problem, pair) or "not eligible"
             found.append(f"ineligible pair {pair.team_id}/{pair.assignment_id}: {reason}")
     values = values_of(chosen)
-    for row in hard_rows(problem, set(eligible) | set(chosen), stable=stable):
-        if not row.holds(values):
+    rows = list(hard_rows(problem, set(eligible) | set(chosen), stable=stable))
+    for row in rows:
+        if row.group == "stability_limit":  # the limit is reached when its row holds with it at 1
+            limit = next(key for key, _ in row.terms if isinstance(key, AtLimit))
+            values[limit] = 1.0 if row.holds({**values, limit: 1.0}) else 0.0
+    blocking: dict[str, None] = {}
+    for row in rows:
+        if row.holds(values):
+            continue
+        if row.group == "stability":
+            blocking.setdefault(f"stability: {row.label} would both rather be together", None)
+        elif row.group != "stability_limit":
             found.append(f"{row.group}: {row.label} ({row.lhs(values):g} {row.sense} {row.rhs:g} broken)")
-    return found
+    return found + list(blocking)
 
 
 def blocking_pairs(problem: Problem, matching: Iterable[Pair], eligible: Iterable[Pair] | None = None
                    ) -> list[Pair]:
-    """Eligible pairs ranked on both sides that would both rather be together: the team is free in the
-    assignment's period or ranks the assignment strictly above the one it has there (an unranked one is
-    worse than any ranked), and the assignment has room or ranks the team strictly above one of its
-    teams (an unranked team is worse than any ranked)."""
+    """The blocking pairs of a (feasible) matching. An eligible pair (t, a), not in the matching, ranked
+    by both sides, blocks when both gain and moving them together keeps the hard rules:
+
+    - t gains: it is free in a's period, or ranks a above the assignment it has there (one it did not
+      rank counts below any it ranked); moving, it leaves that assignment;
+    - a gains: it has room (fewer teams than its maximum) and takes t besides its teams, or it ranks t
+      above one of its teams (an unranked team below any ranked; teams of one rank tie) and takes t in
+      that team's place;
+    - some such move keeps every limit: t's institution's teams and supervision hours for that period
+      and level, the firm's cap, the assignment's maximum, one assignment per team per period. (An
+      assignment left below its minimum, a pin or a fairness floor do not stop a pair from blocking.)
+
+    A worse team is never of t's own institution and level (the firm ranks teams by those: they tie).
+    So replacing one keeps the firm's count and needs room in t's capacities and hours (when t moves
+    from an assignment in the period its capacity stays, its hours change by the difference); taking t
+    besides needs that and room under the firm's cap (unless t leaves an assignment of the same firm)."""
     chosen = set(matching)
     teams, assignments = problem.teams_by_id, problem.assignments_by_id
+    cells, firm_caps_of = limit_indices(problem)
     held: dict[tuple[str, str], str] = {}
     staffed: dict[str, list[str]] = {}
+    used = [0] * len(problem.capacities)
+    hours = [0.0] * len(problem.capacities)
+    per_firm: Counter[str] = Counter()
     for p in chosen:
-        a = assignments.get(p.assignment_id)
-        if a is not None:
-            held[(p.team_id, a.period)] = p.assignment_id
-            staffed.setdefault(p.assignment_id, []).append(p.team_id)
+        t, a = teams.get(p.team_id), assignments.get(p.assignment_id)
+        if t is None or a is None:
+            continue
+        held[(p.team_id, a.period)] = p.assignment_id
+        staffed.setdefault(p.assignment_id, []).append(p.team_id)
+        per_firm[a.firm_id] += 1
+        for c in cells.get((t.institution_id, a.period, t.level), []):
+            used[c] += 1
+            hours[c] += a.supervision_hours
     blocking = []
     for pair in sorted(eligible_pairs(problem) if eligible is None else eligible, key=pair_key):
         if pair in chosen:
@@ -730,10 +892,20 @@ def blocking_pairs(problem: Problem, matching: Iterable[Pair], eligible: Iterabl
             continue
         current = held.get((t.team_id, a.period))
         current_rank = None if current is None else team_rank(t, current)
-        team_wants = current is None or current_rank is None or t_rank < current_rank
+        if current is not None and current_rank is not None and current_rank <= t_rank:
+            continue  # the team does not gain
+        hold = None if current is None else assignments[current]
         others = staffed.get(a.assignment_id, [])
-        firm_wants = len(others) < a.max_teams or any(
-            (r := firm_rank(a, teams[o])) is None or f_rank < r for o in others)
-        if team_wants and firm_wants:
+        worse = [o for o in others if (r := firm_rank(a, teams[o])) is None or f_rank < r]
+        capacities = cells.get((t.institution_id, a.period, t.level), [])
+        freed = 0.0 if hold is None else hold.supervision_hours
+        limits_kept = (hold is not None or all(used[c] < problem.capacities[c].teams for c in capacities)) and all(
+            hours[c] + a.supervision_hours - freed <= problem.capacities[c].supervision_hours + 1e-9
+            for c in capacities)
+        if not limits_kept:
+            continue
+        firm_kept = (hold is not None and hold.firm_id == a.firm_id) or all(
+            per_firm[a.firm_id] < problem.firm_caps[f].max_teams for f in firm_caps_of.get(a.firm_id, []))
+        if worse or (len(others) < a.max_teams and firm_kept):
             blocking.append(pair)
     return blocking

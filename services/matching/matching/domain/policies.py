@@ -12,6 +12,7 @@ class Objective:
     name: str
     en: str
     nl: str
+    minimise: bool = False  # as few as possible (solved as the maximum of minus it)
 
 
 FIT = Objective("fit", "the total fit of all matched pairs (skills the firm asked for and other skills, both "
@@ -22,6 +23,10 @@ SERVED = Objective("served", "the number of assignments that get a team",
                    "het aantal opdrachten dat een team krijgt")
 KEPT = Objective("kept", "the number of pairs of the published matching that stay as they were",
                  "het aantal paren uit de gepubliceerde indeling dat blijft zoals het was")
+
+
+BLOCKING = Objective("blocking", "the number of blocking pairs (as few as possible)",
+                     "het aantal blokkerende paren (zo weinig mogelijk)", minimise=True)
 
 
 def rank_objective(rank: int) -> Objective:
@@ -60,15 +65,28 @@ POLICIES: dict[str, Policy] = {p.name: p for p in (
            "Rang-maximaal: eerst krijgen zoveel mogelijk teams hun eerste keuze; met behoud daarvan krijgen "
            "zoveel mogelijk teams hun tweede keuze, enzovoort (een opdracht die een team niet noemde telt als "
            "slechter dan elke genoemde). Van die indelingen die met de hoogste totale passendheid."),
-    Policy("stable", (FIT,),
-           "Stable: no team and firm that ranked each other would both rather work together than keep what "
-           "they got (a team that is free or ranks the assignment higher, and an assignment with room or that "
-           "ranks the team higher than one of its teams; ties allowed). Among stable divisions, the highest "
-           "total fit.",
-           "Stabiel: geen team en bedrijf die elkaar rangschikten hebben allebei liever elkaar dan wat zij "
-           "kregen (een team dat vrij is of de opdracht hoger rangschikt, en een opdracht met plaats of die "
-           "het team hoger rangschikt dan een van haar teams; gelijke rangen toegestaan). Van de stabiele "
-           "indelingen die met de hoogste totale passendheid.",
+    Policy("stable", (BLOCKING, FIT),
+           "Stable: as few blocking pairs as possible, none when that can be. A team and an assignment that "
+           "ranked each other form a blocking pair when both would gain by working together and they can be "
+           "put together within the limits: the team is free in that period or ranks the assignment higher "
+           "than the one it has there (it then leaves that one); the assignment has room for another team or "
+           "ranks the team higher than one of its teams (that team then leaves; ties allowed: teams of one "
+           "rank do not replace each other); and the move keeps the institution's number of teams and "
+           "supervision hours for that period and level, the firm's maximum and one assignment per team per "
+           "period. A team kept from an assignment only by such a limit is not blocking (an assignment left "
+           "below its minimum, a pin or a fairness floor does not count as such a limit). Among the divisions "
+           "with the fewest blocking pairs, the highest total fit; the run reports the count and the pairs.",
+           "Stabiel: zo weinig mogelijk blokkerende paren, geen als dat kan. Een team en een opdracht die "
+           "elkaar rangschikten vormen een blokkerend paar als zij er allebei op vooruitgaan samen te werken "
+           "en binnen de grenzen samengezet kunnen worden: het team is in die periode vrij of rangschikt de "
+           "opdracht hoger dan die het daar heeft (en verlaat die dan); de opdracht heeft plaats voor nog een "
+           "team of rangschikt het team hoger dan een van haar teams (dat team vertrekt dan; gelijke rangen "
+           "toegestaan: teams van dezelfde rang vervangen elkaar niet); en de wissel houdt het aantal teams en "
+           "de begeleidingsuren van de instelling voor die periode en dat niveau, het maximum van het bedrijf "
+           "en één opdracht per team per periode in stand. Een team dat alleen door zo'n grens niet bij een "
+           "opdracht kan, blokkeert niet (een opdracht die onder haar minimum zakt, een vastgezet paar of een "
+           "eerlijkheidsondergrens telt niet als zo'n grens). Van de indelingen met de minste blokkerende paren "
+           "die met de hoogste totale passendheid; de run meldt het aantal en de paren.",
            stable=True),
     Policy("min_change", (KEPT, FIT),
            "Minimum change (re-runs after a decline): the declined pair is excluded, pairs a firm already "

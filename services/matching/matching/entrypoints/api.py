@@ -34,6 +34,7 @@ class ObjectiveOut(Schema):
     name = fields.String()
     en = fields.String()
     nl = fields.String()
+    minimise = fields.Boolean(metadata={"description": "true: as few as possible (blocking pairs); else as many"})
 
 
 class PolicyOut(Schema):
@@ -74,10 +75,11 @@ class RunOut(Schema):
     build_seconds = fields.Float(allow_none=True)
     solve_seconds = fields.Float(allow_none=True)
     figures = fields.Method("_figures", allow_none=True, metadata={
-        "description": "served shares by region, level and institution, preference profile, blocking pairs, "
-                       "unused capacity"})
+        "description": "served shares by region, level and institution, preference profile, blocking pairs "
+                       "(as the stable policy defines them: count and the first few), unused capacity"})
     precheck = fields.Dict(allow_none=True, metadata={
-        "description": "before solving: supply against demand per level x period x region x skill"})
+        "description": "before solving: supply against demand per level x period x region x skill; each ranked "
+                       "assignment that is not in the batch (team, rank, assignment)"})
     diagnosis = fields.Dict(allow_none=True)
     error = fields.String(allow_none=True)
     attempts = fields.Integer()
