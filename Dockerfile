@@ -23,7 +23,7 @@ COPY shared/ shared/
 COPY services/ services/
 # Non-editable installs: the packages (with their migrations and templates) land in site-packages and
 # the sources are not needed at run time. Every version comes from constraints.txt.
-RUN pip install -c constraints.txt ./shared ./services/intake ./services/matching ./services/scheduling \
+RUN pip install -c constraints.txt ./shared ./services/intake ./services/matching ./services/scheduling ./services/portal \
  && pip check \
  && rm -rf /src
 
@@ -33,7 +33,7 @@ ENV WERKPLAATS_DATA_DIR=/var/lib/werkplaats \
 WORKDIR /var/lib/werkplaats
 USER 10001:10001
 
-EXPOSE 8101 8102 8103
+EXPOSE 8100 8101 8102 8103
 
-# Overridden per container in docker-compose.yml (python -m intake | matching | scheduling).
+# Overridden per container in docker-compose.yml (python -m intake | matching | scheduling | portal).
 CMD ["python", "-m", "intake"]

@@ -38,6 +38,15 @@ ENV_VARS: dict[str, str] = {
     "notices (scheduling); default http://127.0.0.1:<WERKPLAATS_HTTP_PORT>",
     "WERKPLAATS_PORTAL_URL": "base URL of the web portal, used in the sign-in and invitation links intake e-mails "
     "(intake); default http://127.0.0.1:8100",
+    "WERKPLAATS_INTAKE_URL": "base URL of intake's API as the portal reaches it (portal); default "
+    "http://127.0.0.1:8101",
+    "WERKPLAATS_MATCHING_URL": "base URL of matching's API as the portal reaches it (portal); default "
+    "http://127.0.0.1:8102",
+    "WERKPLAATS_SCHEDULING_URL": "base URL of scheduling's API as the portal reaches it (portal); default "
+    "http://127.0.0.1:8103",
+    "WERKPLAATS_PORTAL_SESSION_STORE": "where the portal keeps its server-side sessions (the signed-in person's "
+    "short-lived tokens): empty (default) for files under WERKPLAATS_DATA_DIR, or redis://host:6379/1 for several "
+    "replicas",
     "WERKPLAATS_TRUSTED_PROXIES": "number of reverse proxies in front of the service whose X-Forwarded-For header "
     "is trusted for the client address of rate limits (0-5); default 0: the header is ignored",
     "WERKPLAATS_ANSWER_DEADLINE_DAYS": "days a firm has to answer a match notice before its unanswered match counts "
