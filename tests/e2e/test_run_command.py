@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,7 +37,7 @@ def _children(pid: int) -> set[int]:
 @pytest.mark.skipif(not Path("/proc").exists(), reason="needs /proc to list child processes")
 def test_run_command_demo_then_ctrl_c_stops_every_process(tmp_path: Path) -> None:
     base = free_port()
-    while any(_in_use(base + i) for i in (1, 2, 3)):
+    while any(_in_use(base + i) for i in (0, 1, 2, 3)):
         base = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("WERKPLAATS_")}
     proc = subprocess.Popen(
@@ -55,13 +59,29 @@ def test_run_command_demo_then_ctrl_c_stops_every_process(tmp_path: Path) -> Non
     assert "Matches (12 of 12 assignments)" in output
     assert "Notices sent: 12" in output
     assert output.count("wpk_") == 16  # one key per demo organisation
+    assert f"Portal: open http://127.0.0.1:{base} " in output
+    sign_ins = re.findall(r"^  (coordinator|institution|entrepreneur) .* (\S+@\S+)\s+password (\S+)$", output,
+                          re.MULTILINE)
+    assert [role for role, _, _ in sign_ins] == ["coordinator", "institution", "entrepreneur"]
+    for role, email, password in sign_ins:  # each printed sign-in works, for its role
+        answer = _post_json(f"http://127.0.0.1:{base + 1}/sessions", {"email": email, "password": password})
+        assert answer["account"]["role"] == role
+    with urllib.request.urlopen(f"http://127.0.0.1:{base}/sign-in", timeout=10) as page:
+        assert page.status == 200 and "<form" in page.read().decode()
     children = _children(proc.pid)
-    assert len(children) == 5  # broker, SMTP sink, three services
+    assert len(children) == 6  # broker, SMTP sink, three services, portal
     proc.send_signal(signal.SIGINT)
     rest, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, rest
     assert "stopped." in rest
     assert all(not Path(f"/proc/{pid}").exists() or "Z" in _state(pid) for pid in children)
+
+
+def _post_json(url: str, body: dict[str, str]) -> dict[str, Any]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return dict(json.load(answer))
 
 
 def _in_use(port: int) -> bool:
