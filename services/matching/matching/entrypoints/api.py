@@ -251,7 +251,7 @@ def create_matching_app(infra: Infrastructure) -> Flask:
     class RunCancel(MethodView):
         @runs.response(200, RunOut)
         def post(self, run_id: str) -> Any:
-            return in_tx(services.cancel_run, run_id)
+            return in_tx(services.cancel_run, run_id, emit=True)
 
     @runs.route("/<run_id>/publish")
     class RunPublish(MethodView):
