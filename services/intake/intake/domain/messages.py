@@ -88,6 +88,7 @@ CATALOGUE: list[tuple[str, str]] = [
      "worden gewijzigd of gesloten; deze batch is {a}."),
     (r"the batch has no assignments left to match; close it",
      "De batch heeft geen opdrachten meer om te koppelen; sluit hem."),
+    (r"not an ISO 8601 time", "Geen tijdstip in ISO 8601-vorm."),
     (r"invalid scheme code", "Ongeldige code voor een regeling."),
     (r"lowercase letters, digits and '-', at most 40", "Kleine letters, cijfers en '-', hoogstens 40 tekens."),
     (r"not found", "Niet gevonden."),
