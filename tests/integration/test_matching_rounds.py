@@ -6,28 +6,43 @@ run's end is told to intake (run.ended), and a closed batch runs no more."""
 from __future__ import annotations
 
 import json
+import logging
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
+from matching import bootstrap
 from matching.adapters import orm
+from matching.entrypoints.api import create_matching_app
 from matching.service_layer import services
+from werkplaats_shared.config import Settings
 from werkplaats_shared.contracts import make_envelope, parse_envelope
 from werkplaats_shared.db import utcnow
 
-from .test_matching_api import (  # noqa: F401 - m is the fixture these tests share
-    UTRECHT,
-    Matching,
-    assignment,
-    assignment_v2,
-    error,
-    m,
-    runs_of,
-    team,
-    team_v2,
-)
+from .test_matching_api import ROLES, UTRECHT, Matching, assignment, assignment_v2, error, runs_of, team, team_v2
 
 PERIOD = "2026-Q1"
+
+
+@pytest.fixture
+def m(tmp_path: Path) -> Iterator[Matching]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    settings = Settings.from_env("matching", {"WERKPLAATS_DATABASE_URL": f"sqlite:///{tmp_path}/m.sqlite3",
+                                              "WERKPLAATS_DATA_DIR": str(tmp_path)})
+    infra = bootstrap.bootstrap(settings)
+    svc = Matching(infra, create_matching_app(infra).test_client(), {w: str(uuid.uuid4()) for w in ROLES})
+    for who, role in ROLES.items():
+        svc.add_key(who, svc.org[who], role)
+    try:
+        yield svc
+    finally:
+        infra.engine.dispose()
+        root.handlers[:] = handlers
+        root.setLevel(level)
 
 
 def submit_to_round(m: Matching, workspace_id: str, teams: list[dict[str, Any]],
