@@ -171,8 +171,10 @@ def system(request: pytest.FixtureRequest, tmp_path: Path, namespace: str) -> It
                                                              "size_class": "small", "municipality": "GM0193"},
                                           create=True)
             workspace_id = ws.id
+        coordinator_principal, institution_principal, firm_principal = principals
         system = System(intake, matching, create_intake_app(intake).test_client(),
-                        create_matching_app(matching).test_client(), key, *principals, workspace_id)
+                        create_matching_app(matching).test_client(), key, coordinator_principal,
+                        institution_principal, firm_principal, workspace_id)
         # the coordinator's key reaches matching through apikey.issued
         wait_until(lambda: system.call("matching", "GET", "/runs").status_code == 200, TIMEOUT,
                    "the coordinator's key in matching")
