@@ -91,6 +91,9 @@ def test_two_batches_of_a_round_submitted_back_to_back_place_each_team_once(m: M
     (run,) = runs_of(m, second)
     assert run["status"] == "published"
     assert sorted((h["team_id"], h["batch_id"]) for h in run["controls"]["held"]) == [("t1", first), ("t2", first)]
+    explained = m.ok("coord_1", "GET", f"/runs/{run['id']}/explanations")
+    assert [(h["team_id"], h["batch_id"]) for h in explained["held_by_round"]] == [("t1", first), ("t2", first)]
+    assert "another batch" in explained["held_by_round"][0]["en"]
     assert len(current_pairs(m, elsewhere)) == 1  # another workspace's round is not affected
 
 

@@ -250,7 +250,8 @@ def test_an_infeasible_round_shows_its_diagnosis_and_runs_again_with_another_flo
     assert changed["status"] == "submitted" and changed["fairness_floors"][0]["min_share"] == 0.5
     matched = system.batch_when(batch_id, "matched")
     assert [m["assignment_id"] for m in matched["matches"]] == [assignment]
-    assert matched["last_run"]["status"] == "published"
+    wait_until(lambda: system.batch(batch_id)["last_run"]["status"] == "published", TIMEOUT,
+               "run.ended after matches.published")
     assert system.assignment_status(assignment) == "matched"
     # a batch with a published matching is changed through matching's re-runs, not here
     etag = system.call("intake", "GET", f"/batches/{batch_id}").headers["ETag"]

@@ -103,6 +103,9 @@ class ExplanationsOut(Schema):
     figures = fields.Dict()
     filters = fields.Dict(metadata={"description": "the eligibility filters, in the order applied, in plain "
                                                    "words; 'removed' counts candidates per filter"})
+    held_by_round = fields.List(fields.Dict(), metadata={
+        "description": "teams left out because another batch of the same workspace and period holds them "
+                       "(team_id, batch_id), in plain words"})
 
 
 class MatchOut(Schema):

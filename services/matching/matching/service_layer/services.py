@@ -425,7 +425,13 @@ def record_solution(sf: sessionmaker[Session], emit_into: Emit, run_id: str, pro
             session.add(orm.Match(id=str(uuid.uuid4()), run_id=run_id, assignment_id=pair.assignment_id,
                                   team_id=pair.team_id, firm_id=firms[pair.assignment_id],
                                   institution_id=teams[pair.team_id]["institution_id"], score=score))
-        run.explanations = explain(problem, solution.matches, eligible)
+        explanations = explain(problem, solution.matches, eligible)
+        explanations["held_by_round"] = [{
+            "team_id": h["team_id"], "batch_id": h["batch_id"],
+            "en": "placed by the published matching of another batch of this workspace and period",
+            "nl": "geplaatst door de gepubliceerde koppeling van een andere batch van deze werkplaats en periode",
+        } for h in (run.controls or {}).get("held") or []]
+        run.explanations = explanations
         run.status = "solved"
         session.flush()
         if run.auto_publish:
