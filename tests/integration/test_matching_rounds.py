@@ -176,6 +176,11 @@ def test_every_run_that_ends_is_told_to_intake_with_an_infeasible_runs_diagnosis
     assert "level HBO: at least 100%" in infeasible["diagnosis"]["message"]
     assert infeasible["diagnosis"]["message_nl"].startswith("onoplosbaar")
     assert ended[waiting + "solved"]["diagnosis"] is None
+    (solved,) = [r for r in runs_of(m, waiting) if r["status"] == "solved"]
+    m.ok("coord_1", "POST", f"/runs/{solved['id']}/publish")
+    published = [e for e in sent(m, "run.ended") if e["batch_id"] == waiting and e["status"] == "published"]
+    assert [e["run_id"] for e in published] == [solved["id"]]
+    assert published[0]["ended_at"] > ended[waiting + "solved"]["ended_at"]
     assert ended[waiting + "cancelled"]["run_id"] == cancelled["id"]
 
 

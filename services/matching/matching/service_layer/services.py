@@ -184,7 +184,8 @@ def run_ended(session: Session, emit_into: Emit, run: orm.Run) -> None:
         diagnosis = {"groups": [str(g["group"]) for g in run.diagnosis.get("groups", [])][:20],
                      "message": str(run.diagnosis.get("message", ""))[:2000],
                      "message_nl": str(run.diagnosis.get("message_nl", ""))[:2000]}
-    ended = _aware(run.finished_at or run.cancelled_at or run.published_at) or utcnow()
+    moment = {"published": run.published_at, "cancelled": run.cancelled_at}.get(run.status, run.finished_at)
+    ended = _aware(moment) or utcnow()
     emit_into(session, make_envelope("run.ended", 1, {
         "run_id": run.id, "batch_id": run.batch_id, "trigger": run.trigger, "status": run.status,
         "ended_at": ended.isoformat(), "error": run.error if run.status == "failed" else None,
@@ -543,7 +544,10 @@ def cancel_run(session: Session, emit_into: Emit, principal: Principal, run_id: 
 
 
 def publish_run(session: Session, emit_into: Emit, principal: Principal, run_id: str) -> orm.Run:
-    return publish(session, emit_into, visible_run(session, principal, run_id, lock=True), principal)
+    """Publish a solved run by hand; intake hears that it ended published (it heard "solved" before)."""
+    run = publish(session, emit_into, visible_run(session, principal, run_id, lock=True), principal)
+    run_ended(session, emit_into, run)
+    return run
 
 
 # a coordinator waiting on this many runs is told to come back after about this many seconds
