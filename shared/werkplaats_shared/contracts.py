@@ -241,6 +241,34 @@ class AssignmentLeftBatchV1(StrictSchema):
     left_at = fields.String(required=True)
 
 
+RUN_OUTCOMES = ("solved", "published", "infeasible", "failed", "cancelled")
+
+
+class RunDiagnosisV1(StrictSchema):
+    """Why a run found no matching, as the coordinator reads it: the constraint groups that cannot hold
+    and the message in English and Dutch (constraint labels name ids and groups, never a person)."""
+
+    groups = fields.List(fields.String(validate=validate.Length(max=40)), required=True,
+                         validate=validate.Length(max=20))
+    message = fields.String(required=True, validate=validate.Length(max=2000))
+    message_nl = fields.String(required=True, validate=validate.Length(max=2000))
+
+
+class RunEndedV1(StrictSchema):
+    run_id = fields.String(required=True)
+    batch_id = fields.String(required=True)
+    trigger = fields.String(required=True, validate=validate.Length(max=30))
+    status = fields.String(required=True, validate=validate.OneOf(RUN_OUTCOMES))
+    ended_at = fields.String(required=True)
+    error = fields.String(required=True, allow_none=True, validate=validate.Length(max=500))
+    diagnosis = fields.Nested(RunDiagnosisV1, required=True, allow_none=True)
+
+
+class BatchClosedV1(StrictSchema):
+    batch_id = fields.String(required=True)
+    closed_at = fields.String(required=True)
+
+
 class AssignmentSubmittedV1(StrictSchema):
     assignment_id = fields.String(required=True)
     firm_id = fields.String(required=True)
@@ -355,7 +383,14 @@ CONTRACTS: tuple[Contract, ...] = (
     Contract(
         "batch.submitted", 2, "intake", ("matching",), BatchSubmittedV2,
         "A coordinator submitted a batch: assignments with period, mode, place and the firm's wishes; teams "
-        "with periods, campus place, travel limit and ranked wishes; capacity, firm caps and fairness floors.",
+        "with periods, campus place, travel limit and ranked wishes; capacity, firm caps and fairness floors. "
+        "Sent again with the same batch_id when the coordinator changes the settings of a batch without a "
+        "published matching (PATCH /batches/{id}): matching replaces its copy and runs the batch again.",
+    ),
+    Contract(
+        "batch.closed", 1, "intake", ("matching",), BatchClosedV1,
+        "A coordinator closed a batch without a published matching (POST /batches/{id}/close): its assignments "
+        "were released for a new batch; matching cancels the batch's open runs and runs or publishes it no more.",
     ),
     Contract(
         "assignment.withdrawn", 1, "intake", ("matching",), AssignmentWithdrawnV1,
@@ -375,6 +410,12 @@ CONTRACTS: tuple[Contract, ...] = (
         "matches.published", 2, "matching", ("scheduling", "intake"), MatchesPublishedV2,
         "A matching run was published: v1 plus the run it supersedes and, per match, the same pair's match in "
         "that run, so a re-run only notifies the pairs it changed.",
+    ),
+    Contract(
+        "run.ended", 1, "matching", ("intake",), RunEndedV1,
+        "A matching run ended: solved (waiting to be published), published, infeasible (with the diagnosis: "
+        "the constraint groups that cannot hold), failed (with the error) or cancelled; intake shows it on "
+        "the batch.",
     ),
     Contract(
         "match.responded", 1, "scheduling", ("intake", "matching"), MatchRespondedV1,

@@ -18,10 +18,10 @@ def _describe(schema: Schema, prefix: str = "") -> list[str]:
     for name, field in schema.fields.items():
         inner: Any = getattr(field, "inner", None)
         nested = getattr(inner, "schema", None) if isinstance(field, fields.List) else None
-        if nested is None and isinstance(field, fields.Nested):
-            nested = field.schema
         if nested is not None:
             out.append(f"{prefix}{name}[]: {{{', '.join(_describe(nested))}}}")
+        elif isinstance(field, fields.Nested):
+            out.append(f"{prefix}{name}: {{{', '.join(_describe(field.schema))}}}")
         else:
             out.append(f"{prefix}{name}")
     return out

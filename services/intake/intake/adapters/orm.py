@@ -126,6 +126,17 @@ class Batch(Base):
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
     submitted_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
     fairness_floors: Mapped[list[Any]] = mapped_column(sa.JSON, default=list, server_default="[]")
+    auto_publish: Mapped[bool] = mapped_column(sa.Boolean, default=True, server_default=sa.true())
+    closed_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
+    # the assignments closing the batch released (their batch_id is cleared)
+    released_assignment_ids: Mapped[list[Any]] = mapped_column(sa.JSON, default=list, server_default="[]")
+    # how the batch's last run ended (run.ended from matching)
+    last_run_id: Mapped[str | None] = mapped_column(sa.String(36), nullable=True)
+    last_run_status: Mapped[str | None] = mapped_column(sa.String(20), nullable=True)
+    last_run_trigger: Mapped[str | None] = mapped_column(sa.String(30), nullable=True)
+    last_run_ended_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
+    last_run_error: Mapped[str | None] = mapped_column(sa.String(500), nullable=True)
+    last_run_diagnosis: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)
 
 
 class BatchMatch(Base):

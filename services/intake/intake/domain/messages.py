@@ -82,6 +82,13 @@ CATALOGUE: list[tuple[str, str]] = [
     (r"no level (?P<a>.+) is known", "Niveau {a} is onbekend."),
     (r"no institution (?P<a>.+) is known", "Instelling {a} is onbekend."),
     (r"each group has one floor at most", "Elke groep heeft hoogstens één ondergrens."),
+    (r"only a batch whose run ended without a matching \(infeasible, failed or cancelled\) can be changed or "
+     r"closed; this batch is (?P<a>\S+)",
+     "Alleen een batch waarvan de ronde zonder koppeling eindigde (onoplosbaar, mislukt of geannuleerd) kan "
+     "worden gewijzigd of gesloten; deze batch is {a}."),
+    (r"the batch has no assignments left to match; close it",
+     "De batch heeft geen opdrachten meer om te koppelen; sluit hem."),
+    (r"not an ISO 8601 time", "Geen tijdstip in ISO 8601-vorm."),
     (r"invalid scheme code", "Ongeldige code voor een regeling."),
     (r"lowercase letters, digits and '-', at most 40", "Kleine letters, cijfers en '-', hoogstens 40 tekens."),
     (r"not found", "Niet gevonden."),

@@ -32,7 +32,8 @@ class AssignmentStatus(StrEnum):
 S = AssignmentStatus
 TRANSITIONS: dict[AssignmentStatus, frozenset[AssignmentStatus]] = {
     S.SUBMITTED: frozenset({S.IN_BATCH, S.WITHDRAWN, S.REFERRED}),
-    S.IN_BATCH: frozenset({S.MATCHED, S.UNMATCHED, S.WITHDRAWN}),
+    # closing a batch without a published matching releases its assignments for a new batch
+    S.IN_BATCH: frozenset({S.MATCHED, S.UNMATCHED, S.WITHDRAWN, S.SUBMITTED}),
     S.UNMATCHED: frozenset({S.MATCHED, S.IN_BATCH, S.WITHDRAWN, S.REFERRED}),
     # a re-run after a decline or withdrawal may give a matched assignment another team, or none
     S.MATCHED: frozenset({S.ACCEPTED, S.DECLINED, S.UNMATCHED, S.WITHDRAWN}),
@@ -43,6 +44,29 @@ TRANSITIONS: dict[AssignmentStatus, frozenset[AssignmentStatus]] = {
     S.WITHDRAWN: frozenset(),
     S.REFERRED: frozenset(),
 }
+
+
+class BatchStatus(StrEnum):
+    """A batch is submitted (its run pending), matched (a run is published), or, while none is published,
+    infeasible, failed or cancelled as its last run ended; closed once the coordinator closed it."""
+
+    SUBMITTED = "submitted"
+    MATCHED = "matched"
+    INFEASIBLE = "infeasible"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    CLOSED = "closed"
+
+
+# A batch whose runs ended without a published matching: its settings can change (and it runs again),
+# or it can be closed (its assignments released).
+STUCK_BATCH_STATUSES = frozenset({BatchStatus.INFEASIBLE, BatchStatus.FAILED, BatchStatus.CANCELLED})
+
+
+def check_batch_stuck(status: str) -> None:
+    if status not in STUCK_BATCH_STATUSES:
+        raise DomainError("status", f"only a batch whose run ended without a matching (infeasible, failed or "
+                                    f"cancelled) can be changed or closed; this batch is {status}", 409)
 
 
 def transition(current: str, target: AssignmentStatus) -> str:

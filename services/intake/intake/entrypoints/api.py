@@ -38,6 +38,7 @@ from .schemas import (
     BatchFilter,
     BatchIn,
     BatchOut,
+    BatchPatch,
     BatchSummaryOut,
     CapacityIn,
     CapacityOut,
@@ -232,9 +233,15 @@ def create_intake_app(infra: Infrastructure, clock: Callable[[], datetime] = utc
         assignments = session.execute(
             sa.select(orm.Assignment).where(orm.Assignment.batch_id == batch.id)
             .order_by(orm.Assignment.id)).scalars().all()
-        return {**{c: getattr(batch, c) for c in ("id", "workspace_id", "period", "policy", "status", "run_id",
-                                                         "fairness_floors")},
-                "assignments": assignments, "matches": services.batch_matches(session, batch.id, batch.run_id)}
+        last_run = None if batch.last_run_id is None else {
+            "run_id": batch.last_run_id, "status": batch.last_run_status, "trigger": batch.last_run_trigger,
+            "ended_at": batch.last_run_ended_at, "error": batch.last_run_error,
+            "diagnosis": batch.last_run_diagnosis}
+        return {**{c: getattr(batch, c) for c in ("id", "workspace_id", "period", "policy", "auto_publish", "status",
+                                                         "run_id", "fairness_floors", "closed_at",
+                                                         "released_assignment_ids")},
+                "assignments": assignments, "matches": services.batch_matches(session, batch.id, batch.run_id),
+                "last_run": last_run}
 
     @bat.route("")
     class Batches(MethodView):
@@ -257,6 +264,7 @@ def create_intake_app(infra: Infrastructure, clock: Callable[[], datetime] = utc
             return created(body, "batches.BatchItem", batch_id=body["id"])
 
     @bat.route("/<batch_id>")
+    @bat.etag
     class BatchItem(MethodView):
         @bat.response(200, BatchOut)
         def get(self, batch_id: str) -> Any:
@@ -266,6 +274,34 @@ def create_intake_app(infra: Infrastructure, clock: Callable[[], datetime] = utc
                 return batch_view(session, batch)
 
             return in_tx(view)
+
+        @bat.arguments(BatchPatch)
+        @bat.response(200, BatchOut)
+        def patch(self, data: dict[str, Any], batch_id: str) -> Any:
+            """Change a batch whose run ended without a matching (infeasible, failed or cancelled): policy,
+            fairness floors, auto_publish. Needs If-Match; matching then runs the batch again."""
+            def update(session: Any, emit: Any) -> dict[str, Any]:
+                batch = services.get_visible(session, services.visible_batches(current_principal()),
+                                             orm.Batch, batch_id, lock=True)
+                bat.check_etag(batch_view(session, batch), BatchOut)
+                services.update_batch(session, emit, current_principal(), batch, data)
+                return batch_view(session, batch)
+
+            return in_tx(update, emit=True)
+
+    @bat.route("/<batch_id>/close")
+    class BatchClose(MethodView):
+        @bat.response(200, BatchOut)
+        def post(self, batch_id: str) -> Any:
+            """Close a batch whose run ended without a matching: its assignments are released for a new batch
+            and matching runs it no more."""
+            def close(session: Any, emit: Any) -> dict[str, Any]:
+                batch = services.get_visible(session, services.visible_batches(current_principal()),
+                                             orm.Batch, batch_id, lock=True)
+                services.close_batch(session, emit, current_principal(), batch)
+                return batch_view(session, batch)
+
+            return in_tx(close, emit=True)
 
     firm = Blueprint("firm", __name__, url_prefix="/firm",
                      description="The calling firm's profile; its municipality decides which workspace serves it")

@@ -23,4 +23,5 @@ def _permanent(fn: Handler) -> Handler:
 HANDLERS: dict[str, Handler] = {
     "matches.published": _permanent(services.on_matches_published),
     "match.responded": _permanent(services.on_match_responded),
+    "run.ended": _permanent(services.on_run_ended),
 }

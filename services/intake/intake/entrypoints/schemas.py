@@ -138,19 +138,51 @@ class MatchOut(Schema):
     score = fields.Float()
 
 
+class BatchPatch(Schema):
+    """New settings for a batch whose run ended without a matching; the batch then runs again."""
+
+    policy = fields.String(validate=validate.OneOf(POLICIES))
+    auto_publish = fields.Boolean()
+    fairness_floors = fields.List(fields.Nested(FairnessFloorSchema), validate=validate.Length(max=50),
+                                  metadata={"description": "replaces the batch's floors ([] removes them)"})
+
+
+class RunDiagnosisOut(Schema):
+    groups = fields.List(fields.String(), metadata={"description": "the constraint groups that cannot hold"})
+    message = fields.String(metadata={"description": "in English"})
+    message_nl = fields.String(metadata={"description": "in Dutch"})
+
+
+class LastRunOut(Schema):
+    run_id = fields.String()
+    status = fields.String(metadata={"description": "solved, published, infeasible, failed or cancelled"})
+    trigger = fields.String(metadata={"description": "what asked for the run, e.g. batch.submitted, declined"})
+    ended_at = fields.DateTime()
+    error = fields.String(allow_none=True)
+    diagnosis = fields.Nested(RunDiagnosisOut, allow_none=True)
+
+
 class BatchSummaryOut(Schema):
     id = fields.String(dump_only=True)
     workspace_id = fields.String()
     period = fields.String()
     policy = fields.String()
-    status = fields.String(dump_only=True)
+    auto_publish = fields.Boolean()
+    status = fields.String(dump_only=True, metadata={
+        "description": "submitted, matched, infeasible, failed or cancelled (how its last run ended while no "
+                       "matching is published), closed"})
     run_id = fields.String(dump_only=True, allow_none=True)
     fairness_floors = fields.List(fields.Nested(FairnessFloorSchema))
+    closed_at = fields.DateTime(dump_only=True, allow_none=True)
 
 
 class BatchOut(BatchSummaryOut):
     assignments = fields.List(fields.Nested(AssignmentOut), dump_only=True)
     matches = fields.List(fields.Nested(MatchOut), dump_only=True)
+    last_run = fields.Nested(LastRunOut, dump_only=True, allow_none=True,
+                             metadata={"description": "how the batch's last run in matching ended (none yet: null)"})
+    released_assignment_ids = fields.List(fields.String(), dump_only=True, metadata={
+        "description": "the assignments closing the batch released for a new batch"})
 
 
 class OrganisationOut(Schema):
@@ -216,7 +248,8 @@ class AssignmentFilter(Schema):
 class BatchFilter(Schema):
     workspace_id = fields.String(validate=validate.Length(max=36))
     period = fields.String(validate=validate.Length(max=40))
-    status = fields.String(validate=validate.OneOf(["submitted", "matched"]))
+    status = fields.String(validate=validate.OneOf(["submitted", "matched", "infeasible", "failed", "cancelled",
+                                                    "closed"]))
 
 
 class FirmIn(Schema):

@@ -3,7 +3,9 @@ commit together (the outbox)."""
 
 from __future__ import annotations
 
+import logging
 import uuid
+from datetime import UTC, datetime
 from typing import Any, Callable
 
 import sqlalchemy as sa
@@ -17,10 +19,13 @@ from ..adapters import orm
 from ..domain.model import (
     HANDED_OVER_STATUSES,
     OPEN_STATUSES,
+    STUCK_BATCH_STATUSES,
     AssignmentStatus,
+    BatchStatus,
     CapacityRow,
     DomainError,
     Routing,
+    check_batch_stuck,
     check_fairness_floors,
     check_kvk_number,
     check_levels_offered,
@@ -32,6 +37,8 @@ from ..domain.model import (
     supervision_hours,
     transition,
 )
+
+log = logging.getLogger(__name__)
 
 Emit = Callable[[Envelope], None]
 MAX_BATCH_ASSIGNMENTS = 2000
@@ -510,8 +517,9 @@ def withdraw_assignment(session: Session, assignment: orm.Assignment, emit: Emit
     return assignment
 
 
-def get_visible(session: Session, query: sa.Select[Any], model: Any, object_id: str) -> Any:
-    found = session.execute(query.where(model.id == object_id)).scalar_one_or_none()
+def get_visible(session: Session, query: sa.Select[Any], model: Any, object_id: str, *, lock: bool = False) -> Any:
+    query = query.where(model.id == object_id)
+    found = session.execute(query.with_for_update(of=model) if lock else query).scalar_one_or_none()
     if found is None:
         raise NotFound(object_id)
     return found
@@ -542,21 +550,74 @@ def submit_batch(session: Session, emit: Emit, principal: Principal, data: dict[
             a.status = transition(a.status, AssignmentStatus.IN_BATCH)
         except DomainError as exc:
             raise DomainError(f"assignment_ids.{i}", exc.reason, 409) from None
-    floors = [{"dimension": f["dimension"], "value": f["value"], "min_share": f["min_share"]}
-              for f in data.get("fairness_floors", [])]
-    if floors:
-        institution_ids = frozenset(session.execute(sa.select(orm.Organisation.id).where(
-            orm.Organisation.role == "institution",
-            orm.Organisation.id.in_([f["value"] for f in floors if f["dimension"] == "institution"]))).scalars())
-        check_fairness_floors(floors, LEVELS, frozenset(geo.PARTS_OF_COUNTRY), institution_ids)
+    floors = _fairness_floors(session, data.get("fairness_floors", []))
     batch = orm.Batch(id=_new_id(), workspace_id=ws.id, period=data["period"], policy=data["policy"],
-                      status="submitted", created_at=utcnow(), submitted_at=utcnow(), fairness_floors=floors)
+                      status=BatchStatus.SUBMITTED.value, created_at=utcnow(), submitted_at=utcnow(),
+                      fairness_floors=floors, auto_publish=data.get("auto_publish", True))
     session.add(batch)
     session.flush()
     for a in assignments:
         a.batch_id = batch.id
     emit(make_envelope("batch.submitted", 2, batch_snapshot(
-        session, ws, batch, [by_id[aid] for aid in ids], auto_publish=data.get("auto_publish", True))))
+        session, ws, batch, [by_id[aid] for aid in ids], auto_publish=batch.auto_publish)))
+    return batch
+
+
+def _fairness_floors(session: Session, given: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    floors = [{"dimension": f["dimension"], "value": f["value"], "min_share": f["min_share"]} for f in given]
+    if floors:
+        institution_ids = frozenset(session.execute(sa.select(orm.Organisation.id).where(
+            orm.Organisation.role == "institution",
+            orm.Organisation.id.in_([f["value"] for f in floors if f["dimension"] == "institution"]))).scalars())
+        check_fairness_floors(floors, LEVELS, frozenset(geo.PARTS_OF_COUNTRY), institution_ids)
+    return floors
+
+
+def update_batch(session: Session, emit: Emit, principal: Principal, batch: orm.Batch,
+                 data: dict[str, Any]) -> orm.Batch:
+    """Change the settings (policy, fairness floors, auto_publish) of a batch whose run ended without a
+    matching, and run it again: the batch is sent to matching anew (``batch.submitted`` v2, same id),
+    with its current assignments and the teams and capacity registered now."""
+    check_batch_stuck(batch.status)
+    if "fairness_floors" in data:
+        batch.fairness_floors = _fairness_floors(session, data["fairness_floors"])
+    if "policy" in data:
+        batch.policy = data["policy"]
+    if "auto_publish" in data:
+        batch.auto_publish = data["auto_publish"]
+    assignments = list(session.execute(sa.select(orm.Assignment).where(
+        orm.Assignment.batch_id == batch.id, orm.Assignment.status == AssignmentStatus.IN_BATCH.value)
+        .order_by(orm.Assignment.created_at, orm.Assignment.id)).scalars())
+    if not assignments:
+        raise DomainError("status", "the batch has no assignments left to match; close it", 409)
+    batch.status, batch.submitted_at = BatchStatus.SUBMITTED.value, utcnow()
+    audit(session, principal, "batch.updated", "batch", batch.id, {
+        "policy": batch.policy, "fairness_floors": batch.fairness_floors, "auto_publish": batch.auto_publish,
+        "previous_run_id": batch.last_run_id, "previous_run_status": batch.last_run_status})
+    session.flush()
+    emit(make_envelope("batch.submitted", 2, batch_snapshot(
+        session, get_workspace(session, batch.workspace_id), batch, assignments, auto_publish=batch.auto_publish)))
+    return batch
+
+
+def close_batch(session: Session, emit: Emit, principal: Principal, batch: orm.Batch) -> orm.Batch:
+    """Close a batch whose run ended without a matching: its assignments are released (back to
+    submitted, in no batch) so they can go into a new batch; matching runs it no more."""
+    check_batch_stuck(batch.status)
+    released = []
+    for a in session.execute(sa.select(orm.Assignment).where(orm.Assignment.batch_id == batch.id)
+                             .order_by(orm.Assignment.id)).scalars():
+        if a.status == AssignmentStatus.IN_BATCH.value:
+            a.status = transition(a.status, AssignmentStatus.SUBMITTED)
+            a.batch_id = None
+            released.append(a.id)
+    now = utcnow()
+    batch.status, batch.closed_at, batch.released_assignment_ids = BatchStatus.CLOSED.value, now, released
+    audit(session, principal, "batch.closed", "batch", batch.id, {
+        "released_assignment_ids": released, "last_run_id": batch.last_run_id,
+        "last_run_status": batch.last_run_status})
+    session.flush()
+    emit(make_envelope("batch.closed", 1, {"batch_id": batch.id, "closed_at": now.isoformat()}))
     return batch
 
 
@@ -632,6 +693,11 @@ def on_matches_published(session: Session, envelope: Envelope) -> None:
     batch = session.get(orm.Batch, p["batch_id"])
     if batch is None:
         raise DomainError("batch_id", "unknown batch")
+    if batch.status == BatchStatus.CLOSED.value:
+        # published before matching heard of the close: the assignments are released, maybe in a new batch
+        log.warning("matches published for a closed batch ignored", extra={"batch_id": batch.id,
+                                                                             "run_id": p["run_id"]})
+        return
     before = batch_matches(session, batch.id, batch.run_id)
     previous = {m.assignment_id: m.team_id for m in before}
     kept: set[str] | None = None
@@ -641,7 +707,7 @@ def on_matches_published(session: Session, envelope: Envelope) -> None:
         changed = ({m["assignment_id"] for m in p["matches"] if m["previous_match_id"] not in known}
                    | {m.assignment_id for m in before if m.match_id not in successors})
         kept = {m["assignment_id"] for m in p["matches"]} - changed
-    batch.status = "matched"
+    batch.status = BatchStatus.MATCHED.value
     batch.run_id = p["run_id"]
     current: dict[str, str] = {}
     for m in p["matches"]:
@@ -693,3 +759,27 @@ def on_match_responded(session: Session, envelope: Envelope) -> None:
     if assignment.status == target.value:
         return
     assignment.status = transition(assignment.status, target)
+
+
+def on_run_ended(session: Session, envelope: Envelope) -> None:
+    """A run of a batch ended (run.ended): the batch shows how, with the diagnosis of an infeasible run.
+    While no matching is published, an infeasible, failed or cancelled run makes that the batch's status,
+    so the coordinator can change its settings or close it. An outcome older than the one shown (a late
+    redelivery) changes nothing."""
+    p = envelope.payload
+    batch = session.get(orm.Batch, p["batch_id"])
+    if batch is None:
+        raise DomainError("batch_id", "unknown batch")
+    try:
+        ended_at = datetime.fromisoformat(p["ended_at"])
+    except ValueError:
+        raise DomainError("ended_at", "not an ISO 8601 time") from None
+    shown = batch.last_run_ended_at
+    if shown is not None and shown.tzinfo is None:
+        shown = shown.replace(tzinfo=UTC)
+    if shown is not None and ended_at.tzinfo is not None and ended_at < shown:
+        return
+    batch.last_run_id, batch.last_run_status, batch.last_run_trigger = p["run_id"], p["status"], p["trigger"]
+    batch.last_run_ended_at, batch.last_run_error, batch.last_run_diagnosis = ended_at, p["error"], p["diagnosis"]
+    if batch.status in {BatchStatus.SUBMITTED, *STUCK_BATCH_STATUSES} and p["status"] in STUCK_BATCH_STATUSES:
+        batch.status = p["status"]

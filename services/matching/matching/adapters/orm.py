@@ -31,6 +31,17 @@ class Batch(Base):
     snapshot: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    # intake closed the batch (batch.closed): no further runs, nothing published
+    closed_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
+
+
+class RoundLock(Base):
+    """One row per workspace and period: the runs of one round (every batch of a workspace and period)
+    take it in turn, so two batches never solve or publish at the same time with the same teams."""
+
+    __tablename__ = "round_locks"
+    workspace_id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    period: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
 
 
 class Run(Base):
@@ -78,6 +89,8 @@ class Run(Base):
     explanations: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)
     cancelled_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
     superseded_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
+
+    __table_args__ = (sa.Index("ix_runs_workspace_id_period", "workspace_id", "period"),)
 
 
 class Match(Base):

@@ -105,6 +105,9 @@ class ExplanationsOut(Schema):
     figures = fields.Dict()
     filters = fields.Dict(metadata={"description": "the eligibility filters, in the order applied, in plain "
                                                    "words; 'removed' counts candidates per filter"})
+    held_by_round = fields.List(fields.Dict(), metadata={
+        "description": "teams left out because another batch of the same workspace and period holds them "
+                       "(team_id, batch_id), in plain words"})
 
 
 class MatchOut(Schema):
@@ -253,7 +256,7 @@ def create_matching_app(infra: Infrastructure) -> Flask:
     class RunCancel(MethodView):
         @runs.response(200, RunOut)
         def post(self, run_id: str) -> Any:
-            return in_tx(services.cancel_run, run_id)
+            return in_tx(services.cancel_run, run_id, emit=True)
 
     @runs.route("/<run_id>/publish")
     class RunPublish(MethodView):

@@ -10,6 +10,7 @@ from ..service_layer import privacy, services
 
 HANDLERS: dict[str, Handler] = {
     "batch.submitted": services.on_batch_submitted,
+    "batch.closed": services.on_batch_closed,
     "match.responded": services.on_match_responded,
     "assignment.withdrawn": services.on_assignment_withdrawn,
     "assignment.left_batch": services.on_assignment_left_batch,

@@ -76,9 +76,10 @@ def _pair_dicts(pairs: Any) -> list[dict[str, str]]:
 
 
 def problem_of(run: orm.Run) -> Problem:
-    """The run's input: its snapshot, pins (and pairs firms accepted, held like pins), forbids, reference."""
+    """The run's input: its snapshot, pins (and pairs firms accepted, held like pins), forbids, reference;
+    without the teams another batch of the round holds (see held_teams)."""
     controls = run.controls or {}
-    return Problem.from_snapshot(run.snapshot,
+    return Problem.from_snapshot(without_held(run.snapshot, controls.get("held") or []),
                                  pinned=_pairs(controls.get("pins")) + _pairs(controls.get("accepted")),
                                  forbidden=_pairs(controls.get("forbids")),
                                  reference=_pairs(controls.get("reference")))
@@ -91,6 +92,118 @@ def audit(session: Session, batch_id: str, action: str, details: dict[str, Any],
         id=str(uuid.uuid4()), batch_id=batch_id, run_id=run_id, action=action,
         actor_organisation_id=actor.organisation_id if actor else actor_organisation_id,
         actor_key_id=actor.key_id if actor else None, details=details, occurred_at=utcnow()))
+
+
+# ---- rounds: every batch of one workspace and period --------------------------------------------
+#
+# Runs of one round are serialised: a worker claims a run only while no other run of its workspace and
+# period is running, under the round's lock row. At the claim the run notes the teams the round's other
+# batches hold (a match in their published run that the firm has not declined); it is solved without
+# them, and the institutions' capacity and supervision they use is taken off. Publishing checks again,
+# under the same lock, that no matched team is held elsewhere (a run published by hand meanwhile).
+
+
+def lock_round(session: Session, workspace_id: str, period: str) -> None:
+    """Take the round's lock row for the rest of the transaction (created on first use)."""
+    dialect = session.get_bind().dialect.name
+    values = {"workspace_id": workspace_id, "period": period}
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        session.execute(pg_insert(orm.RoundLock).values(**values).on_conflict_do_nothing())
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        session.execute(sqlite_insert(orm.RoundLock).values(**values).on_conflict_do_nothing())
+    session.execute(sa.select(orm.RoundLock.workspace_id).where(
+        orm.RoundLock.workspace_id == workspace_id, orm.RoundLock.period == period).with_for_update())
+
+
+def held_teams(session: Session, workspace_id: str, period: str, batch_id: str) -> list[dict[str, Any]]:
+    """The teams other batches of the round hold: matched in their published run, not declined. Each with
+    its institution and level and the supervision hours its assignment takes (from that run's input)."""
+    rows = session.execute(
+        sa.select(orm.Match.team_id, orm.Match.assignment_id, orm.Match.institution_id, orm.Run.id,
+                  orm.Run.batch_id)
+        .join(orm.Run).where(orm.Run.workspace_id == workspace_id, orm.Run.period == period,
+                             orm.Run.batch_id != batch_id, orm.Run.status == "published",
+                             sa.or_(orm.Match.response.is_(None), orm.Match.response != "declined"))
+        .order_by(orm.Match.team_id, orm.Run.id)).all()
+    snapshots: dict[str, dict[str, Any]] = {}
+    held = []
+    for team_id, assignment_id, institution_id, run_id, other_batch_id in rows:
+        if run_id not in snapshots:
+            snapshot = session.execute(sa.select(orm.Run.snapshot).where(orm.Run.id == run_id)).scalar_one()
+            snapshots[run_id] = {
+                "teams": {t["team_id"]: t.get("level") for t in snapshot["teams"]},
+                "hours": {a["assignment_id"]: a.get("supervision_hours", 0) for a in snapshot["assignments"]}}
+        known = snapshots[run_id]
+        held.append({"team_id": team_id, "batch_id": other_batch_id, "run_id": run_id,
+                     "institution_id": institution_id, "level": known["teams"].get(team_id),
+                     "supervision_hours": known["hours"].get(assignment_id, 0)})
+    return held
+
+
+def without_held(snapshot: dict[str, Any], held: list[dict[str, Any]]) -> dict[str, Any]:
+    """The snapshot without the held teams, its capacities reduced by what they use."""
+    if not held:
+        return snapshot
+    gone = {h["team_id"] for h in held}
+    used: dict[tuple[str, str | None], tuple[int, int]] = {}
+    for h in held:
+        teams, hours = used.get((h["institution_id"], h["level"]), (0, 0))
+        used[(h["institution_id"], h["level"])] = (teams + 1, hours + int(h["supervision_hours"] or 0))
+    capacities = []
+    for c in snapshot.get("capacities", ()):
+        teams, hours = used.get((c["institution_id"], c["level"]), (0, 0))
+        if c["period"] != snapshot["period"]:
+            teams, hours = 0, 0
+        capacities.append({**c, "teams": max(c["teams"] - teams, 0),
+                           "supervision_hours": max(c["supervision_hours"] - hours, 0)})
+    reduced = {**snapshot, "teams": [t for t in snapshot["teams"] if t["team_id"] not in gone]}
+    if "capacities" in snapshot:
+        reduced["capacities"] = capacities
+    return reduced
+
+
+def check_round(session: Session, run: orm.Run) -> None:
+    """Refuse to publish a run that gives a team another batch of the round holds."""
+    lock_round(session, run.workspace_id, run.period)
+    held = {h["team_id"]: h for h in held_teams(session, run.workspace_id, run.period, run.batch_id)}
+    for m in run_matches(session, run.id):
+        if m.team_id in held:
+            raise ServiceError(409, "team_id", f"team {m.team_id} is already placed by the published matching "
+                                               f"of batch {held[m.team_id]['batch_id']} in this workspace and "
+                                               "period; run this batch again")
+
+
+def run_ended(session: Session, emit_into: Emit, run: orm.Run) -> None:
+    """Tell intake how the run ended (run.ended): its status, and for an infeasible run the diagnosis."""
+    diagnosis = None
+    if run.status == "infeasible" and run.diagnosis:
+        diagnosis = {"groups": [str(g["group"]) for g in run.diagnosis.get("groups", [])][:20],
+                     "message": str(run.diagnosis.get("message", ""))[:2000],
+                     "message_nl": str(run.diagnosis.get("message_nl", ""))[:2000]}
+    moment = {"published": run.published_at, "cancelled": run.cancelled_at}.get(run.status, run.finished_at)
+    ended = _aware(moment) or utcnow()
+    emit_into(session, make_envelope("run.ended", 1, {
+        "run_id": run.id, "batch_id": run.batch_id, "trigger": run.trigger, "status": run.status,
+        "ended_at": ended.isoformat(), "error": run.error if run.status == "failed" else None,
+        "diagnosis": diagnosis}))
+
+
+def cancel_open_runs(session: Session, batch_id: str, reason: str) -> list[str]:
+    """Cancel the batch's queued, running and solved runs (a running one stops at its next heartbeat).
+    Intake caused this (it re-submitted or closed the batch), so no run.ended tells it."""
+    cancelled = []
+    for run in session.execute(sa.select(orm.Run).where(orm.Run.batch_id == batch_id,
+                                                        orm.Run.status.in_(OPEN_STATUSES))
+                               .order_by(orm.Run.created_at).with_for_update()).scalars():
+        run.status, run.cancelled_at, run.lease_until = "cancelled", utcnow(), None
+        audit(session, batch_id, "run.cancelled", {"reason": reason}, run_id=run.id,
+              actor_organisation_id=run.coordinator_id)
+        cancelled.append(run.id)
+    return cancelled
 
 
 # ---- runs as jobs ---------------------------------------------------------------------------
@@ -129,17 +242,28 @@ def new_run(session: Session, batch: orm.Batch, *, trigger: str, policy: str, au
 
 
 def on_batch_submitted(session: Session, envelope: Envelope) -> None:
-    """The request is acknowledged once the run row exists; a worker solves it later."""
+    """The request is acknowledged once the run row exists; a worker solves it later. The same batch sent
+    again (its settings changed in intake) replaces the stored copy: its open runs are cancelled and a run
+    with the new settings is queued; a closed batch or one with a published matching is not replaced."""
     p = envelope.payload
     try:
         Problem.from_snapshot(p)
     except SnapshotError as exc:
         raise PermanentError(f"batch {p['batch_id']} cannot be matched: {exc}") from None
-    batch = session.get(orm.Batch, p["batch_id"])
+    batch = session.get(orm.Batch, p["batch_id"], with_for_update=True)
     now = utcnow()
     if batch is None:
         batch = orm.Batch(batch_id=p["batch_id"], created_at=now)
         session.add(batch)
+    else:
+        if batch.closed_at is not None:
+            raise PermanentError(f"batch {batch.batch_id} is closed")
+        published = session.execute(sa.select(orm.Run.id).where(
+            orm.Run.batch_id == batch.batch_id, orm.Run.status == "published")).first()
+        if published is not None:
+            raise PermanentError(f"batch {batch.batch_id} has a published matching; a re-submission cannot "
+                                 "replace it")
+        cancel_open_runs(session, batch.batch_id, "re-submitted with new settings")
     batch.workspace_id, batch.coordinator_id, batch.period = p["workspace_id"], p["coordinator_id"], p["period"]
     batch.policy, batch.auto_publish, batch.snapshot, batch.updated_at = p["policy"], p["auto_publish"], p, now
     session.flush()
@@ -148,22 +272,47 @@ def on_batch_submitted(session: Session, envelope: Envelope) -> None:
           actor_organisation_id=p["coordinator_id"], run_id=run.id)
 
 
+CLAIM_CANDIDATES = 20
+
+
 def claim_next_run(sf: sessionmaker[Session]) -> str | None:
-    now = utcnow()
-    claimable = sa.or_(orm.Run.status == "queued",
-                       sa.and_(orm.Run.status == "running", orm.Run.lease_until < now))
-    with sf.begin() as session:
-        run_id = session.execute(
-            sa.select(orm.Run.id).where(claimable).order_by(orm.Run.created_at).limit(1)
-        ).scalar_one_or_none()
-        if run_id is None:
-            return None
-        claimed = session.execute(
-            sa.update(orm.Run).where(orm.Run.id == run_id, claimable).values(
-                status="running", stage="building", lease_until=now + timedelta(seconds=LEASE_SECONDS),
-                started_at=now, attempts=orm.Run.attempts + 1)
-        )
-        return run_id if claimed.rowcount == 1 else None  # type: ignore[attr-defined]
+    """Claim the oldest queued run (or one whose worker's lease ran out) whose round has no other run
+    running; note the teams the round's other batches hold (see held_teams)."""
+    with sf() as session:
+        candidates = session.execute(
+            sa.select(orm.Run.id, orm.Run.workspace_id, orm.Run.period).where(_claimable(utcnow()))
+            .order_by(orm.Run.created_at, orm.Run.id).limit(CLAIM_CANDIDATES)).all()
+    busy: set[tuple[str, str]] = set()
+    for run_id, workspace_id, period in candidates:
+        if (workspace_id, period) in busy:
+            continue
+        with sf.begin() as session:
+            lock_round(session, workspace_id, period)
+            now = utcnow()
+            running = session.execute(sa.select(orm.Run.id).where(
+                orm.Run.workspace_id == workspace_id, orm.Run.period == period, orm.Run.id != run_id,
+                orm.Run.status == "running", orm.Run.lease_until >= now).limit(1)).first()
+            if running is not None:
+                busy.add((workspace_id, period))
+                continue
+            claimed = session.execute(
+                sa.update(orm.Run).where(orm.Run.id == run_id, _claimable(now)).values(
+                    status="running", stage="building", lease_until=now + timedelta(seconds=LEASE_SECONDS),
+                    started_at=now, attempts=orm.Run.attempts + 1))
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                continue
+            run = session.get(orm.Run, run_id)
+            assert run is not None
+            controls = {**(run.controls or {}),
+                        "held": held_teams(session, workspace_id, period, run.batch_id)}
+            run.controls = controls
+            run.input_hash = input_hash({"snapshot": run.snapshot, "controls": controls, "policy": run.policy})
+            return run_id
+    return None
+
+
+def _claimable(now: datetime) -> sa.ColumnElement[bool]:
+    return sa.or_(orm.Run.status == "queued", sa.and_(orm.Run.status == "running", orm.Run.lease_until < now))
 
 
 def _heartbeat(sf: sessionmaker[Session], run_id: str, done: threading.Event, progress: Progress) -> None:
@@ -191,10 +340,14 @@ def _record_precheck(sf: sessionmaker[Session], run_id: str, check: dict[str, An
                         .values(precheck=check))
 
 
-def _fail(sf: sessionmaker[Session], run_id: str, error: str) -> None:
+def _fail(sf: sessionmaker[Session], emit_into: Emit, run_id: str, error: str) -> None:
     with sf.begin() as session:
-        session.execute(sa.update(orm.Run).where(orm.Run.id == run_id, orm.Run.status == "running").values(
-            status="failed", stage="done", error=error[:500], finished_at=utcnow(), lease_until=None))
+        run = session.get(orm.Run, run_id, with_for_update=True)
+        if run is None or run.status != "running":
+            return
+        run.status, run.stage, run.error = "failed", "done", error[:500]
+        run.finished_at, run.lease_until = utcnow(), None
+        run_ended(session, emit_into, run)
 
 
 def execute_run(sf: sessionmaker[Session], emit_into: Emit, run_id: str, solver: str, time_limit: float,
@@ -217,10 +370,10 @@ def _execute_run(sf: sessionmaker[Session], emit_into: Emit, run_id: str, solver
         try:
             problem = problem_of(run)
         except SnapshotError as exc:
-            _fail(sf, run_id, f"the batch cannot be matched: {exc}")
+            _fail(sf, emit_into, run_id, f"the batch cannot be matched: {exc}")
             return
     if attempts > MAX_RUN_ATTEMPTS:
-        _fail(sf, run_id, f"gave up after {MAX_RUN_ATTEMPTS} attempts")
+        _fail(sf, emit_into, run_id, f"gave up after {MAX_RUN_ATTEMPTS} attempts")
         return
     done, progress = threading.Event(), Progress()
     heartbeat = threading.Thread(target=_heartbeat, args=(sf, run_id, done, progress), daemon=True)
@@ -235,7 +388,7 @@ def _execute_run(sf: sessionmaker[Session], emit_into: Emit, run_id: str, solver
         record_solution(sf, emit_into, run_id, problem, solution, progress, eligible.pairs)
     except Exception as exc:
         log.exception("run failed", extra={"run_id": run_id})
-        _fail(sf, run_id, type(exc).__name__)
+        _fail(sf, emit_into, run_id, type(exc).__name__)
     finally:
         done.set()
         heartbeat.join()
@@ -260,9 +413,11 @@ def record_solution(sf: sessionmaker[Session], emit_into: Emit, run_id: str, pro
         if solution.status == "infeasible":
             run.status, run.diagnosis = "infeasible", solution.diagnosis
             run.error = solution.diagnosis["message"][:500] if solution.diagnosis else "infeasible"
+            run_ended(session, emit_into, run)
             return
         if solution.status not in ("optimal", "feasible"):
             run.status, run.error = "failed", f"no solution found (solver status {solution.status})"
+            run_ended(session, emit_into, run)
             return
         run.objective = solution.objective
         teams = {t["team_id"]: t for t in run.snapshot["teams"]}
@@ -271,14 +426,21 @@ def record_solution(sf: sessionmaker[Session], emit_into: Emit, run_id: str, pro
             session.add(orm.Match(id=str(uuid.uuid4()), run_id=run_id, assignment_id=pair.assignment_id,
                                   team_id=pair.team_id, firm_id=firms[pair.assignment_id],
                                   institution_id=teams[pair.team_id]["institution_id"], score=score))
-        run.explanations = explain(problem, solution.matches, eligible)
+        explanations = explain(problem, solution.matches, eligible)
+        explanations["held_by_round"] = [{
+            "team_id": h["team_id"], "batch_id": h["batch_id"],
+            "en": "placed by the published matching of another batch of this workspace and period",
+            "nl": "geplaatst door de gepubliceerde koppeling van een andere batch van deze werkplaats en periode",
+        } for h in (run.controls or {}).get("held") or []]
+        run.explanations = explanations
         run.status = "solved"
         session.flush()
         if run.auto_publish:
             try:
                 publish(session, emit_into, run)
-            except ServiceError as exc:  # a newer run of the batch is already out: this one waits
+            except ServiceError as exc:  # a newer run of the batch, or another batch of the round, is out
                 log.info("run not published automatically", extra={"run_id": run_id, "reason": exc.reason})
+        run_ended(session, emit_into, run)
     log.info("run solved", extra={"run_id": run_id, "matches": len(solution.matches),
                                   "solve_seconds": round(solution.solve_seconds, 3)})
 
@@ -294,6 +456,10 @@ def publish(session: Session, emit_into: Emit, run: orm.Run, actor: Principal | 
     the firm declined never carries over: if it comes back, it is asked again)."""
     if run.status != "solved":
         raise ServiceError(409, "status", f"only a solved run can be published; this run is {run.status}")
+    batch = session.get(orm.Batch, run.batch_id)
+    if batch is not None and batch.closed_at is not None:
+        raise ServiceError(409, "batch_id", "the batch is closed")
+    check_round(session, run)
     current = session.execute(sa.select(orm.Run).where(
         orm.Run.batch_id == run.batch_id, orm.Run.status == "published", orm.Run.id != run.id)
         .with_for_update()).scalars().all()
@@ -367,17 +533,21 @@ def visible_matches(principal: Principal) -> sa.Select[Any]:
     return query.where(published, orm.Match.firm_id == principal.organisation_id)
 
 
-def cancel_run(session: Session, principal: Principal, run_id: str) -> orm.Run:
+def cancel_run(session: Session, emit_into: Emit, principal: Principal, run_id: str) -> orm.Run:
     run = visible_run(session, principal, run_id, lock=True)
     if run.status not in OPEN_STATUSES:
         raise ServiceError(409, "status", f"a {run.status} run cannot be cancelled")
     run.status, run.cancelled_at, run.lease_until = "cancelled", utcnow(), None
     audit(session, run.batch_id, "run.cancelled", {}, run_id=run.id, actor=principal)
+    run_ended(session, emit_into, run)
     return run
 
 
 def publish_run(session: Session, emit_into: Emit, principal: Principal, run_id: str) -> orm.Run:
-    return publish(session, emit_into, visible_run(session, principal, run_id, lock=True), principal)
+    """Publish a solved run by hand; intake hears that it ended published (it heard "solved" before)."""
+    run = publish(session, emit_into, visible_run(session, principal, run_id, lock=True), principal)
+    run_ended(session, emit_into, run)
+    return run
 
 
 # a coordinator waiting on this many runs is told to come back after about this many seconds
@@ -387,6 +557,8 @@ RETRY_AFTER_SECONDS = 30
 def request_run(session: Session, principal: Principal, batch_id: str, data: dict[str, Any],
                 max_open_runs: int = 5) -> orm.Run:
     batch = visible_batch(session, principal, batch_id)
+    if batch.closed_at is not None:
+        raise ServiceError(409, "batch_id", "the batch is closed: its assignments were released in intake")
     open_runs = session.execute(sa.select(sa.func.count()).select_from(orm.Run).where(
         orm.Run.coordinator_id == principal.organisation_id, orm.Run.status.in_(("queued", "running")))).scalar_one()
     if open_runs >= max_open_runs:
@@ -565,6 +737,23 @@ def on_match_responded(session: Session, envelope: Envelope) -> None:
     audit(session, batch.batch_id, "run.requested", {"trigger": "declined", "policy": "min_change",
                                                      "declined_match_id": match.id},
           actor_organisation_id=match.firm_id, run_id=rerun.id)
+
+
+def on_batch_closed(session: Session, envelope: Envelope) -> None:
+    """Intake closed a batch that had no published matching: its open runs are cancelled and it is run
+    and published no more."""
+    p = envelope.payload
+    batch = session.get(orm.Batch, p["batch_id"], with_for_update=True)
+    if batch is None or batch.closed_at is not None:
+        return  # never received (its submission was refused) or closed already (a redelivery)
+    batch.closed_at = batch.updated_at = utcnow()
+    cancelled = cancel_open_runs(session, batch.batch_id, "batch closed")
+    audit(session, batch.batch_id, "batch.closed", {"cancelled_runs": cancelled},
+          actor_organisation_id=batch.coordinator_id)
+    published = session.execute(sa.select(orm.Run.id).where(orm.Run.batch_id == batch.batch_id,
+                                                            orm.Run.status == "published")).first()
+    if published is not None:
+        log.warning("closed batch has a published run", extra={"batch_id": batch.batch_id, "run_id": published[0]})
 
 
 def on_assignment_withdrawn(session: Session, envelope: Envelope) -> None:
