@@ -282,6 +282,9 @@ def test_every_role_signs_in_and_acts_as_its_organisation(world: World) -> None:
         assert_session_answer(body, role=role, organisation_id=world.org[who])
         me = world.ok(body["tokens"]["intake"]["token"], "GET", "/me")
         assert (me["id"], me["role"], me["account"]["email"]) == (world.org[who], role, address)
+        # the single-token login acts with the organisation's role too
+        single = world.ok(None, "POST", "/tokens/matching", {"email": address, "password": PASSWORD}, status=201)
+        assert tokens.TokenVerifier(SECRET, "matching").verify(single["token"]).role == role
         # an account's token may list its organisation's accounts (it holds the scope keys)
         listed = world.ok(body["tokens"]["intake"]["token"], "GET", "/accounts")
         assert [a["id"] for a in listed] == [body["account"]["id"]]
@@ -528,6 +531,22 @@ def test_an_organisation_invites_a_person_who_accepts_and_is_signed_in(world: Wo
     # the address has an account now: no second invitation
     refused = world.post("coord", "/invitations", {"email": address.upper()})
     assert refused.status_code == 409 and fields_of(refused) == ["email"]
+
+
+def test_an_organisation_disables_its_own_persons_account(world: World) -> None:
+    world.ok("inst", "POST", "/invitations", {"email": "vertrokken@hogeschool.example.nl"}, status=201)
+    token = link_token(world.mails.wait_for(1)[0], "invitations")
+    session = world.ok(None, "POST", f"/invitations/{token}/accept", {"password": PASSWORD}, status=201)
+    account_id = session["account"]["id"]
+    assert world.post("firm", f"/accounts/{account_id}/disable").status_code == 404  # not the firm's person
+    disabled = world.ok("inst", "POST", f"/accounts/{account_id}/disable")
+    assert disabled["disabled_at"] is not None
+    assert world.call(session["tokens"]["intake"]["token"], "GET", "/me").status_code == 401
+    assert world.post(None, "/sessions/refresh", {"refresh_token": session["refresh_token"]}).status_code == 401
+    assert world.sign_in("vertrokken@hogeschool.example.nl").status_code == 401
+    world.ok(None, "POST", "/sign-in-links", {"email": "vertrokken@hogeschool.example.nl"}, status=202)
+    with world.infra.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(SignInLink)).scalar_one() == 0
 
 
 def test_an_invitation_expires_after_7_days(world: World) -> None:
@@ -783,3 +802,43 @@ def test_a_revoked_sessions_tokens_are_refused_by_every_service_once_the_message
             i.engine.dispose()
         root.handlers[:] = handlers
         root.setLevel(level)
+
+
+@pytest.mark.postgres
+def test_the_sign_in_flows_hold_on_postgresql(make_postgres_db: Any, tmp_path: Path,
+                                               smtp: tuple[int, Mails]) -> None:
+    infra = intake_bootstrap.bootstrap(_settings(tmp_path, smtp[0],
+                                                 WERKPLAATS_DATABASE_URL=make_postgres_db("intake")))
+    clock = Clock()
+    w = World(infra, create_intake_app(infra, clock=clock).test_client(), clock, smtp[1])
+    try:
+        with infra.session_factory.begin() as session:
+            org, w.keys["inst"] = services.create_organisation(session, lambda env: infra.emit(session, env),
+                                                               name="Hogeschool", role="institution")
+        signed_up = w.sign_up()
+        assert w.post(None, "/signups", {"organisation_name": "Twee", "email": EMAIL.upper(),
+                                         "password": PASSWORD}).status_code == 409
+        here = {"REMOTE_ADDR": "198.51.100.50"}
+        assert [w.sign_in(password="fout", environ_base=here).status_code
+                for _ in range(sign_in.FAILURE_LIMIT)] == [401] * sign_in.FAILURE_LIMIT
+        assert w.sign_in(environ_base=here).status_code == 429
+        clock.advance(seconds=sign_in.LOCK_TIME.total_seconds() + 1)
+        kept = w.sign_in(environ_base=here)
+        assert kept.status_code == 201
+        w.ok(None, "POST", "/sign-in-links", {"email": EMAIL}, status=202)
+        token = link_token(w.mails.wait_for(1)[0], "sign-in/link")
+        assert w.post(None, f"/sign-in-links/{token}/session").status_code == 201
+        assert w.post(None, f"/sign-in-links/{token}/session").status_code == 410
+        refreshed = w.ok(None, "POST", "/sessions/refresh", {"refresh_token": signed_up["refresh_token"]})
+        assert w.post(None, "/sessions/revoke", {"refresh_token": refreshed["refresh_token"]}).status_code == 204
+        assert w.call(refreshed["tokens"]["intake"]["token"], "GET", "/me").status_code == 401
+        assert w.call(kept.get_json()["tokens"]["intake"]["token"], "GET", "/me").status_code == 200
+        w.ok("inst", "POST", "/invitations", {"email": "docent@hogeschool.example.nl", "language": "en"}, status=201)
+        invitation = link_token(w.mails.wait_for(2)[1], "invitations")
+        assert w.ok(None, "GET", f"/invitations/{invitation}")["organisation_name"] == "Hogeschool"
+        accepted = w.ok(None, "POST", f"/invitations/{invitation}/accept", {"password": PASSWORD}, status=201)
+        assert (accepted["account"]["role"], accepted["account"]["organisation_id"]) == ("institution", org.id)
+        clock.advance(days=8)
+        assert w.call(None, "GET", f"/invitations/{invitation}").status_code == 410
+    finally:
+        infra.engine.dispose()
