@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import functools
 import json
 import logging
 import re
@@ -784,8 +785,11 @@ def test_a_revoked_sessions_tokens_are_refused_by_every_service_once_the_message
         assert revoked.status_code == 204
         assert status(signed_up, "intake") == 401  # at once in intake
         relay()  # session.revoked over the broker to matching and scheduling
+        def refused_by(service: str) -> bool:
+            return status(signed_up, service) == 401
+
         for service in ("matching", "scheduling"):
-            wait_until(lambda service=service: status(signed_up, service) == 401, 20, f"{service} to refuse")
+            wait_until(functools.partial(refused_by, service), 20, f"{service} to refuse")
             token = signed_up["tokens"][service]["token"]
             resp = clients[service].get(reads[service], headers={"Authorization": f"Bearer {token}",
                                                                  "Accept-Language": "en"})
