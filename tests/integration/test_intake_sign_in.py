@@ -709,6 +709,51 @@ def test_the_lock_counts_failures_within_its_window_only(world: World) -> None:
         assert conn.execute(sa.select(sa.func.count()).select_from(SignInThrottle)).scalar_one() == 0
 
 
+def test_sessions_links_and_invitations_end_on_the_clock_given(world: World) -> None:
+    start = datetime.now(UTC)
+    emit = world.infra.emit
+    with world.infra.session_factory.begin() as session:
+        answer = sign_in.sign_up(session, lambda env: emit(session, env), SECRET, "Bakkerij", EMAIL, PASSWORD,
+                                 "nl", start)
+        link = sign_in.request_link(session, EMAIL, start)
+        invited = sign_in.invite(session, answer_principal(answer), "compagnon@example.nl", "en", start)
+    assert link is not None
+    with world.infra.session_factory.begin() as session:
+        idle = start + sign_in.SESSION_IDLE_LIMIT
+        assert sign_in.refresh_session(session, SECRET, answer.refresh_token, idle) == sign_in.Refusal(
+            401, sign_in.SESSION_ENDED)
+        renewed = sign_in.refresh_session(session, SECRET, answer.refresh_token, idle - timedelta(seconds=1))
+        assert isinstance(renewed, sign_in.SessionAnswer) and renewed.session_id == answer.session_id
+        with pytest.raises(sign_in.Gone, match="expired"):
+            sign_in.link_session(session, SECRET, link.token, start + sign_in.LINK_LIFETIME)
+        with pytest.raises(sign_in.Gone, match="expired"):
+            sign_in.show_invitation(session, invited.token, start + sign_in.INVITATION_LIFETIME)
+        shown = sign_in.show_invitation(session, invited.token, start + sign_in.INVITATION_LIFETIME
+                                        - timedelta(seconds=1))
+        assert (shown.email, shown.organisation_name) == ("compagnon@example.nl", "Bakkerij")
+        # a session lives SESSION_MAX_AGE at most, however often it is refreshed
+        moment, current = idle - timedelta(seconds=1), renewed
+        while True:
+            moment += timedelta(hours=11)
+            outcome = sign_in.refresh_session(session, SECRET, current.refresh_token, moment)
+            if not isinstance(outcome, sign_in.SessionAnswer):
+                break
+            current = outcome
+        assert start + sign_in.SESSION_MAX_AGE <= moment < start + sign_in.SESSION_MAX_AGE + timedelta(hours=11)
+        renewed = current
+    with world.infra.session_factory.begin() as session:
+        ended = sign_in.revoke_session(session, lambda env: emit(session, env), renewed.refresh_token, start)
+        assert ended == answer.session_id
+        assert sign_in.revoke_session(session, lambda env: emit(session, env), renewed.refresh_token, start) is None
+
+
+def answer_principal(answer: sign_in.SessionAnswer) -> Any:
+    from werkplaats_shared.auth import Principal
+
+    return Principal(organisation_id=answer.account.organisation_id, role=answer.role,
+                     key_id=f"acct_{answer.account.id}")
+
+
 def test_accounts_kept_their_data_through_the_migration(tmp_path: Path) -> None:
     from alembic import command
     from alembic.config import Config
