@@ -747,6 +747,38 @@ def test_sessions_links_and_invitations_end_on_the_clock_given(world: World) -> 
         assert sign_in.revoke_session(session, lambda env: emit(session, env), renewed.refresh_token, start) is None
 
 
+def test_the_retention_job_deletes_what_ended_a_day_ago(world: World) -> None:
+    from intake.service_layer import privacy
+    from werkplaats_shared.retention import RetentionPeriods
+
+    def counts() -> dict[str, int]:
+        with world.infra.engine.connect() as conn:
+            tables: list[Any] = [SignInLink.__table__, Invitation.__table__, AccountSession.__table__,
+                                 orm.metadata.tables["revoked_sessions"]]
+            return {t.name: conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one() for t in tables}
+
+    signed_up = world.sign_up()
+    world.ok(None, "POST", "/sign-in-links", {"email": EMAIL}, status=202)
+    world.ok("inst", "POST", "/invitations", {"email": "docent@hogeschool.example.nl"}, status=201)
+    world.post(None, "/sessions/revoke", {"refresh_token": signed_up["refresh_token"]})
+    open_session = world.sign_in().get_json()
+    assert counts() == {"sign_in_links": 1, "invitations": 1, "account_sessions": 2, "revoked_sessions": 1}
+
+    def retention(at: datetime) -> None:
+        with world.infra.session_factory.begin() as session:
+            privacy.apply_retention(session, lambda env: world.infra.emit(session, env),
+                                    RetentionPeriods.from_env({}), at)
+
+    now = datetime.now(UTC)
+    retention(now + timedelta(hours=23))  # nothing ended a day ago yet
+    assert counts() == {"sign_in_links": 1, "invitations": 1, "account_sessions": 2, "revoked_sessions": 1}
+    retention(now + timedelta(days=1, minutes=20))  # link and revoked session ended over a day ago
+    assert counts() == {"sign_in_links": 0, "invitations": 1, "account_sessions": 1, "revoked_sessions": 0}
+    retention(now + sign_in.INVITATION_LIFETIME + timedelta(days=1, minutes=1))
+    assert counts() == {"sign_in_links": 0, "invitations": 0, "account_sessions": 0, "revoked_sessions": 0}
+    assert world.post(None, "/sessions/refresh", {"refresh_token": open_session["refresh_token"]}).status_code == 401
+
+
 def answer_principal(answer: sign_in.SessionAnswer) -> Any:
     from werkplaats_shared.auth import Principal
 
