@@ -32,7 +32,7 @@ ENV_VARS: dict[str, str] = {
     "WERKPLAATS_SMTP_PORT": "SMTP port (scheduling, intake); default 1025",
     "WERKPLAATS_MAIL_FROM": "sender address of notices and sign-in mails; default werkplaats@localhost",
     "WERKPLAATS_SECRET_KEY": "secret that signs the accept/decline links in notices (scheduling) and the "
-    "coordinator tokens every service accepts (the same value in all three; at least 32 characters; required by "
+    "account tokens every service accepts (the same value in all three; at least 32 characters; required by "
     "scheduling; without it the other services accept API keys only; changing it invalidates links and tokens)",
     "WERKPLAATS_PUBLIC_URL": "base URL at which entrepreneurs reach scheduling's API, used in the links of "
     "notices (scheduling); default http://127.0.0.1:<WERKPLAATS_HTTP_PORT>",

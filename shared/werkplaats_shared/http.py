@@ -198,8 +198,8 @@ def create_app(title: str, version: str = "1") -> tuple[Flask, WerkplaatsApi]:
     )
     api = WerkplaatsApi(app, spec_kwargs={"components": {"securitySchemes": {
         "apiKey": {"type": "http", "scheme": "bearer",
-                   "description": "an API key wpk_<id>_<secret>, or a coordinator token (JWT) from intake's "
-                                  "POST /tokens/{audience}"}}},
+                   "description": "an API key wpk_<id>_<secret>, or an account's token (JWT) from intake's "
+                                  "POST /sessions or POST /tokens/{audience}"}}},
         "security": [{"apiKey": []}]})
 
     @app.errorhandler(Exception)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import schemathesis
+from aiosmtpd.controller import Controller
 from hypothesis import HealthCheck, given, settings
 from intake import bootstrap as intake_bootstrap
 from intake.entrypoints.api import create_intake_app
@@ -20,6 +21,8 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance, response
 from werkplaats_shared.auth import generate_key
 from werkplaats_shared.config import Settings
 from werkplaats_shared.db import utcnow
+
+from ..conftest import free_port
 
 KEYS: dict[str, str] = {}
 
@@ -34,12 +37,31 @@ def _role_for(method: str, path: str) -> str:
     return "coordinator"
 
 
+class _MailSink:
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        return "250 Message accepted for delivery"
+
+
 @pytest.fixture
-def intake_schema(tmp_path: Path) -> Iterator[Any]:
+def smtp_port() -> Iterator[int]:
+    """A real SMTP server for the invitations intake mails while it is fuzzed."""
+    port = free_port()
+    controller = Controller(_MailSink(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield port
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def intake_schema(tmp_path: Path, smtp_port: int) -> Iterator[Any]:
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     settings_ = Settings.from_env("intake", {"WERKPLAATS_DATABASE_URL": f"sqlite:///{tmp_path}/i.sqlite3",
-                                             "WERKPLAATS_DATA_DIR": str(tmp_path)})
+                                             "WERKPLAATS_DATA_DIR": str(tmp_path),
+                                             "WERKPLAATS_SECRET_KEY": "fuzz-test-only-secret-key-0123456789abcdef",
+                                             "WERKPLAATS_SMTP_PORT": str(smtp_port)})
     infra = intake_bootstrap.bootstrap(settings_)
     with infra.session_factory.begin() as session:
         def emit(env: Any) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import functools
 import json
 import logging
 import re
@@ -282,6 +283,9 @@ def test_every_role_signs_in_and_acts_as_its_organisation(world: World) -> None:
         assert_session_answer(body, role=role, organisation_id=world.org[who])
         me = world.ok(body["tokens"]["intake"]["token"], "GET", "/me")
         assert (me["id"], me["role"], me["account"]["email"]) == (world.org[who], role, address)
+        # the single-token login acts with the organisation's role too
+        single = world.ok(None, "POST", "/tokens/matching", {"email": address, "password": PASSWORD}, status=201)
+        assert tokens.TokenVerifier(SECRET, "matching").verify(single["token"]).role == role
         # an account's token may list its organisation's accounts (it holds the scope keys)
         listed = world.ok(body["tokens"]["intake"]["token"], "GET", "/accounts")
         assert [a["id"] for a in listed] == [body["account"]["id"]]
@@ -530,6 +534,22 @@ def test_an_organisation_invites_a_person_who_accepts_and_is_signed_in(world: Wo
     assert refused.status_code == 409 and fields_of(refused) == ["email"]
 
 
+def test_an_organisation_disables_its_own_persons_account(world: World) -> None:
+    world.ok("inst", "POST", "/invitations", {"email": "vertrokken@hogeschool.example.nl"}, status=201)
+    token = link_token(world.mails.wait_for(1)[0], "invitations")
+    session = world.ok(None, "POST", f"/invitations/{token}/accept", {"password": PASSWORD}, status=201)
+    account_id = session["account"]["id"]
+    assert world.post("firm", f"/accounts/{account_id}/disable").status_code == 404  # not the firm's person
+    disabled = world.ok("inst", "POST", f"/accounts/{account_id}/disable")
+    assert disabled["disabled_at"] is not None
+    assert world.call(session["tokens"]["intake"]["token"], "GET", "/me").status_code == 401
+    assert world.post(None, "/sessions/refresh", {"refresh_token": session["refresh_token"]}).status_code == 401
+    assert world.sign_in("vertrokken@hogeschool.example.nl").status_code == 401
+    world.ok(None, "POST", "/sign-in-links", {"email": "vertrokken@hogeschool.example.nl"}, status=202)
+    with world.infra.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(SignInLink)).scalar_one() == 0
+
+
 def test_an_invitation_expires_after_7_days(world: World) -> None:
     world.ok("firm", "POST", "/invitations", {"email": "compagnon@bakkerij.example.nl"}, status=201)
     message = world.mails.wait_for(1)[0]
@@ -689,6 +709,83 @@ def test_the_lock_counts_failures_within_its_window_only(world: World) -> None:
         assert conn.execute(sa.select(sa.func.count()).select_from(SignInThrottle)).scalar_one() == 0
 
 
+def test_sessions_links_and_invitations_end_on_the_clock_given(world: World) -> None:
+    start = datetime.now(UTC)
+    emit = world.infra.emit
+    with world.infra.session_factory.begin() as session:
+        answer = sign_in.sign_up(session, lambda env: emit(session, env), SECRET, "Bakkerij", EMAIL, PASSWORD,
+                                 "nl", start)
+        link = sign_in.request_link(session, EMAIL, start)
+        invited = sign_in.invite(session, answer_principal(answer), "compagnon@example.nl", "en", start)
+    assert link is not None
+    with world.infra.session_factory.begin() as session:
+        idle = start + sign_in.SESSION_IDLE_LIMIT
+        assert sign_in.refresh_session(session, SECRET, answer.refresh_token, idle) == sign_in.Refusal(
+            401, sign_in.SESSION_ENDED)
+        renewed = sign_in.refresh_session(session, SECRET, answer.refresh_token, idle - timedelta(seconds=1))
+        assert isinstance(renewed, sign_in.SessionAnswer) and renewed.session_id == answer.session_id
+        with pytest.raises(sign_in.Gone, match="expired"):
+            sign_in.link_session(session, SECRET, link.token, start + sign_in.LINK_LIFETIME)
+        with pytest.raises(sign_in.Gone, match="expired"):
+            sign_in.show_invitation(session, invited.token, start + sign_in.INVITATION_LIFETIME)
+        shown = sign_in.show_invitation(session, invited.token, start + sign_in.INVITATION_LIFETIME
+                                        - timedelta(seconds=1))
+        assert (shown.email, shown.organisation_name) == ("compagnon@example.nl", "Bakkerij")
+        # a session lives SESSION_MAX_AGE at most, however often it is refreshed
+        moment, current = idle - timedelta(seconds=1), renewed
+        while True:
+            moment += timedelta(hours=11)
+            outcome = sign_in.refresh_session(session, SECRET, current.refresh_token, moment)
+            if not isinstance(outcome, sign_in.SessionAnswer):
+                break
+            current = outcome
+        assert start + sign_in.SESSION_MAX_AGE <= moment < start + sign_in.SESSION_MAX_AGE + timedelta(hours=11)
+        renewed = current
+    with world.infra.session_factory.begin() as session:
+        ended = sign_in.revoke_session(session, lambda env: emit(session, env), renewed.refresh_token, start)
+        assert ended == answer.session_id
+        assert sign_in.revoke_session(session, lambda env: emit(session, env), renewed.refresh_token, start) is None
+
+
+def test_the_retention_job_deletes_what_ended_a_day_ago(world: World) -> None:
+    from intake.service_layer import privacy
+    from werkplaats_shared.retention import RetentionPeriods
+
+    def counts() -> dict[str, int]:
+        with world.infra.engine.connect() as conn:
+            tables: list[Any] = [SignInLink.__table__, Invitation.__table__, AccountSession.__table__,
+                                 orm.metadata.tables["revoked_sessions"]]
+            return {t.name: conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one() for t in tables}
+
+    signed_up = world.sign_up()
+    world.ok(None, "POST", "/sign-in-links", {"email": EMAIL}, status=202)
+    world.ok("inst", "POST", "/invitations", {"email": "docent@hogeschool.example.nl"}, status=201)
+    world.post(None, "/sessions/revoke", {"refresh_token": signed_up["refresh_token"]})
+    open_session = world.sign_in().get_json()
+    assert counts() == {"sign_in_links": 1, "invitations": 1, "account_sessions": 2, "revoked_sessions": 1}
+
+    def retention(at: datetime) -> None:
+        with world.infra.session_factory.begin() as session:
+            privacy.apply_retention(session, lambda env: world.infra.emit(session, env),
+                                    RetentionPeriods.from_env({}), at)
+
+    now = datetime.now(UTC)
+    retention(now + timedelta(hours=23))  # nothing ended a day ago yet
+    assert counts() == {"sign_in_links": 1, "invitations": 1, "account_sessions": 2, "revoked_sessions": 1}
+    retention(now + timedelta(days=1, minutes=20))  # link and revoked session ended over a day ago
+    assert counts() == {"sign_in_links": 0, "invitations": 1, "account_sessions": 1, "revoked_sessions": 0}
+    retention(now + sign_in.INVITATION_LIFETIME + timedelta(days=1, minutes=1))
+    assert counts() == {"sign_in_links": 0, "invitations": 0, "account_sessions": 0, "revoked_sessions": 0}
+    assert world.post(None, "/sessions/refresh", {"refresh_token": open_session["refresh_token"]}).status_code == 401
+
+
+def answer_principal(answer: sign_in.SessionAnswer) -> Any:
+    from werkplaats_shared.auth import Principal
+
+    return Principal(organisation_id=answer.account.organisation_id, role=answer.role,
+                     key_id=f"acct_{answer.account.id}")
+
+
 def test_accounts_kept_their_data_through_the_migration(tmp_path: Path) -> None:
     from alembic import command
     from alembic.config import Config
@@ -765,8 +862,11 @@ def test_a_revoked_sessions_tokens_are_refused_by_every_service_once_the_message
         assert revoked.status_code == 204
         assert status(signed_up, "intake") == 401  # at once in intake
         relay()  # session.revoked over the broker to matching and scheduling
+        def refused_by(service: str) -> bool:
+            return status(signed_up, service) == 401
+
         for service in ("matching", "scheduling"):
-            wait_until(lambda service=service: status(signed_up, service) == 401, 20, f"{service} to refuse")
+            wait_until(functools.partial(refused_by, service), 20, f"{service} to refuse")
             token = signed_up["tokens"][service]["token"]
             resp = clients[service].get(reads[service], headers={"Authorization": f"Bearer {token}",
                                                                  "Accept-Language": "en"})
@@ -783,3 +883,43 @@ def test_a_revoked_sessions_tokens_are_refused_by_every_service_once_the_message
             i.engine.dispose()
         root.handlers[:] = handlers
         root.setLevel(level)
+
+
+@pytest.mark.postgres
+def test_the_sign_in_flows_hold_on_postgresql(make_postgres_db: Any, tmp_path: Path,
+                                               smtp: tuple[int, Mails]) -> None:
+    infra = intake_bootstrap.bootstrap(_settings(tmp_path, smtp[0],
+                                                 WERKPLAATS_DATABASE_URL=make_postgres_db("intake")))
+    clock = Clock()
+    w = World(infra, create_intake_app(infra, clock=clock).test_client(), clock, smtp[1])
+    try:
+        with infra.session_factory.begin() as session:
+            org, w.keys["inst"] = services.create_organisation(session, lambda env: infra.emit(session, env),
+                                                               name="Hogeschool", role="institution")
+        signed_up = w.sign_up()
+        assert w.post(None, "/signups", {"organisation_name": "Twee", "email": EMAIL.upper(),
+                                         "password": PASSWORD}).status_code == 409
+        here = {"REMOTE_ADDR": "198.51.100.50"}
+        assert [w.sign_in(password="fout", environ_base=here).status_code
+                for _ in range(sign_in.FAILURE_LIMIT)] == [401] * sign_in.FAILURE_LIMIT
+        assert w.sign_in(environ_base=here).status_code == 429
+        clock.advance(seconds=sign_in.LOCK_TIME.total_seconds() + 1)
+        kept = w.sign_in(environ_base=here)
+        assert kept.status_code == 201
+        w.ok(None, "POST", "/sign-in-links", {"email": EMAIL}, status=202)
+        token = link_token(w.mails.wait_for(1)[0], "sign-in/link")
+        assert w.post(None, f"/sign-in-links/{token}/session").status_code == 201
+        assert w.post(None, f"/sign-in-links/{token}/session").status_code == 410
+        refreshed = w.ok(None, "POST", "/sessions/refresh", {"refresh_token": signed_up["refresh_token"]})
+        assert w.post(None, "/sessions/revoke", {"refresh_token": refreshed["refresh_token"]}).status_code == 204
+        assert w.call(refreshed["tokens"]["intake"]["token"], "GET", "/me").status_code == 401
+        assert w.call(kept.get_json()["tokens"]["intake"]["token"], "GET", "/me").status_code == 200
+        w.ok("inst", "POST", "/invitations", {"email": "docent@hogeschool.example.nl", "language": "en"}, status=201)
+        invitation = link_token(w.mails.wait_for(2)[1], "invitations")
+        assert w.ok(None, "GET", f"/invitations/{invitation}")["organisation_name"] == "Hogeschool"
+        accepted = w.ok(None, "POST", f"/invitations/{invitation}/accept", {"password": PASSWORD}, status=201)
+        assert (accepted["account"]["role"], accepted["account"]["organisation_id"]) == ("institution", org.id)
+        clock.advance(days=8)
+        assert w.call(None, "GET", f"/invitations/{invitation}").status_code == 410
+    finally:
+        infra.engine.dispose()

@@ -13,6 +13,7 @@ CATALOGUE: list[tuple[str, str]] = [
     (r"Unknown field\.", "Onbekend veld."),
     (r"Missing data for required field\.", "Verplicht veld; het ontbreekt."),
     (r"Field may not be null\.", "Mag niet leeg (null) zijn."),
+    (r"must not be blank", "Mag niet leeg zijn."),
     (r"Not a valid integer\.", "Geen geldig geheel getal."),
     (r"Not a valid number\.", "Geen geldig getal."),
     (r"Not a valid string\.", "Geen geldige tekst."),

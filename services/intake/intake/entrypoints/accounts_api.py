@@ -265,7 +265,8 @@ def register_accounts(app: Flask, api: Api, infra: Infrastructure) -> None:
                 account = accounts.authenticate_account(session, data["email"], data["password"])
                 if account is None:
                     return abort(401, message=SIGN_IN_FAILED)
-                issued = accounts.issue_account_token(infra.settings.secret_key, account, audience)
+                issued = accounts.issue_account_token(infra.settings.secret_key, account, audience,
+                                                      accounts.account_role(session, account))
             body = {"token": issued.token, "token_type": "Bearer", "audience": issued.audience,
                     "expires_at": issued.expires_at}
             return secret_answer(body, 201)

@@ -171,7 +171,6 @@ def register_sign_in(app: Flask, api: Api, infra: Infrastructure, clock: Callabl
     settings = infra.settings
     secret = settings.secret_key
     mail = MailOut(SmtpMailer.from_settings(settings))
-    app.extensions["werkplaats.mail"] = mail
 
     def errors() -> Any:
         return service_errors((AccountError, Gone), (services.NotFound,))

@@ -163,8 +163,9 @@ def account_role(session: Session, account: Account) -> str:
     return org.role
 
 
-def issue_account_token(secret_key: str, account: Account, service: str, role: str = "coordinator",
+def issue_account_token(secret_key: str, account: Account, service: str, role: str,
                         session_id: str | None = None) -> IssuedToken:
+    """A token acting as the account's organisation, with that organisation's role (``account_role``)."""
     if service not in TOKEN_SERVICES:
         raise AccountError("audience", f"the audience is one of: {', '.join(TOKEN_SERVICES)}", 404)
     if not secret_key:

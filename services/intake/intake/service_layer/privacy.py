@@ -23,6 +23,7 @@ from werkplaats_shared.service import Infrastructure
 
 from ..adapters import orm
 from ..adapters.privacy_orm import access_log
+from . import sign_in
 from .services import Emit, NotFound, visible_teams
 
 ERASED_TEXT = "[erased]"
@@ -156,8 +157,10 @@ def as_utc(value: datetime) -> datetime:
 
 
 def apply_retention(session: Session, emit: Emit, periods: RetentionPeriods, now: datetime | None = None) -> int:
-    """Erase what is due (one transaction); returns how many subjects were erased."""
+    """Erase what is due (one transaction); returns how many subjects were erased. Ended sign-in sessions,
+    spent links and closed invitations are deleted on the way (``sign_in.purge_ended``)."""
     now = now or utcnow()
+    sign_in.purge_ended(session, now)
     due = due_for_erasure(session, periods, now)
     for kind, subject_id in due:
         erase(session, emit, None, kind, subject_id, now)

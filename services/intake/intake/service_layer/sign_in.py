@@ -18,6 +18,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -52,6 +53,7 @@ INVITATION_LIFETIME = timedelta(days=7)
 FAILURE_LIMIT = 5  # failed password sign-ins per address within FAILURE_WINDOW lock it for LOCK_TIME
 FAILURE_WINDOW = timedelta(minutes=15)
 LOCK_TIME = timedelta(minutes=15)
+PURGE_AFTER = timedelta(days=1)  # ended sessions, spent links and closed invitations go this long after ending
 
 SIGN_IN_FAILED = "wrong e-mail address or password"
 SIGN_IN_LOCKED = "too many failed sign-ins for this address: try again later or ask for a sign-in link"
@@ -387,3 +389,28 @@ def accept_invitation(session: Session, secret_key: str, token: str, password: s
     services.audit(session, account_principal(account, role), "account.created", "account", account.id,
                    {"role": role, "via": "invitation", "invitation_id": invitation.id})
     return start_session(session, secret_key, account, "invitation", now)
+
+
+# ---- retention --------------------------------------------------------------------------------
+
+
+def purge_ended(session: Session, now: datetime) -> int:
+    """Delete what can no longer be used, PURGE_AFTER after it ended: links (used or expired), invitations
+    (accepted or expired: their address goes with them), sessions (revoked, idle or too old) and intake's
+    record of revoked sessions (a session's tokens live an hour at most after its end). Returns the rows
+    deleted. Run by the retention job."""
+    cutoff = now - PURGE_AFTER
+    revoked = orm.metadata.tables[REVOKED_SESSIONS]
+    statements = [
+        sa.delete(SignInLink).where(SignInLink.expires_at < cutoff),
+        sa.delete(Invitation).where(sa.or_(Invitation.accepted_at < cutoff, Invitation.expires_at < cutoff)),
+        sa.delete(AccountSession).where(sa.or_(
+            AccountSession.revoked_at < cutoff, AccountSession.refreshed_at < cutoff - SESSION_IDLE_LIMIT,
+            AccountSession.created_at < cutoff - SESSION_MAX_AGE)),
+        sa.delete(revoked).where(revoked.c.revoked_at < cutoff),
+    ]
+    deleted = 0
+    for statement in statements:
+        result: Any = session.execute(statement)
+        deleted += int(result.rowcount)
+    return deleted
