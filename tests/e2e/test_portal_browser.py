@@ -457,3 +457,32 @@ def test_signing_out_revokes_the_session_everywhere(world: World, browser: Any) 
         replay.close()
     finally:
         me.close()
+
+
+def test_an_entrepreneur_registers_for_a_workshop_gets_a_seat_and_cancels_it(world: World, browser: Any) -> None:
+    coordinator = Api(world.stack.url("scheduling"), world.data.coordinator_key)
+    slots = [{"date": "2027-03-09", "day_part": "morning"}, {"date": "2027-03-16", "day_part": "afternoon"}]
+    programme = coordinator.post("/workshop-programmes", {"title": "Digitaal ondernemen, voorjaar 2027",
+                                                          "slots": slots, "min_participants": 1})
+    base = f"/workshop-programmes/{programme['id']}"
+    coordinator.post(f"{base}/rooms", {"municipality_code": "GM0193", "name": "Zaal De Fabriek", "capacity": 12,
+                                       "availability": slots})
+    coordinator.post(f"{base}/facilitators", {"label": "F-01", "themes": ["cyber_resilience"], "availability": slots})
+    me = _accepted_invitation(world, browser, world.data.firm_keys[6], "eigenaar@smit.example.org")
+    try:
+        me.goto("/firm/workshops")
+        me.click("Digitaal ondernemen, voorjaar 2027")
+        me.page.select_option("#theme", "cyber_resilience")
+        me.page.check("#available_days-0")
+        me.page.check("#locations-0")
+        me.submit("Mijn belangstelling aanmelden")
+        assert "belangstelling is geregistreerd" in me.main_text()
+        coordinator.post(f"{base}/plan", {})
+        me.goto("/firm/workshops")
+        text = me.main_text()
+        assert "U hebt een plaats" in text and "9 maart 2027" in text and "Zaal De Fabriek" in text
+        me.shot("entrepreneur-workshops")
+        me.submit("Annuleren")
+        assert "geannuleerd" in me.main_text() and "Nog geen sessies." in me.main_text()
+    finally:
+        me.close()

@@ -17,9 +17,10 @@ from .forms import (
     AvailabilityForm,
     ContactForm,
     FirmForm,
+    WorkshopInterestForm,
     skills_list,
 )
-from .i18n import current_language, nice_period
+from .i18n import current_language, nice_date, nice_period
 from .i18n import gettext as _
 
 blueprint = Blueprint("entrepreneur", __name__, url_prefix="/firm")
@@ -344,3 +345,64 @@ def calendar() -> Any:
     download = web.scheduling().download("/calendar.ics")
     return Response(download.content, mimetype="text/calendar",
                     headers={"Content-Disposition": 'attachment; filename="werkplaats-kickoffs.ics"'})
+
+
+
+def _theme_names() -> dict[str, str]:
+    key = "label_nl" if current_language() == "nl" else "label_en"
+    return {t["code"]: t[key] for t in web.scheduling().get_all("/workshop-themes")}
+
+
+@blueprint.get("/workshops")
+@web.requires(ROLE)
+def workshops() -> Any:
+    programmes = web.scheduling().get_all("/workshop-programmes")
+    registrations = web.scheduling().get_all("/workshop-registrations")
+    titles = {p["id"]: p["title"] for p in programmes}
+    return render_template("entrepreneur/workshops.html", programmes=[p for p in programmes if p["status"] == "open"],
+                           registrations=[r for r in registrations if r["status"] in ("seated", "waitlisted")],
+                           titles=titles, themes=_theme_names(), cancel_form=ActionForm())
+
+
+@blueprint.route("/workshops/<programme_id>", methods=["GET", "POST"])
+@web.requires(ROLE)
+def workshop_interest(programme_id: str) -> Any:
+    programme = web.scheduling().get(f"/workshop-programmes/{programme_id}")
+    themes = _theme_names()
+    wanted = [code for code in themes if not programme.get("sessions_wanted")
+              or programme["sessions_wanted"].get(code, 1) > 0]
+    mine = web.scheduling().get_all(f"/workshop-programmes/{programme_id}/interests")
+    form = WorkshopInterestForm()
+    taken = {i["theme"] for i in mine}
+    form.theme.choices = [("", _("Choose a theme")), *[(c, themes[c]) for c in wanted if c not in taken]]
+    days = sorted({slot["date"] for slot in programme.get("slots", [])})
+    form.available_days.choices = [(d, nice_date(d)) for d in days]
+    form.locations.choices = [(loc["municipality_code"], loc["name"]) for loc in programme.get("locations", [])]
+    if form.validate_on_submit():
+        body = {"theme": form.theme.data, "available_days": form.available_days.data,
+                "locations": form.locations.data or [], "online_ok": bool(form.online_ok.data)}
+        try:
+            web.scheduling().send("POST", f"/workshop-programmes/{programme_id}/interests", body)
+        except ApiError as exc:
+            if exc.status not in (400, 409, 422):
+                raise
+            web.show_api_errors(form, exc)
+        else:
+            return web.done(_("Your interest is registered. You hear from us once the sessions are planned."),
+                            "entrepreneur.workshops")
+    return render_template("entrepreneur/workshop_interest.html", programme=programme, form=form, mine=mine,
+                           themes=themes)
+
+
+@blueprint.post("/workshops/registrations/<registration_id>/cancel")
+@web.requires(ROLE)
+def cancel_workshop(registration_id: str) -> Any:
+    form = ActionForm()
+    if form.validate_on_submit():
+        try:
+            web.scheduling().send("POST", f"/workshop-registrations/{registration_id}/cancel")
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+        return web.done(_("Your place is cancelled; it goes to the next in line."), "entrepreneur.workshops")
+    return web.done(_("The form has expired. Try again."), "entrepreneur.workshops")

@@ -180,8 +180,14 @@ class CalendarForm(FlaskForm):
     non_teaching_weeks = StringField(_l("Weeks without teaching"), validators=[Length(max=600)])
 
 
-class WorkshopRegistrationForm(FlaskForm):
-    """Register interest in a theme of a workshop programme."""
+class WorkshopInterestForm(FlaskForm):
+    """Interest in one theme of a workshop programme: the days the firm can come, where, and online or not."""
+
+    theme = SelectField(_l("Theme"), validators=[InputRequired(REQUIRED)])
+    available_days = MultiCheckboxField(_l("Days you can come"),
+                                        validators=[DataRequired(_l("Choose at least one day."))])
+    locations = MultiCheckboxField(_l("Places you can come to"))
+    online_ok = BooleanField(_l("An online session is fine too"))
 
 
 def skills_list(text: str | None) -> list[str]:

@@ -29,6 +29,7 @@ SIZES = {"micro": "Micro (2 to 10 employees)", "small": "Small (10 to 50 employe
 VENUES = {"on_site": "At our premises", "online": "Online"}
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"]
 REGIONS = {"noord": "North", "midden": "Middle", "zuid": "South"}
+DAY_PARTS = {"morning": "morning", "afternoon": "afternoon", "evening": "evening"}
 DECISIONS = {"accepted": "Accept: we want to work with this team", "declined": "Decline: look for another team"}
 
 
@@ -88,8 +89,17 @@ def municipality_label(code: str | None) -> str:
     return municipalities().get(code or "", code or "")
 
 
+def day_part_label(code: str | None) -> str:
+    return _label(DAY_PARTS, code)
+
+
+def theme_name(code: str, names: dict[str, str]) -> str:
+    return names.get(code, code)
+
+
 def install_labels(app: Flask) -> None:
+    app.jinja_env.filters["theme_name"] = theme_name
     app.jinja_env.globals.update(
         status_label=status_label, theme_label=theme_label, kind_label=kind_label, mode_label=mode_label,
         size_label=size_label, venue_label=venue_label, region_label=region_label, weekday_label=weekday_label,
-        municipality_label=municipality_label)
+        municipality_label=municipality_label, day_part_label=day_part_label)
