@@ -486,3 +486,42 @@ def test_an_entrepreneur_registers_for_a_workshop_gets_a_seat_and_cancels_it(wor
         assert "geannuleerd" in me.main_text() and "Nog geen sessies." in me.main_text()
     finally:
         me.close()
+
+
+def test_a_firm_outside_every_working_area_is_referred_to_schemes_that_can_help(world: World, browser: Any) -> None:
+    """The Gooi & Vechtstreek case: no workspace serves Hilversum, so the assignment is referred, in words."""
+    Api(world.stack.url("intake"), world.data.coordinator_key).put("/referral-schemes/cyber-check", {
+        "name_nl": "Cybercheck voor het mkb", "name_en": "Cyber check for small firms",
+        "url": "https://www.example.nl/cybercheck", "themes": ["cyber_security"]})
+    me = Visitor(world, browser, "nl")
+    try:
+        me.goto("/sign-up")
+        me.page.fill("#organisation_name", "Drukkerij Hilversum")
+        me.page.fill("#email", "eigenaar@drukkerij-hilversum.example.org")
+        me.page.fill("#password", PASSWORD)
+        me.page.fill("#password_again", PASSWORD)
+        me.submit("Account aanmaken")
+        me.goto("/firm/profile")
+        me.page.fill("#kvk_number", "77000099")
+        me.page.fill("#sector", "grafisch")
+        me.page.check("#size_class-0")
+        me.page.select_option("#municipality", "GM0402")
+        me.submit("Opslaan")
+        me.goto("/firm/profile")
+        assert "Nog geen werkplaats bedient Hilversum" in me.main_text()
+        me.goto("/firm/assignments/new")
+        me.page.fill("#title", "Beveiliging van onze klantportal")
+        me.page.select_option("#theme", "cyber_security")
+        me.page.check("#kind-0")
+        me.page.check("#accepted_levels-1")
+        me.page.check("#mode-1")
+        me.submit("Opdracht indienen")
+        text = me.main_text()
+        assert "Nog geen werkplaats bedient uw gemeente" in text
+        schemes = me.page.locator("main ul li a").all()
+        assert schemes, "the referral names at least one scheme"
+        assert all((a.get_attribute("href") or "").startswith("https://") for a in schemes)
+        assert "Cybercheck voor het mkb" in text
+        me.shot("entrepreneur-referred")
+    finally:
+        me.close()
