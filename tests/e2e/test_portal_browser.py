@@ -525,3 +525,18 @@ def test_a_firm_outside_every_working_area_is_referred_to_schemes_that_can_help(
         me.shot("entrepreneur-referred")
     finally:
         me.close()
+
+
+def test_a_coordinator_sees_the_rounds_and_what_they_placed(world: World, browser: Any) -> None:
+    batch = _coordinator_batch(world, world.data.assignment_ids[0])  # "Webshop voor taarten"
+    me = _accepted_invitation(world, browser, world.data.coordinator_key, "coordinator@ijssel.example.org")
+    try:
+        assert me.page.url.endswith("/coordinator")
+        me.check()
+        text = me.main_text()
+        assert "semester 1, 2027" in text
+        assert batch["matches"] and "Webshop voor taarten" in text and "Bakkerij De Korenbloem" in text
+        assert not UUID.search(me.page.locator("body").inner_text())
+        me.shot("coordinator-rounds")
+    finally:
+        me.close()

@@ -174,6 +174,7 @@ class BatchSummaryOut(Schema):
     run_id = fields.String(dump_only=True, allow_none=True)
     fairness_floors = fields.List(fields.Nested(FairnessFloorSchema))
     closed_at = fields.DateTime(dump_only=True, allow_none=True)
+    submitted_at = fields.DateTime(dump_only=True, allow_none=True)
 
 
 class BatchOut(BatchSummaryOut):

@@ -73,7 +73,7 @@ def _as_date(value: date | datetime | str) -> date | datetime:
 
 
 def nice_date(value: date | datetime | str | None) -> str:
-    if value in (None, ""):
+    if not isinstance(value, date | str) or value == "":
         return ""
     found = _as_date(value)  # type: ignore[arg-type]
     if isinstance(found, datetime):
@@ -82,7 +82,7 @@ def nice_date(value: date | datetime | str | None) -> str:
 
 
 def nice_datetime(value: datetime | str | None) -> str:
-    if value in (None, ""):
+    if not isinstance(value, date | str) or value == "":
         return ""
     found = _as_date(value)  # type: ignore[arg-type]
     if not isinstance(found, datetime):
