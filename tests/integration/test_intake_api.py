@@ -22,6 +22,8 @@ from flask.testing import FlaskClient
 from intake import bootstrap as intake_bootstrap
 from intake.adapters import orm
 from intake.entrypoints.api import create_intake_app
+from intake.entrypoints.authorization import MATRIX as INTAKE_MATRIX
+from intake.entrypoints.handlers import HANDLERS
 from intake.service_layer import services
 from werkplaats_shared.config import Settings
 from werkplaats_shared.contracts import make_envelope, parse_envelope
@@ -30,7 +32,9 @@ from werkzeug.test import TestResponse
 
 PUBLIC = {"/health", "/ready", "/openapi.json",
           "/docs", "/docs/docs.js", "/docs/swagger-ui.css", "/docs/swagger-ui-bundle.js"}  # API docs (Swagger UI)
-LOGIN = {"/tokens/<audience>"}  # the body is the credential (an account's e-mail and password), not a key
+# the body or the path is the credential (an account's e-mail and password, a sign-in link, an invitation), not a
+# key: every route the authorization matrix declares public
+LOGIN = {route.path for route in INTAKE_MATRIX.public} - PUBLIC
 MIB = 1024 * 1024
 POSTER = {"/workspaces": "coord_a", "/teams": "inst_1", "/assignments": "firm_1", "/batches": "coord_a"}
 
@@ -236,9 +240,16 @@ def test_every_route_rejects_missing_invalid_and_revoked_keys(world: World) -> N
         "team_size_min": 3, "team_size_max": 4, "supervision_hours": 40})
     account = world.created("coord_a", "/accounts", {"email": "planner@example.nl", "password": "x" * 12})
     scoped_key = world.created("coord_a", "/api-keys", {"scopes": ["read"]})
+    match_id = str(uuid.uuid4())  # a published match, so that its placement exists
+    with world.infra.session_factory.begin() as session:
+        HANDLERS["matches.published"](session, make_envelope("matches.published", 1, {
+            "run_id": str(uuid.uuid4()), "batch_id": batch["id"], "workspace_id": ws_a,
+            "coordinator_id": world.org["coord_a"], "period": batch["period"], "unmatched_assignment_ids": [],
+            "matches": [{"match_id": match_id, "assignment_id": world.ids["a2"], "team_id": world.ids["t1"],
+                         "firm_id": world.org["firm_1"], "institution_id": world.org["inst_1"], "score": 1.0}]}))
     values = {"workspace_id": ws_a, "team_id": world.ids["t1"], "assignment_id": world.ids["a1"],
               "batch_id": batch["id"], "capacity_id": capacity["id"], "account_id": account["id"],
-              "key_id": scoped_key["key_id"]}
+              "key_id": scoped_key["key_id"], "match_id": match_id}
     bodies = {
         ("POST", "/workspaces"): workspace_body(),
         ("POST", "/teams"): team_body(ws_a),
@@ -302,7 +313,8 @@ def test_me_returns_the_calling_organisation(world: World) -> None:
     resp = world.get("inst_1", "/me")
     assert resp.status_code == 200
     assert resp.get_json() == {"id": world.org["inst_1"], "name": "Hogeschool Eenhoorn",
-                               "role": "institution", "levels": ["HBO", "MBO"]}
+                               "role": "institution", "levels": ["HBO", "MBO"],
+                               "organisation_name": "Hogeschool Eenhoorn", "account": None}  # a key: no person
 
 
 # ---- authorisation --------------------------------------------------------------------------
