@@ -18,6 +18,7 @@ import io
 import os
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -527,16 +528,47 @@ def test_a_firm_outside_every_working_area_is_referred_to_schemes_that_can_help(
         me.close()
 
 
-def test_a_coordinator_sees_the_rounds_and_what_they_placed(world: World, browser: Any) -> None:
-    batch = _coordinator_batch(world, world.data.assignment_ids[0])  # "Webshop voor taarten"
+def _wait_for_text(me: Visitor, text: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in me.main_text():
+        assert time.monotonic() < deadline, f"{text!r} never appeared: {me.main_text()[:500]}"
+        time.sleep(1)
+        me.page.reload()
+    me.check()
+
+
+def test_a_coordinator_builds_a_round_forbids_a_pair_runs_it_again_and_publishes(world: World, browser: Any) -> None:
     me = _accepted_invitation(world, browser, world.data.coordinator_key, "coordinator@ijssel.example.org")
     try:
         assert me.page.url.endswith("/coordinator")
         me.check()
-        text = me.main_text()
-        assert "semester 1, 2027" in text
-        assert batch["matches"] and "Webshop voor taarten" in text and "Bakkerij De Korenbloem" in text
+        me.click("Nieuwe ronde")
+        assert "Bakkerij De Korenbloem" not in me.main_text()  # firms' names are not needed to choose
+        waiting = me.page.locator("input[name=assignment_ids]").count()
+        assert waiting >= 2
+        assert "Webshop voor taarten" in me.main_text()
+        me.page.check("#policy-0")
+        me.shot("coordinator-new-round")
+        me.submit("Ronde starten")
+        _wait_for_text(me, "Passendheid")  # the result table
+        rows = me.page.locator("#round-matches tbody tr")
+        assert rows.count() >= 1
+        first = rows.first.inner_text()
+        assert "Demo" in first  # the institution's name, not an id
         assert not UUID.search(me.page.locator("body").inner_text())
+        me.shot("coordinator-round")
+        pair = me.page.locator("#pair option").first.inner_text()
+        me.page.fill("#reason", "Dit team werkte vorig jaar al voor dit bedrijf")
+        me.submit("Paar uitsluiten")
+        assert "uitgesloten" in me.main_text()
+        me.submit("Opnieuw uitvoeren")
+        _wait_for_text(me, "Passendheid")
+        _wait_for_text(me, "Opgelost")
+        assert pair not in [o.inner_text() for o in me.page.locator("#pair option").all()]
+        me.submit("Matches publiceren")
+        _wait_for_text(me, "Gepubliceerd")
+        me.goto("/coordinator")
+        assert "semester 1, 2027" in me.main_text()
         me.shot("coordinator-rounds")
     finally:
         me.close()

@@ -27,7 +27,7 @@ def _texts_in_the_code() -> set[str]:
             options_map=OPTIONS):
         found.add(message[0] if isinstance(message, tuple) else message)
     for table in (labels.STATUSES, labels.THEMES, labels.KINDS, labels.MODES, labels.SIZES, labels.VENUES,
-                  labels.REGIONS, labels.DECISIONS, labels.DAY_PARTS):
+                  labels.REGIONS, labels.DECISIONS, labels.DAY_PARTS, labels.STAGES):
         found.update(table.values())
     found.update(labels.WEEKDAYS)
     return found

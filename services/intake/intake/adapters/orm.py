@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from werkplaats_shared.db import messaging_tables
 from werkplaats_shared.idempotency import idempotency_table
 
@@ -71,6 +71,12 @@ class Team(Base):
     travel_limit_km: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
     remote_allowed: Mapped[bool] = mapped_column(sa.Boolean, default=True, server_default=sa.true())
     preferences: Mapped[list[Any]] = mapped_column(sa.JSON, default=list, server_default="[]")
+    # read-only: the institution's name, loaded with the team (one query per page of teams)
+    institution: Mapped[Organisation] = relationship(foreign_keys=[institution_id], lazy="selectin", viewonly=True)
+
+    @property
+    def institution_name(self) -> str:
+        return self.institution.name if self.institution is not None else ""
 
 
 class Capacity(Base):
@@ -113,6 +119,12 @@ class Assignment(Base):
     routed_from_workspace_id: Mapped[str | None] = mapped_column(sa.String(36), nullable=True)
     preferred_institutions: Mapped[list[Any]] = mapped_column(sa.JSON, default=list, server_default="[]")
     preferred_levels: Mapped[list[Any]] = mapped_column(sa.JSON, default=list, server_default="[]")
+    # read-only: the firm's name, loaded with the assignment (one query per page of assignments)
+    firm: Mapped[Organisation] = relationship(foreign_keys=[firm_id], lazy="selectin", viewonly=True)
+
+    @property
+    def firm_name(self) -> str:
+        return self.firm.name if self.firm is not None else ""
 
 
 class Batch(Base):

@@ -193,6 +193,7 @@ def create_intake_app(infra: Infrastructure, clock: Callable[[], datetime] = utc
         def post(self, data: dict[str, Any]) -> Any:
             a, routing = in_tx(services.submit_assignment, current_principal(), data, emit=True)
             body = {c.key: getattr(a, c.key) for c in orm.Assignment.__table__.columns}
+            body["firm_name"] = a.firm_name
             body["routing"] = {"outcome": routing.outcome, "workspace_id": routing.workspace_id,
                                "reason": routing.reason}
             return created(body, "assignments.AssignmentItem", assignment_id=a.id)

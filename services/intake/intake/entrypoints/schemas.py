@@ -68,6 +68,7 @@ class TeamIn(Schema):
 class TeamOut(TeamIn):
     id = fields.String(dump_only=True)
     institution_id = fields.String(dump_only=True)
+    institution_name = fields.String(dump_only=True)
 
 
 class AssignmentIn(Schema):
@@ -103,6 +104,7 @@ class RoutingOut(Schema):
 class AssignmentOut(AssignmentIn):
     id = fields.String(dump_only=True)
     firm_id = fields.String(dump_only=True)
+    firm_name = fields.String(dump_only=True)
     batch_id = fields.String(dump_only=True, allow_none=True)
     status = fields.String(dump_only=True)
     routed_from_workspace_id = fields.String(dump_only=True, allow_none=True)

@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 from werkplaats_shared import geo
 from werkplaats_shared.auth import Principal, generate_key
 from werkplaats_shared.contracts import LEVELS, SCOPES, Envelope, make_envelope
@@ -167,6 +168,7 @@ def register_team(session: Session, principal: Principal, data: dict[str, Any],
         preferences=preferences,
     )
     session.add(team)
+    set_committed_value(team, "institution", institution)  # its name in the answer, without another query
     if emit is not None:
         emit(make_envelope("team.registered", 1, {
             "team_id": team.id, "institution_id": institution.id, "workspace_id": ws.id, "level": team.level,
@@ -314,6 +316,7 @@ def submit_assignment(session: Session, emit: Emit, principal: Principal,
     )
     session.add(assignment)
     session.flush()
+    set_committed_value(assignment, "firm", firm)  # its name in the answer, without another query
     if routing.outcome == "referred":
         refer(session, emit, firm, assignment, requested.id, routing.reason)
     else:

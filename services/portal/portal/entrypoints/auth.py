@@ -17,7 +17,7 @@ from .i18n import gettext as _
 
 blueprint = Blueprint("auth", __name__)
 
-HOMES = {"entrepreneur": "entrepreneur.home", "institution": "institution.home", "coordinator": "auth.coordinator"}
+HOMES = {"entrepreneur": "entrepreneur.home", "institution": "institution.home", "coordinator": "coordinator.home"}
 
 
 def _safe_next(target: str | None) -> str | None:
@@ -192,12 +192,3 @@ def colleagues() -> Any:
             return web.done(_("The invitation is on its way."), "auth.colleagues")
     invitations = web.intake().get_all("/invitations")
     return render_template("auth/colleagues.html", form=form, invitations=invitations)
-
-
-@blueprint.get("/coordinator")
-@web.requires("coordinator")
-def coordinator() -> Any:
-    """The coordinator's start page: their rounds and what was placed (the full console follows)."""
-    batches = web.intake().get_all("/batches")
-    placements = web.intake().get_all("/placements")
-    return render_template("auth/coordinator.html", batches=batches, placements=placements)

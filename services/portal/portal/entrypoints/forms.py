@@ -200,3 +200,28 @@ def skills_list(text: str | None) -> list[str]:
     return seen
 
 
+
+
+# ---- coordinators ----------------------------------------------------------------------------
+
+
+class RoundChoiceForm(FlaskForm):
+    """The workspace and period of a new round (a GET form: it only chooses what the next form offers)."""
+
+    class Meta:
+        csrf = False
+
+    period = SelectField(_l("Workspace and period"), validators=[InputRequired(REQUIRED)])
+
+
+class RoundForm(FlaskForm):
+    period = SelectField(_l("Workspace and period"), validators=[InputRequired(REQUIRED)])
+    policy = RadioField(_l("How to match"), validators=[InputRequired(REQUIRED)])
+    assignment_ids = MultiCheckboxField(_l("Assignments in this round"),
+                                        validators=[DataRequired(_l("Choose at least one assignment."))])
+    auto_publish = BooleanField(_l("Publish the matches as soon as they are found"), default=False)
+
+
+class ForbidForm(FlaskForm):
+    pair = SelectField(_l("Pair"), validators=[InputRequired(REQUIRED)])
+    reason = StringField(_l("Reason"), validators=[InputRequired(REQUIRED), Length(max=500)])

@@ -15,8 +15,9 @@ STATUSES = {
     "unmatched": "No team found yet", "accepted": "Accepted", "declined": "Declined",
     "in_progress": "In progress", "completed": "Completed", "withdrawn": "Withdrawn",
     "referred": "Referred to another kind of help", "draft": "Draft", "running": "Running", "queued": "Queued",
-    "failed": "Failed", "infeasible": "Infeasible", "published": "Published", "optimal": "Solved",
-    "proposed": "Proposed", "unplaced": "No time found yet", "cancelled": "Cancelled",
+    "failed": "Failed", "infeasible": "No matching possible", "published": "Published",
+    "proposed": "Proposed", "unplaced": "No time found yet", "cancelled": "Cancelled", "solved": "Solved",
+    "closed": "Closed",
 }
 THEMES = {"website": "Website", "webshop": "Webshop", "online_marketing": "Online marketing",
           "data_automation": "Data and automation", "cyber_security": "Cyber security", "ai": "Artificial intelligence",
@@ -29,6 +30,8 @@ SIZES = {"micro": "Micro (2 to 10 employees)", "small": "Small (10 to 50 employe
 VENUES = {"on_site": "At our premises", "online": "Online"}
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"]
 REGIONS = {"noord": "North", "midden": "Middle", "zuid": "South"}
+STAGES = {"queued": "waiting for a worker", "building": "building the model", "solving": "solving",
+          "extracting": "reading the result", "done": "done"}
 DAY_PARTS = {"morning": "morning", "afternoon": "afternoon", "evening": "evening"}
 DECISIONS = {"accepted": "Accept: we want to work with this team", "declined": "Decline: look for another team"}
 
@@ -89,6 +92,10 @@ def municipality_label(code: str | None) -> str:
     return municipalities().get(code or "", code or "")
 
 
+def stage_label(code: str | None) -> str:
+    return _label(STAGES, code)
+
+
 def day_part_label(code: str | None) -> str:
     return _label(DAY_PARTS, code)
 
@@ -102,4 +109,4 @@ def install_labels(app: Flask) -> None:
     app.jinja_env.globals.update(
         status_label=status_label, theme_label=theme_label, kind_label=kind_label, mode_label=mode_label,
         size_label=size_label, venue_label=venue_label, region_label=region_label, weekday_label=weekday_label,
-        municipality_label=municipality_label, day_part_label=day_part_label)
+        municipality_label=municipality_label, day_part_label=day_part_label, stage_label=stage_label)
