@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import time
+from urllib.parse import urlencode
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,8 +128,9 @@ class Visitor:
         self.world.seen.setdefault("/" + path, []).extend(found)
         assert not found, f"axe-core on /{path}: {found}"
 
-    def goto(self, path: str) -> None:
-        self.page.goto(self.world.portal + path)
+    def goto(self, path: str, status: int = 200) -> None:
+        response = self.page.goto(self.world.portal + path)
+        assert response is not None and response.status == status, (path, response and response.status)
         self.check()
 
     def click(self, text: str, role: str = "link") -> None:
@@ -217,10 +219,26 @@ def test_an_entrepreneur_signs_up_submits_an_assignment_and_accepts_the_match_in
         me.page.fill("#required_skills", "webshop")
         me.page.check("#mode-2")
         me.shot("entrepreneur-new-assignment")
+        sent = me.page.evaluate("() => [...new FormData(document.querySelector('main form[method=post]'))]")
         me.submit("Opdracht indienen" if language == "nl" else "Submit the assignment")
         assert t["submitted"] in me.main_text() and "Werkplaats Regio IJssel" in me.main_text()
+        # the same form sent a second time (a double click, a resent request): still one assignment
+        again = me.page.request.post(world.portal + "/firm/assignments/new", data=urlencode([tuple(pair) for pair in sent]), headers={
+            "Content-Type": "application/x-www-form-urlencoded"}, max_redirects=0)
+        assert again.status == 302 and again.headers["location"].endswith("/submitted")
         me.click("Opdracht bekijken" if language == "nl" else "View the assignment")
         assignment_id = me.page.url.rsplit("/", 1)[1]
+        mine = [a for a in Api(world.stack.url("intake"), world.data.coordinator_key).get(
+            "/assignments?page_size=100") if a["firm_name"] == firm]
+        assert len(mine) == 1, "sending the same form twice made two assignments"
+        # change it while no round has it yet
+        me.click("Wijzigen" if language == "nl" else "Change")
+        title = title + (" en kaasschaaf" if language == "nl" else " and cheese slicer")
+        me.page.fill("#title", title)
+        me.page.check("#mode-0")
+        me.submit("Opslaan" if language == "nl" else "Save")
+        assert title in me.main_text()
+        assert ("Bij ons op locatie" if language == "nl" else "At our premises") in me.main_text()
 
         batch = _coordinator_batch(world, assignment_id)
         assert batch["matches"], "the demo teams should place a webshop assignment"
@@ -314,6 +332,12 @@ def test_an_institution_accepts_its_invitation_and_imports_fifty_teams_after_fix
         assert t["imported"] in me.main_text()
         assert sum(f"IMP-{language}-" in r for r in me.main_text().splitlines()) == 50
         me.shot("institution-teams")
+        me.click(f"IMP-{language}-07")
+        me.page.fill("#size", "5")
+        me.page.fill("#skills", "website, webshop, ux")
+        me.submit("Opslaan" if language == "nl" else "Save")
+        row = next(r for r in me.main_text().splitlines() if f"IMP-{language}-07" in r)
+        assert "\t5\t" in row and "ux" in row, row
         for page in ("/institution", "/institution/capacity", "/institution/calendar"):
             me.goto(page)
         assert not me.csp_errors, me.csp_errors
@@ -334,6 +358,7 @@ def test_keyboard_alone_signs_in_and_reaches_a_form(world: World, browser: Any) 
         me.submit("Mijn account aanmaken")
         me.page.get_by_role("button", name="Uitloggen").click()
         me.goto("/sign-in")
+        before = {c["name"]: c["value"] for c in me.context.cookies()}["werkplaats_session"]
         me.page.keyboard.press("Tab")
         assert me.page.evaluate("document.activeElement.className").startswith("utrecht-skip-link")
 
@@ -352,6 +377,8 @@ def test_keyboard_alone_signs_in_and_reaches_a_form(world: World, browser: Any) 
         me.page.keyboard.press("Enter")
         me.page.wait_for_url(re.compile(r".*/firm$"))
         me.check()
+        after = {c["name"]: c["value"] for c in me.context.cookies()}["werkplaats_session"]
+        assert after != before, "signing in keeps the session id it had before (session fixation)"
         tab_to("a[href='/firm/assignments/new']")
         me.page.keyboard.press("Enter")
         me.page.wait_for_url(re.compile(r".*/firm/assignments/new$"))
@@ -509,7 +536,7 @@ def test_a_firm_outside_every_working_area_is_referred_to_schemes_that_can_help(
         me.page.select_option("#municipality", "GM0402")
         me.submit("Opslaan")
         me.goto("/firm/profile")
-        assert "Nog geen werkplaats bedient Hilversum" in me.main_text()
+        assert "Er is nog geen werkplaats voor Hilversum" in me.main_text()
         me.goto("/firm/assignments/new")
         me.page.fill("#title", "Beveiliging van onze klantportal")
         me.page.select_option("#theme", "cyber_security")
@@ -518,7 +545,7 @@ def test_a_firm_outside_every_working_area_is_referred_to_schemes_that_can_help(
         me.page.check("#mode-1")
         me.submit("Opdracht indienen")
         text = me.main_text()
-        assert "Nog geen werkplaats bedient uw gemeente" in text
+        assert "Er is nog geen werkplaats voor uw gemeente" in text
         schemes = me.page.locator("main ul li a").all()
         assert schemes, "the referral names at least one scheme"
         assert all((a.get_attribute("href") or "").startswith("https://") for a in schemes)
@@ -563,7 +590,7 @@ def test_a_coordinator_builds_a_round_forbids_a_pair_runs_it_again_and_publishes
         assert "uitgesloten" in me.main_text()
         me.submit("Opnieuw uitvoeren")
         _wait_for_text(me, "Passendheid")
-        _wait_for_text(me, "Opgelost")
+        _wait_for_text(me, "Klaar om te publiceren")
         assert pair not in [o.inner_text() for o in me.page.locator("#pair option").all()]
         me.submit("Matches publiceren")
         _wait_for_text(me, "Gepubliceerd")

@@ -168,3 +168,19 @@ def test_a_change_keeps_every_preferred_level_among_the_accepted_ones(world: Wor
                       headers={"If-Match": etag})
     assert both.status_code == 200, both.get_data(as_text=True)
     assert (both.get_json()["accepted_levels"], both.get_json()["preferred_levels"]) == (["HBO"], ["HBO"])
+
+
+def test_a_firm_changes_theme_kind_and_where_the_team_works_and_bad_values_are_refused(world: World) -> None:
+    path = f"/assignments/{world.ids['a1']}"
+    etag = world.get("firm_1", path).headers["ETag"]
+    before = world.snapshot()
+    assert_error(world.call("firm_1", "PATCH", path, {"mode": "on_the_moon"}, headers={"If-Match": etag}), 422,
+                 "mode")
+    assert_error(world.call("firm_1", "PATCH", path, {"theme": "gardening"}, headers={"If-Match": etag}), 422,
+                 "theme")
+    assert world.snapshot() == before
+    ok = world.call("firm_1", "PATCH", path, {"theme": "webshop", "kind": "short_job", "mode": "remote"},
+                    headers={"If-Match": etag})
+    assert ok.status_code == 200, ok.get_data(as_text=True)
+    assert (ok.get_json()["theme"], ok.get_json()["kind"], ok.get_json()["mode"]) == ("webshop", "short_job", "remote")
+    assert world.get("firm_1", path).get_json()["mode"] == "remote"

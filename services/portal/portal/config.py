@@ -24,6 +24,7 @@ class PortalSettings:
     data_dir: str = ".werkplaats"
     session_store: str = ""  # empty: files under data_dir; redis://host:port/db for several replicas
     log_level: str = "INFO"
+    trusted_proxies: int = 0  # reverse proxies in front of the portal whose X-Forwarded-For is trusted
 
     @property
     def secure_cookies(self) -> bool:
@@ -48,4 +49,5 @@ class PortalSettings:
             data_dir=e.get("WERKPLAATS_DATA_DIR", ".werkplaats"),
             session_store=e.get("WERKPLAATS_PORTAL_SESSION_STORE", ""),
             log_level=e.get("WERKPLAATS_LOG_LEVEL", "INFO"),
+            trusted_proxies=max(0, min(5, int(e.get("WERKPLAATS_TRUSTED_PROXIES", "0") or 0))),
         )

@@ -227,6 +227,9 @@ class AssignmentPatch(Schema):
                                       validate=validate.Length(max=30))
     min_teams = fields.Integer(strict=True, validate=validate.Range(min=1, max=10))
     max_teams = fields.Integer(strict=True, validate=validate.Range(min=1, max=10))
+    theme = fields.String(allow_none=True, validate=validate.OneOf(THEMES))
+    kind = fields.String(validate=validate.OneOf(KINDS))
+    mode = fields.String(validate=validate.OneOf(MODES))
     preferred_institutions = fields.List(fields.String(validate=validate.Length(max=36)),
                                          validate=validate.Length(max=10),
                                          metadata={"description": "institution ids, most wanted first"})

@@ -115,33 +115,43 @@ class ServiceClient:
 class IntakeClient(ServiceClient):
     """Organisations, accounts and sessions, firms, assignments, institutions, capacity, teams, placements."""
 
-    # public: sign-up, sign-in and invitations carry their own credential
-    def sign_up(self, body: dict[str, Any], language: str) -> dict[str, Any]:
-        return dict(self.send("POST", "/signups", None, language, body))
+    # public: sign-up, sign-in and invitations carry their own credential. Each passes on the person's own
+    # address (X-Forwarded-For), so that intake's limits count per person, not for the portal as a whole.
+    @staticmethod
+    def _forwarded(client_address: str | None) -> dict[str, str] | None:
+        return {"X-Forwarded-For": client_address} if client_address else None
+
+    def sign_up(self, body: dict[str, Any], language: str, client_address: str | None = None) -> dict[str, Any]:
+        return dict(self.send("POST", "/signups", None, language, body, headers=self._forwarded(client_address)))
 
     def open_session(self, email: str, password: str, language: str,
                      client_address: str | None = None) -> dict[str, Any]:
-        headers = {"X-Forwarded-For": client_address} if client_address else None
         return dict(self.send("POST", "/sessions", None, language, {"email": email, "password": password},
-                              headers=headers))
+                              headers=self._forwarded(client_address)))
 
-    def refresh_session(self, refresh_token: str) -> dict[str, Any]:
-        return dict(self.send("POST", "/sessions/refresh", None, "nl", {"refresh_token": refresh_token}))
+    def refresh_session(self, refresh_token: str, client_address: str | None = None) -> dict[str, Any]:
+        return dict(self.send("POST", "/sessions/refresh", None, "nl", {"refresh_token": refresh_token},
+                              headers=self._forwarded(client_address)))
 
-    def revoke_session(self, refresh_token: str) -> None:
-        self.send("POST", "/sessions/revoke", None, "nl", {"refresh_token": refresh_token})
+    def revoke_session(self, refresh_token: str, client_address: str | None = None) -> None:
+        self.send("POST", "/sessions/revoke", None, "nl", {"refresh_token": refresh_token},
+                  headers=self._forwarded(client_address))
 
-    def request_sign_in_link(self, email: str, language: str) -> None:
-        self.send("POST", "/sign-in-links", None, language, {"email": email, "language": language})
+    def request_sign_in_link(self, email: str, language: str, client_address: str | None = None) -> None:
+        self.send("POST", "/sign-in-links", None, language, {"email": email, "language": language},
+                  headers=self._forwarded(client_address))
 
-    def use_sign_in_link(self, token: str, language: str) -> dict[str, Any]:
-        return dict(self.send("POST", f"/sign-in-links/{token}/session", None, language))
+    def use_sign_in_link(self, token: str, language: str, client_address: str | None = None) -> dict[str, Any]:
+        return dict(self.send("POST", f"/sign-in-links/{token}/session", None, language,
+                              headers=self._forwarded(client_address)))
 
-    def invitation(self, token: str, language: str) -> dict[str, Any]:
-        return dict(self.get(f"/invitations/{token}", None, language))
+    def invitation(self, token: str, language: str, client_address: str | None = None) -> dict[str, Any]:
+        return dict(self.get(f"/invitations/{token}", None, language, headers=self._forwarded(client_address)))
 
-    def accept_invitation(self, token: str, password: str, language: str) -> dict[str, Any]:
-        return dict(self.send("POST", f"/invitations/{token}/accept", None, language, {"password": password}))
+    def accept_invitation(self, token: str, password: str, language: str,
+                          client_address: str | None = None) -> dict[str, Any]:
+        return dict(self.send("POST", f"/invitations/{token}/accept", None, language, {"password": password},
+                              headers=self._forwarded(client_address)))
 
 
 class MatchingClient(ServiceClient):

@@ -15,6 +15,8 @@ from flask import Flask, Response, g, jsonify, render_template, request, session
 from flask_session import Session
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import BaseConverter
 
 from ..adapters.clients import ApiError, Clients, Unavailable
 from ..config import PortalSettings
@@ -51,6 +53,18 @@ def _session_store(app: Flask, settings: PortalSettings) -> None:
     Session(app)
 
 
+class IdConverter(BaseConverter):
+    """An object id in a page's path: letters, digits, '-' and '_' only, so it is safe in a service's URL."""
+
+    regex = r"[A-Za-z0-9_-]{1,64}"
+
+
+class TokenConverter(BaseConverter):
+    """A sign-in link's or invitation's token: URL-safe characters only."""
+
+    regex = r"[A-Za-z0-9_.-]{1,512}"
+
+
 def create_portal_app(settings: PortalSettings, clients: Clients) -> Flask:
     app = Flask("portal", static_folder=os.path.join(os.path.dirname(os.path.dirname(__file__)), "static"),
                 template_folder=os.path.join(os.path.dirname(os.path.dirname(__file__)), "templates"))
@@ -61,6 +75,7 @@ def create_portal_app(settings: PortalSettings, clients: Clients) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.secure_cookies,
         SESSION_PERMANENT=True,
+        SESSION_REFRESH_EACH_REQUEST=False,  # save only what changed: a parallel request cannot undo a refresh
         SESSION_KEY_PREFIX="portal:",
         PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
         MAX_CONTENT_LENGTH=MAX_UPLOAD_BYTES,
@@ -68,6 +83,10 @@ def create_portal_app(settings: PortalSettings, clients: Clients) -> Flask:
         WTF_CSRF_SSL_STRICT=settings.secure_cookies,
         SEND_FILE_MAX_AGE_DEFAULT=3600,
     )
+    app.url_map.converters.update(id=IdConverter, token=TokenConverter)
+    if settings.trusted_proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies,  # type: ignore[method-assign]
+                                x_proto=settings.trusted_proxies, x_host=settings.trusted_proxies)
     app.extensions["werkplaats_clients"] = clients
     app.extensions["werkplaats_portal_settings"] = settings
     _session_store(app, settings)
@@ -125,7 +144,9 @@ def create_portal_app(settings: PortalSettings, clients: Clients) -> Flask:
     def _not_signed_in(_exc: Exception) -> Any:
         from flask import redirect, url_for
 
-        return redirect(url_for("auth.sign_in", next=request.full_path.rstrip("?")))
+        from .web import return_path
+
+        return redirect(url_for("auth.sign_in", next=return_path()))
 
     @app.errorhandler(Unavailable)
     def _unavailable(_exc: Exception) -> Any:

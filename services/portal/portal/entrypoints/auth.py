@@ -35,13 +35,19 @@ def _start(answer: dict[str, Any]) -> Response:
     target = _safe_next(request.args.get("next"))
     language = current_language()
     session.clear()
-    regenerate = getattr(current_app.session_interface, "regenerate", None)
-    if regenerate is not None:
-        regenerate(session)
     person = signin.begin(session, answer)
     if not answer["account"].get("language"):
         session["language"] = language
+    _new_session_id()
     return redirect(target or url_for(HOMES.get(person.role, "auth.index")))
+
+
+def _new_session_id() -> None:
+    """A new session id for a session that holds something (no fixation: an id planted before signing in, or
+    seen before signing out, opens nothing). Flask-Session regenerates only a non-empty session."""
+    regenerate = getattr(current_app.session_interface, "regenerate", None)
+    if regenerate is not None and session:
+        regenerate(session)
 
 
 def _address() -> str | None:
@@ -79,7 +85,7 @@ def sign_in_link() -> Any:
     form = SignInLinkForm()
     if form.validate_on_submit():
         try:
-            web.clients().intake.request_sign_in_link(form.email.data or "", current_language())
+            web.clients().intake.request_sign_in_link(form.email.data or "", current_language(), _address())
         except ApiError as exc:
             if exc.status != 429:
                 raise
@@ -89,13 +95,13 @@ def sign_in_link() -> Any:
     return render_template("auth/sign_in_link.html", form=form)
 
 
-@blueprint.route("/sign-in/link/<token>", methods=["GET", "POST"])
+@blueprint.route("/sign-in/link/<token:token>", methods=["GET", "POST"])
 def use_sign_in_link(token: str) -> Any:
     """GET shows a button, POST signs in: a mail scanner that opens the link does not use it up."""
     form = ActionForm()
     if request.method == "POST" and form.validate_on_submit():
         try:
-            answer = web.clients().intake.use_sign_in_link(token, current_language())
+            answer = web.clients().intake.use_sign_in_link(token, current_language(), _address())
         except ApiError as exc:
             if exc.status in (400, 401, 403, 404, 410, 422):
                 return render_template("auth/link_used.html"), 410
@@ -111,7 +117,7 @@ def sign_up() -> Any:
         try:
             answer = web.clients().intake.sign_up({
                 "organisation_name": form.organisation_name.data, "email": form.email.data,
-                "password": form.password.data, "language": current_language()}, current_language())
+                "password": form.password.data, "language": current_language()}, current_language(), _address())
         except ApiError as exc:
             if exc.status == 409:
                 form.email.errors = [*form.email.errors, _("This e-mail address has an account already: sign in.")]
@@ -130,17 +136,18 @@ def sign_out() -> Any:
     form = ActionForm()
     if form.validate_on_submit():
         language = current_language()
-        signin.end(session, web.clients().intake)
+        signin.end(session, web.clients().intake, _address())
         session.clear()
         session["language"] = language
+        _new_session_id()
         flash(_("You are signed out."), "success")
     return redirect(url_for("auth.index"))
 
 
-@blueprint.route("/invitations/<token>", methods=["GET", "POST"])
+@blueprint.route("/invitations/<token:token>", methods=["GET", "POST"])
 def invitation(token: str) -> Any:
     try:
-        invited = web.clients().intake.invitation(token, current_language())
+        invited = web.clients().intake.invitation(token, current_language(), _address())
     except ApiError as exc:
         if exc.status in (400, 403, 404, 410, 422):
             return render_template("auth/link_used.html"), 410
@@ -150,7 +157,8 @@ def invitation(token: str) -> Any:
     form = InvitationForm()
     if form.validate_on_submit():
         try:
-            answer = web.clients().intake.accept_invitation(token, form.password.data or "", current_language())
+            answer = web.clients().intake.accept_invitation(token, form.password.data or "", current_language(),
+                                                             _address())
         except ApiError as exc:
             if exc.status in (404, 410):
                 return render_template("auth/link_used.html"), 410

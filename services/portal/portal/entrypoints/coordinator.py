@@ -82,7 +82,7 @@ def _latest_run(batch_id: str) -> dict[str, Any] | None:
     return max(runs, key=lambda r: r["created_at"]) if runs else None
 
 
-@blueprint.get("/rounds/<batch_id>")
+@blueprint.get("/rounds/<id:batch_id>")
 @web.requires(ROLE)
 def round(batch_id: str) -> Any:
     batch = web.intake().get(f"/batches/{batch_id}")
@@ -117,7 +117,7 @@ def round(batch_id: str) -> Any:
                                                                        "submitted"))
 
 
-@blueprint.post("/rounds/<batch_id>/publish")
+@blueprint.post("/rounds/<id:batch_id>/publish")
 @web.requires(ROLE)
 def publish(batch_id: str) -> Any:
     if ActionForm().validate_on_submit():
@@ -134,7 +134,7 @@ def publish(batch_id: str) -> Any:
     return redirect(url_for("coordinator.round", batch_id=batch_id))
 
 
-@blueprint.post("/rounds/<batch_id>/runs")
+@blueprint.post("/rounds/<id:batch_id>/runs")
 @web.requires(ROLE)
 def rerun(batch_id: str) -> Any:
     if ActionForm().validate_on_submit():
@@ -148,7 +148,7 @@ def rerun(batch_id: str) -> Any:
     return redirect(url_for("coordinator.round", batch_id=batch_id))
 
 
-@blueprint.post("/rounds/<batch_id>/forbids")
+@blueprint.post("/rounds/<id:batch_id>/forbids")
 @web.requires(ROLE)
 def forbid(batch_id: str) -> Any:
     form = ForbidForm()

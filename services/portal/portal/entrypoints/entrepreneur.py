@@ -3,9 +3,11 @@ notices contact, kickoff availability and kickoffs with a calendar download."""
 
 from __future__ import annotations
 
+import re
+import uuid
 from typing import Any
 
-from flask import Blueprint, Response, render_template, request
+from flask import Blueprint, Response, redirect, render_template, request, url_for
 from werkzeug.exceptions import NotFound
 
 from ..adapters.clients import ApiError
@@ -133,26 +135,33 @@ def new_assignment() -> Any:
     if firm is None:
         return web.done(_("Tell us about your firm first."), "entrepreneur.profile")
     workspace = _workspace_for(firm)
-    form = _assignment_form(firm, workspace, {"kind": "project", "mode": "hybrid", "max_teams": 1}
-                            if request.method == "GET" else None)
+    form = _assignment_form(firm, workspace, {"kind": "project", "mode": "hybrid", "max_teams": 1,
+                                              "submission": uuid.uuid4().hex} if request.method == "GET" else None)
     if form.validate_on_submit() and workspace is not None:
+        key = form.submission.data if re.fullmatch(r"[0-9a-f]{32}", form.submission.data or "") else None
         try:
             created = web.intake().send("POST", "/assignments",
-                                        {**_assignment_body(form), "workspace_id": workspace["id"]})
+                                        {**_assignment_body(form), "workspace_id": workspace["id"]},
+                                        headers={"Idempotency-Key": key} if key else None)
         except ApiError as exc:
             if exc.status not in (400, 409, 422):
                 raise
             web.show_api_errors(form, exc, ASSIGNMENT_FIELDS)
         else:
-            return render_template("entrepreneur/submitted.html", assignment=created,
-                                   routing=_routing(created))
+            return redirect(url_for("entrepreneur.submitted", assignment_id=created["id"]))
     return render_template("entrepreneur/assignment_form.html", form=form, workspace=workspace, editing=None)
+
+
+@blueprint.get("/assignments/<id:assignment_id>/submitted")
+@web.requires(ROLE)
+def submitted(assignment_id: str) -> Any:
+    found = web.intake().get(f"/assignments/{assignment_id}")
+    return render_template("entrepreneur/submitted.html", assignment=found, routing=_routing(found))
 
 
 def _routing(assignment: dict[str, Any]) -> dict[str, Any]:
     """Where a submitted assignment went, in words: the serving workspace, or the schemes it was referred to."""
-    routing = assignment.get("routing") or {}
-    outcome = routing.get("outcome") or ("referred" if assignment.get("status") == "referred" else "accepted")
+    outcome = "referred" if assignment.get("status") == "referred" else "accepted"
     found: dict[str, Any] = {"outcome": outcome, "workspace": None, "schemes": []}
     if outcome == "referred":
         referral = next((r for r in web.intake().get_all("/referrals") if r.get("assignment_id") == assignment["id"]),
@@ -165,17 +174,16 @@ def _routing(assignment: dict[str, Any]) -> dict[str, Any]:
     return found
 
 
-@blueprint.get("/assignments/<assignment_id>")
+@blueprint.get("/assignments/<id:assignment_id>")
 @web.requires(ROLE)
 def assignment(assignment_id: str) -> Any:
     found = web.intake().get(f"/assignments/{assignment_id}")
     placements = web.intake().get_all("/placements", assignment_id=assignment_id)
     return render_template("entrepreneur/assignment.html", assignment=found, placements=placements,
-                           can_edit=found["status"] in OPEN_FOR_EDIT, can_withdraw=found["status"] in WITHDRAWABLE,
-                           withdraw_form=ActionForm())
+                           can_edit=found["status"] in OPEN_FOR_EDIT, can_withdraw=found["status"] in WITHDRAWABLE)
 
 
-@blueprint.route("/assignments/<assignment_id>/edit", methods=["GET", "POST"])
+@blueprint.route("/assignments/<id:assignment_id>/edit", methods=["GET", "POST"])
 @web.requires(ROLE)
 def edit_assignment(assignment_id: str) -> Any:
     found, etag = web.intake().read_with_etag(f"/assignments/{assignment_id}")
@@ -190,7 +198,8 @@ def edit_assignment(assignment_id: str) -> Any:
     form = _assignment_form(_firm(), workspace, data)
     if form.validate_on_submit():
         body = _assignment_body(form)
-        body.pop("period", None) if body["period"] == found["period"] else None
+        if body["period"] == found["period"]:
+            del body["period"]
         try:
             web.intake().send("PATCH", f"/assignments/{assignment_id}", body, headers={"If-Match": etag})
         except ApiError as exc:
@@ -205,14 +214,22 @@ def edit_assignment(assignment_id: str) -> Any:
     return render_template("entrepreneur/assignment_form.html", form=form, workspace=workspace, editing=found)
 
 
-@blueprint.post("/assignments/<assignment_id>/withdraw")
+@blueprint.route("/assignments/<id:assignment_id>/withdraw", methods=["GET", "POST"])
 @web.requires(ROLE)
 def withdraw_assignment(assignment_id: str) -> Any:
+    """A question first (withdrawing cannot be undone), then the withdrawal."""
+    found = web.intake().get(f"/assignments/{assignment_id}")
     form = ActionForm()
     if form.validate_on_submit():
-        web.intake().send("POST", f"/assignments/{assignment_id}/withdraw")
+        try:
+            web.intake().send("POST", f"/assignments/{assignment_id}/withdraw")
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+            return web.done(_("This assignment can no longer be withdrawn: its status changed meanwhile."),
+                            "entrepreneur.assignment", assignment_id=assignment_id)
         return web.done(_("The assignment is withdrawn."), "entrepreneur.assignment", assignment_id=assignment_id)
-    return web.done(_("The form has expired. Try again."), "entrepreneur.assignment", assignment_id=assignment_id)
+    return render_template("entrepreneur/withdraw.html", assignment=found, form=form)
 
 
 @blueprint.route("/matches", methods=["GET"])
@@ -227,7 +244,7 @@ def matches() -> Any:
     return render_template("entrepreneur/matches.html", matches=found, forms=forms)
 
 
-@blueprint.post("/matches/<match_id>")
+@blueprint.post("/matches/<id:match_id>")
 @web.requires(ROLE)
 def answer(match_id: str) -> Any:
     found = {m["match_id"]: m for m in _plain_matches()}
@@ -364,7 +381,7 @@ def workshops() -> Any:
                            titles=titles, themes=_theme_names(), cancel_form=ActionForm())
 
 
-@blueprint.route("/workshops/<programme_id>", methods=["GET", "POST"])
+@blueprint.route("/workshops/<id:programme_id>", methods=["GET", "POST"])
 @web.requires(ROLE)
 def workshop_interest(programme_id: str) -> Any:
     programme = web.scheduling().get(f"/workshop-programmes/{programme_id}")
@@ -394,7 +411,7 @@ def workshop_interest(programme_id: str) -> Any:
                            themes=themes)
 
 
-@blueprint.post("/workshops/registrations/<registration_id>/cancel")
+@blueprint.post("/workshops/registrations/<id:registration_id>/cancel")
 @web.requires(ROLE)
 def cancel_workshop(registration_id: str) -> Any:
     form = ActionForm()

@@ -10,6 +10,7 @@ from flask_wtf.file import FileAllowed, FileField, FileRequired
 from wtforms import (
     BooleanField,
     EmailField,
+    HiddenField,
     IntegerField,
     PasswordField,
     RadioField,
@@ -109,6 +110,8 @@ class FirmForm(FlaskForm):
 
 
 class AssignmentForm(FlaskForm):
+    # one key per filled-in form: sending it twice (a double click, a reload) creates one assignment
+    submission = HiddenField()
     title = StringField(_l("Title"), validators=[InputRequired(REQUIRED), Length(max=200)])
     description = TextAreaField(_l("What should the students do?"), validators=[Length(max=5000)])
     theme = SelectField(_l("Theme"), validators=[InputRequired(REQUIRED)])
@@ -168,6 +171,15 @@ class TeamForm(FlaskForm):
     travel_limit_km = IntegerField(_l("Furthest travel (km, optional)"), validators=[
         Optional(), NumberRange(min=0, max=500, message=_l("A number from 0 to 500."))])
     remote_allowed = BooleanField(_l("The team may work remotely"), default=True)
+
+
+class TeamEditForm(FlaskForm):
+    """What can change of a registered team: its code, its size and its skills."""
+
+    code = StringField(_l("Team code"), validators=[InputRequired(REQUIRED), Length(max=40)])
+    size = IntegerField(_l("Number of students"), validators=[
+        InputRequired(REQUIRED), NumberRange(min=1, max=12, message=_l("A number from 1 to 12."))])
+    skills = StringField(_l("Skills"), validators=[Length(max=600)])
 
 
 class ImportForm(FlaskForm):

@@ -9,7 +9,7 @@ from flask import Blueprint, Response, render_template, request
 
 from ..adapters.clients import ApiError
 from . import labels, web
-from .forms import CalendarForm, CapacityForm, ImportForm, TeamForm, skills_list
+from .forms import CalendarForm, CapacityForm, ImportForm, TeamEditForm, TeamForm, skills_list
 from .i18n import gettext as _
 from .i18n import nice_period
 
@@ -107,19 +107,13 @@ def new_team() -> Any:
     return render_template("institution/team_form.html", form=form, editing=None)
 
 
-@blueprint.route("/teams/<team_id>", methods=["GET", "POST"])
+@blueprint.route("/teams/<id:team_id>", methods=["GET", "POST"])
 @web.requires(ROLE)
 def edit_team(team_id: str) -> Any:
     team, etag = web.intake().read_with_etag(f"/teams/{team_id}")
-    periods, _names = _workspace_periods()
-    data = None
-    if request.method == "GET":
-        data = {**team, "skills": ", ".join(team["skills"]),
-                "period": f"{team['workspace_id']}{SEPARATOR}{team['period']}"}
-    form = TeamForm(data=data)
-    form.period.choices = periods
+    form = TeamEditForm(data={**team, "skills": ", ".join(team["skills"])} if request.method == "GET" else None)
     if form.validate_on_submit():
-        body = {k: v for k, v in _team_body(form).items() if k in ("code", "size", "skills")}
+        body = {"code": form.code.data, "size": form.size.data, "skills": skills_list(form.skills.data)}
         try:
             web.intake().send("PATCH", f"/teams/{team_id}", body, headers={"If-Match": etag})
         except ApiError as exc:
@@ -172,7 +166,12 @@ def team_template(kind: str) -> Any:
 @blueprint.route("/calendar", methods=["GET", "POST"])
 @web.requires(ROLE)
 def calendar() -> Any:
-    current = web.scheduling().get("/institution-calendar")
+    try:
+        current = web.scheduling().get("/institution-calendar")
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+        current = {"region": None, "non_teaching": []}  # not set yet: the region follows from the province
     data = None
     if request.method == "GET":
         weeks = [_week_of(r) for r in current.get("non_teaching", [])]

@@ -30,7 +30,7 @@ class Calls:
         self.service = service
 
     def _token(self) -> str:
-        return signin.token(session, clients().intake, self.service)
+        return signin.token(session, clients().intake, self.service, client_address=request.remote_addr)
 
     def get(self, path: str, **params: Any) -> Any:
         return self.client.get(path, self._token(), current_language(), params=params or None)
@@ -60,6 +60,12 @@ def scheduling() -> Calls:
     return Calls(clients().scheduling, "scheduling")
 
 
+def return_path() -> str | None:
+    """Where to come back to after signing in: this page, or for a form that was sent, no page (the person's
+    home): a form's address answers POST only."""
+    return request.full_path.rstrip("?") if request.method == "GET" else None
+
+
 def person() -> signin.Person:
     return signin.person(session)
 
@@ -72,7 +78,7 @@ def requires(role: str) -> Callable[[F], F]:
         @functools.wraps(view)
         def guarded(*args: Any, **kwargs: Any) -> Any:
             if not signin.signed_in(session):
-                return redirect(url_for("auth.sign_in", next=request.full_path.rstrip("?")))
+                return redirect(url_for("auth.sign_in", next=return_path()))
             if person().role != role:
                 abort(404)
             g.person = person()

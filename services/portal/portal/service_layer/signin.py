@@ -63,7 +63,7 @@ def signed_in(store: MutableMapping[str, Any]) -> bool:
 
 
 def token(store: MutableMapping[str, Any], intake: IntakeClient, service: str,
-          now: datetime | None = None) -> str:
+          now: datetime | None = None, client_address: str | None = None) -> str:
     """The person's token for one service, refreshed first when it is about to expire."""
     auth = store.get(KEY)
     if not auth:
@@ -72,7 +72,7 @@ def token(store: MutableMapping[str, Any], intake: IntakeClient, service: str,
     held = auth["tokens"][service]
     if _parse(held["expires_at"]) - REFRESH_MARGIN <= moment:
         try:
-            answer = intake.refresh_session(auth["refresh_token"])
+            answer = intake.refresh_session(auth["refresh_token"], client_address)
         except ApiError as exc:
             if exc.status in (400, 401, 403, 404, 410, 422):
                 store.pop(KEY, None)
@@ -85,12 +85,12 @@ def token(store: MutableMapping[str, Any], intake: IntakeClient, service: str,
     return str(held["token"])
 
 
-def end(store: MutableMapping[str, Any], intake: IntakeClient) -> None:
+def end(store: MutableMapping[str, Any], intake: IntakeClient, client_address: str | None = None) -> None:
     """Sign out: revoke the session at intake (its tokens are refused everywhere) and forget it here."""
     auth = store.pop(KEY, None)
     if auth:
         try:
-            intake.revoke_session(auth["refresh_token"])
+            intake.revoke_session(auth["refresh_token"], client_address)
         except ApiError as exc:
             if exc.status not in (400, 401, 404, 410):
                 raise
