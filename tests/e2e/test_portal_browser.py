@@ -19,11 +19,11 @@ import os
 import re
 import shutil
 import time
-from urllib.parse import urlencode
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import openpyxl
 import pytest
