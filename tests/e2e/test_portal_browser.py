@@ -223,8 +223,9 @@ def test_an_entrepreneur_signs_up_submits_an_assignment_and_accepts_the_match_in
         me.submit("Opdracht indienen" if language == "nl" else "Submit the assignment")
         assert t["submitted"] in me.main_text() and "Werkplaats Regio IJssel" in me.main_text()
         # the same form sent a second time (a double click, a resent request): still one assignment
-        again = me.page.request.post(world.portal + "/firm/assignments/new", data=urlencode([tuple(pair) for pair in sent]), headers={
-            "Content-Type": "application/x-www-form-urlencoded"}, max_redirects=0)
+        again = me.page.request.post(world.portal + "/firm/assignments/new",
+                                     data=urlencode([tuple(pair) for pair in sent]),
+                                     headers={"Content-Type": "application/x-www-form-urlencoded"}, max_redirects=0)
         assert again.status == 302 and again.headers["location"].endswith("/submitted")
         me.click("Opdracht bekijken" if language == "nl" else "View the assignment")
         assignment_id = me.page.url.rsplit("/", 1)[1]
