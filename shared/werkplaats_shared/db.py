@@ -96,23 +96,36 @@ def messaging_tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table, sa.Tabl
     return outbox, inbox, api_keys
 
 
-def upgrade_database(url: str, script_location: str) -> None:
-    """Bring a service's database to the newest Alembic revision."""
+def upgrade_database(url: str, script_location: str, *, wait: bool = True) -> None:
+    """Bring a service's database to the newest Alembic revision. A database that does not answer yet
+    (a service started before it, or during an outage) is waited for with capped backoff and a log line
+    per attempt; a migration cut off by a dropped connection runs again (each revision is transactional)."""
     from alembic import command
     from alembic.config import Config
 
+    from .transient import database_answers, retry_transient, wait_for
+
     engine = make_engine(url)
     try:
-        with engine.begin() as connection:
-            if connection.dialect.name == "postgresql":
-                # An API and a worker of one service may start together: one migrates, the other waits.
-                connection.execute(sa.text("SELECT pg_advisory_xact_lock(740211801)"))
-            cfg = Config()
-            cfg.set_main_option("script_location", script_location)
-            cfg.attributes["connection"] = connection
-            command.upgrade(cfg, "head")
+        if wait:
+            wait_for(lambda: database_answers(engine), "database")
+            retry_transient(lambda: _upgrade(engine, script_location, command, Config),
+                            lambda: database_answers(engine), "migration")
+        else:
+            _upgrade(engine, script_location, command, Config)
     finally:
         engine.dispose()
+
+
+def _upgrade(engine: Engine, script_location: str, command: Any, config: Any) -> None:
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # An API and a worker of one service may start together: one migrates, the other waits.
+            connection.execute(sa.text("SELECT pg_advisory_xact_lock(740211801)"))
+        cfg = config()
+        cfg.set_main_option("script_location", script_location)
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "head")
 
 
 def database_reachable(engine: Engine) -> bool:
