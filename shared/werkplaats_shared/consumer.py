@@ -39,7 +39,7 @@ from .db import utcnow
 from .faults import maybe_kill_after_commit
 from .publisher import RETRY_POLICY
 from .topology import Topology
-from .transient import Backoff, database_answers, is_transient
+from .transient import CAP_SECONDS, Backoff, database_answers, is_transient
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class MessageConsumer(ConsumerMixin):  # type: ignore[misc]
         handlers: dict[str, Handler],
         max_deliveries: int = 5,
         probe: Callable[[], bool] | None = None,
-        backoff_cap: float = 30.0,
+        backoff_cap: float = CAP_SECONDS,
     ) -> None:
         self.connection = connection
         self.topology = topology

@@ -46,7 +46,7 @@ TRANSIENT_TEXTS = (
 )
 SQLITE_TRANSIENT_TEXTS = ("database is locked", "database table is locked", "database is busy")
 
-CAP_SECONDS = 30.0
+CAP_SECONDS = 10.0
 
 
 def _broker_errors() -> tuple[type[BaseException], ...]:
