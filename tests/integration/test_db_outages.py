@@ -30,7 +30,7 @@ from werkplaats_shared.db import upgrade_database, utcnow
 from werkplaats_shared.publisher import Publisher
 from werkplaats_shared.service import Infrastructure, consumer_loop
 
-from .harness import wait_until
+from .harness import Harness, batch_envelope, record_effect, wait_until
 
 pytestmark = pytest.mark.postgres
 
@@ -353,3 +353,32 @@ def test_a_failure_with_the_database_healthy_still_counts_toward_the_budget(
         loop.stop()
         thread.join(20)
         infra.engine.dispose()
+
+
+def test_the_consumer_holds_messages_through_an_outage_on_either_broker(
+        broker_url: str, namespace: str, database: Database) -> None:
+    """The shared consumer (harness service), on the embedded Redis and on RabbitMQ: two attempts per
+    message, a database refusing connections for 8 s, messages arriving before and during the outage."""
+    h = Harness(broker_url, namespace, database.url, max_deliveries=2)
+    try:
+        h.start_consumer({"batch.submitted": record_effect})
+        ids = [f"hold-{i}" for i in range(6)]
+        h.publish_raw(batch_envelope(ids[0]).to_json(), message_id=ids[0])
+        wait_until(lambda: h.effect_count(ids[0]) == 1, what="first effect")
+        database.block()
+        reopen = threading.Timer(8.0, database.unblock)
+        reopen.start()
+        for batch_id in ids[1:]:
+            h.publish_raw(batch_envelope(batch_id).to_json(), message_id=batch_id)
+            time.sleep(0.5)
+        reopen.join()  # the test's own queries need the database too
+        wait_until(lambda: all(h.effect_count(b) == 1 for b in ids), timeout=40, what="every effect")
+        wait_until(lambda: h.queue_depth() == 0, what="queue drained")
+        assert h.effect_count() == len(ids)
+        assert h.dead_letters(0, timeout=1) == []
+        with broker.connect(h.settings) as conn:
+            dlq = h.topology.dead_letter_queue(h.queue_name)(conn.default_channel)
+            assert dlq.get(no_ack=True) is None
+    finally:
+        database.unblock()
+        h.stop()
