@@ -16,6 +16,7 @@ from .contracts import SCOPES
 
 # Rows stored before keys had scopes, and keys announced by apikey.issued v1, hold every scope.
 ALL_SCOPES_DEFAULT = json.dumps(list(SCOPES))
+DEAD_LETTER_REPLAYS = "dead_letter_replays"
 
 
 def utcnow() -> datetime:
@@ -60,7 +61,8 @@ def messaging_tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table, sa.Tabl
     """The outbox, inbox and api_keys tables every service keeps in its own database.
 
     Beside them, on the same metadata, ``disabled_accounts``: the coordinator accounts whose tokens no
-    service accepts any more (auth.py finds it through ``api_keys.metadata``)."""
+    service accepts any more (auth.py finds it through ``api_keys.metadata``), and ``dead_letter_replays``:
+    the audit record of replayed dead letters (deadletters.py finds it through ``outbox.metadata``)."""
     outbox = sa.Table(
         "outbox", metadata,
         sa.Column("message_id", sa.String(64), primary_key=True),
@@ -95,6 +97,16 @@ def messaging_tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table, sa.Tabl
         sa.Column("account_id", sa.String(32), primary_key=True),
         sa.Column("organisation_id", sa.String(36), nullable=False),
         sa.Column("disabled_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    sa.Table(  # the audit record of every dead letter an operator replayed (deadletters.py)
+        DEAD_LETTER_REPLAYS, metadata,
+        sa.Column("id", sa.String(36), primary_key=True),
+        sa.Column("replayed_at", sa.DateTime(timezone=True), nullable=False, index=True),
+        sa.Column("queue", sa.String(200), nullable=False),
+        sa.Column("message_id", sa.String(64), nullable=False, index=True),
+        sa.Column("type", sa.String(64), nullable=True),
+        sa.Column("reason", sa.String(500), nullable=False),
+        sa.Column("actor", sa.String(100), nullable=False),
     )
     return outbox, inbox, api_keys
 
