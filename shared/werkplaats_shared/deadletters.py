@@ -151,7 +151,7 @@ class DeadLetterQueues:
 
     def browse(self, queue: str | None = None, limit: int = LIST_LIMIT) -> list[DeadLetter]:
         found: list[DeadLetter] = []
-        for name in self._selected(queue):
+        for name in self.selected(queue):
             with self._fetched(name, limit - len(found)) as held:
                 found += [letter for letter, _ in held]
             if len(found) >= limit:
@@ -168,7 +168,7 @@ class DeadLetterQueues:
         result = ReplayResult()
         wanted = None if message_ids is None else set(message_ids)
         seen: set[str] = set()
-        for name in self._selected(queue):
+        for name in self.selected(queue):
             with self._fetched(name, LIST_LIMIT) as held:
                 for letter, message in held:
                     if wanted is not None and letter.message_id not in wanted:
@@ -185,7 +185,7 @@ class DeadLetterQueues:
         result.missing = sorted((wanted or set()) - seen)
         return result
 
-    def _selected(self, queue: str | None) -> list[str]:
+    def selected(self, queue: str | None) -> list[str]:
         names = self.queues()
         if queue is None:
             return names
@@ -252,7 +252,7 @@ def command(argv: list[str], service: str, open_infrastructure: Callable[[], Any
         try:
             if args.command == "list":
                 letters = dlqs.browse(args.queue)
-                counts = {q.removeprefix(infra.topology.namespace): 0 for q in dlqs._selected(args.queue)}
+                counts = {q.removeprefix(infra.topology.namespace): 0 for q in dlqs.selected(args.queue)}
                 for letter in letters:
                     counts[letter.queue.removeprefix(infra.topology.namespace)] += 1
                 print(json.dumps({"counts": counts, "dead_letters": [d.summary() for d in letters]}, indent=2))

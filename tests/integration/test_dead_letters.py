@@ -5,18 +5,25 @@ silently (a replay that dies again is back in the dead-letter queue, with its re
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from matching import bootstrap
+from matching.entrypoints.api import create_matching_app
 from sqlalchemy.orm import Session
 from werkplaats_shared import broker
+from werkplaats_shared.auth import generate_key
+from werkplaats_shared.config import Settings
 from werkplaats_shared.contracts import Envelope
+from werkplaats_shared.db import utcnow
 from werkplaats_shared.deadletters import DeadLetter, DeadLetterQueues, audit_writer, replays_table
 
 from .harness import Harness, batch_envelope, outbox, record_effect, wait_until
@@ -139,3 +146,65 @@ def test_the_dlq_command_lists_shows_and_replays(rabbitmq_url: str, namespace: s
     finally:
         h.stop()
 
+
+
+def test_the_operator_api_lists_shows_and_replays(broker_url: str, namespace: str, tmp_path: Path) -> None:
+    h = Harness(broker_url, namespace, f"sqlite:///{tmp_path / 'harness.sqlite3'}", max_deliveries=2)
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    infra = bootstrap.bootstrap(Settings.from_env("matching", {
+        "WERKPLAATS_BROKER_URL": broker_url, "WERKPLAATS_NAMESPACE": namespace, "WERKPLAATS_DATA_DIR": str(tmp_path),
+        "WERKPLAATS_DATABASE_URL": f"sqlite:///{tmp_path / 'matching.sqlite3'}"}))
+    try:
+        fixed = {"yes": False}
+        poison, junk = _dead_letter_two(h, fixed)
+        keys = {}
+        for role in ("operator", "coordinator"):
+            key = generate_key()
+            with infra.engine.begin() as conn:
+                conn.execute(infra.api_keys.insert().values(
+                    key_id=key.key_id, organisation_id=str(uuid.uuid4()), role=role, secret_hash=key.secret_hash,
+                    created_at=utcnow()))
+            keys[role] = (key.key_id, {"Authorization": f"Bearer {key.plaintext}"})
+        client = create_matching_app(infra).test_client()
+        operator, coordinator = keys["operator"][1], keys["coordinator"][1]
+
+        assert client.get("/dead-letters", headers=coordinator).status_code == 403
+        assert client.post("/dead-letters/replays", json={"all": True}, headers=coordinator).status_code == 403
+        assert client.get("/runs", headers=operator).status_code == 403  # the operator is no party
+        assert client.get("/dead-letters").status_code == 401
+        listed = client.get("/dead-letters", headers=operator)
+        assert listed.status_code == 200, listed.get_data(as_text=True)
+        body = listed.get_json()
+        assert body["counts"]["matching.from-intake"] == 2 and set(body["counts"]) == {
+            "matching.from-intake", "matching.from-scheduling"}
+        assert {d["message_id"]: d["reason"][:11] for d in body["dead_letters"]} == {
+            poison: "gave up aft", junk: "undecodable"}
+        assert all(d["queue"] == "matching.from-intake" for d in body["dead_letters"])
+        shown = client.get(f"/dead-letters/{poison}", headers=operator).get_json()
+        assert shown["body"]["payload"]["batch_id"] == "poison" and shown["replayable"] is True
+        assert client.get("/dead-letters/nope", headers=operator).status_code == 404
+        bad_queue = client.get("/dead-letters?queue=intake.from-matching", headers=operator)
+        assert bad_queue.status_code == 422 and bad_queue.get_json()["errors"][0]["field"] == "queue"
+        wrongs: list[dict[str, Any]] = [{}, {"all": True, "message_ids": [poison]}, {"message_ids": []},
+                                        {"all": True, "x": 1}]
+        for wrong in wrongs:
+            assert client.post("/dead-letters/replays", json=wrong, headers=operator).status_code == 422, wrong
+
+        fixed["yes"] = True
+        replayed = client.post("/dead-letters/replays", json={"message_ids": [poison, "nope"]}, headers=operator)
+        assert replayed.status_code == 200, replayed.get_data(as_text=True)
+        result = replayed.get_json()
+        assert [d["message_id"] for d in result["replayed"]] == [poison] and result["missing"] == ["nope"]
+        wait_until(lambda: h.effect_count("poison") == 1, what="the replayed batch applied")
+        with infra.engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT message_id, actor, reason FROM dead_letter_replays")).all()
+        assert [tuple(r) for r in rows] == [(poison, f"operator:{keys['operator'][0]}",
+                                             "gave up after 2 attempts: KeyError")]
+        after = client.get("/dead-letters", headers=operator).get_json()
+        assert [d["message_id"] for d in after["dead_letters"]] == [junk]
+    finally:
+        infra.engine.dispose()
+        h.stop()
+        root.handlers[:] = handlers
+        root.setLevel(level)

@@ -11,6 +11,7 @@ from flask.views import MethodView
 from flask_smorest import Page, abort
 from werkplaats_shared.auth import current_principal, install_auth
 from werkplaats_shared.authorization import install_authorization
+from werkplaats_shared.deadletters_api import dead_letter_blueprint
 from werkplaats_shared.http import Blueprint, add_health, create_app, service_errors
 from werkplaats_shared.idempotency import install_idempotency
 from werkplaats_shared.ratelimit import install_rate_limits
@@ -375,4 +376,5 @@ def create_intake_app(infra: Infrastructure) -> Flask:
     register_bulk(api, infra)
     register_accounts(app, api, infra)
     register_privacy(app, api, infra)
+    api.register_blueprint(dead_letter_blueprint(infra))
     return app
