@@ -8,11 +8,18 @@ test's own database), then opened again. Each test prints its figures.
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,9 +37,11 @@ from werkplaats_shared.db import upgrade_database, utcnow
 from werkplaats_shared.publisher import Publisher
 from werkplaats_shared.service import Infrastructure, consumer_loop
 
+from ..conftest import free_port
 from .harness import Harness, batch_envelope, record_effect, wait_until
 
 pytestmark = pytest.mark.postgres
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -382,3 +391,42 @@ def test_the_consumer_holds_messages_through_an_outage_on_either_broker(
     finally:
         database.unblock()
         h.stop()
+
+
+@pytest.mark.rabbitmq
+def test_a_worker_process_started_while_the_database_is_down_waits_then_serves(
+        database: Database, rabbitmq_url: str, namespace: str, tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "WERKPLAATS_DATABASE_URL": database.url, "WERKPLAATS_BROKER_URL": rabbitmq_url,
+           "WERKPLAATS_NAMESPACE": namespace, "WERKPLAATS_DATA_DIR": str(tmp_path), "WERKPLAATS_PROCESS": "worker",
+           "WERKPLAATS_HTTP_PORT": str(port), "WERKPLAATS_POLL_INTERVAL": "0.2"}
+    database.block()
+    log_path = tmp_path / "matching.log"
+    with open(log_path, "w", encoding="utf-8") as log_file:
+        process = subprocess.Popen([sys.executable, "-m", "matching"], env=env, cwd=ROOT, stderr=log_file)
+    try:
+        wait_until(lambda: log_path.read_text().count("database unreachable; waiting") >= 3, timeout=30,
+                   what="attempts logged while the database is down")
+        assert process.poll() is None, log_path.read_text()[-2000:]  # waiting, not exited
+        assert "Traceback" not in log_path.read_text()
+        database.unblock()
+        unblocked = time.monotonic()
+        wait_until(lambda: _ready(port), timeout=40, what="the worker ready")
+        figures("worker started while the database is down", attempts_logged=log_path.read_text().count(
+            "database unreachable; waiting"), ready_seconds_after_the_database=round(time.monotonic() - unblocked, 1))
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, log_path.read_text()[-2000:]
+
+
+def _ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=5) as resp:
+            return int(resp.status) == 200
+    except (urllib.error.URLError, OSError):
+        return False
