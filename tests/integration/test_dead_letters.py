@@ -208,3 +208,44 @@ def test_the_operator_api_lists_shows_and_replays(broker_url: str, namespace: st
         h.stop()
         root.handlers[:] = handlers
         root.setLevel(level)
+
+
+def test_an_operator_organisation_from_the_admin_command_reaches_only_the_operator_routes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from intake import bootstrap as intake_bootstrap
+    from intake.entrypoints.cli import admin
+    from matching.entrypoints.handlers import HANDLERS
+    from werkplaats_shared.contracts import parse_envelope
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    env = {"WERKPLAATS_DATA_DIR": str(tmp_path)}
+    intake = intake_bootstrap.bootstrap(Settings.from_env("intake", env))
+    matching = bootstrap.bootstrap(Settings.from_env("matching", env))
+    try:
+        monkeypatch.setenv("WERKPLAATS_DATA_DIR", str(tmp_path))  # the admin command reads the environment
+        admin(["create-organisation", "--name", "Beheer", "--role", "operator"])
+        with intake.engine.connect() as conn:
+            (body,) = conn.execute(sa.select(intake.outbox.c.body)
+                                   .where(intake.outbox.c.type == "apikey.issued")).scalars()
+        envelope = parse_envelope(json.loads(body))  # the contract accepts the operator role
+        assert envelope.payload["role"] == "operator"
+        with matching.session_factory.begin() as session:
+            HANDLERS[envelope.type](session, envelope)
+        org_id = envelope.payload["organisation_id"]
+        key = generate_key()  # the admin command printed its key once; a second key of the organisation calls
+        with matching.engine.begin() as conn:
+            conn.execute(matching.api_keys.insert().values(key_id=key.key_id, organisation_id=org_id,
+                                                           role="operator", secret_hash=key.secret_hash,
+                                                           created_at=utcnow()))
+        client = create_matching_app(matching).test_client()
+        auth = {"Authorization": f"Bearer {key.plaintext}"}
+        assert client.get("/runs", headers=auth).status_code == 403
+        assert client.get("/matches", headers=auth).status_code == 403
+        refused = client.get("/dead-letters?queue=nope", headers=auth)  # past authorization: the queue is checked
+        assert refused.status_code == 422 and refused.get_json()["errors"][0]["field"] == "queue"
+    finally:
+        intake.engine.dispose()
+        matching.engine.dispose()
+        root.handlers[:] = handlers
+        root.setLevel(level)
