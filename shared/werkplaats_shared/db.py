@@ -114,7 +114,8 @@ def messaging_tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table, sa.Tabl
 def upgrade_database(url: str, script_location: str, *, wait: bool = True) -> None:
     """Bring a service's database to the newest Alembic revision. A database that does not answer yet
     (a service started before it, or during an outage) is waited for with capped backoff and a log line
-    per attempt; a migration cut off by a dropped connection runs again (each revision is transactional)."""
+    per attempt; a migration cut off by a dropped connection runs again (each revision is transactional).
+    A refusal no wait cures (wrong user, password or database name) is raised at once."""
     from alembic import command
     from alembic.config import Config
 
@@ -123,7 +124,7 @@ def upgrade_database(url: str, script_location: str, *, wait: bool = True) -> No
     engine = make_engine(url)
     try:
         if wait:
-            wait_for(lambda: database_answers(engine), "database")
+            wait_for(lambda: database_answers(engine, raise_permanent=True), "database")
             retry_transient(lambda: _upgrade(engine, script_location, command, Config),
                             lambda: database_answers(engine), "migration")
         else:

@@ -44,6 +44,10 @@ TRANSIENT_TEXTS = (
     "too many connections", "connection timeout expired", "connection to server", "ssl syscall error",
     "no connection to the server", "connection already closed", "the database system is",
 )
+# Refusals that no wait cures: a misconfiguration (wrong user, password, database name, TLS) fails loudly.
+PERMANENT_TEXTS = ("password authentication failed", "does not exist", "no pg_hba.conf entry",
+                   "authentication failed", "server does not support ssl", "invalid connection option",
+                   "permission denied")
 SQLITE_TRANSIENT_TEXTS = ("database is locked", "database table is locked", "database is busy")
 
 CAP_SECONDS = 10.0
@@ -75,8 +79,8 @@ def _driver_error_is_transient(orig: BaseException) -> bool:
     except ImportError:  # pragma: no cover - psycopg is installed wherever PostgreSQL is used
         return False
     if isinstance(orig, psycopg.OperationalError | psycopg.InterfaceError):
-        # no SQLSTATE: the failure is the connection's, not a statement's
-        return True
+        # no SQLSTATE: the failure is the connection's, not a statement's (unless it is a misconfiguration)
+        return not _is_misconfiguration(orig)
     return False
 
 
@@ -99,6 +103,8 @@ def _one_is_transient(exc: BaseException) -> bool:
         orig: BaseException = exc.orig if exc.orig is not None else exc
         if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError) or isinstance(
                 orig, sqlite3.OperationalError):
+            if _is_misconfiguration(orig):
+                return False
             return _driver_error_is_transient(orig) or _text_is_transient(orig)
         return bool(getattr(orig, "sqlstate", None)) and _driver_error_is_transient(orig)
     if isinstance(exc, sa_exc.DisconnectionError | sa_exc.TimeoutError):
@@ -120,18 +126,28 @@ def _one_is_transient(exc: BaseException) -> bool:
     return False
 
 
+def _is_misconfiguration(orig: BaseException) -> bool:
+    if getattr(orig, "sqlstate", None):  # a statement's error: its SQLSTATE decides
+        return False
+    text = str(orig).lower()
+    return any(t in text for t in PERMANENT_TEXTS)
+
+
 def _text_is_transient(orig: BaseException) -> bool:
     text = str(orig).lower()
     return any(t in text for t in TRANSIENT_TEXTS)
 
 
-def database_answers(engine: Engine) -> bool:
-    """The cheap probe: does the database answer ``SELECT 1`` now?"""
+def database_answers(engine: Engine, *, raise_permanent: bool = False) -> bool:
+    """The cheap probe: does the database answer ``SELECT 1`` now? With ``raise_permanent``, an error no
+    wait cures (a wrong user, password or database name) is raised instead of answering False."""
     try:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
         return True
-    except Exception:  # noqa: BLE001 - any failure means it does not answer
+    except Exception as exc:
+        if raise_permanent and not is_transient(exc):
+            raise
         return False
 
 

@@ -430,3 +430,11 @@ def _ready(port: int) -> bool:
             return int(resp.status) == 200
     except (urllib.error.URLError, OSError):
         return False
+
+
+def test_a_misconfigured_database_url_fails_at_once_instead_of_waiting(postgres_admin_url: str) -> None:
+    wrong = sa.make_url(postgres_admin_url).set(database=f"wp_test_missing_{uuid.uuid4().hex[:8]}")
+    started = time.monotonic()
+    with pytest.raises(sa.exc.OperationalError, match="does not exist"):
+        upgrade_database(wrong.render_as_string(hide_password=False), bootstrap.MIGRATIONS)
+    assert time.monotonic() - started < 5

@@ -222,3 +222,15 @@ def test_the_api_still_answers_500_for_a_bug() -> None:
     resp = _app_raising(_wrapped(pg.UndefinedTable("no such relation"), sa.exc.ProgrammingError)).test_client().get(
         "/boom")
     assert resp.status_code == 500 and "Retry-After" not in resp.headers
+
+
+@pytest.mark.parametrize("text", [
+    'connection failed: connection to server at "10.0.0.5", port 5432 failed: FATAL:  password authentication '
+    'failed for user "matching"',
+    'connection failed: connection to server at "10.0.0.5", port 5432 failed: FATAL:  database "matchng" does '
+    'not exist',
+    'connection failed: connection to server at "10.0.0.5", port 5432 failed: FATAL:  no pg_hba.conf entry for '
+    'host "10.0.0.7"',
+])
+def test_a_misconfiguration_is_not_transient_no_wait_cures_it(text: str) -> None:
+    assert not is_transient(_wrapped(psycopg.OperationalError(text)))
