@@ -38,7 +38,7 @@ def _guarded(loop: Loop, stop: threading.Event) -> None:
             else:
                 log.exception("loop crashed, restarting", extra={"loop": loop.name})
             stop.wait(delay)
-            delay = min(delay * 2, CAP_SECONDS if is_transient(exc) else 10.0)
+            delay = min(delay * 2, CAP_SECONDS)
 
 
 def serve(app: Flask, host: str, port: int, loops: list[Loop]) -> None:
