@@ -24,7 +24,9 @@ from dataclasses import dataclass
 from flask import Flask, g, request
 from flask_smorest import abort
 
-ROLES = ("coordinator", "institution", "entrepreneur")
+# The parties of the platform, and the operator who runs it (dead letters: see deadletters_api.py).
+PARTIES = ("coordinator", "institution", "entrepreneur")
+ROLES = (*PARTIES, "operator")
 SERVICES = ("intake", "matching", "scheduling")
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 # The Flask default route for a static folder no service has: never in a matrix, so always refused.
@@ -77,6 +79,15 @@ STANDARD_PUBLIC = (
            "the browsable API documentation (Swagger UI)"),
     public("GET", "/docs/swagger-ui-bundle.js", "api_docs_asset_swagger_ui_bundle_js",
            "the browsable API documentation (Swagger UI)"),
+)
+
+
+# Every service's app has the operator's dead-letter routes (werkplaats_shared.deadletters_api).
+DEAD_LETTER_PERMISSIONS = (
+    allow("dead letter", "list", "GET", "/dead-letters", "dead_letters.DeadLetters", "operator"),
+    allow("dead letter", "read", "GET", "/dead-letters/<message_id>", "dead_letters.DeadLetterItem", "operator"),
+    allow("dead letter", "replay (audited)", "POST", "/dead-letters/replays", "dead_letters.DeadLetterReplays",
+          "operator"),
 )
 
 

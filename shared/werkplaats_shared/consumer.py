@@ -6,6 +6,11 @@
 - The effect and the inbox row ``(consumer, message_id)`` commit in one transaction; a message whose
   id is already in the inbox is acknowledged without a second effect.
 - A handler failure is retried through the retry exchange a bounded number of times, then dead-lettered.
+- An infrastructure failure is not a handler failure (DESIGN.md §3 rule 5): when applying a message fails on
+  a transient error (``transient.is_transient``), or on any error while the database does not answer, the
+  message stays unacknowledged on the broker and counts no attempt; the consumer cancels its consumers (no
+  more deliveries), waits with capped backoff until the database answers ``SELECT 1`` (keeping the broker
+  connection's heartbeats going), applies the held message again, and then consumes again.
 - With one broker user per service, a message is handled only when its ``user_id`` (set and validated
   by RabbitMQ) is the broker user of the contract's producer, or this consumer's own user for a retry
   through the retry exchange; anything else is dead-lettered unread. On a single-user broker (the local
@@ -34,6 +39,7 @@ from .db import utcnow
 from .faults import maybe_kill_after_commit
 from .publisher import RETRY_POLICY
 from .topology import Topology
+from .transient import CAP_SECONDS, Backoff, database_answers, is_transient
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +61,8 @@ class MessageConsumer(ConsumerMixin):  # type: ignore[misc]
         inbox: sa.Table,
         handlers: dict[str, Handler],
         max_deliveries: int = 5,
+        probe: Callable[[], bool] | None = None,
+        backoff_cap: float = CAP_SECONDS,
     ) -> None:
         self.connection = connection
         self.topology = topology
@@ -64,6 +72,14 @@ class MessageConsumer(ConsumerMixin):  # type: ignore[misc]
         self.handlers = handlers
         self.max_deliveries = max_deliveries
         self._producer: Producer | None = None
+        engine = session_factory.kw.get("bind")
+        self.probe: Callable[[], bool] = probe or (lambda: engine is not None and database_answers(engine))
+        self.backoff_cap = backoff_cap
+        # Messages kept unacknowledged on the broker while the infrastructure does not answer, in order.
+        self._held: list[tuple[str, Message]] = []
+        self._consumers: list[Any] = []
+        self._consume_connection: Connection | None = None
+        self.transient_waits = 0  # rounds of waiting for the infrastructure (for tests and logs)
 
     # -- kombu wiring -------------------------------------------------------------------------
 
@@ -90,6 +106,10 @@ class MessageConsumer(ConsumerMixin):  # type: ignore[misc]
 
     def on_connection_revived(self) -> None:
         self._producer = None
+        self._held = []  # the old channel's deliveries are gone: the broker delivers them again
+
+    def on_consume_ready(self, connection: Connection, channel: Any, consumers: list[Any], **_: Any) -> None:
+        self._consume_connection, self._consumers = connection, list(consumers)
 
     def producer(self) -> Producer:
         if self._producer is None:
@@ -99,6 +119,12 @@ class MessageConsumer(ConsumerMixin):  # type: ignore[misc]
     # -- message handling ---------------------------------------------------------------------
 
     def on_message(self, queue_name: str, message: Message) -> None:
+        if self._held:  # paused for the infrastructure: keep it, untouched, after the ones held before
+            self._held.append((queue_name, message))
+            return
+        self.handle(queue_name, message)
+
+    def handle(self, queue_name: str, message: Message) -> None:
         refusal = self.sender_refusal(queue_name, message)
         if refusal is not None:
             self.dead_letter(queue_name, message, refusal)
@@ -130,6 +156,12 @@ class MessageConsumer(ConsumerMixin):  # type: ignore[misc]
             self.dead_letter(queue_name, message, f"rejected: {exc}")
             return
         except Exception as exc:
+            if is_transient(exc) or not self.probe():
+                log.warning("infrastructure unavailable; message kept on the broker, no attempt counted",
+                            extra={"message_id": envelope.message_id, "queue": queue_name,
+                                   "error": type(exc).__name__})
+                self._held.append((queue_name, message))
+                return
             log.exception("handler failed", extra={"message_id": envelope.message_id, "queue": queue_name})
             self.retry_or_dead_letter(queue_name, message, type(exc).__name__)
             return
@@ -139,6 +171,50 @@ class MessageConsumer(ConsumerMixin):  # type: ignore[misc]
             "message applied" if applied else "duplicate message ignored",
             extra={"message_id": envelope.message_id, "type": envelope.type, "queue": queue_name},
         )
+
+    # -- infrastructure outages ---------------------------------------------------------------
+
+    def on_iteration(self) -> None:
+        """Between deliveries: if a message is held, stop consuming until the infrastructure answers."""
+        if not self._held:
+            return
+        for consumer in self._consumers:
+            consumer.cancel()  # no more deliveries; the held ones stay unacknowledged on the broker
+        backoff = Backoff(cap=self.backoff_cap)
+        while self._held and not self.should_stop:
+            self.transient_waits += 1
+            delay = backoff.next()
+            log.warning("waiting for the infrastructure", extra={
+                "held": len(self._held), "wait_seconds": delay, "attempt": self.transient_waits})
+            self._pump(delay)
+            if self.should_stop or not self.probe():
+                continue
+            pending, self._held = self._held, []
+            while pending:
+                queue_name, message = pending.pop(0)
+                self.handle(queue_name, message)
+                if self._held:  # failed on the infrastructure again: keep the rest behind it
+                    self._held.extend(pending)
+                    break
+        if self._held:  # stopping: the broker delivers the held messages again to the next consumer
+            return
+        log.info("infrastructure answers again; consuming")
+        for consumer in self._consumers:
+            consumer.consume()
+
+    def _pump(self, seconds: float) -> None:
+        """Wait ``seconds`` while keeping the broker connection alive (heartbeats, cancel replies). A
+        delivery that was already under way when consuming stopped is held with the others."""
+        conn = self._consume_connection
+        deadline = time.monotonic() + seconds
+        while not self.should_stop and (left := deadline - time.monotonic()) > 0:
+            if conn is None:
+                time.sleep(min(left, 1.0))
+                continue
+            try:
+                conn.drain_events(timeout=min(left, 1.0))
+            except TimeoutError:
+                conn.heartbeat_check()
 
     def _is_retry(self, message: Message) -> bool:
         return bool(message.delivery_info.get("exchange") == self.topology.retry.name)

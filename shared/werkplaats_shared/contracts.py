@@ -16,7 +16,7 @@ from typing import Any
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 LEVELS = ("MBO", "HBO", "WO")
-ROLES = ("coordinator", "institution", "entrepreneur")
+ROLES = ("coordinator", "institution", "entrepreneur", "operator")  # operator: runs the platform (dead letters)
 # What an API key may do: read = GET, write = POST/PUT/PATCH/DELETE, keys = manage keys and accounts.
 SCOPES = ("read", "write", "keys")
 # Matching policies a batch may ask for; matching explains each in plain words.

@@ -16,6 +16,7 @@ from .contracts import SCOPES
 
 # Rows stored before keys had scopes, and keys announced by apikey.issued v1, hold every scope.
 ALL_SCOPES_DEFAULT = json.dumps(list(SCOPES))
+DEAD_LETTER_REPLAYS = "dead_letter_replays"
 
 
 def utcnow() -> datetime:
@@ -46,7 +47,10 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    # A database host that does not answer at all fails a connection attempt in 5 s instead of the
+    # system's TCP timeout: the consumer that waits for it keeps its broker heartbeats on time.
+    connect_args = {"connect_timeout": 5} if url.startswith("postgresql") else {}
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args=connect_args)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -57,8 +61,9 @@ def messaging_tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table, sa.Tabl
     """The outbox, inbox and api_keys tables every service keeps in its own database.
 
     Beside them, on the same metadata, ``disabled_accounts``: the accounts whose tokens no service accepts
-    any more, and ``revoked_sessions``: the sign-in sessions whose tokens no service accepts any more
-    (auth.py finds both through ``api_keys.metadata``)."""
+    any more, ``revoked_sessions``: the sign-in sessions whose tokens no service accepts any more (auth.py finds
+    both through ``api_keys.metadata``), and ``dead_letter_replays``: the audit record of replayed dead letters
+    (deadletters.py finds it through ``outbox.metadata``)."""
     outbox = sa.Table(
         "outbox", metadata,
         sa.Column("message_id", sa.String(64), primary_key=True),
@@ -99,26 +104,50 @@ def messaging_tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table, sa.Tabl
         sa.Column("session_id", sa.String(32), primary_key=True),
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=False),
     )
+    sa.Table(  # the audit record of every dead letter an operator replayed (deadletters.py)
+        DEAD_LETTER_REPLAYS, metadata,
+        sa.Column("id", sa.String(36), primary_key=True),
+        sa.Column("replayed_at", sa.DateTime(timezone=True), nullable=False, index=True),
+        sa.Column("queue", sa.String(200), nullable=False),
+        sa.Column("message_id", sa.String(64), nullable=False, index=True),
+        sa.Column("type", sa.String(64), nullable=True),
+        sa.Column("reason", sa.String(500), nullable=False),
+        sa.Column("actor", sa.String(100), nullable=False),
+    )
     return outbox, inbox, api_keys
 
 
-def upgrade_database(url: str, script_location: str) -> None:
-    """Bring a service's database to the newest Alembic revision."""
+def upgrade_database(url: str, script_location: str, *, wait: bool = True) -> None:
+    """Bring a service's database to the newest Alembic revision. A database that does not answer yet
+    (a service started before it, or during an outage) is waited for with capped backoff and a log line
+    per attempt; a migration cut off by a dropped connection runs again (each revision is transactional).
+    A refusal no wait cures (wrong user, password or database name) is raised at once."""
     from alembic import command
     from alembic.config import Config
 
+    from .transient import database_answers, retry_transient, wait_for
+
     engine = make_engine(url)
     try:
-        with engine.begin() as connection:
-            if connection.dialect.name == "postgresql":
-                # An API and a worker of one service may start together: one migrates, the other waits.
-                connection.execute(sa.text("SELECT pg_advisory_xact_lock(740211801)"))
-            cfg = Config()
-            cfg.set_main_option("script_location", script_location)
-            cfg.attributes["connection"] = connection
-            command.upgrade(cfg, "head")
+        if wait:
+            wait_for(lambda: database_answers(engine, raise_permanent=True), "database")
+            retry_transient(lambda: _upgrade(engine, script_location, command, Config),
+                            lambda: database_answers(engine), "migration")
+        else:
+            _upgrade(engine, script_location, command, Config)
     finally:
         engine.dispose()
+
+
+def _upgrade(engine: Engine, script_location: str, command: Any, config: Any) -> None:
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # An API and a worker of one service may start together: one migrates, the other waits.
+            connection.execute(sa.text("SELECT pg_advisory_xact_lock(740211801)"))
+        cfg = config()
+        cfg.set_main_option("script_location", script_location)
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "head")
 
 
 def database_reachable(engine: Engine) -> bool:

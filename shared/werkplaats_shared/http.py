@@ -18,9 +18,17 @@ from marshmallow import INCLUDE, Schema, fields
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from .transient import is_transient
+
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024
+# While the database does not answer, the APIs answer 503 with this Retry-After (seconds), not 500.
+UNAVAILABLE_RETRY_AFTER = 5
+UNAVAILABLE_MESSAGE = {
+    "nl": "De database is tijdelijk niet bereikbaar; probeer het over enkele seconden opnieuw.",
+    "en": "The database is temporarily unreachable; try again in a few seconds.",
+}
 
 
 def _field_errors(messages: Any, path: str = "") -> list[dict[str, str]]:
@@ -206,11 +214,34 @@ def create_app(title: str, version: str = "1") -> tuple[Flask, WerkplaatsApi]:
     def _unexpected(exc: Exception) -> ResponseReturnValue:
         if isinstance(exc, HTTPException):
             return api.handle_http_exception(exc)
+        if is_transient(exc):
+            log.warning("infrastructure unavailable; answered 503", extra={"error": type(exc).__name__})
+            return unavailable_response()
         log.exception("unhandled error")
         return api.handle_http_exception(InternalServerError())
 
     add_api_docs(app)
     return app, api
+
+
+def request_language() -> str:
+    """Dutch unless the request asks for English (``?lang=en`` or ``Accept-Language: en``)."""
+    asked = request.args.get("lang")
+    if asked in UNAVAILABLE_MESSAGE:
+        return str(asked)
+    return request.accept_languages.best_match(tuple(UNAVAILABLE_MESSAGE), default="nl") or "nl"
+
+
+def unavailable_response() -> Response:
+    """503 in the error format, with Retry-After: the database (or broker) does not answer just now."""
+    lang = request_language()
+    message = UNAVAILABLE_MESSAGE[lang]
+    response = jsonify(error_body(503, "Service Unavailable", [{"field": "_service", "reason": message}], message))
+    response.status_code = 503
+    response.headers["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER)
+    response.headers["Content-Language"] = lang
+    response.vary.add("Accept-Language")
+    return response
 
 
 def add_health(app: Flask, checks: dict[str, Callable[[], bool]]) -> None:

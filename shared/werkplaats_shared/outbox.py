@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from .contracts import Envelope
 from .db import utcnow
 from .publisher import Publisher
+from .transient import is_transient
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +87,11 @@ class OutboxRelay:
             try:
                 sent = self.relay_once()
                 backoff = interval
-            except Exception:
-                log.exception("outbox relay cycle failed")
+            except Exception as exc:
+                if is_transient(exc):  # unsent rows wait in the outbox until the database answers
+                    log.warning("outbox relay waiting for the infrastructure", extra={"error": type(exc).__name__})
+                else:
+                    log.exception("outbox relay cycle failed")
                 sent = 0
                 backoff = min(backoff * 2, 10.0)
             if sent < self.batch_size:

@@ -13,6 +13,8 @@ from typing import Any, Callable
 from flask import Flask
 from waitress.server import create_server
 
+from .transient import CAP_SECONDS, is_transient
+
 log = logging.getLogger(__name__)
 
 
@@ -29,10 +31,14 @@ def _guarded(loop: Loop, stop: threading.Event) -> None:
         try:
             loop.run(stop)
             return
-        except Exception:
-            log.exception("loop crashed, restarting", extra={"loop": loop.name})
+        except Exception as exc:
+            if is_transient(exc):  # the database or broker does not answer: no traceback, a line per attempt
+                log.warning("loop waiting for the infrastructure", extra={
+                    "loop": loop.name, "error": type(exc).__name__, "wait_seconds": delay})
+            else:
+                log.exception("loop crashed, restarting", extra={"loop": loop.name})
             stop.wait(delay)
-            delay = min(delay * 2, 10.0)
+            delay = min(delay * 2, CAP_SECONDS)
 
 
 def serve(app: Flask, host: str, port: int, loops: list[Loop]) -> None:

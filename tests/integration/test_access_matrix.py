@@ -88,6 +88,11 @@ PENDING: dict[tuple[str, str], str] = {
     ("scheduling", "programme_id"): "workshops are new: open programmes are meant for every entrepreneur, "
                                     "which of their routes other organisations may use is not settled yet",
     ("scheduling", "registration_id"): "workshops are new (see programme_id)",
+    # the operator's dead-letter routes: no party may use them (403 for every role here, whatever the id);
+    # the operator's own access is tested in test_dead_letters.py
+    ("intake", "message_id"): "a dead letter's message id: operator routes only",
+    ("matching", "message_id"): "a dead letter's message id: operator routes only",
+    ("scheduling", "message_id"): "a dead letter's message id: operator routes only",
 }
 NOTHING = "00000000-0000-4000-8000-000000000000"
 CONTROL_KIND = {"/batches/<batch_id>/pins/<control_id>": "pin_a",

@@ -1,4 +1,5 @@
-"""``python -m intake`` serves intake; ``python -m intake admin ...`` manages organisations."""
+"""``python -m intake`` serves intake; ``python -m intake admin ...`` manages organisations;
+``python -m intake dlq list|show|replay`` shows and replays the dead letters of intake's queues."""
 
 from __future__ import annotations
 
@@ -11,6 +12,12 @@ def main() -> None:
 
         admin(sys.argv[2:])
         return
+    if len(sys.argv) > 1 and sys.argv[1] == "dlq":
+        from werkplaats_shared import deadletters
+
+        from .bootstrap import bootstrap
+
+        sys.exit(deadletters.command(sys.argv[2:], "intake", bootstrap))
     from .bootstrap import main as serve
 
     serve()

@@ -1,6 +1,22 @@
-"""``python -m matching`` serves matching (API and/or worker, per WERKPLAATS_PROCESS)."""
+"""``python -m matching`` serves matching (API and/or worker, per WERKPLAATS_PROCESS);
+``python -m matching dlq list|show|replay`` shows and replays the dead letters of matching's queues."""
 
-from .bootstrap import main
+from __future__ import annotations
+
+import sys
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "dlq":
+        from werkplaats_shared import deadletters
+
+        from .bootstrap import bootstrap
+
+        sys.exit(deadletters.command(sys.argv[2:], "matching", bootstrap))
+    from .bootstrap import main as serve
+
+    serve()
+
 
 if __name__ == "__main__":
     main()

@@ -13,6 +13,7 @@ from flask_smorest import Page, abort
 from werkplaats_shared.auth import current_principal, install_auth
 from werkplaats_shared.authorization import install_authorization
 from werkplaats_shared.db import utcnow
+from werkplaats_shared.deadletters_api import dead_letter_blueprint
 from werkplaats_shared.http import Blueprint, add_health, create_app, service_errors
 from werkplaats_shared.idempotency import install_idempotency
 from werkplaats_shared.ratelimit import install_rate_limits
@@ -439,4 +440,5 @@ def create_intake_app(infra: Infrastructure, clock: Callable[[], datetime] = utc
     register_sign_in(app, api, infra, clock)
     register_privacy(app, api, infra)
     register_placements(api, infra)
+    api.register_blueprint(dead_letter_blueprint(infra))
     return app

@@ -4,9 +4,9 @@ docs/authorization.md."""
 
 from __future__ import annotations
 
-from werkplaats_shared.authorization import ROLES, Matrix, allow, public
+from werkplaats_shared.authorization import DEAD_LETTER_PERMISSIONS, PARTIES, Matrix, allow, public
 
-ANY = ROLES
+ANY = PARTIES
 COORDINATOR = ("coordinator",)
 INSTITUTION = ("institution",)
 ENTREPRENEUR = ("entrepreneur",)
@@ -83,6 +83,7 @@ MATRIX = Matrix("intake", [
     allow("placement", "read", "GET", "/placements/<match_id>", "placements.PlacementItem", *ANY),
     allow("erasure", "list its own requests", "GET", "/privacy/erasures", "privacy.Erasures", *ANY),
     allow("erasure", "erase personal data", "POST", "/privacy/erasures", "privacy.Erasures", *ANY),
+    *DEAD_LETTER_PERMISSIONS,
 ], [
     public("POST", "/tokens/<audience>", "tokens.Tokens",
            "log in: an account's e-mail and password are the credential"),

@@ -13,6 +13,7 @@ from marshmallow import RAISE, Schema, fields, validate
 from werkplaats_shared.auth import current_principal, install_auth
 from werkplaats_shared.authorization import install_authorization
 from werkplaats_shared.contracts import POLICIES
+from werkplaats_shared.deadletters_api import dead_letter_blueprint
 from werkplaats_shared.http import Blueprint, add_health, create_app, service_errors
 from werkplaats_shared.ratelimit import install_rate_limits
 from werkplaats_shared.service import Infrastructure, health_checks
@@ -346,6 +347,6 @@ def create_matching_app(infra: Infrastructure) -> Flask:
             with sf() as session:
                 return session.execute(services.visible_matches(current_principal())).scalars().all()
 
-    for blueprint in (pol, runs, bat, matches):
+    for blueprint in (pol, runs, bat, matches, dead_letter_blueprint(infra)):
         api.register_blueprint(blueprint)
     return app

@@ -4,9 +4,9 @@ docs/authorization.md."""
 
 from __future__ import annotations
 
-from werkplaats_shared.authorization import ROLES, Matrix, allow
+from werkplaats_shared.authorization import DEAD_LETTER_PERMISSIONS, PARTIES, Matrix, allow
 
-ANY = ROLES
+ANY = PARTIES
 COORDINATOR = ("coordinator",)
 
 MATRIX = Matrix("matching", [
@@ -30,4 +30,5 @@ MATRIX = Matrix("matching", [
           *COORDINATOR),
     allow("batch audit trail", "read", "GET", "/batches/<batch_id>/audit", "batches.BatchAudit", *COORDINATOR),
     allow("match", "list", "GET", "/matches", "matches.Matches", *ANY),
+    *DEAD_LETTER_PERMISSIONS,
 ])

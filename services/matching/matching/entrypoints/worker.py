@@ -18,6 +18,6 @@ def solver_loop(infra: Infrastructure) -> Loop:
                 stop.wait(infra.settings.poll_interval)
                 continue
             services.execute_run(infra.session_factory, infra.emit, run_id, infra.settings.solver,
-                                 infra.settings.solver_time_limit)
+                                 infra.settings.solver_time_limit, stop=stop)
 
     return Loop("solver", run)

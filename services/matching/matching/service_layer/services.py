@@ -17,6 +17,7 @@ from werkplaats_shared.auth import Principal
 from werkplaats_shared.consumer import PermanentError
 from werkplaats_shared.contracts import Envelope, make_envelope
 from werkplaats_shared.db import utcnow
+from werkplaats_shared.transient import database_answers, retry_transient
 
 from ..adapters import orm
 from ..domain.explain import explain, precheck
@@ -316,15 +317,24 @@ def _claimable(now: datetime) -> sa.ColumnElement[bool]:
 
 
 def _heartbeat(sf: sessionmaker[Session], run_id: str, done: threading.Event, progress: Progress) -> None:
-    """While the solver works: renew the lease, show its progress, and stop it when the run was cancelled."""
+    """While the solver works: renew the lease, show its progress, and stop it when the run was cancelled.
+    A beat the database misses is skipped (the next one renews the lease); it never stops the run."""
     while not done.wait(HEARTBEAT_SECONDS):
-        with sf.begin() as session:
-            status = session.execute(sa.select(orm.Run.status).where(orm.Run.id == run_id)).scalar_one_or_none()
-            if status != "running":
-                progress.stop.set()
-                return
-            session.execute(sa.update(orm.Run).where(orm.Run.id == run_id, orm.Run.status == "running").values(
-                lease_until=utcnow() + timedelta(seconds=LEASE_SECONDS), progress=progress.as_dict()))
+        try:
+            with sf.begin() as session:
+                status = session.execute(sa.select(orm.Run.status).where(orm.Run.id == run_id)).scalar_one_or_none()
+                if status != "running":
+                    progress.stop.set()
+                    return
+                session.execute(sa.update(orm.Run).where(orm.Run.id == run_id, orm.Run.status == "running").values(
+                    lease_until=utcnow() + timedelta(seconds=LEASE_SECONDS), progress=progress.as_dict()))
+        except Exception as exc:  # noqa: BLE001 - logged; the run goes on and the next beat tries again
+            log.warning("run heartbeat missed", extra={"run_id": run_id, "error": type(exc).__name__})
+
+
+def _probe(sf: sessionmaker[Session]) -> Callable[[], bool]:
+    engine = sf.kw["bind"]
+    return lambda: database_answers(engine)
 
 
 def _set_stage(sf: sessionmaker[Session], run_id: str, stage: str) -> None:
@@ -351,44 +361,65 @@ def _fail(sf: sessionmaker[Session], emit_into: Emit, run_id: str, error: str) -
 
 
 def execute_run(sf: sessionmaker[Session], emit_into: Emit, run_id: str, solver: str, time_limit: float,
-                make: SolverFactory | None = None) -> None:
+                make: SolverFactory | None = None, stop: threading.Event | None = None) -> None:
     """Read the run's round, solve it and record the result, the cyclic garbage collector resting from
     reading to recording (one pause: see matching.memory)."""
     with cycles_paused():
-        _execute_run(sf, emit_into, run_id, solver, time_limit, make)
+        _execute_run(sf, emit_into, run_id, solver, time_limit, make, stop)
 
 
 def _execute_run(sf: sessionmaker[Session], emit_into: Emit, run_id: str, solver: str, time_limit: float,
-                 make: SolverFactory | None = None) -> None:
-    with sf() as session:
-        run = session.get(orm.Run, run_id)
-        if run is None:
-            raise NotFound(run_id)
-        if run.status != "running":
-            return
-        attempts, policy, seed = run.attempts, run.policy, run.seed
-        try:
-            problem = problem_of(run)
-        except SnapshotError as exc:
-            _fail(sf, emit_into, run_id, f"the batch cannot be matched: {exc}")
-            return
+                 make: SolverFactory | None = None, stop: threading.Event | None = None) -> None:
+    """Each stage that touches the database (reading the run, the pre-check, the stage markers, recording
+    the result, recording a failure) is one transaction; when it hits the infrastructure failing (a
+    dropped connection, the database unreachable, a serialization failure) it runs again once the
+    database answers. A run fails only for a reason of its own, never for an outage."""
+    probe = _probe(sf)
+
+    def stage(what: str, work: Callable[[], Any]) -> Any:
+        return retry_transient(work, probe, f"run {what}", stop=stop)
+
+    def read() -> tuple[int, str, int | None, Problem] | str | None:
+        with sf() as session:
+            run = session.get(orm.Run, run_id)
+            if run is None:
+                raise NotFound(run_id)
+            if run.status != "running":
+                return None
+            try:
+                return run.attempts, run.policy, run.seed, problem_of(run)
+            except SnapshotError as exc:
+                return f"the batch cannot be matched: {exc}"
+
+    read_out = stage("reading", read)
+    if read_out is None:
+        return
+    if isinstance(read_out, str):
+        stage("failing", lambda: _fail(sf, emit_into, run_id, read_out))
+        return
+    attempts, policy, seed, problem = read_out
     if attempts > MAX_RUN_ATTEMPTS:
-        _fail(sf, emit_into, run_id, f"gave up after {MAX_RUN_ATTEMPTS} attempts")
+        stage("failing", lambda: _fail(sf, emit_into, run_id, f"gave up after {MAX_RUN_ATTEMPTS} attempts"))
         return
     done, progress = threading.Event(), Progress()
     heartbeat = threading.Thread(target=_heartbeat, args=(sf, run_id, done, progress), daemon=True)
     heartbeat.start()
     try:
         eligible = eligibility(problem)  # once per run: pre-check, solve and explanations share it
-        _record_precheck(sf, run_id, precheck(problem, eligible.pairs))
+        check = precheck(problem, eligible.pairs)
+        stage("pre-check", lambda: _record_precheck(sf, run_id, check))
         solution = solve(problem, solver, time_limit, policy=policy, seed=seed, make=make,
-                         on_stage=lambda stage: _set_stage(sf, run_id, stage), progress=progress,
-                         eligible=eligible)
-        _set_stage(sf, run_id, "extracting")
-        record_solution(sf, emit_into, run_id, problem, solution, progress, eligible.pairs)
+                         on_stage=lambda name: stage(name, lambda: _set_stage(sf, run_id, name)),
+                         progress=progress, eligible=eligible)
+        stage("extracting", lambda: _set_stage(sf, run_id, "extracting"))
+        stage("recording", lambda: record_solution(sf, emit_into, run_id, problem, solution, progress,
+                                                   eligible.pairs))
     except Exception as exc:
+        if stop is not None and stop.is_set():
+            raise  # stopping (during an outage, say): the run's lease runs out and another worker takes it
         log.exception("run failed", extra={"run_id": run_id})
-        _fail(sf, emit_into, run_id, type(exc).__name__)
+        reason = type(exc).__name__
+        stage("failing", lambda: _fail(sf, emit_into, run_id, reason))
     finally:
         done.set()
         heartbeat.join()

@@ -14,6 +14,7 @@ from flask_smorest import Page, abort
 from marshmallow import Schema, ValidationError, fields, post_dump, post_load, validate, validates_schema
 from werkplaats_shared.auth import current_principal, install_auth
 from werkplaats_shared.authorization import install_authorization
+from werkplaats_shared.deadletters_api import dead_letter_blueprint
 from werkplaats_shared.http import Blueprint, add_health, create_app, service_errors
 from werkplaats_shared.ratelimit import install_rate_limits
 from werkplaats_shared.service import Infrastructure, health_checks
@@ -657,4 +658,5 @@ def create_scheduling_app(infra: Infrastructure, resolve: Resolver = system_reso
     for blueprint in (contact, webhook, notices, kickoffs, calendars, responses, answers):
         api.register_blueprint(blueprint)
     api.register_blueprint(workshops_blueprint(sf))
+    api.register_blueprint(dead_letter_blueprint(infra))
     return app

@@ -4,9 +4,9 @@ docs/authorization.md."""
 
 from __future__ import annotations
 
-from werkplaats_shared.authorization import ROLES, Matrix, allow, public
+from werkplaats_shared.authorization import DEAD_LETTER_PERMISSIONS, PARTIES, Matrix, allow, public
 
-ANY = ROLES
+ANY = PARTIES
 COORDINATOR = ("coordinator",)
 INSTITUTION = ("institution",)
 ENTREPRENEUR = ("entrepreneur",)
@@ -67,6 +67,7 @@ MATRIX = Matrix("scheduling", [
           *COORDINATOR_OR_ENTREPRENEUR),
     allow("workshop registration", "cancel", "POST", "/workshop-registrations/<registration_id>/cancel",
           "workshops.CancelRegistration", *COORDINATOR_OR_ENTREPRENEUR),
+    *DEAD_LETTER_PERMISSIONS,
 ], [
     public("GET", "/responses/<token>", "responses.ResponseLink",
            "a match notice's accept/decline link: the signed token is the credential"),
