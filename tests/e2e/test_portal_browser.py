@@ -283,15 +283,15 @@ def _invitation_link(world: World, email: str) -> str:
     return str(wait_for("the invitation mail", found, timeout=30))
 
 
-def _teams_workbook(workspace_id: str, language: str, bad_rows: dict[int, dict[str, Any]]) -> bytes:
+def _teams_workbook(language: str, bad_rows: dict[int, dict[str, Any]]) -> bytes:
     book = openpyxl.Workbook()
     sheet = book.active
     assert sheet is not None
-    sheet.append(["workspace_id", "code", "level", "size", "skills", "period"])
+    sheet.append(["code", "level", "size", "skills"])  # the workspace and period are chosen on the page
     for i in range(1, 51):
-        row = {"workspace_id": workspace_id, "code": f"IMP-{language}-{i:02d}", "level": "MBO", "size": 4,
-               "skills": "website;webshop", "period": "2027-S1", **bad_rows.get(i, {})}
-        sheet.append([row["workspace_id"], row["code"], row["level"], row["size"], row["skills"], row["period"]])
+        row = {"code": f"IMP-{language}-{i:02d}", "level": "MBO", "size": 4, "skills": "website;webshop",
+               **bad_rows.get(i, {})}
+        sheet.append([row["code"], row["level"], row["size"], row["skills"]])
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
@@ -317,8 +317,7 @@ def test_an_institution_accepts_its_invitation_and_imports_fifty_teams_after_fix
         me.shot("institution-home")
         me.goto("/institution/teams/import")
         upload = Path(world.stack.data_dir) / f"teams-{language}.xlsx"
-        upload.write_bytes(_teams_workbook(world.data.workspace_id, language,
-                                           {7: {"level": "XBO"}, 23: {"size": 40}}))
+        upload.write_bytes(_teams_workbook(language, {7: {"level": "XBO"}, 23: {"size": 40}}))
         me.page.set_input_files("#file", str(upload))
         me.submit("Importeren" if language == "nl" else "Import")
         problems = me.page.locator("#import-problems").inner_text()
@@ -327,7 +326,7 @@ def test_an_institution_accepts_its_invitation_and_imports_fifty_teams_after_fix
         assert len(rows) == 2 and rows[0].startswith("8") and rows[1].startswith("24")  # header is row 1
         assert "level" in rows[0] and "size" in rows[1]
         me.shot("institution-import-errors")
-        upload.write_bytes(_teams_workbook(world.data.workspace_id, language, {}))
+        upload.write_bytes(_teams_workbook(language, {}))
         me.page.set_input_files("#file", str(upload))
         me.submit("Importeren" if language == "nl" else "Import")
         assert t["imported"] in me.main_text()

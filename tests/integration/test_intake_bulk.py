@@ -425,3 +425,18 @@ def test_openapi_documents_the_bulk_routes(world: World) -> None:
                  "/batches/{batch_id}/export.csv"):
         assert path in spec["paths"], path
     assert "multipart/form-data" in spec["paths"]["/imports/teams"]["post"]["requestBody"]["content"]
+
+
+def test_the_workspace_and_period_chosen_once_fill_every_row_that_leaves_them_empty(world: World) -> None:
+    """A file without internal ids: the workspace and period come with the upload, a row may still name its own."""
+    rows = [{**team_row(world, code=f"HE-D{i:02d}"), "workspace_id": None, "period": None} for i in range(3)]
+    header = [name for name in TEAM if name not in ("workspace_id", "period")]
+    data = xlsx(header, rows)
+    missing = upload(world, "inst_1", "teams", data)
+    errors = assert_import_error(missing, 422)
+    assert {e["column"] for e in errors} >= {"workspace_id"}
+    resp = upload(world, "inst_1", "teams", data, form={"workspace_id": world.ids["ws_a"], "period": "2025-Q1"})
+    assert resp.status_code == 201, resp.get_data(as_text=True)
+    made = [world.get("inst_1", f"/teams/{i}").get_json() for i in resp.get_json()["ids"]]
+    assert {(t["workspace_id"], t["period"], t["code"]) for t in made} == {
+        (world.ids["ws_a"], "2025-Q1", f"HE-D{i:02d}") for i in range(3)}

@@ -43,7 +43,12 @@ _UPLOAD_DOC: dict[str, Any] = {
         "properties": {"file": {"type": "string", "format": "binary",
                                 "description": "CSV (UTF-8 or Windows-1252; , ; or tab) or XLSX, at most 16 MiB "
                                                "and 10,000 data rows"},
-                       "dry_run": {"type": "boolean"}}}}}},
+                       "dry_run": {"type": "boolean"},
+                       "workspace_id": {"type": "string", "maxLength": 36, "description": (
+                           "the workspace of every row that leaves its workspace_id cell empty (teams, "
+                           "capacity, assignments)")},
+                       "period": {"type": "string", "maxLength": 40, "description": (
+                           "the period of every row that leaves its period cell empty")}}}}}},
 }
 
 
@@ -99,6 +104,11 @@ def register_team(session: Session, emit: bulk.Emit, principal: Principal,
 def register_capacity(session: Session, emit: bulk.Emit, principal: Principal,
                       data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return services.register_capacity(session, emit, principal, data).id, {}
+
+
+# Columns an upload may fill in once for all its rows (multipart form fields beside the file): a file then
+# needs no internal id in each row.
+DEFAULTABLE = ("workspace_id", "period")
 
 
 def import_kinds() -> dict[str, bulk.ImportKind]:
@@ -163,8 +173,11 @@ def register_bulk(api: Api, infra: Infrastructure) -> None:
         if upload is None:
             fail(422, Text("Stuur het bestand als multipart/form-data-veld 'file'.",
                            "Send the file as the multipart/form-data field 'file'."), "file", lang)
+        defaults = {name: request.form[name].strip() for name in DEFAULTABLE
+                    if name in kind.header and request.form.get(name, "").strip()}
         try:
-            outcome = bulk.run_import(sf, infra.emit, current_principal(), kind, upload.read(), dry_run=dry_run)
+            outcome = bulk.run_import(sf, infra.emit, current_principal(), kind, upload.read(), dry_run=dry_run,
+                                      defaults=defaults)
         except bulk.ImportRejected as exc:
             abort(exc.status, message=exc.message.pick(lang), errors=errors_json(exc.problems, lang))
         except services.NotFound:

@@ -231,8 +231,10 @@ class ImportOutcome:
         return len(self.rows) if self.valid else 0
 
 
-def check_columns(kind: ImportKind, table: tabular.Table) -> tuple[dict[str, int], list[Problem]]:
-    """Which position holds which column; unknown, repeated and missing required columns are problems."""
+def check_columns(kind: ImportKind, table: tabular.Table,
+                  defaults: Mapping[str, Any] | None = None) -> tuple[dict[str, int], list[Problem]]:
+    """Which position holds which column; unknown, repeated and missing required columns are problems (a
+    column whose value the upload gives for every row, in ``defaults``, may be left out)."""
     known = {c.name.casefold(): c.name for c in kind.columns}
     allowed = ", ".join(kind.header)
     positions: dict[str, int] = {}
@@ -252,7 +254,7 @@ def check_columns(kind: ImportKind, table: tabular.Table) -> tuple[dict[str, int
         else:
             positions[name] = position
     for column in kind.columns:
-        if column.required and column.name not in positions:
+        if column.required and column.name not in positions and column.name not in (defaults or {}):
             problems.append(Problem(column.name, Text(f"De verplichte kolom '{column.name}' ontbreekt.",
                                                       f"The required column '{column.name}' is missing."),
                                     None, column.name))
@@ -318,13 +320,16 @@ def _problem_from_path(kind: ImportKind, row: int, path: str, reason: Text) -> P
 
 
 def run_import(session_factory: sessionmaker[Session], emit_to: Callable[[Session, Envelope], None],
-               principal: Principal, kind: ImportKind, data: bytes, *, dry_run: bool) -> ImportOutcome:
-    """Validate every row; store all of them in one transaction, or none (a problem, or a dry run)."""
+               principal: Principal, kind: ImportKind, data: bytes, *, dry_run: bool,
+               defaults: Mapping[str, Any] | None = None) -> ImportOutcome:
+    """Validate every row; store all of them in one transaction, or none (a problem, or a dry run).
+    ``defaults`` gives a value for every row that leaves its cell empty (e.g. the workspace and period chosen
+    once for the whole file), so that nobody has to type an internal id into each row."""
     try:
         table = tabular.read_table(data, MAX_ROWS, sheet_titles=(kind.sheet.nl, kind.sheet.en))
     except tabular.FileRejected as exc:
         raise ImportRejected(exc.status, exc.reason, [Problem("file", exc.reason, exc.row)]) from None
-    positions, problems = check_columns(kind, table)
+    positions, problems = check_columns(kind, table, defaults)
     if problems:
         raise ImportRejected(422, Text("De kolommen kloppen niet met het sjabloon; er is niets opgeslagen.",
                                        "The columns do not match the template; nothing was stored."), problems)
@@ -334,6 +339,7 @@ def run_import(session_factory: sessionmaker[Session], emit_to: Callable[[Sessio
     loaded: list[tuple[int, dict[str, Any]]] = []
     for row in table.rows:
         raw, row_problems = _row_input(kind, table, row, positions)
+        raw = {**(defaults or {}), **raw}
         spoilt = {p.column for p in row_problems}
         try:
             data_in = schema.load(raw)

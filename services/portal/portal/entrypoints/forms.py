@@ -183,6 +183,7 @@ class TeamEditForm(FlaskForm):
 
 
 class ImportForm(FlaskForm):
+    period = SelectField(_l("Workspace and period of these teams"), validators=[InputRequired(REQUIRED)])
     file = FileField(_l("File with teams (CSV or Excel)"), validators=[
         FileRequired(REQUIRED), FileAllowed(["csv", "xlsx"], _l("Choose a .csv or .xlsx file."))])
 

@@ -131,13 +131,17 @@ def edit_team(team_id: str) -> Any:
 @blueprint.route("/teams/import", methods=["GET", "POST"])
 @web.requires(ROLE)
 def import_teams() -> Any:
+    periods, _names = _workspace_periods()
     form = ImportForm()
+    form.period.choices = periods
     problems: list[dict[str, Any]] = []
     if form.validate_on_submit():
         upload = form.file.data
+        workspace_id, period = _split(form.period.data)
         try:
             outcome = web.intake().send("POST", "/imports/teams", None,
-                                        files={"file": (upload.filename, upload.read(), upload.mimetype)})
+                                        files={"file": (upload.filename, upload.read(), upload.mimetype)},
+                                        data={"workspace_id": workspace_id, "period": period})
         except ApiError as exc:
             if exc.status not in (400, 413, 415, 422):
                 raise
