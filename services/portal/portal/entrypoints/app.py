@@ -70,7 +70,8 @@ def create_portal_app(settings: PortalSettings, clients: Clients) -> Flask:
                 template_folder=os.path.join(os.path.dirname(os.path.dirname(__file__)), "templates"))
     app.config.update(
         SECRET_KEY=_cookie_key(settings.secret_key),
-        SESSION_COOKIE_NAME="werkplaats_session",
+        # over https the __Host- prefix pins the cookie to this host and path, secure only
+        SESSION_COOKIE_NAME="__Host-werkplaats_session" if settings.secure_cookies else "werkplaats_session",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.secure_cookies,
@@ -115,6 +116,8 @@ def create_portal_app(settings: PortalSettings, clients: Clients) -> Flask:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         response.headers.setdefault("X-Frame-Options", "DENY")
+        if settings.secure_cookies:
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
         if not request.path.startswith("/static/"):
             response.headers.setdefault("Cache-Control", "no-store")
         response.headers["Content-Language"] = current_language()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import wtforms
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileAllowed, FileField, FileRequired
 from wtforms import (
@@ -13,13 +14,11 @@ from wtforms import (
     HiddenField,
     IntegerField,
     PasswordField,
-    RadioField,
-    SelectField,
-    SelectMultipleField,
     StringField,
     TextAreaField,
     TimeField,
 )
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, EqualTo, InputRequired, Length, NumberRange, Optional, Regexp
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -49,7 +48,34 @@ VALID_EMAIL = _l("Enter a valid e-mail address.")
 LEVEL_CHOICES = [("MBO", "MBO"), ("HBO", "HBO"), ("WO", "WO")]
 
 
-class MultiCheckboxField(SelectMultipleField):
+def _as_objects(value: Any) -> Any:
+    if value is None or callable(value) or isinstance(value, dict):
+        return value
+    return [c if isinstance(c, SelectChoice) else SelectChoice(str(c[0]), str(c[1])) for c in value]
+
+
+_CHOICES = wtforms.SelectField.choices  # WTForms' own property, which stores and resolves them
+
+
+class ChoicesAsObjects:
+    """Choices given as (value, label) pairs become WTForms' SelectChoice objects (its tuples are deprecated)."""
+
+    def __init__(self, *args: Any, choices: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, choices=_as_objects(choices), **kwargs)  # type: ignore[call-arg]
+
+    choices = property(lambda self: _CHOICES.fget(self),  # type: ignore[misc]
+                       lambda self, value: _CHOICES.fset(self, _as_objects(value)))  # type: ignore[misc]
+
+
+class SelectField(ChoicesAsObjects, wtforms.SelectField):
+    pass
+
+
+class RadioField(ChoicesAsObjects, wtforms.RadioField):
+    pass
+
+
+class MultiCheckboxField(ChoicesAsObjects, wtforms.SelectMultipleField):
     widget = ListWidget(prefix_label=False)
     option_widget = CheckboxInput()
 
