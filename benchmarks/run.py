@@ -236,11 +236,12 @@ def measure_worker(path: str, policy: str, solver: str, time_limit: float) -> di
                 batch_id = run.batch_id
             rng = random.Random(1)
             answered = rng.sample(matches, int(len(matches) * ACCEPTED_SHARE) + 1)
-            for k, m in enumerate(answered):
-                with sf.begin() as session:
+            with sf.begin() as session:  # one transaction: the run (and its snapshot) is read once
+                for k, m in enumerate([*answered[1:], answered[0]]):  # the accepts, then the decline
                     services.on_match_responded(session, make_envelope("match.responded", 1, {
                         "match_id": m.id, "run_id": run_id, "batch_id": batch_id, "assignment_id": m.assignment_id,
-                        "team_id": m.team_id, "firm_id": m.firm_id, "response": "declined" if k == 0 else "accepted",
+                        "team_id": m.team_id, "firm_id": m.firm_id,
+                        "response": "declined" if k == len(answered) - 1 else "accepted",
                         "responded_at": utcnow().isoformat()}))
         seconds: dict[str, float] = {}
         solutions: list[Any] = []
