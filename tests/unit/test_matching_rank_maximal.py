@@ -61,3 +61,22 @@ def test_a_generated_network_round_is_solved_rank_maximally_by_linear_programs_o
     profile = [ranked.objective_values.get(f"rank_{r}", 0.0) for r in range(1, 11)]
     assert profile >= [by_fit.objective_values.get(f"rank_{r}", 0.0) for r in range(1, 11)]
     assert ranked.objective_values["rank_1"] > by_fit.objective_values["rank_1"]
+
+
+@pytest.mark.parametrize("teams", [300, 1000])
+def test_a_decline_rerun_with_many_accepted_pairs_pinned_stays_on_the_network_path(teams: int) -> None:
+    """Pins (a coordinator's, or pairs firms accepted) the pricing LP's start pairs do not cover: the
+    LP starts with every pinned pair, so it is not called infeasible, and min_change keeps every other
+    pair of the published matching."""
+    from benchmarks.generator import generate
+
+    snapshot = generate(teams, flavour="network", seed=1)
+    first = solve(Problem.from_snapshot(snapshot), arrays=True)
+    published = sorted(first.matches)
+    declined, rest = published[0], published[1:]
+    accepted = random.Random(1).sample(rest, len(rest) // 3)
+    problem = Problem.from_snapshot(snapshot, pinned=accepted, forbidden=[declined], reference=rest)
+    rerun = solve(problem, policy="min_change", arrays=True)
+    assert (rerun.path, rerun.status, rerun.gap) == ("network", "optimal", 0.0)
+    assert set(accepted) <= set(rerun.matches) and declined not in rerun.matches
+    assert rerun.objective_values["kept"] == len(rest)

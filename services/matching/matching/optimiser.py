@@ -617,6 +617,18 @@ PRICE_TOLERANCE = 1e-7
 FACE_TOLERANCE = 1e-6
 
 
+def _floored(pairs: _PairRows, lower: Any) -> Any:
+    """The pairs in a row with a positive lower bound (a pin): the pricing LP starts with all of them,
+    else its first LP may be infeasible where the full one is not (a pin no start pair covers)."""
+    import numpy as np
+
+    floor = np.append(np.asarray(lower) > 0, False)  # the padding row has none
+    wanted = np.zeros(len(pairs), dtype=np.bool_)
+    for rows in pairs.row:
+        wanted |= floor[rows]
+    return wanted
+
+
 def _best_per(group: Any, score: Any, k: int, among: Any = None) -> Any:
     """Positions of the ``k`` highest scores per group value (among the positions in ``among``), ordered
     by group, score (highest first) and position: k rounds of a per-group maximum, no full sort."""
@@ -879,6 +891,7 @@ def _solve_arrays(problem: Problem, time_limit: float = 60.0, *, policy: str = "
             start = np.zeros(n_p, dtype=np.bool_)
             start[_best_per(elig.team, fits, START_PAIRS)] = True
             start[_best_per(elig.assignment, fits, START_PAIRS)] = True
+            start |= _floored(columns.pairs, candidate.lower)
             columns.add(np.flatnonzero(start), costs)
         timings["handoff"] = timings.get("handoff", 0.0) + clock() - mark
         return highs
@@ -1152,6 +1165,7 @@ def _priced_lp(lp: _Lp, pairs: _PairRows, costs: Any, teams: Any, assignments: A
     start = np.zeros(len(pairs), dtype=np.bool_)
     start[_best_per(teams, costs, START_PAIRS)] = True
     start[_best_per(assignments, costs, START_PAIRS)] = True
+    start |= _floored(pairs, lp.lower)
     columns.add(np.flatnonzero(start), costs)
     handoff = clock() - mark
 
