@@ -212,3 +212,18 @@ def test_an_accepted_pair_the_coordinator_forbids_must_be_released_to_rerun(infr
     work(infra)
     assert run_of(infra, rerun).status == "published"
     assert ("t-hbo", "a-web") not in pairs(infra, rerun)
+
+
+@pytest.mark.parametrize(("kind", "subject"), [("team", "t-hbo"), ("firm_contact", "firm-web")])
+def test_erasing_the_team_or_firm_replaces_the_release_reason(infra: Infrastructure, kind: str, subject: str) -> None:
+    batch_id, first = first_run(infra)
+    accept(infra, first, "a-web")
+    rerun = request(infra, batch_id, {"release": [
+        {"team_id": "t-hbo", "assignment_id": "a-web", "reason": "asked by Jan de Vries"}]})
+    other = request(infra, batch_id, {})
+    before = controls(infra, other)
+    handle(infra, make_envelope("personal_data.erased", 1, {
+        "subject_kind": kind, "subject_id": subject, "erased_at": utcnow().isoformat()}))
+    (released,) = controls(infra, rerun)["released"]
+    assert (released["team_id"], released["assignment_id"], released["reason"]) == ("t-hbo", "a-web", "[erased]")
+    assert controls(infra, other) == before
