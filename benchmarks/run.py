@@ -1,6 +1,7 @@
 """The matching benchmark (issue 7): the optimiser against a plain PuLP/CBC model and a min-cost flow.
 
     python -m benchmarks.run --sizes 1k,10k [--flavour network|side] [--skip-baseline] [--seed 1] [--repeat 1]
+    python -m benchmarks.run --sizes 10k --policy max_fit,rank_maximal   # the worker's whole path per policy
 
 Per size it generates one instance (benchmarks.generator), then measures, each in a fresh process so
 that peak memory and timings do not leak from one into the next, one after the other:
@@ -15,6 +16,10 @@ that peak memory and timings do not leak from one into the next, one after the o
 
 Baselines use the optimiser's own eligible pairs and fits; their times exclude that eligibility step
 (it is printed with the optimiser). It prints one table per size, then the growth between sizes.
+
+With ``--policy``, per size and policy one fresh process runs the matching worker's whole path instead
+(``measure_worker``: batch received, run claimed and executed on a SQLite database), each step timed as
+the worker calls it beside the optimiser's own split; a Markdown table of all of them closes the output.
 """
 
 from __future__ import annotations
@@ -155,6 +160,123 @@ def measure_optimiser(path: str, solver: str, time_limit: float) -> dict[str, An
     }
 
 
+# The worker's steps (matching.service_layer.services), each timed where the worker calls it.
+WORKER_STEPS = (("problem_of", "snapshot -> Problem"), ("eligibility", "eligibility"),
+                ("precheck", "pre-check"), ("_record_precheck", "pre-check"), ("solve", "solve"),
+                ("explain", "explanations"), ("record_solution", "recording"))
+# Share of a decline re-run's pairs the firms accepted before (held like pins; min_change only).
+ACCEPTED_SHARE = 0.3
+
+
+@contextlib.contextmanager
+def steps_timed(module: Any, seconds: dict[str, float], solutions: list[Any]) -> Iterator[None]:
+    """Time each worker step as the worker calls it (nested steps each count: recording holds the
+    explanations, which the table takes out); keep the solutions solve returns."""
+    restore = []
+    for name, step in WORKER_STEPS:
+        original = getattr(module, name)
+
+        def timed(*args: Any, _original: Any = original, _step: str = step, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                result = _original(*args, **kwargs)
+            finally:
+                seconds[_step] = seconds.get(_step, 0.0) + time.perf_counter() - started
+            if _step == "solve":
+                solutions.append(result)
+            return result
+
+        setattr(module, name, functools.wraps(original)(timed))
+        restore.append((name, original))
+    try:
+        yield
+    finally:
+        for name, original in restore:
+            setattr(module, name, original)
+
+
+def measure_worker(path: str, policy: str, solver: str, time_limit: float) -> dict[str, Any]:
+    """The matching worker's whole path for one run of the round under ``policy``, on a fresh SQLite
+    database: the batch is received as batch.submitted, then the run is claimed (the round's lock, the
+    held teams) and executed as the worker does (``services.execute_run``: the run read back, snapshot ->
+    Problem, eligibility, pre-check recorded, solve, explanations, matches and run recorded, run.ended
+    into the outbox). For min_change (a decline's re-run) the round is first run with max_fit and
+    published (not timed), ACCEPTED_SHARE of its pairs accepted and one declined; the re-run it asks for
+    is measured."""
+    import random
+
+    import sqlalchemy as sa
+    from matching import bootstrap
+    from matching.adapters import orm
+    from matching.memory import keep_freed_memory
+    from matching.service_layer import services
+    from werkplaats_shared.config import Settings
+    from werkplaats_shared.contracts import make_envelope
+    from werkplaats_shared.db import utcnow
+
+    keep_freed_memory()  # as the matching worker's process is set up (matching.bootstrap.main)
+    snapshot = _load(path)
+    input_mib = _peak_mib()
+    with tempfile.TemporaryDirectory() as tmp:
+        infra = bootstrap.bootstrap(Settings.from_env("matching", {
+            "WERKPLAATS_DATABASE_URL": f"sqlite:///{tmp}/bench.sqlite3", "WERKPLAATS_DATA_DIR": tmp,
+            "WERKPLAATS_LOG_LEVEL": "WARNING"}))
+        sf = infra.session_factory
+        first = "max_fit" if policy == "min_change" else policy
+        with sf.begin() as session:
+            services.on_batch_submitted(session, make_envelope("batch.submitted", 2, {
+                **snapshot, "policy": first, "auto_publish": policy == "min_change"}))
+        if policy == "min_change":
+            run_id = services.claim_next_run(sf)
+            assert run_id is not None
+            services.execute_run(sf, infra.emit, run_id, solver, time_limit)
+            with sf() as session:
+                matches = services.run_matches(session, run_id)
+                run = session.get(orm.Run, run_id)
+                assert run is not None and run.status == "published", "the max_fit run was not published"
+                batch_id = run.batch_id
+            rng = random.Random(1)
+            declined, *accepted = rng.sample(matches, int(len(matches) * ACCEPTED_SHARE) + 1)
+            with sf.begin() as session:  # the accepts as on_match_responded records them (each of those
+                # messages reads the run's snapshot again: minutes for thousands, not what is measured)
+                session.execute(sa.update(orm.Match).where(orm.Match.id.in_([m.id for m in accepted]))
+                                .values(response="accepted", responded_at=utcnow()))
+            with sf.begin() as session:
+                services.on_match_responded(session, make_envelope("match.responded", 1, {
+                    "match_id": declined.id, "run_id": run_id, "batch_id": batch_id,
+                    "assignment_id": declined.assignment_id, "team_id": declined.team_id, "firm_id": declined.firm_id,
+                    "response": "declined", "responded_at": utcnow().isoformat()}))
+        seconds: dict[str, float] = {}
+        solutions: list[Any] = []
+        cpu = _cpu_seconds()
+        started = time.perf_counter()
+        run_id = services.claim_next_run(sf)
+        claimed = time.perf_counter()
+        assert run_id is not None
+        with steps_timed(services, seconds, solutions):
+            services.execute_run(sf, infra.emit, run_id, solver, time_limit)
+        finished = time.perf_counter()
+        cpu = _cpu_seconds() - cpu
+        with sf() as session:
+            run = session.get(orm.Run, run_id)
+            assert run is not None
+            status, run_policy, error = run.status, run.policy, run.error
+            blocking = (run.objective_values or {}).get("blocking")
+        infra.engine.dispose()
+    solution = solutions[0] if solutions else None
+    seconds["recording"] = seconds.get("recording", 0.0) - seconds.get("explanations", 0.0)
+    seconds["claim"] = claimed - started
+    return {
+        "policy": run_policy, "run_status": status, "error": error,
+        "status": solution.status if solution else None, "path": getattr(solution, "path", None),
+        "matches": len(solution.matches) if solution else 0, "objective": solution.objective if solution else None,
+        "gap": solution.gap if solution else None, "blocking": blocking,
+        "time_limit_reached": solution.time_limit_reached if solution else None,
+        "steps": seconds, "own": dict(getattr(solution, "timings", None) or {}),
+        "total_seconds": finished - started, "cpu_seconds": cpu, "peak_mib": _peak_mib(), "input_mib": input_mib,
+    }
+
+
 def measure_baseline(path: str, which: str, time_limit: float) -> dict[str, Any]:
     snapshot = _load(path)
     input_mib = _peak_mib()
@@ -269,6 +391,54 @@ def table(name: str, teams: int, assignments: int, flavour: str, opt: dict[str, 
     return lines
 
 
+def worker_table(name: str, teams: int, assignments: int, flavour: str, w: dict[str, Any]) -> list[str]:
+    steps, own = w["steps"], w["own"]
+    solve = steps.get("solve")
+    other = w["total_seconds"] - sum(v for v in steps.values())
+    lines = [f"== {name}: {teams:,} teams x {assignments:,} assignments, flavour {flavour}, policy {w['policy']} ==",
+             "the matching worker's path (services.claim_next_run, services.execute_run; SQLite)"]
+    for step in ("claim", "snapshot -> Problem", "eligibility", "pre-check", "solve", "explanations", "recording"):
+        lines.append(f"  {step:42} {_s(steps.get(step))}")
+    lines += [f"  {'other (run read, stages, heartbeat)':42} {_s(other)}",
+              f"  {'whole path':42} {_s(w['total_seconds'])}{_cpu(w['cpu_seconds'])}",
+              f"  {'whole path / solve':42} {_ratio(w['total_seconds'], solve)}"]
+    if own:
+        lines.append("  the optimiser's own split (Solution.timings): " + ", ".join(
+            f"{k} {v:.2f} s" for k, v in own.items()))
+    shown = f"  {'status':42} run {w['run_status']}, solve {w['status']}"
+    if w["path"]:
+        shown += f", path {w['path']}"
+    if w["gap"] is not None:
+        shown += f", gap {w['gap']:.2e}"
+    if w["time_limit_reached"]:
+        shown += ", time limit reached"
+    lines.append(shown)
+    lines.append(f"  {'matches; objective (total fit)':42} {w['matches']:,}; "
+                 + ("-" if w["objective"] is None else f"{w['objective']:.3f}")
+                 + ("" if w["blocking"] is None else f"; blocking pairs {w['blocking']:.0f}"))
+    if w["error"]:
+        lines.append(f"  {'error':42} {w['error']}")
+    lines.append(f"  {'peak memory (RSS; input loaded)':42} {w['peak_mib']:9.0f} MiB ({w['input_mib']:.0f} MiB)")
+    return lines
+
+
+def worker_summary(rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """One line per size and policy, as a Markdown table."""
+    lines = ["| size | policy | status | matches | solve | explanations | recording | whole path | path / solve |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for name, w in rows:
+        steps = w["steps"]
+        status = w["status"] or w["run_status"]
+        if w["gap"]:
+            status += f" (gap {w['gap']:.1e})"
+        if w["time_limit_reached"]:
+            status += ", time limit"
+        lines.append(f"| {name} | {w['policy']} | {status} | {w['matches']:,} | {steps.get('solve', 0):.1f} s "
+                     f"| {steps.get('explanations', 0):.1f} s | {steps.get('recording', 0):.1f} s "
+                     f"| {w['total_seconds']:.1f} s | {_ratio(w['total_seconds'], steps.get('solve')).strip()} |")
+    return lines
+
+
 def spread(runs: list[dict[str, Any]]) -> str:
     """The optimiser's runs of one size: end to end and Python overhead / solve, each in order."""
     totals = sorted(r["total_seconds"] for r in runs)
@@ -291,6 +461,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1,
                         help="measure the optimiser this many times, each in a fresh process; the table shows the "
                              "run of median end-to-end time, a line under it the spread")
+    parser.add_argument("--policy", default=None,
+                        help="comma-separated policies (max_fit, max_served, rank_maximal, stable, min_change) or "
+                             "'all': measure the matching worker's whole path per policy instead of the "
+                             "optimiser against the references")
     args = parser.parse_args(argv)
     try:
         sizes = [(name, size_of(name)) for name in args.sizes.split(",") if name]
@@ -298,6 +472,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     for line in machine():
         print(line)
+    if args.policy is not None:
+        from matching.domain.policies import POLICIES
+
+        policies = list(POLICIES) if args.policy == "all" else [p for p in args.policy.split(",") if p]
+        unknown = [p for p in policies if p not in POLICIES]
+        if unknown or not policies:
+            parser.error(f"--policy: one or more of {', '.join(POLICIES)} or 'all'")
+        return worker_paths(sizes, policies, args)
     totals: dict[str, dict[str, Any]] = {}
     for name, teams in sizes:
         snapshot = generate(teams, flavour=args.flavour, seed=args.seed)
@@ -326,6 +508,26 @@ def main(argv: list[str] | None = None) -> int:
         for key in ("optimiser", "MCF", "PuLP+CBC"):
             if a[key] is not None and b[key] is not None:
                 print(f"  time({larger})/time({smaller}) {key:29} {_ratio(b[key], a[key])}")
+    return 0
+
+
+def worker_paths(sizes: list[tuple[str, int]], policies: list[str], args: argparse.Namespace) -> int:
+    rows = []
+    for name, teams in sizes:
+        snapshot = generate(teams, flavour=args.flavour, seed=args.seed)
+        with tempfile.NamedTemporaryFile(suffix=".pickle", delete=False) as handle:
+            pickle.dump(snapshot, handle)
+        try:
+            for policy in policies:
+                w = in_fresh_process(measure_worker, handle.name, policy, args.solver, args.time_limit)
+                print()
+                print("\n".join(worker_table(name, teams, len(snapshot["assignments"]), args.flavour, w)), flush=True)
+                rows.append((name, w))
+        finally:
+            os.unlink(handle.name)
+    print()
+    print("\n".join(worker_summary(rows)))
+    print(machine()[0])
     return 0
 
 

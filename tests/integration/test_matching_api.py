@@ -539,6 +539,37 @@ def test_a_pair_the_firm_accepted_is_not_moved_by_a_rerun(m: Matching) -> None:
         1, 2, 1)
 
 
+def test_a_coordinators_rerun_keeps_accepted_pairs_unless_released_with_a_reason(m: Matching) -> None:
+    # max_fit gives a-web the HBO team with five web skills and leaves a-hbo (HBO only) open; a max_served
+    # re-run would move that team, but a-web's firm accepted it: the pair stays until the coordinator
+    # releases it, with a reason that the audit trail keeps
+    web = ["html", "css", "javascript", "react", "seo"]
+    batch_id = submit(m, teams=[team("t-hbo", "HBO", web), team("t-mbo", "MBO", [])],
+                      assignments=[assignment("a-web", ["HBO", "MBO"], nice=web), assignment("a-hbo", ["HBO"])])
+    m.work()
+    (first,) = runs_of(m, batch_id)
+    assert pairs(m, first["id"]) == {("t-hbo", "a-web")}
+    respond(m, first["id"], "a-web", "accepted")
+    held = m.ok("coord_1", "POST", f"/batches/{batch_id}/runs", {"policy": "max_served"}, status=202)
+    assert held["controls"]["accepted"] == [{"team_id": "t-hbo", "assignment_id": "a-web"}]
+    m.work()
+    assert m.ok("coord_1", "GET", f"/runs/{held['id']}")["status"] == "published"
+    assert pairs(m, held["id"]) == {("t-hbo", "a-web")}
+    error(m.call("coord_1", "POST", f"/batches/{batch_id}/runs", {"release": [
+        {"team_id": "t-hbo", "assignment_id": "a-hbo", "reason": "x"}]}), 422, "release")
+    error(m.call("coord_1", "POST", f"/batches/{batch_id}/runs", {"release": [
+        {"team_id": "t-hbo", "assignment_id": "a-web"}]}), 422, "release.0.reason")
+    released = m.ok("coord_1", "POST", f"/batches/{batch_id}/runs", {"policy": "max_served", "release": [
+        {"team_id": "t-hbo", "assignment_id": "a-web", "reason": "only HBO teams can do a-hbo"}]}, status=202)
+    m.work()
+    assert m.ok("coord_1", "GET", f"/runs/{released['id']}")["status"] == "published"
+    assert pairs(m, released["id"]) == {("t-hbo", "a-hbo"), ("t-mbo", "a-web")}
+    trail = m.ok("coord_1", "GET", f"/batches/{batch_id}/audit")
+    (entry,) = [e for e in trail if e["action"] == "match.released"]
+    assert (entry["run_id"], entry["actor_key_id"], entry["details"]["reason"]) == (
+        released["id"], m.key_ids["coord_1"], "only HBO teams can do a-hbo")
+
+
 def _audit_rows_cannot_change(engine: sa.engine.Engine) -> None:
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(orm.AuditEntry.__table__)).scalar_one() >= 1

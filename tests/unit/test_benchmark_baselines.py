@@ -121,3 +121,32 @@ def test_the_verdict_names_a_difference_or_a_missing_solution_instead_of_agreein
     assert "found no matching (not_solved)" in verdict(_measured(0.0, "not_solved"), _measured(100.0), None)
     # on the side flavour the flow is only a bound: the optimiser is held to CBC's optimum alone
     assert "agree" in verdict(_measured(90.0), _measured(100.0, exact=False), _measured(90.0))
+
+
+def test_the_worker_path_of_each_policy_is_timed_step_by_step(tmp_path: Path) -> None:
+    path = tmp_path / "snapshot.pickle"
+    path.write_bytes(pickle.dumps(generate(80, seed=2)))
+    for policy, run_status in (("rank_maximal", "solved"), ("min_change", "published")):
+        measured = run.measure_worker(str(path), policy, "highs", 30)
+        assert (measured["policy"], measured["run_status"], measured["status"]) == (policy, run_status, "optimal")
+        steps = measured["steps"]
+        assert {"claim", "snapshot -> Problem", "eligibility", "pre-check", "solve", "explanations",
+                "recording"} == set(steps) and all(v >= 0 for v in steps.values())
+        assert sum(steps.values()) <= measured["total_seconds"] + 1e-6 and measured["matches"] > 0
+    assert services_untouched()
+
+
+def services_untouched() -> bool:
+    from matching.service_layer import services
+
+    return all(not hasattr(getattr(services, name), "__wrapped__") for name, _ in run.WORKER_STEPS)
+
+
+def test_benchmark_with_policies_prints_a_table_per_policy_and_a_summary(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run.main(["--sizes", "60", "--policy", "max_fit,stable", "--time-limit", "30"]) == 0
+    out = capsys.readouterr().out
+    assert "policy max_fit ==" in out and "policy stable ==" in out and "whole path / solve" in out
+    summary = [line for line in out.splitlines() if line.startswith("| 60 |")]
+    assert [line.split(" | ")[1] for line in summary] == ["max_fit", "stable"]
+    with pytest.raises(SystemExit):
+        run.main(["--sizes", "60", "--policy", "fastest"])

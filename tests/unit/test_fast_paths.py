@@ -215,10 +215,8 @@ def test_the_array_paths_objective_values_are_the_domains_for_its_matching(polic
 def test_network_lp_with_pricing_equals_the_mip_on_larger_instances(policy: str, seed: int) -> None:
     problem = network_instance(seed, 60, 30)
     fast, slow = solve(problem, policy=policy, arrays=True), plain(problem, policy)
-    if policy == "max_fit":  # one stage: the LP vertex is integral, no MIP needed
-        assert fast.path == "network" and fast.gap == 0.0
-    else:  # a held level is no network row: the LP may be fractional, then the MIP decides
-        assert fast.path in ("network", "arrays")
+    # every stage an LP over the last stage's optimal face (bounds only, no level row): integral, no MIP
+    assert fast.path == "network" and fast.gap == 0.0
     assert (fast.status, slow.status) == ("optimal", "optimal")
     for objective in POLICIES[policy].objectives:
         assert fast.objective_values.get(objective.name, 0.0) == pytest.approx(

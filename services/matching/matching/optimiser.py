@@ -611,6 +611,22 @@ def _pass(highs: Any, lp: _Lp, costs: Any) -> None:
 START_PAIRS = 3
 ENTERING_PAIRS = 3
 PRICE_TOLERANCE = 1e-7
+# A later stage of a lexicographic policy keeps the pairs and rows whose reduced cost or dual is further
+# from zero than this as the earlier stage's optimum has them (see _Columns.hold_face): the costs of
+# every stage but the last are counts (0/1 per pair), so these are integral or half-integral.
+FACE_TOLERANCE = 1e-6
+
+
+def _floored(pairs: _PairRows, lower: Any) -> Any:
+    """The pairs in a row with a positive lower bound (a pin): the pricing LP starts with all of them,
+    else its first LP may be infeasible where the full one is not (a pin no start pair covers)."""
+    import numpy as np
+
+    floor = np.append(np.asarray(lower) > 0, False)  # the padding row has none
+    wanted = np.zeros(len(pairs), dtype=np.bool_)
+    for rows in pairs.row:
+        wanted |= floor[rows]
+    return wanted
 
 
 def _best_per(group: Any, score: Any, k: int, among: Any = None) -> Any:
@@ -720,12 +736,14 @@ class _Columns:
 
         self.highs, self.pairs = highs, pairs
         self.held = np.zeros(len(pairs), dtype=np.bool_)
+        self.barred = np.zeros(len(pairs), dtype=np.bool_)  # 0 in every optimum of an earlier stage
+        self.fixed = np.zeros(len(pairs), dtype=np.bool_)  # held, its bounds set to 0 or 1 by an earlier stage
         self.order = np.zeros(0, dtype=np.int64)
 
     def add(self, cols: Any, costs: Any) -> None:
         import numpy as np
 
-        cols = cols[~self.held[cols]]
+        cols = cols[~self.held[cols] & ~self.barred[cols]]
         if not len(cols):
             return
         starts, rows, coefs = self.pairs.entries(cols)
@@ -735,6 +753,34 @@ class _Columns:
         self.held[cols] = True
         self.order = np.concatenate([self.order, cols])
 
+    def hold_face(self, costs: Any) -> None:
+        """Restrict the LP to the optimal face of the stage just solved (objective ``costs``), by
+        complementary slackness with its duals: a pair whose reduced cost is negative is 0 in every
+        optimum (barred, or bounded to 0 where held), one whose reduced cost is positive is 1, and a row
+        whose dual is not 0 is tight (its bounds set to its activity). Only bounds change, so the matrix
+        stays a network matrix with integral bounds: the next stage's LP vertex is integral too, and
+        its optimum is the lexicographic one (no level row, which would break total unimodularity)."""
+        import numpy as np
+
+        solution = self.highs.getSolution()
+        row_dual = np.asarray(solution.row_dual)
+        reduced = self.pairs.reduced(costs, row_dual)
+        free = ~self.barred & ~self.fixed  # a pair fixed before may have any reduced cost now
+        self.barred |= free & ~self.held & (reduced < -FACE_TOLERANCE)
+        at = np.empty(len(self.pairs), dtype=np.int64)
+        at[self.order] = np.arange(len(self.order))
+        for bound, chosen in ((0.0, reduced < -FACE_TOLERANCE), (1.0, reduced > FACE_TOLERANCE)):
+            fix = free & self.held & chosen
+            self.fixed |= fix
+            cols = at[np.flatnonzero(fix)]
+            if len(cols):
+                n = len(cols)
+                self.highs.changeColsBounds(n, cols.astype(np.int32), np.full(n, bound), np.full(n, bound))
+        tight = np.flatnonzero(np.abs(row_dual) > FACE_TOLERANCE)
+        if len(tight):
+            activity = np.round(np.asarray(solution.row_value)[tight])
+            self.highs.changeRowsBounds(len(tight), tight.astype(np.int32), activity, activity)
+
     def values(self, col_value: Any) -> Any:
         import numpy as np
 
@@ -743,10 +789,11 @@ class _Columns:
         return x
 
     def entering(self, costs: Any, row_dual: Any, teams: Any) -> Any:
-        """Pairs not held whose reduced cost is positive, the best few per team."""
+        """Pairs not held (nor barred by an earlier stage) whose reduced cost is positive, the best few
+        per team."""
 
         reduced = self.pairs.reduced(costs, row_dual)
-        wanted = ~self.held & (reduced > PRICE_TOLERANCE)
+        wanted = ~self.held & ~self.barred & (reduced > PRICE_TOLERANCE)
         if not wanted.any():
             return wanted.nonzero()[0]
         return _best_per(teams, reduced, ENTERING_PAIRS, wanted)
@@ -844,6 +891,7 @@ def _solve_arrays(problem: Problem, time_limit: float = 60.0, *, policy: str = "
             start = np.zeros(n_p, dtype=np.bool_)
             start[_best_per(elig.team, fits, START_PAIRS)] = True
             start[_best_per(elig.assignment, fits, START_PAIRS)] = True
+            start |= _floored(columns.pairs, candidate.lower)
             columns.add(np.flatnonzero(start), costs)
         timings["handoff"] = timings.get("handoff", 0.0) + clock() - mark
         return highs
@@ -941,9 +989,10 @@ def _solve_arrays(problem: Problem, time_limit: float = 60.0, *, policy: str = "
             continue
         assert highs is not None
         if i > 0:
-            if columns is not None:  # later stages see every pair
-                columns.add(np.flatnonzero(~columns.held), costs)
-            add_level(highs, previous, levels[-1][1])
+            if columns is not None:  # the network LP: the next stage optimises over the last one's optimal face
+                columns.hold_face(previous)
+            else:
+                add_level(highs, previous, levels[-1][1])
             held = columns.order if columns is not None else np.arange(lp.n_cols)
             highs.changeColsCost(len(held), np.arange(len(held), dtype=np.int32),
                                  np.ascontiguousarray(costs[held], dtype=np.float64))
@@ -1116,6 +1165,7 @@ def _priced_lp(lp: _Lp, pairs: _PairRows, costs: Any, teams: Any, assignments: A
     start = np.zeros(len(pairs), dtype=np.bool_)
     start[_best_per(teams, costs, START_PAIRS)] = True
     start[_best_per(assignments, costs, START_PAIRS)] = True
+    start |= _floored(pairs, lp.lower)
     columns.add(np.flatnonzero(start), costs)
     handoff = clock() - mark
 

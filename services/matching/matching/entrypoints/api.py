@@ -59,7 +59,9 @@ class RunOut(Schema):
     trigger = fields.String(metadata={"description": "batch.submitted, coordinator, declined or withdrawn"})
     parent_run_id = fields.String(allow_none=True)
     auto_publish = fields.Boolean()
-    controls = fields.Dict(allow_none=True, metadata={"description": "pins, forbids and reference pairs used"})
+    controls = fields.Dict(allow_none=True, metadata={
+        "description": "pins, forbids and reference pairs used; accepted: the pairs firms accepted, held like "
+                       "pins; released: accepted pairs the coordinator let go, with the reason"})
     input_hash = fields.String()
     model_hash = fields.String(allow_none=True)
     seed = fields.Integer()
@@ -156,8 +158,18 @@ class CompareOut(Schema):
     kept = fields.List(fields.Nested(PairOut))
 
 
+class ReleaseIn(Schema):
+    team_id = _id()
+    assignment_id = _id()
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+
+
 class RunRequestIn(Schema):
     policy = fields.String(validate=validate.OneOf(POLICIES), metadata={"description": "default: the batch's"})
+    release = fields.List(fields.Nested(ReleaseIn), validate=validate.Length(max=1000), metadata={
+        "description": "pairs of the published matching a firm accepted that this re-run may change, each with "
+                       "the coordinator's reason (audited as match.released); every other accepted pair is "
+                       "held as it is"})
     auto_publish = fields.Boolean(metadata={"description": "publish when solved; default: the batch's"})
     seed = fields.Integer(strict=True, validate=validate.Range(min=0, max=2**31 - 1),
                           metadata={"description": "the solver's random seed; default 0"})

@@ -306,6 +306,11 @@ def claim_next_run(sf: sessionmaker[Session]) -> str | None:
             assert run is not None
             controls = {**(run.controls or {}),
                         "held": held_teams(session, workspace_id, period, run.batch_id)}
+            batch = session.get(orm.Batch, run.batch_id)
+            if batch is not None:  # a firm may have accepted a pair since the run was requested
+                released = {Pair(r["team_id"], r["assignment_id"]) for r in controls.get("released") or []}
+                now_accepted = set(accepted_pairs(session, batch)[1]) - released
+                controls["accepted"] = _pair_dicts(set(_pairs(controls.get("accepted"))) | now_accepted)
             run.controls = controls
             run.input_hash = input_hash({"snapshot": run.snapshot, "controls": controls, "policy": run.policy})
             return run_id
@@ -502,11 +507,12 @@ def publish(session: Session, emit_into: Emit, run: orm.Run, actor: Principal | 
         older.status, older.superseded_at = "superseded", now
         audit(session, run.batch_id, "run.superseded", {"by_run_id": run.id}, run_id=older.id,
               actor=actor, actor_organisation_id=run.coordinator_id)
-    run.status, run.published_at = "published", now
     superseded = max(current, key=lambda older: _aware(older.published_at) or now, default=None)
     before = {Pair(m.team_id, m.assignment_id): m for m in (run_matches(session, superseded.id) if superseded else [])
               if m.response != "declined"}
     matches = run_matches(session, run.id)
+    _keeps_accepted(run, before, matches)
+    run.status, run.published_at = "published", now
     published = []
     for m in matches:
         previous = before.get(Pair(m.team_id, m.assignment_id))
@@ -530,6 +536,22 @@ def publish(session: Session, emit_into: Emit, run: orm.Run, actor: Principal | 
 
 
 # ---- the coordinator's control --------------------------------------------------------------
+
+
+def _keeps_accepted(run: orm.Run, before: Mapping[Pair, orm.Match], matches: list[orm.Match]) -> None:
+    """Refuse to publish a run that drops a pair a firm accepted in the published matching, unless the
+    run's coordinator released that pair or its team or assignment left the batch."""
+    released = {Pair(r["team_id"], r["assignment_id"]) for r in (run.controls or {}).get("released") or []}
+    present_teams = {t["team_id"] for t in run.snapshot["teams"]}
+    present_assignments = {a["assignment_id"] for a in run.snapshot["assignments"]}
+    kept = {Pair(m.team_id, m.assignment_id) for m in matches}
+    dropped = sorted(pair for pair, m in before.items()
+                     if m.response == "accepted" and pair not in kept and pair not in released
+                     and pair.team_id in present_teams and pair.assignment_id in present_assignments)
+    if dropped:
+        raise ServiceError(409, "status", f"this run drops {len(dropped)} pair(s) a firm accepted (team "
+                                          f"{dropped[0].team_id}, assignment {dropped[0].assignment_id}); "
+                                          "request a re-run, releasing such a pair explicitly if it must go")
 
 
 def visible_runs(principal: Principal) -> sa.Select[Any]:
@@ -597,12 +619,62 @@ def request_run(session: Session, principal: Principal, batch_id: str, data: dic
                                             "for one to finish or cancel one", retry_after=RETRY_AFTER_SECONDS)
     policy = data.get("policy", batch.policy)
     auto_publish = data.get("auto_publish", batch.auto_publish)
+    _, accepted = accepted_pairs(session, batch)
+    held, released = _released(session, batch, accepted, data.get("release") or [])
     run = new_run(session, batch, trigger="coordinator", policy=policy, auto_publish=auto_publish,
-                  actor=principal, seed=data.get("seed", 0))
+                  accepted=held, actor=principal, seed=data.get("seed", 0))
+    if released:
+        run.controls = {**(run.controls or {}), "released": released}
     audit(session, batch_id, "run.requested", {"trigger": "coordinator", "policy": policy, "seed": run.seed,
                                                "auto_publish": auto_publish, "controls": run.controls},
           run_id=run.id, actor=principal)
+    for item in released:
+        audit(session, batch_id, "match.released", item, run_id=run.id, actor=principal)
     return run
+
+
+def accepted_pairs(session: Session, batch: orm.Batch) -> tuple[orm.Run | None, dict[Pair, str]]:
+    """The batch's published run and the pairs of it a firm accepted (the answer may have been given to
+    the same pair's match in an earlier run), each with its match id in the published run; only pairs
+    whose assignment is still in the batch."""
+    published = session.execute(sa.select(orm.Run).where(orm.Run.batch_id == batch.batch_id,
+                                                          orm.Run.status == "published")).scalars().first()
+    if published is None:
+        return None, {}
+    answered = {Pair(row.team_id, row.assignment_id) for row in session.execute(
+        sa.select(orm.Match.team_id, orm.Match.assignment_id).join(orm.Run)
+        .where(orm.Run.batch_id == batch.batch_id, orm.Match.response == "accepted"))}
+    present = {a["assignment_id"] for a in batch.snapshot["assignments"]}
+    return published, {Pair(m.team_id, m.assignment_id): m.id for m in run_matches(session, published.id)
+                       if Pair(m.team_id, m.assignment_id) in answered and m.assignment_id in present}
+
+
+def _released(session: Session, batch: orm.Batch, accepted: dict[Pair, str],
+              release: list[dict[str, str]]) -> tuple[list[Pair], list[dict[str, str]]]:
+    """Split the accepted pairs into those the re-run holds (like pins) and those the coordinator
+    releases (each with a reason). A pair released must be an accepted pair of the published matching,
+    named once; an accepted pair that is forbidden must be released (or the forbid removed)."""
+    released: list[dict[str, str]] = []
+    seen: set[Pair] = set()
+    for item in release:
+        pair = Pair(item["team_id"], item["assignment_id"])
+        if pair not in accepted:
+            raise ServiceError(422, "release", f"team {pair.team_id} and assignment {pair.assignment_id} are "
+                                               "not a pair a firm accepted in the published matching")
+        if pair in seen:
+            raise ServiceError(422, "release", f"team {pair.team_id} and assignment {pair.assignment_id} are "
+                                               "named twice")
+        seen.add(pair)
+        released.append({"match_id": accepted[pair], "team_id": pair.team_id,
+                         "assignment_id": pair.assignment_id, "reason": item["reason"]})
+    held = sorted(set(accepted) - seen)
+    for control in active_controls(session, batch.batch_id, "forbid"):
+        pair = Pair(control.team_id, control.assignment_id)
+        if pair in held:
+            raise ServiceError(409, "release", f"team {pair.team_id} and assignment {pair.assignment_id} are "
+                                               "forbidden, but the firm accepted them: release the pair in "
+                                               "this request (with a reason) or remove the forbid")
+    return held, released
 
 
 def list_controls(session: Session, principal: Principal, batch_id: str, kind: str) -> list[dict[str, Any]]:
