@@ -14,6 +14,7 @@ from werkplaats_shared.auth import current_principal, install_auth
 from werkplaats_shared.authorization import install_authorization
 from werkplaats_shared.contracts import POLICIES
 from werkplaats_shared.http import Blueprint, add_health, create_app, service_errors
+from werkplaats_shared.idempotency import install_idempotency
 from werkplaats_shared.ratelimit import install_rate_limits
 from werkplaats_shared.service import Infrastructure, health_checks
 from werkplaats_shared.tokens import verifier_for
@@ -198,6 +199,7 @@ def create_matching_app(infra: Infrastructure) -> Flask:
     install_auth(app, infra.engine, infra.api_keys, tokens=verifier_for(infra.settings))
     install_rate_limits(app, infra.settings)
     install_authorization(app, MATRIX)
+    install_idempotency(app, infra.engine, orm.idempotency)
     add_health(app, health_checks(infra))
     sf = infra.session_factory
 

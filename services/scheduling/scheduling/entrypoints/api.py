@@ -15,6 +15,7 @@ from marshmallow import Schema, ValidationError, fields, post_dump, post_load, v
 from werkplaats_shared.auth import current_principal, install_auth
 from werkplaats_shared.authorization import install_authorization
 from werkplaats_shared.http import Blueprint, add_health, create_app, service_errors
+from werkplaats_shared.idempotency import install_idempotency
 from werkplaats_shared.ratelimit import install_rate_limits
 from werkplaats_shared.service import Infrastructure, health_checks
 from werkplaats_shared.tokens import verifier_for
@@ -328,6 +329,7 @@ def create_scheduling_app(infra: Infrastructure, resolve: Resolver = system_reso
                  tokens=verifier_for(infra.settings))
     install_rate_limits(app, infra.settings)
     install_authorization(app, MATRIX)
+    install_idempotency(app, infra.engine, orm.idempotency)
     add_health(app, health_checks(infra))
     privacy.install_audit(app, infra)
     sf = infra.session_factory
