@@ -12,6 +12,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -465,3 +466,40 @@ def test_notices_never_carry_the_contact(world: World) -> None:
     for who in ("firm_1", "coord_1"):
         text = s.get(who, "/notices").get_data(as_text=True)
         assert CONTACT["email"] not in text and "@" not in text
+
+
+# ---- timestamps carry their offset (issue 19, item 11) --------------------------------------
+
+_ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(?P<offset>Z|[+-]\d\d:\d\d)?$")
+
+
+def _timestamps(value: Any, path: str = "") -> list[tuple[str, str, bool]]:
+    """Every ISO timestamp in a JSON answer: (where, value, has an offset)."""
+    if isinstance(value, dict):
+        return [t for k, v in value.items() for t in _timestamps(v, f"{path}.{k}")]
+    if isinstance(value, list):
+        return [t for i, v in enumerate(value) for t in _timestamps(v, f"{path}.{i}")]
+    if isinstance(value, str) and (found := _ISO.match(value)):
+        return [(path, value, found.group("offset") is not None)]
+    return []
+
+
+def test_every_timestamp_read_from_matching_and_scheduling_carries_its_offset(world: World) -> None:
+    m, s, ids = world.matching, world.scheduling, world.ids
+    with s.infra.session_factory.begin() as session:  # the firm's answer deadline, as a match notice has it
+        notice = session.get(sorm.Notice, ids["notice_coord_1_firm_1"])
+        assert notice is not None
+        notice.answer_deadline = utcnow() + timedelta(days=7)
+    reads = [(m, "coord_1", f"/runs/{ids['run_1']}"), (m, "coord_1", "/runs"), (m, "coord_1", "/matches"),
+             (s, "firm_1", "/notices"), (s, "firm_1", f"/notices/{ids['notice_coord_1_firm_1']}"),
+             (s, "coord_1", "/notices")]
+    seen: list[tuple[str, str, bool]] = []
+    for svc, who, path in reads:
+        resp = svc.get(who, path)
+        assert resp.status_code == 200, (path, resp.get_data(as_text=True))
+        seen += [(f"{path}{where}", value, ok) for where, value, ok in _timestamps(resp.get_json())]
+    wanted = {f"/runs/{ids['run_1']}.created_at", f"/runs/{ids['run_1']}.published_at",
+              f"/notices/{ids['notice_coord_1_firm_1']}.created_at",
+              f"/notices/{ids['notice_coord_1_firm_1']}.answer_deadline"}
+    assert wanted <= {where for where, _, _ in seen}, seen
+    assert [t for t in seen if not t[2]] == []

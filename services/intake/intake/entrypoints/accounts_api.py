@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, Response, request, url_for
@@ -16,6 +15,7 @@ from flask_smorest import Api, Page, abort
 from marshmallow import Schema, fields, validate
 from werkplaats_shared.auth import current_principal, declare_key_management
 from werkplaats_shared.contracts import SCOPES
+from werkplaats_shared.fields import UtcDateTime
 from werkplaats_shared.http import Blueprint, service_errors
 from werkplaats_shared.idempotency import HEADER as IDEMPOTENCY_HEADER
 from werkplaats_shared.service import Infrastructure
@@ -95,15 +95,6 @@ def to_dutch(text: str) -> str | None:
 
 
 # ---- schemas --------------------------------------------------------------------------------
-
-
-class UtcDateTime(fields.DateTime):
-    """A stored moment, always with its UTC offset (SQLite hands timestamps back without one)."""
-
-    def _serialize(self, value: datetime | None, attr: str | None, obj: Any, **kwargs: Any) -> str | float | None:
-        if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return super()._serialize(value, attr, obj, **kwargs)
 
 
 class AccountIn(Schema):

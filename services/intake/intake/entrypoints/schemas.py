@@ -8,6 +8,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate
 from werkplaats_shared import geo
 from werkplaats_shared.contracts import FLOOR_DIMENSIONS, LEVELS, POLICIES
+from werkplaats_shared.fields import UtcDateTime
 
 from ..domain.model import KINDS, MODES, SIZE_CLASSES, THEMES, AssignmentStatus
 from ..service_layer import services
@@ -157,7 +158,7 @@ class LastRunOut(Schema):
     run_id = fields.String()
     status = fields.String(metadata={"description": "solved, published, infeasible, failed or cancelled"})
     trigger = fields.String(metadata={"description": "what asked for the run, e.g. batch.submitted, declined"})
-    ended_at = fields.DateTime()
+    ended_at = UtcDateTime()
     error = fields.String(allow_none=True)
     diagnosis = fields.Nested(RunDiagnosisOut, allow_none=True)
 
@@ -173,8 +174,8 @@ class BatchSummaryOut(Schema):
                        "matching is published), closed"})
     run_id = fields.String(dump_only=True, allow_none=True)
     fairness_floors = fields.List(fields.Nested(FairnessFloorSchema))
-    closed_at = fields.DateTime(dump_only=True, allow_none=True)
-    submitted_at = fields.DateTime(dump_only=True, allow_none=True)
+    closed_at = UtcDateTime(dump_only=True, allow_none=True)
+    submitted_at = UtcDateTime(dump_only=True, allow_none=True)
 
 
 class BatchOut(BatchSummaryOut):
@@ -302,7 +303,7 @@ class ReferralOut(Schema):
     from_workspace_id = fields.String()
     scheme_codes = fields.List(fields.String())
     reason = fields.String()
-    created_at = fields.DateTime()
+    created_at = UtcDateTime()
 
 
 class HandoverIn(Schema):
@@ -322,7 +323,7 @@ class HandoverOut(HandoverIn):
         "description": "open assignments left where they were: declined, they wait for the automatic re-run "
                        "of their batch (hand them over once it is published, if still open)"})
     actor_organisation_id = fields.String(dump_only=True)
-    created_at = fields.DateTime(dump_only=True)
+    created_at = UtcDateTime(dump_only=True)
 
 
 class CampusSchema(Schema):
