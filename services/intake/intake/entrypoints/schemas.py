@@ -292,8 +292,15 @@ class SchemeIn(Schema):
     active = fields.Boolean(load_default=True)
 
 
+SCHEME_CODE = r"[a-z0-9][a-z0-9-]{0,39}"
+
+
 class SchemeOut(SchemeIn):
     code = fields.String(dump_only=True)
+    workspace_id = fields.String(dump_only=True, allow_none=True, metadata={
+        "description": "the workspace whose own scheme this is; null: a scheme of the national list"})
+    national = fields.Boolean(dump_only=True, metadata={
+        "description": "true: on the national list, kept by the operator and offered by every workspace"})
 
 
 class ReferralOut(Schema):
