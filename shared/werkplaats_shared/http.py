@@ -102,8 +102,20 @@ class JsonBodyParser(FlaskParser):
         return data
 
 
+PAGINATION_HEADER_DOC = {
+    "description": "Pagination metadata as JSON text, e.g. "
+                   '{"total": 42, "total_pages": 3, "first_page": 1, "last_page": 3, "page": 1, "next_page": 2}',
+    "schema": {"type": "string"},
+}
+
+
 class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]
     ARGUMENTS_PARSER = JsonBodyParser()
+
+    def _document_pagination_metadata(self, spec: Any, resp_doc: dict[str, Any]) -> None:
+        # The header is sent as JSON text: declared as a string (flask-smorest declares an object, which
+        # OpenAPI's header serialisation would read as comma-separated key,value pairs).
+        resp_doc.setdefault("headers", {})[self.PAGINATION_HEADER_NAME] = dict(PAGINATION_HEADER_DOC)
 
 
 class ErrorItemSchema(Schema):
@@ -141,6 +153,9 @@ class WerkplaatsApi(Api):  # type: ignore[misc]
         message = data.get("message") or (error.description if status < 500 else "internal error")
         response = jsonify(error_body(status, error.name, errors, message))
         response.status_code = status
+        allowed = getattr(error, "valid_methods", None)
+        if status == 405 and allowed:  # the methods the URL does take (RFC 9110: a 405 carries Allow)
+            response.headers["Allow"] = ", ".join(allowed)
         for name, value in (data.get("headers") or {}).items():  # webargs passes headers=None
             response.headers[name] = value
         if status == 401:

@@ -503,3 +503,29 @@ def test_every_timestamp_read_from_matching_and_scheduling_carries_its_offset(wo
               f"/notices/{ids['notice_coord_1_firm_1']}.answer_deadline"}
     assert wanted <= {where for where, _, _ in seen}, seen
     assert [t for t in seen if not t[2]] == []
+
+
+# ---- what the specs promise (issue 19, item 13) -------------------------------------------
+
+
+@pytest.mark.parametrize(("service", "who", "path", "allowed"), [
+    ("matching", "coord_1", "/runs", {"GET"}), ("scheduling", "firm_1", "/contact", {"GET", "PUT"}),
+    ("scheduling", "coord_1", "/workshop-programmes", {"GET", "POST"})])
+def test_a_method_a_route_does_not_take_answers_405_with_allow(world: World, service: str, who: str, path: str,
+                                                               allowed: set[str]) -> None:
+    svc = world.matching if service == "matching" else world.scheduling
+    resp = svc.call(who, "DELETE", path)
+    assert_error(resp, 405)
+    assert allowed <= {m.strip() for m in resp.headers["Allow"].split(",")} <= allowed | {"HEAD", "OPTIONS"}
+
+
+@pytest.mark.parametrize(("service", "who", "path"), [("matching", "coord_1", "/runs"),
+                                                     ("scheduling", "firm_1", "/notices")])
+def test_x_pagination_is_json_text_and_the_spec_says_so(world: World, service: str, who: str, path: str) -> None:
+    svc = world.matching if service == "matching" else world.scheduling
+    resp = svc.get(who, path)
+    assert resp.status_code == 200
+    assert json.loads(resp.headers["X-Pagination"])["total"] == len(resp.get_json())
+    spec = svc.get(None, "/openapi.json").get_json()
+    header = spec["paths"][path]["get"]["responses"]["200"]["headers"]["X-Pagination"]
+    assert header["schema"] == {"type": "string"} and "JSON" in header["description"]
