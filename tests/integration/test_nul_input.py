@@ -77,7 +77,9 @@ def test_a_workshop_programme_title_with_nul_is_refused_naming_the_field(schedul
 
 
 def test_a_team_code_and_a_workspace_name_with_nul_are_refused_naming_the_field(intake: Intake) -> None:
-    assert_error(intake.call("coord", "POST", "/workspaces", workspace_body(name="Werkplaats\x00")), 422, "name")
+    refused = assert_error(intake.call("coord", "POST", "/workspaces", workspace_body(name="Werkplaats\x00")), 422,
+                           "name")
+    assert refused["errors"][0]["reason"] == "Mag geen NUL-tekens bevatten."  # Dutch by default
     assert intake.count(intake_orm.Workspace.__table__) == 0
     created = intake.call("coord", "POST", "/workspaces", workspace_body())
     assert created.status_code == 201, created.get_data(as_text=True)
