@@ -467,26 +467,26 @@ def test_a_small_xlsx_of_empty_rows_is_refused_at_once(world: World) -> None:
     resp, cpu = _timed_upload(world, data)
     errors = assert_import_error(resp, 413)
     assert "10,000" in errors[0]["reason"] and "empty rows count" in errors[0]["reason"]
-    assert cpu < 5, cpu
+    assert cpu < 1, cpu
     # a single empty row far down counts too: the rows before it are empty rows of the sheet
     resp, cpu = _timed_upload(world, _crafted_xlsx(world, '<row r="1048576"><c r="A1048576" s="1"/></row>'))
     assert_import_error(resp, 413)
-    assert cpu < 5, cpu
+    assert cpu < 1, cpu
 
 
 def test_a_cell_in_the_last_column_does_not_make_every_row_wide(world: World) -> None:
     rows = "".join(f'<row r="{n}"><c r="XFD{n}" s="1"/></row>' for n in range(3, 5_000))
     resp, cpu = _timed_upload(world, _crafted_xlsx(world, rows))
     assert resp.status_code == 200, resp.get_data(as_text=True)[:500]
-    assert resp.get_json()["count"] == 1 and cpu < 5, cpu
+    assert resp.get_json()["count"] == 1 and cpu < 2, cpu
 
 
 def test_too_many_cells_or_shared_strings_are_refused_before_parsing(world: World) -> None:
     wide = "".join(f'<row r="{n}">' + "".join(f'<c r="{openpyxl.utils.get_column_letter(c)}{n}" s="1"/>'
                                               for c in range(1, 150)) + "</row>" for n in range(3, 5_000))
     resp, cpu = _timed_upload(world, _crafted_xlsx(world, wide))
-    assert "too many" in assert_import_error(resp, 413)[0]["reason"] and cpu < 5, cpu
+    assert "too many" in assert_import_error(resp, 413)[0]["reason"] and cpu < 2, cpu
     strings = ('<?xml version="1.0" encoding="UTF-8"?><sst xmlns="http://schemas.openxmlformats.org/'
                'spreadsheetml/2006/main">' + "<si><t/></si>" * 1_000_000 + "</sst>")
     resp, cpu = _timed_upload(world, _crafted_xlsx(world, "", shared_strings=strings))
-    assert "too many" in assert_import_error(resp, 413)[0]["reason"] and cpu < 5, cpu
+    assert "too many" in assert_import_error(resp, 413)[0]["reason"] and cpu < 2, cpu

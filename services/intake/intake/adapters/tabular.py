@@ -31,8 +31,8 @@ MAX_COLUMNS = 200
 # Every row counts toward the row limit, empty ones too (a sheet of empty rows once took a minute of CPU):
 # a file may have this many rows besides its data rows (a header, a title, blank lines).
 EXTRA_ROWS = 100
-# The work per file is bounded before a spreadsheet library parses anything: at most this many cells in the
-# sheet read, and this many shared strings, counted in one cheap pass over the sheet's XML.
+# The work per file is bounded before a spreadsheet library parses anything: at most this many cells in all
+# sheets together, and this many shared strings, counted in one cheap pass over the XML.
 CELLS_PER_ROW = 50
 _SCAN_CHUNK = 1024 * 1024
 _ROW_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?row[\s/>]")
@@ -225,10 +225,11 @@ def _too_many_cells() -> FileRejected:
         "save the sheet as CSV UTF-8."), status=413)
 
 
-def _scan_xml(archive: zipfile.ZipFile, name: str, tags: Sequence[tuple[re.Pattern[bytes], int]]) -> None:
-    """Count elements of an archive member in one streaming pass, refusing the file as soon as one kind
-    passes its limit. A chunk is cut before its last ``<`` so that no tag is split between chunks."""
-    counts = [0] * len(tags)
+def _scan_xml(archive: zipfile.ZipFile, name: str, tags: Sequence[tuple[re.Pattern[bytes], int]],
+              counts: list[int]) -> None:
+    """Count elements of an archive member in one streaming pass, adding to ``counts`` (one per tag, so that
+    several members share a limit) and refusing the file as soon as one kind passes its limit. A chunk is
+    cut before its last ``<`` so that no tag is split between chunks."""
     carry = b""
     with archive.open(name) as stream:
         while True:
@@ -266,11 +267,18 @@ def _read_xlsx(data: bytes, max_rows: int, sheet_titles: Sequence[str]) -> Table
     if inflated > MAX_UNZIPPED_BYTES:
         raise FileRejected(Text("De Excel-werkmap is uitgepakt te groot.", "The Excel workbook is too large unpacked."),
                            status=413)
-    try:  # the shared strings are all parsed when the workbook opens: count them first
+    # Opening a workbook parses every shared string, and every sheet that does not state its size: count
+    # the rows and cells of all sheets together, and the shared strings, before the library reads any.
+    max_cells = (max_rows + EXTRA_ROWS) * CELLS_PER_ROW
+    sheet_tags, sheet_counts = [(_ROW_TAG, max_rows + EXTRA_ROWS), (_CELL_TAG, max_cells)], [0, 0]
+    try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             for name in archive.namelist():
-                if name.lower().endswith("sharedstrings.xml"):
-                    _scan_xml(archive, name, [(_STRING_TAG, (max_rows + EXTRA_ROWS) * CELLS_PER_ROW)])
+                lowered = name.lower()
+                if lowered.endswith("sharedstrings.xml"):
+                    _scan_xml(archive, name, [(_STRING_TAG, max_cells)], [0])
+                elif "worksheets/" in lowered and lowered.endswith(".xml"):
+                    _scan_xml(archive, name, sheet_tags, sheet_counts)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error):
         raise unreadable from None
     with warnings.catch_warnings():  # Excel's own extensions (data validation, styles) make openpyxl warn
@@ -285,10 +293,6 @@ def _read_xlsx(data: bytes, max_rows: int, sheet_titles: Sequence[str]) -> Table
                 raise unreadable
             wanted = {t.casefold() for t in sheet_titles}
             sheet = next((s for s in sheets if s.title.casefold() in wanted), sheets[0])
-            # count the sheet's rows and cells before parsing a single one
-            max_cells = (max_rows + EXTRA_ROWS) * CELLS_PER_ROW
-            _scan_xml(workbook._archive, sheet._worksheet_path,
-                      [(_ROW_TAG, max_rows + EXTRA_ROWS), (_CELL_TAG, max_cells)])
             # the stored dimension may claim the whole sheet (A1:XFD1048576): read the cells that exist, and
             # no further than one column past the limit (a lone cell in column XFD would pad every row)
             sheet.reset_dimensions()
