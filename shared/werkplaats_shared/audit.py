@@ -88,6 +88,8 @@ def record(target: Session | Connection, table: sa.Table, *, action: str, subjec
     """Append one entry, in the caller's transaction (an erasure and its record commit together)."""
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}")
+    if subject_id is not None:  # an id taken from a refused URL: as PostgreSQL can store it (no NUL, 64 at most)
+        subject_id = subject_id.replace("\x00", "\\0")[:64]
     target.execute(table.insert().values(
         at=at or utcnow(), action=action, subject_type=subject_type, subject_id=subject_id,
         actor_organisation_id=actor.organisation_id if actor else actor_organisation_id,

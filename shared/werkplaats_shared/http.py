@@ -14,7 +14,7 @@ import flask_smorest
 from flask import Flask, Request, Response, jsonify, render_template_string, request
 from flask.typing import ResponseReturnValue
 from flask_smorest import Api, abort
-from marshmallow import INCLUDE, Schema, fields
+from marshmallow import INCLUDE, Schema, ValidationError, fields
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -53,9 +53,44 @@ def error_body(status: int, name: str, errors: list[dict[str, str]], message: st
     return body
 
 
+NUL_REASON = "must not contain NUL characters"
+
+
+def _nul_path(value: Any, path: tuple[str | int, ...] = ()) -> tuple[str | int, ...] | None:
+    """Where the first NUL character is in decoded input (a key or a string at any depth), else None."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and "\x00" in key:
+                return (*path, key.replace("\x00", "\\0"))
+            found = _nul_path(item, (*path, key))
+            if found is not None:
+                return found
+    if isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            found = _nul_path(item, (*path, index))
+            if found is not None:
+                return found
+    return None
+
+
+def refuse_nul(data: Any) -> None:
+    """Raise a field error (422 naming the field) when the input holds a NUL character: PostgreSQL
+    cannot store one in text, and no title, code or name needs one."""
+    path = _nul_path(data)
+    if path is None:
+        return
+    messages: Any = [NUL_REASON]
+    for part in reversed(path or ("_body",)):
+        messages = {part: messages}
+    raise ValidationError(messages)
+
+
 class JsonBodyParser(FlaskParser):
     """JSON the decoder refuses beyond syntax errors (nested past the recursion limit, integers past
-    Python's digit limit) is an invalid body (400), not a 500."""
+    Python's digit limit) is an invalid body (400), not a 500; a NUL character anywhere in the input
+    (body, query or form) is refused with 422 naming the field, before any schema sees it."""
 
     def _raw_load_json(self, req: Request) -> Any:
         try:
@@ -65,9 +100,30 @@ class JsonBodyParser(FlaskParser):
         except (RecursionError, ValueError):
             raise json.JSONDecodeError("JSON body the decoder refuses", "?", 0) from None
 
+    def _load_location_data(self, *, schema: Schema, req: Request, location: str) -> Any:
+        data = super()._load_location_data(schema=schema, req=req, location=location)
+        if location == "json":
+            refuse_nul(data)
+        elif location in ("query", "querystring", "form", "json_or_form"):
+            source = req.args if location in ("query", "querystring") else req.form
+            refuse_nul({key: "\x00" if any("\x00" in v for v in source.getlist(key)) else "" for key in source})
+        return data
+
+
+PAGINATION_HEADER_DOC = {
+    "description": "Pagination metadata as JSON text, e.g. "
+                   '{"total": 42, "total_pages": 3, "first_page": 1, "last_page": 3, "page": 1, "next_page": 2}',
+    "schema": {"type": "string"},
+}
+
 
 class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]
     ARGUMENTS_PARSER = JsonBodyParser()
+
+    def _document_pagination_metadata(self, spec: Any, resp_doc: dict[str, Any]) -> None:
+        # The header is sent as JSON text: declared as a string (flask-smorest declares an object, which
+        # OpenAPI's header serialisation would read as comma-separated key,value pairs).
+        resp_doc.setdefault("headers", {})[self.PAGINATION_HEADER_NAME] = dict(PAGINATION_HEADER_DOC)
 
 
 class ErrorItemSchema(Schema):
@@ -105,6 +161,9 @@ class WerkplaatsApi(Api):  # type: ignore[misc]
         message = data.get("message") or (error.description if status < 500 else "internal error")
         response = jsonify(error_body(status, error.name, errors, message))
         response.status_code = status
+        allowed = getattr(error, "valid_methods", None)
+        if status == 405 and allowed:  # the methods the URL does take (RFC 9110: a 405 carries Allow)
+            response.headers["Allow"] = ", ".join(allowed)
         for name, value in (data.get("headers") or {}).items():  # webargs passes headers=None
             response.headers[name] = value
         if status == 401:
@@ -219,6 +278,12 @@ def create_app(title: str, version: str = "1") -> tuple[Flask, WerkplaatsApi]:
             return unavailable_response()
         log.exception("unhandled error")
         return api.handle_http_exception(InternalServerError())
+
+    @app.before_request
+    def _no_nul_in_path() -> None:
+        # No identifier holds a NUL character (and PostgreSQL cannot compare text with one).
+        if "\x00" in request.path:
+            abort(404, message="not found")
 
     add_api_docs(app)
     return app, api

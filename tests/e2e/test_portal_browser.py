@@ -518,9 +518,11 @@ def test_an_entrepreneur_registers_for_a_workshop_gets_a_seat_and_cancels_it(wor
 
 def test_a_firm_outside_every_working_area_is_referred_to_schemes_that_can_help(world: World, browser: Any) -> None:
     """The Gooi & Vechtstreek case: no workspace serves Hilversum, so the assignment is referred, in words."""
-    Api(world.stack.url("intake"), world.data.coordinator_key).put("/referral-schemes/cyber-check", {
-        "name_nl": "Cybercheck voor het mkb", "name_en": "Cyber check for small firms",
-        "url": "https://www.example.nl/cybercheck", "themes": ["cyber_security"]})
+    # the referring workspace's own scheme (the portal submits an out-of-area firm's work to the first workspace)
+    Api(world.stack.url("intake"), world.data.coordinator_key).put(
+        f"/workspaces/{world.data.workspace_id}/referral-schemes/cyber-check", {
+            "name_nl": "Cybercheck voor het mkb", "name_en": "Cyber check for small firms",
+            "url": "https://www.example.nl/cybercheck", "themes": ["cyber_security"]})
     me = Visitor(world, browser, "nl")
     try:
         me.goto("/sign-up")

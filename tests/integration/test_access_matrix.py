@@ -33,6 +33,7 @@ import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from flask import Flask
 from flask.testing import FlaskClient
+from intake.adapters.accounts_orm import SignInThrottle
 from intake.service_layer import services as intake_services
 from matching.service_layer import services as matching_services
 from scheduling.adapters.links import ResponseLinks
@@ -66,9 +67,9 @@ INVITED_EMAIL = "nieuwe.collega@werkplaats-alfa.example.nl"
 ACCOUNT_EMAIL = "coordinator@werkplaats-alfa.example.nl"
 ACCOUNT_PASSWORD = "matrix test password 0123"
 # Shared by design, not owned by one organisation: the directory of workspaces (name, working area,
-# calendar: what an institution or firm chooses from) and the national catalogue of support schemes,
-# which every coordinator keeps up to date (each change audited). Their ids are not secrets of A.
-SHARED = {("intake", "GET", "/workspaces/<workspace_id>"), ("intake", "PUT", "/referral-schemes/<code>")}
+# calendar: what an institution or firm chooses from). Its ids are not secrets of A. (A workspace's own
+# referral schemes are A's: B's coordinator changing them answers 404; the national list has no route.)
+SHARED = {("intake", "GET", "/workspaces/<workspace_id>")}
 # Which of A's objects each path argument names, per service (and rule where the same name differs).
 OBJECTS: dict[tuple[str, str], str] = {
     ("intake", "workspace_id"): "ws_a", ("intake", "team_id"): "team_a",
@@ -255,7 +256,8 @@ def _build(tmp: Path, smtp_port: int, mails: _Mails) -> World:
     w.ok("intake", "inst_a", "POST", "/teams", {**team, "code": "ALFA-T02"})
     ids["asg_a"] = w.ok("intake", "firm_a", "POST", "/assignments", assignment)["id"]
     scheme = {"name_nl": "Regeling", "name_en": "Scheme", "url": "https://regeling.example.nl"}
-    ids["scheme_a"] = w.ok("intake", "coord_a", "PUT", "/referral-schemes/regeling-alfa", scheme)["code"]
+    ids["scheme_a"] = w.ok("intake", "coord_a", "PUT", f"/workspaces/{ids['ws_a']}/referral-schemes/regeling-alfa",
+                           scheme)["code"]
     batch = {"workspace_id": ids["ws_a"], "period": "2025-Q1", "assignment_ids": [ids["asg_a"]]}
     ids["batch_a"] = w.ok("intake", "coord_a", "POST", "/batches", batch)["id"]
     w.pump()  # batch.submitted: matching queues the run
@@ -307,7 +309,7 @@ def _build(tmp: Path, smtp_port: int, mails: _Mails) -> World:
         ("intake", "PATCH", "/institution"): {"programmes": ["ICT"]},
         ("intake", "PATCH", "/teams/<team_id>"): {"size": 5},
         ("intake", "PATCH", "/assignments/<assignment_id>"): {"title": "Overgenomen"},
-        ("intake", "PUT", "/referral-schemes/<code>"): scheme,
+        ("intake", "PUT", "/workspaces/<workspace_id>/referral-schemes/<code>"): scheme,
         ("intake", "POST", "/accounts"): account, ("intake", "POST", "/api-keys"): {"scopes": ["read"]},
         ("intake", "POST", "/handovers"): {"from_workspace_id": ids["ws_a"], "to_workspace_id": ids["ws_b"],
                                            "reason": "overname"},
@@ -495,8 +497,13 @@ def test_the_login_gives_a_token_for_the_right_password_only(world: World) -> No
             assert "token" not in (resp.get_json() or {})
             assert not leaks(world, resp, {"email": ACCOUNT_EMAIL})
     assert world.rows_of_a() == before
-    token = world.ok("intake", None, "POST", "/tokens/intake", {"email": ACCOUNT_EMAIL, "password": ACCOUNT_PASSWORD},
-                     environ_base=elsewhere)["token"]
+    # five failures lock the address's password sign-in, even for the right password (as POST /sessions does)
+    right = {"email": ACCOUNT_EMAIL, "password": ACCOUNT_PASSWORD}
+    locked = world.call("intake", None, "POST", "/tokens/intake", right, environ_base=elsewhere)
+    assert locked.status_code == 429 and "token" not in (locked.get_json() or {})
+    with world.apps["intake"].infra.engine.begin() as conn:  # the lock ends (after 15 minutes)
+        conn.execute(sa.delete(SignInThrottle))
+    token = world.ok("intake", None, "POST", "/tokens/intake", right, environ_base=elsewhere)["token"]
     world.keys["coord_a_token@intake"] = token
     assert world.ok("intake", "coord_a_token", "GET", "/me")["id"] == world.ids["coord_a"]
     assert world.ok("intake", "coord_a_token", "GET", f"/accounts/{world.ids['account_a']}")["id"] == \

@@ -30,7 +30,7 @@ from intake.adapters import orm
 from intake.adapters.accounts_orm import ApiKeyScope, CoordinatorAccount
 from intake.entrypoints import accounts_api
 from intake.entrypoints.api import create_intake_app
-from intake.service_layer import accounts, services
+from intake.service_layer import accounts, services, sign_in
 from werkplaats_shared import auth, tokens
 from werkplaats_shared.auth import authenticate
 from werkplaats_shared.config import Settings
@@ -325,7 +325,8 @@ def test_expired_forged_and_unsigned_tokens_are_refused(world: World) -> None:
 def test_token_logins_are_rate_limited_per_client(world: World) -> None:
     new_account(world)
     here = {"REMOTE_ADDR": "198.51.100.7"}
-    answers = [world.login(password="fout-" + str(i), environ_base=here).status_code
+    # many addresses tried from one client: each fails, none is locked, until the client's own limit
+    answers = [world.login(email=f"poging{i}@example.nl", password="fout", environ_base=here).status_code
                for i in range(accounts_api_limit())]
     assert set(answers) == {401}
     refused = world.login(environ_base=here)  # even the right password: no oracle once limited
@@ -334,6 +335,24 @@ def test_token_logins_are_rate_limited_per_client(world: World) -> None:
     assert "token" not in refused.get_json()
     elsewhere = world.login(environ_base={"REMOTE_ADDR": "198.51.100.8"})
     assert elsewhere.status_code == 201
+
+
+def test_token_logins_lock_the_account_address_not_the_colleagues_behind_one_client(world: World) -> None:
+    """Issue 19, item 12: POST /tokens/{audience} has the lockout per account address that POST /sessions
+    has, and a higher limit per client address, so one person's typos do not lock out the office."""
+    new_account(world)
+    colleague = "Sanne.Bakker@werkplaats-alfa.example.nl"
+    new_account(world, email=colleague)
+    office = {"REMOTE_ADDR": "198.51.100.9"}
+    answers = [world.login(password=f"fout-{i}", environ_base=office).status_code
+               for i in range(sign_in.FAILURE_LIMIT)]
+    assert answers == [401] * sign_in.FAILURE_LIMIT
+    locked = world.login(environ_base={"REMOTE_ADDR": "203.0.113.4"})  # the right password, from elsewhere
+    assert locked.status_code == 429 and "token" not in locked.get_json()
+    assert 0 < int(locked.headers["Retry-After"]) <= int(sign_in.LOCK_TIME.total_seconds())
+    assert world.post(None, "/sessions", {"email": EMAIL, "password": PASSWORD}).status_code == 429  # one lock
+    assert world.login(email=colleague, environ_base=office).status_code == 201
+    assert accounts_api_limit() > sign_in.FAILURE_LIMIT * 2
 
 
 def accounts_api_limit() -> int:

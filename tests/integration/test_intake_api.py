@@ -673,3 +673,9 @@ def test_published_matches_show_on_the_batch(world: World) -> None:
     refused = world.post("coord_a", "/batches", batch_body(ids["ws_a"], [ids["a1"]]))
     assert_error(refused, 409, "assignment_ids.0")
     assert world.snapshot() == before
+
+
+def test_a_method_a_route_does_not_take_answers_405_with_allow(world: World) -> None:
+    resp = world.call("coord_a", "DELETE", "/workspaces")
+    assert_error(resp, 405)
+    assert {m.strip() for m in resp.headers["Allow"].split(",")} - {"HEAD", "OPTIONS"} == {"GET", "POST"}

@@ -12,6 +12,7 @@ import io
 import json
 import time
 import uuid
+import zipfile
 from typing import Any
 
 import openpyxl
@@ -440,3 +441,63 @@ def test_the_workspace_and_period_chosen_once_fill_every_row_that_leaves_them_em
     made = [world.get("inst_1", f"/teams/{i}").get_json() for i in resp.get_json()["ids"]]
     assert {(t["workspace_id"], t["period"], t["code"]) for t in made} == {
         (world.ids["ws_a"], "2025-Q1", f"HE-D{i:02d}") for i in range(3)}
+
+
+# ---- bounded work per file (issue 19, item 8) -------------------------------------------------
+
+
+def _crafted_xlsx(w: World, extra_rows: str, shared_strings: str | None = None) -> bytes:
+    """A workbook whose sheet holds the header and one valid row, then ``extra_rows`` as written (the XML a
+    probe wrote by hand); optionally a shared-strings part of its own."""
+    valid = asg_row(w, accepted_levels="HBO", required_skills="")
+
+    def cells(number: int, values: list[Any]) -> str:
+        return "".join(f'<c r="{openpyxl.utils.get_column_letter(i + 1)}{number}" t="inlineStr"><is><t>{v}</t></is></c>'
+                       for i, v in enumerate(values))
+
+    sheet = ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+             '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>'
+             f'<row r="1">{cells(1, ASG)}</row><row r="2">{cells(2, [valid.get(n, "") for n in ASG])}</row>'
+             f'{extra_rows}</sheetData></worksheet>')
+    source = zipfile.ZipFile(io.BytesIO(xlsx(ASG, [])))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for item in source.infolist():
+            target.writestr(item, sheet if item.filename == "xl/worksheets/sheet1.xml" else source.read(item))
+        if shared_strings is not None:
+            target.writestr("xl/sharedStrings.xml", shared_strings)
+    return out.getvalue()
+
+
+def _probe_upload(w: World, data: bytes) -> TestResponse:
+    return upload(w, "firm_1", "assignments", data, query="?dry_run=true", lang="en")
+
+
+def test_a_small_xlsx_of_empty_rows_is_refused_at_once(world: World) -> None:
+    """The probe's file: under 100 KB, a million formatted empty rows; it took a minute of CPU."""
+    data = _crafted_xlsx(world, '<row><c s="1"/></row>' * 1_000_000)
+    assert len(data) < 100 * 1024
+    resp = _probe_upload(world, data)
+    errors = assert_import_error(resp, 413)
+    assert "10,000" in errors[0]["reason"] and "empty rows count" in errors[0]["reason"]
+    # a single empty row far down counts too: the rows before it are empty rows of the sheet
+    resp = _probe_upload(world, _crafted_xlsx(world, '<row r="1048576"><c r="A1048576" s="1"/></row>'))
+    assert_import_error(resp, 413)
+
+
+def test_a_cell_in_the_last_column_does_not_make_every_row_wide(world: World) -> None:
+    rows = "".join(f'<row r="{n}"><c r="XFD{n}" s="1"/></row>' for n in range(3, 5_000))
+    resp = _probe_upload(world, _crafted_xlsx(world, rows))
+    assert resp.status_code == 200, resp.get_data(as_text=True)[:500]
+    assert resp.get_json()["count"] == 1
+
+
+def test_too_many_cells_or_shared_strings_are_refused_before_parsing(world: World) -> None:
+    wide = "".join(f'<row r="{n}">' + "".join(f'<c r="{openpyxl.utils.get_column_letter(c)}{n}" s="1"/>'
+                                              for c in range(1, 150)) + "</row>" for n in range(3, 5_000))
+    resp = _probe_upload(world, _crafted_xlsx(world, wide))
+    assert "too many" in assert_import_error(resp, 413)[0]["reason"]
+    strings = ('<?xml version="1.0" encoding="UTF-8"?><sst xmlns="http://schemas.openxmlformats.org/'
+               'spreadsheetml/2006/main">' + "<si><t/></si>" * 1_000_000 + "</sst>")
+    resp = _probe_upload(world, _crafted_xlsx(world, "", shared_strings=strings))
+    assert "too many" in assert_import_error(resp, 413)[0]["reason"]

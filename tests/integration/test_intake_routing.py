@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from intake.adapters import orm
+from intake.entrypoints import cli
 from intake.entrypoints.handlers import HANDLERS
 from werkplaats_shared.contracts import make_envelope, parse_envelope
 
@@ -64,8 +66,9 @@ def test_a_firm_no_workspace_serves_is_referred_and_notified_never_dropped(world
               "url": "https://example.org/loket", "themes": []}
     cyber = {"name_nl": "Regeling cyberweerbaarheid (voorbeeld)", "name_en": "Cyber resilience scheme (example)",
              "url": "https://example.org/cyber", "themes": ["cyber_security"]}
-    assert world.call("coord_a", "PUT", "/referral-schemes/loket", scheme).status_code == 200
-    assert world.call("coord_a", "PUT", "/referral-schemes/cyber", cyber).status_code == 200
+    own = f"/workspaces/{world.ids['ws_a']}/referral-schemes"
+    assert world.call("coord_a", "PUT", f"{own}/loket", scheme).status_code == 200
+    assert world.call("coord_a", "PUT", f"{own}/cyber", cyber).status_code == 200
     etag = world.get("firm_2", "/firm").headers["ETag"]
     moved = world.call("firm_2", "PATCH", "/firm", {"municipality": "GM0014"}, headers={"If-Match": etag})
     assert moved.status_code == 200
@@ -90,17 +93,22 @@ def test_a_firm_no_workspace_serves_is_referred_and_notified_never_dropped(world
     assert_error(world.post("coord_a", "/batches", batch_body(world.ids["ws_a"], [body["id"]])), 409)
 
 
-def test_the_scheme_catalogue_is_maintained_by_coordinators(world: World) -> None:
+def test_a_workspace_scheme_is_kept_by_its_own_coordinator(world: World) -> None:
     good = {"name_nl": "Loket", "name_en": "Desk", "url": "https://example.org/", "themes": ["ai"]}
-    assert_error(world.call("firm_1", "PUT", "/referral-schemes/loket", good), 403)
-    assert_error(world.call("coord_a", "PUT", "/referral-schemes/loket", {**good, "url": "http://example.org/"}),
-                 422, "url")
-    assert_error(world.call("coord_a", "PUT", "/referral-schemes/Bad Code", good), 422, "code")
-    assert_error(world.call("coord_a", "PUT", "/referral-schemes/loket", {**good, "themes": ["gardening"]}), 422,
-                 "themes.0")
+    own = f"/workspaces/{world.ids['ws_a']}/referral-schemes"
+    assert_error(world.call("firm_1", "PUT", f"{own}/loket", good), 403)
+    assert_error(world.call("coord_a", "PUT", f"{own}/loket", {**good, "url": "http://example.org/"}), 422, "url")
+    assert_error(world.call("coord_a", "PUT", f"{own}/Bad Code", good), 422, "code")
+    assert_error(world.call("coord_a", "PUT", f"{own}/loket", {**good, "themes": ["gardening"]}), 422, "themes.0")
+    assert world.get("coord_a", "/referral-schemes").get_json() == []
+    saved = world.call("coord_a", "PUT", f"{own}/loket", good)
+    assert saved.status_code == 200
+    assert saved.get_json() == {**good, "active": True, "code": "loket", "workspace_id": world.ids["ws_a"],
+                                "national": False}
+    assert [s["code"] for s in world.get("coord_a", "/referral-schemes").get_json()] == ["loket"]
+    # not another coordinator's, nor a firm's the workspace never referred
+    assert world.get("coord_b", "/referral-schemes").get_json() == []
     assert world.get("firm_1", "/referral-schemes").get_json() == []
-    assert world.call("coord_a", "PUT", "/referral-schemes/loket", good).status_code == 200
-    assert [s["code"] for s in world.get("firm_1", "/referral-schemes").get_json()] == ["loket"]
 
 
 def test_submitting_needs_a_firm_profile(world: World) -> None:
@@ -233,3 +241,54 @@ def test_handover_moves_unmatched_work_out_of_its_batch_and_reports_declined_wor
     # the receiving coordinator batches the moved work again
     again = world.created("coord_b", "/batches", batch_body(ws_c["id"], [world.ids["a1"]]))
     assert [(a["id"], a["status"]) for a in again["assignments"]] == [(world.ids["a1"], "in_batch")]
+
+
+def test_one_tenant_cannot_rewrite_the_schemes_in_another_tenants_referral_mail(
+        world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 19, item 7: coord_b rewrote the link in coord_a's referral mail with PUT /referral-schemes/{code}."""
+    own_a, own_b = (f"/workspaces/{world.ids[ws]}/referral-schemes" for ws in ("ws_a", "ws_b"))
+    alfa = {"name_nl": "Digitaal loket Alfa", "name_en": "Digital desk Alfa", "url": "https://alfa.example.nl/loket"}
+    outside = {"name_nl": "Loket", "name_en": "Desk", "url": "https://elders.example.com/"}
+    assert world.call("coord_a", "PUT", f"{own_a}/loket", alfa).status_code == 200
+    # the probe's request, and the same on A's workspace: refused, A's scheme unchanged
+    assert world.call("coord_b", "PUT", "/referral-schemes/loket", outside).status_code in (404, 405)
+    assert_error(world.call("coord_b", "PUT", f"{own_a}/loket", outside), 404)
+    # B's own scheme of the same code is B's alone
+    assert world.call("coord_b", "PUT", f"{own_b}/loket", outside).status_code == 200
+    # the operator's national list, from the admin command
+    monkeypatch.setenv("WERKPLAATS_DATABASE_URL", world.infra.settings.database_url)
+    monkeypatch.setenv("WERKPLAATS_DATA_DIR", world.infra.settings.data_dir)
+    cli.admin(["put-national-scheme", "cyberhulp", "--name-nl", "Cyberhulp voor het mkb", "--name-en",
+               "Cyber help for small firms", "--url", "https://cyber.example.nl/", "--theme", "webshop"])
+    assert json.loads(capsys.readouterr().out)["national"] is True
+    with pytest.raises(SystemExit):
+        cli.admin(["put-national-scheme", "onveilig", "--name-nl", "x", "--name-en", "x", "--url", "http://x.nl/"])
+    capsys.readouterr()
+    # a workspace cannot take (and so shadow) a national code
+    assert_error(world.call("coord_a", "PUT", f"{own_a}/cyberhulp", outside), 409, "code")
+    assert {(s["code"], s["national"], s["url"]) for s in world.get("coord_a", "/referral-schemes").get_json()} == {
+        ("loket", False, alfa["url"]), ("cyberhulp", True, "https://cyber.example.nl/")}
+    # a firm referred from A's workspace is sent to A's scheme and the national one, never B's link
+    etag = world.get("firm_2", "/firm").headers["ETag"]
+    moved = world.call("firm_2", "PATCH", "/firm", {"municipality": "GM0014"}, headers={"If-Match": etag})
+    assert moved.status_code == 200
+    referred = world.post("firm_2", "/assignments", assignment_body(world.ids["ws_a"], theme="webshop"))
+    assert referred.get_json()["status"] == "referred"
+    event = _outbox(world, "firm.referred")[-1]
+    assert event["schemes"] == [
+        {"code": "cyberhulp", "label_nl": "Cyberhulp voor het mkb", "label_en": "Cyber help for small firms",
+         "url": "https://cyber.example.nl/"},
+        {"code": "loket", "label_nl": alfa["name_nl"], "label_en": alfa["name_en"], "url": alfa["url"]}]
+    assert {(s["code"], s["url"]) for s in world.get("firm_2", "/referral-schemes").get_json()} == {
+        ("loket", alfa["url"]), ("cyberhulp", "https://cyber.example.nl/")}
+    # every change is audited, with what changed (and nothing of the refused ones)
+    assert world.call("coord_a", "PUT", f"{own_a}/loket", {**alfa, "active": False}).status_code == 200
+    with world.infra.engine.connect() as conn:
+        entries = conn.execute(sa.select(orm.AuditEntry).where(orm.AuditEntry.object_type == "referral_scheme")
+                               .order_by(orm.AuditEntry.id)).all()
+    assert [(e.action, e.actor_organisation_id, e.details["scope"], e.details["code"]) for e in entries] == [
+        ("referral_scheme.created", world.org["coord_a"], world.ids["ws_a"], "loket"),
+        ("referral_scheme.created", world.org["coord_b"], world.ids["ws_b"], "loket"),
+        ("referral_scheme.created", "operator", "national", "cyberhulp"),
+        ("referral_scheme.updated", world.org["coord_a"], world.ids["ws_a"], "loket")]
+    assert entries[-1].details["changes"] == {"active": {"from": True, "to": False}}

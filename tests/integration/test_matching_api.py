@@ -940,3 +940,21 @@ def test_a_late_answer_to_a_superseded_match_holds_for_its_pair_in_the_published
     pair = (kept["team_id"], kept["assignment_id"])
     (again,) = [x for x in third_out["matches"] if (x["team_id"], x["assignment_id"]) == pair]
     assert again["previous_match_id"] == kept["match_id"]
+
+
+# ---- Idempotency-Key (issue 19, item 9) -----------------------------------------------------
+
+
+def test_a_rerun_retried_with_its_idempotency_key_makes_one_run(m: Matching) -> None:
+    batch_id = submit(m, auto_publish=False)
+    m.work()
+    headers = {"Authorization": f"Bearer {m.keys['coord_1']}", "Idempotency-Key": "rerun-1"}
+    first = m.client.post(f"/batches/{batch_id}/runs", json={}, headers=headers)
+    again = m.client.post(f"/batches/{batch_id}/runs", json={}, headers=headers)
+    assert (first.status_code, again.status_code) == (202, 202), again.get_data(as_text=True)
+    assert again.get_json()["id"] == first.get_json()["id"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert len(runs_of(m, batch_id)) == 2  # the batch's first run and one re-run, not two
+    other = m.client.post(f"/batches/{batch_id}/runs", json={"seed": 3}, headers=headers)
+    error(other, 422, "headers.Idempotency-Key")
+    assert len(runs_of(m, batch_id)) == 2

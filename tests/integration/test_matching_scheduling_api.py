@@ -12,6 +12,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -465,3 +466,66 @@ def test_notices_never_carry_the_contact(world: World) -> None:
     for who in ("firm_1", "coord_1"):
         text = s.get(who, "/notices").get_data(as_text=True)
         assert CONTACT["email"] not in text and "@" not in text
+
+
+# ---- timestamps carry their offset (issue 19, item 11) --------------------------------------
+
+_ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(?P<offset>Z|[+-]\d\d:\d\d)?$")
+
+
+def _timestamps(value: Any, path: str = "") -> list[tuple[str, str, bool]]:
+    """Every ISO timestamp in a JSON answer: (where, value, has an offset)."""
+    if isinstance(value, dict):
+        return [t for k, v in value.items() for t in _timestamps(v, f"{path}.{k}")]
+    if isinstance(value, list):
+        return [t for i, v in enumerate(value) for t in _timestamps(v, f"{path}.{i}")]
+    if isinstance(value, str) and (found := _ISO.match(value)):
+        return [(path, value, found.group("offset") is not None)]
+    return []
+
+
+def test_every_timestamp_read_from_matching_and_scheduling_carries_its_offset(world: World) -> None:
+    m, s, ids = world.matching, world.scheduling, world.ids
+    with s.infra.session_factory.begin() as session:  # the firm's answer deadline, as a match notice has it
+        notice = session.get(sorm.Notice, ids["notice_coord_1_firm_1"])
+        assert notice is not None
+        notice.answer_deadline = utcnow() + timedelta(days=7)
+    reads = [(m, "coord_1", f"/runs/{ids['run_1']}"), (m, "coord_1", "/runs"), (m, "coord_1", "/matches"),
+             (s, "firm_1", "/notices"), (s, "firm_1", f"/notices/{ids['notice_coord_1_firm_1']}"),
+             (s, "coord_1", "/notices")]
+    seen: list[tuple[str, str, bool]] = []
+    for svc, who, path in reads:
+        resp = svc.get(who, path)
+        assert resp.status_code == 200, (path, resp.get_data(as_text=True))
+        seen += [(f"{path}{where}", value, ok) for where, value, ok in _timestamps(resp.get_json())]
+    wanted = {f"/runs/{ids['run_1']}.created_at", f"/runs/{ids['run_1']}.published_at",
+              f"/notices/{ids['notice_coord_1_firm_1']}.created_at",
+              f"/notices/{ids['notice_coord_1_firm_1']}.answer_deadline"}
+    assert wanted <= {where for where, _, _ in seen}, seen
+    assert [t for t in seen if not t[2]] == []
+
+
+# ---- what the specs promise (issue 19, item 13) -------------------------------------------
+
+
+@pytest.mark.parametrize(("service", "who", "path", "allowed"), [
+    ("matching", "coord_1", "/runs", {"GET"}), ("scheduling", "firm_1", "/contact", {"GET", "PUT"}),
+    ("scheduling", "coord_1", "/workshop-programmes", {"GET", "POST"})])
+def test_a_method_a_route_does_not_take_answers_405_with_allow(world: World, service: str, who: str, path: str,
+                                                               allowed: set[str]) -> None:
+    svc = world.matching if service == "matching" else world.scheduling
+    resp = svc.call(who, "DELETE", path)
+    assert_error(resp, 405)
+    assert allowed <= {m.strip() for m in resp.headers["Allow"].split(",")} <= allowed | {"HEAD", "OPTIONS"}
+
+
+@pytest.mark.parametrize(("service", "who", "path"), [("matching", "coord_1", "/runs"),
+                                                     ("scheduling", "firm_1", "/notices")])
+def test_x_pagination_is_json_text_and_the_spec_says_so(world: World, service: str, who: str, path: str) -> None:
+    svc = world.matching if service == "matching" else world.scheduling
+    resp = svc.get(who, path)
+    assert resp.status_code == 200
+    assert json.loads(resp.headers["X-Pagination"])["total"] == len(resp.get_json())
+    spec = svc.get(None, "/openapi.json").get_json()
+    header = spec["paths"][path]["get"]["responses"]["200"]["headers"]["X-Pagination"]
+    assert header["schema"] == {"type": "string"} and "JSON" in header["description"]

@@ -472,6 +472,21 @@ def test_entrepreneurs_see_open_programmes_and_the_ones_they_joined(svc: Service
     assert_error(svc.get("firm_new", f"/workshop-programmes/{joined}"), 404)
 
 
+def test_a_programme_retried_with_its_idempotency_key_is_created_once(svc: Service) -> None:
+    headers = {"Idempotency-Key": "programme-1"}
+    first = svc.call("coord_1", "POST", "/workshop-programmes", PROGRAMME, headers=headers)
+    again = svc.call("coord_1", "POST", "/workshop-programmes", PROGRAMME, headers=headers)
+    assert (first.status_code, again.status_code) == (201, 201), again.get_data(as_text=True)
+    assert again.get_json()["id"] == first.get_json()["id"] and again.headers["Idempotent-Replayed"] == "true"
+    listed = svc.get("coord_1", "/workshop-programmes?page_size=100").get_json()
+    assert [p["id"] for p in listed] == [first.get_json()["id"]]
+    changed = svc.call("coord_1", "POST", "/workshop-programmes", {**PROGRAMME, "title": "Anders"}, headers=headers)
+    assert_error(changed, 422, "headers.Idempotency-Key")
+    # another organisation's key space is its own
+    theirs = svc.call("coord_2", "POST", "/workshop-programmes", PROGRAMME, headers=headers)
+    assert theirs.status_code == 201 and theirs.get_json()["id"] != first.get_json()["id"]
+
+
 def test_the_theme_catalogue_is_in_dutch_and_english(svc: Service) -> None:
     themes = {t["code"]: t for t in svc.get("firm_1", "/workshop-themes").get_json()}
     assert set(themes) == {"cyber_resilience", "online_marketing", "ai", "webshop", "data_automation",

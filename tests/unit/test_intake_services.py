@@ -181,7 +181,7 @@ def test_a_firm_no_workspace_serves_is_referred_to_the_matching_schemes_and_noti
     db = world.db
 
     def scheme(code: str, themes: list[str], active: bool = True) -> None:
-        db.run(services.put_scheme, world.who["coord_b"], code, dict(schemas.SchemeIn().load({
+        db.run(services.put_scheme, world.who["coord_a"], world.ws["a"], code, dict(schemas.SchemeIn().load({
             "name_nl": f"Regeling {code}", "name_en": f"Scheme {code}", "url": f"https://example.org/{code}",
             "themes": themes, "active": active})))
 

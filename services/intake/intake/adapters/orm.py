@@ -161,10 +161,16 @@ class BatchMatch(Base):
     score: Mapped[float] = mapped_column(sa.Float)
 
 
+NATIONAL = "national"  # the scope of the shared, read-only national list
+
+
 class ReferralScheme(Base):
-    """The maintained catalogue of national support schemes that out-of-area firms are referred to."""
+    """A support scheme that out-of-area firms are referred to. Its scope is a workspace (its id: the
+    workspace's coordinator keeps it) or ``national`` (the operator keeps it, with ``python -m intake
+    admin put-national-scheme``); a referral offers the referring workspace's schemes and the national ones."""
 
     __tablename__ = "referral_schemes"
+    scope: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
     code: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
     name_nl: Mapped[str] = mapped_column(sa.String(200))
     name_en: Mapped[str] = mapped_column(sa.String(200))
@@ -172,6 +178,14 @@ class ReferralScheme(Base):
     themes: Mapped[list[Any]] = mapped_column(sa.JSON)
     active: Mapped[bool] = mapped_column(sa.Boolean, default=True)
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+
+    @property
+    def national(self) -> bool:
+        return self.scope == NATIONAL
+
+    @property
+    def workspace_id(self) -> str | None:
+        return None if self.scope == NATIONAL else self.scope
 
 
 class Referral(Base):

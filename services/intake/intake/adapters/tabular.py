@@ -9,8 +9,10 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 import warnings
 import zipfile
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -24,8 +26,18 @@ from openpyxl.utils import get_column_letter
 
 CSV_DELIMITERS = ",;\t"
 WRITE_DELIMITER = ";"  # what Dutch Excel expects when it opens a CSV file
-MAX_UNZIPPED_BYTES = 256 * 1024 * 1024  # an .xlsx that inflates beyond this is refused (zip bomb)
+MAX_UNZIPPED_BYTES = 64 * 1024 * 1024  # an .xlsx that inflates beyond this is refused (zip bomb)
 MAX_COLUMNS = 200
+# Every row counts toward the row limit, empty ones too (a sheet of empty rows once took a minute of CPU):
+# a file may have this many rows besides its data rows (a header, a title, blank lines).
+EXTRA_ROWS = 100
+# The work per file is bounded before a spreadsheet library parses anything: at most this many cells in all
+# sheets together, and this many shared strings, counted in one cheap pass over the XML.
+CELLS_PER_ROW = 50
+_SCAN_CHUNK = 1024 * 1024
+_ROW_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?row[\s/>]")
+_CELL_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?c[\s/>]")
+_STRING_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?si[\s/>]")
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -87,7 +99,8 @@ def column_label(position: int) -> str:
 def read_table(data: bytes, max_rows: int, sheet_titles: Sequence[str] = ()) -> Table:
     """Read an uploaded CSV or XLSX file (told apart by content, not by name).
 
-    Fully empty rows are skipped. More than ``max_rows`` data rows is refused with 413.
+    Fully empty rows are skipped, but every row counts: more than ``max_rows`` data rows, or more than
+    ``max_rows + EXTRA_ROWS`` rows in all, is refused with 413, as soon as the reader gets there.
     ``sheet_titles`` names the worksheet to read in an XLSX file; otherwise the first one is read.
     """
     if not data.strip():
@@ -167,6 +180,8 @@ def _read_csv(data: bytes, max_rows: int) -> Table:
     number = 0
     try:
         for number, record in enumerate(reader, start=1):
+            if number > max_rows + EXTRA_ROWS:
+                raise _too_many_rows(max_rows)
             values: list[Any] = [_clean(v) for v in record]
             if all(v is None for v in values):
                 continue
@@ -196,8 +211,44 @@ def _clean(value: Any) -> Any:
 def _too_many_rows(max_rows: int) -> FileRejected:
     dutch_number = f"{max_rows:,}".replace(",", ".")
     return FileRejected(Text(
-        f"Het bestand heeft meer dan {dutch_number} gegevensrijen; splits het in kleinere bestanden.",
-        f"The file has more than {max_rows:,} data rows; split it into smaller files."), status=413)
+        f"Het bestand heeft meer dan {dutch_number} gegevensrijen (lege rijen tellen mee); splits het in "
+        "kleinere bestanden en verwijder lege rijen.",
+        f"The file has more than {max_rows:,} data rows (empty rows count too); split it into smaller files "
+        "and delete empty rows."), status=413)
+
+
+def _too_many_cells() -> FileRejected:
+    return FileRejected(Text(
+        "De Excel-werkmap bevat te veel (lege of opgemaakte) cellen; kopieer alleen de gegevens naar een nieuwe "
+        "werkmap of sla het werkblad op als CSV UTF-8.",
+        "The Excel workbook holds too many (empty or formatted) cells; copy only the data into a new workbook or "
+        "save the sheet as CSV UTF-8."), status=413)
+
+
+def _scan_xml(archive: zipfile.ZipFile, name: str, tags: Sequence[tuple[re.Pattern[bytes], int]],
+              counts: list[int]) -> None:
+    """Count elements of an archive member in one streaming pass, adding to ``counts`` (one per tag, so that
+    several members share a limit) and refusing the file as soon as one kind passes its limit. A chunk is
+    cut before its last ``<`` so that no tag is split between chunks."""
+    carry = b""
+    with archive.open(name) as stream:
+        while True:
+            chunk = stream.read(_SCAN_CHUNK)
+            data = carry + chunk
+            if chunk:
+                cut = data.rfind(b"<")
+                data, carry = (data[:cut], data[cut:]) if cut > 0 else (data, b"")
+            for index, (pattern, limit) in enumerate(tags):
+                counts[index] += len(pattern.findall(data))
+                if counts[index] > limit:
+                    raise FileRejected(*_limit_reason(pattern, limit))
+            if not chunk:
+                return
+
+
+def _limit_reason(pattern: re.Pattern[bytes], limit: int) -> tuple[Text, int]:
+    too_many = _too_many_rows(limit - EXTRA_ROWS) if pattern is _ROW_TAG else _too_many_cells()
+    return too_many.reason, too_many.status
 
 
 def _too_many_columns(number: int) -> FileRejected:
@@ -216,6 +267,20 @@ def _read_xlsx(data: bytes, max_rows: int, sheet_titles: Sequence[str]) -> Table
     if inflated > MAX_UNZIPPED_BYTES:
         raise FileRejected(Text("De Excel-werkmap is uitgepakt te groot.", "The Excel workbook is too large unpacked."),
                            status=413)
+    # Opening a workbook parses every shared string, and every sheet that does not state its size: count
+    # the rows and cells of all sheets together, and the shared strings, before the library reads any.
+    max_cells = (max_rows + EXTRA_ROWS) * CELLS_PER_ROW
+    sheet_tags, sheet_counts = [(_ROW_TAG, max_rows + EXTRA_ROWS), (_CELL_TAG, max_cells)], [0, 0]
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            for name in archive.namelist():
+                lowered = name.lower()
+                if lowered.endswith("sharedstrings.xml"):
+                    _scan_xml(archive, name, [(_STRING_TAG, max_cells)], [0])
+                elif "worksheets/" in lowered and lowered.endswith(".xml"):
+                    _scan_xml(archive, name, sheet_tags, sheet_counts)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error):
+        raise unreadable from None
     with warnings.catch_warnings():  # Excel's own extensions (data validation, styles) make openpyxl warn
         warnings.simplefilter("ignore")
         try:
@@ -228,9 +293,10 @@ def _read_xlsx(data: bytes, max_rows: int, sheet_titles: Sequence[str]) -> Table
                 raise unreadable
             wanted = {t.casefold() for t in sheet_titles}
             sheet = next((s for s in sheets if s.title.casefold() in wanted), sheets[0])
-            # the stored dimension may claim the whole sheet (A1:XFD1048576): read the cells that exist
+            # the stored dimension may claim the whole sheet (A1:XFD1048576): read the cells that exist, and
+            # no further than one column past the limit (a lone cell in column XFD would pad every row)
             sheet.reset_dimensions()
-            return _sheet_table(sheet.iter_rows(), max_rows)
+            return _sheet_table(sheet.iter_rows(max_col=MAX_COLUMNS + 1), max_rows)
         except FileRejected:
             raise
         except Exception:  # noqa: BLE001 - a damaged sheet
@@ -246,12 +312,16 @@ def _sheet_table(cells_by_row: Iterable[Sequence[Any]], max_rows: int) -> Table:
     number = 0
     for cells in cells_by_row:
         number += 1
+        if number > max_rows + EXTRA_ROWS:
+            raise _too_many_rows(max_rows)
         values: list[Any] = []
         issues: list[tuple[int, Text]] = []
         for position, cell in enumerate(cells):
             row_of_cell = getattr(cell, "row", None)
             if row_of_cell:
                 number = row_of_cell
+                if number > max_rows + EXTRA_ROWS:
+                    raise _too_many_rows(max_rows)
             kind = cell.data_type
             if kind == "f":
                 issues.append((position, Text("Formules worden niet geaccepteerd; plak de waarden "

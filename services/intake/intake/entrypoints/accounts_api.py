@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, Response, request, url_for
@@ -16,16 +15,20 @@ from flask_smorest import Api, Page, abort
 from marshmallow import Schema, fields, validate
 from werkplaats_shared.auth import current_principal, declare_key_management
 from werkplaats_shared.contracts import SCOPES
+from werkplaats_shared.db import utcnow
+from werkplaats_shared.fields import UtcDateTime
 from werkplaats_shared.http import Blueprint, service_errors
 from werkplaats_shared.idempotency import HEADER as IDEMPOTENCY_HEADER
 from werkplaats_shared.service import Infrastructure
 
-from ..service_layer import accounts, services
+from ..service_layer import accounts, services, sign_in
 from ..service_layer.accounts import AccountError
 from .i18n import language
 
 TOKENS_PATH = "/tokens/"  # its routes carry their own credential (e-mail and password), not an API key
-LOGIN_RATE_LIMIT = "10 per minute"  # per client address, on top of the service-wide limit
+# per client address, on top of the service-wide limit and the lockout per account address; as high as
+# POST /sessions' limit, so that colleagues behind one address are not locked out by each other
+LOGIN_RATE_LIMIT = "30 per minute"
 SIGN_IN_FAILED = "wrong e-mail address or password"
 NO_IDEMPOTENCY = f"{IDEMPOTENCY_HEADER} is not accepted here: the answer carries a secret that is shown once"
 UNKNOWN_AUDIENCE = f"the audience is one of: {', '.join(accounts.TOKEN_SERVICES)}"
@@ -95,15 +98,6 @@ def to_dutch(text: str) -> str | None:
 
 
 # ---- schemas --------------------------------------------------------------------------------
-
-
-class UtcDateTime(fields.DateTime):
-    """A stored moment, always with its UTC offset (SQLite hands timestamps back without one)."""
-
-    def _serialize(self, value: datetime | None, attr: str | None, obj: Any, **kwargs: Any) -> str | float | None:
-        if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return super()._serialize(value, attr, obj, **kwargs)
 
 
 class AccountIn(Schema):
@@ -262,11 +256,15 @@ def register_accounts(app: Flask, api: Api, infra: Infrastructure) -> None:
             if audience not in accounts.TOKEN_SERVICES:
                 abort(404, message=UNKNOWN_AUDIENCE)
             with service_errors((AccountError,), ()), sf.begin() as session:
-                account = accounts.authenticate_account(session, data["email"], data["password"])
-                if account is None:
-                    return abort(401, message=SIGN_IN_FAILED)
-                issued = accounts.issue_account_token(infra.settings.secret_key, account, audience,
-                                                      accounts.account_role(session, account))
+                # the same lockout per address as POST /sessions (the failure commits before the refusal)
+                checked = sign_in.check_password(session, data["email"], data["password"], utcnow())
+                if not isinstance(checked, sign_in.Refusal):
+                    issued = accounts.issue_account_token(infra.settings.secret_key, checked, audience,
+                                                          accounts.account_role(session, checked))
+            if isinstance(checked, sign_in.Refusal):
+                headers = {"Retry-After": str(checked.retry_after)} if checked.retry_after is not None else None
+                return abort(checked.status, message=checked.reason,
+                             errors=[{"field": "_body", "reason": checked.reason}], headers=headers)
             body = {"token": issued.token, "token_type": "Bearer", "audience": issued.audience,
                     "expires_at": issued.expires_at}
             return secret_answer(body, 201)

@@ -32,6 +32,7 @@ from .i18n import install_translations
 from .placements_api import register_placements
 from .privacy_api import register_privacy
 from .schemas import (
+    SCHEME_CODE,
     AssignmentFilter,
     AssignmentIn,
     AssignmentOut,
@@ -350,25 +351,30 @@ def create_intake_app(infra: Infrastructure, clock: Callable[[], datetime] = utc
                 return services.referrals_for(session, current_principal())
 
     schemes = Blueprint("referral_schemes", __name__, url_prefix="/referral-schemes",
-                        description="The maintained catalogue of national support schemes")
+                        description="Support schemes out-of-area firms are referred to: the national list (kept by "
+                                    "the operator) and each workspace's own (kept by its coordinator)")
 
     @schemes.route("")
     class Schemes(MethodView):
         @schemes.response(200, SchemeOut(many=True))
         @schemes.paginate(Page, max_page_size=100)
         def get(self) -> Any:
+            """The caller's applicable list: the national schemes, with a coordinator's own workspaces'
+            schemes and an entrepreneur's referring workspaces' schemes."""
             with sf() as session:
-                return session.execute(sa.select(orm.ReferralScheme).order_by(orm.ReferralScheme.code)).scalars().all()
+                return services.applicable_schemes(session, current_principal())
 
-    @schemes.route("/<code>")
-    class SchemeItem(MethodView):
-        @schemes.arguments(SchemeIn)
-        @schemes.response(200, SchemeOut)
-        def put(self, data: dict[str, Any], code: str) -> Any:
-            if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,39}", code):
+    @ws.route("/<workspace_id>/referral-schemes/<code>")
+    class WorkspaceScheme(MethodView):
+        @ws.arguments(SchemeIn)
+        @ws.response(200, SchemeOut)
+        def put(self, data: dict[str, Any], workspace_id: str, code: str) -> Any:
+            """Create or change one of the workspace's own schemes (its coordinator only; audited). Its
+            referrals offer these and the national ones; the national list is not changed here."""
+            if not re.fullmatch(SCHEME_CODE, code):
                 abort(422, message="invalid scheme code",
                       errors=[{"field": "code", "reason": "lowercase letters, digits and '-', at most 40"}])
-            return in_tx(services.put_scheme, current_principal(), code, data)
+            return in_tx(services.put_scheme, current_principal(), workspace_id, code, data)
 
     hand = Blueprint("handovers", __name__, url_prefix="/handovers",
                      description="Move firms and their open assignments to another workspace, audited")

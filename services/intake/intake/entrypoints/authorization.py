@@ -49,8 +49,9 @@ MATRIX = Matrix("intake", [
           *COORDINATOR),
     allow("referral", "list", "GET", "/referrals", "referrals.Referrals", *ANY),
     allow("referral scheme", "list", "GET", "/referral-schemes", "referral_schemes.Schemes", *ANY),
-    allow("referral scheme", "create or update", "PUT", "/referral-schemes/<code>", "referral_schemes.SchemeItem",
-          *COORDINATOR),
+    allow("referral scheme", "create or update one of its workspace's own (the national list: the operator's "
+          "admin command)", "PUT", "/workspaces/<workspace_id>/referral-schemes/<code>",
+          "workspaces.WorkspaceScheme", *COORDINATOR),
     allow("handover", "list", "GET", "/handovers", "handovers.Handovers", *COORDINATOR),
     allow("handover", "hand over", "POST", "/handovers", "handovers.Handovers", *COORDINATOR),
     allow("assignment", "import", "POST", "/imports/assignments", "imports.import_assignments", *ENTREPRENEUR),

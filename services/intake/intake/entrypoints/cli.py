@@ -1,4 +1,5 @@
-"""Administration from the command line: organisations and their API keys.
+"""Administration from the command line: organisations and their API keys, and the national list of
+referral schemes (the operator's: no coordinator can change it).
 
 A new key is printed once, as JSON on stdout; only its hash is stored.
 """
@@ -7,13 +8,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from typing import Any
 
+from marshmallow import ValidationError
 from werkplaats_shared.contracts import LEVELS, ROLES
 
 from ..bootstrap import bootstrap
 from ..service_layer import services
+from .schemas import SCHEME_CODE, SchemeIn
 
 
 def admin(argv: list[str]) -> None:
@@ -30,7 +34,20 @@ def admin(argv: list[str]) -> None:
     issue.add_argument("organisation_id")
     revoke = sub.add_parser("revoke-key", help="revoke an API key by its id")
     revoke.add_argument("key_id")
+    national = sub.add_parser("put-national-scheme", help="create or change a scheme of the national list, "
+                              "which every workspace's referrals offer (audited)")
+    national.add_argument("code", help="lowercase letters, digits and '-', at most 40")
+    national.add_argument("--name-nl", required=True)
+    national.add_argument("--name-en", required=True)
+    national.add_argument("--url", required=True, help="an https link")
+    national.add_argument("--theme", action="append", default=[], dest="themes",
+                          help="a theme it helps with (repeat for several; none: every theme)")
+    national.add_argument("--inactive", action="store_true", help="keep it, but offer it no more")
+    sub.add_parser("list-national-schemes", help="print the national list as JSON")
     args = parser.parse_args(argv)
+    scheme: dict[str, Any] = {}
+    if args.command == "put-national-scheme":
+        scheme = _scheme_input(parser, args)
     requests = _read_organisations(parser) if args.command == "create-organisations" else []
 
     infra = bootstrap()
@@ -51,6 +68,12 @@ def admin(argv: list[str]) -> None:
                                                         levels=item.get("levels", []))
                 created.append({"organisation_id": org.id, "name": org.name, "role": org.role, "api_key": key})
             print(json.dumps(created))
+            return
+        elif args.command == "put-national-scheme":
+            saved = services.put_national_scheme(session, args.code, scheme)
+            out = _scheme_json(saved)
+        elif args.command == "list-national-schemes":
+            print(json.dumps([_scheme_json(s) for s in services.national_schemes(session)]))
             return
         elif args.command == "issue-key":
             out = {"organisation_id": args.organisation_id,
@@ -79,3 +102,19 @@ def _read_organisations(parser: argparse.ArgumentParser) -> list[dict[str, Any]]
         if item["role"] == "institution" and not levels:
             parser.error(f"organisation {i}: an institution needs at least one level")
     return items
+
+
+def _scheme_input(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, Any]:
+    """The same rules as a workspace's scheme in the API (SchemeIn)."""
+    if not re.fullmatch(SCHEME_CODE, args.code):
+        parser.error("code: lowercase letters, digits and '-', at most 40")
+    try:
+        return dict(SchemeIn().load({"name_nl": args.name_nl, "name_en": args.name_en, "url": args.url,
+                                     "themes": args.themes, "active": not args.inactive}))
+    except ValidationError as exc:
+        parser.error("; ".join(f"{field}: {reason}" for field, reason in sorted(exc.normalized_messages().items())))
+
+
+def _scheme_json(scheme: Any) -> dict[str, Any]:
+    return {"code": scheme.code, "name_nl": scheme.name_nl, "name_en": scheme.name_en, "url": scheme.url,
+            "themes": scheme.themes, "active": scheme.active, "national": scheme.national}

@@ -12,6 +12,7 @@ from marshmallow import Schema, fields, validate
 from werkplaats_shared.audit import install_access_audit
 from werkplaats_shared.auth import current_principal
 from werkplaats_shared.contracts import ERASURE_SUBJECTS
+from werkplaats_shared.fields import UtcDateTime
 from werkplaats_shared.http import Blueprint, service_errors
 from werkplaats_shared.service import Infrastructure
 
@@ -55,7 +56,7 @@ class ErasureIn(Schema):
 class ErasureOut(Schema):
     subject_kind = fields.String(dump_only=True)
     subject_id = fields.String(dump_only=True)
-    erased_at = fields.DateTime(dump_only=True)
+    erased_at = UtcDateTime(dump_only=True)
     placeholder = fields.String(dump_only=True, metadata={
         "description": "the pseudonymous text that now stands where the name or code was"})
 
@@ -63,7 +64,7 @@ class ErasureOut(Schema):
 class ErasureLogOut(Schema):
     subject_kind = fields.String(dump_only=True, attribute="subject_type")
     subject_id = fields.String(dump_only=True)
-    erased_at = fields.DateTime(dump_only=True, attribute="at")
+    erased_at = UtcDateTime(dump_only=True, attribute="at")
 
 
 def register_privacy(app: Flask, api: Api, infra: Infrastructure) -> None:

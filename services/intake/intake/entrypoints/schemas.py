@@ -8,6 +8,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate
 from werkplaats_shared import geo
 from werkplaats_shared.contracts import FLOOR_DIMENSIONS, LEVELS, POLICIES
+from werkplaats_shared.fields import UtcDateTime
 
 from ..domain.model import KINDS, MODES, SIZE_CLASSES, THEMES, AssignmentStatus
 from ..service_layer import services
@@ -159,7 +160,7 @@ class LastRunOut(Schema):
     run_id = fields.String()
     status = fields.String(metadata={"description": "solved, published, infeasible, failed or cancelled"})
     trigger = fields.String(metadata={"description": "what asked for the run, e.g. batch.submitted, declined"})
-    ended_at = fields.DateTime()
+    ended_at = UtcDateTime()
     error = fields.String(allow_none=True)
     diagnosis = fields.Nested(RunDiagnosisOut, allow_none=True)
 
@@ -175,8 +176,8 @@ class BatchSummaryOut(Schema):
                        "matching is published), closed"})
     run_id = fields.String(dump_only=True, allow_none=True)
     fairness_floors = fields.List(fields.Nested(FairnessFloorSchema))
-    closed_at = fields.DateTime(dump_only=True, allow_none=True)
-    submitted_at = fields.DateTime(dump_only=True, allow_none=True)
+    closed_at = UtcDateTime(dump_only=True, allow_none=True)
+    submitted_at = UtcDateTime(dump_only=True, allow_none=True)
 
 
 class BatchOut(BatchSummaryOut):
@@ -296,8 +297,15 @@ class SchemeIn(Schema):
     active = fields.Boolean(load_default=True)
 
 
+SCHEME_CODE = r"[a-z0-9][a-z0-9-]{0,39}"
+
+
 class SchemeOut(SchemeIn):
     code = fields.String(dump_only=True)
+    workspace_id = fields.String(dump_only=True, allow_none=True, metadata={
+        "description": "the workspace whose own scheme this is; null: a scheme of the national list"})
+    national = fields.Boolean(dump_only=True, metadata={
+        "description": "true: on the national list, kept by the operator and offered by every workspace"})
 
 
 class ReferralOut(Schema):
@@ -307,7 +315,7 @@ class ReferralOut(Schema):
     from_workspace_id = fields.String()
     scheme_codes = fields.List(fields.String())
     reason = fields.String()
-    created_at = fields.DateTime()
+    created_at = UtcDateTime()
 
 
 class HandoverIn(Schema):
@@ -327,7 +335,7 @@ class HandoverOut(HandoverIn):
         "description": "open assignments left where they were: declined, they wait for the automatic re-run "
                        "of their batch (hand them over once it is published, if still open)"})
     actor_organisation_id = fields.String(dump_only=True)
-    created_at = fields.DateTime(dump_only=True)
+    created_at = UtcDateTime(dump_only=True)
 
 
 class CampusSchema(Schema):

@@ -20,6 +20,7 @@ from flask.views import MethodView
 from flask_smorest import Api, Page, abort
 from marshmallow import Schema, ValidationError, fields, validate
 from werkplaats_shared.auth import current_principal, declare_key_management
+from werkplaats_shared.fields import UtcDateTime
 from werkplaats_shared.http import Blueprint, service_errors
 from werkplaats_shared.mail import SmtpMailer
 from werkplaats_shared.service import Infrastructure
@@ -28,7 +29,6 @@ from ..adapters.mail import MailOut
 from ..service_layer import accounts, mails, services, sign_in
 from ..service_layer.accounts import AccountError
 from ..service_layer.sign_in import Gone, Refusal, SessionAnswer
-from .accounts_api import UtcDateTime
 
 # Public routes (no API key): exact paths, and prefixes whose routes all are public.
 PUBLIC_PATHS = frozenset({"/signups", "/sessions", "/sessions/refresh", "/sessions/revoke", "/sign-in-links"})

@@ -341,9 +341,8 @@ def _known_institutions(session: Session, ids: list[str]) -> list[str]:
 
 def refer(session: Session, emit: Emit, firm: orm.Organisation, assignment: orm.Assignment,
           from_workspace_id: str, reason: str) -> orm.Referral:
-    schemes = [s for s in session.execute(
-        sa.select(orm.ReferralScheme).where(orm.ReferralScheme.active.is_(True)).order_by(orm.ReferralScheme.code)
-    ).scalars() if assignment.theme is None or not s.themes or assignment.theme in s.themes]
+    schemes = [s for s in _schemes_of(session, {orm.NATIONAL, from_workspace_id}, active_only=True)
+               if assignment.theme is None or not s.themes or assignment.theme in s.themes]
     referral = orm.Referral(id=_new_id(), firm_id=firm.id, assignment_id=assignment.id,
                             from_workspace_id=from_workspace_id, scheme_codes=[s.code for s in schemes],
                             reason=reason, created_at=utcnow())
@@ -370,17 +369,76 @@ def referrals_for(session: Session, principal: Principal) -> list[orm.Referral]:
     return list(session.execute(query).scalars())
 
 
-def put_scheme(session: Session, principal: Principal, code: str, data: dict[str, Any]) -> orm.ReferralScheme:
-    scheme = session.get(orm.ReferralScheme, code)
+# ---- referral schemes: each workspace's own, and the national list ---------------------------
+
+SCHEME_FIELDS = ("name_nl", "name_en", "url", "themes", "active")
+OPERATOR = Principal(organisation_id="operator", role="operator", key_id="cli")  # who the admin command acts as
+
+
+def _schemes_of(session: Session, scopes: set[str], active_only: bool = False) -> list[orm.ReferralScheme]:
+    """The schemes of these scopes by code; a code the national list has is the national scheme (a
+    workspace cannot shadow a national scheme)."""
+    query = sa.select(orm.ReferralScheme).where(orm.ReferralScheme.scope.in_(sorted(scopes)))
+    if active_only:
+        query = query.where(orm.ReferralScheme.active.is_(True))
+    found: dict[str, orm.ReferralScheme] = {}
+    for scheme in session.execute(query.order_by(orm.ReferralScheme.code, orm.ReferralScheme.scope)).scalars():
+        if scheme.code not in found or scheme.national:
+            found[scheme.code] = scheme
+    return [found[code] for code in sorted(found)]
+
+
+def applicable_schemes(session: Session, principal: Principal) -> list[orm.ReferralScheme]:
+    """The caller's applicable list: the national schemes, plus a coordinator's own workspaces' schemes
+    and an entrepreneur's referring workspaces' schemes."""
+    scopes = {orm.NATIONAL}
+    if principal.role == "coordinator":
+        scopes |= set(session.execute(sa.select(orm.Workspace.id).where(
+            orm.Workspace.organisation_id == principal.organisation_id)).scalars())
+    elif principal.role == "entrepreneur":
+        scopes |= set(session.execute(sa.select(orm.Referral.from_workspace_id).where(
+            orm.Referral.firm_id == principal.organisation_id)).scalars())
+    return _schemes_of(session, scopes)
+
+
+def _put(session: Session, principal: Principal, scope: str, code: str, data: dict[str, Any]) -> orm.ReferralScheme:
+    scheme = session.get(orm.ReferralScheme, (scope, code))
+    before = None if scheme is None else {name: getattr(scheme, name) for name in SCHEME_FIELDS}
     if scheme is None:
-        scheme = orm.ReferralScheme(code=code)
+        scheme = orm.ReferralScheme(scope=scope, code=code)
         session.add(scheme)
-    for name, value in data.items():
-        setattr(scheme, name, value)
+    for name in SCHEME_FIELDS:
+        if name in data:
+            setattr(scheme, name, data[name])
     scheme.updated_at = utcnow()
-    audit(session, principal, "referral_scheme.put", "referral_scheme", code, {"active": scheme.active})
+    after = {name: getattr(scheme, name) for name in SCHEME_FIELDS}
+    # what changed, field by field (scheme names and links are public texts, no personal data)
+    changes = {name: {"from": None if before is None else before[name], "to": after[name]}
+               for name in SCHEME_FIELDS if before is None or before[name] != after[name]}
+    audit(session, principal, "referral_scheme.created" if before is None else "referral_scheme.updated",
+          "referral_scheme", scope, {"scope": scope, "code": code, "changes": changes})  # a code can pass 36
     session.flush()
     return scheme
+
+
+def put_scheme(session: Session, principal: Principal, workspace_id: str, code: str,
+               data: dict[str, Any]) -> orm.ReferralScheme:
+    """A workspace's own scheme, created or changed by that workspace's coordinator (another's: 404)."""
+    ws = session.get(orm.Workspace, workspace_id)
+    if ws is None or ws.organisation_id != principal.organisation_id:
+        raise NotFound(workspace_id)
+    if session.get(orm.ReferralScheme, (orm.NATIONAL, code)) is not None:
+        raise DomainError("code", "a national scheme has this code; choose another code", 409)
+    return _put(session, principal, workspace_id, code, data)
+
+
+def national_schemes(session: Session) -> list[orm.ReferralScheme]:
+    return _schemes_of(session, {orm.NATIONAL})
+
+
+def put_national_scheme(session: Session, code: str, data: dict[str, Any]) -> orm.ReferralScheme:
+    """A scheme of the national list, which every workspace's referrals offer (the operator's command)."""
+    return _put(session, OPERATOR, orm.NATIONAL, code, data)
 
 
 def hand_over(session: Session, emit: Emit, principal: Principal, data: dict[str, Any]) -> orm.Handover:

@@ -234,6 +234,16 @@ def password_session(session: Session, secret_key: str, email: str, password: st
     addresses, behind the same client address or not, are not affected."""
     if not secret_key:
         raise AccountError("_body", "tokens are not available: the service has no secret key", 503)
+    checked = check_password(session, email, password, now)
+    if isinstance(checked, Refusal):
+        return checked
+    return start_session(session, secret_key, checked, "password", now)
+
+
+def check_password(session: Session, email: str, password: str, now: datetime) -> Account | Refusal:
+    """The account for the right address and password, under the lockout per address that POST /sessions
+    and POST /tokens/{audience} share: a failure is counted (the caller commits before refusing), a
+    success clears the count."""
     locked = _locked_for(_throttle(session, email), now)
     if locked is not None:
         return Refusal(429, SIGN_IN_LOCKED, locked)
@@ -244,7 +254,7 @@ def password_session(session: Session, secret_key: str, email: str, password: st
     row = _throttle(session, email)
     if row is not None:
         session.delete(row)
-    return start_session(session, secret_key, account, "password", now)
+    return account
 
 
 # ---- sign-up ----------------------------------------------------------------------------------

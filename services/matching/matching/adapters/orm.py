@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from werkplaats_shared.db import messaging_tables
+from werkplaats_shared.idempotency import idempotency_table
 
 
 class Base(DeclarativeBase):
@@ -18,6 +19,7 @@ class Base(DeclarativeBase):
 
 metadata = Base.metadata
 outbox, inbox, api_keys = messaging_tables(metadata)
+idempotency = idempotency_table(metadata)
 
 
 class Batch(Base):

@@ -14,7 +14,9 @@ from werkplaats_shared.auth import current_principal, install_auth
 from werkplaats_shared.authorization import install_authorization
 from werkplaats_shared.contracts import POLICIES
 from werkplaats_shared.deadletters_api import dead_letter_blueprint
+from werkplaats_shared.fields import UtcDateTime
 from werkplaats_shared.http import Blueprint, add_health, create_app, service_errors
+from werkplaats_shared.idempotency import install_idempotency
 from werkplaats_shared.ratelimit import install_rate_limits
 from werkplaats_shared.service import Infrastructure, health_checks
 from werkplaats_shared.tokens import verifier_for
@@ -86,12 +88,12 @@ class RunOut(Schema):
     diagnosis = fields.Dict(allow_none=True)
     error = fields.String(allow_none=True)
     attempts = fields.Integer()
-    created_at = fields.DateTime()
-    started_at = fields.DateTime(allow_none=True)
-    finished_at = fields.DateTime(allow_none=True)
-    published_at = fields.DateTime(allow_none=True)
-    cancelled_at = fields.DateTime(allow_none=True)
-    superseded_at = fields.DateTime(allow_none=True)
+    created_at = UtcDateTime()
+    started_at = UtcDateTime(allow_none=True)
+    finished_at = UtcDateTime(allow_none=True)
+    published_at = UtcDateTime(allow_none=True)
+    cancelled_at = UtcDateTime(allow_none=True)
+    superseded_at = UtcDateTime(allow_none=True)
 
     def _elapsed(self, run: orm.Run) -> float | None:
         return services.elapsed_seconds(run)
@@ -122,7 +124,7 @@ class MatchOut(Schema):
     institution_id = fields.String()
     score = fields.Float()
     response = fields.String(allow_none=True)
-    responded_at = fields.DateTime(allow_none=True)
+    responded_at = UtcDateTime(allow_none=True)
 
 
 class CompareArgs(Schema):
@@ -190,7 +192,7 @@ class ControlOut(Schema):
     reason = fields.String()
     author_organisation_id = fields.String(dump_only=True)
     author_key_id = fields.String(dump_only=True, allow_none=True)
-    created_at = fields.DateTime(dump_only=True)
+    created_at = UtcDateTime(dump_only=True)
     warning = fields.String(dump_only=True, allow_none=True,
                             metadata={"description": "a pin on a pair that can never be matched"})
 
@@ -203,7 +205,7 @@ class AuditOut(Schema):
     actor_organisation_id = fields.String(allow_none=True)
     actor_key_id = fields.String(allow_none=True)
     details = fields.Dict()
-    occurred_at = fields.DateTime()
+    occurred_at = UtcDateTime()
 
 
 def create_matching_app(infra: Infrastructure) -> Flask:
@@ -211,6 +213,7 @@ def create_matching_app(infra: Infrastructure) -> Flask:
     install_auth(app, infra.engine, infra.api_keys, tokens=verifier_for(infra.settings))
     install_rate_limits(app, infra.settings)
     install_authorization(app, MATRIX)
+    install_idempotency(app, infra.engine, orm.idempotency)
     add_health(app, health_checks(infra))
     sf = infra.session_factory
 

@@ -15,7 +15,9 @@ from marshmallow import Schema, ValidationError, fields, post_dump, post_load, v
 from werkplaats_shared.auth import current_principal, install_auth
 from werkplaats_shared.authorization import install_authorization
 from werkplaats_shared.deadletters_api import dead_letter_blueprint
+from werkplaats_shared.fields import UtcDateTime
 from werkplaats_shared.http import Blueprint, add_health, create_app, service_errors
+from werkplaats_shared.idempotency import install_idempotency
 from werkplaats_shared.ratelimit import install_rate_limits
 from werkplaats_shared.service import Infrastructure, health_checks
 from werkplaats_shared.tokens import verifier_for
@@ -62,10 +64,10 @@ class NoticeOut(Schema):
     webhook_status = fields.String(allow_none=True, metadata={
         "description": "null (no webhook when the notice was made), pending, delivered, failed or cancelled"})
     webhook_attempts = fields.Integer()
-    created_at = fields.DateTime()
-    sent_at = fields.DateTime(allow_none=True)
+    created_at = UtcDateTime()
+    sent_at = UtcDateTime(allow_none=True)
     sequence = fields.Integer(metadata={"description": "kickoff notices: the invitation's SEQUENCE"})
-    answer_deadline = fields.DateTime(allow_none=True, metadata={
+    answer_deadline = UtcDateTime(allow_none=True, metadata={
         "description": "match notices: unanswered matches count as declined after this moment"})
 
 
@@ -74,7 +76,7 @@ class DeliveryOut(Schema):
     attempt = fields.Integer()
     status_code = fields.Integer(allow_none=True, metadata={"description": "the webhook's HTTP status"})
     error = fields.String(allow_none=True, metadata={"description": "why the attempt failed; null if it succeeded"})
-    attempted_at = fields.DateTime()
+    attempted_at = UtcDateTime()
     duration_ms = fields.Integer(allow_none=True)
 
 
@@ -84,8 +86,8 @@ class KickoffOut(Schema):
     team_id = fields.String()
     batch_id = fields.String()
     status = fields.String(metadata={"description": "proposed, unplaced (see reason) or cancelled"})
-    starts_at = fields.DateTime(allow_none=True, metadata={"description": "local time with its offset"})
-    ends_at = fields.DateTime(allow_none=True)
+    starts_at = UtcDateTime(allow_none=True, metadata={"description": "local time with its offset"})
+    ends_at = UtcDateTime(allow_none=True)
     timezone = fields.String()
     venue = fields.String(allow_none=True, metadata={
         "description": "on_site (the firm's premises), online, or null when the firm has not said"})
@@ -180,7 +182,7 @@ class InstitutionCalendarOut(Schema):
     institution_id = fields.String()
     region = fields.String(allow_none=True)
     non_teaching = fields.List(fields.Nested(NonTeachingOut))
-    updated_at = fields.DateTime()
+    updated_at = UtcDateTime()
 
 
 HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"
@@ -229,7 +231,7 @@ class AvailabilityOut(Schema):
     blocked_dates = fields.List(fields.String())
     venue = fields.String()
     address = fields.String(allow_none=True)
-    updated_at = fields.DateTime()
+    updated_at = UtcDateTime()
 
 
 class CalendarFeedQuery(Schema):
@@ -245,8 +247,8 @@ class WebhookIn(Schema):
 
 class WebhookOut(Schema):
     url = fields.String()
-    created_at = fields.DateTime()
-    updated_at = fields.DateTime()
+    created_at = UtcDateTime()
+    updated_at = UtcDateTime()
     secret = fields.String(metadata={
         "description": "signing secret; only in the answer that created or rotated it, never again"})
 
@@ -263,7 +265,7 @@ class DecisionIn(Schema):
 
 class AnswerOut(Schema):
     decision = fields.String()
-    responded_at = fields.DateTime()
+    responded_at = UtcDateTime()
 
 
 class LinkedMatchOut(Schema):
@@ -278,7 +280,7 @@ class LinkedMatchOut(Schema):
 class ResponseOut(Schema):
     match_id = fields.String()
     decision = fields.String()
-    responded_at = fields.DateTime()
+    responded_at = UtcDateTime()
 
 
 class MatchAnswerOut(Schema):
@@ -289,10 +291,10 @@ class MatchAnswerOut(Schema):
     assignment_id = fields.String()
     team_id = fields.String()
     period = fields.String()
-    answer_deadline = fields.DateTime(allow_none=True, metadata={
+    answer_deadline = UtcDateTime(allow_none=True, metadata={
         "description": "an unanswered match counts as declined after this moment"})
     decision = fields.String(allow_none=True, metadata={"description": "accepted, declined, or null (no answer yet)"})
-    responded_at = fields.DateTime(allow_none=True)
+    responded_at = UtcDateTime(allow_none=True)
 
 
 class ResponsesBlueprint(Blueprint):
@@ -329,6 +331,7 @@ def create_scheduling_app(infra: Infrastructure, resolve: Resolver = system_reso
                  tokens=verifier_for(infra.settings))
     install_rate_limits(app, infra.settings)
     install_authorization(app, MATRIX)
+    install_idempotency(app, infra.engine, orm.idempotency)
     add_health(app, health_checks(infra))
     privacy.install_audit(app, infra)
     sf = infra.session_factory

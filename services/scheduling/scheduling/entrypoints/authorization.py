@@ -40,10 +40,12 @@ MATRIX = Matrix("scheduling", [
     allow("kickoff", "cancel", "POST", "/kickoffs/<match_id>/cancellation", "kickoffs.KickoffCancellation",
           *COORDINATOR),
     allow("workshop theme", "list", "GET", "/workshop-themes", "workshops.Themes", *ANY),
-    allow("workshop programme", "list", "GET", "/workshop-programmes", "workshops.Programmes",
-          *COORDINATOR_OR_ENTREPRENEUR),
+    allow("workshop programme", "list (a coordinator: its own; an entrepreneur: every open programme of every "
+          "workspace, by design, so any firm can register interest, and the ones it registered for)", "GET",
+          "/workshop-programmes", "workshops.Programmes", *COORDINATOR_OR_ENTREPRENEUR),
     allow("workshop programme", "create", "POST", "/workshop-programmes", "workshops.Programmes", *COORDINATOR),
-    allow("workshop programme", "read", "GET", "/workshop-programmes/<programme_id>", "workshops.ProgrammeItem",
+    allow("workshop programme", "read (an entrepreneur: any open programme, by design, or one it registered "
+          "for)", "GET", "/workshop-programmes/<programme_id>", "workshops.ProgrammeItem",
           *COORDINATOR_OR_ENTREPRENEUR),
     allow("workshop room", "list", "GET", "/workshop-programmes/<programme_id>/rooms", "workshops.Rooms",
           *COORDINATOR),

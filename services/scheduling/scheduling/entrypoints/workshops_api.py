@@ -11,6 +11,7 @@ from flask_smorest import Page
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy.orm import Session, sessionmaker
 from werkplaats_shared.auth import current_principal
+from werkplaats_shared.fields import UtcDateTime
 from werkplaats_shared.http import Blueprint, service_errors
 
 from ..domain.workshops import DAY_PARTS, THEMES
@@ -86,8 +87,8 @@ class ProgrammeOut(Schema):
     min_participants = fields.Integer()
     locations = fields.List(fields.Nested(LocationOut), metadata={"description": "where its rooms are"})
     plan_report = fields.Dict(allow_none=True, metadata={"description": "the last plan's outcome"})
-    created_at = fields.DateTime()
-    planned_at = fields.DateTime(allow_none=True)
+    created_at = UtcDateTime()
+    planned_at = UtcDateTime(allow_none=True)
 
 
 class RoomIn(Schema):
@@ -154,7 +155,7 @@ class InterestOut(Schema):
     locations = fields.List(fields.String())
     online_ok = fields.Boolean()
     available_days = fields.List(fields.String(metadata={"format": "date"}))
-    registered_at = fields.DateTime()
+    registered_at = UtcDateTime()
 
 
 class UnscheduledOut(Schema):
@@ -211,7 +212,7 @@ class RegistrationOut(Schema):
                                                     "wait for), or dropped (a later plan took the seat away)"})
     waitlist_position = fields.Integer(allow_none=True, metadata={"description": "1 is next in line"})
     session = fields.Nested(SessionOut)
-    updated_at = fields.DateTime()
+    updated_at = UtcDateTime()
 
 
 class RegistrationFilter(Schema):
