@@ -44,37 +44,48 @@ def test_run_command_demo_then_ctrl_c_stops_every_process(tmp_path: Path) -> Non
         [sys.executable, "-m", "werkplaats_shared.devstack", "--data-dir", str(tmp_path / "run"),
          "--port-base", str(base), "--smtp-port", str(free_port())],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert proc.stdout is not None
-    lines: list[str] = []
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if "Press Ctrl-C to stop" in line:
-            break
-    output = "".join(lines)
-    assert "Press Ctrl-C to stop" in output, output
-    assert "Matches (12 of 12 assignments)" in output
-    assert "Notices sent: 12" in output
-    assert output.count("wpk_") == 16  # one key per demo organisation
-    assert f"Portal: open http://127.0.0.1:{base} " in output
-    sign_ins = re.findall(r"^  (coordinator|institution|entrepreneur) .* (\S+@\S+)\s+password (\S+)$", output,
-                          re.MULTILINE)
-    assert [role for role, _, _ in sign_ins] == ["coordinator", "institution", "entrepreneur"]
-    for role, email, password in sign_ins:  # each printed sign-in works, for its role
-        answer = _post_json(f"http://127.0.0.1:{base + 1}/sessions", {"email": email, "password": password})
-        assert answer["account"]["role"] == role
-    with urllib.request.urlopen(f"http://127.0.0.1:{base}/sign-in", timeout=10) as page:
-        assert page.status == 200 and "<form" in page.read().decode()
-    children = _children(proc.pid)
-    assert len(children) == 6  # broker, SMTP sink, three services, portal
-    proc.send_signal(signal.SIGINT)
-    rest, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 0, rest
-    assert "stopped." in rest
-    assert all(not Path(f"/proc/{pid}").exists() or "Z" in _state(pid) for pid in children)
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if "Press Ctrl-C to stop" in line:
+                break
+        output = "".join(lines)
+        assert "Press Ctrl-C to stop" in output, output
+        assert "Matches (12 of 12 assignments)" in output
+        assert "Notices sent: 12" in output
+        assert output.count("wpk_") == 16  # one key per demo organisation
+        assert f"Portal: open http://127.0.0.1:{base} " in output
+        sign_ins = re.findall(r"^  (coordinator|institution|entrepreneur) .* (\S+@\S+)\s+password (\S+)$", output,
+                              re.MULTILINE)
+        assert [role for role, _, _ in sign_ins] == ["coordinator", "institution", "entrepreneur"]
+        for role, email, password in sign_ins:  # each printed sign-in works, for its role
+            answer = _post_json(f"http://127.0.0.1:{base + 1}/sessions", {"email": email, "password": password})
+            assert answer["account"]["role"] == role
+        with urllib.request.urlopen(f"http://127.0.0.1:{base}/sign-in", timeout=10) as page:
+            assert page.status == 200 and "<form" in page.read().decode()
+        children = _children(proc.pid)
+        assert len(children) == 6  # broker, SMTP sink, three services, portal
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0, rest
+        assert "stopped." in rest
+        assert all(not Path(f"/proc/{pid}").exists() or "Z" in _state(pid) for pid in children)
+    finally:  # a failed check stops what the command started too (by the PID it has, never by name)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def _post_json(url: str, body: dict[str, str]) -> dict[str, Any]:

@@ -196,11 +196,11 @@ INVITATION_LINK = re.compile(r"https?://\S+/invitations/(?P<token>[A-Za-z0-9_\-.
 def invite_person(stack: LocalStack, key: str, email: str, language: str = "nl") -> str:
     """Invite a person to the organisation of ``key`` and accept the e-mailed invitation with a new password,
     as the person would in the portal; answers the password."""
-    before = len(read_mails(stack.maildir))
     Api(stack.url("intake"), key).post("/invitations", {"email": email, "language": language})
 
     def invitation_token() -> str | None:
-        for mail in read_mails(stack.maildir)[before:]:
+        # every mail to this address (a Maildir's order is not the order of arrival): one invitation per person
+        for mail in read_mails(stack.maildir):
             if mail["To"] != email:
                 continue
             body = mail.get_payload(decode=True) if not mail.is_multipart() else \
