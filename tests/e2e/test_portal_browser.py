@@ -581,6 +581,7 @@ def test_a_coordinator_builds_a_round_forbids_a_pair_runs_it_again_and_publishes
         me.shot("coordinator-new-round")
         me.submit("Ronde starten")
         _wait_for_text(me, "Passendheid")  # the result table
+        assert "Aanbod tegenover vraag" in me.main_text()  # the pre-check, in words
         rows = me.page.locator("#round-matches tbody tr")
         assert rows.count() >= 1
         first = rows.first.inner_text()
@@ -595,6 +596,13 @@ def test_a_coordinator_builds_a_round_forbids_a_pair_runs_it_again_and_publishes
         _wait_for_text(me, "Passendheid")
         _wait_for_text(me, "Klaar om te publiceren")
         assert pair not in [o.inner_text() for o in me.page.locator("#pair option").all()]
+        me.click("De laatste twee uitvoeringen vergelijken")
+        team_code, assignment_title = pair.split(": ", 1)
+        dropped = me.page.locator("#compare-removed").inner_text()
+        assert team_code in dropped and assignment_title in dropped  # the forbidden pair, in names
+        assert not UUID.search(me.page.locator("body").inner_text())
+        me.shot("coordinator-compare")
+        me.click("Terug naar de ronde")
         me.submit("Matches publiceren")
         _wait_for_text(me, "Gepubliceerd")
         me.goto("/coordinator")

@@ -10,7 +10,7 @@ from flask import Blueprint, redirect, render_template, request, url_for
 
 from ..adapters.clients import ApiError
 from . import web
-from .forms import ActionForm, ForbidForm, RoundChoiceForm, RoundForm
+from .forms import ActionForm, ForbidForm, PinForm, RoundChoiceForm, RoundForm
 from .i18n import current_language, nice_period
 from .i18n import gettext as _
 
@@ -77,9 +77,14 @@ def new_round() -> Any:
     return render_template("coordinator/new_round.html", form=form, choice=choice, waiting=waiting)
 
 
+def _runs(batch_id: str) -> list[dict[str, Any]]:
+    """The batch's runs, oldest first."""
+    return sorted(web.matching().get(f"/batches/{batch_id}/runs"), key=lambda r: (r["created_at"], r["id"]))
+
+
 def _latest_run(batch_id: str) -> dict[str, Any] | None:
-    runs = web.matching().get(f"/batches/{batch_id}/runs")
-    return max(runs, key=lambda r: r["created_at"]) if runs else None
+    runs = _runs(batch_id)
+    return runs[-1] if runs else None
 
 
 @blueprint.get("/rounds/<id:batch_id>")
@@ -87,8 +92,10 @@ def _latest_run(batch_id: str) -> dict[str, Any] | None:
 def round(batch_id: str) -> Any:
     batch = web.intake().get(f"/batches/{batch_id}")
     run = None
+    runs: list[dict[str, Any]] = []
     try:
-        run = _latest_run(batch_id)
+        runs = _runs(batch_id)
+        run = runs[-1] if runs else None
     except ApiError as exc:
         if exc.status != 404:  # matching has not received the batch yet
             raise
@@ -111,7 +118,15 @@ def round(batch_id: str) -> Any:
     forbid.pair.choices = [(f"{r['team_id']}{SEPARATOR}{r['assignment_id']}", f"{r['team']}: {r['assignment']}")
                            for r in rows]
     statuses = {a["id"]: a["status"] for a in batch["assignments"]}
-    return render_template("coordinator/round.html", batch=batch, run=run, rows=rows, explanations=explanations,
+    pin = PinForm()
+    pin.assignment.choices = [("", _("Choose an assignment")), *sorted(((k, v) for k, v in titles.items()),
+                                                                       key=lambda kv: kv[1])]
+    pin.team.choices = [("", _("Choose a team")), *sorted(((t["id"], f"{t['code']} ({t['level']}, "
+                                                                      f"{t.get('institution_name', '')})")
+                                                            for t in teams.values()), key=lambda kv: kv[1])]
+    short = [c for c in ((run or {}).get("precheck") or {}).get("cells", []) if c.get("short_by")]
+    return render_template("coordinator/round.html", batch=batch, run=run, runs=runs, rows=rows,
+                           explanations=explanations, short=short, pin=pin,
                            titles=titles, teams=teams, statuses=statuses, forbid=forbid, action=ActionForm(),
                            live=bool(run and run["status"] in LIVE) or (run is None and batch["status"] ==
                                                                        "submitted"))
@@ -165,3 +180,51 @@ def forbid(batch_id: str) -> Any:
         return web.done(_("The pair is forbidden in the next runs. Run the round again to see the effect."),
                         "coordinator.round", batch_id=batch_id)
     return web.done(_("Choose a pair and give a reason."), "coordinator.round", batch_id=batch_id)
+
+
+@blueprint.post("/rounds/<id:batch_id>/pins")
+@web.requires(ROLE)
+def pin(batch_id: str) -> Any:
+    form = PinForm()
+    form.assignment.choices = [(request.form.get("assignment", ""), "")]
+    form.team.choices = [(request.form.get("team", ""), "")]
+    if form.validate_on_submit() and form.assignment.data and form.team.data:
+        try:
+            web.matching().send("POST", f"/batches/{batch_id}/pins", {
+                "team_id": form.team.data, "assignment_id": form.assignment.data, "reason": form.reason.data})
+        except ApiError as exc:
+            if exc.status not in (400, 409, 422):
+                raise
+            return web.done(exc.message, "coordinator.round", batch_id=batch_id)
+        return web.done(_("The pair is pinned: the next runs place this team on this assignment. Run the round "
+                          "again to see the effect."), "coordinator.round", batch_id=batch_id)
+    return web.done(_("Choose an assignment and a team and give a reason."), "coordinator.round", batch_id=batch_id)
+
+
+@blueprint.get("/rounds/<id:batch_id>/compare")
+@web.requires(ROLE)
+def compare(batch_id: str) -> Any:
+    """Two runs of the round side by side: which pairs the later run added, dropped and kept."""
+    runs = _runs(batch_id)
+    ids = [r["id"] for r in runs]
+    a, b = request.args.get("a", ""), request.args.get("b", "")
+    if a not in ids or b not in ids:
+        if len(ids) < 2:
+            return web.done(_("A round needs two runs to compare."), "coordinator.round", batch_id=batch_id)
+        a, b = ids[-2], ids[-1]
+    found = web.matching().get("/runs/compare", a=a, b=b)
+    batch = web.intake().get(f"/batches/{batch_id}")
+    titles = {x["id"]: x["title"] for x in batch["assignments"]}
+    teams = {t["id"]: t for t in web.intake().get_all("/teams", period=batch["period"],
+                                                      workspace_id=batch["workspace_id"])}
+
+    def named(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return sorted(({"assignment": titles.get(p["assignment_id"], "?"),
+                        "team": teams.get(p["team_id"], {}).get("code", "?"),
+                        "institution": teams.get(p["team_id"], {}).get("institution_name", ""),
+                        "score": p["score"]} for p in pairs), key=lambda r: (r["assignment"], r["team"]))
+
+    order = {run_id: n for n, run_id in enumerate(ids, start=1)}
+    return render_template("coordinator/compare.html", batch=batch, a=found["a"], b=found["b"],
+                           number_a=order[a], number_b=order[b], added=named(found["added"]),
+                           removed=named(found["removed"]), kept=named(found["kept"]))

@@ -264,3 +264,9 @@ class RoundForm(FlaskForm):
 class ForbidForm(FlaskForm):
     pair = SelectField(_l("Pair"), validators=[InputRequired(REQUIRED)])
     reason = StringField(_l("Reason"), validators=[InputRequired(REQUIRED), Length(max=500)])
+
+
+class PinForm(FlaskForm):
+    assignment = SelectField(_l("Assignment"), validators=[InputRequired(REQUIRED)])
+    team = SelectField(_l("Team"), validators=[InputRequired(REQUIRED)])
+    reason = StringField(_l("Reason"), validators=[InputRequired(REQUIRED), Length(max=500)])
