@@ -1,8 +1,8 @@
 """Shared fixtures: the real servers the integration tests use, isolated per test run.
 
-RabbitMQ and PostgreSQL are named by WERKPLAATS_TEST_RABBITMQ_URL and WERKPLAATS_TEST_POSTGRES_URL
-(.ci/run sets both). When one is not configured, its tests skip with that reason, except under
-CI=true, where they fail: CI never passes by skipping.
+RabbitMQ, PostgreSQL and Redis are named by WERKPLAATS_TEST_RABBITMQ_URL, WERKPLAATS_TEST_POSTGRES_URL and
+WERKPLAATS_TEST_REDIS_URL (.ci/run sets all three). When one is not configured, its tests skip with that
+reason, except under CI=true, where they fail: CI never passes by skipping.
 """
 
 from __future__ import annotations
@@ -60,6 +60,23 @@ def postgres_admin_url() -> str:
         pytest.fail(f"PostgreSQL at WERKPLAATS_TEST_POSTGRES_URL is not reachable: {exc}")
     finally:
         engine.dispose()
+    return str(url)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    url = os.environ.get("WERKPLAATS_TEST_REDIS_URL")
+    if not url:
+        _missing("Redis", "WERKPLAATS_TEST_REDIS_URL")
+    import redis
+
+    client = redis.Redis.from_url(str(url), socket_connect_timeout=5)
+    try:
+        client.ping()
+    except Exception as exc:  # noqa: BLE001
+        pytest.fail(f"Redis at WERKPLAATS_TEST_REDIS_URL is not reachable: {exc}")
+    finally:
+        client.close()
     return str(url)
 
 
