@@ -158,6 +158,7 @@ def test_early_slots_are_preferred_and_a_current_slot_is_kept() -> None:
 
 @pytest.mark.parametrize(("year", "midden_summer"), [
     ("2025-2026", (date(2026, 7, 18), date(2026, 8, 30))),
+    ("2026-2027", (date(2027, 7, 17), date(2027, 8, 29))),
     ("2027-2028", (date(2028, 7, 8), date(2028, 8, 20))),
 ])
 def test_the_school_holiday_file_is_sourced_and_complete(year: str, midden_summer: tuple[date, date]) -> None:
@@ -194,22 +195,55 @@ def test_the_official_2025_2026_autumn_holiday_differs_by_region() -> None:
 
 
 def test_a_kickoff_in_a_school_year_without_data_is_placed_with_a_warning() -> None:
-    assert "2026-2027" not in school_years_covered()
-    cal = Calendars(dutch_public_holidays([2026, 2027]), school_holidays_by_region(),
+    assert "2028-2029" not in school_years_covered()
+    cal = Calendars(dutch_public_holidays([2027, 2028]), school_holidays_by_region(),
                     {"zuid": InstitutionCalendar("zuid"), "own": InstitutionCalendar(None, ())},
                     school_years=school_years_covered())
-    autumn_2026 = (date(2026, 10, 12), date(2026, 10, 23))
-    kickoffs = [_kickoff(0, inst="zuid", first=autumn_2026[0], last=autumn_2026[1]),
-                _kickoff(1, inst="zuid", first=autumn_2026[0], last=autumn_2026[1]),
+    autumn_2028 = (date(2028, 10, 9), date(2028, 10, 20))
+    kickoffs = [_kickoff(0, inst="zuid", first=autumn_2028[0], last=autumn_2028[1]),
+                _kickoff(1, inst="zuid", first=autumn_2028[0], last=autumn_2028[1]),
                 _kickoff(2, inst="zuid"),  # October 2027: a known school year
-                _kickoff(3, inst="own", first=autumn_2026[0], last=autumn_2026[1])]  # no region: no school holidays
+                _kickoff(3, inst="own", first=autumn_2028[0], last=autumn_2028[1])]  # no region: no school holidays
     plan = kickoff_optimiser.plan(kickoffs, [], cal, Rules())
     assert set(plan.placed) == {"m000", "m001", "m002", "m003"}
     assert [(w.school_year, w.region, w.match_ids) for w in plan.warnings] == [
-        ("2026-2027", "zuid", ("m000", "m001"))]
+        ("2028-2029", "zuid", ("m000", "m001"))]
     # a day inside a listed holiday is known even in the next school year: zuid's summer 2028 runs into September
     assert cal.school_holidays_unknown(date(2028, 9, 1), "zuid") is None
     assert cal.school_holidays_unknown(date(2028, 9, 4), "zuid") == "2028-2029"
+
+
+# The 2026-2027 holidays as the issue states them, written out here rather than read from the data file.
+AUTUMN_2026 = {"noord": (date(2026, 10, 10), date(2026, 10, 18)), "midden": (date(2026, 10, 17), date(2026, 10, 25)),
+               "zuid": (date(2026, 10, 17), date(2026, 10, 25))}
+CHRISTMAS_2026 = (date(2026, 12, 19), date(2027, 1, 3))
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_no_kickoff_is_planned_in_the_autumn_or_christmas_holiday_of_2026_2027(region: str) -> None:
+    cal = Calendars(dutch_public_holidays([2026, 2027]), school_holidays_by_region(),
+                    {region: InstitutionCalendar(region)}, school_years=school_years_covered())
+    autumn_start, autumn_end = AUTUMN_2026[region]
+    autumn_week = (autumn_start + timedelta(days=2), autumn_end - timedelta(days=2))  # its Monday to Friday
+    christmas_weeks = (date(2026, 12, 21), date(2027, 1, 1))
+    # three weeks around each holiday, more kickoffs than the free weeks' slots hold: the holiday is never used
+    around_autumn = (autumn_week[0] - timedelta(days=7), autumn_week[1] + timedelta(days=7))
+    around_christmas = (date(2026, 12, 14), date(2027, 1, 8))
+    kickoffs = ([_kickoff(i, inst=region, coord=f"c{i % 3}", first=around_autumn[0], last=around_autumn[1])
+                 for i in range(40)]
+                + [_kickoff(100 + i, inst=region, coord=f"c{i % 3}", first=around_christmas[0],
+                            last=around_christmas[1]) for i in range(40)]
+                + [_kickoff(200, inst=region, first=autumn_week[0], last=autumn_week[1]),
+                   _kickoff(201, inst=region, first=christmas_weeks[0], last=christmas_weeks[1])])
+    plan = kickoff_optimiser.plan(kickoffs, [], cal, Rules())
+    assert plan.warnings == ()  # the school year is known now
+    for match_id, starts in plan.placed.items():
+        day = starts.date()
+        assert not autumn_start <= day <= autumn_end, (match_id, day)
+        assert not CHRISTMAS_2026[0] <= day <= CHRISTMAS_2026[1], (match_id, day)
+    assert plan.unplaced["m200"] == HOLIDAYS and plan.unplaced["m201"] == HOLIDAYS
+    assert len(plan.placed) >= 60  # the weeks around each holiday are used
+    _check(kickoffs, dict(plan.placed), cal, Rules())
 
 
 def test_a_single_kickoff_gets_the_slot_the_solver_would_give() -> None:
