@@ -21,6 +21,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -338,8 +339,21 @@ def test_an_institution_accepts_its_invitation_and_imports_fifty_teams_after_fix
         me.submit("Opslaan" if language == "nl" else "Save")
         row = next(r for r in me.main_text().splitlines() if f"IMP-{language}-07" in r)
         assert "\t5\t" in row and "ux" in row, row
-        for page in ("/institution", "/institution/capacity", "/institution/calendar"):
+        for page in ("/institution", "/institution/capacity"):
             me.goto(page)
+        # the calendar: the region, and carnival week ticked in one step instead of typed as an ISO week
+        me.goto("/institution/calendar")
+        me.page.check("input[name=region][value=zuid]")
+        carnival = me.page.get_by_label(re.compile(r"^Carnavalsweek \d{4}" if language == "nl" else
+                                                   r"^Carnival week \d{4}")).first
+        carnival.check()
+        me.submit("Opslaan" if language == "nl" else "Save")
+        assert carnival.is_checked()
+        saved = Api(world.stack.url("scheduling"), world.data.institution_keys[0]).get("/institution-calendar")
+        assert saved["region"] == "zuid"
+        spans = [(date.fromisoformat(s["start"]), date.fromisoformat(s["end"])) for s in saved["non_teaching"]]
+        assert len(spans) == 1 and spans[0][0].weekday() == 0 and (spans[0][1] - spans[0][0]).days == 6
+        assert spans[0][0].month in (2, 3)  # carnival falls in February or early March
         assert not me.csp_errors, me.csp_errors
     finally:
         me.close()

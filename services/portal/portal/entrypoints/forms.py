@@ -216,6 +216,7 @@ class ImportForm(FlaskForm):
 
 class CalendarForm(FlaskForm):
     region = RadioField(_l("School-holiday region"), validators=[InputRequired(REQUIRED)])
+    extra_weeks = MultiCheckboxField(_l("Weeks many schools take off"))
     non_teaching_weeks = StringField(_l("Weeks without teaching"), validators=[Length(max=600)])
 
 

@@ -3,15 +3,17 @@ Excel), the institution calendar, and where its teams were placed with their kic
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from flask import Blueprint, Response, render_template, request
 
 from ..adapters.clients import ApiError
+from ..domain.school_weeks import ExtraWeek, extra_weeks
 from . import labels, web
 from .forms import CalendarForm, CapacityForm, ImportForm, TeamEditForm, TeamForm, skills_list
 from .i18n import gettext as _
-from .i18n import nice_period
+from .i18n import nice_date, nice_period
 
 blueprint = Blueprint("institution", __name__, url_prefix="/institution")
 ROLE = "institution"
@@ -176,14 +178,19 @@ def calendar() -> Any:
         if exc.status != 404:
             raise
         current = {"region": None, "non_teaching": []}  # not set yet: the region follows from the province
+    offered = extra_weeks(date.today())
+    offered_weeks = {w.iso_week for w in offered}
     data = None
     if request.method == "GET":
-        weeks = [_week_of(r) for r in current.get("non_teaching", [])]
-        data = {"region": current.get("region"), "non_teaching_weeks": ", ".join(w for w in weeks if w)}
+        weeks = [w for w in (_week_of(r) for r in current.get("non_teaching", [])) if w]
+        data = {"region": current.get("region"), "extra_weeks": [w for w in weeks if w in offered_weeks],
+                "non_teaching_weeks": ", ".join(w for w in weeks if w not in offered_weeks)}
     form = CalendarForm(data=data)
     form.region.choices = labels.choices(labels.REGIONS)
+    form.extra_weeks.choices = [(w.iso_week, _extra_week_label(w)) for w in offered]
     if form.validate_on_submit():
-        weeks = [w.strip() for w in (form.non_teaching_weeks.data or "").split(",") if w.strip()]
+        typed = [w.strip() for w in (form.non_teaching_weeks.data or "").split(",") if w.strip()]
+        weeks = list(dict.fromkeys([*(form.extra_weeks.data or []), *typed]))
         spans = [{"start": w.partition("/")[0], "end": w.partition("/")[2]} if "/" in w else {"iso_week": w}
                  for w in weeks]
         body = {"region": form.region.data, "non_teaching": spans}
@@ -196,6 +203,13 @@ def calendar() -> Any:
         else:
             return web.done(_("The calendar is saved."), "institution.calendar")
     return render_template("institution/calendar.html", form=form, current=current)
+
+
+def _extra_week_label(week: ExtraWeek) -> str:
+    facts = {"year": week.monday.year, "first": nice_date(week.monday), "last": nice_date(week.friday)}
+    if week.kind == "carnival":
+        return _("Carnival week %(year)s: %(first)s to %(last)s", **facts)
+    return _("Second week of the May holiday %(year)s: %(first)s to %(last)s", **facts)
 
 
 def _week_of(span: dict[str, Any]) -> str:
