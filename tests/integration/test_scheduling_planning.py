@@ -235,6 +235,22 @@ def test_plan_refusals(svc: Service) -> None:
     assert_error(svc.call("firm_nl", "POST", "/kickoffs/plan", {"batch_id": batch_id}), 403)
 
 
+def test_planning_a_batch_nobody_accepted_yet_says_what_is_missing(svc: Service) -> None:
+    svc.add_key("coord", "coord-1", "coordinator")
+    svc.add_key("coord2", "coord-2", "coordinator")
+    batch_id, matches = _publish(svc, [("firm_nl", "inst"), ("firm_en", "inst"), ("firm_nl", "inst2")])
+    assert _answer(svc, matches[1], "declined") == 201
+    body = assert_error(svc.call("coord", "POST", "/kickoffs/plan", {"batch_id": batch_id}), 422, "batch_id")
+    reason = body["errors"][0]["reason"]
+    assert "no match of this batch has been accepted yet" in reason and "3 published, 1 declined" in reason
+    # another coordinator still learns nothing about the batch
+    assert_error(svc.call("coord2", "POST", "/kickoffs/plan", {"batch_id": batch_id}), 404)
+    # once a firm accepts (with the verb its own page might send), the batch can be planned
+    assert svc.client.post(f"/responses/{_token(svc, matches[0])}", json={"decision": "accept"}).status_code == 201
+    assert _kickoffs(svc)[matches[0]["match_id"]].status == "proposed"
+    assert svc.call("coord", "POST", "/kickoffs/plan", {"batch_id": batch_id}).get_json()["placed"] == 1
+
+
 def test_a_coordinator_moves_a_kickoff_within_the_rules(svc: Service) -> None:
     svc.add_key("coord", "coord-1", "coordinator")
     svc.add_key("coord2", "coord-2", "coordinator")

@@ -259,8 +259,17 @@ class WebhookOut(Schema):
         return data
 
 
+DECISION_ALIASES = {"accept": "accepted", "decline": "declined"}
+
+
 class DecisionIn(Schema):
-    decision = fields.String(required=True, validate=validate.OneOf(DECISIONS))
+    decision = fields.String(required=True, validate=validate.OneOf([*DECISIONS, *DECISION_ALIASES]), metadata={
+        "description": "accepted or declined (the verbs accept and decline mean the same)"})
+
+    @post_load
+    def _verb_or_state(self, data: dict[str, Any], **_kwargs: Any) -> dict[str, Any]:
+        data["decision"] = DECISION_ALIASES.get(data["decision"], data["decision"])
+        return data
 
 
 class AnswerOut(Schema):

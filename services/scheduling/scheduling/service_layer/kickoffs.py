@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
-from typing import Any
+from typing import Any, NoReturn
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -282,7 +282,7 @@ def plan_batch(session: Session, coordinator_id: str, batch_id: str, weeks: int 
     rows = list(session.execute(visible(coordinator_id).where(
         orm.Kickoff.batch_id == batch_id, orm.Kickoff.status.in_(OPEN)).order_by(orm.Kickoff.match_id)).scalars())
     if not rows:
-        raise NotFound(batch_id)
+        _nothing_to_plan(session, coordinator_id, batch_id)
     lock_for_planning(session, firms=[r.firm_id for r in rows], teams=[r.team_id for r in rows])
     _, _, cal, plan = _plan_rows(session, rows, weeks, rules)
     changed = _apply(session, rows, cal, plan)
@@ -291,6 +291,23 @@ def plan_batch(session: Session, coordinator_id: str, batch_id: str, weeks: int 
                                         "warnings": len(plan.warnings)})
     return PlanReport(batch_id, rows, len(plan.placed), len(plan.unplaced), changed, plan.solver, plan.seconds,
                       [warning_view(w) for w in plan.warnings], rules.daily_cap)
+
+
+def _nothing_to_plan(session: Session, coordinator_id: str, batch_id: str) -> NoReturn:
+    """Why a batch of this coordinator has no kickoff to plan (422), or 404 when the batch is not theirs."""
+    kickoffs = session.execute(visible(coordinator_id).where(orm.Kickoff.batch_id == batch_id)).scalars().all()
+    if kickoffs:
+        raise Invalid("batch_id", f"no kickoff of this batch is open to plan: all {len(kickoffs)} are cancelled")
+    notices = session.execute(sa.select(orm.Notice.matches).where(
+        orm.Notice.coordinator_id == coordinator_id, orm.Notice.batch_id == batch_id,
+        orm.Notice.kind == "match_notice")).scalars().all()
+    if not notices:
+        raise NotFound(batch_id)
+    published = sum(len(m) for m in notices)
+    declined = session.execute(sa.select(sa.func.count()).select_from(orm.MatchResponse).where(
+        orm.MatchResponse.batch_id == batch_id, orm.MatchResponse.decision == "declined")).scalar_one()
+    raise Invalid("batch_id", f"no match of this batch has been accepted yet ({published} published, "
+                  f"{declined} declined): a kickoff is planned once a firm accepts its match")
 
 
 MOVE_REASONS = {
