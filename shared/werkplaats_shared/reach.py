@@ -4,10 +4,10 @@ matching: assignments served, teams placed; scheduling: workshops and their part
 below, and answers ``GET /reach`` with ``ReachOut``: counts only, never a name, an e-mail or an id of what
 was counted.
 
-A figure counts each thing once: ``Counted.key`` identifies it (a firm, a team, ...) and the figure keeps the
-first occurrence per key, so a firm with three assignments is one firm reached. A thing with several values of
-one dimension (an assignment that accepts MBO and HBO) counts once under each value; the figure's total counts
-it once, so a dimension's counts may add up to more than the total (``multi_valued`` says where)."""
+A figure counts each thing once: ``Counted.key`` identifies it (a firm, a team, ...), so a firm with three
+assignments is one firm reached. A thing with several values of one dimension (an assignment that accepts MBO
+and HBO, a firm at workshops of two themes) counts once under each value; the figure's total counts it once,
+so a dimension's counts may add up to more than the total (``multi_valued`` says where)."""
 
 from __future__ import annotations
 
@@ -39,29 +39,34 @@ def month_of(day: date) -> str:
 
 
 def figure(name: str, items: Iterable[Counted], dimensions: tuple[str, ...]) -> dict[str, Any]:
-    """The figure ``name``: its total and its counts per value of each dimension, each key counted once (its
-    earliest occurrence wins, so a firm reached in March and again in May is reached in March)."""
-    first: dict[str, Counted] = {}
+    """The figure ``name``: its total and its counts per value of each dimension, each key counted once. A key
+    met several times counts on its earliest day (a firm reached in March and again in May is reached in March)
+    and under every value it was met with (a firm seated in an AI and a webshop workshop counts under both
+    themes), once in the total."""
+    first: dict[str, date] = {}
+    weight: dict[str, int] = {}
+    values: dict[str, dict[str, set[str]]] = {}
     for item in items:
-        kept = first.get(item.key)
-        if kept is None or (item.on, tuple(sorted(item.dims.items()))) < (kept.on, tuple(sorted(kept.dims.items()))):
-            first[item.key] = item
+        if item.key not in first or item.on < first[item.key]:
+            first[item.key] = item.on
+        weight[item.key] = max(weight.get(item.key, 0), item.weight)
+        met = values.setdefault(item.key, {})
+        for dimension in dimensions:
+            met.setdefault(dimension, set()).update(item.dims.get(dimension) or ())
     breakdowns: list[dict[str, Any]] = []
     multi: list[str] = []
     for dimension in dimensions:
         counts: dict[str, int] = {}
         several = False
-        for item in first.values():
-            values = (month_of(item.on),) if dimension == "month" else (item.dims.get(dimension) or (UNKNOWN,))
-            distinct = sorted(set(values))
-            several = several or len(distinct) > 1
-            for value in distinct:
-                counts[value] = counts.get(value, 0) + item.weight
+        for key, on in first.items():
+            found = {month_of(on)} if dimension == "month" else (values[key][dimension] or {UNKNOWN})
+            several = several or len(found) > 1
+            for value in found:
+                counts[value] = counts.get(value, 0) + weight[key]
         breakdowns += [{"dimension": dimension, "value": value, "count": counts[value]} for value in sorted(counts)]
         if several:
             multi.append(dimension)
-    return {"figure": name, "total": sum(item.weight for item in first.values()), "breakdowns": breakdowns,
-            "multi_valued": multi}
+    return {"figure": name, "total": sum(weight.values()), "breakdowns": breakdowns, "multi_valued": multi}
 
 
 class DateRange(Schema):

@@ -30,8 +30,8 @@ pytestmark = pytest.mark.e2e
 PROVINCE = {"GM0193": "Overijssel", "GM0200": "Gelderland", "GM0344": "Utrecht"}
 AREA = ["GM0193", "GM0200"]  # Zwolle and Apeldoorn; Utrecht lies outside the working area
 PERIOD = "2027-S1"
-TEAMS = [("ROC Oost", "MBO", ["MBO-01", "MBO-02"], ["website"], 3), ("Hogeschool Oost", "HBO", ["HBO-01"], ["webshop"], 4),
-         ("Universiteit Oost", "WO", ["WO-01"], ["data"], 5)]
+TEAMS = [("ROC Oost", "MBO", ["MBO-01", "MBO-02"], ["website"], 3),
+         ("Hogeschool Oost", "HBO", ["HBO-01"], ["webshop"], 4), ("Universiteit Oost", "WO", ["WO-01"], ["data"], 5)]
 # firm, municipality, assignment (title, accepted levels, required skill, theme) or None
 FIRMS = [("Bakkerij Zwolle", "GM0193", ("Nieuwe website", ["MBO"], "website", "website")),
          ("Garage Zwolle", "GM0193", ("Webshop onderdelen", ["HBO", "WO"], "webshop", "webshop")),
@@ -39,7 +39,7 @@ FIRMS = [("Bakkerij Zwolle", "GM0193", ("Nieuwe website", ["MBO"], "website", "w
          ("Hotel Apeldoorn", "GM0200", ("Chatbot voor gasten", ["MBO", "HBO"], "ai", "ai")),  # no team knows ai
          ("Kwekerij Utrecht", "GM0344", ("Webshop planten", ["MBO"], "webshop", "webshop"))]  # referred
 WORKSHOP_FIRMS = 3  # the first three firms take a seat in the workshop
-NAMES = {
+NAMES: dict[str, dict[str, Any]] = {
     "nl": {"firms_reached": "Ondernemers bereikt", "assignments_submitted": "Opdrachten ingediend",
            "assignments_served": "Opdrachten bediend", "teams_placed": "Teams geplaatst",
            "students_placed": "Studenten geplaatst", "workshops_given": "Workshops gegeven",
@@ -186,7 +186,8 @@ def _headline(me: Visitor) -> dict[str, int]:
 @pytest.mark.parametrize("language", ["nl", "en"])
 def test_the_dashboard_shows_the_counts_of_the_loaded_data_and_its_csv_equals_its_tables(
         loaded: Loaded, browser: Any, language: str) -> None:
-    world, t = loaded.world, NAMES[language]
+    world = loaded.world
+    t: dict[str, Any] = NAMES[language]
     me = _accepted_invitation(world, browser, world.data.coordinator_key, f"coordinator-{language}@oost.example.org")
     try:
         me.language = language

@@ -53,7 +53,8 @@ def publish(w: World, run_id: str, pairs: list[tuple[str, str]]) -> None:
                "coordinator_id": w.org["coord"], "period": "2025-Q1",
                "matches": [{"match_id": f"{run_id}-{i}", "assignment_id": w.ids[a], "team_id": w.ids[t],
                             "firm_id": "x", "institution_id": w.org["school"], "score": 1.0}
-                           for i, (a, t) in enumerate(pairs)]}
+                           for i, (a, t) in enumerate(pairs)],
+               "unmatched_assignment_ids": [w.ids[a] for a in ("a1", "a2") if a not in {a for a, _t in pairs}]}
     with w.infra.session_factory.begin() as session:
         services.on_matches_published(session, make_envelope("matches.published", 1, payload))
 

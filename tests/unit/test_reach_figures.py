@@ -61,3 +61,13 @@ def test_the_range_is_checked(query: dict[str, str], field: str) -> None:
 def test_a_range_of_one_day_is_fine() -> None:
     loaded = ReachQuery().load({"workspace_id": "w", "from": "2027-01-01", "to": "2027-01-01"})
     assert loaded == {"workspace_id": "w", "from_": date(2027, 1, 1), "to": date(2027, 1, 1)}
+
+
+def test_a_thing_met_with_two_values_counts_under_both_once_in_the_total() -> None:
+    found = figure("workshop_participants", [Counted("firm-1", date(2031, 3, 3), {"theme": ("ai",)}),
+                                             Counted("firm-1", date(2031, 3, 4), {"theme": ("webshop",)}),
+                                             Counted("firm-2", date(2031, 3, 3), {"theme": ("ai",)})],
+                   ("theme", "month"))
+    assert found["total"] == 2
+    assert _table(found) == {("theme", "ai"): 2, ("theme", "webshop"): 1, ("month", "2031-03"): 2}
+    assert found["multi_valued"] == ["theme"]

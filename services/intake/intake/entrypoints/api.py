@@ -30,8 +30,8 @@ from .authorization import MATRIX
 from .bulk_api import register_bulk
 from .i18n import install_translations
 from .placements_api import register_placements
-from .reach_api import register_reach
 from .privacy_api import register_privacy
+from .reach_api import register_reach
 from .schemas import (
     SCHEME_CODE,
     AssignmentFilter,

@@ -4,7 +4,7 @@ each round's current published matching, dated by the round's submission). Count
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,8 +20,8 @@ class NotYours(Exception):
 
 
 def _bounds(first: date, last: date) -> tuple[datetime, datetime]:
-    start = datetime.combine(first, time.min, tzinfo=timezone.utc)
-    return start, datetime.combine(last + timedelta(days=1), time.min, tzinfo=timezone.utc)
+    start = datetime.combine(first, time.min, tzinfo=UTC)
+    return start, datetime.combine(last + timedelta(days=1), time.min, tzinfo=UTC)
 
 
 def _region(code: str | None) -> tuple[str, ...]:
@@ -30,7 +30,7 @@ def _region(code: str | None) -> tuple[str, ...]:
 
 
 def _day(moment: datetime) -> date:
-    return (moment if moment.tzinfo is None else moment.astimezone(timezone.utc)).date()
+    return (moment if moment.tzinfo is None else moment.astimezone(UTC)).date()
 
 
 def reach(session: Session, coordinator_id: str, workspace_id: str, first: date, last: date) -> dict[str, Any]:
@@ -101,4 +101,4 @@ def reach(session: Session, coordinator_id: str, workspace_id: str, first: date,
 
 
 def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

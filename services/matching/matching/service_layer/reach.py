@@ -4,7 +4,7 @@ team placed in several rounds counts once. Counts only."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,7 +19,7 @@ class NotYours(Exception):
 
 
 def _day(moment: datetime) -> date:
-    return (moment if moment.tzinfo is None else moment.astimezone(timezone.utc)).date()
+    return (moment if moment.tzinfo is None else moment.astimezone(UTC)).date()
 
 
 def reach(session: Session, coordinator_id: str, workspace_id: str, first: date, last: date) -> dict[str, Any]:
@@ -27,8 +27,8 @@ def reach(session: Session, coordinator_id: str, workspace_id: str, first: date,
         orm.Batch.workspace_id == workspace_id, orm.Batch.coordinator_id != coordinator_id)).scalar_one()
     if others:
         raise NotYours(workspace_id)
-    start = datetime.combine(first, time.min, tzinfo=timezone.utc)
-    end = datetime.combine(last + timedelta(days=1), time.min, tzinfo=timezone.utc)
+    start = datetime.combine(first, time.min, tzinfo=UTC)
+    end = datetime.combine(last + timedelta(days=1), time.min, tzinfo=UTC)
     served: list[Counted] = []
     placed: list[Counted] = []
     rows = session.execute(

@@ -21,8 +21,7 @@ from werkzeug.routing import BaseConverter
 from ..adapters.clients import ApiError, Clients, Unavailable
 from ..config import PortalSettings
 from ..service_layer import signin
-from . import auth, coordinator, entrepreneur, institution
-from . import coordinator_reach
+from . import auth, coordinator, coordinator_reach, entrepreneur, institution
 from .forms import ActionForm, LanguageForm
 from .i18n import current_language, install_i18n
 from .labels import install_labels

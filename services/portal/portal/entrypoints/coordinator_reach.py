@@ -205,6 +205,6 @@ def reach_csv() -> Any:
         for value, row in zip(section.values, section.rows, strict=True):
             for (_name, text), count in zip(section.columns, row, strict=True):
                 writer.writerow([text, section.title, value, count])
-    name = f"{_('reach')}-{form.date_from.data}-{form.date_to.data}.csv"
+    name = _("reach") + f"-{form.date_from.data}-{form.date_to.data}.csv"
     return Response(out.getvalue().encode("utf-8"), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})

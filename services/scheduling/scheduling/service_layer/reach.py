@@ -29,8 +29,8 @@ def reach(session: Session, coordinator_id: str, first: date, last: date) -> dic
         .where(w.WorkshopProgramme.coordinator_id == coordinator_id, w.WorkshopSession.status == "running",
                w.WorkshopSession.slot_date >= first, w.WorkshopSession.slot_date <= last)).scalars())
     by_id = {s.id: s for s in sessions}
-    seats = session.execute(sa.select(w.WorkshopRegistration).where(
-        w.WorkshopRegistration.session_id.in_(list(by_id)), w.WorkshopRegistration.status == "seated")).scalars() \
+    seats: list[w.WorkshopRegistration] = list(session.execute(sa.select(w.WorkshopRegistration).where(
+        w.WorkshopRegistration.session_id.in_(list(by_id)), w.WorkshopRegistration.status == "seated")).scalars()) \
         if by_id else []
 
     def dims(s: w.WorkshopSession) -> dict[str, tuple[str, ...]]:
