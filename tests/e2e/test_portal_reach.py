@@ -135,8 +135,8 @@ def _load(stack: LocalStack) -> tuple[DemoData, dict[str, dict[str, Counter[str]
         "students_placed": {"total": Counter(all=sum(team_size[t] for t in placed)),
                             "level": Counter({lv: sum(team_size[t] for t in placed if team_level[t] == lv)
                                               for lv in {team_level[t] for t in placed}})},
-        "workshops_given": {"total": Counter(all=len({r["session_id"] for r in seated}))},
-        "workshop_participants": {"total": Counter(all=len({r["firm_id"] for r in seated}))},
+        "workshops_given": {"total": Counter(all=len({r["session"]["id"] for r in seated}))},
+        "workshop_participants": {"total": Counter(all=len({r["interest_id"] for r in seated}))},  # one each
         "referrals": {"total": Counter(all=1), "region": Counter(["Utrecht"])},
     }
     assert len(served) == 3 and expected["workshop_participants"]["total"]["all"] == WORKSHOP_FIRMS  # the setup

@@ -135,10 +135,10 @@ def _own_workspaces() -> list[dict[str, Any]]:
 
 
 def _form(workspaces: list[dict[str, Any]]) -> ReachForm:
-    """The filters as asked; without any, the first workspace since the day it started, up to today."""
+    """The filters as asked; without any, the first workspace, this year up to today."""
     chosen = next((w for w in workspaces if w["id"] == request.args.get("workspace")),
                   workspaces[0] if workspaces else None)
-    started = date.fromisoformat(str(chosen["created_at"])[:10]) if chosen else _today()
+    started = _today().replace(month=1, day=1)
     defaults = {"workspace": chosen["id"] if chosen else "", "date_from": started, "date_to": _today()}
     form = ReachForm(request.args if request.args else None, **defaults)
     form.workspace.choices = [(w["id"], w["name"]) for w in workspaces]
