@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 BAR = 12  # px, one bar's thickness
 GAP = 10  # px between groups
-LABEL_WIDTH = 170  # px for the value labels left of the bars
+LABEL_WIDTH = 240  # px for the value labels left of the bars
 PLOT_WIDTH = 420  # px for the longest bar
 COUNT_WIDTH = 50  # px for the count right of a bar
 
@@ -75,9 +75,10 @@ class LineChart:
 
 
 def line_chart(months: list[str], series: list[list[int]]) -> LineChart:
-    left, right, top_margin, plot_height = 50, 20, 15, 220
-    step = 70
-    width = left + right + max(step * max(len(months) - 1, 1), 200)
+    left, right, top_margin, plot_height = 60, 70, 15, 220
+    plot_width = max(110 * max(len(months) - 1, 1), 480)
+    step = plot_width // max(len(months) - 1, 1)
+    width = left + right + plot_width
     top = max((max(counts, default=0) for counts in series), default=0) or 1
 
     def y_of(count: int) -> int:
