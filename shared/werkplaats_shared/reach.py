@@ -21,6 +21,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 DIMENSIONS = ("region", "level", "period", "theme", "month")
 UNKNOWN = "unknown"  # a value the data does not say (a firm without a municipality)
 ONLINE = "online"  # a workshop held online has no region
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(2999, 12, 31)  # the days a range may span
 
 
 @dataclass(frozen=True)
@@ -72,8 +73,8 @@ def figure(name: str, items: Iterable[Counted], dimensions: tuple[str, ...]) -> 
 class DateRange(Schema):
     """``from`` and ``to``: the first and last day counted (``to`` not before ``from``)."""
 
-    from_ = fields.Date(required=True, data_key="from")
-    to = fields.Date(required=True)
+    from_ = fields.Date(required=True, data_key="from", validate=validate.Range(min=FIRST_DAY, max=LAST_DAY))
+    to = fields.Date(required=True, validate=validate.Range(min=FIRST_DAY, max=LAST_DAY))
 
     @validates_schema
     def _range(self, data: dict[str, Any], **_kw: Any) -> None:

@@ -51,6 +51,7 @@ def test_nothing_counted_is_zero_without_breakdowns() -> None:
     ({"workspace_id": "w", "from": "2027-02-01", "to": "2027-01-31"}, "to"),
     ({"workspace_id": "w", "from": "2027-02-30", "to": "2027-03-31"}, "from"),
     ({"from": "2027-01-01", "to": "2027-03-31"}, "workspace_id"),
+    ({"workspace_id": "w", "from": "2027-01-01", "to": "9999-12-31"}, "to"),
 ])
 def test_the_range_is_checked(query: dict[str, str], field: str) -> None:
     with pytest.raises(ValidationError) as refused:
