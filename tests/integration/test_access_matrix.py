@@ -379,6 +379,8 @@ def request_for(w: World, service: str, method: str, rule: str,
         path = re.sub(rf"<(?:[^:<>]+:)?{argument}>", _object(w, service, rule, argument), path)
     if (service, rule) == ("matching", "/runs/compare"):
         path += f"?a={w.ids['run_a']}&b={w.ids['run_a']}"
+    if rule == "/reach":  # A's workspace, over all days: B's coordinator gets 403 (scheduling: B's own workshops)
+        path += f"?workspace_id={w.ids['ws_a']}&from=2000-01-01&to=2100-12-31"
     headers = {}
     if method == "PATCH":
         headers["If-Match"] = w.etags.get((service, path), '"*"')

@@ -31,6 +31,7 @@ from .bulk_api import register_bulk
 from .i18n import install_translations
 from .placements_api import register_placements
 from .privacy_api import register_privacy
+from .reach_api import register_reach
 from .schemas import (
     SCHEME_CODE,
     AssignmentFilter,
@@ -446,5 +447,6 @@ def create_intake_app(infra: Infrastructure, clock: Callable[[], datetime] = utc
     register_sign_in(app, api, infra, clock)
     register_privacy(app, api, infra)
     register_placements(api, infra)
+    register_reach(api, infra)
     api.register_blueprint(dead_letter_blueprint(infra))
     return app

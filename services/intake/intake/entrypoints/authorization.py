@@ -82,6 +82,7 @@ MATRIX = Matrix("intake", [
     allow("API key", "revoke", "POST", "/api-keys/<key_id>/revoke", "api_keys.KeyRevocation", *ANY),
     allow("placement", "list its own", "GET", "/placements", "placements.Placements", *ANY),
     allow("placement", "read", "GET", "/placements/<match_id>", "placements.PlacementItem", *ANY),
+    allow("reach", "count a workspace's reach (its own workspaces)", "GET", "/reach", "reach.Reach", *COORDINATOR),
     allow("erasure", "list its own requests", "GET", "/privacy/erasures", "privacy.Erasures", *ANY),
     allow("erasure", "erase personal data", "POST", "/privacy/erasures", "privacy.Erasures", *ANY),
     *DEAD_LETTER_PERMISSIONS,

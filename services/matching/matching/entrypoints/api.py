@@ -25,6 +25,7 @@ from ..adapters import orm
 from ..domain.policies import POLICIES as POLICY_TEXTS
 from ..service_layer import services
 from .authorization import MATRIX
+from .reach_api import reach_blueprint
 
 T = TypeVar("T")
 
@@ -362,6 +363,6 @@ def create_matching_app(infra: Infrastructure) -> Flask:
             with sf() as session:
                 return session.execute(services.visible_matches(current_principal())).scalars().all()
 
-    for blueprint in (pol, runs, bat, matches, dead_letter_blueprint(infra)):
+    for blueprint in (pol, runs, bat, matches, reach_blueprint(infra), dead_letter_blueprint(infra)):
         api.register_blueprint(blueprint)
     return app

@@ -12,6 +12,8 @@ COORDINATOR = ("coordinator",)
 MATRIX = Matrix("matching", [
     allow("policy", "list", "GET", "/policies", "policies.Policies", *ANY),
     allow("run", "list", "GET", "/runs", "runs.Runs", *COORDINATOR),
+    allow("reach", "count a workspace's assignments served and teams placed (its own rounds)", "GET", "/reach",
+          "reach.Reach", *COORDINATOR),
     allow("run", "compare two", "GET", "/runs/compare", "runs.RunComparison", *COORDINATOR),
     allow("run", "read", "GET", "/runs/<run_id>", "runs.RunItem", *COORDINATOR),
     allow("run", "explain", "GET", "/runs/<run_id>/explanations", "runs.RunExplanations", *COORDINATOR),

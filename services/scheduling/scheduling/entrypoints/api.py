@@ -34,6 +34,7 @@ from ..domain.webhooks import MAX_URL_LENGTH, Resolver, TargetRefused
 from ..service_layer import kickoffs as kickoff_services
 from ..service_layer import privacy, services
 from .authorization import MATRIX
+from .reach_api import reach_blueprint
 from .workshops_api import workshops_blueprint
 
 MAX_WINDOW_WEEKS = 8
@@ -670,5 +671,6 @@ def create_scheduling_app(infra: Infrastructure, resolve: Resolver = system_reso
     for blueprint in (contact, webhook, notices, kickoffs, calendars, responses, answers):
         api.register_blueprint(blueprint)
     api.register_blueprint(workshops_blueprint(sf))
+    api.register_blueprint(reach_blueprint(sf))
     api.register_blueprint(dead_letter_blueprint(infra))
     return app

@@ -69,6 +69,8 @@ MATRIX = Matrix("scheduling", [
           *COORDINATOR_OR_ENTREPRENEUR),
     allow("workshop registration", "cancel", "POST", "/workshop-registrations/<registration_id>/cancel",
           "workshops.CancelRegistration", *COORDINATOR_OR_ENTREPRENEUR),
+    allow("reach", "count its workshops given and their participants", "GET", "/reach", "reach.Reach",
+          *COORDINATOR),
     *DEAD_LETTER_PERMISSIONS,
 ], [
     public("GET", "/responses/<token>", "responses.ResponseLink",
