@@ -28,7 +28,9 @@ def make_engine(url: str) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        # hide_parameters: a database error names the statement, never the values (no personal data in logs)
+        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
+                                  hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -39,6 +41,8 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA synchronous=NORMAL")
+            # Deleted and overwritten content is zeroed on disk, not left in free pages (erasure).
+            cur.execute("PRAGMA secure_delete=ON")
             cur.close()
 
         @event.listens_for(engine, "begin")
@@ -50,7 +54,37 @@ def make_engine(url: str) -> Engine:
     # A database host that does not answer at all fails a connection attempt in 5 s instead of the
     # system's TCP timeout: the consumer that waits for it keeps its broker heartbeats on time.
     connect_args = {"connect_timeout": 5} if url.startswith("postgresql") else {}
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args=connect_args)
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args=connect_args,
+                            hide_parameters=True)
+
+
+def checkpoint_wal(engine: Engine) -> None:
+    """SQLite: copy the write-ahead log into the database file and truncate it, so page images written
+    before an erasure stay in no file (with ``secure_delete`` the freed space in the database is zeroed).
+    Waits for readers (busy timeout). Nothing to do on other databases."""
+    if engine.dialect.name != "sqlite":
+        return
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        cursor.fetchall()
+        cursor.close()
+    finally:
+        raw.close()
+
+
+def checkpoint_after_commit(session: Session) -> None:
+    """Checkpoint the session's database (``checkpoint_wal``) once its transaction has committed."""
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    if engine.dialect.name != "sqlite":
+        return
+
+    def after_commit(_session: Session) -> None:
+        checkpoint_wal(engine)
+
+    event.listen(session, "after_commit", after_commit, once=True)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
