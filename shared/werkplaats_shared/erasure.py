@@ -54,7 +54,8 @@ def vocabulary_skills(skills: Iterable[Any]) -> list[Any]:
     return [s for s in skills if not (isinstance(s, str) and not is_vocabulary_skill(s))]
 
 
-def drop_free_skills(value: Any, team_ids: Collection[str] = (), firm_ids: Collection[str] = ()) -> tuple[Any, set[str]]:
+def drop_free_skills(value: Any, team_ids: Collection[str] = (),
+                     firm_ids: Collection[str] = ()) -> tuple[Any, set[str]]:
     """``value`` with the free-text skills of the given teams and firms removed at any depth, and the texts
     removed. ``value`` itself is not changed."""
     removed: set[str] = set()

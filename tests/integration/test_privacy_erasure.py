@@ -48,6 +48,12 @@ def call(base: str, key: str, method: str, path: str, body: Any = None,
         return exc.code, json.load(exc)
 
 
+def etag(base: str, key: str, path: str) -> str:
+    req = urllib.request.Request(base + path, headers={"Authorization": f"Bearer {key}"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return str(resp.headers["ETag"])
+
+
 class Client:
     def __init__(self, stack: LocalStack, key: str) -> None:
         self.stack, self.key = stack, key
@@ -179,7 +185,8 @@ def test_erased_team_and_firm_contact_leave_no_trace_and_the_audit_trail_records
                                                  "periods": PERIODS}, expect=201)
     # the campus comes from the institution's registered campuses: the institution's word, not the team's
     inst("intake", "PATCH", "/institution", {"campuses": [{"name": "Campus Zwolle",
-                                                           "municipality": MUNICIPALITIES[0]}]})
+                                                           "municipality": MUNICIPALITIES[0]}]},
+         headers={"If-Match": etag(stack.url("intake"), inst.key, "/institution")})
     team = inst("intake", "POST", "/teams", {
         "workspace_id": ws["id"], "code": team_code, "level": "HBO", "size": 4, "campus": "Campus Zwolle",
         "skills": ["website", team_skill, firm_skill], "period": PERIOD}, expect=201,

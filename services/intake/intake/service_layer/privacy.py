@@ -117,7 +117,9 @@ def _scrub_copies(session: Session, subject_kind: str, subject_id: str, old: lis
     teams = [subject_id] if subject_kind == "team" else []
     firms = [subject_id] if subject_kind == "firm_contact" else []
     table = orm.outbox
-    for message_id, body in session.execute(sa.select(table.c.message_id, table.c.body)).all():
+    # a message holds the subject's skills only beside its id (team_id or firm_id)
+    for message_id, body in session.execute(sa.select(table.c.message_id, table.c.body)
+                                            .where(table.c.body.contains(subject_id, autoescape=True))).all():
         scrubbed = scrub_json_text(body, texts, teams, firms)
         if scrubbed != body:
             session.execute(table.update().where(table.c.message_id == message_id).values(body=scrubbed))

@@ -59,21 +59,27 @@ def _scrub_skills(session: Session, subject_kind: str, subject_id: str) -> None:
     """Remove the subject's free-text skills from the snapshots, then replace them in every other copy."""
     teams, firms = _subjects(subject_kind, subject_id)
     removed: set[str] = set()
-    for batch in session.execute(sa.select(orm.Batch)).scalars():
+    # only the snapshots that name the subject can hold its skills (JSON is text in both databases)
+    batches = session.execute(sa.select(orm.Batch).where(
+        sa.cast(orm.Batch.snapshot, sa.Text).contains(subject_id, autoescape=True))).scalars().all()
+    for batch in batches:
         snapshot, texts = drop_free_skills(batch.snapshot, teams, firms)
         if texts:
             batch.snapshot, removed = snapshot, removed | texts
-    for run in session.execute(sa.select(orm.Run)).scalars():
+    runs = session.execute(sa.select(orm.Run).where(sa.or_(
+        orm.Run.batch_id.in_([b.batch_id for b in batches]),
+        sa.cast(orm.Run.snapshot, sa.Text).contains(subject_id, autoescape=True)))).scalars().all()
+    for run in runs:
         snapshot, texts = drop_free_skills(run.snapshot, teams, firms)
         if texts:
             run.snapshot, removed = snapshot, removed | texts
     if not removed:
         return
-    for run in session.execute(sa.select(orm.Run)).scalars():
+    for run in runs:
         scrub_run(run, removed)
     for table, key in ((orm.outbox, ("message_id",)), (orm.idempotency, ("organisation_id", "key"))):
-        for row in session.execute(sa.select(*(table.c[k] for k in key), table.c.body)
-                                   .where(table.c.body.is_not(None))).all():
+        holds = sa.or_(*(table.c.body.contains(text, autoescape=True) for text in sorted(removed)))
+        for row in session.execute(sa.select(*(table.c[k] for k in key), table.c.body).where(holds)).all():
             body = scrub_json_text(row.body, removed)
             if body != row.body:
                 session.execute(table.update().where(*(table.c[k] == getattr(row, k) for k in key))
