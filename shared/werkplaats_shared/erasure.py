@@ -61,7 +61,7 @@ def drop_free_skills(value: Any, team_ids: Collection[str] = (),
     removed: set[str] = set()
 
     def walk(node: Any) -> Any:
-        if isinstance(node, list):
+        if isinstance(node, (list, tuple)):
             return [walk(item) for item in node]
         if not isinstance(node, dict):
             return node
@@ -101,7 +101,7 @@ def scrub_texts(value: Any, texts: Collection[str]) -> Any:
     def walk(node: Any) -> Any:
         if isinstance(node, str):
             return text(node)
-        if isinstance(node, list):
+        if isinstance(node, (list, tuple)):  # a tuple not yet stored (a score breakdown) is stored as a list
             return [walk(item) for item in node]
         if isinstance(node, dict):
             return {text(k) if isinstance(k, str) else k: walk(item) for k, item in node.items()}
