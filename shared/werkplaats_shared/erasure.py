@@ -59,23 +59,45 @@ def drop_free_skills(value: Any, team_ids: Collection[str] = (),
     """``value`` with the free-text skills of the given teams and firms removed at any depth, and the texts
     removed. ``value`` itself is not changed."""
     removed: set[str] = set()
+    containers = (dict, list, tuple)
+
+    def relevant(item: Any) -> bool:
+        """Whether a list item may hold something to drop: a mapping of a subject, or one with mappings
+        inside. A snapshot's other teams and assignments (flat mappings) are passed over unvisited."""
+        if not isinstance(item, dict):
+            return isinstance(item, (list, tuple))
+        if item.get("team_id") in team_ids or item.get("firm_id") in firm_ids:
+            return True
+        return any(isinstance(v, dict) or (isinstance(v, (list, tuple)) and v and isinstance(v[0], (dict, list)))
+                   for v in item.values())
 
     def walk(node: Any) -> Any:
+        """The node with the skills dropped; the very same object when nothing under it changed (a round's
+        snapshot holds thousands of teams: only the subject's entries are copied)."""
         if isinstance(node, (list, tuple)):
-            return [walk(item) for item in node]
+            items = [walk(item) if relevant(item) else item for item in node]
+            return node if all(a is b for a, b in zip(items, node, strict=True)) and isinstance(node, list) else items
         if not isinstance(node, dict):
             return node
-        out = {key: walk(item) for key, item in node.items()}
+        out: dict[Any, Any] | None = None
+        for key, item in node.items():
+            if isinstance(item, containers):
+                new = walk(item)
+                if new is not item:
+                    out = dict(node) if out is None else out
+                    out[key] = new
         fields: tuple[str, ...] = ()
-        if out.get("team_id") in team_ids:
+        if node.get("team_id") in team_ids:
             fields += TEAM_SKILL_FIELDS
-        if out.get("firm_id") in firm_ids:
+        if node.get("firm_id") in firm_ids:
             fields += FIRM_SKILL_FIELDS
         for name in fields:
-            if isinstance(out.get(name), list):
-                removed.update(free_skills(out[name]))
-                out[name] = vocabulary_skills(out[name])
-        return out
+            current = (out or node).get(name)
+            if isinstance(current, list) and free_skills(current):
+                removed.update(free_skills(current))
+                out = dict(node) if out is None else out
+                out[name] = vocabulary_skills(current)
+        return node if out is None else out
 
     return walk(value), removed
 
