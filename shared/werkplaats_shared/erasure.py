@@ -132,6 +132,15 @@ def scrub_texts(value: Any, texts: Collection[str]) -> Any:
     return walk(value)
 
 
+def stored_forms(texts: Iterable[str]) -> list[str]:
+    """Each text as it may appear in stored JSON (escaped non-ASCII, quotes or backslashes, or as is): the
+    patterns a database search for rows that hold one of the texts must try."""
+    forms = set()
+    for text in texts:
+        forms.update({text, json.dumps(text)[1:-1], json.dumps(text, ensure_ascii=False)[1:-1]})
+    return sorted(f for f in forms if f)
+
+
 def scrub_json_text(body: str, texts: Collection[str], team_ids: Collection[str] = (),
                     firm_ids: Collection[str] = ()) -> str:
     """A JSON document (an outbox row's body) with the subjects' free-text skills dropped and the texts

@@ -17,6 +17,7 @@ from werkplaats_shared.erasure import (
     free_skills,
     scrub_json_text,
     scrub_texts,
+    stored_forms,
 )
 
 SNAPSHOT: dict[str, Any] = {
@@ -97,3 +98,10 @@ def test_sqlite_keeps_no_byte_of_a_deleted_row_after_the_checkpoint_that_follows
             assert conn.execute(sa.text("SELECT v FROM t ORDER BY id")).scalars().all() == ["[erased]", "other"]
     finally:
         engine.dispose()
+
+
+def test_a_search_of_stored_json_tries_each_text_escaped_and_as_is() -> None:
+    forms = stored_forms(["Café 'Bij Jan'", 'zegt "hoi"'])
+    assert {"Café 'Bij Jan'", "Caf\\u00e9 'Bij Jan'", 'zegt \\"hoi\\"'} <= set(forms)
+    stored = json.dumps({"skills": ["Café 'Bij Jan'"]})
+    assert any(form in stored for form in stored_forms(["Café 'Bij Jan'"]))

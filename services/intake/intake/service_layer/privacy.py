@@ -17,7 +17,14 @@ from werkplaats_shared import audit
 from werkplaats_shared.auth import Principal
 from werkplaats_shared.contracts import make_envelope
 from werkplaats_shared.db import checkpoint_after_commit, utcnow
-from werkplaats_shared.erasure import drop_free_skills, free_skills, scrub_json_text, scrub_texts, vocabulary_skills
+from werkplaats_shared.erasure import (
+    drop_free_skills,
+    free_skills,
+    scrub_json_text,
+    scrub_texts,
+    stored_forms,
+    vocabulary_skills,
+)
 from werkplaats_shared.retention import RetentionPeriods, retention_loop
 from werkplaats_shared.runner import Loop
 from werkplaats_shared.service import Infrastructure
@@ -123,11 +130,18 @@ def _scrub_copies(session: Session, subject_kind: str, subject_id: str, old: lis
         scrubbed = scrub_json_text(body, texts, teams, firms)
         if scrubbed != body:
             session.execute(table.update().where(table.c.message_id == message_id).values(body=scrubbed))
-    for batch in session.execute(sa.select(orm.Batch).where(orm.Batch.last_run_diagnosis.is_not(None))).scalars():
+    if not texts:
+        return
+
+    def holds(column: Any) -> Any:  # JSON is text in both databases: read only the rows that hold a value
+        return sa.or_(*(sa.cast(column, sa.Text).contains(form, autoescape=True) for form in stored_forms(texts)))
+
+    for batch in session.execute(sa.select(orm.Batch).where(orm.Batch.last_run_diagnosis.is_not(None),
+                                                            holds(orm.Batch.last_run_diagnosis))).scalars():
         diagnosis = scrub_texts(drop_free_skills(batch.last_run_diagnosis, teams, firms)[0], texts)
         if diagnosis != batch.last_run_diagnosis:
             batch.last_run_diagnosis = diagnosis
-    for entry in session.execute(sa.select(orm.AuditEntry)).scalars():
+    for entry in session.execute(sa.select(orm.AuditEntry).where(holds(orm.AuditEntry.details))).scalars():
         details = scrub_texts(drop_free_skills(entry.details, teams, firms)[0], texts)
         if details != entry.details:
             entry.details = details

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from werkplaats_shared import audit
 from werkplaats_shared.contracts import Envelope
 from werkplaats_shared.db import checkpoint_after_commit
-from werkplaats_shared.erasure import drop_free_skills, scrub_json_text, scrub_texts
+from werkplaats_shared.erasure import drop_free_skills, scrub_json_text, scrub_texts, stored_forms
 
 from ..adapters import orm
 from ..adapters.privacy_orm import access_log
@@ -78,7 +78,7 @@ def _scrub_skills(session: Session, subject_kind: str, subject_id: str) -> None:
     for run in runs:
         scrub_run(run, removed)
     for table, key in ((orm.outbox, ("message_id",)), (orm.idempotency, ("organisation_id", "key"))):
-        holds = sa.or_(*(table.c.body.contains(text, autoescape=True) for text in sorted(removed)))
+        holds = sa.or_(*(table.c.body.contains(form, autoescape=True) for form in stored_forms(removed)))
         for row in session.execute(sa.select(*(table.c[k] for k in key), table.c.body).where(holds)).all():
             body = scrub_json_text(row.body, removed)
             if body != row.body:
