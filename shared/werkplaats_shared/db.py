@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from datetime import UTC, datetime
 from typing import Any
@@ -13,6 +14,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from .contracts import SCOPES
+
+log = logging.getLogger(__name__)
 
 # Rows stored before keys had scopes, and keys announced by apikey.issued v1, hold every scope.
 ALL_SCOPES_DEFAULT = json.dumps(list(SCOPES))
@@ -68,21 +71,32 @@ def checkpoint_wal(engine: Engine) -> None:
     try:
         cursor = raw.cursor()
         cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        cursor.fetchall()
+        row = cursor.fetchone()
+        busy = bool(row and row[0])
         cursor.close()
     finally:
         raw.close()
+    if busy:
+        log.warning("write-ahead log not truncated: a reader or writer held it past the busy timeout")
+
+
+_CHECKPOINT_PENDING = "werkplaats.checkpoint_after_commit"
 
 
 def checkpoint_after_commit(session: Session) -> None:
     """Checkpoint the session's database (``checkpoint_wal``) once its transaction has committed."""
     bind = session.get_bind()
     engine = bind if isinstance(bind, Engine) else bind.engine
-    if engine.dialect.name != "sqlite":
-        return
+    if engine.dialect.name != "sqlite" or session.info.get(_CHECKPOINT_PENDING):
+        return  # several erasures in one transaction (the retention job): one checkpoint
+    session.info[_CHECKPOINT_PENDING] = True
 
-    def after_commit(_session: Session) -> None:
-        checkpoint_wal(engine)
+    def after_commit(done: Session) -> None:
+        done.info.pop(_CHECKPOINT_PENDING, None)
+        try:
+            checkpoint_wal(engine)
+        except sa.exc.OperationalError as exc:  # the erasure is committed; the next checkpoint catches up
+            log.warning("write-ahead log checkpoint failed", extra={"error": type(exc).__name__})
 
     event.listen(session, "after_commit", after_commit, once=True)
 
