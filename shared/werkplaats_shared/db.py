@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from datetime import UTC, datetime
 from typing import Any
@@ -13,6 +14,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from .contracts import SCOPES
+
+log = logging.getLogger(__name__)
 
 # Rows stored before keys had scopes, and keys announced by apikey.issued v1, hold every scope.
 ALL_SCOPES_DEFAULT = json.dumps(list(SCOPES))
@@ -28,7 +31,9 @@ def make_engine(url: str) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        # hide_parameters: a database error names the statement, never the values (no personal data in logs)
+        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
+                                  hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -39,6 +44,8 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA synchronous=NORMAL")
+            # Deleted and overwritten content is zeroed on disk, not left in free pages (erasure).
+            cur.execute("PRAGMA secure_delete=ON")
             cur.close()
 
         @event.listens_for(engine, "begin")
@@ -50,7 +57,48 @@ def make_engine(url: str) -> Engine:
     # A database host that does not answer at all fails a connection attempt in 5 s instead of the
     # system's TCP timeout: the consumer that waits for it keeps its broker heartbeats on time.
     connect_args = {"connect_timeout": 5} if url.startswith("postgresql") else {}
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args=connect_args)
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args=connect_args,
+                            hide_parameters=True)
+
+
+def checkpoint_wal(engine: Engine) -> None:
+    """SQLite: copy the write-ahead log into the database file and truncate it, so page images written
+    before an erasure stay in no file (with ``secure_delete`` the freed space in the database is zeroed).
+    Waits for readers (busy timeout). Nothing to do on other databases."""
+    if engine.dialect.name != "sqlite":
+        return
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        row = cursor.fetchone()
+        busy = bool(row and row[0])
+        cursor.close()
+    finally:
+        raw.close()
+    if busy:
+        log.warning("write-ahead log not truncated: a reader or writer held it past the busy timeout")
+
+
+_CHECKPOINT_PENDING = "werkplaats.checkpoint_after_commit"
+
+
+def checkpoint_after_commit(session: Session) -> None:
+    """Checkpoint the session's database (``checkpoint_wal``) once its transaction has committed."""
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    if engine.dialect.name != "sqlite" or session.info.get(_CHECKPOINT_PENDING):
+        return  # several erasures in one transaction (the retention job): one checkpoint
+    session.info[_CHECKPOINT_PENDING] = True
+
+    def after_commit(done: Session) -> None:
+        done.info.pop(_CHECKPOINT_PENDING, None)
+        try:
+            checkpoint_wal(engine)
+        except sa.exc.OperationalError as exc:  # the erasure is committed; the next checkpoint catches up
+            log.warning("write-ahead log checkpoint failed", extra={"error": type(exc).__name__})
+
+    event.listen(session, "after_commit", after_commit, once=True)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -1,8 +1,10 @@
-"""Erasure end to end: the three services run as separate processes on a real broker (RabbitMQ when
-WERKPLAATS_TEST_RABBITMQ_URL is set, else the embedded one). A team and a firm contact go through
-registration, a matching round and a sent notice; then both are erased, and their marker strings must be
-in no table of any service's database (outbox and inbox included), no queue (dead-letter queues
-included) and no service's log, while the audit trail of every service records the erasure."""
+"""Erasure end to end: the three services run as separate processes, on the local default (the embedded
+broker, SQLite per service) and on RabbitMQ + PostgreSQL. A team and a firm contact, with a unique marker in
+every free-text field they have, go through registration, a matching round that is published, a re-run and
+a sent notice; then both are erased and the batch is run again. Their markers must be in no table of any
+service's database (outbox, inbox, snapshots and explanations included), no queue (dead-letter queues
+included), no service's log and, on SQLite, no byte of a database file or its write-ahead log; the audit
+trail of every service records the erasure."""
 
 from __future__ import annotations
 
@@ -44,6 +46,12 @@ def call(base: str, key: str, method: str, path: str, body: Any = None,
             return resp.status, json.load(resp)
     except urllib.error.HTTPError as exc:
         return exc.code, json.load(exc)
+
+
+def etag(base: str, key: str, path: str) -> str:
+    req = urllib.request.Request(base + path, headers={"Authorization": f"Bearer {key}"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return str(resp.headers["ETag"])
 
 
 class Client:
@@ -105,13 +113,18 @@ def queued_texts(stack: LocalStack, namespace: str) -> list[str]:
     return texts
 
 
-@pytest.fixture
-def stack(tmp_path: Path) -> Any:
-    rabbit = os.environ.get("WERKPLAATS_TEST_RABBITMQ_URL")
+@pytest.fixture(params=["local", pytest.param("rabbitmq_postgres", marks=[pytest.mark.rabbitmq, pytest.mark.postgres])])
+def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """The system on the local default (embedded broker, SQLite), or on RabbitMQ + PostgreSQL."""
+    rabbit, databases = None, {}
     namespace = f"t{secrets.token_hex(5)}."
+    if request.param == "rabbitmq_postgres":
+        rabbit = str(request.getfixturevalue("rabbitmq_url"))
+        make_db = request.getfixturevalue("make_postgres_db")
+        databases = {s: make_db(s) for s in SERVICES}
     config = StackConfig(data_dir=str(tmp_path / "stack"), ports={s: free_port() for s in SERVICES},
-                         smtp_port=free_port(), namespace=namespace, broker_url=rabbit or None,
-                         extra_env=dict(FAST))
+                         smtp_port=free_port(), namespace=namespace, broker_url=rabbit,
+                         database_urls=databases, extra_env=dict(FAST))
     running = LocalStack(config)
     running.start()
     try:
@@ -122,13 +135,36 @@ def stack(tmp_path: Path) -> Any:
             delete_namespace(rabbit, namespace)
 
 
+def database_urls(stack: LocalStack) -> dict[str, str]:
+    return {s: stack.config.database_urls.get(s) or f"sqlite:///{sqlite_path(stack, s)}" for s in SERVICES}
+
+
+def sqlite_path(stack: LocalStack, service: str) -> str:
+    return os.path.join(stack.data_dir, service + ".sqlite3")
+
+
+def sqlite_bytes(stack: LocalStack) -> dict[str, bytes]:
+    """The raw bytes of every service's SQLite database and of its write-ahead log, when there is one."""
+    out = {}
+    for service in SERVICES:
+        for suffix in ("", "-wal"):
+            path = Path(sqlite_path(stack, service) + suffix)
+            if path.exists():
+                out[path.name] = path.read_bytes()
+    return out
+
+
 def test_erased_team_and_firm_contact_leave_no_trace_and_the_audit_trail_records_it(stack: LocalStack) -> None:
+    on_sqlite = not stack.config.database_urls
     m = secrets.token_hex(4)
     firm_name, team_code = f"Kapsalon Mrk{m}Naam", f"Team-Mrk{m}Code"
     email, address = f"mrk{m}mail@example.org", f"Mrk{m}straat 1, Zwolle"
     title, description = f"Mrk{m}Titel webshop", f"Bel Mrk{m}Persoon voor de sleutel"
+    # skills are free text: an institution or a firm may type anything, a name included
+    team_skill, firm_skill, wished_skill = f"mrk{m}teamskill", f"mrk{m}firmskill", f"mrk{m}wensskill"
     kvk = f"{secrets.randbelow(10**7) + 10**7}"
-    markers = [firm_name, team_code, email, address, title, description, kvk, f"Mrk{m}"]
+    markers = [firm_name, team_code, email, address, title, description, kvk, team_skill, firm_skill,
+               wished_skill, f"Mrk{m}", f"mrk{m}"]
 
     created = stack.admin("create-organisations", stdin=json.dumps([
         {"name": "Werkplaats Privacy", "role": "coordinator"},
@@ -147,9 +183,14 @@ def test_erased_team_and_firm_contact_leave_no_trace_and_the_audit_trail_records
 
     ws = coord("intake", "POST", "/workspaces", {"name": "Privacy", "municipalities": MUNICIPALITIES,
                                                  "periods": PERIODS}, expect=201)
-    team = inst("intake", "POST", "/teams", {"workspace_id": ws["id"], "code": team_code, "level": "HBO", "size": 4,
-                                             "skills": ["website"], "period": PERIOD}, expect=201,
-                headers={"Idempotency-Key": f"team-{m}"})
+    # the campus comes from the institution's registered campuses: the institution's word, not the team's
+    inst("intake", "PATCH", "/institution", {"campuses": [{"name": "Campus Zwolle",
+                                                           "municipality": MUNICIPALITIES[0]}]},
+         headers={"If-Match": etag(stack.url("intake"), inst.key, "/institution")})
+    team = inst("intake", "POST", "/teams", {
+        "workspace_id": ws["id"], "code": team_code, "level": "HBO", "size": 4, "campus": "Campus Zwolle",
+        "skills": ["website", team_skill, firm_skill], "period": PERIOD}, expect=201,
+        headers={"Idempotency-Key": f"team-{m}"})
     firm("intake", "POST", "/firm", {"kvk_number": kvk, "sector": "mkb", "size_class": "micro",
                                      "municipality": MUNICIPALITIES[1], "language": "nl"}, expect=201)
     firm("scheduling", "PUT", "/contact", {"email": email, "language": "nl"})
@@ -158,22 +199,33 @@ def test_erased_team_and_firm_contact_leave_no_trace_and_the_audit_trail_records
     other("scheduling", "PUT", "/contact", {"email": "ander@example.org", "language": "nl"})
     assignment = firm("intake", "POST", "/assignments", {
         "workspace_id": ws["id"], "title": title, "description": description, "period": PERIOD,
-        "accepted_levels": ["HBO"], "required_skills": ["website"], "nice_to_have_skills": [], "min_teams": 1,
-        "max_teams": 1}, expect=201, headers={"Idempotency-Key": f"assignment-{m}"})
+        "accepted_levels": ["HBO"], "required_skills": ["website", firm_skill], "nice_to_have_skills": [wished_skill],
+        "min_teams": 1, "max_teams": 1}, expect=201, headers={"Idempotency-Key": f"assignment-{m}"})
     batch = coord("intake", "POST", "/batches", {"workspace_id": ws["id"], "period": PERIOD,
                                                  "assignment_ids": [assignment["id"]]}, expect=201,
                   headers={"Idempotency-Key": f"batch-{m}"})
     wait_for("batch matched", lambda: coord("intake", "GET", f"/batches/{batch['id']}")["status"] == "matched")
     wait_for("notice sent", lambda: [n for n in firm("scheduling", "GET", "/notices") if n["status"] == "sent"])
 
-    urls = {s: f"sqlite:///{os.path.join(stack.data_dir, s + '.sqlite3')}" for s in SERVICES}
+    def rerun() -> dict[str, Any]:
+        run_id = coord("matching", "POST", f"/batches/{batch['id']}/runs", {"auto_publish": False}, expect=202)["id"]
+        return dict(wait_for("re-run solved", lambda: (r := coord("matching", "GET", f"/runs/{run_id}"))[
+            "status"] == "solved" and r, timeout=90))
+
+    first_rerun = rerun()
+    explained = coord("matching", "GET", f"/runs/{first_rerun['id']}/explanations")
+
+    urls = database_urls(stack)
 
     def found(texts: dict[str, str]) -> list[tuple[str, str]]:
         return [(table, marker) for table, text in texts.items() for marker in markers if marker in text]
 
     before = {s: found(database_texts(urls[s])) for s in SERVICES}
-    assert {t for t, _ in before["intake"]} >= {"teams", "organisations", "assignments", "idempotency_keys"}
+    assert {t for t, _ in before["intake"]} >= {"teams", "organisations", "assignments", "idempotency_keys",
+                                                 "outbox"}
+    assert {t for t, _ in before["matching"]} >= {"batches", "runs"}
     assert {t for t, _ in before["scheduling"]} >= {"contacts", "firm_availabilities"}
+    assert team_skill in json.dumps(explained), "the explanations copy the team's skills"
 
     # another organisation's subject answers 404, like a missing one, and is logged as a denied attempt
     firm("intake", "POST", "/privacy/erasures", {"subject_kind": "team", "subject_id": team["id"]}, expect=404)
@@ -186,9 +238,12 @@ def test_erased_team_and_firm_contact_leave_no_trace_and_the_audit_trail_records
     erased_firm = firm("intake", "POST", "/privacy/erasures", {"subject_kind": "firm_contact",
                                                                "subject_id": firm_id}, expect=201)
     assert erased_team["placeholder"] == f"erased-{team['id'][:8]}"
-    assert inst("intake", "GET", f"/teams/{team['id']}")["code"] == erased_team["placeholder"]
+    kept = inst("intake", "GET", f"/teams/{team['id']}")
+    assert (kept["code"], kept["skills"], kept["campus"]) == (erased_team["placeholder"], ["website"], "Campus Zwolle")
     assert erased_firm["placeholder"] == f"erased-{firm_id[:8]}"
-    assert [a["title"] for a in coord("intake", "GET", f"/batches/{batch['id']}")["assignments"]] == ["[erased]"]
+    batch_after = coord("intake", "GET", f"/batches/{batch['id']}")
+    assert [(a["title"], a["required_skills"], a["nice_to_have_skills"]) for a in batch_after["assignments"]] == [
+        ("[erased]", ["website"], [])]
 
     def erasures_recorded(service: str) -> list[Any]:
         return select(urls[service], ERASURES)
@@ -198,6 +253,12 @@ def test_erased_team_and_firm_contact_leave_no_trace_and_the_audit_trail_records
                  functools.partial(lambda s: len(erasures_recorded(s)) == 2, service), timeout=60)
     wait_for("intake outbox relayed", lambda: not select(urls["intake"], "SELECT 1 FROM outbox WHERE sent_at IS NULL"),
              timeout=30)
+
+    # a re-run after the erasure works from the scrubbed snapshot: the erased team (vocabulary skills only)
+    # is matched again, and nothing erased is copied back
+    second_rerun = rerun()
+    assert [(m_["team_id"], m_["assignment_id"]) for m_ in coord(
+        "matching", "GET", f"/runs/{second_rerun['id']}/explanations")["matches"]] == [(team["id"], assignment["id"])]
 
     # the audit trail: who asked, which subject, when; in every service
     intake_log = erasures_recorded("intake")
@@ -210,7 +271,7 @@ def test_erased_team_and_firm_contact_leave_no_trace_and_the_audit_trail_records
     assert firm("intake", "GET", "/privacy/erasures") == [
         {"subject_kind": "firm_contact", "subject_id": firm_id, "erased_at": erased_firm["erased_at"]}]
 
-    # nothing left: databases (outbox and inbox included), queues, logs
+    # nothing left: databases (outbox, inbox, snapshots, explanations included), queues, logs, files
     for service in SERVICES:
         assert found(database_texts(urls[service])) == [], service
     assert [t for t in queued_texts(stack, stack.config.namespace) if any(mk in t for mk in markers)] == []
@@ -218,6 +279,10 @@ def test_erased_team_and_firm_contact_leave_no_trace_and_the_audit_trail_records
         log_text = Path(stack.data_dir, f"{service}.log").read_text(encoding="utf-8")
         assert log_text, service
         assert [mk for mk in markers if mk in log_text] == [], service
+    if on_sqlite:
+        files = sqlite_bytes(stack)
+        assert {f"{s}.sqlite3" for s in SERVICES} <= set(files)
+        assert [(name, mk) for name, raw in files.items() for mk in markers if mk.encode() in raw] == []
 
     # the other firm keeps its contact; the erased firm has none any more, its notices stay (ids only)
     assert other("scheduling", "GET", "/contact")["email"] == "ander@example.org"

@@ -139,3 +139,38 @@ def test_retention_erases_teams_after_their_period_and_inactive_firms_on_a_fixed
     assert ("firm_contact", w.org["firm_1"]) in kinds and ("firm_contact", w.org["firm_2"]) in kinds
     retention = [e for e in entries(w.infra.engine, access_log) if e["action"] == "retention"]
     assert len(retention) == 4 and all(e["actor_organisation_id"] is None for e in retention)
+
+
+def test_erasure_takes_free_text_skills_out_of_the_rows_and_every_outbox_row_and_keeps_the_vocabulary(
+        world: World) -> None:
+    """Skills are free text (an institution or firm may type a name); the vocabulary's stay, the rest go from
+    the subject's rows and from every message in the outbox, so an unsent batch snapshot leaves without them."""
+    w = world
+    ws_a = w.ids["ws_a"]
+    team_text, firm_text, other_text = "MrkTeam Jan Jansen", "MrkFirm bel Piet", "MrkOther eigen vak"
+    team = w.created("inst_1", "/teams", test_intake_api.team_body(
+        ws_a, code="HE-T99", skills=["python", team_text, "ux"]))
+    other = w.created("inst_2", "/teams", test_intake_api.team_body(ws_a, code="UT-T98", level="WO",
+                                                                   skills=["python", other_text]))
+    assignment = w.created("firm_1", "/assignments", test_intake_api.assignment_body(
+        ws_a, required_skills=["python", firm_text], nice_to_have_skills=[team_text]))
+    w.created("coord_a", "/batches", test_intake_api.batch_body(ws_a, [assignment["id"]]))
+
+    def outbox() -> str:
+        return "\n".join(r.body for r in w.outbox_rows())
+
+    assert team_text in outbox() and firm_text in outbox()
+    assert erase(w, "inst_1", "team", team["id"]).status_code == 201
+    assert erase(w, "firm_1", "firm_contact", w.org["firm_1"]).status_code == 201
+
+    assert sorted(w.get("inst_1", f"/teams/{team['id']}").get_json()["skills"]) == ["python", "ux"]
+    assert sorted(w.get("inst_2", f"/teams/{other['id']}").get_json()["skills"]) == sorted(["python", other_text])
+    kept = w.get("firm_1", f"/assignments/{assignment['id']}").get_json()
+    assert (kept["required_skills"], kept["nice_to_have_skills"]) == (["python"], [])
+    assert team_text not in outbox() and firm_text not in outbox()
+    assert other_text in outbox()  # another team's skill is not the erased subject's
+    (batch_message,) = [json.loads(r.body) for r in w.outbox_rows() if r.type == "batch.submitted"]
+    teams = {t["team_id"]: sorted(t["skills"]) for t in batch_message["payload"]["teams"]}
+    assert teams[team["id"]] == ["python", "ux"] and teams[other["id"]] == sorted(["python", other_text])
+    assert [(a["required_skills"], a["nice_to_have_skills"]) for a in batch_message["payload"]["assignments"]
+            ] == [(["python"], [])]

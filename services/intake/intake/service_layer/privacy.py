@@ -16,7 +16,15 @@ from sqlalchemy.orm import Session
 from werkplaats_shared import audit
 from werkplaats_shared.auth import Principal
 from werkplaats_shared.contracts import make_envelope
-from werkplaats_shared.db import utcnow
+from werkplaats_shared.db import checkpoint_after_commit, utcnow
+from werkplaats_shared.erasure import (
+    drop_free_skills,
+    free_skills,
+    scrub_json_text,
+    scrub_texts,
+    stored_forms,
+    vocabulary_skills,
+)
 from werkplaats_shared.retention import RetentionPeriods, retention_loop
 from werkplaats_shared.runner import Loop
 from werkplaats_shared.service import Infrastructure
@@ -78,8 +86,9 @@ def erase(session: Session, emit: Emit, principal: Principal | None, subject_kin
         team = find_team(session, principal, subject_id) if principal else session.get(orm.Team, subject_id)
         if team is None:
             raise NotFound(subject_id)
-        old = [team.code]
+        old = [team.code, *free_skills(team.skills)]
         team.code = placeholder_for(team.id)
+        team.skills = vocabulary_skills(team.skills)
         placeholder = team.code
     elif subject_kind == "firm_contact":
         firm = find_firm(session, principal, subject_id) if principal else session.get(orm.Organisation, subject_id)
@@ -90,17 +99,52 @@ def erase(session: Session, emit: Emit, principal: Principal | None, subject_kin
         placeholder = firm.name
         for assignment in session.execute(
                 sa.select(orm.Assignment).where(orm.Assignment.firm_id == firm.id)).scalars():
-            old += [assignment.title, assignment.description]
+            old += [assignment.title, assignment.description,
+                    *free_skills(assignment.required_skills), *free_skills(assignment.nice_to_have_skills)]
             assignment.title, assignment.description = ERASED_TEXT, ""
+            assignment.required_skills = vocabulary_skills(assignment.required_skills)
+            assignment.nice_to_have_skills = vocabulary_skills(assignment.nice_to_have_skills)
     else:
         raise ValueError(f"unknown subject kind {subject_kind!r}")
     _drop_cached_answers(session, [subject_id, *old])
+    _scrub_copies(session, subject_kind, subject_id, old)
     audit.record(session, access_log, action="erase" if principal else "retention", subject_type=subject_kind,
                  subject_id=subject_id, actor=principal, at=now)
     emit(make_envelope("personal_data.erased", 1, {
         "subject_kind": subject_kind, "subject_id": subject_id, "erased_at": now.isoformat()}))
     session.flush()
+    checkpoint_after_commit(session)
     return Erasure(subject_kind, subject_id, now, placeholder)
+
+
+def _scrub_copies(session: Session, subject_kind: str, subject_id: str, old: list[str]) -> None:
+    """The copies of the erased values beyond the subject's own rows: the outbox (sent or not; an unsent
+    batch snapshot then leaves without them), a run's diagnosis shown on its batch and the audit details."""
+    texts = [v for v in old if v and v != ERASED_TEXT]
+    teams = [subject_id] if subject_kind == "team" else []
+    firms = [subject_id] if subject_kind == "firm_contact" else []
+    table = orm.outbox
+    # a message holds the subject's skills only beside its id (team_id or firm_id)
+    for message_id, body in session.execute(sa.select(table.c.message_id, table.c.body)
+                                            .where(table.c.body.contains(subject_id, autoescape=True))).all():
+        scrubbed = scrub_json_text(body, texts, teams, firms)
+        if scrubbed != body:
+            session.execute(table.update().where(table.c.message_id == message_id).values(body=scrubbed))
+    if not texts:
+        return
+
+    def holds(column: Any) -> Any:  # JSON is text in both databases: read only the rows that hold a value
+        return sa.or_(*(sa.cast(column, sa.Text).contains(form, autoescape=True) for form in stored_forms(texts)))
+
+    for batch in session.execute(sa.select(orm.Batch).where(orm.Batch.last_run_diagnosis.is_not(None),
+                                                            holds(orm.Batch.last_run_diagnosis))).scalars():
+        diagnosis = scrub_texts(drop_free_skills(batch.last_run_diagnosis, teams, firms)[0], texts)
+        if diagnosis != batch.last_run_diagnosis:
+            batch.last_run_diagnosis = diagnosis
+    for entry in session.execute(sa.select(orm.AuditEntry).where(holds(orm.AuditEntry.details))).scalars():
+        details = scrub_texts(drop_free_skills(entry.details, teams, firms)[0], texts)
+        if details != entry.details:
+            entry.details = details
 
 
 def _drop_cached_answers(session: Session, values: list[str]) -> None:

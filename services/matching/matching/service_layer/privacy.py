@@ -1,8 +1,16 @@
-"""Matching's side of erasure: matching holds ids, levels and skills only, so an erasure leaves the
-runs and matches as they are. The one free text that may name a team or a firm's staff is the reason a
-coordinator gave for a pin or forbid, or for releasing a pair a firm accepted in a re-run (kept in the
-run's ``controls``): on the erased subject's controls and releases it is replaced. The erasure is
-recorded in the access log either way."""
+"""Matching's side of erasure: matching holds ids, levels and skills, so an erasure leaves the runs and
+matches as they are, but not the free text copied into them:
+
+- the reason a coordinator gave for a pin or forbid, or for releasing a pair a firm accepted in a re-run
+  (kept in the run's ``controls``): on the erased subject's controls and releases it is replaced;
+- the subject's skills that are not words of the vocabulary (``werkplaats_shared.erasure``): removed from
+  the batch's snapshot (so a re-run cannot copy them back) and every run's snapshot, and replaced wherever
+  a run copied them (pre-check, diagnosis, explanations), in the outbox (sent messages too) and in cached
+  idempotent answers. A ``batch.submitted`` that arrives after the erasure (it waited in a queue, or an
+  operator replayed it from the dead letters) is scrubbed on arrival (``scrub_arrival``), and a run that was
+  solving during the erasure is scrubbed when its result is recorded (``skills_erased_since``).
+
+The erasure is recorded in the access log either way; the database's WAL is checkpointed after the commit."""
 
 from __future__ import annotations
 
@@ -12,6 +20,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from werkplaats_shared import audit
 from werkplaats_shared.contracts import Envelope
+from werkplaats_shared.db import checkpoint_after_commit
+from werkplaats_shared.erasure import drop_free_skills, scrub_json_text, scrub_texts, stored_forms
 
 from ..adapters import orm
 from ..adapters.privacy_orm import access_log
@@ -41,8 +51,84 @@ def _erase_release_reasons(session: Session, subject_kind: str, subject_id: str)
                             .values(controls={**controls, "released": scrubbed}))
 
 
+def _subjects(kind: str, subject_id: str) -> tuple[list[str], list[str]]:
+    return ([subject_id], []) if kind == "team" else ([], [subject_id])
+
+
+def _scrub_skills(session: Session, subject_kind: str, subject_id: str) -> None:
+    """Remove the subject's free-text skills from the snapshots, then replace them in every other copy."""
+    teams, firms = _subjects(subject_kind, subject_id)
+    removed: set[str] = set()
+    # only the snapshots that name the subject can hold its skills (JSON is text in both databases)
+    batches = session.execute(sa.select(orm.Batch).where(
+        sa.cast(orm.Batch.snapshot, sa.Text).contains(subject_id, autoescape=True))).scalars().all()
+    for batch in batches:
+        snapshot, texts = drop_free_skills(batch.snapshot, teams, firms)
+        if texts:
+            batch.snapshot, removed = snapshot, removed | texts
+    runs = session.execute(sa.select(orm.Run).where(sa.or_(
+        orm.Run.batch_id.in_([b.batch_id for b in batches]),
+        sa.cast(orm.Run.snapshot, sa.Text).contains(subject_id, autoescape=True)))).scalars().all()
+    for run in runs:
+        snapshot, texts = drop_free_skills(run.snapshot, teams, firms)
+        if texts:
+            run.snapshot, removed = snapshot, removed | texts
+    if not removed:
+        return
+    for run in runs:
+        scrub_run(run, removed)
+    for table, key in ((orm.outbox, ("message_id",)), (orm.idempotency, ("organisation_id", "key"))):
+        holds = sa.or_(*(table.c.body.contains(form, autoescape=True) for form in stored_forms(removed)))
+        for row in session.execute(sa.select(*(table.c[k] for k in key), table.c.body).where(holds)).all():
+            body = scrub_json_text(row.body, removed)
+            if body != row.body:
+                session.execute(table.update().where(*(table.c[k] == getattr(row, k) for k in key))
+                                .values(body=body))
+
+
+def scrub_run(run: orm.Run, texts: set[str]) -> None:
+    """Replace the texts in what a run derived from its snapshot."""
+    for column in ("precheck", "diagnosis", "explanations", "error"):
+        value = getattr(run, column)
+        if value is not None:
+            scrubbed = scrub_texts(value, texts)
+            if scrubbed != value:
+                setattr(run, column, scrubbed)
+
+
+def erased_subjects(session: Session) -> tuple[set[str], set[str]]:
+    """The ids of the teams and the firms whose personal data were erased (from the access log)."""
+    rows = session.execute(sa.select(access_log.c.subject_type, access_log.c.subject_id)
+                           .where(access_log.c.action == "erase")).all()
+    return ({i for kind, i in rows if kind == "team"}, {i for kind, i in rows if kind == "firm_contact"})
+
+
+def scrub_arrival(session: Session, snapshot: dict[str, Any]) -> dict[str, Any]:
+    """A batch snapshot that arrives after one of its teams or firms was erased, without their free-text
+    skills."""
+    teams, firms = erased_subjects(session)
+    if not teams and not firms:
+        return snapshot
+    scrubbed, removed = drop_free_skills(snapshot, teams, firms)
+    return scrubbed if removed else snapshot
+
+
+def skills_erased_since(solved: dict[str, Any], stored: dict[str, Any]) -> set[str]:
+    """The skills the snapshot a worker solved has and the stored one no longer has: an erasure came in
+    while the run was solving."""
+    def skills(snapshot: dict[str, Any]) -> dict[str, set[str]]:
+        out = {t["team_id"]: set(t.get("skills", [])) for t in snapshot.get("teams", [])}
+        out.update({a["assignment_id"]: set(a.get("required_skills", [])) | set(a.get("nice_to_have_skills", []))
+                    for a in snapshot.get("assignments", [])})
+        return out
+
+    now = skills(stored)
+    return {s for key, held in skills(solved).items() for s in held - now.get(key, held)}
+
+
 def on_personal_data_erased(session: Session, envelope: Envelope) -> None:
     p = envelope.payload
+    _scrub_skills(session, p["subject_kind"], p["subject_id"])
     if p["subject_kind"] == "team":
         which = orm.Control.team_id == p["subject_id"]
     else:
@@ -51,3 +137,4 @@ def on_personal_data_erased(session: Session, envelope: Envelope) -> None:
     _erase_release_reasons(session, p["subject_kind"], p["subject_id"])
     audit.record(session, access_log, action="erase", subject_type=p["subject_kind"], subject_id=p["subject_id"],
                  message_id=envelope.message_id)
+    checkpoint_after_commit(session)

@@ -25,6 +25,7 @@ from ..domain.model import Pair, Problem, SnapshotError, ineligibility
 from ..fastpath import eligibility
 from ..memory import cycles_paused
 from ..optimiser import Progress, Solution, SolverFactory, export_model, library_versions, solve
+from . import privacy
 
 log = logging.getLogger(__name__)
 
@@ -246,7 +247,7 @@ def on_batch_submitted(session: Session, envelope: Envelope) -> None:
     """The request is acknowledged once the run row exists; a worker solves it later. The same batch sent
     again (its settings changed in intake) replaces the stored copy: its open runs are cancelled and a run
     with the new settings is queued; a closed batch or one with a published matching is not replaced."""
-    p = envelope.payload
+    p = privacy.scrub_arrival(session, envelope.payload)
     try:
         Problem.from_snapshot(p)
     except SnapshotError as exc:
@@ -384,7 +385,7 @@ def _execute_run(sf: sessionmaker[Session], emit_into: Emit, run_id: str, solver
     def stage(what: str, work: Callable[[], Any]) -> Any:
         return retry_transient(work, probe, f"run {what}", stop=stop)
 
-    def read() -> tuple[int, str, int | None, Problem] | str | None:
+    def read() -> tuple[int, str, int | None, Problem, dict[str, Any]] | str | None:
         with sf() as session:
             run = session.get(orm.Run, run_id)
             if run is None:
@@ -392,7 +393,7 @@ def _execute_run(sf: sessionmaker[Session], emit_into: Emit, run_id: str, solver
             if run.status != "running":
                 return None
             try:
-                return run.attempts, run.policy, run.seed, problem_of(run)
+                return run.attempts, run.policy, run.seed, problem_of(run), run.snapshot
             except SnapshotError as exc:
                 return f"the batch cannot be matched: {exc}"
 
@@ -402,7 +403,7 @@ def _execute_run(sf: sessionmaker[Session], emit_into: Emit, run_id: str, solver
     if isinstance(read_out, str):
         stage("failing", lambda: _fail(sf, emit_into, run_id, read_out))
         return
-    attempts, policy, seed, problem = read_out
+    attempts, policy, seed, problem, solved_snapshot = read_out
     if attempts > MAX_RUN_ATTEMPTS:
         stage("failing", lambda: _fail(sf, emit_into, run_id, f"gave up after {MAX_RUN_ATTEMPTS} attempts"))
         return
@@ -418,7 +419,7 @@ def _execute_run(sf: sessionmaker[Session], emit_into: Emit, run_id: str, solver
                          progress=progress, eligible=eligible)
         stage("extracting", lambda: _set_stage(sf, run_id, "extracting"))
         stage("recording", lambda: record_solution(sf, emit_into, run_id, problem, solution, progress,
-                                                   eligible.pairs))
+                                                   eligible.pairs, solved_snapshot=solved_snapshot))
     except Exception as exc:
         if stop is not None and stop.is_set():
             raise  # stopping (during an outage, say): the run's lease runs out and another worker takes it
@@ -432,12 +433,16 @@ def _execute_run(sf: sessionmaker[Session], emit_into: Emit, run_id: str, solver
 
 def record_solution(sf: sessionmaker[Session], emit_into: Emit, run_id: str, problem: Problem,
                     solution: Solution, progress: Progress | None = None,
-                    eligible: Mapping[Pair, float] | None = None) -> None:
+                    eligible: Mapping[Pair, float] | None = None, *,
+                    solved_snapshot: dict[str, Any] | None = None) -> None:
+    """``solved_snapshot``: the snapshot the run was solved from; what an erasure took out of the stored
+    one meanwhile is taken out of the result too."""
     with sf.begin() as session:
         run = session.get(orm.Run, run_id, with_for_update=True)
         if run is None or run.status != "running":
             log.info("run result discarded", extra={"run_id": run_id, "status": run.status if run else None})
             return
+        erased = privacy.skills_erased_since(solved_snapshot, run.snapshot) if solved_snapshot else set()
         run.solver, run.solver_version = solution.solver, solution.solver_version
         run.library_versions = library_versions()
         run.model_hash, run.solver_status = solution.model_hash, solution.status
@@ -448,7 +453,8 @@ def record_solution(sf: sessionmaker[Session], emit_into: Emit, run_id: str, pro
         run.progress = progress.as_dict() if progress is not None else None
         if solution.status == "infeasible":
             run.status, run.diagnosis = "infeasible", solution.diagnosis
-            run.error = solution.diagnosis["message"][:500] if solution.diagnosis else "infeasible"
+            privacy.scrub_run(run, erased)
+            run.error = run.diagnosis["message"][:500] if run.diagnosis else "infeasible"
             run_ended(session, emit_into, run)
             return
         if solution.status not in ("optimal", "feasible"):
@@ -469,6 +475,7 @@ def record_solution(sf: sessionmaker[Session], emit_into: Emit, run_id: str, pro
             "nl": "geplaatst door de gepubliceerde koppeling van een andere batch van deze werkplaats en periode",
         } for h in (run.controls or {}).get("held") or []]
         run.explanations = explanations
+        privacy.scrub_run(run, erased)
         run.status = "solved"
         session.flush()
         if run.auto_publish:

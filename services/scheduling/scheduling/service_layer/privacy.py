@@ -4,7 +4,8 @@ A firm contact's erasure deletes what scheduling holds about the person behind t
 address, the webhook (its URL may name a person's domain), the kickoff availability (a sole trader's
 premises may be a home) and the error texts of delivery attempts (an SMTP or HTTP error may quote the
 address). Notices, kickoffs and answers stay: they hold ids only. A team's erasure finds nothing here
-(teams are ids only) and is recorded all the same."""
+(teams are ids only) and is recorded all the same. After the commit the database's WAL is checkpointed,
+so the deleted rows stay in no file (``secure_delete`` zeroes them in the database)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from flask import Flask
 from sqlalchemy.orm import Session
 from werkplaats_shared import audit
 from werkplaats_shared.contracts import Envelope
-from werkplaats_shared.db import utcnow
+from werkplaats_shared.db import checkpoint_after_commit, utcnow
 from werkplaats_shared.retention import RetentionPeriods, retention_loop
 from werkplaats_shared.runner import Loop
 from werkplaats_shared.service import Infrastructure
@@ -56,6 +57,7 @@ def on_personal_data_erased(session: Session, envelope: Envelope) -> None:
         erase_firm_contact(session, p["subject_id"])
     audit.record(session, access_log, action="erase", subject_type=p["subject_kind"], subject_id=p["subject_id"],
                  actor_organisation_id=None, message_id=envelope.message_id)
+    checkpoint_after_commit(session)
 
 
 def apply_retention(session: Session, periods: RetentionPeriods, now: datetime | None = None) -> int:
