@@ -27,7 +27,6 @@ from .i18n import gettext as _
 blueprint = Blueprint("console", __name__, url_prefix="/coordinator")
 ROLE = "coordinator"
 WEEKDAYS = 5  # kickoffs fall on school days, Monday to Friday
-OPEN_ASSIGNMENTS = ("submitted", "in_batch", "unmatched")
 LEVELS = ("MBO", "HBO", "WO")
 DAY_PARTS = ("morning", "afternoon", "evening")
 
@@ -142,13 +141,13 @@ def _own_workspaces() -> list[dict[str, Any]]:
     return [w for w in web.intake().get_all("/workspaces") if w.get("organisation_id") == me.organisation_id]
 
 
-def _per_period_and_level(items: list[dict[str, Any]], levels_of: Any) -> list[dict[str, Any]]:
-    counts: dict[str, Counter[str]] = defaultdict(Counter)
-    for item in items:
-        for level in levels_of(item):
-            counts[item["period"]][level] += 1
-    return [{"period": period, **{level: counts[period][level] for level in LEVELS},
-             "total": sum(counts[period].values())} for period in sorted(counts)]
+def _per_period_and_level(counts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Counts per (period, level) as one row per period with a column per level."""
+    table: dict[str, dict[str, int]] = defaultdict(dict)
+    for c in counts:
+        table[c["period"]][c["level"]] = c["count"]
+    return [{"period": period, **{level: table[period].get(level, 0) for level in LEVELS},
+             "total": sum(table[period].values())} for period in sorted(table)]
 
 
 @blueprint.get("/workspace")
@@ -168,9 +167,7 @@ def workspace(workspace_id: str) -> Any:
     if found is None:
         abort(404)
     names = {w["id"]: w["name"] for w in web.intake().get_all("/workspaces")}
-    assignments = [a for a in web.intake().get_all("/assignments", workspace_id=workspace_id)
-                   if a["status"] in OPEN_ASSIGNMENTS]
-    teams = web.intake().get_all("/teams", workspace_id=workspace_id)
+    counts = web.intake().get(f"/workspaces/{workspace_id}/overview")
     referrals = [r for r in web.intake().get_all("/referrals") if r["from_workspace_id"] == workspace_id]
     handovers = [h for h in web.intake().get_all("/handovers")
                  if workspace_id in (h["from_workspace_id"], h["to_workspace_id"])]
@@ -183,10 +180,10 @@ def workspace(workspace_id: str) -> Any:
         "coordinator/console/workspace.html", workspace=found, workspaces=workspaces, names=names,
         municipalities=municipalities, unknown=unknown, points=area_map(found["municipalities"]),
         map_width=MAP_WIDTH, map_height=MAP_HEIGHT, levels=LEVELS,
-        assignment_rows=_per_period_and_level(assignments, lambda a: [lv for lv in a["accepted_levels"]]),
-        team_rows=_per_period_and_level(teams, lambda t: [t["level"]]),
-        open_assignments=len(assignments), team_count=len(teams),
-        referrals=list(reversed(referrals))[:50], referral_count=len(referrals), schemes=schemes,
+        assignment_rows=_per_period_and_level(counts["open_assignments_by_period_level"]),
+        team_rows=_per_period_and_level(counts["teams_by_period_level"]),
+        open_assignments=counts["open_assignments"], team_count=counts["teams"],
+        referrals=list(reversed(referrals))[:50], referral_count=counts["referrals"], schemes=schemes,
         handovers=list(reversed(handovers)))
 
 
