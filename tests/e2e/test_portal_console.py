@@ -26,7 +26,8 @@ from .test_portal_browser import UUID, Visitor, World, _accepted_invitation, bro
 pytestmark = pytest.mark.e2e
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 TEXTS = {
-    "nl": {"workspace": "Overzicht werkplaats", "kickoffs": "Kennismakingen", "plan_link": "Kennismakingen van een ronde plannen",
+    "nl": {"workspace": "Overzicht werkplaats", "kickoffs": "Kennismakingen",
+           "plan_link": "Kennismakingen van een ronde plannen",
            "plan": "Kennismakingen plannen", "planned": "kennismakingen gepland", "move": "Verplaatsen",
            "move_button": "Kennismaking verplaatsen", "not_weekday": "het is geen werkdag",
            "moved": "verplaatst", "cancel": "Annuleren", "cancel_button": "Kennismaking annuleren",

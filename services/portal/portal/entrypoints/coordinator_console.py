@@ -6,6 +6,7 @@ waitlists). Everything comes from the services' APIs, named as people know it.""
 from __future__ import annotations
 
 import csv
+import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -23,6 +24,7 @@ from . import web
 from .forms import REQUIRED, ActionForm, MultiCheckboxField, SelectField, _l
 from .i18n import TIME_ZONE, current_language, nice_date, nice_period
 from .i18n import gettext as _
+from .labels import day_part_label, municipalities
 
 blueprint = Blueprint("console", __name__, url_prefix="/coordinator")
 ROLE = "coordinator"
@@ -115,8 +117,6 @@ MAP_WIDTH, MAP_HEIGHT, MAP_MARGIN = 640, 420, 60
 def area_map(codes: list[str]) -> list[MapPoint]:
     """The municipalities' centres on a plane (an equirectangular projection around the area's middle, so a
     kilometre east is as long as a kilometre north), scaled into the drawing with room for the names."""
-    import math
-
     found = [m for c in codes if (m := _municipalities().get(c)) is not None]
     if not found:
         return []
@@ -270,12 +270,11 @@ def kickoffs() -> Any:
     cells: dict[tuple[time, date], list[dict[str, Any]]] = defaultdict(list)
     for k in sorted(in_week, key=lambda k: (k["start"], k["assignment"])):
         cells[(k["start"].time(), k["start"].date())].append(k)
-    weekend = [k for k in in_week if k["start"].weekday() >= WEEKDAYS]
     form = KickoffPlanForm(formdata=None)
     form.batch_id.choices = _rounds()
     year, week, _day = monday.isocalendar()
     return render_template(
-        "coordinator/console/kickoffs.html", days=days, times=times, cells=cells, weekend=weekend,
+        "coordinator/console/kickoffs.html", days=days, times=times, cells=cells,
         week=week, year=year, monday=monday, friday=days[-1], count=len(in_week),
         previous=_week_code(monday - timedelta(days=7)), following=_week_code(monday + timedelta(days=7)),
         unplaced=[k for k in found if k["status"] == "unplaced"],
@@ -386,7 +385,7 @@ def _parse_days(text: str) -> list[date]:
                 d, m, y = part.replace("/", "-").split("-")
                 day = date(int(y), int(m), int(d))
         except ValueError as exc:
-            raise ValidationError(_("%(text)s is not a date; write it as 9-3-2027.", text=part)) from exc
+            raise ValidationError(_("%(value)s is not a date; write it as 9-3-2027.", value=part)) from exc
         if day not in days:
             days.append(day)
     return sorted(days)
@@ -440,8 +439,6 @@ def _slot_key(slot: dict[str, Any]) -> str:
 
 
 def _slot_choices(programme: dict[str, Any]) -> list[tuple[str, str]]:
-    from .labels import day_part_label
-
     return [(_slot_key(s), f"{nice_date(s['date'])}, {day_part_label(s['day_part'])}")
             for s in sorted(programme["slots"], key=lambda s: (s["date"], DAY_PARTS.index(s["day_part"])))]
 
@@ -451,8 +448,6 @@ def _slots(keys: list[str]) -> list[dict[str, str]]:
 
 
 def _day_part_choices() -> list[tuple[str, str]]:
-    from .labels import day_part_label
-
     return [(p, day_part_label(p)) for p in DAY_PARTS]
 
 
@@ -512,8 +507,6 @@ def programme(programme_id: str) -> Any:
 @blueprint.route("/workshops/<id:programme_id>/rooms/new", methods=["GET", "POST"])
 @web.requires(ROLE)
 def new_room(programme_id: str) -> Any:
-    from .labels import municipalities
-
     base = f"/workshop-programmes/{programme_id}"
     found = web.scheduling().get(base)
     form = RoomForm()
