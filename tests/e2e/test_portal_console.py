@@ -78,11 +78,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         stack.stop()
 
 
-def _coordinator(world: World, browser: Any, language: str) -> Visitor:  # noqa: F811
-    me = _accepted_invitation(world, browser, world.data.coordinator_key, f"console-{language}@ijssel.example.org",
-                              language)
+def _coordinator(world: World, browser: Any, language: str, journey: str) -> Visitor:  # noqa: F811
+    """A new colleague of the demo coordinator, invited in this language, signed in."""
+    me = _accepted_invitation(world, browser, world.data.coordinator_key,
+                              f"{journey}-{language}@ijssel.example.org", language)
     me.check()
-    me.switch_language()
+    assert me.page.locator("html").get_attribute("lang") == language  # invited in this language
     return me
 
 
@@ -93,7 +94,7 @@ def test_the_workspace_overview_shows_the_working_area_and_the_counts_per_period
     teams = Counter(t["level"] for t in intake.get("/teams?page_size=100"))
     open_levels = Counter(level for a in intake.get("/assignments?page_size=100")
                           if a["status"] in ("submitted", "in_batch", "unmatched") for level in a["accepted_levels"])
-    me = _coordinator(world, browser, language)
+    me = _coordinator(world, browser, language, "overview")
     try:
         me.click(TEXTS[language]["workspace"])
         text = me.main_text()
@@ -136,7 +137,7 @@ def test_a_coordinator_plans_a_rounds_kickoffs_sees_them_in_the_week_moves_one_a
     scheduling = Api(world.stack.url("scheduling"), world.data.coordinator_key)
     titles = {p["match_id"]: p["assignment_title"]
               for p in Api(world.stack.url("intake"), world.data.coordinator_key).get("/placements?page_size=100")}
-    me = _coordinator(world, browser, language)
+    me = _coordinator(world, browser, language, "kickoffs")
     try:
         me.click(words["kickoffs"])
         me.click(words["plan_link"])
@@ -199,7 +200,7 @@ def test_a_coordinator_makes_a_workshop_programme_plans_it_and_reads_seats_and_w
         world: World, browser: Any, language: str) -> None:  # noqa: F811
     words = TEXTS[language]
     title = f"Digitaal ondernemen ({language})"
-    me = _coordinator(world, browser, language)
+    me = _coordinator(world, browser, language, "workshops")
     try:
         me.click(words["workshops"])
         me.click(words["new_programme"])

@@ -511,9 +511,10 @@ def new_room(programme_id: str) -> Any:
     found = web.scheduling().get(base)
     form = RoomForm()
     form.municipality.choices = [("", _("Choose a municipality")), *municipalities().items()]
-    form.availability.choices = _slot_choices(found)
+    slots = _slot_choices(found)
+    form.availability.choices = slots
     if request.method == "GET":
-        form.availability.data = [key for key, _label in form.availability.choices]
+        form.availability.data = [key for key, _label in slots]  # free at every time, unless told otherwise
     if request.method == "POST" and form.validate_on_submit():
         body = {"name": form.name.data, "municipality_code": form.municipality.data,
                 "capacity": form.capacity.data, "availability": _slots(form.availability.data or [])}
@@ -535,9 +536,10 @@ def new_facilitator(programme_id: str) -> Any:
     found = web.scheduling().get(base)
     form = FacilitatorForm()
     form.themes.choices = list(_themes().items())
-    form.availability.choices = _slot_choices(found)
+    slots = _slot_choices(found)
+    form.availability.choices = slots
     if request.method == "GET":
-        form.availability.data = [key for key, _label in form.availability.choices]
+        form.availability.data = [key for key, _label in slots]  # free at every time, unless told otherwise
     if request.method == "POST" and form.validate_on_submit():
         body = {"label": form.label.data, "themes": form.themes.data,
                 "availability": _slots(form.availability.data or [])}
