@@ -124,8 +124,8 @@ def area_map(codes: list[str]) -> list[MapPoint]:
     squeeze = math.cos(math.radians(middle))
     xs = [m.longitude * squeeze for m in found]
     ys = [m.latitude for m in found]
-    span = max(max(xs) - min(xs), max(ys) - min(ys), 0.05)
-    scale = min((MAP_WIDTH - 2 * MAP_MARGIN) / span, (MAP_HEIGHT - 2 * MAP_MARGIN) / span)
+    scale = min((MAP_WIDTH - 2 * MAP_MARGIN) / max(max(xs) - min(xs), 0.05),
+                (MAP_HEIGHT - 2 * MAP_MARGIN) / max(max(ys) - min(ys), 0.05))
     left = MAP_WIDTH / 2 - (max(xs) + min(xs)) / 2 * scale
     top = MAP_HEIGHT / 2 + (max(ys) + min(ys)) / 2 * scale
     points = []
