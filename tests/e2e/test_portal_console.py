@@ -243,6 +243,8 @@ def test_a_coordinator_makes_a_workshop_programme_plans_it_and_reads_seats_and_w
         assert sessions.count() == 1
         cells = sessions.first.locator("td").all_inner_texts()
         assert "Zaal De Fabriek" in cells[2] and cells[3] == "F-01" and cells[4:] == ["2", "2", "1"]
+        assert me.page.locator("#programme-seated").inner_text() == "2"
+        assert me.page.locator("#programme-waiting").inner_text() == "1"
         assert not UUID.search(me.page.locator("body").inner_text())
         me.shot("coordinator-programme")
     finally:
