@@ -33,6 +33,8 @@ def test_the_working_area_is_drawn_with_north_up_and_east_right_inside_the_drawi
         assert console.MAP_MARGIN - 1 <= p.y <= console.MAP_HEIGHT - console.MAP_MARGIN + 1
         # names on the east side are written leftwards from their dot, so they stay inside the drawing
         assert (p.anchor == "end") == (p.x > console.MAP_WIDTH / 2)
+    assert min(p.y for p in points.values()) == console.MAP_MARGIN  # the drawing is as high as the area needs
+    assert console.map_height(list(points.values())) <= console.MAP_HEIGHT
     assert console.area_map([]) == [] and console.area_map(["GM9999"]) == []
     single = console.area_map(["GM0193"])
     assert len(single) == 1 and single[0].x == console.MAP_WIDTH / 2

@@ -127,13 +127,18 @@ def area_map(codes: list[str]) -> list[MapPoint]:
     scale = min((MAP_WIDTH - 2 * MAP_MARGIN) / max(max(xs) - min(xs), 0.05),
                 (MAP_HEIGHT - 2 * MAP_MARGIN) / max(max(ys) - min(ys), 0.05))
     left = MAP_WIDTH / 2 - (max(xs) + min(xs)) / 2 * scale
-    top = MAP_HEIGHT / 2 + (max(ys) + min(ys)) / 2 * scale
+    top = MAP_MARGIN + max(ys) * scale  # the northernmost centre at the top margin; see map_height
     points = []
     for m, x, y in zip(found, xs, ys, strict=True):
         px, py = round(left + x * scale, 1), round(top - y * scale, 1)
         east = px > MAP_WIDTH / 2
         points.append(MapPoint(m.name, px, py, px - 8 if east else px + 8, "end" if east else "start"))
     return points
+
+
+def map_height(points: list[MapPoint]) -> float:
+    """The drawing's height: the area's north-south extent with a margin above and below."""
+    return round(max((p.y for p in points), default=0.0) + MAP_MARGIN, 1)
 
 
 def _own_workspaces() -> list[dict[str, Any]]:
@@ -176,10 +181,11 @@ def workspace(workspace_id: str) -> Any:
     municipalities = sorted((m for c in found["municipalities"] if (m := _municipalities().get(c))),
                             key=lambda m: m.name)
     unknown = [c for c in found["municipalities"] if c not in _municipalities()]
+    points = area_map(found["municipalities"])
     return render_template(
         "coordinator/console/workspace.html", workspace=found, workspaces=workspaces, names=names,
-        municipalities=municipalities, unknown=unknown, points=area_map(found["municipalities"]),
-        map_width=MAP_WIDTH, map_height=MAP_HEIGHT, levels=LEVELS,
+        municipalities=municipalities, unknown=unknown, points=points, map_width=MAP_WIDTH,
+        map_height=map_height(points), levels=LEVELS,
         assignment_rows=_per_period_and_level(counts["open_assignments_by_period_level"]),
         team_rows=_per_period_and_level(counts["teams_by_period_level"]),
         open_assignments=counts["open_assignments"], team_count=counts["teams"],
