@@ -57,7 +57,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     ports[PORTAL] = free_port()
     stack = LocalStack(StackConfig(data_dir=str(tmp_path_factory.mktemp("console")), ports=ports,
                                    smtp_port=free_port(), extra_env=dict(FAST), portal=True))
-    stack.start()
+    stack.start(timeout=180)  # six services' migrations on a shared, busy machine can take more than a minute
     try:
         data = setup_demo_data(stack, say=lambda _line: None)
         intake = Api(stack.url("intake"), data.coordinator_key)

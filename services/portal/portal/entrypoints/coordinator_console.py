@@ -285,8 +285,9 @@ def kickoffs() -> Any:
         previous=_week_code(monday - timedelta(days=7)), following=_week_code(monday + timedelta(days=7)),
         unplaced=[k for k in found if k["status"] == "unplaced"],
         cancelled=[k for k in found if k["status"] == "cancelled"], form=form,
-        other_weeks=sorted({_week_code(k["start"].date() - timedelta(days=k["start"].weekday()))
-                            for k in found if k["status"] == "proposed" and k["start"]}))
+        other_weeks=[(code, _("week %(week)s, %(year)s", week=int(code[6:]), year=code[:4]))
+                     for code in sorted({_week_code(k["start"].date() - timedelta(days=k["start"].weekday()))
+                                         for k in found if k["status"] == "proposed" and k["start"]})])
 
 
 @blueprint.route("/kickoffs/plan", methods=["GET", "POST"])
