@@ -282,9 +282,14 @@ def test_a_coordinator_moves_a_kickoff_within_the_rules(svc: Service) -> None:
     assert moved["starts_at"] == "2031-01-06T10:15:00+01:00" and moved["sequence"] == 1
     assert svc.get("firm_nl", path).get_json()["starts_at"] == "2031-01-06T10:15:00+01:00"
     _assert_valid(svc)
-    # a moved kickoff can be cancelled: cancelled, sequence 2, a cancellation queued; cancelled stays put
-    resp = svc.call("coord", "POST", f"{path}/cancellation")
+    # a moved kickoff can be cancelled with the coordinator's reason: cancelled, sequence 2, a cancellation
+    # queued; cancelled stays put. A reason too long is refused and changes nothing.
+    assert_error(svc.call("coord", "POST", f"{path}/cancellation", {"reason": "x" * 201}), 422)
+    assert svc.get("coord", path).get_json()["status"] == "proposed"
+    resp = svc.call("coord", "POST", f"{path}/cancellation", {"reason": "the firm moves premises that week"})
     assert resp.status_code == 200 and resp.get_json()["status"] == "cancelled" and resp.get_json()["sequence"] == 2
+    assert resp.get_json()["reason"] == "the firm moves premises that week" and resp.get_json()["reason_code"] is None
+    assert svc.get("firm_nl", path).get_json()["reason"] == "the firm moves premises that week"
     assert_error(svc.call("coord", "PATCH", path, {"starts_at": "2031-01-07T10:00:00+01:00"}), 422)
     with svc.infra.session_factory() as session:
         notices = session.execute(sa.select(orm.Notice).where(orm.Notice.subject_id == a["match_id"])

@@ -29,6 +29,7 @@ from .accounts_api import TOKENS_PATH, register_accounts
 from .authorization import MATRIX
 from .bulk_api import register_bulk
 from .i18n import install_translations
+from .overview_api import register_overview
 from .placements_api import register_placements
 from .privacy_api import register_privacy
 from .reach_api import register_reach
@@ -448,5 +449,6 @@ def create_intake_app(infra: Infrastructure, clock: Callable[[], datetime] = utc
     register_privacy(app, api, infra)
     register_placements(api, infra)
     register_reach(api, infra)
+    register_overview(api, infra)
     api.register_blueprint(dead_letter_blueprint(infra))
     return app

@@ -17,6 +17,8 @@ MATRIX = Matrix("intake", [
     allow("workspace", "list", "GET", "/workspaces", "workspaces.Workspaces", *ANY),
     allow("workspace", "create", "POST", "/workspaces", "workspaces.Workspaces", *COORDINATOR),
     allow("workspace", "read", "GET", "/workspaces/<workspace_id>", "workspaces.WorkspaceItem", *ANY),
+    allow("workspace", "read its overview in counts (its own only)", "GET", "/workspaces/<workspace_id>/overview",
+          "workspace_overview.WorkspaceOverview", *COORDINATOR),
     allow("firm", "read its own profile", "GET", "/firm", "firm.Firm", *ENTREPRENEUR),
     allow("firm", "register its profile", "POST", "/firm", "firm.Firm", *ENTREPRENEUR),
     allow("firm", "update its profile", "PATCH", "/firm", "firm.Firm", *ENTREPRENEUR),

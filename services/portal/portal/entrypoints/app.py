@@ -21,7 +21,7 @@ from werkzeug.routing import BaseConverter
 from ..adapters.clients import ApiError, Clients, Unavailable
 from ..config import PortalSettings
 from ..service_layer import signin
-from . import auth, coordinator, coordinator_reach, entrepreneur, institution
+from . import auth, coordinator, coordinator_console, coordinator_reach, entrepreneur, institution
 from .forms import ActionForm, LanguageForm
 from .i18n import current_language, install_i18n
 from .labels import install_labels
@@ -100,6 +100,7 @@ def create_portal_app(settings: PortalSettings, clients: Clients) -> Flask:
     app.register_blueprint(institution.blueprint)
     app.register_blueprint(coordinator.blueprint)
     app.register_blueprint(coordinator_reach.blueprint)
+    app.register_blueprint(coordinator_console.blueprint)
 
     @app.context_processor
     def _page_context() -> dict[str, Any]:

@@ -93,7 +93,8 @@ class KickoffOut(Schema):
     venue = fields.String(allow_none=True, metadata={
         "description": "on_site (the firm's premises), online, or null when the firm has not said"})
     sequence = fields.Integer(metadata={"description": "the invitation's SEQUENCE: raised by every change"})
-    reason = fields.String(allow_none=True, metadata={"description": "why no slot was found"})
+    reason = fields.String(allow_none=True, metadata={
+        "description": "unplaced: why no slot was found; cancelled: the coordinator's reason, if given"})
     reason_code = fields.String(allow_none=True, metadata={
         "description": "no_common_slot, holidays or daily_cap (null when placed)"})
 
@@ -134,6 +135,11 @@ class KickoffMoveIn(Schema):
     starts_at = fields.AwareDateTime(required=True, metadata={
         "description": "the new start with its offset; on a quarter of an hour"})
     weeks = fields.Integer(load_default=KICKOFF_WEEKS, validate=validate.Range(min=1, max=MAX_WINDOW_WEEKS))
+
+
+class KickoffCancelIn(Schema):
+    reason = fields.String(load_default=None, validate=validate.Length(min=1, max=200), metadata={
+        "description": "why the kickoff is cancelled, in the coordinator's words (shown with the kickoff)"})
 
 
 class NonTeachingIn(Schema):
@@ -489,12 +495,14 @@ def create_scheduling_app(infra: Infrastructure, resolve: Resolver = system_reso
 
     @kickoffs.route("/<match_id>/cancellation")
     class KickoffCancellation(MethodView):
+        @kickoffs.arguments(KickoffCancelIn)
         @kickoffs.response(200, KickoffOut)
-        def post(self, match_id: str) -> Any:
-            """Cancel a kickoff; an invited firm gets a cancellation (METHOD:CANCEL, same UID)."""
+        def post(self, data: dict[str, Any], match_id: str) -> Any:
+            """Cancel a kickoff, with the reason if given; an invited firm gets a cancellation
+            (METHOD:CANCEL, same UID)."""
             with rule_errors(), sf.begin() as session:
                 return services.kickoff_view(kickoff_services.cancel_kickoff(
-                    session, current_principal().organisation_id, match_id))
+                    session, current_principal().organisation_id, match_id, data["reason"]))
 
     calendars = Blueprint("calendars", __name__, url_prefix="", description=(
         "What the kickoff rules read: an institution's school-holiday region and non-teaching weeks, a "

@@ -345,7 +345,9 @@ def move_kickoff(session: Session, coordinator_id: str, match_id: str, starts_at
     return row
 
 
-def cancel_kickoff(session: Session, coordinator_id: str, match_id: str) -> orm.Kickoff:
+def cancel_kickoff(session: Session, coordinator_id: str, match_id: str, reason: str | None = None
+                   ) -> orm.Kickoff:
+    """Cancel a kickoff (once; a second cancellation changes nothing), keeping the coordinator's reason."""
     row = session.execute(visible(coordinator_id).where(orm.Kickoff.match_id == match_id)).scalar_one_or_none()
     if row is None:
         raise NotFound(match_id)
@@ -354,5 +356,5 @@ def cancel_kickoff(session: Session, coordinator_id: str, match_id: str) -> orm.
     if row.status == "proposed" and row.starts_at is not None:
         row.sequence += 1
         _queue(session, row, "kickoff_cancellation", "CANCEL")
-    row.status, row.updated_at = "cancelled", utcnow()
+    row.status, row.updated_at, row.reason = "cancelled", utcnow(), reason
     return row

@@ -297,7 +297,8 @@ def kickoff_view(kickoff: orm.Kickoff) -> dict[str, Any]:
     code, _, _ = (kickoff.reason or "").partition(": ")
     view: dict[str, Any] = {"match_id": kickoff.match_id, "assignment_id": kickoff.assignment_id,
                             "team_id": kickoff.team_id, "batch_id": kickoff.batch_id, "status": kickoff.status,
-                            "reason": kickoff.reason, "reason_code": code if code in REASONS else None,
+                            "reason": kickoff.reason,
+                            "reason_code": code if code in REASONS and kickoff.status == "unplaced" else None,
                             "venue": kickoff.venue, "sequence": kickoff.sequence,
                             "starts_at": None, "ends_at": None, "timezone": str(TZ)}
     if kickoff.starts_at is not None:

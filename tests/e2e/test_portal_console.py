@@ -1,0 +1,251 @@
+"""The coordinator's console in a real browser against the real services (separate processes, embedded broker,
+SQLite, SMTP sink), in Dutch and in English, axe-core's WCAG 2.1 A/AA rules on every page visited: the workspace
+overview (its municipalities, open assignments and teams per period and level, equal to the counts the test makes
+from the data it loaded); a published round's kickoffs planned, seen in their week, one moved (a Saturday refused
+first, in words), one cancelled with a reason; a workshop programme made with a room and a facilitator,
+entrepreneurs' interest, planned, its session with seats and a waiting list.
+
+Set WERKPLAATS_SCREENSHOTS=<folder> to keep a screenshot of each page (docs/screenshots holds them)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from werkplaats_shared.devstack.demo import PERIOD, Api, setup_demo_data, wait_for
+from werkplaats_shared.devstack.stack import PORTAL, SERVICES, LocalStack, StackConfig
+
+from ..conftest import free_port
+from .conftest import FAST
+from .test_portal_browser import UUID, Visitor, World, _accepted_invitation, browser, chromium  # noqa: F401
+
+pytestmark = pytest.mark.e2e
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+TEXTS = {
+    "nl": {"workspace": "Overzicht werkplaats", "kickoffs": "Kennismakingen",
+           "plan_link": "Kennismakingen van een ronde plannen",
+           "plan": "Kennismakingen plannen", "planned": "kennismakingen gepland", "move": "Verplaatsen",
+           "move_button": "Kennismaking verplaatsen", "not_weekday": "het is geen werkdag",
+           "moved": "verplaatst", "cancel": "Annuleren", "cancel_button": "Kennismaking annuleren",
+           "required": "Dit veld is verplicht", "cancelled": "geannuleerd", "workshops": "Workshops",
+           "new_programme": "Nieuw programma maken", "make": "Programma maken", "morning": "ochtend",
+           "add_room": "Zaal toevoegen", "add_room_button": "Zaal toevoegen",
+           "add_facilitator": "Begeleider toevoegen", "add_facilitator_button": "Begeleider toevoegen",
+           "plan_programme": "Programma plannen", "seated": "2 ondernemers geplaatst, 1 wachtend",
+           "days": "9-3-2027, 16-3-2027", "reason": "De ondernemer verhuist die week"},
+    "en": {"workspace": "Workspace overview", "kickoffs": "Kickoffs", "plan_link": "Plan a round's kickoffs",
+           "plan": "Plan the kickoffs", "planned": "kickoffs planned", "move": "Move",
+           "move_button": "Move the kickoff", "not_weekday": "it is not a weekday", "moved": "moved",
+           "cancel": "Cancel", "cancel_button": "Cancel the kickoff", "required": "This field is required",
+           "cancelled": "cancelled", "workshops": "Workshops", "new_programme": "Make a new programme",
+           "make": "Make the programme", "morning": "morning", "add_room": "Add a room",
+           "add_room_button": "Add the room", "add_facilitator": "Add a facilitator",
+           "add_facilitator_button": "Add the facilitator", "plan_programme": "Plan the programme",
+           "seated": "2 entrepreneurs seated, 1 waiting", "days": "2027-03-09, 2027-03-16",
+           "reason": "The firm moves premises that week"},
+}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """The demo data, its round published and every match accepted by its firm (so each has a kickoff)."""
+    ports = {s: free_port() for s in SERVICES}
+    ports[PORTAL] = free_port()
+    stack = LocalStack(StackConfig(data_dir=str(tmp_path_factory.mktemp("console")), ports=ports,
+                                   smtp_port=free_port(), extra_env=dict(FAST), portal=True))
+    stack.start(timeout=180)  # six services' migrations on a shared, busy machine can take more than a minute
+    try:
+        data = setup_demo_data(stack, say=lambda _line: None)
+        intake = Api(stack.url("intake"), data.coordinator_key)
+        batch = intake.post("/batches", {"workspace_id": data.workspace_id, "period": PERIOD,
+                                         "assignment_ids": data.assignment_ids[:8], "auto_publish": True})
+        matched = wait_for("the round published", lambda: (b := intake.get(f"/batches/{batch['id']}"))["status"]
+                           == "matched" and b, timeout=120)
+        assert len(matched["matches"]) >= 4, matched
+        for key in data.firm_keys:
+            firm = Api(stack.url("scheduling"), key)
+            for answer in firm.get("/match-answers"):
+                firm.post(f"/match-answers/{answer['match_id']}", {"decision": "accepted"})
+        coordinator = Api(stack.url("scheduling"), data.coordinator_key)
+        wait_for("every accepted match has its kickoff",
+                 lambda: len(coordinator.get("/kickoffs?page_size=100")) == len(matched["matches"]), timeout=60)
+        yield World(stack, data)
+    finally:
+        stack.stop()
+
+
+def _coordinator(world: World, browser: Any, language: str, journey: str) -> Visitor:  # noqa: F811
+    """A new colleague of the demo coordinator, invited in this language, signed in."""
+    me = _accepted_invitation(world, browser, world.data.coordinator_key,
+                              f"{journey}-{language}@ijssel.example.org", language)
+    me.check()
+    assert me.page.locator("html").get_attribute("lang") == language  # invited in this language
+    return me
+
+
+@pytest.mark.parametrize("language", ["nl", "en"])
+def test_the_workspace_overview_shows_the_working_area_and_the_counts_per_period_and_level(
+        world: World, browser: Any, language: str) -> None:  # noqa: F811
+    intake = Api(world.stack.url("intake"), world.data.coordinator_key)
+    teams = Counter(t["level"] for t in intake.get("/teams?page_size=100"))
+    open_levels = Counter(level for a in intake.get("/assignments?page_size=100")
+                          if a["status"] in ("submitted", "in_batch", "unmatched") for level in a["accepted_levels"])
+    me = _coordinator(world, browser, language, "overview")
+    try:
+        me.click(TEXTS[language]["workspace"])
+        text = me.main_text()
+        assert "Werkplaats Regio IJssel" in text and "Zwolle" in text and "Overijssel" in text
+        assert me.page.locator("#area-map circle").count() == 6
+        assert me.page.locator("#area-map text", has_text="Zwolle").count() == 1
+
+        def row(table: str) -> dict[str, str]:
+            cells = me.page.locator(f"#{table} tbody tr").first.locator("th, td").all_inner_texts()
+            return dict(zip(["period", "MBO", "HBO", "WO", "total"], cells, strict=True))
+
+        team_row = row("workspace-teams")
+        assert team_row["period"] == "semester 1, 2027"
+        assert {lv: int(team_row[lv]) for lv in ("MBO", "HBO", "WO")} == {lv: teams[lv] for lv in ("MBO", "HBO", "WO")}
+        assignment_row = row("workspace-assignments")
+        assert {lv: int(assignment_row[lv]) for lv in ("MBO", "HBO", "WO")} == {
+            lv: open_levels[lv] for lv in ("MBO", "HBO", "WO")}
+        assert not UUID.search(me.page.locator("body").inner_text())
+        me.shot("coordinator-workspace")
+    finally:
+        me.close()
+
+
+def _free_time(kickoffs: list[dict[str, Any]], k: dict[str, Any]) -> datetime:
+    """A time on the kickoff's own day that none of the coordinator's other kickoffs that day overlaps."""
+    start = datetime.fromisoformat(k["starts_at"]).astimezone(AMSTERDAM)
+    others = [datetime.fromisoformat(o["starts_at"]).astimezone(AMSTERDAM) for o in kickoffs
+              if o["match_id"] != k["match_id"] and o["status"] == "proposed" and o["starts_at"]]
+    for hour, minute in ((16, 0), (12, 30), (9, 0), (14, 30)):
+        moment = start.replace(hour=hour, minute=minute)
+        if moment != start and all(abs(moment - o) >= timedelta(hours=1) for o in others):
+            return moment
+    raise AssertionError("no free time on the kickoff's day")
+
+
+@pytest.mark.parametrize("language", ["nl", "en"])
+def test_a_coordinator_plans_a_rounds_kickoffs_sees_them_in_the_week_moves_one_and_cancels_one(
+        world: World, browser: Any, language: str) -> None:  # noqa: F811
+    words = TEXTS[language]
+    scheduling = Api(world.stack.url("scheduling"), world.data.coordinator_key)
+    titles = {p["match_id"]: p["assignment_title"]
+              for p in Api(world.stack.url("intake"), world.data.coordinator_key).get("/placements?page_size=100")}
+    me = _coordinator(world, browser, language, "kickoffs")
+    try:
+        me.click(words["kickoffs"])
+        me.click(words["plan_link"])
+        me.shot("coordinator-plan-kickoffs")
+        me.submit(words["plan"])
+        assert words["planned"] in me.main_text()
+        kickoffs = [k for k in scheduling.get("/kickoffs?page_size=100") if k["status"] == "proposed"]
+        assert kickoffs
+        week = me.page.locator("#kickoff-week").inner_text()
+        first = min(kickoffs, key=lambda k: k["starts_at"])
+        assert titles[first["match_id"]] in week  # the assignment, named, in its week
+        assert not UUID.search(me.page.locator("body").inner_text())
+        me.shot("coordinator-kickoffs")
+
+        # move one: first to a Saturday (refused, in words), then to a free time on its own day
+        shown = [k for k in kickoffs if titles[k["match_id"]] in week]
+        moving = shown[0] if language == "nl" else shown[-1]
+        title = titles[moving["match_id"]]
+        me.click(f"{words['move']} {title}")
+        start = datetime.fromisoformat(moving["starts_at"]).astimezone(AMSTERDAM)
+        saturday = start + timedelta(days=5 - start.weekday())
+        me.page.fill("#day", saturday.date().isoformat())
+        me.submit(words["move_button"])
+        assert words["not_weekday"] in me.main_text()
+        assert scheduling.get(f"/kickoffs/{moving['match_id']}")["starts_at"] == moving["starts_at"]
+        me.shot("coordinator-move-kickoff")
+        target = _free_time(kickoffs, moving)
+        me.page.fill("#day", target.date().isoformat())
+        me.page.fill("#starts_at", target.strftime("%H:%M"))
+        me.submit(words["move_button"])
+        assert words["moved"] in me.main_text()
+        moved = scheduling.get(f"/kickoffs/{moving['match_id']}")
+        assert datetime.fromisoformat(moved["starts_at"]) == target
+        slot = me.page.locator("#kickoff-week tbody tr", has_text=target.strftime("%H:%M"))
+        assert title in slot.inner_text()
+
+        # cancel another: the confirm page needs a reason
+        cancelling = next(k for k in shown if k["match_id"] != moving["match_id"]
+                          and scheduling.get(f"/kickoffs/{k['match_id']}")["status"] == "proposed")
+        other = titles[cancelling["match_id"]]
+        me.click(f"{words['cancel']} {other}")
+        assert other in me.main_text()
+        me.submit(words["cancel_button"])
+        assert words["required"] in me.main_text()
+        assert scheduling.get(f"/kickoffs/{cancelling['match_id']}")["status"] == "proposed"
+        me.page.fill("#reason", words["reason"])
+        me.shot("coordinator-cancel-kickoff")
+        me.submit(words["cancel_button"])
+        assert words["cancelled"] in me.main_text()
+        after = scheduling.get(f"/kickoffs/{cancelling['match_id']}")
+        assert after["status"] == "cancelled" and after["reason"] == words["reason"]
+        assert words["reason"] in me.page.locator("#kickoffs-cancelled").inner_text()
+        assert other not in me.page.locator("#kickoff-week").inner_text()
+    finally:
+        me.close()
+
+
+@pytest.mark.parametrize("language", ["nl", "en"])
+def test_a_coordinator_makes_a_workshop_programme_plans_it_and_reads_seats_and_waiting_list(
+        world: World, browser: Any, language: str) -> None:  # noqa: F811
+    words = TEXTS[language]
+    title = f"Digitaal ondernemen ({language})"
+    me = _coordinator(world, browser, language, "workshops")
+    try:
+        me.click(words["workshops"])
+        me.click(words["new_programme"])
+        me.page.fill("#title", title)
+        me.page.fill("#days", words["days"])
+        me.page.get_by_label(words["morning"], exact=True).check()
+        me.page.fill("#min_participants", "1")
+        me.shot("coordinator-new-programme")
+        me.submit(words["make"])
+        assert title in me.page.locator("h1").inner_text()
+        programme_url = me.page.url
+        programme_id = programme_url.rstrip("/").rsplit("/", 1)[1]
+
+        me.click(words["add_room"])
+        me.page.fill("#name", "Zaal De Fabriek")
+        me.page.select_option("#municipality", "GM0193")
+        me.page.fill("#capacity", "2")
+        me.submit(words["add_room_button"])
+        assert "Zaal De Fabriek" in me.page.locator("#programme-rooms").inner_text()
+
+        me.click(words["add_facilitator"])
+        me.page.fill("#label", "Jan de Vries <jan@example.org>")
+        me.page.check("#themes-0")  # the first theme of the catalogue: cyber resilience
+        me.submit(words["add_facilitator_button"])
+        assert me.page.locator("#error-summary").count() == 1  # a name or address is refused: a code only
+        me.page.fill("#label", "F-01")
+        me.submit(words["add_facilitator_button"])
+        assert "F-01" in me.page.locator("#programme-facilitators").inner_text()
+
+        for key in world.data.firm_keys[:3]:  # three entrepreneurs want the theme; the room seats two
+            Api(world.stack.url("scheduling"), key).post(f"/workshop-programmes/{programme_id}/interests", {
+                "theme": "cyber_resilience", "available_days": ["2027-03-09", "2027-03-16"],
+                "locations": ["GM0193"]})
+        me.goto(programme_url.split(world.portal, 1)[1])
+        themes = me.page.locator("#programme-themes tbody tr").first.inner_text()
+        assert "3" in themes
+        me.submit(words["plan_programme"])
+        assert words["seated"] in me.main_text()
+        sessions = me.page.locator("#programme-sessions tbody tr")
+        assert sessions.count() == 1
+        cells = sessions.first.locator("td").all_inner_texts()
+        assert "Zaal De Fabriek" in cells[2] and cells[3] == "F-01" and cells[4:] == ["2", "2", "1"]
+        assert me.page.locator("#programme-seated").inner_text() == "2"
+        assert me.page.locator("#programme-waiting").inner_text() == "1"
+        assert not UUID.search(me.page.locator("body").inner_text())
+        me.shot("coordinator-programme")
+    finally:
+        me.close()

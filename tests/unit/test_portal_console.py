@@ -1,0 +1,60 @@
+"""The coordinator console's own logic: the working area drawn from the municipalities' centres (north up, east
+right, inside the drawing), dates typed for a workshop programme, the services' reasons in the reader's words."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from typing import Any
+
+import pytest
+from flask import Flask, g
+from portal.entrypoints import coordinator_console as console
+from wtforms.validators import ValidationError
+
+IJSSEL = ["GM0148", "GM0160", "GM0166", "GM0180", "GM0193", "GM1896"]  # Dalfsen ... Zwartewaterland
+
+
+@pytest.fixture
+def nl() -> Iterator[Any]:
+    app = Flask(__name__)
+    with app.test_request_context():
+        g.language = "nl"
+        yield g
+
+
+def test_the_working_area_is_drawn_with_north_up_and_east_right_inside_the_drawing() -> None:
+    points = {p.name: p for p in console.area_map([*IJSSEL, "GM9999"])}  # an unknown code is left out
+    assert set(points) == {"Dalfsen", "Hardenberg", "Kampen", "Staphorst", "Zwolle", "Zwartewaterland"}
+    assert points["Kampen"].x < points["Zwolle"].x < points["Hardenberg"].x  # west to east
+    assert points["Staphorst"].y < points["Zwolle"].y  # Staphorst lies north of Zwolle
+    for p in points.values():
+        assert console.MAP_MARGIN - 1 <= p.x <= console.MAP_WIDTH - console.MAP_MARGIN + 1
+        assert console.MAP_MARGIN - 1 <= p.y <= console.MAP_HEIGHT - console.MAP_MARGIN + 1
+        # names on the east side are written leftwards from their dot, so they stay inside the drawing
+        assert (p.anchor == "end") == (p.x > console.MAP_WIDTH / 2)
+    assert min(p.y for p in points.values()) == console.MAP_MARGIN  # the drawing is as high as the area needs
+    assert console.map_height(list(points.values())) <= console.MAP_HEIGHT
+    assert console.area_map([]) == [] and console.area_map(["GM9999"]) == []
+    single = console.area_map(["GM0193"])
+    assert len(single) == 1 and single[0].x == console.MAP_WIDTH / 2
+
+
+def test_programme_dates_are_read_in_dutch_or_iso_form_once_each_in_order(nl: object) -> None:
+    assert console._parse_days("16-3-2027, 2027-03-09\n9/3/2027 16-03-2027") == [date(2027, 3, 9),
+                                                                                 date(2027, 3, 16)]
+    assert console._parse_days(" , ") == []
+    with pytest.raises(ValidationError, match="31-2-2027 is geen datum"):
+        console._parse_days("9-3-2027, 31-2-2027")
+    with pytest.raises(ValidationError, match=r"^9 is geen datum"):  # "9 maart": the first word that is no date
+        console._parse_days("9 maart")
+
+
+def test_a_services_reason_reads_in_the_readers_language_and_an_unknown_one_as_written(nl: object) -> None:
+    assert console.reason_words("not a weekday") == "het is geen werkdag"
+    assert console.reason_words("no free weekday slot: the firm is ...", "no_common_slot").startswith(
+        "het bedrijf kan op geen enkel moment")
+    assert console.reason_words("something new") == "something new"
+    assert console.reason_words(None) == ""
+    g.language = "en"  # type: ignore[attr-defined]
+    assert console.reason_words("not a weekday") == "it is not a weekday"
