@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import socket
 import statistics
 import sys
 import tempfile
@@ -160,13 +161,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--solve-timeout", type=float, default=1800.0)
     args = parser.parse_args(argv)
 
-    from werkplaats_shared.config import DEFAULT_PORTS
     from werkplaats_shared.devstack.demo import Api, invite_person, wait_for
-    from werkplaats_shared.devstack.stack import PORTAL, LocalStack, StackConfig
+    from werkplaats_shared.devstack.stack import PORTAL, SERVICES, LocalStack, StackConfig
 
     folder = args.keep or tempfile.mkdtemp(prefix="werkplaats-bench-")
-    stack = LocalStack(StackConfig(data_dir=folder, ports=dict(DEFAULT_PORTS), portal=True))
-    print(f"starting the local stack in {folder} (ports {DEFAULT_PORTS})", flush=True)
+    ports = {service: _free_port() for service in (*SERVICES, PORTAL)}
+    stack = LocalStack(StackConfig(data_dir=folder, ports=ports, smtp_port=_free_port(), portal=True))
+    print(f"starting the local stack in {folder} (ports {ports})", flush=True)
     stack.start()
     try:
         started = time.perf_counter()
@@ -225,6 +226,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if slowest < 2 else 1
     finally:
         stack.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _received(matching: Any, batch_id: str) -> bool:

@@ -100,6 +100,7 @@ def _latest_run(batch_id: str) -> dict[str, Any] | None:
 PAGE_SIZE = 50
 SHOWS = ("matches", "unmatched_assignments", "unmatched_teams")
 SIZES = ("5", "10", "25", "50", "100")
+TEXT_PAGES = 5  # a text search looks at the first 500 assignments whose title or firm has the text
 
 
 def _batch(batch_id: str) -> dict[str, Any]:
@@ -169,14 +170,23 @@ def _results(batch_id: str, run: dict[str, Any], form: ResultFilterForm, params:
     """One page of the run's result in names: matching filters, sorts and pages; intake names only the page's
     teams and assignments."""
     text = (form.q.data or "").strip() if not form.q.errors else ""
+    capped = False
     if text and params["show"] != "unmatched_teams":
-        ids = [a["id"] for a in web.intake().get("/assignments", batch_id=batch_id, q=text, page_size=100)]
+        ids: list[str] = []
+        for page in range(1, TEXT_PAGES + 1):
+            found_page = web.intake().get("/assignments", batch_id=batch_id, q=text, page=page, page_size=100)
+            ids.extend(a["id"] for a in found_page)
+            if len(found_page) < 100:
+                break
+        else:
+            capped = True
         params["assignment_id"] = ids or ["none"]
     found = web.matching().get(f"/runs/{run['id']}/results", **params)
     items = found["items"]
     assignments = _lookup("/assignments", (i.get("assignment_id", "") for i in items))
-    teams = _lookup("/teams", (i.get("team_id", "") for i in items))
-    samples = _lookup("/teams", (x["team_id"] for x in found.get("institutions", [])))
+    teams = _lookup("/teams", [*(i.get("team_id", "") for i in items),
+                               *(x["team_id"] for x in found.get("institutions", []))])
+    samples = teams
     institutions = sorted(((x["institution_id"], samples.get(x["team_id"], {}).get("institution_name", ""))
                            for x in found.get("institutions", [])), key=lambda kv: kv[1])
     form.institution.choices = [("", _("Any institution")), *[(k, v) for k, v in institutions if v]]
@@ -190,7 +200,7 @@ def _results(batch_id: str, run: dict[str, Any], form: ResultFilterForm, params:
                      "level": item.get("level") or team.get("level", ""),
                      "pair": f"{item.get('team_id', '')}{SEPARATOR}{item.get('assignment_id', '')}"})
     pages = max(1, -(-found["total"] // params["page_size"]))
-    return {**found, "rows": rows, "pages": pages, "text": text}
+    return {**found, "rows": rows, "pages": pages, "text": text, "capped": capped}
 
 
 def _page_url(batch_id: str, page: int) -> str:
