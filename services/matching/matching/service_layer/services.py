@@ -8,12 +8,12 @@ import json
 import logging
 import threading
 import uuid
-from collections import Counter
+from collections import Counter, OrderedDict
 from datetime import UTC, datetime, timedelta
 from typing import Any, Callable, Mapping
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, defer, sessionmaker
 from werkplaats_shared.auth import Principal
 from werkplaats_shared.consumer import PermanentError
 from werkplaats_shared.contracts import Envelope, make_envelope
@@ -830,18 +830,45 @@ def _iso(moment: datetime | None) -> str | None:
     return aware.isoformat() if aware is not None else None
 
 
+# A run's input (snapshot) and result (explanations) never change once it is solved: the last few runs read
+# are kept, parsed, so paging through a big round reads its megabytes once, not on every page.
+RESULTS_KEPT = 4
+_results: OrderedDict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = OrderedDict()
+_results_lock = threading.Lock()
+
+
+def _result_of(session: Session, principal: Principal, run_id: str
+               ) -> tuple[orm.Run, dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The run (without its big columns), its explanations, and its teams and assignments by id."""
+    run: orm.Run | None = session.execute(visible_runs(principal).where(orm.Run.id == run_id).options(
+        defer(orm.Run.snapshot), defer(orm.Run.explanations))).scalar_one_or_none()
+    if run is None:
+        raise NotFound(run_id)
+    with _results_lock:
+        kept = _results.get(run_id)
+        if kept is not None:
+            _results.move_to_end(run_id)
+            return run, *kept
+    explanations, snapshot = session.execute(sa.select(orm.Run.explanations, orm.Run.snapshot)
+                                             .where(orm.Run.id == run_id)).one()
+    if explanations is None:
+        raise ServiceError(409, "status", f"a {run.status} run has no result (yet)")
+    parsed = (explanations, {t["team_id"]: t for t in snapshot["teams"]},
+              {a["assignment_id"]: a for a in snapshot["assignments"]})
+    with _results_lock:
+        _results[run_id] = parsed
+        while len(_results) > RESULTS_KEPT:
+            _results.popitem(last=False)
+    return run, *parsed
+
+
 def run_results(session: Session, principal: Principal, run_id: str, args: dict[str, Any]) -> dict[str, Any]:
     """One page of a run's result, filtered and sorted here so a caller never loads a whole big round: its
     matches (each with the fit taken apart and the firm's answer), or its unmatched assignments or teams (each
     with the reason in words). Filters: team level (for an unmatched assignment: a level it accepts),
     institution, firm, assignments by id, fit range, firm's answer. Counts of all three lists and the levels
     and institutions present come along for the caller's filter choices."""
-    run = visible_run(session, principal, run_id)
-    explanations = run.explanations
-    if explanations is None:
-        raise ServiceError(409, "status", f"a {run.status} run has no result (yet)")
-    teams = {t["team_id"]: t for t in run.snapshot["teams"]}
-    assignments = {a["assignment_id"]: a for a in run.snapshot["assignments"]}
+    run, explanations, teams, assignments = _result_of(session, principal, run_id)
     answers = {(row.team_id, row.assignment_id): (row.response, _iso(row.responded_at)) for row in session.execute(
         sa.select(orm.Match.team_id, orm.Match.assignment_id, orm.Match.response, orm.Match.responded_at)
         .where(orm.Match.run_id == run.id, orm.Match.response.is_not(None)))}

@@ -286,8 +286,10 @@ class ResultFilterForm(FlaskForm):
 
     show = SelectField(_l("Show"), default="matches")
     q = StringField(_l("Assignment or firm contains"), validators=[Optional(), Length(max=100)])
-    level = SelectField(_l("Level"), default="")
-    institution = SelectField(_l("Institution"), default="")
+    # their choices come with the result (matching checks the values)
+    level = SelectField(_l("Level"), default="", validate_choice=False, validators=[Optional(), Length(max=10)])
+    institution = SelectField(_l("Institution"), default="", validate_choice=False,
+                              validators=[Optional(), Length(max=36)])
     answer = SelectField(_l("Firm's answer"), default="")
     min_fit = wtforms.DecimalField(_l("Fit at least"), places=None,
                                    validators=[Optional(), NumberRange(min=0, max=1000)])
