@@ -183,9 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         wait_for("the key in matching", lambda: matching.get("/runs") is not None)
         batch_id = _submit(stack, coordinator_id, workspace_id, assignment_ids)
         solve_started = time.perf_counter()
-        run = wait_for("the run solved", lambda: next(
-            (r for r in matching.get(f"/batches/{batch_id}/runs") if r["status"] in ("solved", "failed", "infeasible")),
-            None) if _received(matching, batch_id) else None, timeout=args.solve_timeout, interval=2.0)
+        run = wait_for("the run solved", lambda: _ended_run(stack.url("matching"), key, batch_id),
+                       timeout=args.solve_timeout, interval=5.0)
         if run["status"] != "solved":
             raise SystemExit(f"the run ended {run['status']}: {run.get('error')}")
         print(f"batch {batch_id} solved in {time.perf_counter() - solve_started:.1f} s: "
@@ -234,16 +233,18 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _received(matching: Any, batch_id: str) -> bool:
-    from werkplaats_shared.devstack.demo import ApiError
-
+def _ended_run(matching: str, key: str, batch_id: str) -> dict[str, Any] | None:
+    """The batch's run once it ended; None while matching has not received the batch, is still solving, or is
+    too busy to answer (a 10k round keeps a small machine busy)."""
     try:
-        matching.get(f"/batches/{batch_id}/runs")
-    except ApiError as exc:
-        if exc.status == 404:
-            return False
-        raise
-    return True
+        response = requests.get(f"{matching}/batches/{batch_id}/runs", timeout=120,
+                                headers={"Authorization": f"Bearer {key}", "Accept": "application/json"})
+    except requests.RequestException:
+        return None
+    if response.status_code in (404, 503):
+        return None
+    response.raise_for_status()
+    return next((r for r in response.json() if r["status"] in ("solved", "failed", "infeasible")), None)
 
 
 if __name__ == "__main__":

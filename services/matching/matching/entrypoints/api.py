@@ -10,7 +10,6 @@ from flask import Flask, Response, url_for
 from flask.views import MethodView
 from flask_smorest import Page, abort
 from marshmallow import RAISE, Schema, fields, validate
-from sqlalchemy.orm import defer
 from werkplaats_shared.auth import current_principal, install_auth
 from werkplaats_shared.authorization import install_authorization
 from werkplaats_shared.contracts import POLICIES
@@ -360,10 +359,7 @@ def create_matching_app(infra: Infrastructure) -> Flask:
                     services.visible_batch(session, current_principal(), batch_id)
                 except services.NotFound:
                     abort(404, message="not found")
-                # the stored snapshot is not part of a run's answer: a big round's is megabytes, per run
-                return session.execute(services.visible_runs(current_principal())
-                                       .where(orm.Run.batch_id == batch_id)
-                                       .options(defer(orm.Run.snapshot))).scalars().all()
+                return services.batch_runs(session, current_principal(), batch_id)
 
         @bat.arguments(RunRequestIn)
         @bat.response(202, RunOut)
