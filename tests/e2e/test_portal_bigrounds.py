@@ -22,7 +22,7 @@ from ..conftest import free_port
 from .conftest import FAST
 from .test_portal_browser import TEXTS, UUID, Visitor, World, _accepted_invitation, _wait_for_text, browser, chromium
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]  # a whole round, twice over, on a busy machine
 __all__ = ["browser", "chromium"]  # fixtures, used by name
 
 WORDS = {
