@@ -49,7 +49,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     ports[PORTAL] = free_port()
     stack = LocalStack(StackConfig(data_dir=str(tmp_path_factory.mktemp("bigrounds")), ports=ports,
                                    smtp_port=free_port(), extra_env=dict(FAST), portal=True))
-    stack.start()
+    stack.start(timeout=300)  # six stacks may start at once on a shared machine
     try:
         yield World(stack, setup_demo_data(stack, say=lambda _line: None))
     finally:
