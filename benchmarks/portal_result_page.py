@@ -168,8 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     ports = {service: _free_port() for service in (*SERVICES, PORTAL)}
     stack = LocalStack(StackConfig(data_dir=folder, ports=ports, smtp_port=_free_port(), portal=True))
     print(f"starting the local stack in {folder} (ports {ports})", flush=True)
-    stack.start(timeout=600)  # a busy machine starts the services slowly
     try:
+        stack.start(timeout=600)  # a busy machine starts the services slowly
         started = time.perf_counter()
         (coordinator,) = stack.admin("create-organisations", stdin='[{"name": "Werkplaats Nederland", '
                                                                    '"role": "coordinator"}]')
