@@ -4,9 +4,17 @@ pair changed. SQLite and Flask's test client, as in test_matching_api."""
 
 from __future__ import annotations
 
+import logging
+import uuid
+from pathlib import Path
 from typing import Any
 
-from .test_matching_api import TEAMS, Matching, assignment, error, m, respond, runs_of, submit, team
+import pytest
+from matching import bootstrap
+from matching.entrypoints.api import create_matching_app
+from werkplaats_shared.config import Settings
+
+from .test_matching_api import ROLES, TEAMS, Matching, assignment, error, m, respond, runs_of, submit, team
 
 __all__ = ["m"]  # the fixture, used by name
 
@@ -168,3 +176,28 @@ def test_a_decline_and_a_pin_are_named_as_the_reasons_of_a_change(m: Matching) -
     added = {(p["team_id"], p["assignment_id"]): p["why"] for p in compared["added"]}
     assert added[("t-data", "a-plain")]["code"] == "pinned"
     assert added[("t-data", "a-plain")]["reason"] == "the firm knows this team"
+
+
+@pytest.mark.postgres
+def test_on_postgres_the_runs_list_carries_the_figures_and_a_page_of_the_result(make_postgres_db: Any,
+                                                                                tmp_path: Path) -> None:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    settings = Settings.from_env("matching", {"WERKPLAATS_DATABASE_URL": make_postgres_db("matching_results"),
+                                              "WERKPLAATS_DATA_DIR": str(tmp_path)})
+    infra = bootstrap.bootstrap(settings)
+    svc = Matching(infra, create_matching_app(infra).test_client(), {w: str(uuid.uuid4()) for w in ROLES})
+    try:
+        for who, role in ROLES.items():
+            svc.add_key(who, svc.org[who], role)
+        batch_id = submit(svc)
+        svc.work()
+        (run,) = runs_of(svc, batch_id)
+        explained = svc.ok("coord_1", "GET", f"/runs/{run['id']}/explanations")
+        assert run["figures"] == explained["figures"] and run["figures"]["matches"] == 3
+        page = svc.ok("coord_1", "GET", f"/runs/{run['id']}/results?page_size=2&institution_id=inst-a")
+        assert page["total"] == 2 and {i["team_id"] for i in page["items"]} == {"t-web", "t-plain"}
+    finally:
+        infra.engine.dispose()
+        root.handlers[:] = handlers
+        root.setLevel(level)
