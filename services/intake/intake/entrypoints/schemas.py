@@ -239,10 +239,16 @@ class AssignmentPatch(Schema):
                                                             "accepted_levels must keep every preferred level"})
 
 
+def _ids() -> fields.List[str]:
+    return fields.List(fields.String(validate=validate.Length(min=1, max=36)), validate=validate.Length(min=1, max=100),
+                       metadata={"description": "only these ids (repeat the parameter, at most 100): a batch lookup"})
+
+
 class TeamFilter(Schema):
     workspace_id = fields.String(validate=validate.Length(max=36))
     period = fields.String(validate=validate.Length(max=40))
     level = fields.String(validate=validate.OneOf(LEVELS))
+    id = _ids()
 
 
 class AssignmentFilter(Schema):
@@ -250,9 +256,13 @@ class AssignmentFilter(Schema):
     period = fields.String(validate=validate.Length(max=40))
     status = fields.String(validate=validate.OneOf([s.value for s in AssignmentStatus]))
     batch_id = fields.String(validate=validate.Length(max=36))
+    id = _ids()
+    q = fields.String(validate=validate.Length(min=1, max=100), metadata={
+        "description": "text in the assignment's title or its firm's name (case does not matter)"})
 
 
 class BatchFilter(Schema):
+    id = fields.String(validate=validate.Length(max=36), metadata={"description": "one batch, without its lists"})
     workspace_id = fields.String(validate=validate.Length(max=36))
     period = fields.String(validate=validate.Length(max=40))
     status = fields.String(validate=validate.OneOf(["submitted", "matched", "infeasible", "failed", "cancelled",

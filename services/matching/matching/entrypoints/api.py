@@ -140,12 +140,15 @@ class PairOut(Schema):
     team_id = fields.String()
     assignment_id = fields.String()
     score = fields.Float()
+    why = fields.Dict(metadata={"description": "added and removed pairs: why the pair changed (code, en, nl and "
+                                              "the coordinator's reason where one was given)"})
 
 
 class RunSummaryOut(Schema):
     id = fields.String()
     batch_id = fields.String()
     policy = fields.String()
+    trigger = fields.String()
     status = fields.String()
     objective = fields.Float(allow_none=True)
     objective_values = fields.Dict(allow_none=True)
@@ -159,6 +162,46 @@ class CompareOut(Schema):
     added = fields.List(fields.Nested(PairOut), metadata={"description": "pairs in b, not in a"})
     removed = fields.List(fields.Nested(PairOut), metadata={"description": "pairs in a, not in b"})
     kept = fields.List(fields.Nested(PairOut))
+
+
+class ResultArgs(Schema):
+    class Meta:
+        unknown = RAISE
+
+    show = fields.String(load_default="matches", validate=validate.OneOf(
+        ["matches", "unmatched_assignments", "unmatched_teams"]))
+    level = fields.String(validate=validate.Length(min=1, max=10),
+                          metadata={"description": "the team's level; an unmatched assignment: a level it accepts"})
+    institution_id = fields.String(validate=validate.Length(min=1, max=36))
+    firm_id = fields.String(validate=validate.Length(min=1, max=36))
+    assignment_id = fields.List(fields.String(validate=validate.Length(min=1, max=36)),
+                                validate=validate.Length(max=500),
+                                metadata={"description": "only these assignments (repeat the parameter)"})
+    min_fit = fields.Float(validate=validate.Range(min=0, max=1000))
+    max_fit = fields.Float(validate=validate.Range(min=0, max=1000))
+    answer = fields.String(validate=validate.OneOf(["pending", "accepted", "declined"]))
+    sort = fields.String(load_default="fit_desc", validate=validate.OneOf(services.RESULT_SORTS))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100000))
+    page_size = fields.Integer(load_default=50, validate=validate.Range(min=1, max=100))
+
+
+class ResultsOut(Schema):
+    run_id = fields.String()
+    status = fields.String()
+    show = fields.String()
+    total = fields.Integer(metadata={"description": "items that pass the filters"})
+    page = fields.Integer()
+    page_size = fields.Integer()
+    items = fields.List(fields.Dict(), metadata={
+        "description": "matches: team_id, assignment_id, firm_id, institution_id, level, fit, score (taken apart), "
+                       "answer (pending, accepted or declined), responded_at; unmatched: the id(s), reason, en, nl, "
+                       "counts, binding"})
+    counts = fields.Dict(metadata={"description": "matches, unmatched_assignments, unmatched_teams (unfiltered)"})
+    levels = fields.List(fields.String())
+    institutions = fields.List(fields.Dict(), metadata={
+        "description": "each institution with teams in the run: institution_id and one of its team_id (for its name)"})
+    answers = fields.Dict(metadata={"description": "the firms' answers to the run's matches: accepted, declined, "
+                                                  "pending (counts)"})
 
 
 class ReleaseIn(Schema):
@@ -269,6 +312,15 @@ def create_matching_app(infra: Infrastructure) -> Flask:
                       errors=[{"field": "status", "reason": "the run has no matching (yet)"}])
             return {"run_id": run.id, **(explanations or {})}
 
+    @runs.route("/<run_id>/results")
+    class RunResults(MethodView):
+        @runs.arguments(ResultArgs, location="query", unknown=RAISE)
+        @runs.response(200, ResultsOut)
+        def get(self, args: dict[str, Any], run_id: str) -> Any:
+            """One page of the run's result, filtered and sorted by matching (big rounds): its matches with their
+            fit and the firm's answer, or its unmatched assignments or teams with the reason in words."""
+            return in_tx(services.run_results, run_id, args)
+
     @runs.route("/<run_id>/cancel")
     class RunCancel(MethodView):
         @runs.response(200, RunOut)
@@ -308,8 +360,7 @@ def create_matching_app(infra: Infrastructure) -> Flask:
                     services.visible_batch(session, current_principal(), batch_id)
                 except services.NotFound:
                     abort(404, message="not found")
-                return session.execute(services.visible_runs(current_principal())
-                                       .where(orm.Run.batch_id == batch_id)).scalars().all()
+                return services.batch_runs(session, current_principal(), batch_id)
 
         @bat.arguments(RunRequestIn)
         @bat.response(202, RunOut)

@@ -17,6 +17,7 @@ MATRIX = Matrix("matching", [
     allow("run", "compare two", "GET", "/runs/compare", "runs.RunComparison", *COORDINATOR),
     allow("run", "read", "GET", "/runs/<run_id>", "runs.RunItem", *COORDINATOR),
     allow("run", "explain", "GET", "/runs/<run_id>/explanations", "runs.RunExplanations", *COORDINATOR),
+    allow("run", "read a page of its result", "GET", "/runs/<run_id>/results", "runs.RunResults", *COORDINATOR),
     allow("run", "cancel", "POST", "/runs/<run_id>/cancel", "runs.RunCancel", *COORDINATOR),
     allow("run", "publish", "POST", "/runs/<run_id>/publish", "runs.RunPublish", *COORDINATOR),
     allow("run", "export the model as LP", "GET", "/runs/<run_id>/model.lp", "runs.RunModelLP", *COORDINATOR),

@@ -8,11 +8,13 @@ import json
 import logging
 import threading
 import uuid
+from collections import Counter, OrderedDict
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any, Callable, Mapping
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, defer, sessionmaker
 from werkplaats_shared.auth import Principal
 from werkplaats_shared.consumer import PermanentError
 from werkplaats_shared.contracts import Envelope, make_envelope
@@ -568,6 +570,20 @@ def visible_runs(principal: Principal) -> sa.Select[Any]:
     return query.where(sa.false())
 
 
+def batch_runs(session: Session, principal: Principal, batch_id: str) -> list[SimpleNamespace]:
+    """The batch's runs as a list shows them: without the stored snapshot and explanations (a big round's are
+    megabytes per run), the figures taken out of the explanations by the database."""
+    rows = session.execute(sa.select(orm.Run, orm.Run.explanations["figures"])
+                           .where(orm.Run.id.in_(visible_runs(principal).where(orm.Run.batch_id == batch_id)
+                                                 .with_only_columns(orm.Run.id)))
+                           .order_by(orm.Run.created_at, orm.Run.id)
+                           .options(defer(orm.Run.snapshot), defer(orm.Run.explanations))).all()
+    skipped = ("snapshot", "explanations")
+    return [SimpleNamespace(**{c.key: getattr(run, c.key) for c in orm.Run.__table__.columns if c.key not in skipped},
+                            explanations=None if figures is None else {"figures": figures})
+            for run, figures in rows]
+
+
 def visible_run(session: Session, principal: Principal, run_id: str, *, lock: bool = False) -> orm.Run:
     query = visible_runs(principal).where(orm.Run.id == run_id)
     run: orm.Run | None = session.execute(query.with_for_update() if lock else query).scalar_one_or_none()
@@ -745,7 +761,7 @@ def audit_trail(session: Session, principal: Principal, batch_id: str) -> list[o
 
 
 def _summary(session: Session, run: orm.Run) -> dict[str, Any]:
-    return {"id": run.id, "batch_id": run.batch_id, "policy": run.policy, "status": run.status,
+    return {"id": run.id, "batch_id": run.batch_id, "policy": run.policy, "status": run.status, "trigger": run.trigger,
             "objective": run.objective, "objective_values": run.objective_values,
             "figures": (run.explanations or {}).get("figures")}
 
@@ -755,13 +771,190 @@ def compare_runs(session: Session, principal: Principal, a_id: str, b_id: str) -
     pairs_a = {Pair(m.team_id, m.assignment_id): m.score for m in run_matches(session, a.id)}
     pairs_b = {Pair(m.team_id, m.assignment_id): m.score for m in run_matches(session, b.id)}
 
-    def listed(pairs: set[Pair], scores: dict[Pair, float]) -> list[dict[str, Any]]:
-        return [{"team_id": p.team_id, "assignment_id": p.assignment_id, "score": scores[p]} for p in sorted(pairs)]
+    def listed(pairs: set[Pair], scores: dict[Pair, float], why: Callable[[Pair], dict[str, Any]] | None = None
+               ) -> list[dict[str, Any]]:
+        return [{"team_id": p.team_id, "assignment_id": p.assignment_id, "score": scores[p],
+                 **({"why": why(p)} if why is not None else {})} for p in sorted(pairs)]
+
+    reasons = _control_reasons(session, b.batch_id)
+    controls_b = b.controls or {}
+    forbidden_b = {Pair(x["team_id"], x["assignment_id"]) for x in controls_b.get("forbids") or []}
+    pinned_a = {Pair(x["team_id"], x["assignment_id"]) for x in (a.controls or {}).get("pins") or []}
+    pinned_b = {Pair(x["team_id"], x["assignment_id"]) for x in controls_b.get("pins") or []}
+    released_b = {Pair(x["team_id"], x["assignment_id"]): x.get("reason") for x in controls_b.get("released") or []}
+    assignments_b = {x["assignment_id"] for x in b.snapshot["assignments"]}
+    teams_b = {x["team_id"] for x in b.snapshot["teams"]}
+
+    def policy_changed() -> dict[str, Any] | None:
+        return _why("policy", {"a": a.policy, "b": b.policy}) if a.policy != b.policy else None
+
+    def why_removed(pair: Pair) -> dict[str, Any]:
+        if pair in released_b:
+            return _why("released", reason=released_b[pair])
+        if pair in forbidden_b:
+            reason = reasons.get(("forbid", pair))
+            return _why("declined") if reason == "declined by the firm" else _why("forbidden", reason=reason)
+        if pair.assignment_id not in assignments_b:
+            return _why("assignment_left")
+        if pair.team_id not in teams_b:
+            return _why("team_left")
+        return policy_changed() or _why("moved")
+
+    def why_added(pair: Pair) -> dict[str, Any]:
+        if pair in pinned_b and pair not in pinned_a:
+            return _why("pinned", reason=reasons.get(("pin", pair)))
+        return policy_changed() or _why("freed")
 
     return {"a": _summary(session, a), "b": _summary(session, b), "same_batch": a.batch_id == b.batch_id,
-            "added": listed(set(pairs_b) - set(pairs_a), pairs_b),
-            "removed": listed(set(pairs_a) - set(pairs_b), pairs_a),
+            "added": listed(set(pairs_b) - set(pairs_a), pairs_b, why_added),
+            "removed": listed(set(pairs_a) - set(pairs_b), pairs_a, why_removed),
             "kept": listed(set(pairs_a) & set(pairs_b), pairs_b)}
+
+
+CHANGE_REASONS: dict[str, dict[str, str]] = {
+    "released": {"en": "the coordinator released the accepted pair", "nl": "de coördinator gaf het geaccepteerde "
+                                                                           "paar vrij"},
+    "forbidden": {"en": "the coordinator forbade the pair", "nl": "de coördinator sloot het paar uit"},
+    "declined": {"en": "the firm declined the team; a minimum-change re-run followed",
+                 "nl": "het bedrijf wees het team af; een herberekening met zo min mogelijk wijzigingen volgde"},
+    "assignment_left": {"en": "the assignment left the round (withdrawn or handed over)",
+                        "nl": "de opdracht verliet de ronde (ingetrokken of overgedragen)"},
+    "team_left": {"en": "the team left the round", "nl": "het team verliet de ronde"},
+    "policy": {"en": "the later run used another policy ({a} before, {b} now)",
+               "nl": "de latere uitvoering gebruikte een ander beleid (eerst {a}, nu {b})"},
+    "moved": {"en": "the optimiser placed the team or the assignment elsewhere, to make room for the other changes",
+              "nl": "de optimalisatie plaatste het team of de opdracht elders, om ruimte te maken voor de andere "
+                    "wijzigingen"},
+    "pinned": {"en": "the coordinator pinned the pair", "nl": "de coördinator legde het paar vast"},
+    "freed": {"en": "the team or the assignment became free through the other changes",
+              "nl": "het team of de opdracht kwam vrij door de andere wijzigingen"},
+}
+
+
+def _why(code: str, values: dict[str, str] | None = None, reason: str | None = None) -> dict[str, Any]:
+    text = CHANGE_REASONS[code]
+    return {"code": code, "en": text["en"].format(**(values or {})), "nl": text["nl"].format(**(values or {})),
+            "reason": reason}
+
+
+def _control_reasons(session: Session, batch_id: str) -> dict[tuple[str, Pair], str]:
+    """The latest reason given for each pin and forbid of the batch (removed ones too)."""
+    return {(c.kind, Pair(c.team_id, c.assignment_id)): c.reason for c in session.execute(
+        sa.select(orm.Control).where(orm.Control.batch_id == batch_id)
+        .order_by(orm.Control.created_at, orm.Control.id)).scalars()}
+
+
+RESULT_SORTS = ("fit_desc", "fit_asc", "level", "answer")
+
+
+def _iso(moment: datetime | None) -> str | None:
+    aware = _aware(moment)
+    return aware.isoformat() if aware is not None else None
+
+
+# A run's input (snapshot) and result (explanations) never change once it is solved: the last few runs read
+# are kept, parsed, so paging through a big round reads its megabytes once, not on every page.
+RESULTS_KEPT = 4
+_results: OrderedDict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = OrderedDict()
+_results_lock = threading.Lock()
+
+
+def _result_of(session: Session, principal: Principal, run_id: str
+               ) -> tuple[orm.Run, dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The run (without its big columns), its explanations, and its teams and assignments by id."""
+    run: orm.Run | None = session.execute(visible_runs(principal).where(orm.Run.id == run_id).options(
+        defer(orm.Run.snapshot), defer(orm.Run.explanations))).scalar_one_or_none()
+    if run is None:
+        raise NotFound(run_id)
+    with _results_lock:
+        kept = _results.get(run_id)
+        if kept is not None:
+            _results.move_to_end(run_id)
+            return run, *kept
+    explanations, snapshot = session.execute(sa.select(orm.Run.explanations, orm.Run.snapshot)
+                                             .where(orm.Run.id == run_id)).one()
+    if explanations is None:
+        raise ServiceError(409, "status", f"a {run.status} run has no result (yet)")
+    parsed = (explanations, {t["team_id"]: t for t in snapshot["teams"]},
+              {a["assignment_id"]: a for a in snapshot["assignments"]})
+    with _results_lock:
+        _results[run_id] = parsed
+        while len(_results) > RESULTS_KEPT:
+            _results.popitem(last=False)
+    return run, *parsed
+
+
+def run_results(session: Session, principal: Principal, run_id: str, args: dict[str, Any]) -> dict[str, Any]:
+    """One page of a run's result, filtered and sorted here so a caller never loads a whole big round: its
+    matches (each with the fit taken apart and the firm's answer), or its unmatched assignments or teams (each
+    with the reason in words). Filters: team level (for an unmatched assignment: a level it accepts),
+    institution, firm, assignments by id, fit range, firm's answer. Counts of all three lists and the levels
+    and institutions present come along for the caller's filter choices."""
+    run, explanations, teams, assignments = _result_of(session, principal, run_id)
+    answers = {(row.team_id, row.assignment_id): (row.response, _iso(row.responded_at)) for row in session.execute(
+        sa.select(orm.Match.team_id, orm.Match.assignment_id, orm.Match.response, orm.Match.responded_at)
+        .where(orm.Match.run_id == run.id, orm.Match.response.is_not(None)))}
+    show = args.get("show", "matches")
+    level, institution, firm = args.get("level"), args.get("institution_id"), args.get("firm_id")
+    wanted = set(args["assignment_id"]) if args.get("assignment_id") is not None else None
+    low, high, answer = args.get("min_fit"), args.get("max_fit"), args.get("answer")
+    items: list[dict[str, Any]] = []
+    if show == "matches":
+        for m in explanations.get("matches", []):
+            team, assignment = teams.get(m["team_id"], {}), assignments.get(m["assignment_id"], {})
+            response, responded_at = answers.get((m["team_id"], m["assignment_id"]), (None, None))
+            total = float(m["score"]["total"])
+            if ((level and team.get("level") != level) or (institution and team.get("institution_id") != institution)
+                    or (firm and assignment.get("firm_id") != firm)
+                    or (wanted is not None and m["assignment_id"] not in wanted)
+                    or (low is not None and total < low) or (high is not None and total > high)
+                    or (answer and (response or "pending") != answer)):
+                continue
+            items.append({"team_id": m["team_id"], "assignment_id": m["assignment_id"],
+                          "firm_id": assignment.get("firm_id"), "institution_id": team.get("institution_id"),
+                          "level": team.get("level"), "fit": total, "score": m["score"],
+                          "answer": response or "pending", "responded_at": responded_at})
+    elif show == "unmatched_assignments":
+        for u in explanations.get("unmatched_assignments", []):
+            assignment = assignments.get(u["assignment_id"], {})
+            if ((level and level not in (assignment.get("accepted_levels") or []))
+                    or (firm and assignment.get("firm_id") != firm)
+                    or (wanted is not None and u["assignment_id"] not in wanted)):
+                continue
+            items.append({"assignment_id": u["assignment_id"], "firm_id": assignment.get("firm_id"),
+                          "accepted_levels": assignment.get("accepted_levels") or [],
+                          "reason": u["reason"], "en": u["en"], "nl": u["nl"], "counts": u.get("counts", {}),
+                          "binding": u.get("binding", [])})
+    else:
+        for u in explanations.get("unmatched_teams", []):
+            team = teams.get(u["team_id"], {})
+            if (level and team.get("level") != level) or (institution and team.get("institution_id") != institution):
+                continue
+            items.append({"team_id": u["team_id"], "institution_id": team.get("institution_id"),
+                          "level": team.get("level"), "reason": u["reason"], "en": u["en"], "nl": u["nl"],
+                          "counts": u.get("counts", {}), "binding": u.get("binding", [])})
+    sort = args.get("sort", "fit_desc")
+    if show == "matches" and sort in ("fit_desc", "fit_asc"):
+        items.sort(key=lambda i: (-i["fit"] if sort == "fit_desc" else i["fit"], i["assignment_id"], i["team_id"]))
+    elif sort == "level":
+        items.sort(key=lambda i: (str(i.get("level") or min(i.get("accepted_levels") or [""])),
+                                  i.get("assignment_id", ""), i.get("team_id", "")))
+    elif show == "matches" and sort == "answer":
+        items.sort(key=lambda i: (i["answer"], -i["fit"], i["assignment_id"], i["team_id"]))
+    page, size = args.get("page", 1), args.get("page_size", 50)
+    sample: dict[str, str] = {}
+    for t in teams.values():
+        if t.get("institution_id"):
+            sample.setdefault(t["institution_id"], t["team_id"])
+    return {"run_id": run.id, "status": run.status, "show": show, "total": len(items), "page": page,
+            "page_size": size, "items": items[(page - 1) * size:page * size],
+            "counts": {"matches": len(explanations.get("matches", [])),
+                       "unmatched_assignments": len(explanations.get("unmatched_assignments", [])),
+                       "unmatched_teams": len(explanations.get("unmatched_teams", []))},
+            "levels": sorted({t["level"] for t in teams.values() if t.get("level")}),
+            "institutions": [{"institution_id": i, "team_id": t} for i, t in sorted(sample.items())],
+            "answers": {"accepted": 0, "declined": 0, **Counter(r for r, _at in answers.values()),
+                        "pending": len(explanations.get("matches", [])) - len(answers)}}
 
 
 def run_model(session: Session, principal: Principal, run_id: str, fmt: str) -> bytes:

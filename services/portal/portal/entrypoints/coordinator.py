@@ -4,14 +4,24 @@ team went unmatched, in words), forbid a pair with a reason, run again, publish,
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, abort, redirect, render_template, request, url_for
 
 from ..adapters.clients import ApiError
 from . import web
-from .forms import ActionForm, ForbidForm, PinForm, RoundChoiceForm, RoundForm
-from .i18n import current_language, nice_period
+from .forms import (
+    ActionForm,
+    CompareChoiceForm,
+    ForbidForm,
+    PinForm,
+    ReleaseForm,
+    ResultFilterForm,
+    RoundChoiceForm,
+    RoundForm,
+)
+from .i18n import current_language, nice_datetime, nice_period
 from .i18n import gettext as _
 
 blueprint = Blueprint("coordinator", __name__, url_prefix="/coordinator")
@@ -87,10 +97,121 @@ def _latest_run(batch_id: str) -> dict[str, Any] | None:
     return runs[-1] if runs else None
 
 
+PAGE_SIZE = 50
+SHOWS = ("matches", "unmatched_assignments", "unmatched_teams")
+SIZES = ("5", "10", "25", "50", "100")
+TEXT_PAGES = 5  # a text search looks at the first 500 assignments whose title or firm has the text
+
+
+def _batch(batch_id: str) -> dict[str, Any]:
+    """The batch without its lists (a big round's assignments are looked up a page at a time)."""
+    found = web.intake().get("/batches", id=batch_id, page_size=1)
+    if not found:
+        abort(404)
+    return dict(found[0])
+
+
+def _lookup(path: str, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Intake's teams or assignments with these ids (only these: a page's worth), by id."""
+    wanted = sorted({i for i in ids if i})
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(wanted), 100):
+        chunk = wanted[start:start + 100]
+        found.update((x["id"], x) for x in web.intake().get(path, id=chunk, page_size=100))
+    return found
+
+
+def _show_choices() -> list[tuple[str, str]]:
+    return [("matches", _("Matches")), ("unmatched_assignments", _("Assignments without a team")),
+            ("unmatched_teams", _("Teams without an assignment"))]
+
+
+def _answer_label(code: str | None) -> str:
+    return {"accepted": _("Accepted"), "declined": _("Declined")}.get(code or "", _("No answer yet"))
+
+
+def _trigger_label(code: str | None) -> str:
+    return {"batch.submitted": _("the round was submitted"), "coordinator": _("you ran it again"),
+            "declined": _("a firm declined a team: a minimum-change re-run"),
+            "withdrawn": _("an assignment was withdrawn: a minimum-change re-run"),
+            "handed_over": _("an assignment was handed over: a minimum-change re-run")}.get(
+        code or "", _("another change: a minimum-change re-run"))
+
+
+def _filters() -> tuple[ResultFilterForm, dict[str, Any]]:
+    form = ResultFilterForm(formdata=request.args)
+    form.show.choices = _show_choices()
+    form.answer.choices = [("", _("Any answer")), ("pending", _("No answer yet")), ("accepted", _("Accepted")),
+                           ("declined", _("Declined"))]
+    form.sort.choices = [("fit_desc", _("Best fit first")), ("fit_asc", _("Lowest fit first")),
+                         ("level", _("By level")), ("answer", _("By the firm's answer"))]
+    form.level.choices = [("", _("Any level"))]
+    form.institution.choices = [("", _("Any institution"))]
+    params: dict[str, Any] = {"show": form.show.data if form.show.data in SHOWS else "matches",
+                              "sort": form.sort.data or "fit_desc",
+                              "page_size": int(form.size.data) if form.size.data in SIZES else PAGE_SIZE}
+    try:
+        params["page"] = max(1, min(100000, int(request.args.get("page", "1"))))
+    except ValueError:
+        params["page"] = 1
+    if form.validate():
+        for name, key in (("level", "level"), ("institution", "institution_id"), ("answer", "answer")):
+            if form[name].data:
+                params[key] = form[name].data
+        if form.min_fit.data is not None:
+            params["min_fit"] = float(form.min_fit.data)
+        if form.max_fit.data is not None:
+            params["max_fit"] = float(form.max_fit.data)
+    return form, params
+
+
+def _results(batch_id: str, run: dict[str, Any], form: ResultFilterForm, params: dict[str, Any]
+             ) -> dict[str, Any]:
+    """One page of the run's result in names: matching filters, sorts and pages; intake names only the page's
+    teams and assignments."""
+    text = (form.q.data or "").strip() if not form.q.errors else ""
+    capped = False
+    if text and params["show"] != "unmatched_teams":
+        ids: list[str] = []
+        for page in range(1, TEXT_PAGES + 1):
+            found_page = web.intake().get("/assignments", batch_id=batch_id, q=text, page=page, page_size=100)
+            ids.extend(a["id"] for a in found_page)
+            if len(found_page) < 100:
+                break
+        else:
+            capped = True
+        params["assignment_id"] = ids or ["none"]
+    found = web.matching().get(f"/runs/{run['id']}/results", **params)
+    items = found["items"]
+    assignments = _lookup("/assignments", (i.get("assignment_id", "") for i in items))
+    teams = _lookup("/teams", [*(i.get("team_id", "") for i in items),
+                               *(x["team_id"] for x in found.get("institutions", []))])
+    samples = teams
+    institutions = sorted(((x["institution_id"], samples.get(x["team_id"], {}).get("institution_name", ""))
+                           for x in found.get("institutions", [])), key=lambda kv: kv[1])
+    form.institution.choices = [("", _("Any institution")), *[(k, v) for k, v in institutions if v]]
+    form.level.choices = [("", _("Any level")), *[(v, v) for v in found.get("levels", [])]]
+    rows = []
+    for item in items:
+        assignment = assignments.get(item.get("assignment_id", ""), {})
+        team = teams.get(item.get("team_id", ""), {})
+        rows.append({**item, "assignment": assignment.get("title", ""), "firm": assignment.get("firm_name", ""),
+                     "team": team.get("code", ""), "institution": team.get("institution_name", ""),
+                     "level": item.get("level") or team.get("level", ""),
+                     "pair": f"{item.get('team_id', '')}{SEPARATOR}{item.get('assignment_id', '')}"})
+    pages = max(1, -(-found["total"] // params["page_size"]))
+    return {**found, "rows": rows, "pages": pages, "text": text, "capped": capped}
+
+
+def _page_url(batch_id: str, page: int) -> str:
+    args: dict[str, Any] = {k: v for k, v in request.args.items() if k != "page" and v}
+    return url_for("coordinator.round", batch_id=batch_id, page=page, **args)
+
+
 @blueprint.get("/rounds/<id:batch_id>")
 @web.requires(ROLE)
 def round(batch_id: str) -> Any:
-    batch = web.intake().get(f"/batches/{batch_id}")
+    batch = _batch(batch_id)
     run = None
     runs: list[dict[str, Any]] = []
     try:
@@ -99,35 +220,34 @@ def round(batch_id: str) -> Any:
     except ApiError as exc:
         if exc.status != 404:  # matching has not received the batch yet
             raise
-    titles = {a["id"]: a["title"] for a in batch["assignments"]}
-    firms = {a["id"]: a.get("firm_name", "") for a in batch["assignments"]}
-    teams = {t["id"]: t for t in web.intake().get_all("/teams", period=batch["period"],
-                                                      workspace_id=batch["workspace_id"])}
-    explanations = None
-    rows: list[dict[str, Any]] = []
+    filters, params = _filters()
+    results = None
     if run and run["status"] in ("solved", "published"):
-        explanations = web.matching().get(f"/runs/{run['id']}/explanations")
-        for m in explanations.get("matches", []):
-            team = teams.get(m["team_id"], {})
-            rows.append({"assignment": titles.get(m["assignment_id"], "?"),
-                         "firm": firms.get(m["assignment_id"], ""),
-                         "team": team.get("code", "?"), "level": team.get("level", ""),
-                         "institution": team.get("institution_name", ""),
-                         "score": m["score"], "team_id": m["team_id"], "assignment_id": m["assignment_id"]})
+        results = _results(batch_id, run, filters, params)
+    rows = results["rows"] if results else []
+    matched = [r for r in rows if params["show"] == "matches"]
     forbid = ForbidForm()
-    forbid.pair.choices = [(f"{r['team_id']}{SEPARATOR}{r['assignment_id']}", f"{r['team']}: {r['assignment']}")
-                           for r in rows]
-    statuses = {a["id"]: a["status"] for a in batch["assignments"]}
+    forbid.pair.choices = [(r["pair"], f"{r['team']}: {r['assignment']}") for r in matched]
+    release = ReleaseForm(prefix="release")
+    release.pair.choices = [(r["pair"], f"{r['team']}: {r['assignment']}") for r in matched
+                            if r.get("answer") == "accepted"]
     pin = PinForm()
-    pin.assignment.choices = [("", _("Choose an assignment")), *sorted(((k, v) for k, v in titles.items()),
-                                                                       key=lambda kv: kv[1])]
-    pin.team.choices = [("", _("Choose a team")), *sorted(((t["id"], f"{t['code']} ({t['level']}, "
-                                                                      f"{t.get('institution_name', '')})")
-                                                            for t in teams.values()), key=lambda kv: kv[1])]
+    pin.assignment.choices = [("", _("Choose an assignment")), *sorted(
+        {(r["assignment_id"], r["assignment"]) for r in rows if r.get("assignment_id")}, key=lambda kv: kv[1])]
+    pin.team.choices = [("", _("Choose a team")), *sorted(
+        {(r["team_id"], f"{r['team']} ({r['level']}, {r['institution']})") for r in rows if r.get("team_id")},
+        key=lambda kv: kv[1])]
+    choose = CompareChoiceForm(formdata=None)
+    numbered = [(r["id"], _("Run %(n)s", n=n) + f": {nice_datetime(r['created_at'])}")
+                for n, r in enumerate(runs, start=1)]
+    choose.a.choices, choose.b.choices = numbered, numbered
+    if len(runs) > 1:
+        choose.a.data, choose.b.data = runs[-2]["id"], runs[-1]["id"]
     short = [c for c in ((run or {}).get("precheck") or {}).get("cells", []) if c.get("short_by")]
-    return render_template("coordinator/round.html", batch=batch, run=run, runs=runs, rows=rows,
-                           explanations=explanations, short=short, pin=pin,
-                           titles=titles, teams=teams, statuses=statuses, forbid=forbid, action=ActionForm(),
+    return render_template("coordinator/round.html", batch=batch, run=run, runs=runs, rows=rows, results=results,
+                           filters=filters, params=params, short=short, pin=pin, release=release, choose=choose,
+                           forbid=forbid, action=ActionForm(), answer_label=_answer_label,
+                           trigger_label=_trigger_label, page_url=lambda n: _page_url(batch_id, n),
                            live=bool(run and run["status"] in LIVE) or (run is None and batch["status"] ==
                                                                        "submitted"))
 
@@ -201,10 +321,32 @@ def pin(batch_id: str) -> Any:
     return web.done(_("Choose an assignment and a team and give a reason."), "coordinator.round", batch_id=batch_id)
 
 
+@blueprint.post("/rounds/<id:batch_id>/releases")
+@web.requires(ROLE)
+def release(batch_id: str) -> Any:
+    """Let go of a pair a firm accepted, with a reason (matching audits it), and run the round again: the re-run
+    may change that pair; every other accepted pair stays."""
+    form = ReleaseForm(prefix="release")
+    form.pair.choices = [(request.form.get("release-pair", ""), "")]
+    if form.validate_on_submit():
+        team_id, _sep, assignment_id = (form.pair.data or "").partition(SEPARATOR)
+        try:
+            web.matching().send("POST", f"/batches/{batch_id}/runs", {"release": [
+                {"team_id": team_id, "assignment_id": assignment_id, "reason": form.reason.data}]})
+        except ApiError as exc:
+            if exc.status not in (400, 409, 422, 429):
+                raise
+            return web.done(exc.message, "coordinator.round", batch_id=batch_id)
+        return web.done(_("The pair is released and the round runs again; the new run may change it."),
+                        "coordinator.round", batch_id=batch_id)
+    return web.done(_("Choose an accepted pair and give a reason."), "coordinator.round", batch_id=batch_id)
+
+
 @blueprint.get("/rounds/<id:batch_id>/compare")
 @web.requires(ROLE)
 def compare(batch_id: str) -> Any:
-    """Two runs of the round side by side: which pairs the later run added, dropped and kept."""
+    """Two runs of the round, chosen from its runs, side by side: which pairs the second run added and dropped
+    and why (a page of each at a time), and how many it kept."""
     runs = _runs(batch_id)
     ids = [r["id"] for r in runs]
     a, b = request.args.get("a", ""), request.args.get("b", "")
@@ -213,18 +355,35 @@ def compare(batch_id: str) -> Any:
             return web.done(_("A round needs two runs to compare."), "coordinator.round", batch_id=batch_id)
         a, b = ids[-2], ids[-1]
     found = web.matching().get("/runs/compare", a=a, b=b)
-    batch = web.intake().get(f"/batches/{batch_id}")
-    titles = {x["id"]: x["title"] for x in batch["assignments"]}
-    teams = {t["id"]: t for t in web.intake().get_all("/teams", period=batch["period"],
-                                                      workspace_id=batch["workspace_id"])}
+    batch = _batch(batch_id)
+    try:
+        page = max(1, int(request.args.get("page", "1")))
+    except ValueError:
+        page = 1
+    shown = {key: found[key][(page - 1) * PAGE_SIZE:page * PAGE_SIZE] for key in ("added", "removed")}
+    pairs = [p for key in shown for p in shown[key]]
+    assignments = _lookup("/assignments", (p["assignment_id"] for p in pairs))
+    teams = _lookup("/teams", (p["team_id"] for p in pairs))
+    language = current_language()
 
-    def named(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return sorted(({"assignment": titles.get(p["assignment_id"], "?"),
-                        "team": teams.get(p["team_id"], {}).get("code", "?"),
+    def named(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return sorted(({"assignment": assignments.get(p["assignment_id"], {}).get("title", ""),
+                        "firm": assignments.get(p["assignment_id"], {}).get("firm_name", ""),
+                        "team": teams.get(p["team_id"], {}).get("code", ""),
                         "institution": teams.get(p["team_id"], {}).get("institution_name", ""),
-                        "score": p["score"]} for p in pairs), key=lambda r: (r["assignment"], r["team"]))
+                        "score": p["score"], "why": (p.get("why") or {}).get(language, ""),
+                        "reason": (p.get("why") or {}).get("reason")} for p in items),
+                      key=lambda r: (r["assignment"], r["team"]))
 
     order = {run_id: n for n, run_id in enumerate(ids, start=1)}
+    pages = max(1, -(-max(len(found["added"]), len(found["removed"])) // PAGE_SIZE))
+    choose = CompareChoiceForm(formdata=None, a=a, b=b)
+    numbered = [(r["id"], _("Run %(n)s", n=n) + f": {nice_datetime(r['created_at'])}")
+                for n, r in enumerate(runs, start=1)]
+    choose.a.choices, choose.b.choices = numbered, numbered
     return render_template("coordinator/compare.html", batch=batch, a=found["a"], b=found["b"],
-                           number_a=order[a], number_b=order[b], added=named(found["added"]),
-                           removed=named(found["removed"]), kept=named(found["kept"]))
+                           number_a=order[a], number_b=order[b], added=named(shown["added"]),
+                           removed=named(shown["removed"]), kept_count=len(found["kept"]),
+                           added_count=len(found["added"]), removed_count=len(found["removed"]),
+                           choose=choose, page=page, pages=pages, trigger_label=_trigger_label,
+                           page_url=lambda n: url_for("coordinator.compare", batch_id=batch_id, a=a, b=b, page=n))

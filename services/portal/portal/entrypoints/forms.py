@@ -271,3 +271,39 @@ class PinForm(FlaskForm):
     assignment = SelectField(_l("Assignment"), validators=[InputRequired(REQUIRED)])
     team = SelectField(_l("Team"), validators=[InputRequired(REQUIRED)])
     reason = StringField(_l("Reason"), validators=[InputRequired(REQUIRED), Length(max=500)])
+
+
+class ReleaseForm(FlaskForm):
+    pair = SelectField(_l("Accepted pair"), validators=[InputRequired(REQUIRED)])
+    reason = StringField(_l("Reason"), validators=[InputRequired(REQUIRED), Length(max=500)])
+
+
+class ResultFilterForm(FlaskForm):
+    """The round's result table: what to show, filters and order; read from the query string (no CSRF: it
+    changes nothing)."""
+
+    class Meta:
+        csrf = False
+
+    show = SelectField(_l("Show"), default="matches")
+    q = StringField(_l("Assignment or firm contains"), validators=[Optional(), Length(max=100)])
+    # their choices come with the result (matching checks the values)
+    level = SelectField(_l("Level"), default="", validate_choice=False, validators=[Optional(), Length(max=10)])
+    institution = SelectField(_l("Institution"), default="", validate_choice=False,
+                              validators=[Optional(), Length(max=36)])
+    answer = SelectField(_l("Firm's answer"), default="")
+    min_fit = wtforms.DecimalField(_l("Fit at least"), places=None,
+                                   validators=[Optional(), NumberRange(min=0, max=1000)])
+    max_fit = wtforms.DecimalField(_l("Fit at most"), places=None,
+                                   validators=[Optional(), NumberRange(min=0, max=1000)])
+    sort = SelectField(_l("Order"), default="fit_desc")
+    size = SelectField(_l("Rows per page"), default="50",
+                       choices=[("5", "5"), ("10", "10"), ("25", "25"), ("50", "50"), ("100", "100")])
+
+
+class CompareChoiceForm(FlaskForm):
+    class Meta:
+        csrf = False
+
+    a = SelectField(_l("First run"))
+    b = SelectField(_l("Second run"))
