@@ -168,3 +168,19 @@ def test_a_run_solving_while_its_team_and_firm_are_erased_records_a_result_witho
     assert solution.matches and "[erased]" in recorded
     assert TEAM_TEXT not in recorded and FIRM_TEXT not in recorded and TEAM_EXTRA not in recorded
     assert OTHER_TEXT in recorded
+
+
+def test_a_result_page_read_before_an_erasure_shows_none_of_the_erased_text_after_it(infra: Infrastructure) -> None:
+    """The result pages keep a big run's parsed result in memory; an erasure (possibly in another process)
+    must not leave the removed text on the next page."""
+    submit(infra)
+    (run_id,) = work(infra)
+
+    def page() -> str:
+        with infra.session_factory() as session:
+            return json.dumps(services.run_results(session, COORD, run_id, {"show": "matches"}))
+
+    assert TEAM_EXTRA in page()  # the fit's breakdown quotes the team's extra skill
+    erase(infra, "team", "t-erased")
+    after = page()
+    assert TEAM_EXTRA not in after and TEAM_TEXT not in after

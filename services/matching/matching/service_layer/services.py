@@ -852,11 +852,20 @@ def _iso(moment: datetime | None) -> str | None:
     return aware.isoformat() if aware is not None else None
 
 
-# A run's input (snapshot) and result (explanations) never change once it is solved: the last few runs read
-# are kept, parsed, so paging through a big round reads its megabytes once, not on every page.
+# A run's input (snapshot) and result (explanations) change after it is solved only when an erasure scrubs
+# them: the last few runs read are kept, parsed, with the last erasure they have seen, so paging through a
+# big round reads its megabytes once, not on every page, and no page shows what an erasure removed (another
+# process may have done the erasure: the access log, not this process's memory, says whether one happened).
 RESULTS_KEPT = 4
-_results: OrderedDict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = OrderedDict()
+_results: OrderedDict[str, tuple[int, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]]] = OrderedDict()
 _results_lock = threading.Lock()
+
+
+def _last_erasure(session: Session) -> int:
+    from ..adapters.privacy_orm import access_log
+
+    found = session.execute(sa.select(sa.func.max(access_log.c.id)).where(access_log.c.action == "erase"))
+    return int(found.scalar_one() or 0)
 
 
 def _result_of(session: Session, principal: Principal, run_id: str
@@ -866,11 +875,12 @@ def _result_of(session: Session, principal: Principal, run_id: str
         defer(orm.Run.snapshot), defer(orm.Run.explanations))).scalar_one_or_none()
     if run is None:
         raise NotFound(run_id)
+    erasure = _last_erasure(session)
     with _results_lock:
         kept = _results.get(run_id)
-        if kept is not None:
+        if kept is not None and kept[0] == erasure:
             _results.move_to_end(run_id)
-            return run, *kept
+            return run, *kept[1]
     explanations, snapshot = session.execute(sa.select(orm.Run.explanations, orm.Run.snapshot)
                                              .where(orm.Run.id == run_id)).one()
     if explanations is None:
@@ -878,7 +888,7 @@ def _result_of(session: Session, principal: Principal, run_id: str
     parsed = (explanations, {t["team_id"]: t for t in snapshot["teams"]},
               {a["assignment_id"]: a for a in snapshot["assignments"]})
     with _results_lock:
-        _results[run_id] = parsed
+        _results[run_id] = (erasure, parsed)
         while len(_results) > RESULTS_KEPT:
             _results.popitem(last=False)
     return run, *parsed
