@@ -354,3 +354,36 @@ def test_progress_shows_the_blocking_count_being_solved_as_a_count() -> None:
         solution = solve(NO_STABLE_MATCHING, policy="stable", progress=progress, arrays=arrays)
         shown = [entry["best"] for entry in progress.__dict__["log"] if entry["objective"] == "blocking"]
         assert shown and shown[-1] == solution.objective_values["blocking"] > 0
+
+
+def test_the_cutting_plane_path_takes_each_of_its_steps_on_the_random_rounds() -> None:
+    """Over the exhaustive rounds: some answered by the max_fit matching itself, some after the held
+    re-solve, some by cutting planes (every one checked against the brute force above)."""
+    steps: Counter[str] = Counter()
+    for seed in range(40):
+        rng = random.Random(seed)
+        problem = stable_round(rng, rng.randint(4, 6), rng.randint(3, 4))
+        timings = solve_arrays(problem, policy="stable", lazy=True).timings
+        steps["max_fit stable"] += "start" not in timings
+        steps["held re-solve"] += timings.get("freeze rounds", 0.0) > 0
+        steps["cutting planes"] += timings.get("cut rounds", 0.0) > 0
+    assert min(steps.values()) >= 3, steps
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_a_generated_round_is_as_stable_and_fits_as_well_on_the_cutting_plane_path(seed: int) -> None:
+    """The benchmark's network flavour (150 teams): the cutting-plane path and the full model agree; the
+    answer is never worse than deferred acceptance."""
+    from benchmarks.generator import generate
+    from matching.fastpath import eligibility
+    from matching.stable import deferred, ranked_pairs
+
+    problem = Problem.from_snapshot(generate(150, flavour="network", seed=seed))
+    lazy, full = solve_arrays(problem, policy="stable", lazy=True), solve_arrays(problem, policy="stable", lazy=False)
+    assert lazy.status == full.status == "optimal"
+    assert lazy.objective_values["blocking"] == full.objective_values["blocking"] == 0
+    assert lazy.objective == pytest.approx(full.objective, abs=1e-6)
+    elig = eligibility(problem)
+    accepted = deferred(problem, elig.pairs)
+    assert blocking_pairs(problem, accepted, ranked_pairs(problem, elig)) == []
+    assert lazy.objective >= sum(elig.pairs[p] for p in accepted)

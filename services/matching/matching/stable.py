@@ -58,6 +58,7 @@ from .optimiser import (
     Solution,
     StageCallback,
     _objective_values,
+    LAZY_STABLE_FROM_PAIRS,
     _solve_arrays,
     mip_gap,
 )
@@ -68,8 +69,9 @@ IMPROVE_MOVES = 400
 IMPROVE_SHARE = 0.1
 # The best fit around the cuts held (step 3 of the module's text) runs until this share of the time limit.
 FREEZE_SHARE = 0.4
-# A stable matching within this share of the bound of step 1 is kept without the cutting planes (the
-# solution says "feasible" with its gap unless that is within the run's own MIP gap).
+# In a round of LAZY_STABLE_FROM_PAIRS pairs or more, a stable matching within this share of the bound of
+# step 1 is kept without the cutting planes (the solution says "feasible" with its gap unless that is
+# within the run's own MIP gap).
 ENOUGH_GAP = 1e-3
 
 
@@ -447,7 +449,8 @@ def solve_lazily(problem: Problem, time_limit: float = 60.0, *, seed: int = 0,
     last: Solution = relaxed
     proven, gap, rounds = False, None, 0
     fit = sum(fits[p] for p in best)
-    close = not best_blocking and (bound - fit) / max(1.0, abs(bound)) <= ENOUGH_GAP
+    close = not best_blocking and (bound - fit) / max(1.0, abs(bound)) <= ENOUGH_GAP and \
+        len(elig) >= LAZY_STABLE_FROM_PAIRS
     if not best_blocking and (bound - fit) / max(1.0, abs(bound)) <= gap_wanted:
         proven, gap = True, max(0.0, (bound - fit) / max(1.0, abs(bound)))
     while not proven and not close and deadline - clock() > 0.5:
