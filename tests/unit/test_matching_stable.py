@@ -374,9 +374,10 @@ def test_the_cutting_plane_path_takes_each_of_its_steps_on_the_random_rounds() -
 def test_a_generated_round_is_as_stable_and_fits_as_well_on_the_cutting_plane_path(seed: int) -> None:
     """The benchmark's network flavour (150 teams): the cutting-plane path and the full model agree; the
     answer is never worse than deferred acceptance."""
-    from benchmarks.generator import generate
     from matching.fastpath import eligibility
     from matching.stable import deferred, ranked_pairs
+
+    from benchmarks.generator import generate
 
     problem = Problem.from_snapshot(generate(150, flavour="network", seed=seed))
     lazy, full = solve_arrays(problem, policy="stable", lazy=True), solve_arrays(problem, policy="stable", lazy=False)

@@ -52,13 +52,13 @@ from .domain.model import (
 )
 from .fastpath import ArrayModel, Eligibility
 from .optimiser import (
+    LAZY_STABLE_FROM_PAIRS,
     SOLVED,
     Progress,
     Relaxation,
     Solution,
     StageCallback,
     _objective_values,
-    LAZY_STABLE_FROM_PAIRS,
     _solve_arrays,
     mip_gap,
 )
