@@ -397,6 +397,9 @@ def solve_lazily(problem: Problem, time_limit: float = 60.0, *, seed: int = 0,
     timings = dict(relaxed.timings)
     if relaxed.status not in SOLVED:
         return replace(relaxed, policy="stable", timings=timings, path="cutting-plane")
+
+    def stopped() -> bool:
+        return progress is not None and progress.stop.is_set()
     bound = relaxed.objective
     first = set(relaxed.matches)
     cuts = set(blocking_pairs(problem, first, candidates))
@@ -421,13 +424,13 @@ def solve_lazily(problem: Problem, time_limit: float = 60.0, *, seed: int = 0,
     mark = clock()
     rounds = 0
     held = set(cuts)
-    while not best_blocking and held and deadline - clock() > 1.0 and (
+    while not best_blocking and held and not stopped() and deadline - clock() > 1.0 and (
             rounds == 0 or clock() < started + FREEZE_SHARE * time_limit) and \
             bound - sum(fits[p] for p in best) > ENOUGH_GAP * max(1.0, abs(bound)):
         rounds += 1
         frozen = freeze(problem, elig, best, held)
         around = _solve_arrays(frozen[0], deadline - clock(), policy="max_fit", seed=seed, eligible=frozen[1])
-        if around.status not in SOLVED:
+        if around.status not in SOLVED or stopped():
             break
         found = set(around.matches)
         blocking = blocking_pairs(problem, found, candidates)
@@ -470,7 +473,7 @@ def solve_lazily(problem: Problem, time_limit: float = 60.0, *, seed: int = 0,
         for k, v in solution.timings.items():
             if k != "eligibility":
                 timings[k] = timings.get(k, 0.0) + v
-        if solution.status not in SOLVED:
+        if solution.status not in SOLVED or stopped():
             break
         last = solution
         found = set(solution.matches)
@@ -484,6 +487,9 @@ def solve_lazily(problem: Problem, time_limit: float = 60.0, *, seed: int = 0,
         if not new:
             break  # stopped by the time limit
         cuts |= new
+    if stopped():  # asked to stop: as the other paths, no matching
+        return replace(relaxed, status="interrupted", objective=0.0, matches={}, policy="stable", objective_values={},
+                       timings=timings, path="cutting-plane")
     timings["cut rounds"] = float(rounds)
     timings["cut pairs"] = float(len(cuts))
     fit = sum(fits[p] for p in best)
