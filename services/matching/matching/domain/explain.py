@@ -136,6 +136,7 @@ class Candidates:
             self.jobs_in_period.setdefault(a.period, set()).add(j)
         self.jobs_in_area = {j for j, a in enumerate(self.jobs) if in_working_area(problem, a)}
         self.jobs_needing_nothing = {j for j, a in enumerate(self.jobs) if not a.required_skills}
+        self._covered: dict[frozenset[str], set[int]] = {}
 
     @staticmethod
     def _steps(total: int, stages: list[set[int]]) -> Counter[str]:
@@ -160,10 +161,13 @@ class Candidates:
     def for_team(self, t: Team) -> tuple[Counter[str], list[Assignment]]:
         """What each filter removed of the assignments, and the eligible assignments left."""
         level = self.jobs_accepting.get(t.level, set())
-        needs: Counter[int] = Counter()
-        for skill in t.skills:
-            needs.update(self.jobs_requiring.get(skill, ()))
-        covered = self.jobs_needing_nothing | {j for j, n in needs.items() if n == len(self.jobs[j].required_skills)}
+        covered = self._covered.get(t.skills)
+        if covered is None:  # teams share skill sets: each set's assignments are found once
+            needs: Counter[int] = Counter()
+            for skill in t.skills:
+                needs.update(self.jobs_requiring.get(skill, ()))
+            covered = self._covered[t.skills] = self.jobs_needing_nothing | {
+                j for j, n in needs.items() if n == len(self.jobs[j].required_skills)}
         skills = level & covered
         period = skills & set().union(*(self.jobs_in_period.get(p, set()) for p in t.periods))
         reach = {j for j in period if reachable(t, self.jobs[j])}
