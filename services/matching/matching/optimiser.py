@@ -76,6 +76,8 @@ class Solution:
     timings: dict[str, float] = field(default_factory=dict)
     peak_memory_mib: float | None = None
     path: str = "plain"  # plain (PuLP model, solver via PuLP), arrays (HiGHS in bulk), network (LP first)
+    # or cutting-plane (the stable policy at scale, see matching.stable: its rounds counted in ``steps``)
+    steps: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass

@@ -445,7 +445,7 @@ def solve_lazily(problem: Problem, time_limit: float = 60.0, *, seed: int = 0,
         held |= set(blocking)
         cuts |= set(blocking)
     timings["freeze"] = clock() - mark
-    timings["freeze rounds"] = float(rounds)
+    freeze_rounds = rounds
     gap_wanted = mip_gap(len(elig))
 
     # 4. cutting planes
@@ -490,14 +490,13 @@ def solve_lazily(problem: Problem, time_limit: float = 60.0, *, seed: int = 0,
     if stopped():  # asked to stop: as the other paths, no matching
         return replace(relaxed, status="interrupted", objective=0.0, matches={}, policy="stable", objective_values={},
                        timings=timings, path="cutting-plane")
-    timings["cut rounds"] = float(rounds)
-    timings["cut pairs"] = float(len(cuts))
+    steps = {"held re-solves": freeze_rounds, "cut rounds": rounds, "cut pairs": len(cuts)}
     fit = sum(fits[p] for p in best)
     if not proven and not best_blocking:
         gap = max(0.0, (bound - fit) / max(1.0, abs(bound)))
     answer = _answer(problem, elig, last, best, best_blocking, "optimal" if proven else "feasible", gap, timings,
                      started, relaxed.build_seconds)
-    return replace(answer, time_limit_reached=not proven and not close)
+    return replace(answer, time_limit_reached=not proven and not close, steps=steps)
 
 
 def _answer(problem: Problem, elig: Eligibility, last: Solution, matching: set[Pair], blocking: list[Pair],
