@@ -273,6 +273,7 @@ def measure_worker(path: str, policy: str, solver: str, time_limit: float) -> di
         "gap": solution.gap if solution else None, "blocking": blocking,
         "time_limit_reached": solution.time_limit_reached if solution else None,
         "steps": seconds, "own": dict(getattr(solution, "timings", None) or {}),
+        "method": dict(getattr(solution, "steps", None) or {}),
         "total_seconds": finished - started, "cpu_seconds": cpu, "peak_mib": _peak_mib(), "input_mib": input_mib,
     }
 
@@ -408,6 +409,8 @@ def worker_table(name: str, teams: int, assignments: int, flavour: str, w: dict[
     shown = f"  {'status':42} run {w['run_status']}, solve {w['status']}"
     if w["path"]:
         shown += f", path {w['path']}"
+    if w.get("method"):  # the cutting-plane path's rounds (Solution.steps)
+        shown += " (" + ", ".join(f"{k} {v}" for k, v in w["method"].items()) + ")"
     if w["gap"] is not None:
         shown += f", gap {w['gap']:.2e}"
     if w["time_limit_reached"]:

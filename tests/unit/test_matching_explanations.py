@@ -3,8 +3,20 @@ the figures of a run."""
 
 from __future__ import annotations
 
+import random
+
+import pytest
 from matching.domain.explain import explain
-from matching.domain.model import BASE_FIT, EXTRA_SKILL_WEIGHT, NICE_TO_HAVE_WEIGHT, Assignment, Pair, Problem, Team
+from matching.domain.model import (
+    BASE_FIT,
+    EXTRA_SKILL_WEIGHT,
+    NICE_TO_HAVE_WEIGHT,
+    Assignment,
+    Pair,
+    Problem,
+    Team,
+    eligible_pairs,
+)
 from matching.optimiser import solve
 
 
@@ -81,3 +93,34 @@ def test_figures_give_served_shares_by_level_and_institution_and_unused_teams() 
     assert figures["teams_by_institution"] == {"inst-a": {"served": 1, "total": 2, "share": 0.5},
                                                "inst-b": {"served": 1, "total": 1, "share": 1.0}}
     assert figures["unused_teams"] == ["t2"]
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_rows_over_the_pairs_asked_about_explain_exactly_as_rows_over_every_eligible_pair(seed: int) -> None:
+    """The explanation builds its capacity rows over the matching and the pairs it asks about; the plain
+    version builds them over every eligible pair. Random rounds (capacities with hours, firm caps, two
+    periods, ranked preferences), matched under several policies and by a part of such a matching."""
+    from benchmarks.generator import generate
+
+    rng = random.Random(seed)
+    problem = Problem.from_snapshot(generate(rng.randint(20, 60), flavour=rng.choice(("network", "side")),
+                                             seed=seed))
+    pairs = eligible_pairs(problem)
+    for policy in ("max_fit", "stable", "max_served"):
+        matching = sorted(solve(problem, policy=policy).matches)
+        for chosen in (matching, matching[::2]):
+            assert explain(problem, chosen, pairs) == explain(problem, chosen, pairs, every_row=True)
+            assert explain(problem, chosen) == explain(problem, chosen, every_row=True)
+
+
+def test_the_random_rounds_above_ask_about_pairs_a_capacity_stops() -> None:
+    from benchmarks.generator import generate
+
+    binding = 0
+    for seed in range(25):
+        rng = random.Random(seed)
+        problem = Problem.from_snapshot(generate(rng.randint(20, 60), flavour=rng.choice(("network", "side")),
+                                                 seed=seed))
+        result = explain(problem, sorted(solve(problem).matches)[::2])
+        binding += sum(1 for r in (*result["unmatched_teams"], *result["unmatched_assignments"]) if r["binding"])
+    assert binding >= 10

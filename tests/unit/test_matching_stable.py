@@ -36,7 +36,7 @@ from matching.domain.model import (
     violations,
 )
 from matching.fastpath import add_rows, build_arrays, eligibility
-from matching.optimiser import build_model, make_solver, solve
+from matching.optimiser import build_model, make_solver, solve, solve_arrays
 
 from .test_optimiser_v2 import all_feasible, plain_blocking, plain_feasible, score
 
@@ -55,10 +55,12 @@ def job(assignment_id: str, lo: int = 1, hi: int = 1, firm: str | None = None, p
                       period, supervision_hours=hours, preferred_institutions=institutions, preferred_levels=levels)
 
 
-def both_paths(problem: Problem) -> list[Any]:
-    """The plain path (PuLP, exact) and the array path (HiGHS in bulk, the side path's stages)."""
+def every_path(problem: Problem) -> list[Any]:
+    """The plain path (PuLP, exact), the array path (HiGHS in bulk, the side path's stages) and the
+    cutting-plane path large rounds take (``matching.stable``: stability rows only for pairs that block)."""
     return [solve(problem, policy="stable", make=lambda limit, seed: make_solver("highs", limit, seed, 1e-9)),
-            solve(problem, policy="stable", arrays=True)]
+            solve(problem, policy="stable", arrays=True),
+            solve_arrays(problem, policy="stable", lazy=True)]
 
 
 # ---- the smallest cases ---------------------------------------------------------------------
@@ -66,7 +68,7 @@ def both_paths(problem: Problem) -> list[Any]:
 
 def test_one_team_and_one_assignment_taking_two_each_the_others_only_choice_are_matched() -> None:
     problem = Problem((team("t", prefs=("a",)),), (job("a", 1, 2),))
-    for solution in both_paths(problem):
+    for solution in every_path(problem):
         assert solution.status == "optimal"
         assert set(solution.matches) == {Pair("t", "a")}
         assert solution.objective_values["blocking"] == 0
@@ -75,7 +77,7 @@ def test_one_team_and_one_assignment_taking_two_each_the_others_only_choice_are_
     assert blocking_pairs(problem, []) == [Pair("t", "a")]
 
 
-def test_a_row_holding_a_variable_twice_is_summed_on_both_paths() -> None:
+def test_a_row_holding_a_variable_twice_is_summed_on_every_path() -> None:
     """The stability row of the smallest case holds t's pair twice (coefficient 2 in t's state, 1 among
     a's teams): both models have one entry 3, as the row means."""
     problem = Problem((team("t", prefs=("a",)),), (job("a", 1, 2),))
@@ -105,7 +107,7 @@ def test_a_team_kept_out_only_by_its_institutions_capacity_is_not_blocking() -> 
     teams = (team("t1", prefs=("x",)), team("t2", prefs=("x",)))
     capacity = (Capacity("inst-a", "P1", "HBO", 1, 100),)
     problem = Problem(teams, (job("x", 1, 2),), capacities=capacity)
-    for solution in both_paths(problem):
+    for solution in every_path(problem):
         assert solution.status == "optimal" and len(solution.matches) == 1
         assert solution.objective_values["blocking"] == 0
         assert plain_blocking(problem, frozenset(solution.matches)) == []
@@ -121,7 +123,7 @@ def test_supervision_hours_and_a_firm_cap_keep_a_pair_from_blocking_as_capacity_
     capped = Problem(teams, (job("x", 1, 2, firm="f"),), firm_caps=(FirmCap("f", 1),))
     for problem in (hours, capped):
         assert blocking_pairs(problem, {Pair("t1", "x")}) == []
-        for solution in both_paths(problem):
+        for solution in every_path(problem):
             assert (solution.status, len(solution.matches)) == ("optimal", 1)
             assert solution.objective_values["blocking"] == 0
 
@@ -136,7 +138,7 @@ def test_replacing_a_worse_team_keeps_the_firms_count_so_its_cap_does_not_stop_t
     closed = Problem(teams, (x,), firm_caps=(FirmCap("f", 1),), capacities=(Capacity("inst-a", "P1", "HBO", 0, 0),))
     assert blocking_pairs(closed, {Pair("t-low", "x")}) == []
     for problem, expected in ((capped, {Pair("t-high", "x")}), (closed, {Pair("t-low", "x")})):
-        for solution in both_paths(problem):
+        for solution in every_path(problem):
             assert set(solution.matches) == expected and solution.objective_values["blocking"] == 0
 
 
@@ -144,7 +146,7 @@ def test_a_round_without_a_stable_matching_gets_the_fewest_blocking_pairs_and_sa
     # t ranks x first and x ranks t; no one else can do x, but the coordinator pinned t on y: the pair
     # (t, x) blocks whatever happens. Before, "infeasible"; now the matching with that one pair.
     problem = Problem((team("t", prefs=("x", "y")),), (job("x"), job("y")), pinned=frozenset({Pair("t", "y")}))
-    for solution in both_paths(problem):
+    for solution in every_path(problem):
         assert solution.status == "optimal" and set(solution.matches) == {Pair("t", "y")}
         assert solution.objective_values["blocking"] == 1
         assert figures(problem, solution.matches)["blocking_pairs"] == {
@@ -161,7 +163,7 @@ def test_a_round_with_no_stable_matching_at_all_without_pins() -> None:
     fewest = min(counts.values())
     assert fewest > 0
     best = max(score(problem, "stable", m) for m, n in counts.items() if n == fewest)
-    for solution in both_paths(problem):
+    for solution in every_path(problem):
         assert solution.status == "optimal"
         assert len(plain_blocking(problem, frozenset(solution.matches))) == fewest
         assert solution.objective_values["blocking"] == fewest
@@ -228,13 +230,13 @@ def truth(problem: Problem, matching: frozenset[Pair], keys: list[Key]) -> dict[
 
 
 @pytest.mark.parametrize("seed", range(40))
-def test_stable_has_the_fewest_blocking_pairs_then_the_best_fit_on_both_paths(seed: int) -> None:
+def test_stable_has_the_fewest_blocking_pairs_then_the_best_fit_on_every_path(seed: int) -> None:
     rng = random.Random(seed)
     problem = stable_round(rng, rng.randint(4, 6), rng.randint(3, 4))
     counts = {m: len(plain_blocking(problem, m)) for m in all_feasible(problem)}
     fewest = min(counts.values())  # the empty matching is feasible: never infeasible
     best = max(score(problem, "stable", m) for m, n in counts.items() if n == fewest)
-    for solution in both_paths(problem):
+    for solution in every_path(problem):
         chosen = frozenset(solution.matches)
         assert solution.status == "optimal" and plain_feasible(problem, chosen)
         assert len(plain_blocking(problem, chosen)) == fewest == solution.objective_values["blocking"]
@@ -352,3 +354,37 @@ def test_progress_shows_the_blocking_count_being_solved_as_a_count() -> None:
         solution = solve(NO_STABLE_MATCHING, policy="stable", progress=progress, arrays=arrays)
         shown = [entry["best"] for entry in progress.__dict__["log"] if entry["objective"] == "blocking"]
         assert shown and shown[-1] == solution.objective_values["blocking"] > 0
+
+
+def test_the_cutting_plane_path_takes_each_of_its_steps_on_the_random_rounds() -> None:
+    """Over the exhaustive rounds: some answered by the max_fit matching itself, some after the held
+    re-solve, some by cutting planes (every one checked against the brute force above)."""
+    steps: Counter[str] = Counter()
+    for seed in range(40):
+        rng = random.Random(seed)
+        problem = stable_round(rng, rng.randint(4, 6), rng.randint(3, 4))
+        taken = solve_arrays(problem, policy="stable", lazy=True).steps
+        steps["max_fit stable"] += not taken
+        steps["held re-solve"] += taken.get("held re-solves", 0) > 0
+        steps["cutting planes"] += taken.get("cut rounds", 0) > 0
+    assert min(steps.values()) >= 3, steps
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_a_generated_round_is_as_stable_and_fits_as_well_on_the_cutting_plane_path(seed: int) -> None:
+    """The benchmark's network flavour (150 teams): the cutting-plane path and the full model agree; the
+    answer is never worse than deferred acceptance."""
+    from matching.fastpath import eligibility
+    from matching.stable import deferred, ranked_pairs
+
+    from benchmarks.generator import generate
+
+    problem = Problem.from_snapshot(generate(150, flavour="network", seed=seed))
+    lazy, full = solve_arrays(problem, policy="stable", lazy=True), solve_arrays(problem, policy="stable", lazy=False)
+    assert lazy.status == full.status == "optimal"
+    assert lazy.objective_values["blocking"] == full.objective_values["blocking"] == 0
+    assert lazy.objective == pytest.approx(full.objective, abs=1e-6)
+    elig = eligibility(problem)
+    accepted = deferred(problem, elig.pairs)
+    assert blocking_pairs(problem, accepted, ranked_pairs(problem, elig)) == []
+    assert lazy.objective >= sum(elig.pairs[p] for p in accepted)

@@ -15,7 +15,7 @@ import hashlib
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Iterable
+from typing import Any, Collection, Iterable
 
 import numpy as np
 import numpy.typing as npt
@@ -502,6 +502,7 @@ class ArrayModel:
     group: list[str]
     objectives: dict[str, Floats]
     blocks: list[int] = field(default_factory=list)  # entries per family, in order (each family's rows in turn)
+    extra: list[Key] = field(default_factory=list)  # the stable policy's columns after the pairs', in order
 
     @property
     def n_pairs(self) -> int:
@@ -667,9 +668,11 @@ def _capacity_rows_per_capacity(out: _Rows, problem: Problem, key: Ints, codes: 
 
 
 def build_arrays(problem: Problem, elig: Eligibility, *, stable: bool = False,
-                 objectives: Iterable[str] | None = None) -> ArrayModel:
-    """The rows of domain.model's CONSTRAINT_FAMILIES (and ``stability`` when ``stable``) as arrays, and
-    the objectives named (all when None)."""
+                 objectives: Iterable[str] | None = None, stability_pairs: Collection[Pair] | None = None,
+                 grouped: Grouped | None = None) -> ArrayModel:
+    """The rows of domain.model's CONSTRAINT_FAMILIES (and ``stability`` when ``stable``, of the pairs in
+    ``stability_pairs`` only when given) as arrays, and the objectives named (all when None). ``grouped``:
+    the eligible pairs grouped (``Grouped.of``), when the caller has them already."""
     wanted = None if objectives is None else set(objectives)
     teams, assignments = problem.teams, problem.assignments
     n_p, n_a = len(elig), len(assignments)
@@ -760,8 +763,9 @@ def build_arrays(problem: Problem, elig: Eligibility, *, stable: bool = False,
                     _full(len(floored), -INF), np.zeros(len(floored)))
 
     block_cols: list[int] = []
+    extra: list[Key] = []
     if stable:
-        rows = list(stability(Grouped.of(problem, elig.pairs)))
+        rows = list(stability(grouped or Grouped.of(problem, elig.pairs), stability_pairs))
         extra = stability_columns(rows)
         column_of: dict[Key, int] = {p: k for p, k in elig.index.items()}
         column_of.update({Opened(a.assignment_id): n_p + j for j, a in enumerate(assignments)})
@@ -799,7 +803,7 @@ def build_arrays(problem: Problem, elig: Eligibility, *, stable: bool = False,
     narrow = np.int32 if max(n_cols, out.count) < 1 << 31 else np.int64
     return ArrayModel(elig, n_cols, floored, joined(out.rows, narrow), joined(out.cols, narrow),
                       joined(out.coefs, np.float64), joined(out.lower, np.float64), joined(out.upper, np.float64),
-                      out.group, objectives, out.blocks)
+                      out.group, objectives, out.blocks, extra)
 
 
 def add_rows(out: _Rows, rows: Iterable[Row], column_of: dict[Key, int]) -> None:

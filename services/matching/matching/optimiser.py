@@ -76,6 +76,8 @@ class Solution:
     timings: dict[str, float] = field(default_factory=dict)
     peak_memory_mib: float | None = None
     path: str = "plain"  # plain (PuLP model, solver via PuLP), arrays (HiGHS in bulk), network (LP first)
+    # or cutting-plane (the stable policy at scale, see matching.stable: its rounds counted in ``steps``)
+    steps: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -248,8 +250,9 @@ def objective_values(problem: Problem, matches: Mapping[Pair, float], stable: bo
 
 
 def _objective_values(problem: Problem, elig: Eligibility, chosen: Any, matches: Mapping[Pair, float],
-                      stable: bool = False) -> dict[str, float]:
-    """``objective_values`` of the matching of the eligible pairs at positions ``chosen`` (``matches``)."""
+                      stable: bool = False, candidates: Iterable[Pair] | None = None) -> dict[str, float]:
+    """``objective_values`` of the matching of the eligible pairs at positions ``chosen`` (``matches``);
+    ``candidates``: the eligible pairs that may block (every eligible pair when None)."""
     import numpy as np
 
     ranks = np.bincount(elig.team_rank[chosen], minlength=problem.max_rank + 1)
@@ -258,7 +261,8 @@ def _objective_values(problem: Problem, elig: Eligibility, chosen: Any, matches:
               "kept": float(len(problem.reference & set(matches))) if problem.reference else 0.0,
               **{f"rank_{r}": float(ranks[r]) for r in range(1, problem.max_rank + 1)}}
     if stable:
-        values["blocking"] = float(len(blocking_pairs(problem, matches, elig.pairs)))
+        values["blocking"] = float(len(blocking_pairs(problem, matches, elig.pairs if candidates is None
+                                                      else candidates)))
     return values
 
 
@@ -818,22 +822,60 @@ def _watch_highs(highs: Any, progress: Progress) -> None:
 
 def solve_arrays(problem: Problem, time_limit: float = 60.0, *, policy: str = "max_fit", seed: int = 0,
                  on_stage: StageCallback | None = None, progress: Progress | None = None,
-                 eligible: Eligibility | None = None, eligibility_seconds: float = 0.0) -> Solution:
-    """``_solve_arrays`` with the cyclic garbage collector paused (see ``cycles_paused``)."""
+                 eligible: Eligibility | None = None, eligibility_seconds: float = 0.0,
+                 lazy: bool | None = None, split_served: bool | None = None) -> Solution:
+    """``_solve_arrays`` with the cyclic garbage collector paused (see ``cycles_paused``). The stable
+    policy from LAZY_STABLE_FROM_PAIRS pairs (or with ``lazy=True``) goes to ``stable.solve_lazily``:
+    stability rows added only for pairs that block a matching found. ``max_served`` where
+    ``served.applies`` (or with ``split_served=True``; never with False) goes to ``served.solve_served``:
+    each assignment split into its first team and the rest, a network again."""
     with cycles_paused():
+        elig = eligible if eligible is not None else eligibility(problem)
+        if POLICIES[policy].stable and (lazy if lazy is not None else len(elig) >= LAZY_STABLE_FROM_PAIRS):
+            from .stable import solve_lazily
+
+            return solve_lazily(problem, time_limit, seed=seed, on_stage=on_stage, progress=progress,
+                                eligible=elig, eligibility_seconds=eligibility_seconds)
+        if policy == "max_served" and split_served is not False:
+            from . import served
+
+            if split_served or served.applies(problem):
+                return served.solve_served(problem, time_limit, seed=seed, on_stage=on_stage, progress=progress,
+                                           eligible=elig, eligibility_seconds=eligibility_seconds)
         return _solve_arrays(problem, time_limit, policy=policy, seed=seed, on_stage=on_stage, progress=progress,
-                             eligible=eligible, eligibility_seconds=eligibility_seconds)
+                             eligible=elig, eligibility_seconds=eligibility_seconds)
+
+
+# From this many eligible pairs the stable policy is solved by cutting planes (``matching.stable``): the
+# model with a row per ranked pair takes seconds to build and HiGHS finds no good matching in it in time.
+LAZY_STABLE_FROM_PAIRS = 20_000
+
+
+@dataclass
+class Relaxation:
+    """The stable policy's model with the stability rows of ``pairs`` only; ``start(model)`` gives the
+    column values of a matching to start from (None: none fits); ``first_proven``: that matching has no
+    blocking pair, so the first stage (fewest blocking pairs) is known to be 0 and is not solved."""
+
+    pairs: frozenset[Pair]
+    grouped: Any = None
+    start: Callable[[ArrayModel], Any] | None = None
+    first_proven: bool = False
+    candidates: Any = None  # the eligible pairs that may block (ranked on both sides), when known
 
 
 def _solve_arrays(problem: Problem, time_limit: float = 60.0, *, policy: str = "max_fit", seed: int = 0,
                   on_stage: StageCallback | None = None, progress: Progress | None = None,
-                  eligible: Eligibility | None = None, eligibility_seconds: float = 0.0) -> Solution:
+                  eligible: Eligibility | None = None, eligibility_seconds: float = 0.0,
+                  relaxed: Relaxation | None = None, served_pairs: Any = None) -> Solution:
     """``solve`` with HiGHS, the model built as arrays from the same constraint families and passed in
     one call. Where ``is_network`` holds, each stage first solves the LP relaxation over the pairs; its
     (integral) vertex, completed with the open/closed decisions, is checked against every row of the
     full model and kept, else the stage is solved as the MIP, started from the previous stage's matching.
     Otherwise (side constraints) each stage is ``_side_stage``. ``eligibility_seconds``: the time the
-    caller spent computing ``eligible``, reported with the run's timings."""
+    caller spent computing ``eligible``, reported with the run's timings. ``relaxed``: the stable
+    policy's stability rows for some pairs only, and a matching to start from (``matching.stable``).
+    ``served_pairs``: "served" counted as the pairs marked (on an assignment's first copy, ``matching.served``)."""
     import highspy
     import numpy as np
 
@@ -844,9 +886,14 @@ def _solve_arrays(problem: Problem, time_limit: float = 60.0, *, policy: str = "
     timings["eligibility"] = clock() - started + eligibility_seconds
     mark = clock()
     chosen = POLICIES[policy]
-    model = build_arrays(problem, elig, stable=chosen.stable, objectives=[o.name for o in chosen.objectives])
+    model = build_arrays(problem, elig, stable=chosen.stable, objectives=[o.name for o in chosen.objectives],
+                         stability_pairs=None if relaxed is None else relaxed.pairs,
+                         grouped=None if relaxed is None else relaxed.grouped)
     for objective in chosen.objectives:
         model.objectives.setdefault(objective.name, np.zeros(model.n_cols))
+    if served_pairs is not None:
+        model.objectives["served"] = np.zeros(model.n_cols)
+        model.objectives["served"][:model.n_pairs][served_pairs] = 1.0
     stages = [o for o in chosen.objectives[:-1] if model.objectives[o.name].any()] + [chosen.objectives[-1]]
     network = is_network(problem, model, [o.name for o in stages])
     lp = (_network_pairs(model) or _network_relaxation(model)) if network else _full_model(model)
@@ -946,10 +993,12 @@ def _solve_arrays(problem: Problem, time_limit: float = 60.0, *, policy: str = "
     highs = None if side or split is not None else fresh(lp, model.objectives[stages[0].name])
     tight = tighten(problem, model) if side else None
     levels: list[tuple[Any, float]] = []
-    values: Any = None
+    values: Any = None if relaxed is None or relaxed.start is None else relaxed.start(model)
     status, gap, limited, path = "optimal", None, False, "network" if network else "side" if side else "arrays"
     for i, objective in enumerate(stages):
         costs = model.objectives[objective.name]
+        if i == 0 and len(stages) > 1 and relaxed is not None and relaxed.first_proven and values is not None:
+            continue  # the start attains the first objective's optimum (no blocking pair): held as its level
         if i > 0:
             if deadline - clock() <= 0.05:
                 limited = True
@@ -1094,7 +1143,8 @@ def _solve_arrays(problem: Problem, time_limit: float = 60.0, *, policy: str = "
         status=status, objective=float(sum(matches.values())), matches=matches, solver="highs",
         solver_version=solver_version("highs"), model_hash=digest, build_seconds=built - started,
         solve_seconds=solved - built, policy=policy,
-        objective_values=_objective_values(problem, elig, chosen_pairs, matches, chosen.stable and status in SOLVED),
+        objective_values=_objective_values(problem, elig, chosen_pairs, matches, chosen.stable and status in SOLVED,
+                                           None if relaxed is None else relaxed.candidates),
         gap=gap, time_limit_reached=limited, seed=seed, diagnosis=diagnosis, timings=timings,
         peak_memory_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, path=path,
     )

@@ -136,6 +136,7 @@ class Candidates:
             self.jobs_in_period.setdefault(a.period, set()).add(j)
         self.jobs_in_area = {j for j, a in enumerate(self.jobs) if in_working_area(problem, a)}
         self.jobs_needing_nothing = {j for j, a in enumerate(self.jobs) if not a.required_skills}
+        self._covered: dict[frozenset[str], set[int]] = {}
 
     @staticmethod
     def _steps(total: int, stages: list[set[int]]) -> Counter[str]:
@@ -160,10 +161,13 @@ class Candidates:
     def for_team(self, t: Team) -> tuple[Counter[str], list[Assignment]]:
         """What each filter removed of the assignments, and the eligible assignments left."""
         level = self.jobs_accepting.get(t.level, set())
-        needs: Counter[int] = Counter()
-        for skill in t.skills:
-            needs.update(self.jobs_requiring.get(skill, ()))
-        covered = self.jobs_needing_nothing | {j for j, n in needs.items() if n == len(self.jobs[j].required_skills)}
+        covered = self._covered.get(t.skills)
+        if covered is None:  # teams share skill sets: each set's assignments are found once
+            needs: Counter[int] = Counter()
+            for skill in t.skills:
+                needs.update(self.jobs_requiring.get(skill, ()))
+            covered = self._covered[t.skills] = self.jobs_needing_nothing | {
+                j for j, n in needs.items() if n == len(self.jobs[j].required_skills)}
         skills = level & covered
         period = skills & set().union(*(self.jobs_in_period.get(p, set()) for p in t.periods))
         reach = {j for j in period if reachable(t, self.jobs[j])}
@@ -217,25 +221,34 @@ def _described(rows: Iterable[Row]) -> list[dict[str, Any]]:
             for g, label in sorted(unique)]
 
 
-def explain(problem: Problem, matching: Iterable[Pair], run_pairs: Mapping[Pair, float] | None = None
-            ) -> dict[str, Any]:
-    """``run_pairs``: the run's eligible pairs, when already computed."""
+def explain(problem: Problem, matching: Iterable[Pair], run_pairs: Mapping[Pair, float] | None = None, *,
+            every_row: bool = False) -> dict[str, Any]:
+    """``run_pairs``: the run's eligible pairs, when already computed.
+
+    The capacity rows that say why a pair could not be added are built over the matching and the pairs
+    asked about only (a free eligible team of an unmatched assignment, an eligible assignment of an
+    unmatched team): a row's label, bound and sum at the matching do not depend on the other pairs, so
+    the answer is the same as with rows over every eligible pair (``every_row=True``, the plain version;
+    tests/unit/test_matching_explanations.py compares the two on random rounds) at a fraction of the cost."""
     chosen = sorted(set(matching))
     teams = problem.teams_by_id
     assignments = problem.assignments_by_id
     busy = {(p.team_id, assignments[p.assignment_id].period) for p in chosen if p.assignment_id in assignments}
     placed = {p.team_id for p in chosen}
     staffed = Counter(p.assignment_id for p in chosen)
-    all_eligible = list(eligible_pairs(problem) if run_pairs is None else run_pairs)
-    capacities = Capacities(problem, chosen, all_eligible)
+    all_eligible = eligible_pairs(problem) if run_pairs is None else run_pairs
     candidates = Candidates(problem)
     limits = ("institution_capacity", "supervision_hours", "firm_cap")
+    open_assignments = [(a, *candidates.for_assignment(a)) for a in problem.assignments if not staffed[a.assignment_id]]
+    free_teams = [(team, *candidates.for_team(team)) for team in problem.teams if team.team_id not in placed]
+    asked = list(all_eligible) if every_row else [
+        *(Pair(t.team_id, a.assignment_id) for a, _, eligible in open_assignments for t in eligible
+          if (t.team_id, a.period) not in busy),
+        *(Pair(team.team_id, a.assignment_id) for team, _, usable in free_teams for a in usable)]
+    capacities = Capacities(problem, chosen, asked)
 
     unmatched_assignments = []
-    for a in problem.assignments:
-        if staffed[a.assignment_id]:
-            continue
-        removed, eligible = candidates.for_assignment(a)
+    for a, removed, eligible in open_assignments:
         counts, emptied = _left(removed, len(problem.teams), ASSIGNMENT_COUNT_NAMES)
         free = [t for t in eligible if (t.team_id, a.period) not in busy]
         blocked = {t.team_id: capacities.binding(Pair(t.team_id, a.assignment_id), limits) for t in free}
@@ -259,10 +272,7 @@ def explain(problem: Problem, matching: Iterable[Pair], run_pairs: Mapping[Pair,
                                       "removed": {f: removed[f] for f in FILTERS}, "binding": binding})
 
     unmatched_teams = []
-    for team in problem.teams:
-        if team.team_id in placed:
-            continue
-        removed, usable_assignments = candidates.for_team(team)
+    for team, removed, usable_assignments in free_teams:
         counts, emptied = _left(removed, len(problem.assignments), TEAM_COUNT_NAMES)
         blocked_rows = {a.assignment_id: capacities.binding(Pair(team.team_id, a.assignment_id), limits)
                         for a in usable_assignments}
@@ -346,7 +356,12 @@ def figures(problem: Problem, matching: Iterable[Pair], eligible: Iterable[Pair]
                     | {t.level for t in problem.teams})
     institutions = sorted({t.institution_id for t in problem.teams})
     regions = sorted({a.region or "" for a in problem.assignments})
-    blocking = blocking_pairs(problem, chosen, eligible)
+    if eligible is None:
+        eligible = eligible_pairs(problem)
+    known = eligible if isinstance(eligible, (Mapping, set, frozenset)) else set(eligible)
+    # only a pair the team ranked can block: those are the pairs looked at (in the same order)
+    ranked = [p for t in problem.teams for aid in t.preferences if (p := Pair(t.team_id, aid)) in known]
+    blocking = blocking_pairs(problem, chosen, ranked)
     return {
         "assignments": _share(len(served_assignments), len(problem.assignments)),
         "assignments_by_accepted_level": {

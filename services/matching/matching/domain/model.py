@@ -25,7 +25,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from itertools import repeat
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Collection, Iterable, Iterator, Mapping
 
 from ..memory import cycles_paused
 
@@ -685,7 +685,7 @@ def limit_indices(problem: Problem) -> tuple[dict[tuple[str, str, str], list[int
     return cells, firms
 
 
-def stability(g: Grouped) -> Iterator[Row]:
+def stability(g: Grouped, only: Collection[Pair] | None = None) -> Iterator[Row]:
     """Rows that make ``Blocks(t, a)`` 1 wherever the pair blocks (``blocking_pairs``), with one 0/1
     ``AtLimit`` per limit that can stop a pair from blocking (it may be 1 only where the limit is reached,
     by its own "stability_limit" row). For a pair (t, a) ranked on both sides, with m = a's maximum:
@@ -702,7 +702,9 @@ def stability(g: Grouped) -> Iterator[Row]:
     (A team a ranks below t is never of t's own institution and level: a firm ranks teams by those, so
     they tie. Replacing it never frees room in t's capacities.)
     A term may appear twice in a row (t's own pair with a: in its state and among a's teams); a row
-    means the sum of its terms."""
+    means the sum of its terms. With ``only``, the rows of those pairs alone (and the limits they name):
+    a relaxation whose optimum bounds the full model's, used by the cutting-plane solve of the stable
+    policy (``matching.stable``), which adds a pair's rows once the pair blocks a matching found."""
     problem = g.problem
     teams, assignments = problem.teams_by_id, problem.assignments_by_id
     cells, firm_caps_of = limit_indices(problem)
@@ -714,6 +716,8 @@ def stability(g: Grouped) -> Iterator[Row]:
             continue
         rank_of = {p: team_rank(t, p.assignment_id) for p in own}
         for t_rank, pair in _ranked(own, rank_of.get):
+            if only is not None and pair not in only:
+                continue
             a = assignments[pair.assignment_id]
             f_rank = firm_rank(a, t)
             if f_rank is None or a.max_teams < 1:
