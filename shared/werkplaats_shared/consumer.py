@@ -50,6 +50,12 @@ class PermanentError(Exception):
     """A message that can never be applied, whatever the number of attempts."""
 
 
+class NotYetKnown(Exception):
+    """A message refers to something this service was not told of (a workspace, a batch, a run). The fact may
+    still be on its way, so the message is retried within its budget; then it is dead-lettered with the reason
+    (an operator can replay it once the fact has arrived)."""
+
+
 class MessageConsumer(ConsumerMixin):  # type: ignore[misc]
     def __init__(
         self,
@@ -161,6 +167,11 @@ class MessageConsumer(ConsumerMixin):  # type: ignore[misc]
                             extra={"message_id": envelope.message_id, "queue": queue_name,
                                    "error": type(exc).__name__})
                 self._held.append((queue_name, message))
+                return
+            if isinstance(exc, NotYetKnown):
+                log.warning("message refers to what this service does not know (yet)",
+                            extra={"message_id": envelope.message_id, "queue": queue_name, "reason": str(exc)[:300]})
+                self.retry_or_dead_letter(queue_name, message, f"unknown reference: {exc}")
                 return
             log.exception("handler failed", extra={"message_id": envelope.message_id, "queue": queue_name})
             self.retry_or_dead_letter(queue_name, message, type(exc).__name__)

@@ -94,6 +94,14 @@ class SnapshotTeamV1(StrictSchema):
     skills = fields.List(fields.String(), required=True)
 
 
+class WorkspaceRegisteredV1(StrictSchema):
+    """A workspace exists in intake: its id and its coordinators' organisation, nothing else."""
+
+    workspace_id = fields.String(required=True, validate=validate.Length(min=1, max=36))
+    coordinator_id = fields.String(required=True, validate=validate.Length(min=1, max=36))
+    registered_at = fields.String(required=True)
+
+
 class BatchSubmittedV1(StrictSchema):
     batch_id = fields.String(required=True)
     workspace_id = fields.String(required=True)
@@ -377,15 +385,24 @@ CONTRACTS: tuple[Contract, ...] = (
         "schemes of the catalogue; scheduling tells the firm.",
     ),
     Contract(
-        "batch.submitted", 1, "intake", ("matching",), BatchSubmittedV1,
-        "A coordinator submitted a batch: the snapshot of assignments and teams matching needs.",
+        "workspace.registered", 1, "intake", ("matching", "scheduling"), WorkspaceRegisteredV1,
+        "A workspace exists (its id and its coordinators' organisation), sent before its first batch or referral "
+        "and by intake's reconciliation: matching and scheduling act on a batch, run or referral only for a "
+        "workspace announced this way, by the coordinators' organisation it names.",
     ),
     Contract(
-        "batch.submitted", 2, "intake", ("matching",), BatchSubmittedV2,
+        "batch.submitted", 1, "intake", ("matching", "scheduling"), BatchSubmittedV1,
+        "A coordinator submitted a batch: the snapshot of assignments and teams matching needs. Scheduling keeps "
+        "which batch holds which assignments (of which firm) and teams (of which institution), to check the "
+        "runs matching publishes against it.",
+    ),
+    Contract(
+        "batch.submitted", 2, "intake", ("matching", "scheduling"), BatchSubmittedV2,
         "A coordinator submitted a batch: assignments with period, mode, place and the firm's wishes; teams "
         "with periods, campus place, travel limit and ranked wishes; capacity, firm caps and fairness floors. "
         "Sent again with the same batch_id when the coordinator changes the settings of a batch without a "
-        "published matching (PATCH /batches/{id}): matching replaces its copy and runs the batch again.",
+        "published matching (PATCH /batches/{id}): matching replaces its copy and runs the batch again. Sent again "
+        "with the same message id by intake's reconciliation when the batch has no run outcome for too long.",
     ),
     Contract(
         "batch.closed", 1, "intake", ("matching",), BatchClosedV1,
