@@ -92,7 +92,7 @@ def services_on(request: pytest.FixtureRequest, tmp_path: Path, namespace: str,
         settings = Settings.from_env(service, {
             "WERKPLAATS_DATABASE_URL": url, "WERKPLAATS_DATA_DIR": str(tmp_path), "WERKPLAATS_BROKER_URL": broker_url,
             "WERKPLAATS_NAMESPACE": namespace, "WERKPLAATS_POLL_INTERVAL": "0.1", "WERKPLAATS_MAX_DELIVERIES": "2",
-            "WERKPLAATS_SOLVER_TIME_LIMIT": "30"})
+            "WERKPLAATS_SOLVER_TIME_LIMIT": "30", "WERKPLAATS_SECRET_KEY": "k" * 32})
         boot = {"intake": intake_bootstrap, "matching": matching_bootstrap, "scheduling": scheduling_bootstrap}
         infra = boot[service].bootstrap(settings)
         broker.declare_topology(settings)
