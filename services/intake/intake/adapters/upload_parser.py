@@ -69,7 +69,7 @@ def too_slow(timeout: float) -> FileRejected:
 class IsolatedParser:
     """``read(data, max_rows, sheet_titles)``: ``tabular.read_table`` in a process of its own, bounded."""
 
-    def __init__(self, *, slots: int = 2, timeout: float = 30.0) -> None:
+    def __init__(self, *, slots: int = 2, timeout: float = 120.0) -> None:
         self.slots = slots
         self.timeout = timeout
         self._free = threading.BoundedSemaphore(slots)
