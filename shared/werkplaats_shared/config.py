@@ -78,7 +78,8 @@ ENV_VARS: dict[str, str] = {
     "WERKPLAATS_IMPORT_PARSERS": "uploads (CSV/XLSX imports) intake reads at once, each in a process of its own "
     "off the request threads (1-8, default 2); an upload that finds none free within 2 s gets 503 with Retry-After",
     "WERKPLAATS_IMPORT_PARSE_SECONDS": "seconds intake may spend reading one uploaded file before it is refused "
-    "with 413 and its reading process stopped (1-600, default 120: a full 10,000-row workbook takes tens of seconds on a busy machine)",
+    "with 413 and its reading process stopped (1-600, default 120: a full 10,000-row workbook takes tens of "
+    "seconds on a busy machine)",
     "WERKPLAATS_RECONCILE_AFTER_SECONDS": "seconds a batch may stay submitted without a run outcome before intake's "
     "reconciliation announces it to matching again (batch.submitted, same message id; 60-604800, default 900)",
     "WERKPLAATS_RECONCILE_INTERVAL": "seconds between runs of intake's reconciliation job (intake worker; 1-86400, "
