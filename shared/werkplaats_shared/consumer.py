@@ -6,6 +6,9 @@
 - The effect and the inbox row ``(consumer, message_id)`` commit in one transaction; a message whose
   id is already in the inbox is acknowledged without a second effect.
 - A handler failure is retried through the retry exchange a bounded number of times, then dead-lettered.
+  A message that refers to something the service was not told of (``NotYetKnown``: a workspace, batch or run
+  not announced) is retried the same way, since the fact may be on its way on another queue, and then
+  dead-lettered with the reason (``unknown reference: ...``); an operator replays it once the fact arrived.
 - An infrastructure failure is not a handler failure (DESIGN.md §3 rule 5): when applying a message fails on
   a transient error (``transient.is_transient``), or on any error while the database does not answer, the
   message stays unacknowledged on the broker and counts no attempt; the consumer cancels its consumers (no
