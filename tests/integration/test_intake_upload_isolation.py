@@ -126,3 +126,26 @@ def test_an_upload_finding_every_slot_busy_is_told_to_retry(world: World, monkey
     assert busy.value.retry_after == 60
     first.join(120)
     assert done == [2_000]
+
+
+def test_the_api_answers_503_with_retry_after_when_every_reader_is_busy(
+        world: World, server: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(upload_parser, "QUEUE_WAIT_SECONDS", 0.0)
+    content_type, body = multipart(heavy_xlsx(), "big.xlsx")
+    headers = {"Content-Type": content_type, "Authorization": f"Bearer {world.keys['firm_1']}"}
+    answers: list[int] = []
+    uploads = [threading.Thread(target=lambda: answers.append(
+        _request(server, "POST", "/imports/assignments?dry_run=true", body, headers)[0])) for _ in range(2)]
+    for upload in uploads:
+        upload.start()
+    wait_until(lambda: len(parsers_running()) == 2, timeout=60, what="both readers at work")  # the default: 2
+    content_type, small = multipart(xlsx(ASG, [asg_row(world)]), "one.xlsx")
+    resp = world.call("firm_1", "POST", "/imports/assignments", data=small, content_type=content_type,
+                      headers={"Accept-Language": "en"})
+    assert resp.status_code == 503, resp.get_data(as_text=True)  # no third reader: the first two are at work
+    assert int(resp.headers["Retry-After"]) > 0  # (Flask-Limiter's headers may give their own number)
+    assert resp.get_json()["errors"] == [{"field": "file", "reason": "Too many files are being read at once; try "
+                                          "again shortly.", "row": None, "column": None}]
+    for upload in uploads:
+        upload.join(120)
+    assert answers == [422, 422]  # both read to the end, then refused for their columns
