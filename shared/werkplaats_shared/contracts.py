@@ -102,6 +102,26 @@ class WorkspaceRegisteredV1(StrictSchema):
     registered_at = fields.String(required=True)
 
 
+class AnnouncedAssignmentV1(StrictSchema):
+    assignment_id = fields.String(required=True)
+    firm_id = fields.String(required=True)
+
+
+class AnnouncedTeamV1(StrictSchema):
+    team_id = fields.String(required=True)
+    institution_id = fields.String(required=True)
+
+
+class BatchAnnouncedV1(StrictSchema):
+    """What scheduling needs of a batch to check the runs published for it: ids only."""
+
+    batch_id = fields.String(required=True)
+    workspace_id = fields.String(required=True)
+    coordinator_id = fields.String(required=True)
+    assignments = fields.List(fields.Nested(AnnouncedAssignmentV1), required=True)
+    teams = fields.List(fields.Nested(AnnouncedTeamV1), required=True)
+
+
 class BatchSubmittedV1(StrictSchema):
     batch_id = fields.String(required=True)
     workspace_id = fields.String(required=True)
@@ -391,13 +411,18 @@ CONTRACTS: tuple[Contract, ...] = (
         "workspace announced this way, by the coordinators' organisation it names.",
     ),
     Contract(
-        "batch.submitted", 1, "intake", ("matching", "scheduling"), BatchSubmittedV1,
-        "A coordinator submitted a batch: the snapshot of assignments and teams matching needs. Scheduling keeps "
-        "which batch holds which assignments (of which firm) and teams (of which institution), to check the "
-        "runs matching publishes against it.",
+        "batch.announced", 1, "intake", ("scheduling",), BatchAnnouncedV1,
+        "A batch was submitted (or re-submitted): which assignments (of which firm) and teams (of which "
+        "institution) it holds, ids only; scheduling checks the runs matching publishes for it against this. A "
+        "message of its own (not a second consumer of batch.submitted): on the embedded broker two queues' "
+        "copies of one publish share a delivery tag, so one consumer's ack would drop the other's unacked copy.",
     ),
     Contract(
-        "batch.submitted", 2, "intake", ("matching", "scheduling"), BatchSubmittedV2,
+        "batch.submitted", 1, "intake", ("matching",), BatchSubmittedV1,
+        "A coordinator submitted a batch: the snapshot of assignments and teams matching needs.",
+    ),
+    Contract(
+        "batch.submitted", 2, "intake", ("matching",), BatchSubmittedV2,
         "A coordinator submitted a batch: assignments with period, mode, place and the firm's wishes; teams "
         "with periods, campus place, travel limit and ranked wishes; capacity, firm caps and fairness floors. "
         "Sent again with the same batch_id when the coordinator changes the settings of a batch without a "

@@ -215,7 +215,10 @@ def test_scheduling_acts_only_on_runs_that_fit_a_batch_intake_announced(
                       "was never announced by intake")
 
     publish_as(scheduling, "intake", workspace("ws-1", "coord-1"))
-    publish_as(scheduling, "intake", batch("b-1", "ws-1", "coord-1"))
+    publish_as(scheduling, "intake", make_envelope("batch.announced", 1, {
+        "batch_id": "b-1", "workspace_id": "ws-1", "coordinator_id": "coord-1",
+        "assignments": [{"assignment_id": "a1", "firm_id": "f1"}],
+        "teams": [{"team_id": "t1", "institution_id": "i1"}]}))
     wait_until(lambda: _known(scheduling, "b-1"), TIMEOUT, "the announced batch in scheduling")
     publish_as(scheduling, "matching", _published(bad_team, "b-1", [("a1", "f1", "t-elsewhere", "i1")]))
     [reason] = dead_letters(scheduling, "scheduling.from-matching", 1)

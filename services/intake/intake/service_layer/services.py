@@ -639,8 +639,13 @@ def announce_batch(session: Session, emit: Emit, ws: orm.Workspace, batch: orm.B
     """Send the batch to matching (batch.submitted v2) and remember the message's id: the reconciliation sends
     that same message again when no run outcome comes back."""
     announce_workspace(session, emit, ws)
-    envelope = make_envelope("batch.submitted", 2, batch_snapshot(session, ws, batch, assignments,
-                                                                  auto_publish=batch.auto_publish))
+    snapshot = batch_snapshot(session, ws, batch, assignments, auto_publish=batch.auto_publish)
+    emit(make_envelope("batch.announced", 1, {
+        "batch_id": batch.id, "workspace_id": ws.id, "coordinator_id": ws.organisation_id,
+        "assignments": [{"assignment_id": a["assignment_id"], "firm_id": a["firm_id"]}
+                        for a in snapshot["assignments"]],
+        "teams": [{"team_id": t["team_id"], "institution_id": t["institution_id"]} for t in snapshot["teams"]]}))
+    envelope = make_envelope("batch.submitted", 2, snapshot)
     batch.announced_message_id, batch.reannounced_at, batch.reannouncements = envelope.message_id, None, 0
     emit(envelope)
 

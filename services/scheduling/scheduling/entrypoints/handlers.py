@@ -10,7 +10,7 @@ from ..service_layer import privacy, services
 
 HANDLERS: dict[str, Handler] = {
     "workspace.registered": services.on_workspace_registered,
-    "batch.submitted": services.on_batch_submitted,
+    "batch.announced": services.on_batch_announced,
     "matches.published": services.on_verified_matches_published,
     "firm.referred": services.on_verified_firm_referred,
     **apikey_replica_handlers(orm.api_keys),

@@ -71,7 +71,7 @@ class NotFound(Exception):
 
 # ---- what scheduling can check of the messages it acts on (issue 19, item 5) ------------------------------
 # Intake announces each workspace (workspace.registered) before its first batch or referral and each batch
-# (batch.submitted) on the queue from intake; matching's runs come on the queue from matching. A run is acted on
+# (batch.announced) on the queue from intake; matching's runs come on the queue from matching. A run is acted on
 # only when it fits a batch intake announced: same workspace and coordinators' organisation, every match pairing
 # an assignment of that batch (of the firm named) with a team of that batch (of the institution named), a re-run
 # superseding a run of the same batch scheduling acted on. A reference not known yet is retried (it may still be
@@ -96,7 +96,7 @@ def _check_workspace(session: Session, what: str, workspace_id: str, coordinator
         raise PermanentError(f"{what}: coordinator {coordinator_id} does not run workspace {workspace_id}")
 
 
-def on_batch_submitted(session: Session, envelope: Envelope) -> None:
+def on_batch_announced(session: Session, envelope: Envelope) -> None:
     """Keep what a batch holds (every submission of it together), to check the runs published for it."""
     p = envelope.payload
     _check_workspace(session, f"batch {p['batch_id']}", p["workspace_id"], p["coordinator_id"])
