@@ -312,7 +312,7 @@ def test_a_dropped_batch_is_announced_again_and_matched_once(
         batch_id = intake_services.submit_batch(s, lambda env: intake.emit(s, env), coordinator, {
             "workspace_id": workspace_id, "period": PERIOD, "policy": "max_fit", "assignment_ids": [assignment_id],
             "fairness_floors": []}).id
-    assert _relay(intake) == 1
+    assert _relay(intake) == 2  # batch.announced (to scheduling) and batch.submitted (to matching)
     with matching.connection() as conn:  # and the batch's announcement is lost
         [queue] = [q for q in matching.topology.queues_for("matching") if q.name.endswith("matching.from-intake")]
         assert queue(conn.default_channel).purge() == 1
