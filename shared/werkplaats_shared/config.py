@@ -75,6 +75,15 @@ ENV_VARS: dict[str, str] = {
     "default 365)",
     "WERKPLAATS_RETENTION_INTERVAL": "seconds between runs of the retention job (intake and scheduling workers; "
     "1-86400, default 3600)",
+    "WERKPLAATS_IMPORT_PARSERS": "uploads (CSV/XLSX imports) intake reads at once, each in a process of its own "
+    "off the request threads (1-8, default 2); an upload that finds none free within 2 s gets 503 with Retry-After",
+    "WERKPLAATS_IMPORT_PARSE_SECONDS": "seconds intake may spend reading one uploaded file before it is refused "
+    "with 413 and its reading process stopped (1-600, default 120: a full 10,000-row workbook takes tens of "
+    "seconds on a busy machine)",
+    "WERKPLAATS_RECONCILE_AFTER_SECONDS": "seconds a batch may stay submitted without a run outcome before intake's "
+    "reconciliation announces it to matching again (batch.submitted, same message id; 60-604800, default 900)",
+    "WERKPLAATS_RECONCILE_INTERVAL": "seconds between runs of intake's reconciliation job (intake worker; 1-86400, "
+    "default 60)",
     "WERKPLAATS_FAULT": "test-only fault injection, e.g. kill-after-commit:<consumer>:<message-type>:<marker-file>; "
     "unset in production",
 }
@@ -109,6 +118,10 @@ class Settings:
     process: str = "all"
     rate_limit: str = "600 per minute"
     rate_limit_storage: str = "memory://"
+    import_parsers: int = 2
+    import_parse_seconds: int = 120
+    reconcile_after_seconds: int = 900
+    reconcile_interval: int = 60
     # (service, broker user) pairs; empty: a single-user broker, senders are not checked
     broker_producer_users: tuple[tuple[str, str], ...] = ()
 
@@ -163,6 +176,10 @@ class Settings:
             process=process,
             rate_limit=e.get("WERKPLAATS_RATE_LIMIT", "600 per minute"),
             rate_limit_storage=e.get("WERKPLAATS_RATE_LIMIT_STORAGE", "memory://"),
+            import_parsers=_bounded_int(e, "WERKPLAATS_IMPORT_PARSERS", 2, 1, 8),
+            import_parse_seconds=_bounded_int(e, "WERKPLAATS_IMPORT_PARSE_SECONDS", 120, 1, 600),
+            reconcile_after_seconds=_bounded_int(e, "WERKPLAATS_RECONCILE_AFTER_SECONDS", 900, 60, 604800),
+            reconcile_interval=_bounded_int(e, "WERKPLAATS_RECONCILE_INTERVAL", 60, 1, 86400),
             broker_producer_users=tuple(sorted(producer_users.items())),
         )
 

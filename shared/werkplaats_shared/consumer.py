@@ -6,6 +6,9 @@
 - The effect and the inbox row ``(consumer, message_id)`` commit in one transaction; a message whose
   id is already in the inbox is acknowledged without a second effect.
 - A handler failure is retried through the retry exchange a bounded number of times, then dead-lettered.
+  A message that refers to something the service was not told of (``NotYetKnown``: a workspace, batch or run
+  not announced) is retried the same way, since the fact may be on its way on another queue, and then
+  dead-lettered with the reason (``unknown reference: ...``); an operator replays it once the fact arrived.
 - An infrastructure failure is not a handler failure (DESIGN.md §3 rule 5): when applying a message fails on
   a transient error (``transient.is_transient``), or on any error while the database does not answer, the
   message stays unacknowledged on the broker and counts no attempt; the consumer cancels its consumers (no
@@ -48,6 +51,12 @@ Handler = Callable[[Session, Envelope], None]
 
 class PermanentError(Exception):
     """A message that can never be applied, whatever the number of attempts."""
+
+
+class NotYetKnown(Exception):
+    """A message refers to something this service was not told of (a workspace, a batch, a run). The fact may
+    still be on its way, so the message is retried within its budget; then it is dead-lettered with the reason
+    (an operator can replay it once the fact has arrived)."""
 
 
 class MessageConsumer(ConsumerMixin):  # type: ignore[misc]
@@ -161,6 +170,11 @@ class MessageConsumer(ConsumerMixin):  # type: ignore[misc]
                             extra={"message_id": envelope.message_id, "queue": queue_name,
                                    "error": type(exc).__name__})
                 self._held.append((queue_name, message))
+                return
+            if isinstance(exc, NotYetKnown):
+                log.warning("message refers to what this service does not know (yet)",
+                            extra={"message_id": envelope.message_id, "queue": queue_name, "reason": str(exc)[:300]})
+                self.retry_or_dead_letter(queue_name, message, f"unknown reference: {exc}")
                 return
             log.exception("handler failed", extra={"message_id": envelope.message_id, "queue": queue_name})
             self.retry_or_dead_letter(queue_name, message, type(exc).__name__)

@@ -94,6 +94,34 @@ class SnapshotTeamV1(StrictSchema):
     skills = fields.List(fields.String(), required=True)
 
 
+class WorkspaceRegisteredV1(StrictSchema):
+    """A workspace exists in intake: its id and its coordinators' organisation, nothing else."""
+
+    workspace_id = fields.String(required=True, validate=validate.Length(min=1, max=36))
+    coordinator_id = fields.String(required=True, validate=validate.Length(min=1, max=36))
+    registered_at = fields.String(required=True)
+
+
+class AnnouncedAssignmentV1(StrictSchema):
+    assignment_id = fields.String(required=True)
+    firm_id = fields.String(required=True)
+
+
+class AnnouncedTeamV1(StrictSchema):
+    team_id = fields.String(required=True)
+    institution_id = fields.String(required=True)
+
+
+class BatchAnnouncedV1(StrictSchema):
+    """What scheduling needs of a batch to check the runs published for it: ids only."""
+
+    batch_id = fields.String(required=True)
+    workspace_id = fields.String(required=True)
+    coordinator_id = fields.String(required=True)
+    assignments = fields.List(fields.Nested(AnnouncedAssignmentV1), required=True)
+    teams = fields.List(fields.Nested(AnnouncedTeamV1), required=True)
+
+
 class BatchSubmittedV1(StrictSchema):
     batch_id = fields.String(required=True)
     workspace_id = fields.String(required=True)
@@ -377,6 +405,19 @@ CONTRACTS: tuple[Contract, ...] = (
         "schemes of the catalogue; scheduling tells the firm.",
     ),
     Contract(
+        "workspace.registered", 1, "intake", ("matching", "scheduling"), WorkspaceRegisteredV1,
+        "A workspace exists (its id and its coordinators' organisation), sent before its first batch or referral "
+        "and by intake's reconciliation: matching and scheduling act on a batch, run or referral only for a "
+        "workspace announced this way, by the coordinators' organisation it names.",
+    ),
+    Contract(
+        "batch.announced", 1, "intake", ("scheduling",), BatchAnnouncedV1,
+        "A batch was submitted (or re-submitted): which assignments (of which firm) and teams (of which "
+        "institution) it holds, ids only; scheduling checks the runs matching publishes for it against this. A "
+        "message of its own (not a second consumer of batch.submitted): on the embedded broker two queues' "
+        "copies of one publish share a delivery tag, so one consumer's ack would drop the other's unacked copy.",
+    ),
+    Contract(
         "batch.submitted", 1, "intake", ("matching",), BatchSubmittedV1,
         "A coordinator submitted a batch: the snapshot of assignments and teams matching needs.",
     ),
@@ -385,7 +426,8 @@ CONTRACTS: tuple[Contract, ...] = (
         "A coordinator submitted a batch: assignments with period, mode, place and the firm's wishes; teams "
         "with periods, campus place, travel limit and ranked wishes; capacity, firm caps and fairness floors. "
         "Sent again with the same batch_id when the coordinator changes the settings of a batch without a "
-        "published matching (PATCH /batches/{id}): matching replaces its copy and runs the batch again.",
+        "published matching (PATCH /batches/{id}): matching replaces its copy and runs the batch again. Sent again "
+        "with the same message id by intake's reconciliation when the batch has no run outcome for too long.",
     ),
     Contract(
         "batch.closed", 1, "intake", ("matching",), BatchClosedV1,

@@ -21,6 +21,12 @@ class Attachment:
     params: dict[str, str] = field(default_factory=dict)
 
 
+def message_id_header(message_id: str) -> str:
+    """The Message-ID header of the mail sent for ``message_id``: every attempt of one notice carries the
+    same one, so a receiver can drop a second copy (delivery is at least once)."""
+    return f"<{message_id}@werkplaats>"
+
+
 class SmtpMailer:
     def __init__(self, host: str, port: int, sender: str, timeout: float = 10.0) -> None:
         self.host, self.port, self.sender, self.timeout = host, port, sender, timeout
@@ -36,7 +42,7 @@ class SmtpMailer:
         msg["To"] = to
         msg["Subject"] = subject
         msg["Date"] = formatdate(localtime=False)
-        msg["Message-ID"] = f"<{message_id}@werkplaats>"
+        msg["Message-ID"] = message_id_header(message_id)
         msg.set_content(body)
         for a in attachments:
             msg.add_attachment(a.data, maintype=a.maintype, subtype=a.subtype, filename=a.filename,

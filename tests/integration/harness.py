@@ -142,3 +142,22 @@ class Harness:
             except ChannelError:  # the Redis transport reports an empty queue as missing
                 return 0
             return int(str(count))
+
+
+def announce_workspace_of(session: Session, envelope: Envelope) -> None:
+    """What intake sends before a workspace's first batch (workspace.registered), for tests that hand matching a
+    ``batch.submitted`` of their own making."""
+    from matching.adapters import orm as matching_orm
+    from matching.service_layer import services as matching_services
+
+    p = envelope.payload
+    if envelope.type == "batch.submitted" and session.get(matching_orm.KnownWorkspace, p["workspace_id"]) is None:
+        matching_services.on_workspace_registered(session, workspace_announcement(p["workspace_id"],
+                                                                                  p["coordinator_id"]))
+
+
+def workspace_announcement(workspace_id: str, coordinator_id: str) -> Envelope:
+    from werkplaats_shared.db import utcnow
+
+    return make_envelope("workspace.registered", 1, {"workspace_id": workspace_id, "coordinator_id": coordinator_id,
+                                                     "registered_at": utcnow().isoformat()})

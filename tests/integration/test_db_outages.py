@@ -38,7 +38,7 @@ from werkplaats_shared.publisher import Publisher
 from werkplaats_shared.service import Infrastructure, consumer_loop
 
 from ..conftest import free_port
-from .harness import Harness, batch_envelope, record_effect, wait_until
+from .harness import Harness, announce_workspace_of, batch_envelope, record_effect, wait_until, workspace_announcement
 
 pytestmark = pytest.mark.postgres
 ROOT = Path(__file__).resolve().parents[2]
@@ -140,6 +140,10 @@ def test_database_unreachable_30s_while_batches_arrive_every_batch_is_applied_on
     thread.start()
     queue = f"{namespace}matching.from-intake"
     submitted: list[str] = []
+    with infra.connection() as conn:  # what intake sends before the workspace's first batch
+        announcement = workspace_announcement("w", "c")
+        Publisher(conn, infra.topology, "intake").publish_raw(
+            announcement.to_json(), message_type=announcement.type, message_id=announcement.message_id)
 
     def submit(n: int, pause: float = 0.2) -> None:
         with infra.connection() as conn:
@@ -176,7 +180,8 @@ def test_database_unreachable_30s_while_batches_arrive_every_batch_is_applied_on
         assert len(submitted) >= 19
         assert (lost, duplicated, dead) == ([], [], 0)
         with infra.engine.connect() as conn:
-            inbox = conn.execute(sa.select(sa.func.count()).select_from(infra.inbox)).scalar_one()
+            inbox = conn.execute(sa.select(sa.func.count()).select_from(infra.inbox)
+                                 .where(infra.inbox.c.type == "batch.submitted")).scalar_one()
         assert inbox == len(submitted)
     finally:
         stop.set()
@@ -214,6 +219,7 @@ def _cut_on(infra: Infrastructure, database: Database, matches: Any, *, block_se
 def _one_run(infra: Infrastructure) -> str:
     envelope = make_envelope("batch.submitted", 1, batch(str(uuid.uuid4())))
     with infra.session_factory.begin() as session:
+        announce_workspace_of(session, envelope)
         HANDLERS[envelope.type](session, envelope)
     run_id = services.claim_next_run(infra.session_factory)
     assert run_id is not None

@@ -32,6 +32,8 @@ from werkplaats_shared.db import utcnow
 from werkplaats_shared.service import Infrastructure
 from werkzeug.test import TestResponse
 
+from .harness import announce_workspace_of
+
 ROLES = {"coord_1": "coordinator", "coord_2": "coordinator", "inst_1": "institution", "firm_1": "entrepreneur"}
 
 
@@ -64,6 +66,7 @@ class Matching:
 
     def handle(self, envelope: Envelope) -> None:
         with self.infra.session_factory.begin() as session:
+            announce_workspace_of(session, envelope)
             HANDLERS[envelope.type](session, envelope)
 
     def work(self, make: Any = None) -> list[str]:

@@ -22,7 +22,7 @@ from werkplaats_shared.db import utcnow
 from werkplaats_shared.publisher import Publisher
 from werkplaats_shared.service import Infrastructure, consumer_loop
 
-from .harness import wait_until
+from .harness import wait_until, workspace_announcement
 
 
 @pytest.fixture
@@ -58,6 +58,7 @@ def publish_as(infra: Infrastructure, producer: str, envelope: Envelope) -> None
 
 def test_a_decline_on_the_broker_queues_a_minimum_change_rerun(matching: Infrastructure) -> None:
     batch_id = str(uuid.uuid4())
+    publish_as(matching, "intake", workspace_announcement("w", "c"))  # before the workspace's first batch
     publish_as(matching, "intake", make_envelope("batch.submitted", 1, {
         "batch_id": batch_id, "workspace_id": "w", "coordinator_id": "c", "period": "P", "policy": "max_fit",
         "auto_publish": True,

@@ -605,7 +605,9 @@ def test_a_submitted_batch_sends_matching_the_whole_snapshot_and_no_personal_dat
     batch = db.run(services.submit_batch, world.emit, world.who["coord_a"], batch_data(
         ws_a, [a2.id, a1.id, a2.id], policy="max_served", auto_publish=False, fairness_floors=floors))
 
-    assert world.emit.types()[sent:] == ["batch.submitted"]
+    # the workspace's first batch: the workspace is announced first (ids only)
+    assert world.emit.types()[sent:] == ["workspace.registered", "batch.announced", "batch.submitted"]
+    assert set(world.emit.published[-3].payload) == {"workspace_id", "coordinator_id", "registered_at"}
     envelope = world.emit.published[-1]
     assert envelope.version == 2
     amsterdam = {"municipality": "GM0363", "latitude": pytest.approx(52.37, abs=0.01),

@@ -23,6 +23,8 @@ from werkplaats_shared.contracts import Envelope, make_envelope
 from werkplaats_shared.db import utcnow
 from werkplaats_shared.service import Infrastructure
 
+from ..integration.harness import announce_workspace_of
+
 COORDINATOR = str(uuid.uuid4())
 WEB = ["html", "css", "javascript", "react", "seo"]
 
@@ -47,6 +49,7 @@ COORD = Principal(COORDINATOR, "coordinator", "key-coord")
 
 def handle(infra: Infrastructure, envelope: Envelope) -> None:
     with infra.session_factory.begin() as session:
+        announce_workspace_of(session, envelope)
         HANDLERS[envelope.type](session, envelope)
 
 

@@ -22,8 +22,9 @@ def main() -> None:
     from werkplaats_shared import service
 
     from .entrypoints.api import create_intake_app
-    from .service_layer import privacy
+    from .service_layer import privacy, reconcile
 
     infra = bootstrap()
     service.run(infra, lambda: create_intake_app(infra), [relay_loop(infra), consumer_loop(infra, HANDLERS),
-                                                          privacy.retention_worker(infra)])
+                                                          privacy.retention_worker(infra),
+                                                          reconcile.reconcile_loop(infra)])

@@ -54,6 +54,8 @@ class Workspace(Base):
     municipalities: Mapped[list[Any]] = mapped_column(sa.JSON)
     periods: Mapped[list[Any]] = mapped_column(sa.JSON)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    # when workspace.registered went to the outbox (before the first batch or referral, or by the reconciliation)
+    announced_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
 
 
 class Team(Base):
@@ -149,6 +151,10 @@ class Batch(Base):
     last_run_ended_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
     last_run_error: Mapped[str | None] = mapped_column(sa.String(500), nullable=True)
     last_run_diagnosis: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)
+    # the message id of the batch's last batch.submitted (the reconciliation sends that message again)
+    announced_message_id: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
+    reannounced_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
+    reannouncements: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
 
 
 class BatchMatch(Base):

@@ -24,7 +24,7 @@ from werkplaats_shared.http import Blueprint, error_body
 from werkplaats_shared.service import Infrastructure
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from ..adapters import tabular
+from ..adapters import tabular, upload_parser
 from ..adapters.tabular import Text
 from ..service_layer import bulk, services
 from .i18n import language
@@ -142,6 +142,8 @@ def download(data: bytes, content_type: str, filename: str) -> Response:
 def register_bulk(api: Api, infra: Infrastructure) -> None:
     sf = infra.session_factory
     kinds = import_kinds()
+    parser = upload_parser.IsolatedParser(slots=infra.settings.import_parsers,
+                                          timeout=infra.settings.import_parse_seconds)
 
     imports = Blueprint("imports", __name__, url_prefix="/imports",
                         description="Bulk import from CSV or XLSX (all rows or none), and its templates")
@@ -177,7 +179,12 @@ def register_bulk(api: Api, infra: Infrastructure) -> None:
                     if name in kind.header and request.form.get(name, "").strip()}
         try:
             outcome = bulk.run_import(sf, infra.emit, current_principal(), kind, upload.read(), dry_run=dry_run,
-                                      defaults=defaults)
+                                      defaults=defaults, read=parser.read)
+        except upload_parser.ParserBusy as exc:
+            text = Text("Er worden nu te veel bestanden tegelijk gelezen; probeer het zo opnieuw.",
+                        "Too many files are being read at once; try again shortly.")
+            abort(503, message=text.pick(lang), errors=errors_json([bulk.Problem("file", text)], lang),
+                  headers={"Retry-After": str(exc.retry_after)})
         except bulk.ImportRejected as exc:
             abort(exc.status, message=exc.message.pick(lang), errors=errors_json(exc.problems, lang))
         except services.NotFound:

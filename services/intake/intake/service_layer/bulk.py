@@ -321,12 +321,14 @@ def _problem_from_path(kind: ImportKind, row: int, path: str, reason: Text) -> P
 
 def run_import(session_factory: sessionmaker[Session], emit_to: Callable[[Session, Envelope], None],
                principal: Principal, kind: ImportKind, data: bytes, *, dry_run: bool,
-               defaults: Mapping[str, Any] | None = None) -> ImportOutcome:
+               defaults: Mapping[str, Any] | None = None,
+               read: Callable[[bytes, int, Sequence[str]], tabular.Table] = tabular.read_table) -> ImportOutcome:
     """Validate every row; store all of them in one transaction, or none (a problem, or a dry run).
     ``defaults`` gives a value for every row that leaves its cell empty (e.g. the workspace and period chosen
-    once for the whole file), so that nobody has to type an internal id into each row."""
+    once for the whole file), so that nobody has to type an internal id into each row. ``read`` reads the file
+    (the API reads it in a process of its own: ``adapters.upload_parser``)."""
     try:
-        table = tabular.read_table(data, MAX_ROWS, sheet_titles=(kind.sheet.nl, kind.sheet.en))
+        table = read(data, MAX_ROWS, (kind.sheet.nl, kind.sheet.en))
     except tabular.FileRejected as exc:
         raise ImportRejected(exc.status, exc.reason, [Problem("file", exc.reason, exc.row)]) from None
     positions, problems = check_columns(kind, table, defaults)

@@ -347,6 +347,7 @@ def refer(session: Session, emit: Emit, firm: orm.Organisation, assignment: orm.
                             from_workspace_id=from_workspace_id, scheme_codes=[s.code for s in schemes],
                             reason=reason, created_at=utcnow())
     session.add(referral)
+    announce_workspace(session, emit, get_workspace(session, from_workspace_id))
     emit(make_envelope("firm.referred", 1, {
         "referral_id": referral.id, "firm_id": firm.id, "assignment_id": assignment.id,
         "from_workspace_id": from_workspace_id,
@@ -629,9 +630,34 @@ def submit_batch(session: Session, emit: Emit, principal: Principal, data: dict[
     session.flush()
     for a in assignments:
         a.batch_id = batch.id
-    emit(make_envelope("batch.submitted", 2, batch_snapshot(
-        session, ws, batch, [by_id[aid] for aid in ids], auto_publish=batch.auto_publish)))
+    announce_batch(session, emit, ws, batch, [by_id[aid] for aid in ids])
     return batch
+
+
+def announce_workspace(session: Session, emit: Emit, ws: orm.Workspace) -> None:
+    """Tell matching and scheduling the workspace exists (workspace.registered), once, before the first message
+    that refers to it: they act on a batch, run or referral only for an announced workspace."""
+    if ws.announced_at is not None:
+        return
+    ws.announced_at = utcnow()
+    emit(make_envelope("workspace.registered", 1, {
+        "workspace_id": ws.id, "coordinator_id": ws.organisation_id, "registered_at": ws.announced_at.isoformat()}))
+
+
+def announce_batch(session: Session, emit: Emit, ws: orm.Workspace, batch: orm.Batch,
+                   assignments: list[orm.Assignment]) -> None:
+    """Send the batch to matching (batch.submitted v2) and remember the message's id: the reconciliation sends
+    that same message again when no run outcome comes back."""
+    announce_workspace(session, emit, ws)
+    snapshot = batch_snapshot(session, ws, batch, assignments, auto_publish=batch.auto_publish)
+    emit(make_envelope("batch.announced", 1, {
+        "batch_id": batch.id, "workspace_id": ws.id, "coordinator_id": ws.organisation_id,
+        "assignments": [{"assignment_id": a["assignment_id"], "firm_id": a["firm_id"]}
+                        for a in snapshot["assignments"]],
+        "teams": [{"team_id": t["team_id"], "institution_id": t["institution_id"]} for t in snapshot["teams"]]}))
+    envelope = make_envelope("batch.submitted", 2, snapshot)
+    batch.announced_message_id, batch.reannounced_at, batch.reannouncements = envelope.message_id, None, 0
+    emit(envelope)
 
 
 def _fairness_floors(session: Session, given: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -666,8 +692,7 @@ def update_batch(session: Session, emit: Emit, principal: Principal, batch: orm.
         "policy": batch.policy, "fairness_floors": batch.fairness_floors, "auto_publish": batch.auto_publish,
         "previous_run_id": batch.last_run_id, "previous_run_status": batch.last_run_status})
     session.flush()
-    emit(make_envelope("batch.submitted", 2, batch_snapshot(
-        session, get_workspace(session, batch.workspace_id), batch, assignments, auto_publish=batch.auto_publish)))
+    announce_batch(session, emit, get_workspace(session, batch.workspace_id), batch, assignments)
     return batch
 
 

@@ -22,6 +22,16 @@ outbox, inbox, api_keys = messaging_tables(metadata)
 idempotency = idempotency_table(metadata)
 
 
+class KnownWorkspace(Base):
+    """A workspace intake announced (workspace.registered): matching acts on a batch only for a known workspace
+    and its coordinators' organisation."""
+
+    __tablename__ = "known_workspaces"
+    workspace_id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    coordinator_id: Mapped[str] = mapped_column(sa.String(36))
+    registered_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+
+
 class Batch(Base):
     __tablename__ = "batches"
     batch_id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)

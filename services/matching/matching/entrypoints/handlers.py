@@ -9,7 +9,8 @@ from ..adapters import orm
 from ..service_layer import privacy, services
 
 HANDLERS: dict[str, Handler] = {
-    "batch.submitted": services.on_batch_submitted,
+    "workspace.registered": services.on_workspace_registered,
+    "batch.submitted": services.on_verified_batch_submitted,
     "batch.closed": services.on_batch_closed,
     "match.responded": services.on_match_responded,
     "assignment.withdrawn": services.on_assignment_withdrawn,

@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, defer, sessionmaker
 from werkplaats_shared.auth import Principal
-from werkplaats_shared.consumer import PermanentError
+from werkplaats_shared.consumer import NotYetKnown, PermanentError
 from werkplaats_shared.contracts import Envelope, make_envelope
 from werkplaats_shared.db import utcnow
 from werkplaats_shared.transient import database_answers, retry_transient
@@ -243,6 +243,46 @@ def new_run(session: Session, batch: orm.Batch, *, trigger: str, policy: str, au
     session.add(run)
     session.flush()
     return run
+
+
+def on_workspace_registered(session: Session, envelope: Envelope) -> None:
+    """Intake announced a workspace (again, with the reconciliation: the same facts change nothing). A workspace
+    keeps the coordinators' organisation it was first announced with."""
+    p = envelope.payload
+    known = session.get(orm.KnownWorkspace, p["workspace_id"], with_for_update=True)
+    if known is None:
+        session.add(orm.KnownWorkspace(workspace_id=p["workspace_id"], coordinator_id=p["coordinator_id"],
+                                       registered_at=utcnow()))
+    elif known.coordinator_id != p["coordinator_id"]:
+        raise PermanentError(f"workspace {p['workspace_id']} was announced for another coordinators' organisation")
+
+
+def check_batch_source(session: Session, envelope: Envelope) -> None:
+    """What matching can check of a ``batch.submitted`` before acting on it (issue 19, item 5):
+
+    - its broker sender is intake (the consumer checks the RabbitMQ-validated user id, see consumer.py);
+    - its workspace is one intake announced (``workspace.registered``, sent before the workspace's first batch),
+      and the batch names that workspace's coordinators' organisation;
+    - a batch matching already holds keeps its workspace and coordinators' organisation.
+
+    An unannounced workspace is retried (its announcement may be on its way), then dead-lettered with the
+    reason; a mismatch is dead-lettered at once. Nothing of the batch is stored either way."""
+    p = envelope.payload
+    known = session.get(orm.KnownWorkspace, p["workspace_id"])
+    if known is None:
+        raise NotYetKnown(f"batch {p['batch_id']}: workspace {p['workspace_id']} was never announced by intake")
+    if known.coordinator_id != p["coordinator_id"]:
+        raise PermanentError(f"batch {p['batch_id']}: coordinator {p['coordinator_id']} does not run workspace "
+                             f"{p['workspace_id']}")
+    held = session.get(orm.Batch, p["batch_id"])
+    if held is not None and (held.workspace_id, held.coordinator_id) != (p["workspace_id"], p["coordinator_id"]):
+        raise PermanentError(f"batch {p['batch_id']} belongs to another workspace")
+
+
+def on_verified_batch_submitted(session: Session, envelope: Envelope) -> None:
+    """``batch.submitted`` from the broker: checked (check_batch_source), then acted on."""
+    check_batch_source(session, envelope)
+    on_batch_submitted(session, envelope)
 
 
 def on_batch_submitted(session: Session, envelope: Envelope) -> None:

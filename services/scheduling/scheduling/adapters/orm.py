@@ -21,6 +21,38 @@ outbox, inbox, api_keys = messaging_tables(metadata)
 idempotency = idempotency_table(metadata)
 
 
+class KnownWorkspace(Base):
+    """A workspace intake announced (workspace.registered) and its coordinators' organisation."""
+
+    __tablename__ = "known_workspaces"
+    workspace_id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    coordinator_id: Mapped[str] = mapped_column(sa.String(36))
+    registered_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+
+
+class KnownBatch(Base):
+    """A batch intake announced (batch.submitted): which assignments (of which firm) and teams (of which
+    institution) it holds, every submission of it together. A run matching publishes must fit it. A batch known
+    only from notices made before this table existed has no workspace and no lists: those are not checked."""
+
+    __tablename__ = "known_batches"
+    batch_id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    workspace_id: Mapped[str | None] = mapped_column(sa.String(36), nullable=True)
+    coordinator_id: Mapped[str] = mapped_column(sa.String(36))
+    assignments: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)  # assignment id: firm id
+    teams: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)  # team id: institution id
+    announced_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+
+
+class KnownRun(Base):
+    """A published run scheduling acted on, and its batch: a re-run may supersede only one of these."""
+
+    __tablename__ = "known_runs"
+    run_id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    batch_id: Mapped[str] = mapped_column(sa.String(36), index=True)
+    received_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+
+
 class Contact(Base):
     __tablename__ = "contacts"
     organisation_id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
@@ -89,6 +121,12 @@ class Delivery(Base):
     error: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
     attempted_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
     duration_ms: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+    # An e-mail attempt is recorded (and committed) as ``sending`` before the mail is handed to SMTP, then
+    # ``done``; one still ``sending`` when the next attempt starts was cut off between hand-off and record
+    # (``interrupted``): the mail may have gone out, so the next attempt is a ``possible_duplicate``.
+    state: Mapped[str] = mapped_column(sa.String(12), default="done", server_default="done")
+    message_id: Mapped[str | None] = mapped_column(sa.String(120), nullable=True)
+    possible_duplicate: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
 
 
 class MatchResponse(Base):

@@ -79,6 +79,15 @@ class DeliveryOut(Schema):
     error = fields.String(allow_none=True, metadata={"description": "why the attempt failed; null if it succeeded"})
     attempted_at = UtcDateTime()
     duration_ms = fields.Integer(allow_none=True)
+    state = fields.String(metadata={"description": "sending: recorded before the hand-off, outcome not yet known; "
+                                    "done; interrupted: the process stopped between hand-off and record (the mail "
+                                    "may have gone out)"})
+    message_id = fields.String(allow_none=True, metadata={
+        "description": "the e-mail's Message-ID header, the same on every attempt of a notice: a receiver drops "
+                       "a second copy by it"})
+    possible_duplicate = fields.Boolean(metadata={
+        "description": "true when an earlier attempt was interrupted after the hand-off: this one may be a "
+                       "second copy"})
 
 
 class KickoffOut(Schema):

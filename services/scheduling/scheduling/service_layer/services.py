@@ -18,8 +18,10 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from werkplaats_shared.auth import Principal
+from werkplaats_shared.consumer import NotYetKnown, PermanentError
 from werkplaats_shared.contracts import Envelope, make_envelope
 from werkplaats_shared.db import utcnow
+from werkplaats_shared.mail import message_id_header
 from werkplaats_shared.outbox import add_to_outbox
 
 from ..adapters import orm
@@ -65,6 +67,99 @@ class NotFound(Exception):
 
 
 # ---- notices --------------------------------------------------------------------------------
+
+
+# ---- what scheduling can check of the messages it acts on (issue 19, item 5) ------------------------------
+# Intake announces each workspace (workspace.registered) before its first batch or referral and each batch
+# (batch.announced) on the queue from intake; matching's runs come on the queue from matching. A run is acted on
+# only when it fits a batch intake announced: same workspace and coordinators' organisation, every match pairing
+# an assignment of that batch (of the firm named) with a team of that batch (of the institution named), a re-run
+# superseding a run of the same batch scheduling acted on. A reference not known yet is retried (it may still be
+# on its way on the other queue), then dead-lettered with the reason; a contradiction is dead-lettered at once.
+
+
+def on_workspace_registered(session: Session, envelope: Envelope) -> None:
+    p = envelope.payload
+    known = session.get(orm.KnownWorkspace, p["workspace_id"], with_for_update=True)
+    if known is None:
+        session.add(orm.KnownWorkspace(workspace_id=p["workspace_id"], coordinator_id=p["coordinator_id"],
+                                       registered_at=utcnow()))
+    elif known.coordinator_id != p["coordinator_id"]:
+        raise PermanentError(f"workspace {p['workspace_id']} was announced for another coordinators' organisation")
+
+
+def _check_workspace(session: Session, what: str, workspace_id: str, coordinator_id: str) -> None:
+    known = session.get(orm.KnownWorkspace, workspace_id)
+    if known is None:
+        raise NotYetKnown(f"{what}: workspace {workspace_id} was never announced by intake")
+    if known.coordinator_id != coordinator_id:
+        raise PermanentError(f"{what}: coordinator {coordinator_id} does not run workspace {workspace_id}")
+
+
+def on_batch_announced(session: Session, envelope: Envelope) -> None:
+    """Keep what a batch holds (every submission of it together), to check the runs published for it."""
+    p = envelope.payload
+    _check_workspace(session, f"batch {p['batch_id']}", p["workspace_id"], p["coordinator_id"])
+    assignments = {a["assignment_id"]: a["firm_id"] for a in p["assignments"]}
+    teams = {t["team_id"]: t["institution_id"] for t in p["teams"]}
+    known = session.get(orm.KnownBatch, p["batch_id"], with_for_update=True)
+    if known is None:
+        session.add(orm.KnownBatch(batch_id=p["batch_id"], workspace_id=p["workspace_id"],
+                                   coordinator_id=p["coordinator_id"], assignments=assignments, teams=teams,
+                                   announced_at=utcnow()))
+        return
+    if known.workspace_id not in (None, p["workspace_id"]) or known.coordinator_id != p["coordinator_id"]:
+        raise PermanentError(f"batch {p['batch_id']} belongs to another workspace")
+    if known.assignments is not None and known.teams is not None:
+        assignments, teams = {**known.assignments, **assignments}, {**known.teams, **teams}
+    known.workspace_id, known.assignments, known.teams = p["workspace_id"], assignments, teams
+
+
+def check_run_source(session: Session, envelope: Envelope) -> None:
+    """Refuse a ``matches.published`` that does not fit what intake announced (see above)."""
+    p = envelope.payload
+    what = f"run {p['run_id']}"
+    batch = session.get(orm.KnownBatch, p["batch_id"])
+    if batch is None:
+        raise NotYetKnown(f"{what}: batch {p['batch_id']} was never announced by intake")
+    _check_workspace(session, what, p["workspace_id"], p["coordinator_id"])
+    if batch.workspace_id not in (None, p["workspace_id"]) or batch.coordinator_id != p["coordinator_id"]:
+        raise PermanentError(f"{what}: batch {p['batch_id']} belongs to another workspace")
+    if batch.assignments is not None and batch.teams is not None:
+        for m in p["matches"]:
+            if batch.assignments.get(m["assignment_id"]) != m["firm_id"]:
+                raise PermanentError(f"{what}: match {m['match_id']} names an assignment (or firm) batch "
+                                     f"{p['batch_id']} does not hold")
+            if batch.teams.get(m["team_id"]) != m["institution_id"]:
+                raise PermanentError(f"{what}: match {m['match_id']} names a team (or institution) batch "
+                                     f"{p['batch_id']} does not hold")
+        strangers = [a for a in p["unmatched_assignment_ids"] if a not in batch.assignments]
+        if strangers:
+            raise PermanentError(f"{what}: unmatched assignment {strangers[0]} is not in batch {p['batch_id']}")
+    run = session.get(orm.KnownRun, p["run_id"])
+    if run is not None and run.batch_id != p["batch_id"]:
+        raise PermanentError(f"{what} was published for batch {run.batch_id}")
+    superseded = p.get("supersedes_run_id") if envelope.version >= 2 else None
+    if superseded is not None:
+        previous = session.get(orm.KnownRun, superseded)
+        if previous is None or previous.batch_id != p["batch_id"]:
+            raise PermanentError(f"{what} supersedes run {superseded}, which scheduling holds for no such batch")
+
+
+def on_verified_matches_published(session: Session, envelope: Envelope) -> None:
+    """``matches.published`` from the broker: checked (check_run_source), recorded, then acted on."""
+    check_run_source(session, envelope)
+    p = envelope.payload
+    if session.get(orm.KnownRun, p["run_id"]) is None:
+        session.add(orm.KnownRun(run_id=p["run_id"], batch_id=p["batch_id"], received_at=utcnow()))
+    on_matches_published(session, envelope)
+
+
+def on_verified_firm_referred(session: Session, envelope: Envelope) -> None:
+    """``firm.referred`` from the broker: only for a workspace intake announced, by its coordinators."""
+    p = envelope.payload
+    _check_workspace(session, f"referral {p['referral_id']}", p["from_workspace_id"], p["coordinator_id"])
+    on_firm_referred(session, envelope)
 
 
 def on_matches_published(session: Session, envelope: Envelope) -> None:
@@ -234,9 +329,13 @@ def send_pending(sf: sessionmaker[Session], mailer: Mailer, links: Links, limit:
                     "expires_at": links.expires_at(), "answer_by": answer_by.astimezone(TZ)})
         status, error = "sent", None
         started = time.monotonic()
+        delivery_id: int | None = None
         if email is None:
             status, error = "no_contact", "no contact registered"
         else:
+            delivery_id = record_email_attempt(sf, notice_id)
+            if delivery_id is None:
+                continue
             try:
                 mailer.send(to=email, subject=subject, body=body, message_id=notice_id, language=language,
                             attachments=attachments)
@@ -246,11 +345,16 @@ def send_pending(sf: sessionmaker[Session], mailer: Mailer, links: Links, limit:
         with sf.begin() as session:
             notice = session.get(orm.Notice, notice_id)
             assert notice is not None
-            notice.attempts += 1
             notice.language = language
-            session.add(orm.Delivery(notice_id=notice_id, channel="email", attempt=notice.attempts,
-                                     status_code=None, error=error, attempted_at=utcnow(),
-                                     duration_ms=int((time.monotonic() - started) * 1000)))
+            duration_ms = int((time.monotonic() - started) * 1000)
+            delivery = session.get(orm.Delivery, delivery_id) if delivery_id is not None else None
+            if delivery is None:
+                notice.attempts += 1
+                session.add(orm.Delivery(notice_id=notice_id, channel="email", attempt=notice.attempts,
+                                         status_code=None, error=error, attempted_at=utcnow(),
+                                         duration_ms=duration_ms))
+            else:
+                delivery.state, delivery.error, delivery.duration_ms = "done", error, duration_ms
             if status == "pending" and notice.attempts >= MAX_SEND_ATTEMPTS:
                 status = "failed"
             elif status == "pending":  # bounded retries with exponential backoff
@@ -262,6 +366,34 @@ def send_pending(sf: sessionmaker[Session], mailer: Mailer, links: Links, limit:
             if notice.kind == "match_notice" and status in ("sent", "no_contact") and notice.answer_deadline is None:
                 notice.answer_deadline = answer_by
     return sent
+
+
+def record_email_attempt(sf: sessionmaker[Session], notice_id: str) -> int | None:
+    """Record an e-mail attempt of a pending notice and commit it BEFORE the mail is handed to SMTP; returns
+    the delivery's id (None: the notice is no longer pending).
+
+    Delivery is at least once: a process that stops after the SMTP server took the mail and before the
+    outcome was recorded sends it again on the next attempt, with the same Message-ID (the notice's id).
+    That next attempt finds the earlier one still ``sending``: it marks it ``interrupted`` and counts itself
+    a ``possible_duplicate``, so the delivery log shows every attempt and every possible second copy."""
+    with sf.begin() as session:
+        notice = session.get(orm.Notice, notice_id, with_for_update=True)
+        if notice is None or notice.status != "pending":
+            return None
+        cut_off = session.execute(sa.update(orm.Delivery).where(
+            orm.Delivery.notice_id == notice_id, orm.Delivery.channel == "email",
+            orm.Delivery.state == "sending").values(state="interrupted"))
+        possible_duplicate = bool(cut_off.rowcount)  # type: ignore[attr-defined]
+        if possible_duplicate:
+            log.warning("notice sent again after an interrupted attempt: possible duplicate e-mail",
+                        extra={"notice_id": notice_id, "attempt": notice.attempts + 1})
+        notice.attempts += 1
+        delivery = orm.Delivery(notice_id=notice_id, channel="email", attempt=notice.attempts, status_code=None,
+                                error=None, attempted_at=utcnow(), duration_ms=None, state="sending",
+                                message_id=message_id_header(notice_id), possible_duplicate=possible_duplicate)
+        session.add(delivery)
+        session.flush()
+        return int(delivery.id)
 
 
 def visible_notices(principal: Principal) -> sa.Select[Any]:
