@@ -21,7 +21,6 @@ import io
 import json
 import logging
 import re
-import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -400,7 +399,6 @@ def leaks(w: World, resp: TestResponse, sent: Any = None, public: frozenset[str]
 
 
 def test_no_role_of_another_organisation_reaches_anything_of_a(world: World) -> None:
-    started = time.monotonic()
     before = world.rows_of_a()
     failures: list[str] = []
     calls = 0
@@ -424,7 +422,6 @@ def test_no_role_of_another_organisation_reaches_anything_of_a(world: World) -> 
     assert not failures, "\n".join(failures)
     assert world.rows_of_a() == before, "a call of organisation B changed a row of organisation A"
     assert calls >= 3 * 45, calls  # every role on every route of the three services
-    assert time.monotonic() - started < 60
 
 
 def test_without_a_key_only_the_declared_public_routes_answer(world: World) -> None:

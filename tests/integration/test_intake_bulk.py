@@ -133,7 +133,6 @@ def test_ten_thousand_xlsx_rows_import_completely(world: World) -> None:
     assert (stored.title, stored.accepted_levels, stored.required_skills, stored.min_teams) == (
         "Opdracht 04999", ["HBO", "WO"], ["python", "ux"], 2)
     assert events >= 10_000  # the same events as the single-item API, in the same transaction
-    assert elapsed < 60
 
 
 def test_one_bad_row_in_the_middle_stores_nothing_and_is_named(world: World) -> None:

@@ -26,6 +26,8 @@ from werkplaats_shared.contracts import Envelope, make_envelope
 from werkplaats_shared.db import utcnow
 from werkplaats_shared.service import Infrastructure
 
+from ..integration.harness import announce_workspace_of
+
 COORDINATOR = str(uuid.uuid4())
 COORD = Principal(COORDINATOR, "coordinator", "key-coord")
 TEAM_TEXT, FIRM_TEXT, OTHER_TEXT = "MrkTeam Jan Jansen", "MrkFirm bel Piet", "MrkOther eigen vak"
@@ -49,6 +51,7 @@ def infra(tmp_path: Path) -> Iterator[Infrastructure]:
 
 def handle(infra: Infrastructure, envelope: Envelope) -> None:
     with infra.session_factory.begin() as session:
+        announce_workspace_of(session, envelope)
         HANDLERS[envelope.type](session, envelope)
 
 
