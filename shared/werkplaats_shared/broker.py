@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from kombu.connection import Connection
 
+from . import redis_transport
 from .config import Settings
 from .topology import Topology
+
+redis_transport.install()  # the embedded broker: one delivery tag per queue copy
 
 HEARTBEAT_SECONDS = 30
 # Every connection attempt and publish retry is bounded.

@@ -1,0 +1,52 @@
+"""The embedded broker's kombu transport: kombu's Redis transport, with one delivery tag per queue copy.
+
+kombu gives a published message one delivery tag, and an exchange that routes it to several queues puts the
+same tag on every copy. The Redis transport keeps unacknowledged messages in one hash keyed by that tag, so
+the copies of two consumers overwrite each other there: when one consumer acknowledges its copy, the other
+consumer's unacknowledged copy is no longer kept, and is lost if that consumer stops before it acknowledges
+(its restore finds nothing under the tag). And a copy restored after its consumer stopped is routed again
+through the exchange, onto every queue bound to it, so the consumers that had acknowledged their copies get
+it a second time. RabbitMQ has neither problem (its tags are per channel, its requeue is per queue). Here
+every copy gets a tag of its own as it is put on its queue, remembers that queue, and is restored to it alone.
+``install()`` (called when ``werkplaats_shared.broker`` is imported) makes this the transport of every
+``redis://`` and ``redis+socket://`` URL in the process, clones of a connection included.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kombu.transport
+from kombu.transport import redis as kombu_redis
+from kombu.utils.uuid import uuid
+
+QUEUE_PROPERTY = "werkplaats_queue"
+
+
+class Channel(kombu_redis.Channel):  # type: ignore[misc]
+    def _put(self, queue: str, message: dict[str, Any], **kwargs: Any) -> None:
+        copy = {**message, "properties": {**message["properties"], "delivery_tag": uuid(), QUEUE_PROPERTY: queue}}
+        super()._put(queue, copy, **kwargs)
+
+    def _lookup(self, exchange: str, routing_key: str, default: str | None = None) -> list[str]:
+        restoring = getattr(self, "_restoring_to", None)
+        if restoring is not None:
+            return [restoring]
+        return list(super()._lookup(exchange, routing_key, default))
+
+    def _do_restore_message(self, payload: dict[str, Any], exchange: str, routing_key: str, pipe: Any,
+                            leftmost: bool = False) -> None:
+        self._restoring_to = payload.get("properties", {}).get(QUEUE_PROPERTY)
+        try:
+            super()._do_restore_message(payload, exchange, routing_key, pipe, leftmost)
+        finally:
+            self._restoring_to = None
+
+
+class Transport(kombu_redis.Transport):  # type: ignore[misc]
+    Channel = Channel
+
+
+def install() -> None:
+    kombu.transport.TRANSPORT_ALIASES["redis"] = f"{__name__}:Transport"
+    kombu.transport._transport_cache.pop("redis", None)
