@@ -142,7 +142,9 @@ def test_a_programme_is_planned_and_entrepreneurs_seated_in_registration_order(s
         places = registrations(svc, firm)
         assert [(r["status"], r["waitlist_position"]) for r in places] == [("waitlisted", position)] * 2
     assert sorted(n.firm_id for n in notices(svc)) == FIRMS[:4]  # a seat notice for each seated firm
-    assert svc.get("coord_1", f"/workshop-programmes/{pid}").get_json()["status"] == "planned"
+    stored = svc.get("coord_1", f"/workshop-programmes/{pid}").get_json()
+    assert stored["status"] == "planned"
+    assert stored["plan_report"]["figures"]["waitlisted"] == 2  # what was stored is what was answered
     waiting = svc.get("coord_1", f"/workshop-registrations?status=waitlisted&programme_id={pid}").get_json()
     assert sorted((r["interest_id"], r["waitlist_position"]) for r in waiting) == sorted(
         (r["interest_id"], r["waitlist_position"]) for firm in ("firm_5", "firm_6") for r in registrations(svc, firm))

@@ -4,6 +4,7 @@ goes to the next in line with a notice."""
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 import uuid
@@ -314,7 +315,7 @@ def plan_programme(session: DbSession, principal: Principal, programme_id: str,
     outcome = optimise(problem, solver)
     seated_interests = {s.interest_id for s in outcome.plan.seats}
     report = _report(problem, outcome)
-    programme.plan_report = report
+    programme.plan_report = copy.deepcopy(report)  # not the dict mutated below (it would hide the change)
     if outcome.status not in ("optimal", "feasible"):
         log.info("workshop plan not made", extra={"programme_id": programme.id, "status": outcome.status})
         return report
@@ -351,7 +352,7 @@ def plan_programme(session: DbSession, principal: Principal, programme_id: str,
     for interest_id in sorted(waitlisted):
         _queue_waitlisted(session, programme, interest_id, _firm(problem, interest_id))
     report["figures"]["waitlisted"] = len(waitlisted)
-    programme.plan_report = dict(report)
+    programme.plan_report = copy.deepcopy(report)
     programme.status, programme.planned_at = "planned", now
     log.info("workshop plan made", extra={"programme_id": programme.id, "sessions": len(rows),
                                           "seated": len(seated_interests), "waitlisted": len(waitlisted)})
@@ -483,7 +484,7 @@ def replan(session: DbSession, programme: w.WorkshopProgramme, solver: pulp.LpSo
         _queue_waitlisted(session, programme, interest_id, firm_id)
     report["figures"]["waitlisted"] = len(could_wait)
     report["figures"]["changes"] = changes
-    programme.plan_report, programme.planned_at = dict(report), now
+    programme.plan_report, programme.planned_at = copy.deepcopy(report), now
     log.info("workshop re-plan made", extra={"programme_id": programme.id, **changes})
     return report
 
