@@ -43,6 +43,7 @@ CATALOGUE: list[tuple[str, str]] = [
      "Een CBS-gemeentecode is GM met vier cijfers, bijvoorbeeld GM0363."),
     (r"not a current CBS municipality code", "Geen bestaande CBS-gemeentecode."),
     (r"no such workspace", "Deze werkplaats bestaat niet."),
+    (r"not one of your workspaces", "Dit is niet een van uw werkplaatsen."),
     (r"period (?P<a>.+) is not in the workspace's calendar",
      "Periode {a} staat niet in de kalender van de werkplaats."),
     (r"period (?P<a>.+) is not in the workspace's calendar; the firm's area is served by workspace (?P<b>.+), "
