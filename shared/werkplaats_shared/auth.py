@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from functools import wraps
@@ -26,10 +27,10 @@ from flask_smorest import abort
 from sqlalchemy.engine import Engine
 
 from .contracts import SCOPES
-from .http import DOCS_PATHS
+from .http import DOCS_PATHS, INDEX_PATH, request_language
 
 PREFIX = "wpk"
-PUBLIC_PATHS = frozenset({"/health", "/ready", "/openapi.json"}) | DOCS_PATHS
+PUBLIC_PATHS = frozenset({INDEX_PATH, "/health", "/ready", "/openapi.json"}) | DOCS_PATHS
 ALL_SCOPES = frozenset(SCOPES)
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 DISABLED_ACCOUNTS = "disabled_accounts"
@@ -39,6 +40,47 @@ DISABLED_ACCOUNT = "the account of this token is disabled"
 REVOKED_SESSION = "the sign-in session of this token has ended"
 LACKS_SCOPE = {scope: f"this API key lacks the scope {scope}" for scope in SCOPES}
 _KEY_MANAGEMENT = "werkplaats.key_management"
+MISSING_KEY = "missing API key: send 'Authorization: Bearer <key>'"
+INVALID_KEY = "invalid or revoked API key"
+# Every reason a 401 gives (this module's and tokens.py's), in Dutch: every service answers a refused
+# credential in the caller's language (Dutch unless English is asked for), the same words in all three.
+# A pattern matches the whole English text; its named groups carry values into the Dutch text.
+UNAUTHORIZED_NL: tuple[tuple[str, str], ...] = (
+    (re.escape(MISSING_KEY), "De API-sleutel ontbreekt: stuur 'Authorization: Bearer <sleutel>'."),
+    (re.escape(INVALID_KEY), "Ongeldige of ingetrokken API-sleutel."),
+    (re.escape(DISABLED_ACCOUNT), "Het account van dit token is uitgeschakeld."),
+    (re.escape(REVOKED_SESSION), "De aanmeldsessie van dit token is beëindigd."),
+    (r"token session invalid", "De sessie (sid) van het token is ongeldig."),
+    (r"malformed token", "Ongeldig token."),
+    (r"token algorithm not accepted \(only (?P<a>\w+)\)",
+     "Het algoritme van het token wordt niet aanvaard (alleen {a})."),
+    (r"token header not accepted", "De header van het token wordt niet aanvaard."),
+    (r"token expired", "Het token is verlopen."),
+    (r"token not valid yet", "Het token is nog niet geldig."),
+    (r"token not meant for this service \(audience must be (?P<a>\S+)\)",
+     "Het token is niet voor deze dienst bedoeld (de audience moet {a} zijn)."),
+    (r"token issuer not accepted", "De uitgever van het token wordt niet aanvaard."),
+    (r"token lacks the required claim '(?P<a>\w+)'", "Het token mist de verplichte claim '{a}'."),
+    (r"token signature invalid", "De handtekening van het token is ongeldig."),
+    (r"token lives longer than (?P<a>\d+) minutes", "Het token leeft langer dan {a} minuten."),
+    (r"token role not accepted", "De rol van het token wordt niet aanvaard."),
+    (r"token subject invalid", "Het onderwerp (sub) van het token is ongeldig."),
+)
+
+
+def unauthorized_text(reason: str, language: str) -> str:
+    """A 401's reason in ``language`` (nl or en); an unknown reason stays as written."""
+    if language == "nl":
+        for pattern, dutch in UNAUTHORIZED_NL:
+            found = re.fullmatch(pattern, reason)
+            if found:
+                return dutch.format(**found.groupdict())
+    return reason
+
+
+def _refuse_credential(reason: str) -> None:
+    abort(401, message=unauthorized_text(reason, request_language()))
+
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -173,21 +215,21 @@ def install_auth(app: Flask, engine: Engine, api_keys: sa.Table,
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            abort(401, message="missing API key: send 'Authorization: Bearer <key>'")
+            _refuse_credential(MISSING_KEY)
         presented = token.strip()
         if tokens is not None and presented.count(".") == 2 and not presented.startswith(f"{PREFIX}_"):
             try:
                 principal = tokens.verify(presented)
             except CredentialRefused as exc:
-                abort(401, message=exc.reason)
+                _refuse_credential(exc.reason)
             if account_disabled(engine, api_keys, principal):
-                abort(401, message=DISABLED_ACCOUNT)
+                _refuse_credential(DISABLED_ACCOUNT)
             if session_revoked(engine, api_keys, principal):
-                abort(401, message=REVOKED_SESSION)
+                _refuse_credential(REVOKED_SESSION)
         else:
             found = authenticate(engine, api_keys, presented)
             if found is None:
-                abort(401, message="invalid or revoked API key")
+                _refuse_credential(INVALID_KEY)
                 return None
             principal = found
         g.principal = principal

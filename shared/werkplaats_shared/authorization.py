@@ -70,6 +70,7 @@ def public(method: str, path: str, endpoint: str, reason: str) -> PublicRoute:
 
 # Every service's app has these (werkplaats_shared.http): they answer without an API key.
 STANDARD_PUBLIC = (
+    public("GET", "/", "api_index", "the base URL: points to the documentation"),
     public("GET", "/health", "health", "liveness: answers while the process lives"),
     public("GET", "/ready", "ready", "readiness: database and broker reachable"),
     public("GET", "/openapi.json", "api-docs.openapi_json", "the OpenAPI document"),

@@ -172,6 +172,14 @@ class WerkplaatsApi(Api):  # type: ignore[misc]
 
 
 DOCS_PATH = "/docs"
+INDEX_PATH = "/"
+# What a person who opens a service's base URL reads: where its documentation is (no API key needed).
+INDEX_TEXT = {
+    "nl": "Dit is de API van {title}. De documentatie staat op /docs (om te proberen), het OpenAPI-document op "
+          "/openapi.json. Stuur bij elk ander verzoek 'Authorization: Bearer <sleutel>'.",
+    "en": "This is the API of {title}. Its documentation is at /docs (to try it out), the OpenAPI document at "
+          "/openapi.json. Send 'Authorization: Bearer <key>' with every other request.",
+}
 # Swagger UI's files, shipped by the flask-swagger-ui package: served by the service itself, never a CDN.
 _SWAGGER_UI_ASSETS = {"swagger-ui.css": "text/css", "swagger-ui-bundle.js": "text/javascript"}
 DOCS_PATHS = frozenset({DOCS_PATH, f"{DOCS_PATH}/docs.js", *(f"{DOCS_PATH}/{name}" for name in _SWAGGER_UI_ASSETS)})
@@ -286,7 +294,22 @@ def create_app(title: str, version: str = "1") -> tuple[Flask, WerkplaatsApi]:
             abort(404, message="not found")
 
     add_api_docs(app)
+    add_index(app)
     return app, api
+
+
+def add_index(app: Flask) -> None:
+    """``GET /``: a short JSON answer pointing to /docs and /openapi.json, in the caller's language."""
+    @app.get(INDEX_PATH)
+    def api_index() -> ResponseReturnValue:
+        lang = request_language()
+        title = str(app.config["API_TITLE"])
+        response = jsonify(service=title, message=INDEX_TEXT[lang].format(title=title),
+                           docs=request.host_url.rstrip("/") + DOCS_PATH,
+                           openapi=request.host_url.rstrip("/") + "/openapi.json")
+        response.headers["Content-Language"] = lang
+        response.vary.add("Accept-Language")
+        return response
 
 
 def request_language() -> str:

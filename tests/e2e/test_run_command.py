@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -34,33 +35,96 @@ def _children(pid: int) -> set[int]:
     return found
 
 
-@pytest.mark.skipif(not Path("/proc").exists(), reason="needs /proc to list child processes")
-def test_run_command_demo_then_ctrl_c_stops_every_process(tmp_path: Path) -> None:
+def _start(data_dir: Path, base: int, *extra: str) -> tuple[subprocess.Popen[str], str]:
+    """Start the run command and read its output up to "Press Ctrl-C to stop"."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WERKPLAATS_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "werkplaats_shared.devstack", "--data-dir", str(data_dir),
+         "--port-base", str(base), "--smtp-port", str(free_port()), *extra],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if "Press Ctrl-C to stop" in line:
+            break
+    return proc, "".join(lines)
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    """A failed check stops what the command started too (by the PID it has, never by name)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
+def _free_base() -> int:
     base = free_port()
     while any(_in_use(base + i) for i in (0, 1, 2, 3)):
         base = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WERKPLAATS_")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "werkplaats_shared.devstack", "--data-dir", str(tmp_path / "run"),
-         "--port-base", str(base), "--smtp-port", str(free_port())],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return base
+
+
+@pytest.mark.skipif(not Path("/proc").exists(), reason="needs /proc to list child processes")
+def test_run_command_tells_the_programmes_case_then_ctrl_c_stops_every_process(tmp_path: Path) -> None:
+    data_dir = tmp_path / "run"
+    data_dir.mkdir()
+    (data_dir / "left-over").write_text("from an earlier run")
+    base = _free_base()
+    proc, output = _start(data_dir, base)
     try:
-        assert proc.stdout is not None
-        lines: list[str] = []
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if "Press Ctrl-C to stop" in line:
-                break
-        output = "".join(lines)
         assert "Press Ctrl-C to stop" in output, output
-        assert "Matches (12 of 12 assignments)" in output
-        assert "Notices sent: 12" in output
-        assert output.count("wpk_") == 16  # one key per demo organisation
-        assert f"Portal: open http://127.0.0.1:{base} " in output
+        assert not (data_dir / "left-over").exists()  # the data directory is emptied at each start
+        # the programme's case, one line each
+        assert re.search(r"^Workspaces: Digitale Werkplaats Amsterdam \(MRA\) \(Almere, Amstelveen, Amsterdam, .*"
+                         r"Zaanstad\); Digitale Werkplaats Utrecht \(.*Nieuwegein, .*Utrecht, Zeist\)$", output, re.M)
+        assert ("Referral: Fotostudio Hilversum (Hilversum, Gooi & Vechtstreek) lies outside both working areas; "
+                "referred to Landelijk loket digitaal ondernemen; Ondernemershuis Gooi en Vechtstreek\n") in output
+        assert ("Handover: SPOT035's network (2 firms, 2 open assignments) moved to Digitale Werkplaats Amsterdam "
+                "(MRA) in one audited step") in output
+        assert ('Workshop: "Cyberweerbaarheid voor ondernemers", 4 entrepreneurs registered, 3 seated, '
+                "1 on the waitlist") in output
+        assert re.search(r"^Round 2027-S1 in Digitale Werkplaats Amsterdam \(MRA\) with MBO, HBO, WO teams: 6 of 7 "
+                         r"assignments matched \(run optimal, objective [\d.]+\)$", output, re.M)
+        assert re.findall(r"^Unmatched: .*$", output, re.M) == [
+            "Unmatched: Chatbot voor afspraken: teams of an accepted level existed, but none had all required skills "
+            "(er waren teams van een geaccepteerd niveau, maar geen met alle vereiste vaardigheden)"]
+        assert re.search(r"^Match notices sent: 6 \(en, nl\)", output, re.M)
+        assert re.search(r"^fit: how well one team suits one assignment", output, re.M)
+        assert re.search(r"^objective: the sum of the fits", output, re.M)
+        assert output.count("wpk_") == 14  # one key per organisation of the demo
+        # where to look, and the same addresses beside "Running"
+        running = next(line for line in output.splitlines() if line.startswith("Running. Press Ctrl-C to stop."))
+        assert f"Portal http://127.0.0.1:{base};" in running
+        assert f"  portal        http://127.0.0.1:{base} " in output
+        for i in (1, 2, 3):
+            assert f"http://127.0.0.1:{base + i}/docs" in running
+        assert str(data_dir / "mail") in running
+        assert "is emptied at each start; start with --keep-data to keep it" in output
+        # each service's base URL points to its documentation; a missing key gets the same Dutch text everywhere
+        refusals = set()
+        for port, protected in ((base + 1, "/me"), (base + 2, "/runs"), (base + 3, "/notices")):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as answer:
+                index = json.load(answer)
+            assert index["docs"] == f"http://127.0.0.1:{port}/docs" and "/docs" in index["message"]
+            with urllib.request.urlopen(index["docs"], timeout=10) as docs:
+                assert docs.status == 200 and "swagger-ui" in docs.read().decode()
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}{protected}", timeout=10)
+            assert refused.value.code == 401
+            refusals.add(json.load(refused.value)["message"])
+        assert refusals == {"De API-sleutel ontbreekt: stuur 'Authorization: Bearer <sleutel>'."}
+
         sign_ins = re.findall(r"^  (coordinator|institution|entrepreneur) .* (\S+@\S+)\s+password (\S+)$", output,
                               re.MULTILINE)
         assert [role for role, _, _ in sign_ins] == ["coordinator", "institution", "entrepreneur"]
@@ -76,16 +140,22 @@ def test_run_command_demo_then_ctrl_c_stops_every_process(tmp_path: Path) -> Non
         assert proc.returncode == 0, rest
         assert "stopped." in rest
         assert all(not Path(f"/proc/{pid}").exists() or "Z" in _state(pid) for pid in children)
-    finally:  # a failed check stops what the command started too (by the PID it has, never by name)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.communicate(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.communicate()
-        if proc.stdout is not None:
-            proc.stdout.close()
+    finally:
+        _stop(proc)
+
+    # --keep-data: the next run starts on the same data, without loading the demo again
+    mails = sorted(p.name for p in (data_dir / "mail" / "new").iterdir())
+    proc, again = _start(data_dir, base, "--keep-data")
+    try:
+        assert "Press Ctrl-C to stop" in again, again
+        assert "Kept the data of the last run" in again and "creating the organisations" not in again
+        assert "is kept (--keep-data)" in again
+        role, email, password = sign_ins[0]
+        answer = _post_json(f"http://127.0.0.1:{base + 1}/sessions", {"email": email, "password": password})
+        assert answer["account"]["role"] == role  # the account of the first run
+        assert set(mails) <= {p.name for p in (data_dir / "mail" / "new").iterdir()}
+    finally:
+        _stop(proc)
 
 
 def _post_json(url: str, body: dict[str, str]) -> dict[str, Any]:

@@ -98,3 +98,35 @@ def test_the_shared_check_refuses_a_missing_scope_with_403_on_the_authorization_
     refused = client.post("/things", headers={"Authorization": f"Bearer {keys['read']}"}).get_json()
     assert refused["errors"] == [{"field": "Authorization", "reason": "this API key lacks the scope write"}]
     assert keys["read"] not in str(refused)
+
+
+def test_a_refused_key_is_told_in_dutch_unless_english_is_asked_for_and_the_base_url_points_to_the_docs(
+        tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from werkplaats_shared.auth import UNAUTHORIZED_NL, unauthorized_text
+    from werkplaats_shared.http import create_app
+
+    engine, api_keys = _store(tmp_path)
+    app, _ = create_app("Werkplaats test")
+    install_auth(app, engine, api_keys)
+    app.add_url_rule("/things", "things", lambda: {"ok": True})
+    client = app.test_client()
+    missing = client.get("/things")
+    assert missing.status_code == 401
+    assert missing.get_json()["message"] == "De API-sleutel ontbreekt: stuur 'Authorization: Bearer <sleutel>'."
+    english = client.get("/things", headers={"Accept-Language": "en"})
+    assert english.get_json()["message"] == "missing API key: send 'Authorization: Bearer <key>'"
+    wrong = client.get("/things", headers={"Authorization": f"Bearer {generate_key().plaintext}"})
+    assert wrong.status_code == 401 and wrong.get_json()["message"] == "Ongeldige of ingetrokken API-sleutel."
+    # every 401 reason of the token checks has its Dutch text, with its values carried over
+    assert unauthorized_text("token lives longer than 15 minutes", "nl") == "Het token leeft langer dan 15 minuten."
+    assert unauthorized_text("token expired", "en") == "token expired"
+    assert unauthorized_text("something else", "nl") == "something else"
+    assert len({dutch for _, dutch in UNAUTHORIZED_NL}) == len(UNAUTHORIZED_NL)
+
+    index = client.get("/")  # no key needed: it says where the documentation is
+    assert index.status_code == 200 and index.headers["Content-Language"] == "nl"
+    body = index.get_json()
+    assert body["docs"] == "http://localhost/docs" and body["openapi"] == "http://localhost/openapi.json"
+    assert "/docs" in body["message"] and "documentatie" in body["message"]
+    assert "documentation" in client.get("/", headers={"Accept-Language": "en"}).get_json()["message"]
+    assert client.get(body["docs"].removeprefix("http://localhost")).status_code == 200

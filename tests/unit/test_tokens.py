@@ -73,7 +73,7 @@ def _b64(data: dict[str, Any]) -> str:
 
 
 def _refused(client: FlaskClient, token: str, reason_part: str) -> None:
-    resp = client.get("/me", headers={"Authorization": f"Bearer {token}"})
+    resp = client.get("/me", headers={"Authorization": f"Bearer {token}", "Accept-Language": "en"})
     assert resp.status_code == 401, resp.get_data(as_text=True)
     assert resp.headers["WWW-Authenticate"].startswith("Bearer")
     body = resp.get_json()
@@ -174,7 +174,7 @@ def test_without_a_verifier_a_token_is_just_an_invalid_key(tmp_path: Path) -> No
     install_auth(app, engine, api_keys)
     app.add_url_rule("/me", "me", lambda: jsonify(ok=True))
     token = tokens.issue_token(SECRET, account_id="a1", organisation_id=ORG, role="coordinator", service="intake")
-    resp = app.test_client().get("/me", headers={"Authorization": f"Bearer {token.token}"})
+    resp = app.test_client().get("/me", headers={"Authorization": f"Bearer {token.token}", "Accept-Language": "en"})
     assert resp.status_code == 401 and resp.get_json()["message"] == "invalid or revoked API key"
     engine.dispose()
 
@@ -239,6 +239,8 @@ def test_a_token_of_a_revoked_session_is_refused_and_other_sessions_are_not(tmp_
     assert (status("ended"), status("open"), status(None)) == (401, 200, 200)
     token = tokens.issue_token(SECRET, account_id="a1", organisation_id=ORG, role="institution", service="intake",
                                session_id="ended").token
-    resp = c.get("/me", headers={"Authorization": f"Bearer {token}"})
+    resp = c.get("/me", headers={"Authorization": f"Bearer {token}", "Accept-Language": "en"})
     assert resp.get_json()["message"] == "the sign-in session of this token has ended"
+    resp = c.get("/me", headers={"Authorization": f"Bearer {token}"})  # Dutch unless English is asked for
+    assert resp.get_json()["message"] == "De aanmeldsessie van dit token is beëindigd."
     engine.dispose()
