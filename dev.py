@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Werkplaats developer entry point; needs only Python 3.11+.
 
-    python3 dev.py run [--exit-after-demo]   start everything locally and run a demo batch
+    python3 dev.py run [--exit-after-demo] [--keep-data]   start everything locally and load the demo
     python3 dev.py test [pytest args]        run the whole test suite: ruff, mypy, dependency audit, pytest
     python3 dev.py audit [constraints file]  only the dependency audit (default: constraints.txt)
 
