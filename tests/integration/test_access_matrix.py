@@ -48,10 +48,11 @@ SERVICES = ("intake", "matching", "scheduling")
 SECRET_KEY = "matrix-test-only-secret-key-0123456789abcdef"
 PUBLIC_URL = "http://scheduling.test"
 ROLES = {"coordinator": "coord", "institution": "inst", "entrepreneur": "firm"}
-# Routes any caller may use without an API key: health, readiness, the OpenAPI document and its browsable
-# view (Swagger UI's page, script and style). /responses/<token> carries its own credential (the
-# signed link of a notice): it is checked with a valid and a forged token.
-PUBLIC = {"/health", "/ready", "/openapi.json",
+# Routes any caller may use without an API key: the base URL (it points to the documentation), health,
+# readiness, the OpenAPI document and its browsable view (Swagger UI's page, script and style).
+# /responses/<token> carries its own credential (the signed link of a notice): it is checked with a valid and
+# a forged token.
+PUBLIC = {"/", "/health", "/ready", "/openapi.json",
           "/docs", "/docs/docs.js", "/docs/swagger-ui.css", "/docs/swagger-ui-bundle.js"}
 SIGNED_LINK_RULES = {("scheduling", "/responses/<token>")}
 # Routes whose body is the credential: an account's e-mail and password, exchanged for a token. Checked with

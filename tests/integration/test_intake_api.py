@@ -30,7 +30,7 @@ from werkplaats_shared.contracts import make_envelope, parse_envelope
 from werkplaats_shared.service import Infrastructure
 from werkzeug.test import TestResponse
 
-PUBLIC = {"/health", "/ready", "/openapi.json",
+PUBLIC = {"/", "/health", "/ready", "/openapi.json",
           "/docs", "/docs/docs.js", "/docs/swagger-ui.css", "/docs/swagger-ui-bundle.js"}  # API docs (Swagger UI)
 # the body or the path is the credential (an account's e-mail and password, a sign-in link, an invitation), not a
 # key: every route the authorization matrix declares public

@@ -37,8 +37,8 @@ SERVICES = ("intake", "matching", "scheduling")
 SECRET_KEY = "scopes-test-only-secret-key-0123456789abcdef"
 ROLES = ("coordinator", "institution", "entrepreneur")
 # Routes that take no API key: they are checked elsewhere (test_access_matrix).
-NO_KEY = {"/health", "/ready", "/openapi.json", "/responses/<token>", "/tokens/<audience>", "/signups", "/sessions",
-          "/sessions/refresh", "/sessions/revoke", "/sign-in-links", "/sign-in-links/<token>/session",
+NO_KEY = {"/", "/health", "/ready", "/openapi.json", "/responses/<token>", "/tokens/<audience>", "/signups",
+          "/sessions", "/sessions/refresh", "/sessions/revoke", "/sign-in-links", "/sign-in-links/<token>/session",
           "/invitations/<token>", "/invitations/<token>/accept"}
 KEY_MANAGEMENT = ("/api-keys", "/accounts", "/invitations")
 NOTHING = "00000000-0000-4000-8000-000000000000"

@@ -35,7 +35,7 @@ from werkplaats_shared.db import utcnow
 from werkplaats_shared.service import Infrastructure, apikey_replica_handlers
 from werkzeug.test import TestResponse
 
-PUBLIC = {"/health", "/ready", "/openapi.json",
+PUBLIC = {"/", "/health", "/ready", "/openapi.json",
           "/docs", "/docs/docs.js", "/docs/swagger-ui.css", "/docs/swagger-ui-bundle.js"}  # API docs (Swagger UI)
 # routes whose credential is a signed token in the path, not an API key (tested in test_scheduling_responses)
 TOKEN_ROUTES = ("/responses/",)

@@ -1,4 +1,5 @@
-"""The demo data set and the end-to-end demo batch, driven through the services' real HTTP APIs."""
+"""The tests' demo data set (one invented workspace, twelve firms, thirteen teams) and its end-to-end batch,
+driven through the services' real HTTP APIs; with the helpers the run command's demo (story.py) shares."""
 
 from __future__ import annotations
 
