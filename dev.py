@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Werkplaats developer entry point; needs only Python 3.11+.
 
-    python3 dev.py run [--exit-after-demo] [--keep-data]   start everything locally and load the demo
-    python3 dev.py test [pytest args]        run the whole test suite: ruff, mypy, dependency audit, pytest
-    python3 dev.py audit [constraints file]  only the dependency audit (default: constraints.txt)
+    python3 dev.py run [--exit-after-demo] [--keep-data]  start everything locally and load the demo
+    python3 dev.py test [pytest args]                     run the whole test suite: ruff, mypy, dependency
+                                                          audit, pytest
+    python3 dev.py audit [constraints file]               only the dependency audit (default: constraints.txt)
 
 All first create (or update) the virtual environment in .venv from constraints.txt.
 
