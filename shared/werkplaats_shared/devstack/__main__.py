@@ -46,7 +46,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default=".werkplaats", help="local state (emptied at each start)")
     parser.add_argument("--keep-data", action="store_true",
                         help="keep the data directory of the last run: start on its data, without loading the "
-                             "demo again")
+                             "demo again (a directory where no demo was loaded is emptied as usual)")
     parser.add_argument("--port-base", type=int, default=8100,
                         help="the portal listens on BASE, intake on BASE+1, matching BASE+2, scheduling BASE+3 "
                              "(default 8100)")
