@@ -363,8 +363,10 @@ def create_scheduling_app(infra: Infrastructure, resolve: Resolver = system_reso
     settings = infra.settings
     signed = links or ResponseLinks(settings.secret_key, settings.public_url)
 
-    contact = Blueprint("contact", __name__, url_prefix="/contact",
-                        description="Where an entrepreneur receives notices (personal data: kept only here)")
+    contact = Blueprint("contact", __name__, url_prefix="/contact", description=(
+        "An entrepreneur's: where it receives notices (personal data: kept only here). A coordinator's: the "
+        "workspace's contact address that firms' notices, invitations and answer pages name as whom to ask "
+        "(a shared mailbox rather than a person's address)."))
 
     @contact.route("")
     class ContactItem(MethodView):
