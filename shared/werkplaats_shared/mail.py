@@ -1,4 +1,5 @@
-"""Sending mail by SMTP (plain text, with an HTML alternative when given) (WERKPLAATS_SMTP_HOST/PORT, WERKPLAATS_MAIL_FROM), for every service that
+"""Sending mail by SMTP (plain text, with an HTML alternative when given; WERKPLAATS_SMTP_HOST/PORT,
+WERKPLAATS_MAIL_FROM), for every service that
 mails people: scheduling's notices, intake's sign-in links and invitations."""
 
 from __future__ import annotations

@@ -35,7 +35,8 @@ from .test_matching_scheduling_api import SECRET_KEY, Service, assert_error
 PUBLIC_URL = "https://werkplaats.example.nl/scheduling"
 COORDINATOR_EMAIL = "werkplaats@amsterdam.example.nl"
 # what intake announces of the batch (batch.announced v2): the names the firms read
-TITLES = {"a1": "Webshop voor de bakkerij", "a2": "Cyberscan van het kassasysteem", "a3": "Online booking for the salon"}
+TITLES = {"a1": "Webshop voor de bakkerij", "a2": "Cyberscan van het kassasysteem",
+          "a3": "Online booking for the salon"}
 CODES = {"t1": "HVA-WEB-01", "t2": "ROC-NET-02", "t3": "UVA-DATA-03"}
 CONTACTS = {"firm_nl": {"email": "planning@bakkerij-jansen.nl", "language": "nl"},
             "firm_en": {"email": "office@kapsalon-bloem.nl", "language": "en"}}
@@ -98,7 +99,8 @@ def firms(tmp_path: Path) -> Iterator[Firms]:
         matches = [(ids["m1"], ids["a1"], ids["t1"], "firm_nl"), (ids["m2"], ids["a2"], ids["t2"], "firm_nl"),
                    (ids["m3"], ids["a3"], ids["t3"], "firm_en")]
         svc.handle(services.on_workspace_registered, make_envelope("workspace.registered", 1, {
-            "workspace_id": ids["workspace"], "coordinator_id": org["coord"], "registered_at": "2026-11-01T09:00:00+00:00"}))
+            "workspace_id": ids["workspace"], "coordinator_id": org["coord"],
+            "registered_at": "2026-11-01T09:00:00+00:00"}))
         svc.handle(services.on_batch_announced, make_envelope("batch.announced", 2, {
             "batch_id": ids["batch"], "workspace_id": ids["workspace"], "coordinator_id": org["coord"],
             "workspace_name": "Digitale Werkplaats MRA", "coordinator_name": "Gemeente Amsterdam",
@@ -167,7 +169,8 @@ def test_notices_arrive_by_smtp_in_the_firms_language_with_one_working_link_per_
     assert en["Subject"] == f'We have found a student team for your assignment "{TITLES["a3"]}"'
     nl_text = nl.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
     en_text = en.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
-    assert "Accepteren of afwijzen" in nl_text and "Laat het ons uiterlijk" in nl_text and "Accept or decline" not in nl_text
+    assert "Accepteren of afwijzen" in nl_text and "Laat het ons uiterlijk" in nl_text
+    assert "Accept or decline" not in nl_text
     assert "Accept or decline" in en_text and "at the latest" in en_text and "opdracht" not in en_text
     # names, not ids: the assignments' titles, the teams' codes with their institution, the period, whom to ask
     for text, names in ((nl_text, ("a1", "a2", "t1", "t2")), (en_text, ("a3", "t3"))):

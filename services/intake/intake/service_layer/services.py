@@ -664,7 +664,7 @@ def announcement(session: Session, ws: orm.Workspace, batch: orm.Batch, assignme
     team_ids = [t["team_id"] for t in snapshot["teams"]]
     teams = {t.id: t for t in session.execute(sa.select(orm.Team).where(orm.Team.id.in_(team_ids))).scalars()}
     coordinator = session.get(orm.Organisation, ws.organisation_id)
-    period = next((p for p in ws.periods if p["code"] == batch.period), {})
+    period: dict[str, Any] = next((p for p in ws.periods if p["code"] == batch.period), {})
     return {
         "batch_id": batch.id, "workspace_id": ws.id, "coordinator_id": ws.organisation_id,
         "workspace_name": ws.name, "coordinator_name": coordinator.name if coordinator is not None else ws.name,

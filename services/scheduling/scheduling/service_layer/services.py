@@ -24,9 +24,8 @@ from werkplaats_shared.db import utcnow
 from werkplaats_shared.mail import message_id_header
 from werkplaats_shared.outbox import add_to_outbox
 
-from ..adapters import orm
+from ..adapters import orm, wording
 from ..adapters.ics import FeedEvent, feed, kickoff_invitation
-from ..adapters import wording
 from ..adapters.mailer import Attachment, html_body, render, render_text
 from ..domain import webhooks as wh
 from ..domain.calendar import TZ
