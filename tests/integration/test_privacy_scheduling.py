@@ -79,16 +79,17 @@ def test_delivery_attempts_expire_after_the_retention_period(firms: Firms) -> No
 
 def test_contact_reads_and_refusals_are_audited_without_the_address(firms: Firms) -> None:
     f = firms
+    f.svc.add_key("inst", f.org["inst"], "institution")
     before = len(entries(f.svc.infra.engine, access_log))
     assert f.svc.get("firm_nl", "/contact").status_code == 200
-    assert f.svc.get("coord", "/contact").status_code == 403
+    assert f.svc.get("inst", "/contact").status_code == 403  # an institution has no contact here
     assert f.svc.get(None, "/notices").status_code == 401
     notice_id = f.svc.get("firm_nl", "/notices").get_json()[0]["id"]
     assert f.svc.get("firm_en", f"/notices/{notice_id}").status_code == 404
     new = entries(f.svc.infra.engine, access_log)[before:]
     assert [(e["action"], e["subject_type"], e["actor_organisation_id"], e["status"]) for e in new] == [
         ("read", "contact", f.org["firm_nl"], 200),
-        ("denied", "contact", f.org["coord"], 403),
+        ("denied", "contact", f.org["inst"], 403),
         ("denied", "notice", None, 401),
         ("read", "notice", f.org["firm_nl"], 200),
         ("denied", "notice", f.org["firm_en"], 404),
