@@ -15,7 +15,7 @@ from werkplaats_shared.contracts import make_envelope
 from werkplaats_shared.retention import RetentionPeriods
 
 from . import test_scheduling_responses
-from .test_scheduling_responses import CONTACTS, Firms
+from .test_scheduling_responses import CONTACTS, TITLES, Firms
 
 firms = test_scheduling_responses.firms
 
@@ -54,6 +54,12 @@ def test_erasing_a_firm_contact_removes_its_address_and_keeps_the_other_firm(fir
                                                    orm.FirmAvailability.__table__, access_log)
                           for r in conn.execute(sa.select(t)))
     assert address not in texts and "Thuisstraat" not in texts
+    # the names intake announced of the firm's assignments go too (a sole trader's firm bears a person's name);
+    # the other firm's stay
+    with f.svc.infra.engine.connect() as conn:
+        facts = repr(conn.execute(sa.select(orm.KnownBatch.facts)).scalars().all())
+    assert "Bakkerij Jansen" not in facts and TITLES["a1"] not in facts and TITLES["a2"] not in facts
+    assert "Kapsalon Bloem" in facts and TITLES["a3"] in facts
     erased = [e for e in entries(f.svc.infra.engine, access_log) if e["action"] == "erase"]
     assert [(e["subject_type"], e["subject_id"], e["message_id"]) for e in erased] == [
         ("firm_contact", f.org["firm_nl"], message_id)]

@@ -3,8 +3,10 @@
 A firm contact's erasure deletes what scheduling holds about the person behind the firm: the e-mail
 address, the webhook (its URL may name a person's domain), the kickoff availability (a sole trader's
 premises may be a home) and the error texts of delivery attempts (an SMTP or HTTP error may quote the
-address). Notices, kickoffs and answers stay: they hold ids only. A team's erasure finds nothing here
-(teams are ids only) and is recorded all the same. After the commit the database's WAL is checkpointed,
+address), and the names intake announced with its batches (the firm's name and its assignments' titles: a sole
+trader's firm may bear the person's name); its notices then say "uw opdracht". Notices, kickoffs and answers
+stay: they hold ids only. A team's erasure finds nothing here (a team is its id and the code its institution
+gave it, never a student's name) and is recorded all the same. After the commit the database's WAL is checkpointed,
 so the deleted rows stay in no file (``secure_delete`` zeroes them in the database)."""
 
 from __future__ import annotations
@@ -49,6 +51,13 @@ def erase_firm_contact(session: Session, firm_id: str) -> None:
                                                  orm.Delivery.error.is_not(None)).values(error="erased"))
     session.execute(sa.update(orm.Notice).where(orm.Notice.firm_id == firm_id, orm.Notice.last_error.is_not(None))
                     .values(last_error="erased"))
+    for batch in session.execute(sa.select(orm.KnownBatch).where(orm.KnownBatch.facts.is_not(None))
+                                 .with_for_update()).scalars():
+        named = dict((batch.facts or {}).get("assignments", {}))
+        theirs = {a for a, firm in (batch.assignments or {}).items() if firm == firm_id and a in named}
+        if theirs:
+            batch.facts = {**(batch.facts or {}),
+                           "assignments": {a: n for a, n in named.items() if a not in theirs}}
 
 
 def on_personal_data_erased(session: Session, envelope: Envelope) -> None:
