@@ -1,4 +1,4 @@
-"""Scheduling's side of privacy: a firm contact's erasure (from intake's event) deletes the address,
+"""Scheduling's side of privacy: a firm contact's erasure (from intake's event) deletes the address and the names,
 webhook and availability and scrubs delivery errors, leaving notices as ids; delivery attempts expire on a
 fixed clock; reads of contacts and notices and refused attempts land in the append-only access log."""
 
@@ -15,7 +15,7 @@ from werkplaats_shared.contracts import make_envelope
 from werkplaats_shared.retention import RetentionPeriods
 
 from . import test_scheduling_responses
-from .test_scheduling_responses import CONTACTS, TITLES, Firms
+from .test_scheduling_responses import CODES, CONTACTS, TITLES, Firms
 
 firms = test_scheduling_responses.firms
 
@@ -63,7 +63,10 @@ def test_erasing_a_firm_contact_removes_its_address_and_keeps_the_other_firm(fir
     erased = [e for e in entries(f.svc.infra.engine, access_log) if e["action"] == "erase"]
     assert [(e["subject_type"], e["subject_id"], e["message_id"]) for e in erased] == [
         ("firm_contact", f.org["firm_nl"], message_id)]
-    _erase(f, "team", f.ids["t1"])  # nothing personal about a team here; recorded all the same
+    _erase(f, "team", f.ids["t1"])  # the team's code and skills, as intake announced them, go too
+    with f.svc.infra.engine.connect() as conn:
+        facts = repr(conn.execute(sa.select(orm.KnownBatch.facts)).scalars().all())
+    assert CODES["t1"] not in facts and CODES["t2"] in facts
     assert [e["subject_type"] for e in entries(f.svc.infra.engine, access_log) if e["action"] == "erase"] == [
         "firm_contact", "team"]
 
