@@ -2,12 +2,13 @@
 
 A firm contact's erasure deletes what scheduling holds about the person behind the firm: the e-mail
 address, the webhook (its URL may name a person's domain), the kickoff availability (a sole trader's
-premises may be a home) and the error texts of delivery attempts (an SMTP or HTTP error may quote the
-address), and the names intake announced with its batches (the firm's name and its assignments' titles: a sole
-trader's firm may bear the person's name); its notices then say "uw opdracht". Notices, kickoffs and answers
-stay: they hold ids only. A team's erasure removes the team's code, level and skills that intake announced (its
-institution may have typed a name into them); its notices then say "een studententeam". After the commit the database's WAL is checkpointed,
-so the deleted rows stay in no file (``secure_delete`` zeroes them in the database)."""
+premises may be a home), the error texts of delivery attempts (an SMTP or HTTP error may quote the
+address) and the names intake announced with its batches (the firm's name and its assignments' titles: a
+sole trader's firm may bear the person's name); its notices then say "uw opdracht". Notices, kickoffs and
+answers stay: they hold ids only. A team's erasure removes the team's code, level and skills that intake
+announced (its institution may have typed a name into them); its notices then say "een studententeam".
+After the commit the database's WAL is checkpointed, so the deleted rows stay in no file
+(``secure_delete`` zeroes them in the database)."""
 
 from __future__ import annotations
 
