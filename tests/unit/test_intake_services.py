@@ -657,7 +657,8 @@ def test_a_submitted_batch_sends_matching_the_whole_snapshot_and_no_personal_dat
     assert {t["team_id"]: (t["code"], t["institution_name"], t["level"], t["skills"]) for t in announced["teams"]} == {
         t1.id: ("HE-T01", "Organisatie inst_1", "HBO", ["python", "ux"]),
         t2.id: ("UT-1", "Organisatie inst_2", "WO", ["python"])}
-    assert "Bestellen" not in world.emit.published[-2].to_json() and "12345678" not in world.emit.published[-2].to_json()
+    announced_json = world.emit.published[-2].to_json()
+    assert "Bestellen" not in announced_json and "12345678" not in announced_json
     stored = db.get(orm.Batch, batch.id)
     assert (stored.status, stored.policy, stored.fairness_floors, stored.run_id) == (
         "submitted", "max_served", floors, None)
