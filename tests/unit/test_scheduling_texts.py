@@ -166,6 +166,9 @@ def test_a_match_intake_never_named_reads_without_ids() -> None:
             "count": 1, "period": wording.period_label("2027-S1", lang), "answer_by": ANSWER_BY,
             "matches": [{**named, "response_url": LINK}], "coordinator": wording.coordinator(None, None, lang)})
         assert not UUID.search(subject + body) and not PLACEHOLDER.search(subject + body)
+        summary = render_text("kickoff_invitation", lang, named).strip()
+        assert summary == {"nl": "Kennismaking: uw opdracht met een studententeam",
+                           "en": "Kickoff meeting: your assignment with a student team"}[lang]
 
 
 class _Text(HTMLParser):
