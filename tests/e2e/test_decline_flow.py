@@ -58,6 +58,10 @@ def test_a_decline_through_the_mailed_link_gets_a_replacement_and_a_new_notice(
              if teams[declined["team_id"]]["code"] in _body(mail)]
     assert len(links) == 1, "the firm's notice has one link for this match"
     assert not [m for m in mails if declined["match_id"] in _body(m) or declined["team_id"] in _body(m)]
+    # the page behind the link names the same assignment and team, by title and code
+    with urllib.request.urlopen(urllib.request.Request(links[0], headers={"Accept": "text/html"}), timeout=10) as page:
+        html = page.read().decode()
+    assert title in html and teams[declined["team_id"]]["code"] in html and declined["team_id"] not in html
     request = urllib.request.Request(links[0], data=json.dumps({"decision": "declined"}).encode(), method="POST",
                                      headers={"Content-Type": "application/json", "Accept": "application/json"})
     with urllib.request.urlopen(request, timeout=10) as resp:
