@@ -122,6 +122,45 @@ class BatchAnnouncedV1(StrictSchema):
     teams = fields.List(fields.Nested(AnnouncedTeamV1), required=True)
 
 
+_LABEL = validate.Length(min=1, max=200)
+
+
+class AnnouncedAssignmentV2(AnnouncedAssignmentV1):
+    """An assignment as the firm knows it: its title and the firm's (business) name."""
+
+    title = fields.String(required=True, validate=_LABEL)
+    firm_name = fields.String(required=True, validate=_LABEL)
+
+
+class AnnouncedTeamV2(AnnouncedTeamV1):
+    """A team as a firm may know it: the code its institution gave it (never a student's name), the
+    institution's name, its level and skills."""
+
+    code = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    institution_name = fields.String(required=True, validate=_LABEL)
+    level = fields.String(required=True, validate=validate.OneOf(LEVELS))
+    skills = fields.List(fields.String(validate=validate.Length(min=1, max=60)), required=True,
+                         validate=validate.Length(max=30))
+
+
+class AnnouncedPeriodV2(StrictSchema):
+    code = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    starts_on = fields.String(required=True, allow_none=True)
+    ends_on = fields.String(required=True, allow_none=True)
+
+
+class BatchAnnouncedV2(BatchAnnouncedV1):
+    """v1 plus what the people scheduling writes to read: the workspace's name, the name of the organisation
+    that coordinates it, the batch's period (code and dates) and, per assignment and team, its public
+    description. Organisations' names only: no person's name, address or number."""
+
+    workspace_name = fields.String(required=True, validate=_LABEL)
+    coordinator_name = fields.String(required=True, validate=_LABEL)
+    period = fields.Nested(AnnouncedPeriodV2, required=True)
+    assignments = fields.List(fields.Nested(AnnouncedAssignmentV2), required=True)
+    teams = fields.List(fields.Nested(AnnouncedTeamV2), required=True)
+
+
 class BatchSubmittedV1(StrictSchema):
     batch_id = fields.String(required=True)
     workspace_id = fields.String(required=True)
@@ -416,6 +455,13 @@ CONTRACTS: tuple[Contract, ...] = (
         "institution) it holds, ids only; scheduling checks the runs matching publishes for it against this. A "
         "message of its own (not a second consumer of batch.submitted): on the embedded broker two queues' "
         "copies of one publish share a delivery tag, so one consumer's ack would drop the other's unacked copy.",
+    ),
+    Contract(
+        "batch.announced", 2, "intake", ("scheduling",), BatchAnnouncedV2,
+        "v1 plus the names people know things by, for the notices, invitations and pages scheduling makes: each "
+        "assignment's title and firm name, each team's code, institution name, level and skills, the workspace's "
+        "and its coordinating organisation's names and the batch's period with its dates. Organisations' names "
+        "only, never a person's.",
     ),
     Contract(
         "batch.submitted", 1, "intake", ("matching",), BatchSubmittedV1,

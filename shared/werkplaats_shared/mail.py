@@ -1,4 +1,5 @@
-"""Sending plain-text mail by SMTP (WERKPLAATS_SMTP_HOST/PORT, WERKPLAATS_MAIL_FROM), for every service that
+"""Sending mail by SMTP (plain text, with an HTML alternative when given; WERKPLAATS_SMTP_HOST/PORT,
+WERKPLAATS_MAIL_FROM), for every service that
 mails people: scheduling's notices, intake's sign-in links and invitations."""
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ class SmtpMailer:
         return cls(settings.smtp_host, settings.smtp_port, settings.mail_from)
 
     def send(self, *, to: str, subject: str, body: str, message_id: str, language: str,
-             attachments: Sequence[Attachment] = ()) -> None:
+             attachments: Sequence[Attachment] = (), html: str | None = None) -> None:
+        """Send ``body`` as text/plain; with ``html``, as multipart/alternative with that HTML beside it."""
         msg = EmailMessage()
         msg["From"] = self.sender
         msg["To"] = to
@@ -44,6 +46,8 @@ class SmtpMailer:
         msg["Date"] = formatdate(localtime=False)
         msg["Message-ID"] = message_id_header(message_id)
         msg.set_content(body)
+        if html is not None:
+            msg.add_alternative(html, subtype="html")
         for a in attachments:
             msg.add_attachment(a.data, maintype=a.maintype, subtype=a.subtype, filename=a.filename,
                                params=dict(a.params))

@@ -19,9 +19,17 @@ pytestmark = pytest.mark.e2e
 
 
 def _body(mail: Any) -> str:
-    payload = mail.get_payload(decode=True)
+    """The mail's plain-text part (beside it: the HTML part, and any invitation)."""
+    part = next(p for p in mail.walk() if p.get_content_type() == "text/plain")
+    payload = part.get_payload(decode=True)
     assert isinstance(payload, bytes)
-    return payload.decode()
+    return payload.decode(part.get_content_charset() or "utf-8")
+
+
+def _link_for(body: str, title: str) -> list[str]:
+    """The accept/decline link a match notice gives for the assignment titled ``title``."""
+    found = re.findall(r"(?:Opdracht|Assignment): (.+?)\r?\n(?:.*\r?\n){1,3}?.*?(https?://\S+/responses/\S+)", body)
+    return [link for named, link in found if named.strip() == title]
 
 
 def test_a_decline_through_the_mailed_link_gets_a_replacement_and_a_new_notice(
@@ -44,9 +52,16 @@ def test_a_decline_through_the_mailed_link_gets_a_replacement_and_a_new_notice(
     firm_id = assignments[declined["assignment_id"]]["firm_id"]
     mails = read_mails(stack.maildir)
     notices_before = Api(stack.url("scheduling"), coordinator).get("/notices?page_size=100")
-    links = [link for mail in mails for link in re.findall(r"https?://\S+/responses/\S+", _body(mail))
-             if declined["match_id"] in _body(mail)]
+    title = assignments[declined["assignment_id"]]["title"]
+    # the notice names the assignment by its title and the team by its code, never by an id
+    links = [link for mail in mails for link in _link_for(_body(mail), title)
+             if teams[declined["team_id"]]["code"] in _body(mail)]
     assert len(links) == 1, "the firm's notice has one link for this match"
+    assert not [m for m in mails if declined["match_id"] in _body(m) or declined["team_id"] in _body(m)]
+    # the page behind the link names the same assignment and team, by title and code
+    with urllib.request.urlopen(urllib.request.Request(links[0], headers={"Accept": "text/html"}), timeout=10) as page:
+        html = page.read().decode()
+    assert title in html and teams[declined["team_id"]]["code"] in html and declined["team_id"] not in html
     request = urllib.request.Request(links[0], data=json.dumps({"decision": "declined"}).encode(), method="POST",
                                      headers={"Content-Type": "application/json", "Accept": "application/json"})
     with urllib.request.urlopen(request, timeout=10) as resp:
@@ -69,14 +84,15 @@ def test_a_decline_through_the_mailed_link_gets_a_replacement_and_a_new_notice(
     firm_key = next(k for name, k in result.keys.items()
                     if name.endswith("(entrepreneur)") and Api(stack.url("intake"), k).get("/me")["id"] == firm_id)
     wait_for("the new notice", lambda: len(Api(stack.url("scheduling"), firm_key).get("/notices")) == 2, timeout=60)
-    wait_for("the new mail", lambda: any(replacement["match_id"] in _body(m) for m in read_mails(stack.maildir)),
-             timeout=60)
+    new_code = teams[replacement["team_id"]]["code"]
+    wait_for("the new mail", lambda: len(read_mails(stack.maildir)) > len(mails), timeout=60)
+    [new_mail] = read_mails(stack.maildir)[len(mails):]
+    assert new_code in _body(new_mail) and _link_for(_body(new_mail), title)
     assert Api(stack.url("intake"), firm_key).get(f"/assignments/{declined['assignment_id']}")["status"] == "matched"
     # every other firm's notices stay as they were: the re-run only notified the replacement
     notices_after = Api(stack.url("scheduling"), coordinator).get("/notices?page_size=100")
     new = [n for n in notices_after if n["id"] not in {o["id"] for o in notices_before}]
     assert [(n["kind"], n["firm_id"], [m["match_id"] for m in n["matches"]]) for n in new] == [
         ("match_notice", firm_id, [replacement["match_id"]])]
-    # no mail names any other match of the new run (kept pairs carry over without a new notice)
-    others = {m["match_id"] for m in new_batch["matches"]} - {replacement["match_id"]}
-    assert not [i for m in read_mails(stack.maildir) for i in others if i in _body(m)]
+    # no other mail went out (kept pairs carry over without a new notice)
+    assert len(read_mails(stack.maildir)) == len(mails) + 1

@@ -38,13 +38,21 @@ def check_flow(stack: LocalStack, result: DemoResult) -> None:
     mails = read_mails(stack.maildir)
     assert len(mails) == len(FIRMS)
     languages = {f"demo-firm-{i:02d}@example.org": lang for i, (_, lang, *_rest) in enumerate(FIRMS, 1)}
+    titles = {f"demo-firm-{i:02d}@example.org": title for i, (_, _, title, *_rest) in enumerate(FIRMS, 1)}
     for mail in mails:
         assert isinstance(mail, email.message.Message)
         assert mail["Content-Language"] == languages[mail["To"]]
-        payload = mail.get_payload(decode=True)
+        parts = {p.get_content_type(): p for p in mail.walk()}
+        assert mail.get_content_type() == "multipart/alternative" and {"text/plain", "text/html"} <= set(parts)
+        payload = parts["text/plain"].get_payload(decode=True)
         assert isinstance(payload, bytes)
-        body = payload.decode()
+        body = payload.decode(parts["text/plain"].get_content_charset() or "utf-8")
         assert ("studententeam" in body) == (languages[mail["To"]] == "nl")
+        # the firm's assignment by its title, its team by code and institution; no id of either
+        [match] = [m for m in matches if assignments[m["assignment_id"]]["title"] == titles[mail["To"]]]
+        assert titles[mail["To"]] in body
+        assert teams[match["team_id"]]["code"] in body and match["team_id"] not in body
+        assert match["assignment_id"] not in body and match["match_id"] not in body
     # the entrepreneur sees its own match and notice, the institution its own matches
     firm_key = result.keys[f"{FIRMS[0][0]} (entrepreneur)"]
     own = Api(stack.url("matching"), firm_key).get("/matches")

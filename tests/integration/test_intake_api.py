@@ -616,7 +616,7 @@ def test_batch_submission_writes_one_anonymous_outbox_message(world: World) -> N
     rows = world.outbox_rows()
     # the workspace's first batch: intake announces the workspace first (ids only), then the batch
     assert [(r.type, r.version) for r in rows[before:]] == [
-        ("workspace.registered", 1), ("batch.announced", 1), ("batch.submitted", 2)]
+        ("workspace.registered", 1), ("batch.announced", 2), ("batch.submitted", 2)]
     assert parse_envelope(json.loads(rows[before].body)).payload == {
         "workspace_id": ids["ws_a"], "coordinator_id": world.org["coord_a"],
         "registered_at": parse_envelope(json.loads(rows[before].body)).payload["registered_at"]}

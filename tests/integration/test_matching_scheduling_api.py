@@ -392,13 +392,20 @@ def test_invalid_contact_does_not_overwrite_the_stored_one(world: World) -> None
     assert s.snapshot() == before
 
 
-@pytest.mark.parametrize("who", ["coord_1", "inst_1"])
-def test_contact_is_for_entrepreneurs_only(world: World, who: str) -> None:
+def test_contact_is_for_entrepreneurs_and_coordinators_only(world: World) -> None:
     s = world.scheduling
     before = s.snapshot()
-    assert "role" in assert_error(s.put(who, "/contact", CONTACT), 403)["message"]
-    assert_error(s.get(who, "/contact"), 403)
+    assert "role" in assert_error(s.put("inst_1", "/contact", CONTACT), 403)["message"]
+    assert_error(s.get("inst_1", "/contact"), 403)
     assert s.snapshot() == before
+
+
+def test_a_coordinator_registers_the_workspace_address_firms_are_told_to_write_to(world: World) -> None:
+    s = world.scheduling
+    mailbox = {"email": "werkplaats@regio.example.nl", "language": "nl"}
+    resp = s.put("coord_1", "/contact", mailbox)
+    assert resp.status_code == 200, resp.get_json()
+    assert {k: v for k, v in s.get("coord_1", "/contact").get_json().items() if k != "organisation_id"} == mailbox
 
 
 def test_contact_body_over_one_mib_is_413_json(world: World) -> None:

@@ -1,4 +1,4 @@
-"""Scheduling's side of privacy: a firm contact's erasure (from intake's event) deletes the address,
+"""Scheduling's side of privacy: a firm contact's erasure (from intake's event) deletes the address and the names,
 webhook and availability and scrubs delivery errors, leaving notices as ids; delivery attempts expire on a
 fixed clock; reads of contacts and notices and refused attempts land in the append-only access log."""
 
@@ -15,7 +15,7 @@ from werkplaats_shared.contracts import make_envelope
 from werkplaats_shared.retention import RetentionPeriods
 
 from . import test_scheduling_responses
-from .test_scheduling_responses import CONTACTS, Firms
+from .test_scheduling_responses import CODES, CONTACTS, TITLES, Firms
 
 firms = test_scheduling_responses.firms
 
@@ -54,10 +54,19 @@ def test_erasing_a_firm_contact_removes_its_address_and_keeps_the_other_firm(fir
                                                    orm.FirmAvailability.__table__, access_log)
                           for r in conn.execute(sa.select(t)))
     assert address not in texts and "Thuisstraat" not in texts
+    # the names intake announced of the firm's assignments go too (a sole trader's firm bears a person's name);
+    # the other firm's stay
+    with f.svc.infra.engine.connect() as conn:
+        facts = repr(conn.execute(sa.select(orm.KnownBatch.facts)).scalars().all())
+    assert "Bakkerij Jansen" not in facts and TITLES["a1"] not in facts and TITLES["a2"] not in facts
+    assert "Kapsalon Bloem" in facts and TITLES["a3"] in facts
     erased = [e for e in entries(f.svc.infra.engine, access_log) if e["action"] == "erase"]
     assert [(e["subject_type"], e["subject_id"], e["message_id"]) for e in erased] == [
         ("firm_contact", f.org["firm_nl"], message_id)]
-    _erase(f, "team", f.ids["t1"])  # nothing personal about a team here; recorded all the same
+    _erase(f, "team", f.ids["t1"])  # the team's code and skills, as intake announced them, go too
+    with f.svc.infra.engine.connect() as conn:
+        facts = repr(conn.execute(sa.select(orm.KnownBatch.facts)).scalars().all())
+    assert CODES["t1"] not in facts and CODES["t2"] in facts
     assert [e["subject_type"] for e in entries(f.svc.infra.engine, access_log) if e["action"] == "erase"] == [
         "firm_contact", "team"]
 
@@ -79,16 +88,17 @@ def test_delivery_attempts_expire_after_the_retention_period(firms: Firms) -> No
 
 def test_contact_reads_and_refusals_are_audited_without_the_address(firms: Firms) -> None:
     f = firms
+    f.svc.add_key("inst", f.org["inst"], "institution")
     before = len(entries(f.svc.infra.engine, access_log))
     assert f.svc.get("firm_nl", "/contact").status_code == 200
-    assert f.svc.get("coord", "/contact").status_code == 403
+    assert f.svc.get("inst", "/contact").status_code == 403  # an institution has no contact here
     assert f.svc.get(None, "/notices").status_code == 401
     notice_id = f.svc.get("firm_nl", "/notices").get_json()[0]["id"]
     assert f.svc.get("firm_en", f"/notices/{notice_id}").status_code == 404
     new = entries(f.svc.infra.engine, access_log)[before:]
     assert [(e["action"], e["subject_type"], e["actor_organisation_id"], e["status"]) for e in new] == [
         ("read", "contact", f.org["firm_nl"], 200),
-        ("denied", "contact", f.org["coord"], 403),
+        ("denied", "contact", f.org["inst"], 403),
         ("denied", "notice", None, 401),
         ("read", "notice", f.org["firm_nl"], 200),
         ("denied", "notice", f.org["firm_en"], 404),

@@ -25,6 +25,7 @@ from werkplaats_shared.config import Settings
 from werkplaats_shared.contracts import make_envelope
 
 from ..conftest import free_port
+from .scheduling_names import announced_then, code_of, title_of
 from .test_matching_scheduling_api import SECRET_KEY, Service
 from .test_scheduling_responses import _Collector
 
@@ -66,7 +67,7 @@ def svc(tmp_path: Path) -> Iterator[Service]:
 def _publish(svc: Service, firms: list[str], period: str = PERIOD) -> tuple[str, list[dict[str, Any]]]:
     matches = [{"match_id": str(uuid.uuid4()), "assignment_id": str(uuid.uuid4()), "team_id": str(uuid.uuid4()),
                 "firm_id": firm, "institution_id": "inst", "score": 0.5} for firm in firms]
-    svc.handle(services.on_matches_published, make_envelope("matches.published", 1, {
+    svc.handle(announced_then(services.on_matches_published), make_envelope("matches.published", 1, {
         "run_id": str(uuid.uuid4()), "batch_id": str(uuid.uuid4()), "workspace_id": str(uuid.uuid4()),
         "coordinator_id": "coord-1", "period": period, "unmatched_assignment_ids": [], "matches": matches}))
     return period, matches
@@ -102,13 +103,15 @@ def test_an_accepted_match_gets_an_ics_invitation_at_the_right_amsterdam_time(
     assert services.send_pending(svc.infra.session_factory, _mailer(port), ResponseLinks(SECRET_KEY, "http://x")) == 2
     by_to = {m["To"]: m for m in inbox.messages}
     en, nl = by_to[CONTACTS["firm_en"]["email"]], by_to[CONTACTS["firm_nl"]["email"]]
-    assert en["Subject"] == "Invitation: kickoff with your student team" and en["Content-Language"] == "en"
-    assert nl["Subject"] == "Uitnodiging: kennismaking met uw studententeam" and nl["Content-Language"] == "nl"
+    en_title, nl_title = title_of(en_match["assignment_id"]), title_of(nl_match["assignment_id"])
+    assert en["Subject"] == f'Invitation: kickoff meeting for "{en_title}"' and en["Content-Language"] == "en"
+    assert nl["Subject"] == f'Uitnodiging: kennismaking voor "{nl_title}"' and nl["Content-Language"] == "nl"
     en_text = en.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
     nl_text = nl.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
     # New Year's Day 2031 is skipped; the coordinator's first two slots on Thursday 2 January are used in turn
-    assert "Thursday 02 January 2031 from 10:00 to 11:00 (Amsterdam time)" in en_text
-    assert f"donderdag 02-01-2031 van {SLOTS[1].strftime('%H:%M')} tot 12:30 uur" in nl_text
+    assert "When: Thursday 2 January 2031, 10:00 to 11:00 (Amsterdam time)" in en_text
+    assert f"Wanneer: donderdag 2 januari 2031, van {SLOTS[1].strftime('%H:%M')} tot 12:30 uur" in nl_text
+    assert code_of(en_match["team_id"]) in en_text and en_match["team_id"] not in en_text
     for message, match, local in ((en, en_match, datetime(2031, 1, 2, 10, 0)),
                                   (nl, nl_match, datetime(2031, 1, 2, 11, 30))):
         cal = _invitation(message)
@@ -123,7 +126,10 @@ def test_an_accepted_match_gets_an_ics_invitation_at_the_right_amsterdam_time(
         assert str(event["uid"]) == f"kickoff-{match['match_id']}@werkplaats" and event.decoded("sequence") == 0
         assert str(event["attendee"]) == f"mailto:{message['To']}"
         assert str(event["organizer"]) == "mailto:werkplaats@werkplaats.test"
-        assert match["assignment_id"] in str(event["summary"])
+        summary = str(event["summary"])
+        assert title_of(match["assignment_id"]) in summary and code_of(match["team_id"]) in summary
+        assert match["assignment_id"] not in summary and match["match_id"] not in str(event["description"])
+        assert str(event["status"]) == "TENTATIVE"  # a proposed time, not yet agreed
     # the kickoff notices are visible to the firm like any notice, the kickoff itself in Amsterdam time
     kinds = sorted(n["kind"] for n in svc.get("firm_en", "/notices").get_json())
     assert kinds == ["kickoff_notice", "match_notice"]

@@ -21,6 +21,7 @@ from scheduling.service_layer import services
 from werkplaats_shared.contracts import MatchRespondedV1, make_envelope
 
 from . import test_scheduling_kickoffs as kickoff_tests
+from .scheduling_names import announced_then, code_of, title_of
 from .test_matching_scheduling_api import SECRET_KEY, Service, assert_error
 from .test_scheduling_kickoffs import AMSTERDAM, PERIOD
 
@@ -34,7 +35,7 @@ def _publish(svc: Service, firms_and_institutions: list[tuple[str, str]], coordi
     batch_id = str(uuid.uuid4())
     matches = [{"match_id": str(uuid.uuid4()), "assignment_id": str(uuid.uuid4()), "team_id": str(uuid.uuid4()),
                 "firm_id": firm, "institution_id": inst, "score": 0.5} for firm, inst in firms_and_institutions]
-    svc.handle(services.on_matches_published, make_envelope("matches.published", 1, {
+    svc.handle(announced_then(services.on_matches_published), make_envelope("matches.published", 1, {
         "run_id": str(uuid.uuid4()), "batch_id": batch_id, "workspace_id": str(uuid.uuid4()),
         "coordinator_id": coordinator, "period": PERIOD, "unmatched_assignment_ids": [], "matches": matches}))
     return batch_id, matches
@@ -345,8 +346,10 @@ def test_the_feed_holds_only_the_callers_organisations_kickoffs(svc: Service) ->
     events = {str(e["uid"]): e for e in nl.walk("VEVENT")}
     first = events[uid(matches[0])]
     assert first.decoded("dtstart") == datetime(2031, 1, 2, 10, 0, tzinfo=AMSTERDAM)
-    assert first["dtstart"].params["TZID"] == "Europe/Amsterdam" and str(first["status"]) == "CONFIRMED"
-    assert "Kennismaking" in str(first["summary"])
+    assert first["dtstart"].params["TZID"] == "Europe/Amsterdam" and str(first["status"]) == "TENTATIVE"
+    assert str(first["summary"]) == (f"Kennismaking: {title_of(matches[0]['assignment_id'])} met team "
+                                     f"{code_of(matches[0]['team_id'])}")
+    assert "Gemeente Testdorp" in str(first["description"]) and matches[0]["match_id"] not in str(first["description"])
     cancelled = events[uid(matches[2])]
     assert str(cancelled["status"]) == "CANCELLED" and cancelled.decoded("sequence") == 1
     assert uids(feed("firm_en")) == {uid(matches[1])}
@@ -379,7 +382,7 @@ def test_an_unanswered_match_is_declined_at_its_deadline(svc: Service) -> None:
     with svc.infra.session_factory() as session:
         [notice] = session.execute(sa.select(orm.Notice)).scalars().all()
         assert _local(notice.answer_deadline) == _local(sent_at + timedelta(days=3))
-    assert "Zonder antwoord op 04-01-2031 geldt een match als afgewezen" in mailer.bodies[0]
+    assert "Laat het ons uiterlijk zaterdag 4 januari 2031 weten" in mailer.bodies[0]
     assert _answer(svc, answered) == 201
     sf = svc.infra.session_factory
     assert services.expire_unanswered(sf, now=lambda: sent_at + timedelta(days=3, seconds=-1)) == 0

@@ -15,6 +15,7 @@ from scheduling.service_layer import services
 from werkplaats_shared.contracts import make_envelope
 
 from . import test_scheduling_kickoffs as kickoff_tests
+from .scheduling_names import announced_then, code_of, title_of
 from .test_matching_scheduling_api import SECRET_KEY, Service
 from .test_scheduling_kickoffs import PERIOD, _answer, _mailer
 from .test_scheduling_responses import _Collector
@@ -40,7 +41,7 @@ def _publish(svc: Service, batch: str, run: str, matches: list[dict[str, Any]], 
         payload["supersedes_run_id"] = supersedes
     else:
         payload["matches"] = [{k: v for k, v in m.items() if k != "previous_match_id"} for m in matches]
-    svc.handle(services.on_matches_published, make_envelope("matches.published", version, payload))
+    svc.handle(announced_then(services.on_matches_published), make_envelope("matches.published", version, payload))
 
 
 def _notices(svc: Service) -> list[tuple[str, str]]:
@@ -81,7 +82,7 @@ def test_a_decline_re_run_notifies_only_the_replacement_and_keeps_the_accepted_k
     _publish(svc, batch, run_2, [kept_2, pending_2, replacement], supersedes=run_1)
     assert _send(svc, port) == 1
     (new_mail,) = inbox.messages[before:]
-    assert new_mail["To"] == "office@kapsalon-bloem.nl" and replacement["team_id"] in new_mail.get_body(
+    assert new_mail["To"] == "office@kapsalon-bloem.nl" and code_of(replacement["team_id"]) in new_mail.get_body(
         preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
     assert _notices(svc).count(("match_notice", "firm_nl")) == 1
 
@@ -115,7 +116,7 @@ def test_a_decline_re_run_notifies_only_the_replacement_and_keeps_the_accepted_k
     # the declined pair is gone: its old link says a new matching replaced it (410, in the firm's language),
     # and its firm got no "no longer available"
     gone = svc.client.get(_link(svc, "firm_en", declined["match_id"]))
-    assert gone.status_code == 410 and "This match was replaced" in gone.get_data(as_text=True)
+    assert gone.status_code == 410 and "This match was withdrawn" in gone.get_data(as_text=True)
     late = svc.client.post(_link(svc, "firm_en", declined["match_id"]), json={"decision": "accepted"})
     assert late.status_code == 410 and late.get_json()["errors"][0]["field"] == "token"
     assert ("match_cancelled", "firm_en") not in _notices(svc)
@@ -136,17 +137,17 @@ def test_a_re_run_that_drops_an_accepted_pair_tells_the_firm_and_cancels_its_kic
     _publish(svc, batch, run_2, [moved, _match("firm_nl", other)], supersedes=run_1)
     assert _send(svc, port) == 3
     subjects = sorted(m["Subject"] for m in inbox.messages[before:])
-    assert subjects == ["Cancelled: kickoff with your student team",
-                        "Withdrawn: a student team is no longer available",
-                        "Your assignment has been matched with a student team"]
+    title = title_of(accepted["assignment_id"])
+    assert subjects == ["A student team is no longer available", f'Cancelled: kickoff meeting for "{title}"',
+                        f'We have found a student team for your assignment "{title}"']
     assert all(m["To"] == "office@kapsalon-bloem.nl" for m in inbox.messages[before:])
     cancelled = next(m for m in inbox.messages[before:] if m["Subject"].startswith("Cancelled"))
     [part] = [p for p in cancelled.iter_attachments() if p.get_content_type() == "text/calendar"]
     assert part.get_param("method") == "CANCEL"
     [kickoff] = svc.get("firm_en", "/kickoffs").get_json()
     assert (kickoff["match_id"], kickoff["status"]) == (accepted["match_id"], "cancelled")
-    withdrawn = next(m for m in inbox.messages[before:] if m["Subject"].startswith("Withdrawn"))
-    assert accepted["team_id"] in withdrawn.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+    withdrawn = next(m for m in inbox.messages[before:] if m["Subject"].startswith("A student team"))
+    assert code_of(accepted["team_id"]) in withdrawn.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
     # the dropped match's link no longer opens it: a new matching replaced it
     assert svc.client.get(_link(svc, "firm_en", accepted["match_id"])).status_code == 410
 

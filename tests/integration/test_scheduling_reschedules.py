@@ -17,6 +17,7 @@ from scheduling.service_layer import services
 
 from ..conftest import free_port
 from . import test_scheduling_kickoffs as kickoff_tests
+from .scheduling_names import code_of, title_of
 from .test_matching_scheduling_api import Service
 from .test_scheduling_kickoffs import CONTACTS, _mailer
 from .test_scheduling_planning import LINKS, _answer, _publish
@@ -52,9 +53,9 @@ def test_a_move_and_a_cancellation_send_updated_invitations(svc: Service, smtp: 
     by_to = {m["To"]: m for m in inbox.messages}
     moved, cancelled = by_to[CONTACTS["firm_nl"]["email"]], by_to[CONTACTS["firm_en"]["email"]]
 
-    assert moved["Subject"] == "Gewijzigd: kennismaking met uw studententeam"
+    assert moved["Subject"] == f'Verplaatst: kennismaking voor "{title_of(nl["assignment_id"])}"'
     text = moved.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
-    assert "maandag 06-01-2031 van 14:00 tot 15:00 uur" in text
+    assert "Wanneer: maandag 6 januari 2031, van 14:00 tot 15:00 uur" in text and code_of(nl["team_id"]) in text
     method, cal = _ics(moved)
     assert method == "REQUEST" and str(cal["method"]) == "REQUEST"
     [event] = cal.walk("VEVENT")
@@ -66,7 +67,7 @@ def test_a_move_and_a_cancellation_send_updated_invitations(svc: Service, smtp: 
     assert (event.decoded("dtend") - start).total_seconds() == 3600
     assert [tz["TZID"] for tz in cal.walk("VTIMEZONE")] == ["Europe/Amsterdam"]
 
-    assert cancelled["Subject"] == "Cancelled: kickoff with your student team"
+    assert cancelled["Subject"] == f'Cancelled: kickoff meeting for "{title_of(en["assignment_id"])}"'
     method, cal = _ics(cancelled)
     assert method == "CANCEL" and str(cal["method"]) == "CANCEL"
     [event] = cal.walk("VEVENT")

@@ -33,6 +33,11 @@ from ..conftest import free_port
 from .test_matching_scheduling_api import SECRET_KEY, Service, assert_error
 
 PUBLIC_URL = "https://werkplaats.example.nl/scheduling"
+COORDINATOR_EMAIL = "werkplaats@amsterdam.example.nl"
+# what intake announces of the batch (batch.announced v2): the names the firms read
+TITLES = {"a1": "Webshop voor de bakkerij", "a2": "Cyberscan van het kassasysteem",
+          "a3": "Online booking for the salon"}
+CODES = {"t1": "HVA-WEB-01", "t2": "ROC-NET-02", "t3": "UVA-DATA-03"}
 CONTACTS = {"firm_nl": {"email": "planning@bakkerij-jansen.nl", "language": "nl"},
             "firm_en": {"email": "office@kapsalon-bloem.nl", "language": "en"}}
 
@@ -87,13 +92,27 @@ def firms(tmp_path: Path) -> Iterator[Firms]:
             svc.add_key(who, org[who], role)
         for who, contact in CONTACTS.items():
             assert svc.put(who, "/contact", contact).status_code == 200
+        assert svc.put("coord", "/contact", {"email": COORDINATOR_EMAIL, "language": "nl"}).status_code == 200
         ids = {name: str(uuid.uuid4()) for name in ("run", "batch", "a1", "a2", "a3", "t1", "t2", "t3",
-                                                     "m1", "m2", "m3")}
+                                                     "m1", "m2", "m3", "workspace")}
         # firm_nl has two matches in the run, firm_en one
         matches = [(ids["m1"], ids["a1"], ids["t1"], "firm_nl"), (ids["m2"], ids["a2"], ids["t2"], "firm_nl"),
                    (ids["m3"], ids["a3"], ids["t3"], "firm_en")]
-        svc.handle(services.on_matches_published, make_envelope("matches.published", 1, {
-            "run_id": ids["run"], "batch_id": ids["batch"], "workspace_id": str(uuid.uuid4()),
+        svc.handle(services.on_workspace_registered, make_envelope("workspace.registered", 1, {
+            "workspace_id": ids["workspace"], "coordinator_id": org["coord"],
+            "registered_at": "2026-11-01T09:00:00+00:00"}))
+        svc.handle(services.on_batch_announced, make_envelope("batch.announced", 2, {
+            "batch_id": ids["batch"], "workspace_id": ids["workspace"], "coordinator_id": org["coord"],
+            "workspace_name": "Digitale Werkplaats MRA", "coordinator_name": "Gemeente Amsterdam",
+            "period": {"code": "2027-S1", "starts_on": "2027-02-01", "ends_on": "2027-06-30"},
+            "assignments": [{"assignment_id": ids[a], "firm_id": org[f], "title": TITLES[a],
+                             "firm_name": {"firm_nl": "Bakkerij Jansen", "firm_en": "Kapsalon Bloem"}[f]}
+                            for a, f in (("a1", "firm_nl"), ("a2", "firm_nl"), ("a3", "firm_en"))],
+            "teams": [{"team_id": ids[t], "institution_id": org["inst"], "code": CODES[t],
+                       "institution_name": "Hogeschool van Amsterdam", "level": "HBO", "skills": ["web", "data"]}
+                      for t in ("t1", "t2", "t3")]}))
+        svc.handle(services.on_verified_matches_published, make_envelope("matches.published", 1, {
+            "run_id": ids["run"], "batch_id": ids["batch"], "workspace_id": ids["workspace"],
             "coordinator_id": org["coord"], "period": "2027-S1", "unmatched_assignment_ids": [],
             "matches": [{"match_id": m, "assignment_id": a, "team_id": t, "firm_id": org[f],
                          "institution_id": org["inst"], "score": 0.8} for m, a, t, f in matches]}))
@@ -146,12 +165,19 @@ def test_notices_arrive_by_smtp_in_the_firms_language_with_one_working_link_per_
     assert [rcpts for _, rcpts in inbox.envelopes if rcpts == [CONTACTS["firm_nl"]["email"]]]
     # Dutch for the Dutch contact, English for the English one: subject, body, Content-Language
     assert nl["Content-Language"] == "nl" and en["Content-Language"] == "en"
-    assert nl["Subject"] == "Uw opdracht is gekoppeld aan een studententeam"
-    assert en["Subject"] == "Your assignment has been matched with a student team"
+    assert nl["Subject"] == "Er is een studententeam voor 2 van uw opdrachten"
+    assert en["Subject"] == f'We have found a student team for your assignment "{TITLES["a3"]}"'
     nl_text = nl.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
     en_text = en.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
-    assert "Accepteren of afwijzen" in nl_text and "geldig tot en met" in nl_text and "Accept or decline" not in nl_text
-    assert "Accept or decline" in en_text and "valid until" in en_text and "opdracht" not in en_text
+    assert "Accepteren of afwijzen" in nl_text and "Laat het ons uiterlijk" in nl_text
+    assert "Accept or decline" not in nl_text
+    assert "Accept or decline" in en_text and "at the latest" in en_text and "opdracht" not in en_text
+    # names, not ids: the assignments' titles, the teams' codes with their institution, the period, whom to ask
+    for text, names in ((nl_text, ("a1", "a2", "t1", "t2")), (en_text, ("a3", "t3"))):
+        for name in names:
+            assert {**TITLES, **CODES}[name] in text and firms.ids[name] not in text
+        assert "Hogeschool van Amsterdam" in text and COORDINATOR_EMAIL in text and "2027-S1" not in text
+    assert "semester 1 2027" in nl_text and "semester 1, 2027" in en_text
     # one link per match, under the public URL; the Dutch firm has two matches, the English one one
     nl_links, en_links = _links_in(nl), _links_in(en)
     assert len(nl_links) == 2 and len(set(nl_links)) == 2 and len(en_links) == 1
@@ -162,14 +188,15 @@ def test_notices_arrive_by_smtp_in_the_firms_language_with_one_working_link_per_
         assert resp.status_code == 200 and resp.mimetype == "text/html"
         pages[url] = resp.get_data(as_text=True)
     nl_pages = [pages[u] for u in nl_links]
-    assert any(ids["a1"] in p and ids["t1"] in p for p in nl_pages)
-    assert any(ids["a2"] in p and ids["t2"] in p for p in nl_pages)
+    assert any(TITLES["a1"] in p and CODES["t1"] in p for p in nl_pages)
+    assert any(TITLES["a2"] in p and CODES["t2"] in p for p in nl_pages)
+    assert not [p for p in nl_pages if ids["a1"] in p or ids["t1"] in p or ids["m1"] in p]
     for page in nl_pages:
         assert '<html lang="nl">' in page and "Accepteren" in page and "Afwijzen" in page
         assert 'name="decision" value="accepted"' in page and 'name="decision" value="declined"' in page
     en_page = pages[en_links[0]]
     assert '<html lang="en">' in en_page and ">Accept<" in en_page and ">Decline<" in en_page
-    assert ids["a3"] in en_page
+    assert TITLES["a3"] in en_page and CODES["t3"] in en_page and COORDINATOR_EMAIL in en_page
     # the delivery log shows one successful e-mail attempt per notice, without the address
     notice_id = _notice_id(firms, "firm_nl")
     log = firms.svc.get("firm_nl", f"/notices/{notice_id}/deliveries")
@@ -209,7 +236,7 @@ def test_accepting_through_the_mailed_link_records_once_and_emits_match_responde
     resp = _post_form(firms, path, "accepted")
     assert resp.status_code == 200, resp.get_data(as_text=True)
     page = resp.get_data(as_text=True)
-    assert "has been recorded" in page and "<strong>accepted</strong>" in page
+    assert "has been saved" in page and "<strong>accepted</strong>" in page and TITLES["a3"] in page
     assert resp.headers["Referrer-Policy"] == "no-referrer" and resp.headers["Cache-Control"] == "no-store"
     # the outbox holds exactly one match.responded with ids and the answer only
     messages = _outbox(firms)
@@ -223,11 +250,11 @@ def test_accepting_through_the_mailed_link_records_once_and_emits_match_responde
     assert "@" not in json.dumps(messages) and "responses/" not in json.dumps(messages)
     # the page now shows the answer instead of the buttons
     again = firms.svc.client.get(path).get_data(as_text=True)
-    assert "already answered" in again and 'name="decision"' not in again
+    assert "already answered" in again and 'name="decision"' not in again and CODES["t3"] in again
     # a second answer is refused, in the page and in JSON, and changes nothing
     before = firms.svc.snapshot()
     second = _post_form(firms, path, "declined")
-    assert second.status_code == 409 and "An answer can be given only once" in second.get_data(as_text=True)
+    assert second.status_code == 409 and "You can answer only once" in second.get_data(as_text=True)
     assert "<strong>accepted</strong>" in second.get_data(as_text=True)
     body = assert_error(firms.svc.client.post(path, json={"decision": "declined"}), 409, "decision")
     assert "already answered" in body["message"]
@@ -354,3 +381,20 @@ def test_a_firm_cannot_answer_another_firms_match_and_bad_decisions_are_refused(
     bad = svc.call("firm_nl", "POST", f"/match-answers/{ids['m1']}", {"decision": "maybe"})
     assert bad.status_code == 422 and bad.get_json()["errors"][0]["field"] == "decision"
     assert not [b for b in _outbox(firms) if b["type"] == "match.responded"]
+
+
+def test_a_delivered_match_notice_has_a_text_and_an_html_part_naming_the_assignment(
+        firms: Firms, smtp: tuple[int, _Collector]) -> None:
+    port, inbox = smtp
+    _send_all(firms, port)
+    mail = next(m for m in inbox.messages if m["To"] == CONTACTS["firm_en"]["email"])
+    assert mail.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in mail.iter_parts()] == ["text/plain", "text/html"]
+    text = mail.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+    html = mail.get_body(preferencelist=("html",)).get_content()  # type: ignore[union-attr]
+    for part in (text, html):
+        assert TITLES["a3"] in part and CODES["t3"] in part and firms.ids["a3"] not in part
+    # the same link in both parts, clickable in the HTML; inline styles only, nothing fetched from elsewhere
+    link = _links_in(mail)[0]
+    assert f'href="{link}"' in html and '<html lang="en">' in html
+    assert "<img" not in html and "<style" not in html and "<link" not in html and "<script" not in html

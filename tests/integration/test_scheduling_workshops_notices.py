@@ -86,11 +86,11 @@ def test_seats_cancellations_waitlist_and_promotions_reach_the_firm_with_invitat
     assert start.utcoffset().total_seconds() == 3600 and (end - start).total_seconds() == 2.5 * 3600  # CET, 2.5 h
     assert str(event["uid"]) == f"workshop-seat-{seat['id']}@werkplaats" and event.decoded("sequence") == 0
     assert str(event["attendee"]) == f"mailto:{CONTACTS['firm_1']['email']}"
-    assert str(event["location"]) == f"{ROOM['name']} (GM0344)" and "Kunstmatige intelligentie" in str(
+    assert str(event["location"]) == ROOM["name"] and "Kunstmatige intelligentie" in str(
         event["summary"])
     assert en["Subject"] == "Waiting list: workshop Artificial intelligence (AI)" and calendars(en) == []
     en_text = en.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
-    assert en_text.count("number 1 on the waiting list") == 2 and "Monday 03 March 2031" in en_text
+    assert en_text.count("number 1 on the waiting list") == 2 and "Monday 3 March 2031" in en_text
 
     inbox.messages.clear()
     done = post(svc, "firm_1", f"/workshop-registrations/{seat['id']}/cancel")

@@ -6,7 +6,7 @@ import json
 
 import pytest
 from marshmallow import ValidationError
-from werkplaats_shared.contracts import CONTRACTS, make_envelope, parse_envelope
+from werkplaats_shared.contracts import CONTRACTS, contract_for, make_envelope, parse_envelope
 
 BATCH = {"batch_id": "b", "workspace_id": "w", "coordinator_id": "c", "period": "P", "policy": "max_fit",
          "auto_publish": True,
@@ -46,11 +46,32 @@ def test_outgoing_payload_is_validated_too() -> None:
         make_envelope("batch.submitted", 1, {**BATCH, "contact_email": "someone@example.org"})
 
 
+# The names a firm reads in its notices (issue 16): organisations' names and the title a firm gave its
+# assignment, never a person's name, address or number. Only batch.announced v2 carries them.
+ORGANISATION_NAMES = {("batch.announced", 2): {"title", "firm_name", "institution_name", "workspace_name",
+                                                "coordinator_name"}}
+
+
 def test_no_contract_field_can_carry_personal_data() -> None:
     personal = ("name", "email", "phone", "address", "title", "description")
     for contract in CONTRACTS:
+        allowed = ORGANISATION_NAMES.get((contract.type, contract.version), set())
         for field_name in _field_names(contract.schema()):
+            if field_name in allowed:
+                continue
             assert not any(word in field_name for word in personal), (contract.type, field_name)
+
+
+def test_organisation_names_travel_in_one_contract_only_and_a_person_field_is_refused_there() -> None:
+    v2 = contract_for("batch.announced", 2).schema()
+    assert ORGANISATION_NAMES[("batch.announced", 2)] <= set(_field_names(v2))
+    with pytest.raises(ValidationError):
+        v2.load({"batch_id": "b", "workspace_id": "w", "coordinator_id": "c", "workspace_name": "Werkplaats MRA",
+                 "coordinator_name": "Gemeente Amsterdam", "period": {"code": "2027-S1", "starts_on": None,
+                                                                      "ends_on": None},
+                 "assignments": [], "teams": [{"team_id": "t", "institution_id": "i", "code": "HVA-1",
+                                               "institution_name": "HvA", "level": "HBO", "skills": [],
+                                               "student_name": "Jan"}]})
 
 
 def _field_names(schema) -> list[str]:  # type: ignore[no-untyped-def]

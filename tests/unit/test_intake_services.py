@@ -644,6 +644,21 @@ def test_a_submitted_batch_sends_matching_the_whole_snapshot_and_no_personal_dat
     body = envelope.to_json()
     for personal in ("Webwinkel", "Bestellen", "HE-T01", "UT-1", "Organisatie", "12345678", "bakkerij"):
         assert personal not in body
+    # scheduling hears the names its notices use: titles, organisations' names, team codes, the period's dates;
+    # never a description, a KvK number or anything of a person
+    announced = world.emit.published[-2].payload
+    assert world.emit.published[-2].version == 2
+    assert (announced["workspace_name"], announced["coordinator_name"], announced["period"]) == (
+        "Werkplaats Amsterdam-Noord", "Organisatie coord_a",
+        {"code": "2025-Q1", "starts_on": "2025-01-06", "ends_on": "2025-03-28"})
+    assert {a["assignment_id"]: (a["firm_id"], a["title"], a["firm_name"]) for a in announced["assignments"]} == {
+        a1.id: (firm_1, "Webwinkel voor de bakkerij", "Organisatie firm_1"),
+        a2.id: (firm_2, "Webwinkel voor de bakkerij", "Organisatie firm_2")}
+    assert {t["team_id"]: (t["code"], t["institution_name"], t["level"], t["skills"]) for t in announced["teams"]} == {
+        t1.id: ("HE-T01", "Organisatie inst_1", "HBO", ["python", "ux"]),
+        t2.id: ("UT-1", "Organisatie inst_2", "WO", ["python"])}
+    announced_json = world.emit.published[-2].to_json()
+    assert "Bestellen" not in announced_json and "12345678" not in announced_json
     stored = db.get(orm.Batch, batch.id)
     assert (stored.status, stored.policy, stored.fairness_floors, stored.run_id) == (
         "submitted", "max_served", floors, None)

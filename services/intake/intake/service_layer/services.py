@@ -650,14 +650,31 @@ def announce_batch(session: Session, emit: Emit, ws: orm.Workspace, batch: orm.B
     that same message again when no run outcome comes back."""
     announce_workspace(session, emit, ws)
     snapshot = batch_snapshot(session, ws, batch, assignments, auto_publish=batch.auto_publish)
-    emit(make_envelope("batch.announced", 1, {
-        "batch_id": batch.id, "workspace_id": ws.id, "coordinator_id": ws.organisation_id,
-        "assignments": [{"assignment_id": a["assignment_id"], "firm_id": a["firm_id"]}
-                        for a in snapshot["assignments"]],
-        "teams": [{"team_id": t["team_id"], "institution_id": t["institution_id"]} for t in snapshot["teams"]]}))
+    emit(make_envelope("batch.announced", 2, announcement(session, ws, batch, assignments, snapshot)))
     envelope = make_envelope("batch.submitted", 2, snapshot)
     batch.announced_message_id, batch.reannounced_at, batch.reannouncements = envelope.message_id, None, 0
     emit(envelope)
+
+
+def announcement(session: Session, ws: orm.Workspace, batch: orm.Batch, assignments: list[orm.Assignment],
+                 snapshot: dict[str, Any]) -> dict[str, Any]:
+    """What scheduling needs of a batch (``batch.announced`` v2): the ids it checks runs against and the names
+    people know things by (titles, organisations' names, team codes, the period); no person's data."""
+    by_id = {a.id: a for a in assignments}
+    team_ids = [t["team_id"] for t in snapshot["teams"]]
+    teams = {t.id: t for t in session.execute(sa.select(orm.Team).where(orm.Team.id.in_(team_ids))).scalars()}
+    coordinator = session.get(orm.Organisation, ws.organisation_id)
+    period: dict[str, Any] = next((p for p in ws.periods if p["code"] == batch.period), {})
+    return {
+        "batch_id": batch.id, "workspace_id": ws.id, "coordinator_id": ws.organisation_id,
+        "workspace_name": ws.name, "coordinator_name": coordinator.name if coordinator is not None else ws.name,
+        "period": {"code": batch.period, "starts_on": period.get("starts_on"), "ends_on": period.get("ends_on")},
+        "assignments": [{"assignment_id": a["assignment_id"], "firm_id": a["firm_id"],
+                         "title": by_id[a["assignment_id"]].title, "firm_name": by_id[a["assignment_id"]].firm_name}
+                        for a in snapshot["assignments"]],
+        "teams": [{"team_id": t["team_id"], "institution_id": t["institution_id"], "code": teams[t["team_id"]].code,
+                   "institution_name": teams[t["team_id"]].institution_name, "level": t["level"],
+                   "skills": list(t["skills"])} for t in snapshot["teams"]]}
 
 
 def _fairness_floors(session: Session, given: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -41,6 +41,10 @@ class KnownBatch(Base):
     coordinator_id: Mapped[str] = mapped_column(sa.String(36))
     assignments: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)  # assignment id: firm id
     teams: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)  # team id: institution id
+    # what notices name things by (batch.announced v2): {"workspace_name", "coordinator_name", "period":
+    # {"code", "starts_on", "ends_on"}, "assignments": {id: {"title", "firm_name"}}, "teams": {id: {"code",
+    # "institution_name", "level", "skills"}}}; None for a batch announced by v1
+    facts: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)
     announced_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
 
 

@@ -8,8 +8,10 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from .mailer import LANGUAGES, TEMPLATES
+from .wording import clock, long_date
 
 _env = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, autoescape=True)
+_env.filters.update(day=long_date, clock=clock)
 
 
 def render_page(name: str, language: str | None, context: dict[str, Any]) -> str:

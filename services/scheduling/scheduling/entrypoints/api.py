@@ -363,8 +363,10 @@ def create_scheduling_app(infra: Infrastructure, resolve: Resolver = system_reso
     settings = infra.settings
     signed = links or ResponseLinks(settings.secret_key, settings.public_url)
 
-    contact = Blueprint("contact", __name__, url_prefix="/contact",
-                        description="Where an entrepreneur receives notices (personal data: kept only here)")
+    contact = Blueprint("contact", __name__, url_prefix="/contact", description=(
+        "An entrepreneur's: where it receives notices (personal data: kept only here). A coordinator's: the "
+        "workspace's contact address that firms' notices, invitations and answer pages name as whom to ask "
+        "(a shared mailbox rather than a person's address)."))
 
     @contact.route("")
     class ContactItem(MethodView):
@@ -616,13 +618,13 @@ def create_scheduling_app(infra: Infrastructure, resolve: Resolver = system_reso
                     return superseded(session, target)
                 except services.NotFound:
                     return refuse(404, "not_found", None, "this match does not exist")
+                names = services.page_names(session, found.notice, found.match, found.language)
             answer = found.response
             if _wants_html():
                 if answer is not None:
-                    return _page(200, "answered", found.language, match=found.match, decision=answer.decision,
-                                 responded_at=answer.responded_at)
-                return _page(200, "open", found.language, match=found.match, period=found.notice.period,
-                             expires_at=signed.expires_at_of(token))
+                    return _page(200, "answered", found.language, decision=answer.decision,
+                                 responded_at=answer.responded_at, **names)
+                return _page(200, "open", found.language, **names)
             return {"notice_id": found.notice.id, **found.match, "period": found.notice.period,
                     "response": answer}
 
@@ -640,6 +642,7 @@ def create_scheduling_app(infra: Infrastructure, resolve: Resolver = system_reso
             try:
                 with sf.begin() as session:
                     found = services.record_response(session, target, data["decision"])
+                    names = services.page_names(session, found.notice, found.match, found.language)
             except services.Superseded:
                 with sf() as session:
                     return superseded(session, target)
@@ -648,13 +651,14 @@ def create_scheduling_app(infra: Infrastructure, resolve: Resolver = system_reso
             except AlreadyAnswered:
                 with sf() as session:
                     earlier = services.linked_match(session, target)
+                    names = services.page_names(session, earlier.notice, earlier.match, earlier.language)
                 assert earlier.response is not None
                 return refuse(409, "answered", earlier.language, "this match was already answered",
-                              match=earlier.match, decision=earlier.response.decision,
-                              responded_at=earlier.response.responded_at)
+                              decision=earlier.response.decision, responded_at=earlier.response.responded_at,
+                              **names)
             assert found.response is not None
             if _wants_html():
-                return _page(200, "recorded", found.language, match=found.match, decision=found.response.decision)
+                return _page(200, "recorded", found.language, decision=found.response.decision, **names)
             return found.response
 
     answers = Blueprint("match_answers", __name__, url_prefix="/match-answers",

@@ -2,10 +2,13 @@
 
 A firm contact's erasure deletes what scheduling holds about the person behind the firm: the e-mail
 address, the webhook (its URL may name a person's domain), the kickoff availability (a sole trader's
-premises may be a home) and the error texts of delivery attempts (an SMTP or HTTP error may quote the
-address). Notices, kickoffs and answers stay: they hold ids only. A team's erasure finds nothing here
-(teams are ids only) and is recorded all the same. After the commit the database's WAL is checkpointed,
-so the deleted rows stay in no file (``secure_delete`` zeroes them in the database)."""
+premises may be a home), the error texts of delivery attempts (an SMTP or HTTP error may quote the
+address) and the names intake announced with its batches (the firm's name and its assignments' titles: a
+sole trader's firm may bear the person's name); its notices then say "uw opdracht". Notices, kickoffs and
+answers stay: they hold ids only. A team's erasure removes the team's code, level and skills that intake
+announced (its institution may have typed a name into them); its notices then say "een studententeam".
+After the commit the database's WAL is checkpointed, so the deleted rows stay in no file
+(``secure_delete`` zeroes them in the database)."""
 
 from __future__ import annotations
 
@@ -49,12 +52,34 @@ def erase_firm_contact(session: Session, firm_id: str) -> None:
                                                  orm.Delivery.error.is_not(None)).values(error="erased"))
     session.execute(sa.update(orm.Notice).where(orm.Notice.firm_id == firm_id, orm.Notice.last_error.is_not(None))
                     .values(last_error="erased"))
+    for batch in _named_batches(session):
+        named = dict((batch.facts or {}).get("assignments", {}))
+        theirs = {a for a, firm in (batch.assignments or {}).items() if firm == firm_id and a in named}
+        if theirs:
+            batch.facts = {**(batch.facts or {}),
+                           "assignments": {a: n for a, n in named.items() if a not in theirs}}
+
+
+def erase_team(session: Session, team_id: str) -> None:
+    for batch in _named_batches(session):
+        named = dict((batch.facts or {}).get("teams", {}))
+        if team_id in named:
+            del named[team_id]
+            batch.facts = {**(batch.facts or {}), "teams": named}
+
+
+def _named_batches(session: Session) -> list[orm.KnownBatch]:
+    """The batches holding names intake announced (batch.announced v2), locked for the erasure."""
+    return list(session.execute(sa.select(orm.KnownBatch).where(orm.KnownBatch.facts.is_not(None))
+                                .with_for_update()).scalars())
 
 
 def on_personal_data_erased(session: Session, envelope: Envelope) -> None:
     p = envelope.payload
     if p["subject_kind"] == "firm_contact":
         erase_firm_contact(session, p["subject_id"])
+    elif p["subject_kind"] == "team":
+        erase_team(session, p["subject_id"])
     audit.record(session, access_log, action="erase", subject_type=p["subject_kind"], subject_id=p["subject_id"],
                  actor_organisation_id=None, message_id=envelope.message_id)
     checkpoint_after_commit(session)

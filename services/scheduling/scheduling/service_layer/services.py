@@ -24,9 +24,9 @@ from werkplaats_shared.db import utcnow
 from werkplaats_shared.mail import message_id_header
 from werkplaats_shared.outbox import add_to_outbox
 
-from ..adapters import orm
+from ..adapters import orm, wording
 from ..adapters.ics import FeedEvent, feed, kickoff_invitation
-from ..adapters.mailer import Attachment, render, render_text
+from ..adapters.mailer import Attachment, html_body, render, render_text
 from ..domain import webhooks as wh
 from ..domain.calendar import TZ
 from ..domain.kickoffs import REASONS
@@ -43,7 +43,7 @@ class Mailer(Protocol):
     sender: str
 
     def send(self, *, to: str, subject: str, body: str, message_id: str, language: str,
-             attachments: Sequence[Attachment] = ()) -> None: ...
+             attachments: Sequence[Attachment] = (), html: str | None = None) -> None: ...
 
 
 class Links(Protocol):
@@ -102,17 +102,34 @@ def on_batch_announced(session: Session, envelope: Envelope) -> None:
     _check_workspace(session, f"batch {p['batch_id']}", p["workspace_id"], p["coordinator_id"])
     assignments = {a["assignment_id"]: a["firm_id"] for a in p["assignments"]}
     teams = {t["team_id"]: t["institution_id"] for t in p["teams"]}
+    facts = _batch_facts(p) if envelope.version >= 2 else None
     known = session.get(orm.KnownBatch, p["batch_id"], with_for_update=True)
     if known is None:
         session.add(orm.KnownBatch(batch_id=p["batch_id"], workspace_id=p["workspace_id"],
                                    coordinator_id=p["coordinator_id"], assignments=assignments, teams=teams,
-                                   announced_at=utcnow()))
+                                   facts=facts, announced_at=utcnow()))
         return
     if known.workspace_id not in (None, p["workspace_id"]) or known.coordinator_id != p["coordinator_id"]:
         raise PermanentError(f"batch {p['batch_id']} belongs to another workspace")
     if known.assignments is not None and known.teams is not None:
         assignments, teams = {**known.assignments, **assignments}, {**known.teams, **teams}
+    if facts is not None and known.facts is not None:  # every submission together, the newest names winning
+        facts = {**facts, "assignments": {**known.facts.get("assignments", {}), **facts["assignments"]},
+                 "teams": {**known.facts.get("teams", {}), **facts["teams"]}}
     known.workspace_id, known.assignments, known.teams = p["workspace_id"], assignments, teams
+    if facts is not None:
+        known.facts = facts
+
+
+def _batch_facts(p: dict[str, Any]) -> dict[str, Any]:
+    """What notices name things by, from a ``batch.announced`` v2 (see orm.KnownBatch.facts)."""
+    return {
+        "workspace_name": p["workspace_name"], "coordinator_name": p["coordinator_name"], "period": p["period"],
+        "assignments": {a["assignment_id"]: {"title": a["title"], "firm_name": a["firm_name"]}
+                        for a in p["assignments"]},
+        "teams": {t["team_id"]: {"code": t["code"], "institution_name": t["institution_name"], "level": t["level"],
+                                 "skills": list(t["skills"])} for t in p["teams"]},
+    }
 
 
 def check_run_source(session: Session, envelope: Envelope) -> None:
@@ -279,6 +296,45 @@ def _with_links(notice: orm.Notice, links: Links) -> list[dict[str, Any]]:
     return [{**m, "response_url": links.url(links.issue(notice.id, m["match_id"]))} for m in notice.matches]
 
 
+# ---- the names texts use (what intake announced with the batch, batch.announced v2) ----------------------
+
+
+def batch_facts(session: Session, batch_id: str | None) -> dict[str, Any] | None:
+    known = session.get(orm.KnownBatch, batch_id) if batch_id else None
+    return known.facts if known is not None else None
+
+
+def coordinator_of(session: Session, coordinator_id: str, facts: dict[str, Any] | None,
+                   language: str) -> dict[str, Any]:
+    """Who a firm asks: the coordinating organisation and the contact address it registered here, if any."""
+    contact = session.get(orm.Contact, coordinator_id) if coordinator_id else None
+    return wording.coordinator(facts, contact.email if contact is not None else None, language)
+
+
+def period_of(facts: dict[str, Any] | None, code: str, language: str) -> str:
+    announced = (facts or {}).get("period")
+    return wording.period_label(announced if announced and announced.get("code") == code else code, language)
+
+
+def named_matches(facts: dict[str, Any] | None, matches: list[dict[str, Any]], language: str) -> list[dict[str, Any]]:
+    return [{**m, **wording.describe_match(facts, m["assignment_id"], m["team_id"], language)} for m in matches]
+
+
+def kickoff_names(session: Session, kickoff: orm.Kickoff, language: str) -> dict[str, Any]:
+    facts = batch_facts(session, kickoff.batch_id)
+    return {**wording.describe_match(facts, kickoff.assignment_id, kickoff.team_id, language),
+            "coordinator": coordinator_of(session, kickoff.coordinator_id, facts, language)}
+
+
+def page_names(session: Session, notice: orm.Notice, match: dict[str, Any], language: str) -> dict[str, Any]:
+    """What the accept/decline page names: the assignment, team, period, deadline and whom to ask."""
+    facts = batch_facts(session, notice.batch_id)
+    return {**wording.describe_match(facts, match["assignment_id"], match["team_id"], language),
+            "period": period_of(facts, notice.period, language),
+            "answer_by": _aware(notice.answer_deadline).astimezone(TZ) if notice.answer_deadline else None,
+            "coordinator": coordinator_of(session, notice.coordinator_id, facts, language)}
+
+
 def send_pending(sf: sessionmaker[Session], mailer: Mailer, links: Links, limit: int = 20,
                  answer_days: int = DEFAULT_ANSWER_DAYS, now: Clock = utcnow) -> int:
     """Send pending notices. A notice is marked sent in the transaction that follows the SMTP
@@ -303,14 +359,18 @@ def send_pending(sf: sessionmaker[Session], mailer: Mailer, links: Links, limit:
                          else now() + timedelta(days=answer_days))
             if notice.kind in KICKOFF_KINDS:
                 context = _invitation_context(session, notice)
+                kickoff = session.get(orm.Kickoff, notice.subject_id)
+                assert kickoff is not None
+                context.update(kickoff_names(session, kickoff, language), location=_location(context, language))
                 subject, body = render(notice.kind, language, context)
                 if email is not None:
                     summary = render_text("kickoff_invitation", language, context).strip()
                     attachments.append(Attachment("kickoff.ics", "text", "calendar", kickoff_invitation(
                         uid=context["uid"], sequence=context["sequence"], starts_at=context["starts_at"],
-                        ends_at=context["ends_at"], summary=summary, description=body, organizer=mailer.sender,
+                        ends_at=context["ends_at"], summary=summary,
+                        description=render_text("kickoff_description", language, context), organizer=mailer.sender,
                         attendee=email, stamp=utcnow(), method=context["method"],
-                        location=_location(context, language),
+                        location=_location(context, language), status="TENTATIVE",
                     ), {"method": context["method"]}))
             elif notice.kind == "referral_notice":
                 subject, body = render(notice.kind, language, {"schemes": (notice.details or {}).get("schemes", [])})
@@ -321,12 +381,18 @@ def send_pending(sf: sessionmaker[Session], mailer: Mailer, links: Links, limit:
                 if invite is not None:
                     attachments.append(invite)
             elif notice.kind == "match_cancelled":
+                facts = batch_facts(session, notice.batch_id)
                 subject, body = render(notice.kind, language, {
-                    "count": len(notice.matches), "period": notice.period, "matches": notice.matches})
+                    "count": len(notice.matches), "period": period_of(facts, notice.period, language),
+                    "matches": named_matches(facts, notice.matches, language),
+                    "coordinator": coordinator_of(session, notice.coordinator_id, facts, language)})
             else:
+                facts = batch_facts(session, notice.batch_id)
                 subject, body = render(notice.kind, language, {
-                    "count": len(notice.matches), "period": notice.period, "matches": _with_links(notice, links),
-                    "expires_at": links.expires_at(), "answer_by": answer_by.astimezone(TZ)})
+                    "count": len(notice.matches), "period": period_of(facts, notice.period, language),
+                    "matches": named_matches(facts, _with_links(notice, links), language),
+                    "answer_by": answer_by.astimezone(TZ),
+                    "coordinator": coordinator_of(session, notice.coordinator_id, facts, language)})
         status, error = "sent", None
         started = time.monotonic()
         delivery_id: int | None = None
@@ -338,7 +404,7 @@ def send_pending(sf: sessionmaker[Session], mailer: Mailer, links: Links, limit:
                 continue
             try:
                 mailer.send(to=email, subject=subject, body=body, message_id=notice_id, language=language,
-                            attachments=attachments)
+                            attachments=attachments, html=html_body(body, subject, language))
             except (OSError, smtplib.SMTPException) as exc:
                 status, error = "pending", type(exc).__name__
                 log.warning("notice not sent", extra={"notice_id": notice_id, "error": error})
@@ -706,11 +772,12 @@ def kickoff_feed(session: Session, principal: Principal, language: str | None) -
         if k.venue == "on_site":
             firm = session.get(orm.FirmAvailability, k.firm_id)
             context["address"] = firm.address if firm else None
+        context.update(kickoff_names(session, k, language), location=_location(context, language))
         events.append(FeedEvent(
             uid=k.uid, sequence=k.sequence, starts_at=context["starts_at"], ends_at=context["ends_at"],
             summary=render_text("kickoff_invitation", language, context).strip(),
-            description=f"match {k.match_id}", cancelled=k.status == "cancelled",
-            location=_location(context, language)))
+            description=render_text("kickoff_description", language, context), cancelled=k.status == "cancelled",
+            location=_location(context, language), tentative=k.status == "proposed"))
     return feed("Werkplaats", events, utcnow())
 
 

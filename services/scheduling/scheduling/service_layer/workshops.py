@@ -792,8 +792,7 @@ def invitation(notice: orm.Notice, language: str, organizer: str, attendee: str,
         return None
     lang = language if language in ("nl", "en") else "nl"
     context = _context(notice, lang)
-    location = ("Online" if context["venue"] == ws.ONLINE
-                else f"{context['location_name']} ({context['municipality_code']})")
+    location = "Online" if context["venue"] == ws.ONLINE else str(context["location_name"])
     data = ics_invitation(
         uid=frozen["uid"], sequence=frozen["sequence"], starts_at=context["starts_at"], ends_at=context["ends_at"],
         summary=render_text("workshop_invitation", lang, context).strip(), description=description,
