@@ -328,6 +328,12 @@ class ReferralOut(Schema):
     created_at = UtcDateTime()
 
 
+class ReferralFilter(Schema):
+    workspace_id = fields.String(validate=validate.Length(min=1, max=36), metadata={
+        "description": "only the referrals this workspace made"})
+    newest_first = fields.Boolean(load_default=False, metadata={"description": "the latest referral first"})
+
+
 class HandoverIn(Schema):
     from_workspace_id = fields.String(required=True, validate=validate.Length(max=36))
     to_workspace_id = fields.String(required=True, validate=validate.Length(max=36))

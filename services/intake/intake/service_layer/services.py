@@ -358,8 +358,16 @@ def refer(session: Session, emit: Emit, firm: orm.Organisation, assignment: orm.
     return referral
 
 
-def referrals_for(session: Session, principal: Principal) -> list[orm.Referral]:
-    query = sa.select(orm.Referral).order_by(orm.Referral.created_at, orm.Referral.id)
+def referral_query(principal: Principal, workspace_id: str | None = None,
+                   newest_first: bool = False) -> sa.Select[Any]:
+    """The referrals the principal may see (a firm its own, a coordinator its workspaces'), of one workspace
+    if asked, oldest or newest first."""
+    if newest_first:
+        query = sa.select(orm.Referral).order_by(orm.Referral.created_at.desc(), orm.Referral.id.desc())
+    else:
+        query = sa.select(orm.Referral).order_by(orm.Referral.created_at, orm.Referral.id)
+    if workspace_id is not None:
+        query = query.where(orm.Referral.from_workspace_id == workspace_id)
     if principal.role == "entrepreneur":
         query = query.where(orm.Referral.firm_id == principal.organisation_id)
     elif principal.role == "coordinator":
@@ -367,7 +375,7 @@ def referrals_for(session: Session, principal: Principal) -> list[orm.Referral]:
             orm.Workspace.organisation_id == principal.organisation_id)
     else:
         query = query.where(sa.false())
-    return list(session.execute(query).scalars())
+    return query
 
 
 # ---- referral schemes: each workspace's own, and the national list ---------------------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 import math
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from functools import cache
 from importlib import resources
@@ -24,11 +24,13 @@ from . import web
 from .forms import REQUIRED, ActionForm, MultiCheckboxField, SelectField, _l
 from .i18n import TIME_ZONE, current_language, nice_date, nice_period
 from .i18n import gettext as _
+from .i18n import ngettext
 from .labels import day_part_label, municipalities
 
 blueprint = Blueprint("console", __name__, url_prefix="/coordinator")
 ROLE = "coordinator"
 WEEKDAYS = 5  # kickoffs fall on school days, Monday to Friday
+PAGE_SIZE = 25  # rows of a list on one page
 LEVELS = ("MBO", "HBO", "WO")
 DAY_PARTS = ("morning", "afternoon", "evening")
 
@@ -173,7 +175,8 @@ def workspace(workspace_id: str) -> Any:
         abort(404)
     names = {w["id"]: w["name"] for w in web.intake().get_all("/workspaces")}
     counts = web.intake().get(f"/workspaces/{workspace_id}/overview")
-    referrals = [r for r in web.intake().get_all("/referrals") if r["from_workspace_id"] == workspace_id]
+    referrals = web.intake().page("/referrals", page=web.page_number("referrals_page"), page_size=PAGE_SIZE,
+                                  workspace_id=workspace_id, newest_first="true")
     handovers = [h for h in web.intake().get_all("/handovers")
                  if workspace_id in (h["from_workspace_id"], h["to_workspace_id"])]
     schemes = {s["code"]: s["name_nl"] if current_language() == "nl" else s["name_en"]
@@ -189,7 +192,7 @@ def workspace(workspace_id: str) -> Any:
         assignment_rows=_per_period_and_level(counts["open_assignments_by_period_level"]),
         team_rows=_per_period_and_level(counts["teams_by_period_level"]),
         open_assignments=counts["open_assignments"], team_count=counts["teams"],
-        referrals=list(reversed(referrals))[:50], referral_count=counts["referrals"], schemes=schemes,
+        referrals=referrals, referral_count=counts["referrals"], schemes=schemes,
         handovers=list(reversed(handovers)))
 
 
@@ -219,11 +222,16 @@ def _local(moment: str | None) -> datetime | None:
     return datetime.fromisoformat(moment).astimezone(TIME_ZONE)
 
 
-def _named_kickoffs() -> list[dict[str, Any]]:
-    """Every kickoff of the coordinator with the assignment, firm and team as people know them."""
-    placements = {p["match_id"]: p for p in web.intake().get_all("/placements")}
+def _named(kickoffs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """These kickoffs (a page's worth) with the assignment, firm and team as people know them: intake names
+    only these matches."""
+    ids = sorted({k["match_id"] for k in kickoffs})
+    placements: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(ids), 100):
+        placements.update((p["match_id"], p) for p in web.intake().get(
+            "/placements", match_id=ids[start:start + 100], page_size=100))
     found = []
-    for k in web.scheduling().get_all("/kickoffs"):
+    for k in kickoffs:
         p = placements.get(k["match_id"], {})
         found.append({**k, "start": _local(k.get("starts_at")), "end": _local(k.get("ends_at")),
                       "assignment": p.get("assignment_title", "?"), "firm": p.get("firm_name", ""),
@@ -248,12 +256,20 @@ def _week_code(monday: date) -> str:
     return f"{year}-W{week:02d}"
 
 
-def _default_week(kickoffs: list[dict[str, Any]]) -> date:
+def _default_week(weeks: list[dict[str, Any]]) -> date:
+    """The first week from this one on with kickoffs; else the last with kickoffs; else this week."""
     today = datetime.now(TIME_ZONE).date()
-    starts = sorted(k["start"].date() for k in kickoffs if k["status"] == "proposed" and k["start"])
-    coming = [d for d in starts if d >= today]
-    day = coming[0] if coming else (starts[-1] if starts else today)
-    return day - timedelta(days=day.weekday())
+    this_week = today - timedelta(days=today.weekday())
+    mondays = sorted(date.fromisoformat(w["monday"]) for w in weeks)
+    coming = [d for d in mondays if d >= this_week]
+    return coming[0] if coming else (mondays[-1] if mondays else this_week)
+
+
+@blueprint.app_template_global()
+def page_link(name: str, number: int) -> str:
+    """This page's address with list ``name`` at page ``number`` (the other lists' pages kept)."""
+    args = {k: v for k, v in request.args.items() if k != name and v}
+    return url_for(str(request.endpoint), **(request.view_args or {}), **args, **{name: number})
 
 
 def _rounds() -> list[tuple[str, str]]:
@@ -267,11 +283,15 @@ def _rounds() -> list[tuple[str, str]]:
 @blueprint.get("/kickoffs")
 @web.requires(ROLE)
 def kickoffs() -> Any:
-    found = _named_kickoffs()
-    monday = _week_of(request.args.get("week")) or _default_week(found)
+    weeks = web.scheduling().get("/kickoffs/weeks")
+    monday = _week_of(request.args.get("week")) or _default_week(weeks)
     days = [monday + timedelta(days=n) for n in range(WEEKDAYS)]
-    in_week = [k for k in found if k["status"] == "proposed" and k["start"] and monday <= k["start"].date()
-               < monday + timedelta(days=7)]
+    in_week = _named(web.scheduling().get_all("/kickoffs", status="proposed", until=(
+        monday + timedelta(days=6)).isoformat(), **{"from": monday.isoformat()}))
+    unplaced = web.scheduling().page("/kickoffs", page=web.page_number("unplaced_page"), page_size=PAGE_SIZE,
+                                     status="unplaced")
+    cancelled = web.scheduling().page("/kickoffs", page=web.page_number("cancelled_page"), page_size=PAGE_SIZE,
+                                      status="cancelled")
     times = sorted({k["start"].time() for k in in_week})
     cells: dict[tuple[time, date], list[dict[str, Any]]] = defaultdict(list)
     for k in sorted(in_week, key=lambda k: (k["start"], k["assignment"])):
@@ -283,11 +303,10 @@ def kickoffs() -> Any:
         "coordinator/console/kickoffs.html", days=days, times=times, cells=cells,
         week=week, year=year, monday=monday, friday=days[-1], count=len(in_week),
         previous=_week_code(monday - timedelta(days=7)), following=_week_code(monday + timedelta(days=7)),
-        unplaced=[k for k in found if k["status"] == "unplaced"],
-        cancelled=[k for k in found if k["status"] == "cancelled"], form=form,
-        other_weeks=[(code, _("week %(week)s, %(year)s", week=int(code[6:]), year=code[:4]))
-                     for code in sorted({_week_code(k["start"].date() - timedelta(days=k["start"].weekday()))
-                                         for k in found if k["status"] == "proposed" and k["start"]})])
+        unplaced=replace(unplaced, items=_named(unplaced.items)),
+        cancelled=replace(cancelled, items=_named(cancelled.items)), form=form,
+        other_weeks=[(w["week"], _("week %(week)s, %(year)s", week=int(w["week"][6:]), year=w["week"][:4]))
+                     for w in weeks])
 
 
 @blueprint.route("/kickoffs/plan", methods=["GET", "POST"])
@@ -309,8 +328,9 @@ def plan_kickoffs() -> Any:
             else:
                 raise
         else:
-            message = _("%(placed)s kickoffs planned, %(unplaced)s without a time.", placed=report["placed"],
-                        unplaced=report["unplaced"])
+            message = _("%(placed)s, %(unplaced)s.", placed=ngettext(
+                "%(num)d kickoff planned", "%(num)d kickoffs planned", report["placed"]), unplaced=ngettext(
+                "%(num)d without a time", "%(num)d without a time", report["unplaced"]))
             warnings = [w["message_nl"] if current_language() == "nl" else w["message_en"]
                         for w in report.get("warnings", [])]
             starts = sorted(s for k in report["kickoffs"] if (s := _local(k.get("starts_at"))))
@@ -320,10 +340,13 @@ def plan_kickoffs() -> Any:
 
 
 def _kickoff(match_id: str) -> dict[str, Any]:
-    found = next((k for k in _named_kickoffs() if k["match_id"] == match_id), None)
-    if found is None:
-        abort(404)
-    return found
+    try:
+        found = web.scheduling().get(f"/kickoffs/{match_id}")
+    except ApiError as exc:
+        if exc.status == 404:
+            abort(404)
+        raise
+    return _named([found])[0]
 
 
 def _week_of_kickoff(k: dict[str, Any]) -> str | None:
@@ -461,8 +484,8 @@ def _day_part_choices() -> list[tuple[str, str]]:
 @blueprint.get("/workshops")
 @web.requires(ROLE)
 def workshops() -> Any:
-    programmes = sorted(web.scheduling().get_all("/workshop-programmes"), key=lambda p: p["created_at"],
-                        reverse=True)
+    programmes = web.scheduling().page("/workshop-programmes", page=web.page_number(), page_size=PAGE_SIZE,
+                                       newest_first="true")
     return render_template("coordinator/console/workshops.html", programmes=programmes,
                            statuses=PROGRAMME_STATUSES)
 
@@ -577,9 +600,10 @@ def plan_programme(programme_id: str) -> Any:
     status = str(PLAN_STATUSES.get(report["status"], report["status"]))
     figures = report.get("figures") or {}
     if report["status"] in ("optimal", "feasible"):
-        message = _("%(status)s: %(sessions)s sessions, %(seated)s entrepreneurs seated, %(waiting)s waiting.",
-                    status=status, sessions=figures.get("sessions", 0), seated=figures.get("seated", 0),
-                    waiting=figures.get("waitlisted", 0))
+        message = _("%(status)s: %(sessions)s, %(seated)s, %(waiting)s.", status=status, sessions=ngettext(
+            "%(num)d session", "%(num)d sessions", figures.get("sessions", 0)), seated=ngettext(
+            "%(num)d entrepreneur seated", "%(num)d entrepreneurs seated", figures.get("seated", 0)),
+            waiting=ngettext("%(num)d waiting", "%(num)d waiting", figures.get("waitlisted", 0)))
     else:
         message = f"{status}: {reason_words(report.get('reason'))}"
     return web.done(message, "console.programme", programme_id=programme_id)
