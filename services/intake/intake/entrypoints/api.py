@@ -28,6 +28,7 @@ from ..service_layer.accounts import AccountError
 from .accounts_api import TOKENS_PATH, register_accounts
 from .authorization import MATRIX
 from .bulk_api import register_bulk
+from .firms_api import register_firms
 from .i18n import install_translations
 from .overview_api import register_overview
 from .placements_api import register_placements
@@ -449,6 +450,7 @@ def create_intake_app(infra: Infrastructure, clock: Callable[[], datetime] = utc
     register_sign_in(app, api, infra, clock)
     register_privacy(app, api, infra)
     register_placements(api, infra)
+    register_firms(api, infra)
     register_reach(api, infra)
     register_overview(api, infra)
     api.register_blueprint(dead_letter_blueprint(infra))

@@ -249,6 +249,8 @@ class TeamFilter(Schema):
     period = fields.String(validate=validate.Length(max=40))
     level = fields.String(validate=validate.OneOf(LEVELS))
     id = _ids()
+    q = fields.String(validate=validate.Length(min=1, max=100), metadata={
+        "description": "text in the team's code or its institution's name (case does not matter)"})
 
 
 class AssignmentFilter(Schema):

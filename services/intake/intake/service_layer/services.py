@@ -535,14 +535,19 @@ def visible_batches(principal: Principal) -> sa.Select[Any]:
 
 def filtered(query: sa.Select[Any], model: Any, filters: dict[str, Any]) -> sa.Select[Any]:
     """Filters on list endpoints: equality on a column of the model; a list of ids (``id`` given as a list);
-    ``q``: text in an assignment's title or its firm's name, case not mattering."""
+    ``q``: text in an assignment's title or its firm's name, or in a team's code or its institution's name,
+    case not mattering."""
     for name, value in sorted(filters.items()):
         if name == "q":
             pattern = "%" + value.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            firms = sa.select(orm.Organisation.id).where(
+            owners = sa.select(orm.Organisation.id).where(
                 sa.func.lower(orm.Organisation.name).like(pattern, escape="\\"))
-            query = query.where(sa.or_(sa.func.lower(model.title).like(pattern, escape="\\"),
-                                       model.firm_id.in_(firms)))
+            if model is orm.Team:
+                query = query.where(sa.or_(sa.func.lower(model.code).like(pattern, escape="\\"),
+                                           model.institution_id.in_(owners)))
+            else:
+                query = query.where(sa.or_(sa.func.lower(model.title).like(pattern, escape="\\"),
+                                           model.firm_id.in_(owners)))
         elif isinstance(value, list):
             query = query.where(getattr(model, name).in_(value))
         else:

@@ -211,6 +211,7 @@ class RegistrationOut(Schema):
     id = fields.String()
     programme_id = fields.String()
     interest_id = fields.String()
+    firm_id = fields.String(metadata={"description": "the entrepreneur's organisation (its name is in intake)"})
     status = fields.String(metadata={"description": "seated, waitlisted, cancelled, released (seated in "
                                                     "another session of the theme, or no longer a place to "
                                                     "wait for), or dropped (a later plan took the seat away)"})
@@ -221,6 +222,7 @@ class RegistrationOut(Schema):
 
 class RegistrationFilter(Schema):
     programme_id = fields.String(validate=validate.Length(min=1, max=36))
+    session_id = fields.String(validate=validate.Length(min=1, max=36))
     status = fields.String(validate=validate.OneOf(["seated", "waitlisted", "cancelled", "released", "dropped"]))
 
 

@@ -451,7 +451,7 @@ def kickoff_weeks(session: Session, principal: Principal) -> list[dict[str, Any]
     starts = session.execute(visible_kickoffs(principal).with_only_columns(orm.Kickoff.starts_at).where(
         orm.Kickoff.status == "proposed", orm.Kickoff.starts_at.is_not(None))).scalars()
     weeks = Counter(day - timedelta(days=day.weekday()) for day in
-                    (_aware(s).astimezone(TZ).date() for s in starts))
+                    (_aware(s).astimezone(TZ).date() for s in starts if s is not None))
     return [{"week": f"{monday.isocalendar()[0]}-W{monday.isocalendar()[1]:02d}", "monday": monday,
              "kickoffs": n} for monday, n in sorted(weeks.items())]
 

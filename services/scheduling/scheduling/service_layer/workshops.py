@@ -626,15 +626,18 @@ def registration_view(session: DbSession, reg: w.WorkshopRegistration) -> dict[s
     position = None
     if reg.status == "waitlisted":
         position = 1 + [r.id for r in _waiting(session, reg.session_id)].index(reg.id)
-    return {"id": reg.id, "programme_id": reg.programme_id, "interest_id": reg.interest_id, "status": reg.status,
+    return {"id": reg.id, "programme_id": reg.programme_id, "interest_id": reg.interest_id, "firm_id": reg.firm_id,
+            "status": reg.status,
             "waitlist_position": position, "session": session_view(session, s), "updated_at": reg.updated_at}
 
 
 def registrations(session: DbSession, principal: Principal, programme_id: str | None = None,
-                  status: str | None = None) -> list[dict[str, Any]]:
+                  status: str | None = None, session_id: str | None = None) -> list[dict[str, Any]]:
     query = _visible_registrations(principal)
     if programme_id is not None:
         query = query.where(w.WorkshopRegistration.programme_id == programme_id)
+    if session_id is not None:
+        query = query.where(w.WorkshopRegistration.session_id == session_id)
     if status is not None:
         query = query.where(w.WorkshopRegistration.status == status)
     return [registration_view(session, r) for r in session.execute(query).scalars()]
