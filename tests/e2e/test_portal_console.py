@@ -35,7 +35,7 @@ TEXTS = {
            "new_programme": "Nieuw programma maken", "make": "Programma maken", "morning": "ochtend",
            "add_room": "Zaal toevoegen", "add_room_button": "Zaal toevoegen",
            "add_facilitator": "Begeleider toevoegen", "add_facilitator_button": "Begeleider toevoegen",
-           "plan_programme": "Programma plannen", "seated": "2 ondernemers geplaatst, 1 wachtend",
+           "plan_programme": "Programma plannen", "seated": "1 sessie, 2 ondernemers geplaatst, 1 wachtend",
            "days": "9-3-2027, 16-3-2027", "reason": "De ondernemer verhuist die week"},
     "en": {"workspace": "Workspace overview", "kickoffs": "Kickoffs", "plan_link": "Plan a round's kickoffs",
            "plan": "Plan the kickoffs", "planned": "kickoffs planned", "move": "Move",
@@ -45,7 +45,7 @@ TEXTS = {
            "make": "Make the programme", "morning": "morning", "add_room": "Add a room",
            "add_room_button": "Add the room", "add_facilitator": "Add a facilitator",
            "add_facilitator_button": "Add the facilitator", "plan_programme": "Plan the programme",
-           "seated": "2 entrepreneurs seated, 1 waiting", "days": "2027-03-09, 2027-03-16",
+           "seated": "1 session, 2 entrepreneurs seated, 1 waiting", "days": "2027-03-09, 2027-03-16",
            "reason": "The firm moves premises that week"},
 }
 SESSION_TEXTS = {
@@ -278,6 +278,10 @@ def test_a_coordinator_moves_an_entrepreneur_to_another_session_and_a_session_to
     words = SESSION_TEXTS[language]
     scheduling = Api(world.stack.url("scheduling"), world.data.coordinator_key)
     slots = [{"date": "2027-04-06", "day_part": "afternoon"}, {"date": "2027-04-13", "day_part": "afternoon"}]
+    # more programmes than a page holds (made before this one): the list is paged by scheduling, newest first
+    made = len(scheduling.get("/workshop-programmes?page_size=100"))
+    for n in range(max(0, 25 - made)):
+        scheduling.post("/workshop-programmes", {"title": f"Programma {n + 1}", "slots": slots})
     programme = scheduling.post("/workshop-programmes", {
         "title": f"Cyberweerbaar ondernemen ({language})", "slots": slots, "min_participants": 1,
         "sessions_wanted": {"cyber_resilience": 2}})
@@ -302,10 +306,6 @@ def test_a_coordinator_moves_an_entrepreneur_to_another_session_and_a_session_to
             f"/workshop-registrations?session_id={session_id}&status=seated&page_size=100"))
 
     before = seated_in(full["id"])
-    # more programmes than a page holds: the list is paged by scheduling, newest first
-    made = len(scheduling.get("/workshop-programmes?page_size=100"))
-    for n in range(max(0, 26 - made)):
-        scheduling.post("/workshop-programmes", {"title": f"Programma {n + 1}", "slots": slots})
     total = len(scheduling.get("/workshop-programmes?page_size=100"))
     pages = -(-total // 25)
     me = _coordinator(world, browser, language, "sessions")
