@@ -724,7 +724,9 @@ def move_participant(programme_id: str, session_id: str, registration_id: str) -
         done = web.scheduling().send("POST", f"/workshop-registrations/{registration_id}/move",
                                      {"session_id": form.session_id.data})
     except ApiError as exc:
-        if exc.status not in (400, 404, 409, 422):
+        if exc.status == 404:  # not a place in one of this coordinator's programmes
+            abort(404)
+        if exc.status not in (400, 409, 422):
             raise
         reasons = exc.field_errors()
         reason = reasons.get("session_id") or reasons.get("registration_id") or exc.message
