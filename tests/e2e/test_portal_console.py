@@ -35,7 +35,7 @@ TEXTS = {
            "new_programme": "Nieuw programma maken", "make": "Programma maken", "morning": "ochtend",
            "add_room": "Zaal toevoegen", "add_room_button": "Zaal toevoegen",
            "add_facilitator": "Begeleider toevoegen", "add_facilitator_button": "Begeleider toevoegen",
-           "plan_programme": "Programma plannen", "seated": "2 ondernemers geplaatst, 1 wachtend",
+           "plan_programme": "Programma plannen", "seated": "1 sessie, 2 ondernemers geplaatst, 1 wachtend",
            "days": "9-3-2027, 16-3-2027", "reason": "De ondernemer verhuist die week"},
     "en": {"workspace": "Workspace overview", "kickoffs": "Kickoffs", "plan_link": "Plan a round's kickoffs",
            "plan": "Plan the kickoffs", "planned": "kickoffs planned", "move": "Move",
@@ -45,8 +45,20 @@ TEXTS = {
            "make": "Make the programme", "morning": "morning", "add_room": "Add a room",
            "add_room_button": "Add the room", "add_facilitator": "Add a facilitator",
            "add_facilitator_button": "Add the facilitator", "plan_programme": "Plan the programme",
-           "seated": "2 entrepreneurs seated, 1 waiting", "days": "2027-03-09, 2027-03-16",
+           "seated": "1 session, 2 entrepreneurs seated, 1 waiting", "days": "2027-03-09, 2027-03-16",
            "reason": "The firm moves premises that week"},
+}
+SESSION_TEXTS = {
+    "nl": {"move": "Verplaatsen", "moved": "De ondernemer is verplaatst", "full": "de sessie is vol",
+           "move_session": "Sessie verplaatsen", "taken": "er loopt dan en daar al een sessie van dit thema",
+           "session_moved": "De sessie is verplaatst", "next": "Volgende pagina", "page": "pagina {page} van {pages}",
+           "find": "Zoeken", "forbid": "Gevonden paar uitsluiten", "forbidden": "uitgesloten",
+           "reason": "Dit team werkte vorig jaar al bij deze ondernemer"},
+    "en": {"move": "Move", "moved": "The entrepreneur is moved", "full": "the session is full",
+           "move_session": "Move the session", "taken": "a session of this theme already runs then and there",
+           "session_moved": "The session is moved", "next": "Next page", "page": "page {page} of {pages}",
+           "find": "Find", "forbid": "Forbid the pair found", "forbidden": "forbidden",
+           "reason": "This team worked for this firm last year"},
 }
 
 
@@ -247,5 +259,128 @@ def test_a_coordinator_makes_a_workshop_programme_plans_it_and_reads_seats_and_w
         assert me.page.locator("#programme-waiting").inner_text() == "1"
         assert not UUID.search(me.page.locator("body").inner_text())
         me.shot("coordinator-programme")
+    finally:
+        me.close()
+
+
+def _firm_names(world: World) -> dict[str, str]:
+    """The demo firms' names by organisation id, as each firm's own profile gives them."""
+    names = {}
+    for key in world.data.firm_keys:
+        firm = Api(world.stack.url("intake"), key).get("/firm")
+        names[firm["id"]] = firm["name"]
+    return names
+
+
+@pytest.mark.parametrize("language", ["nl", "en"])
+def test_a_coordinator_moves_an_entrepreneur_to_another_session_and_a_session_to_another_room(
+        world: World, browser: Any, language: str) -> None:  # noqa: F811
+    words = SESSION_TEXTS[language]
+    scheduling = Api(world.stack.url("scheduling"), world.data.coordinator_key)
+    slots = [{"date": "2027-04-06", "day_part": "afternoon"}, {"date": "2027-04-13", "day_part": "afternoon"}]
+    # more programmes than a page holds (made before this one): the list is paged by scheduling, newest first
+    made = len(scheduling.get("/workshop-programmes?page_size=100"))
+    for n in range(max(0, 25 - made)):
+        scheduling.post("/workshop-programmes", {"title": f"Programma {n + 1}", "slots": slots})
+    programme = scheduling.post("/workshop-programmes", {
+        "title": f"Cyberweerbaar ondernemen ({language})", "slots": slots, "min_participants": 1,
+        "sessions_wanted": {"cyber_resilience": 2}})
+    base = f"/workshop-programmes/{programme['id']}"
+    rooms = {r["id"]: r for r in (
+        scheduling.post(f"{base}/rooms", {"name": name, "municipality_code": "GM0193", "capacity": 2,
+                                          "availability": slots}) for name in ("Zaal Noord", "Zaal Zuid"))}
+    scheduling.post(f"{base}/facilitators", {"label": "F-02", "themes": ["cyber_resilience"],
+                                             "availability": slots})
+    for key in world.data.firm_keys[:3]:  # three firms for two sessions: one has a free seat
+        Api(world.stack.url("scheduling"), key).post(f"{base}/interests", {
+            "theme": "cyber_resilience", "available_days": [s["date"] for s in slots], "locations": ["GM0193"]})
+    scheduling.post(f"{base}/plan", None)
+    sessions = scheduling.get(f"{base}/sessions?page_size=100")
+    assert len(sessions) == 2 and sorted(s["seated"] for s in sessions) == [1, 2], sessions
+    full = next(s for s in sessions if s["seated"] == 2)
+    free = next(s for s in sessions if s["seated"] == 1)
+    names = _firm_names(world)
+
+    def seated_in(session_id: str) -> list[str]:
+        return sorted(names[r["firm_id"]] for r in scheduling.get(
+            f"/workshop-registrations?session_id={session_id}&status=seated&page_size=100"))
+
+    before = seated_in(full["id"])
+    total = len(scheduling.get("/workshop-programmes?page_size=100"))
+    pages = -(-total // 25)
+    me = _coordinator(world, browser, language, "sessions")
+    try:
+        me.click(TEXTS[language]["workshops"])
+        assert me.page.locator("#programme-pages").inner_text().count(words["page"].format(page=1, pages=pages)) == 1
+        assert programme["title"] in me.page.locator("#programmes").inner_text()  # the newest first
+        me.click(words["next"])
+        assert words["page"].format(page=2, pages=pages) in me.page.locator("#programme-pages").inner_text()
+        assert programme["title"] not in me.page.locator("#programmes").inner_text()
+
+        me.goto(f"/coordinator/workshops/{programme['id']}")
+        me.goto(f"/coordinator/workshops/{programme['id']}/sessions/{full['id']}")
+        seated = me.page.locator("#session-seated").inner_text()
+        assert all(name in seated for name in before)
+        assert not UUID.search(me.page.locator("body").inner_text())
+        me.shot("coordinator-workshop-session")
+
+        # the first firm moves to the session with a free seat; the second cannot follow: it is full now
+        mover, stayer = before
+        me.submit(f"{words['move']} {mover}")
+        assert words["moved"] in me.main_text()
+        assert seated_in(full["id"]) == [stayer] and mover in seated_in(free["id"])
+        assert mover not in me.page.locator("#session-seated").inner_text()
+        me.submit(f"{words['move']} {stayer}")
+        assert words["full"] in me.main_text()
+        assert seated_in(full["id"]) == [stayer]
+
+        # the session itself: not to the other session's time and room, but to the other room at its own time
+        me.page.select_option("#slot", f"{free['date']}|{free['day_part']}")
+        me.page.select_option("#room", free["room_id"])
+        me.submit(words["move_session"])
+        assert words["taken"] in me.main_text()
+        unmoved = next(s for s in scheduling.get(f"{base}/sessions?page_size=100") if s["id"] == full["id"])
+        assert (unmoved["date"], unmoved["room_id"]) == (full["date"], full["room_id"])
+        other_room = next(r for r in rooms.values() if r["id"] != full["room_id"])
+        me.page.select_option("#slot", f"{full['date']}|{full['day_part']}")
+        me.page.select_option("#room", other_room["id"])
+        me.submit(words["move_session"])
+        assert words["session_moved"] in me.main_text()
+        assert other_room["name"] in me.page.locator("#session-where").inner_text()
+        moved = next(s for s in scheduling.get(f"{base}/sessions?page_size=100") if s["id"] == full["id"])
+        assert (moved["room_id"], moved["date"]) == (other_room["id"], full["date"])
+    finally:
+        me.close()
+
+
+@pytest.mark.parametrize("language", ["nl", "en"])
+def test_a_coordinator_finds_any_assignment_and_team_of_the_round_by_text_and_forbids_the_pair(
+        world: World, browser: Any, language: str) -> None:  # noqa: F811
+    words = SESSION_TEXTS[language]
+    intake = Api(world.stack.url("intake"), world.data.coordinator_key)
+    [batch] = [b for b in intake.get("/batches?page_size=100") if b["status"] == "matched"]
+    assignment = sorted(intake.get(f"/assignments?batch_id={batch['id']}&page_size=100"),
+                        key=lambda a: a["title"])[0 if language == "nl" else -1]
+    teams = sorted(intake.get(f"/teams?workspace_id={batch['workspace_id']}&period={batch['period']}"
+                              "&page_size=100"), key=lambda t: t["code"])
+    team = teams[0 if language == "nl" else -1]
+    me = _coordinator(world, browser, language, "find")
+    try:
+        me.goto(f"/coordinator/rounds/{batch['id']}")
+        me.page.fill("#find_assignment", assignment["title"][2:12])
+        me.page.fill("#find_team", team["code"])
+        me.submit(words["find"])
+        assert me.page.locator("#found-assignment option").count() >= 1
+        me.page.select_option("#found-assignment", assignment["id"])
+        me.page.select_option("#found-team", team["id"])
+        me.page.fill("#found-reason", words["reason"])
+        assert not UUID.search(me.page.locator("body").inner_text())
+        me.shot("coordinator-round-find-pair")
+        me.submit(words["forbid"])
+        assert words["forbidden"] in me.main_text()
+        forbids = Api(world.stack.url("matching"), world.data.coordinator_key).get(
+            f"/batches/{batch['id']}/forbids")
+        assert {(f["team_id"], f["assignment_id"], f["reason"]) for f in forbids} >= {
+            (team["id"], assignment["id"], words["reason"])}
     finally:
         me.close()

@@ -285,7 +285,9 @@ def test_every_route_rejects_missing_invalid_and_revoked_keys(world: World) -> N
             ("GET", "/batches/<batch_id>")} <= seen
     before = world.snapshot()
     for method, rule, _ in routes:
-        path = fill(rule, values) + (f"?workspace_id={ws_a}&from=2025-01-01&to=2025-12-31" if rule == "/reach" else "")
+        query = {"/reach": f"?workspace_id={ws_a}&from=2025-01-01&to=2025-12-31",
+                 "/firms": f"?id={world.org['firm_1']}"}
+        path = fill(rule, values) + query.get(rule, "")
         body = bodies.get((method, rule), {}) if method in ("POST", "PUT", "PATCH") else None
         for headers in bad_headers:
             resp = world.call(None, method, path, body, headers=headers)

@@ -66,6 +66,10 @@ def test_a_re_run_replaces_the_placements_and_filters_narrow_them(api: tuple[Wor
     by_team = _get(client, keys["inst"], f"/placements?team_id={world.teams[1].id}").get_json()
     assert [p["match_id"] for p in by_team] == [new]
     assert _get(client, keys["inst"], "/placements?period=P2").get_json() == []
+    by_match = _get(client, keys["firm"], f"/placements?match_id={new}&match_id={old}").get_json()
+    assert [p["match_id"] for p in by_match] == [new]  # a page of kickoffs is named by its matches only
+    too_many = "&".join(f"match_id=m{n}" for n in range(101))
+    assert _get(client, keys["firm"], f"/placements?{too_many}").status_code == 422
 
 
 def test_principals_of_no_known_role_see_nothing(world: World) -> None:

@@ -93,6 +93,25 @@ def test_a_firm_no_workspace_serves_is_referred_and_notified_never_dropped(world
     assert_error(world.post("coord_a", "/batches", batch_body(world.ids["ws_a"], [body["id"]])), 409)
 
 
+def test_a_workspaces_referrals_are_listed_a_page_at_a_time_newest_first(world: World) -> None:
+    etag = world.get("firm_2", "/firm").headers["ETag"]
+    assert world.call("firm_2", "PATCH", "/firm", {"municipality": "GM0014"},
+                      headers={"If-Match": etag}).status_code == 200
+    made = [world.post("firm_2", "/assignments", assignment_body(world.ids["ws_a"], title=f"Webshop {n}"))
+            .get_json()["id"] for n in range(3)]
+    resp = world.get("coord_a", f"/referrals?workspace_id={world.ids['ws_a']}&newest_first=true&page_size=2")
+    assert resp.status_code == 200
+    assert json.loads(resp.headers["X-Pagination"])["total"] == 3
+    second = world.get("coord_a", f"/referrals?workspace_id={world.ids['ws_a']}&newest_first=true&page_size=2"
+                                  "&page=2").get_json()
+    assert [r["assignment_id"] for r in [*resp.get_json(), *second]] == list(reversed(made))
+    assert [r["assignment_id"] for r in world.get("coord_a", "/referrals").get_json()] == made  # oldest first
+    assert world.get("coord_a", f"/referrals?workspace_id={world.ids['ws_b']}").get_json() == []
+    assert world.get("coord_b", f"/referrals?workspace_id={world.ids['ws_a']}").get_json() == []
+    assert_error(world.get("coord_a", "/referrals?workspace_id="), 422, "query.workspace_id")
+    assert_error(world.get("coord_a", "/referrals?newest_first=perhaps"), 422, "query.newest_first")
+
+
 def test_a_workspace_scheme_is_kept_by_its_own_coordinator(world: World) -> None:
     good = {"name_nl": "Loket", "name_en": "Desk", "url": "https://example.org/", "themes": ["ai"]}
     own = f"/workspaces/{world.ids['ws_a']}/referral-schemes"

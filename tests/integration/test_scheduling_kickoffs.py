@@ -3,6 +3,7 @@ SMTP server (aiosmtpd on loopback); icalendar reads the invitation back at the r
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
@@ -26,7 +27,7 @@ from werkplaats_shared.contracts import make_envelope
 
 from ..conftest import free_port
 from .scheduling_names import announced_then, code_of, title_of
-from .test_matching_scheduling_api import SECRET_KEY, Service
+from .test_matching_scheduling_api import SECRET_KEY, Service, assert_error
 from .test_scheduling_responses import _Collector
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
@@ -184,3 +185,35 @@ def test_a_match_without_a_free_slot_is_reported_unplaced_with_the_reason(svc: S
     svc.add_key("other_inst", "other-inst", "institution")
     assert len(svc.get("inst", "/kickoffs?page_size=100").get_json()) == len(matches)
     assert svc.get("other_inst", "/kickoffs").get_json() == []
+
+
+def test_a_week_calendar_asks_for_its_days_a_page_at_a_time_and_bad_ranges_are_refused(svc: Service) -> None:
+    svc.add_key("coord", "coord-1", "coordinator")
+    # three weekdays' worth: Thursday 2 and Friday 3 January, then Monday 6 January 2031
+    _, matches = _publish(svc, ["firm_nl"] * (len(SLOTS) * 3))
+    for match in matches:
+        _answer(svc, match, "accepted")
+    every = svc.get("coord", "/kickoffs?page_size=100").get_json()
+    friday = sorted((k for k in every if k["starts_at"] and k["starts_at"][:10] == "2031-01-03"),
+                    key=lambda k: k["starts_at"])
+    assert len(friday) == len(SLOTS)
+    resp = svc.get("coord", "/kickoffs?from=2031-01-03&until=2031-01-03&page_size=2")
+    assert resp.status_code == 200
+    pages = json.loads(resp.headers["X-Pagination"])
+    assert pages["total"] == len(SLOTS) and pages["total_pages"] == -(-len(SLOTS) // 2)
+    shown = [k for page in range(1, pages["total_pages"] + 1) for k in svc.get(
+        "coord", f"/kickoffs?from=2031-01-03&until=2031-01-03&page_size=2&page={page}").get_json()]
+    assert shown == friday  # the day's kickoffs, in order of their time, each once
+    week = svc.get("coord", "/kickoffs?from=2030-12-30&until=2031-01-05&status=proposed&page_size=100").get_json()
+    assert {k["starts_at"][:10] for k in week} == {"2031-01-02", "2031-01-03"}
+    assert svc.get("coord", "/kickoffs?from=2031-01-07&status=proposed").get_json() == []
+    assert svc.get("coord", "/kickoffs?status=cancelled").get_json() == []
+    assert svc.get("coord", "/kickoffs/weeks").get_json() == [
+        {"week": "2031-W01", "monday": "2030-12-30", "kickoffs": len(SLOTS) * 2},
+        {"week": "2031-W02", "monday": "2031-01-06", "kickoffs": len(SLOTS)}]
+    for query, field in [("from=2031-01-06&until=2031-01-05", "query.until"), ("from=maandag", "query.from"),
+                         ("until=2031-02-30", "query.until"), ("status=planned", "query.status"),
+                         ("from=2031-01-01&until=2032-01-02", "query.until")]:
+        resp = svc.get("coord", f"/kickoffs?{query}")
+        assert resp.status_code == 422, query
+        assert_error(resp, 422, field)

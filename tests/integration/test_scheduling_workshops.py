@@ -354,9 +354,70 @@ def test_a_coordinator_moves_a_session_by_the_planning_rules(svc: Service) -> No
     new = [n for n in all_notices(svc) if n.id not in notices_before]
     seated = [r for firm in FIRMS for r in registrations(svc, firm)
               if r["status"] == "seated" and r["session"]["id"] == morning["id"]]
+    # the room's third seat goes to the first in line (firm_5), with a notice; the two seated hear of the move
+    [promoted] = [r for r in seated if r["id"] in {x["id"] for x in registrations(svc, "firm_5")}]
     assert sorted((n.subject_id, n.kind, n.sequence) for n in new) == sorted(
-        (r["id"], workshops.UPDATE_KIND, 1) for r in seated)
-    assert all((n.details or {})["location_name"] == "Bibliotheek Utrecht" for n in new) and len(new) == 2
+        [*((r["id"], workshops.UPDATE_KIND, 1) for r in seated if r is not promoted),
+         (promoted["id"], workshops.NOTICE_KIND, 0)])
+    assert all((n.details or {})["location_name"] == "Bibliotheek Utrecht" for n in new) and len(new) == 3
+
+
+def test_a_coordinator_moves_an_entrepreneur_to_another_session_and_the_freed_seat_goes_to_the_next_in_line(
+        svc: Service) -> None:
+    pid = programme(svc)
+    for firm in FIRMS:  # firm_1 to firm_4 can come to Amsterdam too; firm_5 and firm_6 to Utrecht only
+        interest(svc, firm, pid, locations=["GM0344", "GM0363"] if firm <= "firm_4" else ["GM0344"])
+    post(svc, "coord_1", f"/workshop-programmes/{pid}/plan")
+    sessions = {s["day_part"]: s for s in svc.get("coord_1", f"/workshop-programmes/{pid}/sessions").get_json()}
+    morning, afternoon = sessions["morning"]["id"], sessions["afternoon"]["id"]
+    # the morning session moves to a room for three in Amsterdam: its waiting firms cannot come there
+    amsterdam = post(svc, "coord_1", f"/workshop-programmes/{pid}/rooms",
+                     {**ROOM, "municipality_code": "GM0363", "name": "Zaal Amstel", "capacity": 3,
+                      "availability": SLOTS[:1]})
+    post(svc, "coord_1", f"/workshop-programmes/{pid}/session-moves",
+         {"session_id": morning, "date": MON, "day_part": "morning", "room_id": amsterdam["id"]})
+
+    def place(firm: str) -> dict[str, Any]:
+        return next(r for r in registrations(svc, firm) if r["status"] in ("seated", "waitlisted"))
+
+    mover = next(f for f in FIRMS if place(f)["session"]["id"] == afternoon and place(f)["status"] == "seated")
+    seat = place(mover)
+    notices_before = {n.id for n in all_notices(svc)}
+    done = post(svc, "coord_1", f"/workshop-registrations/{seat['id']}/move", {"session_id": morning})
+    assert done["registration"]["id"] == seat["id"]
+    assert (done["registration"]["status"], done["registration"]["session"]["id"]) == ("seated", morning)
+    # the seat it left in the afternoon goes to the first in line: firm_5, whose other place is released
+    promoted = next(r for r in registrations(svc, "firm_5") if r["id"] == done["promoted_registration_id"])
+    assert (promoted["status"], promoted["session"]["id"]) == ("seated", afternoon)
+    assert [(r["status"], r["waitlist_position"]) for r in registrations(svc, "firm_6")
+            if r["status"] == "waitlisted"] == [("waitlisted", 1)]
+    counts = {s["id"]: (s["seated"], s["waitlisted"])
+              for s in svc.get("coord_1", f"/workshop-programmes/{pid}/sessions").get_json()}
+    assert counts == {morning: (3, 0), afternoon: (2, 1)}
+    new = sorted((n.firm_id, n.kind) for n in all_notices(svc) if n.id not in notices_before)
+    assert new == sorted([(mover, workshops.UPDATE_KIND), ("firm_5", workshops.NOTICE_KIND)])
+    problem, plan = stored_plan(svc, pid)
+    assert ws.violations(problem, plan) == []
+
+    # refusals, in words, that change nothing
+    before = svc.snapshot()
+    other = next(f for f in FIRMS[:4] if f != mover and place(f)["session"]["id"] == afternoon)
+    path = f"/workshop-registrations/{place(other)['id']}/move"
+    full = assert_error(svc.call("coord_1", "POST", path, {"session_id": morning}), 409, "session_id")
+    assert "3 of 3 seats taken" in full["errors"][0]["reason"]
+    assert_error(svc.call("coord_1", "POST", path, {"session_id": afternoon}), 422, "session_id")
+    assert_error(svc.call("coord_1", "POST", path, {"session_id": "unknown"}), 422, "session_id")
+    assert_error(svc.call("coord_1", "POST", path, {}), 422, "session_id")
+    assert_error(svc.call("coord_1", "POST", path, {"session_id": morning, "firm_id": "x"}), 422, "firm_id")
+    far = assert_error(svc.call("coord_1", "POST", f"/workshop-registrations/{promoted['id']}/move",
+                                {"session_id": morning}), 422, "session_id")
+    assert "cannot make" in far["errors"][0]["reason"]  # firm_5 comes to Utrecht only
+    released = next(r for r in registrations(svc, "firm_5") if r["status"] == "released")
+    assert_error(svc.call("coord_1", "POST", f"/workshop-registrations/{released['id']}/move",
+                          {"session_id": afternoon}), 409, "registration_id")
+    assert_error(svc.call("coord_2", "POST", path, {"session_id": morning}), 404)
+    assert svc.call("firm_1", "POST", path, {"session_id": morning}).status_code == 403
+    assert svc.snapshot() == before
 
 
 # ---- bad input ------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from flask import Flask, g
 from portal.entrypoints import coordinator_console as console
+from portal.entrypoints.i18n import ngettext
 from wtforms.validators import ValidationError
 
 IJSSEL = ["GM0148", "GM0160", "GM0166", "GM0180", "GM0193", "GM1896"]  # Dalfsen ... Zwartewaterland
@@ -58,3 +59,22 @@ def test_a_services_reason_reads_in_the_readers_language_and_an_unknown_one_as_w
     assert console.reason_words(None) == ""
     g.language = "en"  # type: ignore[attr-defined]
     assert console.reason_words("not a weekday") == "it is not a weekday"
+
+
+def test_a_refused_move_of_an_entrepreneur_or_a_session_reads_in_words(nl: object) -> None:
+    assert console.reason_words("the session is full: 3 of 3 seats taken") == "de sessie is vol"
+    assert console.reason_words("the entrepreneur cannot make this session's day or place") == (
+        "de ondernemer kan niet op die dag of naar die plaats komen")
+    assert console.reason_words("the move breaks a planning rule: facilitator F-01 is booked twice").startswith(
+        "de verplaatsing breekt een planningsregel")
+    g.language = "en"  # type: ignore[attr-defined]
+    assert console.reason_words("the session is full: 3 of 3 seats taken") == "the session is full"
+
+
+def test_counts_read_in_the_singular_and_the_plural_in_both_languages(nl: object) -> None:
+    assert ngettext("%(num)d session", "%(num)d sessions", 1) == "1 sessie"
+    assert ngettext("%(num)d session", "%(num)d sessions", 2) == "2 sessies"
+    assert ngettext("%(num)d entrepreneur seated", "%(num)d entrepreneurs seated", 1) == "1 ondernemer geplaatst"
+    assert ngettext("%(num)d kickoff planned", "%(num)d kickoffs planned", 0) == "0 kennismakingen gepland"
+    g.language = "en"  # type: ignore[attr-defined]
+    assert ngettext("%(num)d session", "%(num)d sessions", 1) == "1 session"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, TypeVar
 
@@ -15,7 +14,7 @@ from werkplaats_shared.auth import current_principal, install_auth
 from werkplaats_shared.authorization import install_authorization
 from werkplaats_shared.db import utcnow
 from werkplaats_shared.deadletters_api import dead_letter_blueprint
-from werkplaats_shared.http import Blueprint, add_health, create_app, service_errors
+from werkplaats_shared.http import Blueprint, Listed, QueryPage, add_health, create_app, service_errors
 from werkplaats_shared.idempotency import install_idempotency
 from werkplaats_shared.ratelimit import install_rate_limits
 from werkplaats_shared.service import Infrastructure, health_checks
@@ -29,6 +28,7 @@ from ..service_layer.accounts import AccountError
 from .accounts_api import TOKENS_PATH, register_accounts
 from .authorization import MATRIX
 from .bulk_api import register_bulk
+from .firms_api import register_firms
 from .i18n import install_translations
 from .overview_api import register_overview
 from .placements_api import register_placements
@@ -55,6 +55,7 @@ from .schemas import (
     InstitutionOut,
     InstitutionPatch,
     MeOut,
+    ReferralFilter,
     ReferralOut,
     SchemeIn,
     SchemeOut,
@@ -68,32 +69,6 @@ from .schemas import (
 from .sign_in_api import PUBLIC_PATHS, PUBLIC_PREFIXES, LanguageIn, MeAccountOut, register_sign_in
 
 T = TypeVar("T")
-
-@dataclass(frozen=True)
-class Listed:
-    """A list endpoint's query, for QueryPage (a tuple would read as the view's status and headers)."""
-
-    sessions: Any
-    query: sa.Select[Any]
-
-
-class QueryPage(Page):  # type: ignore[misc]
-    """Pages a query in the database (a count, then one page with OFFSET and LIMIT), so a long list, such as
-    a big round's assignments found by a text, is not loaded whole to answer one page of it."""
-
-    @property
-    def items(self) -> list[Any]:
-        listed: Listed = self.collection
-        with listed.sessions() as session:
-            return list(session.execute(listed.query.offset(self.page_params.first_item)
-                                        .limit(self.page_params.page_size)).scalars())
-
-    @property
-    def item_count(self) -> int:
-        listed: Listed = self.collection
-        with listed.sessions() as session:
-            return int(session.execute(sa.select(sa.func.count()).select_from(
-                listed.query.order_by(None).subquery())).scalar_one())
 
 
 def create_intake_app(infra: Infrastructure, clock: Callable[[], datetime] = utcnow) -> Flask:
@@ -372,11 +347,12 @@ def create_intake_app(infra: Infrastructure, clock: Callable[[], datetime] = utc
 
     @ref.route("")
     class Referrals(MethodView):
+        @ref.arguments(ReferralFilter, location="query")
         @ref.response(200, ReferralOut(many=True))
-        @ref.paginate(Page, max_page_size=100)
-        def get(self) -> Any:
-            with sf() as session:
-                return services.referrals_for(session, current_principal())
+        @ref.paginate(QueryPage, max_page_size=100)
+        def get(self, filters: dict[str, Any]) -> Any:
+            """The referrals you may see, a page at a time: a firm its own, a coordinator its workspaces'."""
+            return Listed(sf, services.referral_query(current_principal(), **filters))
 
     schemes = Blueprint("referral_schemes", __name__, url_prefix="/referral-schemes",
                         description="Support schemes out-of-area firms are referred to: the national list (kept by "
@@ -474,6 +450,7 @@ def create_intake_app(infra: Infrastructure, clock: Callable[[], datetime] = utc
     register_sign_in(app, api, infra, clock)
     register_privacy(app, api, infra)
     register_placements(api, infra)
+    register_firms(api, infra)
     register_reach(api, infra)
     register_overview(api, infra)
     api.register_blueprint(dead_letter_blueprint(infra))

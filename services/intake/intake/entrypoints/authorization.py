@@ -82,6 +82,8 @@ MATRIX = Matrix("intake", [
     allow("API key", "read", "GET", "/api-keys/<key_id>", "api_keys.KeyItem", *ANY),
     allow("API key", "rotate", "POST", "/api-keys/<key_id>/rotate", "api_keys.KeyRotation", *ANY),
     allow("API key", "revoke", "POST", "/api-keys/<key_id>/revoke", "api_keys.KeyRevocation", *ANY),
+    allow("firm", "look up the names of the firms its workspaces work with", "GET", "/firms", "firms.Firms",
+          *COORDINATOR),
     allow("placement", "list its own", "GET", "/placements", "placements.Placements", *ANY),
     allow("placement", "read", "GET", "/placements/<match_id>", "placements.PlacementItem", *ANY),
     allow("reach", "count a workspace's reach (its own workspaces)", "GET", "/reach", "reach.Reach", *COORDINATOR),

@@ -19,6 +19,10 @@ class PlacementFilter(Schema):
     assignment_id = fields.String(validate=validate.Length(min=1, max=36))
     team_id = fields.String(validate=validate.Length(min=1, max=36))
     period = fields.String(validate=validate.Length(min=1, max=40))
+    match_id = fields.List(fields.String(validate=validate.Length(min=1, max=36)),
+                           validate=validate.Length(min=1, max=100), metadata={
+                               "description": "only these matches (repeat the parameter, at most 100): the names "
+                                              "of a page of kickoffs"})
 
 
 class PlacementOut(Schema):

@@ -249,6 +249,8 @@ class TeamFilter(Schema):
     period = fields.String(validate=validate.Length(max=40))
     level = fields.String(validate=validate.OneOf(LEVELS))
     id = _ids()
+    q = fields.String(validate=validate.Length(min=1, max=100), metadata={
+        "description": "text in the team's code or its institution's name (case does not matter)"})
 
 
 class AssignmentFilter(Schema):
@@ -326,6 +328,12 @@ class ReferralOut(Schema):
     scheme_codes = fields.List(fields.String())
     reason = fields.String()
     created_at = UtcDateTime()
+
+
+class ReferralFilter(Schema):
+    workspace_id = fields.String(validate=validate.Length(min=1, max=36), metadata={
+        "description": "only the referrals this workspace made"})
+    newest_first = fields.Boolean(load_default=False, metadata={"description": "the latest referral first"})
 
 
 class HandoverIn(Schema):

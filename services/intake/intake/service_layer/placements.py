@@ -66,6 +66,8 @@ def visible_placements(session: Session, principal: Principal, filters: dict[str
         query = query.where(orm.Team.id == filters["team_id"])
     if filters.get("period"):
         query = query.where(orm.Batch.period == filters["period"])
+    if filters.get("match_id"):
+        query = query.where(orm.BatchMatch.match_id.in_(filters["match_id"]))
     return [
         Placement(match_id=m.match_id, batch_id=b.id, run_id=m.run_id, period=b.period, score=m.score,
                   assignment_id=a.id, assignment_title=a.title, assignment_status=a.status, firm_id=f.id,

@@ -358,8 +358,16 @@ def refer(session: Session, emit: Emit, firm: orm.Organisation, assignment: orm.
     return referral
 
 
-def referrals_for(session: Session, principal: Principal) -> list[orm.Referral]:
-    query = sa.select(orm.Referral).order_by(orm.Referral.created_at, orm.Referral.id)
+def referral_query(principal: Principal, workspace_id: str | None = None,
+                   newest_first: bool = False) -> sa.Select[Any]:
+    """The referrals the principal may see (a firm its own, a coordinator its workspaces'), of one workspace
+    if asked, oldest or newest first."""
+    if newest_first:
+        query = sa.select(orm.Referral).order_by(orm.Referral.created_at.desc(), orm.Referral.id.desc())
+    else:
+        query = sa.select(orm.Referral).order_by(orm.Referral.created_at, orm.Referral.id)
+    if workspace_id is not None:
+        query = query.where(orm.Referral.from_workspace_id == workspace_id)
     if principal.role == "entrepreneur":
         query = query.where(orm.Referral.firm_id == principal.organisation_id)
     elif principal.role == "coordinator":
@@ -367,7 +375,7 @@ def referrals_for(session: Session, principal: Principal) -> list[orm.Referral]:
             orm.Workspace.organisation_id == principal.organisation_id)
     else:
         query = query.where(sa.false())
-    return list(session.execute(query).scalars())
+    return query
 
 
 # ---- referral schemes: each workspace's own, and the national list ---------------------------
@@ -527,14 +535,19 @@ def visible_batches(principal: Principal) -> sa.Select[Any]:
 
 def filtered(query: sa.Select[Any], model: Any, filters: dict[str, Any]) -> sa.Select[Any]:
     """Filters on list endpoints: equality on a column of the model; a list of ids (``id`` given as a list);
-    ``q``: text in an assignment's title or its firm's name, case not mattering."""
+    ``q``: text in an assignment's title or its firm's name, or in a team's code or its institution's name,
+    case not mattering."""
     for name, value in sorted(filters.items()):
         if name == "q":
             pattern = "%" + value.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            firms = sa.select(orm.Organisation.id).where(
+            owners = sa.select(orm.Organisation.id).where(
                 sa.func.lower(orm.Organisation.name).like(pattern, escape="\\"))
-            query = query.where(sa.or_(sa.func.lower(model.title).like(pattern, escape="\\"),
-                                       model.firm_id.in_(firms)))
+            if model is orm.Team:
+                query = query.where(sa.or_(sa.func.lower(model.code).like(pattern, escape="\\"),
+                                           model.institution_id.in_(owners)))
+            else:
+                query = query.where(sa.or_(sa.func.lower(model.title).like(pattern, escape="\\"),
+                                           model.firm_id.in_(owners)))
         elif isinstance(value, list):
             query = query.where(getattr(model, name).in_(value))
         else:

@@ -4,6 +4,7 @@ success raises ApiError with the service's status, message and field errors."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,16 @@ class Download:
     content: bytes
     content_type: str
     filename: str | None
+
+
+@dataclass(frozen=True)
+class Paged:
+    """One page of a service's list: its items, which page it is, how many pages and items there are."""
+
+    items: list[Any]
+    page: int
+    pages: int
+    total: int
 
 
 class ServiceClient:
@@ -92,6 +103,19 @@ class ServiceClient:
                 break
             page += 1
         return items[:limit]
+
+    def page(self, path: str, token: str | None, language: str = "nl", params: dict[str, Any] | None = None,
+             page: int = 1, page_size: int = 25) -> Paged:
+        """One page of a paginated list, with the list's total from the service's X-Pagination header."""
+        response = self.request("GET", path, token, language,
+                                params={**(params or {}), "page": page, "page_size": page_size})
+        try:
+            total = int(json.loads(response.headers.get("X-Pagination", "{}")).get("total", 0))
+        except (ValueError, AttributeError):
+            total = 0
+        items = list(response.json())
+        total = max(total, (page - 1) * page_size + len(items))
+        return Paged(items, page, max(1, -(-total // page_size)), total)
 
     def send(self, method: str, path: str, token: str | None, language: str = "nl", body: Any = None,
              **kw: Any) -> Any:

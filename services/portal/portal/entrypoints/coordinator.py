@@ -14,7 +14,9 @@ from . import web
 from .forms import (
     ActionForm,
     CompareChoiceForm,
+    FindPairForm,
     ForbidForm,
+    FoundPairForm,
     PinForm,
     ReleaseForm,
     ResultFilterForm,
@@ -237,6 +239,7 @@ def round(batch_id: str) -> Any:
     pin.team.choices = [("", _("Choose a team")), *sorted(
         {(r["team_id"], f"{r['team']} ({r['level']}, {r['institution']})") for r in rows if r.get("team_id")},
         key=lambda kv: kv[1])]
+    finder, found_pair = _found_pair_forms(batch, pin) if results else (None, None)
     choose = CompareChoiceForm(formdata=None)
     numbered = [(r["id"], _("Run %(n)s", n=n) + f": {nice_datetime(r['created_at'])}")
                 for n, r in enumerate(runs, start=1)]
@@ -246,7 +249,8 @@ def round(batch_id: str) -> Any:
     short = [c for c in ((run or {}).get("precheck") or {}).get("cells", []) if c.get("short_by")]
     return render_template("coordinator/round.html", batch=batch, run=run, runs=runs, rows=rows, results=results,
                            filters=filters, params=params, short=short, pin=pin, release=release, choose=choose,
-                           forbid=forbid, action=ActionForm(), answer_label=_answer_label,
+                           forbid=forbid, action=ActionForm(), answer_label=_answer_label, finder=finder,
+                           found_pair=found_pair,
                            trigger_label=_trigger_label, page_url=lambda n: _page_url(batch_id, n),
                            live=bool(run and run["status"] in LIVE) or (run is None and batch["status"] ==
                                                                        "submitted"))
@@ -300,6 +304,55 @@ def forbid(batch_id: str) -> Any:
         return web.done(_("The pair is forbidden in the next runs. Run the round again to see the effect."),
                         "coordinator.round", batch_id=batch_id)
     return web.done(_("Choose a pair and give a reason."), "coordinator.round", batch_id=batch_id)
+
+
+FOUND = 20  # assignments and teams offered from a search
+
+
+def _found_pair_forms(batch: dict[str, Any], pin: PinForm) -> tuple[FindPairForm, FoundPairForm | None]:
+    """What the coordinator searched for in the whole round (intake's text search), offered to pin or forbid:
+    the assignments of the round and the teams of its workspace and period that match the texts (a side
+    without a text: the result page's)."""
+    finder = FindPairForm(formdata=request.args)
+    finder.validate()
+    assignment_text = (finder.find_assignment.data or "").strip() if not finder.find_assignment.errors else ""
+    team_text = (finder.find_team.data or "").strip() if not finder.find_team.errors else ""
+    if not assignment_text and not team_text:
+        return finder, None
+    form = FoundPairForm(formdata=None, prefix="found")
+    form.assignment.choices = [(a["id"], f"{a['title']} ({a.get('firm_name', '')})") for a in web.intake().get(
+        "/assignments", batch_id=batch["id"], q=assignment_text, page_size=FOUND)] if assignment_text else [
+        c for c in pin.assignment.choices if c[0]]
+    form.team.choices = [(t["id"], f"{t['code']} ({t['level']}, {t.get('institution_name', '')})")
+                         for t in web.intake().get("/teams", workspace_id=batch["workspace_id"],
+                                                   period=batch["period"], q=team_text, page_size=FOUND)
+                         ] if team_text else [c for c in pin.team.choices if c[0]]
+    return finder, form
+
+
+@blueprint.post("/rounds/<id:batch_id>/found-pairs")
+@web.requires(ROLE)
+def found_pair(batch_id: str) -> Any:
+    """Pin or forbid a pair the coordinator found by text (any assignment and team of the round)."""
+    form = FoundPairForm(prefix="found")
+    form.assignment.choices = [(request.form.get("found-assignment", ""), "")]
+    form.team.choices = [(request.form.get("found-team", ""), "")]
+    action = request.form.get("found-action")
+    if action not in ("pin", "forbid") or not form.validate_on_submit():
+        return web.done(_("Choose an assignment and a team and give a reason."), "coordinator.round",
+                        batch_id=batch_id)
+    body = {"team_id": form.team.data, "assignment_id": form.assignment.data, "reason": form.reason.data}
+    try:
+        web.matching().send("POST", f"/batches/{batch_id}/{'pins' if action == 'pin' else 'forbids'}", body)
+    except ApiError as exc:
+        if exc.status not in (400, 409, 422):
+            raise
+        return web.done(exc.message, "coordinator.round", batch_id=batch_id)
+    if action == "pin":
+        return web.done(_("The pair is pinned: the next runs place this team on this assignment. Run the round "
+                          "again to see the effect."), "coordinator.round", batch_id=batch_id)
+    return web.done(_("The pair is forbidden in the next runs. Run the round again to see the effect."),
+                    "coordinator.round", batch_id=batch_id)
 
 
 @blueprint.post("/rounds/<id:batch_id>/pins")

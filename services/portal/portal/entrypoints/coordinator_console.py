@@ -8,13 +8,13 @@ from __future__ import annotations
 import csv
 import math
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from functools import cache
 from importlib import resources
 from typing import Any
 
-from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 from wtforms import DateField, IntegerField, StringField, TimeField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional, Regexp, ValidationError
@@ -22,13 +22,14 @@ from wtforms.validators import InputRequired, Length, NumberRange, Optional, Reg
 from ..adapters.clients import ApiError
 from . import web
 from .forms import REQUIRED, ActionForm, MultiCheckboxField, SelectField, _l
-from .i18n import TIME_ZONE, current_language, nice_date, nice_period
+from .i18n import TIME_ZONE, current_language, ngettext, nice_date, nice_period
 from .i18n import gettext as _
-from .labels import day_part_label, municipalities
+from .labels import day_part_label, municipalities, municipality_label
 
 blueprint = Blueprint("console", __name__, url_prefix="/coordinator")
 ROLE = "coordinator"
 WEEKDAYS = 5  # kickoffs fall on school days, Monday to Friday
+PAGE_SIZE = 25  # rows of a list on one page
 LEVELS = ("MBO", "HBO", "WO")
 DAY_PARTS = ("morning", "afternoon", "evening")
 
@@ -63,6 +64,19 @@ SERVICE_REASONS = {
     "interested entrepreneurs come together": _l(
         "no session is possible: no time where a room (or online), a facilitator of the theme and enough "
         "interested entrepreneurs come together"),
+    "the entrepreneur is in this session already": _l("the entrepreneur is in this session already"),
+    "no running session of this programme has this id": _l("this session no longer runs"),
+    "the session is of another theme than the entrepreneur's interest": _l(
+        "the session is of another theme than the entrepreneur's interest"),
+    "the entrepreneur cannot make this session's day or place": _l(
+        "the entrepreneur cannot come on that day or to that place"),
+    "the entrepreneur has a seat in another session of this theme; move that seat": _l(
+        "the entrepreneur has a seat in another session of this theme; move that seat"),
+    "the entrepreneur cancelled its place in this session": _l("the entrepreneur cancelled its place in this session"),
+    "the session is there already": _l("the session is there already"),
+    "a session of this theme already runs there": _l("a session of this theme already runs then and there"),
+    "not a room of this programme": _l("not a room of this programme"),
+    "not a facilitator of this programme": _l("not a facilitator of this programme"),
 }
 PLAN_STATUSES = {"optimal": _l("Planned: the best plan was found"),
                  "feasible": _l("Planned: a good plan was found within the time limit"),
@@ -75,6 +89,11 @@ def reason_words(reason: str | None, code: str | None = None) -> str:
     for key in (code, reason):
         if key and key in SERVICE_REASONS:
             return str(SERVICE_REASONS[key])
+    if reason and reason.startswith("the session is full"):
+        return _("the session is full")
+    if reason and reason.startswith("the move breaks a planning rule"):
+        return _("the move breaks a planning rule (a room, facilitator or entrepreneur is not free then, or a "
+                 "room is too small)")
     return reason or ""
 
 
@@ -173,7 +192,8 @@ def workspace(workspace_id: str) -> Any:
         abort(404)
     names = {w["id"]: w["name"] for w in web.intake().get_all("/workspaces")}
     counts = web.intake().get(f"/workspaces/{workspace_id}/overview")
-    referrals = [r for r in web.intake().get_all("/referrals") if r["from_workspace_id"] == workspace_id]
+    referrals = web.intake().page("/referrals", page=web.page_number("referrals_page"), page_size=PAGE_SIZE,
+                                  workspace_id=workspace_id, newest_first="true")
     handovers = [h for h in web.intake().get_all("/handovers")
                  if workspace_id in (h["from_workspace_id"], h["to_workspace_id"])]
     schemes = {s["code"]: s["name_nl"] if current_language() == "nl" else s["name_en"]
@@ -189,7 +209,7 @@ def workspace(workspace_id: str) -> Any:
         assignment_rows=_per_period_and_level(counts["open_assignments_by_period_level"]),
         team_rows=_per_period_and_level(counts["teams_by_period_level"]),
         open_assignments=counts["open_assignments"], team_count=counts["teams"],
-        referrals=list(reversed(referrals))[:50], referral_count=counts["referrals"], schemes=schemes,
+        referrals=referrals, referral_count=counts["referrals"], schemes=schemes,
         handovers=list(reversed(handovers)))
 
 
@@ -219,11 +239,16 @@ def _local(moment: str | None) -> datetime | None:
     return datetime.fromisoformat(moment).astimezone(TIME_ZONE)
 
 
-def _named_kickoffs() -> list[dict[str, Any]]:
-    """Every kickoff of the coordinator with the assignment, firm and team as people know them."""
-    placements = {p["match_id"]: p for p in web.intake().get_all("/placements")}
+def _named(kickoffs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """These kickoffs (a page's worth) with the assignment, firm and team as people know them: intake names
+    only these matches."""
+    ids = sorted({k["match_id"] for k in kickoffs})
+    placements: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(ids), 100):
+        placements.update((p["match_id"], p) for p in web.intake().get(
+            "/placements", match_id=ids[start:start + 100], page_size=100))
     found = []
-    for k in web.scheduling().get_all("/kickoffs"):
+    for k in kickoffs:
         p = placements.get(k["match_id"], {})
         found.append({**k, "start": _local(k.get("starts_at")), "end": _local(k.get("ends_at")),
                       "assignment": p.get("assignment_title", "?"), "firm": p.get("firm_name", ""),
@@ -248,12 +273,21 @@ def _week_code(monday: date) -> str:
     return f"{year}-W{week:02d}"
 
 
-def _default_week(kickoffs: list[dict[str, Any]]) -> date:
+def _default_week(weeks: list[dict[str, Any]]) -> date:
+    """The first week from this one on with kickoffs; else the last with kickoffs; else this week."""
     today = datetime.now(TIME_ZONE).date()
-    starts = sorted(k["start"].date() for k in kickoffs if k["status"] == "proposed" and k["start"])
-    coming = [d for d in starts if d >= today]
-    day = coming[0] if coming else (starts[-1] if starts else today)
-    return day - timedelta(days=day.weekday())
+    this_week = today - timedelta(days=today.weekday())
+    mondays = sorted(date.fromisoformat(w["monday"]) for w in weeks)
+    coming = [d for d in mondays if d >= this_week]
+    return coming[0] if coming else (mondays[-1] if mondays else this_week)
+
+
+@blueprint.app_template_global()
+def page_link(name: str, number: int) -> str:
+    """This page's address with list ``name`` at page ``number`` (the other lists' pages kept)."""
+    values: dict[str, Any] = {**{k: v for k, v in request.args.items() if k != name and v},
+                              **(request.view_args or {}), name: number}
+    return url_for(str(request.endpoint), **values)
 
 
 def _rounds() -> list[tuple[str, str]]:
@@ -267,11 +301,15 @@ def _rounds() -> list[tuple[str, str]]:
 @blueprint.get("/kickoffs")
 @web.requires(ROLE)
 def kickoffs() -> Any:
-    found = _named_kickoffs()
-    monday = _week_of(request.args.get("week")) or _default_week(found)
+    weeks = web.scheduling().get("/kickoffs/weeks")
+    monday = _week_of(request.args.get("week")) or _default_week(weeks)
     days = [monday + timedelta(days=n) for n in range(WEEKDAYS)]
-    in_week = [k for k in found if k["status"] == "proposed" and k["start"] and monday <= k["start"].date()
-               < monday + timedelta(days=7)]
+    in_week = _named(web.scheduling().get_all("/kickoffs", status="proposed", until=(
+        monday + timedelta(days=6)).isoformat(), **{"from": monday.isoformat()}))
+    unplaced = web.scheduling().page("/kickoffs", page=web.page_number("unplaced_page"), page_size=PAGE_SIZE,
+                                     status="unplaced")
+    cancelled = web.scheduling().page("/kickoffs", page=web.page_number("cancelled_page"), page_size=PAGE_SIZE,
+                                      status="cancelled")
     times = sorted({k["start"].time() for k in in_week})
     cells: dict[tuple[time, date], list[dict[str, Any]]] = defaultdict(list)
     for k in sorted(in_week, key=lambda k: (k["start"], k["assignment"])):
@@ -283,11 +321,10 @@ def kickoffs() -> Any:
         "coordinator/console/kickoffs.html", days=days, times=times, cells=cells,
         week=week, year=year, monday=monday, friday=days[-1], count=len(in_week),
         previous=_week_code(monday - timedelta(days=7)), following=_week_code(monday + timedelta(days=7)),
-        unplaced=[k for k in found if k["status"] == "unplaced"],
-        cancelled=[k for k in found if k["status"] == "cancelled"], form=form,
-        other_weeks=[(code, _("week %(week)s, %(year)s", week=int(code[6:]), year=code[:4]))
-                     for code in sorted({_week_code(k["start"].date() - timedelta(days=k["start"].weekday()))
-                                         for k in found if k["status"] == "proposed" and k["start"]})])
+        unplaced=replace(unplaced, items=_named(unplaced.items)),
+        cancelled=replace(cancelled, items=_named(cancelled.items)), form=form,
+        other_weeks=[(w["week"], _("week %(week)s, %(year)s", week=int(w["week"][6:]), year=w["week"][:4]))
+                     for w in weeks])
 
 
 @blueprint.route("/kickoffs/plan", methods=["GET", "POST"])
@@ -309,8 +346,9 @@ def plan_kickoffs() -> Any:
             else:
                 raise
         else:
-            message = _("%(placed)s kickoffs planned, %(unplaced)s without a time.", placed=report["placed"],
-                        unplaced=report["unplaced"])
+            message = _("%(placed)s, %(unplaced)s.", placed=ngettext(
+                "%(num)d kickoff planned", "%(num)d kickoffs planned", report["placed"]), unplaced=ngettext(
+                "%(num)d without a time", "%(num)d without a time", report["unplaced"]))
             warnings = [w["message_nl"] if current_language() == "nl" else w["message_en"]
                         for w in report.get("warnings", [])]
             starts = sorted(s for k in report["kickoffs"] if (s := _local(k.get("starts_at"))))
@@ -320,10 +358,13 @@ def plan_kickoffs() -> Any:
 
 
 def _kickoff(match_id: str) -> dict[str, Any]:
-    found = next((k for k in _named_kickoffs() if k["match_id"] == match_id), None)
-    if found is None:
-        abort(404)
-    return found
+    try:
+        found = web.scheduling().get(f"/kickoffs/{match_id}")
+    except ApiError as exc:
+        if exc.status == 404:
+            abort(404)
+        raise
+    return _named([found])[0]
 
 
 def _week_of_kickoff(k: dict[str, Any]) -> str | None:
@@ -461,8 +502,8 @@ def _day_part_choices() -> list[tuple[str, str]]:
 @blueprint.get("/workshops")
 @web.requires(ROLE)
 def workshops() -> Any:
-    programmes = sorted(web.scheduling().get_all("/workshop-programmes"), key=lambda p: p["created_at"],
-                        reverse=True)
+    programmes = web.scheduling().page("/workshop-programmes", page=web.page_number(), page_size=PAGE_SIZE,
+                                       newest_first="true")
     return render_template("coordinator/console/workshops.html", programmes=programmes,
                            statuses=PROGRAMME_STATUSES)
 
@@ -577,9 +618,155 @@ def plan_programme(programme_id: str) -> Any:
     status = str(PLAN_STATUSES.get(report["status"], report["status"]))
     figures = report.get("figures") or {}
     if report["status"] in ("optimal", "feasible"):
-        message = _("%(status)s: %(sessions)s sessions, %(seated)s entrepreneurs seated, %(waiting)s waiting.",
-                    status=status, sessions=figures.get("sessions", 0), seated=figures.get("seated", 0),
-                    waiting=figures.get("waitlisted", 0))
+        message = _("%(status)s: %(sessions)s, %(seated)s, %(waiting)s.", status=status, sessions=ngettext(
+            "%(num)d session", "%(num)d sessions", figures.get("sessions", 0)), seated=ngettext(
+            "%(num)d entrepreneur seated", "%(num)d entrepreneurs seated", figures.get("seated", 0)),
+            waiting=ngettext("%(num)d waiting", "%(num)d waiting", figures.get("waitlisted", 0)))
     else:
         message = f"{status}: {reason_words(report.get('reason'))}"
     return web.done(message, "console.programme", programme_id=programme_id)
+
+
+# ---- a session's participants: move one to another session, or the session to another time or room ----
+
+
+class ParticipantMoveForm(FlaskForm):
+    session_id = SelectField(_l("Move to"), validators=[InputRequired(REQUIRED)])
+
+
+class SessionMoveForm(FlaskForm):
+    slot = SelectField(_l("Time"), validators=[InputRequired(REQUIRED)])
+    room = SelectField(_l("Room"), validators=[InputRequired(REQUIRED)])
+    facilitator = SelectField(_l("Facilitator"), validators=[InputRequired(REQUIRED)])
+
+
+ONLINE = "online"
+
+
+def _place(s: dict[str, Any]) -> str:
+    if s.get("location_name"):
+        return f"{s['location_name']} ({municipality_label(s.get('municipality_code'))})"
+    return _("Online")
+
+
+def _session_label(s: dict[str, Any]) -> str:
+    when = f"{nice_date(s['date'])}, {day_part_label(s['day_part'])}"
+    free = ngettext("%(num)d seat free", "%(num)d seats free", max(0, s["capacity"] - s["seated"]))
+    return _("%(when)s, %(place)s: %(free)s", when=when, place=_place(s), free=free)
+
+
+def _firm_names(ids: list[str]) -> dict[str, str]:
+    """The names of these firms as intake knows them (only these: a session's worth)."""
+    wanted = sorted(set(ids))
+    names: dict[str, str] = {}
+    for start in range(0, len(wanted), 100):
+        names.update((f["id"], f["name"]) for f in web.intake().get("/firms", id=wanted[start:start + 100],
+                                                                     page_size=100))
+    return names
+
+
+def _session_page(programme_id: str, session_id: str, session_form: SessionMoveForm | None = None) -> Any:
+    base = f"/workshop-programmes/{programme_id}"
+    found = web.scheduling().get(base)
+    sessions = web.scheduling().get_all(f"{base}/sessions") if found["status"] == "planned" else []
+    current = next((s for s in sessions if s["id"] == session_id), None)
+    if current is None:
+        abort(404)
+    places = [r for r in web.scheduling().get_all("/workshop-registrations", programme_id=programme_id,
+                                                  session_id=session_id) if r["status"] in ("seated", "waitlisted")]
+    names = _firm_names([r["firm_id"] for r in places])
+    others = [(s["id"], _session_label(s)) for s in sessions
+              if s["theme"] == current["theme"] and s["id"] != session_id]
+    rows = []
+    for n, r in enumerate(sorted(places, key=lambda r: (r["status"] != "seated", r["waitlist_position"] or 0,
+                                                         names.get(r["firm_id"], "")))):
+        form = ParticipantMoveForm(formdata=None, prefix=f"p{n}")
+        form.session_id.choices = others
+        rows.append({**r, "firm": names.get(r["firm_id"], _("a firm outside your workspaces")), "form": form})
+    facilitators = web.scheduling().get_all(f"{base}/facilitators")
+    rooms = web.scheduling().get_all(f"{base}/rooms")
+    labels = {f["id"]: f["label"] for f in facilitators}
+    form = session_form or SessionMoveForm(formdata=None, slot=_slot_key({"date": current["date"],
+                                                                          "day_part": current["day_part"]}),
+                                           room=current["room_id"] or ONLINE,
+                                           facilitator=current["facilitator_id"])
+    form.slot.choices = _slot_choices(found)
+    form.room.choices = [(r["id"], f"{r['name']} ({municipality_label(r['municipality_code'])}), "
+                          + ngettext("%(num)d seat", "%(num)d seats", r["capacity"])) for r in rooms]
+    if found.get("online_capacity"):
+        form.room.choices.append((ONLINE, _("Online")))
+    form.facilitator.choices = [(f["id"], f["label"]) for f in facilitators if current["theme"] in f["themes"]]
+    return render_template("coordinator/console/session.html", programme=found, session=current, rows=rows,
+                           themes=_themes(), place=_place(current), labels=labels, form=form,
+                           seated=[r for r in rows if r["status"] == "seated"],
+                           waiting=[r for r in rows if r["status"] == "waitlisted"])
+
+
+@blueprint.get("/workshops/<id:programme_id>/sessions/<id:session_id>")
+@web.requires(ROLE)
+def workshop_session(programme_id: str, session_id: str) -> Any:
+    return _session_page(programme_id, session_id)
+
+
+@blueprint.post("/workshops/<id:programme_id>/sessions/<id:session_id>/participants/<id:registration_id>")
+@web.requires(ROLE)
+def move_participant(programme_id: str, session_id: str, registration_id: str) -> Any:
+    """Move one entrepreneur (its form's prefix names the row) to another session of the theme."""
+    back = url_for("console.workshop_session", programme_id=programme_id, session_id=session_id)
+    prefix = next((k.split("-", 1)[0] for k in request.form if k.endswith("-session_id")), "")
+    form = ParticipantMoveForm(prefix=prefix)
+    target = request.form.get(f"{prefix}-session_id", "")
+    form.session_id.choices = [(target, target)] if target else []
+    if not form.validate_on_submit():
+        flash(_("Choose the session to move the entrepreneur to."), "info")
+        return redirect(back)
+    try:
+        done = web.scheduling().send("POST", f"/workshop-registrations/{registration_id}/move",
+                                     {"session_id": form.session_id.data})
+    except ApiError as exc:
+        if exc.status == 404:  # not a place in one of this coordinator's programmes
+            abort(404)
+        if exc.status not in (400, 409, 422):
+            raise
+        reasons = exc.field_errors()
+        reason = reasons.get("session_id") or reasons.get("registration_id") or exc.message
+        flash(_("This move is not possible: %(reason)s.", reason=reason_words(reason)), "info")
+        return redirect(back)
+    message = _("The entrepreneur is moved and gets an updated invitation.")
+    if done.get("promoted_registration_id"):
+        message += " " + _("The seat it left went to the first on the waiting list, who hears so.")
+    return web.done(message, "console.workshop_session", programme_id=programme_id, session_id=session_id)
+
+
+@blueprint.post("/workshops/<id:programme_id>/sessions/<id:session_id>/move")
+@web.requires(ROLE)
+def move_session(programme_id: str, session_id: str) -> Any:
+    base = f"/workshop-programmes/{programme_id}"
+    found = web.scheduling().get(base)
+    form = SessionMoveForm()
+    form.slot.choices = _slot_choices(found)
+    form.room.choices = [(r["id"], r["name"]) for r in web.scheduling().get_all(f"{base}/rooms")] + [
+        (ONLINE, _("Online"))]
+    form.facilitator.choices = [(f["id"], f["label"]) for f in web.scheduling().get_all(f"{base}/facilitators")]
+    if form.validate_on_submit():
+        day, part = (form.slot.data or "|").split("|", 1)
+        body = {"session_id": session_id, "date": day, "day_part": part,
+                "room_id": None if form.room.data == ONLINE else form.room.data,
+                "facilitator_id": form.facilitator.data}
+        try:
+            web.scheduling().send("POST", f"{base}/session-moves", body)
+        except ApiError as exc:
+            if exc.status not in (400, 409, 422):
+                raise
+            reasons = exc.field_errors()
+            field = {"room_id": form.room, "facilitator_id": form.facilitator}
+            for api_field, reason in reasons.items():
+                target = field.get(api_field, form.slot)
+                target.errors = [*target.errors, _("This is not possible: %(reason)s.",
+                                                   reason=reason_words(reason))]
+            if not reasons:
+                form.form_errors.append(exc.message or _("The request was refused."))
+        else:
+            return web.done(_("The session is moved; its entrepreneurs get an updated invitation."),
+                            "console.workshop_session", programme_id=programme_id, session_id=session_id)
+    return _session_page(programme_id, session_id, form)

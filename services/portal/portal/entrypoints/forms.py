@@ -273,6 +273,25 @@ class PinForm(FlaskForm):
     reason = StringField(_l("Reason"), validators=[InputRequired(REQUIRED), Length(max=500)])
 
 
+class FindPairForm(FlaskForm):
+    """Text to find any assignment and team of the round (not only the result page's), read from the query
+    string (no CSRF: it changes nothing)."""
+
+    class Meta:
+        csrf = False
+
+    find_assignment = StringField(_l("Assignment: text in its title or its firm's name"),
+                                  validators=[Optional(), Length(max=100)])
+    find_team = StringField(_l("Team: text in its code or its institution's name"),
+                            validators=[Optional(), Length(max=100)])
+
+
+class FoundPairForm(FlaskForm):
+    assignment = SelectField(_l("Assignment"), validators=[InputRequired(REQUIRED)])
+    team = SelectField(_l("Team"), validators=[InputRequired(REQUIRED)])
+    reason = StringField(_l("Reason"), validators=[InputRequired(REQUIRED), Length(max=500)])
+
+
 class ReleaseForm(FlaskForm):
     pair = SelectField(_l("Accepted pair"), validators=[InputRequired(REQUIRED)])
     reason = StringField(_l("Reason"), validators=[InputRequired(REQUIRED), Length(max=500)])

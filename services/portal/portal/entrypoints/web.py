@@ -11,7 +11,7 @@ from flask import abort, current_app, flash, g, redirect, request, session, url_
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
-from ..adapters.clients import ApiError, Clients, Download, ServiceClient
+from ..adapters.clients import ApiError, Clients, Download, Paged, ServiceClient
 from ..service_layer import signin
 from .i18n import current_language, gettext
 
@@ -37,6 +37,10 @@ class Calls:
 
     def get_all(self, path: str, **params: Any) -> list[Any]:
         return self.client.get_all(path, self._token(), current_language(), params=params or None)
+
+    def page(self, path: str, page: int = 1, page_size: int = 25, **params: Any) -> Paged:
+        return self.client.page(path, self._token(), current_language(), params=params or None, page=page,
+                                page_size=page_size)
 
     def read_with_etag(self, path: str) -> tuple[Any, str]:
         return self.client.read_with_etag(path, self._token(), current_language())
@@ -103,6 +107,12 @@ def show_api_errors(form: FlaskForm, error: ApiError, fields: dict[str, str] | N
             placed = True
     if not placed:
         form.form_errors.append(error.message or gettext("The request was refused."))
+
+
+def page_number(name: str = "page") -> int:
+    """The page a list is asked for (?page=3); anything else is the first."""
+    text = request.args.get(name, "")
+    return min(int(text), 10_000) if text.isdigit() and int(text) > 0 else 1
 
 
 def done(message: str, endpoint: str, **values: Any) -> Response:

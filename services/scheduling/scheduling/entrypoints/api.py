@@ -16,7 +16,7 @@ from werkplaats_shared.auth import current_principal, install_auth
 from werkplaats_shared.authorization import install_authorization
 from werkplaats_shared.deadletters_api import dead_letter_blueprint
 from werkplaats_shared.fields import UtcDateTime
-from werkplaats_shared.http import Blueprint, add_health, create_app, service_errors
+from werkplaats_shared.http import Blueprint, Listed, QueryPage, add_health, create_app, service_errors
 from werkplaats_shared.idempotency import install_idempotency
 from werkplaats_shared.ratelimit import install_rate_limits
 from werkplaats_shared.service import Infrastructure, health_checks
@@ -138,6 +138,33 @@ class KickoffPlanOut(Schema):
     warnings = fields.List(fields.Nested(PlanWarningOut), metadata={
         "description": "what the coordinator should check: the plan is made, but rests on unknown facts"})
     kickoffs = fields.List(fields.Nested(KickoffOut))
+
+
+KICKOFF_STATUSES = ("proposed", "unplaced", "cancelled")
+MAX_RANGE_DAYS = 366
+
+
+class KickoffFilter(Schema):
+    from_ = fields.Date(data_key="from", metadata={
+        "description": "only kickoffs starting on or after this day (Europe/Amsterdam), e.g. 2027-02-01; "
+                       "with from or until the list is in order of starting time"})
+    until = fields.Date(metadata={"description": "only kickoffs starting on or before this day (inclusive)"})
+    status = fields.String(validate=validate.OneOf(KICKOFF_STATUSES))
+    batch_id = fields.String(validate=validate.Length(min=1, max=36))
+
+    @validates_schema
+    def _range(self, data: dict[str, Any], **_kw: Any) -> None:
+        start, end = data.get("from_"), data.get("until")
+        if start and end and end < start:
+            raise ValidationError("until is before from", "until")
+        if start and end and (end - start).days >= MAX_RANGE_DAYS:
+            raise ValidationError(f"a range of at most {MAX_RANGE_DAYS} days", "until")
+
+
+class KickoffWeekOut(Schema):
+    week = fields.String(metadata={"description": "an ISO week such as 2027-W06"})
+    monday = fields.Date()
+    kickoffs = fields.Integer(metadata={"description": "proposed kickoffs starting in that week"})
 
 
 class KickoffMoveIn(Schema):
@@ -462,12 +489,23 @@ def create_scheduling_app(infra: Infrastructure, resolve: Resolver = system_reso
 
     @kickoffs.route("")
     class Kickoffs(MethodView):
+        @kickoffs.arguments(KickoffFilter, location="query")
         @kickoffs.response(200, KickoffOut(many=True))
-        @kickoffs.paginate(Page, max_page_size=100)
+        @kickoffs.paginate(QueryPage, max_page_size=100)
+        def get(self, filters: dict[str, Any]) -> Any:
+            """The kickoffs you may see, a page at a time; a week calendar asks for its week with from and
+            until."""
+            query = services.filtered_kickoffs(services.visible_kickoffs(current_principal()), **filters)
+            return Listed(sf, query, lambda _session, k: services.kickoff_view(k))
+
+    @kickoffs.route("/weeks")
+    class KickoffWeeks(MethodView):
+        @kickoffs.response(200, KickoffWeekOut(many=True))
         def get(self) -> Any:
+            """The weeks (Europe/Amsterdam) in which your proposed kickoffs start, with their number, in order:
+            a calendar's way to the weeks that have kickoffs."""
             with sf() as session:
-                found = session.execute(services.visible_kickoffs(current_principal())).scalars().all()
-                return [services.kickoff_view(k) for k in found]
+                return services.kickoff_weeks(session, current_principal())
 
     @kickoffs.route("/plan")
     class KickoffPlan(MethodView):

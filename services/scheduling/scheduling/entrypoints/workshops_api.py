@@ -12,7 +12,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from sqlalchemy.orm import Session, sessionmaker
 from werkplaats_shared.auth import current_principal
 from werkplaats_shared.fields import UtcDateTime
-from werkplaats_shared.http import Blueprint, service_errors
+from werkplaats_shared.http import Blueprint, Listed, QueryPage, service_errors
 
 from ..domain.workshops import DAY_PARTS, THEMES
 from ..service_layer import workshops as svc
@@ -74,6 +74,10 @@ class ProgrammeIn(Schema):
 class LocationOut(Schema):
     municipality_code = fields.String()
     name = fields.String()
+
+
+class ProgrammeFilter(Schema):
+    newest_first = fields.Boolean(load_default=False, metadata={"description": "the latest made first"})
 
 
 class ProgrammeOut(Schema):
@@ -207,6 +211,7 @@ class RegistrationOut(Schema):
     id = fields.String()
     programme_id = fields.String()
     interest_id = fields.String()
+    firm_id = fields.String(metadata={"description": "the entrepreneur's organisation (its name is in intake)"})
     status = fields.String(metadata={"description": "seated, waitlisted, cancelled, released (seated in "
                                                     "another session of the theme, or no longer a place to "
                                                     "wait for), or dropped (a later plan took the seat away)"})
@@ -217,6 +222,7 @@ class RegistrationOut(Schema):
 
 class RegistrationFilter(Schema):
     programme_id = fields.String(validate=validate.Length(min=1, max=36))
+    session_id = fields.String(validate=validate.Length(min=1, max=36))
     status = fields.String(validate=validate.OneOf(["seated", "waitlisted", "cancelled", "released", "dropped"]))
 
 
@@ -224,6 +230,17 @@ class CancelOut(Schema):
     registration = fields.Nested(RegistrationOut)
     promoted_registration_id = fields.String(allow_none=True, metadata={
         "description": "the waitlist place that got the freed seat (its holder gets a notice)"})
+
+
+class RegistrationMoveIn(Schema):
+    session_id = fields.String(required=True, validate=validate.Length(min=1, max=36), metadata={
+        "description": "a running session of the same programme and theme, with a free seat"})
+
+
+class MoveOut(Schema):
+    registration = fields.Nested(RegistrationOut, metadata={"description": "the entrepreneur's seat now"})
+    promoted_registration_id = fields.String(allow_none=True, metadata={
+        "description": "the waitlist place that got the seat the entrepreneur left (its holder gets a notice)"})
 
 
 def workshops_blueprint(sf: sessionmaker[Session]) -> Blueprint:
@@ -241,13 +258,13 @@ def workshops_blueprint(sf: sessionmaker[Session]) -> Blueprint:
 
     @blp.route("/workshop-programmes")
     class Programmes(MethodView):
+        @blp.arguments(ProgrammeFilter, location="query")
         @blp.response(200, ProgrammeOut(many=True))
-        @blp.paginate(Page, max_page_size=100)
-        def get(self) -> Any:
-            """Coordinators: their own programmes; entrepreneurs: open ones and those they registered for."""
-            with sf() as session:
-                found = session.execute(svc.visible_programmes(current_principal())).scalars().all()
-                return [svc.programme_view(session, p) for p in found]
+        @blp.paginate(QueryPage, max_page_size=100)
+        def get(self, filters: dict[str, Any]) -> Any:
+            """Coordinators: their own programmes; entrepreneurs: open ones and those they registered for; a
+            page at a time, oldest first unless asked otherwise."""
+            return Listed(sf, svc.visible_programmes(current_principal(), **filters), svc.programme_view)
 
         @blp.arguments(ProgrammeIn)
         @blp.response(201, ProgrammeOut)
@@ -354,6 +371,20 @@ def workshops_blueprint(sf: sessionmaker[Session]) -> Blueprint:
             """Give up a seat or waitlist place; a freed seat goes to the next in line, with a notice."""
             with _errors(), sf.begin() as session:
                 done = svc.cancel_registration(session, current_principal(), registration_id)
+                return {"registration": done.registration, "promoted_registration_id": done.promoted_id}
+
+    @blp.route("/workshop-registrations/<registration_id>/move")
+    class MoveRegistration(MethodView):
+        @blp.arguments(RegistrationMoveIn)
+        @blp.response(200, MoveOut)
+        @blp.alt_response(409, description="the session is full, the place was cancelled, or the entrepreneur "
+                                           "has a seat elsewhere in the theme")
+        def post(self, data: dict[str, Any], registration_id: str) -> Any:
+            """Coordinators: move an entrepreneur's seat or waitlist place to another session of its theme that
+            it can make (its available days and places) and that has a free seat. It is seated there with an
+            (updated) invitation; a seat it leaves goes to the first in that session's line."""
+            with _errors(), sf.begin() as session:
+                done = svc.move_registration(session, current_principal(), registration_id, data["session_id"])
                 return {"registration": done.registration, "promoted_registration_id": done.promoted_id}
 
     return blp

@@ -9,9 +9,11 @@ import secrets
 import smtplib
 import time
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as day_time
 from typing import Any, Callable, Protocol
 
 import sqlalchemy as sa
@@ -489,6 +491,35 @@ def visible_kickoffs(principal: Principal) -> sa.Select[Any]:
     if principal.role == "institution":
         return query.where(orm.Kickoff.institution_id == principal.organisation_id)
     return query.where(sa.false())
+
+
+def filtered_kickoffs(query: sa.Select[Any], from_: date | None = None, until: date | None = None,
+                      status: str | None = None, batch_id: str | None = None) -> sa.Select[Any]:
+    """Kickoffs starting from one day to another (inclusive, Europe/Amsterdam; in order of starting time), of
+    a status, of a batch."""
+    if status is not None:
+        query = query.where(orm.Kickoff.status == status)
+    if batch_id is not None:
+        query = query.where(orm.Kickoff.batch_id == batch_id)
+    if from_ is not None or until is not None:
+        query = query.where(orm.Kickoff.starts_at.is_not(None)).order_by(None).order_by(
+            orm.Kickoff.starts_at, orm.Kickoff.match_id)
+    if from_ is not None:
+        query = query.where(orm.Kickoff.starts_at >= datetime.combine(from_, day_time(0), TZ).astimezone(UTC))
+    if until is not None:
+        end = datetime.combine(until + timedelta(days=1), day_time(0), TZ).astimezone(UTC)
+        query = query.where(orm.Kickoff.starts_at < end)
+    return query
+
+
+def kickoff_weeks(session: Session, principal: Principal) -> list[dict[str, Any]]:
+    """The ISO weeks in which the principal's proposed kickoffs start, with how many, in order."""
+    starts = session.execute(visible_kickoffs(principal).with_only_columns(orm.Kickoff.starts_at).where(
+        orm.Kickoff.status == "proposed", orm.Kickoff.starts_at.is_not(None))).scalars()
+    weeks = Counter(day - timedelta(days=day.weekday()) for day in
+                    (_aware(s).astimezone(TZ).date() for s in starts if s is not None))
+    return [{"week": f"{monday.isocalendar()[0]}-W{monday.isocalendar()[1]:02d}", "monday": monday,
+             "kickoffs": n} for monday, n in sorted(weeks.items())]
 
 
 def kickoff_view(kickoff: orm.Kickoff) -> dict[str, Any]:

@@ -130,10 +130,12 @@ def _slot_dicts(items: Iterable[dict[str, Any]]) -> list[dict[str, str]]:
             for s in items]
 
 
-def visible_programmes(principal: Principal) -> sa.Select[Any]:
+def visible_programmes(principal: Principal, newest_first: bool = False) -> sa.Select[Any]:
     """Coordinators see their own programmes, entrepreneurs every programme they can register for or
     are registered in (their offer is public: slots, themes, locations, no personal data)."""
-    query = sa.select(w.WorkshopProgramme).order_by(w.WorkshopProgramme.created_at, w.WorkshopProgramme.id)
+    order = (w.WorkshopProgramme.created_at.desc(), w.WorkshopProgramme.id.desc()) if newest_first else (
+        w.WorkshopProgramme.created_at, w.WorkshopProgramme.id)
+    query = sa.select(w.WorkshopProgramme).order_by(*order)
     if principal.role == "coordinator":
         return query.where(w.WorkshopProgramme.coordinator_id == principal.organisation_id)
     if principal.role == "entrepreneur":
@@ -500,8 +502,8 @@ class Move:
 
 def move_session(session: DbSession, principal: Principal, programme_id: str, move: Move) -> dict[str, Any]:
     """Move a running session to another slot, room (or online) or facilitator, checked by the rules the
-    optimiser uses (its own rows, through the validator); its seated firms get updated invitations and
-    waiting firms that cannot make the new slot leave its waitlist."""
+    optimiser uses (its own rows, through the validator); its seated firms get updated invitations, waiting
+    firms that cannot make the new slot leave its waitlist, and seats a bigger room adds go to those waiting."""
     programme = _own_programme(session, principal, programme_id, planned_too=True)
     if programme.status != "planned":
         raise Refused("programme_id", "this programme has not been planned; there is no session to move", 409)
@@ -544,7 +546,12 @@ def move_session(session: DbSession, principal: Principal, programme_id: str, mo
         elif interest is None or not ws.can_attend(problem, interest, new_key):
             reg.status, reg.updated_at = "released", now
     session.flush()
-    log.info("workshop session moved", extra={"programme_id": programme.id, "session_id": row.id})
+    promoted = 0
+    while _promote_next(session, row.id) is not None:  # a bigger room's free seats go to those waiting
+        promoted += 1
+        session.flush()
+    log.info("workshop session moved", extra={"programme_id": programme.id, "session_id": row.id,
+                                              "promoted": promoted})
     return session_view(session, row)
 
 
@@ -619,15 +626,18 @@ def registration_view(session: DbSession, reg: w.WorkshopRegistration) -> dict[s
     position = None
     if reg.status == "waitlisted":
         position = 1 + [r.id for r in _waiting(session, reg.session_id)].index(reg.id)
-    return {"id": reg.id, "programme_id": reg.programme_id, "interest_id": reg.interest_id, "status": reg.status,
+    return {"id": reg.id, "programme_id": reg.programme_id, "interest_id": reg.interest_id, "firm_id": reg.firm_id,
+            "status": reg.status,
             "waitlist_position": position, "session": session_view(session, s), "updated_at": reg.updated_at}
 
 
 def registrations(session: DbSession, principal: Principal, programme_id: str | None = None,
-                  status: str | None = None) -> list[dict[str, Any]]:
+                  status: str | None = None, session_id: str | None = None) -> list[dict[str, Any]]:
     query = _visible_registrations(principal)
     if programme_id is not None:
         query = query.where(w.WorkshopRegistration.programme_id == programme_id)
+    if session_id is not None:
+        query = query.where(w.WorkshopRegistration.session_id == session_id)
     if status is not None:
         query = query.where(w.WorkshopRegistration.status == status)
     return [registration_view(session, r) for r in session.execute(query).scalars()]
@@ -659,6 +669,78 @@ def cancel_registration(session: DbSession, principal: Principal, registration_i
     session.flush()
     log.info("workshop registration cancelled", extra={"registration_id": reg.id, "promoted": promoted is not None})
     return Cancelled(registration_view(session, reg), promoted.id if promoted else None)
+
+
+def move_registration(session: DbSession, principal: Principal, registration_id: str,
+                      session_id: str) -> Cancelled:
+    """Move an entrepreneur's seat or waitlist place to another running session of its theme that it can make
+    and that has a free seat: it is seated there (its invitation updated, or a new one when it waited); its
+    other waitlist places in the theme are released; a seat it leaves goes to the first in that line."""
+    reg = session.execute(_visible_registrations(principal).where(w.WorkshopRegistration.id == registration_id)
+                          .with_for_update()).scalar_one_or_none()
+    if reg is None or principal.role != "coordinator":
+        raise NotFound(registration_id)
+    if reg.status not in ("seated", "waitlisted"):
+        raise Refused("registration_id", f"this registration is {reg.status} and cannot be moved", 409)
+    if session_id == reg.session_id:
+        raise Refused("session_id", "the entrepreneur is in this session already")
+    target = session.execute(sa.select(w.WorkshopSession).where(
+        w.WorkshopSession.id == session_id, w.WorkshopSession.programme_id == reg.programme_id,
+        w.WorkshopSession.status == "running").with_for_update()).scalar_one_or_none()
+    if target is None:
+        raise Refused("session_id", "no running session of this programme has this id")
+    # the interest row serialises every change of one entrepreneur's seats in the theme
+    session.execute(sa.select(w.WorkshopInterest.id).where(w.WorkshopInterest.id == reg.interest_id)
+                    .with_for_update())
+    programme = session.get(w.WorkshopProgramme, reg.programme_id)
+    assert programme is not None
+    problem = problem_of(session, programme)
+    interest = problem.interest(reg.interest_id)
+    if interest is None or interest.theme != target.theme:
+        raise Refused("session_id", "the session is of another theme than the entrepreneur's interest")
+    if not ws.can_attend(problem, interest, _key(target)):
+        raise Refused("session_id", "the entrepreneur cannot make this session's day or place")
+    seated_elsewhere = session.execute(sa.select(w.WorkshopRegistration.id).where(
+        w.WorkshopRegistration.interest_id == reg.interest_id, w.WorkshopRegistration.status == "seated",
+        w.WorkshopRegistration.id != reg.id)).first()
+    if seated_elsewhere is not None:
+        raise Refused("registration_id", "the entrepreneur has a seat in another session of this theme; move "
+                                         "that seat", 409)
+    taken = session.execute(sa.select(sa.func.count()).select_from(w.WorkshopRegistration).where(
+        w.WorkshopRegistration.session_id == target.id, w.WorkshopRegistration.status == "seated")).scalar_one()
+    if taken >= target.capacity:
+        raise Refused("session_id", f"the session is full: {taken} of {target.capacity} seats taken", 409)
+    existing = session.execute(sa.select(w.WorkshopRegistration).where(
+        w.WorkshopRegistration.session_id == target.id, w.WorkshopRegistration.interest_id == reg.interest_id)
+    ).scalar_one_or_none()
+    if existing is not None and existing.status == "cancelled":
+        raise Refused("session_id", "the entrepreneur cancelled its place in this session", 409)
+    was_seated, left = reg.status == "seated", reg.session_id
+    now = utcnow()
+    if existing is None:  # the same place moves: a seat keeps its invitation, updated
+        reg.session_id, reg.status, reg.updated_at = target.id, "seated", now
+        seat = reg
+        _queue_notice(session, programme, target, seat, kind=UPDATE_KIND if was_seated else NOTICE_KIND,
+                      promoted=not was_seated)
+    else:  # its place in the target's line becomes the seat; the place it leaves is released
+        reg.status, reg.updated_at = "released", now
+        if was_seated:
+            old = session.get(w.WorkshopSession, left)
+            assert old is not None
+            _queue_notice(session, programme, old, reg, kind=CANCEL_KIND)
+        existing.status, existing.updated_at = "seated", now
+        seat = existing
+        _queue_notice(session, programme, target, seat, promoted=not was_seated)
+    for other in session.execute(sa.select(w.WorkshopRegistration).where(
+            w.WorkshopRegistration.interest_id == seat.interest_id, w.WorkshopRegistration.status == "waitlisted",
+            w.WorkshopRegistration.id != seat.id)).scalars():
+        other.status, other.updated_at = "released", now
+    session.flush()
+    promoted = _promote_next(session, left) if was_seated else None
+    session.flush()
+    log.info("workshop registration moved", extra={"registration_id": seat.id, "session_id": target.id,
+                                                   "promoted": promoted is not None})
+    return Cancelled(registration_view(session, seat), promoted.id if promoted else None)
 
 
 def _promote_next(session: DbSession, session_id: str) -> w.WorkshopRegistration | None:
