@@ -161,19 +161,10 @@ class InterestOut(Schema):
     registered_at = UtcDateTime()
 
 
-class UnscheduledOut(Schema):
-    theme = fields.String()
-    sessions = fields.Integer()
-    reason = fields.String()
-
-
-class PlanOut(Schema):
-    status = fields.String(metadata={"description": "optimal, feasible (time limit reached), empty (nothing "
-                                                    "could be planned; see reason) or not_solved"})
-    reason = fields.String(allow_none=True)
-    objective = fields.Float()
-    unscheduled = fields.List(fields.Nested(UnscheduledOut))
-    figures = fields.Dict()
+class PlanIn(Schema):
+    time_limit = fields.Float(load_default=None, validate=validate.Range(min=1, max=plan_jobs.MAX_TIME_LIMIT),
+                              metadata={"description": "seconds the solver may take (left out: "
+                                                       f"{plan_jobs.DEFAULT_TIME_LIMITS['workshops']:g})"})
 
 
 class SessionOut(Schema):
@@ -311,15 +302,17 @@ def workshops_blueprint(sf: sessionmaker[Session]) -> Blueprint:
 
     @blp.route("/workshop-programmes/<programme_id>/plan")
     class PlanItem(MethodView):
+        @blp.arguments(PlanIn)
         @blp.response(202, PlanJobOut)
         @blp.alt_response(409, description="a plan of the programme with other settings is queued or running")
-        def post(self, programme_id: str) -> Any:
+        def post(self, data: dict[str, Any], programme_id: str) -> Any:
             """Queue the planning of the programme (a plan job, see Location): which sessions run (theme, room
             or online, slot, facilitator) and who is seated; the rest wait in registration order. Nothing
             to plan is reported in the job's result, not stored. A planned programme is planned again,
             keeping seated firms where possible; firms whose seat changes get updated invitations."""
             with _errors(), job_errors(), sf.begin() as session:
-                job, _ = plan_jobs.submit_workshop_plan(session, current_principal(), programme_id)
+                job, _ = plan_jobs.submit_workshop_plan(session, current_principal(), programme_id,
+                                                        data["time_limit"])
                 return plan_jobs.job_view(session, job), 202, {"Location": url_for("plan_jobs.PlanJobItem",
                                                                                    job_id=job.id)}
 
