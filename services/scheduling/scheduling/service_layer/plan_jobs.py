@@ -413,8 +413,9 @@ class _KickoffJob:
     def apply(self, ids: list[str], requests: list[Kickoff], fixed: list[Booking], placed: dict[str, datetime],
               plan: rules_.Plan) -> None:
         with self.sf.begin() as session:
-            _owned(session, self.job.id, self.attempt)
+            # the locks in the order a request takes them (planning lock, then the job), so neither waits on the other
             lock_for_planning(session, coordinators=[self.job.coordinator_id])
+            _owned(session, self.job.id, self.attempt)
             rows = _open_kickoffs(session, self.job.coordinator_id, self.job.subject_id)
             lock_for_planning(session, firms=[r.firm_id for r in rows], teams=[r.team_id for r in rows])
             rows, now_requests, now_fixed, cal, rules = self.read(session)
@@ -502,8 +503,9 @@ class _WorkshopJob:
 
     def apply(self, problem: ws.Problem, keep: ws.Plan | None, outcome: workshop_services.Outcome) -> None:
         with self.sf.begin() as session:
-            _owned(session, self.job.id, self.attempt)
+            # the locks in the order a request takes them (the programme, then the job)
             programme = session.get(w.WorkshopProgramme, self.job.subject_id, with_for_update=True)
+            _owned(session, self.job.id, self.attempt)
             found = self.read(session)
             if programme is None or found is None:
                 raise workshop_services.Refused("programme_id", "the programme is gone")
