@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 from scheduling.adapters import orm
 from scheduling.adapters import workshop_orm as w
+from scheduling.domain.workshops import violations as ws_violations
 from scheduling.service_layer import plan_jobs
 from scheduling.service_layer import workshops as workshop_services
 
@@ -241,3 +242,51 @@ def test_a_planning_job_survives_its_workers_sigkill_and_completes_once(svc: Ser
     # and nothing is left to do: another worker finds no job
     assert plan_jobs.run_pending(svc.infra.session_factory) == 0
     assert _stored(svc, pid) == stored
+
+
+def test_a_worker_whose_lease_ran_out_applies_nothing(svc: Service) -> None:
+    """A worker that stalled past its lease (alive, not killed) lost the job to another: only the other's
+    attempt is applied."""
+    pid = workshop_tests.programme(svc)
+    for firm in workshop_tests.FIRMS:
+        workshop_tests.interest(svc, firm, pid)
+    location = submit(svc, "coord_1", f"/workshop-programmes/{pid}/plan")
+    stalled = plan_jobs.claim_next_job(svc.infra.session_factory, lease=0.05)
+    assert stalled is not None and stalled[1] == 1
+    wait_until(lambda: plan_jobs.claim_next_job(svc.infra.session_factory, lease=60) == (stalled[0], 2),
+               what="the lease to run out and the job to be claimed again")
+    plan_jobs.execute_job(svc.infra.session_factory, *stalled)  # the stalled worker wakes up: not its job now
+    assert job(svc, "coord_1", location)["status"] == "running"
+    assert _stored(svc, pid)["sessions"] == 0
+    plan_jobs.execute_job(svc.infra.session_factory, stalled[0], 2)
+    done = job(svc, "coord_1", location)
+    assert (done["status"], done["attempts"]) == ("done", 2) and done["verdict"]["valid"]
+    assert _stored(svc, pid) == {"sessions": 2, "seated": 4, "seat_notices": 4, "status": "planned"}
+
+
+def test_what_changed_while_the_solver_worked_is_planned_again_before_anything_is_stored(svc: Service) -> None:
+    """A room is added while the worker solves: the plan it found was for the programme as it was, so the
+    worker plans again under the programme's lock, and what it stores holds for the programme as it is."""
+    import threading
+
+    pid = store_programme(svc.infra.session_factory, "coord_1", 300)
+    # a time limit the solver uses in full (300 interests are not proven optimal in it): time to add the room
+    location = submit(svc, "coord_1", f"/workshop-programmes/{pid}/plan", {"time_limit": 6})
+    claimed = plan_jobs.claim_next_job(svc.infra.session_factory)
+    assert claimed is not None
+    worker = threading.Thread(target=plan_jobs.execute_job, args=(svc.infra.session_factory, *claimed))
+    worker.start()
+    try:
+        wait_until(lambda: job(svc, "coord_1", location)["stage"] == "solving", timeout=60, what="the solve")
+        with svc.infra.session_factory() as session:
+            slots = session.get(w.WorkshopProgramme, pid).slots  # type: ignore[union-attr]
+        workshop_tests.post(svc, "coord_1", f"/workshop-programmes/{pid}/rooms", {
+            "municipality_code": "GM0344", "name": "Nieuwe zaal", "capacity": 20, "availability": slots})
+    finally:
+        worker.join(timeout=120)
+    done = job(svc, "coord_1", location)
+    assert done["status"] == "done" and done["result"]["replanned_in_lock"] is True, done
+    assert done["verdict"] == {"valid": True, "violations": []}
+    problem, stored = workshop_tests.stored_plan(svc, pid)
+    assert any(r.capacity == 20 for r in problem.rooms)  # the programme as it is now, with the new room
+    assert ws_violations(problem, stored) == []
