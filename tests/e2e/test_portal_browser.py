@@ -520,7 +520,8 @@ def test_an_entrepreneur_registers_for_a_workshop_gets_a_seat_and_cancels_it(wor
         me.page.check("#locations-0")
         me.submit("Mijn belangstelling aanmelden")
         assert "belangstelling is geregistreerd" in me.main_text()
-        coordinator.post(f"{base}/plan", {})
+        job = coordinator.post(f"{base}/plan", {})  # a plan job: the scheduling worker does it
+        wait_for("the workshop plan", lambda: coordinator.get(f"/plan-jobs/{job['id']}")["status"] == "done")
         me.goto("/firm/workshops")
         text = me.main_text()
         assert "U hebt een plaats" in text and "9 maart 2027" in text and "Zaal De Fabriek" in text

@@ -62,6 +62,15 @@ SESSION_TEXTS = {
 }
 
 
+def _after_plan(me: Visitor) -> None:
+    """A plan is a job in scheduling's worker: one that takes longer than the portal waits shows the job's page
+    (checked too), which loads the outcome, with the same flash, once the worker is done."""
+    if "/plans/" in me.page.url:
+        me.check()
+        me.page.wait_for_url(lambda url: "/plans/" not in url, timeout=120_000)
+        me.check()
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     """The demo data, its round published and every match accepted by its firm (so each has a kickoff)."""
@@ -155,6 +164,7 @@ def test_a_coordinator_plans_a_rounds_kickoffs_sees_them_in_the_week_moves_one_a
         me.click(words["plan_link"])
         me.shot("coordinator-plan-kickoffs")
         me.submit(words["plan"])
+        _after_plan(me)
         assert words["planned"] in me.main_text()
         kickoffs = [k for k in scheduling.get("/kickoffs?page_size=100") if k["status"] == "proposed"]
         assert kickoffs
@@ -250,6 +260,7 @@ def test_a_coordinator_makes_a_workshop_programme_plans_it_and_reads_seats_and_w
         themes = me.page.locator("#programme-themes tbody tr").first.inner_text()
         assert "3" in themes
         me.submit(words["plan_programme"])
+        _after_plan(me)
         assert words["seated"] in me.main_text()
         sessions = me.page.locator("#programme-sessions tbody tr")
         assert sessions.count() == 1
@@ -294,7 +305,9 @@ def test_a_coordinator_moves_an_entrepreneur_to_another_session_and_a_session_to
     for key in world.data.firm_keys[:3]:  # three firms for two sessions: one has a free seat
         Api(world.stack.url("scheduling"), key).post(f"{base}/interests", {
             "theme": "cyber_resilience", "available_days": [s["date"] for s in slots], "locations": ["GM0193"]})
-    scheduling.post(f"{base}/plan", None)
+    job = scheduling.post(f"{base}/plan", None)  # a plan job: the worker plans it
+    wait_for("the programme planned", lambda: scheduling.get(f"/plan-jobs/{job['id']}")["status"] == "done",
+             timeout=120)
     sessions = scheduling.get(f"{base}/sessions?page_size=100")
     assert len(sessions) == 2 and sorted(s["seated"] for s in sessions) == [1, 2], sessions
     full = next(s for s in sessions if s["seated"] == 2)
@@ -382,5 +395,54 @@ def test_a_coordinator_finds_any_assignment_and_team_of_the_round_by_text_and_fo
             f"/batches/{batch['id']}/forbids")
         assert {(f["team_id"], f["assignment_id"], f["reason"]) for f in forbids} >= {
             (team["id"], assignment["id"], words["reason"])}
+    finally:
+        me.close()
+
+
+def test_a_long_plan_shows_its_progress_can_be_stopped_and_ends_on_the_programme(
+        world: World, browser: Any) -> None:  # noqa: F811
+    """A regional programme of a thousand interests (stored straight into scheduling's database: the API
+    takes one request per interest) is not planned within the moment the portal waits: the plan job's page
+    shows its status and stage and refreshes itself; stopping it changes nothing; planned again, the page
+    loads the outcome on the programme once the worker is done."""
+    import os
+
+    import sqlalchemy as sa
+    from scheduling.adapters import workshop_orm as w
+    from sqlalchemy.orm import sessionmaker
+
+    from ..integration.workshop_programmes import store_programme
+
+    engine = sa.create_engine(f"sqlite:///{os.path.join(world.stack.data_dir, 'scheduling.sqlite3')}")
+    coordinator = Api(world.stack.url("scheduling"), world.data.coordinator_key)
+    made = coordinator.post("/workshop-programmes", {"title": "Bepaalt de coördinator", "slots": [
+        {"date": "2031-03-03", "day_part": "morning"}]})
+    try:
+        with engine.connect() as conn:
+            coordinator_id = conn.execute(sa.select(w.WorkshopProgramme.coordinator_id).where(
+                w.WorkshopProgramme.id == made["id"])).scalar_one()
+        programme_id = store_programme(sessionmaker(engine), coordinator_id, 1000)
+    finally:
+        engine.dispose()
+    me = _coordinator(world, browser, "nl", "long-plan")
+    try:
+        me.goto(f"/coordinator/workshops/{programme_id}")
+        me.submit("Programma plannen")
+        assert "/plans/" in me.page.url
+        text = me.main_text()
+        assert "Het programma wordt gepland" in text and "deze pagina ververst zichzelf" in text
+        assert me.page.locator("#live-region").get_attribute("data-live") == "true"
+        assert not UUID.search(me.page.locator("main").inner_text())
+        me.shot("coordinator-plan-job")
+        me.submit("Plannen stoppen")
+        assert "De planning is gestopt; er is niets veranderd." in me.main_text()
+        assert f"/coordinator/workshops/{programme_id}" in me.page.url
+        assert "Nog niet gepland." in me.main_text()
+        me.submit("Programma plannen")
+        me.page.wait_for_url(lambda url: "/plans/" not in url, timeout=180_000)
+        me.check()
+        text = me.main_text()
+        assert "Gepland" in text or "Er is geen plan gevonden" in text, text
+        assert f"/coordinator/workshops/{programme_id}" in me.page.url
     finally:
         me.close()

@@ -114,7 +114,8 @@ def _load(stack: LocalStack) -> tuple[DemoData, dict[str, dict[str, Counter[str]
     for key in firm_keys[:WORKSHOP_FIRMS]:
         Api(stack.url("scheduling"), key).post(f"{base}/interests", {
             "theme": "ai", "locations": ["GM0193"], "available_days": ["2027-03-09"]})
-    scheduling.post(f"{base}/plan", {})
+    job = scheduling.post(f"{base}/plan", {})  # a plan job: the scheduling worker does it
+    wait_for("the workshop plan", lambda: scheduling.get(f"/plan-jobs/{job['id']}")["status"] == "done")
     seated = [r for r in scheduling.get(f"/workshop-registrations?programme_id={programme['id']}&page_size=100")
               if r["status"] == "seated"]
 

@@ -80,7 +80,7 @@ OBJECTS: dict[tuple[str, str], str] = {
     ("matching", "batch_id"): "batch_a", ("matching", "run_id"): "run_a",
     ("matching", "control_id"): "control_a",
     ("scheduling", "notice_id"): "notice_a", ("scheduling", "token"): "token_a",
-    ("scheduling", "match_id"): "match_a",
+    ("scheduling", "match_id"): "match_a", ("scheduling", "job_id"): "plan_job_a",
 }
 # Path arguments whose objects this world does not build yet. The sweep still calls their routes, with an
 # id that names nothing (so it proves authentication, roles and the leak scan, not scoping); each entry
@@ -294,6 +294,7 @@ def _build(tmp: Path, smtp_port: int, mails: _Mails) -> World:
     w.ok("scheduling", None, "POST", f"/responses/{ids['token_a']}", {"decision": "accepted"})
     w.pump()  # match.responded reaches intake and matching
     assert w.ok("scheduling", "firm_a", "GET", f"/kickoffs/{match_id}")["match_id"] == match_id
+    ids["plan_job_a"] = w.ok("scheduling", "coord_a", "POST", "/kickoffs/plan", {"batch_id": ids["batch_a"]})["id"]
 
     for path, who in (("/teams/" + ids["team_a"], "inst_a"), ("/assignments/" + ids["asg_a"], "firm_a"),
                       ("/firm", "firm_a"), ("/institution", "inst_a")):
@@ -464,7 +465,7 @@ def test_a_reaches_its_own_objects_through_the_same_routes(world: World) -> None
                         "capacity_id": "inst_a", "workspace_id": "coord_a", "code": "coord_a",
                         "account_id": "coord_a", "key_id": "coord_a", "match_id": "firm_a"},
              "matching": {"batch_id": "coord_a", "run_id": "coord_a"},
-             "scheduling": {"notice_id": "firm_a", "match_id": "firm_a"}}
+             "scheduling": {"notice_id": "firm_a", "match_id": "firm_a", "job_id": "coord_a"}}
     missed = []
     for service, svc in world.apps.items():
         for method, rule, arguments in routes(svc.app):

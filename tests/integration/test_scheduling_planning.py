@@ -22,6 +22,7 @@ from werkplaats_shared.contracts import MatchRespondedV1, make_envelope
 
 from . import test_scheduling_kickoffs as kickoff_tests
 from .scheduling_names import announced_then, code_of, title_of
+from .plan_jobs_client import plan
 from .test_matching_scheduling_api import SECRET_KEY, Service, assert_error
 from .test_scheduling_kickoffs import AMSTERDAM, PERIOD
 
@@ -156,9 +157,7 @@ def test_a_coordinator_plans_a_batch_around_calendars_set_after_acceptance(svc: 
     assert svc.put("firm_en", "/availability", {
         "windows": [{"weekday": 1, "start": "13:00", "end": "17:00"}], "blocked_dates": ["2031-01-07"],
         "venue": "on_site", "address": "Dorpsstraat 1, Utrecht"}).status_code == 200
-    resp = svc.call("coord", "POST", "/kickoffs/plan", {"batch_id": batch_id})
-    assert resp.status_code == 200, resp.get_json()
-    report = resp.get_json()
+    report = plan(svc, "coord", "/kickoffs/plan", {"batch_id": batch_id})
     assert (report["placed"], report["unplaced"], report["changed"]) == (5, 1, 6)
     by_id = {k["match_id"]: k for k in report["kickoffs"]}
     for m in matches[:3]:  # inst-a: from Thursday 9 January, after its non-teaching week
@@ -178,7 +177,7 @@ def test_a_coordinator_plans_a_batch_around_calendars_set_after_acceptance(svc: 
     # per kickoff: its first invitation; then 5 updates and 1 cancellation (the unplaced one), each seq 1
     assert kinds == [("kickoff_cancellation", 1)] + [("kickoff_notice", 0)] * 6 + [("kickoff_update", 1)] * 5
     # planning again changes nothing (the current slots are kept)
-    again = svc.call("coord", "POST", "/kickoffs/plan", {"batch_id": batch_id}).get_json()
+    again = plan(svc, "coord", "/kickoffs/plan", {"batch_id": batch_id})
     assert again["changed"] == 0 and again["placed"] == 5
 
 
@@ -189,7 +188,7 @@ def test_a_plan_in_a_school_year_without_holiday_data_says_so(svc: Service) -> N
     batch_id, matches = _publish(svc, [("firm_nl", "inst-a"), ("firm_en", "inst-b")])
     for m in matches:
         assert _answer(svc, m) == 201
-    report = svc.call("coord", "POST", "/kickoffs/plan", {"batch_id": batch_id}).get_json()
+    report = plan(svc, "coord", "/kickoffs/plan", {"batch_id": batch_id})
     assert report["placed"] == 2
     # inst-a's region has no school-holiday data for 2030-2031; inst-b has no region, so no school holidays apply
     [warning] = report["warnings"]
@@ -203,7 +202,7 @@ def test_the_coordinators_daily_cap_is_kept_for_acceptances_and_moves(svc: Servi
     svc.add_key("coord2", "coord-2", "coordinator")
     batch_id, [first] = _publish(svc, [("firm_nl", "inst")])
     assert _answer(svc, first) == 201
-    report = svc.call("coord", "POST", "/kickoffs/plan", {"batch_id": batch_id, "daily_cap": 1}).get_json()
+    report = plan(svc, "coord", "/kickoffs/plan", {"batch_id": batch_id, "daily_cap": 1})
     assert report["daily_cap"] == 1 and report["placed"] == 1
     # later acceptances of coord-1 (another batch) keep to one a day; coord-2 still has the default of four
     _, more = _publish(svc, [("firm_nl", "inst"), ("firm_en", "inst")])
@@ -219,7 +218,7 @@ def test_the_coordinators_daily_cap_is_kept_for_acceptances_and_moves(svc: Servi
                     {"starts_at": _local(kickoffs[first["match_id"]].starts_at).replace(hour=15, minute=0).isoformat()})
     assert "daily cap" in assert_error(resp, 422, "starts_at")["errors"][0]["reason"]
     # planning without a cap keeps the one chosen
-    again = svc.call("coord", "POST", "/kickoffs/plan", {"batch_id": batch_id}).get_json()
+    again = plan(svc, "coord", "/kickoffs/plan", {"batch_id": batch_id})
     assert again["daily_cap"] == 1
     assert svc.call("coord2", "POST", "/kickoffs/plan", {"batch_id": batch_id}).status_code == 404
 
@@ -249,7 +248,7 @@ def test_planning_a_batch_nobody_accepted_yet_says_what_is_missing(svc: Service)
     # once a firm accepts (with the verb its own page might send), the batch can be planned
     assert svc.client.post(f"/responses/{_token(svc, matches[0])}", json={"decision": "accept"}).status_code == 201
     assert _kickoffs(svc)[matches[0]["match_id"]].status == "proposed"
-    assert svc.call("coord", "POST", "/kickoffs/plan", {"batch_id": batch_id}).get_json()["placed"] == 1
+    assert plan(svc, "coord", "/kickoffs/plan", {"batch_id": batch_id})["placed"] == 1
 
 
 def test_a_coordinator_moves_a_kickoff_within_the_rules(svc: Service) -> None:

@@ -35,11 +35,11 @@ def main() -> None:
     from werkplaats_shared import service
 
     from .entrypoints.api import create_scheduling_app
-    from .entrypoints.worker import deadline_loop, notice_loop, webhook_loop
+    from .entrypoints.worker import deadline_loop, notice_loop, planning_loop, webhook_loop
     from .service_layer import privacy
 
     days = answer_days()
     infra = bootstrap()
     service.run(infra, lambda: create_scheduling_app(infra),
                 [relay_loop(infra), consumer_loop(infra, HANDLERS), notice_loop(infra, days), webhook_loop(infra),
-                 deadline_loop(infra), privacy.retention_worker(infra)])
+                 deadline_loop(infra), planning_loop(infra), privacy.retention_worker(infra)])

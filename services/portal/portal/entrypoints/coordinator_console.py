@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from functools import cache
 from importlib import resources
+from time import monotonic, sleep
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -337,7 +338,7 @@ def plan_kickoffs() -> Any:
         if form.daily_cap.data:
             body["daily_cap"] = form.daily_cap.data
         try:
-            report = web.scheduling().send("POST", "/kickoffs/plan", body)
+            job = web.scheduling().send("POST", "/kickoffs/plan", body)
         except ApiError as exc:
             if exc.status == 404:
                 form.form_errors.append(_("This round has no accepted matches whose kickoff is still open."))
@@ -346,14 +347,7 @@ def plan_kickoffs() -> Any:
             else:
                 raise
         else:
-            message = _("%(placed)s, %(unplaced)s.", placed=ngettext(
-                "%(num)d kickoff planned", "%(num)d kickoffs planned", report["placed"]), unplaced=ngettext(
-                "%(num)d without a time", "%(num)d without a time", report["unplaced"]))
-            warnings = [w["message_nl"] if current_language() == "nl" else w["message_en"]
-                        for w in report.get("warnings", [])]
-            starts = sorted(s for k in report["kickoffs"] if (s := _local(k.get("starts_at"))))
-            week = _week_code(starts[0].date() - timedelta(days=starts[0].weekday())) if starts else None
-            return web.done(" ".join([message, *warnings]), "console.kickoffs", week=week)
+            return _follow(job)
     return render_template("coordinator/console/plan_kickoffs.html", form=form)
 
 
@@ -609,12 +603,59 @@ def plan_programme(programme_id: str) -> Any:
     if not form.validate_on_submit():
         return web.done(_("The form has expired. Try again."), "console.programme", programme_id=programme_id)
     try:
-        report = web.scheduling().send("POST", f"/workshop-programmes/{programme_id}/plan")
+        job = web.scheduling().send("POST", f"/workshop-programmes/{programme_id}/plan", {})
     except ApiError as exc:
         if exc.status not in (400, 409, 422):
             raise
         return web.done(exc.message or _("The request was refused."), "console.programme",
                         programme_id=programme_id)
+    return _follow(job)
+
+
+# ---- plans as jobs: scheduling plans in a worker; a quick plan answers at once, a longer one shows its progress
+
+
+PLAN_JOB_STATUSES = {"queued": _l("Waiting for a worker"), "running": _l("Planning"), "done": _l("Done"),
+                     "failed": _l("Failed"), "cancelled": _l("Cancelled")}
+PLAN_WAIT_SECONDS = 3.0
+PLAN_POLL_SECONDS = 0.25
+OPEN_JOB_STATUSES = ("queued", "running")
+
+
+def _follow(job: dict[str, Any]) -> Any:
+    """Wait a moment for the plan job; when it ended, say how (the flash) on the page it changed, else show
+    the job's page, which follows it."""
+    deadline = monotonic() + PLAN_WAIT_SECONDS
+    while job["status"] in OPEN_JOB_STATUSES and monotonic() < deadline:
+        sleep(PLAN_POLL_SECONDS)
+        job = web.scheduling().get(f"/plan-jobs/{job['id']}")
+    if job["status"] in OPEN_JOB_STATUSES:
+        return redirect(url_for("console.plan_job", job_id=job["id"]))
+    return _plan_ended(job)
+
+
+def _plan_destination(job: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    if job["kind"] == "workshops":
+        return "console.programme", {"programme_id": job["programme_id"]}
+    return "console.kickoffs", {}
+
+
+def _plan_ended(job: dict[str, Any]) -> Any:
+    endpoint, values = _plan_destination(job)
+    if job["status"] == "cancelled":
+        return web.done(_("The plan was cancelled; nothing changed."), endpoint, **values)
+    if job["status"] == "failed":
+        return web.done(_("The plan failed; nothing changed. Try again later."), endpoint, **values)
+    report = job["result"]
+    if job["kind"] == "kickoffs":
+        message = _("%(placed)s, %(unplaced)s.", placed=ngettext(
+            "%(num)d kickoff planned", "%(num)d kickoffs planned", report["placed"]), unplaced=ngettext(
+            "%(num)d without a time", "%(num)d without a time", report["unplaced"]))
+        warnings = [w["message_nl"] if current_language() == "nl" else w["message_en"]
+                    for w in report.get("warnings", [])]
+        starts = sorted(s for k in job.get("kickoffs") or [] if (s := _local(k.get("starts_at"))))
+        week = _week_code(starts[0].date() - timedelta(days=starts[0].weekday())) if starts else None
+        return web.done(" ".join([message, *warnings]), endpoint, week=week)
     status = str(PLAN_STATUSES.get(report["status"], report["status"]))
     figures = report.get("figures") or {}
     if report["status"] in ("optimal", "feasible"):
@@ -624,7 +665,42 @@ def plan_programme(programme_id: str) -> Any:
             waiting=ngettext("%(num)d waiting", "%(num)d waiting", figures.get("waitlisted", 0)))
     else:
         message = f"{status}: {reason_words(report.get('reason'))}"
-    return web.done(message, "console.programme", programme_id=programme_id)
+    return web.done(message, endpoint, **values)
+
+
+@blueprint.get("/plans/<id:job_id>")
+@web.requires(ROLE)
+def plan_job(job_id: str) -> Any:
+    """A plan job's progress, refreshed while it runs (live.js asks for the live region only); once it has
+    ended, a full visit says how on the page it changed."""
+    try:
+        job = web.scheduling().get(f"/plan-jobs/{job_id}")
+    except ApiError as exc:
+        if exc.status == 404:
+            abort(404)
+        raise
+    live = job["status"] in OPEN_JOB_STATUSES
+    if not live and not request.headers.get("X-Live-Region"):
+        return _plan_ended(job)
+    endpoint, values = _plan_destination(job)
+    return render_template("coordinator/console/plan_job.html", job=job, live=live, action=ActionForm(),
+                           back=url_for(endpoint, **values), plan_job_statuses=PLAN_JOB_STATUSES)
+
+
+@blueprint.post("/plans/<id:job_id>/cancel")
+@web.requires(ROLE)
+def cancel_plan_job(job_id: str) -> Any:
+    form = ActionForm()
+    if not form.validate_on_submit():
+        return web.done(_("The form has expired. Try again."), "console.plan_job", job_id=job_id)
+    try:
+        web.scheduling().send("POST", f"/plan-jobs/{job_id}/cancel")
+    except ApiError as exc:
+        if exc.status == 404:
+            abort(404)
+        if exc.status != 409:
+            raise
+    return redirect(url_for("console.plan_job", job_id=job_id))
 
 
 # ---- a session's participants: move one to another session, or the session to another time or room ----

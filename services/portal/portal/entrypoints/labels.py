@@ -31,7 +31,8 @@ VENUES = {"on_site": "At our premises", "online": "Online"}
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"]
 REGIONS = {"noord": "North", "midden": "Middle", "zuid": "South"}
 STAGES = {"queued": "waiting for a worker", "building": "building the model", "solving": "solving",
-          "extracting": "reading the result", "done": "done"}
+          "extracting": "reading the result", "done": "done", "reading": "reading the data",
+          "applying": "storing the plan"}
 DAY_PARTS = {"morning": "morning", "afternoon": "afternoon", "evening": "evening"}
 DECISIONS = {"accepted": "Accept: we want to work with this team", "declined": "Decline: look for another team"}
 

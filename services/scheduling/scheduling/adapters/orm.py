@@ -206,5 +206,30 @@ class CoordinatorSettings(Base):
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
 
 
+class PlanJob(Base):
+    """A coordinator's request to plan (a batch's kickoffs, or a workshop programme), done by a worker: claimed
+    under a lease it renews while it solves; a job whose lease ran out (its worker died) is claimed again.
+    The result is applied and the job marked done in one transaction, so it takes effect once."""
+
+    __tablename__ = "plan_jobs"
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(20))  # kickoffs or workshops
+    coordinator_id: Mapped[str] = mapped_column(sa.String(36), index=True)
+    subject_id: Mapped[str] = mapped_column(sa.String(36), index=True)  # the batch or the programme
+    params: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    status: Mapped[str] = mapped_column(sa.String(20), index=True)  # queued, running, done, failed, cancelled
+    stage: Mapped[str] = mapped_column(sa.String(20))  # queued, reading, solving, applying, done
+    time_limit: Mapped[float] = mapped_column(sa.Float)
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    lease_until: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
+    progress: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)  # elapsed, best, gap
+    result: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)
+    verdict: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)  # the validator's
+    error: Mapped[str | None] = mapped_column(sa.String(500), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
+
+
 from . import workshop_orm  # noqa: E402,F401 - the workshop tables, on this metadata
 from .privacy_orm import access_log  # noqa: E402,F401 - the personal-data access log, on this metadata

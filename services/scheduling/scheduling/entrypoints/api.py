@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import date, time, timedelta
 from typing import Any
 
-from flask import Flask, Response, request
+from flask import Flask, Response, request, url_for
 from flask.views import MethodView
 from flask_smorest import Page, abort
 from marshmallow import Schema, ValidationError, fields, post_dump, post_load, validate, validates_schema
@@ -32,8 +32,9 @@ from ..domain.kickoffs import DEFAULT_DAILY_CAP, VENUES, TimeWindow
 from ..domain.responses import DECISIONS, LINK_VALIDITY, AlreadyAnswered, LinkExpired, LinkInvalid
 from ..domain.webhooks import MAX_URL_LENGTH, Resolver, TargetRefused
 from ..service_layer import kickoffs as kickoff_services
-from ..service_layer import privacy, services
+from ..service_layer import plan_jobs, privacy, services
 from .authorization import MATRIX
+from .plan_jobs_api import PlanJobOut, job_errors, plan_jobs_blueprint
 from .reach_api import reach_blueprint
 from .workshops_api import workshops_blueprint
 
@@ -115,28 +116,14 @@ class KickoffPlanIn(Schema):
     daily_cap = fields.Integer(load_default=None, validate=validate.Range(min=1, max=len(SLOTS)), metadata={
         "description": "at most this many kickoffs per coordinator per day; kept as your choice, which "
                        f"acceptances and moves use too (left out: your last choice, at first {DEFAULT_DAILY_CAP})"})
+    time_limit = fields.Float(load_default=None, validate=validate.Range(min=1, max=plan_jobs.MAX_TIME_LIMIT),
+                              metadata={"description": "seconds the solver may take (left out: "
+                                                       f"{plan_jobs.DEFAULT_TIME_LIMITS['kickoffs']:g})"})
 
 
-class PlanWarningOut(Schema):
-    code = fields.String(metadata={"description": "school_holidays_unknown: kickoffs placed in a school year "
-                                                  "whose school holidays are not in the data"})
-    school_year = fields.String()
-    region = fields.String()
-    match_ids = fields.List(fields.String())
-    message_nl = fields.String()
-    message_en = fields.String()
+class KickoffPlanJobOut(PlanJobOut):
+    """A plan job; a done kickoff job lists the batch's kickoffs as they are now."""
 
-
-class KickoffPlanOut(Schema):
-    batch_id = fields.String()
-    placed = fields.Integer()
-    unplaced = fields.Integer()
-    changed = fields.Integer(metadata={"description": "kickoffs whose time changed (their firms are told)"})
-    solver = fields.String()
-    seconds = fields.Float()
-    daily_cap = fields.Integer(metadata={"description": "the daily cap the plan kept to"})
-    warnings = fields.List(fields.Nested(PlanWarningOut), metadata={
-        "description": "what the coordinator should check: the plan is made, but rests on unknown facts"})
     kickoffs = fields.List(fields.Nested(KickoffOut))
 
 
@@ -510,16 +497,18 @@ def create_scheduling_app(infra: Infrastructure, resolve: Resolver = system_reso
     @kickoffs.route("/plan")
     class KickoffPlan(MethodView):
         @kickoffs.arguments(KickoffPlanIn)
-        @kickoffs.response(200, KickoffPlanOut)
+        @kickoffs.response(202, KickoffPlanJobOut)
+        @kickoffs.alt_response(409, description="a plan of the batch with other settings is queued or running")
         def post(self, data: dict[str, Any]) -> Any:
-            """Plan all open kickoffs of one of your batches at once; unplaced ones carry the reason."""
-            with rule_errors(), sf.begin() as session:
-                report = kickoff_services.plan_batch(session, current_principal().organisation_id,
-                                                     data["batch_id"], data["weeks"], data["daily_cap"])
-                return {"batch_id": report.batch_id, "placed": report.placed, "unplaced": report.unplaced,
-                        "changed": report.changed, "solver": report.solver, "seconds": report.seconds,
-                        "warnings": report.warnings, "daily_cap": report.daily_cap,
-                        "kickoffs": [services.kickoff_view(k) for k in report.kickoffs]}
+            """Queue the planning of all open kickoffs of one of your batches (a plan job, see Location):
+            kickoffs whose slot still keeps every rule stay, the rest are planned around them; unplaced
+            ones carry the reason. The same request while its job is open answers that job."""
+            with rule_errors(), job_errors(), sf.begin() as session:
+                job, _ = plan_jobs.submit_kickoff_plan(session, current_principal().organisation_id,
+                                                       data["batch_id"], data["weeks"], data["daily_cap"],
+                                                       data["time_limit"])
+                return plan_jobs.job_view(session, job), 202, {"Location": url_for("plan_jobs.PlanJobItem",
+                                                                                   job_id=job.id)}
 
     @kickoffs.route("/<match_id>")
     class KickoffItem(MethodView):
@@ -730,6 +719,7 @@ def create_scheduling_app(infra: Infrastructure, resolve: Resolver = system_reso
     for blueprint in (contact, webhook, notices, kickoffs, calendars, responses, answers):
         api.register_blueprint(blueprint)
     api.register_blueprint(workshops_blueprint(sf))
+    api.register_blueprint(plan_jobs_blueprint(sf, KickoffPlanJobOut))
     api.register_blueprint(reach_blueprint(sf))
     api.register_blueprint(dead_letter_blueprint(infra))
     return app

@@ -1,5 +1,5 @@
-"""The worker loops: e-mail and webhooks, each on its own so a slow webhook never holds up mail, and the
-answer-deadline tick that declines matches left unanswered."""
+"""The worker loops: e-mail and webhooks, each on its own so a slow webhook never holds up mail, the
+answer-deadline tick that declines matches left unanswered, and the planner that does plan jobs."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from ..adapters.links import ResponseLinks
 from ..adapters.mailer import SmtpMailer
 from ..adapters.webhook_client import WebhookClient
 from ..domain.responses import DEFAULT_ANSWER_DAYS
-from ..service_layer import services
+from ..service_layer import plan_jobs, services
 
 
 def notice_loop(infra: Infrastructure, answer_days: int = DEFAULT_ANSWER_DAYS) -> Loop:
@@ -50,3 +50,15 @@ def deadline_loop(infra: Infrastructure) -> Loop:
                 stop.wait(s.poll_interval)
 
     return Loop("answer-deadlines", run)
+
+
+def planning_loop(infra: Infrastructure) -> Loop:
+    """Claims plan jobs (queued, or whose worker died) and does them, one at a time."""
+    s = infra.settings
+
+    def run(stop: threading.Event) -> None:
+        while not stop.is_set():
+            if plan_jobs.run_pending(infra.session_factory, stop) == 0:
+                stop.wait(s.poll_interval)
+
+    return Loop("planner", run)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import url_for
 from flask.views import MethodView
 from flask_smorest import Page
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
@@ -15,7 +16,9 @@ from werkplaats_shared.fields import UtcDateTime
 from werkplaats_shared.http import Blueprint, Listed, QueryPage, service_errors
 
 from ..domain.workshops import DAY_PARTS, THEMES
+from ..service_layer import plan_jobs
 from ..service_layer import workshops as svc
+from .plan_jobs_api import PlanJobOut, job_errors
 
 MUNICIPALITY = validate.Regexp(r"^GM\d{4}$", error="a CBS municipality code such as GM0344")
 THEME = validate.OneOf(sorted(THEMES))
@@ -162,19 +165,10 @@ class InterestOut(Schema):
     registered_at = UtcDateTime()
 
 
-class UnscheduledOut(Schema):
-    theme = fields.String()
-    sessions = fields.Integer()
-    reason = fields.String()
-
-
-class PlanOut(Schema):
-    status = fields.String(metadata={"description": "optimal, feasible (time limit reached), empty (nothing "
-                                                    "could be planned; see reason) or not_solved"})
-    reason = fields.String(allow_none=True)
-    objective = fields.Float()
-    unscheduled = fields.List(fields.Nested(UnscheduledOut))
-    figures = fields.Dict()
+class PlanIn(Schema):
+    time_limit = fields.Float(load_default=None, validate=validate.Range(min=1, max=plan_jobs.MAX_TIME_LIMIT),
+                              metadata={"description": "seconds the solver may take (left out: "
+                                                       f"{plan_jobs.DEFAULT_TIME_LIMITS['workshops']:g})"})
 
 
 class SessionOut(Schema):
@@ -325,14 +319,19 @@ def workshops_blueprint(sf: sessionmaker[Session]) -> Blueprint:
 
     @blp.route("/workshop-programmes/<programme_id>/plan")
     class PlanItem(MethodView):
-        @blp.response(200, PlanOut)
-        def post(self, programme_id: str) -> Any:
-            """Plan the programme: which sessions run (theme, room or online, slot, facilitator) and who is
-            seated; the rest wait in registration order. Nothing to plan is reported, not stored. A planned
-            programme is planned again, keeping seated firms where possible; firms whose seat changes get
-            updated invitations."""
-            with _errors(), sf.begin() as session:
-                return svc.plan_programme(session, current_principal(), programme_id)
+        @blp.arguments(PlanIn)
+        @blp.response(202, PlanJobOut)
+        @blp.alt_response(409, description="a plan of the programme with other settings is queued or running")
+        def post(self, data: dict[str, Any], programme_id: str) -> Any:
+            """Queue the planning of the programme (a plan job, see Location): which sessions run (theme, room
+            or online, slot, facilitator) and who is seated; the rest wait in registration order. Nothing
+            to plan is reported in the job's result, not stored. A planned programme is planned again,
+            keeping seated firms where possible; firms whose seat changes get updated invitations."""
+            with _errors(), job_errors(), sf.begin() as session:
+                job, _ = plan_jobs.submit_workshop_plan(session, current_principal(), programme_id,
+                                                        data["time_limit"])
+                return plan_jobs.job_view(session, job), 202, {"Location": url_for("plan_jobs.PlanJobItem",
+                                                                                   job_id=job.id)}
 
     @blp.route("/workshop-programmes/<programme_id>/session-moves")
     class SessionMoves(MethodView):

@@ -311,10 +311,17 @@ def plan_programme(session: DbSession, principal: Principal, programme_id: str,
     notice for everyone seated. A plan with nothing to run leaves the programme open and says why. A
     planned programme is planned again (see ``replan``)."""
     programme = _own_programme(session, principal, programme_id, planned_too=True)
+    return apply_plan(session, programme, solver)
+
+
+def apply_plan(session: DbSession, programme: w.WorkshopProgramme, solver: pulp.LpSolver | None = None,
+               outcome: Outcome | None = None) -> dict[str, Any]:
+    """``plan_programme`` for a programme already checked and locked; ``outcome``: the optimiser's outcome
+    for the programme as it is now (a plan job solves it first), else it is solved here."""
     if programme.status == "planned":
-        return replan(session, programme, solver)
+        return replan(session, programme, solver, outcome)
     problem = problem_of(session, programme)
-    outcome = optimise(problem, solver)
+    outcome = outcome or optimise(problem, solver)
     seated_interests = {s.interest_id for s in outcome.plan.seats}
     report = _report(problem, outcome)
     programme.plan_report = copy.deepcopy(report)  # not the dict mutated below (it would hide the change)
@@ -390,8 +397,8 @@ def current_plan(session: DbSession, programme_id: str) -> ws.Plan:
                    frozenset(ws.Seat(r.interest_id, _key(rows[r.session_id])) for r in seats if r.session_id in rows))
 
 
-def replan(session: DbSession, programme: w.WorkshopProgramme, solver: pulp.LpSolver | None = None
-           ) -> dict[str, Any]:
+def replan(session: DbSession, programme: w.WorkshopProgramme, solver: pulp.LpSolver | None = None,
+           outcome: Outcome | None = None) -> dict[str, Any]:
     """Plan a planned programme again (after cancellations, moves, new rooms or facilitators), preferring the
     current plan: a firm keeps its seat unless that costs another firm one. Sessions no longer run are
     dropped; a firm whose seat moved gets an updated invitation (same UID, higher SEQUENCE), one that lost
@@ -399,7 +406,7 @@ def replan(session: DbSession, programme: w.WorkshopProgramme, solver: pulp.LpSo
     newly on a waitlist is told so. Nothing changes when the solver finds no plan."""
     problem = problem_of(session, programme)
     before = current_plan(session, programme.id)
-    outcome = optimise(problem, solver, keep=before)
+    outcome = outcome or optimise(problem, solver, keep=before)
     report = _report(problem, outcome)
     if outcome.status not in ("optimal", "feasible"):
         report["reason"] = report["reason"] or "nothing could be planned; the current plan stays"

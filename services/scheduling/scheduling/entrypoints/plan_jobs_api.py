@@ -1,0 +1,78 @@
+"""Plan jobs over HTTP: a coordinator's kickoff or workshop plan, queued (202 with this URL), followed
+(status, stage, elapsed, best value and gap) and cancelled."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+from marshmallow import Schema, fields
+from sqlalchemy.orm import Session, sessionmaker
+from werkplaats_shared.auth import current_principal
+from werkplaats_shared.fields import UtcDateTime
+from werkplaats_shared.http import Blueprint, service_errors
+
+from ..service_layer import plan_jobs
+
+
+class VerdictOut(Schema):
+    valid = fields.Boolean(metadata={"description": "the validator (the optimiser's own rules) found nothing "
+                                                    "wrong with the applied plan"})
+    violations = fields.List(fields.String(), metadata={"description": "the rules it breaks, by label"})
+
+
+class PlanJobOut(Schema):
+    id = fields.String()
+    kind = fields.String(metadata={"description": "kickoffs (a batch's) or workshops (a programme's)"})
+    batch_id = fields.String(allow_none=True)
+    programme_id = fields.String(allow_none=True)
+    status = fields.String(metadata={"description": "queued, running, done, failed or cancelled"})
+    stage = fields.String(metadata={"description": "queued, reading, solving, applying or done"})
+    time_limit = fields.Float(metadata={"description": "seconds the solver may take"})
+    attempts = fields.Integer(metadata={"description": "claims by a worker (more than one: a worker died)"})
+    elapsed_seconds = fields.Float(allow_none=True, metadata={"description": "since the worker claimed it"})
+    best_value = fields.Float(allow_none=True, metadata={
+        "description": "the best objective value the solver has found so far (null before one is found)"})
+    gap = fields.Float(allow_none=True, metadata={"description": "the solver's relative gap to its bound"})
+    progress = fields.Dict(allow_none=True, metadata={
+        "description": "elapsed_seconds, best_value, gap; when done also time_limit_reached"})
+    result = fields.Dict(allow_none=True, metadata={
+        "description": "when done: the plan's report (kickoffs: placed, unplaced, changed, kept, solver, seconds, "
+                       "daily_cap, warnings; workshops: status, reason, objective, unscheduled, figures)"})
+    verdict = fields.Nested(VerdictOut, allow_none=True)
+    error = fields.String(allow_none=True, metadata={"description": "why a failed job failed"})
+    created_at = UtcDateTime()
+    started_at = UtcDateTime(allow_none=True)
+    finished_at = UtcDateTime(allow_none=True)
+
+
+def job_errors() -> Any:
+    return service_errors((plan_jobs.Refused,), (plan_jobs.NotFound,))
+
+
+def plan_jobs_blueprint(sf: sessionmaker[Session], out: type[PlanJobOut] = PlanJobOut) -> Blueprint:
+    """``out``: the job's schema (the kickoffs' API adds the kickoffs of a done kickoff job)."""
+    blp = Blueprint("plan_jobs", __name__, url_prefix="/plan-jobs", description=(
+        "Kickoff and workshop plans, done by a worker: status, stage, elapsed time, best value and gap while "
+        "it solves, the result with the validator's verdict when done; a queued or running job can be "
+        "cancelled"))
+
+    @blp.route("/<job_id>")
+    class PlanJobItem(MethodView):
+        @blp.response(200, out)
+        def get(self, job_id: str) -> Any:
+            with job_errors(), sf() as session:
+                job = plan_jobs.get_job(session, current_principal().organisation_id, job_id)
+                return plan_jobs.job_view(session, job)
+
+    @blp.route("/<job_id>/cancel")
+    class PlanJobCancel(MethodView):
+        @blp.response(200, out)
+        @blp.alt_response(409, description="the job has ended already")
+        def post(self, job_id: str) -> Any:
+            """Cancel a queued or running plan: nothing of it is applied."""
+            with job_errors(), sf.begin() as session:
+                job = plan_jobs.cancel_job(session, current_principal().organisation_id, job_id)
+                return plan_jobs.job_view(session, job)
+
+    return blp

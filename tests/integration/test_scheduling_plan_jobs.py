@@ -1,0 +1,292 @@
+"""Planning as jobs, on SQLite and on PostgreSQL: a plan request answers 202 with its job's URL; the job
+shows its status, stage and progress, and when done the result with the validator's verdict; the same
+request while the job is open answers that job; a job can be cancelled (nothing of it is applied); the
+time limit is the request's and is validated; a re-plan keeps kickoffs whose slot still keeps the rules;
+and a worker killed (SIGKILL) in the middle of a job leaves it to another worker, which does it once."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from scheduling.adapters import orm
+from scheduling.adapters import workshop_orm as w
+from scheduling.domain.workshops import violations as ws_violations
+from scheduling.service_layer import plan_jobs
+from scheduling.service_layer import workshops as workshop_services
+
+from . import test_scheduling_workshops as workshop_tests
+from .harness import wait_until
+from .plan_jobs_client import job, plan, submit
+from .test_matching_scheduling_api import Service, assert_error
+from .test_scheduling_planning import _answer, _kickoffs, _local, _publish
+from .workshop_programmes import store_programme
+
+HERE = Path(__file__).parent
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def svc(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Service]:
+    """The workshop tests' scheduling service (coordinators coord_1 and coord_2, firms firm_1..firm_6 with
+    keys), on SQLite or on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path}/scheduling.sqlite3"
+    else:
+        url = request.getfixturevalue("make_postgres_db")("plan_jobs")
+    generator = workshop_tests._service(url, tmp_path)
+    service = next(generator)
+    service.add_key("coord", "coord-1", "coordinator")
+    service.add_key("firm_nl", "firm_nl", "entrepreneur")
+    service.add_key("firm_en", "firm_en", "entrepreneur")
+    for firm, language in (("firm_nl", "nl"), ("firm_en", "en")):
+        assert service.put(firm, "/contact", {"email": f"{firm}@example.nl", "language": language}).status_code == 200
+    yield service
+    next(generator, None)  # the service's own clean-up
+
+
+def _database_url(svc: Service) -> str:
+    return svc.infra.engine.url.render_as_string(hide_password=False)
+
+
+# ---- the job's life through the API -----------------------------------------------------------
+
+
+def test_a_kickoff_plan_is_a_job_followed_to_its_result(svc: Service) -> None:
+    batch_id, matches = _publish(svc, [("firm_nl", "inst-a"), ("firm_en", "inst-b"), ("firm_nl", "inst-a")])
+    for m in matches[:2]:
+        assert _answer(svc, m) == 201
+    resp = svc.call("coord", "POST", "/kickoffs/plan", {"batch_id": batch_id, "time_limit": 10})
+    assert resp.status_code == 202, resp.get_data(as_text=True)
+    queued = resp.get_json()
+    location = resp.headers["Location"]
+    assert location.endswith(f"/plan-jobs/{queued['id']}")
+    assert (queued["status"], queued["stage"], queued["kind"], queued["batch_id"], queued["time_limit"]) == (
+        "queued", "queued", "kickoffs", batch_id, 10.0)
+    assert queued["result"] is None and queued["verdict"] is None
+    # the same request while the job is open answers that job; other settings wait for it
+    again = svc.call("coord", "POST", "/kickoffs/plan", {"batch_id": batch_id, "time_limit": 10})
+    assert again.status_code == 202 and again.get_json()["id"] == queued["id"]
+    body = assert_error(svc.call("coord", "POST", "/kickoffs/plan", {"batch_id": batch_id, "weeks": 3}), 409,
+                        "batch_id")
+    assert queued["id"] in body["errors"][0]["reason"]
+    # nobody else follows or cancels it
+    assert_error(svc.get("coord_2", location), 404)
+    assert_error(svc.call("coord_2", "POST", f"{location}/cancel"), 404)
+    assert_error(svc.get("firm_nl", location), 403)
+    assert plan_jobs.run_pending(svc.infra.session_factory) == 1
+    done = job(svc, "coord", location)
+    assert (done["status"], done["stage"], done["attempts"]) == ("done", "done", 1)
+    assert done["verdict"] == {"valid": True, "violations": []}
+    assert done["elapsed_seconds"] is not None and done["elapsed_seconds"] >= 0
+    assert done["finished_at"] is not None and done["started_at"] is not None
+    assert (done["result"]["placed"], done["result"]["unplaced"]) == (2, 0)
+    assert sorted(k["match_id"] for k in done["kickoffs"]) == sorted(m["match_id"] for m in matches[:2])
+    # an ended job cannot be cancelled, and nothing is left for a worker
+    assert_error(svc.call("coord", "POST", f"{location}/cancel"), 409, "job_id")
+    assert plan_jobs.run_pending(svc.infra.session_factory) == 0
+    # a new request after the job ended is a new job
+    assert submit(svc, "coord", "/kickoffs/plan", {"batch_id": batch_id}) != location
+
+
+def test_a_cancelled_job_changes_nothing(svc: Service) -> None:
+    pid = workshop_tests.programme(svc)
+    for firm in workshop_tests.FIRMS:
+        workshop_tests.interest(svc, firm, pid)
+    before = svc.snapshot()
+    location = submit(svc, "coord_1", f"/workshop-programmes/{pid}/plan")
+    cancelled = svc.call("coord_1", "POST", f"{location}/cancel")
+    assert cancelled.status_code == 200, cancelled.get_data(as_text=True)
+    assert (cancelled.get_json()["status"], cancelled.get_json()["stage"]) == ("cancelled", "done")
+    assert plan_jobs.run_pending(svc.infra.session_factory) == 0  # a cancelled job is never claimed
+    assert svc.snapshot() == before
+    assert svc.get("coord_1", f"/workshop-programmes/{pid}").get_json()["status"] == "open"
+    assert_error(svc.call("coord_1", "POST", f"{location}/cancel"), 409, "job_id")
+
+
+def test_a_job_cancelled_while_its_worker_solves_is_not_applied(svc: Service) -> None:
+    """The worker claimed it and is solving when the coordinator cancels: the result is discarded."""
+    pid = store_programme(svc.infra.session_factory, "coord_1", 300)
+    location = submit(svc, "coord_1", f"/workshop-programmes/{pid}/plan", {"time_limit": 30})
+    before = svc.snapshot()
+    claimed = plan_jobs.claim_next_job(svc.infra.session_factory)
+    assert claimed is not None
+    assert job(svc, "coord_1", location)["status"] == "running"
+    assert svc.call("coord_1", "POST", f"{location}/cancel").status_code == 200
+    plan_jobs.execute_job(svc.infra.session_factory, *claimed)
+    ended = job(svc, "coord_1", location)
+    assert ended["status"] == "cancelled" and ended["result"] is None
+    assert svc.snapshot() == before
+
+
+def test_time_limits_are_validated_and_kept(svc: Service) -> None:
+    pid = store_programme(svc.infra.session_factory, "coord_1", 1000)
+    for bad in (0, 0.5, plan_jobs.MAX_TIME_LIMIT + 1, "soon"):
+        assert_error(svc.call("coord_1", "POST", f"/workshop-programmes/{pid}/plan", {"time_limit": bad}), 422,
+                     "time_limit")
+    assert_error(svc.call("coord_1", "POST", f"/workshop-programmes/{pid}/plan", {"time_limits": 3}), 422)
+    with svc.infra.session_factory() as session:
+        assert session.execute(sa.select(sa.func.count()).select_from(orm.PlanJob)).scalar_one() == 0
+    location = submit(svc, "coord_1", f"/workshop-programmes/{pid}/plan", {"time_limit": 1})
+    assert job(svc, "coord_1", location)["time_limit"] == 1.0
+    plan_jobs.run_pending(svc.infra.session_factory)
+    done = job(svc, "coord_1", location)
+    # a thousand interests are not proven optimal in a second: the solver stops at the limit, and the
+    # best plan found by then is applied, or, when none was found yet, the programme stays open and says so
+    assert done["status"] == "done" and done["verdict"]["valid"], done
+    assert done["progress"]["time_limit_reached"] is True
+    programme = svc.get("coord_1", f"/workshop-programmes/{pid}").get_json()
+    if done["result"]["status"] == "feasible":
+        assert done["best_value"] is not None and done["gap"] is not None and done["gap"] > 0
+        assert done["result"]["figures"]["seated"] > 0 and programme["status"] == "planned"
+    else:
+        assert done["result"]["status"] == "not_solved" and "found no plan" in done["result"]["reason"]
+        assert programme["status"] == "open"
+
+
+def test_plan_requests_that_cannot_be_planned_are_refused_at_once(svc: Service) -> None:
+    batch_id, [m] = _publish(svc, [("firm_nl", "inst")])
+    # nothing accepted yet: the reason, and no job
+    body = assert_error(svc.call("coord", "POST", "/kickoffs/plan", {"batch_id": batch_id}), 422, "batch_id")
+    assert "no match of this batch has been accepted yet" in body["errors"][0]["reason"]
+    assert_error(svc.call("coord_2", "POST", "/kickoffs/plan", {"batch_id": batch_id}), 404)
+    assert_error(svc.call("coord", "POST", "/kickoffs/plan", {"batch_id": batch_id, "time_limit": -1}), 422,
+                 "time_limit")
+    assert_error(svc.call("coord_1", "POST", "/workshop-programmes/nope/plan"), 404)
+    assert_error(svc.get("coord", "/plan-jobs/nope"), 404)
+    with svc.infra.session_factory() as session:
+        assert session.execute(sa.select(sa.func.count()).select_from(orm.PlanJob)).scalar_one() == 0
+    assert _answer(svc, m) == 201
+    assert plan(svc, "coord", "/kickoffs/plan", {"batch_id": batch_id})["placed"] == 1
+
+
+def test_a_replan_keeps_kickoffs_whose_slot_still_keeps_the_rules(svc: Service) -> None:
+    svc.add_key("inst", "inst-a", "institution")
+    batch_id, matches = _publish(svc, [("firm_nl", "inst-a"), ("firm_en", "inst-b"), ("firm_en", "inst-b")])
+    for m in matches:
+        assert _answer(svc, m) == 201
+    first = plan(svc, "coord", "/kickoffs/plan", {"batch_id": batch_id})
+    assert first["placed"] == 3 and first["changed"] == 0 and first["kept"] == 3
+    before = {k: _local(v.starts_at) for k, v in _kickoffs(svc).items()}
+    # inst-a's teams cannot come on the day its kickoff was placed any more; the others still can
+    day = before[matches[0]["match_id"]].date().isoformat()
+    assert svc.put("inst", "/institution-calendar", {"non_teaching": [{"start": day, "end": day}]}).status_code == 200
+    again = plan(svc, "coord", "/kickoffs/plan", {"batch_id": batch_id})
+    after = {k: _local(v.starts_at) for k, v in _kickoffs(svc).items()}
+    assert (again["placed"], again["changed"], again["kept"]) == (3, 1, 2)
+    assert after[matches[0]["match_id"]].date().isoformat() != day
+    assert [after[m["match_id"]] for m in matches[1:]] == [before[m["match_id"]] for m in matches[1:]]
+
+
+# ---- a worker killed in the middle of a job ----------------------------------------------------------
+
+
+def _worker(svc: Service, tmp_path: Path, lease: float, *extra: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, str(HERE / "plan_worker_process.py"), _database_url(svc),
+                             str(tmp_path), str(lease), *extra])
+
+
+def _stored(svc: Service, pid: str) -> dict[str, Any]:
+    with svc.infra.session_factory() as session:
+        def count(model: Any, *where: Any) -> int:
+            return int(session.execute(sa.select(sa.func.count()).select_from(model).where(*where)).scalar_one())
+        return {
+            "sessions": count(w.WorkshopSession, w.WorkshopSession.programme_id == pid),
+            "seated": count(w.WorkshopRegistration, w.WorkshopRegistration.programme_id == pid,
+                            w.WorkshopRegistration.status == "seated"),
+            "seat_notices": count(orm.Notice, orm.Notice.kind == workshop_services.NOTICE_KIND),
+            "status": session.get(w.WorkshopProgramme, pid).status,  # type: ignore[union-attr]
+        }
+
+
+def test_a_planning_job_survives_its_workers_sigkill_and_completes_once(svc: Service, tmp_path: Path) -> None:
+    pid = store_programme(svc.infra.session_factory, "coord_1", 300)
+    location = submit(svc, "coord_1", f"/workshop-programmes/{pid}/plan", {"time_limit": 10})
+    lease = 3.0
+    first = _worker(svc, tmp_path, lease)
+    try:
+        # the first worker is solving and has shown its progress (a heartbeat wrote it)
+        solving = wait_until(lambda: (j := job(svc, "coord_1", location))["stage"] == "solving"
+                             and j["elapsed_seconds"] is not None and j, timeout=120, what="the job solving")
+        assert solving["status"] == "running" and solving["attempts"] == 1
+        first.send_signal(signal.SIGKILL)
+        assert first.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    # nothing of the killed attempt was applied; the job stays running until its lease runs out
+    assert _stored(svc, pid) == {"sessions": 0, "seated": 0, "seat_notices": 0, "status": "open"}
+    assert job(svc, "coord_1", location)["status"] == "running"
+    second = _worker(svc, tmp_path, lease, "--until-idle")
+    try:
+        assert second.wait(timeout=180) == 0
+    finally:
+        if second.poll() is None:
+            second.kill()
+            second.wait()
+    done = job(svc, "coord_1", location)
+    assert (done["status"], done["attempts"]) == ("done", 2), done
+    assert done["verdict"] == {"valid": True, "violations": []}
+    figures = done["result"]["figures"]
+    stored = _stored(svc, pid)
+    # applied once: the sessions, seats and seat notices of one plan, no more
+    assert stored == {"sessions": figures["sessions"], "seated": figures["seated"],
+                      "seat_notices": figures["seated"], "status": "planned"}
+    assert figures["seated"] > 0
+    # and nothing is left to do: another worker finds no job
+    assert plan_jobs.run_pending(svc.infra.session_factory) == 0
+    assert _stored(svc, pid) == stored
+
+
+def test_a_worker_whose_lease_ran_out_applies_nothing(svc: Service) -> None:
+    """A worker that stalled past its lease (alive, not killed) lost the job to another: only the other's
+    attempt is applied."""
+    pid = workshop_tests.programme(svc)
+    for firm in workshop_tests.FIRMS:
+        workshop_tests.interest(svc, firm, pid)
+    location = submit(svc, "coord_1", f"/workshop-programmes/{pid}/plan")
+    stalled = plan_jobs.claim_next_job(svc.infra.session_factory, lease=0.05)
+    assert stalled is not None and stalled[1] == 1
+    wait_until(lambda: plan_jobs.claim_next_job(svc.infra.session_factory, lease=60) == (stalled[0], 2),
+               what="the lease to run out and the job to be claimed again")
+    plan_jobs.execute_job(svc.infra.session_factory, *stalled)  # the stalled worker wakes up: not its job now
+    assert job(svc, "coord_1", location)["status"] == "running"
+    assert _stored(svc, pid)["sessions"] == 0
+    plan_jobs.execute_job(svc.infra.session_factory, stalled[0], 2)
+    done = job(svc, "coord_1", location)
+    assert (done["status"], done["attempts"]) == ("done", 2) and done["verdict"]["valid"]
+    assert _stored(svc, pid) == {"sessions": 2, "seated": 4, "seat_notices": 4, "status": "planned"}
+
+
+def test_what_changed_while_the_solver_worked_is_planned_again_before_anything_is_stored(svc: Service) -> None:
+    """A room is added while the worker solves: the plan it found was for the programme as it was, so the
+    worker plans again under the programme's lock, and what it stores holds for the programme as it is."""
+    import threading
+
+    pid = store_programme(svc.infra.session_factory, "coord_1", 300)
+    # a time limit the solver uses in full (300 interests are not proven optimal in it): time to add the room
+    location = submit(svc, "coord_1", f"/workshop-programmes/{pid}/plan", {"time_limit": 6})
+    claimed = plan_jobs.claim_next_job(svc.infra.session_factory)
+    assert claimed is not None
+    worker = threading.Thread(target=plan_jobs.execute_job, args=(svc.infra.session_factory, *claimed))
+    worker.start()
+    try:
+        wait_until(lambda: job(svc, "coord_1", location)["stage"] == "solving", timeout=60, what="the solve")
+        with svc.infra.session_factory() as session:
+            slots = session.get(w.WorkshopProgramme, pid).slots  # type: ignore[union-attr]
+        workshop_tests.post(svc, "coord_1", f"/workshop-programmes/{pid}/rooms", {
+            "municipality_code": "GM0344", "name": "Nieuwe zaal", "capacity": 20, "availability": slots})
+    finally:
+        worker.join(timeout=120)
+    done = job(svc, "coord_1", location)
+    assert done["status"] == "done" and done["result"]["replanned_in_lock"] is True, done
+    assert done["verdict"] == {"valid": True, "violations": []}
+    problem, stored = workshop_tests.stored_plan(svc, pid)
+    assert any(r.capacity == 20 for r in problem.rooms)  # the programme as it is now, with the new room
+    assert ws_violations(problem, stored) == []
