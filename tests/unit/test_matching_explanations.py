@@ -124,3 +124,32 @@ def test_the_random_rounds_above_ask_about_pairs_a_capacity_stops() -> None:
         result = explain(problem, sorted(solve(problem).matches)[::2])
         binding += sum(1 for r in (*result["unmatched_teams"], *result["unmatched_assignments"]) if r["binding"])
     assert binding >= 10
+
+
+def test_filter_counts_read_per_class_of_teams_equal_the_plain_filters_with_forbids_and_a_working_area() -> None:
+    """A free team's filter counts are read per class of teams (level, skills, periods) and its eligible
+    assignments from the run's pairs, checking only assignments outside the working area and its
+    forbidden pairs one by one; the plain version filters every assignment. Random rounds with forbidden
+    pairs (eligible ones and others) and a working area that leaves some firms out."""
+    from dataclasses import replace
+
+    from benchmarks.generator import generate
+
+    forbidden = outside = 0
+    for seed in range(12):
+        rng = random.Random(seed)
+        problem = Problem.from_snapshot(generate(rng.randint(20, 60), flavour=rng.choice(("network", "side")),
+                                                 seed=seed))
+        pairs = sorted(eligible_pairs(problem))
+        places = sorted({a.municipality for a in problem.assignments if a.municipality})
+        others = [Pair(t.team_id, a.assignment_id) for t in problem.teams for a in problem.assignments]
+        problem = replace(problem, forbidden=frozenset(rng.sample(pairs, len(pairs) // 5) + rng.sample(others, 10)),
+                          working_area=frozenset(rng.sample(places, max(1, len(places) // 2))))
+        matching = sorted(solve(problem).matches)
+        assert explain(problem, matching) == explain(problem, matching, every_row=True)
+        counts = explain(problem, matching[::2])
+        assert counts == explain(problem, matching[::2], every_row=True)
+        removed = [u["removed"] for u in counts["unmatched_teams"]]
+        forbidden += sum(1 for r in removed if r["forbidden"])
+        outside += sum(1 for r in removed if r["working_area"])
+    assert forbidden >= 5 and outside >= 5  # the rounds exercise both counts

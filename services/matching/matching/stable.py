@@ -424,10 +424,10 @@ def restrict(problem: Problem, elig: Eligibility, matching: set[Pair], light: It
     if job_limit:
         for i in np.flatnonzero(np.isin(elig.assignment, np.array(sorted(job_limit), dtype=np.int64))).tolist():
             a = problem.assignments[int(elig.assignment[i])]
-            r = firm_rank(a, problem.teams[int(elig.team[i])])
-            if r is None or r > job_limit[int(elig.assignment[i])]:
+            ranked = firm_rank(a, problem.teams[int(elig.team[i])])
+            if ranked is None or ranked > job_limit[int(elig.assignment[i])]:
                 out[i] = True
-    out[[i for p in problem.pinned | matching if (i := elig.index.get(p)) is not None]] = False
+    out[[k for p in problem.pinned | matching if (k := elig.index.get(p)) is not None]] = False
     base, base_elig = problem, Eligibility(problem, elig.team[~out], elig.assignment[~out], elig.fit[~out],
                                            elig.team_rank[~out])
     if not held_fully:

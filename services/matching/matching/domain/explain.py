@@ -18,11 +18,14 @@ from .model import (
     Row,
     Team,
     blocking_pairs,
+    capacity_label,
     eligible_pairs,
+    failed_filter,
     fit_breakdown,
     hard_rows,
     in_working_area,
     ineligibility,
+    limit_indices,
     reachable,
     team_rank,
     values_of,
@@ -137,6 +140,18 @@ class Candidates:
         self.jobs_in_area = {j for j, a in enumerate(self.jobs) if in_working_area(problem, a)}
         self.jobs_needing_nothing = {j for j, a in enumerate(self.jobs) if not a.required_skills}
         self._covered: dict[frozenset[str], set[int]] = {}
+        # for the counts of ``for_team`` given the team's eligible assignments: the assignments per
+        # required skill set, accepted level and period (counted, and listed where outside the working area)
+        self.required_sets: dict[frozenset[str], dict[tuple[str, str], list[int]]] = {}
+        self.level_counts = {level: len(jobs) for level, jobs in self.jobs_accepting.items()}
+        for j, a in enumerate(self.jobs):
+            cells = self.required_sets.setdefault(a.required_skills, {})
+            for level in a.accepted_levels:
+                cells.setdefault((level, a.period), []).append(j)
+        self._class_counts: dict[tuple[str, frozenset[str], frozenset[str]], tuple[int, int, list[int]]] = {}
+        self.forbidden_of: dict[str, list[str]] = {}
+        for pair in problem.forbidden:
+            self.forbidden_of.setdefault(pair.team_id, []).append(pair.assignment_id)
 
     @staticmethod
     def _steps(total: int, stages: list[set[int]]) -> Counter[str]:
@@ -157,6 +172,44 @@ class Candidates:
         allowed = {i for i in area if Pair(self.teams[i].team_id, a.assignment_id) not in self.problem.forbidden}
         removed = self._steps(len(self.teams), [level, skills, period, reach, area, allowed])
         return removed, [self.teams[i] for i in sorted(allowed)]
+
+    def _class_of(self, t: Team) -> tuple[int, int, list[int]]:
+        """For the teams of ``t``'s level, skills and periods: how many assignments pass the level and
+        skill filters, how many the period filter too, and those of them outside the working area."""
+        key = (t.level, t.skills, frozenset(t.periods))
+        found = self._class_counts.get(key)
+        if found is None:
+            skills = period = 0
+            outside: list[int] = []
+            for required, cells in self.required_sets.items():
+                if not required <= t.skills:
+                    continue
+                for (level, p), jobs in cells.items():
+                    if level == t.level:
+                        skills += len(jobs)
+                        if p in key[2]:
+                            period += len(jobs)
+                            outside.extend(j for j in jobs if j not in self.jobs_in_area)
+            found = self._class_counts[key] = (skills, period, sorted(outside))
+        return found
+
+    def for_team_eligible(self, t: Team, eligible: list[int]) -> tuple[Counter[str], list[Assignment]]:
+        """``for_team`` where the team's eligible assignments (positions, ascending) are known: the counts
+        of the level, skill and period filters are read per class of teams (level, skills, periods), and
+        only the assignments outside the working area and the team's forbidden pairs are checked one by
+        one for reach (the same answer: tests/unit/test_matching_explanations.py compares the two)."""
+        skills, period, outside = self._class_of(t)
+        reach_outside = sum(1 for j in outside if reachable(t, self.jobs[j]))
+        jobs = self.problem.assignments_by_id
+        forbidden = sum(1 for aid in self.forbidden_of.get(t.team_id, ())
+                        if aid in jobs and failed_filter(self.problem, t, jobs[aid]) == "forbidden")
+        area = len(eligible) + forbidden
+        reach = area + reach_outside
+        level = self.level_counts.get(t.level, 0)
+        removed: Counter[str] = Counter({"level": len(self.jobs) - level, "skills": level - skills,
+                                         "period": skills - period, "reach": period - reach,
+                                         "working_area": reach - area, "forbidden": forbidden})
+        return removed, [self.jobs[j] for j in eligible]
 
     def for_team(self, t: Team) -> tuple[Counter[str], list[Assignment]]:
         """What each filter removed of the assignments, and the eligible assignments left."""
@@ -190,19 +243,44 @@ def _left(removed: Counter[str], total: int, names: dict[str, str]) -> tuple[dic
 
 
 class Capacities:
-    """The capacity rows of a matching, to tell which ones would break if a pair were added."""
+    """The capacity rows of a matching, to tell which ones would break if a pair were added. A row's
+    label, bound and sum at the matching do not depend on the pairs it holds besides the matching's, so
+    they are read per cell and firm from the matching's counts (``every_row=True``: from rows built over
+    ``eligible`` by ``hard_rows``, the plain version the tests compare this with)."""
 
-    def __init__(self, problem: Problem, matching: Iterable[Pair], eligible: Iterable[Pair]) -> None:
+    def __init__(self, problem: Problem, matching: Iterable[Pair], eligible: Iterable[Pair] = (), *,
+                 every_row: bool = False) -> None:
         chosen = set(matching)
+        self.problem, self.every_row = problem, every_row
         self.values = values_of(chosen)
         self.rows_of: dict[Pair, list[tuple[Row, float]]] = {}
-        for row in hard_rows(problem, set(eligible) | chosen):
-            if row.group in CAPACITY_GROUPS and row.sense == "<=":
-                for key, coef in row.terms:
-                    if isinstance(key, Pair) and coef > 0:
-                        self.rows_of.setdefault(key, []).append((row, coef))
-
         self.used: dict[int, float] = {}
+        if every_row:
+            for row in hard_rows(problem, set(eligible) | chosen):
+                if row.group in CAPACITY_GROUPS and row.sense == "<=":
+                    for key, coef in row.terms:
+                        if isinstance(key, Pair) and coef > 0:
+                            self.rows_of.setdefault(key, []).append((row, coef))
+            return
+        teams, jobs = problem.teams_by_id, problem.assignments_by_id
+        self.cells, self.caps_of = limit_indices(problem)
+        self.teams_in = [0.0] * len(problem.capacities)
+        self.hours_in = [0.0] * len(problem.capacities)
+        self.per_firm: Counter[str] = Counter()
+        self.staffed: Counter[str] = Counter()
+        for pair in chosen:
+            t, a = teams.get(pair.team_id), jobs.get(pair.assignment_id)
+            if t is None or a is None:
+                continue
+            self.per_firm[a.firm_id] += 1
+            self.staffed[a.assignment_id] += 1
+            for c in self.cells.get((t.institution_id, a.period, t.level), []):
+                self.teams_in[c] += 1
+                self.hours_in[c] += a.supervision_hours
+        caps = problem.capacities
+        self.capacity_rows = [Row("institution_capacity", capacity_label(c), (), "<=", c.teams) for c in caps]
+        self.hours_rows = [Row("supervision_hours", capacity_label(c), (), "<=", c.supervision_hours) for c in caps]
+        self.firm_rows = [Row("firm_cap", f"firm {cap.firm_id}", (), "<=", cap.max_teams) for cap in problem.firm_caps]
 
     def lhs(self, row: Row) -> float:
         if id(row) not in self.used:
@@ -211,8 +289,27 @@ class Capacities:
 
     def binding(self, pair: Pair, groups: Iterable[str] = CAPACITY_GROUPS) -> list[Row]:
         wanted = set(groups)
-        return [row for row, coef in self.rows_of.get(pair, [])
-                if row.group in wanted and self.lhs(row) + coef > row.rhs + 1e-6]
+        if self.every_row:
+            return [row for row, coef in self.rows_of.get(pair, [])
+                    if row.group in wanted and self.lhs(row) + coef > row.rhs + 1e-6]
+        t, a = self.problem.teams_by_id.get(pair.team_id), self.problem.assignments_by_id.get(pair.assignment_id)
+        if t is None or a is None:
+            return []
+        cells = self.cells.get((t.institution_id, a.period, t.level), [])
+        found = []
+        if "institution_capacity" in wanted:
+            found += [self.capacity_rows[c] for c in cells if self.teams_in[c] + 1 > self.capacity_rows[c].rhs + 1e-6]
+        if "supervision_hours" in wanted and a.supervision_hours > 0:
+            found += [self.hours_rows[c] for c in cells
+                      if self.hours_in[c] + a.supervision_hours > self.hours_rows[c].rhs + 1e-6]
+        if "firm_cap" in wanted:
+            found += [self.firm_rows[k] for k in self.caps_of.get(a.firm_id, [])
+                      if self.per_firm[a.firm_id] + 1 > self.firm_rows[k].rhs + 1e-6]
+        if "assignment_max_teams" in wanted:  # its sum at the matching: the teams less the maximum, once staffed
+            staffed = self.staffed[a.assignment_id]
+            if staffed - (a.max_teams if staffed else 0) + 1 > 1e-6:
+                found.append(Row("assignment_max_teams", f"assignment {a.assignment_id}", (), "<=", 0))
+        return found
 
 
 def _described(rows: Iterable[Row]) -> list[dict[str, Any]]:
@@ -229,7 +326,9 @@ def explain(problem: Problem, matching: Iterable[Pair], run_pairs: Mapping[Pair,
     asked about only (a free eligible team of an unmatched assignment, an eligible assignment of an
     unmatched team): a row's label, bound and sum at the matching do not depend on the other pairs, so
     the answer is the same as with rows over every eligible pair (``every_row=True``, the plain version;
-    tests/unit/test_matching_explanations.py compares the two on random rounds) at a fraction of the cost."""
+    tests/unit/test_matching_explanations.py compares the two on random rounds) at a fraction of the cost.
+    Likewise a free team's filter counts are read per class of teams (``Candidates.for_team_eligible``)
+    and its eligible assignments from ``run_pairs``, where the plain version filters every assignment."""
     chosen = sorted(set(matching))
     teams = problem.teams_by_id
     assignments = problem.assignments_by_id
@@ -240,12 +339,18 @@ def explain(problem: Problem, matching: Iterable[Pair], run_pairs: Mapping[Pair,
     candidates = Candidates(problem)
     limits = ("institution_capacity", "supervision_hours", "firm_cap")
     open_assignments = [(a, *candidates.for_assignment(a)) for a in problem.assignments if not staffed[a.assignment_id]]
-    free_teams = [(team, *candidates.for_team(team)) for team in problem.teams if team.team_id not in placed]
-    asked = list(all_eligible) if every_row else [
-        *(Pair(t.team_id, a.assignment_id) for a, _, eligible in open_assignments for t in eligible
-          if (t.team_id, a.period) not in busy),
-        *(Pair(team.team_id, a.assignment_id) for team, _, usable in free_teams for a in usable)]
-    capacities = Capacities(problem, chosen, asked)
+    if every_row:
+        free_teams = [(team, *candidates.for_team(team)) for team in problem.teams if team.team_id not in placed]
+    else:
+        position = {a.assignment_id: j for j, a in enumerate(problem.assignments)}
+        eligible_of: dict[str, list[int]] = {}
+        for pair in all_eligible:
+            if pair.team_id not in placed and pair.assignment_id in position:
+                eligible_of.setdefault(pair.team_id, []).append(position[pair.assignment_id])
+        free_teams = [(team, *candidates.for_team_eligible(team, sorted(eligible_of.get(team.team_id, []))))
+                      for team in problem.teams if team.team_id not in placed]
+    asked = list(all_eligible) if every_row else []
+    capacities = Capacities(problem, chosen, asked, every_row=every_row)
 
     unmatched_assignments = []
     for a, removed, eligible in open_assignments:
