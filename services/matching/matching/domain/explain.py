@@ -5,7 +5,7 @@ Pure: a problem and a matching in, plain data out."""
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict
+from dataclasses import fields
 from typing import Any, Iterable, Mapping
 
 from .model import (
@@ -13,6 +13,7 @@ from .model import (
     FILTERS,
     GROUPS,
     Assignment,
+    FitBreakdown,
     Pair,
     Problem,
     Row,
@@ -105,6 +106,8 @@ ASSIGNMENT_COUNT_NAMES = {"level": "of_accepted_level", "skills": "with_required
 TEAM_COUNT_NAMES = {"level": "accepting_level", "skills": "skills_covered", "period": "in_period",
                     "reach": "within_reach", "working_area": "in_working_area"}
 BLOCKING_SHOWN = 5
+# a match's score parts, in order (as ``dataclasses.asdict`` gives them: its fields are flat)
+BREAKDOWN_FIELDS = tuple(f.name for f in fields(FitBreakdown))
 
 
 def _reason(code: str, counts: dict[str, int]) -> dict[str, Any]:
@@ -281,6 +284,7 @@ class Capacities:
         self.capacity_rows = [Row("institution_capacity", capacity_label(c), (), "<=", c.teams) for c in caps]
         self.hours_rows = [Row("supervision_hours", capacity_label(c), (), "<=", c.supervision_hours) for c in caps]
         self.firm_rows = [Row("firm_cap", f"firm {cap.firm_id}", (), "<=", cap.max_teams) for cap in problem.firm_caps]
+        self.answers: dict[tuple[str, str, str, tuple[str, ...]], list[Row]] = {}
 
     def lhs(self, row: Row) -> float:
         if id(row) not in self.used:
@@ -295,6 +299,13 @@ class Capacities:
         t, a = self.problem.teams_by_id.get(pair.team_id), self.problem.assignments_by_id.get(pair.assignment_id)
         if t is None or a is None:
             return []
+        key = (t.institution_id, t.level, a.assignment_id, tuple(sorted(wanted)))  # all the answer depends on
+        known = self.answers.get(key)
+        if known is None:
+            known = self.answers[key] = self._binding(t, a, wanted)
+        return list(known)
+
+    def _binding(self, t: Team, a: Assignment, wanted: set[str]) -> list[Row]:
         cells = self.cells.get((t.institution_id, a.period, t.level), [])
         found = []
         if "institution_capacity" in wanted:
@@ -406,7 +417,7 @@ def explain(problem: Problem, matching: Iterable[Pair], run_pairs: Mapping[Pair,
             continue
         b = fit_breakdown(matched_team, assignment)
         matches.append({"team_id": p.team_id, "assignment_id": p.assignment_id,
-                        "score": {**asdict(b), "total": b.total}})
+                        "score": {**{name: getattr(b, name) for name in BREAKDOWN_FIELDS}, "total": b.total}})
 
     return {"unmatched_assignments": unmatched_assignments, "unmatched_teams": unmatched_teams,
             "matches": matches, "figures": figures(problem, chosen, all_eligible), "filters": FILTERS}
