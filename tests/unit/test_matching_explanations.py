@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from matching.domain.explain import explain
+from matching.domain.explain import explain, precheck
 from matching.domain.model import (
     BASE_FIT,
     EXTRA_SKILL_WEIGHT,
@@ -17,6 +17,7 @@ from matching.domain.model import (
     Team,
     eligible_pairs,
 )
+from matching.fastpath import eligibility
 from matching.optimiser import solve
 
 
@@ -106,10 +107,14 @@ def test_rows_over_the_pairs_asked_about_explain_exactly_as_rows_over_every_elig
     problem = Problem.from_snapshot(generate(rng.randint(20, 60), flavour=rng.choice(("network", "side")),
                                              seed=seed))
     pairs = eligible_pairs(problem)
+    by_team = eligibility(problem).by_team()  # what the worker passes: the pairs per team, from the arrays
+    assert precheck(problem, by_team) == precheck(problem, pairs)
     for policy in ("max_fit", "stable", "max_served"):
         matching = sorted(solve(problem, policy=policy).matches)
         for chosen in (matching, matching[::2]):
-            assert explain(problem, chosen, pairs) == explain(problem, chosen, pairs, every_row=True)
+            plain = explain(problem, chosen, pairs, every_row=True)
+            assert explain(problem, chosen, pairs) == plain
+            assert explain(problem, chosen, by_team) == plain == explain(problem, chosen, by_team, every_row=True)
             assert explain(problem, chosen) == explain(problem, chosen, every_row=True)
 
 
@@ -147,6 +152,7 @@ def test_filter_counts_read_per_class_of_teams_equal_the_plain_filters_with_forb
                           working_area=frozenset(rng.sample(places, max(1, len(places) // 2))))
         matching = sorted(solve(problem).matches)
         assert explain(problem, matching) == explain(problem, matching, every_row=True)
+        assert explain(problem, matching, eligibility(problem).by_team()) == explain(problem, matching)
         counts = explain(problem, matching[::2])
         assert counts == explain(problem, matching[::2], every_row=True)
         removed = [u["removed"] for u in counts["unmatched_teams"]]

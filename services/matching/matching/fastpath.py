@@ -20,6 +20,7 @@ from typing import Any, Collection, Iterable
 import numpy as np
 import numpy.typing as npt
 
+from .domain.explain import EligibleByTeam
 from .domain.model import (
     BASE_FIT,
     DISTANCE_SCALE_KM,
@@ -152,6 +153,18 @@ class Eligibility:
     @cached_property
     def index(self) -> dict[Pair, int]:
         return {p: i for i, p in enumerate(self.pairs)}
+
+    def by_team(self) -> EligibleByTeam:
+        """Each team's eligible assignments (positions, ascending), read from the arrays: what the
+        pre-check and the explanations need, without a ``Pair`` per eligible pair."""
+        teams = self.problem.teams
+        order = np.lexsort((self.assignment, self.team))
+        team, assignment = self.team[order], self.assignment[order]
+        bounds = np.flatnonzero(np.diff(team)) + 1
+        starts = np.concatenate([[0], bounds]).tolist() if len(team) else []
+        ends = np.concatenate([bounds, [len(team)]]).tolist() if len(team) else []
+        listed = assignment.tolist()
+        return EligibleByTeam({teams[int(team[s])].team_id: listed[s:e] for s, e in zip(starts, ends, strict=True)})
 
 
 def eligibility(problem: Problem) -> Eligibility:

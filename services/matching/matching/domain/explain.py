@@ -5,7 +5,7 @@ Pure: a problem and a matching in, plain data out."""
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from typing import Any, Iterable, Mapping
 
 from .model import (
@@ -108,6 +108,39 @@ TEAM_COUNT_NAMES = {"level": "accepting_level", "skills": "skills_covered", "per
 BLOCKING_SHOWN = 5
 # a match's score parts, in order (as ``dataclasses.asdict`` gives them: its fields are flat)
 BREAKDOWN_FIELDS = tuple(f.name for f in fields(FitBreakdown))
+
+
+@dataclass(frozen=True)
+class EligibleByTeam:
+    """A run's eligible pairs as each team's eligible assignments (positions in ``problem.assignments``,
+    ascending): what the explanations and the pre-check read of them, without a ``Pair`` per eligible
+    pair (400,000 at 10,000 teams). ``matching.fastpath.Eligibility.by_team`` makes it from the arrays."""
+
+    assignments: Mapping[str, list[int]]
+
+    @classmethod
+    def of_pairs(cls, problem: Problem, pairs: Iterable[Pair]) -> EligibleByTeam:
+        position = {a.assignment_id: j for j, a in enumerate(problem.assignments)}
+        found: dict[str, list[int]] = {}
+        for pair in pairs:
+            if pair.assignment_id in position:
+                found.setdefault(pair.team_id, []).append(position[pair.assignment_id])
+        return cls({t: sorted(js) for t, js in found.items()})
+
+    def pairs(self, problem: Problem) -> list[Pair]:
+        jobs = problem.assignments
+        return [Pair(t, jobs[j].assignment_id) for t, js in self.assignments.items() for j in js]
+
+    def ranked(self, problem: Problem) -> list[Pair]:
+        """The eligible pairs the team ranked, by team (in the problem's order) and rank: the only ones
+        that can block."""
+        position = {a.assignment_id: j for j, a in enumerate(problem.assignments)}
+        found = []
+        for t in problem.teams:
+            if t.preferences:
+                mine = set(self.assignments.get(t.team_id, ()))
+                found += [Pair(t.team_id, aid) for aid in t.preferences if position.get(aid, -1) in mine]
+        return found
 
 
 def _reason(code: str, counts: dict[str, int]) -> dict[str, Any]:
@@ -329,9 +362,10 @@ def _described(rows: Iterable[Row]) -> list[dict[str, Any]]:
             for g, label in sorted(unique)]
 
 
-def explain(problem: Problem, matching: Iterable[Pair], run_pairs: Mapping[Pair, float] | None = None, *,
+def explain(problem: Problem, matching: Iterable[Pair],
+            run_pairs: Mapping[Pair, float] | EligibleByTeam | None = None, *,
             every_row: bool = False) -> dict[str, Any]:
-    """``run_pairs``: the run's eligible pairs, when already computed.
+    """``run_pairs``: the run's eligible pairs, when already computed (as a mapping or per team).
 
     The capacity rows that say why a pair could not be added are built over the matching and the pairs
     asked about only (a free eligible team of an unmatched assignment, an eligible assignment of an
@@ -346,21 +380,21 @@ def explain(problem: Problem, matching: Iterable[Pair], run_pairs: Mapping[Pair,
     busy = {(p.team_id, assignments[p.assignment_id].period) for p in chosen if p.assignment_id in assignments}
     placed = {p.team_id for p in chosen}
     staffed = Counter(p.assignment_id for p in chosen)
-    all_eligible = eligible_pairs(problem) if run_pairs is None else run_pairs
+    if isinstance(run_pairs, EligibleByTeam):
+        by_team = run_pairs
+        all_eligible: Iterable[Pair] = by_team.pairs(problem) if every_row else by_team.ranked(problem)
+    else:
+        all_eligible = eligible_pairs(problem) if run_pairs is None else run_pairs
+        by_team = EligibleByTeam.of_pairs(problem, all_eligible)
     candidates = Candidates(problem)
     limits = ("institution_capacity", "supervision_hours", "firm_cap")
     open_assignments = [(a, *candidates.for_assignment(a)) for a in problem.assignments if not staffed[a.assignment_id]]
     if every_row:
         free_teams = [(team, *candidates.for_team(team)) for team in problem.teams if team.team_id not in placed]
     else:
-        position = {a.assignment_id: j for j, a in enumerate(problem.assignments)}
-        eligible_of: dict[str, list[int]] = {}
-        for pair in all_eligible:
-            if pair.team_id not in placed and pair.assignment_id in position:
-                eligible_of.setdefault(pair.team_id, []).append(position[pair.assignment_id])
-        free_teams = [(team, *candidates.for_team_eligible(team, sorted(eligible_of.get(team.team_id, []))))
+        free_teams = [(team, *candidates.for_team_eligible(team, list(by_team.assignments.get(team.team_id, []))))
                       for team in problem.teams if team.team_id not in placed]
-    asked = list(all_eligible) if every_row else []
+    asked = list(all_eligible) if every_row else []  # (per team: every eligible pair when every_row)
     capacities = Capacities(problem, chosen, asked, every_row=every_row)
 
     unmatched_assignments = []
@@ -510,16 +544,21 @@ def figures(problem: Problem, matching: Iterable[Pair], eligible: Iterable[Pair]
 ANY_SKILL = "*"
 
 
-def precheck(problem: Problem, eligible: Mapping[Pair, float] | None = None) -> dict[str, Any]:
+def precheck(problem: Problem, eligible: Mapping[Pair, float] | EligibleByTeam | None = None) -> dict[str, Any]:
     """Supply against demand per level x period x region x skill, before solving. Demand: the minimum
     team counts of the assignments in the cell (an assignment counts in each level it accepts, and in
     each required skill as well as in "*", any skill). Supply: the teams that could serve one of them
     (every eligibility filter applied). A cell short of supply does not stop the run; it says where
     assignments must stay empty."""
-    pairs = eligible_pairs(problem) if eligible is None else eligible
     servers: dict[str, set[str]] = {}
-    for p in pairs:
-        servers.setdefault(p.assignment_id, set()).add(p.team_id)
+    if isinstance(eligible, EligibleByTeam):
+        jobs = problem.assignments
+        for team_id, positions in eligible.assignments.items():
+            for j in positions:
+                servers.setdefault(jobs[j].assignment_id, set()).add(team_id)
+    else:
+        for p in eligible_pairs(problem) if eligible is None else eligible:
+            servers.setdefault(p.assignment_id, set()).add(p.team_id)
     demand: Counter[tuple[str, str, str, str]] = Counter()
     supply: dict[tuple[str, str, str, str], set[str]] = {}
     assignments_in: Counter[tuple[str, str, str, str]] = Counter()
