@@ -344,6 +344,14 @@ def freeze(problem: Problem, elig: Eligibility, matching: set[Pair], pairs: Iter
     """The round with the teams and assignments of ``pairs`` held as ``matching`` has them: each such
     team's pair in that period and each such assignment's pairs pinned, their other pairs forbidden
     (left out of the eligible pairs)."""
+    keep, pins = _frozen(problem, elig, matching, pairs)
+    frozen = replace(problem, pinned=problem.pinned | pins)
+    return frozen, Eligibility(frozen, elig.team[keep], elig.assignment[keep], elig.fit[keep], elig.team_rank[keep])
+
+
+def _frozen(problem: Problem, elig: Eligibility, matching: set[Pair], pairs: Iterable[Pair]
+            ) -> tuple[Any, frozenset[Pair]]:
+    """``freeze``'s eligible pairs kept (a mask over ``elig``) and the pins it adds."""
     teams = {t.team_id: i for i, t in enumerate(problem.teams)}
     jobs = {a.assignment_id: j for j, a in enumerate(problem.assignments)}
     periods: dict[str, int] = {}
@@ -355,10 +363,7 @@ def freeze(problem: Problem, elig: Eligibility, matching: set[Pair], pairs: Iter
     touched = np.isin(elig.team * n + period[elig.assignment], team_periods) | np.isin(elig.assignment, assignments)
     held = np.zeros(len(elig), dtype=np.bool_)
     held[[elig.index[p] for p in matching]] = True
-    keep = ~touched | held
-    pins = frozenset(elig.pair(i) for i in np.flatnonzero(touched & held).tolist())
-    frozen = replace(problem, pinned=problem.pinned | pins)
-    return frozen, Eligibility(frozen, elig.team[keep], elig.assignment[keep], elig.fit[keep], elig.team_rank[keep])
+    return ~touched | held, frozenset(elig.pair(i) for i in np.flatnonzero(touched & held).tolist())
 
 
 def _kept_by(m: _Matching, pair: Pair) -> str | None:
@@ -428,12 +433,13 @@ def restrict(problem: Problem, elig: Eligibility, matching: set[Pair], light: It
             if ranked is None or ranked > job_limit[int(elig.assignment[i])]:
                 out[i] = True
     out[[k for p in problem.pinned | matching if (k := elig.index.get(p)) is not None]] = False
-    base, base_elig = problem, Eligibility(problem, elig.team[~out], elig.assignment[~out], elig.fit[~out],
-                                           elig.team_rank[~out])
-    if not held_fully:
-        return base, base_elig, held_fully
-    frozen_problem, frozen_elig = freeze(base, base_elig, matching, held_fully)
-    return frozen_problem, frozen_elig, held_fully
+    keep, pins = ~out, frozenset[Pair]()
+    if held_fully:  # as freeze does, over the same arrays (their Pair index is built once per run)
+        frozen_keep, pins = _frozen(problem, elig, matching, held_fully)
+        keep &= frozen_keep
+    kept = replace(problem, pinned=problem.pinned | pins) if pins else problem
+    return kept, Eligibility(kept, elig.team[keep], elig.assignment[keep], elig.fit[keep], elig.team_rank[keep]), \
+        held_fully
 
 
 def start_values(model: ArrayModel, chosen: Any, blocking: set[Pair]) -> Any:
