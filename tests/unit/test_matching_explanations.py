@@ -17,7 +17,7 @@ from matching.domain.model import (
     Team,
     eligible_pairs,
 )
-from matching.fastpath import eligibility
+from matching.fastpath import eligibility, precheck_supply
 from matching.optimiser import solve
 
 
@@ -108,7 +108,8 @@ def test_rows_over_the_pairs_asked_about_explain_exactly_as_rows_over_every_elig
                                              seed=seed))
     pairs = eligible_pairs(problem)
     by_team = eligibility(problem).by_team()  # what the worker passes: the pairs per team, from the arrays
-    assert precheck(problem, by_team) == precheck(problem, pairs)
+    assert precheck(problem, by_team) == precheck(problem, pairs) == precheck(
+        problem, supply_counts=precheck_supply(problem, eligibility(problem)))
     for policy in ("max_fit", "stable", "max_served"):
         matching = sorted(solve(problem, policy=policy).matches)
         for chosen in (matching, matching[::2]):
@@ -153,6 +154,7 @@ def test_filter_counts_read_per_class_of_teams_equal_the_plain_filters_with_forb
         matching = sorted(solve(problem).matches)
         assert explain(problem, matching) == explain(problem, matching, every_row=True)
         assert explain(problem, matching, eligibility(problem).by_team()) == explain(problem, matching)
+        assert precheck(problem, supply_counts=precheck_supply(problem, eligibility(problem))) == precheck(problem)
         counts = explain(problem, matching[::2])
         assert counts == explain(problem, matching[::2], every_row=True)
         removed = [u["removed"] for u in counts["unmatched_teams"]]

@@ -544,12 +544,15 @@ def figures(problem: Problem, matching: Iterable[Pair], eligible: Iterable[Pair]
 ANY_SKILL = "*"
 
 
-def precheck(problem: Problem, eligible: Mapping[Pair, float] | EligibleByTeam | None = None) -> dict[str, Any]:
+def precheck(problem: Problem, eligible: Mapping[Pair, float] | EligibleByTeam | None = None, *,
+             supply_counts: Mapping[tuple[str, str, str, str], int] | None = None) -> dict[str, Any]:
     """Supply against demand per level x period x region x skill, before solving. Demand: the minimum
     team counts of the assignments in the cell (an assignment counts in each level it accepts, and in
     each required skill as well as in "*", any skill). Supply: the teams that could serve one of them
     (every eligibility filter applied). A cell short of supply does not stop the run; it says where
     assignments must stay empty."""
+    if supply_counts is not None:  # the supply counted from the arrays (``matching.fastpath.precheck_supply``)
+        return _checked(problem, supply_counts)
     servers: dict[str, set[str]] = {}
     if isinstance(eligible, EligibleByTeam):
         jobs = problem.assignments
@@ -559,25 +562,33 @@ def precheck(problem: Problem, eligible: Mapping[Pair, float] | EligibleByTeam |
     else:
         for p in eligible_pairs(problem) if eligible is None else eligible:
             servers.setdefault(p.assignment_id, set()).add(p.team_id)
-    demand: Counter[tuple[str, str, str, str]] = Counter()
     supply: dict[tuple[str, str, str, str], set[str]] = {}
-    assignments_in: Counter[tuple[str, str, str, str]] = Counter()
     teams = problem.teams_by_id
     for a in problem.assignments:
         for level in sorted(a.accepted_levels):
             able = {t for t in servers.get(a.assignment_id, ()) if teams[t].level == level}
             for skill in (ANY_SKILL, *sorted(a.required_skills)):
+                supply.setdefault((level, a.period, a.region or "", skill), set()).update(able)
+    return _checked(problem, {cell: len(able) for cell, able in supply.items()})
+
+
+def _checked(problem: Problem, supply: Mapping[tuple[str, str, str, str], int]) -> dict[str, Any]:
+    """The pre-check's answer from the supply per cell (cells without an entry: no supply)."""
+    demand: Counter[tuple[str, str, str, str]] = Counter()
+    assignments_in: Counter[tuple[str, str, str, str]] = Counter()
+    for a in problem.assignments:
+        for level in sorted(a.accepted_levels):
+            for skill in (ANY_SKILL, *sorted(a.required_skills)):
                 cell = (level, a.period, a.region or "", skill)
                 demand[cell] += a.min_teams
                 assignments_in[cell] += 1
-                supply.setdefault(cell, set()).update(able)
     cells = []
     for cell in sorted(demand):
         level, period, region, skill = cell
-        short = max(0, demand[cell] - len(supply[cell]))
+        supplied = supply.get(cell, 0)
         cells.append({"level": level, "period": period, "region": region or None, "skill": skill,
-                      "assignments": assignments_in[cell], "demand": demand[cell], "supply": len(supply[cell]),
-                      "short_by": short})
+                      "assignments": assignments_in[cell], "demand": demand[cell], "supply": supplied,
+                      "short_by": max(0, demand[cell] - supplied)})
     short_cells = [c for c in cells if c["short_by"]]
     unknown = unknown_preferences(problem)
     return {

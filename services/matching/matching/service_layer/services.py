@@ -24,7 +24,7 @@ from werkplaats_shared.transient import database_answers, retry_transient
 from ..adapters import orm
 from ..domain.explain import EligibleByTeam, explain, precheck
 from ..domain.model import Pair, Problem, SnapshotError, ineligibility
-from ..fastpath import eligibility
+from ..fastpath import eligibility, precheck_supply
 from ..memory import cycles_paused
 from ..optimiser import Progress, Solution, SolverFactory, export_model, library_versions, solve
 from . import privacy
@@ -455,7 +455,7 @@ def _execute_run(sf: sessionmaker[Session], emit_into: Emit, run_id: str, solver
     try:
         eligible = eligibility(problem)  # once per run: pre-check, solve and explanations share it
         by_team = eligible.by_team()  # the pre-check and explanations read the pairs per team, not as Pairs
-        check = precheck(problem, by_team)
+        check = precheck(problem, by_team, supply_counts=precheck_supply(problem, eligible))
         stage("pre-check", lambda: _record_precheck(sf, run_id, check))
         solution = solve(problem, solver, time_limit, policy=policy, seed=seed, make=make,
                          on_stage=lambda name: stage(name, lambda: _set_stage(sf, run_id, name)),
