@@ -20,9 +20,10 @@ within minutes. Few of those rows ever matter: a pair's rows only bind where the
    a matching of every such round, so each round's best fit is at least its fit. That matching, or the
    one enacting its blocking pairs ends in, replaces the incumbent when stable and better; the pairs
    that block it are kept too, and it is solved again while it gains (once at least, then up to
-   FREEZE_SHARE of the time limit). Within the run's gap of the bound of step 1 that is the optimum;
-   within ENOUGH_GAP it is kept, its gap reported. (Holding every cut pair's team and assignment as the
-   incumbent has them, as before, ended 0.19% below the bound at 10k; keeping them by bounds, 0.1%.)
+   FREEZE_SHARE of the time limit, or the whole of it from LAZY_STABLE_FROM_PAIRS pairs). Within the
+   run's gap of the bound of step 1 that is the optimum; within ENOUGH_GAP it is kept, its gap
+   reported. (Holding every cut pair's team and assignment as the incumbent has them, as before, ended
+   0.19% below the bound at 10k; keeping them by bounds, within 0.1% after three re-solves.)
 4. Cutting planes: the stable model with the stability rows of a set P of pairs only, solved
    lexicographically from the incumbent (``optimiser.Relaxation``). It is a relaxation: a matching's
    count of blocking pairs in it is at most its true count, so its optimum bounds the full model's.
@@ -78,7 +79,8 @@ IMPROVE_SHARE = 0.1
 # ... and from the max_fit matching (the start that fits best), at most this share of the time left.
 START_SHARE = 0.3
 # The best fit with the cut pairs kept from blocking (step 3 of the module's text) runs until this share of the
-# time limit (at scale the cutting planes of step 4 do not finish a round in the rest).
+# time limit in a round of fewer than LAZY_STABLE_FROM_PAIRS pairs; in a larger one until the time limit (the
+# cutting planes of step 4 do not finish a round there: the 10k network round's first took the minute left).
 FREEZE_SHARE = 0.85
 # In a round of LAZY_STABLE_FROM_PAIRS pairs or more, a stable matching within this share of the bound of
 # step 1 is kept without the cutting planes (the solution says "feasible" with its gap unless that is
@@ -520,8 +522,10 @@ def solve_lazily(problem: Problem, time_limit: float = 60.0, *, seed: int = 0,
     mark = clock()
     rounds = 0
     light, frozen = set(cuts), set[Pair]()
+    # in a large round the cutting planes of step 4 do not finish a round in time: the re-solves go on
+    held_until = deadline if len(elig) >= LAZY_STABLE_FROM_PAIRS else started + FREEZE_SHARE * time_limit
     while not best_blocking and light and not stopped() and deadline - clock() > 1.0 and (
-            rounds == 0 or clock() < started + FREEZE_SHARE * time_limit) and \
+            rounds == 0 or clock() < held_until) and \
             bound - sum(fits[p] for p in best) > ENOUGH_GAP * max(1.0, abs(bound)):
         rounds += 1
         kept_problem, kept_elig, frozen = restrict(problem, elig, best, light, frozen)
