@@ -164,7 +164,16 @@ class Eligibility:
         starts = np.concatenate([[0], bounds]).tolist() if len(team) else []
         ends = np.concatenate([bounds, [len(team)]]).tolist() if len(team) else []
         listed = assignment.tolist()
-        return EligibleByTeam({teams[int(team[s])].team_id: listed[s:e] for s, e in zip(starts, ends, strict=True)})
+        by_team = {teams[int(team[s])].team_id: listed[s:e] for s, e in zip(starts, ends, strict=True)}
+        jobs = self.problem.assignments
+        order = np.lexsort((self.team, self.assignment))
+        team, assignment = self.team[order], self.assignment[order]
+        bounds = np.flatnonzero(np.diff(assignment)) + 1
+        starts = np.concatenate([[0], bounds]).tolist() if len(team) else []
+        ends = np.concatenate([bounds, [len(team)]]).tolist() if len(team) else []
+        listed = team.tolist()
+        by_assignment = {jobs[int(assignment[s])].assignment_id: listed[s:e] for s, e in zip(starts, ends, strict=True)}
+        return EligibleByTeam(by_team, by_assignment)
 
 
 def precheck_supply(problem: Problem, elig: Eligibility) -> dict[tuple[str, str, str, str], int]:

@@ -5,7 +5,7 @@ Pure: a problem and a matching in, plain data out."""
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Iterable, Mapping
 
 from .model import (
@@ -117,15 +117,20 @@ class EligibleByTeam:
     pair (400,000 at 10,000 teams). ``matching.fastpath.Eligibility.by_team`` makes it from the arrays."""
 
     assignments: Mapping[str, list[int]]
+    # and each assignment's eligible teams (positions in ``problem.teams``, ascending)
+    teams: Mapping[str, list[int]] = field(default_factory=dict)
 
     @classmethod
     def of_pairs(cls, problem: Problem, pairs: Iterable[Pair]) -> EligibleByTeam:
         position = {a.assignment_id: j for j, a in enumerate(problem.assignments)}
+        team_position = {t.team_id: i for i, t in enumerate(problem.teams)}
         found: dict[str, list[int]] = {}
+        teams: dict[str, list[int]] = {}
         for pair in pairs:
-            if pair.assignment_id in position:
+            if pair.assignment_id in position and pair.team_id in team_position:
                 found.setdefault(pair.team_id, []).append(position[pair.assignment_id])
-        return cls({t: sorted(js) for t, js in found.items()})
+                teams.setdefault(pair.assignment_id, []).append(team_position[pair.team_id])
+        return cls({t: sorted(js) for t, js in found.items()}, {a: sorted(ts) for a, ts in teams.items()})
 
     def pairs(self, problem: Problem) -> list[Pair]:
         jobs = problem.assignments
@@ -186,8 +191,12 @@ class Candidates:
                 cells.setdefault((level, a.period), []).append(j)
         self._class_counts: dict[tuple[str, frozenset[str], frozenset[str]], tuple[int, int, list[int]]] = {}
         self.forbidden_of: dict[str, list[str]] = {}
+        self.forbidden_for: dict[str, list[str]] = {}
         for pair in problem.forbidden:
             self.forbidden_of.setdefault(pair.team_id, []).append(pair.assignment_id)
+            self.forbidden_for.setdefault(pair.assignment_id, []).append(pair.team_id)
+        self._team_groups: Counter[tuple[str, frozenset[str], frozenset[str]]] | None = None
+        self._assignment_counts: dict[tuple[frozenset[str], frozenset[str], str], tuple[int, int, int]] = {}
 
     @staticmethod
     def _steps(total: int, stages: list[set[int]]) -> Counter[str]:
@@ -197,6 +206,40 @@ class Candidates:
             removed[code] = before - len(left)
             before = len(left)
         return removed
+
+    def _assignment_class(self, a: Assignment) -> tuple[int, int, int]:
+        """For the assignments of ``a``'s accepted levels, required skills and period: how many teams
+        pass the level filter, the skill filter too, and the period filter too."""
+        key = (a.accepted_levels, a.required_skills, a.period)
+        found = self._assignment_counts.get(key)
+        if found is None:
+            if self._team_groups is None:
+                self._team_groups = Counter((t.level, t.skills, frozenset(t.periods)) for t in self.teams)
+            level = skills = period = 0
+            for (lv, team_skills, periods), n in self._team_groups.items():
+                if lv in a.accepted_levels:
+                    level += n
+                    if a.required_skills <= team_skills:
+                        skills += n
+                        period += n if a.period in periods else 0
+            found = self._assignment_counts[key] = (level, skills, period)
+        return found
+
+    def for_assignment_eligible(self, a: Assignment, eligible: list[int]) -> tuple[Counter[str], list[Team]]:
+        """``for_assignment`` where the assignment's eligible teams (positions, ascending) are known: the
+        counts of the level, skill and period filters are read per class of assignments, and only the
+        assignment's forbidden pairs are checked one by one (outside the working area: ``for_assignment``)."""
+        if not in_working_area(self.problem, a):
+            return self.for_assignment(a)
+        level, skills, period = self._assignment_class(a)
+        teams = self.problem.teams_by_id
+        forbidden = sum(1 for tid in self.forbidden_for.get(a.assignment_id, ())
+                        if tid in teams and failed_filter(self.problem, teams[tid], a) == "forbidden")
+        reach = len(eligible) + forbidden
+        removed: Counter[str] = Counter({"level": len(self.teams) - level, "skills": level - skills,
+                                         "period": skills - period, "reach": period - reach, "working_area": 0,
+                                         "forbidden": forbidden})
+        return removed, [self.teams[i] for i in eligible]
 
     def for_assignment(self, a: Assignment) -> tuple[Counter[str], list[Team]]:
         """What each filter removed of the teams, and the eligible teams left."""
@@ -388,7 +431,12 @@ def explain(problem: Problem, matching: Iterable[Pair],
         by_team = EligibleByTeam.of_pairs(problem, all_eligible)
     candidates = Candidates(problem)
     limits = ("institution_capacity", "supervision_hours", "firm_cap")
-    open_assignments = [(a, *candidates.for_assignment(a)) for a in problem.assignments if not staffed[a.assignment_id]]
+    if every_row:
+        open_assignments = [(a, *candidates.for_assignment(a)) for a in problem.assignments
+                            if not staffed[a.assignment_id]]
+    else:
+        open_assignments = [(a, *candidates.for_assignment_eligible(a, list(by_team.teams.get(a.assignment_id, []))))
+                            for a in problem.assignments if not staffed[a.assignment_id]]
     if every_row:
         free_teams = [(team, *candidates.for_team(team)) for team in problem.teams if team.team_id not in placed]
     else:
