@@ -184,11 +184,14 @@ class Candidates:
         # for the counts of ``for_team`` given the team's eligible assignments: the assignments per
         # required skill set, accepted level and period (counted, and listed where outside the working area)
         self.required_sets: dict[frozenset[str], dict[tuple[str, str], list[int]]] = {}
+        self.outside_cells: dict[tuple[frozenset[str], str, str], list[int]] = {}  # outside the working area
         self.level_counts = {level: len(jobs) for level, jobs in self.jobs_accepting.items()}
         for j, a in enumerate(self.jobs):
             cells = self.required_sets.setdefault(a.required_skills, {})
             for level in a.accepted_levels:
                 cells.setdefault((level, a.period), []).append(j)
+                if j not in self.jobs_in_area:
+                    self.outside_cells.setdefault((a.required_skills, level, a.period), []).append(j)
         self._class_counts: dict[tuple[str, frozenset[str], frozenset[str]], tuple[int, int, list[int]]] = {}
         self.forbidden_of: dict[str, list[str]] = {}
         self.forbidden_for: dict[str, list[str]] = {}
@@ -197,6 +200,7 @@ class Candidates:
             self.forbidden_for.setdefault(pair.assignment_id, []).append(pair.team_id)
         self._team_groups: Counter[tuple[str, frozenset[str], frozenset[str]]] | None = None
         self._assignment_counts: dict[tuple[frozenset[str], frozenset[str], str], tuple[int, int, int]] = {}
+        self._covering: dict[frozenset[str], Counter[str | tuple[str, str]]] = {}
 
     @staticmethod
     def _steps(total: int, stages: list[set[int]]) -> Counter[str]:
@@ -215,14 +219,18 @@ class Candidates:
         if found is None:
             if self._team_groups is None:
                 self._team_groups = Counter((t.level, t.skills, frozenset(t.periods)) for t in self.teams)
-            level = skills = period = 0
-            for (lv, team_skills, periods), n in self._team_groups.items():
-                if lv in a.accepted_levels:
-                    level += n
+            covering = self._covering.get(a.required_skills)
+            if covering is None:  # the teams with every skill of the set, per level and per (level, period)
+                covering = self._covering[a.required_skills] = Counter()
+                for (lv, team_skills, periods), n in self._team_groups.items():
                     if a.required_skills <= team_skills:
-                        skills += n
-                        period += n if a.period in periods else 0
-            found = self._assignment_counts[key] = (level, skills, period)
+                        covering[lv] += n
+                        for p in periods:
+                            covering[(lv, p)] += n
+            levels = sorted(a.accepted_levels)
+            found = self._assignment_counts[key] = (
+                sum(len(self.teams_of_level.get(lv, ())) for lv in levels), sum(covering[lv] for lv in levels),
+                sum(covering[(lv, a.period)] for lv in levels))
         return found
 
     def for_assignment_eligible(self, a: Assignment, eligible: list[int]) -> tuple[Counter[str], list[Team]]:
@@ -268,7 +276,7 @@ class Candidates:
                         skills += len(jobs)
                         if p in key[2]:
                             period += len(jobs)
-                            outside.extend(j for j in jobs if j not in self.jobs_in_area)
+                            outside.extend(self.outside_cells.get((required, level, p), ()))
             found = self._class_counts[key] = (skills, period, sorted(outside))
         return found
 
@@ -560,22 +568,34 @@ def figures(problem: Problem, matching: Iterable[Pair], eligible: Iterable[Pair]
     # only a pair the team ranked can block: those are the pairs looked at (in the same order)
     ranked = [p for t in problem.teams for aid in t.preferences if (p := Pair(t.team_id, aid)) in known]
     blocking = blocking_pairs(problem, chosen, ranked)
+    # each share counted in one pass (served, of all) per level, region and institution
+    by_level: Counter[str] = Counter()
+    by_level_served: Counter[str] = Counter()
+    by_region: Counter[str] = Counter()
+    by_region_served: Counter[str] = Counter()
+    for job in problem.assignments:
+        served = job.assignment_id in served_assignments
+        by_region[job.region or ""] += 1
+        by_region_served[job.region or ""] += served
+        for lv in job.accepted_levels:
+            by_level[lv] += 1
+            by_level_served[lv] += served
+    team_level: Counter[str] = Counter()
+    team_level_placed: Counter[str] = Counter()
+    by_institution: Counter[str] = Counter()
+    by_institution_placed: Counter[str] = Counter()
+    for team in problem.teams:
+        placed = team.team_id in placed_teams
+        team_level[team.level] += 1
+        team_level_placed[team.level] += placed
+        by_institution[team.institution_id] += 1
+        by_institution_placed[team.institution_id] += placed
     return {
         "assignments": _share(len(served_assignments), len(problem.assignments)),
-        "assignments_by_accepted_level": {
-            lv: _share(sum(1 for a in problem.assignments if lv in a.accepted_levels
-                           and a.assignment_id in served_assignments),
-                       sum(1 for a in problem.assignments if lv in a.accepted_levels)) for lv in levels},
-        "assignments_by_region": {
-            r: _share(sum(1 for a in problem.assignments if (a.region or "") == r
-                          and a.assignment_id in served_assignments),
-                      sum(1 for a in problem.assignments if (a.region or "") == r)) for r in regions},
-        "teams_by_level": {
-            lv: _share(sum(1 for t in problem.teams if t.level == lv and t.team_id in placed_teams),
-                       sum(1 for t in problem.teams if t.level == lv)) for lv in levels},
-        "teams_by_institution": {
-            i: _share(sum(1 for t in problem.teams if t.institution_id == i and t.team_id in placed_teams),
-                      sum(1 for t in problem.teams if t.institution_id == i)) for i in institutions},
+        "assignments_by_accepted_level": {lv: _share(by_level_served[lv], by_level[lv]) for lv in levels},
+        "assignments_by_region": {r: _share(by_region_served[r], by_region[r]) for r in regions},
+        "teams_by_level": {lv: _share(team_level_placed[lv], team_level[lv]) for lv in levels},
+        "teams_by_institution": {i: _share(by_institution_placed[i], by_institution[i]) for i in institutions},
         "preference_profile": preference_profile(problem, chosen),
         "blocking_pairs": {"count": len(blocking), "first": [
             {"team_id": p.team_id, "assignment_id": p.assignment_id} for p in blocking[:BLOCKING_SHOWN]]},
