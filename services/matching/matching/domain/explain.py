@@ -389,6 +389,17 @@ class Capacities:
             known = self.answers[key] = self._binding(t, a, wanted)
         return list(known)
 
+    def binding_of(self, t: Team, a: Assignment, groups: tuple[str, ...]) -> list[Row]:
+        """``binding`` of the pair (t, a), read only (the rows found are shared between the pairs of one
+        institution, level and assignment)."""
+        if self.every_row:
+            return self.binding(Pair(t.team_id, a.assignment_id), groups)
+        key = (t.institution_id, t.level, a.assignment_id, groups)
+        known = self.answers.get(key)
+        if known is None:
+            known = self.answers[key] = self._binding(t, a, set(groups))
+        return known
+
     def _binding(self, t: Team, a: Assignment, wanted: set[str]) -> list[Row]:
         cells = self.cells.get((t.institution_id, a.period, t.level), [])
         found = []
@@ -457,7 +468,7 @@ def explain(problem: Problem, matching: Iterable[Pair],
     for a, removed, eligible in open_assignments:
         counts, emptied = _left(removed, len(problem.teams), ASSIGNMENT_COUNT_NAMES)
         free = [t for t in eligible if (t.team_id, a.period) not in busy]
-        blocked = {t.team_id: capacities.binding(Pair(t.team_id, a.assignment_id), limits) for t in free}
+        blocked = {t.team_id: capacities.binding_of(t, a, limits) for t in free}
         usable = [t for t in free if not blocked[t.team_id]]
         counts.update({"teams": len(problem.teams), "forbidden": removed["forbidden"], "eligible": len(eligible),
                        "eligible_matched_elsewhere": len(eligible) - len(free),
@@ -480,8 +491,7 @@ def explain(problem: Problem, matching: Iterable[Pair],
     unmatched_teams = []
     for team, removed, usable_assignments in free_teams:
         counts, emptied = _left(removed, len(problem.assignments), TEAM_COUNT_NAMES)
-        blocked_rows = {a.assignment_id: capacities.binding(Pair(team.team_id, a.assignment_id), limits)
-                        for a in usable_assignments}
+        blocked_rows = {a.assignment_id: capacities.binding_of(team, a, limits) for a in usable_assignments}
         counts.update({"assignments": len(problem.assignments), "forbidden": removed["forbidden"],
                        "eligible": len(usable_assignments),
                        "eligible_full": sum(1 for a in usable_assignments if staffed[a.assignment_id] >= a.max_teams),
