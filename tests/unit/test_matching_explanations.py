@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from matching.domain.explain import explain
+from matching.domain.explain import explain, precheck
 from matching.domain.model import (
     BASE_FIT,
     EXTRA_SKILL_WEIGHT,
@@ -17,6 +17,7 @@ from matching.domain.model import (
     Team,
     eligible_pairs,
 )
+from matching.fastpath import eligibility, precheck_supply
 from matching.optimiser import solve
 
 
@@ -106,10 +107,15 @@ def test_rows_over_the_pairs_asked_about_explain_exactly_as_rows_over_every_elig
     problem = Problem.from_snapshot(generate(rng.randint(20, 60), flavour=rng.choice(("network", "side")),
                                              seed=seed))
     pairs = eligible_pairs(problem)
+    by_team = eligibility(problem).by_team()  # what the worker passes: the pairs per team, from the arrays
+    assert precheck(problem, by_team) == precheck(problem, pairs) == precheck(
+        problem, supply_counts=precheck_supply(problem, eligibility(problem)))
     for policy in ("max_fit", "stable", "max_served"):
         matching = sorted(solve(problem, policy=policy).matches)
         for chosen in (matching, matching[::2]):
-            assert explain(problem, chosen, pairs) == explain(problem, chosen, pairs, every_row=True)
+            plain = explain(problem, chosen, pairs, every_row=True)
+            assert explain(problem, chosen, pairs) == plain
+            assert explain(problem, chosen, by_team) == plain == explain(problem, chosen, by_team, every_row=True)
             assert explain(problem, chosen) == explain(problem, chosen, every_row=True)
 
 
@@ -124,3 +130,34 @@ def test_the_random_rounds_above_ask_about_pairs_a_capacity_stops() -> None:
         result = explain(problem, sorted(solve(problem).matches)[::2])
         binding += sum(1 for r in (*result["unmatched_teams"], *result["unmatched_assignments"]) if r["binding"])
     assert binding >= 10
+
+
+def test_filter_counts_read_per_class_of_teams_equal_the_plain_filters_with_forbids_and_a_working_area() -> None:
+    """A free team's filter counts are read per class of teams (level, skills, periods) and its eligible
+    assignments from the run's pairs, checking only assignments outside the working area and its
+    forbidden pairs one by one; the plain version filters every assignment. Random rounds with forbidden
+    pairs (eligible ones and others) and a working area that leaves some firms out."""
+    from dataclasses import replace
+
+    from benchmarks.generator import generate
+
+    forbidden = outside = 0
+    for seed in range(12):
+        rng = random.Random(seed)
+        problem = Problem.from_snapshot(generate(rng.randint(20, 60), flavour=rng.choice(("network", "side")),
+                                                 seed=seed))
+        pairs = sorted(eligible_pairs(problem))
+        places = sorted({a.municipality for a in problem.assignments if a.municipality})
+        others = [Pair(t.team_id, a.assignment_id) for t in problem.teams for a in problem.assignments]
+        problem = replace(problem, forbidden=frozenset(rng.sample(pairs, len(pairs) // 5) + rng.sample(others, 10)),
+                          working_area=frozenset(rng.sample(places, max(1, len(places) // 2))))
+        matching = sorted(solve(problem).matches)
+        assert explain(problem, matching) == explain(problem, matching, every_row=True)
+        assert explain(problem, matching, eligibility(problem).by_team()) == explain(problem, matching)
+        assert precheck(problem, supply_counts=precheck_supply(problem, eligibility(problem))) == precheck(problem)
+        counts = explain(problem, matching[::2])
+        assert counts == explain(problem, matching[::2], every_row=True)
+        removed = [u["removed"] for u in counts["unmatched_teams"]]
+        forbidden += sum(1 for r in removed if r["forbidden"])
+        outside += sum(1 for r in removed if r["working_area"])
+    assert forbidden >= 5 and outside >= 5  # the rounds exercise both counts

@@ -388,3 +388,39 @@ def test_a_generated_round_is_as_stable_and_fits_as_well_on_the_cutting_plane_pa
     accepted = deferred(problem, elig.pairs)
     assert blocking_pairs(problem, accepted, ranked_pairs(problem, elig)) == []
     assert lazy.objective >= sum(elig.pairs[p] for p in accepted)
+
+
+def test_the_cut_pairs_kept_by_leaving_pairs_out_block_only_where_their_team_is_free_or_assignment_short() -> None:
+    """``stable.restrict`` keeps each cut pair from blocking the way a stable incumbent keeps it, by leaving
+    pairs out: over every feasible matching of the small random rounds that uses only the pairs left in
+    (and the pins it adds), a cut pair not held whole blocks (by the plain checker) only where its team is
+    free in the assignment's period or its assignment is below its maximum; the incumbent is one of those
+    matchings, and better ones remain."""
+    from matching.stable import ranked_pairs, restrict
+
+    checked = better = 0
+    for seed in range(40):
+        rng = random.Random(seed)
+        problem = stable_round(rng, rng.randint(4, 6), rng.randint(3, 4))
+        feasible = all_feasible(problem)
+        stable = [m for m in feasible if not plain_blocking(problem, m)]
+        if not stable:
+            continue
+        incumbent = min(stable, key=lambda m: (score(problem, "stable", m), sorted(m)))
+        elig = eligibility(problem)
+        cuts = ranked_pairs(problem, elig)
+        kept_problem, kept_elig, held = restrict(problem, elig, set(incumbent), cuts, set())
+        left = set(kept_elig.pairs)
+        assert incumbent <= left and kept_problem.pinned <= incumbent
+        jobs = problem.assignments_by_id
+        for m in feasible:
+            if not m <= left or not kept_problem.pinned <= m:
+                continue
+            checked += 1
+            better += score(problem, "stable", m) > score(problem, "stable", incumbent)
+            staffed = Counter(p.assignment_id for p in m)
+            busy = {(p.team_id, jobs[p.assignment_id].period) for p in m}
+            for p in set(plain_blocking(problem, m)) & (set(cuts) - held):
+                a = jobs[p.assignment_id]
+                assert (p.team_id, a.period) not in busy or staffed[a.assignment_id] < a.max_teams, (seed, p)
+    assert checked >= 100 and better >= 10, (checked, better)

@@ -20,6 +20,7 @@ from typing import Any, Collection, Iterable
 import numpy as np
 import numpy.typing as npt
 
+from .domain.explain import EligibleByTeam
 from .domain.model import (
     BASE_FIT,
     DISTANCE_SCALE_KM,
@@ -152,6 +153,57 @@ class Eligibility:
     @cached_property
     def index(self) -> dict[Pair, int]:
         return {p: i for i, p in enumerate(self.pairs)}
+
+    def by_team(self) -> EligibleByTeam:
+        """Each team's eligible assignments (positions, ascending), read from the arrays: what the
+        pre-check and the explanations need, without a ``Pair`` per eligible pair."""
+        teams = self.problem.teams
+        order = np.lexsort((self.assignment, self.team))
+        team, assignment = self.team[order], self.assignment[order]
+        bounds = np.flatnonzero(np.diff(team)) + 1
+        starts = np.concatenate([[0], bounds]).tolist() if len(team) else []
+        ends = np.concatenate([bounds, [len(team)]]).tolist() if len(team) else []
+        listed = assignment.tolist()
+        by_team = {teams[int(team[s])].team_id: listed[s:e] for s, e in zip(starts, ends, strict=True)}
+        jobs = self.problem.assignments
+        order = np.lexsort((self.team, self.assignment))
+        team, assignment = self.team[order], self.assignment[order]
+        bounds = np.flatnonzero(np.diff(assignment)) + 1
+        starts = np.concatenate([[0], bounds]).tolist() if len(team) else []
+        ends = np.concatenate([bounds, [len(team)]]).tolist() if len(team) else []
+        listed = team.tolist()
+        by_assignment = {jobs[int(assignment[s])].assignment_id: listed[s:e] for s, e in zip(starts, ends, strict=True)}
+        return EligibleByTeam(by_team, by_assignment)
+
+
+def precheck_supply(problem: Problem, elig: Eligibility) -> dict[tuple[str, str, str, str], int]:
+    """The pre-check's supply (``domain.explain.precheck``) from the arrays: per cell (level, period,
+    region, skill: "*" and each required skill of an assignment in it), how many distinct teams of that
+    level are eligible for one of the cell's assignments. Each eligible pair stands for its team in its
+    assignment's cells of the team's level (an eligible team is of a level the assignment accepts)."""
+    from .domain.explain import ANY_SKILL
+
+    teams, assignments = problem.teams, problem.assignments
+    levels = _Vocabulary.of(t.level for t in teams)
+    places: dict[tuple[str, str, str], int] = {}
+    bases: list[list[int]] = [[places.setdefault((a.period, a.region or "", skill), len(places))
+                               for skill in (ANY_SKILL, *sorted(a.required_skills))] for a in assignments]
+    if not len(elig) or not places:
+        return {}
+    width = np.array([len(b) for b in bases], dtype=np.int64)
+    first = np.concatenate([[0], np.cumsum(width)[:-1]])
+    flat = np.array([k for b in bases for k in b], dtype=np.int64)
+    t_level = np.array([levels.codes[t.level] for t in teams], dtype=np.int64)
+    per_pair = width[elig.assignment]
+    pair = np.repeat(np.arange(len(elig), dtype=np.int64), per_pair)
+    offset = np.arange(len(pair), dtype=np.int64) - np.repeat(np.cumsum(per_pair) - per_pair, per_pair)
+    cell = t_level[elig.team[pair]] * len(places) + flat[first[elig.assignment[pair]] + offset]
+    distinct = np.unique(cell * len(teams) + elig.team[pair]) // len(teams)
+    codes, counts = np.unique(distinct, return_counts=True)
+    names = {code: key for key, code in places.items()}
+    level_names = {code: name for name, code in levels.codes.items()}
+    return {(level_names[c // len(places)], *names[c % len(places)]): n
+            for c, n in zip(codes.tolist(), counts.tolist(), strict=True)}
 
 
 def eligibility(problem: Problem) -> Eligibility:

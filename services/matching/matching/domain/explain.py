@@ -5,7 +5,7 @@ Pure: a problem and a matching in, plain data out."""
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict
+from dataclasses import dataclass, field, fields
 from typing import Any, Iterable, Mapping
 
 from .model import (
@@ -13,16 +13,20 @@ from .model import (
     FILTERS,
     GROUPS,
     Assignment,
+    FitBreakdown,
     Pair,
     Problem,
     Row,
     Team,
     blocking_pairs,
+    capacity_label,
     eligible_pairs,
+    failed_filter,
     fit_breakdown,
     hard_rows,
     in_working_area,
     ineligibility,
+    limit_indices,
     reachable,
     team_rank,
     values_of,
@@ -102,6 +106,46 @@ ASSIGNMENT_COUNT_NAMES = {"level": "of_accepted_level", "skills": "with_required
 TEAM_COUNT_NAMES = {"level": "accepting_level", "skills": "skills_covered", "period": "in_period",
                     "reach": "within_reach", "working_area": "in_working_area"}
 BLOCKING_SHOWN = 5
+# a match's score parts, in order (as ``dataclasses.asdict`` gives them: its fields are flat)
+BREAKDOWN_FIELDS = tuple(f.name for f in fields(FitBreakdown))
+
+
+@dataclass(frozen=True)
+class EligibleByTeam:
+    """A run's eligible pairs as each team's eligible assignments (positions in ``problem.assignments``,
+    ascending): what the explanations and the pre-check read of them, without a ``Pair`` per eligible
+    pair (400,000 at 10,000 teams). ``matching.fastpath.Eligibility.by_team`` makes it from the arrays."""
+
+    assignments: Mapping[str, list[int]]
+    # and each assignment's eligible teams (positions in ``problem.teams``, ascending)
+    teams: Mapping[str, list[int]] = field(default_factory=dict)
+
+    @classmethod
+    def of_pairs(cls, problem: Problem, pairs: Iterable[Pair]) -> EligibleByTeam:
+        position = {a.assignment_id: j for j, a in enumerate(problem.assignments)}
+        team_position = {t.team_id: i for i, t in enumerate(problem.teams)}
+        found: dict[str, list[int]] = {}
+        teams: dict[str, list[int]] = {}
+        for pair in pairs:
+            if pair.assignment_id in position and pair.team_id in team_position:
+                found.setdefault(pair.team_id, []).append(position[pair.assignment_id])
+                teams.setdefault(pair.assignment_id, []).append(team_position[pair.team_id])
+        return cls({t: sorted(js) for t, js in found.items()}, {a: sorted(ts) for a, ts in teams.items()})
+
+    def pairs(self, problem: Problem) -> list[Pair]:
+        jobs = problem.assignments
+        return [Pair(t, jobs[j].assignment_id) for t, js in self.assignments.items() for j in js]
+
+    def ranked(self, problem: Problem) -> list[Pair]:
+        """The eligible pairs the team ranked, by team (in the problem's order) and rank: the only ones
+        that can block."""
+        position = {a.assignment_id: j for j, a in enumerate(problem.assignments)}
+        found = []
+        for t in problem.teams:
+            if t.preferences:
+                mine = set(self.assignments.get(t.team_id, ()))
+                found += [Pair(t.team_id, aid) for aid in t.preferences if position.get(aid, -1) in mine]
+        return found
 
 
 def _reason(code: str, counts: dict[str, int]) -> dict[str, Any]:
@@ -137,6 +181,26 @@ class Candidates:
         self.jobs_in_area = {j for j, a in enumerate(self.jobs) if in_working_area(problem, a)}
         self.jobs_needing_nothing = {j for j, a in enumerate(self.jobs) if not a.required_skills}
         self._covered: dict[frozenset[str], set[int]] = {}
+        # for the counts of ``for_team`` given the team's eligible assignments: the assignments per
+        # required skill set, accepted level and period (counted, and listed where outside the working area)
+        self.required_sets: dict[frozenset[str], dict[tuple[str, str], list[int]]] = {}
+        self.outside_cells: dict[tuple[frozenset[str], str, str], list[int]] = {}  # outside the working area
+        self.level_counts = {level: len(jobs) for level, jobs in self.jobs_accepting.items()}
+        for j, a in enumerate(self.jobs):
+            cells = self.required_sets.setdefault(a.required_skills, {})
+            for level in a.accepted_levels:
+                cells.setdefault((level, a.period), []).append(j)
+                if j not in self.jobs_in_area:
+                    self.outside_cells.setdefault((a.required_skills, level, a.period), []).append(j)
+        self._class_counts: dict[tuple[str, frozenset[str], frozenset[str]], tuple[int, int, list[int]]] = {}
+        self.forbidden_of: dict[str, list[str]] = {}
+        self.forbidden_for: dict[str, list[str]] = {}
+        for pair in problem.forbidden:
+            self.forbidden_of.setdefault(pair.team_id, []).append(pair.assignment_id)
+            self.forbidden_for.setdefault(pair.assignment_id, []).append(pair.team_id)
+        self._team_groups: Counter[tuple[str, frozenset[str], frozenset[str]]] | None = None
+        self._assignment_counts: dict[tuple[frozenset[str], frozenset[str], str], tuple[int, int, int]] = {}
+        self._covering: dict[frozenset[str], Counter[str | tuple[str, str]]] = {}
 
     @staticmethod
     def _steps(total: int, stages: list[set[int]]) -> Counter[str]:
@@ -146,6 +210,44 @@ class Candidates:
             removed[code] = before - len(left)
             before = len(left)
         return removed
+
+    def _assignment_class(self, a: Assignment) -> tuple[int, int, int]:
+        """For the assignments of ``a``'s accepted levels, required skills and period: how many teams
+        pass the level filter, the skill filter too, and the period filter too."""
+        key = (a.accepted_levels, a.required_skills, a.period)
+        found = self._assignment_counts.get(key)
+        if found is None:
+            if self._team_groups is None:
+                self._team_groups = Counter((t.level, t.skills, frozenset(t.periods)) for t in self.teams)
+            covering = self._covering.get(a.required_skills)
+            if covering is None:  # the teams with every skill of the set, per level and per (level, period)
+                covering = self._covering[a.required_skills] = Counter()
+                for (lv, team_skills, periods), n in self._team_groups.items():
+                    if a.required_skills <= team_skills:
+                        covering[lv] += n
+                        for p in periods:
+                            covering[(lv, p)] += n
+            levels = sorted(a.accepted_levels)
+            found = self._assignment_counts[key] = (
+                sum(len(self.teams_of_level.get(lv, ())) for lv in levels), sum(covering[lv] for lv in levels),
+                sum(covering[(lv, a.period)] for lv in levels))
+        return found
+
+    def for_assignment_eligible(self, a: Assignment, eligible: list[int]) -> tuple[Counter[str], list[Team]]:
+        """``for_assignment`` where the assignment's eligible teams (positions, ascending) are known: the
+        counts of the level, skill and period filters are read per class of assignments, and only the
+        assignment's forbidden pairs are checked one by one (outside the working area: ``for_assignment``)."""
+        if not in_working_area(self.problem, a):
+            return self.for_assignment(a)
+        level, skills, period = self._assignment_class(a)
+        teams = self.problem.teams_by_id
+        forbidden = sum(1 for tid in self.forbidden_for.get(a.assignment_id, ())
+                        if tid in teams and failed_filter(self.problem, teams[tid], a) == "forbidden")
+        reach = len(eligible) + forbidden
+        removed: Counter[str] = Counter({"level": len(self.teams) - level, "skills": level - skills,
+                                         "period": skills - period, "reach": period - reach, "working_area": 0,
+                                         "forbidden": forbidden})
+        return removed, [self.teams[i] for i in eligible]
 
     def for_assignment(self, a: Assignment) -> tuple[Counter[str], list[Team]]:
         """What each filter removed of the teams, and the eligible teams left."""
@@ -157,6 +259,44 @@ class Candidates:
         allowed = {i for i in area if Pair(self.teams[i].team_id, a.assignment_id) not in self.problem.forbidden}
         removed = self._steps(len(self.teams), [level, skills, period, reach, area, allowed])
         return removed, [self.teams[i] for i in sorted(allowed)]
+
+    def _class_of(self, t: Team) -> tuple[int, int, list[int]]:
+        """For the teams of ``t``'s level, skills and periods: how many assignments pass the level and
+        skill filters, how many the period filter too, and those of them outside the working area."""
+        key = (t.level, t.skills, frozenset(t.periods))
+        found = self._class_counts.get(key)
+        if found is None:
+            skills = period = 0
+            outside: list[int] = []
+            for required, cells in self.required_sets.items():
+                if not required <= t.skills:
+                    continue
+                for (level, p), jobs in cells.items():
+                    if level == t.level:
+                        skills += len(jobs)
+                        if p in key[2]:
+                            period += len(jobs)
+                            outside.extend(self.outside_cells.get((required, level, p), ()))
+            found = self._class_counts[key] = (skills, period, sorted(outside))
+        return found
+
+    def for_team_eligible(self, t: Team, eligible: list[int]) -> tuple[Counter[str], list[Assignment]]:
+        """``for_team`` where the team's eligible assignments (positions, ascending) are known: the counts
+        of the level, skill and period filters are read per class of teams (level, skills, periods), and
+        only the assignments outside the working area and the team's forbidden pairs are checked one by
+        one for reach (the same answer: tests/unit/test_matching_explanations.py compares the two)."""
+        skills, period, outside = self._class_of(t)
+        reach_outside = sum(1 for j in outside if reachable(t, self.jobs[j]))
+        jobs = self.problem.assignments_by_id
+        forbidden = sum(1 for aid in self.forbidden_of.get(t.team_id, ())
+                        if aid in jobs and failed_filter(self.problem, t, jobs[aid]) == "forbidden")
+        area = len(eligible) + forbidden
+        reach = area + reach_outside
+        level = self.level_counts.get(t.level, 0)
+        removed: Counter[str] = Counter({"level": len(self.jobs) - level, "skills": level - skills,
+                                         "period": skills - period, "reach": period - reach,
+                                         "working_area": reach - area, "forbidden": forbidden})
+        return removed, [self.jobs[j] for j in eligible]
 
     def for_team(self, t: Team) -> tuple[Counter[str], list[Assignment]]:
         """What each filter removed of the assignments, and the eligible assignments left."""
@@ -190,19 +330,45 @@ def _left(removed: Counter[str], total: int, names: dict[str, str]) -> tuple[dic
 
 
 class Capacities:
-    """The capacity rows of a matching, to tell which ones would break if a pair were added."""
+    """The capacity rows of a matching, to tell which ones would break if a pair were added. A row's
+    label, bound and sum at the matching do not depend on the pairs it holds besides the matching's, so
+    they are read per cell and firm from the matching's counts (``every_row=True``: from rows built over
+    ``eligible`` by ``hard_rows``, the plain version the tests compare this with)."""
 
-    def __init__(self, problem: Problem, matching: Iterable[Pair], eligible: Iterable[Pair]) -> None:
+    def __init__(self, problem: Problem, matching: Iterable[Pair], eligible: Iterable[Pair] = (), *,
+                 every_row: bool = False) -> None:
         chosen = set(matching)
+        self.problem, self.every_row = problem, every_row
         self.values = values_of(chosen)
         self.rows_of: dict[Pair, list[tuple[Row, float]]] = {}
-        for row in hard_rows(problem, set(eligible) | chosen):
-            if row.group in CAPACITY_GROUPS and row.sense == "<=":
-                for key, coef in row.terms:
-                    if isinstance(key, Pair) and coef > 0:
-                        self.rows_of.setdefault(key, []).append((row, coef))
-
         self.used: dict[int, float] = {}
+        if every_row:
+            for row in hard_rows(problem, set(eligible) | chosen):
+                if row.group in CAPACITY_GROUPS and row.sense == "<=":
+                    for key, coef in row.terms:
+                        if isinstance(key, Pair) and coef > 0:
+                            self.rows_of.setdefault(key, []).append((row, coef))
+            return
+        teams, jobs = problem.teams_by_id, problem.assignments_by_id
+        self.cells, self.caps_of = limit_indices(problem)
+        self.teams_in = [0.0] * len(problem.capacities)
+        self.hours_in = [0.0] * len(problem.capacities)
+        self.per_firm: Counter[str] = Counter()
+        self.staffed: Counter[str] = Counter()
+        for pair in chosen:
+            t, a = teams.get(pair.team_id), jobs.get(pair.assignment_id)
+            if t is None or a is None:
+                continue
+            self.per_firm[a.firm_id] += 1
+            self.staffed[a.assignment_id] += 1
+            for c in self.cells.get((t.institution_id, a.period, t.level), []):
+                self.teams_in[c] += 1
+                self.hours_in[c] += a.supervision_hours
+        caps = problem.capacities
+        self.capacity_rows = [Row("institution_capacity", capacity_label(c), (), "<=", c.teams) for c in caps]
+        self.hours_rows = [Row("supervision_hours", capacity_label(c), (), "<=", c.supervision_hours) for c in caps]
+        self.firm_rows = [Row("firm_cap", f"firm {cap.firm_id}", (), "<=", cap.max_teams) for cap in problem.firm_caps]
+        self.answers: dict[tuple[str, str, str, tuple[str, ...]], list[Row]] = {}
 
     def lhs(self, row: Row) -> float:
         if id(row) not in self.used:
@@ -211,8 +377,45 @@ class Capacities:
 
     def binding(self, pair: Pair, groups: Iterable[str] = CAPACITY_GROUPS) -> list[Row]:
         wanted = set(groups)
-        return [row for row, coef in self.rows_of.get(pair, [])
-                if row.group in wanted and self.lhs(row) + coef > row.rhs + 1e-6]
+        if self.every_row:
+            return [row for row, coef in self.rows_of.get(pair, [])
+                    if row.group in wanted and self.lhs(row) + coef > row.rhs + 1e-6]
+        t, a = self.problem.teams_by_id.get(pair.team_id), self.problem.assignments_by_id.get(pair.assignment_id)
+        if t is None or a is None:
+            return []
+        key = (t.institution_id, t.level, a.assignment_id, tuple(sorted(wanted)))  # all the answer depends on
+        known = self.answers.get(key)
+        if known is None:
+            known = self.answers[key] = self._binding(t, a, wanted)
+        return list(known)
+
+    def binding_of(self, t: Team, a: Assignment, groups: tuple[str, ...]) -> list[Row]:
+        """``binding`` of the pair (t, a), read only (the rows found are shared between the pairs of one
+        institution, level and assignment)."""
+        if self.every_row:
+            return self.binding(Pair(t.team_id, a.assignment_id), groups)
+        key = (t.institution_id, t.level, a.assignment_id, groups)
+        known = self.answers.get(key)
+        if known is None:
+            known = self.answers[key] = self._binding(t, a, set(groups))
+        return known
+
+    def _binding(self, t: Team, a: Assignment, wanted: set[str]) -> list[Row]:
+        cells = self.cells.get((t.institution_id, a.period, t.level), [])
+        found = []
+        if "institution_capacity" in wanted:
+            found += [self.capacity_rows[c] for c in cells if self.teams_in[c] + 1 > self.capacity_rows[c].rhs + 1e-6]
+        if "supervision_hours" in wanted and a.supervision_hours > 0:
+            found += [self.hours_rows[c] for c in cells
+                      if self.hours_in[c] + a.supervision_hours > self.hours_rows[c].rhs + 1e-6]
+        if "firm_cap" in wanted:
+            found += [self.firm_rows[k] for k in self.caps_of.get(a.firm_id, [])
+                      if self.per_firm[a.firm_id] + 1 > self.firm_rows[k].rhs + 1e-6]
+        if "assignment_max_teams" in wanted:  # its sum at the matching: the teams less the maximum, once staffed
+            staffed = self.staffed[a.assignment_id]
+            if staffed - (a.max_teams if staffed else 0) + 1 > 1e-6:
+                found.append(Row("assignment_max_teams", f"assignment {a.assignment_id}", (), "<=", 0))
+        return found
 
 
 def _described(rows: Iterable[Row]) -> list[dict[str, Any]]:
@@ -221,37 +424,51 @@ def _described(rows: Iterable[Row]) -> list[dict[str, Any]]:
             for g, label in sorted(unique)]
 
 
-def explain(problem: Problem, matching: Iterable[Pair], run_pairs: Mapping[Pair, float] | None = None, *,
+def explain(problem: Problem, matching: Iterable[Pair],
+            run_pairs: Mapping[Pair, float] | EligibleByTeam | None = None, *,
             every_row: bool = False) -> dict[str, Any]:
-    """``run_pairs``: the run's eligible pairs, when already computed.
+    """``run_pairs``: the run's eligible pairs, when already computed (as a mapping or per team).
 
     The capacity rows that say why a pair could not be added are built over the matching and the pairs
     asked about only (a free eligible team of an unmatched assignment, an eligible assignment of an
     unmatched team): a row's label, bound and sum at the matching do not depend on the other pairs, so
     the answer is the same as with rows over every eligible pair (``every_row=True``, the plain version;
-    tests/unit/test_matching_explanations.py compares the two on random rounds) at a fraction of the cost."""
+    tests/unit/test_matching_explanations.py compares the two on random rounds) at a fraction of the cost.
+    Likewise a free team's filter counts are read per class of teams (``Candidates.for_team_eligible``)
+    and its eligible assignments from ``run_pairs``, where the plain version filters every assignment."""
     chosen = sorted(set(matching))
     teams = problem.teams_by_id
     assignments = problem.assignments_by_id
     busy = {(p.team_id, assignments[p.assignment_id].period) for p in chosen if p.assignment_id in assignments}
     placed = {p.team_id for p in chosen}
     staffed = Counter(p.assignment_id for p in chosen)
-    all_eligible = eligible_pairs(problem) if run_pairs is None else run_pairs
+    if isinstance(run_pairs, EligibleByTeam):
+        by_team = run_pairs
+        all_eligible: Iterable[Pair] = by_team.pairs(problem) if every_row else by_team.ranked(problem)
+    else:
+        all_eligible = eligible_pairs(problem) if run_pairs is None else run_pairs
+        by_team = EligibleByTeam.of_pairs(problem, all_eligible)
     candidates = Candidates(problem)
     limits = ("institution_capacity", "supervision_hours", "firm_cap")
-    open_assignments = [(a, *candidates.for_assignment(a)) for a in problem.assignments if not staffed[a.assignment_id]]
-    free_teams = [(team, *candidates.for_team(team)) for team in problem.teams if team.team_id not in placed]
-    asked = list(all_eligible) if every_row else [
-        *(Pair(t.team_id, a.assignment_id) for a, _, eligible in open_assignments for t in eligible
-          if (t.team_id, a.period) not in busy),
-        *(Pair(team.team_id, a.assignment_id) for team, _, usable in free_teams for a in usable)]
-    capacities = Capacities(problem, chosen, asked)
+    if every_row:
+        open_assignments = [(a, *candidates.for_assignment(a)) for a in problem.assignments
+                            if not staffed[a.assignment_id]]
+    else:
+        open_assignments = [(a, *candidates.for_assignment_eligible(a, list(by_team.teams.get(a.assignment_id, []))))
+                            for a in problem.assignments if not staffed[a.assignment_id]]
+    if every_row:
+        free_teams = [(team, *candidates.for_team(team)) for team in problem.teams if team.team_id not in placed]
+    else:
+        free_teams = [(team, *candidates.for_team_eligible(team, list(by_team.assignments.get(team.team_id, []))))
+                      for team in problem.teams if team.team_id not in placed]
+    asked = list(all_eligible) if every_row else []  # (per team: every eligible pair when every_row)
+    capacities = Capacities(problem, chosen, asked, every_row=every_row)
 
     unmatched_assignments = []
     for a, removed, eligible in open_assignments:
         counts, emptied = _left(removed, len(problem.teams), ASSIGNMENT_COUNT_NAMES)
         free = [t for t in eligible if (t.team_id, a.period) not in busy]
-        blocked = {t.team_id: capacities.binding(Pair(t.team_id, a.assignment_id), limits) for t in free}
+        blocked = {t.team_id: capacities.binding_of(t, a, limits) for t in free}
         usable = [t for t in free if not blocked[t.team_id]]
         counts.update({"teams": len(problem.teams), "forbidden": removed["forbidden"], "eligible": len(eligible),
                        "eligible_matched_elsewhere": len(eligible) - len(free),
@@ -274,8 +491,7 @@ def explain(problem: Problem, matching: Iterable[Pair], run_pairs: Mapping[Pair,
     unmatched_teams = []
     for team, removed, usable_assignments in free_teams:
         counts, emptied = _left(removed, len(problem.assignments), TEAM_COUNT_NAMES)
-        blocked_rows = {a.assignment_id: capacities.binding(Pair(team.team_id, a.assignment_id), limits)
-                        for a in usable_assignments}
+        blocked_rows = {a.assignment_id: capacities.binding_of(team, a, limits) for a in usable_assignments}
         counts.update({"assignments": len(problem.assignments), "forbidden": removed["forbidden"],
                        "eligible": len(usable_assignments),
                        "eligible_full": sum(1 for a in usable_assignments if staffed[a.assignment_id] >= a.max_teams),
@@ -301,7 +517,7 @@ def explain(problem: Problem, matching: Iterable[Pair], run_pairs: Mapping[Pair,
             continue
         b = fit_breakdown(matched_team, assignment)
         matches.append({"team_id": p.team_id, "assignment_id": p.assignment_id,
-                        "score": {**asdict(b), "total": b.total}})
+                        "score": {**{name: getattr(b, name) for name in BREAKDOWN_FIELDS}, "total": b.total}})
 
     return {"unmatched_assignments": unmatched_assignments, "unmatched_teams": unmatched_teams,
             "matches": matches, "figures": figures(problem, chosen, all_eligible), "filters": FILTERS}
@@ -362,22 +578,34 @@ def figures(problem: Problem, matching: Iterable[Pair], eligible: Iterable[Pair]
     # only a pair the team ranked can block: those are the pairs looked at (in the same order)
     ranked = [p for t in problem.teams for aid in t.preferences if (p := Pair(t.team_id, aid)) in known]
     blocking = blocking_pairs(problem, chosen, ranked)
+    # each share counted in one pass (served, of all) per level, region and institution
+    by_level: Counter[str] = Counter()
+    by_level_served: Counter[str] = Counter()
+    by_region: Counter[str] = Counter()
+    by_region_served: Counter[str] = Counter()
+    for job in problem.assignments:
+        served = job.assignment_id in served_assignments
+        by_region[job.region or ""] += 1
+        by_region_served[job.region or ""] += served
+        for lv in job.accepted_levels:
+            by_level[lv] += 1
+            by_level_served[lv] += served
+    team_level: Counter[str] = Counter()
+    team_level_placed: Counter[str] = Counter()
+    by_institution: Counter[str] = Counter()
+    by_institution_placed: Counter[str] = Counter()
+    for team in problem.teams:
+        placed = team.team_id in placed_teams
+        team_level[team.level] += 1
+        team_level_placed[team.level] += placed
+        by_institution[team.institution_id] += 1
+        by_institution_placed[team.institution_id] += placed
     return {
         "assignments": _share(len(served_assignments), len(problem.assignments)),
-        "assignments_by_accepted_level": {
-            lv: _share(sum(1 for a in problem.assignments if lv in a.accepted_levels
-                           and a.assignment_id in served_assignments),
-                       sum(1 for a in problem.assignments if lv in a.accepted_levels)) for lv in levels},
-        "assignments_by_region": {
-            r: _share(sum(1 for a in problem.assignments if (a.region or "") == r
-                          and a.assignment_id in served_assignments),
-                      sum(1 for a in problem.assignments if (a.region or "") == r)) for r in regions},
-        "teams_by_level": {
-            lv: _share(sum(1 for t in problem.teams if t.level == lv and t.team_id in placed_teams),
-                       sum(1 for t in problem.teams if t.level == lv)) for lv in levels},
-        "teams_by_institution": {
-            i: _share(sum(1 for t in problem.teams if t.institution_id == i and t.team_id in placed_teams),
-                      sum(1 for t in problem.teams if t.institution_id == i)) for i in institutions},
+        "assignments_by_accepted_level": {lv: _share(by_level_served[lv], by_level[lv]) for lv in levels},
+        "assignments_by_region": {r: _share(by_region_served[r], by_region[r]) for r in regions},
+        "teams_by_level": {lv: _share(team_level_placed[lv], team_level[lv]) for lv in levels},
+        "teams_by_institution": {i: _share(by_institution_placed[i], by_institution[i]) for i in institutions},
         "preference_profile": preference_profile(problem, chosen),
         "blocking_pairs": {"count": len(blocking), "first": [
             {"team_id": p.team_id, "assignment_id": p.assignment_id} for p in blocking[:BLOCKING_SHOWN]]},
@@ -394,35 +622,51 @@ def figures(problem: Problem, matching: Iterable[Pair], eligible: Iterable[Pair]
 ANY_SKILL = "*"
 
 
-def precheck(problem: Problem, eligible: Mapping[Pair, float] | None = None) -> dict[str, Any]:
+def precheck(problem: Problem, eligible: Mapping[Pair, float] | EligibleByTeam | None = None, *,
+             supply_counts: Mapping[tuple[str, str, str, str], int] | None = None) -> dict[str, Any]:
     """Supply against demand per level x period x region x skill, before solving. Demand: the minimum
     team counts of the assignments in the cell (an assignment counts in each level it accepts, and in
     each required skill as well as in "*", any skill). Supply: the teams that could serve one of them
     (every eligibility filter applied). A cell short of supply does not stop the run; it says where
     assignments must stay empty."""
-    pairs = eligible_pairs(problem) if eligible is None else eligible
+    if supply_counts is not None:  # the supply counted from the arrays (``matching.fastpath.precheck_supply``)
+        return _checked(problem, supply_counts)
     servers: dict[str, set[str]] = {}
-    for p in pairs:
-        servers.setdefault(p.assignment_id, set()).add(p.team_id)
-    demand: Counter[tuple[str, str, str, str]] = Counter()
+    if isinstance(eligible, EligibleByTeam):
+        jobs = problem.assignments
+        for team_id, positions in eligible.assignments.items():
+            for j in positions:
+                servers.setdefault(jobs[j].assignment_id, set()).add(team_id)
+    else:
+        for p in eligible_pairs(problem) if eligible is None else eligible:
+            servers.setdefault(p.assignment_id, set()).add(p.team_id)
     supply: dict[tuple[str, str, str, str], set[str]] = {}
-    assignments_in: Counter[tuple[str, str, str, str]] = Counter()
     teams = problem.teams_by_id
     for a in problem.assignments:
         for level in sorted(a.accepted_levels):
             able = {t for t in servers.get(a.assignment_id, ()) if teams[t].level == level}
             for skill in (ANY_SKILL, *sorted(a.required_skills)):
+                supply.setdefault((level, a.period, a.region or "", skill), set()).update(able)
+    return _checked(problem, {cell: len(able) for cell, able in supply.items()})
+
+
+def _checked(problem: Problem, supply: Mapping[tuple[str, str, str, str], int]) -> dict[str, Any]:
+    """The pre-check's answer from the supply per cell (cells without an entry: no supply)."""
+    demand: Counter[tuple[str, str, str, str]] = Counter()
+    assignments_in: Counter[tuple[str, str, str, str]] = Counter()
+    for a in problem.assignments:
+        for level in sorted(a.accepted_levels):
+            for skill in (ANY_SKILL, *sorted(a.required_skills)):
                 cell = (level, a.period, a.region or "", skill)
                 demand[cell] += a.min_teams
                 assignments_in[cell] += 1
-                supply.setdefault(cell, set()).update(able)
     cells = []
     for cell in sorted(demand):
         level, period, region, skill = cell
-        short = max(0, demand[cell] - len(supply[cell]))
+        supplied = supply.get(cell, 0)
         cells.append({"level": level, "period": period, "region": region or None, "skill": skill,
-                      "assignments": assignments_in[cell], "demand": demand[cell], "supply": len(supply[cell]),
-                      "short_by": short})
+                      "assignments": assignments_in[cell], "demand": demand[cell], "supply": supplied,
+                      "short_by": max(0, demand[cell] - supplied)})
     short_cells = [c for c in cells if c["short_by"]]
     unknown = unknown_preferences(problem)
     return {

@@ -22,9 +22,9 @@ from werkplaats_shared.db import utcnow
 from werkplaats_shared.transient import database_answers, retry_transient
 
 from ..adapters import orm
-from ..domain.explain import explain, precheck
+from ..domain.explain import EligibleByTeam, explain, precheck
 from ..domain.model import Pair, Problem, SnapshotError, ineligibility
-from ..fastpath import eligibility
+from ..fastpath import eligibility, precheck_supply
 from ..memory import cycles_paused
 from ..optimiser import Progress, Solution, SolverFactory, export_model, library_versions, solve
 from . import privacy
@@ -454,14 +454,15 @@ def _execute_run(sf: sessionmaker[Session], emit_into: Emit, run_id: str, solver
     heartbeat.start()
     try:
         eligible = eligibility(problem)  # once per run: pre-check, solve and explanations share it
-        check = precheck(problem, eligible.pairs)
+        by_team = eligible.by_team()  # the pre-check and explanations read the pairs per team, not as Pairs
+        check = precheck(problem, by_team, supply_counts=precheck_supply(problem, eligible))
         stage("pre-check", lambda: _record_precheck(sf, run_id, check))
         solution = solve(problem, solver, time_limit, policy=policy, seed=seed, make=make,
                          on_stage=lambda name: stage(name, lambda: _set_stage(sf, run_id, name)),
                          progress=progress, eligible=eligible)
         stage("extracting", lambda: _set_stage(sf, run_id, "extracting"))
         stage("recording", lambda: record_solution(sf, emit_into, run_id, problem, solution, progress,
-                                                   eligible.pairs, solved_snapshot=solved_snapshot))
+                                                   by_team, solved_snapshot=solved_snapshot))
     except Exception as exc:
         if stop is not None and stop.is_set():
             raise  # stopping (during an outage, say): the run's lease runs out and another worker takes it
@@ -475,7 +476,7 @@ def _execute_run(sf: sessionmaker[Session], emit_into: Emit, run_id: str, solver
 
 def record_solution(sf: sessionmaker[Session], emit_into: Emit, run_id: str, problem: Problem,
                     solution: Solution, progress: Progress | None = None,
-                    eligible: Mapping[Pair, float] | None = None, *,
+                    eligible: Mapping[Pair, float] | EligibleByTeam | None = None, *,
                     solved_snapshot: dict[str, Any] | None = None) -> None:
     """``solved_snapshot``: the snapshot the run was solved from; what an erasure took out of the stored
     one meanwhile is taken out of the result too."""
