@@ -264,7 +264,10 @@ def choose_sessions(problem: ws.Problem, c: ws.Candidates, terms: dict[ws.Key, f
     for s in sessions:
         members[_cluster(problem, s)].append(s)
     firm_once_rows = list(ws.firm_once(problem, c))
-    exact = {st for r in firm_once_rows for st, _ in r.terms if isinstance(st, ws.Seat)}
+    # an interest with a seat in a firm_once row keeps all its seats per session (a cluster seat could
+    # be taken up by the session that row is about)
+    held = {st.interest_id for r in firm_once_rows for st, _ in r.terms if isinstance(st, ws.Seat)}
+    exact = {st for st in c.seats if st.interest_id in held}
     x: dict[tuple[str, tuple[str, str, object]], int] = {}
     xs: dict[ws.Seat, int] = {}  # seats held by a firm_once row stay per session
     for seat in sorted(c.seats):
@@ -326,7 +329,8 @@ def choose_sessions(problem: ws.Problem, c: ws.Candidates, terms: dict[ws.Key, f
         if len(cols) > cap_:
             rows.add(cols + [y[s_]], [1.0] * len(cols) + [-cap_], -INF, 0.0)
     for r in firm_once_rows:
-        rows.at_most([xs[st] for st, _ in r.terms if isinstance(st, ws.Seat)], r.rhs)
+        held_cols = [xs[st] for st, _ in r.terms if isinstance(st, ws.Seat)]
+        rows.add(held_cols, [1.0] * len(held_cols), -INF, r.rhs)
     minimum = float(problem.min_participants)
     for cluster, cols in by_cluster.items():
         running = [y[s] for s in members[cluster]]
@@ -531,10 +535,10 @@ def solve(problem: ws.Problem, keep: ws.Plan | None = None, time_limit: float = 
     if best is not None and (not plan.staffings or value_of(best, terms) > value_of(plan, terms)):
         plan, seated_optimally = best, False
     solved = time.perf_counter()
-    if not plan.staffings:
+    if not plan.staffings and result.values is None and first is None:
         return Solved("not_solved", empty, bound, None, n, m, built - started, solved - built)
     value = value_of(plan, terms)
-    gap_found = None if bound is None else max(0.0, bound - value) / max(abs(bound), 1e-9)
+    gap_found = None if bound is None else max(0.0, bound - value) / max(abs(bound), 1.0)
     optimal = gap_found is not None and gap_found <= gap and (seated_optimally or value >= (bound or 0))
     return Solved("optimal" if optimal else "feasible", plan, bound, gap_found, n, m, built - started,
                   solved - built)
