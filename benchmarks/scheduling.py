@@ -149,8 +149,9 @@ def main(argv: list[str] | None = None) -> int:
                     f"sessions {r['sessions']:4}  seats {r['seats']:5,}  {_verdict(r['errors'])}  "
                     f"load {r['load_before']} -> {r['load_after']}")
             print(line, flush=True)
-            rows.append(f"| {size:,} interests | {r['method']} | {r['seconds']:.1f} s ({r['cpu']:.1f} s) | {r['status']} "
-                        f"| {r['objective']:.1f} | {_gap(r['objective'], bound)} | {r['seats']:,} seats, "
+            rows.append(f"| {size:,} interests | {r['method']} | {r['seconds']:.1f} s ({r['cpu']:.1f} s) "
+                        f"| {r['status']} | {r['objective']:.1f} | {_gap(r['objective'], bound)} "
+                        f"| {r['seats']:,} seats, "
                         f"{r['sessions']} sessions | {_verdict(r['errors'])} | {r['load_after']} |")
     for size in (int(x) for x in kickoffs.split(",") if x):
         results = [fresh(measure_kickoffs, size, args.seed, m, args.time_limit) for m in KICKOFF_METHODS
@@ -163,8 +164,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"placed {r['placed']:6,} of {r['kickoffs']:,}  gap {_gap(r['objective'], bound):>7}  "
                   f"earliness {r['early']:,}  {_verdict(r['errors'])}  load {r['load_before']} -> {r['load_after']}",
                   flush=True)
-            rows.append(f"| {size:,} kickoffs | {r['method']} | {r['seconds']:.1f} s ({r['cpu']:.1f} s) | {r['status']} "
-                        f"| {r['placed']:,} placed | {_gap(r['objective'], bound)} | {r['placed']:,} of "
+            rows.append(f"| {size:,} kickoffs | {r['method']} | {r['seconds']:.1f} s ({r['cpu']:.1f} s) "
+                        f"| {r['status']} | {r['placed']:,} placed | {_gap(r['objective'], bound)} "
+                        f"| {r['placed']:,} of "
                         f"{r['kickoffs']:,} | {_verdict(r['errors'])} | {r['load_after']} |")
     print()
     print("\n".join(rows))

@@ -60,7 +60,8 @@ class WorkshopSize:
 
 
 def _weekdays(first: date, n: int) -> list[date]:
-    out, day = [], first
+    out: list[date] = []
+    day = first
     while len(out) < n:
         if day.weekday() < 5:
             out.append(day)
@@ -126,8 +127,7 @@ class KickoffInstance:
 
 
 def kickoff_problem(n: int, coordinators: int = 50, seed: int = 1, weeks: int = KICKOFF_WEEKS) -> KickoffInstance:
-    from scheduling.adapters.calendar_data import (dutch_public_holidays, school_holidays_by_region,
-                                                   school_years_covered)
+    from scheduling.adapters.calendar_data import dutch_public_holidays, school_holidays_by_region, school_years_covered
 
     rng = random.Random(f"kickoffs-{seed}-{n}-{coordinators}")
     first, last = ko.window_days(KICKOFF_START, weeks)

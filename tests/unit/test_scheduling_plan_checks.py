@@ -33,7 +33,7 @@ def workshop_instance(rng: random.Random, rooms: int, staff: int, firms: int, sl
     facilitators = tuple(ws.Facilitator(f"f{k}", frozenset(rng.sample(THEMES, rng.randint(1, 2))),
                                         frozenset(rng.sample(chosen, rng.randint(1, len(chosen)))))
                          for k in range(staff))
-    interests = []
+    interests: list[ws.Interest] = []
     for f in range(firms):
         locations = tuple(rng.sample(PLACES, rng.randint(1, 2)))
         for theme in rng.sample(THEMES, rng.randint(1, 2)):

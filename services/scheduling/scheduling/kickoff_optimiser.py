@@ -65,7 +65,8 @@ def _solve_highs(group: Sequence[Kickoff], pairs: Sequence[Pair], fixed: Sequenc
     import numpy as np
 
     col = {p: i for i, p in enumerate(pairs)}
-    starts, index = [0], []
+    starts: list[int] = [0]
+    index: list[int] = []
     upper: list[float] = []
     for row in rules_.rows(group, pairs, fixed, rules):
         if len(row.pairs) > row.rhs:

@@ -26,6 +26,7 @@ plan (open the session that seats the most value, repeatedly) is handed to HiGHS
 from __future__ import annotations
 
 import heapq
+import itertools
 import os
 import time
 from collections import defaultdict
@@ -77,8 +78,9 @@ def greedy(problem: ws.Problem, c: ws.Candidates | None = None, keep: ws.Plan | 
     per_theme: dict[str, int] = defaultdict(int)
 
     def open_gain(s: ws.Session) -> tuple[float, list[str], str | None]:
+        cap = problem.max_sessions_per_location_day
         if s.venue != ws.ONLINE and ((s.venue, s.slot) in room_busy
-                                     or per_place_day[(location[s], s.slot.day)] >= problem.max_sessions_per_location_day):
+                                     or per_place_day[(location[s], s.slot.day)] >= cap):
             return -1.0, [], None
         if per_theme[s.theme] >= problem.wanted(s.theme):
             return -1.0, [], None
@@ -87,7 +89,7 @@ def greedy(problem: ws.Problem, c: ws.Candidates | None = None, keep: ws.Plan | 
             return -1.0, [], None
         kept = [f for f in free if ws.Staffing(s, f) in (keep.staffings if keep else ())]
         who = kept[0] if kept else free[0]
-        chosen = []
+        chosen: list[str] = []
         value = terms[ws.Staffing(s, who)]
         for worth, interest_id in attendees[s]:
             if len(chosen) == ws.capacity_of(problem, s):
@@ -143,7 +145,7 @@ def assign_facilitators(problem: ws.Problem, c: ws.Candidates, running: list[ws.
     for sessions in by_slot.values():
         holder: dict[str, ws.Session] = {}
 
-        def augment(s: ws.Session, seen: set[str]) -> bool:
+        def augment(s: ws.Session, seen: set[str], holder: dict[str, ws.Session] = holder) -> bool:
             for f in staff[s]:
                 if f in seen:
                     continue
@@ -275,12 +277,12 @@ def choose_sessions(problem: ws.Problem, c: ws.Candidates, terms: dict[ws.Key, f
             xs[seat] = len(cost)
             cost.append(terms[seat])
             continue
-        key = (seat.interest_id, _cluster(problem, seat.session))
-        if key not in x:
-            x[key] = len(cost)
+        cell = (seat.interest_id, _cluster(problem, seat.session))
+        if cell not in x:
+            x[cell] = len(cost)
             cost.append(terms[seat])
         else:
-            cost[x[key]] = max(cost[x[key]], terms[seat])
+            cost[x[cell]] = max(cost[x[cell]], terms[seat])
     integer = [1] * len(sessions) + [0] * (len(cost) - len(sessions))
     for col in xs.values():
         integer[col] = 1
@@ -303,13 +305,13 @@ def choose_sessions(problem: ws.Problem, c: ws.Candidates, terms: dict[ws.Key, f
         rows.at_most(cols, problem.wanted(t))
     fac_slot: dict[tuple[str, ws.Slot], list[int]] = defaultdict(list)
     theme_slot_fac: dict[tuple[str, ws.Slot], list[int]] = defaultdict(list)
-    for (f, t, k), col in fac.items():
-        fac_slot[(f, k)].append(col)
-        theme_slot_fac[(t, k)].append(col)
+    for (f, t, slot), col in fac.items():
+        fac_slot[(f, slot)].append(col)
+        theme_slot_fac[(t, slot)].append(col)
     for cols in fac_slot.values():
         rows.at_most(cols, 1)
-    for key, cols in theme_slot.items():
-        staff = theme_slot_fac[key]
+    for pair, cols in theme_slot.items():
+        staff = theme_slot_fac[pair]
         rows.add(cols + staff, [1.0] * len(cols) + [-1.0] * len(staff), -INF, 0.0)
     by_cluster: dict[tuple[str, str, object], list[int]] = defaultdict(list)
     by_interest: dict[str, list[int]] = defaultdict(list)
@@ -327,7 +329,7 @@ def choose_sessions(problem: ws.Problem, c: ws.Candidates, terms: dict[ws.Key, f
     for s_, cols in by_session.items():
         cap_ = float(ws.capacity_of(problem, s_))
         if len(cols) > cap_:
-            rows.add(cols + [y[s_]], [1.0] * len(cols) + [-cap_], -INF, 0.0)
+            rows.add([*cols, y[s_]], [1.0] * len(cols) + [-cap_], -INF, 0.0)
     for r in firm_once_rows:
         held_cols = [xs[st] for st, _ in r.terms if isinstance(st, ws.Seat)]
         rows.add(held_cols, [1.0] * len(held_cols), -INF, r.rhs)
@@ -427,7 +429,7 @@ def theme_relaxation(problem: ws.Problem, c: ws.Candidates, terms: dict[ws.Key, 
     integer = [1] * n_z + [0] * (len(cost) - n_z)
     rows = _Rows()
     for cols in z.values():
-        for a, b in zip(cols, cols[1:], strict=False):
+        for a, b in itertools.pairwise(cols):
             rows.add([b, a], [1.0, -1.0], -INF, 0.0)
     themes = {s.theme for s in sessions}
     for t in themes:

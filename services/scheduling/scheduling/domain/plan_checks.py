@@ -25,6 +25,7 @@ Kickoff plan, hard rules:
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -190,11 +191,11 @@ def kickoff_plan_errors(kickoffs: Sequence[ko.Kickoff], plan: Mapping[str, datet
             by_who[who].append((start, what))
         for who, own in sorted(by_who.items()):
             own.sort()
-            for (a, what_a), (b, what_b) in zip(own, own[1:], strict=False):
-                if b < a + KICKOFF_DURATION:
+            for (first, what_a), (second, what_b) in itertools.pairwise(own):
+                if second < first + KICKOFF_DURATION:
                     errors.append(f"{kind} {who} is in {what_a} and {what_b} at once")
-    per_day: dict[tuple[str, object], int] = Counter((who, start.date()) for who, start, _ in hours["coordinator"])
-    for (who, day), n in sorted(per_day.items(), key=lambda x: (x[0][0], str(x[0][1]))):
+    per_day = Counter((who, start.date()) for who, start, _ in hours["coordinator"])
+    for (who, on), n in sorted(per_day.items()):
         if n > rules.daily_cap:
-            errors.append(f"coordinator {who} has {n} kickoffs on {day}, over the daily cap of {rules.daily_cap}")
+            errors.append(f"coordinator {who} has {n} kickoffs on {on}, over the daily cap of {rules.daily_cap}")
     return errors
