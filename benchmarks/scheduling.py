@@ -123,8 +123,9 @@ def _verdict(errors: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.scheduling", description=__doc__.split("\n")[0])
-    parser.add_argument("--interests", default=None, help="comma-separated workshop sizes (default 300,1000,3000)")
-    parser.add_argument("--kickoffs", default=None, help="comma-separated kickoff sizes (default 500,5000)")
+    parser.add_argument("--interests", default=None,
+                        help="comma-separated workshop sizes (default 300,1000,3000; 0: none)")
+    parser.add_argument("--kickoffs", default=None, help="comma-separated kickoff sizes (default 500,5000; 0: none)")
     parser.add_argument("--quick", action="store_true", help="small sizes: 60,150 interests and 100 kickoffs")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--time-limit", type=float, default=60.0, help="seconds, for the optimiser and for CBC")
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
     rows: list[str] = ["| instance | method | time (CPU) | status | objective | gap | placed | validator | load |",
                        "|---|---|---|---|---|---|---|---|---|"]
-    for size in (int(x) for x in interests.split(",") if x):
+    for size in (int(x) for x in interests.split(",") if x and int(x) > 0):
         results = [fresh(measure_workshops, size, args.seed, m, args.time_limit) for m in WORKSHOP_METHODS
                    if not (args.skip_baseline and m == "plain PuLP + CBC")]
         bound = next((r["bound"] for r in results if r["method"] == "optimiser"), None)
@@ -153,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"| {r['status']} | {r['objective']:.1f} | {_gap(r['objective'], bound)} "
                         f"| {r['seats']:,} seats, "
                         f"{r['sessions']} sessions | {_verdict(r['errors'])} | {r['load_after']} |")
-    for size in (int(x) for x in kickoffs.split(",") if x):
+    for size in (int(x) for x in kickoffs.split(",") if x and int(x) > 0):
         results = [fresh(measure_kickoffs, size, args.seed, m, args.time_limit) for m in KICKOFF_METHODS
                    if not (args.skip_baseline and m == "plain PuLP + CBC")]
         bound = next((r["bound"] for r in results if r["method"] == "optimiser"), None)

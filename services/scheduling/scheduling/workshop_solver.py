@@ -470,7 +470,7 @@ def _restricted(c: ws.Candidates, sessions: set[ws.Session]) -> ws.Candidates:
 
 def solve(problem: ws.Problem, keep: ws.Plan | None = None, time_limit: float = 60.0, gap: float = 1e-4,
           start: Callable[[ws.Problem, ws.Candidates, ws.Plan | None], ws.Plan] | None = greedy,
-          threads: int | None = None) -> Solved:
+          threads: int | None = None, c: ws.Candidates | None = None) -> Solved:
     """Decomposed by theme: each theme's sessions chosen alone (``choose_sessions`` over its interests and
     every room and facilitator: the sum of their bounds bounds the whole, since only the rows between
     themes are left out), then the whole model over the sessions of the clusters those choices use (and the
@@ -479,7 +479,7 @@ def solve(problem: ws.Problem, keep: ws.Plan | None = None, time_limit: float = 
     given facilitators; the better of that and the greedy plan is returned, with the gap to the bound."""
     started = time.perf_counter()
     deadline = started + time_limit
-    c = ws.candidates(problem)
+    c = c or ws.candidates(problem)
     terms = ws.objective_terms(problem, c, keep)
     empty = ws.Plan(frozenset(), frozenset())
     if not c.staffings:
@@ -509,38 +509,34 @@ def solve(problem: ws.Problem, keep: ws.Plan | None = None, time_limit: float = 
     running, result, n, m = choose_sessions(problem, _restricted(c, near), terms, keep,
                                             max(0.2 * time_limit, deadline - time.perf_counter() - 0.35 * time_limit),
                                             gap, first, threads)
-    best = first
-    if result.values is not None:
-        seated, _ = seat(problem, c, terms, running, 0.1 * time_limit, gap, threads)
+    best, exact = first, False
+
+    def consider(running: list[ws.Session], time_limit: float) -> None:
+        nonlocal best, exact
+        seated, placed = seat(problem, c, terms, running, time_limit, gap, threads)
         leads = assign_facilitators(problem, c, running, keep)
-        best = ws.Plan(frozenset(ws.Staffing(s, f) for s, f in leads.items()),
+        plan = ws.Plan(frozenset(ws.Staffing(s, f) for s, f in leads.items()),
                        frozenset(st for st in seated if st.session in leads))
-    if first is not None and (best is None or value_of(first, terms) > value_of(best, terms)):
-        best = first
+        if best is None or value_of(plan, terms) > value_of(best, terms):
+            best, exact = plan, placed.optimal and len(leads) == len(running)
+
+    if result.values is not None:
+        consider(running, max(0.1 * time_limit, 2.0))
     if bound is None or not proven or (best is not None and bound - value_of(best, terms) > gap * abs(bound)):
-        left = deadline - time.perf_counter() - 0.1 * time_limit
+        left = deadline - time.perf_counter() - 0.05 * time_limit
         if left > 1.0:
             running_all, whole, n, m = choose_sessions(problem, c, terms, keep, left, gap, best, threads)
             if whole.values is not None:
-                running = running_all
                 result = whole
+                consider(running_all, max(deadline - time.perf_counter(), 2.0))
             if whole.bound is not None:
                 bound = whole.bound if bound is None else min(bound, whole.bound)
-    plan = empty
-    seated_optimally = False
-    if result.values is not None:
-        seats, placed = seat(problem, c, terms, running, max(deadline - time.perf_counter(), 5.0), gap, threads)
-        leads = assign_facilitators(problem, c, running, keep)
-        plan = ws.Plan(frozenset(ws.Staffing(s, f) for s, f in leads.items()),
-                       frozenset(st for st in seats if st.session in leads))
-        seated_optimally = placed.optimal and len(leads) == len(running)
-    if best is not None and (not plan.staffings or value_of(best, terms) > value_of(plan, terms)):
-        plan, seated_optimally = best, False
+    plan = best or empty
     solved = time.perf_counter()
     if not plan.staffings and result.values is None and first is None:
         return Solved("not_solved", empty, bound, None, n, m, built - started, solved - built)
     value = value_of(plan, terms)
     gap_found = None if bound is None else max(0.0, bound - value) / max(abs(bound), 1.0)
-    optimal = gap_found is not None and gap_found <= gap and (seated_optimally or value >= (bound or 0))
+    optimal = gap_found is not None and gap_found <= gap and (exact or value >= (bound or 0))
     return Solved("optimal" if optimal else "feasible", plan, bound, gap_found, n, m, built - started,
                   solved - built)

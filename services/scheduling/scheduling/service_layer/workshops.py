@@ -100,11 +100,12 @@ def optimise(problem: ws.Problem, solver: pulp.LpSolver | None = None, keep: ws.
     empty = nothing_to_plan(problem, c)
     if empty is not None:
         return Outcome("empty", ws.Plan(frozenset(), frozenset()), empty)
-    solved = workshop_solver.solve(problem, keep, time_limit, gap)
+    solved = workshop_solver.solve(problem, keep, max(time_limit - (time.perf_counter() - started), 1.0), gap, c=c)
     if solved.status == "not_solved":
         return Outcome("not_solved", solved.plan, "the solver found no plan in the time limit", 0.0,
                        solved.variables, solved.constraints, time.perf_counter() - started, solved.solve_seconds)
-    objective = ws.objective_value(problem, solved.plan)
+    terms = ws.objective_terms(problem, c)
+    objective = sum(terms.get(k, 0.0) for k in solved.plan.values())
     return Outcome(solved.status, solved.plan, None, objective, solved.variables, solved.constraints,
                    solved.build_seconds, solved.solve_seconds, solved.bound, solved.gap)
 
@@ -393,8 +394,7 @@ def _report(problem: ws.Problem, outcome: Outcome) -> dict[str, Any]:
                         "seated": len({s.interest_id for s in outcome.plan.seats}), "waitlisted": 0,
                         "travel": _travel(problem, outcome.plan),
                         "variables": outcome.variables, "constraints": outcome.constraints,
-                        "solve_seconds": round(outcome.solve_seconds, 3), "solver": "HiGHS",
-                        "gap": outcome.gap}}
+                        "solve_seconds": round(outcome.solve_seconds, 3), "solver": "HiGHS"}}
 
 
 def _key(s: w.WorkshopSession) -> ws.Session:
