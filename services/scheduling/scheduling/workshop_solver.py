@@ -468,6 +468,20 @@ def _restricted(c: ws.Candidates, sessions: set[ws.Session]) -> ws.Candidates:
                          {st: v for st, v in c.seats.items() if st.session in sessions})
 
 
+def counting_bound(problem: ws.Problem, c: ws.Candidates, terms: dict[ws.Key, float], theme: str) -> float:
+    """What one theme can gain at most, by counting: its wanted sessions (each with its running bonus,
+    kept or not) and as many seats as the largest of them hold, each worth its entrepreneur's best."""
+    sessions = {st.session for st in c.staffings if st.session.theme == theme}
+    wanted = min(problem.wanted(theme), len(sessions))
+    running = sorted((max(terms[st] for st in c.staffings if st.session == s) for s in sessions), reverse=True)
+    room = sum(sorted((ws.capacity_of(problem, s) for s in sessions), reverse=True)[:wanted])
+    best: dict[str, float] = {}
+    for st in c.seats:
+        if st.session.theme == theme:
+            best[st.interest_id] = max(best.get(st.interest_id, 0.0), terms[st])
+    return sum(running[:wanted]) + sum(sorted(best.values(), reverse=True)[:room])
+
+
 def solve(problem: ws.Problem, keep: ws.Plan | None = None, time_limit: float = 60.0, gap: float = 1e-4,
           start: Callable[[ws.Problem, ws.Candidates, ws.Plan | None], ws.Plan] | None = greedy,
           threads: int | None = None, c: ws.Candidates | None = None) -> Solved:
@@ -502,7 +516,9 @@ def solve(problem: ws.Problem, keep: ws.Plan | None = None, time_limit: float = 
         budget -= time.perf_counter() - began
         clusters |= used
         proven = proven and result.optimal
-        bound = None if bound is None or result.bound is None else bound + result.bound
+        simple = counting_bound(problem, part, terms, t)
+        found = simple if result.bound is None else min(result.bound, simple)
+        bound = None if bound is None else bound + found
     near = {st.session for st in c.staffings if _cluster(problem, st.session) in clusters}
     near |= {st.session for st in (first.staffings if first else ())}
     n = m = 0
