@@ -196,16 +196,27 @@ def candidates(kickoffs: Iterable[Kickoff], cal: Calendars, rules: Rules) -> Can
     slots: dict[str, tuple[datetime, ...]] = {}
     reasons: dict[str, str] = {}
     closed: dict[tuple[date, str], bool] = {}
+    # which slot times a firm's weekly windows allow on each weekday (the same for every week)
+    allowed: dict[tuple[str, int], tuple[time, ...]] = {}
     for k in kickoffs:
         firm = cal.firm(k.firm_id)
-        firm_ok = [s for s in slot_starts(k, rules) if firm.allows(s, s + KICKOFF_DURATION)]
-        feasible = []
-        for s in firm_ok:
-            key = (s.date(), k.institution_id)
-            if key not in closed:
-                closed[key] = cal.closed(*key) is not None
-            if not closed[key]:
-                feasible.append(s)
+        firm_ok: list[datetime] = []
+        feasible: list[datetime] = []
+        day = k.first_day
+        while day <= k.last_day:
+            if day.weekday() in WEEKDAYS and day not in firm.blocked:
+                key = (k.firm_id, day.weekday())
+                if key not in allowed:
+                    allowed[key] = tuple(t for t in rules.slot_times if firm.allows(
+                        datetime.combine(day, t, TZ), datetime.combine(day, t, TZ) + KICKOFF_DURATION))
+                starts = [datetime.combine(day, t, TZ) for t in allowed[key]]
+                firm_ok += starts
+                shut = (day, k.institution_id)
+                if shut not in closed:
+                    closed[shut] = cal.closed(*shut) is not None
+                if not closed[shut]:
+                    feasible += starts
+            day += timedelta(days=1)
         slots[k.match_id] = tuple(feasible)
         if not feasible:
             reasons[k.match_id] = HOLIDAYS if firm_ok else NO_COMMON_SLOT
@@ -229,6 +240,8 @@ def _no_double_booking(kickoffs: Sequence[Kickoff], pairs: Sequence[Pair], fixed
         busy[getattr(b, attr)].append(b.starts_at)
     name = attr.removesuffix("_id")
     for who, own in sorted(by_who.items()):
+        if who not in busy and len({p[0] for p in own}) == 1:
+            continue  # one kickoff's own pairs: its one-slot row holds them already
         own.sort(key=lambda p: (p[1], p[0]))
         starts = [p[1] for p in own]
         for start in sorted(set(starts)):
@@ -325,6 +338,7 @@ class Plan:
     solver: str = ""
     seconds: float = 0.0
     warnings: tuple[UnknownSchoolHolidays, ...] = ()
+    status: str = ""  # optimal, feasible (a time limit stopped a part), heuristic (a greedy plan)
 
 
 def violations(kickoffs: Sequence[Kickoff], plan: Mapping[str, datetime], fixed: Sequence[Booking],

@@ -236,6 +236,8 @@ GROUPS: dict[str, dict[str, str]] = {
                          "nl": "een sessie die doorgaat heeft minstens het minimum aantal deelnemers"},
     "one_seat_per_theme": {"en": "an entrepreneur gets at most one seat per theme",
                            "nl": "een ondernemer krijgt hoogstens één plaats per thema"},
+    "firm_once": {"en": "an entrepreneur is seated in at most one session per slot",
+                  "nl": "een ondernemer zit hoogstens in één sessie per dagdeel"},
 }
 
 
@@ -325,8 +327,20 @@ def one_seat_per_theme(problem: Problem, c: Candidates) -> Iterator[Row]:
         yield Row("one_seat_per_theme", f"interest {interest_id}", _ones(seats), "<=", 1)
 
 
+def firm_once(problem: Problem, c: Candidates) -> Iterator[Row]:
+    """A firm interested in several themes is never seated in two sessions of one slot."""
+    firm = {i.interest_id: i.firm_id for i in problem.interests}
+    themes: dict[str, set[str]] = {}
+    for i in problem.interests:
+        themes.setdefault(i.firm_id, set()).add(i.theme)
+    several = [s for s in c.seats if len(themes.get(firm.get(s.interest_id, ""), ())) > 1]
+    for (who, slot), seats in _grouped(several, lambda s: (firm[s.interest_id], s.session.slot)).items():
+        if len({s.session.theme for s in seats}) > 1:
+            yield Row("firm_once", f"firm {who} on {_slot(slot)}", _ones(seats), "<=", 1)
+
+
 CONSTRAINT_FAMILIES = (one_facilitator, room_once, facilitator_once, location_day_cap, sessions_wanted,
-                       capacity, seat_needs_session, one_seat_per_theme)
+                       capacity, seat_needs_session, one_seat_per_theme, firm_once)
 
 
 def hard_rows(problem: Problem, c: Candidates) -> Iterator[Row]:

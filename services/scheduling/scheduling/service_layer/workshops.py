@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session as DbSession
 from werkplaats_shared.auth import Principal
 from werkplaats_shared.db import utcnow
 
+from .. import workshop_solver
 from ..adapters import orm
 from ..adapters import workshop_orm as w
 from ..adapters.ics import invitation as ics_invitation
@@ -28,6 +29,7 @@ from ..domain.calendar import TZ
 
 log = logging.getLogger(__name__)
 SOLVER_TIME_LIMIT = 20.0
+SOLVER_GAP = 1e-4  # HiGHS's default relative MIP gap
 NOTICE_KIND = "workshop_seat"  # a seat: at planning, or promoted from the waitlist
 UPDATE_KIND = "workshop_seat_update"  # the seat's session moved, or the seat moved to another session
 CANCEL_KIND = "workshop_seat_cancellation"
@@ -65,6 +67,8 @@ class Outcome:
     constraints: int = 0
     build_seconds: float = 0.0
     solve_seconds: float = 0.0
+    bound: float | None = None  # the solver's bound on the objective, when it reports one
+    gap: float | None = None  # relative gap between the plan and that bound (0 when proven optimal)
 
 
 def nothing_to_plan(problem: ws.Problem, c: ws.Candidates) -> str | None:
@@ -83,9 +87,33 @@ def nothing_to_plan(problem: ws.Problem, c: ws.Candidates) -> str | None:
     return None
 
 
-def optimise(problem: ws.Problem, solver: pulp.LpSolver | None = None, keep: ws.Plan | None = None) -> Outcome:
+def optimise(problem: ws.Problem, solver: pulp.LpSolver | None = None, keep: ws.Plan | None = None,
+             time_limit: float = SOLVER_TIME_LIMIT, gap: float = SOLVER_GAP) -> Outcome:
     """Decide which sessions run and who sits where: the most seats, the least travel, each wanted
-    session left unscheduled at a penalty. Variables exist only for feasible combinations."""
+    session left unscheduled at a penalty. Without ``solver``: the session formulation
+    (``workshop_solver``, HiGHS in memory from a greedy start) within ``time_limit`` seconds; with a PuLP
+    ``solver``: the plain model over every (facilitator, session) and (interest, session) pair."""
+    if solver is not None:
+        return optimise_plain(problem, solver, keep)
+    started = time.perf_counter()
+    c = ws.candidates(problem)
+    empty = nothing_to_plan(problem, c)
+    if empty is not None:
+        return Outcome("empty", ws.Plan(frozenset(), frozenset()), empty)
+    solved = workshop_solver.solve(problem, keep, max(time_limit - (time.perf_counter() - started), 1.0), gap, c=c)
+    if solved.status == "not_solved":
+        return Outcome("not_solved", solved.plan, "the solver found no plan in the time limit", 0.0,
+                       solved.variables, solved.constraints, time.perf_counter() - started, solved.solve_seconds)
+    terms = ws.objective_terms(problem, c)
+    objective = sum(terms.get(k, 0.0) for k in solved.plan.values())
+    return Outcome(solved.status, solved.plan, None, objective, solved.variables, solved.constraints,
+                   solved.build_seconds, solved.solve_seconds, solved.bound, solved.gap)
+
+
+def optimise_plain(problem: ws.Problem, solver: pulp.LpSolver | None = None, keep: ws.Plan | None = None
+                   ) -> Outcome:
+    """The plain model: a 0/1 variable per feasible (facilitator, session) and (interest, session) pair,
+    the domain's rows as they are, solved by the PuLP ``solver`` (HiGHS by default)."""
     started = time.perf_counter()
     c = ws.candidates(problem)
     empty = nothing_to_plan(problem, c)

@@ -1,0 +1,558 @@
+"""The workshop planner at real size: the same plans as the plain model (``domain.workshops``' rows), on
+a formulation whose only integer decisions are which sessions run, solved by HiGHS in memory from a
+greedy start.
+
+    maximise   sum_s P y_s  +  sum_(i,s) w_is x_is
+    y_s in {0,1}              a session s = (theme, venue, slot) runs
+    f_(p,t,k) in [0,1]        facilitator p leads a session of theme t in slot k (aggregated over venues)
+    x_is in [0,1]             interest i is seated in session s ({0,1} where a firm_once row holds it)
+    sum_(s of t in k) y_s <= sum_p f_(p,t,k)      every running session has a facilitator
+    sum_t f_(p,t,k) <= 1                          a facilitator leads one session per slot
+    sum_(s in room r, slot k) y_s <= 1            a room holds one session per slot
+    sum_(s at location l on day d) y_s <= cap     location/day cap
+    sum_(s of theme t) y_s <= wanted_t            sessions wanted per theme
+    x_is <= y_s,  min y_s <= sum_i x_is <= capacity_s y_s
+    sum_s x_is <= 1;  sum_(i of firm f, s in slot k) x_is <= 1   (only where the firm has several themes)
+
+Why it holds: for whole y the facilitator rows are a transportation problem between a slot's facilitators
+and its themes (integral: some 0/1 f exists whenever a fractional one does; which facilitator leads which
+venue's session is then a bipartite matching, done after the solve), and the seat rows without the firm
+rows are a transportation problem between interests and running sessions with integral bounds (integral
+too). So only y, and the seats of firms with several themes, need to be integer: HiGHS branches on a few
+thousand session binaries instead of every (facilitator, session) and (interest, session) pair. The greedy
+plan (open the session that seats the most value, repeatedly) is handed to HiGHS as its first incumbent.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import os
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .domain import workshops as ws
+
+INTEGRALITY_TOLERANCE = 1e-6
+
+
+@dataclass(frozen=True)
+class Solved:
+    status: str  # optimal, feasible (time limit), not_solved
+    plan: ws.Plan
+    bound: float | None  # the solver's dual bound on the objective (of this formulation), when known
+    gap: float | None
+    variables: int
+    constraints: int
+    build_seconds: float
+    solve_seconds: float
+
+
+# ---- the greedy plan ---------------------------------------------------------------------------
+
+
+def greedy(problem: ws.Problem, c: ws.Candidates | None = None, keep: ws.Plan | None = None) -> ws.Plan:
+    """Open, one at a time, the session whose best seats (and its running bonus) are worth the most, with a
+    free room, a free facilitator of its theme, room under the location/day cap and the theme's wanted
+    count; seat the best of its attendees (firms free in that slot), and repeat while a session gains."""
+    c = c or ws.candidates(problem)
+    terms = ws.objective_terms(problem, c, keep)
+    staff: dict[ws.Session, list[str]] = defaultdict(list)
+    for st in c.staffings:
+        staff[st.session].append(st.facilitator_id)
+    attendees: dict[ws.Session, list[tuple[float, str]]] = defaultdict(list)
+    for seat in c.seats:
+        attendees[seat.session].append((terms[seat], seat.interest_id))
+    for found in attendees.values():
+        found.sort(key=lambda t: (-t[0], t[1]))
+    firm = {i.interest_id: i.firm_id for i in problem.interests}
+    location = {s: ws.location_of(problem, s) for s in staff}
+    minimum = max(problem.min_participants, 1)
+    room_busy: set[tuple[str, ws.Slot]] = set()
+    staff_busy: set[tuple[str, ws.Slot]] = set()
+    firm_busy: set[tuple[str, ws.Slot]] = set()
+    seated: set[str] = set()
+    per_place_day: dict[tuple[str, object], int] = defaultdict(int)
+    per_theme: dict[str, int] = defaultdict(int)
+
+    def open_gain(s: ws.Session) -> tuple[float, list[str], str | None]:
+        cap = problem.max_sessions_per_location_day
+        if s.venue != ws.ONLINE and ((s.venue, s.slot) in room_busy
+                                     or per_place_day[(location[s], s.slot.day)] >= cap):
+            return -1.0, [], None
+        if per_theme[s.theme] >= problem.wanted(s.theme):
+            return -1.0, [], None
+        free = [f for f in staff[s] if (f, s.slot) not in staff_busy]
+        if not free:
+            return -1.0, [], None
+        kept = [f for f in free if ws.Staffing(s, f) in (keep.staffings if keep else ())]
+        who = kept[0] if kept else free[0]
+        chosen: list[str] = []
+        value = terms[ws.Staffing(s, who)]
+        for worth, interest_id in attendees[s]:
+            if len(chosen) == ws.capacity_of(problem, s):
+                break
+            if interest_id in seated or (firm[interest_id], s.slot) in firm_busy:
+                continue
+            chosen.append(interest_id)
+            value += worth
+        if len(chosen) < minimum:
+            return -1.0, [], None
+        return value, chosen, who
+
+    heap = [(-open_gain(s)[0], s) for s in sorted(staff)]
+    heapq.heapify(heap)
+    staffings: set[ws.Staffing] = set()
+    seats: set[ws.Seat] = set()
+    while heap:
+        _, s = heapq.heappop(heap)
+        value, chosen, who = open_gain(s)
+        if value <= 0 or who is None:
+            continue
+        if heap and -heap[0][0] > value + 1e-9:
+            heapq.heappush(heap, (-value, s))  # another may gain more now: look again later
+            continue
+        staffings.add(ws.Staffing(s, who))
+        staff_busy.add((who, s.slot))
+        if s.venue != ws.ONLINE:
+            room_busy.add((s.venue, s.slot))
+            per_place_day[(location[s], s.slot.day)] += 1
+        per_theme[s.theme] += 1
+        for interest_id in chosen:
+            seats.add(ws.Seat(interest_id, s))
+            seated.add(interest_id)
+            firm_busy.add((firm[interest_id], s.slot))
+    return ws.Plan(frozenset(staffings), frozenset(seats))
+
+
+# ---- facilitators to sessions, after the solve -------------------------------------------------
+
+
+def assign_facilitators(problem: ws.Problem, c: ws.Candidates, running: list[ws.Session],
+                        keep: ws.Plan | None = None) -> dict[ws.Session, str]:
+    """One facilitator per running session, none in two sessions of a slot: a bipartite matching per slot
+    (augmenting paths), each kept session starting with its current facilitator."""
+    staff: dict[ws.Session, list[str]] = defaultdict(list)
+    for st in c.staffings:
+        staff[st.session].append(st.facilitator_id)
+    kept = {st.session: st.facilitator_id for st in (keep.staffings if keep else ())}
+    by_slot: dict[ws.Slot, list[ws.Session]] = defaultdict(list)
+    for s in running:
+        by_slot[s.slot].append(s)
+    out: dict[ws.Session, str] = {}
+    for sessions in by_slot.values():
+        holder: dict[str, ws.Session] = {}
+
+        def augment(s: ws.Session, seen: set[str], holder: dict[str, ws.Session] = holder) -> bool:
+            for f in staff[s]:
+                if f in seen:
+                    continue
+                seen.add(f)
+                if f not in holder or augment(holder[f], seen):
+                    holder[f] = s
+                    return True
+            return False
+
+        for s in sessions:
+            f = kept.get(s)
+            if f is not None and f in staff[s] and f not in holder:
+                holder[f] = s
+        for s in sorted(sessions):
+            if s not in holder.values():
+                augment(s, set())
+        out.update({s: f for f, s in holder.items()})
+    return out
+
+
+# ---- the models ----------------------------------------------------------------------------------
+
+
+class _Rows:
+    """A row-wise sparse matrix being built, with its row bounds."""
+
+    def __init__(self) -> None:
+        self.lower: list[float] = []
+        self.upper: list[float] = []
+        self.starts: list[int] = [0]
+        self.index: list[int] = []
+        self.value: list[float] = []
+
+    def add(self, cols: list[int], coefs: list[float], lo: float, hi: float) -> None:
+        self.index.extend(cols)
+        self.value.extend(coefs)
+        self.starts.append(len(self.index))
+        self.lower.append(lo)
+        self.upper.append(hi)
+
+    def at_most(self, cols: list[int], rhs: float) -> None:
+        if len(cols) > rhs:
+            self.add(cols, [1.0] * len(cols), -INF, rhs)
+
+    def __len__(self) -> int:
+        return len(self.lower)
+
+
+INF = float("inf")
+
+
+@dataclass
+class _Run:
+    values: list[float] | None
+    optimal: bool
+    bound: float | None
+    seconds: float
+
+
+def _run(rows: _Rows, cost: list[float], integer: list[int], time_limit: float, gap: float,
+         start: list[float] | None, threads: int | None) -> _Run:
+    import highspy
+    import numpy as np
+
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", bool(os.environ.get("WERKPLAATS_SOLVER_LOG")))
+    h.setOptionValue("time_limit", max(float(time_limit), 0.5))
+    h.setOptionValue("mip_rel_gap", gap)
+    h.setOptionValue("random_seed", 0)
+    if threads is not None:
+        h.setOptionValue("threads", threads)
+    n = len(cost)
+    inf = highspy.kHighsInf
+    h.passModel(n, len(rows), len(rows.index), int(highspy.MatrixFormat.kRowwise), int(highspy.ObjSense.kMaximize),
+                0.0, np.asarray(cost, dtype=np.float64), np.zeros(n), np.ones(n),
+                np.clip(np.asarray(rows.lower, dtype=np.float64), -inf, inf),
+                np.clip(np.asarray(rows.upper, dtype=np.float64), -inf, inf),
+                np.asarray(rows.starts[:-1], dtype=np.int32), np.asarray(rows.index, dtype=np.int32),
+                np.asarray(rows.value, dtype=np.float64), np.asarray(integer, dtype=np.int32))
+    if start is not None:
+        incumbent = highspy.HighsSolution()
+        incumbent.col_value = start
+        incumbent.value_valid = True
+        h.setSolution(incumbent)
+    began = time.perf_counter()
+    h.run()
+    seconds = time.perf_counter() - began
+    info = h.getInfo()
+    if info.primal_solution_status != 2:
+        return _Run(None, False, None, seconds)
+    optimal = h.getModelStatus() == highspy.HighsModelStatus.kOptimal
+    bound = float(info.mip_dual_bound) if any(integer) else float(info.objective_function_value)
+    return _Run(list(h.getSolution().col_value), optimal, bound if np.isfinite(bound) else None, seconds)
+
+
+def _cluster(problem: ws.Problem, s: ws.Session) -> tuple[str, str, object]:
+    """What an entrepreneur's seat depends on: the theme, the place (or online) and the day."""
+    return s.theme, ws.location_of(problem, s), s.slot.day
+
+
+def choose_sessions(problem: ws.Problem, c: ws.Candidates, terms: dict[ws.Key, float], keep: ws.Plan | None,
+                    time_limit: float, gap: float, first: ws.Plan | None, threads: int | None
+                    ) -> tuple[list[ws.Session], _Run, int, int]:
+    """Which sessions run: y per session, the facilitators per (theme, slot), and seats per interest and
+    cluster (theme, place, day: its sessions are alike to the entrepreneur), without the firm_once rows (a
+    relaxation: its bound holds for the whole problem; every seat's value is its best in the cluster)."""
+    sessions = sorted({st.session for st in c.staffings})
+    y = {s: k for k, s in enumerate(sessions)}
+    kept_sessions = set(keep.sessions()) if keep else set()
+    cost = [ws.UNSCHEDULED_PENALTY + (ws.KEEP_SESSION_WEIGHT if s in kept_sessions else 0.0) for s in sessions]
+    fac: dict[tuple[str, str, ws.Slot], int] = {}
+    for st in c.staffings:
+        key = (st.facilitator_id, st.session.theme, st.session.slot)
+        if key not in fac:
+            fac[key] = len(cost)
+            cost.append(0.0)
+    members: dict[tuple[str, str, object], list[ws.Session]] = defaultdict(list)
+    for s in sessions:
+        members[_cluster(problem, s)].append(s)
+    firm_once_rows = list(ws.firm_once(problem, c))
+    # an interest with a seat in a firm_once row keeps all its seats per session (a cluster seat could
+    # be taken up by the session that row is about)
+    held = {st.interest_id for r in firm_once_rows for st, _ in r.terms if isinstance(st, ws.Seat)}
+    exact = {st for st in c.seats if st.interest_id in held}
+    x: dict[tuple[str, tuple[str, str, object]], int] = {}
+    xs: dict[ws.Seat, int] = {}  # seats held by a firm_once row stay per session
+    for seat in sorted(c.seats):
+        if seat in exact:
+            xs[seat] = len(cost)
+            cost.append(terms[seat])
+            continue
+        cell = (seat.interest_id, _cluster(problem, seat.session))
+        if cell not in x:
+            x[cell] = len(cost)
+            cost.append(terms[seat])
+        else:
+            cost[x[cell]] = max(cost[x[cell]], terms[seat])
+    integer = [1] * len(sessions) + [0] * (len(cost) - len(sessions))
+    for col in xs.values():
+        integer[col] = 1
+    rows = _Rows()
+    room_slot: dict[object, list[int]] = defaultdict(list)
+    place_day: dict[object, list[int]] = defaultdict(list)
+    theme: dict[str, list[int]] = defaultdict(list)
+    theme_slot: dict[tuple[str, ws.Slot], list[int]] = defaultdict(list)
+    for s, k in y.items():
+        if s.venue != ws.ONLINE:
+            room_slot[(s.venue, s.slot)].append(k)
+            place_day[(ws.location_of(problem, s), s.slot.day)].append(k)
+        theme[s.theme].append(k)
+        theme_slot[(s.theme, s.slot)].append(k)
+    for cols in room_slot.values():
+        rows.at_most(cols, 1)
+    for cols in place_day.values():
+        rows.at_most(cols, problem.max_sessions_per_location_day)
+    for t, cols in theme.items():
+        rows.at_most(cols, problem.wanted(t))
+    fac_slot: dict[tuple[str, ws.Slot], list[int]] = defaultdict(list)
+    theme_slot_fac: dict[tuple[str, ws.Slot], list[int]] = defaultdict(list)
+    for (f, t, slot), col in fac.items():
+        fac_slot[(f, slot)].append(col)
+        theme_slot_fac[(t, slot)].append(col)
+    for cols in fac_slot.values():
+        rows.at_most(cols, 1)
+    for pair, cols in theme_slot.items():
+        staff = theme_slot_fac[pair]
+        rows.add(cols + staff, [1.0] * len(cols) + [-1.0] * len(staff), -INF, 0.0)
+    by_cluster: dict[tuple[str, str, object], list[int]] = defaultdict(list)
+    by_interest: dict[str, list[int]] = defaultdict(list)
+    for (interest_id, cluster), col in x.items():
+        running = [y[s] for s in members[cluster]]
+        rows.add([col, *running], [1.0] + [-1.0] * len(running), -INF, 0.0)
+        by_cluster[cluster].append(col)
+        by_interest[interest_id].append(col)
+    by_session: dict[ws.Session, list[int]] = defaultdict(list)
+    for seat_, col in xs.items():
+        rows.add([col, y[seat_.session]], [1.0, -1.0], -INF, 0.0)
+        by_cluster[_cluster(problem, seat_.session)].append(col)
+        by_interest[seat_.interest_id].append(col)
+        by_session[seat_.session].append(col)
+    for s_, cols in by_session.items():
+        cap_ = float(ws.capacity_of(problem, s_))
+        if len(cols) > cap_:
+            rows.add([*cols, y[s_]], [1.0] * len(cols) + [-cap_], -INF, 0.0)
+    for r in firm_once_rows:
+        held_cols = [xs[st] for st, _ in r.terms if isinstance(st, ws.Seat)]
+        rows.add(held_cols, [1.0] * len(held_cols), -INF, r.rhs)
+    minimum = float(problem.min_participants)
+    for cluster, cols in by_cluster.items():
+        running = [y[s] for s in members[cluster]]
+        caps = [float(ws.capacity_of(problem, s)) for s in members[cluster]]
+        if len(cols) > min(caps):
+            rows.add(cols + running, [1.0] * len(cols) + [-cap for cap in caps], -INF, 0.0)
+        if minimum > 0:
+            rows.add(cols + running, [1.0] * len(cols) + [-minimum] * len(running), 0.0, INF)
+    for cols in by_interest.values():
+        rows.at_most(cols, 1)
+    start = None
+    if first is not None:
+        start = [0.0] * len(cost)
+        for st in first.staffings:
+            start[y[st.session]] = 1.0
+            start[fac[(st.facilitator_id, st.session.theme, st.session.slot)]] = 1.0
+        for seat in first.seats:
+            if seat in xs:
+                start[xs[seat]] = 1.0
+            else:
+                start[x[(seat.interest_id, _cluster(problem, seat.session))]] = 1.0
+    result = _run(rows, cost, integer, time_limit, gap, start, threads)
+    running_sessions = [] if result.values is None else [s for s in sessions if result.values[y[s]] > 0.5]
+    return running_sessions, result, len(cost), len(rows)
+
+
+def seat(problem: ws.Problem, c: ws.Candidates, terms: dict[ws.Key, float], running: list[ws.Session],
+         time_limit: float, gap: float, threads: int | None) -> tuple[set[ws.Seat], _Run]:
+    """The best seating in these running sessions, every seat rule included (the firm_once rows too):
+    a small model, integer only where a firm_once row holds a seat."""
+    open_ = set(running)
+    seats = [st for st in sorted(c.seats) if st.session in open_]
+    x = {st: k for k, st in enumerate(seats)}
+    cost = [terms[st] for st in seats]
+    integer = [0] * len(cost)
+    rows = _Rows()
+    by_session: dict[ws.Session, list[int]] = defaultdict(list)
+    by_interest: dict[str, list[int]] = defaultdict(list)
+    for st, col in x.items():
+        by_session[st.session].append(col)
+        by_interest[st.interest_id].append(col)
+    for s in running:
+        cols = by_session[s]
+        rows.at_most(cols, ws.capacity_of(problem, s))
+        if problem.min_participants > 0:
+            rows.add(cols, [1.0] * len(cols), float(problem.min_participants), INF)
+    for cols in by_interest.values():
+        rows.at_most(cols, 1)
+    for r in ws.firm_once(problem, ws.Candidates(c.staffings, {st: 0.0 for st in seats})):
+        cols = [x[k] for k, _ in r.terms if isinstance(k, ws.Seat)]
+        rows.at_most(cols, r.rhs)
+        for col in cols:
+            integer[col] = 1
+    result = _run(rows, cost, integer, time_limit, gap, None, threads)
+    if result.values is None:
+        return set(), result
+    return {st for st, col in x.items() if result.values[col] > 1 - INTEGRALITY_TOLERANCE}, result
+
+
+def value_of(plan: ws.Plan, terms: dict[ws.Key, float]) -> float:
+    return sum(terms.get(k, 0.0) for k in plan.values())
+
+
+def theme_relaxation(problem: ws.Problem, c: ws.Candidates, terms: dict[ws.Key, float], keep: ws.Plan | None,
+                     time_limit: float, gap: float, first: ws.Plan | None, threads: int | None
+                     ) -> tuple[set[tuple[str, str, object]], _Run]:
+    """One theme's sessions as counts per cluster (place and day), a relaxation without symmetry: the j-th
+    session of a cluster (z_kj, z_k1 >= z_k2 >= ...) brings the j-th largest capacity of the cluster's
+    candidate sessions; rooms and facilitators per slot and firm_once are left out, so its optimum bounds
+    what the theme can gain in any plan. Returns the clusters it uses and its run."""
+    sessions = sorted({st.session for st in c.staffings})
+    members: dict[tuple[str, str, object], list[ws.Session]] = defaultdict(list)
+    for s in sessions:
+        members[_cluster(problem, s)].append(s)
+    kept = set(keep.sessions()) if keep else set()
+    cost: list[float] = []
+    z: dict[tuple[str, str, object], list[int]] = {}
+    caps: dict[tuple[str, str, object], list[float]] = {}
+    for k, found in sorted(members.items(), key=lambda kv: str(kv[0])):
+        most = len(found) if k[1] == ws.ONLINE else min(len(found), problem.max_sessions_per_location_day)
+        caps[k] = sorted((float(ws.capacity_of(problem, s)) for s in found), reverse=True)[:most]
+        bonus = ws.KEEP_SESSION_WEIGHT if any(s in kept for s in found) else 0.0
+        z[k] = list(range(len(cost), len(cost) + most))
+        cost.extend([ws.UNSCHEDULED_PENALTY + bonus] * most)
+    n_z = len(cost)
+    x: dict[tuple[str, tuple[str, str, object]], int] = {}
+    for seat_ in sorted(c.seats):
+        key = (seat_.interest_id, _cluster(problem, seat_.session))
+        if key not in x:
+            x[key] = len(cost)
+            cost.append(terms[seat_])
+        else:
+            cost[x[key]] = max(cost[x[key]], terms[seat_])
+    integer = [1] * n_z + [0] * (len(cost) - n_z)
+    rows = _Rows()
+    for cols in z.values():
+        for a, b in itertools.pairwise(cols):
+            rows.add([b, a], [1.0, -1.0], -INF, 0.0)
+    themes = {s.theme for s in sessions}
+    for t in themes:
+        rows.at_most([col for k, cols in z.items() if k[0] == t for col in cols], problem.wanted(t))
+    by_cluster: dict[tuple[str, str, object], list[int]] = defaultdict(list)
+    by_interest: dict[str, list[int]] = defaultdict(list)
+    for (interest_id, k), col in x.items():
+        rows.add([col, z[k][0]], [1.0, -1.0], -INF, 0.0)
+        by_cluster[k].append(col)
+        by_interest[interest_id].append(col)
+    for k, cols in by_cluster.items():
+        if len(cols) > caps[k][-1]:
+            rows.add(cols + z[k], [1.0] * len(cols) + [-cap for cap in caps[k]], -INF, 0.0)
+        if problem.min_participants > 0:
+            rows.add(cols + z[k], [1.0] * len(cols) + [-float(problem.min_participants)] * len(z[k]), 0.0, INF)
+    for cols in by_interest.values():
+        rows.at_most(cols, 1)
+    start = None
+    if first is not None:
+        start = [0.0] * len(cost)
+        count: dict[tuple[str, str, object], int] = defaultdict(int)
+        for st in first.staffings:
+            count[_cluster(problem, st.session)] += 1
+        for k, n in count.items():
+            for col in z[k][:n]:
+                start[col] = 1.0
+        for seat_ in first.seats:
+            start[x[(seat_.interest_id, _cluster(problem, seat_.session))]] = 1.0
+    result = _run(rows, cost, integer, time_limit, gap, start, threads)
+    used = set() if result.values is None else {k for k, cols in z.items() if result.values[cols[0]] > 0.5}
+    return used, result
+
+
+def _restricted(c: ws.Candidates, sessions: set[ws.Session]) -> ws.Candidates:
+    return ws.Candidates(tuple(st for st in c.staffings if st.session in sessions),
+                         {st: v for st, v in c.seats.items() if st.session in sessions})
+
+
+def counting_bound(problem: ws.Problem, c: ws.Candidates, terms: dict[ws.Key, float], theme: str) -> float:
+    """What one theme can gain at most, by counting: its wanted sessions (each with its running bonus,
+    kept or not) and as many seats as the largest of them hold, each worth its entrepreneur's best."""
+    sessions = {st.session for st in c.staffings if st.session.theme == theme}
+    wanted = min(problem.wanted(theme), len(sessions))
+    running = sorted((max(terms[st] for st in c.staffings if st.session == s) for s in sessions), reverse=True)
+    room = sum(sorted((ws.capacity_of(problem, s) for s in sessions), reverse=True)[:wanted])
+    best: dict[str, float] = {}
+    for st in c.seats:
+        if st.session.theme == theme:
+            best[st.interest_id] = max(best.get(st.interest_id, 0.0), terms[st])
+    return sum(running[:wanted]) + sum(sorted(best.values(), reverse=True)[:room])
+
+
+def solve(problem: ws.Problem, keep: ws.Plan | None = None, time_limit: float = 60.0, gap: float = 1e-4,
+          start: Callable[[ws.Problem, ws.Candidates, ws.Plan | None], ws.Plan] | None = greedy,
+          threads: int | None = None, c: ws.Candidates | None = None) -> Solved:
+    """Decomposed by theme: each theme's sessions chosen alone (``choose_sessions`` over its interests and
+    every room and facilitator: the sum of their bounds bounds the whole, since only the rows between
+    themes are left out), then the whole model over the sessions of the clusters those choices use (and the
+    greedy plan's), then, while the gap is above ``gap`` and time is left, the whole model over every
+    session from that plan. The sessions chosen are seated exactly (``seat``, the firm_once rows too) and
+    given facilitators; the better of that and the greedy plan is returned, with the gap to the bound."""
+    started = time.perf_counter()
+    deadline = started + time_limit
+    c = c or ws.candidates(problem)
+    terms = ws.objective_terms(problem, c, keep)
+    empty = ws.Plan(frozenset(), frozenset())
+    if not c.staffings:
+        return Solved("optimal", empty, 0.0, 0.0, 0, 0, time.perf_counter() - started, 0.0)
+    first = start(problem, c, keep) if start is not None else None
+    built = time.perf_counter()
+    themes = sorted({st.session.theme for st in c.staffings})
+    weight = {t: 1 + sum(1 for st in c.seats if st.session.theme == t) for t in themes}
+    bound: float | None = 0.0
+    proven = True
+    clusters: set[tuple[str, str, object]] = set()
+    budget = 0.45 * time_limit
+    for k, t in enumerate(themes):
+        share = budget * weight[t] / sum(weight[u] for u in themes[k:])
+        began = time.perf_counter()
+        part = _restricted(c, {st.session for st in c.staffings if st.session.theme == t})
+        own = None if first is None else ws.Plan(frozenset(st for st in first.staffings if st.session.theme == t),
+                                                 frozenset(st for st in first.seats if st.session.theme == t))
+        used, result = theme_relaxation(problem, part, terms, keep, share, gap, own, threads)
+        budget -= time.perf_counter() - began
+        clusters |= used
+        proven = proven and result.optimal
+        simple = counting_bound(problem, part, terms, t)
+        found = simple if result.bound is None else min(result.bound, simple)
+        bound = None if bound is None else bound + found
+    near = {st.session for st in c.staffings if _cluster(problem, st.session) in clusters}
+    near |= {st.session for st in (first.staffings if first else ())}
+    n = m = 0
+    running, result, n, m = choose_sessions(problem, _restricted(c, near), terms, keep,
+                                            max(0.2 * time_limit, deadline - time.perf_counter() - 0.35 * time_limit),
+                                            gap, first, threads)
+    best, exact = first, False
+
+    def consider(running: list[ws.Session], time_limit: float) -> None:
+        nonlocal best, exact
+        seated, placed = seat(problem, c, terms, running, time_limit, gap, threads)
+        leads = assign_facilitators(problem, c, running, keep)
+        plan = ws.Plan(frozenset(ws.Staffing(s, f) for s, f in leads.items()),
+                       frozenset(st for st in seated if st.session in leads))
+        if best is None or value_of(plan, terms) > value_of(best, terms):
+            best, exact = plan, placed.optimal and len(leads) == len(running)
+
+    if result.values is not None:
+        consider(running, max(0.1 * time_limit, 2.0))
+    if bound is None or not proven or (best is not None and bound - value_of(best, terms) > gap * abs(bound)):
+        left = deadline - time.perf_counter() - 0.05 * time_limit
+        if left > 1.0:
+            running_all, whole, n, m = choose_sessions(problem, c, terms, keep, left, gap, best, threads)
+            if whole.values is not None:
+                result = whole
+                consider(running_all, max(deadline - time.perf_counter(), 2.0))
+            if whole.bound is not None:
+                bound = whole.bound if bound is None else min(bound, whole.bound)
+    plan = best or empty
+    solved = time.perf_counter()
+    if not plan.staffings and result.values is None and first is None:
+        return Solved("not_solved", empty, bound, None, n, m, built - started, solved - built)
+    value = value_of(plan, terms)
+    gap_found = None if bound is None else max(0.0, bound - value) / max(abs(bound), 1.0)
+    optimal = gap_found is not None and gap_found <= gap and (exact or value >= (bound or 0))
+    return Solved("optimal" if optimal else "feasible", plan, bound, gap_found, n, m, built - started,
+                  solved - built)
