@@ -259,7 +259,11 @@ def main() -> None:
                 sys.exit(f"{check[0]} found problems")
         if audit_dependencies(os.path.join(ROOT, "constraints.txt"), in_ci) != 0:
             sys.exit("the dependency audit found problems")
-        args = [venv_python(), "-m", "pytest", *rest]
+        # the tests run in parallel, one worker per core (at most 4), each module on one worker (its
+        # module-scoped fixtures, such as a browser journey's stack, start once); `-n 0` runs them in one
+        parallel = [] if any(a == "-n" or a.startswith(("-n", "--numprocesses")) for a in rest) else [
+            "-n", str(min(4, os.cpu_count() or 1)), "--dist", "loadscope"]
+        args = [venv_python(), "-m", "pytest", *parallel, *rest]
     if os.name == "nt":
         sys.exit(subprocess.call(args))
     os.execv(args[0], args)  # noqa: S606 - replace this process with the venv's Python

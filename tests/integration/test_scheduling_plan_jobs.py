@@ -9,6 +9,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -205,8 +206,9 @@ def _stored(svc: Service, pid: str) -> dict[str, Any]:
 
 
 def test_a_planning_job_survives_its_workers_sigkill_and_completes_once(svc: Service, tmp_path: Path) -> None:
-    pid = store_programme(svc.infra.session_factory, "coord_1", 300)
-    location = submit(svc, "coord_1", f"/workshop-programmes/{pid}/plan", {"time_limit": 10})
+    # a thousand interests keep the planner busy up to its time limit: long enough to be killed mid-solve
+    pid = store_programme(svc.infra.session_factory, "coord_1", 1000)
+    location = submit(svc, "coord_1", f"/workshop-programmes/{pid}/plan", {"time_limit": 20})
     lease = 3.0
     first = _worker(svc, tmp_path, lease)
     try:
@@ -223,6 +225,7 @@ def test_a_planning_job_survives_its_workers_sigkill_and_completes_once(svc: Ser
     # nothing of the killed attempt was applied; the job stays running until its lease runs out
     assert _stored(svc, pid) == {"sessions": 0, "seated": 0, "seat_notices": 0, "status": "open"}
     assert job(svc, "coord_1", location)["status"] == "running"
+    time.sleep(lease + 1)  # the killed worker's lease runs out: only then may another take the job
     second = _worker(svc, tmp_path, lease, "--until-idle")
     try:
         assert second.wait(timeout=180) == 0

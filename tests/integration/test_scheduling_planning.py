@@ -21,8 +21,8 @@ from scheduling.service_layer import services
 from werkplaats_shared.contracts import MatchRespondedV1, make_envelope
 
 from . import test_scheduling_kickoffs as kickoff_tests
-from .scheduling_names import announced_then, code_of, title_of
 from .plan_jobs_client import plan
+from .scheduling_names import announced_then, code_of, title_of
 from .test_matching_scheduling_api import SECRET_KEY, Service, assert_error
 from .test_scheduling_kickoffs import AMSTERDAM, PERIOD
 

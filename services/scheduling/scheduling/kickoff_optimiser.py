@@ -16,6 +16,7 @@ from datetime import datetime
 
 import pulp
 
+from . import solver_watch
 from .domain import kickoffs as rules_
 from .domain.calendar import KICKOFF_DURATION, TZ
 from .domain.kickoffs import Booking, Calendars, Kickoff, Pair, Plan, Rules
@@ -83,13 +84,16 @@ def _solve_highs(group: Sequence[Kickoff], pairs: Sequence[Pair], fixed: Sequenc
                 np.asarray([float(w[p]) for p in pairs]), np.zeros(n), np.ones(n), np.full(m, -highspy.kHighsInf),
                 np.asarray(upper), np.asarray(starts[:-1], dtype=np.int32), np.asarray(index, dtype=np.int32),
                 np.ones(len(index)), np.zeros(n, dtype=np.int32))
+    solver_watch.attach(h)
     # the LP first: without firms or teams shared across coordinators its rows nest (slot within day
     # within coordinator), a network whose vertices are whole; only a fractional answer needs the MIP
     h.run()
+    solver_watch.note(h)
     values = np.asarray(h.getSolution().col_value) if h.getInfo().primal_solution_status == 2 else None
     if values is None or np.any(np.abs(values - np.round(values)) > 1e-6):
         h.changeColsIntegrality(n, np.arange(n, dtype=np.int32), np.ones(n, dtype=np.int32))
         h.run()
+        solver_watch.note(h)
         if h.getInfo().primal_solution_status != 2:
             return {}, False
         values = np.asarray(h.getSolution().col_value)

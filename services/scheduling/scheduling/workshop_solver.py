@@ -33,6 +33,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from . import solver_watch
 from .domain import workshops as ws
 
 INTEGRALITY_TOLERANCE = 1e-6
@@ -230,9 +231,11 @@ def _run(rows: _Rows, cost: list[float], integer: list[int], time_limit: float, 
         incumbent.col_value = start
         incumbent.value_valid = True
         h.setSolution(incumbent)
+    solver_watch.attach(h)
     began = time.perf_counter()
     h.run()
     seconds = time.perf_counter() - began
+    solver_watch.note(h)
     info = h.getInfo()
     if info.primal_solution_status != 2:
         return _Run(None, False, None, seconds)

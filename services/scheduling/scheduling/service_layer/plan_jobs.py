@@ -1,7 +1,7 @@
 """Planning as jobs: a coordinator's request to plan a batch's kickoffs or a workshop programme is stored as
 a plan job and answered at once (202); a worker claims it under a lease, solves it with a time limit while
-a heartbeat renews the lease and shows its progress (stage, elapsed, best value and gap as HiGHS reports
-them), and applies the result in one transaction with the job's ``done``, so a plan takes effect once.
+a heartbeat renews the lease and shows its progress (stage, elapsed; once solved, the best value and its gap
+to the bound), and applies the result in one transaction with the job's ``done``, so a plan takes effect once.
 
 - Claim: the oldest queued job, or a running one whose lease ran out (its worker died), taken with a
   conditional update (``SELECT ... FOR UPDATE SKIP LOCKED`` first on PostgreSQL; SQLite's write
@@ -27,14 +27,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import pulp
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 from werkplaats_shared.auth import Principal
 from werkplaats_shared.db import utcnow
 from werkplaats_shared.transient import database_answers, retry_transient
 
-from .. import kickoff_optimiser
+from .. import kickoff_optimiser, solver_watch
 from ..adapters import orm
 from ..adapters import workshop_orm as w
 from ..adapters.locks import lock_for_planning
@@ -73,7 +72,7 @@ class Refused(Exception):
 
 @dataclass
 class Progress:
-    """Shared by the solving thread and the heartbeat: the best value HiGHS found so far and its gap, and
+    """Shared by the solving thread and the heartbeat: the plan's value and its gap once solved, and
     a flag that asks the solver to stop (the job was cancelled, or the worker lost its lease)."""
 
     started: float = field(default_factory=time.monotonic)
@@ -85,49 +84,6 @@ class Progress:
     def as_dict(self) -> dict[str, Any]:
         return {"elapsed_seconds": round(time.monotonic() - self.started, 3), "best_value": self.best,
                 "gap": self.gap}
-
-
-def _finite(value: Any) -> float | None:
-    number = float(value)
-    return number if abs(number) != float("inf") and number == number else None
-
-
-class HiGHS(pulp.HiGHS):  # type: ignore[misc]
-    """PuLP's HiGHS (in memory) that reports improving solutions into a ``Progress``, stops when asked to,
-    and notes whether its time limit ended the solve. Both scheduling models maximise: PuLP hands HiGHS
-    the minimisation of the negated objective, so the values are negated back."""
-
-    def __init__(self, progress: Progress, time_limit: float) -> None:
-        import highspy
-
-        kinds = highspy.cb.HighsCallbackType
-
-        def callback(kind: Any, _message: str, data_out: Any, data_in: Any, _user_data: Any) -> None:
-            if kind == kinds.kCallbackMipImprovingSolution:
-                value = _finite(data_out.objective_function_value)
-                progress.best = None if value is None else -value
-                progress.gap = _finite(data_out.mip_gap)
-            elif kind == kinds.kCallbackMipInterrupt and progress.stop.is_set():
-                data_in.user_interrupt = True
-
-        super().__init__(msg=False, timeLimit=time_limit, callbackTuple=(callback, None),
-                         callbacksToActivate=[kinds.kCallbackMipImprovingSolution, kinds.kCallbackMipInterrupt])
-        self.progress = progress
-
-    def actualSolve(self, lp: Any, **kwargs: Any) -> Any:
-        import highspy
-
-        status = super().actualSolve(lp, **kwargs)
-        model = getattr(lp, "solverModel", None)
-        if model is not None:
-            self.progress.time_limit_reached |= model.getModelStatus() == highspy.HighsModelStatus.kTimeLimit
-            info = model.getInfo()
-            if lp.isMIP():
-                self.progress.gap = _finite(info.mip_gap)
-            value = _finite(info.objective_function_value)
-            if value is not None:
-                self.progress.best = -value
-        return status
 
 
 # ---- submitting, reading, cancelling -----------------------------------------------------------
@@ -372,9 +328,6 @@ class _KickoffJob:
     progress: Progress
     current: list[str]
 
-    def solver(self, time_limit: float) -> pulp.LpSolver:
-        return HiGHS(self.progress, time_limit)
-
     def read(self, session: Session) -> tuple[list[orm.Kickoff], list[Kickoff], list[Booking], Calendars, Rules]:
         rows = _open_kickoffs(session, self.job.coordinator_id, self.job.subject_id)
         rules = kickoff_services.coordinator_rules(session, self.job.coordinator_id)
@@ -389,8 +342,11 @@ class _KickoffJob:
         stays = [Booking(k.match_id, k.firm_id, k.team_id, k.coordinator_id, kept[k.match_id])
                  for k in requests if k.match_id in kept]
         rest = [k for k in requests if k.match_id not in kept]
-        plan = kickoff_optimiser.plan(rest, [*fixed, *stays], cal, rules, solver=self.solver,
-                                      time_limit=self.job.time_limit)
+        with solver_watch.watching(self.progress):
+            plan = kickoff_optimiser.plan(rest, [*fixed, *stays], cal, rules, time_limit=self.job.time_limit)
+        self.progress.best = float(len(kept) + len(plan.placed))  # kickoffs placed
+        self.progress.gap = 0.0 if plan.status == "optimal" else None
+        self.progress.time_limit_reached |= plan.status == "feasible"
         return {**kept, **plan.placed}, plan
 
     def run(self, stage: Callable[[str, Callable[[], Any]], Any]) -> None:
@@ -480,7 +436,13 @@ class _WorkshopJob:
         return workshop_services.problem_of(session, programme), keep
 
     def optimise(self, problem: ws.Problem, keep: ws.Plan | None) -> workshop_services.Outcome:
-        return workshop_services.optimise(problem, HiGHS(self.progress, self.job.time_limit), keep)
+        with solver_watch.watching(self.progress):
+            outcome = workshop_services.optimise(problem, keep=keep, time_limit=self.job.time_limit)
+        if outcome.status in ("optimal", "feasible"):
+            self.progress.best, self.progress.gap = outcome.objective, outcome.gap
+        # "feasible": the time limit ended the search before the plan was proven within the gap
+        self.progress.time_limit_reached |= outcome.status in ("feasible", "not_solved")
+        return outcome
 
     def run(self, stage: Callable[[str, Callable[[], Any]], Any]) -> None:
         def read() -> tuple[ws.Problem, ws.Plan | None] | None:
