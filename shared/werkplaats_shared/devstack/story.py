@@ -222,7 +222,10 @@ def _workshop(stack: LocalStack, coordinator_key: str, firm_keys: list[str]) -> 
     for key in firm_keys:
         Api(stack.url("scheduling"), key).post(f"{base}/interests", {
             "theme": WORKSHOP_THEME, "locations": ["GM0363"], "available_days": [WORKSHOP_SLOT["date"]]})
-    scheduling.post(f"{base}/plan", {})
+    job = scheduling.post(f"{base}/plan", {})  # a plan job: scheduling's worker plans the programme
+    wait_for("the workshop programme planned",
+             lambda: scheduling.get(f"/plan-jobs/{job['id']}")["status"] in ("done", "failed", "cancelled"),
+             timeout=120)
     registrations: list[dict[str, Any]] = scheduling.get(
         f"/workshop-registrations?programme_id={programme['id']}&page_size=100")
     return programme, registrations
