@@ -9,6 +9,7 @@ Set WERKPLAATS_SCREENSHOTS=<folder> to keep a screenshot of each page (docs/scre
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -16,7 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from werkplaats_shared.devstack.demo import PERIOD, Api, setup_demo_data, wait_for
+from werkplaats_shared.devstack.demo import PERIOD, Api, ApiError, setup_demo_data, wait_for
 from werkplaats_shared.devstack.stack import PORTAL, SERVICES, LocalStack, StackConfig
 
 from ..conftest import free_port
@@ -404,7 +405,11 @@ def test_a_long_plan_shows_its_progress_can_be_stopped_and_ends_on_the_programme
     """A regional programme of a thousand interests (stored straight into scheduling's database: the API
     takes one request per interest) is not planned within the moment the portal waits: the plan job's page
     shows its status and stage and refreshes itself; stopping it changes nothing; planned again, the page
-    loads the outcome on the programme once the worker is done."""
+    loads the outcome on the programme once the worker is done.
+
+    The planner does one job at a time. So that the stop lands on a job that has not ended (a thousand
+    interests can be planned in seconds), a larger programme's plan (five thousand interests, several seconds
+    of work) holds the planner while the coordinator asks for hers and stops it: hers waits in the queue."""
     import os
 
     import sqlalchemy as sa
@@ -422,15 +427,20 @@ def test_a_long_plan_shows_its_progress_can_be_stopped_and_ends_on_the_programme
             coordinator_id = conn.execute(sa.select(w.WorkshopProgramme.coordinator_id).where(
                 w.WorkshopProgramme.id == made["id"])).scalar_one()
         programme_id = store_programme(sessionmaker(engine), coordinator_id, 1000)
+        larger = store_programme(sessionmaker(engine), coordinator_id, 5_000, rooms=20, facilitators=30, seed=5)
     finally:
         engine.dispose()
     me = _coordinator(world, browser, "nl", "long-plan")
     try:
         me.goto(f"/coordinator/workshops/{programme_id}")
+        holding = coordinator.post(f"/workshop-programmes/{larger}/plan", {"time_limit": 120})["id"]
+        wait_for("the larger plan to hold the planner",
+                 lambda: coordinator.get(f"/plan-jobs/{holding}")["status"] == "running", timeout=60)
         me.submit("Programma plannen")
         assert "/plans/" in me.page.url
         text = me.main_text()
         assert "Het programma wordt gepland" in text and "deze pagina ververst zichzelf" in text
+        assert "Wacht op een verwerker" in text, text
         assert me.page.locator("#live-region").get_attribute("data-live") == "true"
         assert not UUID.search(me.page.locator("main").inner_text())
         me.shot("coordinator-plan-job")
@@ -438,6 +448,8 @@ def test_a_long_plan_shows_its_progress_can_be_stopped_and_ends_on_the_programme
         assert "De planning is gestopt; er is niets veranderd." in me.main_text()
         assert f"/coordinator/workshops/{programme_id}" in me.page.url
         assert "Nog niet gepland." in me.main_text()
+        with contextlib.suppress(ApiError):  # 409 if the larger plan ended meanwhile: the planner is free either way
+            coordinator.post(f"/plan-jobs/{holding}/cancel", {})
         me.submit("Programma plannen")
         me.page.wait_for_url(lambda url: "/plans/" not in url, timeout=180_000)
         me.check()
