@@ -668,6 +668,24 @@ def _plan_ended(job: dict[str, Any]) -> Any:
     return web.done(message, endpoint, **values)
 
 
+PLAN_KINDS = {"kickoffs": _l("Kickoffs"), "workshops": _l("Workshop programme")}
+
+
+@blueprint.get("/plans")
+@web.requires(ROLE)
+def plan_jobs() -> Any:
+    """The coordinator's plans, newest first: what each plans (the round or the programme, by name), how it
+    went, and a link to its page (a running one's progress, an ended one's outcome)."""
+    jobs = web.scheduling().page("/plan-jobs", page=web.page_number(), page_size=PAGE_SIZE)
+    rounds = dict(_rounds()) if any(j["kind"] == "kickoffs" for j in jobs.items) else {}
+    titles = {p["id"]: p["title"] for p in web.scheduling().get_all("/workshop-programmes")} \
+        if any(j["kind"] == "workshops" for j in jobs.items) else {}
+    named = [{**j, "subject": rounds.get(j["batch_id"]) if j["kind"] == "kickoffs" else titles.get(j["programme_id"])}
+             for j in jobs.items]
+    return render_template("coordinator/console/plan_jobs.html", jobs=replace(jobs, items=named),
+                           kinds=PLAN_KINDS, plan_job_statuses=PLAN_JOB_STATUSES)
+
+
 @blueprint.get("/plans/<id:job_id>")
 @web.requires(ROLE)
 def plan_job(job_id: str) -> Any:
