@@ -73,6 +73,8 @@ ENV_VARS: dict[str, str] = {
     "default 365)",
     "WERKPLAATS_RETENTION_DELIVERY_DAYS": "days scheduling keeps each delivery attempt of a notice (1-3650, "
     "default 365)",
+    "WERKPLAATS_RETENTION_PLAN_JOB_DAYS": "days scheduling keeps a plan job's record (status, progress, result) "
+    "after it ended: done, failed or cancelled (1-3650, default 90); what it planned stays",
     "WERKPLAATS_RETENTION_INTERVAL": "seconds between runs of the retention job (intake and scheduling workers; "
     "1-86400, default 3600)",
     "WERKPLAATS_IMPORT_PARSERS": "uploads (CSV/XLSX imports) intake reads at once, each in a process of its own "

@@ -1,7 +1,8 @@
 """Retention periods (environment variables, see config.ENV_VARS) and the loop that applies them.
 
 Each service applies the periods to its own data: intake erases teams and inactive firms (and tells the
-other services by ``personal_data.erased``), scheduling deletes old delivery attempts."""
+other services by ``personal_data.erased``), scheduling deletes old delivery attempts and the records of
+plan jobs that ended long ago."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ DEFAULTS = {
     "WERKPLAATS_RETENTION_TEAM_DAYS": 365,
     "WERKPLAATS_RETENTION_FIRM_DAYS": 365,
     "WERKPLAATS_RETENTION_DELIVERY_DAYS": 365,
+    "WERKPLAATS_RETENTION_PLAN_JOB_DAYS": 90,
     "WERKPLAATS_RETENTION_INTERVAL": 3600,
 }
 MAX_DAYS = 3650
@@ -30,6 +32,7 @@ class RetentionPeriods:
     team_after_period: timedelta = timedelta(days=365)
     inactive_firm: timedelta = timedelta(days=365)
     deliveries: timedelta = timedelta(days=365)
+    plan_jobs: timedelta = timedelta(days=90)
     interval_seconds: float = 3600.0
 
     @classmethod
@@ -45,6 +48,7 @@ class RetentionPeriods:
         return cls(team_after_period=timedelta(days=values["WERKPLAATS_RETENTION_TEAM_DAYS"]),
                    inactive_firm=timedelta(days=values["WERKPLAATS_RETENTION_FIRM_DAYS"]),
                    deliveries=timedelta(days=values["WERKPLAATS_RETENTION_DELIVERY_DAYS"]),
+                   plan_jobs=timedelta(days=values["WERKPLAATS_RETENTION_PLAN_JOB_DAYS"]),
                    interval_seconds=float(values["WERKPLAATS_RETENTION_INTERVAL"]))
 
 

@@ -28,7 +28,7 @@ from urllib.parse import urlencode
 
 import openpyxl
 import pytest
-from werkplaats_shared.devstack.demo import Api, DemoData, setup_demo_data, wait_for
+from werkplaats_shared.devstack.demo import Api, ApiError, DemoData, setup_demo_data, wait_for
 from werkplaats_shared.devstack.smtp_sink import read_mails
 from werkplaats_shared.devstack.stack import PORTAL, SERVICES, LocalStack, StackConfig
 
@@ -341,8 +341,18 @@ def test_an_institution_accepts_its_invitation_and_imports_fifty_teams_after_fix
         assert "\t5\t" in row and "ux" in row, row
         for page in ("/institution", "/institution/capacity"):
             me.goto(page)
-        # the calendar: the region, and carnival week ticked in one step instead of typed as an ISO week
+        # the calendar: the region (suggested from the campus's province until one is saved), and carnival
+        # week ticked in one step instead of typed as an ISO week
+        scheduling = Api(world.stack.url("scheduling"), world.data.institution_keys[0])
+        try:
+            saved_region = scheduling.get("/institution-calendar")["region"]
+        except ApiError as exc:
+            assert exc.status == 404
+            saved_region = None
+        _set_campus(world, "GM0193")  # Zwolle, Overijssel: region noord
         me.goto("/institution/calendar")
+        assert me.page.locator("input[name=region]:checked").get_attribute("value") == (saved_region or "noord")
+        assert (("Voorgesteld" if language == "nl" else "Suggested") in me.main_text()) is (saved_region is None)
         me.page.check("input[name=region][value=zuid]")
         carnival = me.page.get_by_label(re.compile(r"^Carnavalsweek \d{4}" if language == "nl" else
                                                    r"^Carnival week \d{4}")).first
@@ -357,6 +367,21 @@ def test_an_institution_accepts_its_invitation_and_imports_fifty_teams_after_fix
         assert not me.csp_errors, me.csp_errors
     finally:
         me.close()
+
+
+def _set_campus(world: World, code: str) -> None:
+    """The first institution's campus, in the municipality with this code (a PATCH with its ETag)."""
+    import json
+    import urllib.request
+
+    url, key = world.stack.url("intake") + "/institution", world.data.institution_keys[0]
+    with urllib.request.urlopen(urllib.request.Request(
+            url, headers={"Authorization": f"Bearer {key}"})) as resp:
+        etag = resp.headers["ETag"]
+    body = json.dumps({"campuses": [{"name": "Hoofdvestiging", "municipality": code}]}).encode()
+    with urllib.request.urlopen(urllib.request.Request(url, data=body, method="PATCH", headers={
+            "Authorization": f"Bearer {key}", "Content-Type": "application/json", "If-Match": etag})) as resp:
+        assert resp.status == 200
 
 
 def test_keyboard_alone_signs_in_and_reaches_a_form(world: World, browser: Any) -> None:

@@ -275,6 +275,42 @@ def test_a_coordinator_makes_a_workshop_programme_plans_it_and_reads_seats_and_w
         me.close()
 
 
+PLAN_TEXTS = {
+    "nl": {"workshops": "Workshops", "plans": "Uw planningen", "programme": "Workshopprogramma", "done": "Klaar",
+           "outcome": "Er kon niets worden gepland"},
+    "en": {"workshops": "Workshops", "plans": "Your plans", "programme": "Workshop programme", "done": "Done",
+           "outcome": "Nothing could be planned"},
+}
+
+
+@pytest.mark.parametrize("language", ["nl", "en"])
+def test_a_coordinator_finds_its_plans_newest_first_and_follows_one_to_its_outcome(
+        world: World, browser: Any, language: str) -> None:  # noqa: F811
+    """The plans page lists the coordinator's plan jobs by what they plan (the programme's title), newest
+    first, with their status; a plan that ended leads to its outcome on the programme."""
+    words = PLAN_TEXTS[language]
+    coordinator = Api(world.stack.url("scheduling"), world.data.coordinator_key)
+    title = f"Planningen bekijken ({language})"
+    made = coordinator.post("/workshop-programmes", {"title": title, "slots": [
+        {"date": "2031-03-03", "day_part": "morning"}]})
+    job = coordinator.post(f"/workshop-programmes/{made['id']}/plan", {})  # no rooms or interest: nothing to plan
+    wait_for("the plan job ended", lambda: coordinator.get(f"/plan-jobs/{job['id']}")["status"] == "done")
+    me = _coordinator(world, browser, language, "plans")
+    try:
+        me.click(words["workshops"])
+        me.click(words["plans"])
+        first = me.page.locator("#plan-jobs tbody tr").first.locator("td").all_inner_texts()
+        assert first[0] == f"{words['programme']}: {title}" and first[2] == words["done"], first
+        assert first[1] and first[3]  # asked for and ended, as a day and time
+        assert not UUID.search(me.main_text())
+        me.shot("coordinator-plan-jobs")
+        me.click(f"{words['programme']}: {title}")
+        assert f"/coordinator/workshops/{made['id']}" in me.page.url
+        assert words["outcome"] in me.main_text()
+    finally:
+        me.close()
+
+
 def _firm_names(world: World) -> dict[str, str]:
     """The demo firms' names by organisation id, as each firm's own profile gives them."""
     names = {}

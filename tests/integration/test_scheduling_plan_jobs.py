@@ -6,11 +6,14 @@ and a worker killed (SIGKILL) in the middle of a job leaves it to another worker
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +22,10 @@ import sqlalchemy as sa
 from scheduling.adapters import orm
 from scheduling.adapters import workshop_orm as w
 from scheduling.domain.workshops import violations as ws_violations
-from scheduling.service_layer import plan_jobs
+from scheduling.service_layer import plan_jobs, privacy
 from scheduling.service_layer import workshops as workshop_services
+from werkplaats_shared.db import utcnow
+from werkplaats_shared.retention import RetentionPeriods
 
 from . import test_scheduling_workshops as workshop_tests
 from .harness import wait_until
@@ -293,3 +298,82 @@ def test_what_changed_while_the_solver_worked_is_planned_again_before_anything_i
     problem, stored = workshop_tests.stored_plan(svc, pid)
     assert any(r.capacity == 20 for r in problem.rooms)  # the programme as it is now, with the new room
     assert ws_violations(problem, stored) == []
+
+
+# ---- a coordinator's list of plan jobs, and their retention -----------------------------------------------
+
+
+def _ended_job(svc: Service, coordinator_id: str, kind: str, status: str, finished_at: datetime | None,
+               created_at: datetime) -> str:
+    """A job as a worker leaves it (for what a list shows and what retention removes)."""
+    job_id = str(uuid.uuid4())
+    with svc.infra.session_factory.begin() as session:
+        session.add(orm.PlanJob(id=job_id, kind=kind, coordinator_id=coordinator_id, subject_id=str(uuid.uuid4()),
+                                params={}, status=status, stage="done" if finished_at else "queued",
+                                time_limit=30.0, attempts=1, created_at=created_at, finished_at=finished_at,
+                                result={"placed": 1} if status == "done" else None,
+                                error="gave up after 3 attempts" if status == "failed" else None))
+    return job_id
+
+
+def _listed(svc: Service, who: str, query: str = "") -> tuple[list[dict[str, Any]], int]:
+    resp = svc.get(who, f"/plan-jobs{query}")
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    return list(resp.get_json()), int(json.loads(resp.headers["X-Pagination"])["total"])
+
+
+def test_a_coordinator_lists_its_plan_jobs_newest_first_by_kind_and_status(svc: Service) -> None:
+    pid = workshop_tests.programme(svc)
+    for firm in workshop_tests.FIRMS:
+        workshop_tests.interest(svc, firm, pid)
+    failed = _ended_job(svc, "coord_1", "kickoffs", "failed", utcnow(), utcnow() - timedelta(hours=1))
+    _ended_job(svc, "coord_2", "kickoffs", "done", utcnow(), utcnow())  # another coordinator's
+    done = plan(svc, "coord_1", f"/workshop-programmes/{pid}/plan")
+    assert done["status"] == "optimal"
+    other = workshop_tests.programme(svc)
+    workshop_tests.interest(svc, "firm_1", other)
+    cancelled = submit(svc, "coord_1", f"/workshop-programmes/{other}/plan").rsplit("/", 1)[1]
+    assert svc.call("coord_1", "POST", f"/plan-jobs/{cancelled}/cancel").status_code == 200
+    queued = submit(svc, "coord_1", f"/workshop-programmes/{other}/plan").rsplit("/", 1)[1]
+
+    listed, total = _listed(svc, "coord_1")
+    assert total == 4 and [j["status"] for j in listed] == ["queued", "cancelled", "done", "failed"]
+    assert [j["id"] for j in listed][1:2] == [cancelled] and listed[0]["id"] == queued and listed[3]["id"] == failed
+    assert (listed[0]["kind"], listed[0]["programme_id"], listed[0]["batch_id"]) == ("workshops", other, None)
+    assert (listed[3]["kind"], listed[3]["batch_id"], listed[3]["error"]) == (
+        "kickoffs", listed[3]["batch_id"], "gave up after 3 attempts")
+    # a list item is the job's facts; its progress, result and verdict are at its URL
+    assert set(listed[2]) == {"id", "kind", "batch_id", "programme_id", "status", "stage", "time_limit", "attempts",
+                              "error", "created_at", "started_at", "finished_at"}
+    assert job(svc, "coord_1", f"/plan-jobs/{listed[2]['id']}")["verdict"]["valid"] is True
+    # filters, pages
+    assert [j["status"] for j in _listed(svc, "coord_1", "?kind=kickoffs")[0]] == ["failed"]
+    assert [j["id"] for j in _listed(svc, "coord_1", "?status=cancelled&kind=workshops")[0]] == [cancelled]
+    assert _listed(svc, "coord_1", "?status=running")[0] == []
+    page, total = _listed(svc, "coord_1", "?page=2&page_size=3")
+    assert total == 4 and [j["id"] for j in page] == [failed]
+    assert [j["kind"] for j in _listed(svc, "coord_2")[0]] == ["kickoffs"]
+    # bad parameters are refused with the parameter; other roles have no list
+    for query, field in (("?kind=matching", "query.kind"), ("?status=maybe", "query.status"),
+                         ("?page=0", "query.page"), ("?page_size=101", "query.page_size")):
+        assert_error(svc.get("coord_1", f"/plan-jobs{query}"), 422, field)
+    assert _listed(svc, "coord_1", "?coordinator_id=coord_2")[1] == 4  # the list is always the caller's own
+    assert svc.get("firm_1", "/plan-jobs").status_code == 403
+
+
+def test_plan_jobs_that_ended_long_ago_are_removed_by_the_retention_job(svc: Service) -> None:
+    now = utcnow()
+    old = now - timedelta(days=91)
+    gone = [_ended_job(svc, "coord_1", kind, status, old, old - timedelta(minutes=1))
+            for kind, status in (("kickoffs", "done"), ("workshops", "failed"), ("workshops", "cancelled"))]
+    kept = [_ended_job(svc, "coord_1", "workshops", "done", now - timedelta(days=89), old),  # ended recently
+            _ended_job(svc, "coord_1", "kickoffs", "queued", None, old)]  # an old job still waiting
+    periods = RetentionPeriods.from_env({})
+    assert periods.plan_jobs == timedelta(days=90)
+    with svc.infra.session_factory.begin() as session:
+        assert privacy.apply_retention(session, periods, now) == 3
+    with svc.infra.session_factory.begin() as session:
+        assert privacy.apply_retention(session, periods, now) == 0
+    assert sorted(j["id"] for j in _listed(svc, "coord_1")[0]) == sorted(kept)
+    for job_id in gone:
+        assert_error(svc.get("coord_1", f"/plan-jobs/{job_id}"), 404)

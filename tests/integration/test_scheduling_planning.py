@@ -190,11 +190,14 @@ def test_a_plan_in_a_school_year_without_holiday_data_says_so(svc: Service) -> N
         assert _answer(svc, m) == 201
     report = plan(svc, "coord", "/kickoffs/plan", {"batch_id": batch_id})
     assert report["placed"] == 2
-    # inst-a's region has no school-holiday data for 2030-2031; inst-b has no region, so no school holidays apply
-    [warning] = report["warnings"]
+    # inst-a's region has no school-holiday data for 2030-2031; inst-b chose no region, so none was checked
+    warning, unchosen = report["warnings"]
     assert (warning["code"], warning["school_year"], warning["region"], warning["match_ids"]) == (
         "school_holidays_unknown", "2030-2031", "noord", [matches[0]["match_id"]])
     assert "schoolvakanties" in warning["message_nl"] and "school holidays" in warning["message_en"]
+    assert (unchosen["code"], unchosen["school_year"], unchosen["region"], unchosen["match_ids"]) == (
+        "school_region_not_chosen", "2030-2031", None, [matches[1]["match_id"]])
+    assert "regio te kiezen" in unchosen["message_nl"] and "choose its region" in unchosen["message_en"]
 
 
 def test_the_coordinators_daily_cap_is_kept_for_acceptances_and_moves(svc: Service) -> None:

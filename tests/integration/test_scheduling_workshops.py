@@ -424,6 +424,107 @@ def test_a_coordinator_moves_an_entrepreneur_to_another_session_and_the_freed_se
     assert svc.snapshot() == before
 
 
+def two_themes_one_slot(svc: Service) -> str:
+    """Monday morning only, three rooms for three: AI (two sessions) for firm_1, firm_2, firm_3 and firm_4,
+    webshop for firm_3 alone. firm_3 can sit in one session of the slot (firm_once): it gets the webshop
+    seat, so every session runs, and waits for both AI sessions, which seat the other three."""
+    pid = str(post(svc, "coord_1", "/workshop-programmes", {
+        **PROGRAMME, "slots": SLOTS[:1], "sessions_wanted": {"ai": 2, "webshop": 1},
+        "max_sessions_per_location_day": 3})["id"])
+    for n in (2, 3, 4):
+        post(svc, "coord_1", f"/workshop-programmes/{pid}/rooms",
+             {**ROOM, "name": f"Stadhuis Utrecht, zaal {n}", "capacity": 3, "availability": SLOTS[:1]})
+    for label, theme in (("F-01", "ai"), ("F-02", "webshop"), ("F-03", "ai")):
+        post(svc, "coord_1", f"/workshop-programmes/{pid}/facilitators",
+             {"label": label, "themes": [theme], "availability": SLOTS[:1]})
+    for firm in FIRMS[:4]:
+        interest(svc, firm, pid)
+    interest(svc, "firm_3", pid, theme="webshop")
+    post(svc, "coord_1", f"/workshop-programmes/{pid}/plan")
+    return pid
+
+
+def places(svc: Service, firm: str) -> list[dict[str, Any]]:
+    return [r for r in registrations(svc, firm) if r["status"] in ("seated", "waitlisted")]
+
+
+def test_a_freed_seat_skips_a_firm_seated_in_another_session_of_the_slot(svc: Service) -> None:
+    pid = two_themes_one_slot(svc)
+    assert sorted((r["session"]["theme"], r["status"]) for r in places(svc, "firm_3")) == [
+        ("ai", "waitlisted"), ("ai", "waitlisted"), ("webshop", "seated")]
+    # a firm in the fuller AI session gives its seat up: firm_3 is first in line but sits in the webshop
+    # session then
+    seated = svc.get("coord_1", f"/workshop-programmes/{pid}/sessions").get_json()
+    fuller = next(s["id"] for s in seated if s["theme"] == "ai" and s["seated"] == 2)
+    firm, seat = next((f, r) for f in ("firm_1", "firm_2", "firm_4") for r in places(svc, f)
+                      if r["session"]["id"] == fuller)
+    done = post(svc, firm, f"/workshop-registrations/{seat['id']}/cancel")
+    assert done["promoted_registration_id"] is None
+    assert sorted((r["session"]["theme"], r["status"]) for r in places(svc, "firm_3")) == [
+        ("ai", "waitlisted"), ("ai", "waitlisted"), ("webshop", "seated")]
+    problem, plan = stored_plan(svc, pid)
+    assert ws.violations(problem, plan) == []
+    # nor can a coordinator move it into an AI session with a free seat
+    waiting = next(r for r in places(svc, "firm_3") if r["session"]["theme"] == "ai")
+    other = next(r["session"]["id"] for r in places(svc, "firm_3")
+                 if r["session"]["theme"] == "ai" and r["id"] != waiting["id"])
+    before = svc.snapshot()
+    refused = assert_error(svc.call("coord_1", "POST", f"/workshop-registrations/{waiting['id']}/move",
+                                    {"session_id": other}), 409, "session_id")
+    assert "another workshop at this session's time" in refused["errors"][0]["reason"]
+    assert svc.snapshot() == before
+    # once it gives the webshop seat up, an AI seat can be its own
+    webshop = next(r for r in places(svc, "firm_3") if r["session"]["theme"] == "webshop")
+    post(svc, "firm_3", f"/workshop-registrations/{webshop['id']}/cancel")
+    moved = post(svc, "coord_1", f"/workshop-registrations/{waiting['id']}/move", {"session_id": other})
+    assert (moved["registration"]["status"], moved["registration"]["session"]["id"]) == ("seated", other)
+
+
+def test_a_replan_keeps_no_firm_in_two_sessions_of_one_slot(svc: Service) -> None:
+    """A plan stored with firm_3 in both sessions of Monday morning (as a waitlist promotion that broke the
+    rule left it) is mended by planning again: the current plan is kept only where it keeps the rules."""
+    pid = two_themes_one_slot(svc)
+    with svc.infra.session_factory.begin() as session:
+        waiting = next(r for r in places(svc, "firm_3") if r["session"]["theme"] == "ai")
+        seat = session.get(w.WorkshopRegistration, waiting["id"])
+        assert seat is not None
+        seat.status = "seated"
+    problem, plan = stored_plan(svc, pid)
+    assert [v.split(":")[0] for v in ws.violations(problem, plan)] == ["firm_once"]
+    report = post(svc, "coord_1", f"/workshop-programmes/{pid}/plan")
+    assert report["figures"]["seated"] == 4
+    problem, plan = stored_plan(svc, pid)
+    assert ws.violations(problem, plan) == []
+    assert [r["session"]["theme"] for r in places(svc, "firm_3") if r["status"] == "seated"] == ["webshop"]
+
+
+def test_a_session_is_not_moved_into_a_slot_where_one_of_its_firms_sits_elsewhere(svc: Service) -> None:
+    """firm_3 sits in the webshop session on Monday morning and in AI on Monday afternoon; AI cannot move to
+    Monday morning (the second room is free then)."""
+    pid = str(post(svc, "coord_1", "/workshop-programmes", {
+        **PROGRAMME, "slots": SLOTS[:2], "sessions_wanted": {"ai": 1, "webshop": 1}})["id"])
+    rooms = [post(svc, "coord_1", f"/workshop-programmes/{pid}/rooms",
+                  {**ROOM, "name": name, "capacity": 3, "availability": SLOTS[:2]})
+             for name in ("Stadhuis Utrecht, zaal 2", "Stadhuis Utrecht, zaal 3")]
+    post(svc, "coord_1", f"/workshop-programmes/{pid}/facilitators",
+         {"label": "F-01", "themes": ["ai"], "availability": SLOTS[:2]})
+    post(svc, "coord_1", f"/workshop-programmes/{pid}/facilitators",
+         {"label": "F-02", "themes": ["webshop"], "availability": SLOTS[:1]})
+    for firm in FIRMS[:3]:
+        interest(svc, firm, pid)
+    interest(svc, "firm_3", pid, theme="webshop")
+    post(svc, "coord_1", f"/workshop-programmes/{pid}/plan")
+    sessions = {s["theme"]: s for s in svc.get("coord_1", f"/workshop-programmes/{pid}/sessions").get_json()}
+    assert (sessions["ai"]["day_part"], sessions["ai"]["seated"]) == ("afternoon", 3)
+    free_room = next(r["id"] for r in rooms if r["id"] != sessions["webshop"]["room_id"])
+    before = svc.snapshot()
+    refused = assert_error(svc.call("coord_1", "POST", f"/workshop-programmes/{pid}/session-moves", {
+        "session_id": sessions["ai"]["id"], "date": MON, "day_part": "morning", "room_id": free_room}),
+        422, "session_id")
+    assert "firm_once" in refused["errors"][0]["reason"]
+    assert svc.snapshot() == before
+
+
 # ---- bad input ------------------------------------------------------------------------------
 
 
@@ -602,3 +703,42 @@ def test_simultaneous_cancellations_never_seat_one_firm_twice_in_a_theme(pg: Ser
     problem, plan = stored_plan(pg, pid)
     assert ws.violations(problem, plan) == []
     assert sorted(n.firm_id for n in notices(pg) if n.details and n.details["promoted"]) == ["firm_5", "firm_6"]
+
+
+@pytest.mark.postgres
+def test_simultaneous_cancellations_in_two_themes_seat_a_firm_once_in_the_slot(pg: Service) -> None:
+    """firm_3 waits for AI and for the webshop session, both on Monday morning; a seat in each is cancelled
+    at the same moment: firm_3 gets one of them, the other stays free."""
+    pid = str(post(pg, "coord_1", "/workshop-programmes", {
+        **PROGRAMME, "slots": SLOTS[:1], "sessions_wanted": {"ai": 1, "webshop": 1}})["id"])
+    for n in (2, 3):
+        post(pg, "coord_1", f"/workshop-programmes/{pid}/rooms",
+             {**ROOM, "name": f"Stadhuis Utrecht, zaal {n}", "availability": SLOTS[:1]})
+    for label, theme in (("F-01", "ai"), ("F-02", "webshop")):
+        post(pg, "coord_1", f"/workshop-programmes/{pid}/facilitators",
+             {"label": label, "themes": [theme], "availability": SLOTS[:1]})
+    for firm, theme in (("firm_1", "ai"), ("firm_2", "ai"), ("firm_4", "webshop"), ("firm_5", "webshop"),
+                        ("firm_3", "ai"), ("firm_3", "webshop")):
+        interest(pg, firm, pid, theme=theme)
+    post(pg, "coord_1", f"/workshop-programmes/{pid}/plan")
+    assert sorted(r["status"] for r in registrations(pg, "firm_3")) == ["waitlisted", "waitlisted"]
+    seats = [registrations(pg, firm)[0] for firm in ("firm_1", "firm_4")]
+    start = threading.Barrier(2)
+    promoted: list[str | None] = []
+    holder = Principal(organisation_id="coord_1", role="coordinator", key_id="k")
+
+    def cancel(seat: dict[str, Any]) -> None:
+        start.wait()
+        with pg.infra.session_factory.begin() as session:
+            promoted.append(workshops.cancel_registration(session, holder, seat["id"]).promoted_id)
+
+    threads = [threading.Thread(target=cancel, args=(seat,)) for seat in seats]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(promoted) == 2 and promoted.count(None) == 1
+    [seated] = [r for r in registrations(pg, "firm_3") if r["status"] == "seated"]
+    assert seated["id"] in promoted
+    problem, plan = stored_plan(pg, pid)
+    assert ws.violations(problem, plan) == []

@@ -7,7 +7,8 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from portal.domain.school_weeks import carnival_week, extra_weeks, second_may_week
+from portal.domain.school_weeks import PROVINCE_REGIONS, carnival_week, extra_weeks, second_may_week, suggested_region
+from werkplaats_shared.geo import PARTS_OF_COUNTRY
 
 HOLIDAYS = Path(__file__).parents[2] / "services/scheduling/scheduling/data/school_holidays.json"
 
@@ -43,3 +44,12 @@ def test_only_weeks_of_this_and_the_next_school_year_not_yet_over_are_offered() 
     assert [w.kind for w in extra_weeks(date(2027, 5, 8))] == ["carnival", "may"]  # 2028's, after 7 May 2027
     autumn = extra_weeks(date(2026, 12, 5))
     assert [w.monday.year for w in autumn] == [2027, 2027, 2028, 2028]
+
+
+def test_a_region_is_suggested_for_every_province_from_the_first_campus_that_has_one() -> None:
+    assert set(PROVINCE_REGIONS) == set(PARTS_OF_COUNTRY) and set(PROVINCE_REGIONS.values()) == {
+        "noord", "midden", "zuid"}
+    assert suggested_region(["Limburg", "Groningen"]) == "zuid"
+    assert suggested_region(["Atlantis", "Gelderland"]) == "midden"
+    assert suggested_region(["Fryslân"]) == suggested_region(["Noord-Holland"]) == "noord"
+    assert suggested_region([]) is None

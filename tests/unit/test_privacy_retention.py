@@ -13,9 +13,12 @@ def test_defaults_and_overrides() -> None:
     assert RetentionPeriods.from_env({}) == RetentionPeriods()
     periods = RetentionPeriods.from_env({"WERKPLAATS_RETENTION_TEAM_DAYS": "30", "WERKPLAATS_RETENTION_FIRM_DAYS": "90",
                                          "WERKPLAATS_RETENTION_DELIVERY_DAYS": "7",
+                                         "WERKPLAATS_RETENTION_PLAN_JOB_DAYS": "14",
                                          "WERKPLAATS_RETENTION_INTERVAL": "60"})
     assert periods == RetentionPeriods(team_after_period=timedelta(days=30), inactive_firm=timedelta(days=90),
-                                       deliveries=timedelta(days=7), interval_seconds=60.0)
+                                       deliveries=timedelta(days=7), plan_jobs=timedelta(days=14),
+                                       interval_seconds=60.0)
+    assert RetentionPeriods().plan_jobs == timedelta(days=90)
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "ten", "3651", "1.5", ""])

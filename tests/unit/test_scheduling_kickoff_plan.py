@@ -203,11 +203,11 @@ def test_a_kickoff_in_a_school_year_without_data_is_placed_with_a_warning() -> N
     kickoffs = [_kickoff(0, inst="zuid", first=autumn_2028[0], last=autumn_2028[1]),
                 _kickoff(1, inst="zuid", first=autumn_2028[0], last=autumn_2028[1]),
                 _kickoff(2, inst="zuid"),  # October 2027: a known school year
-                _kickoff(3, inst="own", first=autumn_2028[0], last=autumn_2028[1])]  # no region: no school holidays
+                _kickoff(3, inst="own", first=autumn_2028[0], last=autumn_2028[1])]  # no region: none checked
     plan = kickoff_optimiser.plan(kickoffs, [], cal, Rules())
     assert set(plan.placed) == {"m000", "m001", "m002", "m003"}
     assert [(w.school_year, w.region, w.match_ids) for w in plan.warnings] == [
-        ("2028-2029", "zuid", ("m000", "m001"))]
+        ("2028-2029", "zuid", ("m000", "m001")), ("2028-2029", None, ("m003",))]
     # a day inside a listed holiday is known even in the next school year: zuid's summer 2028 runs into September
     assert cal.school_holidays_unknown(date(2028, 9, 1), "zuid") is None
     assert cal.school_holidays_unknown(date(2028, 9, 4), "zuid") == "2028-2029"
@@ -244,6 +244,24 @@ def test_no_kickoff_is_planned_in_the_autumn_or_christmas_holiday_of_2026_2027(r
     assert plan.unplaced["m200"] == HOLIDAYS and plan.unplaced["m201"] == HOLIDAYS
     assert len(plan.placed) >= 60  # the weeks around each holiday are used
     _check(kickoffs, dict(plan.placed), cal, Rules())
+
+
+def test_a_kickoff_of_an_institution_without_a_region_in_a_school_holiday_is_reported() -> None:
+    """An institution that chose no school-holiday region has no school holiday avoided: a kickoff placed in
+    the Christmas holiday of 2026 is reported (the institution should choose its region), one in a school week
+    is not; a kickoff of an institution in region noord is never placed there."""
+    cal = Calendars(dutch_public_holidays([2026, 2027]), school_holidays_by_region(),
+                    {"noord": InstitutionCalendar("noord"), "unset": InstitutionCalendar()},
+                    school_years=school_years_covered())
+    christmas = (date(2026, 12, 21), date(2027, 1, 1))
+    kickoffs = [_kickoff(0, inst="unset", first=christmas[0], last=christmas[1]),
+                _kickoff(1, inst="unset", first=date(2026, 12, 7), last=date(2026, 12, 11)),
+                _kickoff(2, inst="noord", first=christmas[0], last=christmas[1])]
+    plan = kickoff_optimiser.plan(kickoffs, [], cal, Rules())
+    assert CHRISTMAS_2026[0] <= plan.placed["m000"].date() <= CHRISTMAS_2026[1]
+    assert plan.placed["m001"].date() < CHRISTMAS_2026[0] and plan.unplaced["m002"] == HOLIDAYS
+    [warning] = plan.warnings
+    assert (warning.school_year, warning.region, warning.match_ids) == ("2026-2027", None, ("m000",))
 
 
 def test_a_single_kickoff_gets_the_slot_the_solver_would_give() -> None:

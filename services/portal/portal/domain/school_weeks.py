@@ -1,5 +1,6 @@
 """Weeks many schools take off besides the official school holidays, offered on the institution's calendar so
-that marking them is one click instead of typing ISO weeks.
+that marking them is one click instead of typing ISO weeks; and the school-holiday region suggested from a
+campus's province.
 
 - Carnival week: the Monday to Friday after carnival Sunday (49 days before Easter Sunday). Southern schools
   often take it instead of, or on top of, the advised spring holiday.
@@ -45,3 +46,18 @@ def extra_weeks(today: date) -> list[ExtraWeek]:
     first_year = today.year + 1 if today.month >= 8 else today.year  # the calendar year of this school year's spring
     weeks = [w for year in (first_year, first_year + 1) for w in (carnival_week(year), second_may_week(year))]
     return [w for w in weeks if w.friday >= today]
+
+
+# The school-holiday region most of each province follows (news reporting; no official list). Provinces are split:
+# Zeewolde (Flevoland) follows midden, Hattem (Gelderland) and Eemnes (Utrecht) noord, southern Gelderland with
+# Nijmegen zuid; so this only suggests the region, and the institution chooses.
+PROVINCE_REGIONS = {
+    "Groningen": "noord", "Fryslân": "noord", "Drenthe": "noord", "Overijssel": "noord", "Noord-Holland": "noord",
+    "Flevoland": "noord", "Zuid-Holland": "midden", "Utrecht": "midden", "Gelderland": "midden",
+    "Zeeland": "zuid", "Noord-Brabant": "zuid", "Limburg": "zuid",
+}
+
+
+def suggested_region(provinces: list[str]) -> str | None:
+    """The region of the first campus province that has one (the main campus is listed first), or None."""
+    return next((PROVINCE_REGIONS[p] for p in provinces if p in PROVINCE_REGIONS), None)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
@@ -74,6 +75,8 @@ SERVICE_REASONS = {
     "the entrepreneur has a seat in another session of this theme; move that seat": _l(
         "the entrepreneur has a seat in another session of this theme; move that seat"),
     "the entrepreneur cancelled its place in this session": _l("the entrepreneur cancelled its place in this session"),
+    "the entrepreneur has a seat in another workshop at this session's time (same day and day part)": _l(
+        "the entrepreneur has a seat in another workshop at that time"),
     "the session is there already": _l("the session is there already"),
     "a session of this theme already runs there": _l("a session of this theme already runs then and there"),
     "not a room of this programme": _l("not a room of this programme"),
@@ -95,7 +98,18 @@ def reason_words(reason: str | None, code: str | None = None) -> str:
     if reason and reason.startswith("the move breaks a planning rule"):
         return _("the move breaks a planning rule (a room, facilitator or entrepreneur is not free then, or a "
                  "room is too small)")
+    if reason and (found := NOTHING_ACCEPTED.match(reason)):
+        return _("no match of this round has been accepted yet (%(published)s published, %(declined)s declined): "
+                 "a kickoff is planned once a firm accepts its match", published=found["published"],
+                 declined=found["declined"])
+    if reason and (found := ALL_CANCELLED.match(reason)):
+        return _("no kickoff of this round is open to plan: all %(count)s are cancelled", count=found["count"])
     return reason or ""
+
+
+NOTHING_ACCEPTED = re.compile(r"^no match of this batch has been accepted yet \((?P<published>\d+) published, "
+                              r"(?P<declined>\d+) declined\)")
+ALL_CANCELLED = re.compile(r"^no kickoff of this batch is open to plan: all (?P<count>\d+) are cancelled")
 
 
 @blueprint.app_template_global()
@@ -344,6 +358,7 @@ def plan_kickoffs() -> Any:
                 form.form_errors.append(_("This round has no accepted matches whose kickoff is still open."))
             elif exc.status in (400, 409, 422):
                 web.show_api_errors(form, exc)
+                form.batch_id.errors = [reason_words(str(e)) for e in form.batch_id.errors]
             else:
                 raise
         else:
@@ -666,6 +681,24 @@ def _plan_ended(job: dict[str, Any]) -> Any:
     else:
         message = f"{status}: {reason_words(report.get('reason'))}"
     return web.done(message, endpoint, **values)
+
+
+PLAN_KINDS = {"kickoffs": _l("Kickoffs"), "workshops": _l("Workshop programme")}
+
+
+@blueprint.get("/plans")
+@web.requires(ROLE)
+def plan_jobs() -> Any:
+    """The coordinator's plans, newest first: what each plans (the round or the programme, by name), how it
+    went, and a link to its page (a running one's progress, an ended one's outcome)."""
+    jobs = web.scheduling().page("/plan-jobs", page=web.page_number(), page_size=PAGE_SIZE)
+    rounds = dict(_rounds()) if any(j["kind"] == "kickoffs" for j in jobs.items) else {}
+    titles = {p["id"]: p["title"] for p in web.scheduling().get_all("/workshop-programmes")} \
+        if any(j["kind"] == "workshops" for j in jobs.items) else {}
+    named = [{**j, "subject": rounds.get(j["batch_id"]) if j["kind"] == "kickoffs" else titles.get(j["programme_id"])}
+             for j in jobs.items]
+    return render_template("coordinator/console/plan_jobs.html", jobs=replace(jobs, items=named),
+                           kinds=PLAN_KINDS, plan_job_statuses=PLAN_JOB_STATUSES)
 
 
 @blueprint.get("/plans/<id:job_id>")

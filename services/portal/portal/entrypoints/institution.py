@@ -7,9 +7,10 @@ from datetime import date
 from typing import Any
 
 from flask import Blueprint, Response, render_template, request
+from werkplaats_shared.geo import municipality
 
 from ..adapters.clients import ApiError
-from ..domain.school_weeks import ExtraWeek, extra_weeks
+from ..domain.school_weeks import ExtraWeek, extra_weeks, suggested_region
 from . import labels, web
 from .forms import CalendarForm, CapacityForm, ImportForm, TeamEditForm, TeamForm, skills_list
 from .i18n import gettext as _
@@ -177,13 +178,16 @@ def calendar() -> Any:
     except ApiError as exc:
         if exc.status != 404:
             raise
-        current = {"region": None, "non_teaching": []}  # not set yet: the region follows from the province
+        current = {"region": None, "non_teaching": []}  # not set yet: a region is suggested from the province
     offered = extra_weeks(date.today())
     offered_weeks = {w.iso_week for w in offered}
     data = None
+    suggested = None
     if request.method == "GET":
         weeks = [w for w in (_week_of(r) for r in current.get("non_teaching", [])) if w]
-        data = {"region": current.get("region"), "extra_weeks": [w for w in weeks if w in offered_weeks],
+        if current.get("region") is None:
+            suggested = _suggested_region()
+        data = {"region": current.get("region") or suggested, "extra_weeks": [w for w in weeks if w in offered_weeks],
                 "non_teaching_weeks": ", ".join(w for w in weeks if w not in offered_weeks)}
     form = CalendarForm(data=data)
     form.region.choices = labels.choices(labels.REGIONS)
@@ -202,7 +206,14 @@ def calendar() -> Any:
             web.show_api_errors(form, exc, {"non_teaching": "non_teaching_weeks", "iso_week": "non_teaching_weeks"})
         else:
             return web.done(_("The calendar is saved."), "institution.calendar")
-    return render_template("institution/calendar.html", form=form, current=current)
+    return render_template("institution/calendar.html", form=form, current=current, suggested=suggested)
+
+
+def _suggested_region() -> str | None:
+    """The region of the province of the institution's (first) campus."""
+    campuses = web.intake().get("/institution").get("campuses") or []
+    found = [m.province for c in campuses if (m := municipality(c.get("municipality") or ""))]
+    return suggested_region(found)
 
 
 def _extra_week_label(week: ExtraWeek) -> str:

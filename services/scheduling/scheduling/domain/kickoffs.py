@@ -112,6 +112,17 @@ class Calendars:
             return None
         return school_year_of(day)
 
+    def school_holiday_unchecked(self, day: date, institution_id: str) -> str | None:
+        """For an institution that chose no school-holiday region: the school year of ``day`` when the day
+        may be a school holiday (it is one in some region, or the year's holidays are unknown), else None."""
+        if self.institutions.get(institution_id, InstitutionCalendar()).region is not None:
+            return None
+        if any(a <= day <= b for spans in self.school_holidays.values() for a, b in spans):
+            return school_year_of(day)
+        if self.school_years is not None and school_year_of(day) not in self.school_years:
+            return school_year_of(day)
+        return None
+
 
 @dataclass(frozen=True)
 class Kickoff:
@@ -309,26 +320,29 @@ def cost(k: Kickoff, start: datetime, rules: Rules) -> int:
 
 @dataclass(frozen=True)
 class UnknownSchoolHolidays:
-    """Kickoffs placed on days of a school year whose school holidays are not in the data: the slot
-    may fall in a holiday nobody could check."""
+    """Kickoffs placed on days of a school year whose school holidays are not in the data, or (``region``
+    None) for an institution that chose no school-holiday region on a day that may be a school holiday:
+    the slot may fall in a holiday nobody could check."""
 
     school_year: str
-    region: str
+    region: str | None
     match_ids: tuple[str, ...]
 
 
 def unknown_school_holidays(kickoffs: Sequence[Kickoff], placed: Mapping[str, datetime],
                             cal: Calendars) -> list[UnknownSchoolHolidays]:
-    found: dict[tuple[str, str], list[str]] = defaultdict(list)
+    found: dict[tuple[str, str | None], list[str]] = defaultdict(list)
     for k in kickoffs:
         if k.match_id not in placed:
             continue
-        year = cal.school_holidays_unknown(placed[k.match_id].astimezone(TZ).date(), k.institution_id)
+        day = placed[k.match_id].astimezone(TZ).date()
+        year = cal.school_holidays_unknown(day, k.institution_id)
         if year is not None:
-            region = cal.institutions[k.institution_id].region
-            assert region is not None
-            found[(year, region)].append(k.match_id)
-    return [UnknownSchoolHolidays(year, region, tuple(sorted(ids))) for (year, region), ids in sorted(found.items())]
+            found[(year, cal.institutions[k.institution_id].region)].append(k.match_id)
+        elif (unchecked := cal.school_holiday_unchecked(day, k.institution_id)) is not None:
+            found[(unchecked, None)].append(k.match_id)
+    order = sorted(found, key=lambda key: (key[0], key[1] is None, key[1] or ""))  # an unchosen region last
+    return [UnknownSchoolHolidays(year, region, tuple(sorted(found[(year, region)]))) for year, region in order]
 
 
 @dataclass(frozen=True)

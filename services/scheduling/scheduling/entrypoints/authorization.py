@@ -74,6 +74,7 @@ MATRIX = Matrix("scheduling", [
           "workshops.CancelRegistration", *COORDINATOR_OR_ENTREPRENEUR),
     allow("workshop registration", "move to another session of its theme", "POST",
           "/workshop-registrations/<registration_id>/move", "workshops.MoveRegistration", *COORDINATOR),
+    allow("plan job", "list its own", "GET", "/plan-jobs", "plan_jobs.PlanJobs", *COORDINATOR),
     allow("plan job", "follow its own", "GET", "/plan-jobs/<job_id>", "plan_jobs.PlanJobItem", *COORDINATOR),
     allow("plan job", "cancel its own", "POST", "/plan-jobs/<job_id>/cancel", "plan_jobs.PlanJobCancel",
           *COORDINATOR),

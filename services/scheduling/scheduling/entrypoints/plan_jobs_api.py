@@ -1,16 +1,16 @@
 """Plan jobs over HTTP: a coordinator's kickoff or workshop plan, queued (202 with this URL), followed
-(status, stage, elapsed, best value and gap) and cancelled."""
+(status, stage, elapsed, best value and gap) and cancelled; a coordinator's jobs listed, newest first."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from flask.views import MethodView
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 from sqlalchemy.orm import Session, sessionmaker
 from werkplaats_shared.auth import current_principal
 from werkplaats_shared.fields import UtcDateTime
-from werkplaats_shared.http import Blueprint, service_errors
+from werkplaats_shared.http import Blueprint, Listed, QueryPage, service_errors
 
 from ..service_layer import plan_jobs
 
@@ -46,6 +46,29 @@ class PlanJobOut(Schema):
     finished_at = UtcDateTime(allow_none=True)
 
 
+class PlanJobFilter(Schema):
+    kind = fields.String(validate=validate.OneOf(plan_jobs.KINDS), metadata={"description": "kickoffs or workshops"})
+    status = fields.String(validate=validate.OneOf(plan_jobs.STATUSES), metadata={
+        "description": "queued, running, done, failed or cancelled"})
+
+
+class PlanJobListedOut(Schema):
+    """A job in a list: what it plans and how it went; its progress, result and verdict are at its URL."""
+
+    id = fields.String()
+    kind = fields.String(metadata={"description": "kickoffs (a batch's) or workshops (a programme's)"})
+    batch_id = fields.String(allow_none=True)
+    programme_id = fields.String(allow_none=True)
+    status = fields.String(metadata={"description": "queued, running, done, failed or cancelled"})
+    stage = fields.String(metadata={"description": "queued, reading, solving, applying or done"})
+    time_limit = fields.Float(metadata={"description": "seconds the solver may take"})
+    attempts = fields.Integer(metadata={"description": "claims by a worker (more than one: a worker died)"})
+    error = fields.String(allow_none=True, metadata={"description": "why a failed job failed"})
+    created_at = UtcDateTime()
+    started_at = UtcDateTime(allow_none=True)
+    finished_at = UtcDateTime(allow_none=True)
+
+
 def job_errors() -> Any:
     return service_errors((plan_jobs.Refused,), (plan_jobs.NotFound,))
 
@@ -56,6 +79,17 @@ def plan_jobs_blueprint(sf: sessionmaker[Session], out: type[PlanJobOut] = PlanJ
         "Kickoff and workshop plans, done by a worker: status, stage, elapsed time, best value and gap while "
         "it solves, the result with the validator's verdict when done; a queued or running job can be "
         "cancelled"))
+
+    @blp.route("")
+    class PlanJobs(MethodView):
+        @blp.arguments(PlanJobFilter, location="query")
+        @blp.response(200, PlanJobListedOut(many=True))
+        @blp.paginate(QueryPage, max_page_size=100)
+        def get(self, filters: dict[str, Any]) -> Any:
+            """Your plan jobs, newest first, a page at a time; ended ones are kept for
+            WERKPLAATS_RETENTION_PLAN_JOB_DAYS days (default 90)."""
+            return Listed(sf, plan_jobs.jobs_of(current_principal().organisation_id, **filters),
+                          plan_jobs.listed_view)
 
     @blp.route("/<job_id>")
     class PlanJobItem(MethodView):

@@ -203,13 +203,22 @@ WARNING_TEXTS = {
         "en": "The school holidays of region {region} in school year {school_year} are not known: check that "
               "these kickoffs do not fall in a school holiday.",
     },
+    "school_region_not_chosen": {
+        "nl": "De instelling van deze kennismakingen heeft geen schoolvakantieregio gekozen, dus met haar "
+              "schoolvakanties (schooljaar {school_year}) is geen rekening gehouden: vraag de instelling haar regio "
+              "te kiezen in haar kalender, en plan daarna opnieuw.",
+        "en": "The institution of these kickoffs has not chosen its school-holiday region, so its school holidays "
+              "(school year {school_year}) were not avoided: ask the institution to choose its region in its "
+              "calendar, then plan again.",
+    },
 }
 
 
 def warning_view(warning: rules_.UnknownSchoolHolidays) -> dict[str, Any]:
     facts = {"school_year": warning.school_year, "region": warning.region}
-    texts = WARNING_TEXTS["school_holidays_unknown"]
-    return {"code": "school_holidays_unknown", **facts, "match_ids": list(warning.match_ids),
+    code = "school_holidays_unknown" if warning.region is not None else "school_region_not_chosen"
+    texts = WARNING_TEXTS[code]
+    return {"code": code, **facts, "match_ids": list(warning.match_ids),
             "message_nl": texts["nl"].format(**facts), "message_en": texts["en"].format(**facts)}
 
 

@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, load_only, sessionmaker
 from werkplaats_shared.auth import Principal
 from werkplaats_shared.db import utcnow
 from werkplaats_shared.transient import database_answers, retry_transient
@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 
 KINDS = ("kickoffs", "workshops")
 OPEN_STATUSES = ("queued", "running")
+ENDED_STATUSES = ("done", "failed", "cancelled")
+STATUSES = (*OPEN_STATUSES, *ENDED_STATUSES)
 LEASE_SECONDS = 30.0
 HEARTBEAT_SECONDS = 1.0
 MAX_ATTEMPTS = 3
@@ -146,6 +148,41 @@ def get_job(session: Session, coordinator_id: str, job_id: str, lock: bool = Fal
     if found is None:
         raise NotFound(job_id)
     return found
+
+
+LISTED_COLUMNS = (orm.PlanJob.id, orm.PlanJob.kind, orm.PlanJob.coordinator_id, orm.PlanJob.subject_id,
+                  orm.PlanJob.status, orm.PlanJob.stage, orm.PlanJob.time_limit, orm.PlanJob.attempts,
+                  orm.PlanJob.error, orm.PlanJob.created_at, orm.PlanJob.started_at, orm.PlanJob.finished_at)
+
+
+def jobs_of(coordinator_id: str, kind: str | None = None, status: str | None = None) -> sa.Select[Any]:
+    """A coordinator's plan jobs, newest first, for a list: their light columns only (the params, progress,
+    result and verdict are read with one job, never for a page of them)."""
+    query = (sa.select(orm.PlanJob).options(load_only(*LISTED_COLUMNS, raiseload=True))
+             .where(orm.PlanJob.coordinator_id == coordinator_id)
+             .order_by(orm.PlanJob.created_at.desc(), orm.PlanJob.id.desc()))
+    if kind is not None:
+        query = query.where(orm.PlanJob.kind == kind)
+    if status is not None:
+        query = query.where(orm.PlanJob.status == status)
+    return query
+
+
+def listed_view(_session: Session, job: orm.PlanJob) -> dict[str, Any]:
+    return {"id": job.id, "kind": job.kind, "subject_id": job.subject_id,
+            "batch_id": job.subject_id if job.kind == "kickoffs" else None,
+            "programme_id": job.subject_id if job.kind == "workshops" else None,
+            "status": job.status, "stage": job.stage, "time_limit": job.time_limit, "attempts": job.attempts,
+            "error": job.error, "created_at": job.created_at, "started_at": job.started_at,
+            "finished_at": job.finished_at}
+
+
+def delete_ended_jobs(session: Session, older_than: datetime) -> int:
+    """Remove the jobs that ended (done, failed, cancelled) before ``older_than``: how many went. What a
+    job applied stays; only its record goes."""
+    result = session.execute(sa.delete(orm.PlanJob).where(orm.PlanJob.status.in_(ENDED_STATUSES),
+                                                          orm.PlanJob.finished_at < older_than))
+    return int(getattr(result, "rowcount", 0) or 0)  # a DML result has one; the Result type does not say so
 
 
 def cancel_job(session: Session, coordinator_id: str, job_id: str) -> orm.PlanJob:

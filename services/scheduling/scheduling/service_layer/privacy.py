@@ -26,6 +26,7 @@ from werkplaats_shared.service import Infrastructure
 
 from ..adapters import orm
 from ..adapters.privacy_orm import access_log
+from . import plan_jobs
 
 # Scheduling's routes that answer or take personal data, and the kind of data each serves.
 PERSONAL_ROUTES = {
@@ -86,14 +87,15 @@ def on_personal_data_erased(session: Session, envelope: Envelope) -> None:
 
 
 def apply_retention(session: Session, periods: RetentionPeriods, now: datetime | None = None) -> int:
-    """Delete delivery attempts older than the delivery period; returns how many went."""
-    cutoff = (now or utcnow()) - periods.deliveries
-    result = session.execute(sa.delete(orm.Delivery).where(orm.Delivery.attempted_at < cutoff))
+    """Delete delivery attempts older than the delivery period, and the plan jobs that ended longer ago than
+    the plan job period; returns how many rows went."""
+    at = now or utcnow()
+    result = session.execute(sa.delete(orm.Delivery).where(orm.Delivery.attempted_at < at - periods.deliveries))
     deleted = getattr(result, "rowcount", 0)  # a DML result has one; the Result type does not say so
     if deleted:
         audit.record(session, access_log, action="retention", subject_type="deliveries", subject_id=None,
                      at=now)
-    return int(deleted or 0)
+    return int(deleted or 0) + plan_jobs.delete_ended_jobs(session, at - periods.plan_jobs)
 
 
 def retention_worker(infra: Infrastructure, periods: RetentionPeriods | None = None) -> Loop:

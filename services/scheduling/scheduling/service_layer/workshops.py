@@ -724,9 +724,9 @@ def move_registration(session: DbSession, principal: Principal, registration_id:
         w.WorkshopSession.status == "running").with_for_update()).scalar_one_or_none()
     if target is None:
         raise Refused("session_id", "no running session of this programme has this id")
-    # the interest row serialises every change of one entrepreneur's seats in the theme
-    session.execute(sa.select(w.WorkshopInterest.id).where(w.WorkshopInterest.id == reg.interest_id)
-                    .with_for_update())
+    # the interest row serialises every change of one entrepreneur's seats in the theme, the firm's other
+    # interest rows (locked with it, in one order) its seats in one slot across themes
+    _lock_firm(session, reg.programme_id, reg.firm_id)
     programme = session.get(w.WorkshopProgramme, reg.programme_id)
     assert programme is not None
     problem = problem_of(session, programme)
@@ -741,6 +741,9 @@ def move_registration(session: DbSession, principal: Principal, registration_id:
     if seated_elsewhere is not None:
         raise Refused("registration_id", "the entrepreneur has a seat in another session of this theme; move "
                                          "that seat", 409)
+    if _seated_in_slot(session, target, reg.firm_id, reg.id):
+        raise Refused("session_id", "the entrepreneur has a seat in another workshop at this session's time "
+                                    "(same day and day part)", 409)
     taken = session.execute(sa.select(sa.func.count()).select_from(w.WorkshopRegistration).where(
         w.WorkshopRegistration.session_id == target.id, w.WorkshopRegistration.status == "seated")).scalar_one()
     if taken >= target.capacity:
@@ -786,14 +789,14 @@ def _promote_next(session: DbSession, session_id: str) -> w.WorkshopRegistration
     if seated >= s.capacity:
         return None
     for candidate in _waiting(session, session_id):
-        # the interest row serialises promotions of one entrepreneur's theme across sessions
-        session.execute(sa.select(w.WorkshopInterest.id).where(w.WorkshopInterest.id == candidate.interest_id)
-                        .with_for_update())
+        # the interest row serialises promotions of one entrepreneur's theme across sessions, the firm's other
+        # interest rows (locked with it, in one order) its seats in one slot across themes
+        _lock_firm(session, s.programme_id, candidate.firm_id)
         holds = session.execute(sa.select(w.WorkshopRegistration.id).where(
             w.WorkshopRegistration.interest_id == candidate.interest_id,
             w.WorkshopRegistration.status == "seated")).first()
-        if holds is not None:
-            continue
+        if holds is not None or _seated_in_slot(session, s, candidate.firm_id, candidate.id):
+            continue  # seated in the theme already, or in another session of this slot (firm_once)
         now = utcnow()
         candidate.status, candidate.updated_at = "seated", now
         for other in session.execute(sa.select(w.WorkshopRegistration).where(
@@ -806,6 +809,26 @@ def _promote_next(session: DbSession, session_id: str) -> w.WorkshopRegistration
         _queue_notice(session, programme, s, candidate, promoted=True)
         return candidate
     return None
+
+
+def _lock_firm(session: DbSession, programme_id: str, firm_id: str) -> None:
+    """Lock a firm's interest rows in a programme, in the order of their ids: changes of its seats in one
+    theme, and in one slot across themes, take turns (and never wait on each other crosswise)."""
+    session.execute(sa.select(w.WorkshopInterest.id).where(
+        w.WorkshopInterest.programme_id == programme_id, w.WorkshopInterest.firm_id == firm_id)
+        .order_by(w.WorkshopInterest.id).with_for_update()).all()
+
+
+def _seated_in_slot(session: DbSession, s: w.WorkshopSession, firm_id: str, except_id: str) -> bool:
+    """Whether the firm holds a seat (other than ``except_id``) in another running session of the programme
+    in the slot of ``s`` (same date and day part): the firm_once rule says it sits in at most one."""
+    found = session.execute(sa.select(w.WorkshopRegistration.id).join(
+        w.WorkshopSession, w.WorkshopSession.id == w.WorkshopRegistration.session_id).where(
+        w.WorkshopRegistration.programme_id == s.programme_id, w.WorkshopRegistration.firm_id == firm_id,
+        w.WorkshopRegistration.status == "seated", w.WorkshopRegistration.id != except_id,
+        w.WorkshopSession.id != s.id, w.WorkshopSession.status == "running",
+        w.WorkshopSession.slot_date == s.slot_date, w.WorkshopSession.day_part == s.day_part)).first()
+    return found is not None
 
 
 # ---- notices --------------------------------------------------------------------------------
