@@ -37,7 +37,7 @@ from . import kickoffs, workshops
 
 log = logging.getLogger(__name__)
 MAX_SEND_ATTEMPTS = 5
-KICKOFF_KINDS = ("kickoff_notice", "kickoff_update", "kickoff_cancellation")
+KICKOFF_KINDS = ("kickoff_notice", "kickoff_update", "kickoff_confirmation", "kickoff_cancellation")
 Clock = Callable[[], datetime]
 
 
@@ -372,7 +372,7 @@ def send_pending(sf: sessionmaker[Session], mailer: Mailer, links: Links, limit:
                         ends_at=context["ends_at"], summary=summary,
                         description=render_text("kickoff_description", language, context), organizer=mailer.sender,
                         attendee=email, stamp=utcnow(), method=context["method"],
-                        location=_location(context, language), status="TENTATIVE",
+                        location=_location(context, language), status=context["status"],
                     ), {"method": context["method"]}))
             elif notice.kind == "referral_notice":
                 subject, body = render(notice.kind, language, {"schemes": (notice.details or {}).get("schemes", [])})
@@ -529,6 +529,10 @@ def kickoff_view(kickoff: orm.Kickoff) -> dict[str, Any]:
                             "reason": kickoff.reason,
                             "reason_code": code if code in REASONS and kickoff.status == "unplaced" else None,
                             "venue": kickoff.venue, "sequence": kickoff.sequence,
+                            "firm_agreed": kickoff.firm_agreed_at is not None and kickoff.status == "proposed",
+                            "institution_agreed": (kickoff.institution_agreed_at is not None
+                                                   and kickoff.status == "proposed"),
+                            "confirmed": kickoff.confirmed,
                             "starts_at": None, "ends_at": None, "timezone": str(TZ)}
     if kickoff.starts_at is not None:
         context = _kickoff_context(kickoff)
@@ -773,13 +777,14 @@ def _invitation_context(session: Session, notice: orm.Notice) -> dict[str, Any]:
     frozen = (notice.details or {}).get("kickoff")
     if frozen is None:
         return {**_kickoff_context(kickoff), "uid": kickoff.uid, "sequence": kickoff.sequence, "method": "REQUEST",
-                "venue": kickoff.venue, "address": None}
+                "venue": kickoff.venue, "address": None, "status": "TENTATIVE"}
     firm = session.get(orm.FirmAvailability, notice.firm_id)
     return {"match_id": kickoff.match_id, "assignment_id": kickoff.assignment_id, "team_id": kickoff.team_id,
             "uid": frozen["uid"], "sequence": frozen["sequence"], "method": frozen["method"],
             "starts_at": datetime.fromisoformat(frozen["starts_at"]).astimezone(TZ),
             "ends_at": datetime.fromisoformat(frozen["ends_at"]).astimezone(TZ), "venue": frozen["venue"],
-            "address": firm.address if firm is not None and frozen["venue"] == "on_site" else None}
+            "address": firm.address if firm is not None and frozen["venue"] == "on_site" else None,
+            "status": frozen.get("status", "TENTATIVE")}  # TENTATIVE while proposed, CONFIRMED once both agreed
 
 
 def _location(context: dict[str, Any], language: str) -> str | None:
@@ -808,7 +813,7 @@ def kickoff_feed(session: Session, principal: Principal, language: str | None) -
             uid=k.uid, sequence=k.sequence, starts_at=context["starts_at"], ends_at=context["ends_at"],
             summary=render_text("kickoff_invitation", language, context).strip(),
             description=render_text("kickoff_description", language, context), cancelled=k.status == "cancelled",
-            location=_location(context, language), tentative=k.status == "proposed"))
+            location=_location(context, language), tentative=k.status == "proposed" and not k.confirmed))
     return feed("Werkplaats", events, utcnow())
 
 
