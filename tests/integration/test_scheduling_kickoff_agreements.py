@@ -4,11 +4,14 @@ icalendar: the same UID, a higher SEQUENCE and STATUS:CONFIRMED. A move makes it
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import icalendar
+import sqlalchemy as sa
+from scheduling.adapters import orm
 from scheduling.service_layer import services
 
 from . import test_scheduling_kickoffs as kickoff_tests
@@ -76,6 +79,11 @@ def test_both_sides_agreeing_confirms_the_kickoff_and_a_move_makes_it_tentative_
     assert event.decoded("dtstart") == datetime(2031, 1, 2, 10, 0, tzinfo=AMSTERDAM)
     feed = icalendar.Calendar.from_ical(svc.get("inst", "/calendar.ics").get_data())
     assert [str(e["status"]) for e in feed.walk("VEVENT")] == ["CONFIRMED"]
+    with sf() as session:  # a webhook hears it too
+        notice = session.execute(sa.select(orm.Notice).where(orm.Notice.kind == "kickoff_confirmation")).scalar_one()
+        hook = json.loads(services.webhook_body(session, notice, LINKS))
+    assert (hook["kickoff"]["status"], hook["kickoff"]["sequence"], hook["kickoff"]["uid"]) == ("CONFIRMED", 1, uid)
+    assert hook["matches"][0]["title"] == title_of(m["assignment_id"])
 
     # agreeing again changes nothing and sends nothing
     again = _agree(svc, "firm_nl", m["match_id"], {"sequence": 0})

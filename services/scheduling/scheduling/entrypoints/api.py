@@ -412,7 +412,10 @@ def create_scheduling_app(infra: Infrastructure, resolve: Resolver = system_reso
     webhook = Blueprint("webhook", __name__, url_prefix="/webhook", description=(
         "An entrepreneur's webhook: every notice is also POSTed there as JSON, signed with HMAC-SHA256 "
         "over `timestamp + '.' + body` (headers X-Werkplaats-Timestamp, X-Werkplaats-Signature: "
-        "sha256=<hex>, Idempotency-Key: <notice id>), retried with backoff when it fails"))
+        "sha256=<hex>, Idempotency-Key: <notice id>), retried with backoff when it fails. The body (version 2) "
+        "names what the e-mail names beside the ids: each match's title, firm_name, team_code, institution_name "
+        "and level (null where intake never named them), the period_label in your language, the coordinator; "
+        "a kickoff's status is TENTATIVE while proposed, CONFIRMED once you and the team's institution agreed"))
 
     @webhook.route("")
     class WebhookItem(MethodView):

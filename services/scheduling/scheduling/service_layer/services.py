@@ -592,16 +592,40 @@ def delete_webhook(session: Session, principal: Principal) -> None:
     session.delete(hook)
 
 
+WEBHOOK_VERSION = 2  # 2: the names a person reads (title, firm, team code, institution, period) beside the ids
+
+
+def machine_names(facts: dict[str, Any] | None, assignment_id: str, team_id: str) -> dict[str, Any]:
+    """A match's names as intake announced them, for a machine: null where intake never named it."""
+    assignment = ((facts or {}).get("assignments") or {}).get(assignment_id) or {}
+    team = ((facts or {}).get("teams") or {}).get(team_id) or {}
+    return {"title": assignment.get("title"), "firm_name": assignment.get("firm_name"),
+            "team_code": team.get("code"), "institution_name": team.get("institution_name"),
+            "level": team.get("level")}
+
+
 def webhook_body(session: Session, notice: orm.Notice, links: Links) -> bytes:
-    """What a webhook receives: the notice with its accept/decline links (match notices) or the
-    kickoff (kickoff notices); no personal data."""
+    """What a webhook receives (version 2): the notice with its accept/decline links (match notices) or the
+    kickoff (kickoff notices), each match with the names its mail uses beside the ids, the period as the mail
+    says it (in the firm's language) and whom to ask; no personal data."""
+    contact = session.get(orm.Contact, notice.firm_id)
+    language = contact.language if contact is not None else "nl"
+    facts = batch_facts(session, notice.batch_id)
+    coordinator = coordinator_of(session, notice.coordinator_id, facts, language)
     body: dict[str, Any] = {
-        "id": notice.id, "kind": notice.kind, "run_id": notice.run_id, "batch_id": notice.batch_id,
-        "period": notice.period, "created_at": _aware(notice.created_at).isoformat()}
+        "version": WEBHOOK_VERSION, "id": notice.id, "kind": notice.kind, "run_id": notice.run_id,
+        "batch_id": notice.batch_id, "period": notice.period, "created_at": _aware(notice.created_at).isoformat(),
+        "language": language, "period_label": period_of(facts, notice.period, language) if notice.period else None,
+        "coordinator": {"name": coordinator["name"], "email": coordinator["email"] or None}}
+
+    def named(matches: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{**m, **machine_names(facts, m["assignment_id"], m["team_id"])} for m in matches]
+
     if notice.kind in KICKOFF_KINDS:
         context = _invitation_context(session, notice)
-        body.update(matches=notice.matches, kickoff={
+        body.update(matches=named(notice.matches), kickoff={
             "uid": context["uid"], "sequence": context["sequence"], "method": context["method"],
+            "status": "CANCELLED" if context["method"] == "CANCEL" else context["status"],
             "starts_at": context["starts_at"].isoformat(), "ends_at": context["ends_at"].isoformat(),
             "timezone": str(TZ), "venue": context["venue"]})
     elif notice.kind == "referral_notice":
@@ -609,9 +633,10 @@ def webhook_body(session: Session, notice: orm.Notice, links: Links) -> bytes:
     elif notice.kind in workshops.NOTICE_KINDS:
         body.update(workshop=notice.details)
     elif notice.kind == "match_cancelled":
-        body.update(matches=notice.matches)
+        body.update(matches=named(notice.matches))
     else:
-        body.update(matches=_with_links(notice, links), response_links_expire_at=links.expires_at().isoformat())
+        body.update(matches=named(_with_links(notice, links)),
+                    response_links_expire_at=links.expires_at().isoformat())
     return json.dumps(body, separators=(",", ":"), sort_keys=True).encode("utf-8")
 
 
