@@ -28,7 +28,7 @@ from urllib.parse import urlencode
 
 import openpyxl
 import pytest
-from werkplaats_shared.devstack.demo import Api, DemoData, setup_demo_data, wait_for
+from werkplaats_shared.devstack.demo import Api, ApiError, DemoData, setup_demo_data, wait_for
 from werkplaats_shared.devstack.smtp_sink import read_mails
 from werkplaats_shared.devstack.stack import PORTAL, SERVICES, LocalStack, StackConfig
 
@@ -262,6 +262,24 @@ def test_an_entrepreneur_signs_up_submits_an_assignment_and_accepts_the_match_in
         wait_for("the kickoff row", lambda: (me.page.reload(), t["kickoff_status"] in me.main_text())[1], timeout=30)
         assert title in me.main_text()
         me.shot("entrepreneur-kickoffs")
+        # the firm agrees to the proposed time; confirmed once the team's institution agrees too
+        me.submit("Akkoord met dit moment" if language == "nl" else "Agree to this time")
+        assert ("U bent akkoord; wacht op de onderwijsinstelling van het team" if language == "nl"
+                else "You agreed; waiting for the team's institution") in me.main_text()
+        [kickoff] = [k for k in Api(world.stack.url("scheduling"), world.data.coordinator_key).get(
+            "/kickoffs?page_size=100") if k["assignment_id"] == assignment_id]
+        assert (kickoff["firm_agreed"], kickoff["confirmed"]) == (True, False)
+        agreed = []
+        for key in world.data.institution_keys:  # the team's institution agrees (the others may not see it)
+            try:
+                agreed.append(Api(world.stack.url("scheduling"), key).post(
+                    f"/kickoffs/{kickoff['match_id']}/agreement", {"sequence": kickoff["sequence"]}))
+            except ApiError as exc:
+                assert exc.status == 404
+        assert [a["confirmed"] for a in agreed] == [True]
+        me.goto("/firm/kickoffs")
+        assert ("Bevestigd: u en de onderwijsinstelling van het team zijn akkoord" if language == "nl"
+                else "Confirmed: you and the team's institution agreed") in me.main_text()
         ics = me.page.request.get(world.portal + "/firm/calendar.ics")
         assert ics.status == 200 and "BEGIN:VCALENDAR" in ics.text()
         assert not me.csp_errors, me.csp_errors
