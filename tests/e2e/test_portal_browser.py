@@ -269,14 +269,20 @@ def test_an_entrepreneur_signs_up_submits_an_assignment_and_accepts_the_match_in
         [kickoff] = [k for k in Api(world.stack.url("scheduling"), world.data.coordinator_key).get(
             "/kickoffs?page_size=100") if k["assignment_id"] == assignment_id]
         assert (kickoff["firm_agreed"], kickoff["confirmed"]) == (True, False)
-        agreed = []
-        for key in world.data.institution_keys:  # the team's institution agrees (the others may not see it)
-            try:
-                agreed.append(Api(world.stack.url("scheduling"), key).post(
-                    f"/kickoffs/{kickoff['match_id']}/agreement", {"sequence": kickoff["sequence"]}))
-            except ApiError as exc:
-                assert exc.status == 404
-        assert [a["confirmed"] for a in agreed] == [True]
+        # a planner of the team's institution (the others do not see the kickoff) agrees on its overview
+        [institution_key] = [key for key in world.data.institution_keys if _sees(world, key, kickoff["match_id"])]
+        planner = _accepted_invitation(world, browser, institution_key, f"planner-{language}@kaas-team.example.org",
+                                       language)
+        try:
+            planner.goto("/institution")
+            agree = "Akkoord met dit moment" if language == "nl" else "Agree to this time"
+            planner.page.locator("tr", has_text=title).get_by_role("button", name=agree).click()
+            planner.check()
+            row = planner.page.locator("tr", has_text=title).inner_text()
+            assert ("Bevestigd: de ondernemer en u zijn akkoord" if language == "nl"
+                    else "Confirmed: the firm and you agreed") in row
+        finally:
+            planner.close()
         me.goto("/firm/kickoffs")
         assert ("Bevestigd: u en de onderwijsinstelling van het team zijn akkoord" if language == "nl"
                 else "Confirmed: you and the team's institution agreed") in me.main_text()
@@ -285,6 +291,15 @@ def test_an_entrepreneur_signs_up_submits_an_assignment_and_accepts_the_match_in
         assert not me.csp_errors, me.csp_errors
     finally:
         me.close()
+
+
+def _sees(world: World, key: str, match_id: str) -> bool:
+    try:
+        Api(world.stack.url("scheduling"), key).get(f"/kickoffs/{match_id}")
+    except ApiError as exc:
+        assert exc.status == 404
+        return False
+    return True
 
 
 def _invitation_link(world: World, email: str) -> str:
