@@ -33,6 +33,7 @@ from ..domain import webhooks as wh
 from ..domain.calendar import TZ
 from ..domain.kickoffs import REASONS
 from ..domain.responses import DEFAULT_ANSWER_DAYS, AlreadyAnswered, LinkTarget, responded_payload
+from ..domain.workshops import THEMES
 from . import kickoffs, workshops
 
 log = logging.getLogger(__name__)
@@ -631,7 +632,9 @@ def webhook_body(session: Session, notice: orm.Notice, links: Links) -> bytes:
     elif notice.kind == "referral_notice":
         body.update(referral_id=notice.subject_id, **(notice.details or {}))
     elif notice.kind in workshops.NOTICE_KINDS:
-        body.update(workshop=notice.details)
+        details = dict(notice.details or {})
+        theme = THEMES.get(str(details.get("theme")))
+        body.update(workshop={**details, "theme_label": theme[language] if theme else None})
     elif notice.kind == "match_cancelled":
         body.update(matches=named(notice.matches))
     else:
