@@ -72,7 +72,7 @@ UNAUTHORIZED_NL: tuple[tuple[str, str], ...] = (
 # Dutch, the same way: a role named in a reason is written as the glossary (docs/glossary.md) names it.
 ROLES_NL = {"coordinator": "coördinator", "institution": "onderwijsinstelling", "entrepreneur": "ondernemer"}
 FORBIDDEN_NL: tuple[tuple[str, str], ...] = (
-    (r"this API key lacks the scope (?P<a>\w+)", "Deze API-sleutel mist de scope {a}."),
+    (r"this API key lacks the scope (?P<a>\w+)", "Deze API-sleutel heeft het recht '{a}' niet."),
     (r"this action needs the role (?P<roles>\w+(?: or \w+)*)", "Deze actie vraagt de rol {roles}."),
     (r"no role may use this route", "Geen enkele rol mag deze route gebruiken."),
     (r"not one of your workspaces", "Dit is niet een van uw werkplaatsen."),
