@@ -19,7 +19,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from functools import wraps
-from typing import Any, Callable, Protocol, TypeVar, cast
+from typing import Any, Callable, NoReturn, Protocol, TypeVar, cast
 
 import sqlalchemy as sa
 from flask import Flask, g, request
@@ -68,18 +68,50 @@ UNAUTHORIZED_NL: tuple[tuple[str, str], ...] = (
 )
 
 
+# Every reason a 403 gives (this module's, the authorization matrix's, a workspace that is not the caller's), in
+# Dutch, the same way: a role named in a reason is written as the glossary (docs/glossary.md) names it.
+ROLES_NL = {"coordinator": "coördinator", "institution": "onderwijsinstelling", "entrepreneur": "ondernemer"}
+FORBIDDEN_NL: tuple[tuple[str, str], ...] = (
+    (r"this API key lacks the scope (?P<a>\w+)", "Deze API-sleutel heeft het recht '{a}' niet."),
+    (r"this action needs the role (?P<roles>\w+(?: or \w+)*)", "Deze actie vraagt de rol {roles}."),
+    (r"no role may use this route", "Geen enkele rol mag deze route gebruiken."),
+    (r"not one of your workspaces", "Dit is niet een van uw werkplaatsen."),
+)
+
+
+def _dutch(table: tuple[tuple[str, str], ...], reason: str) -> str | None:
+    for pattern, dutch in table:
+        found = re.fullmatch(pattern, reason)
+        if found:
+            values = found.groupdict()
+            if "roles" in values:
+                values["roles"] = " of ".join(ROLES_NL.get(r, r) for r in values["roles"].split(" or "))
+            return dutch.format(**values)
+    return None
+
+
 def unauthorized_text(reason: str, language: str) -> str:
     """A 401's reason in ``language`` (nl or en); an unknown reason stays as written."""
-    if language == "nl":
-        for pattern, dutch in UNAUTHORIZED_NL:
-            found = re.fullmatch(pattern, reason)
-            if found:
-                return dutch.format(**found.groupdict())
-    return reason
+    return (_dutch(UNAUTHORIZED_NL, reason) or reason) if language == "nl" else reason
+
+
+def forbidden_text(reason: str, language: str) -> str:
+    """A 403's reason in ``language`` (nl or en); an unknown reason stays as written."""
+    return (_dutch(FORBIDDEN_NL, reason) or reason) if language == "nl" else reason
+
+
+def refuse(status: int, reason: str, field: str | None = None) -> NoReturn:
+    """Answer 403 (or 401) with ``reason`` in the caller's language (Accept-Language, ``?lang``), as the
+    message and, with ``field``, as that field's reason."""
+    language = request_language()
+    text = (forbidden_text if status == 403 else unauthorized_text)(reason, language)
+    abort(status, message=text, errors=[{"field": field, "reason": text}] if field else [],
+          headers={"Content-Language": language, "Vary": "Accept-Language"})
+    raise AssertionError("abort raises")  # pragma: no cover - flask_smorest's abort is not typed NoReturn
 
 
 def _refuse_credential(reason: str) -> None:
-    abort(401, message=unauthorized_text(reason, request_language()))
+    refuse(401, reason)
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -189,8 +221,7 @@ def session_revoked(engine: Engine, api_keys: sa.Table, principal: Principal) ->
 
 
 def _refuse_scope(scope: str) -> None:
-    reason = LACKS_SCOPE[scope]
-    abort(403, message=reason, errors=[{"field": "Authorization", "reason": reason}])
+    refuse(403, LACKS_SCOPE[scope], "Authorization")
 
 
 def install_auth(app: Flask, engine: Engine, api_keys: sa.Table,
@@ -248,7 +279,7 @@ def roles(*allowed: str) -> Callable[[F], F]:
         @wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             if current_principal().role not in allowed:
-                abort(403, message=f"this action needs the role {' or '.join(allowed)}")
+                refuse(403, f"this action needs the role {' or '.join(allowed)}")
             return fn(*args, **kwargs)
 
         return cast(F, wrapper)

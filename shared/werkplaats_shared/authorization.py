@@ -22,7 +22,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from flask import Flask, g, request
-from flask_smorest import abort
+
+from .auth import refuse
 
 # The parties of the platform, and the operator who runs it (dead letters: see deadletters_api.py).
 PARTIES = ("coordinator", "institution", "entrepreneur")
@@ -150,11 +151,10 @@ def install_authorization(app: Flask, matrix: Matrix) -> None:
             return None
         allowed = matrix.roles_for(rule.endpoint, method)
         if allowed is None:
-            abort(403, message=NOT_IN_MATRIX)
-            return None
+            refuse(403, NOT_IN_MATRIX)
         principal = g.get("principal")
         if principal is None or principal.role not in allowed:
-            abort(403, message=needs_role(allowed))
+            refuse(403, needs_role(allowed))
         return None
 
 

@@ -262,11 +262,44 @@ def test_an_entrepreneur_signs_up_submits_an_assignment_and_accepts_the_match_in
         wait_for("the kickoff row", lambda: (me.page.reload(), t["kickoff_status"] in me.main_text())[1], timeout=30)
         assert title in me.main_text()
         me.shot("entrepreneur-kickoffs")
+        # the firm agrees to the proposed time; confirmed once the team's institution agrees too
+        me.submit("Akkoord met dit moment" if language == "nl" else "Agree to this time")
+        assert ("U bent akkoord; wacht op de onderwijsinstelling van het team" if language == "nl"
+                else "You agreed; waiting for the team's institution") in me.main_text()
+        [kickoff] = [k for k in Api(world.stack.url("scheduling"), world.data.coordinator_key).get(
+            "/kickoffs?page_size=100") if k["assignment_id"] == assignment_id]
+        assert (kickoff["firm_agreed"], kickoff["confirmed"]) == (True, False)
+        # a planner of the team's institution (the others do not see the kickoff) agrees on its overview
+        [institution_key] = [key for key in world.data.institution_keys if _sees(world, key, kickoff["match_id"])]
+        planner = _accepted_invitation(world, browser, institution_key, f"planner-{language}@kaas-team.example.org",
+                                       language)
+        try:
+            planner.goto("/institution")
+            agree = "Akkoord met dit moment" if language == "nl" else "Agree to this time"
+            planner.page.locator("tr", has_text=title).get_by_role("button", name=agree).click()
+            planner.check()
+            row = planner.page.locator("tr", has_text=title).inner_text()
+            assert ("Bevestigd: de ondernemer en u zijn akkoord" if language == "nl"
+                    else "Confirmed: the firm and you agreed") in row
+        finally:
+            planner.close()
+        me.goto("/firm/kickoffs")
+        assert ("Bevestigd: u en de onderwijsinstelling van het team zijn akkoord" if language == "nl"
+                else "Confirmed: you and the team's institution agreed") in me.main_text()
         ics = me.page.request.get(world.portal + "/firm/calendar.ics")
         assert ics.status == 200 and "BEGIN:VCALENDAR" in ics.text()
         assert not me.csp_errors, me.csp_errors
     finally:
         me.close()
+
+
+def _sees(world: World, key: str, match_id: str) -> bool:
+    try:
+        Api(world.stack.url("scheduling"), key).get(f"/kickoffs/{match_id}")
+    except ApiError as exc:
+        assert exc.status == 404
+        return False
+    return True
 
 
 def _invitation_link(world: World, email: str) -> str:

@@ -11,10 +11,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
+import icalendar
 import pytest
+from werkplaats_shared.devstack.smtp_sink import read_mails
+from werkplaats_shared.devstack.story import kickoff_invitations
 
 from ..conftest import free_port
 
@@ -100,6 +104,7 @@ def test_run_command_tells_the_programmes_case_then_ctrl_c_stops_every_process(t
             "Unmatched: Chatbot voor afspraken: teams of an accepted level existed, but none had all required skills "
             "(er waren teams van een geaccepteerd niveau, maar geen met alle vereiste vaardigheden)"]
         assert re.search(r"^Match notices sent: 6 \(en, nl\)", output, re.M)
+        _people_read_names_not_ids(data_dir, output)
         assert re.search(r"^fit: how well one team suits one assignment", output, re.M)
         assert re.search(r"^objective: the sum of the fits", output, re.M)
         assert output.count("wpk_") == 14  # one key per organisation of the demo
@@ -156,6 +161,48 @@ def test_run_command_tells_the_programmes_case_then_ctrl_c_stops_every_process(t
         assert set(mails) <= {p.name for p in (data_dir / "mail" / "new").iterdir()}
     finally:
         _stop(proc)
+
+
+def _parts(message: Message, content_type: str) -> list[str]:
+    found = []
+    for part in message.walk():
+        if part.get_content_type() == content_type:
+            payload = part.get_payload(decode=True)
+            assert isinstance(payload, bytes)
+            found.append(payload.decode(part.get_content_charset() or "utf-8"))
+    return found
+
+
+def _people_read_names_not_ids(data_dir: Path, output: str) -> None:
+    """One delivered match notice, one kickoff invitation (.ics) and one accept/decline page each name the
+    assignment's title and the team's code (as the summary lists them), and the mails name the coordinator."""
+    teams = dict(re.findall(r"^  (.+?)\s+<- team (\S+)\s+fit", output, re.M))  # title -> team code
+    assert teams["Webshop voor taarten"] and teams["Nieuwe website"], output
+    assert re.search(r"^Kickoff: Bakkerij De Korenbloem accepted team \S+ for \"Webshop voor taarten\"; the "
+                     r"invitation proposes 2027-0.* \(proposed\); questions go to werkplaats@amsterdam\.example\.org$",
+                     output, re.M), output
+    mails = read_mails(str(data_dir / "mail"))
+    uuid = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+    # the match notice the bicycle repairer received, and its accept/decline page
+    [notice] = [m for m in mails if str(m["Subject"]).endswith('uw opdracht "Nieuwe website"')]
+    [text] = _parts(notice, "text/plain")
+    assert "Nieuwe website" in text and teams["Nieuwe website"] in text and not uuid.search(text)
+    assert "werkplaats@amsterdam.example.org" in text and "Digitale Werkplaats Amsterdam (MRA)" in text
+    [link] = re.findall(r"http://\S+/responses/\S+", text)
+    with urllib.request.urlopen(link, timeout=10) as answer:
+        page = answer.read().decode()
+    assert answer.headers.get_content_type() == "text/html"
+    assert "Nieuwe website" in page and teams["Nieuwe website"] in page
+    assert not uuid.search(re.sub(r"/responses/\S+?\"", "", page))  # no id but in the link's own token
+    # the bakery's kickoff invitation: the mail and its calendar item
+    [invited] = kickoff_invitations(str(data_dir / "mail"))
+    [body] = _parts(invited, "text/plain")
+    assert "Webshop voor taarten" in body and teams["Webshop voor taarten"] in body
+    [event] = icalendar.Calendar.from_ical(_parts(invited, "text/calendar")[0]).walk("VEVENT")
+    summary, description = str(event["summary"]), str(event["description"])
+    assert "Webshop voor taarten" in summary and teams["Webshop voor taarten"] in summary
+    assert "werkplaats@amsterdam.example.org" in description and not uuid.search(summary + description)
+    assert str(event["status"]) == "TENTATIVE"  # proposed; confirmed once the firm and the college agree
 
 
 def _post_json(url: str, body: dict[str, str]) -> dict[str, Any]:

@@ -324,6 +324,7 @@ def _build(tmp: Path, smtp_port: int, mails: _Mails) -> World:
         ("scheduling", "PUT", "/availability"): availability,
         ("scheduling", "POST", "/kickoffs/plan"): {"batch_id": ids["batch_a"]},
         ("scheduling", "PATCH", "/kickoffs/<match_id>"): {"starts_at": "2025-01-08T10:00:00+01:00"},
+        ("scheduling", "POST", "/kickoffs/<match_id>/agreement"): {"sequence": 0},
     })
     with intake.engine.connect() as conn:
         key_ids = conn.execute(sa.select(intake.api_keys.c.key_id).where(

@@ -143,7 +143,9 @@ def test_an_accepted_match_gets_an_ics_invitation_at_the_right_amsterdam_time(
         "team_id": en_match["team_id"], "status": "proposed", "reason": None, "timezone": "Europe/Amsterdam",
         "starts_at": "2031-01-02T10:00:00+01:00", "ends_at": "2031-01-02T11:00:00+01:00",
         # added with the kickoff planner: the batch, the invitation's sequence, the venue, a reason code
-        "batch_id": batch_id, "sequence": 0, "venue": None, "reason_code": None}
+        "batch_id": batch_id, "sequence": 0, "venue": None, "reason_code": None,
+        # added with agreements: a proposed time is confirmed once the firm and the institution agreed
+        "firm_agreed": False, "institution_agreed": False, "confirmed": False}
     assert [k["match_id"] for k in svc.get("firm_nl", "/kickoffs").get_json()] == [nl_match["match_id"]]
 
 

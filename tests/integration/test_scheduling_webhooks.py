@@ -33,6 +33,7 @@ from werkplaats_shared.config import Settings
 from werkplaats_shared.contracts import make_envelope
 from werkplaats_shared.db import utcnow
 
+from .scheduling_names import announced_then, code_of, title_of
 from .test_matching_scheduling_api import SECRET_KEY, Service, assert_error
 
 PUBLIC_IP_URL = "https://93.184.215.14/hooks/werkplaats"  # a literal public address: registration needs no DNS
@@ -156,10 +157,12 @@ def testing(tmp_path: Path) -> Iterator[Service]:
     svc.infra.engine.dispose()
 
 
-def _publish(svc: Service, firm: str = "firm-1") -> str:
-    """A run with one match for ``firm``; returns the notice id."""
+def _publish(svc: Service, firm: str = "firm-1", named: bool = False) -> str:
+    """A run with one match for ``firm`` (``named``: announced by intake first, with its names); returns the
+    notice id."""
     run_id = str(uuid.uuid4())
-    svc.handle(services.on_matches_published, make_envelope("matches.published", 1, {
+    svc.handle(announced_then(services.on_matches_published) if named else services.on_matches_published,
+               make_envelope("matches.published", 1, {
         "run_id": run_id, "batch_id": str(uuid.uuid4()), "workspace_id": str(uuid.uuid4()),
         "coordinator_id": "coord-1", "period": "2027-S1", "unmatched_assignment_ids": [],
         "matches": [{"match_id": str(uuid.uuid4()), "assignment_id": str(uuid.uuid4()),
@@ -297,6 +300,42 @@ def test_a_notice_is_posted_signed_with_an_idempotency_key_and_logged(testing: S
     assert [(d["channel"], d["attempt"], d["status_code"], d["error"]) for d in log] == [("webhook", 1, 200, None)]
     assert testing.get("other_firm", f"/notices/{other_notice}").get_json()["webhook_status"] is None
     assert_error(testing.get("other_firm", f"/notices/{notice_id}/deliveries"), 404)
+
+
+def test_a_webhook_body_names_what_the_mail_names_beside_the_ids(testing: Service, receiver: Receiver) -> None:
+    secret = _register(testing, receiver.url)
+    assert testing.put("firm", "/contact", {**CONTACT, "language": "en"}).status_code == 200
+    _publish(testing, named=True)
+    assert _deliver(testing) == 1
+    [body] = receiver.verified(secret)
+    assert body["version"] == 2 and body["language"] == "en"
+    assert body["period"] == "2027-S1" and body["period_label"] == "semester 1, 2027"  # as the English mail says it
+    assert body["coordinator"]["name"] == "Gemeente Testdorp (Digitale Werkplaats Regio Test)"
+    [match] = body["matches"]
+    assert {k: match[k] for k in ("title", "firm_name", "team_code", "institution_name", "level")} == {
+        "title": title_of(match["assignment_id"]), "firm_name": "Bedrijf firm-1",
+        "team_code": code_of(match["team_id"]), "institution_name": "Hogeschool Test", "level": "HBO"}
+    assert {"match_id", "assignment_id", "team_id", "response_url"} <= set(match)  # the ids stay, for machines
+    answer = testing.client.post("/responses/" + match["response_url"].split("/responses/", 1)[1],
+                                 json={"decision": "accepted"})
+    assert answer.status_code == 201
+    assert _deliver(testing) == 1
+    kickoff = receiver.verified(secret)[1]
+    assert kickoff["kind"] == "kickoff_notice" and kickoff["kickoff"]["status"] == "TENTATIVE"
+    assert kickoff["matches"][0]["title"] == title_of(match["assignment_id"])
+    assert kickoff["matches"][0]["team_code"] == code_of(match["team_id"])
+    assert kickoff["period_label"] == "semester 1, 2027"
+
+
+def test_a_webhook_body_of_a_batch_intake_never_named_says_null_not_an_id(testing: Service,
+                                                                          receiver: Receiver) -> None:
+    secret = _register(testing, receiver.url)
+    _publish(testing)
+    assert _deliver(testing) == 1
+    [body] = receiver.verified(secret)
+    [match] = body["matches"]
+    assert [match[k] for k in ("title", "firm_name", "team_code", "institution_name", "level")] == [None] * 5
+    assert body["period_label"] == "semester 1 2027" and body["language"] == "nl"
 
 
 def test_a_failing_receiver_gets_bounded_retries_with_backoff_and_the_log_shows_them(

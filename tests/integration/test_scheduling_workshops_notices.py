@@ -4,6 +4,7 @@ back at the session's time in Europe/Amsterdam; a cancelled seat with METHOD:CAN
 a firm on the waitlist is told where it stands, and a promotion brings its own invitation."""
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import datetime
 from email.message import EmailMessage
@@ -12,11 +13,14 @@ from zoneinfo import ZoneInfo
 
 import icalendar
 import pytest
+import sqlalchemy as sa
 from aiosmtpd.controller import Controller
+from scheduling.adapters import orm
 from scheduling.adapters.links import ResponseLinks
 from scheduling.adapters.mailer import SmtpMailer
-from scheduling.domain.workshops import DAY_PART_HOURS
+from scheduling.domain.workshops import DAY_PART_HOURS, THEMES
 from scheduling.service_layer import services
+from scheduling.service_layer import workshops as workshop_services
 
 from tests.conftest import free_port
 from tests.integration.test_matching_scheduling_api import SECRET_KEY, Service
@@ -108,3 +112,16 @@ def test_seats_cancellations_waitlist_and_promotions_reach_the_firm_with_invitat
     assert str(got["uid"]) == f"workshop-seat-{promoted['id']}@werkplaats" and got.decoded("sequence") == 0
     assert got.decoded("dtstart") == expected_start(promoted) == start  # the freed seat's session
     assert {n["status"] for n in svc.get("firm_2", "/notices").get_json()} == {"no_contact"}
+
+
+def test_a_workshop_webhook_body_names_the_theme_in_the_firms_language(svc: Service) -> None:  # noqa: F811
+    planned(svc)
+    with svc.infra.session_factory() as session:
+        notices = session.execute(sa.select(orm.Notice).where(
+            orm.Notice.kind.in_(workshop_services.NOTICE_KINDS))).scalars().all()
+        bodies = [json.loads(services.webhook_body(session, n, ResponseLinks(SECRET_KEY, "http://x")))
+                  for n in notices]
+    assert {b["language"] for b in bodies} == {"nl", "en"}  # firm_1 reads Dutch, firm_5 English
+    for body in bodies:
+        assert body["version"] == 2
+        assert body["workshop"]["theme_label"] == THEMES[body["workshop"]["theme"]][body["language"]]

@@ -95,9 +95,16 @@ def test_the_shared_check_refuses_a_missing_scope_with_403_on_the_authorization_
     assert [status("write", m, "/things") for m in ("GET", "POST", "DELETE")] == [403, 200, 200]
     assert [status("keys", m, "/keys") for m in ("GET", "POST")] == [200, 200]
     assert [status(who, m, "/keys") for who in ("read", "write") for m in ("GET", "POST")] == [403] * 4
-    refused = client.post("/things", headers={"Authorization": f"Bearer {keys['read']}"}).get_json()
+    refused = client.post("/things", headers={"Authorization": f"Bearer {keys['read']}",
+                                              "Accept-Language": "en"}).get_json()
     assert refused["errors"] == [{"field": "Authorization", "reason": "this API key lacks the scope write"}]
     assert keys["read"] not in str(refused)
+    # Dutch unless English is asked for, like the 401 texts
+    dutch = client.post("/things", headers={"Authorization": f"Bearer {keys['read']}"})
+    assert dutch.status_code == 403 and dutch.headers["Content-Language"] == "nl"
+    lacks = "Deze API-sleutel heeft het recht 'write' niet."  # the words intake used for it already
+    assert dutch.get_json()["errors"] == [{"field": "Authorization", "reason": lacks}]
+    assert dutch.get_json()["message"] == lacks
 
 
 def test_a_refused_key_is_told_in_dutch_unless_english_is_asked_for_and_the_base_url_points_to_the_docs(

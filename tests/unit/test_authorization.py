@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from flask import Flask, jsonify
 from flask.testing import FlaskClient
-from werkplaats_shared.auth import generate_key
+from werkplaats_shared.auth import MISSING_KEY, generate_key, unauthorized_text
 from werkplaats_shared.authorization import (
     NOT_IN_MATRIX,
     ROLES,
@@ -129,6 +129,28 @@ def test_the_refusal_speaks_dutch_by_default_in_intake(services: dict[str, Servi
                                           headers={"Authorization": f"Bearer {services['intake'].keys['institution']}"})
     assert resp.status_code == 403
     assert resp.get_json()["message"] == "Deze actie vraagt de rol coördinator."
+
+
+@pytest.mark.parametrize(("name", "method", "path", "refused", "dutch"), [
+    ("intake", "POST", "/batches", "institution", "Deze actie vraagt de rol coördinator."),
+    ("matching", "GET", "/runs", "entrepreneur", "Deze actie vraagt de rol coördinator."),
+    ("scheduling", "PUT", "/contact", "institution", "Deze actie vraagt de rol coördinator of ondernemer."),
+    ("scheduling", "POST", "/kickoffs/nothing/agreement", "coordinator",
+     "Deze actie vraagt de rol ondernemer of onderwijsinstelling."),
+])
+def test_every_service_says_a_403_in_the_callers_language_like_a_401(
+        services: dict[str, Service], name: str, method: str, path: str, refused: str, dutch: str) -> None:
+    svc = services[name]
+    for headers, language in (({}, "nl"), ({"Accept-Language": "nl-NL,nl;q=0.9"}, "nl"),
+                              ({"Accept-Language": "en-GB,en;q=0.8"}, "en")):
+        resp = svc.client.open(path, method=method, json={},
+                               headers={"Authorization": f"Bearer {svc.keys[refused]}", **headers})
+        assert resp.status_code == 403
+        message = resp.get_json()["message"]
+        assert message == dutch if language == "nl" else message.startswith("this action needs the role "), (
+            name, headers, message)
+        unauthorized = svc.client.open(path, method=method, json={}, headers=headers).get_json()["message"]
+        assert unauthorized == unauthorized_text(MISSING_KEY, language)
 
 
 def test_head_is_checked_as_get(services: dict[str, Service]) -> None:

@@ -78,7 +78,7 @@ def _texts(lang: str) -> dict[str, tuple[str, str]]:
             {"code": "cyber", "label_nl": "Subsidie cyberweerbaarheid", "label_en": "Cyber-resilience subsidy",
              "url": "https://www.digitaltrustcenter.nl/"}]}),
     }
-    for kind in ("kickoff_notice", "kickoff_update", "kickoff_cancellation"):
+    for kind in ("kickoff_notice", "kickoff_update", "kickoff_confirmation", "kickoff_cancellation"):
         texts[kind] = render(kind, lang, _kickoff(lang))
     texts["kickoff_online"] = render("kickoff_notice", lang, _kickoff(lang, "online"))
     texts["kickoff_summary"] = ("", render_text("kickoff_invitation", lang, _kickoff(lang)))
@@ -131,7 +131,7 @@ def test_both_languages_carry_the_same_dates_names_and_links() -> None:
         dates_nl = [d for d in (DATES["nl"], ANSWER_DATES["nl"], "dinsdag 2 maart 2027") if d in nl[kind][1]]
         dates_en = [d for d in (DATES["en"], ANSWER_DATES["en"], "Tuesday 2 March 2027") if d in en[kind][1]]
         assert len(dates_nl) == len(dates_en), kind
-    for kind in ("kickoff_notice", "kickoff_update", "kickoff_cancellation"):
+    for kind in ("kickoff_notice", "kickoff_update", "kickoff_confirmation", "kickoff_cancellation"):
         assert DATES["nl"] in nl[kind][1] and DATES["en"] in en[kind][1], kind
         assert "Webshop voor de bakkerij" in nl[kind][0] and "Webshop voor de bakkerij" in en[kind][0], kind
 

@@ -5,11 +5,14 @@ workspace and the Utrecht workspace. A firm from Hilversum (Gooi & Vechtstreek, 
 referred with the schemes that can help. The SPOT035 network, whose programme ended, hands its firms and
 open assignments over to the Amsterdam workspace in one audited step. Entrepreneurs register for a themed
 workshop with fewer seats than people, so one waits. A round in Amsterdam with MBO, HBO and WO teams
-places a team on every assignment but one, whose reason the run's explanation states.
+places a team on every assignment but one, whose reason the run's explanation states. The Amsterdam
+coordinator's contact address is registered, so every mail names whom to ask; the bakery accepts its team, and
+its kickoff invitation (.ics) goes out.
 """
 
 from __future__ import annotations
 
+import email.message
 import json
 import time
 from dataclasses import dataclass, field
@@ -73,6 +76,8 @@ HILVERSUM_FIRM = Firm("Fotostudio Hilversum", "GM0402", "nl", "Webshop voor foto
 WORKSHOP_THEME = "cyber_resilience"
 WORKSHOP_SEATS = 3  # four Amsterdam firms register: one waits
 WORKSHOP_SLOT = {"date": "2027-03-09", "day_part": "evening"}
+COORDINATOR_CONTACT = {"email": "werkplaats@amsterdam.example.org", "language": "nl"}  # an example address
+ACCEPTING_FIRM = AMSTERDAM_FIRMS[0]  # accepts its team: its kickoff invitation goes out
 
 
 @dataclass
@@ -92,6 +97,7 @@ class Story:
     team_codes: dict[str, str]
     notices: list[dict[str, Any]]
     mails: int
+    kickoff: dict[str, Any] = field(default_factory=dict)  # the accepted match's kickoff, as the firm sees it
     seconds: float = 0.0
     sign_ins: list[SignIn] = field(default_factory=list)
 
@@ -120,6 +126,8 @@ def load_story(stack: LocalStack, say: Callable[[str], None] = print) -> Story:
     wait_for("keys in matching", lambda: api("matching", coordinator[AMSTERDAM]).get("/runs") is not None)
     for key in [coordinator[AMSTERDAM], *firm_key.values()]:
         wait_for("keys in scheduling", lambda key=key: api("scheduling", key).get("/notices") is not None)  # type: ignore[misc]
+    # whom firms ask: every notice of the Amsterdam workspace names the coordinator and this address
+    api("scheduling", coordinator[AMSTERDAM]).put("/contact", COORDINATOR_CONTACT)
 
     # the operator's national list (its command line), and one scheme of the Amsterdam workspace's own
     # (invented names and example addresses: the demo names no real scheme)
@@ -199,13 +207,30 @@ def load_story(stack: LocalStack, say: Callable[[str], None] = print) -> Story:
         == firms_matched and all(x["status"] == "sent" for x in n) else None))
     mails = wait_for("mails in the SMTP sink", lambda: len(m) if len(m := read_mails(stack.maildir)) >= firms_matched
                      else None)
+    kickoff = _accept_and_invite(api("scheduling", firm_key[ACCEPTING_FIRM.name]), stack.maildir)
+    mails = len(read_mails(stack.maildir))
     story = Story(keys, workspaces, referral, [schemes.get(code, code) for code in referral["scheme_codes"]],
                   handover, programme, registrations, batch, run, explanations["unmatched_assignments"], team_codes,
-                  notices, mails)
+                  notices, mails, kickoff)
     if stack.config.portal:
         story.sign_ins = _invite_people(stack, coordinator[AMSTERDAM], keys, firm_key, say)
     story.seconds = time.monotonic() - started
     return story
+
+
+def kickoff_invitations(maildir: str) -> list[email.message.Message]:
+    """The delivered mails that carry a kickoff invitation (.ics, METHOD:REQUEST)."""
+    return [m for m in read_mails(maildir) for part in m.walk()
+            if part.get_content_type() == "text/calendar" and b"UID:kickoff-" in (part.get_payload(decode=True) or b"")]
+
+
+def _accept_and_invite(firm: Api, maildir: str) -> dict[str, Any]:
+    """The bakery accepts its team (as in the portal); scheduling plans the kickoff and mails the invitation."""
+    [match] = firm.get("/match-answers")
+    firm.post(f"/match-answers/{match['match_id']}", {"decision": "accepted"})
+    wait_for("the kickoff invitation mailed", lambda: kickoff_invitations(maildir) or None)
+    found: dict[str, Any] = firm.get(f"/kickoffs/{match['match_id']}")
+    return found
 
 
 def _workshop(stack: LocalStack, coordinator_key: str, firm_keys: list[str]) -> tuple[dict[str, Any],
@@ -275,5 +300,10 @@ def summary(story: Story) -> list[str]:
     languages = ", ".join(sorted({str(n["language"]) for n in story.notices}))
     lines.append(f"Match notices sent: {sum(n['status'] == 'sent' for n in story.notices)} ({languages}); "
                  f"mails in the sink: {story.mails}")
+    if story.kickoff:
+        k = story.kickoff
+        lines.append(f"Kickoff: {ACCEPTING_FIRM.name} accepted team {story.team_codes.get(k['team_id'], '?')} for "
+                     f"\"{titles.get(k['assignment_id'], '?')}\"; the invitation proposes {k['starts_at']} "
+                     f"({k['status']}); questions go to {COORDINATOR_CONTACT['email']}")
     lines.append(f"The demo took {story.seconds:.1f} s end to end.")
     return lines

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Api, abort
-from werkplaats_shared.auth import current_principal
+from flask_smorest import Api
+from werkplaats_shared.auth import current_principal, refuse
 from werkplaats_shared.http import Blueprint
 from werkplaats_shared.reach import ReachOut, ReachQuery
 from werkplaats_shared.service import Infrastructure
@@ -31,7 +31,6 @@ def register_reach(api: Api, infra: Infrastructure) -> None:
                     return reach.reach(session, current_principal().organisation_id, query["workspace_id"],
                                        query["from_"], query["to"])
                 except reach.NotYours:
-                    abort(403, message="not one of your workspaces",
-                          errors=[{"field": "workspace_id", "reason": "not one of your workspaces"}])
+                    refuse(403, "not one of your workspaces", "workspace_id")
 
     api.register_blueprint(blp)

@@ -134,10 +134,10 @@ def _answer_label(code: str | None) -> str:
 
 def _trigger_label(code: str | None) -> str:
     return {"batch.submitted": _("the round was submitted"), "coordinator": _("you ran it again"),
-            "declined": _("a firm declined a team: a minimum-change re-run"),
-            "withdrawn": _("an assignment was withdrawn: a minimum-change re-run"),
-            "handed_over": _("an assignment was handed over: a minimum-change re-run")}.get(
-        code or "", _("another change: a minimum-change re-run"))
+            "declined": _("a firm declined a team: matched again with as few changes as possible"),
+            "withdrawn": _("an assignment was withdrawn: matched again with as few changes as possible"),
+            "handed_over": _("an assignment was handed over: matched again with as few changes as possible")}.get(
+        code or "", _("another change: matched again with as few changes as possible"))
 
 
 def _filters() -> tuple[ResultFilterForm, dict[str, Any]]:

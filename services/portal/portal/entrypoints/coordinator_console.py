@@ -409,7 +409,7 @@ def move_kickoff(match_id: str) -> Any:
                 web.show_api_errors(form, exc)
         else:
             new = _local(moved.get("starts_at"))
-            return web.done(_("The kickoff is moved; the firm gets an updated invitation."), "console.kickoffs",
+            return web.done(_("The kickoff is moved; the firm gets a new invitation."), "console.kickoffs",
                             week=_week_code(new.date() - timedelta(days=new.weekday())) if new else None)
     return render_template("coordinator/console/move_kickoff.html", kickoff=k, form=form, back=_week_link(k))
 
@@ -841,7 +841,7 @@ def move_participant(programme_id: str, session_id: str, registration_id: str) -
         reason = reasons.get("session_id") or reasons.get("registration_id") or exc.message
         flash(_("This move is not possible: %(reason)s.", reason=reason_words(reason)), "info")
         return redirect(back)
-    message = _("The entrepreneur is moved and gets an updated invitation.")
+    message = _("The entrepreneur is moved and gets a new invitation.")
     if done.get("promoted_registration_id"):
         message += " " + _("The seat it left went to the first on the waiting list, who hears so.")
     return web.done(message, "console.workshop_session", programme_id=programme_id, session_id=session_id)
@@ -876,6 +876,6 @@ def move_session(programme_id: str, session_id: str) -> Any:
             if not reasons:
                 form.form_errors.append(exc.message or _("The request was refused."))
         else:
-            return web.done(_("The session is moved; its entrepreneurs get an updated invitation."),
+            return web.done(_("The session is moved; its entrepreneurs get a new invitation."),
                             "console.workshop_session", programme_id=programme_id, session_id=session_id)
     return _session_page(programme_id, session_id, form)

@@ -353,7 +353,13 @@ def _times(data: dict[str, Any] | None) -> dict[str, Any] | None:
 def kickoffs() -> Any:
     placements = {p["match_id"]: p for p in web.intake().get_all("/placements")}
     found = [{**k, "placement": placements.get(k["match_id"])} for k in web.scheduling().get_all("/kickoffs")]
-    return render_template("entrepreneur/kickoffs.html", kickoffs=found)
+    return render_template("entrepreneur/kickoffs.html", kickoffs=found, agree=web.agreement_forms(found))
+
+
+@blueprint.post("/kickoffs/<id:match_id>/agreement")
+@web.requires(ROLE)
+def agree_to_kickoff(match_id: str) -> Any:
+    return web.agree_to_kickoff(match_id, "entrepreneur.kickoffs")
 
 
 @blueprint.get("/calendar.ics")

@@ -152,6 +152,13 @@ class AssignmentForm(FlaskForm):
         InputRequired(REQUIRED), NumberRange(min=1, max=10, message=_l("A number from 1 to 10."))])
 
 
+class KickoffAgreementForm(FlaskForm):
+    """Agree to a kickoff meeting's proposed time: the time as the page showed it (its sequence), and the CSRF
+    token."""
+
+    sequence = HiddenField(validators=[InputRequired(), Regexp(r"^\d{1,6}$")])
+
+
 class AnswerForm(FlaskForm):
     decision = RadioField(_l("Your answer"), validators=[InputRequired(REQUIRED)])
 

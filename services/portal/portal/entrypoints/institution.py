@@ -47,7 +47,13 @@ def home() -> Any:
     teams = web.intake().get_all("/teams")
     capacity = web.intake().get_all("/capacity")
     return render_template("institution/home.html", placements=placements, kickoffs=kickoffs, teams=teams,
-                           capacity=capacity)
+                           capacity=capacity, agree=web.agreement_forms(list(kickoffs.values())))
+
+
+@blueprint.post("/kickoffs/<id:match_id>/agreement")
+@web.requires(ROLE)
+def agree_to_kickoff(match_id: str) -> Any:
+    return web.agree_to_kickoff(match_id, "institution.home")
 
 
 @blueprint.route("/capacity", methods=["GET", "POST"])

@@ -118,3 +118,38 @@ def page_number(name: str = "page") -> int:
 def done(message: str, endpoint: str, **values: Any) -> Response:
     flash(message, "success")
     return redirect(url_for(endpoint, **values))
+
+
+def agreement_forms(kickoffs: list[dict[str, Any]]) -> dict[str, FlaskForm]:
+    """A button per kickoff meeting with a proposed time: agree to that time (as shown: its sequence)."""
+    from .forms import KickoffAgreementForm
+
+    return {k["match_id"]: KickoffAgreementForm(prefix=k["match_id"][:8], sequence=str(k["sequence"]))
+            for k in kickoffs if k.get("status") == "proposed" and k.get("starts_at") and not k.get("confirmed")}
+
+
+def agree_to_kickoff(match_id: str, endpoint: str) -> Response:
+    """The firm or the team's institution agrees to a kickoff meeting's proposed time; once both have, it is
+    confirmed and the firm gets the confirmed invitation."""
+    from .forms import KickoffAgreementForm
+
+    form = KickoffAgreementForm(prefix=match_id[:8])
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        kickoff = scheduling().send("POST", f"/kickoffs/{match_id}/agreement", {"sequence": int(form.sequence.data)})
+    except ApiError as exc:
+        if exc.status == 404:
+            abort(404)
+        if exc.status == 409:
+            flash(gettext("The time of this kickoff meeting changed meanwhile: look at the new time and agree "
+                          "again."), "info")
+            return redirect(url_for(endpoint))
+        if exc.status == 422:
+            flash(gettext("This kickoff meeting no longer has a proposed time to agree to."), "info")
+            return redirect(url_for(endpoint))
+        raise
+    if kickoff["confirmed"]:
+        return done(gettext("Thank you. Both sides agreed: the kickoff meeting is confirmed."), endpoint)
+    return done(gettext("Thank you. The kickoff meeting is confirmed as soon as the other side agrees too."),
+                endpoint)

@@ -173,6 +173,14 @@ class Kickoff(Base):
     sequence: Mapped[int] = mapped_column(sa.Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
     updated_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
+    # when the firm and the team's institution agreed to the proposed time; both: confirmed; a move clears both
+    firm_agreed_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
+    institution_agreed_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
+
+    @property
+    def confirmed(self) -> bool:
+        return (self.status == "proposed" and self.firm_agreed_at is not None
+                and self.institution_agreed_at is not None)
 
 
 class InstitutionCalendar(Base):

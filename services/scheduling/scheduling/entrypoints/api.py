@@ -107,6 +107,17 @@ class KickoffOut(Schema):
         "description": "unplaced: why no slot was found; cancelled: the coordinator's reason, if given"})
     reason_code = fields.String(allow_none=True, metadata={
         "description": "no_common_slot, holidays or daily_cap (null when placed)"})
+    firm_agreed = fields.Boolean(metadata={"description": "the firm agreed to the proposed time"})
+    institution_agreed = fields.Boolean(metadata={
+        "description": "the team's institution agreed to the proposed time"})
+    confirmed = fields.Boolean(metadata={
+        "description": "both sides agreed: the invitation says STATUS:CONFIRMED (a move makes it tentative again)"})
+
+
+class KickoffAgreementIn(Schema):
+    sequence = fields.Integer(required=True, validate=validate.Range(min=0), metadata={
+        "description": "the kickoff's sequence as you read it: the time you agree to (a kickoff moved since "
+                       "answers 409)"})
 
 
 class KickoffPlanIn(Schema):
@@ -401,7 +412,10 @@ def create_scheduling_app(infra: Infrastructure, resolve: Resolver = system_reso
     webhook = Blueprint("webhook", __name__, url_prefix="/webhook", description=(
         "An entrepreneur's webhook: every notice is also POSTed there as JSON, signed with HMAC-SHA256 "
         "over `timestamp + '.' + body` (headers X-Werkplaats-Timestamp, X-Werkplaats-Signature: "
-        "sha256=<hex>, Idempotency-Key: <notice id>), retried with backoff when it fails"))
+        "sha256=<hex>, Idempotency-Key: <notice id>), retried with backoff when it fails. The body (version 2) "
+        "names what the e-mail names beside the ids: each match's title, firm_name, team_code, institution_name "
+        "and level (null where intake never named them), the period_label in your language, the coordinator; "
+        "a kickoff's status is TENTATIVE while proposed, CONFIRMED once you and the team's institution agreed"))
 
     @webhook.route("")
     class WebhookItem(MethodView):
@@ -530,6 +544,20 @@ def create_scheduling_app(infra: Infrastructure, resolve: Resolver = system_reso
                 moved = kickoff_services.move_kickoff(session, current_principal().organisation_id, match_id,
                                                       data["starts_at"], data["weeks"])
                 return services.kickoff_view(moved)
+
+    @kickoffs.route("/<match_id>/agreement")
+    class KickoffAgreement(MethodView):
+        @kickoffs.arguments(KickoffAgreementIn)
+        @kickoffs.response(200, KickoffOut)
+        @kickoffs.alt_response(409, description="the kickoff was moved since the sequence you read")
+        def post(self, data: dict[str, Any], match_id: str) -> Any:
+            """Agree, as the firm or as the team's institution, to the kickoff's proposed time. Once both have
+            agreed the kickoff is confirmed and the firm gets the invitation again with STATUS:CONFIRMED;
+            agreeing again changes nothing."""
+            principal = current_principal()
+            with rule_errors(), sf.begin() as session:
+                return services.kickoff_view(kickoff_services.agree_to_kickoff(
+                    session, principal.role, principal.organisation_id, match_id, data["sequence"]))
 
     @kickoffs.route("/<match_id>/cancellation")
     class KickoffCancellation(MethodView):

@@ -39,6 +39,8 @@ MATRIX = Matrix("scheduling", [
           *COORDINATOR),
     allow("kickoff", "read", "GET", "/kickoffs/<match_id>", "kickoffs.KickoffItem", *ANY),
     allow("kickoff", "move", "PATCH", "/kickoffs/<match_id>", "kickoffs.KickoffItem", *COORDINATOR),
+    allow("kickoff", "agree to its proposed time", "POST", "/kickoffs/<match_id>/agreement",
+          "kickoffs.KickoffAgreement", "entrepreneur", "institution"),
     allow("kickoff", "cancel", "POST", "/kickoffs/<match_id>/cancellation", "kickoffs.KickoffCancellation",
           *COORDINATOR),
     allow("workshop theme", "list", "GET", "/workshop-themes", "workshops.Themes", *ANY),

@@ -153,7 +153,8 @@ def snapshot(row: orm.Kickoff, method: str) -> dict[str, Any]:
     assert row.starts_at is not None and row.ends_at is not None
     return {"uid": row.uid, "sequence": row.sequence, "method": method,
             "starts_at": aware(row.starts_at).astimezone(TZ).isoformat(),
-            "ends_at": aware(row.ends_at).astimezone(TZ).isoformat(), "venue": row.venue}
+            "ends_at": aware(row.ends_at).astimezone(TZ).isoformat(), "venue": row.venue,
+            "status": "CONFIRMED" if row.confirmed else "TENTATIVE"}
 
 
 def _queue(session: Session, row: orm.Kickoff, kind: str, method: str) -> orm.Notice:
@@ -180,6 +181,7 @@ def set_slot(session: Session, row: orm.Kickoff, start: datetime | None, reason:
         row.sequence += 1
         _queue(session, row, "kickoff_cancellation", "CANCEL")  # the old time, cancelled
         row.status, row.starts_at, row.ends_at, row.updated_at = "unplaced", None, None, utcnow()
+        row.firm_agreed_at = row.institution_agreed_at = None
         return True
     if old == start and row.venue == venue:
         return False
@@ -187,6 +189,7 @@ def set_slot(session: Session, row: orm.Kickoff, start: datetime | None, reason:
     if invited_before:
         row.sequence += 1
     row.status, row.reason, row.venue, row.updated_at = "proposed", None, venue, utcnow()
+    row.firm_agreed_at = row.institution_agreed_at = None  # a new time is tentative until both agree again
     row.starts_at, row.ends_at = start.astimezone(UTC), (start + KICKOFF_DURATION).astimezone(UTC)
     kind = "kickoff_update" if invited_before and old is not None else "kickoff_notice"
     row.notice_id = _queue(session, row, kind, "REQUEST").id
@@ -366,4 +369,50 @@ def cancel_kickoff(session: Session, coordinator_id: str, match_id: str, reason:
         row.sequence += 1
         _queue(session, row, "kickoff_cancellation", "CANCEL")
     row.status, row.updated_at, row.reason = "cancelled", utcnow(), reason
+    return row
+
+
+# ---- agreeing to the proposed time ----------------------------------------------------------------
+
+
+class Conflict(Invalid):
+    """The request concerns a state that has changed since the caller saw it: 409."""
+
+    status = 409
+
+
+AGREEING_SIDES = {"entrepreneur": "firm", "institution": "institution"}
+
+
+def agree_to_kickoff(session: Session, role: str, organisation_id: str, match_id: str, sequence: int,
+                     now: datetime | None = None) -> orm.Kickoff:
+    """The firm or the team's institution agrees to the kickoff's proposed time, as last sent (``sequence``).
+    Once both sides have agreed the kickoff is confirmed: the firm gets the invitation again with the same UID,
+    a higher SEQUENCE and STATUS:CONFIRMED. Agreeing twice changes nothing; a move makes it tentative again."""
+    side = AGREEING_SIDES.get(role)
+    owner = orm.Kickoff.firm_id if side == "firm" else orm.Kickoff.institution_id
+    row = None if side is None else session.execute(
+        sa.select(orm.Kickoff).where(orm.Kickoff.match_id == match_id, owner == organisation_id)
+        .with_for_update()).scalar_one_or_none()
+    if row is None:
+        raise NotFound(match_id)
+    if row.status != "proposed" or row.starts_at is None:
+        raise Invalid("match_id", f"a {row.status} kickoff has no proposed time to agree to")
+    if row.confirmed:
+        return row  # both sides agreed already
+    if sequence != row.sequence:
+        raise Conflict("sequence", f"the kickoff has changed since (its sequence is now {row.sequence}): "
+                                   "read it again and agree to the time it has now")
+    moment = now or utcnow()
+    if side == "firm" and row.firm_agreed_at is None:
+        row.firm_agreed_at = moment
+    elif side == "institution" and row.institution_agreed_at is None:
+        row.institution_agreed_at = moment
+    else:
+        return row
+    row.updated_at = moment
+    if row.confirmed:
+        row.sequence += 1
+        row.notice_id = _queue(session, row, "kickoff_confirmation", "REQUEST").id
+        log.info("kickoff confirmed", extra={"match_id": row.match_id})
     return row

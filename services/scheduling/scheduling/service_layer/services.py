@@ -33,11 +33,12 @@ from ..domain import webhooks as wh
 from ..domain.calendar import TZ
 from ..domain.kickoffs import REASONS
 from ..domain.responses import DEFAULT_ANSWER_DAYS, AlreadyAnswered, LinkTarget, responded_payload
+from ..domain.workshops import THEMES
 from . import kickoffs, workshops
 
 log = logging.getLogger(__name__)
 MAX_SEND_ATTEMPTS = 5
-KICKOFF_KINDS = ("kickoff_notice", "kickoff_update", "kickoff_cancellation")
+KICKOFF_KINDS = ("kickoff_notice", "kickoff_update", "kickoff_confirmation", "kickoff_cancellation")
 Clock = Callable[[], datetime]
 
 
@@ -372,7 +373,7 @@ def send_pending(sf: sessionmaker[Session], mailer: Mailer, links: Links, limit:
                         ends_at=context["ends_at"], summary=summary,
                         description=render_text("kickoff_description", language, context), organizer=mailer.sender,
                         attendee=email, stamp=utcnow(), method=context["method"],
-                        location=_location(context, language), status="TENTATIVE",
+                        location=_location(context, language), status=context["status"],
                     ), {"method": context["method"]}))
             elif notice.kind == "referral_notice":
                 subject, body = render(notice.kind, language, {"schemes": (notice.details or {}).get("schemes", [])})
@@ -529,6 +530,10 @@ def kickoff_view(kickoff: orm.Kickoff) -> dict[str, Any]:
                             "reason": kickoff.reason,
                             "reason_code": code if code in REASONS and kickoff.status == "unplaced" else None,
                             "venue": kickoff.venue, "sequence": kickoff.sequence,
+                            "firm_agreed": kickoff.firm_agreed_at is not None and kickoff.status == "proposed",
+                            "institution_agreed": (kickoff.institution_agreed_at is not None
+                                                   and kickoff.status == "proposed"),
+                            "confirmed": kickoff.confirmed,
                             "starts_at": None, "ends_at": None, "timezone": str(TZ)}
     if kickoff.starts_at is not None:
         context = _kickoff_context(kickoff)
@@ -588,26 +593,53 @@ def delete_webhook(session: Session, principal: Principal) -> None:
     session.delete(hook)
 
 
+WEBHOOK_VERSION = 2  # 2: the names a person reads (title, firm, team code, institution, period) beside the ids
+
+
+def machine_names(facts: dict[str, Any] | None, assignment_id: str, team_id: str) -> dict[str, Any]:
+    """A match's names as intake announced them, for a machine: null where intake never named it."""
+    assignment = ((facts or {}).get("assignments") or {}).get(assignment_id) or {}
+    team = ((facts or {}).get("teams") or {}).get(team_id) or {}
+    return {"title": assignment.get("title"), "firm_name": assignment.get("firm_name"),
+            "team_code": team.get("code"), "institution_name": team.get("institution_name"),
+            "level": team.get("level")}
+
+
 def webhook_body(session: Session, notice: orm.Notice, links: Links) -> bytes:
-    """What a webhook receives: the notice with its accept/decline links (match notices) or the
-    kickoff (kickoff notices); no personal data."""
+    """What a webhook receives (version 2): the notice with its accept/decline links (match notices) or the
+    kickoff (kickoff notices), each match with the names its mail uses beside the ids, the period as the mail
+    says it (in the firm's language) and whom to ask; no personal data."""
+    contact = session.get(orm.Contact, notice.firm_id)
+    language = contact.language if contact is not None else "nl"
+    facts = batch_facts(session, notice.batch_id)
+    coordinator = coordinator_of(session, notice.coordinator_id, facts, language)
     body: dict[str, Any] = {
-        "id": notice.id, "kind": notice.kind, "run_id": notice.run_id, "batch_id": notice.batch_id,
-        "period": notice.period, "created_at": _aware(notice.created_at).isoformat()}
+        "version": WEBHOOK_VERSION, "id": notice.id, "kind": notice.kind, "run_id": notice.run_id,
+        "batch_id": notice.batch_id, "period": notice.period, "created_at": _aware(notice.created_at).isoformat(),
+        "language": language, "period_label": period_of(facts, notice.period, language) if notice.period else None,
+        "coordinator": {"name": coordinator["name"], "email": coordinator["email"] or None}}
+
+    def named(matches: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{**m, **machine_names(facts, m["assignment_id"], m["team_id"])} for m in matches]
+
     if notice.kind in KICKOFF_KINDS:
         context = _invitation_context(session, notice)
-        body.update(matches=notice.matches, kickoff={
+        body.update(matches=named(notice.matches), kickoff={
             "uid": context["uid"], "sequence": context["sequence"], "method": context["method"],
+            "status": "CANCELLED" if context["method"] == "CANCEL" else context["status"],
             "starts_at": context["starts_at"].isoformat(), "ends_at": context["ends_at"].isoformat(),
             "timezone": str(TZ), "venue": context["venue"]})
     elif notice.kind == "referral_notice":
         body.update(referral_id=notice.subject_id, **(notice.details or {}))
     elif notice.kind in workshops.NOTICE_KINDS:
-        body.update(workshop=notice.details)
+        details = dict(notice.details or {})
+        theme = THEMES.get(str(details.get("theme")))
+        body.update(workshop={**details, "theme_label": theme[language] if theme else None})
     elif notice.kind == "match_cancelled":
-        body.update(matches=notice.matches)
+        body.update(matches=named(notice.matches))
     else:
-        body.update(matches=_with_links(notice, links), response_links_expire_at=links.expires_at().isoformat())
+        body.update(matches=named(_with_links(notice, links)),
+                    response_links_expire_at=links.expires_at().isoformat())
     return json.dumps(body, separators=(",", ":"), sort_keys=True).encode("utf-8")
 
 
@@ -773,13 +805,14 @@ def _invitation_context(session: Session, notice: orm.Notice) -> dict[str, Any]:
     frozen = (notice.details or {}).get("kickoff")
     if frozen is None:
         return {**_kickoff_context(kickoff), "uid": kickoff.uid, "sequence": kickoff.sequence, "method": "REQUEST",
-                "venue": kickoff.venue, "address": None}
+                "venue": kickoff.venue, "address": None, "status": "TENTATIVE"}
     firm = session.get(orm.FirmAvailability, notice.firm_id)
     return {"match_id": kickoff.match_id, "assignment_id": kickoff.assignment_id, "team_id": kickoff.team_id,
             "uid": frozen["uid"], "sequence": frozen["sequence"], "method": frozen["method"],
             "starts_at": datetime.fromisoformat(frozen["starts_at"]).astimezone(TZ),
             "ends_at": datetime.fromisoformat(frozen["ends_at"]).astimezone(TZ), "venue": frozen["venue"],
-            "address": firm.address if firm is not None and frozen["venue"] == "on_site" else None}
+            "address": firm.address if firm is not None and frozen["venue"] == "on_site" else None,
+            "status": frozen.get("status", "TENTATIVE")}  # TENTATIVE while proposed, CONFIRMED once both agreed
 
 
 def _location(context: dict[str, Any], language: str) -> str | None:
@@ -808,7 +841,7 @@ def kickoff_feed(session: Session, principal: Principal, language: str | None) -
             uid=k.uid, sequence=k.sequence, starts_at=context["starts_at"], ends_at=context["ends_at"],
             summary=render_text("kickoff_invitation", language, context).strip(),
             description=render_text("kickoff_description", language, context), cancelled=k.status == "cancelled",
-            location=_location(context, language), tentative=k.status == "proposed"))
+            location=_location(context, language), tentative=k.status == "proposed" and not k.confirmed))
     return feed("Werkplaats", events, utcnow())
 
 
