@@ -19,9 +19,9 @@ TEMPLATES = ROOT / "services" / "scheduling" / "scheduling" / "templates"
 # expressions) that are taken out of a text before it is checked.
 OTHER_MEANINGS: dict[tuple[str, str], tuple[str, ...]] = {
     # the school-holiday region (noord, midden, zuid) an institution follows, not a workspace
-    ("nl", "regio"): (r"^Regio$", r"schoolvakanties? van (uw|de) regio", r"kies de regio die"),
+    ("nl", "regio"): (r"^Regio$", r"schoolvakanties? van (uw|de) regio", r"kies de regio die", r"de regio is die"),
     ("en", "region"): (r"^Region$", r"School-holiday region", r"school holidays? of (your|the institution's) region",
-                       r"choose the region your institution follows"),
+                       r"(choose|is) the region your institution follows"),
     # the organisation an account belongs to (firm, institution or workspace staff), not the firm
     ("nl", "organisatie"): (r"\b(uw|hun) organisatie\b",),
     ("en", "organisation"): (r"%\(organisation\)s", r"\b(your|their) organisation\b"),

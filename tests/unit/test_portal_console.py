@@ -74,8 +74,8 @@ def test_a_refused_move_of_an_entrepreneur_or_a_session_reads_in_words(nl: objec
 def test_a_round_that_cannot_be_planned_yet_and_a_seat_at_the_same_time_read_in_words(nl: object) -> None:
     assert console.reason_words("no match of this batch has been accepted yet (3 published, 1 declined): a kickoff "
                                 "is planned once a firm accepts its match") == (
-        "nog geen match van deze ronde is geaccepteerd (3 gepubliceerd, 1 afgewezen): een kennismaking wordt "
-        "gepland zodra een bedrijf zijn match accepteert")
+        "nog geen koppeling van deze ronde is geaccepteerd (3 gepubliceerd, 1 afgewezen): een kennismaking wordt "
+        "gepland zodra een bedrijf zijn koppeling accepteert")
     assert console.reason_words("no kickoff of this batch is open to plan: all 2 are cancelled") == (
         "geen kennismaking van deze ronde staat nog open om te plannen: alle 2 zijn geannuleerd")
     assert console.reason_words("the entrepreneur has a seat in another workshop at this session's time (same day "
