@@ -85,10 +85,11 @@ def solve_stages(problem: Problem, time_limit: float = 60.0, *, policy: str = "m
     the time the caller spent computing ``eligible``, reported with the run's timings. ``relaxed``: the
     stable policy's stability rows for some pairs only, and a matching to start from (``solver.stable``).
     ``served_pairs``: "served" counted as the pairs marked (on an assignment's first copy, ``solver.served``)."""
-    run = _ArrayRun(problem, policy, seed, progress, eligible, eligibility_seconds, relaxed, served_pairs)
+    run = _ArrayRun(problem, policy, seed, time_limit, progress, eligible, eligibility_seconds, relaxed,
+                    served_pairs)
     if on_stage:
         on_stage("solving")
-    run.solve(time_limit)
+    run.solve()
     return run.answer()
 
 
@@ -97,7 +98,7 @@ class _ArrayRun:
     stages' state (the matching so far as the full model's column values, the earlier objectives'
     levels, status, gap) and the time spent per step (``timings``, see ``Solution.timings``)."""
 
-    def __init__(self, problem: Problem, policy: str, seed: int, progress: Progress | None,
+    def __init__(self, problem: Problem, policy: str, seed: int, time_limit: float, progress: Progress | None,
                  eligible: Eligibility | None, eligibility_seconds: float, relaxed: Relaxation | None,
                  served_pairs: Any) -> None:
         import numpy as np
@@ -129,6 +130,7 @@ class _ArrayRun:
         self.hashing = ThreadPoolExecutor(max_workers=1)
         self.digest_future: Future[str] | None = None
         self.built = clock()
+        self.deadline = self.built + time_limit
         self.n_p = model.n_pairs
         self.gap_wanted = mip_gap(self.n_p)
         self.columns: Columns | None = None  # the network LP's columns, while it is being priced
@@ -267,11 +269,10 @@ class _ArrayRun:
 
     # ---- the stages ----
 
-    def solve(self, time_limit: float) -> None:
+    def solve(self) -> None:
         """Solve the stages in order, each earlier objective held at its level; the result in ``values``,
         ``status``, ``gap``, ``limited`` and ``path``."""
         clock = time.perf_counter
-        self.deadline = self.built + time_limit
         model, stages, relaxed = self.model, self.stages, self.relaxed
         split = self.split_first() if self.network and len(stages) == 1 else None
         self.start_digest()
