@@ -426,36 +426,3 @@ def test_the_cut_pairs_kept_by_leaving_pairs_out_block_only_where_their_team_is_
                 a = jobs[p.assignment_id]
                 assert (p.team_id, a.period) not in busy or staffed[a.assignment_id] < a.max_teams, (seed, p)
     assert checked >= 100 and better >= 10, (checked, better)
-
-
-@pytest.mark.parametrize("prefer", ["team", "assignment"])
-def test_a_cut_pair_that_blocked_again_is_held_on_the_side_that_keeps_it_and_never_blocks(prefer: str) -> None:
-    """A cut pair that blocked again is held only on the side that keeps it from blocking the incumbent
-    (its team's pair pinned, or its assignment's teams; where both do, the side ``prefer`` names): over
-    every feasible matching of the small random rounds that uses only the pairs left in (and the pins),
-    no such pair blocks (by the plain checker); the incumbent is one of those matchings, and others remain."""
-    from matching.solver.stable import _kept_by, _Matching, ranked_pairs, restrict
-
-    checked = others = 0
-    for seed in range(40):
-        rng = random.Random(seed)
-        problem = stable_round(rng, rng.randint(4, 6), rng.randint(3, 4))
-        feasible = all_feasible(problem)
-        stable = [m for m in feasible if not plain_blocking(problem, m)]
-        if not stable:
-            continue
-        incumbent = min(stable, key=lambda m: (score(problem, "stable", m), sorted(m)))
-        elig = eligibility(problem)
-        cuts = ranked_pairs(problem, elig)
-        kept_problem, kept_elig, _ = restrict(problem, elig, set(incumbent), cuts, set(cuts), prefer)
-        left = set(kept_elig.pairs)
-        assert incumbent <= left and kept_problem.pinned <= incumbent
-        held = _Matching.of(problem, incumbent)
-        sided = {p for p in cuts if _kept_by(held, p, prefer) is not None}
-        for m in feasible:
-            if not m <= left or not kept_problem.pinned <= m:
-                continue
-            checked += 1
-            others += m != incumbent
-            assert not set(plain_blocking(problem, m)) & sided, (seed, prefer)
-    assert checked >= 30 and others >= 10, (checked, others)

@@ -14,17 +14,13 @@ within minutes. Few of those rows ever matter: a pair's rows only bind where the
    round stays a network LP (``restrict``): where the incumbent gives the pair's team something it
    ranks no lower, the team's pairs in that period it ranks lower are left out; where it fills the
    pair's assignment with teams the firm ranks no lower, the assignment's pairs with teams ranked lower
-   are left out. A pair kept by a limit only (a capacity, hours, the firm's cap) is held as the
-   incumbent has it (``freeze``: its team's pair in that period and its assignment's pairs pinned, their
-   other pairs left out); one that blocks again (its team left free, its assignment short) on the side
-   that keeps it only (its team's pair pinned, or its assignment's pairs). The incumbent is a matching
-   of every such round, so each round's best fit is at least its fit. That matching, or the one enacting
-   its blocking pairs ends in, replaces the incumbent when stable and better; the pairs that block it
-   are kept too, and it is solved again while it gains (once at least, then up to FREEZE_SHARE of the
-   time limit, or the whole of it from LAZY_STABLE_FROM_PAIRS pairs). Where it gains nothing, the cut
-   pairs the incumbent keeps both ways (its team holds something ranked no lower, and its assignment is
-   full of teams ranked no lower) are kept by the other side, and it is solved again (a round of its
-   own, the incumbent still a matching of it). Within the
+   are left out. A pair kept by a limit only (a capacity, hours, the firm's cap), or that blocks again
+   (its team left free, its assignment short), is held as the incumbent has it (``freeze``: its team's
+   pair in that period and its assignment's pairs pinned, their other pairs left out). The incumbent is
+   a matching of every such round, so each round's best fit is at least its fit. That matching, or the
+   one enacting its blocking pairs ends in, replaces the incumbent when stable and better; the pairs
+   that block it are kept too, and it is solved again while it gains (once at least, then up to
+   FREEZE_SHARE of the time limit, or the whole of it from LAZY_STABLE_FROM_PAIRS pairs). Within the
    run's gap of the bound of step 1 that is the optimum; within ENOUGH_GAP it is kept, its gap
    reported. (Holding every cut pair's team and assignment as the incumbent has them, as before, ended
    0.19% below the bound at 10k; keeping them by bounds, within 0.1% after three re-solves.)
@@ -353,59 +349,51 @@ def freeze(problem: Problem, elig: Eligibility, matching: set[Pair], pairs: Iter
     return frozen, Eligibility(frozen, elig.team[keep], elig.assignment[keep], elig.fit[keep], elig.team_rank[keep])
 
 
-def _frozen(problem: Problem, elig: Eligibility, matching: set[Pair], pairs: Iterable[Pair],
-            sides: Mapping[Pair, str] | None = None) -> tuple[Any, frozenset[Pair]]:
-    """``freeze``'s eligible pairs kept (a mask over ``elig``) and the pins it adds; a pair ``sides`` names
-    "team" has only its team held, "assignment" only its assignment."""
-    sides = sides or {}
+def _frozen(problem: Problem, elig: Eligibility, matching: set[Pair], pairs: Iterable[Pair]
+            ) -> tuple[Any, frozenset[Pair]]:
+    """``freeze``'s eligible pairs kept (a mask over ``elig``) and the pins it adds."""
     teams = {t.team_id: i for i, t in enumerate(problem.teams)}
     jobs = {a.assignment_id: j for j, a in enumerate(problem.assignments)}
     periods: dict[str, int] = {}
     period = np.array([periods.setdefault(a.period, len(periods)) for a in problem.assignments], dtype=np.int64)
     n = max(1, len(periods))
-    pairs = list(pairs)
     wanted = [(teams[p.team_id], jobs[p.assignment_id]) for p in pairs]
-    team_periods = np.array([t * n + period[a] for p, (t, a) in zip(pairs, wanted, strict=True)
-                             if sides.get(p) != "assignment"], dtype=np.int64)
-    assignments = np.array([a for p, (_, a) in zip(pairs, wanted, strict=True) if sides.get(p) != "team"],
-                           dtype=np.int64)
+    team_periods = np.array([t * n + period[a] for t, a in wanted], dtype=np.int64)
+    assignments = np.array([a for _, a in wanted], dtype=np.int64)
     touched = np.isin(elig.team * n + period[elig.assignment], team_periods) | np.isin(elig.assignment, assignments)
     held = np.zeros(len(elig), dtype=np.bool_)
     held[[elig.index[p] for p in matching]] = True
     return ~touched | held, frozenset(elig.pair(i) for i in np.flatnonzero(touched & held).tolist())
 
 
-def _kept_by(m: _Matching, pair: Pair, prefer: str = "team") -> str | None:
+def _kept_by(m: _Matching, pair: Pair) -> str | None:
     """Why the pair does not block ``m`` in a way bounds can keep: "team" where its team holds, in the
     assignment's period, the assignment or one it ranks above it; "assignment" where the assignment is
-    at its maximum with teams the firm ranks no lower than the pair's team (where both hold, the side
-    ``prefer`` names); None otherwise (a limit keeps it: a capacity, hours or the firm's cap)."""
+    at its maximum with teams the firm ranks no lower than the pair's team; None otherwise (a limit
+    keeps it: a capacity, hours or the firm's cap)."""
     t, a = m.teams[pair.team_id], m.jobs[pair.assignment_id]
     t_rank, f_rank = team_rank(t, a.assignment_id), firm_rank(a, t)
     current = m.held.get((t.team_id, a.period))
-    by_team = current is not None and t_rank is not None and (
-        (r := team_rank(t, current)) is not None and r <= t_rank)
-    if by_team and prefer == "team":
+    if current is not None and t_rank is not None and (
+            (r := team_rank(t, current)) is not None and r <= t_rank):
         return "team"
     others = m.staff.get(a.assignment_id, [])
     if f_rank is not None and len(others) >= a.max_teams and all(
             (r := firm_rank(a, m.teams[o])) is not None and r <= f_rank for o in others):
         return "assignment"
-    return "team" if by_team else None
+    return None
 
 
 def restrict(problem: Problem, elig: Eligibility, matching: set[Pair], light: Iterable[Pair],
-             frozen: Iterable[Pair], prefer: str = "team") -> tuple[Problem, Eligibility, set[Pair]]:
+             frozen: Iterable[Pair]) -> tuple[Problem, Eligibility, set[Pair]]:
     """The round where each pair of ``light`` is kept from blocking the way ``matching`` keeps it, by
     leaving pairs out only (so it stays a network): where the team holds something it ranks no lower,
     its pairs in that period it ranks lower (or not at all) are left out; where the assignment is full
-    of teams the firm ranks no lower, its pairs with teams the firm ranks lower are left out; a pair
-    ``matching`` keeps both ways, by the side ``prefer`` names (each side gives another round). The pairs
-    of ``frozen`` are held as ``matching`` has them on the side that keeps them there (the team's pair
-    pinned, or the assignment's pairs), and those of ``light`` that ``matching`` keeps from blocking by
-    a limit only on both sides, as in ``freeze``. ``matching`` stays a matching of the round, so the
-    round's best fit is at least its fit; where the best fit leaves the team free or the assignment
-    short, the pair may block again (the caller then freezes it). Also returns the pairs frozen."""
+    of teams the firm ranks no lower, its pairs with teams the firm ranks lower are left out. The pairs
+    of ``frozen``, and those of ``light`` that ``matching`` keeps from blocking by a limit only, are held
+    as in ``freeze``. ``matching`` stays a matching of the round, so the round's best fit is at least
+    its fit; where the best fit leaves the team free or the assignment short, the pair may block again
+    (the caller then freezes it). Also returns the pairs frozen."""
     m = _Matching.of(problem, matching)
     teams = {t.team_id: i for i, t in enumerate(problem.teams)}
     jobs = {a.assignment_id: j for j, a in enumerate(problem.assignments)}
@@ -415,13 +403,10 @@ def restrict(problem: Problem, elig: Eligibility, matching: set[Pair], light: It
     team_limit: dict[int, int] = {}  # team x period: the lowest rank kept
     job_limit: dict[int, int] = {}  # assignment: the lowest firm rank kept
     held_fully = set(frozen)
-    # a pair that blocked again is held on the side that keeps it in ``matching`` only: its team's pair
-    # pinned (it holds something it ranks no lower), or its assignment's (full of teams ranked no lower)
-    sides = {pair: kind for pair in held_fully if (kind := _kept_by(m, pair, prefer)) is not None}
     for pair in light:
         if pair in held_fully:
             continue
-        kind = _kept_by(m, pair, prefer)
+        kind = _kept_by(m, pair)
         t, a = m.teams[pair.team_id], m.jobs[pair.assignment_id]
         if kind == "team":
             key = teams[t.team_id] * n + period[jobs[a.assignment_id]]
@@ -450,7 +435,7 @@ def restrict(problem: Problem, elig: Eligibility, matching: set[Pair], light: It
     out[[k for p in problem.pinned | matching if (k := elig.index.get(p)) is not None]] = False
     keep, pins = ~out, frozenset[Pair]()
     if held_fully:  # as freeze does, over the same arrays (their Pair index is built once per run)
-        frozen_keep, pins = _frozen(problem, elig, matching, held_fully, sides)
+        frozen_keep, pins = _frozen(problem, elig, matching, held_fully)
         keep &= frozen_keep
     kept = replace(problem, pinned=problem.pinned | pins) if pins else problem
     return kept, Eligibility(kept, elig.team[keep], elig.assignment[keep], elig.fit[keep], elig.team_rank[keep]), \
@@ -533,14 +518,13 @@ def solve_lazily(problem: Problem, time_limit: float = 60.0, *, seed: int = 0,
     mark = clock()
     rounds = 0
     light, frozen = set(cuts), set[Pair]()
-    prefer, flipped = "team", False  # the side that keeps a cut pair the incumbent keeps both ways
     # in a large round the cutting planes of step 4 do not finish a round in time: the re-solves go on
     held_until = deadline if len(elig) >= LAZY_STABLE_FROM_PAIRS else started + FREEZE_SHARE * time_limit
     while not best_blocking and light and not stopped() and deadline - clock() > 1.0 and (
             rounds == 0 or clock() < held_until) and \
             bound - sum(fits[p] for p in best) > ENOUGH_GAP * max(1.0, abs(bound)):
         rounds += 1
-        kept_problem, kept_elig, frozen = restrict(problem, elig, best, light, frozen, prefer)
+        kept_problem, kept_elig, frozen = restrict(problem, elig, best, light, frozen)
         around = solve_stages(kept_problem, deadline - clock(), policy="max_fit", seed=seed, eligible=kept_elig)
         if around.status not in SOLVED or stopped():
             break
@@ -556,13 +540,7 @@ def solve_lazily(problem: Problem, time_limit: float = 60.0, *, seed: int = 0,
         again = set(blocking) & light
         new_pairs = set(blocking) - light
         if not again and not new_pairs and not improved:
-            if flipped:
-                break  # the best fit kept as the incumbent keeps its pairs, either side: nothing more to gain
-            # the incumbent is the best fit of this round: the cut pairs it keeps both ways are kept by the
-            # other side in the next (it is a matching of that round too, so the fit cannot drop)
-            prefer, flipped = "assignment" if prefer == "team" else "team", True
-            continue
-        flipped = False
+            break  # the best fit kept as the incumbent keeps its pairs: nothing more to gain this way
         frozen |= again  # kept from blocking by bounds that did not hold: held as the incumbent has them
         light |= new_pairs
         cuts |= set(blocking)
