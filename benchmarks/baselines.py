@@ -1,7 +1,7 @@
 """What the optimiser is measured against, on the same instance and the same eligible pairs.
 
 - ``optimiser_pairs``: the eligible pairs and their fit, computed by the optimiser's own functions
-  (``Problem.from_snapshot``, then ``matching.fastpath.eligibility`` or ``eligible_pairs``), so every
+  (``Problem.from_snapshot``, then ``matching.solver.arrays.eligibility`` or ``eligible_pairs``), so every
   solver sees exactly the same variables.
 - ``solve_pulp_cbc``: a straightforward PuLP model of the whole instance, written from the snapshot's
   fields (one ``lpSum`` per row over pre-grouped pairs), solved by CBC (cbcbox's binary).
@@ -57,7 +57,7 @@ def optimiser_pairs(snapshot: Mapping[str, Any]) -> dict[PairKey, float]:
     problem = Problem.from_snapshot(snapshot)
     pairs: dict[Pair, float]
     try:
-        from matching.fastpath import eligibility
+        from matching.solver.arrays import eligibility
     except ImportError:
         pairs = eligible_pairs(problem)
     else:

@@ -6,7 +6,7 @@
 Per size it generates one instance (benchmarks.generator), then measures, each in a fresh process so
 that peak memory and timings do not leak from one into the next, one after the other:
 
-1. the optimiser (``matching.optimiser.solve``), in a process set up as the matching worker's (its
+1. the optimiser (``matching.solver.paths.solve``), in a process set up as the matching worker's (its
    allocator keeps freed memory: ``matching.memory``), its time split as it reports it (``Solution.timings``)
    or, where it reports none (the plain PuLP path), from the outside by wrapping the functions it
    calls; the source of the split is named under the table; with ``--repeat N``, N times (the table
@@ -49,13 +49,14 @@ from benchmarks.generator import FLAVOURS, generate, size_of
 
 # (module, attribute path, stage): functions the optimiser calls, wrapped to time each stage.
 HOOKS = (
-    ("matching.optimiser", "eligible_pairs", "eligibility"),
-    ("matching.optimiser", "model_hash", "model hash"),
+    ("matching.solver.pulp_model", "eligible_pairs", "eligibility"),
+    ("matching.solver.plain", "model_hash", "model hash"),
     ("pulp", "HiGHS.buildSolverModel", "solver hand-off"),
     ("pulp", "HiGHS.callSolver", "solve"),
     ("pulp", "HiGHS.findSolutionValues", "extraction"),
-    ("matching.optimiser", "Model.matches", "extraction"),
-    ("matching.optimiser", "diagnose", "infeasibility diagnosis"),
+    ("matching.solver.pulp_model", "Model.matches", "extraction"),
+    ("matching.solver.plain", "diagnose", "infeasibility diagnosis"),
+    ("matching.solver.stages", "diagnose", "infeasibility diagnosis"),
 )
 
 
@@ -127,7 +128,7 @@ def _load(path: str) -> dict[str, Any]:
 def measure_optimiser(path: str, solver: str, time_limit: float) -> dict[str, Any]:
     from matching.domain.model import Problem
     from matching.memory import cycles_paused, keep_freed_memory
-    from matching.optimiser import solve
+    from matching.solver.paths import solve
 
     keep_freed_memory()  # as the matching worker's process is set up (matching.bootstrap.main)
     snapshot = _load(path)
@@ -345,7 +346,7 @@ def table(name: str, teams: int, assignments: int, flavour: str, opt: dict[str, 
     lines = [
         f"== {name}: {teams:,} teams x {assignments:,} assignments, flavour {flavour} ==",
         f"{'eligible pairs':44} {mcf['pairs']:>11,}",
-        "optimiser (matching.optimiser.solve, policy max_fit"
+        "optimiser (matching.solver.paths.solve, policy max_fit"
         + (f", path {opt['path']})" if opt.get("path") else ")"),
         f"  {'snapshot -> Problem':42} {_s(opt['snapshot_seconds'])}",
         f"  {'eligibility':42} {_s(eligibility)}",

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from matching import optimiser
 from matching.domain.model import Pair, Problem, violations
+from matching.solver import paths, pulp_model
 
 from benchmarks import run
 from benchmarks.baselines import agree, optimiser_pairs, solve_min_cost_flow, solve_pulp_cbc
@@ -24,7 +24,7 @@ def test_optimiser_cbc_baseline_and_min_cost_flow_agree_on_a_network_instance() 
     pairs = optimiser_pairs(snapshot)
     flow = solve_min_cost_flow(snapshot, pairs)
     cbc = solve_pulp_cbc(snapshot, pairs, time_limit=60)
-    solution = optimiser.solve(Problem.from_snapshot(snapshot), "highs", 60, policy="max_fit")
+    solution = paths.solve(Problem.from_snapshot(snapshot), "highs", 60, policy="max_fit")
     assert (flow.status, cbc.status, solution.status) == ("optimal", "optimal", "optimal")
     assert flow.exact
     assert flow.objective > 0
@@ -56,14 +56,14 @@ def test_on_the_side_flavour_the_flow_is_an_upper_bound_and_cbc_meets_every_side
 
 
 def test_instrumentation_times_the_plain_paths_stages_and_restores_them() -> None:
-    original = optimiser.__dict__["eligible_pairs"]
+    original = pulp_model.__dict__["eligible_pairs"]
     timings = run.Timings()
     snapshot = generate(100, seed=2)
     with run.instrumented(timings) as hooks:
-        assert optimiser.__dict__["eligible_pairs"] is not original
-        optimiser.solve(Problem.from_snapshot(snapshot), "cbc", 30)
-    assert optimiser.__dict__["eligible_pairs"] is original
-    assert "matching.optimiser.eligible_pairs" in hooks
+        assert pulp_model.__dict__["eligible_pairs"] is not original
+        paths.solve(Problem.from_snapshot(snapshot), "cbc", 30)
+    assert pulp_model.__dict__["eligible_pairs"] is original
+    assert "matching.solver.pulp_model.eligible_pairs" in hooks
     assert timings.calls["eligibility"] >= 1 and timings.seconds["eligibility"] > 0
 
 

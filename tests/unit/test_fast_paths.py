@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 from matching.domain.model import Problem, eligible_pairs
 from matching.domain.policies import POLICIES
-from matching.fastpath import build_arrays, eligibility
-from matching.optimiser import build_model, make_solver, solve
+from matching.solver.arrays import build_arrays, eligibility
+from matching.solver.common import make_solver
+from matching.solver.paths import solve
+from matching.solver.pulp_model import build_model
 
 from .test_optimiser_v2 import PERIODS, POLICY_NAMES, random_snapshot
 
@@ -87,26 +89,26 @@ def test_eligibility_without_tables_and_in_small_chunks_gives_the_domains_pairs(
         seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """Many places (no distance table, distances per pair; preference ranks by search), a skills test
     split into chunks of one group and candidates tested a few at a time: the domain's pairs and fits."""
-    from matching import fastpath
+    from matching.solver import arrays
 
-    monkeypatch.setattr(fastpath, "TABLE_CELLS", 0)
-    monkeypatch.setattr(fastpath, "ABLE_CELLS", 1)
-    monkeypatch.setattr(fastpath, "CANDIDATES", 3)
+    monkeypatch.setattr(arrays, "TABLE_CELLS", 0)
+    monkeypatch.setattr(arrays, "ABLE_CELLS", 1)
+    monkeypatch.setattr(arrays, "CANDIDATES", 3)
     problem = instance(seed, 9, 7)
     assert eligibility(problem).pairs == eligible_pairs(problem)
 
 
 def test_eligibility_with_distance_tables_on_a_generated_round_matches_the_one_without(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from matching import fastpath
+    from matching.solver import arrays
 
     from benchmarks.generator import generate
 
     problem = Problem.from_snapshot(generate(600, flavour="network", seed=4))
     with_tables = eligibility(problem)  # reach per team class and assignment, pairs listed per class
-    monkeypatch.setattr(fastpath, "REACH_CELLS", 0)
+    monkeypatch.setattr(arrays, "REACH_CELLS", 0)
     per_candidate = eligibility(problem)  # the reach table asked for each candidate pair
-    monkeypatch.setattr(fastpath, "TABLE_CELLS", 0)
+    monkeypatch.setattr(arrays, "TABLE_CELLS", 0)
     without = eligibility(problem)
     assert len(with_tables) > 1000
     assert with_tables.pairs == per_candidate.pairs == without.pairs == eligible_pairs(problem)
@@ -119,11 +121,11 @@ def test_a_travel_limit_on_the_distance_itself_is_decided_as_the_domain_decides(
     """Limits at, just under and just over the exact distance, on-site and hybrid, a team that may work
     remotely and one that may not, and places not known: the domain's pairs, by the reach table (per
     team class and assignment place) and without it (per pair)."""
-    from matching import fastpath
     from matching.domain.model import Assignment, Team, haversine_km
+    from matching.solver import arrays
 
     if not tables:
-        monkeypatch.setattr(fastpath, "TABLE_CELLS", 0)
+        monkeypatch.setattr(arrays, "TABLE_CELLS", 0)
     utrecht, groningen = (52.09, 5.12), (53.22, 6.57)
     exact = haversine_km(*utrecht, *groningen)
     limits = [exact, float(np.nextafter(exact, 0.0)), float(np.nextafter(exact, np.inf)), exact - 1e-7, None, 10.0]
@@ -145,7 +147,7 @@ def test_a_travel_limit_on_the_distance_itself_is_decided_as_the_domain_decides(
 
 @pytest.mark.parametrize("seed", range(10))
 def test_best_per_group_picks_the_k_highest_scores_lowest_position_first_on_ties(seed: int) -> None:
-    from matching.optimiser import _best_per
+    from matching.solver.network import best_per
 
     rng = np.random.default_rng(seed)
     n = int(rng.integers(1, 300))
@@ -158,7 +160,7 @@ def test_best_per_group_picks_the_k_highest_scores_lowest_position_first_on_ties
         allowed = range(n) if among is None else np.flatnonzero(among).tolist()
         expected = [i for g in sorted(set(group[allowed].tolist()))
                     for i in sorted((i for i in allowed if group[i] == g), key=lambda i: (-score[i], i))[:k]]
-        assert _best_per(group, score, k, among).tolist() == expected
+        assert best_per(group, score, k, among).tolist() == expected
 
 
 @pytest.mark.parametrize("policy", POLICY_NAMES)
@@ -199,7 +201,7 @@ def test_array_path_equals_the_plain_path_at_every_stage(policy: str, seed: int)
 @pytest.mark.parametrize("policy", POLICY_NAMES)
 @pytest.mark.parametrize("seed", range(8))
 def test_the_array_paths_objective_values_are_the_domains_for_its_matching(policy: str, seed: int) -> None:
-    from matching.optimiser import objective_values
+    from matching.solver.pulp_model import objective_values
 
     from .test_optimiser_v2 import random_problem
 
@@ -314,25 +316,25 @@ def test_a_network_round_split_by_period_and_solved_in_parallel_keeps_the_optimu
         seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """Periods that share no row (no firm cap over both) are solved as separate LPs in threads; the
     matching is the plain model's optimum, also with teams registered for both periods."""
-    import matching.optimiser as optimiser
+    import matching.solver.network as network
 
-    monkeypatch.setattr(optimiser, "SPLIT_FROM_PAIRS", 0)
-    monkeypatch.setattr("matching.optimiser.os.cpu_count", lambda: 2)
+    monkeypatch.setattr(network, "SPLIT_FROM_PAIRS", 0)
+    monkeypatch.setattr("matching.solver.network.os.cpu_count", lambda: 2)
     problem = two_period_network(seed, 60, 30)
     model = build_arrays(problem, eligibility(problem))
-    parts = optimiser._parts(problem, model, optimiser._network_relaxation(model))
+    parts = network.period_parts(problem, model, network.network_relaxation(model))
     assert parts is not None and len(parts) == 2
     assert sorted(np.concatenate(parts).tolist()) == list(range(model.n_pairs))
     for cols in parts:  # a part holds whole periods
         assert len({problem.assignments[a].period for a in model.eligibility.assignment[cols].tolist()}) == 1
     split: list[Any] = []
-    whole = optimiser._split_network
+    whole = network.split_network
 
     def recorded(*args: Any, **kwargs: Any) -> Any:
         split.append(whole(*args, **kwargs))
         return split[-1]
 
-    monkeypatch.setattr(optimiser, "_split_network", recorded)
+    monkeypatch.setattr(network, "split_network", recorded)
     fast, slow = solve(problem, arrays=True), plain(problem, "max_fit")
     assert len(split) == 1 and split[0] is not None  # solved in parts, not whole
     assert (fast.path, fast.status, slow.status) == ("network", "optimal", "optimal")
@@ -352,44 +354,45 @@ def test_the_pairs_rows_matrices_hold_the_network_lps_entries_and_price_as_they_
 
 
 def test_the_network_lines_are_not_read_from_a_model_with_a_pair_twice_in_a_family() -> None:
-    import matching.optimiser as optimiser
+    import matching.solver.network as network
 
     problem = two_period_network(1, 40, 20)
     assert problem.capacities
     twice = dataclasses.replace(problem, capacities=(*problem.capacities, problem.capacities[0]))
-    assert optimiser._network_pairs(build_arrays(problem, eligibility(problem))) is not None
-    assert optimiser._network_pairs(build_arrays(twice, eligibility(twice))) is None
+    assert network.network_pairs(build_arrays(problem, eligibility(problem))) is not None
+    assert network.network_pairs(build_arrays(twice, eligibility(twice))) is None
     assert solve(twice, arrays=True).objective == pytest.approx(plain(twice, "max_fit").objective, abs=1e-6)
 
 
 def test_a_family_holding_a_pair_twice_is_read_by_sorting() -> None:
     """Two rows of one family over the same pair (two capacities for one institution, say) do not fit
     one line per family: the entries are then sorted by column, and none is lost."""
-    import matching.optimiser as optimiser
+    from matching.solver.highs import Lp
+    from matching.solver.network import PairRows
 
-    lp = optimiser._Lp(3, np.array([0, 1, 2, 3, 3, 4]), np.array([0, 1, 2, 0, 0, 2]), np.ones(6),
-                       np.zeros(5), np.ones(5), False, [3, 3])
-    pairs = optimiser._PairRows.of(lp)
+    lp = Lp(3, np.array([0, 1, 2, 3, 3, 4]), np.array([0, 1, 2, 0, 0, 2]), np.ones(6),
+            np.zeros(5), np.ones(5), False, [3, 3])
+    pairs = PairRows.of(lp)
     starts, rows, _ = pairs.entries(np.arange(3))
     assert starts.tolist() == [0, 3, 4, 6] and rows.tolist() == [0, 3, 3, 1, 2, 4]
     assert pairs.reduced(np.full(3, 10.0), np.arange(5.0)).tolist() == [4.0, 9.0, 4.0]
 
 
 def check_pair_rows(problem: Problem, seed: int) -> None:
-    import matching.optimiser as optimiser
+    import matching.solver.network as network
 
     model = build_arrays(problem, eligibility(problem))
-    lp = optimiser._network_relaxation(model)
-    from_model = optimiser._network_pairs(model)  # lines read from the model, no triplets
+    lp = network.network_relaxation(model)
+    from_model = network.network_pairs(model)  # lines read from the model, no triplets
     assert from_model is not None and from_model.pairs is not None
     assert np.array_equal(from_model.lower, lp.lower) and np.array_equal(from_model.upper, lp.upper)
-    pairs = optimiser._PairRows.of(lp)
+    pairs = network.PairRows.of(lp)
     entries = sorted(zip(lp.row.tolist(), lp.col.tolist(), lp.coef.tolist(), strict=True))
     for lines in (pairs, from_model.pairs):
         starts, rows, coefs = lines.entries(np.arange(len(lines)))
         cols = np.repeat(np.arange(len(lines)), np.diff(starts))
         assert sorted(zip(rows.tolist(), cols.tolist(), coefs.tolist(), strict=True)) == entries
-    by_sorting = optimiser._PairRows.of(dataclasses.replace(lp, blocks=None))
+    by_sorting = network.PairRows.of(dataclasses.replace(lp, blocks=None))
     assert by_sorting.coef is not None and pairs.coef is None  # line per family: no coefficients kept
     rng = np.random.default_rng(seed)
     costs, dual = rng.normal(size=lp.n_cols), rng.normal(size=len(lp.lower))
@@ -402,7 +405,7 @@ def check_pair_rows(problem: Problem, seed: int) -> None:
 
 @pytest.mark.parametrize("seed", range(6))
 def test_the_families_said_to_stay_in_one_period_hold_pairs_of_one_period(seed: int) -> None:
-    from matching.optimiser import PER_PERIOD_GROUPS
+    from matching.solver.network import PER_PERIOD_GROUPS
 
     from .test_optimiser_v2 import random_problem
 
@@ -420,7 +423,7 @@ def test_the_families_said_to_stay_in_one_period_hold_pairs_of_one_period(seed: 
 
 
 def test_a_firm_cap_over_both_periods_keeps_the_round_whole() -> None:
-    import matching.optimiser as optimiser
+    import matching.solver.network as network
 
     rng = random.Random(5)
     snapshot = random_snapshot(rng, 30, 12)
@@ -435,8 +438,8 @@ def test_a_firm_cap_over_both_periods_keeps_the_round_whole() -> None:
     snapshot["firm_caps"] = [{"firm_id": first["firm_id"], "max_teams": 1}]
     problem = Problem.from_snapshot(snapshot)
     model = build_arrays(problem, eligibility(problem))
-    assert optimiser._parts(problem, model, optimiser._network_relaxation(model)) is None
+    assert network.period_parts(problem, model, network.network_relaxation(model)) is None
     snapshot["firm_caps"] = []
     unlinked = Problem.from_snapshot(snapshot)
     model = build_arrays(unlinked, eligibility(unlinked))
-    assert optimiser._parts(unlinked, model, optimiser._network_relaxation(model)) is not None
+    assert network.period_parts(unlinked, model, network.network_relaxation(model)) is not None

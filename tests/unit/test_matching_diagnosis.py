@@ -8,7 +8,7 @@ from typing import Any
 import pulp
 import pytest
 from matching.domain.model import Assignment, Pair, Problem, Team, violations
-from matching.optimiser import solve
+from matching.solver.paths import solve
 
 HBO_WEB = Team("t0", "i0", "HBO", frozenset({"web"}))
 HBO_PLAIN = Team("t1", "i1", "HBO", frozenset())

@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from matching import bootstrap
 from matching.adapters import orm
 from matching.entrypoints.handlers import HANDLERS
-from matching.optimiser import solve
 from matching.service_layer import services
+from matching.solver.paths import solve
 from werkplaats_shared.auth import Principal
 from werkplaats_shared.config import Settings
 from werkplaats_shared.contracts import Envelope, make_envelope

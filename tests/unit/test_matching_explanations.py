@@ -17,8 +17,8 @@ from matching.domain.model import (
     Team,
     eligible_pairs,
 )
-from matching.fastpath import eligibility, precheck_supply
-from matching.optimiser import solve
+from matching.solver.arrays import eligibility, precheck_supply
+from matching.solver.paths import solve
 
 
 def test_each_unmatched_assignment_and_team_gets_its_reason_with_counts() -> None:

@@ -15,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from matching.domain.model import Assignment, Pair, Problem, Team, eligible_pairs, violations
 from matching.domain.policies import POLICIES
-from matching.optimiser import export_model, objective_values, solve
+from matching.solver.paths import solve
+from matching.solver.pulp_model import export_model, objective_values
 
 from .test_optimiser import random_problem
 

@@ -8,7 +8,10 @@ import random
 import highspy
 import pulp
 import pytest
-from matching.optimiser import Progress, build_model, make_solver, solve, watch
+from matching.solver.common import Progress, make_solver
+from matching.solver.paths import solve
+from matching.solver.plain import watch
+from matching.solver.pulp_model import build_model
 
 from .test_optimiser import random_problem
 

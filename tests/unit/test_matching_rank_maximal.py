@@ -10,7 +10,7 @@ import random
 
 import pytest
 from matching.domain.model import Problem
-from matching.optimiser import solve
+from matching.solver.paths import solve
 
 from .test_optimiser_v2 import all_feasible, random_snapshot, score
 

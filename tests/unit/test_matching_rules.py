@@ -28,7 +28,7 @@ from matching.domain.model import (
     ineligibility,
     violations,
 )
-from matching.optimiser import solve
+from matching.solver.paths import solve
 
 UTRECHT = {"municipality": "GM0344", "latitude": 52.09, "longitude": 5.12, "region": "Utrecht"}
 AMSTERDAM = {"municipality": "GM0363", "latitude": 52.37, "longitude": 4.89, "region": "Noord-Holland"}

@@ -7,8 +7,9 @@ import random
 
 import pytest
 from matching.domain.model import Problem
-from matching.optimiser import Solution, solve, solve_arrays
-from matching.served import applies
+from matching.solver.common import Solution
+from matching.solver.paths import solve, solve_arrays
+from matching.solver.served import applies
 
 from .test_fast_paths import network_instance
 from .test_optimiser_v2 import all_feasible, plain_feasible, score

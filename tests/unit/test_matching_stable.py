@@ -35,8 +35,10 @@ from matching.domain.model import (
     stability_columns,
     violations,
 )
-from matching.fastpath import add_rows, build_arrays, eligibility
-from matching.optimiser import build_model, make_solver, solve, solve_arrays
+from matching.solver.arrays import add_rows, build_arrays, eligibility
+from matching.solver.common import make_solver
+from matching.solver.paths import solve, solve_arrays
+from matching.solver.pulp_model import build_model
 
 from .test_optimiser_v2 import all_feasible, plain_blocking, plain_feasible, score
 
@@ -57,7 +59,7 @@ def job(assignment_id: str, lo: int = 1, hi: int = 1, firm: str | None = None, p
 
 def every_path(problem: Problem) -> list[Any]:
     """The plain path (PuLP, exact), the array path (HiGHS in bulk, the side path's stages) and the
-    cutting-plane path large rounds take (``matching.stable``: stability rows only for pairs that block)."""
+    cutting-plane path large rounds take (``matching.solver.stable``: stability rows only for pairs that block)."""
     return [solve(problem, policy="stable", make=lambda limit, seed: make_solver("highs", limit, seed, 1e-9)),
             solve(problem, policy="stable", arrays=True),
             solve_arrays(problem, policy="stable", lazy=True)]
@@ -95,7 +97,7 @@ def test_a_row_holding_a_variable_twice_is_summed_on_every_path() -> None:
     twice = Row("stability", "made up", ((Pair("t", "a"), 1.5), (Opened("a"), 1.0), (Pair("t", "a"), 2.0),
                                          (Opened("a"), -1.0)), ">=", 0.0)
     assert twice.summed() == [(Pair("t", "a"), 3.5)]
-    from matching.fastpath import _Rows
+    from matching.solver.arrays import _Rows
 
     out = _Rows()
     add_rows(out, [twice], {Pair("t", "a"): 0, Opened("a"): 1})
@@ -341,7 +343,7 @@ def test_the_precheck_names_a_ranked_assignment_that_is_not_in_the_batch() -> No
 
 def test_progress_shows_the_blocking_count_being_solved_as_a_count() -> None:
     """The solver maximises minus the blocking pairs; a coordinator watching the run sees the count."""
-    from matching.optimiser import Progress
+    from matching.solver.common import Progress
 
     class Recording(Progress):
         def __setattr__(self, name: str, value: Any) -> None:
@@ -374,8 +376,8 @@ def test_the_cutting_plane_path_takes_each_of_its_steps_on_the_random_rounds() -
 def test_a_generated_round_is_as_stable_and_fits_as_well_on_the_cutting_plane_path(seed: int) -> None:
     """The benchmark's network flavour (150 teams): the cutting-plane path and the full model agree; the
     answer is never worse than deferred acceptance."""
-    from matching.fastpath import eligibility
-    from matching.stable import deferred, ranked_pairs
+    from matching.solver.arrays import eligibility
+    from matching.solver.stable import deferred, ranked_pairs
 
     from benchmarks.generator import generate
 
@@ -396,7 +398,7 @@ def test_the_cut_pairs_kept_by_leaving_pairs_out_block_only_where_their_team_is_
     (and the pins it adds), a cut pair not held whole blocks (by the plain checker) only where its team is
     free in the assignment's period or its assignment is below its maximum; the incumbent is one of those
     matchings, and better ones remain."""
-    from matching.stable import ranked_pairs, restrict
+    from matching.solver.stable import ranked_pairs, restrict
 
     checked = better = 0
     for seed in range(40):

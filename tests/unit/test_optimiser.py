@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from matching.domain.model import Assignment, Pair, Problem, Team, eligible_pairs, fit, violations
-from matching.optimiser import solve
+from matching.solver.paths import solve
 
 LEVELS = ("MBO", "HBO", "WO")
 SKILLS = ("web", "data", "ai", "security")

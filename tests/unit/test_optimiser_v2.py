@@ -24,7 +24,7 @@ from matching.domain.model import (
     violations,
 )
 from matching.domain.policies import POLICIES
-from matching.optimiser import solve
+from matching.solver.paths import solve
 
 LEVELS = ("MBO", "HBO", "WO")
 SKILLS = ("web", "data", "ai")

@@ -1,4 +1,4 @@
-"""The tighter formulation of the side path (``matching.tighter``): it keeps every matching of the plain
+"""The tighter formulation of the side path (``matching.solver.tighter``): it keeps every matching of the plain
 model (so the optimum and the reported gap stay true) and its LP bound lies between the optimum and the
 plain model's bound, strictly below the plain bound where a firm's cap meets a two-team assignment."""
 
@@ -11,11 +11,12 @@ from typing import Any
 import highspy
 import numpy as np
 import pytest
-from matching import tighter
 from matching.domain.model import Problem
-from matching.fastpath import ArrayModel, build_arrays, eligibility
-from matching.optimiser import _Lp, _pass, solve
-from matching.tighter import Tighter, pair_rows, tighten
+from matching.solver import tighter
+from matching.solver.arrays import ArrayModel, build_arrays, eligibility
+from matching.solver.highs import Lp, pass_model
+from matching.solver.paths import solve
+from matching.solver.tighter import Tighter, pair_rows, tighten
 
 from .test_optimiser_v2 import random_snapshot
 
@@ -25,28 +26,28 @@ def _model(problem: Problem) -> tuple[ArrayModel, Tighter]:
     return model, tighten(problem, model)
 
 
-def _strong(model: ArrayModel, tight: Tighter) -> _Lp:
+def _strong(model: ArrayModel, tight: Tighter) -> Lp:
     """The plain rows, the pattern rows and "a pair only if open" for every pair of a two-team assignment."""
     n_rows = model.n_rows
     r, c, v = pair_rows(tight.needs_two, model.n_pairs + tight.assignment_of[tight.needs_two], 0)
     k = len(tight.needs_two)
-    return _Lp(tight.n_cols,
+    return Lp(tight.n_cols,
                np.concatenate([model.row, tight.row + n_rows, r + n_rows + tight.n_rows]),
                np.concatenate([model.col, tight.col, c]), np.concatenate([model.coef, tight.coef, v]),
                np.concatenate([model.row_lower, tight.lower, np.full(k, -np.inf)]),
                np.concatenate([model.row_upper, tight.upper, np.zeros(k)]), True)
 
 
-def _holds(lp: _Lp, values: Any) -> bool:
+def _holds(lp: Lp, values: Any) -> bool:
     lhs = np.bincount(lp.row, weights=lp.coef * values[lp.col], minlength=len(lp.lower))
     return bool(np.all(lhs >= lp.lower - 1e-6) and np.all(lhs <= lp.upper + 1e-6))
 
 
-def _optimum(lp: _Lp, costs: Any, integer: bool) -> float | None:
+def _optimum(lp: Lp, costs: Any, integer: bool) -> float | None:
     highs = highspy.Highs()
     highs.setOptionValue("output_flag", False)
     highs.setOptionValue("mip_rel_gap", 1e-9)
-    _pass(highs, _Lp(lp.n_cols, lp.row, lp.col, lp.coef, lp.lower, lp.upper, integer), costs)
+    pass_model(highs, Lp(lp.n_cols, lp.row, lp.col, lp.coef, lp.lower, lp.upper, integer), costs)
     highs.run()
     if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
         return None
@@ -57,7 +58,7 @@ def _matching(model: ArrayModel, costs: Any) -> Any:
     """A matching of the plain model: its MIP optimum for ``costs``."""
     highs = highspy.Highs()
     highs.setOptionValue("output_flag", False)
-    _pass(highs, _Lp(model.n_cols, model.row, model.col, model.coef, model.row_lower, model.row_upper, True), costs)
+    pass_model(highs, Lp(model.n_cols, model.row, model.col, model.coef, model.row_lower, model.row_upper, True), costs)
     highs.run()
     if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
         return None
@@ -100,7 +101,7 @@ def test_every_matching_of_the_plain_model_is_a_solution_of_the_tighter_one(seed
             break
         seen += 1
         assert _holds(strong, tight.extend(values))
-    assert seen or _optimum(_Lp(model.n_cols, model.row, model.col, model.coef, model.row_lower,
+    assert seen or _optimum(Lp(model.n_cols, model.row, model.col, model.coef, model.row_lower,
                                 model.row_upper, True), np.zeros(model.n_cols), True) is None
 
 
@@ -111,7 +112,7 @@ def test_the_tighter_bound_lies_between_the_optimum_and_the_plain_bound(teams: i
     problem = Problem.from_snapshot(generate(teams, flavour="side", seed=seed))
     model, tight = _model(problem)
     assert tight.firms and len(tight.needs_two)
-    plain = _Lp(model.n_cols, model.row, model.col, model.coef, model.row_lower, model.row_upper, False)
+    plain = Lp(model.n_cols, model.row, model.col, model.coef, model.row_lower, model.row_upper, False)
     fit = model.objectives["fit"]
     costs = np.concatenate([fit, np.zeros(tight.n_cols - model.n_cols)])
     plain_bound = _optimum(plain, fit, False)
@@ -144,7 +145,7 @@ def test_a_cap_that_leaves_room_for_one_team_closes_a_two_team_assignment_in_the
     model, tight = _model(problem)
     fit = model.objectives["fit"]
     costs = np.concatenate([fit, np.zeros(tight.n_cols - model.n_cols)])
-    plain = _Lp(model.n_cols, model.row, model.col, model.coef, model.row_lower, model.row_upper, False)
+    plain = Lp(model.n_cols, model.row, model.col, model.coef, model.row_lower, model.row_upper, False)
     optimum = _optimum(_strong(model, tight), costs, True)
     assert optimum is not None
     assert _optimum(plain, fit, False) > optimum + 1e-3  # type: ignore[operator]

@@ -114,7 +114,7 @@ BREAKDOWN_FIELDS = tuple(f.name for f in fields(FitBreakdown))
 class EligibleByTeam:
     """A run's eligible pairs as each team's eligible assignments (positions in ``problem.assignments``,
     ascending): what the explanations and the pre-check read of them, without a ``Pair`` per eligible
-    pair (400,000 at 10,000 teams). ``matching.fastpath.Eligibility.by_team`` makes it from the arrays."""
+    pair (400,000 at 10,000 teams). ``matching.solver.arrays.Eligibility.by_team`` makes it from the arrays."""
 
     assignments: Mapping[str, list[int]]
     # and each assignment's eligible teams (positions in ``problem.teams``, ascending)
@@ -629,7 +629,7 @@ def precheck(problem: Problem, eligible: Mapping[Pair, float] | EligibleByTeam |
     each required skill as well as in "*", any skill). Supply: the teams that could serve one of them
     (every eligibility filter applied). A cell short of supply does not stop the run; it says where
     assignments must stay empty."""
-    if supply_counts is not None:  # the supply counted from the arrays (``matching.fastpath.precheck_supply``)
+    if supply_counts is not None:  # the supply counted from the arrays (``matching.solver.arrays.precheck_supply``)
         return _checked(problem, supply_counts)
     servers: dict[str, set[str]] = {}
     if isinstance(eligible, EligibleByTeam):

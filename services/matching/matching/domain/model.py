@@ -704,7 +704,7 @@ def stability(g: Grouped, only: Collection[Pair] | None = None) -> Iterator[Row]
     A term may appear twice in a row (t's own pair with a: in its state and among a's teams); a row
     means the sum of its terms. With ``only``, the rows of those pairs alone (and the limits they name):
     a relaxation whose optimum bounds the full model's, used by the cutting-plane solve of the stable
-    policy (``matching.stable``), which adds a pair's rows once the pair blocks a matching found."""
+    policy (``matching.solver.stable``), which adds a pair's rows once the pair blocks a matching found."""
     problem = g.problem
     teams, assignments = problem.teams_by_id, problem.assignments_by_id
     cells, firm_caps_of = limit_indices(problem)

@@ -24,9 +24,17 @@ from werkplaats_shared.transient import database_answers, retry_transient
 from ..adapters import orm
 from ..domain.explain import EligibleByTeam, explain, precheck
 from ..domain.model import Pair, Problem, SnapshotError, ineligibility
-from ..fastpath import eligibility, precheck_supply
 from ..memory import cycles_paused
-from ..optimiser import Progress, Solution, SolverFactory, export_model, library_versions, solve
+from ..solver import (
+    Progress,
+    Solution,
+    SolverFactory,
+    eligibility,
+    export_model,
+    library_versions,
+    precheck_supply,
+    solve,
+)
 from . import privacy
 
 log = logging.getLogger(__name__)

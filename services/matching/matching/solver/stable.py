@@ -25,7 +25,7 @@ within minutes. Few of those rows ever matter: a pair's rows only bind where the
    reported. (Holding every cut pair's team and assignment as the incumbent has them, as before, ended
    0.19% below the bound at 10k; keeping them by bounds, within 0.1% after three re-solves.)
 4. Cutting planes: the stable model with the stability rows of a set P of pairs only, solved
-   lexicographically from the incumbent (``optimiser.Relaxation``). It is a relaxation: a matching's
+   lexicographically from the incumbent (``stages.Relaxation``). It is a relaxation: a matching's
    count of blocking pairs in it is at most its true count, so its optimum bounds the full model's.
    When the incumbent has no blocking pair, the first stage is known (0) and only the fit is solved.
    The blocking pairs of the matching found are counted by the plain definition
@@ -46,7 +46,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from .domain.model import (
+from ..domain.model import (
     Assignment,
     AtLimit,
     Blocks,
@@ -59,18 +59,14 @@ from .domain.model import (
     limit_indices,
     team_rank,
 )
-from .fastpath import ArrayModel, Eligibility
-from .optimiser import (
-    LAZY_STABLE_FROM_PAIRS,
-    SOLVED,
-    Progress,
-    Relaxation,
-    Solution,
-    StageCallback,
-    _objective_values,
-    _solve_arrays,
-    mip_gap,
-)
+from .arrays import ArrayModel, Eligibility
+from .common import SOLVED, Progress, Solution, StageCallback, mip_gap
+from .stages import Relaxation, array_objective_values, solve_stages
+
+# From this many eligible pairs the stable policy is solved by cutting planes (this module) on every
+# call (``paths.solve_arrays``): the model with a row per ranked pair takes seconds to build and HiGHS
+# finds no good matching in it in time.
+LAZY_STABLE_FROM_PAIRS = 20_000
 
 # Enacting blocking pairs one at a time from a start matching: at most this many moves, and at most
 # this share of the time limit.
@@ -486,7 +482,7 @@ def solve_lazily(problem: Problem, time_limit: float = 60.0, *, seed: int = 0,
     fits = elig.pairs
 
     # 1. the hard rules alone: a bound for the fit, and the first cuts
-    relaxed = _solve_arrays(problem, time_limit, policy="max_fit", seed=seed, on_stage=on_stage,
+    relaxed = solve_stages(problem, time_limit, policy="max_fit", seed=seed, on_stage=on_stage,
                             progress=progress, eligible=elig, eligibility_seconds=eligibility_seconds)
     timings = dict(relaxed.timings)
     if relaxed.status not in SOLVED:
@@ -529,7 +525,7 @@ def solve_lazily(problem: Problem, time_limit: float = 60.0, *, seed: int = 0,
             bound - sum(fits[p] for p in best) > ENOUGH_GAP * max(1.0, abs(bound)):
         rounds += 1
         kept_problem, kept_elig, frozen = restrict(problem, elig, best, light, frozen)
-        around = _solve_arrays(kept_problem, deadline - clock(), policy="max_fit", seed=seed, eligible=kept_elig)
+        around = solve_stages(kept_problem, deadline - clock(), policy="max_fit", seed=seed, eligible=kept_elig)
         if around.status not in SOLVED or stopped():
             break
         found = set(around.matches)
@@ -571,7 +567,7 @@ def solve_lazily(problem: Problem, time_limit: float = 60.0, *, seed: int = 0,
         def start(model: ArrayModel, chosen: Any = chosen, held_blocking: set[Pair] = held_blocking) -> Any:
             return start_values(model, chosen, held_blocking)
 
-        solution = _solve_arrays(problem, deadline - clock(), policy="stable", seed=seed, progress=progress,
+        solution = solve_stages(problem, deadline - clock(), policy="stable", seed=seed, progress=progress,
                                  eligible=elig, relaxed=Relaxation(frozenset(cuts), grouped, start,
                                                                    not best_blocking, candidates))
         for k, v in solution.timings.items():
@@ -611,7 +607,7 @@ def _answer(problem: Problem, elig: Eligibility, last: Solution, matching: set[P
     fits = elig.pairs
     matches = {p: fits[p] for p in sorted(matching)}
     chosen = np.array(sorted(elig.index[p] for p in matching), dtype=np.int64)
-    values = _objective_values(problem, elig, chosen, matches, False)
+    values = array_objective_values(problem, elig, chosen, matches, False)
     values["blocking"] = float(len(blocking))
     return replace(last, status=status, objective=float(sum(matches.values())), matches=matches, policy="stable",
                    objective_values=values, gap=gap, time_limit_reached=status != "optimal",

@@ -1,6 +1,6 @@
 """The matching model as arrays: eligibility by vectorised joins, the constraint families of
 domain/model.py written as (row, column, coefficient) triplets, and the whole model handed to HiGHS in
-one call. The plain PuLP model (optimiser.build_model) stays the definition; this module builds the
+one call. The plain PuLP model (``pulp_model.build_model``) stays the definition; this module builds the
 same rows over the same columns (tests compare them row by row, and the optima per policy stage).
 
 Columns, in this order: x[pair] for each eligible pair sorted by (team_id, assignment_id), then
@@ -20,8 +20,8 @@ from typing import Any, Collection, Iterable
 import numpy as np
 import numpy.typing as npt
 
-from .domain.explain import EligibleByTeam
-from .domain.model import (
+from ..domain.explain import EligibleByTeam
+from ..domain.model import (
     BASE_FIT,
     DISTANCE_SCALE_KM,
     DISTANCE_WEIGHT,
@@ -181,7 +181,7 @@ def precheck_supply(problem: Problem, elig: Eligibility) -> dict[tuple[str, str,
     region, skill: "*" and each required skill of an assignment in it), how many distinct teams of that
     level are eligible for one of the cell's assignments. Each eligible pair stands for its team in its
     assignment's cells of the team's level (an eligible team is of a level the assignment accepts)."""
-    from .domain.explain import ANY_SKILL
+    from ..domain.explain import ANY_SKILL
 
     teams, assignments = problem.teams, problem.assignments
     levels = _Vocabulary.of(t.level for t in teams)

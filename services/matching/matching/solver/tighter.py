@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .domain.model import Problem
-from .fastpath import ArrayModel
+from ..domain.model import Problem
+from .arrays import ArrayModel
 
 Ints = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]

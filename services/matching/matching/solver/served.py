@@ -1,7 +1,7 @@
 """``max_served`` on the network path: each assignment split into its first team and the rest.
 
 "Assignments served" counts the open/closed decisions, so the policy's model is not a network (see
-``optimiser.is_network``) and took the side path. Where every minimum is at most one (and no pin, no
+``network.is_network``) and took the side path. Where every minimum is at most one (and no pin, no
 fairness floor and no supervision hours make side rows), an assignment is served exactly when it has a
 team, and the round is a flow again once each assignment ``a`` becomes two: ``a`` first (at most one
 team) and ``a`` rest (at most ``max_teams - 1``), of the same firm, period, place and fit. The maximum
@@ -18,9 +18,10 @@ from dataclasses import replace
 
 import numpy as np
 
-from .domain.model import Assignment, Problem
-from .fastpath import Eligibility
-from .optimiser import Progress, Solution, StageCallback, _objective_values, _solve_arrays
+from ..domain.model import Assignment, Problem
+from .arrays import Eligibility
+from .common import Progress, Solution, StageCallback
+from .stages import array_objective_values, solve_stages
 
 FIRST, REST = "\x00first", "\x00rest"  # suffixes of the copies' ids (no id in a snapshot holds a NUL)
 
@@ -63,7 +64,7 @@ def solve_served(problem: Problem, time_limit: float = 60.0, *, seed: int = 0,
                  eligible: Eligibility, eligibility_seconds: float = 0.0) -> Solution:
     """``max_served`` solved on the split round (see the module's text), its matching mapped back."""
     copy, copied, first = split(problem, eligible)
-    solution = _solve_arrays(copy, time_limit, policy="max_served", seed=seed, on_stage=on_stage, progress=progress,
+    solution = solve_stages(copy, time_limit, policy="max_served", seed=seed, on_stage=on_stage, progress=progress,
                              eligible=copied, eligibility_seconds=eligibility_seconds, served_pairs=first)
     teams = {t.team_id: i for i, t in enumerate(problem.teams)}
     n_a = max(1, len(problem.assignments))
@@ -77,4 +78,4 @@ def solve_served(problem: Problem, time_limit: float = 60.0, *, seed: int = 0,
     chosen = np.sort(order[np.searchsorted(keys, wanted, sorter=order)])
     matches = {eligible.pair(i): f for i, f in zip(chosen.tolist(), eligible.fit[chosen].tolist(), strict=True)}
     return replace(solution, matches=matches, objective=float(sum(matches.values())),
-                   objective_values=_objective_values(problem, eligible, chosen, matches))
+                   objective_values=array_objective_values(problem, eligible, chosen, matches))
