@@ -25,6 +25,7 @@ plan (open the session that seats the most value, repeatedly) is handed to HiGHS
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import itertools
 import logging
@@ -255,7 +256,7 @@ def search_clusters(tc: _Clusters, counts: dict[Cluster, int], wanted: int, dead
     best = improve_clusters(tc, counts, wanted, deadline)
     value, _ = _cover(tc, best)
     tries = 0
-    while time.perf_counter() < deadline and tries < 200 and not solver_watch.stopped():
+    while time.perf_counter() < deadline and tries < 1000 and not solver_watch.stopped():
         tries += 1
         trial = dict(best)
         chosen = [k for k, n in sorted(trial.items(), key=lambda kv: str(kv[0])) for _ in range(n)]
@@ -714,24 +715,40 @@ def solve(problem: ws.Problem, keep: ws.Plan | None = None, time_limit: float = 
             best, exact = plan, placed.optimal and len(leads) == len(running)
 
     # the local search: which clusters each theme's sessions run in
-    searched: dict[Cluster, int] = {}
-    budget = 0.1 * time_limit
+    tcs: dict[str, _Clusters] = {}
+    chosen: dict[str, dict[Cluster, int]] = {}
+    budget = 0.3 * time_limit - (time.perf_counter() - started)
     for k, t in enumerate(themes):
         share = budget * weight[t] / sum(weight[u] for u in themes[k:])
         began = time.perf_counter()
-        tc = _theme_clusters(problem, parts[t], terms)
+        tcs[t] = _theme_clusters(problem, parts[t], terms)
         own = _theme_part(first, t)
-        counts = search_clusters(tc, counts_of(problem, own) if own else {}, problem.wanted(t), began + share)
-        searched.update(counts)
+        chosen[t] = search_clusters(tcs[t], counts_of(problem, own) if own else {}, problem.wanted(t), began + share)
         budget -= time.perf_counter() - began
+    searched: dict[Cluster, int] = {}
+    for _ in range(4):  # a count the rooms, facilitators or location caps cannot hold: searched again without it
+        searched = {k: n for counts in chosen.values() for k, n in counts.items()}
+        running_ = realise(problem, c, searched, keep)
+        got = counts_of(problem, ws.Plan(frozenset(ws.Staffing(s, "") for s in running_), frozenset()))
+        short = [k for k, n in searched.items() if got.get(k, 0) < n]
+        if not short or deadline - time.perf_counter() < 0.6 * time_limit:
+            break
+        for t in sorted({k[0] for k in short}):
+            caps = dict(tcs[t].caps)
+            for k in short:
+                if k[0] == t:
+                    caps[k] = caps[k][:got.get(k, 0)]
+            tcs[t] = dataclasses.replace(tcs[t], caps=caps)
+            counts = {k: min(n, len(caps[k])) for k, n in chosen[t].items()}
+            chosen[t] = search_clusters(tcs[t], counts, problem.wanted(t), time.perf_counter() + 0.01 * time_limit)
     if searched:
-        consider(realise(problem, c, searched, keep), max(0.05 * time_limit, 1.0))
+        consider(running_, max(0.05 * time_limit, 1.0))
     log.debug("workshops: local search %.1f s, value %.1f", time.perf_counter() - started,
               value_of(best, terms) if best else 0.0)
     bound: float | None = 0.0
     proven = True
     clusters: set[Cluster] = set(searched)
-    budget = 0.45 * time_limit
+    budget = 0.8 * time_limit - (time.perf_counter() - started)
     for k, t in enumerate(themes):
         share = budget * weight[t] / sum(weight[u] for u in themes[k:])
         began = time.perf_counter()
@@ -747,19 +764,19 @@ def solve(problem: ws.Problem, keep: ws.Plan | None = None, time_limit: float = 
     near |= {st.session for st in (best.staffings if best else ())}
     n = m = 0
     running, result, n, m = choose_sessions(problem, _restricted(c, near), terms, keep,
-                                            max(0.2 * time_limit, deadline - time.perf_counter() - 0.25 * time_limit),
+                                            max(0.05 * time_limit, deadline - time.perf_counter() - 0.1 * time_limit),
                                             gap, best, threads)
     if result.values is not None:
-        consider(running, max(0.1 * time_limit, 2.0))
+        consider(running, max(min(0.05 * time_limit, deadline - time.perf_counter()), 0.5))
     log.debug("workshops: near clusters %.1f s, value %.1f", time.perf_counter() - started,
               value_of(best, terms) if best else 0.0)
     if bound is None or not proven or (best is not None and bound - value_of(best, terms) > gap * abs(bound)):
         left = deadline - time.perf_counter() - 0.05 * time_limit
-        if left > 1.0:
+        if left > max(0.15 * time_limit, 1.0):  # building the whole model alone takes a while
             running_all, whole, n, m = choose_sessions(problem, c, terms, keep, left, gap, best, threads)
             if whole.values is not None:
                 result = whole
-                consider(running_all, max(deadline - time.perf_counter(), 2.0))
+                consider(running_all, max(deadline - time.perf_counter(), 0.5))
             if whole.bound is not None:
                 bound = whole.bound if bound is None else min(bound, whole.bound)
     plan = best or empty
