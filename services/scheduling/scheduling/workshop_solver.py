@@ -730,16 +730,16 @@ def solve(problem: ws.Problem, keep: ws.Plan | None = None, time_limit: float = 
         searched = {k: n for counts in chosen.values() for k, n in counts.items()}
         running_ = realise(problem, c, searched, keep)
         got = counts_of(problem, ws.Plan(frozenset(ws.Staffing(s, "") for s in running_), frozenset()))
-        short = [k for k, n in searched.items() if got.get(k, 0) < n]
+        short = [q for q, n in searched.items() if got.get(q, 0) < n]
         if not short or deadline - time.perf_counter() < 0.6 * time_limit:
             break
-        for t in sorted({k[0] for k in short}):
+        for t in sorted({q[0] for q in short}):
             caps = dict(tcs[t].caps)
-            for k in short:
-                if k[0] == t:
-                    caps[k] = caps[k][:got.get(k, 0)]
+            for q in short:
+                if q[0] == t:
+                    caps[q] = caps[q][:got.get(q, 0)]
             tcs[t] = dataclasses.replace(tcs[t], caps=caps)
-            counts = {k: min(n, len(caps[k])) for k, n in chosen[t].items()}
+            counts = {q: min(n, len(caps[q])) for q, n in chosen[t].items()}
             chosen[t] = search_clusters(tcs[t], counts, problem.wanted(t), time.perf_counter() + 0.01 * time_limit)
     if searched:
         consider(running_, max(0.05 * time_limit, 1.0))
