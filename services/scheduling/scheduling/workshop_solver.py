@@ -771,11 +771,13 @@ def solve(problem: ws.Problem, keep: ws.Plan | None = None, time_limit: float = 
     near = {st.session for st in c.staffings if _cluster(problem, st.session) in clusters}
     near |= {st.session for st in (best.staffings if best else ())}
     n = m = 0
-    running, result, n, m = choose_sessions(problem, _restricted(c, near), terms, keep,
-                                            max(0.05 * time_limit, deadline - time.perf_counter() - 0.1 * time_limit),
-                                            gap, best, threads)
-    if result.values is not None:
-        consider(running, max(min(0.05 * time_limit, deadline - time.perf_counter()), 0.5))
+    result = _Run(None, False, None, 0.0)
+    close = bound is not None and best is not None and bound - value_of(best, terms) <= gap * abs(bound)
+    left = deadline - time.perf_counter() - 0.15 * time_limit  # building the model and seating take a while
+    if not close and left > 0.05 * time_limit:
+        running, result, n, m = choose_sessions(problem, _restricted(c, near), terms, keep, left, gap, best, threads)
+        if result.values is not None:
+            consider(running, max(min(0.05 * time_limit, deadline - time.perf_counter()), 0.5))
     log.debug("workshops: near clusters %.1f s, value %.1f", time.perf_counter() - started,
               value_of(best, terms) if best else 0.0)
     if bound is None or not proven or (best is not None and bound - value_of(best, terms) > gap * abs(bound)):
