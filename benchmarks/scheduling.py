@@ -4,6 +4,7 @@ against, in the same run on the same instance, the plain PuLP model solved by CB
     python -m benchmarks.scheduling                    # 300, 1,000, 3,000 interests; 500, 5,000 kickoffs
     python -m benchmarks.scheduling --quick            # 60 and 150 interests; 100 kickoffs
     python -m benchmarks.scheduling --interests 1000 --kickoffs 5000 --time-limit 60 --seed 1
+    python -m benchmarks.scheduling --interests 1000 --kickoffs 0 --gap 0.0001   # the optimiser to 0.01%
 
 Instances come from ``benchmarks.scheduling_generator`` (seeded). Every method runs in a fresh process,
 one after the other; each plan is checked by the independent validator
@@ -41,7 +42,8 @@ def _load() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-def measure_workshops(interests: int, seed: int, method: str, time_limit: float) -> dict[str, Any]:
+def measure_workshops(interests: int, seed: int, method: str, time_limit: float, gap: float = 0.01
+                      ) -> dict[str, Any]:
     from scheduling import workshop_solver
     from scheduling.domain import plan_checks
     from scheduling.domain import workshops as ws
@@ -57,7 +59,7 @@ def measure_workshops(interests: int, seed: int, method: str, time_limit: float)
     bound: float | None = None
     status = "heuristic"
     if method == "optimiser":
-        outcome = service.optimise(problem, time_limit=time_limit)
+        outcome = service.optimise(problem, time_limit=time_limit, gap=gap)
         plan, status, bound = outcome.plan, outcome.status, outcome.bound
         if status == "optimal":
             bound = outcome.objective if bound is None else bound
@@ -129,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes: 60,150 interests and 100 kickoffs")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--time-limit", type=float, default=60.0, help="seconds, for the optimiser and for CBC")
+    parser.add_argument("--gap", type=float, default=0.01,
+                        help="relative gap at which the workshop optimiser may stop (the goal: within 1%%)")
     parser.add_argument("--skip-baseline", action="store_true", help="leave out the plain PuLP + CBC model")
     args = parser.parse_args(argv)
     interests = args.interests or ("60,150" if args.quick else "300,1000,3000")
@@ -138,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[str] = ["| instance | method | time (CPU) | status | objective | gap | placed | validator | load |",
                        "|---|---|---|---|---|---|---|---|---|"]
     for size in (int(x) for x in interests.split(",") if x and int(x) > 0):
-        results = [fresh(measure_workshops, size, args.seed, m, args.time_limit) for m in WORKSHOP_METHODS
+        results = [fresh(measure_workshops, size, args.seed, m, args.time_limit, args.gap) for m in WORKSHOP_METHODS
                    if not (args.skip_baseline and m == "plain PuLP + CBC")]
         bound = next((r["bound"] for r in results if r["method"] == "optimiser"), None)
         first = results[0]

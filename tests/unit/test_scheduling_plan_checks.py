@@ -10,7 +10,7 @@ import random
 from datetime import date, datetime, time
 
 import pytest
-from scheduling import kickoff_optimiser
+from scheduling import kickoff_optimiser, workshop_solver
 from scheduling.domain import kickoffs as ko
 from scheduling.domain import plan_checks
 from scheduling.domain import workshops as ws
@@ -83,6 +83,38 @@ def test_a_firm_interested_in_two_themes_is_never_seated_twice_in_one_slot() -> 
                                               if p.interest(i).theme == st.session.theme}))  # type: ignore[union-attr]
     assert any("firm firm1 is seated in 2 sessions" in e for e in plan_checks.workshop_plan_errors(p, both))
     assert any(e.startswith("firm_once") for e in ws.violations(p, both))
+
+
+def test_the_cluster_search_never_loses_value_and_its_sessions_keep_every_rule() -> None:
+    """The local search over each theme's clusters starts from the greedy plan and never ends below it;
+    the sessions it asks for, realised and seated, pass the independent validator."""
+    improved = 0
+    for seed in range(40):
+        rng = random.Random(500 + seed)
+        p = workshop_instance(rng, rooms=4, staff=3, firms=10)
+        c = ws.candidates(p)
+        terms = ws.objective_terms(p, c)
+        start = workshop_solver.greedy(p, c)
+        counts: dict[workshop_solver.Cluster, int] = {}
+        for theme in sorted({st.session.theme for st in c.staffings}):
+            part = ws.Candidates(tuple(st for st in c.staffings if st.session.theme == theme),
+                                 {st: v for st, v in c.seats.items() if st.session.theme == theme})
+            tc = workshop_solver._theme_clusters(p, part, terms)
+            before = workshop_solver.counts_of(p, ws.Plan(
+                frozenset(st for st in start.staffings if st.session.theme == theme), frozenset()))
+            after = workshop_solver.search_clusters(tc, before, p.wanted(theme), float("inf"))
+            assert sum(after.values()) <= p.wanted(theme)
+            was, now = workshop_solver._cover(tc, before)[0], workshop_solver._cover(tc, after)[0]
+            assert now >= was - 1e-9, seed
+            improved += now > was + 1e-9
+            counts.update(after)
+        running = workshop_solver.realise(p, c, counts)
+        seated, _ = workshop_solver.seat(p, c, terms, running, 10, 1e-4, None)
+        leads = workshop_solver.assign_facilitators(p, c, running)
+        plan = ws.Plan(frozenset(ws.Staffing(s, f) for s, f in leads.items()),
+                       frozenset(st for st in seated if st.session in leads))
+        assert plan_checks.workshop_plan_errors(p, plan) == [], seed
+    assert improved > 0
 
 
 def test_the_validator_agrees_with_the_optimisers_rows_on_random_plans() -> None:
@@ -245,6 +277,8 @@ def test_the_workshop_plan_passes_the_validator_at_every_benchmark_size(interest
     outcome = optimise(p, time_limit=10)
     assert outcome.status in ("optimal", "feasible")
     assert len(outcome.plan.seats) > interests // 3
+    assert outcome.objective >= ws.objective_value(p, workshop_solver.greedy(p)) - 1e-6
+    assert outcome.gap is not None and outcome.bound is not None and outcome.objective <= outcome.bound + 1e-6
     assert plan_checks.workshop_plan_errors(p, outcome.plan) == []
 
 
