@@ -290,3 +290,35 @@ def test_the_kickoff_plan_passes_the_validator_at_every_benchmark_size(n: int) -
     plan = kickoff_optimiser.plan(inst.kickoffs, inst.fixed, inst.calendars, inst.rules, time_limit=120)
     assert len(plan.placed) > n * 0.9
     assert plan_checks.kickoff_plan_errors(inst.kickoffs, plan.placed, inst.fixed, inst.calendars, inst.rules) == []
+
+
+class _StopAfter:
+    """A job's stop event that reads as set from its ``after``-th look on (the job cancelled mid-plan)."""
+
+    def __init__(self, after: int) -> None:
+        self.after, self.looks = after, 0
+
+    def is_set(self) -> bool:
+        self.looks += 1
+        return self.looks >= self.after
+
+
+@pytest.mark.parametrize("after", [1, 3, 40])
+def test_a_cancelled_plan_job_frees_its_planner_at_the_next_step_with_the_best_plan_so_far(after: int) -> None:
+    """A cancelled job (or one whose worker lost its lease) must not keep the planner busy for its whole
+    time limit: the planner stops at its next step and hands back the best plan so far, claiming no bound,
+    so nothing says it is optimal."""
+    from scheduling import solver_watch
+
+    from benchmarks.scheduling_generator import WorkshopSize, workshop_problem
+
+    p = workshop_problem(WorkshopSize(1000), seed=1)
+    watch = type("Watch", (), {})()
+    watch.stop, watch.time_limit_reached = _StopAfter(after), False
+    with solver_watch.watching(watch):
+        solved = workshop_solver.solve(p, time_limit=600)
+    assert solved.status == "feasible" and solved.bound is None and solved.gap is None
+    assert watch.stop.looks <= after + 2  # it stopped looking: nothing ran on after the stop
+    assert plan_checks.workshop_plan_errors(p, solved.plan) == []
+    assert workshop_solver.value_of(solved.plan, ws.objective_terms(p, ws.candidates(p), None)) >= (
+        ws.objective_value(p, workshop_solver.greedy(p)) - 1e-6)

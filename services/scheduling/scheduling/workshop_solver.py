@@ -708,6 +708,9 @@ def solve(problem: ws.Problem, keep: ws.Plan | None = None, time_limit: float = 
         return Solved("optimal", empty, 0.0, 0.0, 0, 0, time.perf_counter() - started, 0.0)
     first = start(problem, c, keep) if start is not None else None
     built = time.perf_counter()
+    if solver_watch.stopped():  # the job was cancelled or lost its lease: nothing more is worth computing
+        return Solved("not_solved" if first is None else "feasible", first or empty, None, None, 0, 0,
+                      built - started, 0.0)
     themes = sorted({st.session.theme for st in c.staffings})
     parts = {t: _restricted(c, {st.session for st in c.staffings if st.session.theme == t}) for t in themes}
     weight = {t: 1 + len(parts[t].seats) for t in themes}
@@ -722,11 +725,18 @@ def solve(problem: ws.Problem, keep: ws.Plan | None = None, time_limit: float = 
         if best is None or value_of(plan, terms) > value_of(best, terms):
             best, exact = plan, placed.optimal and len(leads) == len(running)
 
+    def halted() -> Solved:
+        """Stopped from outside: the best plan so far, with no bound (the themes searched are not all)."""
+        return Solved("feasible" if best is not None else "not_solved", best or empty, None, None, 0, 0,
+                      built - started, time.perf_counter() - built)
+
     # the local search: which clusters each theme's sessions run in
     tcs: dict[str, _Clusters] = {}
     chosen: dict[str, dict[Cluster, int]] = {}
     budget = 0.3 * time_limit - (time.perf_counter() - started)
     for k, t in enumerate(themes):
+        if solver_watch.stopped():
+            return halted()
         share = budget * weight[t] / sum(weight[u] for u in themes[k:])
         began = time.perf_counter()
         tcs[t] = _theme_clusters(problem, parts[t], terms)
@@ -758,6 +768,8 @@ def solve(problem: ws.Problem, keep: ws.Plan | None = None, time_limit: float = 
     clusters: set[Cluster] = set(searched)
     budget = 0.8 * time_limit - (time.perf_counter() - started)
     for k, t in enumerate(themes):
+        if solver_watch.stopped():
+            return halted()
         share = budget * weight[t] / sum(weight[u] for u in themes[k:])
         began = time.perf_counter()
         used, result = theme_relaxation(problem, parts[t], terms, keep, share, gap, _theme_part(best, t), threads)
@@ -774,12 +786,16 @@ def solve(problem: ws.Problem, keep: ws.Plan | None = None, time_limit: float = 
     result = _Run(None, False, None, 0.0)
     close = bound is not None and best is not None and bound - value_of(best, terms) <= gap * abs(bound)
     left = deadline - time.perf_counter() - 0.15 * time_limit  # building the model and seating take a while
+    if solver_watch.stopped():
+        return halted()
     if not close and left > 0.05 * time_limit:
         running, result, n, m = choose_sessions(problem, _restricted(c, near), terms, keep, left, gap, best, threads)
         if result.values is not None:
             consider(running, max(min(0.05 * time_limit, deadline - time.perf_counter()), 0.5))
     log.debug("workshops: near clusters %.1f s, value %.1f", time.perf_counter() - started,
               value_of(best, terms) if best else 0.0)
+    if solver_watch.stopped():
+        return halted()
     if bound is None or not proven or (best is not None and bound - value_of(best, terms) > gap * abs(bound)):
         left = deadline - time.perf_counter() - 0.05 * time_limit
         if left > max(0.15 * time_limit, 1.0):  # building the whole model alone takes a while
