@@ -75,6 +75,8 @@ def issue_key(session: Session, emit: Emit, organisation_id: str) -> str:
     org = session.get(orm.Organisation, organisation_id)
     if org is None:
         raise NotFound(organisation_id)
+    if org.deactivated_at is not None:
+        raise DomainError("organisation_id", "the organisation is deactivated", 409)
     key = generate_key()
     now = utcnow()
     session.execute(orm.api_keys.insert().values(
