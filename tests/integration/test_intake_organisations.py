@@ -74,7 +74,7 @@ class World:
                 sa.select(self.infra.outbox.c.body).order_by(self.infra.outbox.c.created_at)).scalars()]
 
     def stored(self) -> dict[str, list[tuple[str, ...]]]:
-        tables = [orm.Organisation.__table__, orm.api_keys, orm.outbox, orm.AuditEntry.__table__]
+        tables: list[Any] = [orm.Organisation.__table__, orm.api_keys, orm.outbox, orm.AuditEntry.__table__]
         with self.infra.engine.connect() as conn:
             return {str(t.name): sorted(tuple(map(str, r)) for r in conn.execute(sa.select(t)).all())
                     for t in tables}

@@ -180,6 +180,9 @@ def get(session: Session, organisation_id: str) -> orm.Organisation:
 def deactivate(session: Session, emit: Emit, principal: Principal, organisation_id: str,
                reason: str) -> orm.Organisation:
     """Revoke its keys, disable its accounts, end its open invitations; keep its data. Twice: 409."""
+    reason = reason.strip()
+    if not reason:
+        raise DomainError("reason", "must not be blank")
     org = session.execute(sa.select(orm.Organisation).where(orm.Organisation.id == organisation_id)
                           .with_for_update()).scalar()
     if org is None:
