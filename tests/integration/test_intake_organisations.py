@@ -11,7 +11,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -355,3 +357,20 @@ def test_the_admin_command_creates_and_deactivates_through_the_same_rules(
         assert "the organisation is deactivated" in capsys.readouterr().err
         (entry,) = w.audit("organisation.deactivated")
         assert entry.actor_key_id == "cli" and entry.details["reason"] == "opgeheven"
+
+
+@pytest.mark.postgres
+def test_the_same_organisation_asked_for_at_once_is_created_once(make_postgres_db: Any, tmp_path: Path) -> None:
+    for w in _world(_settings(tmp_path, make_postgres_db("intake"))):
+        barrier = threading.Barrier(6)
+
+        def create(_: int) -> int:
+            client = create_intake_app(w.infra).test_client()
+            barrier.wait()
+            return client.post("/organisations", json={"name": "Werkplaats Midden", "role": "coordinator"},
+                               headers={"Authorization": f"Bearer {w.keys['operator']}"}).status_code
+
+        with ThreadPoolExecutor(6) as pool:
+            statuses = sorted(pool.map(create, range(6)))
+        assert statuses == [201, 409, 409, 409, 409, 409]
+        assert w.count(orm.Organisation.__table__, orm.Organisation.name == "Werkplaats Midden") == 1

@@ -100,8 +100,15 @@ def check(name: Any, role: Any, levels: Any) -> tuple[NewOrganisation | None, li
     return NewOrganisation(clean, str(role), sorted(set(wanted))), []
 
 
+# Creating organisations takes this PostgreSQL transaction lock first, so that two requests naming the same
+# organisation at the same moment cannot both pass the duplicate check (SQLite runs one writer at a time).
+CREATE_LOCK = 0x5750_4F52  # "WPOR"
+
+
 def _stored_duplicates(session: Session, wanted: list[NewOrganisation]) -> set[tuple[str, str]]:
     """The (role, name key) of the wanted ones that an active stored organisation has already."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.select(sa.func.pg_advisory_xact_lock(CREATE_LOCK)))
     found: set[tuple[str, str]] = set()
     keys = sorted({w.key for w in wanted})
     for start in range(0, len(keys), 500):
