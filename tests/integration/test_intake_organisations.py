@@ -14,6 +14,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,9 @@ def _world(settings: Settings) -> Iterator[World]:
     finally:
         infra.engine.dispose()
         root.handlers[:], root.level = handlers, level
+
+
+open_world = contextmanager(_world)
 
 
 def _settings(tmp_path: Path, database_url: str | None = None) -> Settings:
@@ -319,7 +323,7 @@ def test_the_admin_command_creates_and_deactivates_through_the_same_rules(
     monkeypatch.delenv("WERKPLAATS_DATABASE_URL", raising=False)
     monkeypatch.setenv("WERKPLAATS_DATA_DIR", str(tmp_path))  # the admin command reads the environment
     monkeypatch.setenv("WERKPLAATS_SECRET_KEY", SECRET)
-    for w in _world(_settings(tmp_path)):
+    with open_world(_settings(tmp_path)) as w:
         cli.admin(["create-organisation", "--name", "Werkplaats Noord", "--role", "coordinator"])
         made = json.loads(capsys.readouterr().out)
         assert w.ok(made["api_key"], "GET", "/me")["role"] == "coordinator"
@@ -361,7 +365,7 @@ def test_the_admin_command_creates_and_deactivates_through_the_same_rules(
 
 @pytest.mark.postgres
 def test_the_same_organisation_asked_for_at_once_is_created_once(make_postgres_db: Any, tmp_path: Path) -> None:
-    for w in _world(_settings(tmp_path, make_postgres_db("intake"))):
+    with open_world(_settings(tmp_path, make_postgres_db("intake"))) as w:
         barrier = threading.Barrier(6)
 
         def create(_: int) -> int:
