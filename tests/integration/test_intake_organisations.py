@@ -27,9 +27,12 @@ from intake.adapters import orm
 from intake.entrypoints import cli
 from intake.entrypoints.api import create_intake_app
 from intake.service_layer import organisations, services
+from sqlalchemy.orm import Session
+from werkplaats_shared.auth import authenticate
 from werkplaats_shared.config import Settings
 from werkplaats_shared.contracts import parse_envelope
-from werkplaats_shared.service import Infrastructure
+from werkplaats_shared.db import make_engine, messaging_tables
+from werkplaats_shared.service import Infrastructure, apikey_replica_handlers
 from werkzeug.test import TestResponse
 
 SECRET = "organisations-test-only-secret-key-0123456789"
@@ -75,6 +78,16 @@ class World:
         with self.infra.engine.connect() as conn:
             return [parse_envelope(json.loads(body)).type for body in conn.execute(
                 sa.select(self.infra.outbox.c.body).order_by(self.infra.outbox.c.created_at)).scalars()]
+
+    def deliver(self, engine: Any, handlers: dict[str, Any]) -> None:
+        """Every key message of the outbox to a replica, as matching and scheduling receive them."""
+        with self.infra.engine.connect() as conn:
+            bodies = conn.execute(sa.select(self.infra.outbox.c.body)
+                                  .order_by(self.infra.outbox.c.created_at)).scalars().all()
+        for envelope in (parse_envelope(json.loads(body)) for body in bodies):
+            if envelope.type in handlers:
+                with Session(engine) as session, session.begin():
+                    handlers[envelope.type](session, envelope)
 
     def stored(self) -> dict[str, list[tuple[str, ...]]]:
         tables: list[Any] = [orm.Organisation.__table__, orm.api_keys, orm.outbox, orm.AuditEntry.__table__]
@@ -223,6 +236,13 @@ def test_a_deactivated_organisation_s_keys_and_tokens_stop_at_once_and_its_data_
     token = w.ok(None, "POST", "/tokens/intake", {"email": "planner@oost.example.nl", "password": PASSWORD},
                  status=201)["token"]
     assert w.call(token, "GET", "/me").status_code == 200
+    metadata = sa.MetaData()  # the key replica matching and scheduling keep, fed by their own handlers
+    _, _, replica = messaging_tables(metadata)
+    replica_engine = make_engine("sqlite://")
+    metadata.create_all(replica_engine)
+    handlers = apikey_replica_handlers(replica)
+    w.deliver(replica_engine, handlers)
+    assert authenticate(replica_engine, replica, key) is not None
 
     assert w.call("operator", "POST", f"/organisations/{made['id']}/deactivate", {}).status_code == 422
     assert w.call("operator", "POST", f"/organisations/{made['id']}/deactivate", {"reason": "  "}).status_code == 422
@@ -232,6 +252,12 @@ def test_a_deactivated_organisation_s_keys_and_tokens_stop_at_once_and_its_data_
     assert done["deactivated_at"] is not None and done["id"] == made["id"]
     for credential in (key, second, token):
         assert w.call(credential, "GET", "/me").status_code == 401
+    w.deliver(replica_engine, handlers)  # the other services follow with apikey.revoked and account.disabled
+    assert authenticate(replica_engine, replica, key) is None and authenticate(replica_engine, replica, second) is None
+    with replica_engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(metadata.tables["disabled_accounts"])
+                            ).scalar_one() == 1
+    replica_engine.dispose()
     # its data stays
     assert w.ok("operator", "GET", f"/organisations/{made['id']}")["deactivated_at"] == done["deactivated_at"]
     assert w.count(orm.Workspace.__table__, orm.Workspace.id == workspace["id"]) == 1
