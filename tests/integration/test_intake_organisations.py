@@ -174,6 +174,7 @@ def test_a_created_organisation_s_key_works_at_once_and_the_rules_hold(
     assert resp.status_code == 201, resp.get_data(as_text=True)
     made = resp.get_json()
     assert resp.headers["Location"].endswith(f"/organisations/{made['id']}")
+    assert resp.headers["Cache-Control"] == "no-store"
     assert made["name"] == "Bakkerij  de Zon" and made["role"] == "entrepreneur" and made["deactivated_at"] is None
     me = w.ok(made["api_key"], "GET", "/me")
     assert me["id"] == made["id"] and me["role"] == "entrepreneur"
@@ -200,6 +201,14 @@ def test_a_created_organisation_s_key_works_at_once_and_the_rules_hold(
     assert w.call("operator", "POST", "/organisations", {"name": "X", "role": "pirate"}).status_code == 422
     assert w.call("operator", "POST", "/organisations", {"name": "x" * 201, "role": "coordinator"}).status_code == 422
     assert w.stored() == before
+    # a retried request with the same Idempotency-Key answers the first answer, and creates nothing
+    retry = {"Idempotency-Key": "onboarding-0001"}
+    first = w.ok("operator", "POST", "/organisations", {"name": "Drukkerij Pers", "role": "entrepreneur"},
+                 status=201, headers=retry)
+    replayed = w.call("operator", "POST", "/organisations", {"name": "Drukkerij Pers", "role": "entrepreneur"},
+                      headers=retry)
+    assert replayed.status_code == 201 and replayed.get_json()["id"] == first["id"]
+    assert w.count(orm.Organisation.__table__, orm.Organisation.name == "Drukkerij Pers") == 1
     # the same name in another role is another organisation
     other = w.ok("operator", "POST", "/organisations", {"name": "Bakkerij de Zon", "role": "coordinator"},
                  status=201)
@@ -210,7 +219,7 @@ def test_a_created_organisation_s_key_works_at_once_and_the_rules_hold(
     # listed a page at a time, by role and by whether active
     page = w.call("operator", "GET", "/organisations?role=entrepreneur&active=true&page_size=1")
     assert page.status_code == 200 and len(page.get_json()) == 1
-    assert json.loads(page.headers["X-Pagination"])["total"] == 2
+    assert json.loads(page.headers["X-Pagination"])["total"] == 3
     listed = w.ok("operator", "GET", "/organisations?role=coordinator")
     assert [o["id"] for o in listed] == [w.org["coord"], other["id"]]
     assert w.ok("operator", "GET", "/organisations?active=false") == []
@@ -320,7 +329,7 @@ def test_a_csv_file_creates_all_its_organisations_or_none(any_db_world: World,
     resp = w.csv("operator", BULK)
     assert resp.status_code == 201, resp.get_data(as_text=True)
     created = resp.get_json()
-    assert created["count"] == 3
+    assert created["count"] == 3 and resp.headers["Cache-Control"] == "no-store"
     assert [(o["name"], o["role"], o["levels"]) for o in created["organisations"]] == [
         ("Bakkerij de Zon", "entrepreneur", []), ("Hogeschool Noord", "institution", ["HBO", "WO"]),
         ("Werkplaats West", "coordinator", [])]

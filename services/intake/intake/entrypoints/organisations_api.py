@@ -25,6 +25,7 @@ from ..domain.model import DomainError
 from ..service_layer import organisations, services
 from .i18n import language
 
+NO_STORE = {"Cache-Control": "no-store"}  # an answer with API keys: no cache may keep it
 COLUMNS = ("name", "role", "levels")
 REQUIRED_COLUMNS = ("name", "role")
 
@@ -152,7 +153,8 @@ def register_organisations(app: Flask, api: Api, infra: Infrastructure) -> None:
                 made = organisations.create(session, lambda env: infra.emit(session, env), current_principal(),
                                             name=data["name"], role=data["role"], levels=data["levels"])
                 body = created_view(made)
-            return body, 201, {"Location": url_for("organisations.OrganisationItem", organisation_id=body["id"])}
+            return body, 201, {"Location": url_for("organisations.OrganisationItem", organisation_id=body["id"]),
+                               **NO_STORE}
 
     @orgs.route("/bulk")
     class OrganisationsBulk(MethodView):
@@ -180,7 +182,7 @@ def register_organisations(app: Flask, api: Api, infra: Infrastructure) -> None:
                 abort(422, message=f"{len(exc.problems)} problems in the file; nothing was stored",
                       errors=[{"field": p.column, "row": p.row, "column": p.column, "reason": p.reason}
                               for p in exc.problems])
-            return {"count": len(views), "organisations": views}, 201
+            return {"count": len(views), "organisations": views}, 201, NO_STORE
 
     @orgs.route("/<organisation_id>")
     class OrganisationItem(MethodView):
