@@ -120,11 +120,13 @@ def _stored_duplicates(session: Session, wanted: list[NewOrganisation]) -> set[t
     return found
 
 
-def _create(session: Session, emit: Emit, principal: Principal, new: NewOrganisation, via: str) -> Created:
-    org, key = services.create_organisation(session, emit, name=new.name, role=new.role, levels=new.levels)
-    services.audit(session, principal, "organisation.created", "organisation", org.id,
-                   {"role": org.role, "levels": org.levels, "via": via})
-    return Created(org, key)
+def _create(session: Session, emit: Emit, principal: Principal, wanted: list[NewOrganisation],
+            via: str) -> list[Created]:
+    made = services.create_organisations(session, emit, [(new.name, new.role, new.levels) for new in wanted])
+    for org, _ in made:
+        services.audit(session, principal, "organisation.created", "organisation", org.id,
+                       {"role": org.role, "levels": org.levels, "via": via})
+    return [Created(org, key) for org, key in made]
 
 
 def create(session: Session, emit: Emit, principal: Principal, *, name: Any, role: Any, levels: Any,
@@ -136,7 +138,8 @@ def create(session: Session, emit: Emit, principal: Principal, *, name: Any, rol
         raise DomainError(field, reason)
     if _stored_duplicates(session, [new]):
         raise DomainError("name", DUPLICATE_STORED, 409)
-    return _create(session, emit, principal, new, via)
+    (made,) = _create(session, emit, principal, [new], via)
+    return made
 
 
 def create_many(session: Session, emit: Emit, principal: Principal, items: list[tuple[int, dict[str, Any]]],
@@ -159,7 +162,7 @@ def create_many(session: Session, emit: Emit, principal: Principal, items: list[
     problems += [Problem(row, "name", DUPLICATE_STORED) for row, new in checked if new.key in stored]
     if problems:
         raise BulkRejected(sorted(problems, key=lambda p: (p.row, p.column)))
-    created = [_create(session, emit, principal, new, via) for _, new in checked]
+    created = _create(session, emit, principal, [new for _, new in checked], via)
     services.audit(session, principal, "organisation.bulk_created", "organisation", created[0].organisation.id
                    if created else "-", {"count": len(created), "via": via})
     return created
