@@ -24,10 +24,12 @@ import sqlalchemy as sa
 from flask.testing import FlaskClient
 from intake import bootstrap as intake_bootstrap
 from intake.adapters import orm
+from intake.adapters.privacy_orm import access_log
 from intake.entrypoints import cli
 from intake.entrypoints.api import create_intake_app
 from intake.service_layer import organisations, services
 from sqlalchemy.orm import Session
+from werkplaats_shared import audit
 from werkplaats_shared.auth import authenticate
 from werkplaats_shared.config import Settings
 from werkplaats_shared.contracts import parse_envelope
@@ -180,6 +182,10 @@ def test_a_created_organisation_s_key_works_at_once_and_the_rules_hold(
     assert me["id"] == made["id"] and me["role"] == "entrepreneur"
     assert w.ok("operator", "GET", f"/organisations/{made['id']}") == {k: v for k, v in made.items()
                                                                        if k != "api_key"}
+    # names of organisations are read as personal data: the access log has who read which
+    logged = audit.entries(w.infra.engine, access_log, route="/organisations/<organisation_id>", action="read")
+    assert [(e["subject_id"], e["actor_organisation_id"], e["status"]) for e in logged] == [
+        (made["id"], w.org["operator"], 200)]
     (entry,) = w.audit("organisation.created")
     assert entry.actor_organisation_id == w.org["operator"] and entry.object_id == made["id"]
     assert entry.actor_key_id == w.keys["operator"].split("_")[1]
