@@ -94,6 +94,8 @@ PENDING: dict[tuple[str, str], str] = {
     ("intake", "message_id"): "a dead letter's message id: operator routes only",
     ("matching", "message_id"): "a dead letter's message id: operator routes only",
     ("scheduling", "message_id"): "a dead letter's message id: operator routes only",
+    # the operator's organisation routes: no party may use them; tested in test_intake_organisations.py
+    ("intake", "organisation_id"): "an organisation's id: operator routes only",
 }
 NOTHING = "00000000-0000-4000-8000-000000000000"
 CONTROL_KIND = {"/batches/<batch_id>/pins/<control_id>": "pin_a",

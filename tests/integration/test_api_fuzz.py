@@ -34,6 +34,8 @@ ALL_CHECKS = [check for check in CHECKS.get_all() if check is not positive_data_
 
 
 def _role_for(method: str, path: str) -> str:
+    if path.startswith("/organisations"):
+        return "operator"
     if path.startswith("/teams"):
         return "institution"
     if path.startswith(("/assignments", "/firm", "/imports/assignments")):
@@ -73,7 +75,7 @@ def intake_schema(tmp_path: Path, smtp_port: int) -> Iterator[Any]:
         def emit(env: Any) -> None:
             infra.emit(session, env)
 
-        for role, levels in (("coordinator", []), ("institution", ["HBO"]), ("entrepreneur", [])):
+        for role, levels in (("coordinator", []), ("institution", ["HBO"]), ("entrepreneur", []), ("operator", [])):
             _, KEYS[role] = services.create_organisation(session, emit, name=f"fuzz {role}", role=role,
                                                          levels=levels)
     app = create_intake_app(infra)

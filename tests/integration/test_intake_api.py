@@ -249,7 +249,7 @@ def test_every_route_rejects_missing_invalid_and_revoked_keys(world: World) -> N
                          "firm_id": world.org["firm_1"], "institution_id": world.org["inst_1"], "score": 1.0}]}))
     values = {"workspace_id": ws_a, "team_id": world.ids["t1"], "assignment_id": world.ids["a1"],
               "batch_id": batch["id"], "capacity_id": capacity["id"], "account_id": account["id"],
-              "key_id": scoped_key["key_id"], "match_id": match_id}
+              "key_id": scoped_key["key_id"], "match_id": match_id, "organisation_id": world.org["coord_a"]}
     bodies = {
         ("POST", "/workspaces"): workspace_body(),
         ("POST", "/teams"): team_body(ws_a),
@@ -299,6 +299,8 @@ def test_every_route_rejects_missing_invalid_and_revoked_keys(world: World) -> N
             # test does not run: 503 with Retry-After (200 with a broker: test_dead_letters.py)
             resp = world.get("operator", path)
             assert resp.status_code == 503 and resp.headers["Retry-After"], (path, resp.get_data(as_text=True))
+        elif method == "GET" and rule.startswith("/organisations"):  # the operator's own routes
+            assert world.get("operator", path).status_code == 200, path
         elif method == "GET":  # control: the same request with a valid key gets past authentication
             # some role's valid key gets past authentication to a 200
             assert 200 in {world.get(who, path).status_code for who in ("coord_a", "inst_1", "firm_1")}, path

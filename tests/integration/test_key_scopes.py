@@ -40,7 +40,7 @@ ROLES = ("coordinator", "institution", "entrepreneur")
 NO_KEY = {"/", "/health", "/ready", "/openapi.json", "/responses/<token>", "/tokens/<audience>", "/signups",
           "/sessions", "/sessions/refresh", "/sessions/revoke", "/sign-in-links", "/sign-in-links/<token>/session",
           "/invitations/<token>", "/invitations/<token>/accept"}
-KEY_MANAGEMENT = ("/api-keys", "/accounts", "/invitations")
+KEY_MANAGEMENT = ("/api-keys", "/accounts", "/invitations", "/organisations")
 NOTHING = "00000000-0000-4000-8000-000000000000"
 LACKS = re.compile(r"this API key lacks the scope (read|write|keys)")
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 from werkplaats_shared.db import messaging_tables
 from werkplaats_shared.idempotency import idempotency_table
 
@@ -27,6 +27,10 @@ class Organisation(Base):
     role: Mapped[str] = mapped_column(sa.String(20))
     levels: Mapped[list[Any]] = mapped_column(sa.JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    # the name as duplicates are found: spaces collapsed, case folded (set with the name)
+    name_key: Mapped[str | None] = mapped_column(sa.String(200), nullable=True, index=True)
+    # deactivated by the operator: its keys revoked, its accounts disabled, its data kept
+    deactivated_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
     # firm profile (role entrepreneur)
     kvk_number: Mapped[str | None] = mapped_column(sa.String(8), nullable=True)
     sector: Mapped[str | None] = mapped_column(sa.String(100), nullable=True)
@@ -44,6 +48,16 @@ class Organisation(Base):
     blocks: Mapped[list[Any]] = mapped_column(sa.JSON, default=list, server_default="[]")
 
     __table_args__ = (sa.UniqueConstraint("kvk_number", name="uq_organisations_kvk_number"),)
+
+    @validates("name")
+    def _keep_name_key(self, _key: str, value: str) -> str:
+        self.name_key = organisation_name_key(value)
+        return value
+
+
+def organisation_name_key(name: str) -> str:
+    """How two organisations' names are compared: spaces collapsed, case folded."""
+    return " ".join(name.split()).casefold()[:200]
 
 
 class Workspace(Base):

@@ -30,6 +30,7 @@ from .authorization import MATRIX
 from .bulk_api import register_bulk
 from .firms_api import register_firms
 from .i18n import install_translations
+from .organisations_api import register_organisations
 from .overview_api import register_overview
 from .placements_api import register_placements
 from .privacy_api import register_privacy
@@ -453,5 +454,6 @@ def create_intake_app(infra: Infrastructure, clock: Callable[[], datetime] = utc
     register_firms(api, infra)
     register_reach(api, infra)
     register_overview(api, infra)
+    register_organisations(app, api, infra)
     api.register_blueprint(dead_letter_blueprint(infra))
     return app

@@ -10,6 +10,7 @@ ANY = PARTIES
 COORDINATOR = ("coordinator",)
 INSTITUTION = ("institution",)
 ENTREPRENEUR = ("entrepreneur",)
+OPERATOR = ("operator",)
 
 MATRIX = Matrix("intake", [
     allow("organisation", "read its own", "GET", "/me", "me.Me", *ANY),
@@ -89,6 +90,16 @@ MATRIX = Matrix("intake", [
     allow("reach", "count a workspace's reach (its own workspaces)", "GET", "/reach", "reach.Reach", *COORDINATOR),
     allow("erasure", "list its own requests", "GET", "/privacy/erasures", "privacy.Erasures", *ANY),
     allow("erasure", "erase personal data", "POST", "/privacy/erasures", "privacy.Erasures", *ANY),
+    allow("organisation", "list (the operator's)", "GET", "/organisations", "organisations.Organisations",
+          *OPERATOR),
+    allow("organisation", "create, with its first API key (audited)", "POST", "/organisations",
+          "organisations.Organisations", *OPERATOR),
+    allow("organisation", "create many from a CSV file, all or none (audited)", "POST", "/organisations/bulk",
+          "organisations.OrganisationsBulk", *OPERATOR),
+    allow("organisation", "read", "GET", "/organisations/<organisation_id>", "organisations.OrganisationItem",
+          *OPERATOR),
+    allow("organisation", "deactivate: revoke its keys, disable its accounts (audited)", "POST",
+          "/organisations/<organisation_id>/deactivate", "organisations.OrganisationDeactivation", *OPERATOR),
     *DEAD_LETTER_PERMISSIONS,
 ], [
     public("POST", "/tokens/<audience>", "tokens.Tokens",

@@ -1,7 +1,9 @@
 """Administration from the command line: organisations and their API keys, and the national list of
 referral schemes (the operator's: no coordinator can change it).
 
-A new key is printed once, as JSON on stdout; only its hash is stored.
+Organisations are created and deactivated by the same service layer as the operator's API
+(service_layer/organisations.py): the same rules, audited as the operator (``cli``). A new key is printed
+once, as JSON on stdout; only its hash is stored.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from marshmallow import ValidationError
 from werkplaats_shared.contracts import LEVELS, ROLES
 
 from ..bootstrap import bootstrap
-from ..service_layer import services
+from ..domain.model import DomainError
+from ..service_layer import organisations, services
 from .schemas import SCHEME_CODE, SchemeIn
 
 
@@ -29,7 +32,12 @@ def admin(argv: list[str]) -> None:
     create.add_argument("--level", action="append", choices=LEVELS, default=[],
                         help="a level the institution offers (repeat for several)")
     sub.add_parser("create-organisations", help="create several organisations from a JSON list on stdin: "
-                   '[{"name": ..., "role": ..., "levels": [...]}]; prints a JSON list with their keys')
+                   '[{"name": ..., "role": ..., "levels": [...]}]; all or none; prints a JSON list with their '
+                   "keys")
+    deactivate = sub.add_parser("deactivate-organisation", help="deactivate an organisation: revoke its keys, "
+                                "disable its accounts, keep its data (audited)")
+    deactivate.add_argument("organisation_id")
+    deactivate.add_argument("--reason", required=True, help="why (kept in the audit log)")
     issue = sub.add_parser("issue-key", help="issue another API key to an organisation")
     issue.add_argument("organisation_id")
     revoke = sub.add_parser("revoke-key", help="revoke an API key by its id")
@@ -51,24 +59,36 @@ def admin(argv: list[str]) -> None:
     requests = _read_organisations(parser) if args.command == "create-organisations" else []
 
     infra = bootstrap()
+    try:
+        _run(args, infra, scheme, requests)
+    except DomainError as exc:
+        parser.error(f"{exc.field}: {exc.reason}")
+    except organisations.BulkRejected as exc:
+        parser.error("; ".join(f"organisation {p.row}: {p.column}: {p.reason}" for p in exc.problems))
+    except services.NotFound as exc:
+        parser.error(f"not found: {exc}")
+
+
+def _run(args: argparse.Namespace, infra: Any, scheme: dict[str, Any], requests: list[dict[str, Any]]) -> None:
     with infra.session_factory.begin() as session:
         def emit(env: object) -> None:
             infra.emit(session, env)  # type: ignore[arg-type]
 
         if args.command == "create-organisation":
-            if args.role == "institution" and not args.level:
-                parser.error("an institution needs at least one --level")
-            org, key = services.create_organisation(session, emit, name=args.name, role=args.role,
-                                                    levels=args.level)
-            out = {"organisation_id": org.id, "role": org.role, "api_key": key}
+            made = organisations.create(session, emit, services.OPERATOR, name=args.name, role=args.role,
+                                        levels=args.level, via="cli")
+            out = {"organisation_id": made.organisation.id, "role": made.organisation.role, "api_key": made.api_key}
         elif args.command == "create-organisations":
-            created = []
-            for item in requests:
-                org, key = services.create_organisation(session, emit, name=item["name"], role=item["role"],
-                                                        levels=item.get("levels", []))
-                created.append({"organisation_id": org.id, "name": org.name, "role": org.role, "api_key": key})
+            created = [{"organisation_id": m.organisation.id, "name": m.organisation.name,
+                        "role": m.organisation.role, "api_key": m.api_key}
+                       for m in organisations.create_many(session, emit, services.OPERATOR, list(enumerate(requests)),
+                                                          via="cli")]
             print(json.dumps(created))
             return
+        elif args.command == "deactivate-organisation":
+            org = organisations.deactivate(session, emit, services.OPERATOR, args.organisation_id, args.reason)
+            out = {"organisation_id": org.id, "deactivated_at": org.deactivated_at.isoformat()
+                   if org.deactivated_at else ""}
         elif args.command == "put-national-scheme":
             saved = services.put_national_scheme(session, args.code, scheme)
             out = _scheme_json(saved)
@@ -91,16 +111,9 @@ def _read_organisations(parser: argparse.ArgumentParser) -> list[dict[str, Any]]
         parser.error("stdin must hold a JSON list of organisations")
     if not isinstance(items, list):
         parser.error("stdin must hold a JSON list of organisations")
-    for i, item in enumerate(items):
-        if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"].strip():
-            parser.error(f"organisation {i}: name is required")
-        if item.get("role") not in ROLES:
-            parser.error(f"organisation {i}: role must be one of {', '.join(ROLES)}")
-        levels = item.get("levels", [])
-        if not isinstance(levels, list) or any(level not in LEVELS for level in levels):
-            parser.error(f"organisation {i}: levels must be a list of {', '.join(LEVELS)}")
-        if item["role"] == "institution" and not levels:
-            parser.error(f"organisation {i}: an institution needs at least one level")
+    for i, item in enumerate(items):  # the rules of an organisation: the service layer's
+        if not isinstance(item, dict):
+            parser.error(f"organisation {i}: must be an object with name, role and levels")
     return items
 
 

@@ -41,6 +41,11 @@ PERSONAL_ROUTES = {
     "/invitations": "invitation",
     "/invitations/<token>": "invitation",
     "/invitations/<token>/accept": "account",
+    # the operator's organisation routes serve organisations' names (a firm's name can name a person)
+    "/organisations": "organisation",
+    "/organisations/bulk": "organisation",
+    "/organisations/<organisation_id>": "organisation",
+    "/organisations/<organisation_id>/deactivate": "organisation",
 }
 
 

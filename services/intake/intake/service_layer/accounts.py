@@ -131,14 +131,19 @@ def get_account(session: Session, principal: Principal, account_id: str) -> Acco
 def disable_account(session: Session, emit: Emit, principal: Principal, account_id: str) -> Account:
     account = get_account(session, principal, account_id)
     if account.disabled_at is None:
-        account.disabled_at = utcnow()
-        session.execute(orm.metadata.tables[DISABLED_ACCOUNTS].insert().values(
-            account_id=account.id, organisation_id=account.organisation_id, disabled_at=account.disabled_at))
-        emit(make_envelope("account.disabled", 1, {"account_id": account.id,
-                                                   "organisation_id": account.organisation_id,
-                                                   "disabled_at": account.disabled_at.isoformat()}))
+        disable(session, emit, account)
         services.audit(session, principal, "account.disabled", "account", account.id, {})
     return account
+
+
+def disable(session: Session, emit: Emit, account: Account) -> None:
+    """Disable an active account: its tokens stop working in every service (``account.disabled``)."""
+    account.disabled_at = utcnow()
+    session.execute(orm.metadata.tables[DISABLED_ACCOUNTS].insert().values(
+        account_id=account.id, organisation_id=account.organisation_id, disabled_at=account.disabled_at))
+    emit(make_envelope("account.disabled", 1, {"account_id": account.id,
+                                               "organisation_id": account.organisation_id,
+                                               "disabled_at": account.disabled_at.isoformat()}))
 
 
 def authenticate_account(session: Session, email: str, password: str) -> Account | None:

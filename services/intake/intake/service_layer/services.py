@@ -64,28 +64,44 @@ def _new_id() -> str:
 
 def create_organisation(session: Session, emit: Emit, *, name: str, role: str,
                         levels: list[str] | None = None) -> tuple[orm.Organisation, str]:
-    org = orm.Organisation(id=_new_id(), name=name, role=role, levels=sorted(set(levels or [])),
-                           created_at=utcnow())
-    session.add(org)
+    ((org, key),) = create_organisations(session, emit, [(name, role, levels or [])])
+    return org, key
+
+
+def create_organisations(session: Session, emit: Emit,
+                         wanted: list[tuple[str, str, list[str]]]) -> list[tuple[orm.Organisation, str]]:
+    """Organisations (name, role, levels) and the first API key of each, stored in one round trip per table."""
+    now = utcnow()
+    orgs = [orm.Organisation(id=_new_id(), name=name, role=role, levels=sorted(set(levels)), created_at=now)
+            for name, role, levels in wanted]
+    session.add_all(orgs)
     session.flush()
-    return org, issue_key(session, emit, org.id)
+    return list(zip(orgs, _issue_keys(session, emit, orgs), strict=True))
 
 
 def issue_key(session: Session, emit: Emit, organisation_id: str) -> str:
     org = session.get(orm.Organisation, organisation_id)
     if org is None:
         raise NotFound(organisation_id)
-    key = generate_key()
+    if org.deactivated_at is not None:
+        raise DomainError("organisation_id", "the organisation is deactivated", 409)
+    return _issue_keys(session, emit, [org])[0]
+
+
+def _issue_keys(session: Session, emit: Emit, orgs: list[orm.Organisation]) -> list[str]:
+    """A new key with every scope for each organisation (one insert for all); only the hashes are stored."""
+    keys = [generate_key() for _ in orgs]
     now = utcnow()
-    session.execute(orm.api_keys.insert().values(
-        key_id=key.key_id, organisation_id=org.id, role=org.role, secret_hash=key.secret_hash,
-        created_at=now, scopes=list(SCOPES),
-    ))
-    emit(make_envelope("apikey.issued", 2, {
-        "key_id": key.key_id, "organisation_id": org.id, "role": org.role,
-        "secret_hash": key.secret_hash, "issued_at": now.isoformat(), "scopes": list(SCOPES),
-    }))
-    return str(key.plaintext)
+    if orgs:
+        session.execute(orm.api_keys.insert(), [
+            {"key_id": key.key_id, "organisation_id": org.id, "role": org.role, "secret_hash": key.secret_hash,
+             "created_at": now, "scopes": list(SCOPES)} for org, key in zip(orgs, keys, strict=True)])
+    for org, key in zip(orgs, keys, strict=True):
+        emit(make_envelope("apikey.issued", 2, {
+            "key_id": key.key_id, "organisation_id": org.id, "role": org.role,
+            "secret_hash": key.secret_hash, "issued_at": now.isoformat(), "scopes": list(SCOPES),
+        }))
+    return [str(key.plaintext) for key in keys]
 
 
 def revoke_key(session: Session, emit: Emit, key_id: str) -> None:
