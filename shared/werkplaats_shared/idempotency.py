@@ -5,11 +5,16 @@ The key is claimed (a row per organisation and key) before the view runs, so a c
 gets 409 instead of a second creation; a successful response is stored with the claim and replayed
 for every later request with the same key and the same body; a failed request releases the claim so
 that the client may try again. Reusing a key for a different request is refused with 422.
+
+An answer that carries a secret shown once (an API key: sent with ``Cache-Control: no-store``) is not
+kept: a retry learns that the first request was done (409, with its ``Location``) but never gets the
+secret from this table, so no plaintext key is stored beside the hashed ones.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -74,6 +79,17 @@ def install_idempotency(app: Flask, engine: Engine, table: sa.Table) -> None:
         if row.status is None:
             abort(409, message=f"a request with this {HEADER} is still being processed",
                   errors=[{"field": f"headers.{HEADER}", "reason": "request in progress; retry later"}])
+        if row.body is None:  # the first answer held a secret shown once: it was not kept
+            response = Response(json.dumps({
+                "code": 409, "status": "Conflict",
+                "message": f"the request with this {HEADER} was done; its answer held a secret that is shown once",
+                "errors": [{"field": f"headers.{HEADER}",
+                            "reason": "already done; its answer held a secret shown once and is not kept"}]}),
+                status=409, mimetype="application/json")
+            if row.location:
+                response.headers["Location"] = row.location
+            response.headers["Idempotent-Replayed"] = "true"
+            return response
         replay = Response(row.body, status=row.status, mimetype="application/json")
         if row.location:
             replay.headers["Location"] = row.location
@@ -89,8 +105,9 @@ def install_idempotency(app: Flask, engine: Engine, table: sa.Table) -> None:
         where = sa.and_(table.c.organisation_id == org, table.c.key == key)
         with engine.begin() as conn:
             if 200 <= response.status_code < 300:
+                secret = "no-store" in response.headers.get("Cache-Control", "")
                 conn.execute(table.update().where(where).values(
-                    status=response.status_code, body=response.get_data(as_text=True),
+                    status=response.status_code, body=None if secret else response.get_data(as_text=True),
                     location=response.headers.get("Location")))
             else:
                 conn.execute(table.delete().where(where))
