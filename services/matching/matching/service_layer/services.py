@@ -611,18 +611,25 @@ def visible_runs(principal: Principal) -> sa.Select[Any]:
     return query.where(sa.false())
 
 
-def batch_runs(session: Session, principal: Principal, batch_id: str) -> list[SimpleNamespace]:
-    """The batch's runs as a list shows them: without the stored snapshot and explanations (a big round's are
-    megabytes per run), the figures taken out of the explanations by the database."""
-    rows = session.execute(sa.select(orm.Run, orm.Run.explanations["figures"])
-                           .where(orm.Run.id.in_(visible_runs(principal).where(orm.Run.batch_id == batch_id)
-                                                 .with_only_columns(orm.Run.id)))
-                           .order_by(orm.Run.created_at, orm.Run.id)
-                           .options(defer(orm.Run.snapshot), defer(orm.Run.explanations))).all()
+def listed_runs(principal: Principal) -> sa.Select[Any]:
+    """The caller's runs as a list shows them: without the stored snapshot and explanations (a big round's are
+    megabytes per run), the figures taken out of the explanations by the database; rows for ``run_listed``."""
+    return (visible_runs(principal).add_columns(orm.Run.explanations["figures"])
+            .options(defer(orm.Run.snapshot), defer(orm.Run.explanations)))
+
+
+def run_listed(_session: Session, row: Any) -> SimpleNamespace:
+    """A row of ``listed_runs`` as RunOut dumps it."""
+    run, figures = row
     skipped = ("snapshot", "explanations")
-    return [SimpleNamespace(**{c.key: getattr(run, c.key) for c in orm.Run.__table__.columns if c.key not in skipped},
-                            explanations=None if figures is None else {"figures": figures})
-            for run, figures in rows]
+    return SimpleNamespace(**{c.key: getattr(run, c.key) for c in orm.Run.__table__.columns if c.key not in skipped},
+                           explanations=None if figures is None else {"figures": figures})
+
+
+def batch_runs(session: Session, principal: Principal, batch_id: str) -> list[SimpleNamespace]:
+    """The batch's runs as a list shows them (``listed_runs``)."""
+    rows = session.execute(listed_runs(principal).where(orm.Run.batch_id == batch_id)).all()
+    return [run_listed(session, row) for row in rows]
 
 
 def visible_run(session: Session, principal: Principal, run_id: str, *, lock: bool = False) -> orm.Run:
