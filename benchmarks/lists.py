@@ -181,7 +181,7 @@ def add_notices(world: World, n: int, at: datetime | None = None) -> list[str]:
 # ---- walking --------------------------------------------------------------------------------------------
 
 
-def walk(world: World, who: str, path: str, between: Callable[[], None] | None = None,
+def walk(world: World, who: str, path: str, between: Callable[[], object] | None = None,
          page_size: int = PAGE_SIZE) -> list[dict[str, Any]]:
     """Every item of a list, page after page by ``after``; ``between`` runs after each page (rows inserted
     while a client walks)."""
