@@ -233,7 +233,12 @@ def paging_schema(default_page_size: int, max_page_size: int) -> type[Schema]:
 
 
 def _order_keys(query: sa.Select[Any]) -> tuple[list[Any], bool] | None:
-    """The query's ORDER BY columns and whether they descend; None when they cannot page by key."""
+    """The query's ORDER BY columns and whether they descend; None when they cannot page by key (not all
+    columns of the selected entity's table, or in mixed directions: such a list pages by number only)."""
+    entity = query.column_descriptions[0].get("entity") if query.column_descriptions else None
+    if entity is None:
+        return None
+    table = sa.inspect(entity).local_table
     keys: list[Any] = []
     directions: set[bool] = set()
     for clause in query._order_by_clauses:
@@ -243,7 +248,7 @@ def _order_keys(query: sa.Select[Any]) -> tuple[list[Any], bool] | None:
                 return None
             descending = clause.modifier is operators.desc_op
             clause = clause.element
-        if not isinstance(clause, sa.Column):
+        if not isinstance(clause, sa.Column) or clause.table is not table:
             return None
         keys.append(clause)
         directions.add(descending)
