@@ -9,7 +9,7 @@ re-run dropped is no placement any more.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
@@ -43,7 +43,7 @@ def placements_query(principal: Principal, filters: dict[str, Any]) -> sa.Select
     """The caller's placements as rows for ``placement_of``, in order of period, title, team code."""
     firm = aliased(orm.Organisation)
     institution = aliased(orm.Organisation)
-    query: sa.Select[Any] = (
+    query = (
         sa.select(orm.BatchMatch, orm.Batch, orm.Assignment, orm.Team, firm, institution)
         .join(orm.Batch, sa.and_(orm.Batch.id == orm.BatchMatch.batch_id, orm.Batch.run_id == orm.BatchMatch.run_id))
         .join(orm.Assignment, orm.Assignment.id == orm.BatchMatch.assignment_id)
@@ -69,7 +69,7 @@ def placements_query(principal: Principal, filters: dict[str, Any]) -> sa.Select
         query = query.where(orm.Batch.period == filters["period"])
     if filters.get("match_id"):
         query = query.where(orm.BatchMatch.match_id.in_(filters["match_id"]))
-    return query
+    return cast("sa.Select[Any]", query)
 
 
 def placement_of(_session: Session | None, row: Any) -> Placement:
