@@ -268,6 +268,8 @@ def _fits(keys: list[Any], values: list[Any]) -> bool:
             continue
         if value is None or not isinstance(value, kind) or (kind is date and isinstance(value, datetime)):
             return False
+        if (isinstance(value, str) and "\x00" in value) or (isinstance(value, int) and abs(value) >= 2**63):
+            return False  # no database takes them
     return True
 
 

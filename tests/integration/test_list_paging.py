@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from werkplaats_shared.http import encode_cursor
 
 from benchmarks.lists import (
     START,
@@ -185,6 +186,7 @@ def test_bad_paging_parameters_are_refused_with_the_field_and_the_reason(tmp_pat
                              ("page_size=101", "query.page_size"), ("after=%%%", "query.after"),
                              ("after=" + "A" * 1200, "query.after"), ("after=W10", "query.after"),
                              (f"after={teams_cursor}", "query.after"),  # another list's position
+                             ("after=" + encode_cursor(["run", "a\x00", "id"]), "query.after"),  # no db takes
                              (f"after={cursor}&page=2", "query.page")]:
             response = world.get("coordinator", f"/matches?{query}")
             assert response.status_code == 422, query
@@ -209,4 +211,34 @@ def test_a_position_keeps_its_place_when_its_row_is_gone(tmp_path: Path) -> None
         assert [n["id"] for n in rest.get_json()] == ids[2:4]
         assert set(json.loads(rest.headers["X-Pagination"])) == {"page_size", "next_after"}  # no count
     finally:
+        world.infra.engine.dispose()
+
+
+def test_the_portal_reads_a_whole_list_by_position_each_team_once(tmp_path: Path) -> None:
+    from portal.adapters.clients import ServiceClient
+    from werkzeug.serving import make_server
+
+    world = intake_world(f"sqlite:///{tmp_path}/i.sqlite3", str(tmp_path))
+    server = make_server("127.0.0.1", 0, world.client.application, threaded=True)
+    serving = threading.Thread(target=server.serve_forever)
+    serving.start()
+    asked: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        asked.append(statement)
+
+    try:
+        existing = add_teams(world, 250, START)
+        sa.event.listen(world.infra.engine, "before_cursor_execute", record)
+        client = ServiceClient(f"http://127.0.0.1:{server.server_port}")
+        teams = client.get_all("/teams", world.keys["institution"])
+        assert [t["id"] for t in teams] == existing
+        pages = [s for s in asked if "FROM teams" in s and "count(" not in s]
+        assert len(pages) == 3 and sum("OFFSET" in s and "(teams.created_at, teams.id) >" not in s
+                                       for s in pages) == 1  # the first page by number, the others by key
+        assert client.get_all("/teams", world.keys["institution"], limit=120) == teams[:120]
+    finally:
+        sa.event.remove(world.infra.engine, "before_cursor_execute", record)
+        server.shutdown()
+        serving.join()
         world.infra.engine.dispose()
