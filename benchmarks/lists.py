@@ -181,6 +181,13 @@ def add_notices(world: World, n: int, at: datetime | None = None) -> list[str]:
 # ---- walking --------------------------------------------------------------------------------------------
 
 
+def analyze(world: World) -> None:
+    """Statistics as autovacuum keeps them after a bulk load (PostgreSQL; SQLite plans without)."""
+    if world.infra.engine.dialect.name == "postgresql":
+        with world.infra.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(sa.text("ANALYZE"))
+
+
 def walk(world: World, who: str, path: str, between: Callable[[], object] | None = None,
          page_size: int = PAGE_SIZE) -> list[dict[str, Any]]:
     """Every item of a list, page after page by ``after``; ``between`` runs after each page (rows inserted
@@ -240,6 +247,7 @@ def measure(rows: int, base_url: str | None) -> list[dict[str, Any]]:
     with _database(base_url, "intake") as (url, data_dir):
         world = intake_world(url, data_dir)
         add_teams(world, rows, START)
+        analyze(world)
         results.append(lists(world, "institution", "/teams", rows))
         results.append(lists(world, "coordinator", "/teams", rows))
         world.infra.engine.dispose()
@@ -247,6 +255,7 @@ def measure(rows: int, base_url: str | None) -> list[dict[str, Any]]:
         world = matching_world(url, data_dir)
         run_ids = add_runs(world, 20, payload_bytes=2_000_000, at=START)
         add_matches(world, run_ids, rows)
+        analyze(world)
         results.append(lists(world, "coordinator", "/matches", rows))
         results.append(lists(world, "firm", "/matches", rows))
         first, response = _timed(lambda: world.get("coordinator", "/runs?page_size=20"))
@@ -257,6 +266,7 @@ def measure(rows: int, base_url: str | None) -> list[dict[str, Any]]:
     with _database(base_url, "scheduling") as (url, data_dir):
         world = scheduling_world(url, data_dir)
         add_notices(world, rows, START)
+        analyze(world)
         results.append(lists(world, "coordinator", "/notices", rows))
         results.append(lists(world, "firm", "/notices", rows))
         world.infra.engine.dispose()

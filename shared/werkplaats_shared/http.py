@@ -296,8 +296,12 @@ class QueryPage(Page):  # type: ignore[misc]
             if order is None or not _fits(order[0], after):
                 abort(422, message="invalid pagination", errors=[{"field": "query.after", "reason": CURSOR_REASON}])
             keys, descending = order or ([], False)
-            position = sa.tuple_(*(sa.literal(v, type_=k.type) for k, v in zip(keys, after, strict=True)))
-            query = query.where(sa.tuple_(*keys) < position if descending else sa.tuple_(*keys) > position)
+            values = [sa.literal(v, type_=k.type) for k, v in zip(keys, after, strict=True)]
+            position = sa.tuple_(*values)
+            # the first column's bound is implied, but PostgreSQL estimates the rows left from it (not from the
+            # row comparison): it then walks the index in order instead of sorting every row left
+            query = query.where(keys[0] <= values[0], sa.tuple_(*keys) < position) if descending else \
+                query.where(keys[0] >= values[0], sa.tuple_(*keys) > position)
         else:
             query = query.offset(params.first_item)
         with listed.sessions() as session:
