@@ -128,7 +128,8 @@ def add_runs(world: World, n: int, payload_bytes: int = 0, at: datetime | None =
              "coordinator_id": world.ids["coordinator"], "period": "2030-Q1", "policy": "balanced",
              "status": "published", "snapshot": filler, "input_hash": "0" * 64, "attempts": 1,
              "created_at": at + timedelta(milliseconds=i), "published_at": at,
-             "explanations": {"figures": {"served_share": 0.75}, **filler}} for i in range(n)]
+             "explanations": {"figures": {"served_share": 0.75}, **filler}, "figures": {"served_share": 0.75}}
+            for i in range(n)]
     with world.infra.session_factory.begin() as session:
         for row in rows:
             session.execute(sa.insert(orm.Run), [row])

@@ -99,6 +99,8 @@ class Run(Base):
     precheck: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)
     diagnosis: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)
     explanations: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)
+    # the explanations' figures, kept apart too: lists show them without reading the explanations (megabytes)
+    figures: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)
     cancelled_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
     superseded_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
 

@@ -517,7 +517,7 @@ def record_solution(sf: sessionmaker[Session], emit_into: Emit, run_id: str, pro
             "en": "placed by the published matching of another batch of this workspace and period",
             "nl": "geplaatst door de gepubliceerde koppeling van een andere batch van deze werkplaats en periode",
         } for h in (run.controls or {}).get("held") or []]
-        run.explanations = explanations
+        run.explanations, run.figures = explanations, explanations.get("figures")
         privacy.scrub_run(run, erased)
         run.status = "solved"
         session.flush()
@@ -613,23 +613,21 @@ def visible_runs(principal: Principal) -> sa.Select[Any]:
 
 def listed_runs(principal: Principal) -> sa.Select[Any]:
     """The caller's runs as a list shows them: without the stored snapshot and explanations (a big round's are
-    megabytes per run), the figures taken out of the explanations by the database; rows for ``run_listed``."""
-    return (visible_runs(principal).add_columns(orm.Run.explanations["figures"])
-            .options(defer(orm.Run.snapshot), defer(orm.Run.explanations)))
+    megabytes per run), with the figures (kept apart); runs for ``run_listed``."""
+    return visible_runs(principal).options(defer(orm.Run.snapshot), defer(orm.Run.explanations))
 
 
-def run_listed(_session: Session, row: Any) -> SimpleNamespace:
-    """A row of ``listed_runs`` as RunOut dumps it."""
-    run, figures = row
+def run_listed(_session: Session, run: orm.Run) -> SimpleNamespace:
+    """A run of ``listed_runs`` as RunOut dumps it."""
     skipped = ("snapshot", "explanations")
     return SimpleNamespace(**{c.key: getattr(run, c.key) for c in orm.Run.__table__.columns if c.key not in skipped},
-                           explanations=None if figures is None else {"figures": figures})
+                           explanations=None if run.figures is None else {"figures": run.figures})
 
 
 def batch_runs(session: Session, principal: Principal, batch_id: str) -> list[SimpleNamespace]:
     """The batch's runs as a list shows them (``listed_runs``)."""
-    rows = session.execute(listed_runs(principal).where(orm.Run.batch_id == batch_id)).all()
-    return [run_listed(session, row) for row in rows]
+    runs = session.execute(listed_runs(principal).where(orm.Run.batch_id == batch_id)).scalars()
+    return [run_listed(session, run) for run in runs]
 
 
 def visible_run(session: Session, principal: Principal, run_id: str, *, lock: bool = False) -> orm.Run:
