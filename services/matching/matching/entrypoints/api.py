@@ -8,7 +8,7 @@ from typing import Any, Callable, TypeVar
 
 from flask import Flask, Response, url_for
 from flask.views import MethodView
-from flask_smorest import Page, abort
+from flask_smorest import abort
 from marshmallow import RAISE, Schema, fields, validate
 from werkplaats_shared.auth import current_principal, install_auth
 from werkplaats_shared.authorization import install_authorization
@@ -399,9 +399,9 @@ def create_matching_app(infra: Infrastructure) -> Flask:
     @bat.route("/<batch_id>/audit")
     class BatchAudit(MethodView):
         @bat.response(200, AuditOut(many=True))
-        @bat.paginate(Page, max_page_size=100)
+        @bat.paginate(QueryPage, max_page_size=100)
         def get(self, batch_id: str) -> Any:
-            return in_tx(services.audit_trail, batch_id)
+            return Listed(sf, in_tx(services.audit_query, batch_id))
 
     matches = Blueprint("matches", __name__, url_prefix="/matches",
                         description="Matches: all of a coordinator's runs; an institution's or firm's own "

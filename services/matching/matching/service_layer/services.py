@@ -800,10 +800,15 @@ def remove_control(session: Session, principal: Principal, batch_id: str, kind: 
                                                  "assignment_id": control.assignment_id}, actor=principal)
 
 
-def audit_trail(session: Session, principal: Principal, batch_id: str) -> list[orm.AuditEntry]:
+def audit_query(session: Session, principal: Principal, batch_id: str) -> sa.Select[Any]:
+    """The batch's audit trail, oldest first (NotFound: no batch the caller may see)."""
     visible_batch(session, principal, batch_id)
-    return list(session.execute(sa.select(orm.AuditEntry).where(orm.AuditEntry.batch_id == batch_id)
-                                .order_by(orm.AuditEntry.occurred_at, orm.AuditEntry.id)).scalars())
+    return (sa.select(orm.AuditEntry).where(orm.AuditEntry.batch_id == batch_id)
+            .order_by(orm.AuditEntry.occurred_at, orm.AuditEntry.id))
+
+
+def audit_trail(session: Session, principal: Principal, batch_id: str) -> list[orm.AuditEntry]:
+    return list(session.execute(audit_query(session, principal, batch_id)).scalars())
 
 
 def _summary(session: Session, run: orm.Run) -> dict[str, Any]:
