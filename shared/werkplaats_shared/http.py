@@ -273,6 +273,17 @@ def _fits(keys: list[Any], values: list[Any]) -> bool:
     return True
 
 
+def _position(key: list[Any]) -> str | None:
+    """The ``next_after`` of a row's key; None (the list pages by number only) for a key the row comparison
+    would miss rows by (a NULL) or that does not travel as JSON."""
+    if any(value is None for value in key):
+        return None
+    try:
+        return encode_cursor(key)
+    except TypeError:
+        return None
+
+
 def _row_key(row: Any, keys: list[Any]) -> list[Any]:
     entity = row[0] if isinstance(row, sa.Row) else row
     mapper = sa.inspect(type(entity))
@@ -308,7 +319,7 @@ class QueryPage(Page):  # type: ignore[misc]
             result = session.execute(query.limit(size + 1))
             rows = list(result.scalars() if len(query.column_descriptions) == 1 else result.all())
             if len(rows) > size and order is not None and isinstance(params, PagingParameters):
-                params.next_after = encode_cursor(_row_key(rows[size - 1], order[0]))
+                params.next_after = _position(_row_key(rows[size - 1], order[0]))
             rows = rows[:size]
             return [listed.view(session, row) for row in rows] if listed.view else rows
 
