@@ -646,10 +646,13 @@ def visible_batch(session: Session, principal: Principal, batch_id: str) -> orm.
 
 
 def visible_matches(principal: Principal) -> sa.Select[Any]:
-    query = sa.select(orm.Match).join(orm.Run).order_by(orm.Match.run_id, orm.Match.assignment_id, orm.Match.id)
+    """A coordinator's matches (of every run), an institution's or a firm's published ones; the run checked
+    by EXISTS (not a join), so the list walks its index in order (SQLite sorts every row of a join)."""
+    query = sa.select(orm.Match).order_by(orm.Match.run_id, orm.Match.assignment_id, orm.Match.id)
+    of_run = sa.exists().where(orm.Run.id == orm.Match.run_id)
     if principal.role == "coordinator":
-        return query.where(orm.Run.coordinator_id == principal.organisation_id)
-    published = orm.Run.status == "published"
+        return query.where(of_run.where(orm.Run.coordinator_id == principal.organisation_id))
+    published = of_run.where(orm.Run.status == "published")
     if principal.role == "institution":
         return query.where(published, orm.Match.institution_id == principal.organisation_id)
     return query.where(published, orm.Match.firm_id == principal.organisation_id)
