@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
+import http
 import importlib.resources
 import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from copy import deepcopy
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any, Callable
 
 import flask_smorest
 import sqlalchemy as sa
-from flask import Flask, Request, Response, jsonify, render_template_string, request
+from flask import Flask, Request, Response, current_app, jsonify, render_template_string, request
 from flask.typing import ResponseReturnValue
 from flask_smorest import Api, Page, abort
-from marshmallow import INCLUDE, Schema, ValidationError, fields
+from flask_smorest.pagination import PaginationParameters
+from flask_smorest.utils import unpack_tuple_response
+from marshmallow import EXCLUDE, INCLUDE, Schema, ValidationError, fields, post_load, validate, validates_schema
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import UnaryExpression
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -114,7 +123,9 @@ class JsonBodyParser(FlaskParser):
 
 PAGINATION_HEADER_DOC = {
     "description": "Pagination metadata as JSON text, e.g. "
-                   '{"total": 42, "total_pages": 3, "first_page": 1, "last_page": 3, "page": 1, "next_page": 2}',
+                   '{"total": 42, "total_pages": 3, "first_page": 1, "last_page": 3, "page": 1, "next_page": 2, '
+                   '"next_after": "..."}; next_after (lists paged in the database, while rows follow) is the '
+                   "after of the next page: a page asked for by after carries page_size and next_after only.",
     "schema": {"type": "string"},
 }
 
@@ -122,35 +133,247 @@ PAGINATION_HEADER_DOC = {
 @dataclass(frozen=True)
 class Listed:
     """A list endpoint's query, for QueryPage (a tuple would read as the view's status and headers); ``view``
-    turns each row of the page into what the response schema dumps (left out: the row itself)."""
+    turns each row of the page into what the response schema dumps (left out: the row itself). A query may
+    select more than the entity (e.g. a figure taken out of a heavy column by the database): the rows are then
+    tuples, the entity first. The query's ORDER BY (columns of that entity, all ascending or all descending,
+    ending in a unique one) is also the list's keyset: ``after`` pages continue from a row's key."""
 
     sessions: Any
     query: sa.Select[Any]
     view: Callable[[Any, Any], Any] | None = None  # (session, row) -> item
 
 
+class PagingParameters(PaginationParameters):  # type: ignore[misc]
+    """A page by number (``page``, with the list's total) or after a position (``after``: the ``next_after``
+    of the previous page; no total, so walking a whole list costs each row once)."""
+
+    def __init__(self, page: int, page_size: int, after: list[Any] | None = None) -> None:
+        super().__init__(page, page_size)
+        self.after = after
+        self.next_after: str | None = None
+
+
+def _key_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return {"t": value.isoformat()}
+    if isinstance(value, date):
+        return {"d": value.isoformat()}
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    raise TypeError(f"a list's key cannot hold a {type(value).__name__}")
+
+
+def _key_parsed(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"t"} and isinstance(value["t"], str):
+            return datetime.fromisoformat(value["t"])
+        if set(value) == {"d"} and isinstance(value["d"], str):
+            return date.fromisoformat(value["d"])
+        raise ValueError("not a key value")
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    raise ValueError("not a key value")
+
+
+def encode_cursor(values: list[Any]) -> str:
+    text = json.dumps([_key_value(v) for v in values], separators=(",", ":"))
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> list[Any]:
+    """The key values in a ``next_after``; ValueError for anything that is not one."""
+    try:
+        values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
+    except (binascii.Error, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError("not a position in a list") from exc
+    if not isinstance(values, list) or not values:
+        raise ValueError("not a position in a list")
+    return [_key_parsed(v) for v in values]
+
+
+CURSOR_REASON = "not a position in this list: use the next_after of the list's previous page"
+
+
+class Cursor(fields.String):
+    """``after``: a ``next_after`` from the X-Pagination header of the previous page."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if len(text) > 1000:
+            raise ValidationError(CURSOR_REASON)
+        try:
+            return decode_cursor(text)
+        except ValueError as exc:
+            raise ValidationError(CURSOR_REASON) from exc
+
+
+def paging_schema(default_page_size: int, max_page_size: int) -> type[Schema]:
+    class PagingSchema(Schema):
+        class Meta:
+            unknown = EXCLUDE
+
+        page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+        page_size = fields.Integer(load_default=default_page_size,
+                                   validate=validate.Range(min=1, max=max_page_size))
+        after = Cursor(load_default=None, metadata={
+            "description": "continue after this position: the next_after of the previous page's X-Pagination "
+                           "header (walking a whole list this way costs each row once; such a page gives no "
+                           "total)"})
+
+        @validates_schema
+        def _one_way(self, data: dict[str, Any], **_kwargs: Any) -> None:
+            if data.get("after") is not None and data.get("page", 1) != 1:
+                raise ValidationError("a page is named by its number or by after, not both", "page")
+
+        @post_load
+        def _params(self, data: dict[str, Any], **_kwargs: Any) -> PagingParameters:
+            return PagingParameters(**data)
+
+    return PagingSchema
+
+
+def _order_keys(query: sa.Select[Any]) -> tuple[list[Any], bool] | None:
+    """The query's ORDER BY columns and whether they descend; None when they cannot page by key (not all
+    columns of the selected entity's table, or in mixed directions: such a list pages by number only)."""
+    entity = query.column_descriptions[0].get("entity") if query.column_descriptions else None
+    if entity is None:
+        return None
+    table = sa.inspect(entity).local_table
+    keys: list[Any] = []
+    directions: set[bool] = set()
+    for clause in query._order_by_clauses:
+        descending = False
+        if isinstance(clause, UnaryExpression):
+            if clause.modifier not in (operators.asc_op, operators.desc_op):
+                return None
+            descending = clause.modifier is operators.desc_op
+            clause = clause.element
+        if not isinstance(clause, sa.Column) or clause.table is not table:
+            return None
+        keys.append(clause)
+        directions.add(descending)
+    if not keys or len(directions) != 1:
+        return None
+    return keys, directions.pop()
+
+
+def _fits(keys: list[Any], values: list[Any]) -> bool:
+    """Whether the values are a key of these columns (a cursor of another list, or made up, is not)."""
+    if len(keys) != len(values):
+        return False
+    for column, value in zip(keys, values, strict=True):
+        try:
+            kind = column.type.python_type
+        except NotImplementedError:
+            continue
+        if value is None or not isinstance(value, kind) or (kind is date and isinstance(value, datetime)):
+            return False
+        if (isinstance(value, str) and "\x00" in value) or (isinstance(value, int) and abs(value) >= 2**63):
+            return False  # no database takes them
+    return True
+
+
+def _position(key: list[Any]) -> str | None:
+    """The ``next_after`` of a row's key; None (the list pages by number only) for a key the row comparison
+    would miss rows by (a NULL) or that does not travel as JSON."""
+    if any(value is None for value in key):
+        return None
+    try:
+        return encode_cursor(key)
+    except TypeError:
+        return None
+
+
+def _row_key(row: Any, keys: list[Any]) -> list[Any]:
+    entity = row[0] if isinstance(row, sa.Row) else row
+    mapper = sa.inspect(type(entity))
+    return [getattr(entity, mapper.get_property_by_column(column).key) for column in keys]
+
+
 class QueryPage(Page):  # type: ignore[misc]
-    """Pages a query in the database (a count, then one page with OFFSET and LIMIT), so a long list is not
-    loaded whole to answer one page of it."""
+    """Pages a query in the database, so a long list is not loaded whole to answer one page of it: by number
+    (a count, then one page with OFFSET and LIMIT) or by key (``after``: the rows after the previous page's
+    last one, through the index of the ORDER BY; no count)."""
 
     @property
     def items(self) -> list[Any]:
         listed: Listed = self.collection
+        params = self.page_params
+        size = params.page_size
+        after = getattr(params, "after", None)
+        order = _order_keys(listed.query)
+        query = listed.query
+        if after is not None:
+            if order is None or not _fits(order[0], after):
+                abort(422, message="invalid pagination", errors=[{"field": "query.after", "reason": CURSOR_REASON}])
+            keys, descending = order or ([], False)
+            values = [sa.literal(v, type_=k.type) for k, v in zip(keys, after, strict=True)]
+            position = sa.tuple_(*values)
+            # the first column's bound is implied, but PostgreSQL estimates the rows left from it (not from the
+            # row comparison): it then walks the index in order instead of sorting every row left
+            query = query.where(keys[0] <= values[0], sa.tuple_(*keys) < position) if descending else \
+                query.where(keys[0] >= values[0], sa.tuple_(*keys) > position)
+        else:
+            query = query.offset(params.first_item)
         with listed.sessions() as session:
-            rows = list(session.execute(listed.query.offset(self.page_params.first_item)
-                                        .limit(self.page_params.page_size)).scalars())
+            result = session.execute(query.limit(size + 1))
+            rows = list(result.scalars() if len(query.column_descriptions) == 1 else result.all())
+            if len(rows) > size and order is not None and isinstance(params, PagingParameters):
+                params.next_after = _position(_row_key(rows[size - 1], order[0]))
+            rows = rows[:size]
             return [listed.view(session, row) for row in rows] if listed.view else rows
 
     @property
     def item_count(self) -> int:
         listed: Listed = self.collection
+        if getattr(self.page_params, "after", None) is not None:
+            return -1
+        query = listed.query.order_by(None)
+        entity = query.column_descriptions[0].get("entity")
+        if entity is not None:  # counted by the key alone: the rows' other columns are not read
+            query = query.with_only_columns(*sa.inspect(entity).primary_key)
         with listed.sessions() as session:
-            return int(session.execute(sa.select(sa.func.count()).select_from(
-                listed.query.order_by(None).subquery())).scalar_one())
+            return int(session.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one())
 
 
 class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]
     ARGUMENTS_PARSER = JsonBodyParser()
+
+    def paginate(self, pager: Any = None, *, page: int | None = None, page_size: int | None = None,
+                 max_page_size: int | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """flask-smorest's pagination; with QueryPage also ``after`` (keyset pages) and, in the X-Pagination
+        header, ``next_after`` while rows follow."""
+        if pager is not QueryPage:
+            decorator: Callable[[Callable[..., Any]], Callable[..., Any]] = super().paginate(
+                pager, page=page, page_size=page_size, max_page_size=max_page_size)
+            return decorator
+        schema = paging_schema(page_size or self.DEFAULT_PAGINATION_PARAMETERS["page_size"],
+                               max_page_size or self.DEFAULT_PAGINATION_PARAMETERS["max_page_size"])
+        error_status_code = self.PAGINATION_ARGUMENTS_PARSER.DEFAULT_VALIDATION_STATUS
+
+        def decorator_(func: Callable[..., Any]) -> Callable[..., Any]:
+            @functools.wraps(func)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                params: PagingParameters = self.PAGINATION_ARGUMENTS_PARSER.parse(schema, request, location="query")
+                result, status, headers = unpack_tuple_response(current_app.ensure_sync(func)(*args, **kwargs))
+                result = QueryPage(result, page_params=params).items
+                if params.after is None:
+                    metadata = self._make_pagination_metadata(params.page, params.page_size, params.item_count)
+                else:
+                    metadata = {"page_size": params.page_size}
+                if params.next_after is not None:
+                    metadata["next_after"] = params.next_after
+                headers = headers if headers is not None else {}
+                headers[self.PAGINATION_HEADER_NAME] = json.dumps(metadata)
+                return result, status, headers
+
+            wrapper._apidoc = deepcopy(getattr(wrapper, "_apidoc", {}))  # type: ignore[attr-defined]
+            wrapper._apidoc["pagination"] = {  # type: ignore[attr-defined]
+                "parameters": {"in": "query", "schema": schema},
+                "response": {error_status_code: http.HTTPStatus(error_status_code).name}}
+            return wrapper
+
+        return decorator_
 
     def _document_pagination_metadata(self, spec: Any, resp_doc: dict[str, Any]) -> None:
         # The header is sent as JSON text: declared as a string (flask-smorest declares an object, which

@@ -61,3 +61,37 @@ def test_upgrade_keeps_older_runs_usable_on_sqlite(tmp_path: Path) -> None:
 @pytest.mark.postgres
 def test_upgrade_keeps_older_runs_usable_on_postgres(make_postgres_db: Any) -> None:
     _check(make_postgres_db("matching"))
+
+
+def _figures_kept_apart(url: str) -> None:
+    """0011: a solved run's figures are copied out of its explanations, so the runs list still shows them."""
+    _alembic(url, "upgrade", "0010")
+    engine = sa.create_engine(url)
+    runs = sa.Table("runs", sa.MetaData(), autoload_with=engine)
+    common: dict[str, Any] = {"batch_id": "b1", "workspace_id": "w1", "coordinator_id": "c1", "period": "P1",
+                              "policy": "max_fit", "snapshot": SNAPSHOT, "input_hash": "0" * 64, "attempts": 1,
+                              "created_at": datetime(2026, 1, 5, tzinfo=UTC)}
+    figures = {"served_share": 0.75, "by_level": {"HBO": 1.0}}
+    with engine.begin() as conn:
+        conn.execute(runs.insert(), [{**common, "id": "r1", "status": "published",
+                                      "explanations": {"figures": figures, "matches": [{"team_id": "t1"}]}},
+                                     {**common, "id": "r2", "status": "queued", "explanations": None}])
+    try:
+        _alembic(url, "upgrade", "head")
+        runs = sa.Table("runs", sa.MetaData(), autoload_with=engine)
+        with engine.connect() as conn:
+            kept = {r.id: r.figures for r in conn.execute(sa.select(runs.c.id, runs.c.figures))}
+        assert kept == {"r1": figures, "r2": None}
+        _alembic(url, "downgrade", "0010")
+        assert "figures" not in {c["name"] for c in sa.inspect(engine).get_columns("runs")}
+    finally:
+        engine.dispose()
+
+
+def test_a_runs_figures_are_kept_apart_on_sqlite(tmp_path: Path) -> None:
+    _figures_kept_apart(f"sqlite:///{tmp_path / 'm.sqlite3'}")
+
+
+@pytest.mark.postgres
+def test_a_runs_figures_are_kept_apart_on_postgres(make_postgres_db: Any) -> None:
+    _figures_kept_apart(make_postgres_db("matching"))

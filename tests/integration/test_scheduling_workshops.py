@@ -6,6 +6,7 @@ organisations' objects change nothing."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from datetime import date
@@ -742,3 +743,29 @@ def test_simultaneous_cancellations_in_two_themes_seat_a_firm_once_in_the_slot(p
     assert seated["id"] in promoted
     problem, plan = stored_plan(pg, pid)
     assert ws.violations(problem, plan) == []
+
+
+def _walk(svc: Service, who: str, path: str, size: int) -> list[dict[str, Any]]:
+    """Every item of a list, page after page by the position each page gives."""
+    glue = "&" if "?" in path else "?"
+    resp = svc.get(who, f"{path}{glue}page_size={size}")
+    items = list(resp.get_json())
+    while (after := json.loads(resp.headers["X-Pagination"]).get("next_after")) is not None:
+        resp = svc.get(who, f"{path}{glue}page_size={size}&after={after}")
+        assert resp.status_code == 200, resp.get_data(as_text=True)
+        items.extend(resp.get_json())
+    return items
+
+
+def test_interests_and_registrations_page_in_the_database_by_position(svc: Service) -> None:
+    pid, _ = planned(svc)
+    seats = registrations(svc, "coord_1")
+    assert {s["firm_id"] for s in seats} == set(FIRMS)
+    assert _walk(svc, "coord_1", "/workshop-registrations", 4) == seats  # each once, in the same order
+    assert _walk(svc, "coord_1", f"/workshop-registrations?programme_id={pid}&status=waitlisted", 1) == [
+        s for s in seats if s["status"] == "waitlisted"]
+    every = svc.get("coord_1", f"/workshop-programmes/{pid}/interests?page_size=100").get_json()
+    assert len(every) == len(FIRMS)
+    assert _walk(svc, "coord_1", f"/workshop-programmes/{pid}/interests", 4) == every
+    assert [i["firm_id"] for i in _walk(svc, "firm_2", f"/workshop-programmes/{pid}/interests", 1)] == ["firm_2"]
+    assert svc.get("coord_2", f"/workshop-programmes/{pid}/interests").status_code == 404

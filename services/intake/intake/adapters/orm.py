@@ -90,6 +90,10 @@ class Team(Base):
     # read-only: the institution's name, loaded with the team (one query per page of teams)
     institution: Mapped[Organisation] = relationship(foreign_keys=[institution_id], lazy="selectin", viewonly=True)
 
+    # lists page through the teams in this order (GET /teams: an institution's own, everyone's for a coordinator)
+    __table_args__ = (sa.Index("ix_teams_institution_id_created_at_id", "institution_id", "created_at", "id"),
+                      sa.Index("ix_teams_created_at_id", "created_at", "id"))
+
     @property
     def institution_name(self) -> str:
         return self.institution.name if self.institution is not None else ""
@@ -137,6 +141,10 @@ class Assignment(Base):
     preferred_levels: Mapped[list[Any]] = mapped_column(sa.JSON, default=list, server_default="[]")
     # read-only: the firm's name, loaded with the assignment (one query per page of assignments)
     firm: Mapped[Organisation] = relationship(foreign_keys=[firm_id], lazy="selectin", viewonly=True)
+
+    # lists page through the assignments in this order (GET /assignments: a firm's own, a coordinator's)
+    __table_args__ = (sa.Index("ix_assignments_firm_id_created_at_id", "firm_id", "created_at", "id"),
+                      sa.Index("ix_assignments_created_at_id", "created_at", "id"))
 
     @property
     def firm_name(self) -> str:

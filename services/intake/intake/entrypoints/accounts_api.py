@@ -17,7 +17,7 @@ from werkplaats_shared.auth import UNAUTHORIZED_NL, current_principal, declare_k
 from werkplaats_shared.contracts import SCOPES
 from werkplaats_shared.db import utcnow
 from werkplaats_shared.fields import UtcDateTime
-from werkplaats_shared.http import Blueprint, service_errors
+from werkplaats_shared.http import Blueprint, Listed, QueryPage, service_errors
 from werkplaats_shared.idempotency import HEADER as IDEMPOTENCY_HEADER
 from werkplaats_shared.service import Infrastructure
 
@@ -165,10 +165,9 @@ def register_accounts(app: Flask, api: Api, infra: Infrastructure) -> None:
     @acc.route("")
     class Accounts(MethodView):
         @acc.response(200, AccountOut(many=True))
-        @acc.paginate(Page, max_page_size=100)
+        @acc.paginate(QueryPage, max_page_size=100)
         def get(self) -> Any:
-            with sf() as session:
-                return session.execute(accounts.visible_accounts(current_principal())).scalars().all()
+            return Listed(sf, accounts.visible_accounts(current_principal()))
 
         @acc.arguments(AccountIn)
         @acc.response(201, AccountOut)

@@ -125,12 +125,9 @@ def create_intake_app(infra: Infrastructure, clock: Callable[[], datetime] = utc
     @ws.route("")
     class Workspaces(MethodView):
         @ws.response(200, WorkspaceOut(many=True))
-        @ws.paginate(Page, max_page_size=100)
+        @ws.paginate(QueryPage, max_page_size=100)
         def get(self) -> Any:
-            with sf() as session:
-                return session.execute(
-                    sa.select(orm.Workspace).order_by(orm.Workspace.created_at, orm.Workspace.id)
-                ).scalars().all()
+            return Listed(sf, sa.select(orm.Workspace).order_by(orm.Workspace.created_at, orm.Workspace.id))
 
         @ws.arguments(WorkspaceIn)
         @ws.response(201, WorkspaceOut)
@@ -150,11 +147,9 @@ def create_intake_app(infra: Infrastructure, clock: Callable[[], datetime] = utc
     class Teams(MethodView):
         @teams.arguments(TeamFilter, location="query")
         @teams.response(200, TeamOut(many=True))
-        @teams.paginate(Page, max_page_size=100)
+        @teams.paginate(QueryPage, max_page_size=100)
         def get(self, filters: dict[str, Any]) -> Any:
-            with sf() as session:
-                query = services.filtered(services.visible_teams(current_principal()), orm.Team, filters)
-                return session.execute(query).scalars().all()
+            return Listed(sf, services.filtered(services.visible_teams(current_principal()), orm.Team, filters))
 
         @teams.arguments(TeamIn)
         @teams.response(201, TeamOut)
@@ -254,11 +249,9 @@ def create_intake_app(infra: Infrastructure, clock: Callable[[], datetime] = utc
     class Batches(MethodView):
         @bat.arguments(BatchFilter, location="query")
         @bat.response(200, BatchSummaryOut(many=True))
-        @bat.paginate(Page, max_page_size=100)
+        @bat.paginate(QueryPage, max_page_size=100)
         def get(self, filters: dict[str, Any]) -> Any:
-            with sf() as session:
-                query = services.filtered(services.visible_batches(current_principal()), orm.Batch, filters)
-                return session.execute(query).scalars().all()
+            return Listed(sf, services.filtered(services.visible_batches(current_principal()), orm.Batch, filters))
 
         @bat.arguments(BatchIn)
         @bat.response(201, BatchOut)
@@ -426,10 +419,9 @@ def create_intake_app(infra: Infrastructure, clock: Callable[[], datetime] = utc
     @cap.route("")
     class Capacities(MethodView):
         @cap.response(200, CapacityOut(many=True))
-        @cap.paginate(Page, max_page_size=100)
+        @cap.paginate(QueryPage, max_page_size=100)
         def get(self) -> Any:
-            with sf() as session:
-                return session.execute(services.visible_capacities(current_principal())).scalars().all()
+            return Listed(sf, services.visible_capacities(current_principal()))
 
         @cap.arguments(CapacityIn)
         @cap.response(201, CapacityOut)

@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Api, Page, abort
+from flask_smorest import Api, abort
 from marshmallow import Schema, fields, validate
 from werkplaats_shared.auth import current_principal
-from werkplaats_shared.http import Blueprint
+from werkplaats_shared.http import Blueprint, Listed, QueryPage
 from werkplaats_shared.service import Infrastructure
 
 from ..service_layer import placements
@@ -54,10 +54,9 @@ def register_placements(api: Api, infra: Infrastructure) -> None:
     class Placements(MethodView):
         @blp.arguments(PlacementFilter, location="query")
         @blp.response(200, PlacementOut(many=True))
-        @blp.paginate(Page, max_page_size=100)
+        @blp.paginate(QueryPage, max_page_size=100)
         def get(self, filters: dict[str, Any]) -> Any:
-            with sf() as session:
-                return placements.visible_placements(session, current_principal(), filters)
+            return Listed(sf, placements.placements_query(current_principal(), filters), placements.placement_of)
 
     @blp.route("/<match_id>")
     class PlacementItem(MethodView):

@@ -9,7 +9,7 @@ re-run dropped is no placement any more.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
@@ -39,7 +39,8 @@ class Placement:
     institution_name: str
 
 
-def visible_placements(session: Session, principal: Principal, filters: dict[str, Any]) -> list[Placement]:
+def placements_query(principal: Principal, filters: dict[str, Any]) -> sa.Select[Any]:
+    """The caller's placements as rows for ``placement_of``, in order of period, title, team code."""
     firm = aliased(orm.Organisation)
     institution = aliased(orm.Organisation)
     query = (
@@ -68,17 +69,21 @@ def visible_placements(session: Session, principal: Principal, filters: dict[str
         query = query.where(orm.Batch.period == filters["period"])
     if filters.get("match_id"):
         query = query.where(orm.BatchMatch.match_id.in_(filters["match_id"]))
-    return [
-        Placement(match_id=m.match_id, batch_id=b.id, run_id=m.run_id, period=b.period, score=m.score,
-                  assignment_id=a.id, assignment_title=a.title, assignment_status=a.status, firm_id=f.id,
-                  firm_name=f.name, team_id=t.id, team_code=t.code, team_level=t.level, team_size=t.size,
-                  team_skills=list(t.skills), institution_id=i.id, institution_name=i.name)
-        for m, b, a, t, f, i in session.execute(query).all()
-    ]
+    return cast("sa.Select[Any]", query)
+
+
+def placement_of(_session: Session | None, row: Any) -> Placement:
+    m, b, a, t, f, i = row
+    return Placement(match_id=m.match_id, batch_id=b.id, run_id=m.run_id, period=b.period, score=m.score,
+                     assignment_id=a.id, assignment_title=a.title, assignment_status=a.status, firm_id=f.id,
+                     firm_name=f.name, team_id=t.id, team_code=t.code, team_level=t.level, team_size=t.size,
+                     team_skills=list(t.skills), institution_id=i.id, institution_name=i.name)
+
+
+def visible_placements(session: Session, principal: Principal, filters: dict[str, Any]) -> list[Placement]:
+    return [placement_of(session, row) for row in session.execute(placements_query(principal, filters)).all()]
 
 
 def get_placement(session: Session, principal: Principal, match_id: str) -> Placement | None:
-    for placement in visible_placements(session, principal, {}):
-        if placement.match_id == match_id:
-            return placement
-    return None
+    found = visible_placements(session, principal, {"match_id": [match_id]})
+    return found[0] if found else None

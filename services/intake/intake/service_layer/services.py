@@ -524,12 +524,19 @@ def hand_over(session: Session, emit: Emit, principal: Principal, data: dict[str
     return handover
 
 
+def _in_own_workspace(principal: Principal, workspace_id: Any) -> sa.ColumnElement[bool]:
+    """The row's workspace is the coordinator's: as EXISTS (not a join), so a list walks its own index in
+    order (SQLite sorts every row of a join otherwise)."""
+    return sa.exists().where(orm.Workspace.id == workspace_id,
+                             orm.Workspace.organisation_id == principal.organisation_id)
+
+
 def visible_teams(principal: Principal) -> sa.Select[Any]:
     query = sa.select(orm.Team).order_by(orm.Team.created_at, orm.Team.id)
     if principal.role == "institution":
         return query.where(orm.Team.institution_id == principal.organisation_id)
     if principal.role == "coordinator":
-        return query.join(orm.Workspace).where(orm.Workspace.organisation_id == principal.organisation_id)
+        return query.where(_in_own_workspace(principal, orm.Team.workspace_id))
     return query.where(sa.false())
 
 
@@ -538,7 +545,7 @@ def visible_assignments(principal: Principal) -> sa.Select[Any]:
     if principal.role == "entrepreneur":
         return query.where(orm.Assignment.firm_id == principal.organisation_id)
     if principal.role == "coordinator":
-        return query.join(orm.Workspace).where(orm.Workspace.organisation_id == principal.organisation_id)
+        return query.where(_in_own_workspace(principal, orm.Assignment.workspace_id))
     return query.where(sa.false())
 
 

@@ -99,10 +99,14 @@ class Run(Base):
     precheck: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)
     diagnosis: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)
     explanations: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)
+    # the explanations' figures, kept apart too: lists show them without reading the explanations (megabytes)
+    figures: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)
     cancelled_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
     superseded_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
 
-    __table_args__ = (sa.Index("ix_runs_workspace_id_period", "workspace_id", "period"),)
+    __table_args__ = (sa.Index("ix_runs_workspace_id_period", "workspace_id", "period"),
+                      # GET /runs pages through a coordinator's runs in this order
+                      sa.Index("ix_runs_coordinator_id_created_at_id", "coordinator_id", "created_at", "id"))
 
 
 class Match(Base):
@@ -116,6 +120,13 @@ class Match(Base):
     score: Mapped[float] = mapped_column(sa.Float)
     response: Mapped[str | None] = mapped_column(sa.String(20), nullable=True)
     responded_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
+
+    # GET /matches pages through the matches in this order (a coordinator's: by run; a firm's, an institution's)
+    __table_args__ = (sa.Index("ix_matches_run_id_assignment_id_id", "run_id", "assignment_id", "id"),
+                      sa.Index("ix_matches_firm_id_run_id_assignment_id_id", "firm_id", "run_id", "assignment_id",
+                               "id"),
+                      sa.Index("ix_matches_institution_id_run_id_assignment_id_id", "institution_id", "run_id",
+                               "assignment_id", "id"))
 
 
 class Control(Base):

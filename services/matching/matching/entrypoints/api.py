@@ -8,14 +8,14 @@ from typing import Any, Callable, TypeVar
 
 from flask import Flask, Response, url_for
 from flask.views import MethodView
-from flask_smorest import Page, abort
+from flask_smorest import abort
 from marshmallow import RAISE, Schema, fields, validate
 from werkplaats_shared.auth import current_principal, install_auth
 from werkplaats_shared.authorization import install_authorization
 from werkplaats_shared.contracts import POLICIES
 from werkplaats_shared.deadletters_api import dead_letter_blueprint
 from werkplaats_shared.fields import UtcDateTime
-from werkplaats_shared.http import Blueprint, add_health, create_app, service_errors
+from werkplaats_shared.http import Blueprint, Listed, QueryPage, add_health, create_app, service_errors
 from werkplaats_shared.idempotency import install_idempotency
 from werkplaats_shared.ratelimit import install_rate_limits
 from werkplaats_shared.service import Infrastructure, health_checks
@@ -283,10 +283,11 @@ def create_matching_app(infra: Infrastructure) -> Flask:
     @runs.route("")
     class Runs(MethodView):
         @runs.response(200, RunOut(many=True))
-        @runs.paginate(Page, max_page_size=100)
+        @runs.paginate(QueryPage, max_page_size=100)
         def get(self) -> Any:
-            with sf() as session:
-                return session.execute(services.visible_runs(current_principal())).scalars().all()
+            """The caller's runs, oldest first; as a list shows them: without the snapshot and explanations
+            (GET /runs/{id}/explanations), the figures kept."""
+            return Listed(sf, services.listed_runs(current_principal()), services.run_listed)
 
     @runs.route("/compare")
     class RunComparison(MethodView):
@@ -398,9 +399,9 @@ def create_matching_app(infra: Infrastructure) -> Flask:
     @bat.route("/<batch_id>/audit")
     class BatchAudit(MethodView):
         @bat.response(200, AuditOut(many=True))
-        @bat.paginate(Page, max_page_size=100)
+        @bat.paginate(QueryPage, max_page_size=100)
         def get(self, batch_id: str) -> Any:
-            return in_tx(services.audit_trail, batch_id)
+            return Listed(sf, in_tx(services.audit_query, batch_id))
 
     matches = Blueprint("matches", __name__, url_prefix="/matches",
                         description="Matches: all of a coordinator's runs; an institution's or firm's own "
@@ -409,10 +410,9 @@ def create_matching_app(infra: Infrastructure) -> Flask:
     @matches.route("")
     class Matches(MethodView):
         @matches.response(200, MatchOut(many=True))
-        @matches.paginate(Page, max_page_size=100)
+        @matches.paginate(QueryPage, max_page_size=100)
         def get(self) -> Any:
-            with sf() as session:
-                return session.execute(services.visible_matches(current_principal())).scalars().all()
+            return Listed(sf, services.visible_matches(current_principal()))
 
     for blueprint in (pol, runs, bat, matches, reach_blueprint(infra), dead_letter_blueprint(infra)):
         api.register_blueprint(blueprint)

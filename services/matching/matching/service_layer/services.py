@@ -525,7 +525,7 @@ def record_solution(sf: sessionmaker[Session], emit_into: Emit, run_id: str, pro
             "en": "placed by the published matching of another batch of this workspace and period",
             "nl": "geplaatst door de gepubliceerde koppeling van een andere batch van deze werkplaats en periode",
         } for h in (run.controls or {}).get("held") or []]
-        run.explanations = explanations
+        run.explanations, run.figures = explanations, explanations.get("figures")
         privacy.scrub_run(run, erased)
         run.status = "solved"
         session.flush()
@@ -619,18 +619,23 @@ def visible_runs(principal: Principal) -> sa.Select[Any]:
     return query.where(sa.false())
 
 
-def batch_runs(session: Session, principal: Principal, batch_id: str) -> list[SimpleNamespace]:
-    """The batch's runs as a list shows them: without the stored snapshot and explanations (a big round's are
-    megabytes per run), the figures taken out of the explanations by the database."""
-    rows = session.execute(sa.select(orm.Run, orm.Run.explanations["figures"])
-                           .where(orm.Run.id.in_(visible_runs(principal).where(orm.Run.batch_id == batch_id)
-                                                 .with_only_columns(orm.Run.id)))
-                           .order_by(orm.Run.created_at, orm.Run.id)
-                           .options(defer(orm.Run.snapshot), defer(orm.Run.explanations))).all()
+def listed_runs(principal: Principal) -> sa.Select[Any]:
+    """The caller's runs as a list shows them: without the stored snapshot and explanations (a big round's are
+    megabytes per run), with the figures (kept apart); runs for ``run_listed``."""
+    return visible_runs(principal).options(defer(orm.Run.snapshot), defer(orm.Run.explanations))
+
+
+def run_listed(_session: Session, run: orm.Run) -> SimpleNamespace:
+    """A run of ``listed_runs`` as RunOut dumps it."""
     skipped = ("snapshot", "explanations")
-    return [SimpleNamespace(**{c.key: getattr(run, c.key) for c in orm.Run.__table__.columns if c.key not in skipped},
-                            explanations=None if figures is None else {"figures": figures})
-            for run, figures in rows]
+    return SimpleNamespace(**{c.key: getattr(run, c.key) for c in orm.Run.__table__.columns if c.key not in skipped},
+                           explanations=None if run.figures is None else {"figures": run.figures})
+
+
+def batch_runs(session: Session, principal: Principal, batch_id: str) -> list[SimpleNamespace]:
+    """The batch's runs as a list shows them (``listed_runs``)."""
+    runs = session.execute(listed_runs(principal).where(orm.Run.batch_id == batch_id)).scalars()
+    return [run_listed(session, run) for run in runs]
 
 
 def visible_run(session: Session, principal: Principal, run_id: str, *, lock: bool = False) -> orm.Run:
@@ -649,10 +654,13 @@ def visible_batch(session: Session, principal: Principal, batch_id: str) -> orm.
 
 
 def visible_matches(principal: Principal) -> sa.Select[Any]:
-    query = sa.select(orm.Match).join(orm.Run).order_by(orm.Match.run_id, orm.Match.assignment_id, orm.Match.id)
+    """A coordinator's matches (of every run), an institution's or a firm's published ones; the run checked
+    by EXISTS (not a join), so the list walks its index in order (SQLite sorts every row of a join)."""
+    query = sa.select(orm.Match).order_by(orm.Match.run_id, orm.Match.assignment_id, orm.Match.id)
+    of_run = sa.exists().where(orm.Run.id == orm.Match.run_id)
     if principal.role == "coordinator":
-        return query.where(orm.Run.coordinator_id == principal.organisation_id)
-    published = orm.Run.status == "published"
+        return query.where(of_run.where(orm.Run.coordinator_id == principal.organisation_id))
+    published = of_run.where(orm.Run.status == "published")
     if principal.role == "institution":
         return query.where(published, orm.Match.institution_id == principal.organisation_id)
     return query.where(published, orm.Match.firm_id == principal.organisation_id)
@@ -803,10 +811,15 @@ def remove_control(session: Session, principal: Principal, batch_id: str, kind: 
                                                  "assignment_id": control.assignment_id}, actor=principal)
 
 
-def audit_trail(session: Session, principal: Principal, batch_id: str) -> list[orm.AuditEntry]:
+def audit_query(session: Session, principal: Principal, batch_id: str) -> sa.Select[Any]:
+    """The batch's audit trail, oldest first (NotFound: no batch the caller may see)."""
     visible_batch(session, principal, batch_id)
-    return list(session.execute(sa.select(orm.AuditEntry).where(orm.AuditEntry.batch_id == batch_id)
-                                .order_by(orm.AuditEntry.occurred_at, orm.AuditEntry.id)).scalars())
+    return (sa.select(orm.AuditEntry).where(orm.AuditEntry.batch_id == batch_id)
+            .order_by(orm.AuditEntry.occurred_at, orm.AuditEntry.id))
+
+
+def audit_trail(session: Session, principal: Principal, batch_id: str) -> list[orm.AuditEntry]:
+    return list(session.execute(audit_query(session, principal, batch_id)).scalars())
 
 
 def _summary(session: Session, run: orm.Run) -> dict[str, Any]:

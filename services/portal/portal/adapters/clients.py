@@ -91,15 +91,23 @@ class ServiceClient:
 
     def get_all(self, path: str, token: str | None, language: str = "nl", params: dict[str, Any] | None = None,
                 limit: int = 1000) -> list[Any]:
-        """Every item of a paginated list, up to ``limit``."""
+        """Every item of a paginated list, up to ``limit``: page after page by the position the service gives
+        (``next_after``: each row read once however long the list), by number where it gives none."""
         items: list[Any] = []
-        page = 1
+        page, after = 1, None
         while len(items) < limit:
-            response = self.request("GET", path, token, language, params={**(params or {}), "page": page,
+            paging: dict[str, Any] = {"after": after} if after is not None else {"page": page}
+            response = self.request("GET", path, token, language, params={**(params or {}), **paging,
                                                                            "page_size": 100})
             batch = response.json()
             items.extend(batch)
             if len(batch) < 100:
+                break
+            try:
+                after = json.loads(response.headers.get("X-Pagination", "{}")).get("next_after")
+            except (ValueError, AttributeError):
+                after = None
+            if after is None and "after" in paging:
                 break
             page += 1
         return items[:limit]

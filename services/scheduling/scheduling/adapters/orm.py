@@ -99,7 +99,10 @@ class Notice(Base):
                                                              index=True)
 
     __table_args__ = (sa.UniqueConstraint("run_id", "firm_id", "kind", "subject_id", "sequence",
-                                          name="uq_notice_run_firm_kind_subject_sequence"),)
+                                          name="uq_notice_run_firm_kind_subject_sequence"),
+                      # GET /notices pages through a firm's, a coordinator's notices in this order
+                      sa.Index("ix_notices_firm_id_created_at_id", "firm_id", "created_at", "id"),
+                      sa.Index("ix_notices_coordinator_id_created_at_id", "coordinator_id", "created_at", "id"))
 
 
 class Webhook(Base):

@@ -451,10 +451,9 @@ def create_scheduling_app(infra: Infrastructure, resolve: Resolver = system_reso
     @notices.route("")
     class Notices(MethodView):
         @notices.response(200, NoticeOut(many=True))
-        @notices.paginate(Page, max_page_size=100)
+        @notices.paginate(QueryPage, max_page_size=100)
         def get(self) -> Any:
-            with sf() as session:
-                return session.execute(services.visible_notices(current_principal())).scalars().all()
+            return Listed(sf, services.visible_notices(current_principal()))
 
     @notices.route("/<notice_id>")
     class NoticeItem(MethodView):

@@ -304,11 +304,11 @@ def workshops_blueprint(sf: sessionmaker[Session]) -> Blueprint:
     @blp.route("/workshop-programmes/<programme_id>/interests")
     class Interests(MethodView):
         @blp.response(200, InterestOut(many=True))
-        @blp.paginate(Page, max_page_size=100)
+        @blp.paginate(QueryPage, max_page_size=100)
         def get(self, programme_id: str) -> Any:
             """Coordinators: all interest in their programme; entrepreneurs: their own."""
             with sf() as session, _errors():
-                return svc.interests_of(session, current_principal(), programme_id)
+                return Listed(sf, svc.interests_query(session, current_principal(), programme_id))
 
         @blp.arguments(InterestIn)
         @blp.response(201, InterestOut)
@@ -356,11 +356,10 @@ def workshops_blueprint(sf: sessionmaker[Session]) -> Blueprint:
     class Registrations(MethodView):
         @blp.arguments(RegistrationFilter, location="query")
         @blp.response(200, RegistrationOut(many=True))
-        @blp.paginate(Page, max_page_size=100)
+        @blp.paginate(QueryPage, max_page_size=100)
         def get(self, filters: dict[str, Any]) -> Any:
             """Entrepreneurs: their seats and waitlist places; coordinators: those of their programmes."""
-            with sf() as session:
-                return svc.registrations(session, current_principal(), **filters)
+            return Listed(sf, svc.registrations_query(current_principal(), **filters), svc.registration_view)
 
     @blp.route("/workshop-registrations/<registration_id>/cancel")
     class CancelRegistration(MethodView):

@@ -286,13 +286,18 @@ def register_interest(session: DbSession, principal: Principal, programme_id: st
     return interest
 
 
-def interests_of(session: DbSession, principal: Principal, programme_id: str) -> list[w.WorkshopInterest]:
-    """All interest in the programme for its coordinator; an entrepreneur's own otherwise."""
+def interests_query(session: DbSession, principal: Principal, programme_id: str) -> sa.Select[Any]:
+    """All interest in the programme for its coordinator; an entrepreneur's own otherwise (NotFound: no
+    programme the caller may see)."""
     programme = get_programme(session, principal, programme_id)
     query = sa.select(w.WorkshopInterest).where(w.WorkshopInterest.programme_id == programme.id)
     if principal.role != "coordinator":
         query = query.where(w.WorkshopInterest.firm_id == principal.organisation_id)
-    return list(session.execute(query.order_by(w.WorkshopInterest.registered_at, w.WorkshopInterest.id)).scalars())
+    return query.order_by(w.WorkshopInterest.registered_at, w.WorkshopInterest.id)
+
+
+def interests_of(session: DbSession, principal: Principal, programme_id: str) -> list[w.WorkshopInterest]:
+    return list(session.execute(interests_query(session, principal, programme_id)).scalars())
 
 
 # ---- planning -------------------------------------------------------------------------------
@@ -668,6 +673,13 @@ def registration_view(session: DbSession, reg: w.WorkshopRegistration) -> dict[s
 
 def registrations(session: DbSession, principal: Principal, programme_id: str | None = None,
                   status: str | None = None, session_id: str | None = None) -> list[dict[str, Any]]:
+    query = registrations_query(principal, programme_id, status, session_id)
+    return [registration_view(session, r) for r in session.execute(query).scalars()]
+
+
+def registrations_query(principal: Principal, programme_id: str | None = None, status: str | None = None,
+                        session_id: str | None = None) -> sa.Select[Any]:
+    """The caller's registrations (rows for ``registration_view``), oldest first."""
     query = _visible_registrations(principal)
     if programme_id is not None:
         query = query.where(w.WorkshopRegistration.programme_id == programme_id)
@@ -675,7 +687,7 @@ def registrations(session: DbSession, principal: Principal, programme_id: str | 
         query = query.where(w.WorkshopRegistration.session_id == session_id)
     if status is not None:
         query = query.where(w.WorkshopRegistration.status == status)
-    return [registration_view(session, r) for r in session.execute(query).scalars()]
+    return query
 
 
 @dataclass(frozen=True)
