@@ -349,7 +349,8 @@ def claim_next_run(sf: sessionmaker[Session]) -> str | None:
             assert run is not None
             controls = {**(run.controls or {}),
                         "held": held_teams(session, workspace_id, period, run.batch_id)}
-            batch = session.get(orm.Batch, run.batch_id)
+            # its snapshot is read only when the batch has a published run (accepted_pairs)
+            batch = session.get(orm.Batch, run.batch_id, options=[defer(orm.Batch.snapshot)])
             if batch is not None:  # a firm may have accepted a pair since the run was requested
                 released = {Pair(r["team_id"], r["assignment_id"]) for r in controls.get("released") or []}
                 now_accepted = set(accepted_pairs(session, batch)[1]) - released
@@ -427,15 +428,16 @@ def _execute_run(sf: sessionmaker[Session], emit_into: Emit, run_id: str, solver
     def stage(what: str, work: Callable[[], Any]) -> Any:
         return retry_transient(work, probe, f"run {what}", stop=stop)
 
-    def read() -> tuple[int, str, int | None, Problem, dict[str, Any]] | str | None:
+    def read() -> tuple[int, str, int | None, Problem, dict[str, Any], int] | str | None:
         with sf() as session:
+            erasures = privacy.erasures(session)  # before the snapshot: one committed in between is counted later
             run = session.get(orm.Run, run_id)
             if run is None:
                 raise NotFound(run_id)
             if run.status != "running":
                 return None
             try:
-                return run.attempts, run.policy, run.seed, problem_of(run), run.snapshot
+                return run.attempts, run.policy, run.seed, problem_of(run), run.snapshot, erasures
             except SnapshotError as exc:
                 return f"the batch cannot be matched: {exc}"
 
@@ -445,7 +447,7 @@ def _execute_run(sf: sessionmaker[Session], emit_into: Emit, run_id: str, solver
     if isinstance(read_out, str):
         stage("failing", lambda: _fail(sf, emit_into, run_id, read_out))
         return
-    attempts, policy, seed, problem, solved_snapshot = read_out
+    attempts, policy, seed, problem, solved_snapshot, erasures = read_out
     if attempts > MAX_RUN_ATTEMPTS:
         stage("failing", lambda: _fail(sf, emit_into, run_id, f"gave up after {MAX_RUN_ATTEMPTS} attempts"))
         return
@@ -462,7 +464,8 @@ def _execute_run(sf: sessionmaker[Session], emit_into: Emit, run_id: str, solver
                          progress=progress, eligible=eligible)
         stage("extracting", lambda: _set_stage(sf, run_id, "extracting"))
         stage("recording", lambda: record_solution(sf, emit_into, run_id, problem, solution, progress,
-                                                   by_team, solved_snapshot=solved_snapshot))
+                                                   by_team, solved_snapshot=solved_snapshot,
+                                                   erasures_seen=erasures))
     except Exception as exc:
         if stop is not None and stop.is_set():
             raise  # stopping (during an outage, say): the run's lease runs out and another worker takes it
@@ -477,15 +480,20 @@ def _execute_run(sf: sessionmaker[Session], emit_into: Emit, run_id: str, solver
 def record_solution(sf: sessionmaker[Session], emit_into: Emit, run_id: str, problem: Problem,
                     solution: Solution, progress: Progress | None = None,
                     eligible: Mapping[Pair, float] | EligibleByTeam | None = None, *,
-                    solved_snapshot: dict[str, Any] | None = None) -> None:
+                    solved_snapshot: dict[str, Any] | None = None, erasures_seen: int | None = None) -> None:
     """``solved_snapshot``: the snapshot the run was solved from; what an erasure took out of the stored
-    one meanwhile is taken out of the result too."""
+    one meanwhile is taken out of the result too. ``erasures_seen``: the erasures done when that snapshot
+    was read (``privacy.erasures``); while there are no more, the stored snapshot is the one solved and is
+    not read again (at national scale, megabytes), the matches are written in one statement."""
     with sf.begin() as session:
-        run = session.get(orm.Run, run_id, with_for_update=True)
+        run = session.get(orm.Run, run_id, with_for_update=True, options=[defer(orm.Run.snapshot)])
         if run is None or run.status != "running":
             log.info("run result discarded", extra={"run_id": run_id, "status": run.status if run else None})
             return
-        erased = privacy.skills_erased_since(solved_snapshot, run.snapshot) if solved_snapshot else set()
+        if not solved_snapshot or (erasures_seen is not None and privacy.erasures(session) == erasures_seen):
+            erased: set[str] = set()
+        else:
+            erased = privacy.skills_erased_since(solved_snapshot, run.snapshot)
         run.solver, run.solver_version = solution.solver, solution.solver_version
         run.library_versions = library_versions()
         run.model_hash, run.solver_status = solution.model_hash, solution.status
@@ -505,12 +513,15 @@ def record_solution(sf: sessionmaker[Session], emit_into: Emit, run_id: str, pro
             run_ended(session, emit_into, run)
             return
         run.objective = solution.objective
-        teams = {t["team_id"]: t for t in run.snapshot["teams"]}
-        firms = {a["assignment_id"]: a["firm_id"] for a in run.snapshot["assignments"]}
-        for pair, score in sorted(solution.matches.items()):
-            session.add(orm.Match(id=str(uuid.uuid4()), run_id=run_id, assignment_id=pair.assignment_id,
-                                  team_id=pair.team_id, firm_id=firms[pair.assignment_id],
-                                  institution_id=teams[pair.team_id]["institution_id"], score=score))
+        snapshot = solved_snapshot or run.snapshot  # an erasure takes skills out, never a team's institution or
+        institutions = {t["team_id"]: t["institution_id"] for t in snapshot["teams"]}  # an assignment's firm
+        firms = {a["assignment_id"]: a["firm_id"] for a in snapshot["assignments"]}
+        rows = [{"id": str(uuid.uuid4()), "run_id": run_id, "assignment_id": pair.assignment_id,
+                 "team_id": pair.team_id, "firm_id": firms[pair.assignment_id],
+                 "institution_id": institutions[pair.team_id], "score": score, "response": None,
+                 "responded_at": None} for pair, score in sorted(solution.matches.items())]
+        if rows:  # one executemany (batched INSERT ... VALUES on PostgreSQL), not a unit of work per match
+            session.execute(sa.insert(orm.Match), rows)
         explanations = explain(problem, solution.matches, eligible)
         explanations["held_by_round"] = [{
             "team_id": h["team_id"], "batch_id": h["batch_id"],
@@ -702,7 +713,8 @@ def accepted_pairs(session: Session, batch: orm.Batch) -> tuple[orm.Run | None, 
     the same pair's match in an earlier run), each with its match id in the published run; only pairs
     whose assignment is still in the batch."""
     published = session.execute(sa.select(orm.Run).where(orm.Run.batch_id == batch.batch_id,
-                                                          orm.Run.status == "published")).scalars().first()
+                                                          orm.Run.status == "published")
+                                .options(defer(orm.Run.snapshot), defer(orm.Run.explanations))).scalars().first()
     if published is None:
         return None, {}
     answered = {Pair(row.team_id, row.assignment_id) for row in session.execute(
@@ -1074,7 +1086,8 @@ def on_match_responded(session: Session, envelope: Envelope) -> None:
               actor_organisation_id=match.firm_id)
     session.flush()
     published = session.execute(sa.select(orm.Run).where(orm.Run.batch_id == batch.batch_id,
-                                                          orm.Run.status == "published")).scalars().first()
+                                                          orm.Run.status == "published")
+                                .options(defer(orm.Run.snapshot), defer(orm.Run.explanations))).scalars().first()
     if published is None:
         return
     reference = [Pair(m.team_id, m.assignment_id) for m in run_matches(session, published.id)]
@@ -1153,7 +1166,8 @@ def drop_assignment(session: Session, batch_id: str, assignment_id: str, firm_id
           actor_organisation_id=firm_id)
     session.flush()
     published = session.execute(sa.select(orm.Run).where(orm.Run.batch_id == batch.batch_id,
-                                                          orm.Run.status == "published")).scalars().first()
+                                                          orm.Run.status == "published")
+                                .options(defer(orm.Run.snapshot), defer(orm.Run.explanations))).scalars().first()
     if published is None:
         return
     reference = [Pair(m.team_id, m.assignment_id) for m in run_matches(session, published.id)]
