@@ -19,7 +19,7 @@ from matching import bootstrap
 from matching.adapters import orm
 from matching.entrypoints.handlers import HANDLERS
 from matching.optimiser import solve
-from matching.service_layer import services
+from matching.service_layer import privacy, services
 from werkplaats_shared.auth import Principal
 from werkplaats_shared.config import Settings
 from werkplaats_shared.contracts import Envelope, make_envelope
@@ -158,7 +158,7 @@ def test_a_run_solving_while_its_team_and_firm_are_erased_records_a_result_witho
     run_id = services.claim_next_run(infra.session_factory)
     assert run_id is not None
     with infra.session_factory() as session:  # what a worker reads before solving
-        erasures = services.privacy.erasures(session)
+        erasures = privacy.erasures(session)
         run = session.get(orm.Run, run_id)
         assert run is not None
         solved_snapshot, problem = copy.deepcopy(run.snapshot), services.problem_of(run)
