@@ -192,3 +192,19 @@ def test_a_result_page_read_before_an_erasure_shows_none_of_the_erased_text_afte
     erase(infra, "team", "t-erased")
     after = page()
     assert TEAM_EXTRA not in after and TEAM_TEXT not in after
+
+
+def test_a_run_erased_between_its_claim_and_the_workers_read_is_solved_without_the_erased_skills(
+        infra: Infrastructure) -> None:
+    """The worker solves from the snapshot its claim read, unless an erasure came in since: then from the
+    stored, scrubbed one."""
+    submit(infra)
+    run_id = services.claim_next_run(infra.session_factory)
+    assert run_id is not None
+    erase(infra, "team", "t-erased")
+    erase(infra, "firm_contact", "f-erased")
+    services.execute_run(infra.session_factory, infra.emit, run_id, "highs", 30)
+    text = stored(infra)
+    assert pairs(infra, run_id) == {("t-erased", "a-erased"), ("t-other", "a-other")}
+    assert TEAM_TEXT not in text and FIRM_TEXT not in text and TEAM_EXTRA not in text
+    assert OTHER_TEXT in text

@@ -79,11 +79,12 @@ def _pair_dicts(pairs: Any) -> list[dict[str, str]]:
     return [{"team_id": p.team_id, "assignment_id": p.assignment_id} for p in sorted(pairs)]
 
 
-def problem_of(run: orm.Run) -> Problem:
-    """The run's input: its snapshot, pins (and pairs firms accepted, held like pins), forbids, reference;
-    without the teams another batch of the round holds (see held_teams)."""
+def problem_of(run: orm.Run, snapshot: dict[str, Any] | None = None) -> Problem:
+    """The run's input: its snapshot (``snapshot``: the run's, already read), pins (and pairs firms accepted,
+    held like pins), forbids, reference; without the teams another batch of the round holds (see held_teams)."""
     controls = run.controls or {}
-    return Problem.from_snapshot(without_held(run.snapshot, controls.get("held") or []),
+    return Problem.from_snapshot(without_held(run.snapshot if snapshot is None else snapshot,
+                                              controls.get("held") or []),
                                  pinned=_pairs(controls.get("pins")) + _pairs(controls.get("accepted")),
                                  forbidden=_pairs(controls.get("forbids")),
                                  reference=_pairs(controls.get("reference")))
@@ -318,6 +319,19 @@ def on_batch_submitted(session: Session, envelope: Envelope) -> None:
 
 CLAIM_CANDIDATES = 20
 
+# The snapshot of the run this process claimed last, as the claim read it, with the erasures done before
+# that read (privacy.erasures): the worker reads the run right after claiming it, and a national round's
+# snapshot is megabytes of JSON. It stands for the stored one only while no erasure came in since (an
+# erasure is the only change to a run's snapshot); the read takes it out either way.
+_claimed: dict[str, tuple[int, dict[str, Any]]] = {}
+_claimed_lock = threading.Lock()
+
+
+def _claimed_snapshot(run_id: str, erasures: int) -> dict[str, Any] | None:
+    with _claimed_lock:
+        kept = _claimed.pop(run_id, None)
+    return kept[1] if kept is not None and kept[0] == erasures else None
+
 
 def claim_next_run(sf: sessionmaker[Session]) -> str | None:
     """Claim the oldest queued run (or one whose worker's lease ran out) whose round has no other run
@@ -332,6 +346,7 @@ def claim_next_run(sf: sessionmaker[Session]) -> str | None:
             continue
         with sf.begin() as session:
             lock_round(session, workspace_id, period)
+            erasures = privacy.erasures(session)  # before the snapshot is read (see _claimed)
             now = utcnow()
             running = session.execute(sa.select(orm.Run.id).where(
                 orm.Run.workspace_id == workspace_id, orm.Run.period == period, orm.Run.id != run_id,
@@ -357,7 +372,11 @@ def claim_next_run(sf: sessionmaker[Session]) -> str | None:
                 controls["accepted"] = _pair_dicts(set(_pairs(controls.get("accepted"))) | now_accepted)
             run.controls = controls
             run.input_hash = input_hash({"snapshot": run.snapshot, "controls": controls, "policy": run.policy})
-            return run_id
+            snapshot = run.snapshot
+        with _claimed_lock:  # claimed (committed)
+            _claimed.clear()
+            _claimed[run_id] = (erasures, snapshot)
+        return run_id
     return None
 
 
@@ -431,13 +450,15 @@ def _execute_run(sf: sessionmaker[Session], emit_into: Emit, run_id: str, solver
     def read() -> tuple[int, str, int | None, Problem, dict[str, Any], int] | str | None:
         with sf() as session:
             erasures = privacy.erasures(session)  # before the snapshot: one committed in between is counted later
-            run = session.get(orm.Run, run_id)
+            claimed = _claimed_snapshot(run_id, erasures)  # as the claim read it, unless an erasure came in
+            run = session.get(orm.Run, run_id, options=[defer(orm.Run.snapshot)] if claimed is not None else [])
             if run is None:
                 raise NotFound(run_id)
             if run.status != "running":
                 return None
+            snapshot = run.snapshot if claimed is None else claimed
             try:
-                return run.attempts, run.policy, run.seed, problem_of(run), run.snapshot, erasures
+                return run.attempts, run.policy, run.seed, problem_of(run, snapshot), snapshot, erasures
             except SnapshotError as exc:
                 return f"the batch cannot be matched: {exc}"
 
