@@ -11,7 +11,7 @@ import uuid
 from collections import Counter, OrderedDict
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, defer, sessionmaker
@@ -542,7 +542,7 @@ def record_solution(sf: sessionmaker[Session], emit_into: Emit, run_id: str, pro
                  "institution_id": institutions[pair.team_id], "score": score, "response": None,
                  "responded_at": None} for pair, score in sorted(solution.matches.items())]
         if rows:  # one executemany (batched INSERT ... VALUES on PostgreSQL), not a unit of work per match
-            session.execute(sa.insert(orm.Match), rows)
+            session.execute(sa.insert(cast(sa.Table, orm.Match.__table__)), rows)
         explanations = explain(problem, solution.matches, eligible)
         explanations["held_by_round"] = [{
             "team_id": h["team_id"], "batch_id": h["batch_id"],
