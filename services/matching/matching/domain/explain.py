@@ -199,6 +199,8 @@ class Candidates:
             self.forbidden_of.setdefault(pair.team_id, []).append(pair.assignment_id)
             self.forbidden_for.setdefault(pair.assignment_id, []).append(pair.team_id)
         self._team_groups: Counter[tuple[str, frozenset[str], frozenset[str]]] | None = None
+        self._groups: list[tuple[tuple[str, frozenset[str], frozenset[str]], int]] = []  # _team_groups, listed
+        self._groups_with_skill: dict[str, set[int]] = {}  # positions in _groups
         self._assignment_counts: dict[tuple[frozenset[str], frozenset[str], str], tuple[int, int, int]] = {}
         self._covering: dict[frozenset[str], Counter[str | tuple[str, str]]] = {}
 
@@ -219,14 +221,23 @@ class Candidates:
         if found is None:
             if self._team_groups is None:
                 self._team_groups = Counter((t.level, t.skills, frozenset(t.periods)) for t in self.teams)
+                self._groups = list(self._team_groups.items())
+                for g, ((_, team_skills, _), _) in enumerate(self._groups):
+                    for skill in team_skills:
+                        self._groups_with_skill.setdefault(skill, set()).add(g)
             covering = self._covering.get(a.required_skills)
             if covering is None:  # the teams with every skill of the set, per level and per (level, period)
                 covering = self._covering[a.required_skills] = Counter()
-                for (lv, team_skills, periods), n in self._team_groups.items():
-                    if a.required_skills <= team_skills:
-                        covering[lv] += n
-                        for p in periods:
-                            covering[(lv, p)] += n
+                if a.required_skills:  # the groups holding every skill: the index's sets intersected
+                    held = sorted((self._groups_with_skill.get(s, set()) for s in a.required_skills), key=len)
+                    groups: Iterable[int] = sorted(held[0].intersection(*held[1:]))
+                else:
+                    groups = range(len(self._groups))
+                for g in groups:
+                    (lv, _, periods), n = self._groups[g]
+                    covering[lv] += n
+                    for p in periods:
+                        covering[(lv, p)] += n
             levels = sorted(a.accepted_levels)
             found = self._assignment_counts[key] = (
                 sum(len(self.teams_of_level.get(lv, ())) for lv in levels), sum(covering[lv] for lv in levels),
