@@ -162,7 +162,8 @@ def measure_optimiser(path: str, solver: str, time_limit: float) -> dict[str, An
 
 # The worker's steps (matching.service_layer.services), each timed where the worker calls it.
 WORKER_STEPS = (("problem_of", "snapshot -> Problem"), ("eligibility", "eligibility"),
-                ("precheck", "pre-check"), ("_record_precheck", "pre-check"), ("solve", "solve"),
+                ("precheck_supply", "pre-check"), ("precheck", "pre-check"), ("_record_precheck", "pre-check"),
+                ("solve", "solve"),
                 ("explain", "explanations"), ("record_solution", "recording"))
 # Share of a decline re-run's pairs the firms accepted before (held like pins; min_change only).
 ACCEPTED_SHARE = 0.3
