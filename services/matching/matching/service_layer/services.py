@@ -354,14 +354,9 @@ def claim_next_run(sf: sessionmaker[Session]) -> str | None:
             if running is not None:
                 busy.add((workspace_id, period))
                 continue
-            claimed = session.execute(
-                sa.update(orm.Run).where(orm.Run.id == run_id, _claimable(now)).values(
-                    status="running", stage="building", lease_until=now + timedelta(seconds=LEASE_SECONDS),
-                    started_at=now, attempts=orm.Run.attempts + 1))
-            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            run = session.get(orm.Run, run_id, with_for_update=True)  # its controls as the claim leaves them
+            if run is None:
                 continue
-            run = session.get(orm.Run, run_id)
-            assert run is not None
             controls = {**(run.controls or {}),
                         "held": held_teams(session, workspace_id, period, run.batch_id)}
             # its snapshot is read only when the batch has a published run (accepted_pairs)
@@ -370,9 +365,16 @@ def claim_next_run(sf: sessionmaker[Session]) -> str | None:
                 released = {Pair(r["team_id"], r["assignment_id"]) for r in controls.get("released") or []}
                 now_accepted = set(accepted_pairs(session, batch)[1]) - released
                 controls["accepted"] = _pair_dicts(set(_pairs(controls.get("accepted"))) | now_accepted)
-            run.controls = controls
-            run.input_hash = input_hash({"snapshot": run.snapshot, "controls": controls, "policy": run.policy})
             snapshot = run.snapshot
+            # one UPDATE claims the run and notes its controls (a row holds the snapshot: SQLite rewrites it whole)
+            claimed = session.execute(
+                sa.update(orm.Run).where(orm.Run.id == run_id, _claimable(now)).values(
+                    status="running", stage="building", lease_until=now + timedelta(seconds=LEASE_SECONDS),
+                    started_at=now, attempts=orm.Run.attempts + 1, controls=controls,
+                    input_hash=input_hash({"snapshot": snapshot, "controls": controls, "policy": run.policy}))
+                .execution_options(synchronize_session=False))
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                continue
         with _claimed_lock:  # claimed (committed)
             _claimed.clear()
             _claimed[run_id] = (erasures, snapshot)
