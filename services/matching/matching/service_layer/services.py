@@ -175,6 +175,8 @@ def check_round(session: Session, run: orm.Run) -> None:
     """Refuse to publish a run that gives a team another batch of the round holds."""
     lock_round(session, run.workspace_id, run.period)
     held = {h["team_id"]: h for h in held_teams(session, run.workspace_id, run.period, run.batch_id)}
+    if not held:  # (no run's matches to read)
+        return
     for m in run_matches(session, run.id):
         if m.team_id in held:
             raise ServiceError(409, "team_id", f"team {m.team_id} is already placed by the published matching "
