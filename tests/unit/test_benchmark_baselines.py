@@ -133,6 +133,8 @@ def test_the_worker_path_of_each_policy_is_timed_step_by_step(tmp_path: Path) ->
         assert {"claim", "snapshot -> Problem", "eligibility", "pre-check", "solve", "explanations",
                 "recording"} == set(steps) and all(v >= 0 for v in steps.values())
         assert sum(steps.values()) <= measured["total_seconds"] + 1e-6 and measured["matches"] > 0
+        assert set(measured["steps_cpu"]) == set(steps) and measured["steps_cpu"]["solve"] > 0  # CPU time too
+        assert measured["cpu_seconds"] >= measured["steps_cpu"]["solve"]
     assert services_untouched()
 
 
@@ -146,6 +148,7 @@ def test_benchmark_with_policies_prints_a_table_per_policy_and_a_summary(capsys:
     assert run.main(["--sizes", "60", "--policy", "max_fit,stable", "--time-limit", "30"]) == 0
     out = capsys.readouterr().out
     assert "policy max_fit ==" in out and "policy stable ==" in out and "whole path / solve" in out
+    assert "CPU besides the solve" in out
     summary = [line for line in out.splitlines() if line.startswith("| 60 |")]
     assert [line.split(" | ")[1] for line in summary] == ["max_fit", "stable"]
     with pytest.raises(SystemExit):

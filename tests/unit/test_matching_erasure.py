@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from matching import bootstrap
 from matching.adapters import orm
 from matching.entrypoints.handlers import HANDLERS
-from matching.service_layer import services
+from matching.service_layer import privacy, services
 from matching.solver.paths import solve
 from werkplaats_shared.auth import Principal
 from werkplaats_shared.config import Settings
@@ -148,12 +148,17 @@ def test_a_batch_that_arrives_after_the_erasure_of_its_team_and_firm_is_stored_w
     assert TEAM_TEXT not in text and FIRM_TEXT not in text and OTHER_TEXT in text
 
 
+@pytest.mark.parametrize("noted", [False, True], ids=["snapshot-compared", "erasures-noted-as-the-worker-does"])
 def test_a_run_solving_while_its_team_and_firm_are_erased_records_a_result_without_the_erased_skills(
-        infra: Infrastructure) -> None:
+        infra: Infrastructure, noted: bool) -> None:
+    """The worker notes the erasures done before it reads the run (``privacy.erasures``) and reads the stored
+    snapshot again when recording only if there are more; without that count the snapshots are compared."""
     submit(infra)
+    erase(infra, "team", "t-other-never-there")  # an erasure before the run is read changes nothing of it
     run_id = services.claim_next_run(infra.session_factory)
     assert run_id is not None
     with infra.session_factory() as session:  # what a worker reads before solving
+        erasures = privacy.erasures(session)
         run = session.get(orm.Run, run_id)
         assert run is not None
         solved_snapshot, problem = copy.deepcopy(run.snapshot), services.problem_of(run)
@@ -163,7 +168,7 @@ def test_a_run_solving_while_its_team_and_firm_are_erased_records_a_result_witho
     erase(infra, "firm_contact", "f-erased")
 
     services.record_solution(infra.session_factory, infra.emit, run_id, problem, solution,
-                             solved_snapshot=solved_snapshot)
+                             solved_snapshot=solved_snapshot, erasures_seen=erasures if noted else None)
     with infra.session_factory() as session:
         run = session.get(orm.Run, run_id)
         assert run is not None and run.status == "published"
@@ -187,3 +192,19 @@ def test_a_result_page_read_before_an_erasure_shows_none_of_the_erased_text_afte
     erase(infra, "team", "t-erased")
     after = page()
     assert TEAM_EXTRA not in after and TEAM_TEXT not in after
+
+
+def test_a_run_erased_between_its_claim_and_the_workers_read_is_solved_without_the_erased_skills(
+        infra: Infrastructure) -> None:
+    """The worker solves from the snapshot its claim read, unless an erasure came in since: then from the
+    stored, scrubbed one."""
+    submit(infra)
+    run_id = services.claim_next_run(infra.session_factory)
+    assert run_id is not None
+    erase(infra, "team", "t-erased")
+    erase(infra, "firm_contact", "f-erased")
+    services.execute_run(infra.session_factory, infra.emit, run_id, "highs", 30)
+    text = stored(infra)
+    assert pairs(infra, run_id) == {("t-erased", "a-erased"), ("t-other", "a-other")}
+    assert TEAM_TEXT not in text and FIRM_TEXT not in text and TEAM_EXTRA not in text
+    assert OTHER_TEXT in text

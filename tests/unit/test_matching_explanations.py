@@ -12,6 +12,7 @@ from matching.domain.model import (
     EXTRA_SKILL_WEIGHT,
     NICE_TO_HAVE_WEIGHT,
     Assignment,
+    Capacity,
     Pair,
     Problem,
     Team,
@@ -161,3 +162,72 @@ def test_filter_counts_read_per_class_of_teams_equal_the_plain_filters_with_forb
         forbidden += sum(1 for r in removed if r["forbidden"])
         outside += sum(1 for r in removed if r["working_area"])
     assert forbidden >= 5 and outside >= 5  # the rounds exercise both counts
+
+
+def _stopped(problem: Problem, matched: list[tuple[Team, Assignment]], t: Team, a: Assignment) -> bool:
+    """Adding (t, a) to the matching breaks an institution capacity, its supervision hours or a firm cap."""
+    for c in problem.capacities:
+        if (c.institution_id, c.period, c.level) == (t.institution_id, a.period, t.level):
+            cell = [y for x, y in matched if (x.institution_id, y.period, x.level) == (c.institution_id, c.period,
+                                                                                       c.level)]
+            if len(cell) + 1 > c.teams or (a.supervision_hours > 0 and sum(
+                    y.supervision_hours for y in cell) + a.supervision_hours > c.supervision_hours):
+                return True
+    return any(cap.firm_id == a.firm_id and sum(1 for _, y in matched if y.firm_id == a.firm_id) + 1 > cap.max_teams
+               for cap in problem.firm_caps)
+
+
+def test_an_unmatched_teams_counts_and_the_total_fit_agree_with_a_plain_count() -> None:
+    """Each unmatched team's eligible assignments, counted here from the plain eligibility and the matching:
+    full, staffed, closed, and those an institution capacity, its supervision hours or a firm cap would stop
+    taking it; the reason is "capacity_ran_out" exactly when every one is full or stopped and one is stopped.
+    The figures' total fit is the sum of every match's fit. Random rounds, matched and by half a matching."""
+    from benchmarks.generator import generate
+
+    stops_seen = ran_out_seen = 0
+    for seed in range(100, 112):
+        rng = random.Random(seed)
+        problem = Problem.from_snapshot(generate(rng.randint(20, 60), flavour=rng.choice(("network", "side")),
+                                                 seed=seed))
+        pairs = eligible_pairs(problem)
+        matching = sorted(solve(problem).matches)
+        chosen = matching[::2] if seed % 2 else matching
+        result = explain(problem, chosen, eligibility(problem).by_team())
+        teams, jobs = problem.teams_by_id, problem.assignments_by_id
+        staffed = {a: sum(1 for p in chosen if p.assignment_id == a) for a in jobs}
+        others = [(teams[p.team_id], jobs[p.assignment_id]) for p in chosen]
+        for row in result["unmatched_teams"]:
+            t = teams[row["team_id"]]
+            eligible = [jobs[p.assignment_id] for p in pairs if p.team_id == t.team_id]
+            stops = [a for a in eligible if _stopped(problem, others, t, a)]
+            counts = row["counts"]
+            assert (counts["eligible"], counts["eligible_full"], counts["eligible_staffed"],
+                    counts["eligible_closed"], counts["eligible_blocked_by_capacity"]) == (
+                len(eligible), sum(1 for a in eligible if staffed[a.assignment_id] >= a.max_teams),
+                sum(1 for a in eligible if staffed[a.assignment_id]),
+                sum(1 for a in eligible if not staffed[a.assignment_id]), len(stops)), (seed, row["team_id"])
+            if eligible:  # (none left: the filter that emptied the list is the reason)
+                ran_out = bool(stops) and all(a in stops or staffed[a.assignment_id] >= a.max_teams
+                                              for a in eligible)
+                assert (row["reason"] == "capacity_ran_out") == ran_out, (seed, row["team_id"])
+                ran_out_seen += ran_out
+            stops_seen += len(stops)
+        fits = [m["score"]["total"] for m in result["matches"]]
+        assert len(fits) == len(chosen) and result["figures"]["total_fit"] == pytest.approx(sum(fits))
+    assert stops_seen and ran_out_seen  # the rounds hold teams a capacity stops, and teams it stops everywhere
+
+
+def test_a_team_whose_assignments_are_full_or_stopped_by_capacity_is_told_capacity_ran_out() -> None:
+    """t1 could take a (full: t0 has it) or b (its institution may place no team in P2): capacity ran out,
+    naming the row; with room in P2 it is told its assignments went to other teams."""
+    teams = (Team("t0", "inst-a", "HBO", frozenset({"web"}), ("P1", "P2")),
+             Team("t1", "inst-a", "HBO", frozenset({"web"}), ("P1", "P2")))
+    jobs = (Assignment("a", "f", frozenset({"HBO"}), frozenset(), frozenset({"web"}), 1, 1, "P1"),
+            Assignment("b", "g", frozenset({"HBO"}), frozenset(), frozenset(), 1, 1, "P2"))
+    for room, reason in ((0, "capacity_ran_out"), (1, "eligible_assignments_went_to_other_teams")):
+        problem = Problem(teams, jobs, capacities=(Capacity("inst-a", "P2", "HBO", room, 10),))
+        (t1,) = explain(problem, [Pair("t0", "a")])["unmatched_teams"]
+        assert (t1["team_id"], t1["reason"]) == ("t1", reason)
+        assert (t1["counts"]["eligible"], t1["counts"]["eligible_full"],
+                t1["counts"]["eligible_blocked_by_capacity"]) == (2, 1, 1 - room)
+        assert [x["label"] for x in t1["binding"]] == (["institution inst-a, period P2, level HBO"] if not room else [])

@@ -199,6 +199,8 @@ class Candidates:
             self.forbidden_of.setdefault(pair.team_id, []).append(pair.assignment_id)
             self.forbidden_for.setdefault(pair.assignment_id, []).append(pair.team_id)
         self._team_groups: Counter[tuple[str, frozenset[str], frozenset[str]]] | None = None
+        self._groups: list[tuple[tuple[str, frozenset[str], frozenset[str]], int]] = []  # _team_groups, listed
+        self._groups_with_skill: dict[str, set[int]] = {}  # positions in _groups
         self._assignment_counts: dict[tuple[frozenset[str], frozenset[str], str], tuple[int, int, int]] = {}
         self._covering: dict[frozenset[str], Counter[str | tuple[str, str]]] = {}
 
@@ -219,14 +221,23 @@ class Candidates:
         if found is None:
             if self._team_groups is None:
                 self._team_groups = Counter((t.level, t.skills, frozenset(t.periods)) for t in self.teams)
+                self._groups = list(self._team_groups.items())
+                for g, ((_, team_skills, _), _) in enumerate(self._groups):
+                    for skill in team_skills:
+                        self._groups_with_skill.setdefault(skill, set()).add(g)
             covering = self._covering.get(a.required_skills)
             if covering is None:  # the teams with every skill of the set, per level and per (level, period)
                 covering = self._covering[a.required_skills] = Counter()
-                for (lv, team_skills, periods), n in self._team_groups.items():
-                    if a.required_skills <= team_skills:
-                        covering[lv] += n
-                        for p in periods:
-                            covering[(lv, p)] += n
+                if a.required_skills:  # the groups holding every skill: the index's sets intersected
+                    held = sorted((self._groups_with_skill.get(s, set()) for s in a.required_skills), key=len)
+                    groups: Iterable[int] = sorted(held[0].intersection(*held[1:]))
+                else:
+                    groups = range(len(self._groups))
+                for g in groups:
+                    (lv, _, periods), n = self._groups[g]
+                    covering[lv] += n
+                    for p in periods:
+                        covering[(lv, p)] += n
             levels = sorted(a.accepted_levels)
             found = self._assignment_counts[key] = (
                 sum(len(self.teams_of_level.get(lv, ())) for lv in levels), sum(covering[lv] for lv in levels),
@@ -489,38 +500,56 @@ def explain(problem: Problem, matching: Iterable[Pair],
                                       "removed": {f: removed[f] for f in FILTERS}, "binding": binding})
 
     unmatched_teams = []
+    staffed_of = dict(staffed)  # a plain dict: a Counter's missing key costs a call, per eligible pair here
+    rows_of: dict[tuple[str, str], dict[str, list[Row]]] = {}  # per institution and level: the rows by assignment
     for team, removed, usable_assignments in free_teams:
         counts, emptied = _left(removed, len(problem.assignments), TEAM_COUNT_NAMES)
-        blocked_rows = {a.assignment_id: capacities.binding_of(team, a, limits) for a in usable_assignments}
+        # one pass over the team's eligible assignments: the capacity rows adding each would break (shared by
+        # the teams of one institution and level), how many are full, staffed, blocked
+        known = {} if every_row else rows_of.setdefault((team.institution_id, team.level), {})  # plain: per pair
+        blocked_rows: list[list[Row]] = []
+        full = taken = 0
+        stuck = True  # every eligible assignment full or blocked by capacity
+        for a in usable_assignments:
+            rows = known.get(a.assignment_id)
+            if rows is None:
+                rows = known[a.assignment_id] = capacities.binding_of(team, a, limits)
+            n = staffed_of.get(a.assignment_id, 0)
+            taken += n > 0
+            full += n >= a.max_teams
+            if rows:
+                blocked_rows.append(rows)
+            elif n < a.max_teams:
+                stuck = False
         counts.update({"assignments": len(problem.assignments), "forbidden": removed["forbidden"],
-                       "eligible": len(usable_assignments),
-                       "eligible_full": sum(1 for a in usable_assignments if staffed[a.assignment_id] >= a.max_teams),
-                       "eligible_staffed": sum(1 for a in usable_assignments if staffed[a.assignment_id]),
-                       "eligible_closed": sum(1 for a in usable_assignments if not staffed[a.assignment_id]),
-                       "eligible_blocked_by_capacity": sum(1 for rows in blocked_rows.values() if rows)})
+                       "eligible": len(usable_assignments), "eligible_full": full, "eligible_staffed": taken,
+                       "eligible_closed": len(usable_assignments) - taken,
+                       "eligible_blocked_by_capacity": len(blocked_rows)})
         binding = []
         if emptied is not None:
             code = TEAM_FILTER_REASONS[emptied]
-        elif all(blocked_rows[a.assignment_id] or staffed[a.assignment_id] >= a.max_teams
-                 for a in usable_assignments) and any(blocked_rows.values()):
+        elif stuck and blocked_rows:
             code = "capacity_ran_out"
-            binding = _described(r for rows in blocked_rows.values() for r in rows)
+            binding = _described(r for rows in blocked_rows for r in rows)
         else:
             code = "eligible_assignments_went_to_other_teams"
         unmatched_teams.append({"team_id": team.team_id, **_reason(code, counts),
                                 "removed": {f: removed[f] for f in FILTERS}, "binding": binding})
 
     matches = []
+    fits: dict[Pair, FitBreakdown] = {}  # each matched pair's fit, taken apart once (the figures sum them)
     for p in chosen:
         matched_team, assignment = teams.get(p.team_id), assignments.get(p.assignment_id)
-        if matched_team is None or assignment is None or ineligibility(problem, p) is not None:
+        if matched_team is None or assignment is None:
             continue
-        b = fit_breakdown(matched_team, assignment)
+        b = fits[p] = fit_breakdown(matched_team, assignment)
+        if ineligibility(problem, p) is not None:
+            continue
         matches.append({"team_id": p.team_id, "assignment_id": p.assignment_id,
                         "score": {**{name: getattr(b, name) for name in BREAKDOWN_FIELDS}, "total": b.total}})
 
     return {"unmatched_assignments": unmatched_assignments, "unmatched_teams": unmatched_teams,
-            "matches": matches, "figures": figures(problem, chosen, all_eligible), "filters": FILTERS}
+            "matches": matches, "figures": figures(problem, chosen, all_eligible, fits), "filters": FILTERS}
 
 
 def _share(part: int, whole: int) -> dict[str, Any]:
@@ -562,9 +591,11 @@ def unused_capacity(problem: Problem, matching: Iterable[Pair]) -> list[dict[str
     return shown
 
 
-def figures(problem: Problem, matching: Iterable[Pair], eligible: Iterable[Pair] | None = None) -> dict[str, Any]:
+def figures(problem: Problem, matching: Iterable[Pair], eligible: Iterable[Pair] | None = None,
+            fits: Mapping[Pair, FitBreakdown] | None = None) -> dict[str, Any]:
     """Served shares (assignments by accepted level and by region, teams by level and by institution),
-    the teams' preference profile, blocking pairs (for any policy) and unused capacity."""
+    the teams' preference profile, blocking pairs (for any policy) and unused capacity. ``fits``: the
+    matched pairs' fits, when already taken apart (every matched pair whose team and assignment exist)."""
     chosen = set(matching)
     served_assignments = {p.assignment_id for p in chosen}
     placed_teams = {p.team_id for p in chosen}
@@ -612,7 +643,8 @@ def figures(problem: Problem, matching: Iterable[Pair], eligible: Iterable[Pair]
         "unused_capacity": unused_capacity(problem, chosen),
         "unused_teams": sorted(t.team_id for t in problem.teams if t.team_id not in placed_teams),
         "matches": len(chosen),
-        "total_fit": float(sum(fit_breakdown(t, a).total for p in chosen
+        "total_fit": float(sum(fits[p].total for p in chosen if p in fits) if fits is not None else
+                           sum(fit_breakdown(t, a).total for p in chosen
                                if (t := problem.team(p.team_id)) and (a := problem.assignment(p.assignment_id)))),
     }
 

@@ -113,6 +113,14 @@ def scrub_arrival(session: Session, snapshot: dict[str, Any]) -> dict[str, Any]:
     return scrubbed if removed else snapshot
 
 
+def erasures(session: Session) -> int:
+    """How many erasures were done (the access log is append-only, so the count only grows, whatever the order
+    in which their transactions committed): a worker notes it before reading a run's snapshot, and reads the
+    stored snapshot again when recording only if it grew (``skills_erased_since``)."""
+    return int(session.execute(sa.select(sa.func.count()).select_from(access_log)
+                               .where(access_log.c.action == "erase")).scalar_one())
+
+
 def skills_erased_since(solved: dict[str, Any], stored: dict[str, Any]) -> set[str]:
     """The skills the snapshot a worker solved has and the stored one no longer has: an erasure came in
     while the run was solving."""

@@ -11,7 +11,7 @@ import uuid
 from collections import Counter, OrderedDict
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, defer, sessionmaker
@@ -87,11 +87,12 @@ def _pair_dicts(pairs: Any) -> list[dict[str, str]]:
     return [{"team_id": p.team_id, "assignment_id": p.assignment_id} for p in sorted(pairs)]
 
 
-def problem_of(run: orm.Run) -> Problem:
-    """The run's input: its snapshot, pins (and pairs firms accepted, held like pins), forbids, reference;
-    without the teams another batch of the round holds (see held_teams)."""
+def problem_of(run: orm.Run, snapshot: dict[str, Any] | None = None) -> Problem:
+    """The run's input: its snapshot (``snapshot``: the run's, already read), pins (and pairs firms accepted,
+    held like pins), forbids, reference; without the teams another batch of the round holds (see held_teams)."""
     controls = run.controls or {}
-    return Problem.from_snapshot(without_held(run.snapshot, controls.get("held") or []),
+    return Problem.from_snapshot(without_held(run.snapshot if snapshot is None else snapshot,
+                                              controls.get("held") or []),
                                  pinned=_pairs(controls.get("pins")) + _pairs(controls.get("accepted")),
                                  forbidden=_pairs(controls.get("forbids")),
                                  reference=_pairs(controls.get("reference")))
@@ -182,6 +183,8 @@ def check_round(session: Session, run: orm.Run) -> None:
     """Refuse to publish a run that gives a team another batch of the round holds."""
     lock_round(session, run.workspace_id, run.period)
     held = {h["team_id"]: h for h in held_teams(session, run.workspace_id, run.period, run.batch_id)}
+    if not held:  # (no run's matches to read)
+        return
     for m in run_matches(session, run.id):
         if m.team_id in held:
             raise ServiceError(409, "team_id", f"team {m.team_id} is already placed by the published matching "
@@ -326,6 +329,19 @@ def on_batch_submitted(session: Session, envelope: Envelope) -> None:
 
 CLAIM_CANDIDATES = 20
 
+# The snapshot of the run this process claimed last, as the claim read it, with the erasures done before
+# that read (privacy.erasures): the worker reads the run right after claiming it, and a national round's
+# snapshot is megabytes of JSON. It stands for the stored one only while no erasure came in since (an
+# erasure is the only change to a run's snapshot); the read takes it out either way.
+_claimed: dict[str, tuple[int, dict[str, Any]]] = {}
+_claimed_lock = threading.Lock()
+
+
+def _claimed_snapshot(run_id: str, erasures: int) -> dict[str, Any] | None:
+    with _claimed_lock:
+        kept = _claimed.pop(run_id, None)
+    return kept[1] if kept is not None and kept[0] == erasures else None
+
 
 def claim_next_run(sf: sessionmaker[Session]) -> str | None:
     """Claim the oldest queued run (or one whose worker's lease ran out) whose round has no other run
@@ -340,6 +356,7 @@ def claim_next_run(sf: sessionmaker[Session]) -> str | None:
             continue
         with sf.begin() as session:
             lock_round(session, workspace_id, period)
+            erasures = privacy.erasures(session)  # before the snapshot is read (see _claimed)
             now = utcnow()
             running = session.execute(sa.select(orm.Run.id).where(
                 orm.Run.workspace_id == workspace_id, orm.Run.period == period, orm.Run.id != run_id,
@@ -347,24 +364,31 @@ def claim_next_run(sf: sessionmaker[Session]) -> str | None:
             if running is not None:
                 busy.add((workspace_id, period))
                 continue
-            claimed = session.execute(
-                sa.update(orm.Run).where(orm.Run.id == run_id, _claimable(now)).values(
-                    status="running", stage="building", lease_until=now + timedelta(seconds=LEASE_SECONDS),
-                    started_at=now, attempts=orm.Run.attempts + 1))
-            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            run = session.get(orm.Run, run_id, with_for_update=True)  # its controls as the claim leaves them
+            if run is None:
                 continue
-            run = session.get(orm.Run, run_id)
-            assert run is not None
             controls = {**(run.controls or {}),
                         "held": held_teams(session, workspace_id, period, run.batch_id)}
-            batch = session.get(orm.Batch, run.batch_id)
+            # its snapshot is read only when the batch has a published run (accepted_pairs)
+            batch = session.get(orm.Batch, run.batch_id, options=[defer(orm.Batch.snapshot)])
             if batch is not None:  # a firm may have accepted a pair since the run was requested
                 released = {Pair(r["team_id"], r["assignment_id"]) for r in controls.get("released") or []}
                 now_accepted = set(accepted_pairs(session, batch)[1]) - released
                 controls["accepted"] = _pair_dicts(set(_pairs(controls.get("accepted"))) | now_accepted)
-            run.controls = controls
-            run.input_hash = input_hash({"snapshot": run.snapshot, "controls": controls, "policy": run.policy})
-            return run_id
+            snapshot = run.snapshot
+            # one UPDATE claims the run and notes its controls (a row holds the snapshot: SQLite rewrites it whole)
+            claimed = session.execute(
+                sa.update(orm.Run).where(orm.Run.id == run_id, _claimable(now)).values(
+                    status="running", stage="building", lease_until=now + timedelta(seconds=LEASE_SECONDS),
+                    started_at=now, attempts=orm.Run.attempts + 1, controls=controls,
+                    input_hash=input_hash({"snapshot": snapshot, "controls": controls, "policy": run.policy}))
+                .execution_options(synchronize_session=False))
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                continue
+        with _claimed_lock:  # claimed (committed)
+            _claimed.clear()
+            _claimed[run_id] = (erasures, snapshot)
+        return run_id
     return None
 
 
@@ -435,15 +459,18 @@ def _execute_run(sf: sessionmaker[Session], emit_into: Emit, run_id: str, solver
     def stage(what: str, work: Callable[[], Any]) -> Any:
         return retry_transient(work, probe, f"run {what}", stop=stop)
 
-    def read() -> tuple[int, str, int | None, Problem, dict[str, Any]] | str | None:
+    def read() -> tuple[int, str, int | None, Problem, dict[str, Any], int] | str | None:
         with sf() as session:
-            run = session.get(orm.Run, run_id)
+            erasures = privacy.erasures(session)  # before the snapshot: one committed in between is counted later
+            claimed = _claimed_snapshot(run_id, erasures)  # as the claim read it, unless an erasure came in
+            run = session.get(orm.Run, run_id, options=[defer(orm.Run.snapshot)] if claimed is not None else [])
             if run is None:
                 raise NotFound(run_id)
             if run.status != "running":
                 return None
+            snapshot = run.snapshot if claimed is None else claimed
             try:
-                return run.attempts, run.policy, run.seed, problem_of(run), run.snapshot
+                return run.attempts, run.policy, run.seed, problem_of(run, snapshot), snapshot, erasures
             except SnapshotError as exc:
                 return f"the batch cannot be matched: {exc}"
 
@@ -453,7 +480,7 @@ def _execute_run(sf: sessionmaker[Session], emit_into: Emit, run_id: str, solver
     if isinstance(read_out, str):
         stage("failing", lambda: _fail(sf, emit_into, run_id, read_out))
         return
-    attempts, policy, seed, problem, solved_snapshot = read_out
+    attempts, policy, seed, problem, solved_snapshot, erasures = read_out
     if attempts > MAX_RUN_ATTEMPTS:
         stage("failing", lambda: _fail(sf, emit_into, run_id, f"gave up after {MAX_RUN_ATTEMPTS} attempts"))
         return
@@ -470,7 +497,8 @@ def _execute_run(sf: sessionmaker[Session], emit_into: Emit, run_id: str, solver
                          progress=progress, eligible=eligible)
         stage("extracting", lambda: _set_stage(sf, run_id, "extracting"))
         stage("recording", lambda: record_solution(sf, emit_into, run_id, problem, solution, progress,
-                                                   by_team, solved_snapshot=solved_snapshot))
+                                                   by_team, solved_snapshot=solved_snapshot,
+                                                   erasures_seen=erasures))
     except Exception as exc:
         if stop is not None and stop.is_set():
             raise  # stopping (during an outage, say): the run's lease runs out and another worker takes it
@@ -485,15 +513,20 @@ def _execute_run(sf: sessionmaker[Session], emit_into: Emit, run_id: str, solver
 def record_solution(sf: sessionmaker[Session], emit_into: Emit, run_id: str, problem: Problem,
                     solution: Solution, progress: Progress | None = None,
                     eligible: Mapping[Pair, float] | EligibleByTeam | None = None, *,
-                    solved_snapshot: dict[str, Any] | None = None) -> None:
+                    solved_snapshot: dict[str, Any] | None = None, erasures_seen: int | None = None) -> None:
     """``solved_snapshot``: the snapshot the run was solved from; what an erasure took out of the stored
-    one meanwhile is taken out of the result too."""
+    one meanwhile is taken out of the result too. ``erasures_seen``: the erasures done when that snapshot
+    was read (``privacy.erasures``); while there are no more, the stored snapshot is the one solved and is
+    not read again (at national scale, megabytes), the matches are written in one statement."""
     with sf.begin() as session:
-        run = session.get(orm.Run, run_id, with_for_update=True)
+        run = session.get(orm.Run, run_id, with_for_update=True, options=[defer(orm.Run.snapshot)])
         if run is None or run.status != "running":
             log.info("run result discarded", extra={"run_id": run_id, "status": run.status if run else None})
             return
-        erased = privacy.skills_erased_since(solved_snapshot, run.snapshot) if solved_snapshot else set()
+        if not solved_snapshot or (erasures_seen is not None and privacy.erasures(session) == erasures_seen):
+            erased: set[str] = set()
+        else:
+            erased = privacy.skills_erased_since(solved_snapshot, run.snapshot)
         run.solver, run.solver_version = solution.solver, solution.solver_version
         run.library_versions = library_versions()
         run.model_hash, run.solver_status = solution.model_hash, solution.status
@@ -513,12 +546,15 @@ def record_solution(sf: sessionmaker[Session], emit_into: Emit, run_id: str, pro
             run_ended(session, emit_into, run)
             return
         run.objective = solution.objective
-        teams = {t["team_id"]: t for t in run.snapshot["teams"]}
-        firms = {a["assignment_id"]: a["firm_id"] for a in run.snapshot["assignments"]}
-        for pair, score in sorted(solution.matches.items()):
-            session.add(orm.Match(id=str(uuid.uuid4()), run_id=run_id, assignment_id=pair.assignment_id,
-                                  team_id=pair.team_id, firm_id=firms[pair.assignment_id],
-                                  institution_id=teams[pair.team_id]["institution_id"], score=score))
+        snapshot = solved_snapshot or run.snapshot  # an erasure takes skills out, never a team's institution or
+        institutions = {t["team_id"]: t["institution_id"] for t in snapshot["teams"]}  # an assignment's firm
+        firms = {a["assignment_id"]: a["firm_id"] for a in snapshot["assignments"]}
+        rows = [{"id": str(uuid.uuid4()), "run_id": run_id, "assignment_id": pair.assignment_id,
+                 "team_id": pair.team_id, "firm_id": firms[pair.assignment_id],
+                 "institution_id": institutions[pair.team_id], "score": score, "response": None,
+                 "responded_at": None} for pair, score in sorted(solution.matches.items())]
+        if rows:  # one executemany (batched INSERT ... VALUES on PostgreSQL), not a unit of work per match
+            session.execute(sa.insert(cast(sa.Table, orm.Match.__table__)), rows)
         explanations = explain(problem, solution.matches, eligible)
         explanations["held_by_round"] = [{
             "team_id": h["team_id"], "batch_id": h["batch_id"],
@@ -718,7 +754,8 @@ def accepted_pairs(session: Session, batch: orm.Batch) -> tuple[orm.Run | None, 
     the same pair's match in an earlier run), each with its match id in the published run; only pairs
     whose assignment is still in the batch."""
     published = session.execute(sa.select(orm.Run).where(orm.Run.batch_id == batch.batch_id,
-                                                          orm.Run.status == "published")).scalars().first()
+                                                          orm.Run.status == "published")
+                                .options(defer(orm.Run.snapshot), defer(orm.Run.explanations))).scalars().first()
     if published is None:
         return None, {}
     answered = {Pair(row.team_id, row.assignment_id) for row in session.execute(
@@ -1095,7 +1132,8 @@ def on_match_responded(session: Session, envelope: Envelope) -> None:
               actor_organisation_id=match.firm_id)
     session.flush()
     published = session.execute(sa.select(orm.Run).where(orm.Run.batch_id == batch.batch_id,
-                                                          orm.Run.status == "published")).scalars().first()
+                                                          orm.Run.status == "published")
+                                .options(defer(orm.Run.snapshot), defer(orm.Run.explanations))).scalars().first()
     if published is None:
         return
     reference = [Pair(m.team_id, m.assignment_id) for m in run_matches(session, published.id)]
@@ -1174,7 +1212,8 @@ def drop_assignment(session: Session, batch_id: str, assignment_id: str, firm_id
           actor_organisation_id=firm_id)
     session.flush()
     published = session.execute(sa.select(orm.Run).where(orm.Run.batch_id == batch.batch_id,
-                                                          orm.Run.status == "published")).scalars().first()
+                                                          orm.Run.status == "published")
+                                .options(defer(orm.Run.snapshot), defer(orm.Run.explanations))).scalars().first()
     if published is None:
         return
     reference = [Pair(m.team_id, m.assignment_id) for m in run_matches(session, published.id)]
