@@ -207,12 +207,16 @@ class Cursor(fields.String):
             raise ValidationError(CURSOR_REASON) from exc
 
 
+MAX_PAGE = 1_000_000
+
+
 def paging_schema(default_page_size: int, max_page_size: int) -> type[Schema]:
     class PagingSchema(Schema):
         class Meta:
             unknown = EXCLUDE
 
-        page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+        # a page beyond MAX_PAGE is refused: its offset would not fit a database's integer
+        page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
         page_size = fields.Integer(load_default=default_page_size,
                                    validate=validate.Range(min=1, max=max_page_size))
         after = Cursor(load_default=None, metadata={

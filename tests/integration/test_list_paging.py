@@ -180,6 +180,7 @@ def test_bad_paging_parameters_are_refused_with_the_field_and_the_reason(tmp_pat
         cursor = json.loads(world.get("coordinator", "/matches?page_size=1").headers["X-Pagination"])["next_after"]
         assert len(world.get("coordinator", f"/matches?page_size=5&after={cursor}").get_json()) == 2
         for query, field in [("page=0", "query.page"), ("page=x", "query.page"), ("page_size=0", "query.page_size"),
+                             ("page=92615532060542021679004205973504", "query.page"),  # no database's offset
                              ("page_size=101", "query.page_size"), ("after=%%%", "query.after"),
                              ("after=" + "A" * 1200, "query.after"), ("after=W10", "query.after"),
                              (f"after={teams_cursor}", "query.after"),  # another list's position
