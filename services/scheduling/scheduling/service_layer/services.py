@@ -355,14 +355,21 @@ class _Mail:
 
 
 _NOTICE_LOCKS = 20_0005  # the advisory-lock class of notices being sent (PostgreSQL)
+_TRY_LOCKS = sa.text("SELECT x.id, pg_try_advisory_lock(CAST(:class AS integer), hashtext(x.id)) "
+                     "FROM unnest(CAST(:ids AS text[])) AS x(id)")
+_UNLOCKS = sa.text("SELECT pg_advisory_unlock(CAST(:class AS integer), hashtext(x.id)) "
+                   "FROM unnest(CAST(:ids AS text[])) AS x(id)")
+PASS_WINDOW = 8  # how many passes' worth of due notices one pass looks at for ones no other pass holds
 
 
 class _Claim:
     """The notices one send pass may take. On PostgreSQL each is held by a session-level advisory lock on a
-    connection kept for the pass (the candidates read with FOR UPDATE SKIP LOCKED), so two passes - in one
-    process or several - never take the same notice; the locks outlive the pass's commits and go with the
-    connection if the process dies, so a crash still leaves the notice to the next pass at once. SQLite has
-    one writer: nothing to lock."""
+    connection kept for the pass, so two passes - in one process or several - never take the same notice.
+    Row locks (FOR UPDATE SKIP LOCKED) would not do: they end with the transaction, and a pass commits each
+    attempt before its hand-off to SMTP. The advisory locks outlive the pass's commits, and go with the
+    connection if the process dies, so a crash still leaves the notice to the next pass at once (with the same
+    Message-ID). A pass looks past the notices other passes hold (PASS_WINDOW) and skips them. SQLite has one
+    writer: nothing to lock."""
 
     def __init__(self, sf: sessionmaker[Session]) -> None:
         self.engine = sf.kw["bind"]
@@ -375,15 +382,17 @@ class _Claim:
         if self.engine.dialect.name != "postgresql":
             with self.engine.connect() as conn:
                 return list(conn.execute(query).scalars())
+        # a window beyond ``limit``: the first notices may be held by other passes (up to PASS_WINDOW - 1 of them)
         self.conn = self.engine.connect()
         with self.conn.begin():
-            ids = list(self.conn.execute(query.with_for_update(skip_locked=True)).scalars())
+            ids = list(self.conn.execute(query.limit(limit * PASS_WINDOW)).scalars())
             if not ids:
                 return []
-            locked = set(self.conn.execute(sa.text(
-                "SELECT x.id FROM unnest(CAST(:ids AS text[])) AS x(id) "
-                "WHERE pg_try_advisory_lock(:class, hashtext(x.id))"), {"ids": ids, "class": _NOTICE_LOCKS}).scalars())
-        return [i for i in ids if i in locked]
+            got = {row[0]: row[1] for row in self.conn.execute(_TRY_LOCKS, {"ids": ids, "class": _NOTICE_LOCKS})}
+            taken = [i for i in ids if got.get(i)]
+            if taken[limit:]:
+                self.conn.execute(_UNLOCKS, {"ids": taken[limit:], "class": _NOTICE_LOCKS})
+        return taken[:limit]
 
     def release(self) -> None:
         conn, self.conn = self.conn, None
