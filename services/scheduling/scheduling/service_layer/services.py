@@ -436,7 +436,7 @@ def _record_attempts(sf: sessionmaker[Session], ids: list[str], mailer: Mailer, 
     notice's answer deadline (fixed by the first attempt that reaches the firm or finds no contact)."""
     made: list[tuple[orm.Delivery, str, str, str, str, str, list[Attachment]]] = []
     answer_by: dict[str, datetime] = {}
-    with sf.begin() as session:
+    with sf.begin() as session, session.no_autoflush:  # one flush at the end, not one per read
         notices = session.execute(sa.select(orm.Notice).where(orm.Notice.id.in_(ids)).with_for_update()).scalars()
         by_id = {n.id: n for n in notices}
         moment = utcnow()
@@ -447,12 +447,14 @@ def _record_attempts(sf: sessionmaker[Session], ids: list[str], mailer: Mailer, 
             session.execute(sa.update(orm.Delivery).where(
                 orm.Delivery.notice_id.in_(sending), orm.Delivery.channel == "email",
                 orm.Delivery.state == "sending").values(state="interrupted"))
+        contacts = {c.organisation_id: c for c in session.execute(sa.select(orm.Contact).where(
+            orm.Contact.organisation_id.in_({n.firm_id for n in by_id.values()}))).scalars()}
         for notice_id in ids:
             notice = by_id.get(notice_id)
             if notice is None or notice.status != "pending" or (
                     notice.next_attempt_at is not None and _aware(notice.next_attempt_at) > moment):
                 continue
-            contact = session.get(orm.Contact, notice.firm_id)
+            contact = contacts.get(notice.firm_id)
             language = contact.language if contact else "nl"
             notice.language = language
             deadline = _aware(notice.answer_deadline) if notice.answer_deadline else now() + timedelta(days=answer_days)
@@ -530,6 +532,10 @@ class _Sender(Protocol):
 
 
 _DONE = object()
+# Outcomes are recorded in one commit per OUTCOME_BATCH mails or OUTCOME_WAIT seconds, whichever comes first: a
+# crash re-sends (with the same Message-ID, counted a possible duplicate) at most what went out in that time.
+OUTCOME_BATCH = 100
+OUTCOME_WAIT = 0.25
 
 
 def _send(sf: sessionmaker[Session], mailer: Mailer, mails: list[_Mail], answer_by: dict[str, datetime],
@@ -575,14 +581,18 @@ def _send(sf: sessionmaker[Session], mailer: Mailer, mails: list[_Mail], answer_
         thread.start()
     sent, running, done = 0, len(threads), []
     while running:
+        # what came back within OUTCOME_WAIT of the first outcome not yet recorded, up to OUTCOME_BATCH
         item = results.get()
+        until = time.monotonic() + OUTCOME_WAIT
         while True:
             if item is _DONE:
                 running -= 1
             else:
                 done.append(item)
+            if not running or len(done) >= OUTCOME_BATCH:
+                break
             try:
-                item = results.get_nowait()
+                item = results.get(timeout=max(0.0, until - time.monotonic()))
             except queue.Empty:
                 break
         if done:
