@@ -31,6 +31,10 @@ ENV_VARS: dict[str, str] = {
     "default 127.0.0.1",
     "WERKPLAATS_SMTP_PORT": "SMTP port (scheduling, intake); default 1025",
     "WERKPLAATS_MAIL_FROM": "sender address of notices and sign-in mails; default werkplaats@localhost",
+    "WERKPLAATS_MAIL_CONCURRENCY": "how many SMTP connections scheduling sends one pass's notices over in "
+    "parallel (1 to 32); default 4",
+    "WERKPLAATS_MAIL_PER_CONNECTION": "how many notices scheduling sends over one SMTP connection before it "
+    "opens a new one (1 to 10000; 1: a connection per mail); default 100",
     "WERKPLAATS_SECRET_KEY": "secret that signs the accept/decline links in notices (scheduling) and the "
     "account tokens every service accepts (the same value in all three; at least 32 characters; required by "
     "scheduling; without it the other services accept API keys only; changing it invalidates links and tokens)",
@@ -105,6 +109,8 @@ class Settings:
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025
     mail_from: str = "werkplaats@localhost"
+    mail_concurrency: int = 4
+    mail_per_connection: int = 100
     secret_key: str = field(default="", repr=False)
     public_url: str = ""
     portal_url: str = "http://127.0.0.1:8100"
@@ -163,6 +169,8 @@ class Settings:
             smtp_host=e.get("WERKPLAATS_SMTP_HOST", "127.0.0.1"),
             smtp_port=int(e.get("WERKPLAATS_SMTP_PORT", "1025")),
             mail_from=e.get("WERKPLAATS_MAIL_FROM", "werkplaats@localhost"),
+            mail_concurrency=_bounded_int(e, "WERKPLAATS_MAIL_CONCURRENCY", 4, 1, 32),
+            mail_per_connection=_bounded_int(e, "WERKPLAATS_MAIL_PER_CONNECTION", 100, 1, 10000),
             secret_key=e.get("WERKPLAATS_SECRET_KEY", ""),
             public_url=(e.get("WERKPLAATS_PUBLIC_URL") or f"http://127.0.0.1:{http_port}").rstrip("/"),
             portal_url=(e.get("WERKPLAATS_PORTAL_URL") or "http://127.0.0.1:8100").rstrip("/"),

@@ -18,3 +18,15 @@ def test_local_defaults_need_no_server(tmp_path) -> None:  # type: ignore[no-unt
 def test_invalid_values_are_refused(name: str, value: str) -> None:
     with pytest.raises(ValueError):
         Settings.from_env("intake", {name: value})
+
+
+def test_notice_sending_settings_default_to_four_connections_of_a_hundred_mails_and_are_bounded() -> None:
+    s = Settings.from_env("scheduling", {})
+    assert (s.mail_concurrency, s.mail_per_connection) == (4, 100)
+    one_by_one = Settings.from_env("scheduling", {"WERKPLAATS_MAIL_CONCURRENCY": "1",
+                                                   "WERKPLAATS_MAIL_PER_CONNECTION": "1"})
+    assert (one_by_one.mail_concurrency, one_by_one.mail_per_connection) == (1, 1)
+    for name, value in [("WERKPLAATS_MAIL_CONCURRENCY", "0"), ("WERKPLAATS_MAIL_CONCURRENCY", "33"),
+                        ("WERKPLAATS_MAIL_PER_CONNECTION", "0"), ("WERKPLAATS_MAIL_PER_CONNECTION", "many")]:
+        with pytest.raises(ValueError, match=name):
+            Settings.from_env("scheduling", {name: value})

@@ -17,12 +17,13 @@ from ..service_layer import plan_jobs, services
 
 def notice_loop(infra: Infrastructure, answer_days: int = DEFAULT_ANSWER_DAYS) -> Loop:
     s = infra.settings
-    mailer = SmtpMailer(s.smtp_host, s.smtp_port, s.mail_from)
+    mailer = SmtpMailer.from_settings(s)
     links = ResponseLinks(s.secret_key, s.public_url)
 
     def run(stop: threading.Event) -> None:
         while not stop.is_set():
-            if services.send_pending(infra.session_factory, mailer, links, answer_days=answer_days) == 0:
+            if services.send_pending(infra.session_factory, mailer, links, answer_days=answer_days,
+                                     concurrency=s.mail_concurrency) == 0:
                 stop.wait(s.poll_interval)
 
     return Loop("notices", run)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import secrets
-import smtplib
+import threading
 import time
 import uuid
 from collections import Counter
@@ -17,7 +18,7 @@ from datetime import time as day_time
 from typing import Any, Callable, Protocol
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from werkplaats_shared.auth import Principal
 from werkplaats_shared.consumer import NotYetKnown, PermanentError
@@ -338,131 +339,296 @@ def page_names(session: Session, notice: orm.Notice, match: dict[str, Any], lang
             "coordinator": coordinator_of(session, notice.coordinator_id, facts, language)}
 
 
-def send_pending(sf: sessionmaker[Session], mailer: Mailer, links: Links, limit: int = 20,
-                 answer_days: int = DEFAULT_ANSWER_DAYS, now: Clock = utcnow) -> int:
-    """Send pending notices. A notice is marked sent in the transaction that follows the SMTP
-    hand-off; a crash in between re-sends it with the same Message-ID (at least once). A match
-    notice's answer deadline starts when it is sent (or found to have no contact)."""
-    with sf() as session:
+@dataclass
+class _Mail:
+    """One notice's e-mail of a send pass: made and its attempt recorded in the claim transaction."""
+
+    notice_id: str
+    to: str
+    subject: str
+    body: str
+    language: str
+    attachments: list[Attachment]
+    delivery_id: int
+    error: str | None = None
+    duration_ms: int = 0
+
+
+_NOTICE_LOCKS = 20_0005  # the advisory-lock class of notices being sent (PostgreSQL)
+_TRY_LOCKS = sa.text("SELECT x.id, pg_try_advisory_lock(CAST(:class AS integer), hashtext(x.id)) "
+                     "FROM unnest(CAST(:ids AS text[])) AS x(id)")
+_UNLOCKS = sa.text("SELECT pg_advisory_unlock(CAST(:class AS integer), hashtext(x.id)) "
+                   "FROM unnest(CAST(:ids AS text[])) AS x(id)")
+PASS_WINDOW = 8  # how many passes' worth of due notices one pass looks at for ones no other pass holds
+
+
+class _Claim:
+    """The notices one send pass may take. On PostgreSQL each is held by a session-level advisory lock on a
+    connection kept for the pass, so two passes - in one process or several - never take the same notice.
+    Row locks (FOR UPDATE SKIP LOCKED) would not do: they end with the transaction, and a pass commits each
+    attempt before its hand-off to SMTP. The advisory locks outlive the pass's commits, and go with the
+    connection if the process dies, so a crash still leaves the notice to the next pass at once (with the same
+    Message-ID). A pass looks past the notices other passes hold (PASS_WINDOW) and skips them. SQLite has one
+    writer: nothing to lock."""
+
+    def __init__(self, sf: sessionmaker[Session]) -> None:
+        self.engine = sf.kw["bind"]
+        self.conn: sa.Connection | None = None
+
+    def take(self, limit: int) -> list[str]:
         due = sa.or_(orm.Notice.next_attempt_at.is_(None), orm.Notice.next_attempt_at <= utcnow())
-        ids = session.execute(sa.select(orm.Notice.id).where(orm.Notice.status == "pending", due)
-                              .order_by(orm.Notice.created_at).limit(limit)).scalars().all()
-    sent = 0
-    for notice_id in ids:
-        with sf() as session:
-            notice = session.get(orm.Notice, notice_id)
-            if notice is None or notice.status != "pending":
+        query = (sa.select(orm.Notice.id).where(orm.Notice.status == "pending", due)
+                 .order_by(orm.Notice.created_at).limit(limit))
+        if self.engine.dialect.name != "postgresql":
+            with self.engine.connect() as conn:
+                return list(conn.execute(query).scalars())
+        # a window beyond ``limit``: the first notices may be held by other passes (up to PASS_WINDOW - 1 of them)
+        self.conn = self.engine.connect()
+        with self.conn.begin():
+            ids = list(self.conn.execute(query.limit(limit * PASS_WINDOW)).scalars())
+            if not ids:
+                return []
+            got = {row[0]: row[1] for row in self.conn.execute(_TRY_LOCKS, {"ids": ids, "class": _NOTICE_LOCKS})}
+            taken = [i for i in ids if got.get(i)]
+            if taken[limit:]:
+                self.conn.execute(_UNLOCKS, {"ids": taken[limit:], "class": _NOTICE_LOCKS})
+        return taken[:limit]
+
+    def release(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is None:
+            return
+        try:
+            conn.execute(sa.text("SELECT pg_advisory_unlock_all()"))
+            conn.commit()
+        except DBAPIError:
+            conn.invalidate()  # a connection that cannot say it is done takes its locks with it
+        finally:
+            conn.close()
+
+
+def send_pending(sf: sessionmaker[Session], mailer: Mailer, links: Links, limit: int = 200,
+                 answer_days: int = DEFAULT_ANSWER_DAYS, now: Clock = utcnow, concurrency: int = 1) -> int:
+    """Send pending notices: one pass takes up to ``limit`` due notices, records an attempt for each in one
+    transaction, sends them over ``concurrency`` SMTP connections in parallel (kept open across mails when the
+    mailer offers ``connection()``) and records the outcomes in batched commits while the mails go out.
+
+    A notice is marked sent in a transaction that follows its SMTP hand-off; an attempt is committed
+    before it (``sending``), so a crash in between re-sends it with the same Message-ID and the retry counts
+    itself a possible duplicate (at least once). A match notice's answer deadline starts when it is sent
+    (or found to have no contact). Failed attempts are retried with exponential backoff, at most
+    MAX_SEND_ATTEMPTS times."""
+    claim = _Claim(sf)
+    try:
+        ids = claim.take(limit)
+        if not ids:
+            return 0
+        mails, answer_by = _record_attempts(sf, ids, mailer, links, answer_days, now)
+        return _send(sf, mailer, mails, answer_by, max(1, concurrency))
+    finally:
+        claim.release()
+
+
+def _record_attempts(sf: sessionmaker[Session], ids: list[str], mailer: Mailer, links: Links, answer_days: int,
+                     now: Clock) -> tuple[list[_Mail], dict[str, datetime]]:
+    """Make the mails of the claimed notices still pending and due, and record (commit) an attempt for each
+    BEFORE any is handed to SMTP; a notice without contact gets its outcome at once. Returns the mails and each
+    notice's answer deadline (fixed by the first attempt that reaches the firm or finds no contact)."""
+    made: list[tuple[orm.Delivery, str, str, str, str, str, list[Attachment]]] = []
+    answer_by: dict[str, datetime] = {}
+    with sf.begin() as session, session.no_autoflush:  # one flush at the end, not one per read
+        notices = session.execute(sa.select(orm.Notice).where(orm.Notice.id.in_(ids)).with_for_update()).scalars()
+        by_id = {n.id: n for n in notices}
+        moment = utcnow()
+        sending = set(session.execute(sa.select(orm.Delivery.notice_id).where(
+            orm.Delivery.notice_id.in_(ids), orm.Delivery.channel == "email",
+            orm.Delivery.state == "sending")).scalars())
+        if sending:  # attempts cut off between the hand-off and their record: the mail may have gone out
+            session.execute(sa.update(orm.Delivery).where(
+                orm.Delivery.notice_id.in_(sending), orm.Delivery.channel == "email",
+                orm.Delivery.state == "sending").values(state="interrupted"))
+        contacts = {c.organisation_id: c for c in session.execute(sa.select(orm.Contact).where(
+            orm.Contact.organisation_id.in_({n.firm_id for n in by_id.values()}))).scalars()}
+        for notice_id in ids:
+            notice = by_id.get(notice_id)
+            if notice is None or notice.status != "pending" or (
+                    notice.next_attempt_at is not None and _aware(notice.next_attempt_at) > moment):
                 continue
-            contact = session.get(orm.Contact, notice.firm_id)
+            contact = contacts.get(notice.firm_id)
             language = contact.language if contact else "nl"
-            email = contact.email if contact else None
-            attachments: list[Attachment] = []
-            # a match notice's deadline: fixed by the first attempt that reaches the firm or finds no contact
-            answer_by = (_aware(notice.answer_deadline) if notice.answer_deadline
-                         else now() + timedelta(days=answer_days))
-            if notice.kind in KICKOFF_KINDS:
-                context = _invitation_context(session, notice)
-                kickoff = session.get(orm.Kickoff, notice.subject_id)
-                assert kickoff is not None
-                context.update(kickoff_names(session, kickoff, language), location=_location(context, language))
-                subject, body = render(notice.kind, language, context)
-                if email is not None:
-                    summary = render_text("kickoff_invitation", language, context).strip()
-                    attachments.append(Attachment("kickoff.ics", "text", "calendar", kickoff_invitation(
-                        uid=context["uid"], sequence=context["sequence"], starts_at=context["starts_at"],
-                        ends_at=context["ends_at"], summary=summary,
-                        description=render_text("kickoff_description", language, context), organizer=mailer.sender,
-                        attendee=email, stamp=utcnow(), method=context["method"],
-                        location=_location(context, language), status=context["status"],
-                    ), {"method": context["method"]}))
-            elif notice.kind == "referral_notice":
-                subject, body = render(notice.kind, language, {"schemes": (notice.details or {}).get("schemes", [])})
-            elif notice.kind in workshops.NOTICE_KINDS:
-                subject, body = workshops.render_notice(notice, language)
-                invite = (workshops.invitation(notice, language, mailer.sender, email, body, utcnow())
-                          if email is not None else None)
-                if invite is not None:
-                    attachments.append(invite)
-            elif notice.kind == "match_cancelled":
-                facts = batch_facts(session, notice.batch_id)
-                subject, body = render(notice.kind, language, {
-                    "count": len(notice.matches), "period": period_of(facts, notice.period, language),
-                    "matches": named_matches(facts, notice.matches, language),
-                    "coordinator": coordinator_of(session, notice.coordinator_id, facts, language)})
-            else:
-                facts = batch_facts(session, notice.batch_id)
-                subject, body = render(notice.kind, language, {
-                    "count": len(notice.matches), "period": period_of(facts, notice.period, language),
-                    "matches": named_matches(facts, _with_links(notice, links), language),
-                    "answer_by": answer_by.astimezone(TZ),
-                    "coordinator": coordinator_of(session, notice.coordinator_id, facts, language)})
-        status, error = "sent", None
-        started = time.monotonic()
-        delivery_id: int | None = None
-        if email is None:
-            status, error = "no_contact", "no contact registered"
-        else:
-            delivery_id = record_email_attempt(sf, notice_id)
-            if delivery_id is None:
-                continue
-            try:
-                mailer.send(to=email, subject=subject, body=body, message_id=notice_id, language=language,
-                            attachments=attachments, html=html_body(body, subject, language))
-            except (OSError, smtplib.SMTPException) as exc:
-                status, error = "pending", type(exc).__name__
-                log.warning("notice not sent", extra={"notice_id": notice_id, "error": error})
-        with sf.begin() as session:
-            notice = session.get(orm.Notice, notice_id)
-            assert notice is not None
             notice.language = language
-            duration_ms = int((time.monotonic() - started) * 1000)
-            delivery = session.get(orm.Delivery, delivery_id) if delivery_id is not None else None
-            if delivery is None:
+            deadline = _aware(notice.answer_deadline) if notice.answer_deadline else now() + timedelta(days=answer_days)
+            answer_by[notice_id] = deadline
+            if contact is None or not contact.email:
                 notice.attempts += 1
                 session.add(orm.Delivery(notice_id=notice_id, channel="email", attempt=notice.attempts,
-                                         status_code=None, error=error, attempted_at=utcnow(),
-                                         duration_ms=duration_ms))
+                                         status_code=None, error="no contact registered", attempted_at=moment,
+                                         duration_ms=0))
+                notice.status, notice.last_error = "no_contact", None
+                if notice.kind == "match_notice" and notice.answer_deadline is None:
+                    notice.answer_deadline = deadline
+                continue
+            subject, body, attachments = _compose(session, notice, language, contact.email, deadline, mailer, links)
+            possible_duplicate = notice_id in sending
+            if possible_duplicate:
+                log.warning("notice sent again after an interrupted attempt: possible duplicate e-mail",
+                            extra={"notice_id": notice_id, "attempt": notice.attempts + 1})
+            notice.attempts += 1
+            delivery = orm.Delivery(notice_id=notice_id, channel="email", attempt=notice.attempts, status_code=None,
+                                    error=None, attempted_at=moment, duration_ms=None, state="sending",
+                                    message_id=message_id_header(notice_id), possible_duplicate=possible_duplicate)
+            session.add(delivery)
+            made.append((delivery, notice_id, contact.email, subject, body, language, attachments))
+        session.flush()  # the deliveries' ids
+        mails = [_Mail(notice_id, to, subject, body, language, attachments, int(delivery.id))
+                 for delivery, notice_id, to, subject, body, language, attachments in made]
+    return mails, answer_by
+
+
+def _compose(session: Session, notice: orm.Notice, language: str, email: str, answer_by: datetime,
+             mailer: Mailer, links: Links) -> tuple[str, str, list[Attachment]]:
+    """A notice's subject, text and attachments in ``language``."""
+    attachments: list[Attachment] = []
+    if notice.kind in KICKOFF_KINDS:
+        context = _invitation_context(session, notice)
+        kickoff = session.get(orm.Kickoff, notice.subject_id)
+        assert kickoff is not None
+        context.update(kickoff_names(session, kickoff, language), location=_location(context, language))
+        subject, body = render(notice.kind, language, context)
+        summary = render_text("kickoff_invitation", language, context).strip()
+        attachments.append(Attachment("kickoff.ics", "text", "calendar", kickoff_invitation(
+            uid=context["uid"], sequence=context["sequence"], starts_at=context["starts_at"],
+            ends_at=context["ends_at"], summary=summary,
+            description=render_text("kickoff_description", language, context), organizer=mailer.sender,
+            attendee=email, stamp=utcnow(), method=context["method"],
+            location=_location(context, language), status=context["status"],
+        ), {"method": context["method"]}))
+    elif notice.kind == "referral_notice":
+        subject, body = render(notice.kind, language, {"schemes": (notice.details or {}).get("schemes", [])})
+    elif notice.kind in workshops.NOTICE_KINDS:
+        subject, body = workshops.render_notice(notice, language)
+        invite = workshops.invitation(notice, language, mailer.sender, email, body, utcnow())
+        if invite is not None:
+            attachments.append(invite)
+    elif notice.kind == "match_cancelled":
+        facts = batch_facts(session, notice.batch_id)
+        subject, body = render(notice.kind, language, {
+            "count": len(notice.matches), "period": period_of(facts, notice.period, language),
+            "matches": named_matches(facts, notice.matches, language),
+            "coordinator": coordinator_of(session, notice.coordinator_id, facts, language)})
+    else:
+        facts = batch_facts(session, notice.batch_id)
+        subject, body = render(notice.kind, language, {
+            "count": len(notice.matches), "period": period_of(facts, notice.period, language),
+            "matches": named_matches(facts, _with_links(notice, links), language),
+            "answer_by": answer_by.astimezone(TZ),
+            "coordinator": coordinator_of(session, notice.coordinator_id, facts, language)})
+    return subject, body, attachments
+
+
+class _Sender(Protocol):
+    def send(self, *, to: str, subject: str, body: str, message_id: str, language: str,
+             attachments: Sequence[Attachment] = (), html: str | None = None) -> None: ...
+
+
+_DONE = object()
+# Outcomes are recorded in one commit per OUTCOME_BATCH mails or OUTCOME_WAIT seconds, whichever comes first: a
+# crash re-sends (with the same Message-ID, counted a possible duplicate) at most what went out in that time.
+OUTCOME_BATCH = 100
+OUTCOME_WAIT = 0.25
+
+
+def _send(sf: sessionmaker[Session], mailer: Mailer, mails: list[_Mail], answer_by: dict[str, datetime],
+          concurrency: int) -> int:
+    """Hand ``mails`` to SMTP over ``concurrency`` threads, each with a connection of its own, and record the
+    outcomes in batched commits: whatever came back while the previous commit ran."""
+    jobs: queue.Queue[_Mail] = queue.Queue()
+    for mail in mails:
+        jobs.put(mail)
+    results: queue.Queue[object] = queue.Queue()
+    unexpected: list[BaseException] = []
+
+    def work() -> None:
+        connection = mailer.connection() if hasattr(mailer, "connection") else None
+        sender: _Sender = connection if connection is not None else mailer
+        try:
+            while not unexpected:
+                try:
+                    mail = jobs.get_nowait()
+                except queue.Empty:
+                    return
+                started = time.monotonic()
+                try:
+                    sender.send(to=mail.to, subject=mail.subject, body=mail.body, message_id=mail.notice_id,
+                                language=mail.language, attachments=mail.attachments,
+                                html=html_body(mail.body, mail.subject, mail.language))
+                except OSError as exc:  # smtplib's errors are OSErrors
+                    mail.error = type(exc).__name__
+                    log.warning("notice not sent", extra={"notice_id": mail.notice_id, "error": mail.error})
+                except BaseException as exc:  # noqa: BLE001 - a bug, not a refusal: stop the pass, keep what was sent
+                    unexpected.append(exc)
+                    return
+                mail.duration_ms = int((time.monotonic() - started) * 1000)
+                results.put(mail)
+        finally:
+            if connection is not None:
+                connection.close()
+            results.put(_DONE)
+
+    threads = [threading.Thread(target=work, name=f"notice-sender-{i}", daemon=True)
+               for i in range(min(concurrency, len(mails)))]
+    for thread in threads:
+        thread.start()
+    sent, running, done = 0, len(threads), []
+    while running:
+        # what came back within OUTCOME_WAIT of the first outcome not yet recorded, up to OUTCOME_BATCH
+        item = results.get()
+        until = time.monotonic() + OUTCOME_WAIT
+        while True:
+            if item is _DONE:
+                running -= 1
             else:
-                delivery.state, delivery.error, delivery.duration_ms = "done", error, duration_ms
-            if status == "pending" and notice.attempts >= MAX_SEND_ATTEMPTS:
-                status = "failed"
-            elif status == "pending":  # bounded retries with exponential backoff
-                notice.next_attempt_at = utcnow() + timedelta(seconds=2 ** notice.attempts)
-            notice.status, notice.last_error = status, error if status != "no_contact" else None
-            if status == "sent":
-                notice.sent_at = utcnow()
-                sent += 1
-            if notice.kind == "match_notice" and status in ("sent", "no_contact") and notice.answer_deadline is None:
-                notice.answer_deadline = answer_by
+                done.append(item)
+            if not running or len(done) >= OUTCOME_BATCH:
+                break
+            try:
+                item = results.get(timeout=max(0.0, until - time.monotonic()))
+            except queue.Empty:
+                break
+        if done:
+            sent += _record_outcomes(sf, done, answer_by)  # type: ignore[arg-type]
+            done = []
+    for thread in threads:
+        thread.join()
+    if unexpected:
+        raise unexpected[0]
     return sent
 
 
-def record_email_attempt(sf: sessionmaker[Session], notice_id: str) -> int | None:
-    """Record an e-mail attempt of a pending notice and commit it BEFORE the mail is handed to SMTP; returns
-    the delivery's id (None: the notice is no longer pending).
-
-    Delivery is at least once: a process that stops after the SMTP server took the mail and before the
-    outcome was recorded sends it again on the next attempt, with the same Message-ID (the notice's id).
-    That next attempt finds the earlier one still ``sending``: it marks it ``interrupted`` and counts itself
-    a ``possible_duplicate``, so the delivery log shows every attempt and every possible second copy."""
+def _record_outcomes(sf: sessionmaker[Session], mails: list[_Mail], answer_by: dict[str, datetime]) -> int:
+    """Record the outcome of each mail handed to SMTP (or refused) in one transaction; returns how many went."""
+    sent = 0
     with sf.begin() as session:
-        notice = session.get(orm.Notice, notice_id, with_for_update=True)
-        if notice is None or notice.status != "pending":
-            return None
-        cut_off = session.execute(sa.update(orm.Delivery).where(
-            orm.Delivery.notice_id == notice_id, orm.Delivery.channel == "email",
-            orm.Delivery.state == "sending").values(state="interrupted"))
-        possible_duplicate = bool(cut_off.rowcount)  # type: ignore[attr-defined]
-        if possible_duplicate:
-            log.warning("notice sent again after an interrupted attempt: possible duplicate e-mail",
-                        extra={"notice_id": notice_id, "attempt": notice.attempts + 1})
-        notice.attempts += 1
-        delivery = orm.Delivery(notice_id=notice_id, channel="email", attempt=notice.attempts, status_code=None,
-                                error=None, attempted_at=utcnow(), duration_ms=None, state="sending",
-                                message_id=message_id_header(notice_id), possible_duplicate=possible_duplicate)
-        session.add(delivery)
-        session.flush()
-        return int(delivery.id)
+        ids = [m.notice_id for m in mails]
+        notices = {n.id: n for n in session.execute(sa.select(orm.Notice).where(orm.Notice.id.in_(ids))).scalars()}
+        deliveries = {d.id: d for d in session.execute(sa.select(orm.Delivery).where(
+            orm.Delivery.id.in_([m.delivery_id for m in mails]))).scalars()}
+        moment = utcnow()
+        for mail in mails:
+            notice, delivery = notices[mail.notice_id], deliveries[mail.delivery_id]
+            delivery.state, delivery.error, delivery.duration_ms = "done", mail.error, mail.duration_ms
+            status = "sent" if mail.error is None else "pending"
+            if status == "pending" and notice.attempts >= MAX_SEND_ATTEMPTS:
+                status = "failed"
+            elif status == "pending":  # bounded retries with exponential backoff
+                notice.next_attempt_at = moment + timedelta(seconds=2 ** notice.attempts)
+            notice.status, notice.last_error = status, mail.error
+            if status == "sent":
+                notice.sent_at = moment
+                sent += 1
+                if notice.kind == "match_notice" and notice.answer_deadline is None:
+                    notice.answer_deadline = answer_by[mail.notice_id]
+    return sent
 
 
 def visible_notices(principal: Principal) -> sa.Select[Any]:

@@ -1,0 +1,159 @@
+"""The notice-sending benchmark (issue 20, item 5): mails per second for N notices to a local SMTP server
+(aiosmtpd in its own process, a sink), one by one - one connection per mail, one mail at a time
+(WERKPLAATS_MAIL_CONCURRENCY=1, WERKPLAATS_MAIL_PER_CONNECTION=1) - against pooled and concurrent (connections
+kept open, several at once), in the same run on the same data.
+
+    python -m benchmarks.notices                           # 2,000 notices, SQLite
+    python -m benchmarks.notices --notices 2000 --concurrency 4 --per-connection 100
+    python -m benchmarks.notices --database postgresql+psycopg://postgres@127.0.0.1:5432/postgres
+
+Each mode gets a fresh database (with ``--database`` a PostgreSQL server: a new database is made and dropped)
+holding N firms with a contact and one published run with one match for each firm: N match notices. The
+worker's send passes run until none is pending; every notice must end ``sent`` with exactly one attempt.
+The machine's load average is printed before and after each mode: the machine is shared, so figures are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from scheduling import bootstrap as scheduling_bootstrap
+from scheduling.adapters import orm
+from scheduling.adapters.links import ResponseLinks
+from scheduling.adapters.mailer import SmtpMailer
+from scheduling.service_layer import services
+from werkplaats_shared.config import Settings
+from werkplaats_shared.contracts import make_envelope
+from werkplaats_shared.db import utcnow
+
+SECRET = "benchmark-secret-key-of-at-least-32-characters"  # noqa: S105 - a throwaway database
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def smtp_sink() -> Iterator[int]:
+    """aiosmtpd in a process of its own, taking and dropping every mail."""
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}",
+                               "-c", "aiosmtpd.handlers.Sink"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError("the SMTP sink did not start") from None
+                time.sleep(0.1)
+        yield port
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+@contextmanager
+def database(url: str | None, data_dir: str) -> Iterator[str]:
+    if url is None:
+        yield f"sqlite:///{data_dir}/scheduling-{uuid.uuid4().hex[:8]}.sqlite3"
+        return
+    name = f"wp_bench_notices_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield sa.make_url(url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def load(settings: Settings, notices: int) -> Any:
+    """N firms with a contact, one run matching each once: N pending match notices."""
+    infra = scheduling_bootstrap.bootstrap(settings)
+    with infra.session_factory.begin() as session:
+        session.add_all([orm.Contact(organisation_id=f"firm-{i}", email=f"planning@firm-{i}.example",
+                                     language="nl" if i % 3 else "en", updated_at=utcnow()) for i in range(notices)])
+    with infra.session_factory.begin() as session:
+        services.on_matches_published(session, make_envelope("matches.published", 1, {
+            "run_id": str(uuid.uuid4()), "batch_id": str(uuid.uuid4()), "workspace_id": str(uuid.uuid4()),
+            "coordinator_id": "coord-1", "period": "2031-Q1", "unmatched_assignment_ids": [],
+            "matches": [{"match_id": str(uuid.uuid4()), "assignment_id": str(uuid.uuid4()),
+                         "team_id": str(uuid.uuid4()), "firm_id": f"firm-{i}", "institution_id": "inst",
+                         "score": 0.5} for i in range(notices)]}))
+    return infra
+
+
+def measure(label: str, url: str | None, data_dir: str, port: int, notices: int, concurrency: int,
+            per_connection: int) -> float:
+    with database(url, data_dir) as database_url:
+        settings = Settings.from_env("scheduling", {
+            "WERKPLAATS_DATABASE_URL": database_url, "WERKPLAATS_DATA_DIR": data_dir,
+            "WERKPLAATS_SECRET_KEY": SECRET, "WERKPLAATS_SMTP_PORT": str(port),
+            "WERKPLAATS_MAIL_CONCURRENCY": str(concurrency), "WERKPLAATS_MAIL_PER_CONNECTION": str(per_connection)})
+        infra = load(settings, notices)
+        try:
+            mailer = SmtpMailer.from_settings(settings)
+            links = ResponseLinks(settings.secret_key, settings.public_url)
+            print(f"{label}: load average before {_load()}", flush=True)
+            started = time.perf_counter()
+            cpu = time.process_time()
+            sent = 0
+            while (n := services.send_pending(infra.session_factory, mailer, links,
+                                              concurrency=settings.mail_concurrency)) > 0:
+                sent += n
+            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+            with infra.session_factory() as session:
+                statuses: dict[str, int] = dict(session.execute(sa.select(orm.Notice.status, sa.func.count())
+                                                .group_by(orm.Notice.status)).all())
+                attempts = session.scalar(sa.select(sa.func.count()).select_from(orm.Delivery))
+            if statuses != {"sent": notices} or attempts != notices or sent != notices:
+                raise SystemExit(f"{label}: not every notice sent exactly once: {statuses}, {attempts} attempts")
+            rate = notices / seconds
+            print(f"{label}: {notices} mails in {seconds:.2f} s = {rate:.0f} mails/s "
+                  f"(sender CPU {cpu:.2f} s; concurrency {concurrency}, {per_connection} mails a connection); "
+                  f"load average after {_load()}", flush=True)
+            return rate
+        finally:
+            infra.engine.dispose()
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--notices", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--per-connection", type=int, default=100)
+    parser.add_argument("--database", help="a PostgreSQL server's URL (default: SQLite files in a temporary directory)")
+    args = parser.parse_args(argv)
+    print(f"{args.notices} notices, {os.cpu_count()} cores, "
+          f"database {'PostgreSQL' if args.database else 'SQLite'}", flush=True)
+    with tempfile.TemporaryDirectory() as data_dir, smtp_sink() as port:
+        one = measure("one by one", args.database, data_dir, port, args.notices, 1, 1)
+        pooled = measure("pooled + concurrent", args.database, data_dir, port, args.notices, args.concurrency,
+                         args.per_connection)
+    print(f"pooled + concurrent / one by one: {pooled / one:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
