@@ -24,6 +24,7 @@ from werkplaats_shared.consumer import NotYetKnown, PermanentError
 from werkplaats_shared.contracts import Envelope, make_envelope
 from werkplaats_shared.db import utcnow
 from werkplaats_shared.mail import message_id_header
+from werkplaats_shared.metrics import notice_attempt
 from werkplaats_shared.outbox import add_to_outbox
 
 from ..adapters import orm, wording
@@ -411,6 +412,7 @@ def send_pending(sf: sessionmaker[Session], mailer: Mailer, links: Links, limit:
             except (OSError, smtplib.SMTPException) as exc:
                 status, error = "pending", type(exc).__name__
                 log.warning("notice not sent", extra={"notice_id": notice_id, "error": error})
+            notice_attempt("email", error is None)
         with sf.begin() as session:
             notice = session.get(orm.Notice, notice_id)
             assert notice is not None
@@ -674,6 +676,7 @@ def deliver_webhooks(sf: sessionmaker[Session], sender: WebhookSender, links: Li
             "X-Werkplaats-Event": notice.kind,
             "Idempotency-Key": notice_id,
         })
+        notice_attempt("webhook", result.ok)
         with sf.begin() as session:
             notice = session.get(orm.Notice, notice_id)
             assert notice is not None

@@ -1,0 +1,142 @@
+"""Prometheus metrics (werkplaats_shared.metrics) with real components: an intake app on SQLite, its /metrics
+port, and a consumer on a real broker. Counters are process-wide, so each test reads how much they moved."""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from intake import bootstrap as intake_bootstrap
+from intake.entrypoints.api import create_intake_app
+from intake.service_layer import services
+from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
+from werkplaats_shared.config import Settings
+from werkplaats_shared.metrics import METRICS_PATH
+from werkplaats_shared.service import Infrastructure, metrics_server
+
+from ..conftest import free_port
+from .harness import Harness, batch_envelope, record_effect, wait_until
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+@pytest.fixture
+def intake(tmp_path: Path) -> Iterator[tuple[Infrastructure, dict[str, str]]]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    settings = Settings.from_env("intake", {"WERKPLAATS_DATABASE_URL": f"sqlite:///{tmp_path}/intake.sqlite3",
+                                            "WERKPLAATS_DATA_DIR": str(tmp_path),
+                                            "WERKPLAATS_METRICS_PORT": str(free_port())})
+    infra = intake_bootstrap.bootstrap(settings)
+    keys: dict[str, str] = {}
+    with infra.session_factory.begin() as session:
+        for who, role in (("coordinator", "coordinator"), ("operator", "operator")):
+            _, keys[who] = services.create_organisation(session, lambda env: infra.emit(session, env),
+                                                        name=f"Organisatie {who}", role=role, levels=["HBO"])
+    try:
+        yield infra, keys
+    finally:
+        infra.engine.dispose()
+        root.handlers[:], root.level = handlers, level
+
+
+def unsent(infra: Infrastructure) -> int:
+    with infra.engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(infra.outbox)
+                                .where(infra.outbox.c.sent_at.is_(None))).scalar_one())
+
+
+def test_a_request_moves_the_counter_and_histogram_of_its_route_template(
+        intake: tuple[Infrastructure, dict[str, str]]) -> None:
+    infra, keys = intake
+    client = create_intake_app(infra).test_client()
+    route = {"service": "intake", "route": "/workspaces/<workspace_id>", "method": "GET"}
+    before = sample("werkplaats_http_requests_total", **route, status="404")
+    latency_before = sample("werkplaats_http_request_duration_seconds_count", **route)
+    missing = "ws-0c5d1a7e-no-such-workspace"
+    response = client.get(f"/workspaces/{missing}", headers={"Authorization": f"Bearer {keys['coordinator']}"})
+    assert response.status_code == 404
+    assert sample("werkplaats_http_requests_total", **route, status="404") == before + 1
+    assert sample("werkplaats_http_request_duration_seconds_count", **route) == latency_before + 1
+    # a request refused before routing (no key) is counted too, under its route
+    refused = sample("werkplaats_http_requests_total", **route, status="401")
+    assert client.get(f"/workspaces/{missing}").status_code == 401
+    assert sample("werkplaats_http_requests_total", **route, status="401") == refused + 1
+    # no path (with its id) in any label: only the route template
+    labels = [value for family in REGISTRY.collect() for s in family.samples for value in s.labels.values()]
+    assert not [value for value in labels if missing in value]
+
+
+def test_metrics_are_refused_on_the_api_port_and_served_on_their_own(
+        intake: tuple[Infrastructure, dict[str, str]]) -> None:
+    infra, keys = intake
+    client = create_intake_app(infra).test_client()
+    assert client.get(METRICS_PATH).status_code == 401
+    # not even the operator's key opens them on the public port: they are not a route of the API
+    assert client.get(METRICS_PATH, headers={"Authorization": f"Bearer {keys['operator']}"}).status_code == 404
+    client.get("/health")
+    server = metrics_server(infra)
+    assert server is not None
+    server.start()
+    try:
+        base = f"http://127.0.0.1:{infra.settings.metrics_port}"
+        with urllib.request.urlopen(base + METRICS_PATH, timeout=10) as answer:
+            assert answer.status == 200
+            text = answer.read().decode()
+        with pytest.raises(urllib.error.HTTPError) as other:
+            urllib.request.urlopen(base + "/health", timeout=10)
+        other.value.close()
+        assert other.value.code == 404
+    finally:
+        server.close()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    assert "werkplaats_http_requests" in families
+    waiting = {s.labels["service"]: s.value for s in families["werkplaats_outbox_waiting"].samples}
+    assert waiting == {"intake": unsent(infra)} and unsent(infra) > 0  # the keys' apikey.issued messages
+    age = families["werkplaats_outbox_oldest_age_seconds"].samples[0]
+    assert age.labels == {"service": "intake"} and age.value >= 0
+
+
+def test_ready_reports_the_outbox_and_the_consumer_without_failing(
+        intake: tuple[Infrastructure, dict[str, str]]) -> None:
+    infra, _ = intake
+    response = create_intake_app(infra).test_client().get("/ready")
+    body = json.loads(response.get_data(as_text=True))
+    assert body["checks"]["database"] == "ok"
+    assert body["reports"]["outbox"]["waiting"] == unsent(infra) > 0
+    assert body["reports"]["outbox"]["oldest_age_seconds"] >= 0
+    assert body["reports"]["consumer"] == "starting"  # this test runs no worker loop
+    # the outbox waiting (no relay runs here) does not make the service unready by itself
+    assert response.status_code == (200 if body["checks"]["broker"] == "ok" else 503)
+
+
+@pytest.fixture
+def harness(broker_url: str, namespace: str, tmp_path: Path) -> Iterator[Harness]:
+    h = Harness(broker_url, namespace, f"sqlite:///{tmp_path / 'svc.sqlite3'}")
+    yield h
+    h.stop()
+
+
+def test_consumed_duplicate_and_dead_lettered_messages_are_counted_by_queue(harness: Harness) -> None:
+    queue = {"service": "matching", "queue": "matching.from-intake"}
+    consumed = sample("werkplaats_messages_consumed_total", **queue)
+    duplicate = sample("werkplaats_messages_duplicate_total", **queue)
+    dead = sample("werkplaats_messages_dead_lettered_total", **queue)
+    consumer = harness.start_consumer({"batch.submitted": record_effect})
+    body = batch_envelope("m1").to_json()
+    harness.publish_raw(body, message_id="m1")
+    harness.publish_raw(body, message_id="m1")
+    harness.publish_raw(b"\xff not json", message_id="m2")
+    wait_until(lambda: sample("werkplaats_messages_dead_lettered_total", **queue) == dead + 1, what="dead letter")
+    wait_until(lambda: sample("werkplaats_messages_duplicate_total", **queue) == duplicate + 1, what="duplicate")
+    assert sample("werkplaats_messages_consumed_total", **queue) == consumed + 1
+    assert consumer.state == "consuming"
