@@ -23,6 +23,11 @@ from werkplaats_shared.service import Infrastructure, metrics_server
 
 from ..conftest import free_port
 from .harness import Harness, batch_envelope, record_effect, wait_until
+from .test_matching_api import Matching, m, runs_of, submit  # noqa: F401 - the matching fixture m
+from .test_matching_scheduling_api import Service
+from .test_scheduling_responses import _Collector
+from .test_scheduling_workshops import planned, svc  # noqa: F401 - the scheduling fixture svc
+from .test_scheduling_workshops_notices import send, smtp  # noqa: F401 - the SMTP server fixture
 
 
 def sample(name: str, **labels: str) -> float:
@@ -140,3 +145,48 @@ def test_consumed_duplicate_and_dead_lettered_messages_are_counted_by_queue(harn
     wait_until(lambda: sample("werkplaats_messages_duplicate_total", **queue) == duplicate + 1, what="duplicate")
     assert sample("werkplaats_messages_consumed_total", **queue) == consumed + 1
     assert consumer.state == "consuming"
+
+
+# ---- matching runs, planning jobs, notices: the services' own metrics ------------------------------------
+
+
+def test_a_matching_run_counts_its_end_by_policy_and_times_each_stage(m: Matching) -> None:  # noqa: F811
+    stages = ("reading", "pre-check", "building", "solving", "extracting", "recording")
+    before = {s: sample("werkplaats_matching_run_stage_seconds_count", stage=s) for s in stages}
+    published = sample("werkplaats_matching_runs_total", policy="max_fit", status="published")
+    batch_id = submit(m)
+    assert len(m.work()) == 1
+    assert runs_of(m, batch_id)[0]["status"] == "published"
+    assert sample("werkplaats_matching_runs_total", policy="max_fit", status="published") == published + 1
+    assert {s: sample("werkplaats_matching_run_stage_seconds_count", stage=s) - before[s] for s in stages} == {
+        s: 1.0 for s in stages}
+    # a run published by hand was counted when it was solved, and not again
+    solved = sample("werkplaats_matching_runs_total", policy="max_fit", status="solved")
+    unpublished = submit(m, auto_publish=False)
+    m.work()
+    (run,) = runs_of(m, unpublished)
+    assert sample("werkplaats_matching_runs_total", policy="max_fit", status="solved") == solved + 1
+    m.ok("coord_1", "POST", f"/runs/{run['id']}/publish")
+    assert sample("werkplaats_matching_runs_total", policy="max_fit", status="published") == published + 1
+
+
+def test_a_planning_job_counts_its_end_and_times_its_stages_and_notices_count_by_channel(
+        svc: Service, smtp: tuple[int, _Collector]) -> None:  # noqa: F811
+    port, _ = smtp
+    stages = ("reading", "solving", "applying")
+    before = {s: sample("werkplaats_plan_job_stage_seconds_count", kind="workshops", stage=s) for s in stages}
+    done = sample("werkplaats_plan_jobs_total", kind="workshops", status="done")
+    sent = sample("werkplaats_notice_deliveries_total", channel="email", outcome="sent")
+    planned(svc)
+    assert sample("werkplaats_plan_jobs_total", kind="workshops", status="done") == done + 1
+    assert {s: sample("werkplaats_plan_job_stage_seconds_count", kind="workshops", stage=s) - before[s]
+            for s in stages} == {s: 1.0 for s in stages}
+    assert send(svc, port) == 2  # the two firms with a contact; the others have none (no attempt)
+    assert sample("werkplaats_notice_deliveries_total", channel="email", outcome="sent") == sent + 2
+
+
+def test_a_notice_the_mail_server_refuses_counts_as_failed(svc: Service) -> None:  # noqa: F811
+    failed = sample("werkplaats_notice_deliveries_total", channel="email", outcome="failed")
+    planned(svc)
+    assert send(svc, free_port()) == 0  # nothing listens there
+    assert sample("werkplaats_notice_deliveries_total", channel="email", outcome="failed") == failed + 2

@@ -476,6 +476,7 @@ def _execute_run(sf: sessionmaker[Session], emit_into: Emit, run_id: str, solver
         by_team = eligible.by_team()  # the pre-check and explanations read the pairs per team, not as Pairs
         check = precheck(problem, by_team, supply_counts=precheck_supply(problem, eligible))
         stage("pre-check", lambda: _record_precheck(sf, run_id, check))
+        clock.enter("building")  # the model, until the solver's first stage marker ("solving")
         solution = solve(problem, solver, time_limit, policy=policy, seed=seed, make=make,
                          on_stage=lambda name: stage(name, lambda: _set_stage(sf, run_id, name)),
                          progress=progress, eligible=eligible)
