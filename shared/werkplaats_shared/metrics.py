@@ -18,6 +18,7 @@ Every metric is listed in docs/metrics.md (a test holds the list and the registe
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -30,6 +31,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.engine import Engine
 from waitress.server import create_server
+from waitress.wasyncore import close_all
 
 from .db import utcnow
 
@@ -195,7 +197,15 @@ class MetricsServer:
                 return [b"not found: metrics are at /metrics\n"]
             return metrics_app(environ, start_response)  # type: ignore[no-any-return]
 
-        self.server: Any = create_server(app, host=host, port=port, threads=2)
+        # bound here, so a port already taken fails before waitress starts anything (and leaks no socket)
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+        except OSError:
+            sock.close()
+            raise
+        self.server: Any = create_server(app, sockets=[sock], threads=2)
         self.port = int(self.server.effective_port)
         self._thread = threading.Thread(target=self.server.run, name="metrics", daemon=True)
 
@@ -205,5 +215,24 @@ class MetricsServer:
         return self
 
     def close(self) -> None:
-        self.server.close()
+        """Stop serving: the sockets are closed in the server's own loop (closing them from another thread would
+        pull them from under its select), which then ends."""
+        def close_in_loop() -> None:
+            self.server.task_dispatcher.shutdown()
+            close_all(self.server._map)
+
+        self.server.trigger.pull_trigger(close_in_loop)
         self._thread.join(timeout=5)
+
+
+def start_metrics_server(registry: CollectorRegistry, host: str, port: int) -> MetricsServer | None:
+    """Serve /metrics on ``host:port`` (0: not at all). A port already taken is logged, not fatal: the service
+    serves its API without metrics rather than not at all."""
+    if not port:
+        return None
+    try:
+        return MetricsServer(registry, host, port).start()
+    except OSError as exc:
+        log.error("metrics port not available; serving without /metrics",
+                  extra={"port": port, "error": type(exc).__name__})
+        return None

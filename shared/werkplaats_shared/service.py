@@ -21,7 +21,7 @@ from .contracts import SCOPES, Envelope
 from .db import database_reachable, make_engine, make_session_factory, upgrade_database, utcnow
 from .http import add_health
 from .logs import configure_logging
-from .metrics import MetricsServer, OutboxCollector, outbox_state, registry_for
+from .metrics import MetricsServer, OutboxCollector, outbox_state, registry_for, start_metrics_server
 from .outbox import OutboxRelay, add_to_outbox
 from .publisher import Publisher
 from .runner import Loop, serve
@@ -179,12 +179,11 @@ def ready_reports(infra: Infrastructure) -> dict[str, Callable[[], Any]]:
 
 
 def metrics_server(infra: Infrastructure) -> MetricsServer | None:
-    """This process's /metrics on its own port (werkplaats_shared.metrics), or None when switched off."""
+    """Serve this process's /metrics on its own port (werkplaats_shared.metrics); None when switched off or
+    the port is taken."""
     settings = infra.settings
-    if not settings.metrics_port:
-        return None
     registry = registry_for(OutboxCollector(settings.service, infra.engine, infra.outbox))
-    return MetricsServer(registry, settings.metrics_host, settings.metrics_port)
+    return start_metrics_server(registry, settings.metrics_host, settings.metrics_port)
 
 
 def run(infra: Infrastructure, app_factory: Callable[[], Flask], worker_loops: list[Loop]) -> None:
@@ -199,8 +198,6 @@ def run(infra: Infrastructure, app_factory: Callable[[], Flask], worker_loops: l
     else:
         app, loops = app_factory(), worker_loops
     metrics = metrics_server(infra)
-    if metrics is not None:
-        metrics.start()
     try:
         serve(app, settings.http_host, settings.http_port, loops)
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from intake.service_layer import services
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from werkplaats_shared.config import Settings
-from werkplaats_shared.metrics import METRICS_PATH
+from werkplaats_shared.metrics import METRICS_PATH, registry_for, start_metrics_server
 from werkplaats_shared.service import Infrastructure, metrics_server
 
 from ..conftest import free_port
@@ -91,7 +92,6 @@ def test_metrics_are_refused_on_the_api_port_and_served_on_their_own(
     client.get("/health")
     server = metrics_server(infra)
     assert server is not None
-    server.start()
     try:
         base = f"http://127.0.0.1:{infra.settings.metrics_port}"
         with urllib.request.urlopen(base + METRICS_PATH, timeout=10) as answer:
@@ -190,3 +190,33 @@ def test_a_notice_the_mail_server_refuses_counts_as_failed(svc: Service) -> None
     planned(svc)
     assert send(svc, free_port()) == 0  # nothing listens there
     assert sample("werkplaats_notice_deliveries_total", channel="email", outcome="failed") == failed + 2
+
+
+def test_portal_pages_are_counted_by_route_and_metrics_are_not_a_page(tmp_path: Path) -> None:
+    from portal.bootstrap import build
+    from portal.config import PortalSettings
+
+    app = build(PortalSettings(secret_key="metrics-test-secret-0123456789abcdef-xyz", data_dir=str(tmp_path),
+                               intake_url="http://127.0.0.1:9", matching_url="http://127.0.0.1:9",
+                               scheduling_url="http://127.0.0.1:9"))
+    client = app.test_client()
+    route = {"service": "portal", "route": "/sign-in", "method": "GET", "status": "200"}
+    before = sample("werkplaats_http_requests_total", **route)
+    assert client.get("/sign-in").status_code == 200
+    assert sample("werkplaats_http_requests_total", **route) == before + 1
+    unmatched = {"service": "portal", "route": "<unmatched>", "method": "GET", "status": "404"}
+    missing = sample("werkplaats_http_requests_total", **unmatched)
+    assert client.get(METRICS_PATH).status_code == 404
+    assert sample("werkplaats_http_requests_total", **unmatched) == missing + 1
+
+
+def test_a_metrics_port_already_taken_leaves_the_service_serving_without_metrics(
+        caplog: pytest.LogCaptureFixture) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = int(taken.getsockname()[1])
+        with caplog.at_level(logging.ERROR, logger="werkplaats_shared.metrics"):
+            assert start_metrics_server(registry_for(), "127.0.0.1", port) is None
+    assert "metrics port not available" in caplog.text
+    assert start_metrics_server(registry_for(), "127.0.0.1", 0) is None  # 0: switched off
