@@ -9,6 +9,7 @@ import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from intake.service_layer import services
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from werkplaats_shared.config import Settings
+from werkplaats_shared.db import utcnow
 from werkplaats_shared.metrics import METRICS_PATH, registry_for, start_metrics_server
 from werkplaats_shared.service import Infrastructure, metrics_server
 
@@ -27,6 +29,7 @@ from .harness import Harness, batch_envelope, record_effect, wait_until
 from .test_matching_api import Matching, m, runs_of, submit  # noqa: F401 - the matching fixture m
 from .test_matching_scheduling_api import Service
 from .test_scheduling_responses import _Collector
+from .test_scheduling_webhooks import Receiver, _deliver, _publish, _register, receiver, testing  # noqa: F401
 from .test_scheduling_workshops import planned, svc  # noqa: F401 - the scheduling fixture svc
 from .test_scheduling_workshops_notices import send, smtp  # noqa: F401 - the SMTP server fixture
 
@@ -190,6 +193,19 @@ def test_a_notice_the_mail_server_refuses_counts_as_failed(svc: Service) -> None
     planned(svc)
     assert send(svc, free_port()) == 0  # nothing listens there
     assert sample("werkplaats_notice_deliveries_total", channel="email", outcome="failed") == failed + 2
+
+
+def test_webhook_deliveries_count_as_sent_or_failed(testing: Service, receiver: Receiver) -> None:  # noqa: F811
+    sent = sample("werkplaats_notice_deliveries_total", channel="webhook", outcome="sent")
+    failed = sample("werkplaats_notice_deliveries_total", channel="webhook", outcome="failed")
+    _register(testing, receiver.url)
+    _publish(testing)
+    receiver.statuses = [500, 200]
+    assert _deliver(testing) == 0
+    assert sample("werkplaats_notice_deliveries_total", channel="webhook", outcome="failed") == failed + 1
+    assert _deliver(testing, now=utcnow() + timedelta(hours=2)) == 1  # past the backoff: delivered
+    assert sample("werkplaats_notice_deliveries_total", channel="webhook", outcome="sent") == sent + 1
+    assert sample("werkplaats_notice_deliveries_total", channel="webhook", outcome="failed") == failed + 1
 
 
 def test_portal_pages_are_counted_by_route_and_metrics_are_not_a_page(tmp_path: Path) -> None:
