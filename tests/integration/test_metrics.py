@@ -19,7 +19,9 @@ from intake.entrypoints.api import create_intake_app
 from intake.service_layer import services
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.orm import Session
 from werkplaats_shared.config import Settings
+from werkplaats_shared.contracts import Envelope
 from werkplaats_shared.db import utcnow
 from werkplaats_shared.metrics import METRICS_PATH, registry_for, start_metrics_server
 from werkplaats_shared.service import Infrastructure, metrics_server
@@ -139,14 +141,27 @@ def test_consumed_duplicate_and_dead_lettered_messages_are_counted_by_queue(harn
     consumed = sample("werkplaats_messages_consumed_total", **queue)
     duplicate = sample("werkplaats_messages_duplicate_total", **queue)
     dead = sample("werkplaats_messages_dead_lettered_total", **queue)
-    consumer = harness.start_consumer({"batch.submitted": record_effect})
+    retried = sample("werkplaats_messages_retried_total", **queue)
+    failed_once: set[str] = set()
+
+    def fails_once(session: Session, envelope: Envelope) -> None:
+        if envelope.payload["batch_id"] == "flaky" and "flaky" not in failed_once:
+            failed_once.add("flaky")
+            raise RuntimeError("the handler failed once")
+        record_effect(session, envelope)
+
+    consumer = harness.start_consumer({"batch.submitted": fails_once})
     body = batch_envelope("m1").to_json()
     harness.publish_raw(body, message_id="m1")
     harness.publish_raw(body, message_id="m1")
     harness.publish_raw(b"\xff not json", message_id="m2")
+    harness.publish_raw(batch_envelope("flaky").to_json(), message_id="m3")
+    wait_until(lambda: harness.effect_count("flaky") == 1, what="the retried message applied")
     wait_until(lambda: sample("werkplaats_messages_dead_lettered_total", **queue) == dead + 1, what="dead letter")
     wait_until(lambda: sample("werkplaats_messages_duplicate_total", **queue) == duplicate + 1, what="duplicate")
-    assert sample("werkplaats_messages_consumed_total", **queue) == consumed + 1
+    # m1, and m3 on its retry (counted just after the commit the effect shows)
+    wait_until(lambda: sample("werkplaats_messages_consumed_total", **queue) == consumed + 2, what="consumed")
+    assert sample("werkplaats_messages_retried_total", **queue) == retried + 1
     assert consumer.state == "consuming"
 
 
