@@ -6,16 +6,20 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from flask import Flask
 from intake import bootstrap as intake_bootstrap
 from intake.entrypoints.api import create_intake_app
+from intake.entrypoints.handlers import HANDLERS
 from intake.service_layer import services
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
@@ -23,8 +27,9 @@ from sqlalchemy.orm import Session
 from werkplaats_shared.config import Settings
 from werkplaats_shared.contracts import Envelope
 from werkplaats_shared.db import utcnow
+from werkplaats_shared.http import add_health
 from werkplaats_shared.metrics import METRICS_PATH, registry_for, start_metrics_server
-from werkplaats_shared.service import Infrastructure, metrics_server
+from werkplaats_shared.service import Infrastructure, consumer_loop, health_checks, metrics_server, ready_reports
 
 from ..conftest import free_port
 from .harness import Harness, batch_envelope, record_effect, wait_until
@@ -251,3 +256,36 @@ def test_a_metrics_port_already_taken_leaves_the_service_serving_without_metrics
             assert start_metrics_server(registry_for(), "127.0.0.1", port) is None
     assert "metrics port not available" in caplog.text
     assert start_metrics_server(registry_for(), "127.0.0.1", 0) is None  # 0: switched off
+
+
+def test_ready_reports_a_running_consumer_as_consuming(broker_url: str, namespace: str, tmp_path: Path) -> None:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    settings = Settings.from_env("intake", {
+        "WERKPLAATS_DATABASE_URL": f"sqlite:///{tmp_path}/intake.sqlite3", "WERKPLAATS_DATA_DIR": str(tmp_path),
+        "WERKPLAATS_BROKER_URL": broker_url, "WERKPLAATS_NAMESPACE": namespace, "WERKPLAATS_PROCESS": "worker"})
+    infra = intake_bootstrap.bootstrap(settings)
+    app = Flask("intake-worker")  # what a worker process serves (service.run)
+    add_health(app, health_checks(infra), ready_reports(infra))
+    client = app.test_client()
+
+    def reported() -> dict[str, Any]:
+        body: dict[str, Any] = json.loads(client.get("/ready").get_data(as_text=True))
+        return body
+
+    assert reported()["reports"]["consumer"] == "starting"
+    loop, stop = consumer_loop(infra, HANDLERS), threading.Event()
+    thread = threading.Thread(target=loop.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: reported()["reports"]["consumer"] == "consuming", what="the consumer consuming")
+        body = reported()
+        assert body["status"] == "ready" and body["reports"]["outbox"] == {"waiting": 0, "oldest_age_seconds": 0.0}
+    finally:
+        stop.set()
+        assert loop.stop is not None
+        loop.stop()
+        thread.join(10)
+        infra.engine.dispose()
+        root.handlers[:], root.level = handlers, level
+    assert reported()["reports"]["consumer"] == "stopped"
