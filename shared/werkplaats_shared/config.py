@@ -67,6 +67,9 @@ ENV_VARS: dict[str, str] = {
     "WERKPLAATS_POLL_INTERVAL": "seconds between outbox/job polls; default 0.5",
     "WERKPLAATS_LOG_LEVEL": "log level; default INFO",
     "WERKPLAATS_PROCESS": "which loops a process runs: all (default), api or worker",
+    "WERKPLAATS_METRICS_PORT": "port of the process's Prometheus /metrics, apart from the API's (default: the HTTP "
+    "port + 1000; 0: none). Never publish it: only Prometheus on the internal network should reach it",
+    "WERKPLAATS_METRICS_HOST": "address the /metrics port listens on; default 127.0.0.1",
     "WERKPLAATS_RATE_LIMIT": "requests allowed per API key, e.g. '600 per minute' (default); beyond it 429",
     "WERKPLAATS_RATE_LIMIT_STORAGE": "where rate-limit counters live: memory:// (default, per process) or "
     "redis://host:6379/0 (shared by replicas)",
@@ -124,6 +127,8 @@ class Settings:
     poll_interval: float = 0.5
     log_level: str = "INFO"
     process: str = "all"
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 0  # 0: no /metrics server
     rate_limit: str = "600 per minute"
     rate_limit_storage: str = "memory://"
     import_parsers: int = 2
@@ -184,6 +189,8 @@ class Settings:
             poll_interval=float(e.get("WERKPLAATS_POLL_INTERVAL", "0.5")),
             log_level=e.get("WERKPLAATS_LOG_LEVEL", "INFO"),
             process=process,
+            metrics_host=e.get("WERKPLAATS_METRICS_HOST", "127.0.0.1"),
+            metrics_port=metrics_port(e, http_port),
             rate_limit=e.get("WERKPLAATS_RATE_LIMIT", "600 per minute"),
             rate_limit_storage=e.get("WERKPLAATS_RATE_LIMIT_STORAGE", "memory://"),
             import_parsers=_bounded_int(e, "WERKPLAATS_IMPORT_PARSERS", 2, 1, 8),
@@ -192,6 +199,12 @@ class Settings:
             reconcile_interval=_bounded_int(e, "WERKPLAATS_RECONCILE_INTERVAL", 60, 1, 86400),
             broker_producer_users=tuple(sorted(producer_users.items())),
         )
+
+
+def metrics_port(e: Mapping[str, str], http_port: int) -> int:
+    """WERKPLAATS_METRICS_PORT, by default the HTTP port + 1000; 0 (no /metrics) or a port 1-65535."""
+    default = http_port + 1000 if http_port + 1000 <= 65535 else 0
+    return _bounded_int(e, "WERKPLAATS_METRICS_PORT", default, 0, 65535)
 
 
 def _bounded_int(e: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:

@@ -40,6 +40,7 @@ from .broker import sender_id
 from .contracts import Envelope, contract_for, parse_envelope
 from .db import utcnow
 from .faults import maybe_kill_after_commit
+from .metrics import MESSAGES_CONSUMED, MESSAGES_DEAD_LETTERED, MESSAGES_DUPLICATE, MESSAGES_RETRIED
 from .publisher import RETRY_POLICY
 from .topology import Topology
 from .transient import CAP_SECONDS, Backoff, database_answers, is_transient
@@ -89,6 +90,7 @@ class MessageConsumer(ConsumerMixin):  # type: ignore[misc]
         self._consumers: list[Any] = []
         self._consume_connection: Connection | None = None
         self.transient_waits = 0  # rounds of waiting for the infrastructure (for tests and logs)
+        self.state = "starting"  # consuming, or waiting for the infrastructure (shown by /ready)
 
     # -- kombu wiring -------------------------------------------------------------------------
 
@@ -119,6 +121,7 @@ class MessageConsumer(ConsumerMixin):  # type: ignore[misc]
 
     def on_consume_ready(self, connection: Connection, channel: Any, consumers: list[Any], **_: Any) -> None:
         self._consume_connection, self._consumers = connection, list(consumers)
+        self.state = "consuming"
 
     def producer(self) -> Producer:
         if self._producer is None:
@@ -181,6 +184,7 @@ class MessageConsumer(ConsumerMixin):  # type: ignore[misc]
             return
         maybe_kill_after_commit(queue_name.removeprefix(self.topology.namespace), envelope.type)
         message.ack()
+        (MESSAGES_CONSUMED if applied else MESSAGES_DUPLICATE).labels(self.service, self._queue(queue_name)).inc()
         log.info(
             "message applied" if applied else "duplicate message ignored",
             extra={"message_id": envelope.message_id, "type": envelope.type, "queue": queue_name},
@@ -195,6 +199,7 @@ class MessageConsumer(ConsumerMixin):  # type: ignore[misc]
         for consumer in self._consumers:
             consumer.cancel()  # no more deliveries; the held ones stay unacknowledged on the broker
         backoff = Backoff(cap=self.backoff_cap)
+        self.state = "waiting for the infrastructure"
         while self._held and not self.should_stop:
             self.transient_waits += 1
             delay = backoff.next()
@@ -213,6 +218,7 @@ class MessageConsumer(ConsumerMixin):  # type: ignore[misc]
         if self._held:  # stopping: the broker delivers the held messages again to the next consumer
             return
         log.info("infrastructure answers again; consuming")
+        self.state = "consuming"
         for consumer in self._consumers:
             consumer.consume()
 
@@ -229,6 +235,10 @@ class MessageConsumer(ConsumerMixin):  # type: ignore[misc]
                 conn.drain_events(timeout=min(left, 1.0))
             except TimeoutError:
                 conn.heartbeat_check()
+
+    def _queue(self, queue_name: str) -> str:
+        """The queue's name without the namespace (a metric label)."""
+        return queue_name.removeprefix(self.topology.namespace)
 
     def _is_retry(self, message: Message) -> bool:
         return bool(message.delivery_info.get("exchange") == self.topology.retry.name)
@@ -295,6 +305,7 @@ class MessageConsumer(ConsumerMixin):  # type: ignore[misc]
         headers.update({"x-death-reason": reason[:500], "x-original-queue": queue_name})
         self._publish_copy(message, self.topology.dead_letter, queue_name, headers)
         message.ack()
+        MESSAGES_DEAD_LETTERED.labels(self.service, self._queue(queue_name)).inc()
 
     def retry_or_dead_letter(self, queue_name: str, message: Message, reason: str) -> None:
         headers = dict(message.headers or {})
@@ -306,6 +317,7 @@ class MessageConsumer(ConsumerMixin):  # type: ignore[misc]
         time.sleep(min(0.2 * 2 ** attempts, 5.0))
         self._publish_copy(message, self.topology.retry, queue_name, headers)
         message.ack()
+        MESSAGES_RETRIED.labels(self.service, self._queue(queue_name)).inc()
 
     def _publish_copy(self, message: Message, exchange: Any, routing_key: str, headers: dict[str, Any]) -> None:
         sender = sender_id(self.connection)

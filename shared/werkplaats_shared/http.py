@@ -29,6 +29,7 @@ from sqlalchemy.sql.elements import UnaryExpression
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from .metrics import install_http_metrics
 from .transient import is_transient
 
 log = logging.getLogger(__name__)
@@ -521,6 +522,7 @@ def _swagger_ui_asset(name: str) -> bytes:
 
 def create_app(title: str, version: str = "1") -> tuple[Flask, WerkplaatsApi]:
     app = Flask(title, static_folder=None)  # no service serves files from /static
+    install_http_metrics(app, title.removeprefix("Werkplaats ").lower())  # first: its clock starts first
     app.config.update(
         API_TITLE=title,
         API_VERSION=version,
@@ -591,7 +593,10 @@ def unavailable_response() -> Response:
     return response
 
 
-def add_health(app: Flask, checks: dict[str, Callable[[], bool]]) -> None:
+def add_health(app: Flask, checks: dict[str, Callable[[], bool]],
+               reports: dict[str, Callable[[], Any]] | None = None) -> None:
+    """``/health`` (the process answers) and ``/ready`` (``checks`` all pass, else 503). ``reports`` are shown
+    under ``reports`` in /ready and never fail it (the outbox's age, the consumer's state)."""
     @app.get("/health")
     def health() -> ResponseReturnValue:
         return jsonify(status="ok")
@@ -600,9 +605,18 @@ def add_health(app: Flask, checks: dict[str, Callable[[], bool]]) -> None:
     def ready() -> ResponseReturnValue:
         results = {name: check() for name, check in checks.items()}
         ok = all(results.values())
-        return jsonify(status="ready" if ok else "not ready",
-                       checks={k: "ok" if v else "unreachable" for k, v in results.items()}), (
-            200 if ok else 503)
+        body: dict[str, Any] = {"status": "ready" if ok else "not ready",
+                                "checks": {k: "ok" if v else "unreachable" for k, v in results.items()}}
+        if reports:
+            body["reports"] = {name: _report(report) for name, report in reports.items()}
+        return jsonify(body), 200 if ok else 503
+
+
+def _report(report: Callable[[], Any]) -> Any:
+    try:
+        return report()
+    except Exception as exc:  # noqa: BLE001 - a report never fails readiness
+        return {"error": type(exc).__name__}
 
 
 @contextmanager

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import sqlalchemy as sa
 from flask import Flask
@@ -21,6 +21,7 @@ from .contracts import SCOPES, Envelope
 from .db import database_reachable, make_engine, make_session_factory, upgrade_database, utcnow
 from .http import add_health
 from .logs import configure_logging
+from .metrics import MetricsServer, OutboxCollector, outbox_state, registry_for, start_metrics_server
 from .outbox import OutboxRelay, add_to_outbox
 from .publisher import Publisher
 from .runner import Loop, serve
@@ -38,6 +39,8 @@ class Infrastructure:
     inbox: sa.Table
     api_keys: sa.Table
     topology: Topology = field(init=False)
+    # the consumer of this process's worker loop, once it runs (its state is reported by /ready)
+    consumers: dict[str, MessageConsumer] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.topology = broker.topology_for(self.settings)
@@ -103,7 +106,7 @@ def consumer_loop(infra: Infrastructure, handlers: dict[str, Handler]) -> Loop:
                 session_factory=infra.session_factory, inbox=infra.inbox, handlers=handlers,
                 max_deliveries=infra.settings.max_deliveries,
             )
-            holder["c"] = consumer
+            holder["c"] = infra.consumers["consumer"] = consumer
             if stop.is_set():
                 return
             consumer.run()
@@ -159,15 +162,44 @@ def health_checks(infra: Infrastructure) -> dict[str, Callable[[], bool]]:
             "broker": lambda: broker.broker_reachable(infra.settings)}
 
 
+def ready_reports(infra: Infrastructure) -> dict[str, Callable[[], Any]]:
+    """What /ready reports without failing: the outbox (rows waiting, age of the oldest) and the state of this
+    process's consumer ("not in this process" for an API-only process)."""
+    def outbox() -> dict[str, Any]:
+        waiting, age = outbox_state(infra.engine, infra.outbox)
+        return {"waiting": waiting, "oldest_age_seconds": round(age, 1)}
+
+    def consumer() -> str:
+        running = infra.consumers.get("consumer")
+        if running is None:
+            return "starting" if infra.settings.process != "api" else "not in this process"
+        return "stopped" if running.should_stop else running.state
+
+    return {"outbox": outbox, "consumer": consumer}
+
+
+def metrics_server(infra: Infrastructure) -> MetricsServer | None:
+    """Serve this process's /metrics on its own port (werkplaats_shared.metrics); None when switched off or
+    the port is taken."""
+    settings = infra.settings
+    registry = registry_for(OutboxCollector(settings.service, infra.engine, infra.outbox))
+    return start_metrics_server(registry, settings.metrics_host, settings.metrics_port)
+
+
 def run(infra: Infrastructure, app_factory: Callable[[], Flask], worker_loops: list[Loop]) -> None:
-    """Serve the API and/or the worker loops, as WERKPLAATS_PROCESS says."""
+    """Serve the API and/or the worker loops, as WERKPLAATS_PROCESS says, and /metrics on its own port."""
     settings = infra.settings
     if settings.process == "worker":
         app = Flask(f"{settings.service}-worker")
-        add_health(app, health_checks(infra))
+        add_health(app, health_checks(infra), ready_reports(infra))
         loops = worker_loops
     elif settings.process == "api":
         app, loops = app_factory(), []
     else:
         app, loops = app_factory(), worker_loops
-    serve(app, settings.http_host, settings.http_port, loops)
+    metrics = metrics_server(infra)
+    try:
+        serve(app, settings.http_host, settings.http_port, loops)
+    finally:
+        if metrics is not None:
+            metrics.close()

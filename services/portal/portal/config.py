@@ -6,6 +6,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from werkplaats_shared.config import metrics_port
+
 DEFAULT_PORT = 8100
 SERVICE_URLS = {"intake": "http://127.0.0.1:8101", "matching": "http://127.0.0.1:8102",
                 "scheduling": "http://127.0.0.1:8103"}
@@ -25,6 +27,8 @@ class PortalSettings:
     session_store: str = ""  # empty: files under data_dir; redis://host:port/db for several replicas
     log_level: str = "INFO"
     trusted_proxies: int = 0  # reverse proxies in front of the portal whose X-Forwarded-For is trusted
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 0  # Prometheus /metrics on a port of its own (werkplaats_shared.metrics); 0: none
 
     @property
     def secure_cookies(self) -> bool:
@@ -50,4 +54,6 @@ class PortalSettings:
             session_store=e.get("WERKPLAATS_PORTAL_SESSION_STORE", ""),
             log_level=e.get("WERKPLAATS_LOG_LEVEL", "INFO"),
             trusted_proxies=max(0, min(5, int(e.get("WERKPLAATS_TRUSTED_PROXIES", "0") or 0))),
+            metrics_host=e.get("WERKPLAATS_METRICS_HOST", "127.0.0.1"),
+            metrics_port=metrics_port(e, port),
         )

@@ -17,7 +17,7 @@ from werkplaats_shared.deadletters_api import dead_letter_blueprint
 from werkplaats_shared.http import Blueprint, Listed, QueryPage, add_health, create_app, service_errors
 from werkplaats_shared.idempotency import install_idempotency
 from werkplaats_shared.ratelimit import install_rate_limits
-from werkplaats_shared.service import Infrastructure, health_checks
+from werkplaats_shared.service import Infrastructure, health_checks, ready_reports
 from werkplaats_shared.tokens import verifier_for
 
 from ..adapters import orm
@@ -80,7 +80,7 @@ def create_intake_app(infra: Infrastructure, clock: Callable[[], datetime] = utc
     install_rate_limits(app, infra.settings)
     install_authorization(app, MATRIX)
     install_idempotency(app, infra.engine, orm.idempotency)
-    add_health(app, health_checks(infra))
+    add_health(app, health_checks(infra), ready_reports(infra))
     install_translations(app)
     sf = infra.session_factory
 

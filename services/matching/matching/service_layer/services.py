@@ -19,6 +19,7 @@ from werkplaats_shared.auth import Principal
 from werkplaats_shared.consumer import NotYetKnown, PermanentError
 from werkplaats_shared.contracts import Envelope, make_envelope
 from werkplaats_shared.db import utcnow
+from werkplaats_shared.metrics import MATCHING_RUN_STAGE, MATCHING_RUNS, StageClock
 from werkplaats_shared.transient import database_answers, retry_transient
 
 from ..adapters import orm
@@ -192,13 +193,17 @@ def check_round(session: Session, run: orm.Run) -> None:
                                                "period; run this batch again")
 
 
-def run_ended(session: Session, emit_into: Emit, run: orm.Run) -> None:
-    """Tell intake how the run ended (run.ended): its status, and for an infeasible run the diagnosis."""
+def run_ended(session: Session, emit_into: Emit, run: orm.Run, *, left_open: bool = True) -> None:
+    """Tell intake how the run ended (run.ended): its status, and for an infeasible run the diagnosis.
+    ``left_open``: the run just left queued or running (counted in werkplaats_matching_runs_total); False when a
+    solved run is published by hand."""
     diagnosis = None
     if run.status == "infeasible" and run.diagnosis:
         diagnosis = {"groups": [str(g["group"]) for g in run.diagnosis.get("groups", [])][:20],
                      "message": str(run.diagnosis.get("message", ""))[:2000],
                      "message_nl": str(run.diagnosis.get("message_nl", ""))[:2000]}
+    if left_open:
+        MATCHING_RUNS.labels(policy=run.policy, status=run.status).inc()
     moment = {"published": run.published_at, "cancelled": run.cancelled_at}.get(run.status, run.finished_at)
     ended = _aware(moment) or utcnow()
     emit_into(session, make_envelope("run.ended", 1, {
@@ -444,12 +449,16 @@ def execute_run(sf: sessionmaker[Session], emit_into: Emit, run_id: str, solver:
                 make: SolverFactory | None = None, stop: threading.Event | None = None) -> None:
     """Read the run's round, solve it and record the result, the cyclic garbage collector resting from
     reading to recording (one pause: see matching.memory)."""
-    with cycles_paused():
-        _execute_run(sf, emit_into, run_id, solver, time_limit, make, stop)
+    clock = StageClock(MATCHING_RUN_STAGE)  # each stage's duration (metrics)
+    try:
+        with cycles_paused():
+            _execute_run(sf, emit_into, run_id, solver, time_limit, make, stop, clock)
+    finally:
+        clock.close()
 
 
 def _execute_run(sf: sessionmaker[Session], emit_into: Emit, run_id: str, solver: str, time_limit: float,
-                 make: SolverFactory | None = None, stop: threading.Event | None = None) -> None:
+                 make: SolverFactory | None, stop: threading.Event | None, clock: StageClock) -> None:
     """Each stage that touches the database (reading the run, the pre-check, the stage markers, recording
     the result, recording a failure) is one transaction; when it hits the infrastructure failing (a
     dropped connection, the database unreachable, a serialization failure) it runs again once the
@@ -457,6 +466,7 @@ def _execute_run(sf: sessionmaker[Session], emit_into: Emit, run_id: str, solver
     probe = _probe(sf)
 
     def stage(what: str, work: Callable[[], Any]) -> Any:
+        clock.enter(what)
         return retry_transient(work, probe, f"run {what}", stop=stop)
 
     def read() -> tuple[int, str, int | None, Problem, dict[str, Any], int] | str | None:
@@ -488,10 +498,12 @@ def _execute_run(sf: sessionmaker[Session], emit_into: Emit, run_id: str, solver
     heartbeat = threading.Thread(target=_heartbeat, args=(sf, run_id, done, progress), daemon=True)
     heartbeat.start()
     try:
+        clock.enter("pre-check")
         eligible = eligibility(problem)  # once per run: pre-check, solve and explanations share it
         by_team = eligible.by_team()  # the pre-check and explanations read the pairs per team, not as Pairs
         check = precheck(problem, by_team, supply_counts=precheck_supply(problem, eligible))
         stage("pre-check", lambda: _record_precheck(sf, run_id, check))
+        clock.enter("building")  # the model, until the solver's first stage marker ("solving")
         solution = solve(problem, solver, time_limit, policy=policy, seed=seed, make=make,
                          on_stage=lambda name: stage(name, lambda: _set_stage(sf, run_id, name)),
                          progress=progress, eligible=eligible)
@@ -715,7 +727,7 @@ def cancel_run(session: Session, emit_into: Emit, principal: Principal, run_id: 
 def publish_run(session: Session, emit_into: Emit, principal: Principal, run_id: str) -> orm.Run:
     """Publish a solved run by hand; intake hears that it ended published (it heard "solved" before)."""
     run = publish(session, emit_into, visible_run(session, principal, run_id, lock=True), principal)
-    run_ended(session, emit_into, run)
+    run_ended(session, emit_into, run, left_open=False)
     return run
 
 

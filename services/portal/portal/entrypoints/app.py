@@ -14,6 +14,7 @@ from cachelib.file import FileSystemCache
 from flask import Flask, Response, g, jsonify, render_template, request, session
 from flask_session import Session
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkplaats_shared.metrics import install_http_metrics
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import BaseConverter
@@ -90,6 +91,7 @@ def create_portal_app(settings: PortalSettings, clients: Clients) -> Flask:
                                 x_proto=settings.trusted_proxies, x_host=settings.trusted_proxies)
     app.extensions["werkplaats_clients"] = clients
     app.extensions["werkplaats_portal_settings"] = settings
+    install_http_metrics(app, "portal")  # first: its clock starts before the session and CSRF checks
     _session_store(app, settings)
     CSRFProtect(app)
     install_i18n(app)

@@ -31,6 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, load_only, sessionmaker
 from werkplaats_shared.auth import Principal
 from werkplaats_shared.db import utcnow
+from werkplaats_shared.metrics import PLAN_JOB_STAGE, PLAN_JOBS, StageClock
 from werkplaats_shared.transient import database_answers, retry_transient
 
 from .. import kickoff_optimiser, solver_watch
@@ -193,6 +194,7 @@ def cancel_job(session: Session, coordinator_id: str, job_id: str) -> orm.PlanJo
         raise Refused("job_id", f"the plan job is {job.status} already; only a queued or running one can be "
                                 "cancelled", 409)
     job.status, job.stage, job.lease_until, job.finished_at = "cancelled", "done", None, utcnow()
+    PLAN_JOBS.labels(kind=job.kind, status="cancelled").inc()
     log.info("plan job cancelled", extra={"job_id": job.id})
     return job
 
@@ -295,8 +297,11 @@ def execute_job(sf: sessionmaker[Session], job_id: str, attempt: int, stop: thre
     """Do a claimed job. A stage that touches the database runs again when the infrastructure failed (see
     ``retry_transient``); a job fails only for a reason of its own."""
     engine = sf.kw["bind"]
+    clock: StageClock | None = None  # each stage's duration (metrics), once the job's kind is known
 
     def stage(what: str, work: Callable[[], Any]) -> Any:
+        if clock is not None:
+            clock.enter(what)
         return retry_transient(work, lambda: database_answers(engine), f"plan job {what}", stop=stop)
 
     def read() -> orm.PlanJob | None:
@@ -312,8 +317,10 @@ def execute_job(sf: sessionmaker[Session], job_id: str, attempt: int, stop: thre
         return
     if attempt > MAX_ATTEMPTS:
         stage("failing", lambda: _fail(sf, job_id, attempt, f"gave up after {MAX_ATTEMPTS} attempts", None))
+        PLAN_JOBS.labels(kind=job.kind, status="failed").inc()
         return
-    progress, current = Progress(), ["reading"]
+    clock = StageClock(PLAN_JOB_STAGE, kind=job.kind)
+    progress, current = Progress(), _TimedStage(clock, "reading")
     done = threading.Event()
     beat = threading.Thread(target=_heartbeat, args=(sf, job_id, attempt, done, progress, current, lease),
                             daemon=True)
@@ -332,6 +339,35 @@ def execute_job(sf: sessionmaker[Session], job_id: str, attempt: int, stop: thre
     finally:
         done.set()
         beat.join()
+        clock.close()
+    _count_ended(sf, job_id, attempt, job.kind)
+
+
+class _TimedStage(list[str]):
+    """The job's current stage (``[name]``, which the heartbeat shows), each change timed by ``clock``."""
+
+    def __init__(self, clock: StageClock, first: str) -> None:
+        super().__init__([first])
+        self.clock = clock
+        clock.enter(first)
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        super().__setitem__(index, value)
+        self.clock.enter(str(value))
+
+
+def _count_ended(sf: sessionmaker[Session], job_id: str, attempt: int, kind: str) -> None:
+    """Count the job in werkplaats_plan_jobs_total when this worker ended it (done or failed; a cancellation is
+    counted by cancel_job)."""
+    try:
+        with sf() as session:
+            status = session.execute(sa.select(orm.PlanJob.status).where(
+                orm.PlanJob.id == job_id, orm.PlanJob.attempts == attempt)).scalar_one_or_none()
+    except Exception:  # noqa: BLE001 - the count is not worth failing the worker over
+        log.warning("plan job end not counted", extra={"job_id": job_id})
+        return
+    if status in ("done", "failed"):
+        PLAN_JOBS.labels(kind=kind, status=status).inc()
 
 
 def _finish(session: Session, job_id: str, attempt: int, progress: Progress, result: dict[str, Any],

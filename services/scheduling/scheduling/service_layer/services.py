@@ -25,6 +25,7 @@ from werkplaats_shared.consumer import NotYetKnown, PermanentError
 from werkplaats_shared.contracts import Envelope, make_envelope
 from werkplaats_shared.db import utcnow
 from werkplaats_shared.mail import message_id_header
+from werkplaats_shared.metrics import notice_attempt
 from werkplaats_shared.outbox import add_to_outbox
 
 from ..adapters import orm, wording
@@ -569,6 +570,7 @@ def _send(sf: sessionmaker[Session], mailer: Mailer, mails: list[_Mail], answer_
                     unexpected.append(exc)
                     return
                 mail.duration_ms = int((time.monotonic() - started) * 1000)
+                notice_attempt("email", mail.error is None)
                 results.put(mail)
         finally:
             if connection is not None:
@@ -840,6 +842,7 @@ def deliver_webhooks(sf: sessionmaker[Session], sender: WebhookSender, links: Li
             "X-Werkplaats-Event": notice.kind,
             "Idempotency-Key": notice_id,
         })
+        notice_attempt("webhook", result.ok)
         with sf.begin() as session:
             notice = session.get(orm.Notice, notice_id)
             assert notice is not None

@@ -1,0 +1,238 @@
+"""Prometheus metrics of every service (prometheus-client), served at ``/metrics`` on a port of its own.
+
+- **Protection: a separate port.** ``/metrics`` is not a route of the public API (whose port a reverse proxy
+  exposes); each process serves it on ``WERKPLAATS_METRICS_PORT`` (default: the HTTP port + 1000, so 9100 portal,
+  9101 intake, 9102 matching, 9103 scheduling; 0 switches it off) at ``WERKPLAATS_METRICS_HOST`` (default
+  127.0.0.1). Only Prometheus, on the internal network, reaches that port; it is never published.
+- **Several processes per service: one endpoint per process.** Every process (``WERKPLAATS_PROCESS=api`` or
+  ``worker``, each replica) keeps its own counters and serves them on its own metrics port; Prometheus scrapes
+  each as an instance of its own and a query sums over them (``sum by (queue) (rate(...))``). The gauges
+  computed from the database (the outbox) are the same in every process of a service: read them with ``max``.
+  (Waitress serves a process's requests from threads, so a process has one set of counters.)
+- **No personal data in labels**: a route is its template (``/teams/<team_id>``), never the path; queues,
+  policies, statuses, stages and channels are fixed words.
+
+Every metric is listed in docs/metrics.md (a test holds the list and the registered metrics equal).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask, Response, g, request
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, make_wsgi_app
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy.engine import Engine
+from waitress.server import create_server
+from waitress.wasyncore import close_all
+
+from .db import utcnow
+
+log = logging.getLogger(__name__)
+
+METRICS_PATH = "/metrics"
+UNMATCHED_ROUTE = "<unmatched>"  # a path no route takes (a 404): never the path itself
+
+# -- HTTP --------------------------------------------------------------------------------------------
+
+HTTP_REQUESTS = Counter("werkplaats_http_requests", "HTTP requests answered, by route template, method and status",
+                        ["service", "route", "method", "status"])
+HTTP_DURATION = Histogram("werkplaats_http_request_duration_seconds",
+                          "Time to answer an HTTP request, by route template and method",
+                          ["service", "route", "method"],
+                          buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0))
+
+# -- messages (consumer.py) --------------------------------------------------------------------------
+
+MESSAGES_CONSUMED = Counter("werkplaats_messages_consumed", "Messages applied (effect and inbox row committed)",
+                            ["service", "queue"])
+MESSAGES_DUPLICATE = Counter("werkplaats_messages_duplicate",
+                             "Messages acknowledged without effect: their id was in the inbox already",
+                             ["service", "queue"])
+MESSAGES_RETRIED = Counter("werkplaats_messages_retried", "Messages sent through the retry exchange after a "
+                           "handler failure", ["service", "queue"])
+MESSAGES_DEAD_LETTERED = Counter("werkplaats_messages_dead_lettered", "Messages put in the dead-letter queue",
+                                 ["service", "queue"])
+
+# -- matching runs and planning jobs -------------------------------------------------------------------
+
+RUN_STAGE_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+MATCHING_RUNS = Counter("werkplaats_matching_runs", "Matching runs ended, by policy and how they ended",
+                        ["policy", "status"])
+MATCHING_RUN_STAGE = Histogram("werkplaats_matching_run_stage_seconds",
+                               "Time a matching run spent in each stage (reading, pre-check, building, solving, "
+                               "extracting, recording, failing)", ["stage"], buckets=RUN_STAGE_BUCKETS)
+PLAN_JOBS = Counter("werkplaats_plan_jobs", "Planning jobs ended, by kind (kickoffs, workshops) and how they ended",
+                    ["kind", "status"])
+PLAN_JOB_STAGE = Histogram("werkplaats_plan_job_stage_seconds",
+                           "Time a planning job spent in each stage (reading, solving, applying, failing)",
+                           ["kind", "stage"], buckets=RUN_STAGE_BUCKETS)
+
+# -- notices (scheduling) ----------------------------------------------------------------------------
+
+NOTICE_DELIVERIES = Counter("werkplaats_notice_deliveries", "Notice delivery attempts by channel (email, webhook) "
+                            "and outcome (sent; failed: to be retried or given up)", ["channel", "outcome"])
+
+
+def notice_attempt(channel: str, ok: bool) -> None:
+    NOTICE_DELIVERIES.labels(channel=channel, outcome="sent" if ok else "failed").inc()
+
+
+class StageClock:
+    """Times the stages of one run or job: ``enter(name)`` ends the stage before it (observed into
+    ``histogram`` with ``labels``) and starts ``name``; entering the current stage again changes nothing;
+    ``close()`` ends the last one."""
+
+    def __init__(self, histogram: Histogram, **labels: str) -> None:
+        self.histogram, self.labels = histogram, labels
+        self.stage: str | None = None
+        self.since = time.monotonic()
+
+    def enter(self, stage: str) -> None:
+        if stage == self.stage:
+            return
+        self.close()
+        self.stage, self.since = stage, time.monotonic()
+
+    def close(self) -> None:
+        if self.stage is not None:
+            self.histogram.labels(**self.labels, stage=self.stage).observe(time.monotonic() - self.since)
+            self.stage = None
+
+
+# -- HTTP instrumentation --------------------------------------------------------------------------
+
+
+def install_http_metrics(app: Flask, service: str) -> None:
+    """Count and time every request of ``app``. Install it first, so its clock starts before any other
+    before-request function (authentication may refuse the request: that answer is counted too)."""
+
+    @app.before_request
+    def _start_clock() -> None:
+        g.metrics_started = time.perf_counter()
+
+    @app.after_request
+    def _observe(response: Response) -> Response:
+        rule = request.url_rule
+        route = rule.rule if rule is not None else UNMATCHED_ROUTE
+        method = request.method
+        HTTP_REQUESTS.labels(service=service, route=route, method=method, status=str(response.status_code)).inc()
+        started = g.get("metrics_started")
+        if started is not None:
+            HTTP_DURATION.labels(service=service, route=route, method=method).observe(time.perf_counter() - started)
+        return response
+
+
+# -- the outbox, read at scrape time -------------------------------------------------------------------
+
+
+def outbox_state(engine: Engine, outbox: sa.Table) -> tuple[int, float]:
+    """(rows waiting to be published, age in seconds of the oldest of them; 0 when none waits)."""
+    with engine.connect() as conn:
+        count, oldest = conn.execute(sa.select(sa.func.count(), sa.func.min(outbox.c.created_at))
+                                     .where(outbox.c.sent_at.is_(None))).one()
+    if not count or oldest is None:
+        return 0, 0.0
+    now = utcnow()
+    if oldest.tzinfo is None:  # SQLite keeps naive UTC
+        now = now.replace(tzinfo=None)
+    return int(count), max(0.0, (now - oldest).total_seconds())
+
+
+class OutboxCollector(Collector):
+    """``werkplaats_outbox_waiting`` and ``werkplaats_outbox_oldest_age_seconds``, read from the database at
+    each scrape. When the database does not answer, the two are left out of the scrape (and the failure logged)."""
+
+    def __init__(self, service: str, engine: Engine, outbox: sa.Table) -> None:
+        self.service, self.engine, self.outbox = service, engine, outbox
+
+    def collect(self) -> Iterable[Metric]:
+        try:
+            waiting, age = outbox_state(self.engine, self.outbox)
+        except Exception as exc:  # noqa: BLE001 - a scrape must not fail because the database is down
+            log.warning("outbox metrics not read", extra={"error": type(exc).__name__})
+            return
+        rows = GaugeMetricFamily("werkplaats_outbox_waiting", "Outbox rows not yet published", labels=["service"])
+        rows.add_metric([self.service], waiting)
+        yield rows
+        oldest = GaugeMetricFamily("werkplaats_outbox_oldest_age_seconds",
+                                   "Age of the oldest outbox row not yet published (0 when none waits)",
+                                   labels=["service"])
+        oldest.add_metric([self.service], age)
+        yield oldest
+
+
+class _Process(Collector):
+    """The process-wide metrics (prometheus-client's default registry) inside a service's own registry."""
+
+    def collect(self) -> Iterator[Metric]:
+        yield from REGISTRY.collect()
+
+
+def registry_for(*collectors: Collector) -> CollectorRegistry:
+    """What a process serves at /metrics: its counters and histograms, plus ``collectors`` (read at scrape)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Process())
+    for collector in collectors:
+        registry.register(collector)
+    return registry
+
+
+class MetricsServer:
+    """``/metrics`` (and nothing else) on a port of its own, served by waitress in a thread."""
+
+    def __init__(self, registry: CollectorRegistry, host: str, port: int) -> None:
+        metrics_app = make_wsgi_app(registry)
+
+        def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+            if environ.get("PATH_INFO") != METRICS_PATH:
+                start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
+                return [b"not found: metrics are at /metrics\n"]
+            return metrics_app(environ, start_response)  # type: ignore[no-any-return]
+
+        # bound here, so a port already taken fails before waitress starts anything (and leaks no socket)
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+        except OSError:
+            sock.close()
+            raise
+        self.server: Any = create_server(app, sockets=[sock], threads=2)
+        self.port = int(self.server.effective_port)
+        self._thread = threading.Thread(target=self.server.run, name="metrics", daemon=True)
+
+    def start(self) -> MetricsServer:
+        self._thread.start()
+        log.info("metrics served", extra={"port": self.port, "path": METRICS_PATH})
+        return self
+
+    def close(self) -> None:
+        """Stop serving: the sockets are closed in the server's own loop (closing them from another thread would
+        pull them from under its select), which then ends."""
+        def close_in_loop() -> None:
+            self.server.task_dispatcher.shutdown()
+            close_all(self.server._map)
+
+        self.server.trigger.pull_trigger(close_in_loop)
+        self._thread.join(timeout=5)
+
+
+def start_metrics_server(registry: CollectorRegistry, host: str, port: int) -> MetricsServer | None:
+    """Serve /metrics on ``host:port`` (0: not at all). A port already taken is logged, not fatal: the service
+    serves its API without metrics rather than not at all."""
+    if not port:
+        return None
+    try:
+        return MetricsServer(registry, host, port).start()
+    except OSError as exc:
+        log.error("metrics port not available; serving without /metrics",
+                  extra={"port": port, "error": type(exc).__name__})
+        return None
