@@ -1,0 +1,176 @@
+"""Rows that cannot bind: found before a round's path is chosen, and left out of the model solved.
+
+A row is redundant when every solution of the other rows kept (with every column in [0, 1], as
+``highs.pass_model`` bounds them) meets it: dropping it changes neither the feasible matchings nor,
+at any stage of a policy, the optimum. The model's hash and the check of a matching
+(``ArrayModel.holds``) keep every row; only the model handed to HiGHS loses the redundant ones. When
+the rows left are all network rows, the round takes the network path (``network.is_network``): the
+supervision hours the registrations always carry no longer send every real round to the side path
+(issue 20).
+
+The proof, one family at a time (``redundant_rows``); each uses only rows that are never dropped or
+are themselves implied by rows never dropped, so no row is dropped on the strength of another
+dropped row's absence:
+
+- ``institution_capacity`` (sum of a cell's pairs <= teams): each pair lies in exactly one
+  ``team_at_most_one`` row (a team's one assignment per period, coefficient 1, bound 1). The row's
+  sum is at most the number of distinct team rows among its pairs, since each such row lets at most
+  1 through (also in the LP relaxation: the sum over a team row's pairs is at most 1). When that
+  number is within the bound, the row is redundant.
+- ``supervision_hours`` (sum of hours x pair <= registered hours): its pairs are grouped by team
+  row; a group contributes at most its largest positive hours (its pairs sum to at most 1, each
+  weight at most the largest). When one ``institution_capacity`` row holds every pair of the hours
+  row, at most ``k`` (its bound) groups are used: the sum is at most the ``k`` largest group maxima
+  (a laminar matroid: the greedy choice is the maximum over its polytope, so it bounds the LP too).
+  The institution row used may itself be dropped: it is then implied by the team rows, so the bound
+  still holds. Where the pairs meet several institution rows (two capacities naming one cell) the
+  ``k`` is not used (a weaker, still sound bound).
+- ``firm_cap`` (sum of a firm's pairs <= cap): each pair lies in exactly one ``assignment_max_teams``
+  row, ``sum of the assignment's pairs - max_teams x open <= 0`` with ``open`` in [0, 1]: the
+  assignment's pairs sum to at most ``max_teams`` (upper + the largest the other columns can give).
+  A group contributes at most min(that, its number of pairs); when the sum over the row's
+  assignments is within the cap, the row is redundant.
+In each case a row whose lower bound could bind (above the least its pairs can sum to: 0 for
+non-negative weights) is kept. tests/unit/test_redundant_rows.py solves random rounds with and
+without the rows against the plain path and checks the path chosen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from .arrays import ArrayModel
+
+# Families whose rows may be dropped here; every other row is kept as it is.
+DROPPABLE = ("institution_capacity", "supervision_hours", "firm_cap")
+_TOLERANCE = 1e-9
+
+
+def _blocks(model: ArrayModel) -> dict[str, list[slice]]:
+    """Each family's entries, as slices of the model's triplets (a block is one family's rows)."""
+    out: dict[str, list[slice]] = {}
+    end = 0
+    for n in model.blocks:
+        if n:
+            out.setdefault(model.group[int(model.row[end])], []).append(slice(end, end + n))
+        end += n
+    return out
+
+
+def _entries(model: ArrayModel, parts: list[slice]) -> tuple[Any, Any, Any]:
+    if not parts:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(0)
+    return (np.concatenate([model.row[s] for s in parts]).astype(np.int64),
+            np.concatenate([model.col[s] for s in parts]).astype(np.int64),
+            np.concatenate([model.coef[s] for s in parts]))
+
+
+def _row_of_pair(model: ArrayModel, parts: list[slice]) -> Any:
+    """The family's row of each pair (coefficient 1), -1 for none; None when a pair is in two of its
+    rows or with another coefficient (then the family does not partition the pairs as assumed)."""
+    row, col, coef = _entries(model, parts)
+    on_pair = col < model.n_pairs
+    if not np.all(coef[on_pair] == 1.0):
+        return None
+    of = np.full(model.n_pairs, -1, dtype=np.int64)
+    of[col[on_pair]] = row[on_pair]
+    if np.count_nonzero(of >= 0) != np.count_nonzero(on_pair):
+        return None
+    return of
+
+
+def _largest(row: Any, group: Any, weight: Any, per_group: Any, per_row: Any, n_rows: int) -> Any:
+    """Per row, the largest sum of ``weight`` over its entries taking at most ``per_group`` (given per
+    entry, the same for the entries of one group) entries of each (row, group) and at most
+    ``per_row[row]`` in all, only positive weights: the greedy choice, largest first (the groups and
+    the row form a laminar family of limits, on whose polytope the greedy choice is the maximum)."""
+    keep = weight > 0
+    row, group, weight, per_group = row[keep], group[keep], weight[keep], per_group[keep]
+    if not len(row):
+        return np.zeros(n_rows)
+    order = np.lexsort((-weight, group, row))
+    row, group, weight, cap = row[order], group[order], weight[order], per_group[order]
+    new = np.r_[True, (row[1:] != row[:-1]) | (group[1:] != group[:-1])]
+    starts = np.flatnonzero(new)
+    rank = np.arange(len(row)) - np.repeat(starts, np.diff(np.r_[starts, len(row)]))
+    taken = rank < np.floor(cap + _TOLERANCE)
+    row, weight = row[taken], weight[taken]
+    order = np.lexsort((-weight, row))
+    row, weight = row[order], weight[order]
+    starts = np.flatnonzero(np.r_[True, row[1:] != row[:-1]])
+    rank = np.arange(len(row)) - np.repeat(starts, np.diff(np.r_[starts, len(row)]))
+    taken = rank < np.floor(per_row[row] + _TOLERANCE)
+    return np.bincount(row[taken], weights=weight[taken], minlength=n_rows)
+
+
+def redundant_rows(model: ArrayModel) -> Any:
+    """A mask of the model's rows that cannot bind (see the module's docstring for each proof)."""
+    drop = np.zeros(model.n_rows, dtype=np.bool_)
+    blocks = _blocks(model)
+    if not any(blocks.get(name) for name in DROPPABLE):
+        return drop
+    upper, lower = model.row_upper, model.row_lower
+    team_parts = blocks.get("team_at_most_one", [])
+    team_row = _row_of_pair(model, team_parts)
+    if team_row is not None and not all(np.all(model.col[s] < model.n_pairs) for s in team_parts):
+        team_row = None  # a team row with another column: its bound is not on its pairs alone
+    unlimited = np.full(model.n_rows, np.inf)
+
+    inst_row = None
+    if team_row is not None and blocks.get("institution_capacity"):
+        row, col, coef = _entries(model, blocks["institution_capacity"])
+        if np.all(col < model.n_pairs) and np.all(coef == 1.0) and np.all(team_row[col] >= 0):
+            most = _largest(row, team_row[col], coef, upper[team_row[col]], unlimited, model.n_rows)
+            rows = np.unique(row)
+            drop[rows] = (most[rows] <= upper[rows] + _TOLERANCE) & (lower[rows] <= 0)
+            inst_row = _row_of_pair(model, blocks["institution_capacity"])
+
+    if team_row is not None and blocks.get("supervision_hours"):
+        row, col, coef = _entries(model, blocks["supervision_hours"])
+        if np.all(col < model.n_pairs) and np.all(team_row[col] >= 0):
+            per_row = unlimited.copy()
+            if inst_row is not None:  # one institution row holding every pair of the hours row: its bound
+                cover = inst_row[col]
+                first = np.full(model.n_rows, -2, dtype=np.int64)
+                first[row] = cover  # one of the row's cover rows: all must be it
+                differs = np.bincount(row, weights=cover != first[row], minlength=model.n_rows) > 0
+                held = np.unique(row)
+                held = held[~differs[held] & (first[held] >= 0)]
+                per_row[held] = upper[first[held]]
+            most = _largest(row, team_row[col], coef, upper[team_row[col]], per_row, model.n_rows)
+            least = np.bincount(row, weights=np.minimum(coef, 0.0), minlength=model.n_rows)
+            rows = np.unique(row)
+            drop[rows] = (most[rows] <= upper[rows] + _TOLERANCE) & (lower[rows] <= least[rows] + _TOLERANCE)
+
+    if blocks.get("firm_cap") and blocks.get("assignment_max_teams"):
+        max_row = _row_of_pair(model, blocks["assignment_max_teams"])
+        row, col, coef = _entries(model, blocks["firm_cap"])
+        if max_row is not None and np.all(col < model.n_pairs) and np.all(coef == 1.0) and np.all(max_row[col] >= 0):
+            m_row, m_col, m_coef = _entries(model, blocks["assignment_max_teams"])
+            other = m_col >= model.n_pairs  # open (and any column not a pair), each in [0, 1]
+            most_pairs = upper + np.bincount(m_row[other], weights=np.maximum(-m_coef[other], 0.0),
+                                             minlength=model.n_rows)
+            most = _largest(row, max_row[col], coef, most_pairs[max_row[col]], unlimited, model.n_rows)
+            rows = np.unique(row)
+            drop[rows] = (most[rows] <= upper[rows] + _TOLERANCE) & (lower[rows] <= 0)
+    return drop
+
+
+def without_rows(model: ArrayModel, drop: Any) -> ArrayModel:
+    """The model with the rows in ``drop`` left out (rows renumbered, families' blocks kept in order);
+    the model itself when none is dropped."""
+    if not drop.any():
+        return model
+    keep_entry = ~drop[model.row]
+    renumber = (np.cumsum(~drop) - 1).astype(model.row.dtype)
+    ends = np.cumsum(model.blocks)
+    blocks = [int(np.count_nonzero(keep_entry[e - n:e])) for n, e in zip(model.blocks, ends.tolist(), strict=True)]
+    keep_row = ~drop
+    return replace(model, row=renumber[model.row[keep_entry]], col=model.col[keep_entry],
+                   coef=model.coef[keep_entry], row_lower=model.row_lower[keep_row],
+                   row_upper=model.row_upper[keep_row],
+                   group=[g for g, k in zip(model.group, keep_row.tolist(), strict=True) if k], blocks=blocks)
