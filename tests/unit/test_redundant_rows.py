@@ -18,7 +18,7 @@ from matching.domain.policies import POLICIES
 from matching.solver.arrays import build_arrays, eligibility
 from matching.solver.common import make_solver
 from matching.solver.paths import solve
-from matching.solver.redundant import redundant_rows, without_rows
+from matching.solver.redundant import hours_cannot_bind, redundant_rows, without_rows
 
 from .test_optimiser_v2 import INSTITUTIONS, LEVELS, PERIODS, random_snapshot
 
@@ -143,9 +143,9 @@ def test_no_matching_of_the_other_rows_breaks_a_row_found_redundant(seed: int) -
 @pytest.mark.parametrize("seed", range(10))
 def test_the_optimum_is_the_plain_paths_with_the_redundant_rows_left_out(policy: str, seed: int) -> None:
     """Hours that cannot bind and hours that can: the array path (rows left out) reaches the plain
-    path's optimum (every row) at every stage, with the plain model's hash; it goes the network path
-    exactly when every supervision-hours row is redundant (max_served counts the open assignments, a
-    side objective, so it never does)."""
+    path's optimum (every row) at every stage, with the plain model's hash (but for the split round);
+    it goes the network path exactly when every supervision-hours row is redundant (max_served: on the
+    round split into each assignment's first team and the rest, ``solver.served``)."""
     rng = random.Random(seed)
     problem = side_round(seed, 14, 9, rng.choice((0.5, 1.0, 2.0)))
     if policy == "max_served":  # an assignment with minimum 0 may count as served with no team: one each
@@ -159,9 +159,17 @@ def test_the_optimum_is_the_plain_paths_with_the_redundant_rows_left_out(policy:
     for objective in POLICIES[policy].objectives:
         assert fast.objective_values.get(objective.name, 0.0) == pytest.approx(
             slow.objective_values.get(objective.name, 0.0), abs=1e-6)
-    assert fast.model_hash == slow.model_hash
+    if policy != "max_served":  # the split round's model is hashed as it is (``solver.served``)
+        assert fast.model_hash == slow.model_hash
     rows, redundant = expected_redundant(problem)["supervision_hours"]
-    assert (fast.path == "network") == (policy != "max_served" and rows == redundant)
+    assert (fast.path == "network") == (rows == redundant)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_hours_read_from_the_round_cannot_bind_exactly_when_every_hours_row_is_redundant(seed: int) -> None:
+    problem = side_round(seed, 9, 6, random.Random(seed).choice((0.5, 0.9, 1.0, 1.5)))
+    rows, redundant = expected_redundant(problem)["supervision_hours"]
+    assert hours_cannot_bind(problem, eligibility(problem)) == (rows == redundant)
 
 
 def test_a_round_with_hours_that_cannot_bind_goes_the_network_path_and_one_that_can_the_side_path() -> None:

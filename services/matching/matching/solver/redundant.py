@@ -42,7 +42,8 @@ from typing import Any
 
 import numpy as np
 
-from .arrays import ArrayModel
+from ..domain.model import Problem
+from .arrays import ArrayModel, Eligibility
 
 # Families whose rows may be dropped here; every other row is kept as it is.
 DROPPABLE = ("institution_capacity", "supervision_hours", "firm_cap")
@@ -174,3 +175,40 @@ def without_rows(model: ArrayModel, drop: Any) -> ArrayModel:
                    coef=model.coef[keep_entry], row_lower=model.row_lower[keep_row],
                    row_upper=model.row_upper[keep_row],
                    group=[g for g, k in zip(model.group, keep_row.tolist(), strict=True) if k], blocks=blocks)
+
+
+def hours_cannot_bind(problem: Problem, elig: Eligibility) -> bool:
+    """Whether every supervision-hours row of the round is redundant by the proof above (a team's one
+    assignment per period, and the cell's capacity when one capacity names the cell), read from the
+    round and its eligible pairs without building the model (``served.applies`` asks before the split
+    round's model is built). True when no row has hours."""
+    teams, assignments = problem.teams, problem.assignments
+    need = np.array([float(a.supervision_hours) for a in assignments], dtype=np.float64)
+    if not problem.capacities or not len(elig) or not need[elig.assignment].any():
+        return True
+    codes: dict[tuple[str, str, str], int] = {}
+    t_inst = np.array([codes.setdefault(("i", t.institution_id, ""), len(codes)) for t in teams], dtype=np.int64)
+    t_level = np.array([codes.setdefault(("l", t.level, ""), len(codes)) for t in teams], dtype=np.int64)
+    a_period = np.array([codes.setdefault(("p", a.period, ""), len(codes)) for a in assignments], dtype=np.int64)
+    n = len(codes)
+    ti, ai = elig.team.astype(np.int64), elig.assignment.astype(np.int64)
+    hours = need[ai]
+    timed = hours != 0
+    cell = ((t_inst[ti] * n + a_period[ai]) * n + t_level[ti])[timed]
+    named: dict[int, list[int]] = {}
+    for k, c in enumerate(problem.capacities):
+        parts = [codes.get(("i", c.institution_id, "")), codes.get(("p", c.period, "")), codes.get(("l", c.level, ""))]
+        if None not in parts:
+            i, p, lv = (int(x) for x in parts if x is not None)
+            named.setdefault((i * n + p) * n + lv, []).append(k)
+    order = np.argsort(cell, kind="stable")
+    cell, team, weight = cell[order], ti[timed][order], hours[timed][order]
+    for code, ks in named.items():
+        lo, hi = np.searchsorted(cell, code, "left"), np.searchsorted(cell, code, "right")
+        if lo == hi:
+            continue
+        most = _largest(np.zeros(hi - lo, dtype=np.int64), team[lo:hi], weight[lo:hi], np.ones(hi - lo),
+                        np.array([float(problem.capacities[ks[0]].teams) if len(ks) == 1 else np.inf]), 1)
+        if any(most[0] > problem.capacities[k].supervision_hours + _TOLERANCE for k in ks):
+            return False
+    return True
