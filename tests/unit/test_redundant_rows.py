@@ -203,3 +203,31 @@ def test_leaving_rows_out_keeps_the_other_rows_and_their_families_in_order() -> 
     assert {(renumber[int(r)], int(c), float(v)) for r, c, v in zip(smaller.row, smaller.col, smaller.coef,
                                                                      strict=True)} == kept
     assert without_rows(model, drop & False) is model
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_the_largest_sum_a_row_can_reach_is_the_enumerated_maximum(seed: int) -> None:
+    """The bound each proof rests on, for rows whose teams may also lie in other rows (then the
+    entries are sorted, not reduced per team): the largest sum of a row's weights, one entry per team
+    at most and ``k`` in all, equals the maximum over every choice of entries."""
+    import numpy as np
+    from matching.solver.redundant import _most
+
+    rng = random.Random(seed)
+    n_rows, n_teams = 3, 4
+    entries = [(rng.randrange(n_rows), n_rows + rng.randrange(n_teams), rng.choice((-1.0, 0.0, 2.0, 3.0, 5.0)))
+               for _ in range(rng.randint(1, 9))]
+    entries = list({(r, t): (r, t, c) for r, t, c in entries}.values())  # a pair once per row
+    row, team, coef = (np.array(v) for v in zip(*entries, strict=True))
+    upper = np.ones(n_rows + n_teams)
+    per_row = np.array([rng.choice((1.0, 2.0, np.inf)) for _ in range(n_rows)] + [np.inf] * n_teams)
+    most = _most(row.astype(np.int64), team.astype(np.int64), coef.astype(np.float64), upper, per_row,
+                 n_rows + n_teams)
+    for r in range(n_rows):
+        mine = [(t, c) for rr, t, c in entries if rr == r]
+        best = 0.0
+        for k in range(len(mine) + 1):
+            for chosen in itertools.combinations(mine, k):
+                if len({t for t, _ in chosen}) == k and k <= per_row[r]:
+                    best = max(best, sum(c for _, c in chosen))
+        assert most[r] == pytest.approx(best)

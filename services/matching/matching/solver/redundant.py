@@ -3,7 +3,8 @@
 A row is redundant when every solution of the other rows kept (with every column in [0, 1], as
 ``highs.pass_model`` bounds them) meets it: dropping it changes neither the feasible matchings nor,
 at any stage of a policy, the optimum. The model's hash and the check of a matching
-(``ArrayModel.holds``) keep every row; only the model handed to HiGHS loses the redundant ones. When
+(``ArrayModel.holds``) keep every row; only the model handed to HiGHS loses the redundant ones (in
+``stages``, when a side row is among them: network rows alone change no path). When
 the rows left are all network rows, the round takes the network path (``network.is_network``): the
 supervision hours the registrations always carry no longer send every real round to the side path
 (issue 20).
@@ -47,6 +48,8 @@ from .arrays import ArrayModel, Eligibility
 
 # Families whose rows may be dropped here; every other row is kept as it is.
 DROPPABLE = ("institution_capacity", "supervision_hours", "firm_cap")
+# Those of them that are side rows (not of ``network.is_network``'s families).
+SIDE_DROPPABLE = ("supervision_hours",)
 _TOLERANCE = 1e-9
 
 
@@ -108,6 +111,23 @@ def _largest(row: Any, group: Any, weight: Any, per_group: Any, per_row: Any, n_
     return np.bincount(row[taken], weights=weight[taken], minlength=n_rows)
 
 
+def _most(row: Any, team: Any, coef: Any, upper: Any, per_row: Any, n_rows: int) -> Any:
+    """``_largest`` with the entries grouped by their team row (``team``, bounded by ``upper``). Where
+    each team row's entries lie in one row and every team row's bound is at most 1 (a team's one
+    assignment per period within one cell, as the domain builds them), a team row adds at most its
+    largest positive coefficient: reduced to one entry per team row without sorting the entries."""
+    owner = np.full(n_rows, -1, dtype=np.int64)
+    owner[team] = row
+    used = np.flatnonzero(owner >= 0)
+    if not np.all(owner[team] == row) or not np.all(upper[used] <= 1.0):
+        return _largest(row, team, coef, upper[team], per_row, n_rows)
+    best = np.zeros(n_rows)
+    np.maximum.at(best, team, coef)
+    if np.all(np.isinf(per_row[owner[used]])):
+        return np.bincount(owner[used], weights=best[used], minlength=n_rows)
+    return _largest(owner[used], used, best[used], np.ones(len(used)), per_row, n_rows)
+
+
 def redundant_rows(model: ArrayModel) -> Any:
     """A mask of the model's rows that cannot bind (see the module's docstring for each proof)."""
     drop = np.zeros(model.n_rows, dtype=np.bool_)
@@ -125,8 +145,8 @@ def redundant_rows(model: ArrayModel) -> Any:
     if team_row is not None and blocks.get("institution_capacity"):
         row, col, coef = _entries(model, blocks["institution_capacity"])
         if np.all(col < model.n_pairs) and np.all(coef == 1.0) and np.all(team_row[col] >= 0):
-            most = _largest(row, team_row[col], coef, upper[team_row[col]], unlimited, model.n_rows)
-            rows = np.unique(row)
+            most = _most(row, team_row[col], coef, upper, unlimited, model.n_rows)
+            rows = np.flatnonzero(np.bincount(row, minlength=model.n_rows))
             drop[rows] = (most[rows] <= upper[rows] + _TOLERANCE) & (lower[rows] <= 0)
             inst_row = _row_of_pair(model, blocks["institution_capacity"])
 
@@ -134,17 +154,16 @@ def redundant_rows(model: ArrayModel) -> Any:
         row, col, coef = _entries(model, blocks["supervision_hours"])
         if np.all(col < model.n_pairs) and np.all(team_row[col] >= 0):
             per_row = unlimited.copy()
+            rows = np.flatnonzero(np.bincount(row, minlength=model.n_rows))
             if inst_row is not None:  # one institution row holding every pair of the hours row: its bound
                 cover = inst_row[col]
                 first = np.full(model.n_rows, -2, dtype=np.int64)
                 first[row] = cover  # one of the row's cover rows: all must be it
                 differs = np.bincount(row, weights=cover != first[row], minlength=model.n_rows) > 0
-                held = np.unique(row)
-                held = held[~differs[held] & (first[held] >= 0)]
+                held = rows[~differs[rows] & (first[rows] >= 0)]
                 per_row[held] = upper[first[held]]
-            most = _largest(row, team_row[col], coef, upper[team_row[col]], per_row, model.n_rows)
+            most = _most(row, team_row[col], coef, upper, per_row, model.n_rows)
             least = np.bincount(row, weights=np.minimum(coef, 0.0), minlength=model.n_rows)
-            rows = np.unique(row)
             drop[rows] = (most[rows] <= upper[rows] + _TOLERANCE) & (lower[rows] <= least[rows] + _TOLERANCE)
 
     if blocks.get("firm_cap") and blocks.get("assignment_max_teams"):

@@ -39,7 +39,7 @@ from .network import (
     network_pairs,
     network_relaxation,
 )
-from .redundant import redundant_rows, without_rows
+from .redundant import SIDE_DROPPABLE, redundant_rows, without_rows
 from .side_path import side_stage
 from .tighter import Tighter, tighten
 
@@ -123,10 +123,13 @@ class _ArrayRun:
             model.objectives["served"][:model.n_pairs][served_pairs] = 1.0
         self.stages = ([o for o in self.chosen.objectives[:-1] if model.objectives[o.name].any()]
                        + [self.chosen.objectives[-1]])
-        # the rows that cannot bind are left out of the model solved (``solver.redundant``); the hash and
-        # the check of every matching found keep the whole model (``full``)
+        # the rows that cannot bind are left out of the model solved (``solver.redundant``) where a side
+        # row is among them (network rows alone leave the path as it is, and the copy costs more than
+        # they save); the hash and the check of every matching found keep the whole model (``full``)
         self.full = model
-        self.model = model = without_rows(model, redundant_rows(model))
+        drop = redundant_rows(model)
+        if any(model.group[r] in SIDE_DROPPABLE for r in np.flatnonzero(drop).tolist()):
+            self.model = model = without_rows(model, drop)
         self.network = is_network(problem, model, [o.name for o in self.stages])
         self.lp = (network_pairs(model) or network_relaxation(model)) if self.network else full_model(model)
         self.timings["build"] = clock() - self.mark
