@@ -16,6 +16,10 @@ Modules
 - ``highs``: a model as triplets handed to HiGHS in one call, start values, the progress callback.
 - ``stages``: the array path's driver (``solve_stages``): the policy's objectives in order, each stage
   by the network path, the side path or the full MIP.
+- ``redundant``: the rows that cannot bind (supervision hours, institution capacity, firm caps whose
+  bound the team and assignment rows already keep), left out of the model solved before the path is
+  chosen (``stages``), so such a round keeps the network path; the hash and the check of a matching
+  keep every row. ``hours_cannot_bind`` reads the same from the round for ``served.applies``.
 - ``network``: the network path: the LP over the pairs by pricing, a later stage on the earlier one's
   optimal face, a one-stage round split by period and solved in parallel.
 - ``side_path`` and ``tighter``: rounds with side constraints: the LP bound on a tighter formulation of
@@ -27,10 +31,11 @@ Modules
 
 Each policy's method (``domain.policies`` defines the objectives; each is solved lexicographically)
 - ``max_fit``, ``min_change``, ``rank_maximal``: ``stages`` on the network path where
-  ``network.is_network`` holds (every stage an LP with an integral vertex), else ``side_path``; rounds
+  ``network.is_network`` holds once the redundant rows are left out (every stage an LP with an
+  integral vertex), else ``side_path``; rounds
   of at most ``paths.ARRAYS_FROM_PAIRS`` pairs: ``plain``.
-- ``max_served``: ``served`` where ``served.applies``, else ``stages`` (side path: "served" counts the
-  open/closed decisions).
+- ``max_served``: ``served`` where ``served.applies`` (supervision hours only where they cannot bind),
+  else ``stages`` (side path: "served" counts the open/closed decisions).
 - ``stable``: ``stable.solve_lazily`` from ``stable.LAZY_STABLE_FROM_PAIRS`` pairs, else ``stages`` with
   every stability row (fewest blocking pairs first, then fit).
 
@@ -54,6 +59,9 @@ How the tests keep them equal
 - tests/unit/test_matching_stable.py: a row holding a variable twice is summed on every path; the rows
   of both models count exactly the blocking pairs of a plain-Python checker; ``stable`` has the fewest
   blocking pairs, then the best fit, on every path (exhaustive small rounds).
+- tests/unit/test_redundant_rows.py: the rows left out are those a plain-Python reading of each rule
+  finds, no enumerated matching of the rows kept breaks one, the optimum is the plain path's at every
+  stage, and the round goes the network path exactly when every supervision-hours row is redundant.
 - tests/unit/test_tighter.py: every matching of the plain model is a solution of the tighter one, whose
   bound lies between the optimum and the plain bound.
 - tests/unit/test_matching_served.py: the split round equals the side path and a brute force.

@@ -67,7 +67,7 @@ def solve_arrays(problem: Problem, time_limit: float = 60.0, *, policy: str = "m
             return stable.solve_lazily(problem, time_limit, seed=seed, on_stage=on_stage, progress=progress,
                                        eligible=elig, eligibility_seconds=eligibility_seconds)
         if policy == "max_served" and split_served is not False:
-            if split_served or served.applies(problem):
+            if split_served or served.applies(problem, elig):
                 return served.solve_served(problem, time_limit, seed=seed, on_stage=on_stage, progress=progress,
                                            eligible=elig, eligibility_seconds=eligibility_seconds)
         return solve_stages(problem, time_limit, policy=policy, seed=seed, on_stage=on_stage, progress=progress,

@@ -2,8 +2,8 @@
 
 "Assignments served" counts the open/closed decisions, so the policy's model is not a network (see
 ``network.is_network``) and took the side path. Where every minimum is at most one (and no pin, no
-fairness floor and no supervision hours make side rows), an assignment is served exactly when it has a
-team, and the round is a flow again once each assignment ``a`` becomes two: ``a`` first (at most one
+fairness floor and no supervision hours that can bind make side rows), an assignment is served exactly
+when it has a team, and the round is a flow again once each assignment ``a`` becomes two: ``a`` first (at most one
 team) and ``a`` rest (at most ``max_teams - 1``), of the same firm, period, place and fit. The maximum
 row of ``a`` is then implied; a team's one assignment per period, its institution's capacity and the
 firm's cap hold the two copies together. "Served" is the number of pairs on a first copy: it counts
@@ -21,16 +21,19 @@ import numpy as np
 from ..domain.model import Assignment, Problem
 from .arrays import Eligibility
 from .common import Progress, Solution, StageCallback
+from .redundant import hours_cannot_bind
 from .stages import array_objective_values, solve_stages
 
 FIRST, REST = "\x00first", "\x00rest"  # suffixes of the copies' ids (no id in a snapshot holds a NUL)
 
 
-def applies(problem: Problem) -> bool:
+def applies(problem: Problem, elig: Eligibility | None = None) -> bool:
     """The split keeps the round a network: every minimum at most one, no pin, no fairness floor, and no
-    supervision hours that a capacity would count."""
+    supervision hours that a capacity would count, or (given the eligible pairs) none that can bind
+    (``redundant.hours_cannot_bind``: the split round's model then leaves their rows out)."""
     return (not problem.pinned and not problem.floors and all(a.min_teams <= 1 for a in problem.assignments)
-            and (not problem.capacities or not any(a.supervision_hours for a in problem.assignments)))
+            and (not problem.capacities or not any(a.supervision_hours for a in problem.assignments)
+                 or (elig is not None and hours_cannot_bind(problem, elig))))
 
 
 def split(problem: Problem, elig: Eligibility) -> tuple[Problem, Eligibility, np.ndarray]:

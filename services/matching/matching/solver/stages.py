@@ -39,6 +39,7 @@ from .network import (
     network_pairs,
     network_relaxation,
 )
+from .redundant import SIDE_DROPPABLE, redundant_rows, without_rows
 from .side_path import side_stage
 from .tighter import Tighter, tighten
 
@@ -122,6 +123,13 @@ class _ArrayRun:
             model.objectives["served"][:model.n_pairs][served_pairs] = 1.0
         self.stages = ([o for o in self.chosen.objectives[:-1] if model.objectives[o.name].any()]
                        + [self.chosen.objectives[-1]])
+        # the rows that cannot bind are left out of the model solved (``solver.redundant``) where a side
+        # row is among them (network rows alone leave the path as it is, and the copy costs more than
+        # they save); the hash and the check of every matching found keep the whole model (``full``)
+        self.full = model
+        drop = redundant_rows(model)
+        if any(model.group[r] in SIDE_DROPPABLE for r in np.flatnonzero(drop).tolist()):
+            self.model = model = without_rows(model, drop)
         self.network = is_network(problem, model, [o.name for o in self.stages])
         self.lp = (network_pairs(model) or network_relaxation(model)) if self.network else full_model(model)
         self.timings["build"] = clock() - self.mark
@@ -147,7 +155,7 @@ class _ArrayRun:
 
     def start_digest(self) -> None:
         if self.digest_future is None:
-            self.digest_future = self.hashing.submit(self.model.digest, self.policy)
+            self.digest_future = self.hashing.submit(self.full.digest, self.policy)
 
     def new_highs(self) -> Any:
         import highspy
@@ -311,7 +319,7 @@ class _ArrayRun:
         if split is None:
             return None
         split = self.completed(split)
-        return split if self.model.holds(split) else None
+        return split if self.full.holds(split) else None
 
     def side_step(self, i: int, objective: Objective, costs: Any, tight: Tighter) -> bool:
         """One stage by ``side_path.side_stage``; False when the stages end here."""
@@ -321,7 +329,7 @@ class _ArrayRun:
                            self.new_highs, self.run, self.handoff, self.progress)
         if self.stopped():
             return False
-        if stage.values is None or not (self.model.holds(stage.values) and all(
+        if stage.values is None or not (self.full.holds(stage.values) and all(
                 c @ stage.values >= level - LEVEL_TOLERANCE for c, level in self.levels)):
             if i == 0:
                 self.status = "infeasible" if stage.result == "infeasible" else "not_solved"
@@ -372,7 +380,7 @@ class _ArrayRun:
             x = np.round(x_relaxed)
             candidate = self.completed(x)
             if result == optimal and np.abs(x_relaxed - x).max(initial=0.0) <= 1e-6 \
-                    and self.model.holds(candidate) and all(c @ candidate >= level - LEVEL_TOLERANCE
+                    and self.full.holds(candidate) and all(c @ candidate >= level - LEVEL_TOLERANCE
                                                             for c, level in self.levels):
                 self.values, self.gap = candidate, 0.0
             elif not self.mip_instead(i, costs):
