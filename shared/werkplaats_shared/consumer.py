@@ -9,6 +9,8 @@
   A message that refers to something the service was not told of (``NotYetKnown``: a workspace, batch or run
   not announced) is retried the same way, since the fact may be on its way on another queue, and then
   dead-lettered with the reason (``unknown reference: ...``); an operator replays it once the fact arrived.
+- A message is handled in a span whose parent is the W3C trace context in its ``traceparent`` header
+  (tracing.py): the trace of the request that made it goes on through the handler.
 - An infrastructure failure is not a handler failure (DESIGN.md §3 rule 5): when applying a message fails on
   a transient error (``transient.is_transient``), or on any error while the database does not answer, the
   message stays unacknowledged on the broker and counts no attempt; the consumer cancels its consumers (no
@@ -33,6 +35,7 @@ from kombu.message import Message
 from kombu.messaging import Producer
 from kombu.mixins import ConsumerMixin
 from marshmallow import ValidationError
+from opentelemetry.trace import SpanKind
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -43,6 +46,7 @@ from .faults import maybe_kill_after_commit
 from .metrics import MESSAGES_CONSUMED, MESSAGES_DEAD_LETTERED, MESSAGES_DUPLICATE, MESSAGES_RETRIED
 from .publisher import RETRY_POLICY
 from .topology import Topology
+from .tracing import span_from
 from .transient import CAP_SECONDS, Backoff, database_answers, is_transient
 
 log = logging.getLogger(__name__)
@@ -137,6 +141,12 @@ class MessageConsumer(ConsumerMixin):  # type: ignore[misc]
         self.handle(queue_name, message)
 
     def handle(self, queue_name: str, message: Message) -> None:
+        """Handle one delivery in a span whose parent is the trace context in its headers (the span of the
+        request or handler that made the message), so its log lines and what it makes carry that trace id."""
+        with span_from(self.service, f"consume {self._queue(queue_name)}", SpanKind.CONSUMER, message.headers):
+            self._handle(queue_name, message)
+
+    def _handle(self, queue_name: str, message: Message) -> None:
         refusal = self.sender_refusal(queue_name, message)
         if refusal is not None:
             self.dead_letter(queue_name, message, refusal)

@@ -122,6 +122,8 @@ def messaging_tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table, sa.Tabl
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
         sa.Column("last_error", sa.String(500), nullable=True),
+        # the W3C trace context the message was made in (tracing.py): the relay sends it in the headers
+        sa.Column("traceparent", sa.String(64), nullable=True),
         sa.Index("ix_outbox_unsent", "sent_at", "created_at"),
     )
     inbox = sa.Table(

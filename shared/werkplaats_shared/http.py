@@ -18,18 +18,20 @@ from typing import Any, Callable
 
 import flask_smorest
 import sqlalchemy as sa
-from flask import Flask, Request, Response, current_app, jsonify, render_template_string, request
+from flask import Flask, Request, Response, current_app, g, jsonify, render_template_string, request
 from flask.typing import ResponseReturnValue
 from flask_smorest import Api, Page, abort
 from flask_smorest.pagination import PaginationParameters
 from flask_smorest.utils import unpack_tuple_response
 from marshmallow import EXCLUDE, INCLUDE, Schema, ValidationError, fields, post_load, validate, validates_schema
+from opentelemetry.trace import SpanKind
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import UnaryExpression
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from .metrics import install_http_metrics
+from .tracing import activate, current_traceparent, deactivate, start_span
 from .transient import is_transient
 
 log = logging.getLogger(__name__)
@@ -522,7 +524,9 @@ def _swagger_ui_asset(name: str) -> bytes:
 
 def create_app(title: str, version: str = "1") -> tuple[Flask, WerkplaatsApi]:
     app = Flask(title, static_folder=None)  # no service serves files from /static
-    install_http_metrics(app, title.removeprefix("Werkplaats ").lower())  # first: its clock starts first
+    service = title.removeprefix("Werkplaats ").lower()
+    install_http_metrics(app, service)  # first: its clock starts first
+    install_tracing(app, service)  # then: what authentication logs carries the trace id
     app.config.update(
         API_TITLE=title,
         API_VERSION=version,
@@ -557,6 +561,37 @@ def create_app(title: str, version: str = "1") -> tuple[Flask, WerkplaatsApi]:
     add_api_docs(app)
     add_index(app)
     return app, api
+
+
+def install_tracing(app: Flask, service: str) -> None:
+    """A span per request (tracing.py), child of the request's ``traceparent`` header if it has a valid one.
+    What the request logs and the messages it puts in the outbox carry its trace id; the answer tells it in a
+    ``traceresponse`` header (W3C Trace Context level 2), so a caller can follow its request in the logs."""
+
+    @app.before_request
+    def _start_span() -> None:
+        span = start_span(service, request.method, SpanKind.SERVER, {"traceparent": request.headers.get("traceparent")})
+        g.trace_span, g.trace_token = span, activate(span)
+
+    @app.after_request
+    def _name_span(response: Response) -> Response:
+        span = g.get("trace_span")
+        if span is not None:
+            route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+            span.update_name(f"{request.method} {route}")
+            span.set_attribute("http.response.status_code", response.status_code)
+            traceparent = current_traceparent()
+            if traceparent:
+                response.headers["traceresponse"] = traceparent
+        return response
+
+    @app.teardown_request
+    def _end_span(_exc: BaseException | None) -> None:
+        token, span = g.pop("trace_token", None), g.pop("trace_span", None)
+        if token is not None:
+            deactivate(token)
+        if span is not None:
+            span.end()
 
 
 def add_index(app: Flask) -> None:

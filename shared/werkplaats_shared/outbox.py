@@ -14,12 +14,14 @@ from sqlalchemy.orm import Session
 from .contracts import Envelope
 from .db import utcnow
 from .publisher import Publisher
+from .tracing import current_traceparent
 from .transient import is_transient
 
 log = logging.getLogger(__name__)
 
 
 def add_to_outbox(session: Session, outbox: sa.Table, envelope: Envelope) -> None:
+    """Add the message to the outbox, with the current trace context (the relay sends it in the headers)."""
     session.execute(
         outbox.insert().values(
             message_id=envelope.message_id,
@@ -28,6 +30,7 @@ def add_to_outbox(session: Session, outbox: sa.Table, envelope: Envelope) -> Non
             body=envelope.to_json(),
             created_at=utcnow(),
             attempts=0,
+            traceparent=current_traceparent(),
         )
     )
 
@@ -43,7 +46,7 @@ class OutboxRelay:
         """Publish one batch of unsent messages in creation order; return how many were sent."""
         sent = 0
         query = (
-            sa.select(self.outbox.c.message_id, self.outbox.c.type, self.outbox.c.body)
+            sa.select(self.outbox.c.message_id, self.outbox.c.type, self.outbox.c.body, self.outbox.c.traceparent)
             .where(self.outbox.c.sent_at.is_(None))
             .order_by(self.outbox.c.created_at, self.outbox.c.message_id)
             .limit(self.batch_size)
@@ -53,9 +56,10 @@ class OutboxRelay:
             query = query.with_for_update(skip_locked=True)
         with self.engine.begin() as conn:
             rows = conn.execute(query).all()
-            for message_id, message_type, body in rows:
+            for message_id, message_type, body, traceparent in rows:
                 try:
-                    self.publisher.publish_raw(body, message_type=message_type, message_id=message_id)
+                    self.publisher.publish_raw(body, message_type=message_type, message_id=message_id,
+                                               traceparent=traceparent)
                 except Exception as exc:  # noqa: BLE001 - recorded, retried on the next cycle
                     log.warning("outbox publish failed", extra={"message_id": message_id,
                                                                 "error": type(exc).__name__})

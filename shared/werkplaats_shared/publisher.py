@@ -42,9 +42,12 @@ class Publisher:
     def _reset(self, *_: Any) -> None:
         self._producer = None
 
-    def publish_raw(self, body: str, *, message_type: str, message_id: str) -> None:
+    def publish_raw(self, body: str, *, message_type: str, message_id: str, traceparent: str | None = None) -> None:
+        """Publish one message; ``traceparent`` (W3C trace context) goes in its headers when given."""
         envelope = json.loads(body)
         headers = {"type": message_type, "version": envelope.get("version")}
+        if traceparent:
+            headers["traceparent"] = traceparent
         with self._lock:
             publish = self.connection.ensure(
                 self, self._do_publish, errback=self._reset, **RETRY_POLICY

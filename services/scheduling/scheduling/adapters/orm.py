@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from werkplaats_shared.db import messaging_tables
 from werkplaats_shared.idempotency import idempotency_table
+from werkplaats_shared.tracing import current_trace_id
 
 
 class Base(DeclarativeBase):
@@ -97,6 +98,9 @@ class Notice(Base):
     # match notices: when an unanswered match counts as declined (set when the notice is sent)
     answer_deadline: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True,
                                                              index=True)
+    # the trace id (tracing.py) of the message whose handler made the notice: its e-mail and webhook
+    # deliveries (``deliveries.notice_id``) belong to that trace; None when made outside a trace
+    trace_id: Mapped[str | None] = mapped_column(sa.String(32), nullable=True, default=current_trace_id)
 
     __table_args__ = (sa.UniqueConstraint("run_id", "firm_id", "kind", "subject_id", "sequence",
                                           name="uq_notice_run_firm_kind_subject_sequence"),
