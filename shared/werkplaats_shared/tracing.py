@@ -44,16 +44,22 @@ def configure_tracing(service: str) -> TracerProvider:
     global _provider
     with _lock:
         if _provider is None:
-            provider = TracerProvider(resource=Resource.create({"service.name": f"werkplaats-{service}"}))
-            endpoint = next((os.environ[name] for name in EXPORT_ENV if os.environ.get(name)), None)
-            if endpoint is not None:
-                from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-                from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
-                provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-                log.info("traces exported over OTLP", extra={"endpoint": endpoint})
-            _provider = provider
+            _provider = make_provider(service)
         return _provider
+
+
+def make_provider(service: str) -> TracerProvider:
+    """A tracer provider for ``service``; its spans go to the OTLP/HTTP collector named by the standard
+    environment variables, or nowhere when none is set."""
+    provider = TracerProvider(resource=Resource.create({"service.name": f"werkplaats-{service}"}))
+    endpoint = next((os.environ[name] for name in EXPORT_ENV if os.environ.get(name)), None)
+    if endpoint is not None:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        log.info("traces exported over OTLP", extra={"endpoint": endpoint})
+    return provider
 
 
 def tracer(service: str) -> trace.Tracer:
