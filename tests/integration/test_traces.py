@@ -1,13 +1,15 @@
 """Traces across the queue on the local default (embedded broker, SQLite): intake and matching in this process
 with their own databases, outbox relays and consumers. A request to intake that submits a batch answers with its
 trace id (``traceresponse``); the batch's message carries that trace context from intake's outbox through the
-broker, and matching's consumer logs handling it under the same trace id."""
+broker, and matching's consumer logs handling it under the same trace id. Scheduling's notices keep the trace id
+of the message that made them."""
 
 from __future__ import annotations
 
 import json
 import logging
 import threading
+import uuid
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -21,14 +23,20 @@ from intake.entrypoints.handlers import HANDLERS as INTAKE_HANDLERS
 from intake.service_layer import services as intake_services
 from matching import bootstrap as matching_bootstrap
 from matching.entrypoints.handlers import HANDLERS as MATCHING_HANDLERS
+from scheduling import bootstrap as scheduling_bootstrap
+from scheduling.adapters import orm as scheduling_orm
+from scheduling.entrypoints.handlers import HANDLERS as SCHEDULING_HANDLERS
 from werkplaats_shared import broker
 from werkplaats_shared.auth import Principal
 from werkplaats_shared.config import Settings
+from werkplaats_shared.contracts import make_envelope
 from werkplaats_shared.logs import JsonFormatter
+from werkplaats_shared.publisher import Publisher
 from werkplaats_shared.service import Infrastructure, consumer_loop, relay_loop
 from werkplaats_shared.tracing import trace_id_of
 
 from .harness import wait_until
+from .test_matching_scheduling_api import SECRET_KEY
 
 PERIOD = "2027-S1"
 TIMEOUT = 30.0
@@ -141,3 +149,64 @@ def test_a_batch_submitted_to_intake_is_handled_in_matching_under_the_requests_t
     issued = wait_until(lambda: [line for line in lines if line["msg"] == "message applied"
                                  and line["type"] == "apikey.issued"], TIMEOUT, "matching learns the keys")
     assert all(len(line["trace_id"]) == 32 and line["trace_id"] != trace_id for line in issued)
+
+
+CALLER_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+def test_a_notice_keeps_the_trace_id_of_the_message_that_made_it(
+        tmp_path: Path, namespace: str, embedded_broker: str) -> None:
+    """Scheduling's consumer makes the notices of a published run in the trace of ``matches.published``; the
+    notice keeps that trace id, which its e-mail and webhook deliveries (``deliveries.notice_id``) belong to."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    settings = Settings.from_env("scheduling", {
+        "WERKPLAATS_DATABASE_URL": f"sqlite:///{tmp_path}/scheduling.sqlite3", "WERKPLAATS_DATA_DIR": str(tmp_path),
+        "WERKPLAATS_BROKER_URL": embedded_broker, "WERKPLAATS_NAMESPACE": namespace,
+        "WERKPLAATS_SECRET_KEY": SECRET_KEY, "WERKPLAATS_PUBLIC_URL": "https://werkplaats.example.nl/scheduling"})
+    scheduling = scheduling_bootstrap.bootstrap(settings)
+    broker.declare_topology(settings)
+    stop = threading.Event()
+    loop = consumer_loop(scheduling, SCHEDULING_HANDLERS)
+    thread = threading.Thread(target=loop.run, args=(stop,), daemon=True)
+    thread.start()
+    ids = {name: str(uuid.uuid4()) for name in ("workspace", "coord", "batch", "run", "a1", "t1", "m1", "firm", "inst")}
+    messages = [
+        ("intake", None, make_envelope("workspace.registered", 1, {
+            "workspace_id": ids["workspace"], "coordinator_id": ids["coord"],
+            "registered_at": "2026-11-01T09:00:00+00:00"})),
+        ("intake", None, make_envelope("batch.announced", 2, {
+            "batch_id": ids["batch"], "workspace_id": ids["workspace"], "coordinator_id": ids["coord"],
+            "workspace_name": "Digitale Werkplaats MRA", "coordinator_name": "Gemeente Amsterdam",
+            "period": {"code": PERIOD, "starts_on": "2027-02-01", "ends_on": "2027-06-30"},
+            "assignments": [{"assignment_id": ids["a1"], "firm_id": ids["firm"], "title": "Webshop",
+                             "firm_name": "Bakkerij Jansen"}],
+            "teams": [{"team_id": ids["t1"], "institution_id": ids["inst"], "code": "HVA-WEB-01",
+                       "institution_name": "Hogeschool van Amsterdam", "level": "HBO", "skills": ["web"]}]})),
+        ("matching", f"00-{CALLER_TRACE_ID}-00f067aa0ba902b7-01", make_envelope("matches.published", 1, {
+            "run_id": ids["run"], "batch_id": ids["batch"], "workspace_id": ids["workspace"],
+            "coordinator_id": ids["coord"], "period": PERIOD, "unmatched_assignment_ids": [],
+            "matches": [{"match_id": ids["m1"], "assignment_id": ids["a1"], "team_id": ids["t1"],
+                         "firm_id": ids["firm"], "institution_id": ids["inst"], "score": 0.8}]})),
+    ]
+    try:
+        with scheduling.connection() as conn:
+            for producer, traceparent, envelope in messages:
+                Publisher(conn, scheduling.topology, producer).publish_raw(
+                    envelope.to_json(), message_type=envelope.type, message_id=envelope.message_id,
+                    traceparent=traceparent)
+
+        def notice_trace_ids() -> list[str | None] | None:
+            with scheduling.session_factory() as session:
+                found = list(session.execute(sa.select(scheduling_orm.Notice.trace_id).where(
+                    scheduling_orm.Notice.run_id == ids["run"])).scalars())
+            return found or None
+        assert wait_until(notice_trace_ids, TIMEOUT, "the run's notice") == [CALLER_TRACE_ID]
+    finally:
+        stop.set()
+        if loop.stop is not None:
+            loop.stop()
+        thread.join(15)
+        scheduling.engine.dispose()
+        root.handlers[:] = handlers
+        root.setLevel(level)
