@@ -93,6 +93,9 @@ ENV_VARS: dict[str, str] = {
     "reconciliation announces it to matching again (batch.submitted, same message id; 60-604800, default 900)",
     "WERKPLAATS_RECONCILE_INTERVAL": "seconds between runs of intake's reconciliation job (intake worker; 1-86400, "
     "default 60)",
+    "OTEL_EXPORTER_OTLP_ENDPOINT": "OpenTelemetry collector to send traces to over OTLP/HTTP, e.g. "
+    "http://otel-collector:4318 (spans go to <endpoint>/v1/traces); unset (the default): traces are not exported "
+    "and nothing goes over the network, the log lines still carry trace_id",
     "WERKPLAATS_FAULT": "test-only fault injection, e.g. kill-after-commit:<consumer>:<message-type>:<marker-file>; "
     "unset in production",
 }
