@@ -416,10 +416,12 @@ def test_the_admin_command_creates_and_deactivates_through_the_same_rules(
 def test_the_same_organisation_asked_for_at_once_is_created_once(make_postgres_db: Any, tmp_path: Path) -> None:
     with open_world(_settings(tmp_path, make_postgres_db("intake"))) as w:
         barrier = threading.Barrier(6)
+        # one app per request, as six processes would have; made before the race (an app is made once per process)
+        clients = [create_intake_app(w.infra).test_client() for _ in range(6)]
 
-        def create(_: int) -> int:
-            client = create_intake_app(w.infra).test_client()
-            barrier.wait()
+        def create(n: int) -> int:
+            client = clients[n]
+            barrier.wait(timeout=60)  # a thread that fails before it ends the test instead of hanging it
             return client.post("/organisations", json={"name": "Werkplaats Midden", "role": "coordinator"},
                                headers={"Authorization": f"Bearer {w.keys['operator']}"}).status_code
 
