@@ -187,14 +187,15 @@ def test_a_server_that_drops_connections_mid_pass_loses_and_doubles_nothing(svc:
 def test_two_send_passes_at_the_same_time_never_send_a_notice_twice(make_postgres_db: Any, tmp_path: Path) -> None:
     svc = _service(str(make_postgres_db("sched_pool2")), tmp_path)
     try:
-        with _serve(_Inbox(delay=0.003)) as (port, inbox):
+        # a slow server and small passes keep both passes at work for seconds (so the race happens under load)
+        with _serve(_Inbox(delay=0.02)) as (port, inbox):
             mailer = SmtpMailer("127.0.0.1", port, "w@x.test")
             start = threading.Barrier(2)
             counts: list[list[int]] = [[], []]
 
             def passes(i: int) -> None:
                 start.wait()
-                while (n := services.send_pending(svc.infra.session_factory, mailer, LINKS, limit=40,
+                while (n := services.send_pending(svc.infra.session_factory, mailer, LINKS, limit=10,
                                                   concurrency=2)) > 0:
                     counts[i].append(n)
 
