@@ -103,6 +103,9 @@ class Run(Base):
     figures: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)
     cancelled_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
     superseded_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
+    # the W3C trace context the run was asked in (the ``batch.submitted`` message's, or the request's): the
+    # worker solves the run in a child span of it, so what the run publishes goes on in that trace
+    traceparent: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
 
     __table_args__ = (sa.Index("ix_runs_workspace_id_period", "workspace_id", "period"),
                       # GET /runs pages through a coordinator's runs in this order

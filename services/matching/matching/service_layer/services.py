@@ -3,6 +3,7 @@ control over a batch (pins, forbids, re-runs, comparison), each in one transacti
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import logging
@@ -14,12 +15,14 @@ from types import SimpleNamespace
 from typing import Any, Callable, Mapping, cast
 
 import sqlalchemy as sa
+from opentelemetry.trace import SpanKind
 from sqlalchemy.orm import Session, defer, sessionmaker
 from werkplaats_shared.auth import Principal
 from werkplaats_shared.consumer import NotYetKnown, PermanentError
 from werkplaats_shared.contracts import Envelope, make_envelope
 from werkplaats_shared.db import utcnow
 from werkplaats_shared.metrics import MATCHING_RUN_STAGE, MATCHING_RUNS, StageClock
+from werkplaats_shared.tracing import current_traceparent, span_from
 from werkplaats_shared.transient import database_answers, retry_transient
 
 from ..adapters import orm
@@ -254,7 +257,7 @@ def new_run(session: Session, batch: orm.Batch, *, trigger: str, policy: str, au
         input_hash=input_hash({"snapshot": batch.snapshot, "controls": controls, "policy": policy}),
         attempts=0, created_at=utcnow(), auto_publish=auto_publish, trigger=trigger,
         parent_run_id=parent_run_id, requested_by_key_id=actor.key_id if actor else None,
-        time_limit_reached=False,
+        time_limit_reached=False, traceparent=current_traceparent(),
     )
     session.add(run)
     session.flush()
@@ -451,10 +454,21 @@ def execute_run(sf: sessionmaker[Session], emit_into: Emit, run_id: str, solver:
     reading to recording (one pause: see matching.memory)."""
     clock = StageClock(MATCHING_RUN_STAGE)  # each stage's duration (metrics)
     try:
-        with cycles_paused():
-            _execute_run(sf, emit_into, run_id, solver, time_limit, make, stop, clock)
+        traceparent = retry_transient(lambda: _traceparent(sf, run_id), _probe(sf), "run trace context", stop=stop)
+        # the run goes on in the trace it was asked in: its log lines, the messages it publishes (and the
+        # notices scheduling makes of them) carry that trace id
+        with span_from("matching", "matching run", SpanKind.INTERNAL, {"traceparent": traceparent}) as span:
+            span.set_attribute("werkplaats.run_id", run_id)
+            with cycles_paused():
+                _execute_run(sf, emit_into, run_id, solver, time_limit, make, stop, clock)
     finally:
         clock.close()
+
+
+def _traceparent(sf: sessionmaker[Session], run_id: str) -> str | None:
+    """The trace context the run was asked in (None for a run asked outside a trace, or one not found)."""
+    with sf() as session:
+        return session.execute(sa.select(orm.Run.traceparent).where(orm.Run.id == run_id)).scalar_one_or_none()
 
 
 def _execute_run(sf: sessionmaker[Session], emit_into: Emit, run_id: str, solver: str, time_limit: float,
@@ -495,7 +509,8 @@ def _execute_run(sf: sessionmaker[Session], emit_into: Emit, run_id: str, solver
         stage("failing", lambda: _fail(sf, emit_into, run_id, f"gave up after {MAX_RUN_ATTEMPTS} attempts"))
         return
     done, progress = threading.Event(), Progress()
-    heartbeat = threading.Thread(target=_heartbeat, args=(sf, run_id, done, progress), daemon=True)
+    heartbeat = threading.Thread(target=contextvars.copy_context().run,  # its log lines in the run's trace
+                                 args=(_heartbeat, sf, run_id, done, progress), daemon=True)
     heartbeat.start()
     try:
         clock.enter("pre-check")

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from werkplaats_shared.db import messaging_tables
 from werkplaats_shared.idempotency import idempotency_table
-from werkplaats_shared.tracing import current_trace_id
+from werkplaats_shared.tracing import current_trace_id, current_traceparent
 
 
 class Base(DeclarativeBase):
@@ -101,6 +101,8 @@ class Notice(Base):
     # the trace id (tracing.py) of the message whose handler made the notice: its e-mail and webhook
     # deliveries (``deliveries.notice_id``) belong to that trace; None when made outside a trace
     trace_id: Mapped[str | None] = mapped_column(sa.String(32), nullable=True, default=current_trace_id)
+    # that message's handler's W3C trace context: each delivery attempt is a span, child of it
+    traceparent: Mapped[str | None] = mapped_column(sa.String(64), nullable=True, default=current_traceparent)
 
     __table_args__ = (sa.UniqueConstraint("run_id", "firm_id", "kind", "subject_id", "sequence",
                                           name="uq_notice_run_firm_kind_subject_sequence"),
@@ -138,6 +140,8 @@ class Delivery(Base):
     state: Mapped[str] = mapped_column(sa.String(12), default="done", server_default="done")
     message_id: Mapped[str | None] = mapped_column(sa.String(120), nullable=True)
     possible_duplicate: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
+    # the trace the notice belongs to (``notices.trace_id``): the request or message whose trace made it
+    trace_id: Mapped[str | None] = mapped_column(sa.String(32), nullable=True)
 
 
 class MatchResponse(Base):
@@ -244,6 +248,8 @@ class PlanJob(Base):
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
     started_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
+    # the W3C trace context the job was asked in: the worker does it in a child span of it
+    traceparent: Mapped[str | None] = mapped_column(sa.String(64), nullable=True, default=current_traceparent)
 
 
 from . import workshop_orm  # noqa: E402,F401 - the workshop tables, on this metadata

@@ -89,6 +89,9 @@ class DeliveryOut(Schema):
     possible_duplicate = fields.Boolean(metadata={
         "description": "true when an earlier attempt was interrupted after the hand-off: this one may be a "
                        "second copy"})
+    trace_id = fields.String(allow_none=True, metadata={
+        "description": "the trace the notice belongs to (W3C trace id, 32 hex digits): the request or message "
+                       "that led to it, e.g. the batch's submission; its log lines in every service carry it"})
 
 
 class KickoffOut(Schema):

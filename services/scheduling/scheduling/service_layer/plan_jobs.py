@@ -18,6 +18,7 @@ to the bound), and applies the result in one transaction with the job's ``done``
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
@@ -28,10 +29,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from opentelemetry.trace import SpanKind
 from sqlalchemy.orm import Session, load_only, sessionmaker
 from werkplaats_shared.auth import Principal
 from werkplaats_shared.db import utcnow
 from werkplaats_shared.metrics import PLAN_JOB_STAGE, PLAN_JOBS, StageClock
+from werkplaats_shared.tracing import span_from
 from werkplaats_shared.transient import database_answers, retry_transient
 
 from .. import kickoff_optimiser, solver_watch
@@ -294,8 +297,25 @@ def run_pending(sf: sessionmaker[Session], stop: threading.Event | None = None, 
 
 def execute_job(sf: sessionmaker[Session], job_id: str, attempt: int, stop: threading.Event | None = None,
                 lease: float = LEASE_SECONDS) -> None:
-    """Do a claimed job. A stage that touches the database runs again when the infrastructure failed (see
-    ``retry_transient``); a job fails only for a reason of its own."""
+    """Do a claimed job in the trace it was asked in (a child span of the request's context), so its log lines
+    and the notices it makes carry that trace id."""
+    engine = sf.kw["bind"]
+    traceparent = retry_transient(lambda: _traceparent(sf, job_id), lambda: database_answers(engine),
+                                  "plan job trace context", stop=stop)
+    with span_from("scheduling", "plan job", SpanKind.INTERNAL, {"traceparent": traceparent}) as span:
+        span.set_attribute("werkplaats.plan_job_id", job_id)
+        _execute_job(sf, job_id, attempt, stop, lease)
+
+
+def _traceparent(sf: sessionmaker[Session], job_id: str) -> str | None:
+    with sf() as session:
+        return session.execute(sa.select(orm.PlanJob.traceparent).where(orm.PlanJob.id == job_id)).scalar_one_or_none()
+
+
+def _execute_job(sf: sessionmaker[Session], job_id: str, attempt: int, stop: threading.Event | None,
+                 lease: float) -> None:
+    """A stage that touches the database runs again when the infrastructure failed (see ``retry_transient``); a
+    job fails only for a reason of its own."""
     engine = sf.kw["bind"]
     clock: StageClock | None = None  # each stage's duration (metrics), once the job's kind is known
 
@@ -322,8 +342,8 @@ def execute_job(sf: sessionmaker[Session], job_id: str, attempt: int, stop: thre
     clock = StageClock(PLAN_JOB_STAGE, kind=job.kind)
     progress, current = Progress(), _TimedStage(clock, "reading")
     done = threading.Event()
-    beat = threading.Thread(target=_heartbeat, args=(sf, job_id, attempt, done, progress, current, lease),
-                            daemon=True)
+    beat = threading.Thread(target=contextvars.copy_context().run,  # its log lines in the job's trace
+                            args=(_heartbeat, sf, job_id, attempt, done, progress, current, lease), daemon=True)
     beat.start()
     try:
         work = _KickoffJob(sf, job, attempt, progress, current) if job.kind == "kickoffs" else \

@@ -18,6 +18,7 @@ from datetime import time as day_time
 from typing import Any, Callable, Protocol
 
 import sqlalchemy as sa
+from opentelemetry.trace import SpanKind, StatusCode
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from werkplaats_shared.auth import Principal
@@ -27,6 +28,7 @@ from werkplaats_shared.db import utcnow
 from werkplaats_shared.mail import message_id_header
 from werkplaats_shared.metrics import notice_attempt
 from werkplaats_shared.outbox import add_to_outbox
+from werkplaats_shared.tracing import current_traceparent, span_from
 
 from ..adapters import orm, wording
 from ..adapters.ics import FeedEvent, feed, kickoff_invitation
@@ -353,6 +355,7 @@ class _Mail:
     delivery_id: int
     error: str | None = None
     duration_ms: int = 0
+    traceparent: str | None = None  # the notice's: the hand-off to SMTP is a span of that trace
 
 
 _NOTICE_LOCKS = 20_0005  # the advisory-lock class of notices being sent (PostgreSQL)
@@ -435,7 +438,7 @@ def _record_attempts(sf: sessionmaker[Session], ids: list[str], mailer: Mailer, 
     """Make the mails of the claimed notices still pending and due, and record (commit) an attempt for each
     BEFORE any is handed to SMTP; a notice without contact gets its outcome at once. Returns the mails and each
     notice's answer deadline (fixed by the first attempt that reaches the firm or finds no contact)."""
-    made: list[tuple[orm.Delivery, str, str, str, str, str, list[Attachment]]] = []
+    made: list[tuple[orm.Delivery, orm.Notice, str, str, str, str, list[Attachment]]] = []
     answer_by: dict[str, datetime] = {}
     with sf.begin() as session, session.no_autoflush:  # one flush at the end, not one per read
         notices = session.execute(sa.select(orm.Notice).where(orm.Notice.id.in_(ids)).with_for_update()).scalars()
@@ -464,7 +467,7 @@ def _record_attempts(sf: sessionmaker[Session], ids: list[str], mailer: Mailer, 
                 notice.attempts += 1
                 session.add(orm.Delivery(notice_id=notice_id, channel="email", attempt=notice.attempts,
                                          status_code=None, error="no contact registered", attempted_at=moment,
-                                         duration_ms=0))
+                                         duration_ms=0, trace_id=notice.trace_id))
                 notice.status, notice.last_error = "no_contact", None
                 if notice.kind == "match_notice" and notice.answer_deadline is None:
                     notice.answer_deadline = deadline
@@ -477,12 +480,14 @@ def _record_attempts(sf: sessionmaker[Session], ids: list[str], mailer: Mailer, 
             notice.attempts += 1
             delivery = orm.Delivery(notice_id=notice_id, channel="email", attempt=notice.attempts, status_code=None,
                                     error=None, attempted_at=moment, duration_ms=None, state="sending",
-                                    message_id=message_id_header(notice_id), possible_duplicate=possible_duplicate)
+                                    message_id=message_id_header(notice_id), possible_duplicate=possible_duplicate,
+                                    trace_id=notice.trace_id)
             session.add(delivery)
-            made.append((delivery, notice_id, contact.email, subject, body, language, attachments))
+            made.append((delivery, notice, contact.email, subject, body, language, attachments))
         session.flush()  # the deliveries' ids
-        mails = [_Mail(notice_id, to, subject, body, language, attachments, int(delivery.id))
-                 for delivery, notice_id, to, subject, body, language, attachments in made]
+        mails = [_Mail(notice.id, to, subject, body, language, attachments, int(delivery.id),
+                       traceparent=notice.traceparent)
+                 for delivery, notice, to, subject, body, language, attachments in made]
     return mails, answer_by
 
 
@@ -559,16 +564,20 @@ def _send(sf: sessionmaker[Session], mailer: Mailer, mails: list[_Mail], answer_
                 except queue.Empty:
                     return
                 started = time.monotonic()
-                try:
-                    sender.send(to=mail.to, subject=mail.subject, body=mail.body, message_id=mail.notice_id,
-                                language=mail.language, attachments=mail.attachments,
-                                html=html_body(mail.body, mail.subject, mail.language))
-                except OSError as exc:  # smtplib's errors are OSErrors
-                    mail.error = type(exc).__name__
-                    log.warning("notice not sent", extra={"notice_id": mail.notice_id, "error": mail.error})
-                except BaseException as exc:  # noqa: BLE001 - a bug, not a refusal: stop the pass, keep what was sent
-                    unexpected.append(exc)
-                    return
+                with span_from("scheduling", "send notice e-mail", SpanKind.CLIENT,
+                               {"traceparent": mail.traceparent}) as span:
+                    span.set_attribute("werkplaats.notice_id", mail.notice_id)
+                    try:
+                        sender.send(to=mail.to, subject=mail.subject, body=mail.body, message_id=mail.notice_id,
+                                    language=mail.language, attachments=mail.attachments,
+                                    html=html_body(mail.body, mail.subject, mail.language))
+                    except OSError as exc:  # smtplib's errors are OSErrors
+                        mail.error = type(exc).__name__
+                        span.set_status(StatusCode.ERROR, mail.error)
+                        log.warning("notice not sent", extra={"notice_id": mail.notice_id, "error": mail.error})
+                    except BaseException as exc:  # noqa: BLE001 - a bug, not a refusal: stop the pass, keep what was sent
+                        unexpected.append(exc)
+                        return
                 mail.duration_ms = int((time.monotonic() - started) * 1000)
                 notice_attempt("email", mail.error is None)
                 results.put(mail)
@@ -829,6 +838,7 @@ def deliver_webhooks(sf: sessionmaker[Session], sender: WebhookSender, links: Li
             hook = session.get(orm.Webhook, notice.firm_id)
             if hook is not None:
                 url, secret, body = hook.url, hook.secret, webhook_body(session, notice, links)
+            trace_id, traceparent = notice.trace_id, notice.traceparent
         if hook is None:  # removed since the notice was made
             with sf.begin() as session:
                 notice = session.get(orm.Notice, notice_id)
@@ -836,12 +846,19 @@ def deliver_webhooks(sf: sessionmaker[Session], sender: WebhookSender, links: Li
                 notice.webhook_status, notice.webhook_next_attempt_at = "cancelled", None
             continue
         timestamp = str(int(wall_clock()))
-        result = sender.post(url, body, {
+        headers = {
             "X-Werkplaats-Timestamp": timestamp,
             "X-Werkplaats-Signature": wh.sign(secret, timestamp, body),
             "X-Werkplaats-Event": notice.kind,
             "Idempotency-Key": notice_id,
-        })
+        }
+        # the POST is a span of the notice's trace; its traceparent header lets the firm's side go on in it
+        with span_from("scheduling", "deliver notice webhook", SpanKind.CLIENT, {"traceparent": traceparent}) as span:
+            span.set_attribute("werkplaats.notice_id", notice_id)
+            outgoing = current_traceparent()
+            result = sender.post(url, body, {**headers, "traceparent": outgoing} if outgoing else headers)
+            if not result.ok:
+                span.set_status(StatusCode.ERROR, result.error or str(result.status_code))
         notice_attempt("webhook", result.ok)
         with sf.begin() as session:
             notice = session.get(orm.Notice, notice_id)
@@ -849,7 +866,7 @@ def deliver_webhooks(sf: sessionmaker[Session], sender: WebhookSender, links: Li
             notice.webhook_attempts += 1
             session.add(orm.Delivery(notice_id=notice_id, channel="webhook", attempt=notice.webhook_attempts,
                                      status_code=result.status_code, error=result.error, attempted_at=now(),
-                                     duration_ms=result.duration_ms))
+                                     duration_ms=result.duration_ms, trace_id=trace_id))
             if result.ok:
                 notice.webhook_status, notice.webhook_next_attempt_at = "delivered", None
                 delivered += 1
