@@ -12,6 +12,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ..tracing import trace_id_of
 from .smtp_sink import read_mails
 from .stack import LocalStack
 
@@ -54,6 +55,8 @@ class ApiError(Exception):
 class Api:
     base: str
     key: str
+    # the trace id of the last answer (its ``traceresponse`` header): the trace the request started
+    last_trace_id: str | None = field(default=None, compare=False)
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
@@ -61,6 +64,7 @@ class Api:
             "Authorization": f"Bearer {self.key}", "Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - http URL of a local service
+                self.last_trace_id = trace_id_of(resp.headers.get("traceresponse"))
                 return json.load(resp)
         except urllib.error.HTTPError as exc:
             raise ApiError(exc.code, json.load(exc)) from None

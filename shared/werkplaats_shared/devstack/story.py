@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import email.message
 import json
+import os
+import shlex
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -21,7 +23,7 @@ from typing import Any, Callable
 from ..geo import municipality
 from .demo import Api, SignIn, invite_person, wait_for
 from .smtp_sink import read_mails
-from .stack import LocalStack
+from .stack import SERVICES, LocalStack
 
 PERIODS = [{"code": "2027-S1", "starts_on": "2027-02-01", "ends_on": "2027-06-30"}]
 PERIOD = "2027-S1"
@@ -100,6 +102,21 @@ class Story:
     kickoff: dict[str, Any] = field(default_factory=dict)  # the accepted match's kickoff, as the firm sees it
     seconds: float = 0.0
     sign_ins: list[SignIn] = field(default_factory=list)
+    trace_id: str | None = None  # the trace of the round's batch: its submission, run, notices and their e-mails
+    data_dir: str = ""  # where the services' logs are (<service>.log)
+
+
+# The lines of one trace in the services' JSON logs, oldest first (any python3, no packages): time, service, message
+# and the message type a consumer handled
+FOLLOW_TRACE = ("import json,sys;t=sys.argv[1];r=[json.loads(l) for f in sys.argv[2:] for l in open(f) if t in l and "
+                "l[0]=='{'];[print(e['ts'],e['service'],e['msg'],e.get('type','')) for e in sorted(r,key=lambda "
+                "e:e['ts']) if e.get('trace_id')==t]")
+
+
+def follow_trace_command(data_dir: str, trace_id: str) -> str:
+    """The shell command that prints the lines of ``trace_id`` in intake's, matching's and scheduling's logs."""
+    logs = " ".join(shlex.quote(os.path.join(data_dir, f"{service}.log")) for service in SERVICES)
+    return f"python3 -c {shlex.quote(FOLLOW_TRACE)} {trace_id} {logs}"
 
 
 def area_names(codes: list[str]) -> list[str]:
@@ -187,6 +204,7 @@ def load_story(stack: LocalStack, say: Callable[[str], None] = print) -> Story:
     amsterdam_api = api("intake", coordinator[AMSTERDAM])
     batch = amsterdam_api.post("/batches", {"workspace_id": amsterdam["id"], "period": PERIOD, "policy": "max_served",
                                             "assignment_ids": [*round_ids, *handover["assignment_ids"]]})
+    trace_id = amsterdam_api.last_trace_id
     say(f"round submitted in {AMSTERDAM}: {len(round_ids) + len(handover['assignment_ids'])} assignments, "
         f"{len(team_codes)} teams; waiting for matching and scheduling")
 
@@ -214,6 +232,7 @@ def load_story(stack: LocalStack, say: Callable[[str], None] = print) -> Story:
                   notices, mails, kickoff)
     if stack.config.portal:
         story.sign_ins = _invite_people(stack, coordinator[AMSTERDAM], keys, firm_key, say)
+    story.trace_id, story.data_dir = trace_id, stack.data_dir
     story.seconds = time.monotonic() - started
     return story
 
@@ -305,5 +324,9 @@ def summary(story: Story) -> list[str]:
         lines.append(f"Kickoff: {ACCEPTING_FIRM.name} accepted team {story.team_codes.get(k['team_id'], '?')} for "
                      f"\"{titles.get(k['assignment_id'], '?')}\"; the invitation proposes {k['starts_at']} "
                      f"({k['status']}); questions go to {COORDINATOR_CONTACT['email']}")
+    if story.trace_id:
+        lines.append(f"Trace of the round's batch: {story.trace_id} (its submission, matching run, notices and their "
+                     "e-mails); its lines in the three logs:")
+        lines.append(f"  {follow_trace_command(story.data_dir, story.trace_id)}")
     lines.append(f"The demo took {story.seconds:.1f} s end to end.")
     return lines

@@ -690,6 +690,9 @@ def announce_batch(session: Session, emit: Emit, ws: orm.Workspace, batch: orm.B
     envelope = make_envelope("batch.submitted", 2, snapshot)
     batch.announced_message_id, batch.reannounced_at, batch.reannouncements = envelope.message_id, None, 0
     emit(envelope)
+    # in the request's trace: where the batch's trace starts in intake's log (matching's, scheduling's go on)
+    log.info("batch sent to matching", extra={"batch_id": batch.id, "message_id": envelope.message_id,
+                                              "assignments": len(assignments), "teams": len(snapshot["teams"])})
 
 
 def announcement(session: Session, ws: orm.Workspace, batch: orm.Batch, assignments: list[orm.Assignment],

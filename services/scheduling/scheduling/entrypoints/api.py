@@ -71,6 +71,9 @@ class NoticeOut(Schema):
     sequence = fields.Integer(metadata={"description": "kickoff notices: the invitation's SEQUENCE"})
     answer_deadline = UtcDateTime(allow_none=True, metadata={
         "description": "match notices: unanswered matches count as declined after this moment"})
+    trace_id = fields.String(allow_none=True, metadata={
+        "description": "the trace the notice was made in (W3C trace id): the request or message that led to it, "
+                       "e.g. the batch's submission; its deliveries and log lines in every service carry it"})
 
 
 class DeliveryOut(Schema):
