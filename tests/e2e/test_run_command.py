@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -104,6 +105,7 @@ def test_run_command_tells_the_programmes_case_then_ctrl_c_stops_every_process(t
             "Unmatched: Chatbot voor afspraken: teams of an accepted level existed, but none had all required skills "
             "(er waren teams van een geaccepteerd niveau, maar geen met alle vereiste vaardigheden)"]
         assert re.search(r"^Match notices sent: 6 \(en, nl\)", output, re.M)
+        _the_rounds_trace_is_followed_through_the_three_logs(output)
         _people_read_names_not_ids(data_dir, output)
         assert re.search(r"^fit: how well one team suits one assignment", output, re.M)
         assert re.search(r"^objective: the sum of the fits", output, re.M)
@@ -161,6 +163,23 @@ def test_run_command_tells_the_programmes_case_then_ctrl_c_stops_every_process(t
         assert set(mails) <= {p.name for p in (data_dir / "mail" / "new").iterdir()}
     finally:
         _stop(proc)
+
+
+def _the_rounds_trace_is_followed_through_the_three_logs(output: str) -> None:
+    """The summary names the trace id of the round's batch and a command that prints its lines in the logs of
+    intake (the submission, the run's messages back), matching (the batch, its run) and scheduling (the notices)."""
+    [(trace_id, command)] = re.findall(r"^Trace of the round's batch: ([0-9a-f]{32}) .*\n  (python3 -c .*)$",
+                                       output, re.M)
+    assert trace_id in command
+    args = shlex.split(command)
+    assert args[0] == "python3"
+    printed = subprocess.run([sys.executable, *args[1:]], check=True, capture_output=True, text=True).stdout
+    steps = [line.split(" ", 1)[1] for line in printed.splitlines()]  # without the time
+    for step in ("intake batch sent to matching", "matching message applied batch.submitted", "matching run solved",
+                 "scheduling message applied matches.published", "intake message applied run.ended"):
+        assert step in steps, printed
+    assert steps.index("intake batch sent to matching") < steps.index("matching run solved") < steps.index(
+        "scheduling message applied matches.published")  # oldest first
 
 
 def _parts(message: Message, content_type: str) -> list[str]:

@@ -108,9 +108,9 @@ class Story:
 
 # The lines of one trace in the services' JSON logs, oldest first (any python3, no packages): time, service, message
 # and the message type a consumer handled
-FOLLOW_TRACE = ("import json,sys;t=sys.argv[1];r=[json.loads(l) for f in sys.argv[2:] for l in open(f) if t in l and "
-                "l[0]=='{'];[print(e['ts'],e['service'],e['msg'],e.get('type','')) for e in sorted(r,key=lambda "
-                "e:e['ts']) if e.get('trace_id')==t]")
+FOLLOW_TRACE = ('import json,sys;t=sys.argv[1];r=[json.loads(l) for f in sys.argv[2:] for l in open(f) if t in l and '
+                'l[0]=="{"];[print(" ".join(str(e[k]) for k in ("ts","service","msg","type") if k in e)) for e in '
+                'sorted(r,key=lambda e:e["ts"]) if e.get("trace_id")==t]')
 
 
 def follow_trace_command(data_dir: str, trace_id: str) -> str:
