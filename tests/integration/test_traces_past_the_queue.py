@@ -19,6 +19,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from scheduling.service_layer import plan_jobs
 from scheduling.service_layer import services as scheduling_services
 from werkplaats_shared.config import Settings
 from werkplaats_shared.contracts import Envelope, make_envelope
+from werkplaats_shared.db import utcnow
 from werkplaats_shared.logs import JsonFormatter
 from werkplaats_shared.service import Infrastructure
 from werkplaats_shared.tracing import span_from, trace_id_of
@@ -180,15 +182,28 @@ def test_a_notices_e_mail_and_webhook_deliveries_are_spans_of_its_trace_and_thei
     # the worker passes, outside any span (as the notice and webhook loops run them)
     assert scheduling_services.send_pending(scheduling.infra.session_factory, SmtpMailer("127.0.0.1", port, "w@x.test"),
                                             links) == 1
-    assert scheduling_services.deliver_webhooks(scheduling.infra.session_factory,
-                                                WebhookClient(allow_loopback=True), links) == 1
+    receiver.statuses = [503, 200]  # the firm's receiver fails once
+    lines, service_log = Lines(), logging.getLogger(scheduling_services.__name__)
+    service_log.addHandler(lines)
+    try:
+        assert scheduling_services.deliver_webhooks(scheduling.infra.session_factory,
+                                                    WebhookClient(allow_loopback=True), links) == 0
+        assert scheduling_services.deliver_webhooks(scheduling.infra.session_factory,
+                                                    WebhookClient(allow_loopback=True), links,
+                                                    now=lambda: utcnow() + timedelta(hours=1)) == 1
+    finally:
+        service_log.removeHandler(lines)
     assert len(sink.messages) == 1
-    [posted] = receiver.requests
-    assert trace_id_of(posted.headers["traceparent"]) == CALLER_TRACE_ID
-    assert span_id_of(posted.headers["traceparent"]) != CALLER_SPAN_ID  # the delivery's own span
+    first, second = receiver.requests
+    for posted in (first, second):
+        assert trace_id_of(posted.headers["traceparent"]) == CALLER_TRACE_ID
+        assert span_id_of(posted.headers["traceparent"]) != CALLER_SPAN_ID  # the delivery's own span
+    assert span_id_of(first.headers["traceparent"]) != span_id_of(second.headers["traceparent"])  # one per attempt
+    [failed] = [line for line in lines.lines if line["msg"] == "webhook delivery failed"]
+    assert (failed["notice_id"], failed["status_code"], failed["trace_id"]) == (notice["id"], 503, CALLER_TRACE_ID)
     deliveries = scheduling.get("coord", f"/notices/{notice['id']}/deliveries").get_json()
-    assert sorted((d["channel"], d["error"], d["trace_id"]) for d in deliveries) == [
-        ("email", None, CALLER_TRACE_ID), ("webhook", None, CALLER_TRACE_ID)]
+    assert sorted((d["channel"], d["error"] or "", d["trace_id"]) for d in deliveries) == [
+        ("email", "", CALLER_TRACE_ID), ("webhook", "", CALLER_TRACE_ID), ("webhook", "HTTP 503", CALLER_TRACE_ID)]
     with scheduling.infra.session_factory() as session:  # as stored
         assert set(session.execute(sa.select(scheduling_orm.Delivery.trace_id)).scalars()) == {CALLER_TRACE_ID}
 

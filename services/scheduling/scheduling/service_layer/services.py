@@ -859,25 +859,25 @@ def deliver_webhooks(sf: sessionmaker[Session], sender: WebhookSender, links: Li
             result = sender.post(url, body, {**headers, "traceparent": outgoing} if outgoing else headers)
             if not result.ok:
                 span.set_status(StatusCode.ERROR, result.error or str(result.status_code))
-        notice_attempt("webhook", result.ok)
-        with sf.begin() as session:
-            notice = session.get(orm.Notice, notice_id)
-            assert notice is not None
-            notice.webhook_attempts += 1
-            session.add(orm.Delivery(notice_id=notice_id, channel="webhook", attempt=notice.webhook_attempts,
-                                     status_code=result.status_code, error=result.error, attempted_at=now(),
-                                     duration_ms=result.duration_ms, trace_id=trace_id))
-            if result.ok:
-                notice.webhook_status, notice.webhook_next_attempt_at = "delivered", None
-                delivered += 1
-            elif notice.webhook_attempts >= wh.MAX_ATTEMPTS:
-                notice.webhook_status, notice.webhook_next_attempt_at = "failed", None
-            else:
-                notice.webhook_next_attempt_at = now() + wh.next_delay(notice.webhook_attempts)
-            if not result.ok:
-                log.warning("webhook delivery failed", extra={
-                    "notice_id": notice_id, "attempt": notice.webhook_attempts, "error": result.error,
-                    "status_code": result.status_code})
+            notice_attempt("webhook", result.ok)
+            with sf.begin() as session:
+                notice = session.get(orm.Notice, notice_id)
+                assert notice is not None
+                notice.webhook_attempts += 1
+                session.add(orm.Delivery(notice_id=notice_id, channel="webhook", attempt=notice.webhook_attempts,
+                                         status_code=result.status_code, error=result.error, attempted_at=now(),
+                                         duration_ms=result.duration_ms, trace_id=trace_id))
+                if result.ok:
+                    notice.webhook_status, notice.webhook_next_attempt_at = "delivered", None
+                    delivered += 1
+                elif notice.webhook_attempts >= wh.MAX_ATTEMPTS:
+                    notice.webhook_status, notice.webhook_next_attempt_at = "failed", None
+                else:
+                    notice.webhook_next_attempt_at = now() + wh.next_delay(notice.webhook_attempts)
+                if not result.ok:
+                    log.warning("webhook delivery failed", extra={
+                        "notice_id": notice_id, "attempt": notice.webhook_attempts, "error": result.error,
+                        "status_code": result.status_code})
     return delivered
 
 
