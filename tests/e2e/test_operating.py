@@ -42,12 +42,12 @@ def consumed(samples: Samples) -> dict[tuple[str, frozenset[tuple[str, str]]], f
 
 
 def settled(ports: dict[str, int]) -> dict[str, Samples]:
-    """Every service's metrics once no outbox row waits and no message was consumed for a second."""
+    """Every service's metrics once no outbox row waits and no message was consumed for three seconds."""
     deadline = time.monotonic() + 120
     while True:
         before = {s: scrape(p) for s, p in ports.items()}
         if all(value(before[s], "werkplaats_outbox_waiting", service=s) == 0 for s in ports):
-            time.sleep(1.5)
+            time.sleep(3)
             after = {s: scrape(p) for s, p in ports.items()}
             if all(consumed(before[s]) == consumed(after[s]) for s in ports):
                 return after
