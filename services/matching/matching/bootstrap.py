@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from werkplaats_shared.config import Settings
+from werkplaats_shared.metrics import LeasedWork
 from werkplaats_shared.service import Infrastructure, consumer_loop, relay_loop, start_infrastructure
 
 from .adapters import orm
@@ -16,7 +17,9 @@ MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations")
 
 def bootstrap(settings: Settings | None = None) -> Infrastructure:
     settings = settings or Settings.from_env("matching")
-    return start_infrastructure(settings, (orm.outbox, orm.inbox, orm.api_keys), MIGRATIONS)
+    infra = start_infrastructure(settings, (orm.outbox, orm.inbox, orm.api_keys), MIGRATIONS)
+    infra.leased_work = LeasedWork(orm.Run.__table__, kinds=("run",))  # werkplaats_work_items
+    return infra
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 
 from werkplaats_shared.config import Settings
+from werkplaats_shared.metrics import LeasedWork
 from werkplaats_shared.service import Infrastructure, consumer_loop, relay_loop, start_infrastructure
 
 from .adapters import orm
@@ -28,7 +29,10 @@ def bootstrap(settings: Settings | None = None) -> Infrastructure:
     if len(settings.secret_key) < 32:
         raise ValueError("WERKPLAATS_SECRET_KEY must be set to at least 32 characters: it signs the "
                          "accept/decline links in notices")
-    return start_infrastructure(settings, (orm.outbox, orm.inbox, orm.api_keys), MIGRATIONS)
+    infra = start_infrastructure(settings, (orm.outbox, orm.inbox, orm.api_keys), MIGRATIONS)
+    # werkplaats_work_items: the planning jobs by kind
+    infra.leased_work = LeasedWork(orm.PlanJob.__table__, kinds=("kickoffs", "workshops"), kind_column="kind")
+    return infra
 
 
 def main() -> None:
