@@ -89,6 +89,16 @@ NOTICE_DELIVERIES = Counter("werkplaats_notice_deliveries", "Notice delivery att
                             "and outcome (sent; failed: to be retried or given up)", ["channel", "outcome"])
 
 
+NOTICE_CHANNELS = ("email", "webhook")
+
+
+def start_at_zero(counter: Counter, *label_sets: dict[str, str]) -> None:
+    """Serve these series from the start, at 0: Prometheus sees the first increment of a series that exists
+    (a rule on ``increase(...)`` misses one that appears already at 1)."""
+    for labels in label_sets:
+        counter.labels(**labels)
+
+
 def notice_attempt(channel: str, ok: bool) -> None:
     NOTICE_DELIVERIES.labels(channel=channel, outcome="sent" if ok else "failed").inc()
 

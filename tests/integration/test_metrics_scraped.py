@@ -210,5 +210,11 @@ def test_scheduling_reports_its_planning_jobs_by_kind(tmp_path: Path, keep_loggi
             for s in family.samples}
         assert found == {(kind, state): 0 for kind in ("kickoffs", "workshops")
                          for state in ("queued", "running", "past_lease")}
+        # the failures the alert rules watch with increase() are served from the start, so the first counts
+        registry = metrics_registry(infra)
+        for kind in ("kickoffs", "workshops"):
+            assert value(registry, "werkplaats_plan_jobs_total", kind=kind, status="failed") is not None
+        for channel in ("email", "webhook"):
+            assert value(registry, "werkplaats_notice_deliveries_total", channel=channel, outcome="failed") is not None
     finally:
         infra.engine.dispose()

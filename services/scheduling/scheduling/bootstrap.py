@@ -6,12 +6,13 @@ import os
 from collections.abc import Mapping
 
 from werkplaats_shared.config import Settings
-from werkplaats_shared.metrics import LeasedWork
+from werkplaats_shared.metrics import NOTICE_CHANNELS, NOTICE_DELIVERIES, PLAN_JOBS, LeasedWork, start_at_zero
 from werkplaats_shared.service import Infrastructure, consumer_loop, relay_loop, start_infrastructure
 
 from .adapters import orm
 from .domain.responses import DEFAULT_ANSWER_DAYS, MAX_ANSWER_DAYS
 from .entrypoints.handlers import HANDLERS
+from .service_layer.plan_jobs import KINDS as PLAN_KINDS
 
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations")
 
@@ -31,7 +32,11 @@ def bootstrap(settings: Settings | None = None) -> Infrastructure:
                          "accept/decline links in notices")
     infra = start_infrastructure(settings, (orm.outbox, orm.inbox, orm.api_keys), MIGRATIONS)
     # werkplaats_work_items: the planning jobs by kind
-    infra.leased_work = LeasedWork(orm.PlanJob.__table__, kinds=("kickoffs", "workshops"), kind_column="kind")
+    infra.leased_work = LeasedWork(orm.PlanJob.__table__, kinds=PLAN_KINDS, kind_column="kind")
+    # the failures the alert rules watch exist from the start (deploy/prometheus/alerts.yml)
+    start_at_zero(PLAN_JOBS, *({"kind": kind, "status": "failed"} for kind in PLAN_KINDS))
+    start_at_zero(NOTICE_DELIVERIES, *({"channel": channel, "outcome": outcome} for channel in NOTICE_CHANNELS
+                                       for outcome in ("sent", "failed")))
     return infra
 
 
