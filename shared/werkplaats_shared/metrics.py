@@ -41,7 +41,7 @@ from sqlalchemy.pool import QueuePool
 from waitress.server import create_server
 from waitress.wasyncore import close_all
 
-from .db import utcnow
+from .db import READ_ONLY, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ def install_http_metrics(app: Flask, service: str) -> None:
 
 def outbox_state(engine: Engine, outbox: sa.Table) -> tuple[int, float]:
     """(rows waiting to be published, age in seconds of the oldest of them; 0 when none waits)."""
-    with engine.connect() as conn:
+    with engine.connect().execution_options(**READ_ONLY) as conn:
         count, oldest = conn.execute(sa.select(sa.func.count(), sa.func.min(outbox.c.created_at))
                                      .where(outbox.c.sent_at.is_(None))).one()
     if not count or oldest is None:
@@ -268,7 +268,7 @@ class WorkCollector(Collector):
                         (sa.or_(t.c.lease_until.is_(None), t.c.lease_until >= now), "running"), else_="past_lease")
         query = (sa.select(kind.label("kind"), state.label("state"), sa.func.count())
                  .where(t.c.status.in_(("queued", "running"))).group_by(kind, state))
-        with self.engine.connect() as conn:
+        with self.engine.connect().execution_options(**READ_ONLY) as conn:
             return {(str(k), str(s)): int(n) for k, s, n in conn.execute(query)}
 
     def collect(self) -> Iterable[Metric]:

@@ -26,11 +26,12 @@ from prometheus_client import CollectorRegistry
 from scheduling import bootstrap as scheduling_bootstrap
 from werkplaats_shared import broker
 from werkplaats_shared.config import Settings
-from werkplaats_shared.db import make_engine, utcnow
-from werkplaats_shared.metrics import PoolCollector, QueueDepthCollector, registry_for
+from werkplaats_shared.db import make_engine, make_session_factory, messaging_tables, utcnow
+from werkplaats_shared.metrics import OutboxCollector, PoolCollector, QueueDepthCollector, registry_for
+from werkplaats_shared.outbox import add_to_outbox
 from werkplaats_shared.service import Infrastructure, consumer_loop, metrics_registry
 
-from .harness import wait_until
+from .harness import batch_envelope, wait_until
 from .test_matching_api import ROLES, Matching, submit
 
 QUEUE = {"service": "matching", "queue": "matching.from-intake"}
@@ -133,6 +134,28 @@ def test_a_broker_that_does_not_answer_leaves_the_queue_depths_out_and_the_scrap
         if listener is not None:
             listener.close()
         infra.engine.dispose()
+
+
+def test_the_outbox_gauges_are_read_while_the_relay_holds_sqlites_write_lock(tmp_path: Path) -> None:
+    """On SQLite the relay keeps the write lock while it retries a publish to a broker that is down: exactly then
+    the scrape must still read the outbox (a reader never waits for the writer), not wait out the busy timeout."""
+    metadata = sa.MetaData()
+    outbox, _, _ = messaging_tables(metadata)
+    engine = make_engine(f"sqlite:///{tmp_path}/svc.sqlite3")
+    metadata.create_all(engine)
+    with make_session_factory(engine).begin() as session:
+        add_to_outbox(session, outbox, batch_envelope("waiting"))
+    registry = registry_for(OutboxCollector("intake", engine, outbox))
+    try:
+        with engine.connect() as relay:  # what relay_once holds while it publishes: BEGIN IMMEDIATE, a row updated
+            relay.begin()
+            relay.execute(outbox.update().values(attempts=outbox.c.attempts + 1))
+            started = time.monotonic()
+            assert value(registry, "werkplaats_outbox_waiting", service="intake") == 1
+            assert time.monotonic() - started < 5  # the busy timeout is 30 s
+            relay.rollback()
+    finally:
+        engine.dispose()
 
 
 def test_the_pool_gauges_follow_the_connections_in_use(make_postgres_db: Callable[[str], str]) -> None:
