@@ -7,7 +7,8 @@
 - **Several processes per service: one endpoint per process.** Every process (``WERKPLAATS_PROCESS=api`` or
   ``worker``, each replica) keeps its own counters and serves them on its own metrics port; Prometheus scrapes
   each as an instance of its own and a query sums over them (``sum by (queue) (rate(...))``). The gauges
-  computed from the database (the outbox) are the same in every process of a service: read them with ``max``.
+  every process of a service computes alike (outbox, work items, queue and dead-letter queue depths) are read with
+  ``max``; the pool gauges are the process's own (sum them).
   (Waitress serves a process's requests from threads, so a process has one set of counters.)
 - **Read at scrape time** (never failing the scrape: a source that does not answer leaves its metrics out and
   is logged): the outbox, the database connection pool, the runs and planning jobs waiting, running or past
