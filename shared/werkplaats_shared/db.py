@@ -20,6 +20,10 @@ log = logging.getLogger(__name__)
 # Rows stored before keys had scopes, and keys announced by apikey.issued v1, hold every scope.
 ALL_SCOPES_DEFAULT = json.dumps(list(SCOPES))
 DEAD_LETTER_REPLAYS = "dead_letter_replays"
+# Execution option of a connection that only reads: on SQLite its transaction takes no write lock, so it never waits
+# for a writer (``engine.connect().execution_options(**READ_ONLY)``); other databases ignore it.
+READ_ONLY_OPTION = "werkplaats_read_only"
+READ_ONLY = {READ_ONLY_OPTION: True}
 
 
 def utcnow() -> datetime:
@@ -50,6 +54,11 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
+            if conn.get_execution_options().get(READ_ONLY_OPTION):
+                # a reader only (metrics, /ready): with the write-ahead log it reads the last commit and never
+                # waits for a writer (the outbox relay holds the write lock while it retries a publish)
+                conn.exec_driver_sql("BEGIN")
+                return
             # Take the write lock up front: no deadlock between two read-then-write transactions.
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 

@@ -10,6 +10,8 @@ from typing import Any, Callable
 import sqlalchemy as sa
 from flask import Flask
 from kombu.connection import Connection
+from prometheus_client import CollectorRegistry
+from prometheus_client.registry import Collector
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -21,7 +23,17 @@ from .contracts import SCOPES, Envelope
 from .db import database_reachable, make_engine, make_session_factory, upgrade_database, utcnow
 from .http import add_health
 from .logs import configure_logging
-from .metrics import MetricsServer, OutboxCollector, outbox_state, registry_for, start_metrics_server
+from .metrics import (
+    LeasedWork,
+    MetricsServer,
+    OutboxCollector,
+    PoolCollector,
+    QueueDepthCollector,
+    WorkCollector,
+    outbox_state,
+    registry_for,
+    start_metrics_server,
+)
 from .outbox import OutboxRelay, add_to_outbox
 from .publisher import Publisher
 from .runner import Loop, serve
@@ -41,6 +53,8 @@ class Infrastructure:
     topology: Topology = field(init=False)
     # the consumer of this process's worker loop, once it runs (its state is reported by /ready)
     consumers: dict[str, MessageConsumer] = field(init=False, default_factory=dict)
+    # the runs or jobs this service leases to its workers (werkplaats_work_items), if any
+    leased_work: LeasedWork | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.topology = broker.topology_for(self.settings)
@@ -182,8 +196,21 @@ def metrics_server(infra: Infrastructure) -> MetricsServer | None:
     """Serve this process's /metrics on its own port (werkplaats_shared.metrics); None when switched off or
     the port is taken."""
     settings = infra.settings
-    registry = registry_for(OutboxCollector(settings.service, infra.engine, infra.outbox))
-    return start_metrics_server(registry, settings.metrics_host, settings.metrics_port)
+    return start_metrics_server(metrics_registry(infra), settings.metrics_host, settings.metrics_port)
+
+
+def metrics_registry(infra: Infrastructure) -> CollectorRegistry:
+    """This process's metrics: its counters and histograms, and what is read at each scrape (the outbox, the
+    connection pool, the leased runs or jobs, the depth of the queues it consumes and their dead-letter queues)."""
+    service, topology = infra.settings.service, infra.topology
+    queues = [(queue.name.removeprefix(topology.namespace), queue, topology.dead_letter_queue(queue.name))
+              for queue in topology.queues_for(service)]
+    collectors: list[Collector] = [OutboxCollector(service, infra.engine, infra.outbox),
+                                   PoolCollector(service, infra.engine),
+                                   QueueDepthCollector(service, infra.connection, queues)]
+    if infra.leased_work is not None:
+        collectors.append(WorkCollector(service, infra.engine, infra.leased_work))
+    return registry_for(*collectors)
 
 
 def run(infra: Infrastructure, app_factory: Callable[[], Flask], worker_loops: list[Loop]) -> None:

@@ -34,6 +34,7 @@ from werkplaats_shared.config import Settings
 from werkplaats_shared.consumer import MessageConsumer
 from werkplaats_shared.contracts import Envelope
 from werkplaats_shared.db import make_engine, make_session_factory
+from werkplaats_shared.metrics import QueueDepthCollector, registry_for
 from werkplaats_shared.publisher import Publisher
 from werkplaats_shared.topology import SERVICES
 
@@ -303,3 +304,30 @@ def test_messages_not_from_the_producers_user_are_dead_lettered_unhandled(
         f"not {broker_users.users['scheduling']!r}")
     assert all(d["headers"]["x-original-queue"].startswith("matching.from-") for d in [*dead, dead_from_scheduling])
     assert consumer.handled == ["from-intake"]
+
+
+def test_a_service_reads_the_depth_of_its_queues_and_dead_letter_queues_as_its_own_user(
+        broker_users: BrokerUsers) -> None:
+    """The queue-depth metrics (werkplaats_shared.metrics.QueueDepthCollector) with production's permissions:
+    matching's own user counts its queues and their dead-letter queues (a passive declare) and nothing else."""
+    settings = broker_users.settings("matching")
+    topology = broker.topology_for(settings)
+    queues = [(q.name, q, topology.dead_letter_queue(q.name)) for q in topology.queues_for("matching")]
+    registry = registry_for(QueueDepthCollector("matching", lambda: broker.connect(settings), queues))
+
+    def depth(metric: str, queue: str) -> float | None:
+        return registry.get_sample_value(metric, {"service": "matching", "queue": queue})
+
+    assert depth("werkplaats_dead_letter_queue_messages", "matching.from-intake") == 0
+    try:
+        publish_raw(broker_users.admin_url, batch_envelope("waiting"), exchange="", routing_key="matching.from-intake")
+        publish_raw(broker_users.admin_url, batch_envelope("dead"), exchange="",
+                    routing_key="matching.from-intake.dlq")
+        wait_until(lambda: depth("werkplaats_queue_messages", "matching.from-intake") == 1, what="depth 1")
+        wait_until(lambda: depth("werkplaats_dead_letter_queue_messages", "matching.from-intake") == 1,
+                   what="dead-letter queue depth 1")
+        assert depth("werkplaats_dead_letter_queue_messages", "matching.from-scheduling") == 0
+    finally:
+        with Connection(broker_users.admin_url, connect_timeout=5) as conn:
+            for queue in ("matching.from-intake", "matching.from-intake.dlq"):
+                conn.default_channel.queue_purge(queue)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 
 from werkplaats_shared.config import Settings
+from werkplaats_shared.metrics import MATCHING_RUNS, LeasedWork, start_at_zero
 from werkplaats_shared.service import Infrastructure, consumer_loop, relay_loop, start_infrastructure
 
 from .adapters import orm
+from .domain.policies import POLICIES
 from .entrypoints.handlers import HANDLERS
 from .memory import keep_freed_memory
 
@@ -16,7 +18,11 @@ MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations")
 
 def bootstrap(settings: Settings | None = None) -> Infrastructure:
     settings = settings or Settings.from_env("matching")
-    return start_infrastructure(settings, (orm.outbox, orm.inbox, orm.api_keys), MIGRATIONS)
+    infra = start_infrastructure(settings, (orm.outbox, orm.inbox, orm.api_keys), MIGRATIONS)
+    infra.leased_work = LeasedWork(orm.Run.__table__, kinds=("run",))  # werkplaats_work_items
+    # the failures the alert rules watch exist from the start (deploy/prometheus/alerts.yml)
+    start_at_zero(MATCHING_RUNS, *({"policy": policy, "status": "failed"} for policy in POLICIES))
+    return infra
 
 
 def main() -> None:

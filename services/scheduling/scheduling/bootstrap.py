@@ -6,11 +6,13 @@ import os
 from collections.abc import Mapping
 
 from werkplaats_shared.config import Settings
+from werkplaats_shared.metrics import NOTICE_CHANNELS, NOTICE_DELIVERIES, PLAN_JOBS, LeasedWork, start_at_zero
 from werkplaats_shared.service import Infrastructure, consumer_loop, relay_loop, start_infrastructure
 
 from .adapters import orm
 from .domain.responses import DEFAULT_ANSWER_DAYS, MAX_ANSWER_DAYS
 from .entrypoints.handlers import HANDLERS
+from .service_layer.plan_jobs import KINDS as PLAN_KINDS
 
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations")
 
@@ -28,7 +30,14 @@ def bootstrap(settings: Settings | None = None) -> Infrastructure:
     if len(settings.secret_key) < 32:
         raise ValueError("WERKPLAATS_SECRET_KEY must be set to at least 32 characters: it signs the "
                          "accept/decline links in notices")
-    return start_infrastructure(settings, (orm.outbox, orm.inbox, orm.api_keys), MIGRATIONS)
+    infra = start_infrastructure(settings, (orm.outbox, orm.inbox, orm.api_keys), MIGRATIONS)
+    # werkplaats_work_items: the planning jobs by kind
+    infra.leased_work = LeasedWork(orm.PlanJob.__table__, kinds=PLAN_KINDS, kind_column="kind")
+    # the failures the alert rules watch exist from the start (deploy/prometheus/alerts.yml)
+    start_at_zero(PLAN_JOBS, *({"kind": kind, "status": "failed"} for kind in PLAN_KINDS))
+    start_at_zero(NOTICE_DELIVERIES, *({"channel": channel, "outcome": outcome} for channel in NOTICE_CHANNELS
+                                       for outcome in ("sent", "failed")))
+    return infra
 
 
 def main() -> None:
