@@ -631,7 +631,7 @@ def publish(session: Session, emit_into: Emit, run: orm.Run, actor: Principal | 
     published, carried = [], []
     for m in matches:
         previous = before.get(Pair(m.team_id, m.assignment_id))
-        if previous is not None and m.response is None:
+        if previous is not None and m.response is None and previous.response is not None:
             carried.append({"b_id": m.id, "b_response": previous.response, "b_responded_at": previous.responded_at})
         published.append({"match_id": m.id, "assignment_id": m.assignment_id, "team_id": m.team_id,
                           "firm_id": m.firm_id, "institution_id": m.institution_id, "score": m.score,
