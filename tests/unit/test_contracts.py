@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from marshmallow import ValidationError
@@ -125,7 +126,7 @@ class _Text(str):
 
 
 # Values that are not plain str / finite float, and plain ones of the other type: each record field gets each.
-ODD_VALUES = (None, 1, 0, True, 1.5, "text", "", b"bytes", _Text("sub"), float("nan"), float("inf"),
+ODD_VALUES: tuple[Any, ...] = (None, 1, 0, True, 1.5, "text", "", b"bytes", _Text("sub"), float("nan"), float("inf"),
               -float("inf"), [], {}, ["x"], 10**400)
 
 
@@ -149,8 +150,9 @@ def _mutations(payload):  # type: ignore[no-untyped-def]
     for name, value in payload.items():
         if not (isinstance(value, list) and value and isinstance(value[0], dict)):
             continue
-        for odd in (None, "x", (), {"0": value[0]}, [value[0], "x"], [[value[0]]], [], value * 3):
-            yield {**payload, name: odd}
+        odd_lists: tuple[Any, ...] = (None, "x", (), {"0": value[0]}, [value[0], "x"], [[value[0]]], [], value * 3)
+        for odd_list in odd_lists:
+            yield {**payload, name: odd_list}
         for k in {0, len(value) - 1}:
             record = value[k]
             for key in record:
