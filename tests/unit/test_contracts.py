@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from marshmallow import ValidationError
-from werkplaats_shared.contracts import CONTRACTS, contract_for, make_envelope, parse_envelope
+from werkplaats_shared.contracts import (
+    CONTRACTS,
+    MatchesPublishedV2,
+    _flat_lists,
+    contract_for,
+    make_envelope,
+    parse_envelope,
+    validated,
+)
 
 BATCH = {"batch_id": "b", "workspace_id": "w", "coordinator_id": "c", "period": "P", "policy": "max_fit",
          "auto_publish": True,
@@ -83,3 +92,123 @@ def _field_names(schema) -> list[str]:  # type: ignore[no-untyped-def]
         if nested is not None:
             names += _field_names(nested)
     return names
+
+
+# ---- the typed check of long lists of flat records (contracts.validated) --------------------------------
+
+def _publication(matches: int, version: int = 2) -> dict:  # type: ignore[type-arg]
+    rows = [{"match_id": f"m{k}", "assignment_id": f"a{k // 2}", "team_id": f"t{k}", "firm_id": f"f{k // 5}",
+             "institution_id": f"i{k % 7}", "score": 10.0 + k / 8} for k in range(matches)]
+    if version == 2:
+        rows = [{**row, "previous_match_id": None if k % 3 else f"old{k}"} for k, row in enumerate(rows)]
+    payload = {"run_id": "r", "batch_id": "b", "workspace_id": "w", "coordinator_id": "c", "period": "2027-S1",
+               "matches": rows, "unmatched_assignment_ids": ["a9", "a8"]}
+    return {**payload, "supersedes_run_id": None} if version == 2 else payload
+
+
+# One valid payload per contract that has a list the typed check takes (a new such contract needs one here).
+FLAT_LIST_EXAMPLES = {
+    ("matches.published", 1): _publication(6, version=1),
+    ("matches.published", 2): _publication(6),
+    ("batch.announced", 1): {"batch_id": "b", "workspace_id": "w", "coordinator_id": "c",
+                             "assignments": [{"assignment_id": "a1", "firm_id": "f1"},
+                                             {"assignment_id": "a2", "firm_id": "f1"}],
+                             "teams": [{"team_id": "t1", "institution_id": "i1"}]},
+    ("firm.referred", 1): {"referral_id": "x", "firm_id": "f", "assignment_id": None, "from_workspace_id": "w",
+                           "coordinator_id": "c", "scheme_codes": ["s"], "reason": "outside_working_area",
+                           "schemes": [{"code": "s", "label_nl": "Regeling", "label_en": "Scheme",
+                                        "url": "https://example.org/s"}]},
+}
+
+
+class _Text(str):
+    pass
+
+
+# Values that are not plain str / finite float, and plain ones of the other type: each record field gets each.
+ODD_VALUES: tuple[Any, ...] = (None, 1, 0, True, 1.5, "text", "", b"bytes", _Text("sub"), float("nan"), float("inf"),
+              -float("inf"), [], {}, ["x"], 10**400)
+
+
+def _marshmallow(schema_class, payload):  # type: ignore[no-untyped-def]
+    """What the schema alone makes of a payload: (dumped, None) or (None, the error messages)."""
+    try:
+        return schema_class().dump(schema_class().load(payload)), None
+    except ValidationError as exc:
+        return None, exc.messages
+
+
+def _typed(schema_class, payload):  # type: ignore[no-untyped-def]
+    try:
+        return validated(schema_class, payload), None
+    except ValidationError as exc:
+        return None, exc.messages
+
+
+def _mutations(payload):  # type: ignore[no-untyped-def]
+    """The payload with one thing changed in one of its lists of records (or the list itself)."""
+    for name, value in payload.items():
+        if not (isinstance(value, list) and value and isinstance(value[0], dict)):
+            continue
+        odd_lists: tuple[Any, ...] = (None, "x", (), {"0": value[0]}, [value[0], "x"], [[value[0]]], [], value * 3)
+        for odd_list in odd_lists:
+            yield {**payload, name: odd_list}
+        for k in {0, len(value) - 1}:
+            record = value[k]
+            for key in record:
+                yield {**payload, name: [*value[:k], {r: v for r, v in record.items() if r != key}, *value[k + 1:]]}
+                for odd in ODD_VALUES:
+                    yield {**payload, name: [*value[:k], {**record, key: odd}, *value[k + 1:]]}
+            yield {**payload, name: [*value[:k], {**record, "student_name": "Jan"}, *value[k + 1:]]}
+            yield {**payload, name: [*value[:k], [*record.items()], *value[k + 1:]]}
+    yield {key: v for key, v in payload.items() if key != "period"}
+
+
+def test_the_typed_check_covers_exactly_the_contracts_with_an_example() -> None:
+    covered = {(c.type, c.version) for c in CONTRACTS if _flat_lists(c.schema)}
+    assert covered == set(FLAT_LIST_EXAMPLES)
+    assert set(_flat_lists(contract_for("matches.published", 2).schema)) == {"matches"}
+
+
+@pytest.mark.parametrize("key", sorted(FLAT_LIST_EXAMPLES))
+def test_the_typed_check_accepts_and_refuses_exactly_what_the_schema_does(key) -> None:  # type: ignore[no-untyped-def]
+    schema_class = contract_for(*key).schema
+    example = FLAT_LIST_EXAMPLES[key]
+    assert _typed(schema_class, example) == _marshmallow(schema_class, example) != (None, None)
+    assert _typed(schema_class, example)[1] is None
+    mutated = list(_mutations(example))
+    assert len(mutated) > 50
+    refused = 0
+    for payload in mutated:
+        typed, plain = _typed(schema_class, payload), _marshmallow(schema_class, payload)
+        assert typed == plain, payload
+        if typed[0] is not None:  # accepted: the same values of the same types (1 loads as 1.0)
+            assert json.dumps(typed[0], sort_keys=True) == json.dumps(plain[0], sort_keys=True)
+        refused += typed[1] is not None
+    assert refused > len(mutated) // 2
+
+
+def test_a_publication_with_one_bad_match_among_thousands_is_refused_naming_it() -> None:
+    payload = _publication(6139)
+    payload["matches"][4000] = {**payload["matches"][4000], "score": "12.5 points"}
+    with pytest.raises(ValidationError) as info:
+        make_envelope("matches.published", 2, payload)
+    assert info.value.messages == {"matches": {4000: {"score": ["Not a valid number."]}}}
+    payload["matches"][4000] = {k: v for k, v in payload["matches"][4000].items() if k != "team_id"}
+    with pytest.raises(ValidationError) as info:
+        make_envelope("matches.published", 2, payload)
+    assert info.value.messages == {"matches": {4000: {"team_id": ["Missing data for required field."],
+                                                      "score": ["Not a valid number."]}}}
+    payload["matches"][4000] = {**_publication(6139)["matches"][4000], "student_name": "Jan"}
+    with pytest.raises(ValidationError) as info:
+        make_envelope("matches.published", 2, payload)
+    assert info.value.messages == {"matches": {4000: {"student_name": ["Unknown field."]}}}
+
+
+def test_a_valid_publication_travels_as_the_schema_dumps_it() -> None:
+    payload = _publication(3000)
+    payload["matches"][7] = {**payload["matches"][7], "score": 12}  # an int score: loaded as the float 12.0
+    envelope = make_envelope("matches.published", 2, payload)
+    assert envelope.payload == _marshmallow(MatchesPublishedV2, payload)[0]
+    assert envelope.payload["matches"][7]["score"] == 12.0 and type(envelope.payload["matches"][7]["score"]) is float
+    assert parse_envelope(json.loads(envelope.to_json())).payload == envelope.payload

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from matching.domain.model import Problem, eligible_pairs
+from matching.domain.model import Pair, Problem, eligible_pairs
 from matching.domain.policies import POLICIES
 from matching.solver.arrays import build_arrays, eligibility
 from matching.solver.common import make_solver
@@ -443,3 +443,18 @@ def test_a_firm_cap_over_both_periods_keeps_the_round_whole() -> None:
     unlinked = Problem.from_snapshot(snapshot)
     model = build_arrays(unlinked, eligibility(unlinked))
     assert network.period_parts(unlinked, model, network.network_relaxation(model)) is not None
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_positions_of_a_few_pairs_are_their_places_in_the_arrays(seed: int) -> None:
+    # pins, accepted and kept pairs are looked up without a Pair per eligible pair; the answer is the index's
+    rng = random.Random(seed)
+    problem = instance(seed, 14, 8)
+    elig = eligibility(problem)
+    teams = [t.team_id for t in problem.teams] + ["no-such-team"]
+    jobs = [a.assignment_id for a in problem.assignments] + ["no-such-assignment"]
+    asked = [Pair(rng.choice(teams), rng.choice(jobs)) for _ in range(60)] + list(elig.pairs)[:5]
+    expected = [elig.index.get(p) for p in asked]
+    assert any(i is None for i in expected) and any(i is not None for i in expected)
+    assert eligibility(problem).positions(asked) == expected  # from the arrays (no index made yet)
+    assert elig.positions(asked) == expected  # from the index, once it is made

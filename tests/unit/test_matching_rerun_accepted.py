@@ -230,3 +230,19 @@ def test_erasing_the_team_or_firm_replaces_the_release_reason(infra: Infrastruct
     (released,) = controls(infra, rerun)["released"]
     assert (released["team_id"], released["assignment_id"], released["reason"]) == ("t-hbo", "a-web", "[erased]")
     assert controls(infra, other) == before
+
+
+def test_a_pair_accepted_after_the_request_is_not_held_once_its_assignment_left_the_batch(
+        infra: Infrastructure) -> None:
+    # the run was requested with the assignment in the batch (its snapshot still has it); the claim holds
+    # only pairs whose assignment is in the batch when the run starts
+    batch_id, first = first_run(infra)
+    rerun = request(infra, batch_id, {"policy": "max_served", "auto_publish": False})
+    accept(infra, first, "a-web")
+    handle(infra, make_envelope("assignment.left_batch", 1, {
+        "assignment_id": "a-web", "firm_id": "firm-web", "batch_id": batch_id, "reason": "handed_over",
+        "left_at": utcnow().isoformat()}))
+    assert "a-web" in {a["assignment_id"] for a in run_of(infra, rerun).snapshot["assignments"]}
+    assert rerun in work(infra)
+    assert controls(infra, rerun)["accepted"] == []
+    assert ("t-hbo", "a-web") not in pairs(infra, rerun)

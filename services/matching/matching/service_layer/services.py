@@ -12,7 +12,7 @@ import uuid
 from collections import Counter, OrderedDict
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
-from typing import Any, Callable, Mapping, cast
+from typing import Any, Callable, Collection, Mapping, cast
 
 import sqlalchemy as sa
 from opentelemetry.trace import SpanKind
@@ -379,11 +379,12 @@ def claim_next_run(sf: sessionmaker[Session]) -> str | None:
                         "held": held_teams(session, workspace_id, period, run.batch_id)}
             # its snapshot is read only when the batch has a published run (accepted_pairs)
             batch = session.get(orm.Batch, run.batch_id, options=[defer(orm.Batch.snapshot)])
+            snapshot = run.snapshot
             if batch is not None:  # a firm may have accepted a pair since the run was requested
                 released = {Pair(r["team_id"], r["assignment_id"]) for r in controls.get("released") or []}
-                now_accepted = set(accepted_pairs(session, batch)[1]) - released
+                now_accepted = set(accepted_pairs(session, batch, as_of=run, assignments=[
+                    a["assignment_id"] for a in snapshot["assignments"]])[1]) - released
                 controls["accepted"] = _pair_dicts(set(_pairs(controls.get("accepted"))) | now_accepted)
-            snapshot = run.snapshot
             # one UPDATE claims the run and notes its controls (a row holds the snapshot: SQLite rewrites it whole)
             claimed = session.execute(
                 sa.update(orm.Run).where(orm.Run.id == run_id, _claimable(now)).values(
@@ -594,7 +595,7 @@ def record_solution(sf: sessionmaker[Session], emit_into: Emit, run_id: str, pro
         session.flush()
         if run.auto_publish:
             try:
-                publish(session, emit_into, run)
+                publish(session, emit_into, run, snapshot=snapshot)
             except ServiceError as exc:  # a newer run of the batch, or another batch of the round, is out
                 log.info("run not published automatically", extra={"run_id": run_id, "reason": exc.reason})
         run_ended(session, emit_into, run)
@@ -607,19 +608,22 @@ def run_matches(session: Session, run_id: str) -> list[orm.Match]:
                                 .order_by(orm.Match.assignment_id, orm.Match.team_id)).scalars())
 
 
-def publish(session: Session, emit_into: Emit, run: orm.Run, actor: Principal | None = None) -> orm.Run:
+def publish(session: Session, emit_into: Emit, run: orm.Run, actor: Principal | None = None, *,
+            snapshot: dict[str, Any] | None = None) -> orm.Run:
     """Publish a solved run: one id per match; the batch's previously published run is superseded. A pair
     that run had too keeps its answer and is published with that match as its ``previous_match_id`` (a pair
-    the firm declined never carries over: if it comes back, it is asked again)."""
+    the firm declined never carries over: if it comes back, it is asked again). ``snapshot``: the run's
+    snapshot when the caller has it (the worker that just solved it), so it is not read again. The matches
+    are read as rows and the answers carried over written in one statement (thousands in a national round)."""
     if run.status != "solved":
         raise ServiceError(409, "status", f"only a solved run can be published; this run is {run.status}")
-    batch = session.get(orm.Batch, run.batch_id)
+    batch = session.get(orm.Batch, run.batch_id, options=[defer(orm.Batch.snapshot)])
     if batch is not None and batch.closed_at is not None:
         raise ServiceError(409, "batch_id", "the batch is closed")
     check_round(session, run)
     current = session.execute(sa.select(orm.Run).where(
         orm.Run.batch_id == run.batch_id, orm.Run.status == "published", orm.Run.id != run.id)
-        .with_for_update()).scalars().all()
+        .options(defer(orm.Run.snapshot), defer(orm.Run.explanations)).with_for_update()).scalars().all()
     for older in current:
         if _aware(older.created_at) > _aware(run.created_at):  # type: ignore[operator]
             raise ServiceError(409, "status", f"a newer run of this batch ({older.id}) is already published")
@@ -629,25 +633,37 @@ def publish(session: Session, emit_into: Emit, run: orm.Run, actor: Principal | 
         audit(session, run.batch_id, "run.superseded", {"by_run_id": run.id}, run_id=older.id,
               actor=actor, actor_organisation_id=run.coordinator_id)
     superseded = max(current, key=lambda older: _aware(older.published_at) or now, default=None)
-    before = {Pair(m.team_id, m.assignment_id): m for m in (run_matches(session, superseded.id) if superseded else [])
-              if m.response != "declined"}
-    matches = run_matches(session, run.id)
-    _keeps_accepted(run, before, matches)
+    match = orm.Match
+    before = {} if superseded is None else {Pair(m.team_id, m.assignment_id): m for m in session.execute(
+        sa.select(match.id, match.team_id, match.assignment_id, match.response, match.responded_at)
+        .where(match.run_id == superseded.id)) if m.response != "declined"}
+    matches = session.execute(
+        sa.select(match.id, match.team_id, match.assignment_id, match.firm_id, match.institution_id, match.score,
+                  match.response).where(match.run_id == run.id).order_by(match.assignment_id, match.team_id)).all()
+    snapshot = run.snapshot if snapshot is None else snapshot
+    _keeps_accepted(run, before, [Pair(m.team_id, m.assignment_id) for m in matches], snapshot)
     run.status, run.published_at = "published", now
-    published = []
+    published, carried = [], []
     for m in matches:
         previous = before.get(Pair(m.team_id, m.assignment_id))
-        if previous is not None and m.response is None:
-            m.response, m.responded_at = previous.response, previous.responded_at
+        if previous is not None and m.response is None and previous.response is not None:
+            carried.append({"b_id": m.id, "b_response": previous.response, "b_responded_at": previous.responded_at})
         published.append({"match_id": m.id, "assignment_id": m.assignment_id, "team_id": m.team_id,
                           "firm_id": m.firm_id, "institution_id": m.institution_id, "score": m.score,
                           "previous_match_id": previous.id if previous is not None else None})
+    if carried:
+        table = cast(sa.Table, match.__table__)
+        session.execute(sa.update(table).where(table.c.id == sa.bindparam("b_id")).values(
+            response=sa.bindparam("b_response"), responded_at=sa.bindparam("b_responded_at")), carried)
+        for obj in list(session.identity_map.values()):  # matches of this run loaded before: read them again
+            if isinstance(obj, orm.Match) and obj.run_id == run.id:
+                session.expire(obj)
     matched = {m.assignment_id for m in matches}
     emit_into(session, make_envelope("matches.published", 2, {
         "run_id": run.id, "batch_id": run.batch_id, "workspace_id": run.workspace_id,
         "coordinator_id": run.coordinator_id, "period": run.period, "matches": published,
         "supersedes_run_id": superseded.id if superseded is not None else None,
-        "unmatched_assignment_ids": sorted(a["assignment_id"] for a in run.snapshot["assignments"]
+        "unmatched_assignment_ids": sorted(a["assignment_id"] for a in snapshot["assignments"]
                                            if a["assignment_id"] not in matched),
     }))
     audit(session, run.batch_id, "run.published", {"matches": len(published),
@@ -659,13 +675,14 @@ def publish(session: Session, emit_into: Emit, run: orm.Run, actor: Principal | 
 # ---- the coordinator's control --------------------------------------------------------------
 
 
-def _keeps_accepted(run: orm.Run, before: Mapping[Pair, orm.Match], matches: list[orm.Match]) -> None:
+def _keeps_accepted(run: orm.Run, before: Mapping[Pair, Any], matches: list[Pair], snapshot: dict[str, Any]) -> None:
     """Refuse to publish a run that drops a pair a firm accepted in the published matching, unless the
-    run's coordinator released that pair or its team or assignment left the batch."""
+    run's coordinator released that pair or its team or assignment left the batch (``snapshot``: the run's).
+    ``before``: the published matching's matches (rows with ``response``) by pair."""
     released = {Pair(r["team_id"], r["assignment_id"]) for r in (run.controls or {}).get("released") or []}
-    present_teams = {t["team_id"] for t in run.snapshot["teams"]}
-    present_assignments = {a["assignment_id"] for a in run.snapshot["assignments"]}
-    kept = {Pair(m.team_id, m.assignment_id) for m in matches}
+    present_teams = {t["team_id"] for t in snapshot["teams"]}
+    present_assignments = {a["assignment_id"] for a in snapshot["assignments"]}
+    kept = set(matches)
     dropped = sorted(pair for pair, m in before.items()
                      if m.response == "accepted" and pair not in kept and pair not in released
                      and pair.team_id in present_teams and pair.assignment_id in present_assignments)
@@ -776,10 +793,13 @@ def request_run(session: Session, principal: Principal, batch_id: str, data: dic
     return run
 
 
-def accepted_pairs(session: Session, batch: orm.Batch) -> tuple[orm.Run | None, dict[Pair, str]]:
+def accepted_pairs(session: Session, batch: orm.Batch, *, as_of: orm.Run | None = None,
+                   assignments: Collection[str] | None = None) -> tuple[orm.Run | None, dict[Pair, str]]:
     """The batch's published run and the pairs of it a firm accepted (the answer may have been given to
     the same pair's match in an earlier run), each with its match id in the published run; only pairs
-    whose assignment is still in the batch."""
+    whose assignment is still in the batch. ``assignments``: the assignment ids of ``as_of``'s snapshot
+    (the claim has it parsed), which are the batch's while the batch is unchanged since that run was made
+    (every change to the batch's snapshot sets ``updated_at``); otherwise the batch's snapshot is read."""
     published = session.execute(sa.select(orm.Run).where(orm.Run.batch_id == batch.batch_id,
                                                           orm.Run.status == "published")
                                 .options(defer(orm.Run.snapshot), defer(orm.Run.explanations))).scalars().first()
@@ -788,9 +808,17 @@ def accepted_pairs(session: Session, batch: orm.Batch) -> tuple[orm.Run | None, 
     answered = {Pair(row.team_id, row.assignment_id) for row in session.execute(
         sa.select(orm.Match.team_id, orm.Match.assignment_id).join(orm.Run)
         .where(orm.Run.batch_id == batch.batch_id, orm.Match.response == "accepted"))}
-    present = {a["assignment_id"] for a in batch.snapshot["assignments"]}
-    return published, {Pair(m.team_id, m.assignment_id): m.id for m in run_matches(session, published.id)
-                       if Pair(m.team_id, m.assignment_id) in answered and m.assignment_id in present}
+    if not answered:
+        return published, {}
+    unchanged = (as_of is not None and assignments is not None
+                 and _aware(batch.updated_at) < _aware(as_of.created_at))  # type: ignore[operator]
+    present = set(assignments) if unchanged and assignments is not None else {
+        a["assignment_id"] for a in batch.snapshot["assignments"]}
+    rows = session.execute(sa.select(orm.Match.id, orm.Match.team_id, orm.Match.assignment_id)
+                           .where(orm.Match.run_id == published.id)
+                           .order_by(orm.Match.assignment_id, orm.Match.team_id))
+    return published, {Pair(team_id, assignment_id): match_id for match_id, team_id, assignment_id in rows
+                       if Pair(team_id, assignment_id) in answered and assignment_id in present}
 
 
 def _released(session: Session, batch: orm.Batch, accepted: dict[Pair, str],

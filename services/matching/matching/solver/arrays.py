@@ -154,6 +154,31 @@ class Eligibility:
     def index(self) -> dict[Pair, int]:
         return {p: i for i, p in enumerate(self.pairs)}
 
+    @cached_property
+    def _sorted_keys(self) -> tuple[Ints, Ints]:
+        """Each pair's key (team position x assignments + assignment position), sorted, and its position."""
+        keys = self.team.astype(np.int64) * max(1, len(self.problem.assignments)) + self.assignment
+        order = np.argsort(keys, kind="stable")
+        return keys[order], order
+
+    def positions(self, pairs: Iterable[Pair]) -> list[int | None]:
+        """Each pair's position in the arrays, None where it is not eligible: ``index.get`` for a few pairs
+        (pins, accepted or kept pairs) without a ``Pair`` per eligible pair (400,000 at 10k teams)."""
+        wanted = list(pairs)
+        if "index" in self.__dict__ or not wanted:
+            return [self.index.get(p) for p in wanted]
+        teams = {t.team_id: i for i, t in enumerate(self.problem.teams)}
+        jobs = {a.assignment_id: j for j, a in enumerate(self.problem.assignments)}
+        n_a = max(1, len(self.problem.assignments))
+        query = np.array([teams[p.team_id] * n_a + jobs[p.assignment_id]
+                          if p.team_id in teams and p.assignment_id in jobs else -1 for p in wanted], dtype=np.int64)
+        keys, order = self._sorted_keys
+        if not len(keys):
+            return [None] * len(wanted)
+        at = np.minimum(np.searchsorted(keys, query), len(keys) - 1)
+        hit = (keys[at] == query) & (query >= 0)
+        return [int(order[k]) if h else None for k, h in zip(at.tolist(), hit.tolist(), strict=True)]
+
     def by_team(self) -> EligibleByTeam:
         """Each team's eligible assignments (positions, ascending), read from the arrays: what the
         pre-check and the explanations need, without a ``Pair`` per eligible pair."""
@@ -785,7 +810,7 @@ def build_arrays(problem: Problem, elig: Eligibility, *, stable: bool = False,
     # pins: a pin on a pair without a column is a row 0 >= 1, which no matching meets
     if problem.pinned:
         pins = sorted(problem.pinned)
-        found = [elig.index.get(p) for p in pins]
+        found = elig.positions(pins)
         where = [(r, i) for r, i in enumerate(found) if i is not None]
         out.add("pins", np.array([r for r, _ in where], dtype=np.int64),
                 np.array([i for _, i in where], dtype=np.int64), _ones(len(where)), _full(len(pins), 1.0),
@@ -836,7 +861,7 @@ def build_arrays(problem: Problem, elig: Eligibility, *, stable: bool = False,
     if "served" in objectives:
         objectives["served"][n_p:n_p + n_a] = 1.0
     if "kept" in objectives and problem.reference:
-        objectives["kept"][[i for p in problem.reference if (i := elig.index.get(p)) is not None]] = 1.0
+        objectives["kept"][[i for i in elig.positions(problem.reference) if i is not None]] = 1.0
     for r in range(1, problem.max_rank + 1):
         if f"rank_{r}" in objectives:
             objectives[f"rank_{r}"][:n_p] = elig.team_rank == r
