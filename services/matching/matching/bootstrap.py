@@ -8,7 +8,7 @@ from werkplaats_shared.config import Settings
 from werkplaats_shared.service import Infrastructure, consumer_loop, relay_loop, start_infrastructure
 
 from .adapters import orm
-from .entrypoints.handlers import HANDLERS
+from .entrypoints.handlers import handlers
 from .memory import keep_freed_memory
 
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations")
@@ -29,4 +29,4 @@ def main() -> None:
     if infra.settings.process != "api":  # this process solves: see memory.py
         keep_freed_memory()
     service.run(infra, lambda: create_matching_app(infra),
-                [relay_loop(infra), consumer_loop(infra, HANDLERS), solver_loop(infra)])
+                [relay_loop(infra), consumer_loop(infra, handlers(infra.settings)), solver_loop(infra)])
