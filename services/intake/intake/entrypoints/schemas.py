@@ -152,7 +152,7 @@ class BatchIn(Schema):
         if "workspace_id" in data and "workspace_ids" in data:
             raise ValidationError("give workspace_id or workspace_ids, not both", "workspace_ids")
         if "workspace_id" not in data and "workspace_ids" not in data:
-            raise ValidationError("give workspace_id or workspace_ids", "workspace_ids")
+            raise ValidationError("give workspace_id or workspace_ids", "workspace_id")
         if "assignment_ids" in data and "assignments" in data:
             raise ValidationError("give assignment_ids or assignments: all_open, not both", "assignments")
         if "assignment_ids" not in data and "assignments" not in data:
