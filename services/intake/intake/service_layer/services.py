@@ -7,7 +7,7 @@ import logging
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -678,10 +678,7 @@ def submit_batch(session: Session, emit: Emit, principal: Principal, data: dict[
     if len(ids) > MAX_BATCH_ASSIGNMENTS:
         raise DomainError("assignment_ids" if data.get("assignments") != "all_open" else "assignments",
                           f"a batch holds at most {MAX_BATCH_ASSIGNMENTS} assignments", 413)
-    by_id: dict[str, orm.Assignment] = {}
-    for chunk in range(0, len(ids), 5000):
-        by_id.update((a.id, a) for a in session.execute(sa.select(orm.Assignment).where(
-            orm.Assignment.id.in_(ids[chunk:chunk + 5000]), orm.Assignment.workspace_id.in_(ws_ids))).scalars())
+    by_id = {a.id: a for a in _by_ids(session, orm.Assignment, ids, orm.Assignment.workspace_id.in_(ws_ids))}
     for i, aid in enumerate(ids):
         a = by_id.get(aid)
         if a is None:
@@ -704,6 +701,19 @@ def submit_batch(session: Session, emit: Emit, principal: Principal, data: dict[
     announce_batch(session, emit, workspaces[0], batch, [by_id[aid] for aid in ids],
                    inline_max_bytes=inline_max_bytes)
     return batch
+
+
+ID_CHUNK = 5000  # ids per IN (...): SQLite allows 32,766 variables in a statement
+
+
+def _by_ids(session: Session, model: Any, ids: Iterable[str], *where: sa.ColumnElement[bool]) -> list[Any]:
+    """The rows of ``model`` with these ids (and ``where``), fetched a chunk of ids at a time."""
+    wanted = sorted(set(ids))
+    found: list[Any] = []
+    for start in range(0, len(wanted), ID_CHUNK):
+        found.extend(session.execute(sa.select(model).where(model.id.in_(wanted[start:start + ID_CHUNK]), *where))
+                     .scalars())
+    return found
 
 
 def inline_max_bytes(settings: Settings) -> int | None:
@@ -753,6 +763,13 @@ def announce_batch(session: Session, emit: Emit, ws: orm.Workspace, batch: orm.B
     emit(envelope)
 
 
+def forget_snapshots(session: Session, batch: orm.Batch, keep: str | None = None) -> None:
+    """Delete the batch's stored snapshots but ``keep`` (the one its last batch.submitted names, which the
+    reconciliation may send again): matching took in a batch before it ran it, and a closed batch runs no more."""
+    session.execute(sa.delete(orm.BatchSnapshot).where(orm.BatchSnapshot.batch_id == batch.id,
+                                                       orm.BatchSnapshot.id != (keep or "")))
+
+
 def batch_snapshot_body(session: Session, snapshot_id: str) -> bytes | None:
     """A stored snapshot, as matching fetches it (the route checks the signature)."""
     found = session.get(orm.BatchSnapshot, snapshot_id)
@@ -765,7 +782,7 @@ def announcement(session: Session, ws: orm.Workspace, batch: orm.Batch, assignme
     people know things by (titles, organisations' names, team codes, the period); no person's data."""
     by_id = {a.id: a for a in assignments}
     team_ids = [t["team_id"] for t in snapshot["teams"]]
-    teams = {t.id: t for t in session.execute(sa.select(orm.Team).where(orm.Team.id.in_(team_ids))).scalars()}
+    teams = {t.id: t for t in _by_ids(session, orm.Team, team_ids)}
     coordinator = session.get(orm.Organisation, ws.organisation_id)
     period: dict[str, Any] = next((p for p in ws.periods if p["code"] == batch.period), {})
     return {
@@ -830,6 +847,7 @@ def close_batch(session: Session, emit: Emit, principal: Principal, batch: orm.B
             released.append(a.id)
     now = utcnow()
     batch.status, batch.closed_at, batch.released_assignment_ids = BatchStatus.CLOSED.value, now, released
+    forget_snapshots(session, batch)
     audit(session, principal, "batch.closed", "batch", batch.id, {
         "released_assignment_ids": released, "last_run_id": batch.last_run_id,
         "last_run_status": batch.last_run_status})
@@ -851,16 +869,14 @@ def batch_snapshot(session: Session, ws: orm.Workspace, batch: orm.Batch, assign
                    auto_publish: bool) -> dict[str, Any]:
     """What matching needs of a batch (``batch.submitted`` v3): ids and facts, no personal data. A round over
     several workspaces takes the teams and capacity of each, and their working areas together."""
-    firms = {f.id: f for f in session.execute(sa.select(orm.Organisation).where(
-        orm.Organisation.id.in_({a.firm_id for a in assignments}))).scalars()}
+    firms = {f.id: f for f in _by_ids(session, orm.Organisation, {a.firm_id for a in assignments})}
     workspaces = round_workspaces(session, batch)
     ws_ids = [each.id for each in workspaces]
     teams = session.execute(
         sa.select(orm.Team).where(orm.Team.workspace_id.in_(ws_ids), orm.Team.period == batch.period)
         .order_by(orm.Team.id)
     ).scalars().all()
-    institutions = {i.id: i for i in session.execute(sa.select(orm.Organisation).where(
-        orm.Organisation.id.in_({t.institution_id for t in teams}))).scalars()}
+    institutions = {i.id: i for i in _by_ids(session, orm.Organisation, {t.institution_id for t in teams})}
     capacities = sum_capacities([
         CapacityRow(c.institution_id, c.period, c.level, c.teams, c.supervision_hours)
         for c in session.execute(sa.select(orm.Capacity).where(
@@ -999,6 +1015,7 @@ def on_run_ended(session: Session, envelope: Envelope) -> None:
         shown = shown.replace(tzinfo=UTC)
     if shown is not None and ended_at.tzinfo is not None and ended_at < shown:
         return
+    forget_snapshots(session, batch, keep=batch.announced_message_id)
     batch.last_run_id, batch.last_run_status, batch.last_run_trigger = p["run_id"], p["status"], p["trigger"]
     batch.last_run_ended_at, batch.last_run_error, batch.last_run_diagnosis = ended_at, p["error"], p["diagnosis"]
     if batch.status in {BatchStatus.SUBMITTED, *STUCK_BATCH_STATUSES} and p["status"] in STUCK_BATCH_STATUSES:
