@@ -667,18 +667,20 @@ def submit_batch(session: Session, emit: Emit, principal: Principal, data: dict[
         workspaces.append(ws)
     ws_ids = [ws.id for ws in workspaces]
     if data.get("assignments") == "all_open":
-        ids = list(session.execute(sa.select(orm.Assignment.id).where(
+        found = list(session.execute(sa.select(orm.Assignment).where(
             orm.Assignment.workspace_id.in_(ws_ids), orm.Assignment.period == data["period"],
             orm.Assignment.status == AssignmentStatus.SUBMITTED.value, orm.Assignment.batch_id.is_(None))
-            .order_by(orm.Assignment.created_at, orm.Assignment.id)).scalars())
-        if not ids:
+            .order_by(orm.Assignment.created_at, orm.Assignment.id).limit(MAX_BATCH_ASSIGNMENTS + 1)).scalars())
+        if not found:
             raise DomainError("assignments", "no open assignments in these workspaces for this period", 409)
+        if len(found) > MAX_BATCH_ASSIGNMENTS:
+            raise DomainError("assignments", f"a batch holds at most {MAX_BATCH_ASSIGNMENTS} assignments", 413)
+        ids, by_id = [a.id for a in found], {a.id: a for a in found}
     else:
         ids = list(dict.fromkeys(data["assignment_ids"]))
-    if len(ids) > MAX_BATCH_ASSIGNMENTS:
-        raise DomainError("assignment_ids" if data.get("assignments") != "all_open" else "assignments",
-                          f"a batch holds at most {MAX_BATCH_ASSIGNMENTS} assignments", 413)
-    by_id = {a.id: a for a in _by_ids(session, orm.Assignment, ids, orm.Assignment.workspace_id.in_(ws_ids))}
+        if len(ids) > MAX_BATCH_ASSIGNMENTS:
+            raise DomainError("assignment_ids", f"a batch holds at most {MAX_BATCH_ASSIGNMENTS} assignments", 413)
+        by_id = {a.id: a for a in _by_ids(session, orm.Assignment, ids, orm.Assignment.workspace_id.in_(ws_ids))}
     for i, aid in enumerate(ids):
         a = by_id.get(aid)
         if a is None:
