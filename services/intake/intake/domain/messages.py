@@ -69,6 +69,8 @@ CATALOGUE: list[tuple[str, str]] = [
     (r"no open assignments in these workspaces for this period",
      "Er zijn geen open opdrachten in deze werkplaatsen voor deze periode."),
     (r"each workspace may be named once", "Noem elke werkplaats maar één keer."),
+    (r"some assignments went into another batch meanwhile; submit again",
+     "Sommige opdrachten zijn intussen in een andere batch gekomen; dien de batch opnieuw in."),
     (r"give workspace_id or workspace_ids, not both", "Geef workspace_id of workspace_ids, niet allebei."),
     (r"give workspace_id or workspace_ids", "Geef workspace_id of workspace_ids."),
     (r"give assignment_ids or assignments: all_open, not both",
