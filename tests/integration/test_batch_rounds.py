@@ -438,3 +438,41 @@ def test_a_fetch_while_intake_is_down_is_held_not_dead_lettered_and_goes_through
         assert fetched == [28] and h.dead_letters(1, timeout=1) == []
     finally:
         h.stop()
+
+
+def test_intake_keeps_a_stored_snapshot_only_while_matching_may_still_fetch_it(rnd: Round) -> None:
+    """The current snapshot stays (the reconciliation may send its message again); one a re-submission superseded
+    goes once a run ended, and every one goes when the batch is closed."""
+    from intake.entrypoints.handlers import HANDLERS as INTAKE_HANDLERS
+    from werkplaats_shared.contracts import make_envelope
+
+    w = rnd.world
+    _large_round(rnd)
+    body = w.created("coord", "/batches", {"workspace_ids": [w.ids["ws_n"], w.ids["ws_z"]], "period": PERIOD,
+                                           "assignments": "all_open"})
+
+    def stored() -> list[str]:
+        with rnd.intake.session_factory() as session:
+            return sorted(session.execute(sa.select(intake_orm.BatchSnapshot.id).where(
+                intake_orm.BatchSnapshot.batch_id == body["id"])).scalars())
+
+    def run_ended(minute: int) -> None:
+        with rnd.intake.session_factory.begin() as session:
+            INTAKE_HANDLERS["run.ended"](session, make_envelope("run.ended", 1, {
+                "run_id": str(uuid.uuid4()), "batch_id": body["id"], "trigger": "batch.submitted",
+                "status": "infeasible", "ended_at": f"2030-01-01T10:{minute:02d}:00+00:00", "error": None,
+                "diagnosis": None}))
+
+    first = [e.message_id for e in rnd.outbox("batch.submitted")]
+    assert stored() == first
+    run_ended(1)
+    assert stored() == first  # still the one the last message names
+    etag = w.get("coord", f"/batches/{body['id']}").headers["ETag"]
+    resp = w.call("coord", "PATCH", f"/batches/{body['id']}", {"policy": "max_served"}, headers={"If-Match": etag})
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    messages = [e.message_id for e in rnd.outbox("batch.submitted")]
+    assert len(messages) == 2 and stored() == sorted(messages)
+    run_ended(2)
+    assert stored() == [messages[-1]]
+    assert w.post("coord", f"/batches/{body['id']}/close").status_code == 200
+    assert stored() == []
