@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from marshmallow import ValidationError
@@ -83,3 +84,31 @@ def _field_names(schema) -> list[str]:  # type: ignore[no-untyped-def]
         if nested is not None:
             names += _field_names(nested)
     return names
+
+
+def test_every_payload_field_is_json_native_so_an_outgoing_payload_is_what_loading_gives() -> None:
+    """make_envelope keeps what loading gives (no dump): true only while every field of every payload, at every
+    nesting level, is one whose loaded value is its JSON value. A field of another kind (a date, a UUID, a
+    decimal) must make make_envelope dump again."""
+    from marshmallow import Schema, fields
+
+    native = (fields.String, fields.Integer, fields.Float, fields.Boolean)
+    odd: list[str] = []
+
+    def walk(schema: Schema, path: str) -> None:
+        for name, f in schema.fields.items():
+            inner: fields.Field[Any] = f
+            while isinstance(inner, fields.List):
+                inner = inner.inner
+            if isinstance(inner, fields.Nested):
+                walk(inner.schema, f"{path}.{name}")
+            elif not isinstance(inner, native) or inner.data_key or inner.attribute:
+                odd.append(f"{path}.{name}: {type(inner).__name__}")
+
+    for contract in CONTRACTS:
+        walk(contract.schema(), f"{contract.type} v{contract.version}")
+    assert odd == []
+    # and so a payload comes out as a dump would give it
+    payload = {"batch_id": "b1", "closed_at": "2030-01-01T00:00:00+00:00"}
+    schema = contract_for("batch.closed", 1).schema()
+    assert make_envelope("batch.closed", 1, payload).payload == schema.dump(schema.load(payload))
