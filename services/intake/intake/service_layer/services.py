@@ -45,11 +45,12 @@ from ..domain.model import (
 log = logging.getLogger(__name__)
 
 Emit = Callable[[Envelope], None]
-# Measured with benchmarks/batch_submit.py (benchmarks/README.md) on the shared 2-core machine, load average 5 to
-# 13: POST /batches of 50,000 open assignments with 100,000 teams over 10 workspaces took 81 s on SQLite (2,000:
-# 4.1 s), its 52 MB snapshot went by reference and matching took it in in 27 s; the optimiser solves such a
-# round in about 10 s. Beyond 50,000 a request would outlast what a coordinator waits for: split the round.
-# A listed batch is bounded by the 1 MiB request body instead: 25,000 ids.
+# Measured with benchmarks/batch_submit.py (benchmarks/README.md) on the shared 2-core machine, load average 5
+# to 9: POST /batches of 50,000 open assignments with 100,000 teams over 10 workspaces takes 55 s on SQLite and
+# 59 s on PostgreSQL (linear in the round: 2,000 take 2.4 s there); its 52 MB snapshot goes by reference and
+# matching takes it in in about 30 s; the optimiser solves such a round in about 10 s. Beyond 50,000 a request
+# would outlast a minute on this machine: split the round. A listed batch is bounded by the 1 MiB request body
+# instead: 25,000 ids.
 MAX_BATCH_ASSIGNMENTS = 50_000
 MAX_LISTED_ASSIGNMENTS = 25_000
 MAX_BATCH_WORKSPACES = 50
