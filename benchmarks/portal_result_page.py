@@ -21,7 +21,7 @@ teams and assignments of 2027-S1 (the first 10,000 and 5,000) become intake rows
 intake's database (institutions with their campuses, firms with their municipality, teams, assignments: as
 the HTTP API would store them, without sending 15,000 requests); the batch is then submitted through intake's
 own service function in this process, so intake's outbox sends matching the ``batch.submitted`` snapshot it
-builds. Intake's HTTP API caps a batch at 2,000 assignments (``MAX_BATCH_ASSIGNMENTS``); for this benchmark
+builds. Intake's HTTP API caps a batch (``MAX_BATCH_ASSIGNMENTS``); for this benchmark
 the cap is lifted in this process only. Matching solves the round as it would any other (max_fit).
 """
 
@@ -120,7 +120,7 @@ def _submit(stack: Any, coordinator_id: str, workspace_id: str, assignment_ids: 
     from werkplaats_shared.config import Settings
 
     infra = intake_bootstrap.bootstrap(Settings.from_env("intake", stack.env("intake")))
-    services.MAX_BATCH_ASSIGNMENTS = len(assignment_ids)  # this process only: the API caps a batch at 2,000
+    services.MAX_BATCH_ASSIGNMENTS = len(assignment_ids)  # this process only: the API caps a batch
     try:
         with infra.session_factory.begin() as session:
             batch = services.submit_batch(session, lambda envelope: infra.emit(session, envelope),

@@ -76,6 +76,8 @@ FORBIDDEN_NL: tuple[tuple[str, str], ...] = (
     (r"this action needs the role (?P<roles>\w+(?: or \w+)*)", "Deze actie vraagt de rol {roles}."),
     (r"no role may use this route", "Geen enkele rol mag deze route gebruiken."),
     (r"not one of your workspaces", "Dit is niet een van uw werkplaatsen."),
+    (r"the signature of this snapshot request is not valid or has expired",
+     "De handtekening van dit verzoek om een momentopname is ongeldig of verlopen."),
 )
 
 

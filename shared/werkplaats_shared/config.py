@@ -42,8 +42,11 @@ ENV_VARS: dict[str, str] = {
     "notices (scheduling); default http://127.0.0.1:<WERKPLAATS_HTTP_PORT>",
     "WERKPLAATS_PORTAL_URL": "base URL of the web portal, used in the sign-in and invitation links intake e-mails "
     "(intake); default http://127.0.0.1:8100",
-    "WERKPLAATS_INTAKE_URL": "base URL of intake's API as the portal reaches it (portal); default "
-    "http://127.0.0.1:8101",
+    "WERKPLAATS_INTAKE_URL": "base URL of intake's API as the portal and matching reach it (portal; matching fetches "
+    "large batch snapshots from it); default http://127.0.0.1:8101",
+    "WERKPLAATS_SNAPSHOT_INLINE_BYTES": "largest batch snapshot intake sends inside the batch.submitted message "
+    "(intake; 10000-100000000 bytes, default 1000000); a larger one stays in intake and matching fetches it by "
+    "reference (needs WERKPLAATS_SECRET_KEY in both; without it every snapshot travels inline)",
     "WERKPLAATS_MATCHING_URL": "base URL of matching's API as the portal reaches it (portal); default "
     "http://127.0.0.1:8102",
     "WERKPLAATS_SCHEDULING_URL": "base URL of scheduling's API as the portal reaches it (portal); default "
@@ -138,6 +141,8 @@ class Settings:
     import_parse_seconds: int = 120
     reconcile_after_seconds: int = 900
     reconcile_interval: int = 60
+    intake_url: str = "http://127.0.0.1:8101"
+    snapshot_inline_bytes: int = 1_000_000
     # (service, broker user) pairs; empty: a single-user broker, senders are not checked
     broker_producer_users: tuple[tuple[str, str], ...] = ()
 
@@ -201,6 +206,8 @@ class Settings:
             reconcile_after_seconds=_bounded_int(e, "WERKPLAATS_RECONCILE_AFTER_SECONDS", 900, 60, 604800),
             reconcile_interval=_bounded_int(e, "WERKPLAATS_RECONCILE_INTERVAL", 60, 1, 86400),
             broker_producer_users=tuple(sorted(producer_users.items())),
+            intake_url=(e.get("WERKPLAATS_INTAKE_URL") or f"http://127.0.0.1:{DEFAULT_PORTS['intake']}").rstrip("/"),
+            snapshot_inline_bytes=_bounded_int(e, "WERKPLAATS_SNAPSHOT_INLINE_BYTES", 1_000_000, 10_000, 100_000_000),
         )
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 LEVELS = ("MBO", "HBO", "WO")
 ROLES = ("coordinator", "institution", "entrepreneur", "operator")  # operator: runs the platform (dead letters)
@@ -251,6 +251,57 @@ class BatchSubmittedV2(StrictSchema):
     fairness_floors = fields.List(fields.Nested(FairnessFloorV2), required=True)
 
 
+class SnapshotReferenceV3(StrictSchema):
+    """Where matching fetches a snapshot that is too large for one message (a claim-check): intake keeps it under
+    ``snapshot_id`` and serves it at ``GET /batch-snapshots/{snapshot_id}`` to a request matching signs with the
+    shared secret (see werkplaats_shared.claimcheck); ``sha256`` and ``size_bytes`` are of the JSON body served."""
+
+    snapshot_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    sha256 = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-f]{64}$"))
+    size_bytes = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+
+
+class BatchSubmittedV3(StrictSchema):
+    """v2 plus the workspaces of the round (``workspace_ids``, one or several: a multi-region or national round;
+    ``workspace_id`` is the first of them) and, for a large batch, the snapshot by reference: then
+    ``snapshot_ref`` is set and ``working_area``, ``assignments``, ``teams``, ``capacities``, ``firm_caps`` and
+    ``fairness_floors`` are absent; matching fetches them (the full v3 payload, inline form) and checks the hash."""
+
+    batch_id = fields.String(required=True)
+    workspace_id = fields.String(required=True)
+    workspace_ids = fields.List(fields.String(validate=validate.Length(min=1, max=36)), required=True,
+                                validate=validate.Length(min=1))
+    coordinator_id = fields.String(required=True)
+    period = fields.String(required=True)
+    policy = fields.String(required=True, validate=validate.OneOf(POLICIES))
+    auto_publish = fields.Boolean(required=True)
+    snapshot_ref = fields.Nested(SnapshotReferenceV3, load_default=None, allow_none=True)
+    working_area = fields.List(fields.String())
+    assignments = fields.List(fields.Nested(SnapshotAssignmentV2))
+    teams = fields.List(fields.Nested(SnapshotTeamV2))
+    capacities = fields.List(fields.Nested(SnapshotCapacityV2))
+    firm_caps = fields.List(fields.Nested(SnapshotFirmCapV2))
+    fairness_floors = fields.List(fields.Nested(FairnessFloorV2))
+
+    @validates_schema
+    def _inline_or_by_reference(self, data: dict[str, Any], **_: Any) -> None:
+        if data["workspace_ids"][0] != data["workspace_id"] or len(set(data["workspace_ids"])) != len(
+                data["workspace_ids"]):
+            raise ValidationError("workspace_ids must start with workspace_id and name each workspace once",
+                                  field_name="workspace_ids")
+        present = [name for name in SNAPSHOT_BODY_FIELDS if name in data]
+        if data.get("snapshot_ref") is None and len(present) != len(SNAPSHOT_BODY_FIELDS):
+            missing = sorted(set(SNAPSHOT_BODY_FIELDS) - set(present))
+            raise ValidationError(f"an inline snapshot needs {', '.join(missing)}", field_name="snapshot_ref")
+        if data.get("snapshot_ref") is not None and present:
+            raise ValidationError(f"a snapshot by reference carries no {', '.join(present)}",
+                                  field_name="snapshot_ref")
+
+
+# What a v3 batch.submitted carries inline, or leaves to the fetch of its snapshot_ref.
+SNAPSHOT_BODY_FIELDS = ("working_area", "assignments", "teams", "capacities", "firm_caps", "fairness_floors")
+
+
 class PublishedMatchV1(StrictSchema):
     match_id = fields.String(required=True)
     assignment_id = fields.String(required=True)
@@ -478,6 +529,13 @@ CONTRACTS: tuple[Contract, ...] = (
         "with the same message id by intake's reconciliation when the batch has no run outcome for too long.",
     ),
     Contract(
+        "batch.submitted", 3, "intake", ("matching",), BatchSubmittedV3,
+        "v2 for a round over one or several workspaces (workspace_ids; workspace_id is the first, whose coordinators' "
+        "organisation coordinates every one of them). A snapshot of at most WERKPLAATS_SNAPSHOT_INLINE_BYTES travels "
+        "in the message; a larger one stays in intake (a claim-check) and the message carries snapshot_ref: matching "
+        "fetches it with a signed, expiring request, checks its SHA-256 and proceeds as with the inline form.",
+    ),
+    Contract(
         "batch.closed", 1, "intake", ("matching",), BatchClosedV1,
         "A coordinator closed a batch without a published matching (POST /batches/{id}/close): its assignments "
         "were released for a new batch; matching cancels the batch's open runs and runs or publishes it no more.",
@@ -644,16 +702,19 @@ def _checked(records: _FlatRecords, items: Any) -> list[dict[str, Any]] | None:
 
 
 def validated(schema_class: builtins.type[Schema], payload: Any) -> dict[str, Any]:
-    """The payload as ``schema_class`` loads and then dumps it; raises the schema's ValidationError. Long
-    lists of flat records are checked by the typed check above, the rest by marshmallow."""
+    """The payload as ``schema_class`` loads it (the same as loading then dumping it: see the
+    comment below); raises the schema's ValidationError. Long lists of flat records are checked by the typed
+    check above, the rest by marshmallow."""
     fast: dict[str, list[dict[str, Any]]] = {}
     if isinstance(payload, dict):
         for name, records in _flat_lists(schema_class).items():
             rows = _checked(records, payload.get(name))
             if rows is not None:
                 fast[name] = rows
+    # every payload field is JSON-native (String, Integer, Float, Boolean, List, Nested: a unit test keeps it so),
+    # so what loading gives is what dumping it would give; a national batch's snapshot is not serialised twice
     schema = schema_class()
-    out: dict[str, Any] = schema.dump(schema.load({**payload, **{name: [] for name in fast}} if fast else payload))
+    out: dict[str, Any] = schema.load({**payload, **{name: [] for name in fast}} if fast else payload)
     out.update(fast)
     return out
 

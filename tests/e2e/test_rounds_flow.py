@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from werkplaats_shared.devstack.demo import INSTITUTIONS, PERIOD, Api, setup_demo_data, wait_for
 from werkplaats_shared.devstack.stack import LocalStack
 
@@ -39,3 +40,40 @@ def test_two_batches_of_a_round_submitted_back_to_back_place_each_team_once(
     assert len(second["matches"]) == all_teams - len(data.assignment_ids)  # the one team left over, no more
     held = Api(stack.url("matching"), data.coordinator_key).get(f"/batches/{second['id']}/runs")[0]
     assert {h["batch_id"] for h in held["controls"]["held"]} == {first["id"]}
+
+
+def test_a_batch_above_the_message_threshold_is_fetched_by_matching_from_intake_and_matched(
+        make_stack: Callable[..., LocalStack]) -> None:
+    """The claim-check across processes: intake keeps a snapshot above WERKPLAATS_SNAPSHOT_INLINE_BYTES, the
+    message names it, matching's process fetches it from intake's over HTTP (signed) and the batch is matched."""
+    stack = make_stack(service_env={"intake": {"WERKPLAATS_SNAPSHOT_INLINE_BYTES": "10000"}})
+    data = setup_demo_data(stack, say=lambda _line: None)
+    intake = Api(stack.url("intake"), data.coordinator_key)
+    firms = [Api(stack.url("intake"), key) for key in data.firm_keys]
+    for i in range(25):  # enough jobs to make the snapshot larger than 10 kB
+        firms[i % len(firms)].post("/assignments", {
+            "workspace_id": data.workspace_id, "title": f"Extra klus {i}", "period": PERIOD, "mode": "remote",
+            "accepted_levels": ["MBO", "HBO", "WO"], "required_skills": [], "nice_to_have_skills": [],
+            "min_teams": 1, "max_teams": 1})
+    batch = intake.post("/batches", {"workspace_ids": [data.workspace_id], "period": PERIOD,
+                                     "assignments": "all_open"})
+    assert len(batch["assignments"]) == 25 + len(data.assignment_ids)
+
+    def matched() -> dict[str, Any] | None:
+        found = intake.get(f"/batches/{batch['id']}")
+        return found if found["status"] == "matched" else None
+
+    done = wait_for("the batch matched", matched, timeout=180.0)
+    all_teams = sum(len(skills) for _name, _level, skills in INSTITUTIONS)
+    assert len(done["matches"]) == all_teams  # more jobs than teams: every team placed, once
+    assert len({m["team_id"] for m in done["matches"]}) == all_teams
+    (run,) = Api(stack.url("matching"), data.coordinator_key).get(f"/batches/{batch['id']}/runs")
+    assert run["status"] == "published"
+    engine = sa.create_engine(f"sqlite:///{stack.data_dir}/intake.sqlite3")
+    try:
+        with engine.connect() as conn:
+            sizes = conn.execute(sa.text("SELECT size_bytes FROM batch_snapshots WHERE batch_id = :b"),
+                                 {"b": batch["id"]}).scalars().all()
+    finally:
+        engine.dispose()
+    assert len(sizes) == 1 and sizes[0] > 10_000  # it went by reference

@@ -54,7 +54,8 @@ ROLES = {"coordinator": "coord", "institution": "inst", "entrepreneur": "firm"}
 # a forged token.
 PUBLIC = {"/", "/health", "/ready", "/openapi.json",
           "/docs", "/docs/docs.js", "/docs/swagger-ui.css", "/docs/swagger-ui-bundle.js"}
-SIGNED_LINK_RULES = {("scheduling", "/responses/<token>")}
+# (matching's signed request for a large batch snapshot: test_batch_rounds.py checks what it opens without one)
+SIGNED_LINK_RULES = {("scheduling", "/responses/<token>"), ("intake", "/batch-snapshots/<snapshot_id>")}
 # Routes whose body is the credential: an account's e-mail and password, exchanged for a token. Checked with
 # another organisation's keys and a wrong password, and with the right password as the control.
 LOGIN_RULES = {("intake", "/tokens/<audience>")}

@@ -620,12 +620,12 @@ def test_batch_submission_writes_one_anonymous_outbox_message(world: World) -> N
     rows = world.outbox_rows()
     # the workspace's first batch: intake announces the workspace first (ids only), then the batch
     assert [(r.type, r.version) for r in rows[before:]] == [
-        ("workspace.registered", 1), ("batch.announced", 2), ("batch.submitted", 2)]
+        ("workspace.registered", 1), ("batch.announced", 2), ("batch.submitted", 3)]
     assert parse_envelope(json.loads(rows[before].body)).payload == {
         "workspace_id": ids["ws_a"], "coordinator_id": world.org["coord_a"],
         "registered_at": parse_envelope(json.loads(rows[before].body)).payload["registered_at"]}
     row = rows[-1]
-    assert (row.type, row.version, row.sent_at) == ("batch.submitted", 2, None)
+    assert (row.type, row.version, row.sent_at) == ("batch.submitted", 3, None)
     envelope = parse_envelope(json.loads(row.body))  # valid against its contract
     p = envelope.payload
     assert (p["batch_id"], p["workspace_id"], p["coordinator_id"], p["period"], p["policy"]) == (

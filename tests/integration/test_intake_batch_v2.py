@@ -32,7 +32,7 @@ def capacity(world: World, programme: str, level: str, teams: int, hours: int, p
 
 def last_batch_message(world: World) -> dict[str, Any]:
     row = world.outbox_rows()[-1]
-    assert (row.type, row.version) == ("batch.submitted", 2)
+    assert (row.type, row.version) == ("batch.submitted", 3)
     payload: dict[str, Any] = parse_envelope(json.loads(row.body)).payload
     return payload
 

@@ -212,3 +212,30 @@ def test_a_valid_publication_travels_as_the_schema_dumps_it() -> None:
     assert envelope.payload == _marshmallow(MatchesPublishedV2, payload)[0]
     assert envelope.payload["matches"][7]["score"] == 12.0 and type(envelope.payload["matches"][7]["score"]) is float
     assert parse_envelope(json.loads(envelope.to_json())).payload == envelope.payload
+
+def test_every_payload_field_is_json_native_so_an_outgoing_payload_is_what_loading_gives() -> None:
+    """make_envelope keeps what loading gives (no dump): true only while every field of every payload, at every
+    nesting level, is one whose loaded value is its JSON value. A field of another kind (a date, a UUID, a
+    decimal) must make make_envelope dump again."""
+    from marshmallow import Schema, fields
+
+    native = (fields.String, fields.Integer, fields.Float, fields.Boolean)
+    odd: list[str] = []
+
+    def walk(schema: Schema, path: str) -> None:
+        for name, f in schema.fields.items():
+            inner: fields.Field[Any] = f
+            while isinstance(inner, fields.List):
+                inner = inner.inner
+            if isinstance(inner, fields.Nested):
+                walk(inner.schema, f"{path}.{name}")
+            elif not isinstance(inner, native) or inner.data_key or inner.attribute:
+                odd.append(f"{path}.{name}: {type(inner).__name__}")
+
+    for contract in CONTRACTS:
+        walk(contract.schema(), f"{contract.type} v{contract.version}")
+    assert odd == []
+    # and so a payload comes out as a dump would give it
+    payload = {"batch_id": "b1", "closed_at": "2030-01-01T00:00:00+00:00"}
+    schema = contract_for("batch.closed", 1).schema()
+    assert make_envelope("batch.closed", 1, payload).payload == schema.dump(schema.load(payload))

@@ -609,7 +609,7 @@ def test_a_submitted_batch_sends_matching_the_whole_snapshot_and_no_personal_dat
     assert world.emit.types()[sent:] == ["workspace.registered", "batch.announced", "batch.submitted"]
     assert set(world.emit.published[-3].payload) == {"workspace_id", "coordinator_id", "registered_at"}
     envelope = world.emit.published[-1]
-    assert envelope.version == 2
+    assert envelope.version == 3
     amsterdam = {"municipality": "GM0363", "latitude": pytest.approx(52.37, abs=0.01),
                  "longitude": pytest.approx(4.89, abs=0.01), "region": "Noord-Holland"}
     diemen = {"municipality": "GM0384", "latitude": pytest.approx(52.34, abs=0.01),
@@ -622,8 +622,9 @@ def test_a_submitted_batch_sends_matching_the_whole_snapshot_and_no_personal_dat
                      "periods": ["2025-Q1"], **nowhere, "travel_limit_km": None, "remote_allowed": True,
                      "preferences": []}}
     assert envelope.payload == {
-        "batch_id": batch.id, "workspace_id": ws_a, "coordinator_id": world.org("coord_a"), "period": "2025-Q1",
-        "policy": "max_served", "auto_publish": False, "working_area": ["GM0363", "GM0384"],
+        "batch_id": batch.id, "workspace_id": ws_a, "workspace_ids": [ws_a], "coordinator_id": world.org("coord_a"),
+        "period": "2025-Q1", "policy": "max_served", "auto_publish": False, "working_area": ["GM0363", "GM0384"],
+        "snapshot_ref": None,
         "assignments": [
             {"assignment_id": a2.id, "firm_id": firm_2, "accepted_levels": ["MBO"], "required_skills": [],
              "nice_to_have_skills": [], "min_teams": 1, "max_teams": 2, "period": "2025-Q1", "mode": "on_site",

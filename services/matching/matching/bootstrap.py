@@ -10,7 +10,7 @@ from werkplaats_shared.service import Infrastructure, consumer_loop, relay_loop,
 
 from .adapters import orm
 from .domain.policies import POLICIES
-from .entrypoints.handlers import HANDLERS
+from .entrypoints.handlers import handlers
 from .memory import keep_freed_memory
 
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations")
@@ -35,4 +35,4 @@ def main() -> None:
     if infra.settings.process != "api":  # this process solves: see memory.py
         keep_freed_memory()
     service.run(infra, lambda: create_matching_app(infra),
-                [relay_loop(infra), consumer_loop(infra, HANDLERS), solver_loop(infra)])
+                [relay_loop(infra), consumer_loop(infra, handlers(infra.settings)), solver_loop(infra)])

@@ -86,6 +86,8 @@ class LocalStack:
             "WERKPLAATS_SMTP_PORT": str(self.config.smtp_port),
             "PYTHONUNBUFFERED": "1",
         })
+        if service == "matching":  # fetches large batch snapshots from intake (claim-check)
+            env["WERKPLAATS_INTAKE_URL"] = self.url("intake")
         if service in self.config.database_urls:
             env["WERKPLAATS_DATABASE_URL"] = self.config.database_urls[service]
         # one random signing key (links, tokens) for this local data directory only, kept so that restarts

@@ -177,6 +177,25 @@ class Batch(Base):
     announced_message_id: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
     reannounced_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
     reannouncements: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    # every workspace of the round, workspace_id first (null for a batch made before rounds could span several)
+    workspace_ids: Mapped[list[Any] | None] = mapped_column(sa.JSON, nullable=True)
+
+    @property
+    def round_workspace_ids(self) -> list[str]:
+        return list(self.workspace_ids) if self.workspace_ids else [self.workspace_id]
+
+
+class BatchSnapshot(Base):
+    """A batch.submitted snapshot too large for the message (claim-check): matching fetches it by id with a
+    signed request (werkplaats_shared.claimcheck). Written in the transaction of the outbox row that names it."""
+
+    __tablename__ = "batch_snapshots"
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)  # the batch.submitted message's id
+    batch_id: Mapped[str] = mapped_column(sa.ForeignKey("batches.id"), index=True)
+    sha256: Mapped[str] = mapped_column(sa.String(64))
+    size_bytes: Mapped[int] = mapped_column(sa.Integer)
+    body: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
 
 
 class BatchMatch(Base):

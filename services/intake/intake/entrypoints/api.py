@@ -7,10 +7,11 @@ from datetime import datetime
 from typing import Any, Callable, TypeVar
 
 import sqlalchemy as sa
-from flask import Flask, url_for
+from flask import Flask, Response, request, url_for
 from flask.views import MethodView
 from flask_smorest import Page, abort
-from werkplaats_shared.auth import current_principal, install_auth
+from werkplaats_shared import claimcheck
+from werkplaats_shared.auth import current_principal, install_auth, refuse
 from werkplaats_shared.authorization import install_authorization
 from werkplaats_shared.db import utcnow
 from werkplaats_shared.deadletters_api import dead_letter_blueprint
@@ -75,7 +76,7 @@ T = TypeVar("T")
 def create_intake_app(infra: Infrastructure, clock: Callable[[], datetime] = utcnow) -> Flask:
     """``clock`` decides when sign-in links, invitations, sessions and sign-in locks expire (tests set it)."""
     app, api = create_app("Werkplaats intake")
-    install_auth(app, infra.engine, infra.api_keys, (TOKENS_PATH, *PUBLIC_PREFIXES),
+    install_auth(app, infra.engine, infra.api_keys, (TOKENS_PATH, *PUBLIC_PREFIXES, claimcheck.PATH),
                  tokens=verifier_for(infra.settings), public_paths=PUBLIC_PATHS)
     install_rate_limits(app, infra.settings)
     install_authorization(app, MATRIX)
@@ -90,6 +91,18 @@ def create_intake_app(infra: Infrastructure, clock: Callable[[], datetime] = utc
                 return fn(session, lambda env: infra.emit(session, env), *args)
             return fn(session, *args)
         raise AssertionError("unreachable")
+
+    @app.get(claimcheck.PATH + "<snapshot_id>", endpoint="batch_snapshot")
+    def batch_snapshot(snapshot_id: str) -> Response:
+        """A stored batch snapshot, for matching's signed request only (claimcheck.py); not in the API docs."""
+        if not claimcheck.signature_valid(infra.settings.secret_key, snapshot_id, request.args.get("expires", ""),
+                                          request.args.get("signature", "")):
+            refuse(403, "the signature of this snapshot request is not valid or has expired", "signature")
+        with sf() as session:
+            body = services.batch_snapshot_body(session, snapshot_id)
+        if body is None:
+            abort(404, message="no such batch snapshot")
+        return Response(body, mimetype="application/json", headers={"Cache-Control": "no-store"})
 
     def created(body: Any, endpoint: str, **values: Any) -> tuple[Any, int, dict[str, str]]:
         return body, 201, {"Location": url_for(endpoint, **values)}
@@ -241,7 +254,7 @@ def create_intake_app(infra: Infrastructure, clock: Callable[[], datetime] = utc
             "diagnosis": batch.last_run_diagnosis}
         return {**{c: getattr(batch, c) for c in ("id", "workspace_id", "period", "policy", "auto_publish", "status",
                                                          "run_id", "fairness_floors", "closed_at",
-                                                         "released_assignment_ids")},
+                                                         "released_assignment_ids", "round_workspace_ids")},
                 "assignments": assignments, "matches": services.batch_matches(session, batch.id, batch.run_id),
                 "last_run": last_run}
 
@@ -257,7 +270,8 @@ def create_intake_app(infra: Infrastructure, clock: Callable[[], datetime] = utc
         @bat.response(201, BatchOut)
         def post(self, data: dict[str, Any]) -> Any:
             def submit(session: Any, emit: Any) -> dict[str, Any]:
-                batch = services.submit_batch(session, emit, current_principal(), data)
+                batch = services.submit_batch(session, emit, current_principal(), data,
+                                              inline_max_bytes=services.inline_max_bytes(infra.settings))
                 return batch_view(session, batch)
 
             body = in_tx(submit, emit=True)
@@ -284,7 +298,8 @@ def create_intake_app(infra: Infrastructure, clock: Callable[[], datetime] = utc
                 batch = services.get_visible(session, services.visible_batches(current_principal()),
                                              orm.Batch, batch_id, lock=True)
                 bat.check_etag(batch_view(session, batch), BatchOut)
-                services.update_batch(session, emit, current_principal(), batch, data)
+                services.update_batch(session, emit, current_principal(), batch, data,
+                                      inline_max_bytes=services.inline_max_bytes(infra.settings))
                 return batch_view(session, batch)
 
             return in_tx(update, emit=True)

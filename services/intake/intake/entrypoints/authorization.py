@@ -117,4 +117,7 @@ MATRIX = Matrix("intake", [
     public("GET", "/invitations/<token>", "invitations.InvitationItem", "the invitation's token is the credential"),
     public("POST", "/invitations/<token>/accept", "invitations.InvitationAcceptance",
            "the invitation's token is the credential"),
+    public("GET", "/batch-snapshots/<snapshot_id>", "batch_snapshot",
+           "internal, for matching: a large batch snapshot (claim-check); matching's signature with the shared "
+           "secret, for this snapshot and expiring within a minute, is the credential"),
 ])

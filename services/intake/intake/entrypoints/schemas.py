@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from werkplaats_shared import geo
 from werkplaats_shared.contracts import FLOOR_DIMENSIONS, LEVELS, POLICIES
 from werkplaats_shared.fields import UtcDateTime
@@ -121,16 +121,42 @@ class FairnessFloorSchema(Schema):
 
 
 class BatchIn(Schema):
-    workspace_id = fields.String(required=True, validate=validate.Length(max=36))
+    """A batch of one round. Name its workspace (``workspace_id``) or workspaces (``workspace_ids``: one or several,
+    a multi-region or national round, each coordinated by your organisation; the teams of all of them are the
+    candidates), one period in their calendars, and either the assignments (``assignment_ids``) or
+    ``"assignments": "all_open"``: every submitted assignment of those workspaces and that period not yet in a
+    batch."""
+
+    workspace_id = fields.String(validate=validate.Length(max=36), metadata={
+        "description": "the batch's one workspace (or give workspace_ids)"})
+    workspace_ids = fields.List(fields.String(validate=validate.Length(max=36)),
+                                validate=validate.Length(min=1, max=services.MAX_BATCH_WORKSPACES), metadata={
+        "description": "the round's workspaces, each coordinated by your organisation (or give workspace_id)"})
     period = fields.String(required=True, validate=validate.Length(min=1, max=40))
     policy = fields.String(load_default="max_fit", validate=validate.OneOf(POLICIES))
     auto_publish = fields.Boolean(load_default=True, metadata={
         "description": "publish the run's matches as soon as it is solved (otherwise the coordinator publishes)"})
-    assignment_ids = fields.List(fields.String(validate=validate.Length(max=36)), required=True,
-                                 validate=validate.Length(min=1, max=services.MAX_BATCH_ASSIGNMENTS))
+    assignment_ids = fields.List(fields.String(validate=validate.Length(max=36)),
+                                 validate=validate.Length(min=1, max=services.MAX_LISTED_ASSIGNMENTS), metadata={
+        "description": f"the assignments of the batch (at most {services.MAX_LISTED_ASSIGNMENTS}; or give "
+                       "assignments: all_open)"})
+    assignments = fields.String(validate=validate.OneOf(["all_open"]), metadata={
+        "description": "all_open: every open assignment (submitted, in no batch) of the workspaces and period, "
+                       "instead of assignment_ids"})
     fairness_floors = fields.List(fields.Nested(FairnessFloorSchema), load_default=list,
                                   validate=validate.Length(max=50),
                                   metadata={"description": "optional: at least this share of a group served"})
+
+    @validates_schema
+    def _one_of_each(self, data: dict[str, Any], **_: Any) -> None:
+        if "workspace_id" in data and "workspace_ids" in data:
+            raise ValidationError("give workspace_id or workspace_ids, not both", "workspace_ids")
+        if "workspace_id" not in data and "workspace_ids" not in data:
+            raise ValidationError("give workspace_id or workspace_ids", "workspace_id")
+        if "assignment_ids" in data and "assignments" in data:
+            raise ValidationError("give assignment_ids or assignments: all_open, not both", "assignments")
+        if "assignment_ids" not in data and "assignments" not in data:
+            raise ValidationError("give assignment_ids or assignments: all_open", "assignment_ids")
 
 
 class MatchOut(Schema):
@@ -167,7 +193,9 @@ class LastRunOut(Schema):
 
 class BatchSummaryOut(Schema):
     id = fields.String(dump_only=True)
-    workspace_id = fields.String()
+    workspace_id = fields.String(metadata={"description": "the (first) workspace of the batch's round"})
+    workspace_ids = fields.List(fields.String(), attribute="round_workspace_ids", metadata={
+        "description": "every workspace of the batch's round, workspace_id first"})
     period = fields.String()
     policy = fields.String()
     auto_publish = fields.Boolean()

@@ -79,7 +79,8 @@ def _last_announcement(session: Session, batch: orm.Batch) -> str | None:
     return None
 
 
-def reconcile(session: Session, emit: services.Emit, *, after: timedelta, now: datetime | None = None) -> Reconciled:
+def reconcile(session: Session, emit: services.Emit, *, after: timedelta, now: datetime | None = None,
+              inline_max_bytes: int | None = None) -> Reconciled:
     moment = now or utcnow()
     announced = 0
     for ws in session.execute(sa.select(orm.Workspace).where(orm.Workspace.announced_at.is_(None))
@@ -101,10 +102,11 @@ def reconcile(session: Session, emit: services.Emit, *, after: timedelta, now: d
                 orm.Assignment.batch_id == batch.id).order_by(orm.Assignment.created_at, orm.Assignment.id)).scalars())
             count = batch.reannouncements
             services.announce_batch(session, emit, services.get_workspace(session, batch.workspace_id), batch,
-                                    assignments)
+                                    assignments, inline_max_bytes=inline_max_bytes)
             batch.reannouncements = count
         else:
-            services.announce_workspace(session, emit, services.get_workspace(session, batch.workspace_id))
+            for ws in services.round_workspaces(session, batch):
+                services.announce_workspace(session, emit, ws)
             session.execute(orm.outbox.update().where(orm.outbox.c.message_id == message_id).values(
                 sent_at=None, last_error=None, created_at=utcnow()))  # after the workspace's announcement
             batch.announced_message_id = message_id
@@ -119,7 +121,8 @@ def reconcile(session: Session, emit: services.Emit, *, after: timedelta, now: d
 def reconcile_once(infra: Infrastructure) -> Reconciled:
     with infra.session_factory.begin() as session:
         return reconcile(session, lambda envelope: infra.emit(session, envelope),
-                         after=timedelta(seconds=infra.settings.reconcile_after_seconds))
+                         after=timedelta(seconds=infra.settings.reconcile_after_seconds),
+                         inline_max_bytes=services.inline_max_bytes(infra.settings))
 
 
 def reconcile_loop(infra: Infrastructure) -> Loop:

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
-from werkplaats_shared import geo
+from werkplaats_shared import claimcheck, geo
 from werkplaats_shared.auth import Principal, generate_key
-from werkplaats_shared.contracts import LEVELS, SCOPES, Envelope, make_envelope
+from werkplaats_shared.config import Settings
+from werkplaats_shared.contracts import LEVELS, SCOPES, SNAPSHOT_BODY_FIELDS, Envelope, make_envelope
 from werkplaats_shared.db import utcnow
 
 from ..adapters import orm
@@ -21,6 +23,7 @@ from ..domain.model import (
     HANDED_OVER_STATUSES,
     OPEN_STATUSES,
     STUCK_BATCH_STATUSES,
+    TRANSITIONS,
     AssignmentStatus,
     BatchStatus,
     CapacityRow,
@@ -42,7 +45,15 @@ from ..domain.model import (
 log = logging.getLogger(__name__)
 
 Emit = Callable[[Envelope], None]
-MAX_BATCH_ASSIGNMENTS = 2000
+# Measured with benchmarks/batch_submit.py (benchmarks/README.md) on the shared 2-core machine, load average 5
+# to 9: POST /batches of 50,000 open assignments with 100,000 teams over 10 workspaces takes 55 s on SQLite and
+# 59 s on PostgreSQL (linear in the round: 2,000 take 2.4 s there); its 52 MB snapshot goes by reference and
+# matching takes it in in about 30 s; the optimiser solves such a round in about 10 s. Beyond 50,000 a request
+# would outlast a minute on this machine: split the round. A listed batch is bounded by the 1 MiB request body
+# instead: 25,000 ids.
+MAX_BATCH_ASSIGNMENTS = 50_000
+MAX_LISTED_ASSIGNMENTS = 25_000
+MAX_BATCH_WORKSPACES = 50
 
 
 class NotFound(Exception):
@@ -636,38 +647,104 @@ def get_visible(session: Session, query: sa.Select[Any], model: Any, object_id: 
 # ---- batches --------------------------------------------------------------------------------
 
 
-def submit_batch(session: Session, emit: Emit, principal: Principal, data: dict[str, Any]) -> orm.Batch:
-    ws = _workspace_for_input(session, data["workspace_id"])
-    if ws.organisation_id != principal.organisation_id:
-        raise DomainError("workspace_id", "no such workspace")
-    check_period(ws.periods, data["period"])
-    ids = list(dict.fromkeys(data["assignment_ids"]))
-    if len(ids) > MAX_BATCH_ASSIGNMENTS:
-        raise DomainError("assignment_ids", f"a batch holds at most {MAX_BATCH_ASSIGNMENTS} assignments", 413)
-    assignments = session.execute(
-        sa.select(orm.Assignment).where(orm.Assignment.id.in_(ids), orm.Assignment.workspace_id == ws.id)
-    ).scalars().all()
-    by_id = {a.id: a for a in assignments}
+def submit_batch(session: Session, emit: Emit, principal: Principal, data: dict[str, Any], *,
+                 inline_max_bytes: int | None = None) -> orm.Batch:
+    """A batch of one round: the workspaces it names (one, or several: a multi-region or national round, all of
+    them coordinated by the caller's organisation) and one period of their calendars; the assignments listed, or
+    every open one (submitted, in no batch) of those workspaces and that period. The teams of every named
+    workspace for the period are its candidates."""
+    given = data.get("workspace_ids")
+    wanted = list(given) if given is not None else [data["workspace_id"]]
+    if len(set(wanted)) != len(wanted):
+        raise DomainError("workspace_ids", "each workspace may be named once")
+    workspaces = []
+    for i, wid in enumerate(wanted):
+        where = f"workspace_ids.{i}" if given is not None else "workspace_id"
+        ws = session.get(orm.Workspace, wid)
+        if ws is None or ws.organisation_id != principal.organisation_id:
+            raise DomainError(where, "no such workspace")
+        try:
+            check_period(ws.periods, data["period"])
+        except DomainError:
+            raise DomainError(where if len(wanted) > 1 else "period",
+                              f"period {data['period']!r} is not in the workspace's calendar") from None
+        workspaces.append(ws)
+    ws_ids = [ws.id for ws in workspaces]
+    if data.get("assignments") == "all_open":
+        found = list(session.execute(sa.select(orm.Assignment).where(
+            orm.Assignment.workspace_id.in_(ws_ids), orm.Assignment.period == data["period"],
+            orm.Assignment.status == AssignmentStatus.SUBMITTED.value, orm.Assignment.batch_id.is_(None))
+            .order_by(orm.Assignment.created_at, orm.Assignment.id).limit(MAX_BATCH_ASSIGNMENTS + 1)).scalars())
+        if not found:
+            raise DomainError("assignments", "no open assignments in these workspaces for this period", 409)
+        if len(found) > MAX_BATCH_ASSIGNMENTS:
+            raise DomainError("assignments", f"a batch holds at most {MAX_BATCH_ASSIGNMENTS} assignments", 413)
+        ids, by_id = [a.id for a in found], {a.id: a for a in found}
+    else:
+        ids = list(dict.fromkeys(data["assignment_ids"]))
+        if len(ids) > MAX_BATCH_ASSIGNMENTS:
+            raise DomainError("assignment_ids", f"a batch holds at most {MAX_BATCH_ASSIGNMENTS} assignments", 413)
+        by_id = {a.id: a for a in _by_ids(session, orm.Assignment, ids, orm.Assignment.workspace_id.in_(ws_ids))}
     for i, aid in enumerate(ids):
         a = by_id.get(aid)
         if a is None:
-            raise DomainError(f"assignment_ids.{i}", "no such assignment in this workspace")
+            raise DomainError(f"assignment_ids.{i}", "no such assignment in this workspace" if len(ws_ids) == 1
+                              else "no such assignment in these workspaces")
         if a.period != data["period"]:
             raise DomainError(f"assignment_ids.{i}", f"assignment is for period {a.period}, not {data['period']}")
         try:
-            a.status = transition(a.status, AssignmentStatus.IN_BATCH)
+            transition(a.status, AssignmentStatus.IN_BATCH)
         except DomainError as exc:
             raise DomainError(f"assignment_ids.{i}", exc.reason, 409) from None
     floors = _fairness_floors(session, data.get("fairness_floors", []))
-    batch = orm.Batch(id=_new_id(), workspace_id=ws.id, period=data["period"], policy=data["policy"],
-                      status=BatchStatus.SUBMITTED.value, created_at=utcnow(), submitted_at=utcnow(),
-                      fairness_floors=floors, auto_publish=data.get("auto_publish", True))
+    batch = orm.Batch(id=_new_id(), workspace_id=ws_ids[0], workspace_ids=ws_ids, period=data["period"],
+                      policy=data["policy"], status=BatchStatus.SUBMITTED.value, created_at=utcnow(),
+                      submitted_at=utcnow(), fairness_floors=floors, auto_publish=data.get("auto_publish", True))
     session.add(batch)
     session.flush()
-    for a in assignments:
-        a.batch_id = batch.id
-    announce_batch(session, emit, ws, batch, [by_id[aid] for aid in ids])
+    # one UPDATE per chunk of ids, not one per assignment (a national batch holds tens of thousands); only rows
+    # still in a state that may join a batch, so a concurrent batch that took one first leaves a count that differs
+    batchable = [s.value for s, targets in TRANSITIONS.items() if AssignmentStatus.IN_BATCH in targets]
+    taken = 0
+    for start in range(0, len(ids), ID_CHUNK):
+        taken += session.execute(sa.update(orm.Assignment).where(
+            orm.Assignment.id.in_(ids[start:start + ID_CHUNK]), orm.Assignment.status.in_(batchable))
+            .values(status=AssignmentStatus.IN_BATCH.value, batch_id=batch.id)
+            .execution_options(synchronize_session=False)).rowcount  # type: ignore[attr-defined]
+    if taken != len(ids):
+        raise DomainError("assignment_ids", "some assignments went into another batch meanwhile; submit again", 409)
+    for a in by_id.values():
+        set_committed_value(a, "status", AssignmentStatus.IN_BATCH.value)
+        set_committed_value(a, "batch_id", batch.id)
+    announce_batch(session, emit, workspaces[0], batch, [by_id[aid] for aid in ids],
+                   inline_max_bytes=inline_max_bytes)
     return batch
+
+
+ID_CHUNK = 5000  # ids per IN (...): SQLite allows 32,766 variables in a statement
+
+
+def _by_ids(session: Session, model: Any, ids: Iterable[str], *where: sa.ColumnElement[bool]) -> list[Any]:
+    """The rows of ``model`` with these ids (and ``where``), fetched a chunk of ids at a time."""
+    wanted = sorted(set(ids))
+    found: list[Any] = []
+    for start in range(0, len(wanted), ID_CHUNK):
+        found.extend(session.execute(sa.select(model).where(model.id.in_(wanted[start:start + ID_CHUNK]), *where))
+                     .scalars())
+    return found
+
+
+def inline_max_bytes(settings: Settings) -> int | None:
+    """The largest snapshot sent inside batch.submitted; None (no limit) without the secret matching signs its
+    fetch of a stored one with."""
+    return settings.snapshot_inline_bytes if settings.secret_key else None
+
+
+def round_workspaces(session: Session, batch: orm.Batch) -> list[orm.Workspace]:
+    """The batch's workspaces, the first (``batch.workspace_id``) first."""
+    found = {ws.id: ws for ws in session.execute(sa.select(orm.Workspace).where(
+        orm.Workspace.id.in_(batch.round_workspace_ids))).scalars()}
+    return [found[wid] for wid in batch.round_workspace_ids]
 
 
 def announce_workspace(session: Session, emit: Emit, ws: orm.Workspace) -> None:
@@ -681,18 +758,43 @@ def announce_workspace(session: Session, emit: Emit, ws: orm.Workspace) -> None:
 
 
 def announce_batch(session: Session, emit: Emit, ws: orm.Workspace, batch: orm.Batch,
-                   assignments: list[orm.Assignment]) -> None:
-    """Send the batch to matching (batch.submitted v2) and remember the message's id: the reconciliation sends
-    that same message again when no run outcome comes back."""
-    announce_workspace(session, emit, ws)
+                   assignments: list[orm.Assignment], *, inline_max_bytes: int | None = None) -> None:
+    """Send the batch to matching (batch.submitted v3) and remember the message's id: the reconciliation sends
+    that same message again when no run outcome comes back. A snapshot larger than ``inline_max_bytes`` (None:
+    no limit) is stored here and the message carries a reference to it (claimcheck.py)."""
+    workspaces = round_workspaces(session, batch)
+    for each in workspaces:
+        announce_workspace(session, emit, each)
     snapshot = batch_snapshot(session, ws, batch, assignments, auto_publish=batch.auto_publish)
     emit(make_envelope("batch.announced", 2, announcement(session, ws, batch, assignments, snapshot)))
-    envelope = make_envelope("batch.submitted", 2, snapshot)
+    envelope = make_envelope("batch.submitted", 3, snapshot)
+    body = claimcheck.encode(envelope.payload)
+    if inline_max_bytes is not None and len(body) > inline_max_bytes:
+        session.add(orm.BatchSnapshot(id=envelope.message_id, batch_id=batch.id, sha256=claimcheck.digest(body),
+                                      size_bytes=len(body), body=body, created_at=utcnow()))
+        header = {k: v for k, v in snapshot.items() if k not in SNAPSHOT_BODY_FIELDS}
+        envelope = replace(make_envelope("batch.submitted", 3, {**header, "snapshot_ref": {
+            "snapshot_id": envelope.message_id, "sha256": claimcheck.digest(body), "size_bytes": len(body)}}),
+            message_id=envelope.message_id)
+        log.info("batch snapshot sent by reference", extra={"batch_id": batch.id, "size_bytes": len(body)})
     batch.announced_message_id, batch.reannounced_at, batch.reannouncements = envelope.message_id, None, 0
     emit(envelope)
     # in the request's trace: where the batch's trace starts in intake's log (matching's, scheduling's go on)
     log.info("batch sent to matching", extra={"batch_id": batch.id, "message_id": envelope.message_id,
                                               "assignments": len(assignments), "teams": len(snapshot["teams"])})
+
+
+def forget_snapshots(session: Session, batch: orm.Batch, keep: str | None = None) -> None:
+    """Delete the batch's stored snapshots but ``keep`` (the one its last batch.submitted names, which the
+    reconciliation may send again): matching took in a batch before it ran it, and a closed batch runs no more."""
+    session.execute(sa.delete(orm.BatchSnapshot).where(orm.BatchSnapshot.batch_id == batch.id,
+                                                       orm.BatchSnapshot.id != (keep or "")))
+
+
+def batch_snapshot_body(session: Session, snapshot_id: str) -> bytes | None:
+    """A stored snapshot, as matching fetches it (the route checks the signature)."""
+    found = session.get(orm.BatchSnapshot, snapshot_id)
+    return found.body if found is not None else None
 
 
 def announcement(session: Session, ws: orm.Workspace, batch: orm.Batch, assignments: list[orm.Assignment],
@@ -701,7 +803,7 @@ def announcement(session: Session, ws: orm.Workspace, batch: orm.Batch, assignme
     people know things by (titles, organisations' names, team codes, the period); no person's data."""
     by_id = {a.id: a for a in assignments}
     team_ids = [t["team_id"] for t in snapshot["teams"]]
-    teams = {t.id: t for t in session.execute(sa.select(orm.Team).where(orm.Team.id.in_(team_ids))).scalars()}
+    teams = {t.id: t for t in _by_ids(session, orm.Team, team_ids)}
     coordinator = session.get(orm.Organisation, ws.organisation_id)
     period: dict[str, Any] = next((p for p in ws.periods if p["code"] == batch.period), {})
     return {
@@ -727,9 +829,9 @@ def _fairness_floors(session: Session, given: list[dict[str, Any]]) -> list[dict
 
 
 def update_batch(session: Session, emit: Emit, principal: Principal, batch: orm.Batch,
-                 data: dict[str, Any]) -> orm.Batch:
+                 data: dict[str, Any], *, inline_max_bytes: int | None = None) -> orm.Batch:
     """Change the settings (policy, fairness floors, auto_publish) of a batch whose run ended without a
-    matching, and run it again: the batch is sent to matching anew (``batch.submitted`` v2, same id),
+    matching, and run it again: the batch is sent to matching anew (``batch.submitted`` v3, same id),
     with its current assignments and the teams and capacity registered now."""
     check_batch_stuck(batch.status)
     if "fairness_floors" in data:
@@ -748,7 +850,8 @@ def update_batch(session: Session, emit: Emit, principal: Principal, batch: orm.
         "policy": batch.policy, "fairness_floors": batch.fairness_floors, "auto_publish": batch.auto_publish,
         "previous_run_id": batch.last_run_id, "previous_run_status": batch.last_run_status})
     session.flush()
-    announce_batch(session, emit, get_workspace(session, batch.workspace_id), batch, assignments)
+    announce_batch(session, emit, get_workspace(session, batch.workspace_id), batch, assignments,
+                   inline_max_bytes=inline_max_bytes)
     return batch
 
 
@@ -765,6 +868,7 @@ def close_batch(session: Session, emit: Emit, principal: Principal, batch: orm.B
             released.append(a.id)
     now = utcnow()
     batch.status, batch.closed_at, batch.released_assignment_ids = BatchStatus.CLOSED.value, now, released
+    forget_snapshots(session, batch)
     audit(session, principal, "batch.closed", "batch", batch.id, {
         "released_assignment_ids": released, "last_run_id": batch.last_run_id,
         "last_run_status": batch.last_run_status})
@@ -784,28 +888,29 @@ def _place(code: str | None) -> dict[str, Any]:
 
 def batch_snapshot(session: Session, ws: orm.Workspace, batch: orm.Batch, assignments: list[orm.Assignment], *,
                    auto_publish: bool) -> dict[str, Any]:
-    """What matching needs of a batch (``batch.submitted`` v2): ids and facts, no personal data."""
-    firms = {f.id: f for f in session.execute(sa.select(orm.Organisation).where(
-        orm.Organisation.id.in_({a.firm_id for a in assignments}))).scalars()}
+    """What matching needs of a batch (``batch.submitted`` v3): ids and facts, no personal data. A round over
+    several workspaces takes the teams and capacity of each, and their working areas together."""
+    firms = {f.id: f for f in _by_ids(session, orm.Organisation, {a.firm_id for a in assignments})}
+    workspaces = round_workspaces(session, batch)
+    ws_ids = [each.id for each in workspaces]
     teams = session.execute(
-        sa.select(orm.Team).where(orm.Team.workspace_id == ws.id, orm.Team.period == batch.period)
+        sa.select(orm.Team).where(orm.Team.workspace_id.in_(ws_ids), orm.Team.period == batch.period)
         .order_by(orm.Team.id)
     ).scalars().all()
-    institutions = {i.id: i for i in session.execute(sa.select(orm.Organisation).where(
-        orm.Organisation.id.in_({t.institution_id for t in teams}))).scalars()}
+    institutions = {i.id: i for i in _by_ids(session, orm.Organisation, {t.institution_id for t in teams})}
     capacities = sum_capacities([
         CapacityRow(c.institution_id, c.period, c.level, c.teams, c.supervision_hours)
         for c in session.execute(sa.select(orm.Capacity).where(
-            orm.Capacity.workspace_id == ws.id, orm.Capacity.period == batch.period)).scalars()])
+            orm.Capacity.workspace_id.in_(ws_ids), orm.Capacity.period == batch.period)).scalars()])
 
     def campus_municipality(team: orm.Team) -> str | None:
         campuses = {c["name"]: c["municipality"] for c in institutions[team.institution_id].campuses}
         return campuses.get(team.campus) if team.campus is not None else None
 
     return {
-        "batch_id": batch.id, "workspace_id": ws.id, "coordinator_id": ws.organisation_id,
+        "batch_id": batch.id, "workspace_id": ws.id, "workspace_ids": ws_ids, "coordinator_id": ws.organisation_id,
         "period": batch.period, "policy": batch.policy, "auto_publish": auto_publish,
-        "working_area": list(ws.municipalities),
+        "working_area": list(dict.fromkeys(m for each in workspaces for m in each.municipalities)),
         "assignments": [{
             "assignment_id": a.id, "firm_id": a.firm_id, "accepted_levels": a.accepted_levels,
             "required_skills": a.required_skills, "nice_to_have_skills": a.nice_to_have_skills,
@@ -931,6 +1036,7 @@ def on_run_ended(session: Session, envelope: Envelope) -> None:
         shown = shown.replace(tzinfo=UTC)
     if shown is not None and ended_at.tzinfo is not None and ended_at < shown:
         return
+    forget_snapshots(session, batch, keep=batch.announced_message_id)
     batch.last_run_id, batch.last_run_status, batch.last_run_trigger = p["run_id"], p["status"], p["trigger"]
     batch.last_run_ended_at, batch.last_run_error, batch.last_run_diagnosis = ended_at, p["error"], p["diagnosis"]
     if batch.status in {BatchStatus.SUBMITTED, *STUCK_BATCH_STATUSES} and p["status"] in STUCK_BATCH_STATUSES:

@@ -45,6 +45,8 @@ class Batch(Base):
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
     # intake closed the batch (batch.closed): no further runs, nothing published
     closed_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
+    # every workspace of the batch's round, workspace_id first (null: that one only, a batch.submitted v1 or v2)
+    workspace_ids: Mapped[list[Any] | None] = mapped_column(sa.JSON, nullable=True)
 
 
 class RoundLock(Base):
@@ -61,6 +63,8 @@ class Run(Base):
     id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
     batch_id: Mapped[str] = mapped_column(sa.String(36), index=True)
     workspace_id: Mapped[str] = mapped_column(sa.String(36))
+    # every workspace of the run's round, workspace_id first (null: that one only)
+    workspace_ids: Mapped[list[Any] | None] = mapped_column(sa.JSON, nullable=True)
     coordinator_id: Mapped[str] = mapped_column(sa.String(36), index=True)
     period: Mapped[str] = mapped_column(sa.String(40))
     policy: Mapped[str] = mapped_column(sa.String(40))

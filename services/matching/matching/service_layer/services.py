@@ -10,16 +10,20 @@ import logging
 import threading
 import uuid
 from collections import Counter, OrderedDict
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any, Callable, Collection, Mapping, cast
 
 import sqlalchemy as sa
+from marshmallow import ValidationError
 from opentelemetry.trace import SpanKind
 from sqlalchemy.orm import Session, defer, sessionmaker
+from werkplaats_shared import claimcheck
 from werkplaats_shared.auth import Principal
+from werkplaats_shared.config import Settings
 from werkplaats_shared.consumer import NotYetKnown, PermanentError
-from werkplaats_shared.contracts import Envelope, make_envelope
+from werkplaats_shared.contracts import BatchSubmittedV3, Envelope, make_envelope
 from werkplaats_shared.db import utcnow
 from werkplaats_shared.metrics import MATCHING_RUN_STAGE, MATCHING_RUNS, StageClock
 from werkplaats_shared.tracing import current_traceparent, span_from
@@ -118,32 +122,56 @@ def audit(session: Session, batch_id: str, action: str, details: dict[str, Any],
 # batches hold (a match in their published run that the firm has not declined); it is solved without
 # them, and the institutions' capacity and supervision they use is taken off. Publishing checks again,
 # under the same lock, that no matched team is held elsewhere (a run published by hand meanwhile).
+#
+# A batch over several workspaces (a multi-region or national round) belongs to the round of each of them: it
+# takes every one's lock row (in a fixed order, so two such batches never wait on each other crosswise), waits
+# for a running run of any of them, and holds off the teams any batch sharing a workspace and the period holds.
 
 
-def lock_round(session: Session, workspace_id: str, period: str) -> None:
-    """Take the round's lock row for the rest of the transaction (created on first use)."""
+def round_of(item: orm.Run | orm.Batch) -> list[str]:
+    """The workspaces of a run's or batch's round, its workspace_id first."""
+    return list(item.workspace_ids) if item.workspace_ids else [item.workspace_id]
+
+
+def lock_round(session: Session, workspace_ids: str | list[str], period: str) -> None:
+    """Take the round's lock rows (one per workspace, created on first use) for the rest of the transaction."""
     dialect = session.get_bind().dialect.name
-    values = {"workspace_id": workspace_id, "period": period}
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
+    for workspace_id in sorted({workspace_ids} if isinstance(workspace_ids, str) else set(workspace_ids)):
+        values = {"workspace_id": workspace_id, "period": period}
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        session.execute(pg_insert(orm.RoundLock).values(**values).on_conflict_do_nothing())
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+            session.execute(pg_insert(orm.RoundLock).values(**values).on_conflict_do_nothing())
+        else:
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        session.execute(sqlite_insert(orm.RoundLock).values(**values).on_conflict_do_nothing())
-    session.execute(sa.select(orm.RoundLock.workspace_id).where(
-        orm.RoundLock.workspace_id == workspace_id, orm.RoundLock.period == period).with_for_update())
+            session.execute(sqlite_insert(orm.RoundLock).values(**values).on_conflict_do_nothing())
+        session.execute(sa.select(orm.RoundLock.workspace_id).where(
+            orm.RoundLock.workspace_id == workspace_id, orm.RoundLock.period == period).with_for_update())
 
 
-def held_teams(session: Session, workspace_id: str, period: str, batch_id: str) -> list[dict[str, Any]]:
-    """The teams other batches of the round hold: matched in their published run, not declined. Each with
-    its institution and level and the supervision hours its assignment takes (from that run's input)."""
+def _sharing_runs(session: Session, workspace_ids: list[str], period: str, condition: sa.ColumnElement[bool]
+                  ) -> list[str]:
+    """The ids of the period's runs meeting ``condition`` whose round shares a workspace with ``workspace_ids``."""
+    mine = set(workspace_ids)
+    rows = session.execute(sa.select(orm.Run.id, orm.Run.workspace_id, orm.Run.workspace_ids).where(
+        orm.Run.period == period, condition).order_by(orm.Run.id)).all()
+    return [run_id for run_id, first, every in rows if mine & set(every or [first])]
+
+
+def held_teams(session: Session, workspace_ids: str | list[str], period: str, batch_id: str) -> list[dict[str, Any]]:
+    """The teams other batches of the round hold (the batches of the period that share a workspace with it):
+    matched in their published run, not declined. Each with its institution and level and the supervision hours
+    its assignment takes (from that run's input)."""
+    wanted = [workspace_ids] if isinstance(workspace_ids, str) else list(workspace_ids)
+    runs = _sharing_runs(session, wanted, period, sa.and_(orm.Run.batch_id != batch_id,
+                                                           orm.Run.status == "published"))
+    if not runs:
+        return []
     rows = session.execute(
         sa.select(orm.Match.team_id, orm.Match.assignment_id, orm.Match.institution_id, orm.Run.id,
                   orm.Run.batch_id)
-        .join(orm.Run).where(orm.Run.workspace_id == workspace_id, orm.Run.period == period,
-                             orm.Run.batch_id != batch_id, orm.Run.status == "published",
+        .join(orm.Run).where(orm.Run.id.in_(runs),
                              sa.or_(orm.Match.response.is_(None), orm.Match.response != "declined"))
         .order_by(orm.Match.team_id, orm.Run.id)).all()
     snapshots: dict[str, dict[str, Any]] = {}
@@ -185,8 +213,8 @@ def without_held(snapshot: dict[str, Any], held: list[dict[str, Any]]) -> dict[s
 
 def check_round(session: Session, run: orm.Run) -> None:
     """Refuse to publish a run that gives a team another batch of the round holds."""
-    lock_round(session, run.workspace_id, run.period)
-    held = {h["team_id"]: h for h in held_teams(session, run.workspace_id, run.period, run.batch_id)}
+    lock_round(session, round_of(run), run.period)
+    held = {h["team_id"]: h for h in held_teams(session, round_of(run), run.period, run.batch_id)}
     if not held:  # (no run's matches to read)
         return
     for m in run_matches(session, run.id):
@@ -252,6 +280,7 @@ def new_run(session: Session, batch: orm.Batch, *, trigger: str, policy: str, au
     }
     run = orm.Run(
         id=str(uuid.uuid4()), batch_id=batch.batch_id, workspace_id=batch.workspace_id,
+        workspace_ids=batch.workspace_ids,
         coordinator_id=batch.coordinator_id, period=batch.period, policy=policy, status="queued",
         stage="queued", snapshot=batch.snapshot, controls=controls, seed=seed,
         input_hash=input_hash({"snapshot": batch.snapshot, "controls": controls, "policy": policy}),
@@ -280,28 +309,63 @@ def check_batch_source(session: Session, envelope: Envelope) -> None:
     """What matching can check of a ``batch.submitted`` before acting on it (issue 19, item 5):
 
     - its broker sender is intake (the consumer checks the RabbitMQ-validated user id, see consumer.py);
-    - its workspace is one intake announced (``workspace.registered``, sent before the workspace's first batch),
-      and the batch names that workspace's coordinators' organisation;
-    - a batch matching already holds keeps its workspace and coordinators' organisation.
+    - each workspace of its round is one intake announced (``workspace.registered``, sent before the workspace's
+      first batch), and the batch names that workspace's coordinators' organisation;
+    - a batch matching already holds keeps its workspaces and coordinators' organisation.
 
     An unannounced workspace is retried (its announcement may be on its way), then dead-lettered with the
     reason; a mismatch is dead-lettered at once. Nothing of the batch is stored either way."""
     p = envelope.payload
-    known = session.get(orm.KnownWorkspace, p["workspace_id"])
-    if known is None:
-        raise NotYetKnown(f"batch {p['batch_id']}: workspace {p['workspace_id']} was never announced by intake")
-    if known.coordinator_id != p["coordinator_id"]:
-        raise PermanentError(f"batch {p['batch_id']}: coordinator {p['coordinator_id']} does not run workspace "
-                             f"{p['workspace_id']}")
+    for workspace_id in p.get("workspace_ids") or [p["workspace_id"]]:
+        known = session.get(orm.KnownWorkspace, workspace_id)
+        if known is None:
+            raise NotYetKnown(f"batch {p['batch_id']}: workspace {workspace_id} was never announced by intake")
+        if known.coordinator_id != p["coordinator_id"]:
+            raise PermanentError(f"batch {p['batch_id']}: coordinator {p['coordinator_id']} does not run workspace "
+                                 f"{workspace_id}")
     held = session.get(orm.Batch, p["batch_id"])
-    if held is not None and (held.workspace_id, held.coordinator_id) != (p["workspace_id"], p["coordinator_id"]):
+    if held is not None and (round_of(held), held.coordinator_id) != (
+            list(p.get("workspace_ids") or [p["workspace_id"]]), p["coordinator_id"]):
         raise PermanentError(f"batch {p['batch_id']} belongs to another workspace")
 
 
-def on_verified_batch_submitted(session: Session, envelope: Envelope) -> None:
-    """``batch.submitted`` from the broker: checked (check_batch_source), then acted on."""
+SnapshotFetch = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def no_snapshot_fetch(reference: dict[str, Any]) -> dict[str, Any]:
+    raise claimcheck.SnapshotRefused("this consumer was started without a way to fetch batch snapshots from intake")
+
+
+def snapshot_fetch(settings: Settings) -> SnapshotFetch:
+    """Fetch a snapshot sent by reference from intake (WERKPLAATS_INTAKE_URL), signed with WERKPLAATS_SECRET_KEY."""
+    return lambda reference: claimcheck.fetch(settings.intake_url, settings.secret_key, reference)
+
+
+def with_snapshot(envelope: Envelope, fetch: SnapshotFetch) -> Envelope:
+    """The batch.submitted as if sent inline: a v3 message with ``snapshot_ref`` gets the snapshot it names,
+    fetched, its hash checked (claimcheck.fetch) and validated as the inline form of the same batch."""
+    reference = envelope.payload.get("snapshot_ref")
+    if envelope.version < 3 or reference is None:
+        return envelope
+    fetched = fetch(reference)
+    try:
+        payload = BatchSubmittedV3().dump(BatchSubmittedV3().load(fetched))
+    except ValidationError as exc:
+        raise PermanentError(f"batch {envelope.payload['batch_id']}: its fetched snapshot is not valid: "
+                             f"{exc.messages}") from None
+    header = {k: v for k, v in envelope.payload.items() if k != "snapshot_ref"}
+    if payload.get("snapshot_ref") is not None or {k: payload.get(k) for k in header} != header:
+        raise PermanentError(f"batch {envelope.payload['batch_id']}: the fetched snapshot is of another batch")
+    return replace(envelope, payload=payload)
+
+
+def on_verified_batch_submitted(session: Session, envelope: Envelope,
+                                fetch: SnapshotFetch = no_snapshot_fetch) -> None:
+    """``batch.submitted`` from the broker: checked (check_batch_source), its snapshot fetched when it came by
+    reference (a fetch that fails for the infrastructure's reasons is transient: the message waits), then acted
+    on exactly as an inline one."""
     check_batch_source(session, envelope)
-    on_batch_submitted(session, envelope)
+    on_batch_submitted(session, with_snapshot(envelope, fetch))
 
 
 def on_batch_submitted(session: Session, envelope: Envelope) -> None:
@@ -328,6 +392,7 @@ def on_batch_submitted(session: Session, envelope: Envelope) -> None:
                                  "replace it")
         cancel_open_runs(session, batch.batch_id, "re-submitted with new settings")
     batch.workspace_id, batch.coordinator_id, batch.period = p["workspace_id"], p["coordinator_id"], p["period"]
+    batch.workspace_ids = list(p["workspace_ids"]) if len(p.get("workspace_ids") or ()) > 1 else None
     batch.policy, batch.auto_publish, batch.snapshot, batch.updated_at = p["policy"], p["auto_publish"], p, now
     session.flush()
     run = new_run(session, batch, trigger="batch.submitted", policy=p["policy"], auto_publish=p["auto_publish"])
@@ -356,27 +421,27 @@ def claim_next_run(sf: sessionmaker[Session]) -> str | None:
     running; note the teams the round's other batches hold (see held_teams)."""
     with sf() as session:
         candidates = session.execute(
-            sa.select(orm.Run.id, orm.Run.workspace_id, orm.Run.period).where(_claimable(utcnow()))
-            .order_by(orm.Run.created_at, orm.Run.id).limit(CLAIM_CANDIDATES)).all()
+            sa.select(orm.Run.id, orm.Run.workspace_id, orm.Run.workspace_ids, orm.Run.period)
+            .where(_claimable(utcnow())).order_by(orm.Run.created_at, orm.Run.id).limit(CLAIM_CANDIDATES)).all()
     busy: set[tuple[str, str]] = set()
-    for run_id, workspace_id, period in candidates:
-        if (workspace_id, period) in busy:
+    for run_id, workspace_id, every, period in candidates:
+        workspace_ids = list(every or [workspace_id])
+        if any((w, period) in busy for w in workspace_ids):
             continue
         with sf.begin() as session:
-            lock_round(session, workspace_id, period)
+            lock_round(session, workspace_ids, period)
             erasures = privacy.erasures(session)  # before the snapshot is read (see _claimed)
             now = utcnow()
-            running = session.execute(sa.select(orm.Run.id).where(
-                orm.Run.workspace_id == workspace_id, orm.Run.period == period, orm.Run.id != run_id,
-                orm.Run.status == "running", orm.Run.lease_until >= now).limit(1)).first()
-            if running is not None:
-                busy.add((workspace_id, period))
+            running = _sharing_runs(session, workspace_ids, period, sa.and_(
+                orm.Run.id != run_id, orm.Run.status == "running", orm.Run.lease_until >= now))
+            if running:
+                busy.update((w, period) for w in workspace_ids)
                 continue
             run = session.get(orm.Run, run_id, with_for_update=True)  # its controls as the claim leaves them
             if run is None:
                 continue
             controls = {**(run.controls or {}),
-                        "held": held_teams(session, workspace_id, period, run.batch_id)}
+                        "held": held_teams(session, workspace_ids, period, run.batch_id)}
             # its snapshot is read only when the batch has a published run (accepted_pairs)
             batch = session.get(orm.Batch, run.batch_id, options=[defer(orm.Batch.snapshot)])
             snapshot = run.snapshot
@@ -397,7 +462,7 @@ def claim_next_run(sf: sessionmaker[Session]) -> str | None:
         with _claimed_lock:  # claimed (committed)
             _claimed.clear()
             _claimed[run_id] = (erasures, snapshot)
-        return run_id
+        return str(run_id)
     return None
 
 

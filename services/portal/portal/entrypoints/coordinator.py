@@ -38,10 +38,20 @@ def _own_workspaces() -> list[dict[str, Any]]:
 
 
 def _period_choices(workspaces: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Each workspace's periods; with several workspaces, also each period two or more of them share: one round
+    over all of those (a multi-region round; their workspace ids joined by commas before the separator)."""
     several = len(workspaces) > 1
-    return [(f"{w['id']}{SEPARATOR}{p['code']}",
-             f"{w['name']}: {nice_period(p['code'])}" if several else nice_period(p["code"]))
-            for w in workspaces for p in w.get("periods", [])]
+    choices = [(f"{w['id']}{SEPARATOR}{p['code']}",
+                f"{w['name']}: {nice_period(p['code'])}" if several else nice_period(p["code"]))
+               for w in workspaces for p in w.get("periods", [])]
+    codes = list(dict.fromkeys(p["code"] for w in workspaces for p in w.get("periods", [])))
+    for code in codes:
+        sharing = [w["id"] for w in workspaces if any(p["code"] == code for p in w.get("periods", []))]
+        if len(sharing) > 1:
+            choices.append((f"{','.join(sharing)}{SEPARATOR}{code}",
+                            _("All your workspaces that have it (%(count)s): %(period)s",
+                              count=len(sharing), period=nice_period(code))))
+    return choices
 
 
 def _policies() -> list[tuple[str, str]]:
@@ -66,15 +76,17 @@ def new_round() -> Any:
     form = RoundForm(period=chosen, policy="max_fit")
     form.period.choices = periods
     form.policy.choices = _policies()
-    workspace_id, _sep, period = chosen.partition(SEPARATOR)
+    named, _sep, period = chosen.partition(SEPARATOR)
+    workspace_ids = [w for w in named.split(",") if w]
     waiting = [a for a in web.intake().get_all("/assignments", status="submitted", period=period)
-               if a["workspace_id"] == workspace_id] if workspace_id else []
+               if a["workspace_id"] in workspace_ids] if workspace_ids else []
     form.assignment_ids.choices = [(a["id"], a["title"]) for a in waiting]
     if request.method == "GET" and not form.assignment_ids.data:
         form.assignment_ids.data = [a["id"] for a in waiting]
     if request.method == "POST" and form.validate_on_submit():
-        body = {"workspace_id": workspace_id, "period": period, "policy": form.policy.data,
-                "auto_publish": bool(form.auto_publish.data), "assignment_ids": form.assignment_ids.data}
+        body = {"period": period, "policy": form.policy.data, "auto_publish": bool(form.auto_publish.data),
+                "assignment_ids": form.assignment_ids.data,
+                **({"workspace_id": workspace_ids[0]} if len(workspace_ids) == 1 else {"workspace_ids": workspace_ids})}
         try:
             batch = web.intake().send("POST", "/batches", body)
         except ApiError as exc:
