@@ -112,6 +112,8 @@ CATALOGUE: list[tuple[str, str]] = [
     (r"the column is missing", "Deze kolom ontbreekt."),
     (r"the column is named twice", "Deze kolom staat er twee keer in."),
     (r"(?P<a>\d+) problems in the file; nothing was stored", "{a} problemen in het bestand; er is niets opgeslagen."),
+    (r"(?P<a>\d+) problems in (?P<b>\d+) assignments; nothing was stored",
+     "{a} problemen in {b} opdrachten; er is niets opgeslagen."),
     (r"not found", "Niet gevonden."),
     (r"unknown batch", "Onbekende batch."),
     (r"unknown assignment", "Onbekende opdracht."),

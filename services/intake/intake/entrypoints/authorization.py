@@ -34,6 +34,8 @@ MATRIX = Matrix("intake", [
     allow("team", "update", "PATCH", "/teams/<team_id>", "teams.TeamItem", *INSTITUTION),
     allow("assignment", "list", "GET", "/assignments", "assignments.Assignments", *ANY),
     allow("assignment", "submit", "POST", "/assignments", "assignments.Assignments", *ENTREPRENEUR),
+    allow("assignment", "submit many at once (all or none)", "POST", "/assignments/bulk",
+          "assignments.AssignmentsBulk", *ENTREPRENEUR),
     allow("assignment", "read", "GET", "/assignments/<assignment_id>", "assignments.AssignmentItem", *ANY),
     allow("assignment", "update", "PATCH", "/assignments/<assignment_id>", "assignments.AssignmentItem",
           *ENTREPRENEUR),
