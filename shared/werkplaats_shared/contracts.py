@@ -551,12 +551,25 @@ class Envelope:
         return json.dumps(self.to_dict(), separators=(",", ":"), sort_keys=True)
 
 
+_SCHEMAS: dict[tuple[str, int], Schema] = {}
+
+
+def _schema_of(contract: Contract) -> Schema:
+    """One instance of each contract's schema, made once: making a marshmallow schema copies every field,
+    which cost more than loading a payload. Loading and dumping do not change an instance."""
+    key = (contract.type, contract.version)
+    schema = _SCHEMAS.get(key)
+    if schema is None:
+        schema = _SCHEMAS.setdefault(key, contract.schema())
+    return schema
+
+
 def make_envelope(message_type: str, version: int, payload: dict[str, Any]) -> Envelope:
     """Build an outgoing envelope, validating the payload against its contract."""
     contract = contract_for(message_type, version)
-    clean = contract.schema().load(payload)
-    return Envelope(type=message_type, version=version, producer=contract.producer,
-                    payload=contract.schema().dump(clean))
+    schema = _schema_of(contract)
+    clean = schema.load(payload)
+    return Envelope(type=message_type, version=version, producer=contract.producer, payload=schema.dump(clean))
 
 
 def parse_envelope(raw: Any) -> Envelope:
@@ -564,10 +577,10 @@ def parse_envelope(raw: Any) -> Envelope:
     if not isinstance(raw, dict):
         raise ValidationError("message body must be a JSON object", field_name="_schema")
     data = EnvelopeSchema().load(raw)
-    contract = contract_for(data["type"], data["version"])
-    payload = contract.schema().load(data["payload"])
+    schema = _schema_of(contract_for(data["type"], data["version"]))
+    payload = schema.load(data["payload"])
     return Envelope(
         type=data["type"], version=data["version"], producer=data["producer"],
-        payload=contract.schema().dump(payload), message_id=data["message_id"],
+        payload=schema.dump(payload), message_id=data["message_id"],
         occurred_at=data["occurred_at"],
     )
