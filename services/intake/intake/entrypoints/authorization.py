@@ -98,6 +98,8 @@ MATRIX = Matrix("intake", [
           "organisations.Organisations", *OPERATOR),
     allow("organisation", "create many from a CSV file, all or none (audited)", "POST", "/organisations/bulk",
           "organisations.OrganisationsBulk", *OPERATOR),
+    allow("organisation", "create many firms with their profiles, all or none (audited)", "POST",
+          "/organisations/firms", "organisations.FirmsBulk", *OPERATOR),
     allow("organisation", "read", "GET", "/organisations/<organisation_id>", "organisations.OrganisationItem",
           *OPERATOR),
     allow("organisation", "deactivate: revoke its keys, disable its accounts (audited)", "POST",
