@@ -11,10 +11,10 @@ its PID, and loads the instance of ``benchmarks.generator`` (``network`` flavour
 
 | stage | through |
 |---|---|
-| organisations | the operator's ``POST /organisations/bulk`` (CSV, 2,000 a file): coordinator, institutions, firms |
+| organisations | the operator's ``POST /organisations/bulk`` (CSV, 2,000 a file): coordinator, institutions |
 | keys known | waiting until matching and scheduling know the new keys (``apikey.issued``) |
 | workspace | the coordinator's ``POST /workspaces`` (one national workspace) and ``PUT /contact`` |
-| firms | each firm's ``POST /firm`` (its profile) and ``PUT /contact`` at scheduling |
+| firms | the operator's ``POST /organisations/firms`` and ``PUT /contacts`` at scheduling (2,000 a request) |
 | institutions | each institution's ``PATCH /institution`` (programme, campuses) |
 | capacity | each institution's ``POST /imports/capacity`` (CSV) |
 | assignments | each firm's ``POST /assignments/bulk`` |
@@ -22,6 +22,9 @@ its PID, and loads the instance of ``benchmarks.generator`` (``network`` flavour
 | batches | the coordinator's ``POST /batches`` (``submit_batches``: today one workspace, at most 2,000 a batch) |
 | runs | until every batch is matched (auto_publish: each run publishes its matches when solved) |
 | notices | until the SMTP sink holds one mail per notice (one notice per firm with a match in a run) |
+
+``--firms-one-by-one`` is the baseline before the operator's firm onboarding: the firms come in the
+organisations' CSV and each sends its profile (``POST /firm``) and contact (``PUT /contact``) itself.
 
 Each stage prints its time, its throughput and the peak memory of every process so far (VmHWM of
 /proc/PID/status). Then: the served share (assignments with a team) against the in-process solve of the
@@ -213,10 +216,12 @@ class Round:
         return sorted({a["firm_id"] for a in self.snapshot["assignments"]})
 
 
-def create_organisations(bench: Bench, rnd: Round) -> None:
+def create_organisations(bench: Bench, rnd: Round, with_firms: bool) -> None:
+    """The coordinator and the institutions (and, ``with_firms``, the firms without their profiles)."""
     wanted = [("coordinator", "Landelijke Werkplaats (benchmark)", "coordinator", "")]
     wanted += [(i, f"Instelling {i}", "institution", level) for i, level in sorted(rnd.institutions.items())]
-    wanted += [(f, f"Bedrijf {f}", "entrepreneur", "") for f in rnd.firms]
+    if with_firms:
+        wanted += [(f, f"Bedrijf {f}", "entrepreneur", "") for f in rnd.firms]
     by_name = {name: who for who, name, _, _ in wanted}
     for start in range(0, len(wanted), ORGANISATIONS_PER_FILE):
         rows = [[name, role, level] for _, name, role, level in wanted[start:start + ORGANISATIONS_PER_FILE]]
@@ -241,7 +246,7 @@ def wait_until(what: str, check: Callable[[], Any], timeout: float, interval: fl
 
 def keys_known(bench: Bench, rnd: Round) -> None:
     """The last key created is known to matching and scheduling (the outbox relays in order)."""
-    last = rnd.keys[rnd.firms[-1]]
+    last = rnd.keys[rnd.firms[-1]] if rnd.firms[-1] in rnd.keys else rnd.coordinator
 
     def known(service: str, path: str, key: str) -> bool:
         try:
@@ -264,15 +269,39 @@ def create_workspace(bench: Bench, rnd: Round) -> None:
                       {"email": "werkplaats@benchmark.example.org", "language": "nl"})
 
 
+def kvk_number(n: int) -> str:
+    return f"{10_000_000 + n:08d}"
+
+
 def onboard_firms(bench: Bench, rnd: Round) -> None:
-    """Each firm's profile at intake and its contact at scheduling, as the firm itself sends them."""
+    """The operator onboards the firms in bulk: ``POST /organisations/firms`` (organisation, profile and
+    first key, 2,000 a request) and ``PUT /contacts`` at scheduling (2,000 a request)."""
+    where = {a["firm_id"]: a["municipality"] for a in rnd.snapshot["assignments"]}
+    firms = list(enumerate(rnd.firms, start=1))
+    for start in range(0, len(firms), ORGANISATIONS_PER_FILE):
+        chunk = firms[start:start + ORGANISATIONS_PER_FILE]
+        made, _ = bench.client.call("intake", "POST", "/organisations/firms", rnd.operator, {"firms": [
+            {"name": f"Bedrijf {firm}", "kvk_number": kvk_number(n), "sector": "mkb", "size_class": "micro",
+             "municipality": where[firm], "language": "nl"} for n, firm in chunk]})
+        for (_, firm), org in zip(chunk, made["firms"], strict=True):
+            rnd.keys[firm], rnd.orgs[firm] = org["api_key"], org["id"]
+    keys_known(bench, rnd)  # scheduling knows a firm once it has its key (apikey.issued)
+    for start in range(0, len(firms), ORGANISATIONS_PER_FILE):
+        bench.client.call("scheduling", "PUT", "/contacts", rnd.operator, {"contacts": [
+            {"organisation_id": rnd.orgs[firm], "email": f"{firm}@benchmark.example.org", "language": "nl"}
+            for _, firm in firms[start:start + ORGANISATIONS_PER_FILE]]})
+
+
+def onboard_firms_one_by_one(bench: Bench, rnd: Round) -> None:
+    """The baseline (``--firms-one-by-one``): the firms' organisations came with the others; each firm sends
+    its profile to intake and its contact to scheduling itself, a request each."""
     where = {a["firm_id"]: a["municipality"] for a in rnd.snapshot["assignments"]}
 
     def onboard(args: tuple[int, str]) -> None:
         n, firm = args
         key = rnd.keys[firm]
         bench.client.call("intake", "POST", "/firm", key, {
-            "kvk_number": f"{10_000_000 + n:08d}", "sector": "mkb", "size_class": "micro",
+            "kvk_number": kvk_number(n), "sector": "mkb", "size_class": "micro",
             "municipality": where[firm], "language": "nl"})
         bench.client.call("scheduling", "PUT", "/contact", key,
                           {"email": f"{firm}@benchmark.example.org", "language": "nl"})
@@ -459,6 +488,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", help="default: a new directory under /tmp, removed at the end")
     parser.add_argument("--keep-data", action="store_true", help="keep the data directory (logs, databases)")
     parser.add_argument("--skip-reference", action="store_true", help="leave out the in-process solve")
+    parser.add_argument("--firms-one-by-one", action="store_true",
+                        help="the baseline: firms come with the organisations' CSV and send their profile and "
+                             "contact a request each, instead of the operator's bulk onboarding")
     args = parser.parse_args(argv)
 
     from werkplaats_shared.devstack.stack import LocalStack, StackConfig
@@ -489,15 +521,16 @@ def main(argv: list[str] | None = None) -> int:
             [{"name": "Landelijk beheer (benchmark)", "role": "operator"}]))
         rnd.operator = operator["api_key"]
         started = time.perf_counter()  # from the first organisation
-        organisations = 1 + len(rnd.institutions) + len(rnd.firms)
+        one_by_one = args.firms_one_by_one
+        organisations = 1 + len(rnd.institutions) + (len(rnd.firms) if one_by_one else 0)
         with bench.stage("organisations", organisations, "organisations"):
-            create_organisations(bench, rnd)
+            create_organisations(bench, rnd, with_firms=one_by_one)
         with bench.stage("keys known", organisations, "keys"):
             keys_known(bench, rnd)
         with bench.stage("workspace", 1, "workspace"):
-            create_workspace(bench, rnd)
+            create_workspace(bench, rnd)  # before the firms: each is placed with the workspace covering it
         with bench.stage("firms", len(rnd.firms), "firms"):
-            onboard_firms(bench, rnd)
+            (onboard_firms_one_by_one if one_by_one else onboard_firms)(bench, rnd)
         with bench.stage("institutions", len(rnd.institutions), "institutions"):
             set_up_institutions(bench, rnd)
         with bench.stage("capacity", len(snapshot["capacities"]), "rows"):
