@@ -82,12 +82,22 @@ class Client:
         self.ports = ports
         self.local = threading.local()
         self.requests = 0
+        self.opened: list[http.client.HTTPConnection] = []
+        self.lock = threading.Lock()
 
     def _connection(self, service: str) -> http.client.HTTPConnection:
         conns: dict[str, http.client.HTTPConnection] = self.local.__dict__.setdefault("conns", {})
         if service not in conns:
             conns[service] = http.client.HTTPConnection("127.0.0.1", self.ports[service], timeout=600)
+            with self.lock:
+                self.opened.append(conns[service])
         return conns[service]
+
+    def close(self) -> None:
+        with self.lock:
+            for conn in self.opened:
+                conn.close()
+            self.opened.clear()
 
     def call(self, service: str, method: str, path: str, key: str, body: Any = None, *, raw: bytes | None = None,
              content_type: str = "application/json", headers: dict[str, str] | None = None,
@@ -186,6 +196,8 @@ class Bench:
         seconds = time.perf_counter() - started
         self.stages.append(Stage(name, seconds, items, unit, self.client.requests - requests,
                                  {who: peak_mib(pid) for who, pid in self.pids.items()}))
+        print(f"  {name}: {seconds:.1f} s, {items / seconds if seconds > 0 else 0:.1f} {unit}/s; load "
+              f"{os.getloadavg()[0]:.2f}", flush=True)
 
     def each(self, function: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
         with ThreadPoolExecutor(self.clients) as pool:
@@ -508,6 +520,7 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
     failures: list[str] = []
     started = time.perf_counter()
+    client = Client(ports)
     try:
         stack.start(timeout=120)
         pids = {s: p.pid for s, p in stack.processes.items()}
@@ -516,7 +529,7 @@ def main(argv: list[str] | None = None) -> int:
         if stack.broker is not None and stack.broker.process is not None:
             pids["broker"] = stack.broker.process.pid
         pids["client"] = os.getpid()
-        bench = Bench(Client(ports), pids, args.clients)
+        bench = Bench(client, pids, args.clients)
         [operator] = stack.admin("create-organisations", stdin=json.dumps(
             [{"name": "Landelijk beheer (benchmark)", "role": "operator"}]))
         rnd.operator = operator["api_key"]
@@ -591,6 +604,7 @@ def main(argv: list[str] | None = None) -> int:
         if statuses.get("matched", 0) != len(rnd.batches):
             failures.append(f"not every batch matched: {dict(statuses)}")
     finally:
+        client.close()
         stack.stop()
         if not args.keep_data and not args.data_dir:
             shutil.rmtree(data_dir, ignore_errors=True)
