@@ -67,6 +67,7 @@ BATCH_LIMIT = 2000  # intake's services.MAX_BATCH_ASSIGNMENTS today
 PROJECT_SUPERVISION_HOURS = 20  # intake's supervision_hours("project"): what every assignment's snapshot carries
 PROGRAMME = "ICT"
 CAPACITY_MAX_TEAMS = 500  # CapacityIn.teams allows 1 to 500
+CAPACITY_MAX_HOURS = 10_000  # and supervision_hours 0 to 10,000
 
 
 class HttpError(Exception):
@@ -354,7 +355,7 @@ def register_capacity(bench: Bench, rnd: Round) -> int:
     for c in rnd.snapshot["capacities"]:
         by_institution[c["institution_id"]].append([
             PROGRAMME, c["period"], c["level"], min(max(c["teams"], 1), CAPACITY_MAX_TEAMS), 3, 5,
-            c["supervision_hours"]])
+            min(c["supervision_hours"], CAPACITY_MAX_HOURS)])
     header = ["programme", "period", "level", "teams", "team_size_min", "team_size_max", "supervision_hours"]
     return sum(bench.each(lambda item: upload(bench, "capacity", rnd.keys[item[0]], rnd.workspace, header, item[1]),
                           sorted(by_institution.items())))
@@ -457,7 +458,9 @@ def as_intake_sends(snapshot: dict[str, Any]) -> dict[str, Any]:
     return {**snapshot,
             "assignments": [{**a, "priority": 0, "supervision_hours": PROJECT_SUPERVISION_HOURS}
                             for a in snapshot["assignments"]],
-            "capacities": [{**c, "teams": min(max(c["teams"], 1), CAPACITY_MAX_TEAMS)} for c in snapshot["capacities"]]}
+            "capacities": [{**c, "teams": min(max(c["teams"], 1), CAPACITY_MAX_TEAMS),
+                            "supervision_hours": min(c["supervision_hours"], CAPACITY_MAX_HOURS)}
+                           for c in snapshot["capacities"]]}
 
 
 def reference_solve(path: str, time_limit: float) -> dict[str, Any]:
