@@ -197,8 +197,9 @@ class Bench:
         seconds = time.perf_counter() - started
         self.stages.append(Stage(name, seconds, items, unit, self.client.requests - requests,
                                  {who: peak_mib(pid) for who, pid in self.pids.items()}))
+        peaks = ", ".join(f"{who} {mib:.0f}" for who, mib in self.stages[-1].peaks.items() if mib is not None)
         print(f"  {name}: {seconds:.1f} s, {items / seconds if seconds > 0 else 0:.1f} {unit}/s; load "
-              f"{os.getloadavg()[0]:.2f}", flush=True)
+              f"{os.getloadavg()[0]:.2f}; peak MiB {peaks}", flush=True)
 
     def each(self, function: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
         with ThreadPoolExecutor(self.clients) as pool:
