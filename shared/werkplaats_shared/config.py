@@ -70,6 +70,8 @@ ENV_VARS: dict[str, str] = {
     "WERKPLAATS_POLL_INTERVAL": "seconds between outbox/job polls; default 0.5",
     "WERKPLAATS_LOG_LEVEL": "log level; default INFO",
     "WERKPLAATS_PROCESS": "which loops a process runs: all (default), api or worker",
+    "WERKPLAATS_HTTP_PROCESSES": "processes that serve the HTTP API of a WERKPLAATS_PROCESS=api container, "
+    "on one listening socket (1-32, default 1; each with 8 threads): one per core the container may use",
     "WERKPLAATS_METRICS_PORT": "port of the process's Prometheus /metrics, apart from the API's (default: the HTTP "
     "port + 1000; 0: none). Never publish it: only Prometheus on the internal network should reach it",
     "WERKPLAATS_METRICS_HOST": "address the /metrics port listens on; default 127.0.0.1",
@@ -133,6 +135,7 @@ class Settings:
     poll_interval: float = 0.5
     log_level: str = "INFO"
     process: str = "all"
+    http_processes: int = 1
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 0  # 0: no /metrics server
     rate_limit: str = "600 per minute"
@@ -197,6 +200,7 @@ class Settings:
             poll_interval=float(e.get("WERKPLAATS_POLL_INTERVAL", "0.5")),
             log_level=e.get("WERKPLAATS_LOG_LEVEL", "INFO"),
             process=process,
+            http_processes=_bounded_int(e, "WERKPLAATS_HTTP_PROCESSES", 1, 1, 32),
             metrics_host=e.get("WERKPLAATS_METRICS_HOST", "127.0.0.1"),
             metrics_port=metrics_port(e, http_port),
             rate_limit=e.get("WERKPLAATS_RATE_LIMIT", "600 per minute"),

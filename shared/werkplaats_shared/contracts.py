@@ -611,6 +611,13 @@ class Envelope:
         return json.dumps(self.to_dict(), separators=(",", ":"), sort_keys=True)
 
 
+@functools.cache
+def _schema_of(schema_class: builtins.type[Schema]) -> Schema:
+    """One instance of each contract's schema, made once: making a marshmallow schema copies every field,
+    which cost more than loading a payload. Loading and dumping do not change an instance."""
+    return schema_class()
+
+
 def make_envelope(message_type: str, version: int, payload: dict[str, Any]) -> Envelope:
     """Build an outgoing envelope, validating the payload against its contract."""
     contract = contract_for(message_type, version)
@@ -713,7 +720,7 @@ def validated(schema_class: builtins.type[Schema], payload: Any) -> dict[str, An
                 fast[name] = rows
     # every payload field is JSON-native (String, Integer, Float, Boolean, List, Nested: a unit test keeps it so),
     # so what loading gives is what dumping it would give; a national batch's snapshot is not serialised twice
-    schema = schema_class()
+    schema = _schema_of(schema_class)
     out: dict[str, Any] = schema.load({**payload, **{name: [] for name in fast}} if fast else payload)
     out.update(fast)
     return out

@@ -36,7 +36,7 @@ from .metrics import (
 )
 from .outbox import OutboxRelay, add_to_outbox
 from .publisher import Publisher
-from .runner import Loop, serve
+from .runner import Loop, serve, serve_processes
 from .topology import Topology
 
 log = logging.getLogger(__name__)
@@ -224,6 +224,19 @@ def run(infra: Infrastructure, app_factory: Callable[[], Flask], worker_loops: l
         app, loops = app_factory(), []
     else:
         app, loops = app_factory(), worker_loops
+    if settings.process == "api" and settings.http_processes > 1:
+        # forked before any thread starts; each forked process opens its own database connections. /metrics
+        # is served by the first process only: the outbox's state, and the requests that process served
+        started: list[MetricsServer | None] = []
+        try:
+            serve_processes(app, settings.http_host, settings.http_port, settings.http_processes,
+                            after_fork=lambda: infra.engine.dispose(close=False),
+                            after_forks=lambda: started.append(metrics_server(infra)))
+        finally:
+            for server in started:
+                if server is not None:
+                    server.close()
+        return
     metrics = metrics_server(infra)
     try:
         serve(app, settings.http_host, settings.http_port, loops)

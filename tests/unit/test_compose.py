@@ -89,6 +89,14 @@ def test_app_container_runs_its_service_and_process_from_the_dockerfile(name: st
     assert env(name)["WERKPLAATS_HTTP_HOST"] == "0.0.0.0"
 
 
+@pytest.mark.parametrize("name", [n for n in APP_CONTAINERS if n.endswith("-api")])
+def test_each_api_is_served_by_as_many_processes_as_its_container_has_cores(name: str) -> None:
+    processes = int(env(name)["WERKPLAATS_HTTP_PROCESSES"])
+    assert processes >= 2
+    assert float(container(name)["cpus"]) == processes
+    assert Settings.from_env(name.split("-")[0], env(name)).http_processes == processes
+
+
 def test_app_containers_share_one_image() -> None:
     images = {container(name).get("image") for name in APP_CONTAINERS}
     assert len(images) == 1 and None not in images

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from flask import Flask, Response, request, url_for
 from flask.views import MethodView
 from flask_smorest import Page, abort
+from marshmallow import ValidationError
 from werkplaats_shared import claimcheck
 from werkplaats_shared.auth import current_principal, install_auth, refuse
 from werkplaats_shared.authorization import install_authorization
@@ -24,7 +25,7 @@ from werkplaats_shared.tokens import verifier_for
 from ..adapters import orm
 from ..adapters.accounts_orm import Account
 from ..domain.model import DomainError
-from ..service_layer import accounts, services
+from ..service_layer import accounts, assignments_bulk, services
 from ..service_layer.accounts import AccountError
 from .accounts_api import TOKENS_PATH, register_accounts
 from .authorization import MATRIX
@@ -42,6 +43,8 @@ from .schemas import (
     AssignmentIn,
     AssignmentOut,
     AssignmentPatch,
+    AssignmentsBulkIn,
+    AssignmentsBulkOut,
     BatchFilter,
     BatchIn,
     BatchOut,
@@ -71,6 +74,7 @@ from .schemas import (
 from .sign_in_api import PUBLIC_PATHS, PUBLIC_PREFIXES, LanguageIn, MeAccountOut, register_sign_in
 
 T = TypeVar("T")
+BULK_MAX_BYTES = 8 * 1024 * 1024  # POST /assignments/bulk
 
 
 def create_intake_app(infra: Infrastructure, clock: Callable[[], datetime] = utcnow) -> Flask:
@@ -211,6 +215,48 @@ def create_intake_app(infra: Infrastructure, clock: Callable[[], datetime] = utc
             body["routing"] = {"outcome": routing.outcome, "workspace_id": routing.workspace_id,
                                "reason": routing.reason}
             return created(body, "assignments.AssignmentItem", assignment_id=a.id)
+
+    @asg.url_value_preprocessor
+    def _bulk_limit(endpoint: str | None, values: dict[str, Any] | None) -> None:
+        """Runs before the before_request hooks (one of them reads the body): a bulk request may be larger
+        than the app's 1 MiB cap."""
+        if endpoint == "assignments.AssignmentsBulk" and request.method == "POST":
+            request.max_content_length = BULK_MAX_BYTES
+
+    @asg.route("/bulk")
+    class AssignmentsBulk(MethodView):
+        @asg.arguments(AssignmentsBulkIn)
+        @asg.response(201, AssignmentsBulkOut)
+        def post(self, data: dict[str, Any]) -> Any:
+            """Submit many assignments of the calling firm at once: all of them, or none.
+
+            Each item is what ``POST /assignments`` takes, under the same rules (routing to the workspace
+            that covers the firm, or referral). When any item is wrong, nothing is stored and the answer
+            (422) names every bad item: ``row`` is its position in ``assignments`` (from 0), ``field`` the
+            path (``assignments.3.title``) and ``reason`` why. Send an ``Idempotency-Key`` to retry safely:
+            the same key and body answer the first response again and store nothing twice."""
+            schema = AssignmentIn()
+            loaded: list[tuple[int, dict[str, Any]]] = []
+            problems: list[assignments_bulk.Problem] = []
+            for n, item in enumerate(data["assignments"]):
+                try:
+                    loaded.append((n, schema.load(item)))
+                except ValidationError as exc:
+                    problems += [assignments_bulk.Problem(n, path, reason)
+                                 for path, reason in assignments_bulk.flatten_messages(exc.messages)]
+            try:
+                with service_errors((DomainError,), (services.NotFound,)), sf.begin() as session:
+                    done = assignments_bulk.submit_assignments(
+                        session, lambda env: infra.emit(session, env), current_principal(), loaded, problems)
+            except assignments_bulk.ItemsRejected as exc:
+                rows = len({p.row for p in exc.problems})
+                abort(422, message=f"{len(exc.problems)} problems in {rows} assignments; nothing was stored",
+                      errors=[{"field": f"assignments.{p.row}.{p.field}", "row": p.row, "reason": p.reason}
+                              for p in exc.problems])
+            return {"count": len(done), "assignments": [
+                {"row": d.row, "id": d.id, "workspace_id": d.workspace_id, "status": d.status,
+                 "routing": {"outcome": d.routing.outcome, "workspace_id": d.routing.workspace_id,
+                             "reason": d.routing.reason}} for d in done]}, 201
 
     @asg.route("/<assignment_id>")
     @asg.etag

@@ -13,7 +13,7 @@ from typing import Any
 from flask import Flask, request, url_for
 from flask.views import MethodView
 from flask_smorest import Api, abort
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 from werkplaats_shared.auth import current_principal, declare_key_management
 from werkplaats_shared.contracts import LEVELS, ROLES
 from werkplaats_shared.fields import UtcDateTime
@@ -23,7 +23,9 @@ from werkplaats_shared.service import Infrastructure
 from ..adapters import tabular
 from ..domain.model import DomainError
 from ..service_layer import organisations, services
+from ..service_layer.assignments_bulk import flatten_messages
 from .i18n import language
+from .schemas import FirmIn
 
 NO_STORE = {"Cache-Control": "no-store"}  # an answer with API keys: no cache may keep it
 COLUMNS = ("name", "role", "levels")
@@ -86,6 +88,29 @@ class OrganisationFilter(Schema):
 class DeactivationIn(Schema):
     reason = fields.String(required=True, validate=validate.Length(min=1, max=organisations.REASON_MAX_LENGTH),
                            metadata={"description": "why (kept in the audit log; write no personal data)"})
+
+
+class NewFirmIn(FirmIn):
+    name = fields.String(required=True, metadata={"description": f"at most {organisations.NAME_MAX_LENGTH} "
+                                                                 "characters; unique among active firms"})
+
+
+class FirmsBulkIn(Schema):
+    firms = fields.List(fields.Raw(), required=True, validate=validate.Length(min=1, max=organisations.MAX_BULK_ROWS),
+                        metadata={"description": "each: name and the fields of POST /firm (NewFirmIn)"})
+
+
+class CreatedFirmOut(CreatedOrganisationOut):
+    row = fields.Integer(metadata={"description": "the item's position in the request (from 0)"})
+    kvk_number = fields.String()
+    municipality = fields.String()
+    workspace_id = fields.String(allow_none=True, metadata={"description": "the workspace whose working area "
+                                                                           "covers the firm; none when none does"})
+
+
+class FirmsCreatedOut(Schema):
+    count = fields.Integer()
+    firms = fields.List(fields.Nested(CreatedFirmOut), metadata={"description": "in the request's order"})
 
 
 def created_view(item: organisations.Created) -> dict[str, Any]:
@@ -183,6 +208,41 @@ def register_organisations(app: Flask, api: Api, infra: Infrastructure) -> None:
                       errors=[{"field": p.column, "row": p.row, "column": p.column, "reason": p.reason}
                               for p in exc.problems])
             return {"count": len(views), "organisations": views}, 201, NO_STORE
+
+    @orgs.route("/firms")
+    class FirmsBulk(MethodView):
+        @orgs.arguments(FirmsBulkIn)
+        @orgs.response(201, FirmsCreatedOut)
+        def post(self, data: dict[str, Any]) -> Any:
+            """Create many firms at once, each an entrepreneur organisation with its profile (the fields of
+            ``POST /firm``) and its first API key (in this answer only): all of them, or none.
+
+            A firm is refused when it breaks a rule of ``POST /organisations`` or ``POST /firm``, when an
+            earlier item has its name or KvK number, or when an active firm has its name or any firm its KvK
+            number. Then nothing is stored and the answer (422) names every bad item: ``row`` is its position
+            in ``firms`` (from 0), ``field`` the path (``firms.3.kvk_number``) and ``reason`` why."""
+            schema = NewFirmIn()
+            loaded: list[tuple[int, dict[str, Any]]] = []
+            rejected: list[organisations.Problem] = []
+            for n, item in enumerate(data["firms"]):
+                try:
+                    loaded.append((n, schema.load(item)))
+                except ValidationError as exc:
+                    rejected += [organisations.Problem(n, path, reason)
+                                 for path, reason in flatten_messages(exc.messages)]
+            try:
+                with service_errors((DomainError,), (services.NotFound,)), sf.begin() as session:
+                    made = organisations.create_firms(session, lambda env: infra.emit(session, env),
+                                                      current_principal(), loaded, rejected)
+                    views = [{**created_view(organisations.Created(m.organisation, m.api_key)), "row": m.row,
+                              "kvk_number": m.organisation.kvk_number, "municipality": m.organisation.municipality,
+                              "workspace_id": m.organisation.workspace_id} for m in made]
+            except organisations.BulkRejected as exc:
+                rows = len({p.row for p in exc.problems})
+                abort(422, message=f"{len(exc.problems)} problems in {rows} firms; nothing was stored",
+                      errors=[{"field": f"firms.{p.row}.{p.column}", "row": p.row, "reason": p.reason}
+                              for p in exc.problems])
+            return {"count": len(views), "firms": views}, 201, NO_STORE
 
     @orgs.route("/<organisation_id>")
     class OrganisationItem(MethodView):

@@ -12,6 +12,7 @@ from werkplaats_shared.fields import UtcDateTime
 
 from ..domain.model import KINDS, MODES, SIZE_CLASSES, THEMES, AssignmentStatus
 from ..service_layer import services
+from ..service_layer.assignments_bulk import MAX_ITEMS as BULK_ASSIGNMENTS
 
 
 def _known_municipality(code: str) -> None:
@@ -100,6 +101,25 @@ class RoutingOut(Schema):
                                                      "or referred (no workspace serves the firm)"})
     workspace_id = fields.String()
     reason = fields.String()
+
+
+class AssignmentsBulkIn(Schema):
+    assignments = fields.List(fields.Raw(), required=True, validate=validate.Length(min=1, max=BULK_ASSIGNMENTS),
+                              metadata={"description": "each item as POST /assignments takes it (AssignmentIn); "
+                                                       f"1 to {BULK_ASSIGNMENTS:,} items, at most 8 MiB"})
+
+
+class BulkAssignmentOut(Schema):
+    row = fields.Integer(metadata={"description": "the item's position in the request (from 0)"})
+    id = fields.String()
+    workspace_id = fields.String(metadata={"description": "the workspace it went to"})
+    status = fields.String(metadata={"description": "submitted, or referred"})
+    routing = fields.Nested(RoutingOut)
+
+
+class AssignmentsBulkOut(Schema):
+    count = fields.Integer()
+    assignments = fields.List(fields.Nested(BulkAssignmentOut), metadata={"description": "in the request's order"})
 
 
 class AssignmentOut(AssignmentIn):

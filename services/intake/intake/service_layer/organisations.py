@@ -25,13 +25,13 @@ from werkplaats_shared.db import utcnow
 
 from ..adapters import orm
 from ..adapters.accounts_orm import Account, Invitation
-from ..domain.model import DomainError
+from ..domain.model import DomainError, check_kvk_number
 from . import accounts, services
 from .services import Emit
 
 NAME_MAX_LENGTH = 200
 REASON_MAX_LENGTH = 500
-MAX_BULK_ROWS = 2000  # rows of one bulk file (CSV), all created in one transaction
+MAX_BULK_ROWS = 2000  # rows of one bulk file (CSV) or firms of one request, all created in one transaction
 
 NAME_REQUIRED = "a name is required"
 NAME_TOO_LONG = f"Longer than maximum length {NAME_MAX_LENGTH}."
@@ -166,6 +166,72 @@ def create_many(session: Session, emit: Emit, principal: Principal, items: list[
     services.audit(session, principal, "organisation.bulk_created", "organisation", created[0].organisation.id
                    if created else "-", {"count": len(created), "via": via})
     return created
+
+
+KVK_TWICE = "row {row} has this KvK number already"
+KVK_STORED = "another firm is registered with this KvK number"
+
+
+@dataclass(frozen=True)
+class CreatedFirm:
+    row: int
+    organisation: orm.Organisation
+    api_key: str  # the plaintext, for the answer only
+
+
+def create_firms(session: Session, emit: Emit, principal: Principal, items: list[tuple[int, dict[str, Any]]],
+                 rejected: list[Problem] | None = None, via: str = "api") -> list[CreatedFirm]:
+    """Firms (entrepreneur organisations) with their profiles and first API keys, or none: BulkRejected names
+    every bad row with ``rejected`` (rows the request schema refused already). Each item is ``name`` and the
+    fields of ``POST /firm``; the rules are those of both: a name unique among active entrepreneurs, a KvK
+    number no other firm has, and the firm placed with the workspace whose working area covers it."""
+    problems: list[Problem] = list(rejected or [])
+    checked: list[tuple[int, NewOrganisation, dict[str, Any]]] = []
+    first_name: dict[tuple[str, str], int] = {}
+    first_kvk: dict[str, int] = {}
+    for row, item in items:
+        new, wrong = check(item.get("name"), "entrepreneur", [])
+        problems += [Problem(row, field, reason) for field, reason in wrong]
+        try:
+            check_kvk_number(item["kvk_number"])
+        except DomainError as exc:
+            problems.append(Problem(row, exc.field, exc.reason))
+            continue
+        if item["kvk_number"] in first_kvk:
+            problems.append(Problem(row, "kvk_number", KVK_TWICE.format(row=first_kvk[item["kvk_number"]])))
+            continue
+        first_kvk[item["kvk_number"]] = row
+        if new is None:
+            continue
+        if new.key in first_name:
+            problems.append(Problem(row, "name", f"row {first_name[new.key]} has this organisation already"))
+            continue
+        first_name[new.key] = row
+        checked.append((row, new, item))
+    stored = _stored_duplicates(session, [new for _, new, _ in checked])
+    problems += [Problem(row, "name", DUPLICATE_STORED) for row, new, _ in checked if new.key in stored]
+    kvks = sorted(first_kvk)
+    for start in range(0, len(kvks), 500):
+        taken = {kvk for kvk in session.execute(sa.select(orm.Organisation.kvk_number).where(
+            orm.Organisation.kvk_number.in_(kvks[start:start + 500]))).scalars() if kvk is not None}
+        problems += [Problem(first_kvk[kvk], "kvk_number", KVK_STORED) for kvk in taken]
+    if problems:
+        raise BulkRejected(sorted(problems, key=lambda p: (p.row, p.column)))
+    created = _create(session, emit, principal, [new for _, new, _ in checked], via)
+    areas = services.working_areas(session)
+    for made, (_, _, item) in zip(created, checked, strict=True):
+        firm = made.organisation
+        for name in ("kvk_number", "sector", "size_class", "municipality", "language", "max_concurrent_teams"):
+            if name in item:
+                setattr(firm, name, item[name])
+        covering = [ws for ws, area in areas.items() if firm.municipality in area]
+        firm.workspace_id = covering[0] if covering else None
+    session.flush()
+    if created:
+        services.audit(session, principal, "organisation.bulk_created", "organisation", created[0].organisation.id,
+                       {"count": len(created), "via": via, "firms": True})
+    return [CreatedFirm(row, made.organisation, made.api_key)
+            for (row, _, _), made in zip(checked, created, strict=True)]
 
 
 def query(role: str | None = None, active: bool | None = None) -> sa.Select[Any]:

@@ -39,6 +39,7 @@ from .reach_api import reach_blueprint
 from .workshops_api import workshops_blueprint
 
 MAX_WINDOW_WEEKS = 8
+MAX_CONTACTS = 2000  # contacts of one PUT /contacts, all set in one transaction
 MAX_NON_TEACHING = 60
 KICKOFF_MINUTES = int(KICKOFF_DURATION.total_seconds() // 60)
 
@@ -46,6 +47,28 @@ KICKOFF_MINUTES = int(KICKOFF_DURATION.total_seconds() // 60)
 class ContactIn(Schema):
     email = fields.Email(required=True, validate=validate.Length(max=254))
     language = fields.String(load_default="nl", validate=validate.OneOf(["nl", "en"]))
+
+
+class ContactForIn(ContactIn):
+    organisation_id = fields.String(required=True, validate=validate.Length(min=1, max=36))
+
+
+class ContactsIn(Schema):
+    contacts = fields.List(fields.Raw(), required=True, validate=validate.Length(min=1, max=MAX_CONTACTS),
+                           metadata={"description": f"1 to {MAX_CONTACTS:,} items: organisation_id, email, language"})
+
+
+class ContactsOut(Schema):
+    count = fields.Integer(metadata={"description": "contacts set (created or replaced)"})
+
+
+def _flatten(messages: Any, path: str = "") -> list[tuple[str, str]]:
+    if isinstance(messages, dict):
+        return [item for key, value in messages.items() for item in _flatten(value, f"{path}.{key}" if path
+                                                                             else str(key))]
+    if isinstance(messages, list):
+        return [item for m in messages for item in _flatten(m, path)]
+    return [(path or "_item", str(messages))]
 
 
 class ContactOut(ContactIn):
@@ -415,6 +438,43 @@ def create_scheduling_app(infra: Infrastructure, resolve: Resolver = system_reso
             with sf.begin() as session:
                 return services.set_contact(session, current_principal(), data)
 
+    contacts = Blueprint("contacts", __name__, url_prefix="/contacts", description=(
+        "The operator's: many organisations' contacts at once, when it onboards firms in bulk (all or none)"))
+
+    @contacts.route("")
+    class Contacts(MethodView):
+        @contacts.arguments(ContactsIn)
+        @contacts.response(200, ContactsOut)
+        def put(self, data: dict[str, Any]) -> Any:
+            """Set the contact of many firms (or coordinators) at once: all of them, or none.
+
+            Each item names the organisation (``organisation_id``, one scheduling knows: it has an API key of
+            an entrepreneur or coordinator) and its ``email`` and ``language``, as ``PUT /contact`` takes them.
+            When any item is wrong, nothing is stored and the answer (422) names every bad item: ``row`` is its
+            position in ``contacts`` (from 0), ``field`` the path (``contacts.3.email``) and ``reason`` why."""
+            schema = ContactForIn()
+            loaded: list[tuple[int, dict[str, Any]]] = []
+            problems: list[dict[str, Any]] = []
+            for n, item in enumerate(data["contacts"]):
+                try:
+                    loaded.append((n, schema.load(item)))
+                except ValidationError as exc:
+                    problems += [{"field": f"contacts.{n}.{path}", "row": n, "reason": reason}
+                                 for path, reason in _flatten(exc.messages)]
+            with sf.begin() as session:
+                try:
+                    count = services.set_contacts(session, loaded)
+                except services.ContactsRejected as exc:
+                    problems += [{"field": f"contacts.{row}.{field}", "row": row, "reason": reason}
+                                 for row, field, reason in exc.problems]
+                    count = 0
+                if problems:
+                    session.rollback()
+                    problems.sort(key=lambda p: p["row"])
+                    abort(422, message=f"{len(problems)} problems in {len({p['row'] for p in problems})} contacts; "
+                                       "nothing was stored", errors=problems)
+            return {"count": count}
+
     webhook = Blueprint("webhook", __name__, url_prefix="/webhook", description=(
         "An entrepreneur's webhook: every notice is also POSTed there as JSON, signed with HMAC-SHA256 "
         "over `timestamp + '.' + body` (headers X-Werkplaats-Timestamp, X-Werkplaats-Signature: "
@@ -749,7 +809,7 @@ def create_scheduling_app(infra: Infrastructure, resolve: Resolver = system_reso
                       errors=[{"field": "decision", "reason": "this match was already answered"}])
             raise AssertionError("unreachable")
 
-    for blueprint in (contact, webhook, notices, kickoffs, calendars, responses, answers):
+    for blueprint in (contact, contacts, webhook, notices, kickoffs, calendars, responses, answers):
         api.register_blueprint(blueprint)
     api.register_blueprint(workshops_blueprint(sf))
     api.register_blueprint(plan_jobs_blueprint(sf, KickoffPlanJobOut))

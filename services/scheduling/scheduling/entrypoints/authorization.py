@@ -15,6 +15,8 @@ COORDINATOR_OR_ENTREPRENEUR = ("coordinator", "entrepreneur")
 MATRIX = Matrix("scheduling", [
     allow("contact", "read its own", "GET", "/contact", "contact.ContactItem", *COORDINATOR_OR_ENTREPRENEUR),
     allow("contact", "set", "PUT", "/contact", "contact.ContactItem", *COORDINATOR_OR_ENTREPRENEUR),
+    allow("contact", "set many organisations' contacts at once, all or none", "PUT", "/contacts",
+          "contacts.Contacts", "operator"),
     allow("webhook", "read its own", "GET", "/webhook", "webhook.WebhookItem", *ENTREPRENEUR),
     allow("webhook", "set", "PUT", "/webhook", "webhook.WebhookItem", *ENTREPRENEUR),
     allow("webhook", "delete", "DELETE", "/webhook", "webhook.WebhookItem", *ENTREPRENEUR),

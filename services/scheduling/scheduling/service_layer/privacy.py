@@ -31,6 +31,7 @@ from . import plan_jobs
 # Scheduling's routes that answer or take personal data, and the kind of data each serves.
 PERSONAL_ROUTES = {
     "/contact": "contact",
+    "/contacts": "contact",
     "/webhook": "webhook",
     "/availability": "firm_availability",
     "/notices": "notice",

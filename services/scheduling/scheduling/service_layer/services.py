@@ -730,6 +730,53 @@ def set_contact(session: Session, principal: Principal, data: dict[str, Any]) ->
     return contact
 
 
+class ContactsRejected(Exception):
+    def __init__(self, problems: list[tuple[int, str, str]]) -> None:
+        super().__init__(f"{len(problems)} problems")
+        self.problems = problems  # (row, field, reason)
+
+
+def set_contacts(session: Session, items: list[tuple[int, dict[str, Any]]]) -> int:
+    """Each item's organisation's contact (created or replaced), or none: ContactsRejected names every item
+    whose organisation scheduling does not know (no API key of an entrepreneur or coordinator) or that an
+    earlier item names already. One query for the organisations, one for the contacts there are."""
+    ids = sorted({d["organisation_id"] for _, d in items})
+    known: set[str] = set()
+    existing: dict[str, orm.Contact] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        known |= set(session.execute(sa.select(orm.api_keys.c.organisation_id).where(
+            orm.api_keys.c.organisation_id.in_(chunk),
+            orm.api_keys.c.role.in_(("entrepreneur", "coordinator")))).scalars())
+        existing.update((c.organisation_id, c) for c in session.execute(
+            sa.select(orm.Contact).where(orm.Contact.organisation_id.in_(chunk))).scalars())
+    problems: list[tuple[int, str, str]] = []
+    first: dict[str, int] = {}
+    for row, data in items:
+        org = data["organisation_id"]
+        if org not in known:
+            problems.append((row, "organisation_id", "no firm or coordinator with this id"))
+        elif org in first:
+            problems.append((row, "organisation_id", f"row {first[org]} names this organisation already"))
+        else:
+            first[org] = row
+    if problems:
+        raise ContactsRejected(problems)
+    now = utcnow()
+    new = []
+    for _, data in items:
+        found = existing.get(data["organisation_id"])
+        if found is None:
+            new.append({"organisation_id": data["organisation_id"], "email": data["email"],
+                        "language": data["language"], "updated_at": now})
+        else:
+            found.email, found.language, found.updated_at = data["email"], data["language"], now
+    if new:
+        session.execute(sa.insert(orm.Contact), new)
+    session.flush()
+    return len(items)
+
+
 @dataclass(frozen=True)
 class WebhookView:
     url: str
