@@ -76,8 +76,15 @@ def elapsed_seconds(run: orm.Run) -> float | None:
     return round(max((end - started).total_seconds(), 0.0), 3)
 
 
-def input_hash(data: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+def input_hash(snapshot_text: str, controls: dict[str, Any], policy: str) -> str:
+    """What a run was solved from: its controls and policy (canonical JSON) and its snapshot as stored (the
+    JSON text the database holds, hashed as read: at national scale re-serialising it costs a tenth of a
+    second, and the stored text is what a reproduction reads)."""
+    digest = hashlib.sha256(json.dumps({"controls": controls, "policy": policy}, sort_keys=True,
+                                       separators=(",", ":")).encode())
+    digest.update(b"\n")
+    digest.update(snapshot_text.encode())
+    return digest.hexdigest()
 
 
 def _pairs(items: Any) -> list[Pair]:
@@ -251,7 +258,7 @@ def new_run(session: Session, batch: orm.Batch, *, trigger: str, policy: str, au
         id=str(uuid.uuid4()), batch_id=batch.batch_id, workspace_id=batch.workspace_id,
         coordinator_id=batch.coordinator_id, period=batch.period, policy=policy, status="queued",
         stage="queued", snapshot=batch.snapshot, controls=controls, seed=seed,
-        input_hash=input_hash({"snapshot": batch.snapshot, "controls": controls, "policy": policy}),
+        input_hash=input_hash(json.dumps(batch.snapshot), controls, policy),  # the text the column stores
         attempts=0, created_at=utcnow(), auto_publish=auto_publish, trigger=trigger,
         parent_run_id=parent_run_id, requested_by_key_id=actor.key_id if actor else None,
         time_limit_reached=False,
@@ -369,14 +376,18 @@ def claim_next_run(sf: sessionmaker[Session]) -> str | None:
             if running is not None:
                 busy.add((workspace_id, period))
                 continue
-            run = session.get(orm.Run, run_id, with_for_update=True)  # its controls as the claim leaves them
+            run = session.get(orm.Run, run_id, with_for_update=True,  # its controls as the claim leaves them
+                              options=[defer(orm.Run.snapshot)])
             if run is None:
                 continue
+            # the snapshot's stored text, parsed once here and hashed as read (input_hash)
+            snapshot_text = session.execute(sa.select(sa.cast(orm.Run.snapshot, sa.Text))
+                                            .where(orm.Run.id == run_id)).scalar_one()
+            snapshot = json.loads(snapshot_text)
             controls = {**(run.controls or {}),
                         "held": held_teams(session, workspace_id, period, run.batch_id)}
             # its snapshot is read only when the batch has a published run (accepted_pairs)
             batch = session.get(orm.Batch, run.batch_id, options=[defer(orm.Batch.snapshot)])
-            snapshot = run.snapshot
             if batch is not None:  # a firm may have accepted a pair since the run was requested
                 released = {Pair(r["team_id"], r["assignment_id"]) for r in controls.get("released") or []}
                 now_accepted = set(accepted_pairs(session, batch, as_of=run, assignments=[
@@ -387,7 +398,7 @@ def claim_next_run(sf: sessionmaker[Session]) -> str | None:
                 sa.update(orm.Run).where(orm.Run.id == run_id, _claimable(now)).values(
                     status="running", stage="building", lease_until=now + timedelta(seconds=LEASE_SECONDS),
                     started_at=now, attempts=orm.Run.attempts + 1, controls=controls,
-                    input_hash=input_hash({"snapshot": snapshot, "controls": controls, "policy": run.policy}))
+                    input_hash=input_hash(snapshot_text, controls, run.policy))
                 .execution_options(synchronize_session=False))
             if claimed.rowcount != 1:  # type: ignore[attr-defined]
                 continue
