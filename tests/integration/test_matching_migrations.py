@@ -117,8 +117,8 @@ def _snapshots_kept_apart(url: str) -> None:
         _alembic(url, "upgrade", "head")
         assert "snapshot" not in {c["name"] for c in sa.inspect(engine).get_columns("runs")}
         with engine.connect() as conn:
-            rows = conn.execute(sa.text("SELECT run_id, snapshot FROM run_snapshots")).tuples().all()
-        moved: dict[str, Any] = dict(rows)
+            moved: dict[str, Any] = {r.run_id: r.snapshot
+                                     for r in conn.execute(sa.text("SELECT run_id, snapshot FROM run_snapshots"))}
         assert {k: json.loads(v) if isinstance(v, str) else v for k, v in moved.items()} == {
             "r1": SNAPSHOT, "r2": other}
         _alembic(url, "downgrade", "0012")
