@@ -126,13 +126,14 @@ def add_runs(world: World, n: int, payload_bytes: int = 0, at: datetime | None =
     filler = {"teams": [{"team_id": str(i), "note": "x" * 40} for i in range(payload_bytes // 60)]}
     rows = [{"id": str(uuid.uuid4()), "batch_id": str(uuid.uuid4()), "workspace_id": str(uuid.uuid4()),
              "coordinator_id": world.ids["coordinator"], "period": "2030-Q1", "policy": "balanced",
-             "status": "published", "snapshot": filler, "input_hash": "0" * 64, "attempts": 1,
+             "status": "published", "input_hash": "0" * 64, "attempts": 1,
              "created_at": at + timedelta(milliseconds=i), "published_at": at,
              "explanations": {"figures": {"served_share": 0.75}, **filler}, "figures": {"served_share": 0.75}}
             for i in range(n)]
     with world.infra.session_factory.begin() as session:
         for row in rows:
             session.execute(sa.insert(orm.Run), [row])
+            session.execute(sa.insert(orm.RunSnapshot), [{"run_id": row["id"], "snapshot": filler}])
     return [str(r["id"]) for r in rows]
 
 

@@ -295,6 +295,9 @@ def test_publishing_a_newer_run_supersedes_the_older_one(m: Matching) -> None:
     m.ok("coord_1", "POST", f"/runs/{third['id']}/publish")
     statuses = {r["id"]: r["status"] for r in runs_of(m, batch_id)}
     assert statuses == {first["id"]: "superseded", second["id"]: "solved", third["id"]: "published"}
+    # two runs of the same snapshot, controls and policy were solved from the same input
+    hashes = {r["id"]: r["input_hash"] for r in runs_of(m, batch_id)}
+    assert hashes[second["id"]] == hashes[third["id"]] and len(hashes[second["id"]]) == 64
     assert m.ok("coord_1", "GET", f"/runs/{first['id']}")["superseded_at"]
     # an older run cannot replace a newer published one
     error(m.call("coord_1", "POST", f"/runs/{second['id']}/publish"), 409, "status")
@@ -327,6 +330,8 @@ def test_pins_and_forbids_steer_a_rerun_and_are_audited(m: Matching) -> None:
     m.work()
     got = pairs(m, second["id"])
     assert ("t-web", "a-data") in got and ("t-plain", "a-plain") not in got
+    hashes = {r["id"]: r["input_hash"] for r in runs_of(m, batch_id)}
+    assert hashes[second["id"]] != hashes[first["id"]]  # its pins, forbids and policy are part of its input
     comparison = m.ok("coord_1", "GET", f"/runs/compare?a={first['id']}&b={second['id']}")
     added = {(p["team_id"], p["assignment_id"]) for p in comparison["added"]}
     removed = {(p["team_id"], p["assignment_id"]) for p in comparison["removed"]}

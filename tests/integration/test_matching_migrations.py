@@ -1,8 +1,11 @@
-"""Matching's 0002 migration on a database with runs from before it: each batch gets its snapshot back
+"""Matching's migrations that move data (0002, 0011, 0015)
+
+The 0002 migration on a database with runs from before it: each batch gets its snapshot back
 (so it can be re-run), finished runs read as done, and the migration can be undone."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -95,3 +98,44 @@ def test_a_runs_figures_are_kept_apart_on_sqlite(tmp_path: Path) -> None:
 @pytest.mark.postgres
 def test_a_runs_figures_are_kept_apart_on_postgres(make_postgres_db: Any) -> None:
     _figures_kept_apart(make_postgres_db("matching"))
+
+
+def _snapshots_kept_apart(url: str) -> None:
+    """0015: each run's snapshot moves to run_snapshots (a run's row is written without it) and comes back
+    on a downgrade; a run still reads its own."""
+    _alembic(url, "upgrade", "0012")
+    engine = sa.create_engine(url)
+    runs = sa.Table("runs", sa.MetaData(), autoload_with=engine)
+    common: dict[str, Any] = {"batch_id": "b1", "workspace_id": "w1", "coordinator_id": "c1", "period": "P1",
+                              "policy": "max_fit", "input_hash": "0" * 64, "attempts": 1, "status": "published",
+                              "created_at": datetime(2026, 1, 5, tzinfo=UTC)}
+    other = {**SNAPSHOT, "teams": [{"team_id": "t1", "skills": ["python"]}]}
+    with engine.begin() as conn:
+        conn.execute(runs.insert(), [{**common, "id": "r1", "snapshot": SNAPSHOT},
+                                     {**common, "id": "r2", "snapshot": other}])
+    try:
+        _alembic(url, "upgrade", "head")
+        assert "snapshot" not in {c["name"] for c in sa.inspect(engine).get_columns("runs")}
+        with engine.connect() as conn:
+            moved: dict[str, Any] = {r.run_id: r.snapshot
+                                     for r in conn.execute(sa.text("SELECT run_id, snapshot FROM run_snapshots"))}
+        assert {k: json.loads(v) if isinstance(v, str) else v for k, v in moved.items()} == {
+            "r1": SNAPSHOT, "r2": other}
+        _alembic(url, "downgrade", "0012")
+        assert "run_snapshots" not in sa.inspect(engine).get_table_names()
+        runs = sa.Table("runs", sa.MetaData(), autoload_with=engine)
+        with engine.connect() as conn:
+            back = {r.id: r.snapshot for r in conn.execute(sa.select(runs.c.id, runs.c.snapshot))}
+        assert back == {"r1": SNAPSHOT, "r2": other}
+        _alembic(url, "upgrade", "head")
+    finally:
+        engine.dispose()
+
+
+def test_a_runs_snapshot_is_kept_apart_on_sqlite(tmp_path: Path) -> None:
+    _snapshots_kept_apart(f"sqlite:///{tmp_path / 'm.sqlite3'}")
+
+
+@pytest.mark.postgres
+def test_a_runs_snapshot_is_kept_apart_on_postgres(make_postgres_db: Any) -> None:
+    _snapshots_kept_apart(make_postgres_db("matching"))

@@ -17,6 +17,7 @@ from matching import bootstrap
 from matching.adapters import orm
 from matching.entrypoints.handlers import HANDLERS
 from matching.service_layer import services
+from sqlalchemy.orm import selectinload
 from werkplaats_shared.auth import Principal
 from werkplaats_shared.config import Settings
 from werkplaats_shared.contracts import Envelope, make_envelope
@@ -90,7 +91,7 @@ def controls(infra: Infrastructure, run_id: str) -> dict[str, Any]:
 
 def run_of(infra: Infrastructure, run_id: str) -> orm.Run:
     with infra.session_factory() as session:
-        run = session.get(orm.Run, run_id)
+        run = session.get(orm.Run, run_id, options=[selectinload(orm.Run.stored_snapshot)])  # read after the session
         assert run is not None
         return run
 

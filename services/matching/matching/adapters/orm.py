@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from werkplaats_shared.db import messaging_tables
 from werkplaats_shared.idempotency import idempotency_table
 
@@ -58,6 +58,14 @@ class RoundLock(Base):
     period: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
 
 
+class RunSnapshot(Base):
+    """The batch's snapshot as a run was asked with (an erasure takes free-text skills out of it)."""
+
+    __tablename__ = "run_snapshots"
+    run_id: Mapped[str] = mapped_column(sa.ForeignKey("runs.id"), primary_key=True)
+    snapshot: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+
+
 class Run(Base):
     __tablename__ = "runs"
     id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
@@ -69,7 +77,9 @@ class Run(Base):
     period: Mapped[str] = mapped_column(sa.String(40))
     policy: Mapped[str] = mapped_column(sa.String(40))
     status: Mapped[str] = mapped_column(sa.String(20), index=True)
-    snapshot: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    # the snapshot (megabytes at national scale) in its own row: writing the run's stage, lease, progress or
+    # result never rewrites it (SQLite rewrites a row whole); read only where used (``run.snapshot``)
+    stored_snapshot: Mapped[RunSnapshot] = relationship(lazy="select", cascade="all, delete-orphan")
     input_hash: Mapped[str] = mapped_column(sa.String(64))
     model_hash: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
     solver: Mapped[str | None] = mapped_column(sa.String(20), nullable=True)
@@ -110,6 +120,18 @@ class Run(Base):
     # the W3C trace context the run was asked in (the ``batch.submitted`` message's, or the request's): the
     # worker solves the run in a child span of it, so what the run publishes goes on in that trace
     traceparent: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
+
+    @property
+    def snapshot(self) -> dict[str, Any]:
+        """The run's snapshot (read from run_snapshots on first use)."""
+        return self.stored_snapshot.snapshot
+
+    @snapshot.setter
+    def snapshot(self, value: dict[str, Any]) -> None:
+        if self.stored_snapshot is None:  # a new run  # type: ignore[comparison-overlap]
+            self.stored_snapshot = RunSnapshot(snapshot=value)
+        else:
+            self.stored_snapshot.snapshot = value
 
     __table_args__ = (sa.Index("ix_runs_workspace_id_period", "workspace_id", "period"),
                       # GET /runs pages through a coordinator's runs in this order

@@ -479,7 +479,16 @@ def explain(problem: Problem, matching: Iterable[Pair],
     for a, removed, eligible in open_assignments:
         counts, emptied = _left(removed, len(problem.teams), ASSIGNMENT_COUNT_NAMES)
         free = [t for t in eligible if (t.team_id, a.period) not in busy]
-        blocked = {t.team_id: capacities.binding_of(t, a, limits) for t in free}
+        # the rows depend on the team's institution and level only: asked once per class of free teams (the
+        # plain version, every_row, asks per pair)
+        by_class: dict[tuple[str, str], list[Row]] = {}
+        blocked = {}
+        for t in free:
+            key = (t.team_id, "") if every_row else (t.institution_id, t.level)
+            rows = by_class.get(key)
+            if rows is None:
+                rows = by_class[key] = capacities.binding_of(t, a, limits)
+            blocked[t.team_id] = rows
         usable = [t for t in free if not blocked[t.team_id]]
         counts.update({"teams": len(problem.teams), "forbidden": removed["forbidden"], "eligible": len(eligible),
                        "eligible_matched_elsewhere": len(eligible) - len(free),

@@ -68,7 +68,8 @@ def _scrub_skills(session: Session, subject_kind: str, subject_id: str) -> None:
             batch.snapshot, removed = snapshot, removed | texts
     runs = session.execute(sa.select(orm.Run).where(sa.or_(
         orm.Run.batch_id.in_([b.batch_id for b in batches]),
-        sa.cast(orm.Run.snapshot, sa.Text).contains(subject_id, autoescape=True)))).scalars().all()
+        orm.Run.id.in_(sa.select(orm.RunSnapshot.run_id).where(
+            sa.cast(orm.RunSnapshot.snapshot, sa.Text).contains(subject_id, autoescape=True)))))).scalars().all()
     for run in runs:
         snapshot, texts = drop_free_skills(run.snapshot, teams, firms)
         if texts:

@@ -83,8 +83,15 @@ def elapsed_seconds(run: orm.Run) -> float | None:
     return round(max((end - started).total_seconds(), 0.0), 3)
 
 
-def input_hash(data: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+def input_hash(snapshot_text: str, controls: dict[str, Any], policy: str) -> str:
+    """What a run was solved from: its controls and policy (canonical JSON) and its snapshot as stored (the
+    JSON text the database holds, hashed as read: at national scale re-serialising it costs a tenth of a
+    second, and the stored text is what a reproduction reads)."""
+    digest = hashlib.sha256(json.dumps({"controls": controls, "policy": policy}, sort_keys=True,
+                                       separators=(",", ":")).encode())
+    digest.update(b"\n")
+    digest.update(snapshot_text.encode())
+    return digest.hexdigest()
 
 
 def _pairs(items: Any) -> list[Pair]:
@@ -178,7 +185,8 @@ def held_teams(session: Session, workspace_ids: str | list[str], period: str, ba
     held = []
     for team_id, assignment_id, institution_id, run_id, other_batch_id in rows:
         if run_id not in snapshots:
-            snapshot = session.execute(sa.select(orm.Run.snapshot).where(orm.Run.id == run_id)).scalar_one()
+            snapshot = session.execute(sa.select(orm.RunSnapshot.snapshot)
+                                       .where(orm.RunSnapshot.run_id == run_id)).scalar_one()
             snapshots[run_id] = {
                 "teams": {t["team_id"]: t.get("level") for t in snapshot["teams"]},
                 "hours": {a["assignment_id"]: a.get("supervision_hours", 0) for a in snapshot["assignments"]}}
@@ -283,7 +291,7 @@ def new_run(session: Session, batch: orm.Batch, *, trigger: str, policy: str, au
         workspace_ids=batch.workspace_ids,
         coordinator_id=batch.coordinator_id, period=batch.period, policy=policy, status="queued",
         stage="queued", snapshot=batch.snapshot, controls=controls, seed=seed,
-        input_hash=input_hash({"snapshot": batch.snapshot, "controls": controls, "policy": policy}),
+        input_hash=input_hash(json.dumps(batch.snapshot), controls, policy),  # the text the column stores
         attempts=0, created_at=utcnow(), auto_publish=auto_publish, trigger=trigger,
         parent_run_id=parent_run_id, requested_by_key_id=actor.key_id if actor else None,
         time_limit_reached=False, traceparent=current_traceparent(),
@@ -440,11 +448,14 @@ def claim_next_run(sf: sessionmaker[Session]) -> str | None:
             run = session.get(orm.Run, run_id, with_for_update=True)  # its controls as the claim leaves them
             if run is None:
                 continue
+            # the snapshot's stored text, parsed once here and hashed as read (input_hash)
+            snapshot_text = session.execute(sa.select(sa.cast(orm.RunSnapshot.snapshot, sa.Text))
+                                            .where(orm.RunSnapshot.run_id == run_id)).scalar_one()
+            snapshot = json.loads(snapshot_text)
             controls = {**(run.controls or {}),
                         "held": held_teams(session, workspace_ids, period, run.batch_id)}
             # its snapshot is read only when the batch has a published run (accepted_pairs)
             batch = session.get(orm.Batch, run.batch_id, options=[defer(orm.Batch.snapshot)])
-            snapshot = run.snapshot
             if batch is not None:  # a firm may have accepted a pair since the run was requested
                 released = {Pair(r["team_id"], r["assignment_id"]) for r in controls.get("released") or []}
                 now_accepted = set(accepted_pairs(session, batch, as_of=run, assignments=[
@@ -455,7 +466,7 @@ def claim_next_run(sf: sessionmaker[Session]) -> str | None:
                 sa.update(orm.Run).where(orm.Run.id == run_id, _claimable(now)).values(
                     status="running", stage="building", lease_until=now + timedelta(seconds=LEASE_SECONDS),
                     started_at=now, attempts=orm.Run.attempts + 1, controls=controls,
-                    input_hash=input_hash({"snapshot": snapshot, "controls": controls, "policy": run.policy}))
+                    input_hash=input_hash(snapshot_text, controls, run.policy))
                 .execution_options(synchronize_session=False))
             if claimed.rowcount != 1:  # type: ignore[attr-defined]
                 continue
@@ -553,7 +564,7 @@ def _execute_run(sf: sessionmaker[Session], emit_into: Emit, run_id: str, solver
         with sf() as session:
             erasures = privacy.erasures(session)  # before the snapshot: one committed in between is counted later
             claimed = _claimed_snapshot(run_id, erasures)  # as the claim read it, unless an erasure came in
-            run = session.get(orm.Run, run_id, options=[defer(orm.Run.snapshot)] if claimed is not None else [])
+            run = session.get(orm.Run, run_id)  # its snapshot is read (run.snapshot) only when not claimed here
             if run is None:
                 raise NotFound(run_id)
             if run.status != "running":
@@ -612,7 +623,7 @@ def record_solution(sf: sessionmaker[Session], emit_into: Emit, run_id: str, pro
     was read (``privacy.erasures``); while there are no more, the stored snapshot is the one solved and is
     not read again (at national scale, megabytes), the matches are written in one statement."""
     with sf.begin() as session:
-        run = session.get(orm.Run, run_id, with_for_update=True, options=[defer(orm.Run.snapshot)])
+        run = session.get(orm.Run, run_id, with_for_update=True)
         if run is None or run.status != "running":
             log.info("run result discarded", extra={"run_id": run_id, "status": run.status if run else None})
             return
@@ -688,7 +699,7 @@ def publish(session: Session, emit_into: Emit, run: orm.Run, actor: Principal | 
     check_round(session, run)
     current = session.execute(sa.select(orm.Run).where(
         orm.Run.batch_id == run.batch_id, orm.Run.status == "published", orm.Run.id != run.id)
-        .options(defer(orm.Run.snapshot), defer(orm.Run.explanations)).with_for_update()).scalars().all()
+        .options(defer(orm.Run.explanations)).with_for_update()).scalars().all()
     for older in current:
         if _aware(older.created_at) > _aware(run.created_at):  # type: ignore[operator]
             raise ServiceError(409, "status", f"a newer run of this batch ({older.id}) is already published")
@@ -767,7 +778,7 @@ def visible_runs(principal: Principal) -> sa.Select[Any]:
 def listed_runs(principal: Principal) -> sa.Select[Any]:
     """The caller's runs as a list shows them: without the stored snapshot and explanations (a big round's are
     megabytes per run), with the figures (kept apart); runs for ``run_listed``."""
-    return visible_runs(principal).options(defer(orm.Run.snapshot), defer(orm.Run.explanations))
+    return visible_runs(principal).options(defer(orm.Run.explanations))
 
 
 def run_listed(_session: Session, run: orm.Run) -> SimpleNamespace:
@@ -867,7 +878,7 @@ def accepted_pairs(session: Session, batch: orm.Batch, *, as_of: orm.Run | None 
     (every change to the batch's snapshot sets ``updated_at``); otherwise the batch's snapshot is read."""
     published = session.execute(sa.select(orm.Run).where(orm.Run.batch_id == batch.batch_id,
                                                           orm.Run.status == "published")
-                                .options(defer(orm.Run.snapshot), defer(orm.Run.explanations))).scalars().first()
+                                .options(defer(orm.Run.explanations))).scalars().first()
     if published is None:
         return None, {}
     answered = {Pair(row.team_id, row.assignment_id) for row in session.execute(
@@ -1091,7 +1102,7 @@ def _result_of(session: Session, principal: Principal, run_id: str
                ) -> tuple[orm.Run, dict[str, Any], dict[str, Any], dict[str, Any]]:
     """The run (without its big columns), its explanations, and its teams and assignments by id."""
     run: orm.Run | None = session.execute(visible_runs(principal).where(orm.Run.id == run_id).options(
-        defer(orm.Run.snapshot), defer(orm.Run.explanations))).scalar_one_or_none()
+        defer(orm.Run.explanations))).scalar_one_or_none()
     if run is None:
         raise NotFound(run_id)
     erasure = _last_erasure(session)
@@ -1100,7 +1111,8 @@ def _result_of(session: Session, principal: Principal, run_id: str
         if kept is not None and kept[0] == erasure:
             _results.move_to_end(run_id)
             return run, *kept[1]
-    explanations, snapshot = session.execute(sa.select(orm.Run.explanations, orm.Run.snapshot)
+    explanations, snapshot = session.execute(sa.select(orm.Run.explanations, orm.RunSnapshot.snapshot)
+                                             .join(orm.RunSnapshot, orm.RunSnapshot.run_id == orm.Run.id)
                                              .where(orm.Run.id == run_id)).one()
     if explanations is None:
         raise ServiceError(409, "status", f"a {run.status} run has no result (yet)")
@@ -1253,7 +1265,7 @@ def on_match_responded(session: Session, envelope: Envelope) -> None:
     session.flush()
     published = session.execute(sa.select(orm.Run).where(orm.Run.batch_id == batch.batch_id,
                                                           orm.Run.status == "published")
-                                .options(defer(orm.Run.snapshot), defer(orm.Run.explanations))).scalars().first()
+                                .options(defer(orm.Run.explanations))).scalars().first()
     if published is None:
         return
     reference = [Pair(m.team_id, m.assignment_id) for m in run_matches(session, published.id)]
@@ -1333,7 +1345,7 @@ def drop_assignment(session: Session, batch_id: str, assignment_id: str, firm_id
     session.flush()
     published = session.execute(sa.select(orm.Run).where(orm.Run.batch_id == batch.batch_id,
                                                           orm.Run.status == "published")
-                                .options(defer(orm.Run.snapshot), defer(orm.Run.explanations))).scalars().first()
+                                .options(defer(orm.Run.explanations))).scalars().first()
     if published is None:
         return
     reference = [Pair(m.team_id, m.assignment_id) for m in run_matches(session, published.id)]
