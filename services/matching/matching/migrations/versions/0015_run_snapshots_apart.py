@@ -2,7 +2,7 @@
 progress, result) no longer rewrites megabytes of snapshot; the snapshots are copied over
 
 Revision ID: 0015
-Revises: 0012
+Revises: 0014
 Create Date: 2026-12-05 10:20:00.000000
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 revision = '0015'
-down_revision = '0012'
+down_revision = '0014'
 branch_labels = None
 depends_on = None
 
