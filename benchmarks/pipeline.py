@@ -63,7 +63,6 @@ from benchmarks.run import in_fresh_process, machine
 PERIODS = [{"code": "2027-S1", "starts_on": "2027-02-01", "ends_on": "2027-06-30"},
            {"code": "2027-S2", "starts_on": "2027-09-01", "ends_on": "2028-01-31"}]
 ORGANISATIONS_PER_FILE = 2000  # intake's organisations.MAX_BULK_ROWS
-BATCH_LIMIT = 2000  # intake's services.MAX_BATCH_ASSIGNMENTS today
 PROJECT_SUPERVISION_HOURS = 20  # intake's supervision_hours("project"): what every assignment's snapshot carries
 PROGRAMME = "ICT"
 CAPACITY_MAX_TEAMS = 500  # CapacityIn.teams allows 1 to 500
@@ -396,20 +395,15 @@ def register_teams(bench: Bench, rnd: Round) -> int:
 
 
 def submit_batches(bench: Bench, rnd: Round) -> None:
-    """The round as batches. TODAY: a batch names one workspace and period and at most 2,000 assignments, so
-    the national round is cut per period into batches of 2,000; runs of one round are serialised in
-    matching, and a team a published batch placed is held from the next. ONE NATIONAL BATCH: once a batch
-    takes several workspaces, all open assignments and no 2,000 limit (issue 20, item 1), replace this
-    function's body with one ``POST /batches`` for the round; nothing else here changes."""
-    by_period: dict[str, list[str]] = defaultdict(list)
-    for a in rnd.snapshot["assignments"]:
-        by_period[a["period"]].append(rnd.assignments[a["assignment_id"]])
-    for period, ids in sorted(by_period.items()):
-        for start in range(0, len(ids), BATCH_LIMIT):
-            batch, _ = bench.client.call("intake", "POST", "/batches", rnd.coordinator, {
-                "workspace_id": rnd.workspace, "period": period, "policy": "max_fit", "auto_publish": True,
-                "assignment_ids": ids[start:start + BATCH_LIMIT]})
-            rnd.batches.append(batch["id"])
+    """The round as one batch per period: a batch takes every open assignment of its workspaces
+    (``"assignments": "all_open"``, issue 20 item 1), so the round is solved whole, as the in-process
+    reference is, and a large snapshot travels to matching by reference."""
+    periods = sorted({a["period"] for a in rnd.snapshot["assignments"]})
+    for period in periods:
+        batch, _ = bench.client.call("intake", "POST", "/batches", rnd.coordinator, {
+            "workspace_ids": [rnd.workspace], "period": period, "policy": "max_fit", "auto_publish": True,
+            "assignments": "all_open"})
+        rnd.batches.append(batch["id"])
 
 
 ENDED = ("matched", "infeasible", "failed", "closed")
