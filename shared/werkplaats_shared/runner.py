@@ -90,20 +90,21 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve_processes(app: Flask, host: str, port: int, processes: int, after_fork: Callable[[], None],
+def serve_processes(app: Flask, host: str, port: int, processes: int, after_fork: Callable[[int], None],
                     after_forks: Callable[[], None] | None = None) -> None:
     """Serve ``app`` (no worker loops) from ``processes`` processes on one socket: this one and
-    ``processes - 1`` forked ones. ``after_fork`` runs first in each forked process (e.g. to drop the
-    database connections inherited from this one), ``after_forks`` in this one once all are forked (e.g.
-    to start a thread). Call it before any other thread is started."""
+    ``processes - 1`` forked ones. ``after_fork`` runs first in each forked process with its index (1 to
+    ``processes - 1``; e.g. to drop the database connections inherited from this one and start the process's
+    own threads), ``after_forks`` in this one once all are forked (e.g. to start a thread). Call it before
+    any other thread is started."""
     sock = listening_socket(host, port)
     children: list[int] = []
-    for _ in range(processes - 1):
+    for index in range(1, processes):
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the forked process, which never returns from here
             code = 0
             try:
-                after_fork()
+                after_fork(index)
                 serve(app, host, port, [], sockets=[sock])
             except BaseException:  # a forked process must not return into the caller
                 log.exception("HTTP process failed")

@@ -192,11 +192,24 @@ def ready_reports(infra: Infrastructure) -> dict[str, Callable[[], Any]]:
     return {"outbox": outbox, "consumer": consumer}
 
 
-def metrics_server(infra: Infrastructure) -> MetricsServer | None:
-    """Serve this process's /metrics on its own port (werkplaats_shared.metrics); None when switched off or
-    the port is taken."""
+# An API served by several processes (WERKPLAATS_HTTP_PROCESSES): the k-th forked process serves its /metrics
+# on the metrics port + k * METRICS_PORT_STEP (9101, 9111, 9121 … for intake), so that no process's counters go
+# unseen and the local default's ports (9100-9103) never collide with them.
+METRICS_PORT_STEP = 10
+
+
+def metrics_server(infra: Infrastructure, index: int = 0) -> MetricsServer | None:
+    """Serve this process's /metrics on its own port (werkplaats_shared.metrics): the metrics port, plus
+    ``index * METRICS_PORT_STEP`` for the index-th forked HTTP process; None when switched off or the port is
+    taken."""
     settings = infra.settings
-    return start_metrics_server(metrics_registry(infra), settings.metrics_host, settings.metrics_port)
+    if not settings.metrics_port:
+        return None
+    port = settings.metrics_port + index * METRICS_PORT_STEP
+    if port > 65535:
+        log.warning("no /metrics for this process: its port is beyond 65535", extra={"index": index})
+        return None
+    return start_metrics_server(metrics_registry(infra), settings.metrics_host, port)
 
 
 def metrics_registry(infra: Infrastructure) -> CollectorRegistry:
@@ -225,12 +238,17 @@ def run(infra: Infrastructure, app_factory: Callable[[], Flask], worker_loops: l
     else:
         app, loops = app_factory(), worker_loops
     if settings.process == "api" and settings.http_processes > 1:
-        # forked before any thread starts; each forked process opens its own database connections. /metrics
-        # is served by the first process only: the outbox's state, and the requests that process served
+        # forked before any thread starts; each forked process opens its own database connections and serves
+        # its own /metrics (the requests it answered) on a port of its own: see METRICS_PORT_STEP
         started: list[MetricsServer | None] = []
+
+        def in_forked(index: int) -> None:
+            infra.engine.dispose(close=False)
+            metrics_server(infra, index)  # runs until the forked process ends
+
         try:
             serve_processes(app, settings.http_host, settings.http_port, settings.http_processes,
-                            after_fork=lambda: infra.engine.dispose(close=False),
+                            after_fork=in_forked,
                             after_forks=lambda: started.append(metrics_server(infra)))
         finally:
             for server in started:

@@ -1,5 +1,5 @@
 """An API served by several processes (WERKPLAATS_HTTP_PROCESSES): they share one listening socket, each
-answers on its own, and stopping the first stops them all."""
+answers on its own and serves its own /metrics, and stopping the first stops them all."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from prometheus_client.parser import text_string_to_metric_families
 from werkplaats_shared.devstack.stack import LocalStack, StackConfig
+from werkplaats_shared.service import METRICS_PORT_STEP
 
 
 def free_port() -> int:
@@ -36,6 +38,40 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def free_metrics_port() -> int:
+    """A port free with the ports 10 and 20 above it (the forked processes' /metrics)."""
+    while True:
+        port = free_port()
+        if port + 2 * METRICS_PORT_STEP > 65535:
+            continue
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port + METRICS_PORT_STEP))
+                b.bind(("127.0.0.1", port + 2 * METRICS_PORT_STEP))
+        except OSError:
+            continue
+        return port
+
+
+def health_requests(port: int) -> int:
+    """How many GET /health this process says it answered (werkplaats_http_requests_total)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+                text = resp.read().decode()
+            break
+        except OSError:
+            assert time.monotonic() < deadline, f"no /metrics on port {port}"
+            time.sleep(0.2)
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "werkplaats_http_requests_total" and sample.labels.get("route") == "/health":
+                total += sample.value
+    return int(total)
+
+
 def health(url: str) -> str:
     with urllib.request.urlopen(url + "/health", timeout=5) as resp:
         return str(json.load(resp)["status"])
@@ -43,8 +79,10 @@ def health(url: str) -> str:
 
 def test_three_processes_serve_one_port_and_stop_together(tmp_path: Path) -> None:
     ports = {"intake": free_port(), "matching": free_port(), "scheduling": free_port()}
+    metrics_port = free_metrics_port()
     stack = LocalStack(StackConfig(data_dir=str(tmp_path), ports=ports, smtp_port=free_port(), service_env={
-        "intake": {"WERKPLAATS_PROCESS": "api", "WERKPLAATS_HTTP_PROCESSES": "3", "WERKPLAATS_METRICS_PORT": "0"}}))
+        "intake": {"WERKPLAATS_PROCESS": "api", "WERKPLAATS_HTTP_PROCESSES": "3",
+                   "WERKPLAATS_METRICS_PORT": str(metrics_port)}}))
     assert stack.broker is not None
     stack.broker.start()
     try:
@@ -56,6 +94,9 @@ def test_three_processes_serve_one_port_and_stop_together(tmp_path: Path) -> Non
         url = stack.url("intake")
         with ThreadPoolExecutor(12) as pool:
             assert set(pool.map(lambda _: health(url), range(60))) == {"ok"}
+        # every process serves its own /metrics (the k-th forked one 10 ports up): together they counted all 60
+        answered = sum(health_requests(metrics_port + k * METRICS_PORT_STEP) for k in range(3))
+        assert answered == 60
         # the forked processes answer on their own: with the first one stopped, the port still answers
         first.send_signal(signal.SIGSTOP)
         try:

@@ -19,6 +19,7 @@ import pytest
 import yaml
 from portal.config import PortalSettings
 from werkplaats_shared.config import Settings
+from werkplaats_shared.service import METRICS_PORT_STEP
 
 from ..conftest import IN_CI
 from .test_compose import APP_CONTAINERS, container, containers, env
@@ -249,22 +250,26 @@ def test_promtool_accepts_every_dashboard_expression(tmp_path: Path) -> None:
 # -- compose: what is scraped, and Grafana's provisioning ------------------------------------------------------
 
 
-def metrics_endpoint(name: str) -> tuple[str, int]:
+def metrics_endpoint(name: str) -> tuple[str, list[int]]:
+    """Where a container's processes serve /metrics: its host, and one port per process (an API served by
+    several processes: the k-th forked one on the metrics port + k * METRICS_PORT_STEP)."""
     variables = {key: str(value) for key, value in env(name).items()}
     if name == "portal":
         portal = PortalSettings.from_env(variables)
-        return portal.metrics_host, portal.metrics_port
+        return portal.metrics_host, [portal.metrics_port]
     settings = Settings.from_env(name.rsplit("-", 1)[0], variables)
-    return settings.metrics_host, settings.metrics_port
+    processes = settings.http_processes if settings.process == "api" else 1
+    return settings.metrics_host, [settings.metrics_port + k * METRICS_PORT_STEP for k in range(processes)]
 
 
-def scrape_jobs() -> dict[str, tuple[list[str], int]]:
+def scrape_jobs() -> dict[str, tuple[list[str], list[int]]]:
     jobs = {}
     for job in load_yaml(PROMETHEUS_CONFIG)["scrape_configs"]:
         if job["job_name"] == "prometheus":
             continue
-        (sd,) = job["dns_sd_configs"]
-        jobs[job["job_name"]] = (sd["names"], int(sd["port"]))
+        names = {tuple(sd["names"]) for sd in job["dns_sd_configs"]}
+        assert len(names) == 1, f"{job['job_name']}: one container per job"
+        jobs[job["job_name"]] = (list(names.pop()), sorted(int(sd["port"]) for sd in job["dns_sd_configs"]))
     return jobs
 
 
@@ -272,11 +277,13 @@ def test_prometheus_scrapes_every_process_on_the_port_it_serves_its_metrics_on()
     jobs = scrape_jobs()
     assert sorted(jobs) == sorted(SCRAPED)
     for name in SCRAPED:
-        host, port = metrics_endpoint(name)
+        host, ports = metrics_endpoint(name)
         assert host == "0.0.0.0", f"{name}: inside compose the metrics port must listen on every address"
-        assert jobs[name] == ([name], port), f"{name} serves its metrics on {port}"
+        assert jobs[name] == ([name], ports), f"{name} serves its metrics on {ports}"
         published = [str(p).rsplit(":", 1)[-1] for p in container(name).get("ports", [])]
-        assert str(port) not in published, f"{name}: never publish the metrics port"
+        for port in ports:
+            assert str(port) not in published, f"{name}: never publish the metrics port"
+
 
 
 def mounts(name: str) -> dict[str, Path]:
