@@ -57,7 +57,7 @@ INTEGRALITY_TOLERANCE = 1e-6
 PARALLEL_THEMES = 2  # theme relaxations solved at once, each by one HiGHS thread: the machine's two cores
 SEARCH_SHARE = 0.3  # of the time limit: the local search over every theme's clusters ends by then at the latest
 STALE_TRIES = 60  # restarts of a theme's local search in a row without a gain that end it
-THEMES_SHARE = 0.85  # the themes' relaxations end by then; the rest realises, seats and checks the plan
+THEMES_SHARE = 0.8  # the themes' relaxations end by then; the rest realises, seats and checks the plan
 log = logging.getLogger(__name__)
 
 
@@ -843,6 +843,7 @@ def solve(problem: ws.Problem, keep: ws.Plan | None = None, time_limit: float = 
     bound: float | None = 0.0
     proven = True
     clusters: set[Cluster] = set()
+    relaxed: dict[str, dict[Cluster, int]] = {}  # a theme's MIP's counts, where they seat more than its search's
     for t in themes:
         result = runs[t]
         proven = proven and result.optimal
@@ -856,7 +857,7 @@ def solve(problem: ws.Problem, keep: ws.Plan | None = None, time_limit: float = 
             log.debug("workshops: theme %s searched %.1f, relaxation's plan %.1f, bound %s (%.1f s)", t, mine,
                       theirs, result.bound, result.seconds)
             if theirs > mine + 1e-6:
-                chosen[t] = dict(result.counts)
+                relaxed[t] = dict(result.counts)
     log.debug("workshops: themes %.1f s, bound %s", time.perf_counter() - started, bound)
     searched: dict[Cluster, int] = {}
     for _ in range(4):  # a count the rooms, facilitators or location caps cannot hold: searched again without it
@@ -876,6 +877,11 @@ def solve(problem: ws.Problem, keep: ws.Plan | None = None, time_limit: float = 
             chosen[t] = search_clusters(tcs[t], counts, problem.wanted(t), time.perf_counter() + 0.01 * time_limit)
     if searched:
         consider(running_, max(0.05 * time_limit, 1.0))
+    if relaxed and deadline - time.perf_counter() > 0.08 * time_limit:
+        # the MIPs' counts leave out rooms and facilitators per slot: realised and seated too, and kept only
+        # when that plan is better (``consider``)
+        mixed = {k: n for t, counts in {**chosen, **relaxed}.items() for k, n in counts.items()}
+        consider(realise(problem, c, mixed, keep), max(0.05 * time_limit, 1.0))
     clusters |= set(searched)
     log.debug("workshops: searched and realised %.1f s, value %.1f", time.perf_counter() - started,
               value_of(best, terms) if best else 0.0)
