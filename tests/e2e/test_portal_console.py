@@ -78,7 +78,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     ports = {s: free_port() for s in SERVICES}
     ports[PORTAL] = free_port()
     stack = LocalStack(StackConfig(data_dir=str(tmp_path_factory.mktemp("console")), ports=ports,
-                                   smtp_port=free_port(), extra_env=dict(FAST), portal=True))
+                                   smtp_port=free_port(), portal=True,
+                                   # plans to 0.01%: the long plan below holds the planner for seconds
+                                   extra_env={**FAST, "WERKPLAATS_WORKSHOP_PLAN_GAP": "0.0001"}))
     stack.start(timeout=180)  # six services' migrations on a shared, busy machine can take more than a minute
     try:
         data = setup_demo_data(stack, say=lambda _line: None)
@@ -307,6 +309,66 @@ def test_a_coordinator_finds_its_plans_newest_first_and_follows_one_to_its_outco
         me.click(f"{words['programme']}: {title}")
         assert f"/coordinator/workshops/{made['id']}" in me.page.url
         assert words["outcome"] in me.main_text()
+    finally:
+        me.close()
+
+
+REJECTED_TEXTS = {
+    "nl": {"status": "Afgewezen: het breekt een regel, er is niets veranderd", "programme": "Workshopprogramma",
+           "heading": "Het plan is niet doorgevoerd", "rules": "De controle vond 2 gebroken regels"},
+    "en": {"status": "Rejected: it breaks a rule, nothing changed", "programme": "Workshop programme",
+           "heading": "The plan was not applied", "rules": "The check found 2 broken rules"},
+}
+
+
+@pytest.mark.parametrize("language", ["nl", "en"])
+def test_a_rejected_plan_shows_on_the_plans_page_with_the_rules_it_breaks(
+        world: World, browser: Any, language: str) -> None:  # noqa: F811
+    """A plan the validator rejected (the programme changed while the planner worked; the integration tests
+    reach it so, on SQLite and PostgreSQL) is listed as rejected, and its page says nothing was changed and
+    lists the rules it breaks, instead of sending the coordinator to an outcome that was not applied. The job
+    is stored as the worker leaves a rejected one, in scheduling's database."""
+    import os
+    import uuid
+
+    import sqlalchemy as sa
+    from scheduling.adapters import orm
+    from scheduling.adapters import workshop_orm as w
+    from werkplaats_shared.db import utcnow
+
+    words = REJECTED_TEXTS[language]
+    coordinator = Api(world.stack.url("scheduling"), world.data.coordinator_key)
+    title = f"Afgewezen plan ({language})"
+    made = coordinator.post("/workshop-programmes", {"title": title, "slots": [
+        {"date": "2031-03-03", "day_part": "morning"}]})
+    violations = ["session ai at room-1 on 2031-03-03 morning: not a room of the programme",
+                  "seat of interest i-1 in ai at room-1 on 2031-03-03 morning: the session does not run"]
+    engine = sa.create_engine(f"sqlite:///{os.path.join(world.stack.data_dir, 'scheduling.sqlite3')}")
+    try:
+        with engine.begin() as conn:
+            coordinator_id = conn.execute(sa.select(w.WorkshopProgramme.coordinator_id).where(
+                w.WorkshopProgramme.id == made["id"])).scalar_one()
+            conn.execute(sa.insert(orm.PlanJob).values(
+                id=str(uuid.uuid4()), kind="workshops", coordinator_id=coordinator_id, subject_id=made["id"],
+                params={}, status="rejected", stage="done", time_limit=20.0, attempts=1, created_at=utcnow(),
+                started_at=utcnow(), finished_at=utcnow(), result=None,
+                progress={"elapsed_seconds": 3.2, "best_value": 1500.0, "gap": 0.004, "target_gap": 0.01},
+                verdict={"valid": False, "violations": violations},
+                error="the plan breaks 2 rule(s) of the programme as it is now; nothing was changed, plan again"))
+    finally:
+        engine.dispose()
+    me = _coordinator(world, browser, language, "rejected")
+    try:
+        me.goto("/coordinator/plans")
+        first = me.page.locator("#plan-jobs tbody tr").first.locator("td").all_inner_texts()
+        assert first[0] == f"{words['programme']}: {title}" and first[2] == words["status"], first
+        me.click(f"{words['programme']}: {title}")
+        assert "/coordinator/plans/" in me.page.url  # the job's own page, not the programme's outcome
+        me.check()
+        text = me.main_text()
+        assert words["status"] in text and words["heading"] in text and words["rules"] in text, text
+        assert me.page.locator("#plan-job-violations li").all_inner_texts() == violations
+        me.shot("coordinator-plan-job-rejected")
     finally:
         me.close()
 

@@ -25,6 +25,24 @@ def answer_days(env: Mapping[str, str] | None = None) -> int:
     return int(raw)
 
 
+def workshop_plan_gap(env: Mapping[str, str] | None = None) -> float:
+    """WERKPLAATS_WORKSHOP_PLAN_GAP: the relative gap a workshop plan job is solved to, as a fraction (0.01 is
+    1%: the plan is within 1% of the best possible; 0 asks for a proven optimum, which can take much longer)."""
+    from .service_layer.plan_jobs import MAX_WORKSHOP_PLAN_GAP, WORKSHOP_PLAN_GAP
+
+    raw = (os.environ if env is None else env).get("WERKPLAATS_WORKSHOP_PLAN_GAP", "").strip()
+    if not raw:
+        return WORKSHOP_PLAN_GAP
+    try:
+        gap = float(raw)
+    except ValueError:
+        gap = -1.0
+    if not 0 <= gap <= MAX_WORKSHOP_PLAN_GAP:  # also refuses nan
+        raise ValueError(f"WERKPLAATS_WORKSHOP_PLAN_GAP must be a fraction from 0 to {MAX_WORKSHOP_PLAN_GAP:g} "
+                         f"(0.01 is 1%), not {raw!r}")
+    return gap
+
+
 def bootstrap(settings: Settings | None = None) -> Infrastructure:
     settings = settings or Settings.from_env("scheduling")
     if len(settings.secret_key) < 32:
@@ -47,8 +65,8 @@ def main() -> None:
     from .entrypoints.worker import deadline_loop, notice_loop, planning_loop, webhook_loop
     from .service_layer import privacy
 
-    days = answer_days()
+    days, gap = answer_days(), workshop_plan_gap()
     infra = bootstrap()
     service.run(infra, lambda: create_scheduling_app(infra),
                 [relay_loop(infra), consumer_loop(infra, HANDLERS), notice_loop(infra, days), webhook_loop(infra),
-                 deadline_loop(infra), planning_loop(infra), privacy.retention_worker(infra)])
+                 deadline_loop(infra), planning_loop(infra, gap), privacy.retention_worker(infra)])

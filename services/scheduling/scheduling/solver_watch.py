@@ -55,6 +55,14 @@ def attach(h: Any) -> None:
         h.startCallback(kind)
 
 
+def pass_on(inner: Watch) -> None:
+    """Tell the current watch (if any) what a watch of solves on other threads noted: their time limit ended
+    one of them."""
+    watch = _current.get()
+    if watch is not None and inner.time_limit_reached:
+        watch.time_limit_reached = True
+
+
 def note(h: Any) -> None:
     """After a run: tell the current watch (if any) when the time limit ended it."""
     watch = _current.get()

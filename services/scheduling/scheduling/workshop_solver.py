@@ -24,11 +24,16 @@ plan (open the session that seats the most value, repeatedly) is improved per th
 how many sessions run in each cluster (theme, place, day), realised as sessions and seated exactly; that
 plan is handed to HiGHS as its first incumbent.
 
-Where the gap is (1,000 interests of the benchmark, seed 1): the greedy plan is about 5% below the best
-bound known (the sum of the themes' relaxations, each solved for 120 s: 90,850), the local search brings
-the plan to about 2% below it; the bound a 60 s run proves (the themes' relaxations at their root, ~92,300)
-is itself about 1.6% above that known bound, since each theme is a maximum coverage problem whose LP
-relaxation is ~3% loose and closing that takes branching (45 s to 120 s per theme on one core).
+Where the gap is (1,000 interests of the benchmark, seed 1; measured 5 December 2026): each theme's
+relaxation is a maximum-coverage problem (9 to 12 sessions among about 200 clusters for 140 to 190 firms)
+whose LP is 3-5% above its optimum; HiGHS closes it only by branching. Solved alone to 1%, the six themes
+took 17.5, 24.5, 14.4, 23.2, 17.8 and 6.2 s of CPU (104 s together; data_automation, run on, proved its
+optimum, 11,538.0, 0.8% above the local search's counts). The local search gets within about 1% of the
+themes' plans in under a second of CPU per theme; the MIPs' plans are a little better, and realising the
+themes' counts as sessions lost nothing in the runs measured. Summed, those six theme plans (89,530) are
+0.94% below the six bounds (90,383): the goal (within 1% in 60 s) needs the proofs' 104 s of CPU, about
+52 s on the two threads here, so it is within reach only on a machine not shared with other work; at a
+load average of 8 the run gets about a third of that CPU and ends at about 3.3%.
 """
 
 from __future__ import annotations
@@ -38,15 +43,21 @@ import heapq
 import itertools
 import logging
 import os
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from . import solver_watch
 from .domain import workshops as ws
 
 INTEGRALITY_TOLERANCE = 1e-6
+PARALLEL_THEMES = 2  # theme relaxations solved at once, each by one HiGHS thread: the machine's two cores
+SEARCH_SHARE = 0.3  # of the time limit: the local search over every theme's clusters ends by then at the latest
+STALE_TRIES = 60  # restarts of a theme's local search in a row without a gain that end it
+THEMES_SHARE = 0.8  # the themes' relaxations end by then; the rest realises, seats and checks the plan
 log = logging.getLogger(__name__)
 
 
@@ -257,14 +268,17 @@ def search_clusters(tc: _Clusters, counts: dict[Cluster, int], wanted: int, dead
                     seed: int = 0) -> dict[Cluster, int]:
     """Iterated local search: ``improve_clusters``, then, while time is left, take two or three sessions
     of the best counts away at random (seeded: the same instance gives the same plan) and improve again,
-    keeping the best counts found."""
+    keeping the best counts found; STALE_TRIES restarts in a row that gain nothing end it early (at 1,000
+    interests the last gain came by the 25th restart, in a third of a second of CPU, and over 100 more gained
+    nothing; at 3,000 restarts still gained at the 25th, 4 s of CPU in)."""
     import random
 
     rng = random.Random(seed)
     best = improve_clusters(tc, counts, wanted, deadline)
     value, _ = _cover(tc, best)
-    tries = 0
-    while time.perf_counter() < deadline and tries < 1000 and not solver_watch.stopped():
+    tries = gained = 0
+    while (time.perf_counter() < deadline and tries < 1000 and tries - gained < STALE_TRIES
+           and not solver_watch.stopped()):
         tries += 1
         trial = dict(best)
         chosen = [k for k, n in sorted(trial.items(), key=lambda kv: str(kv[0])) for _ in range(n)]
@@ -273,7 +287,7 @@ def search_clusters(tc: _Clusters, counts: dict[Cluster, int], wanted: int, dead
         trial = improve_clusters(tc, trial, wanted, deadline)
         found, _ = _cover(tc, trial)
         if found > value + 1e-6:
-            best, value = trial, found
+            best, value, gained = trial, found, tries
     return best
 
 
@@ -395,11 +409,20 @@ INF = float("inf")
 
 
 @dataclass
+class _ThemesWatch:
+    """The watch of the themes' MIP threads (``solver_watch.Watch``)."""
+
+    stop: threading.Event
+    time_limit_reached: bool
+
+
+@dataclass
 class _Run:
     values: list[float] | None
     optimal: bool
     bound: float | None
     seconds: float
+    counts: dict[Cluster, int] | None = None  # a theme relaxation's sessions per cluster, when it found some
 
 
 def _run(rows: _Rows, cost: list[float], integer: list[int], time_limit: float, gap: float,
@@ -596,7 +619,8 @@ def value_of(plan: ws.Plan, terms: dict[ws.Key, float]) -> float:
 
 
 def theme_relaxation(problem: ws.Problem, c: ws.Candidates, terms: dict[ws.Key, float], keep: ws.Plan | None,
-                     time_limit: float, gap: float, first: ws.Plan | None, threads: int | None
+                     time_limit: float, gap: float, first: ws.Plan | None, threads: int | None,
+                     start_counts: tuple[dict[Cluster, int], dict[str, Cluster]] | None = None
                      ) -> tuple[set[tuple[str, str, object]], _Run]:
     """One theme's sessions as counts per cluster (place and day), a relaxation without symmetry: the j-th
     session of a cluster (z_kj, z_k1 >= z_k2 >= ...) brings the j-th largest capacity of the cluster's
@@ -647,7 +671,15 @@ def theme_relaxation(problem: ws.Problem, c: ws.Candidates, terms: dict[ws.Key, 
     for cols in by_interest.values():
         rows.at_most(cols, 1)
     start = None
-    if first is not None:
+    if start_counts is not None:  # a local search's counts per cluster and where each entrepreneur sits
+        start = [0.0] * len(cost)
+        for k, n in start_counts[0].items():
+            for col in z.get(k, [])[:n]:
+                start[col] = 1.0
+        for interest_id, k in start_counts[1].items():
+            if (interest_id, k) in x:
+                start[x[(interest_id, k)]] = 1.0
+    elif first is not None:
         start = [0.0] * len(cost)
         count: dict[tuple[str, str, object], int] = defaultdict(int)
         for st in first.staffings:
@@ -659,6 +691,9 @@ def theme_relaxation(problem: ws.Problem, c: ws.Candidates, terms: dict[ws.Key, 
             start[x[(seat_.interest_id, _cluster(problem, seat_.session))]] = 1.0
     result = _run(rows, cost, integer, time_limit, gap, start, threads)
     used = set() if result.values is None else {k for k, cols in z.items() if result.values[cols[0]] > 0.5}
+    if result.values is not None:
+        result.counts = {k: sum(1 for col in cols if result.values[col] > 0.5) for k, cols in z.items()}
+        result.counts = {k: n for k, n in result.counts.items() if n > 0}
     return used, result
 
 
@@ -691,14 +726,23 @@ def _theme_part(plan: ws.Plan | None, theme: str) -> ws.Plan | None:
 def solve(problem: ws.Problem, keep: ws.Plan | None = None, time_limit: float = 60.0, gap: float = 1e-4,
           start: Callable[[ws.Problem, ws.Candidates, ws.Plan | None], ws.Plan] | None = greedy,
           threads: int | None = None, c: ws.Candidates | None = None) -> Solved:
-    """Decomposed by theme. A start plan (greedy), then per theme a local search over how many sessions
-    run in each cluster (theme, place, day: ``search_clusters``), realised as a plan by the greedy over
-    those clusters' sessions. Then each theme's sessions chosen alone (``theme_relaxation`` from that plan:
-    the sum of their bounds bounds the whole, since only the rows between themes are left out), then the
-    whole model over the sessions of the clusters those choices use (and the best plan's), then, while the
-    gap is above ``gap`` and time is left, the whole model over every session from the best plan. Each
-    choice of sessions is seated exactly (``seat``, the firm_once rows too) and given facilitators; the
-    best plan found is returned, with the gap to the bound."""
+    """Decomposed by theme. A start plan (greedy); per theme a local search over how many sessions run in
+    each cluster (theme, place, day: ``search_clusters``), and from its counts that theme's relaxation
+    (``theme_relaxation``, a MIP solved to ``gap``), PARALLEL_THEMES of them at once in HiGHS threads. The
+    counts of each theme (the search's, or the MIP's when they seat more) are realised as sessions (rooms,
+    facilitators, location caps) and seated exactly (``seat``, the firm_once rows too). Then, while the gap
+    is above ``gap`` and time is left, the whole model over the sessions of the clusters used (and the best
+    plan's), then over every session. The best plan found is returned, with the gap to the bound.
+
+    Why the bound is a true upper bound on every valid plan's objective: the objective is a sum over themes
+    (a session's running bonus and its seats belong to its theme), and a valid plan's part in one theme is
+    a feasible solution of that theme's relaxation (its sessions counted per cluster, each of a cluster's
+    sessions at most the j-th largest capacity there, each entrepreneur seated once at most its best worth
+    in the cluster, the theme's wanted count, the minimum per session; the rows it leaves out: rooms and
+    facilitators per slot, firm_once). So the sum over themes of each relaxation's proven bound (HiGHS's
+    dual bound, never below that relaxation's optimum; or the counting bound, when smaller) bounds the whole
+    plan's optimum; so does the whole model's dual bound, itself a relaxation (seats per cluster, no
+    firm_once rows), so the smaller of the two is taken."""
     started = time.perf_counter()
     deadline = started + time_limit
     c = c or ws.candidates(problem)
@@ -730,26 +774,98 @@ def solve(problem: ws.Problem, keep: ws.Plan | None = None, time_limit: float = 
         return Solved("feasible" if best is not None else "not_solved", best or empty, None, None, 0, 0,
                       built - started, time.perf_counter() - built)
 
-    # the local search: which clusters each theme's sessions run in
+    # Per theme, in the order of their weight: a local search over how many sessions run in each cluster (in
+    # Python, on this thread); then each theme's relaxation (``theme_relaxation``, a MIP) from its search's
+    # counts, in HiGHS on one of PARALLEL_THEMES threads (HiGHS releases the GIL while it solves), so the MIPs
+    # of two themes run on the two cores at once. Each MIP gets a share of the time left until THEMES_SHARE
+    # of the limit, by its theme's size.
     tcs: dict[str, _Clusters] = {}
     chosen: dict[str, dict[Cluster, int]] = {}
-    budget = 0.3 * time_limit - (time.perf_counter() - started)
-    for k, t in enumerate(themes):
-        if solver_watch.stopped():
-            return halted()
-        share = budget * weight[t] / sum(weight[u] for u in themes[k:])
-        began = time.perf_counter()
-        tcs[t] = _theme_clusters(problem, parts[t], terms)
-        own = _theme_part(first, t)
-        chosen[t] = search_clusters(tcs[t], counts_of(problem, own) if own else {}, problem.wanted(t), began + share)
-        budget -= time.perf_counter() - began
+    # at 3,000 interests the search needs its time (with a tenth of the limit it ended 4% lower); at 1,000 it
+    # stops gaining within a second of CPU per theme (STALE_TRIES ends it) and the MIPs' proofs are what take
+    # the time (6-25 s of CPU per theme)
+    themes_end = started + THEMES_SHARE * time_limit
+    search_end = started + SEARCH_SHARE * time_limit
+    order = sorted(themes, key=lambda t: (-weight[t], t))  # the largest first: the two threads end together
+    pending = list(order)  # the themes whose MIP has not started yet
+    lock = threading.Lock()
+    runs: dict[str, _Run] = {}
+
+    # the MIPs' threads watch their own stop, set by this thread once the job's watch asks to stop (so the job's
+    # watch is read here only, and nothing runs on once it said stop)
+    inner = _ThemesWatch(threading.Event(), False)
+
+    def relax(t: str, counts: dict[Cluster, int], where: dict[str, Cluster]) -> None:
+        if inner.stop.is_set():
+            return
+        with lock:
+            waiting = sum(weight[u] for u in pending)
+            share = (themes_end - time.perf_counter()) * min(PARALLEL_THEMES, len(pending)) * weight[t] / waiting
+            pending.remove(t)
+        share = min(share, themes_end - time.perf_counter())
+        with solver_watch.watching(inner):
+            _, runs[t] = theme_relaxation(problem, parts[t], terms, keep, max(share, 0.5), gap, None, 1,
+                                          start_counts=(counts, where))
+
+    pool = ThreadPoolExecutor(max_workers=PARALLEL_THEMES)
+    futures: list[Future[None]] = []
+    halt = False
+    try:
+        budget = search_end - time.perf_counter()
+        for k, t in enumerate(order):
+            if solver_watch.stopped():
+                inner.stop.set()
+                halt = True
+                break
+            share = budget * weight[t] / sum(weight[u] for u in order[k:])
+            began = time.perf_counter()
+            tcs[t] = _theme_clusters(problem, parts[t], terms)
+            own = _theme_part(first, t)
+            chosen[t] = search_clusters(tcs[t], counts_of(problem, own) if own else {}, problem.wanted(t),
+                                        began + share)
+            budget -= time.perf_counter() - began
+        for t in order if not halt else ():  # the MIPs after every search: a search is starved next to two MIPs
+            _, where = _cover(tcs[t], chosen[t])
+            futures.append(pool.submit(relax, t, dict(chosen[t]), where))
+        while not inner.stop.is_set() and not all(f.done() for f in futures):
+            wait(futures, timeout=0.1)
+            if solver_watch.stopped():
+                inner.stop.set()
+                halt = True
+        for future in futures:
+            future.result()
+    finally:
+        inner.stop.set()  # nothing runs on after an error either
+        pool.shutdown(wait=True)
+    solver_watch.pass_on(inner)
+    if halt or len(runs) < len(themes):  # stopped from outside: the themes' bounds are not all proven
+        return halted()
+    bound: float | None = 0.0
+    proven = True
+    clusters: set[Cluster] = set()
+    relaxed: dict[str, dict[Cluster, int]] = {}  # a theme's MIP's counts, where they seat more than its search's
+    for t in themes:
+        result = runs[t]
+        proven = proven and result.optimal
+        simple = counting_bound(problem, parts[t], terms, t)
+        found = simple if result.bound is None else min(result.bound, simple)
+        bound = None if bound is None else bound + found
+        clusters |= set(result.counts or {})
+        if result.counts:  # the MIP's counts, when they seat more than the search's
+            mine, _ = _cover(tcs[t], chosen[t])
+            theirs, _ = _cover(tcs[t], {q: min(n, len(tcs[t].caps[q])) for q, n in result.counts.items()})
+            log.debug("workshops: theme %s searched %.1f, relaxation's plan %.1f, bound %s (%.1f s)", t, mine,
+                      theirs, result.bound, result.seconds)
+            if theirs > mine + 1e-6:
+                relaxed[t] = dict(result.counts)
+    log.debug("workshops: themes %.1f s, bound %s", time.perf_counter() - started, bound)
     searched: dict[Cluster, int] = {}
     for _ in range(4):  # a count the rooms, facilitators or location caps cannot hold: searched again without it
         searched = {k: n for counts in chosen.values() for k, n in counts.items()}
         running_ = realise(problem, c, searched, keep)
         got = counts_of(problem, ws.Plan(frozenset(ws.Staffing(s, "") for s in running_), frozenset()))
         short = [q for q, n in searched.items() if got.get(q, 0) < n]
-        if not short or deadline - time.perf_counter() < 0.6 * time_limit:
+        if not short or deadline - time.perf_counter() < 0.1 * time_limit:
             break
         for t in sorted({q[0] for q in short}):
             caps = dict(tcs[t].caps)
@@ -761,25 +877,14 @@ def solve(problem: ws.Problem, keep: ws.Plan | None = None, time_limit: float = 
             chosen[t] = search_clusters(tcs[t], counts, problem.wanted(t), time.perf_counter() + 0.01 * time_limit)
     if searched:
         consider(running_, max(0.05 * time_limit, 1.0))
-    log.debug("workshops: local search %.1f s, value %.1f", time.perf_counter() - started,
+    if relaxed and deadline - time.perf_counter() > 0.08 * time_limit:
+        # the MIPs' counts leave out rooms and facilitators per slot: realised and seated too, and kept only
+        # when that plan is better (``consider``)
+        mixed = {k: n for t, counts in {**chosen, **relaxed}.items() for k, n in counts.items()}
+        consider(realise(problem, c, mixed, keep), max(0.05 * time_limit, 1.0))
+    clusters |= set(searched)
+    log.debug("workshops: searched and realised %.1f s, value %.1f", time.perf_counter() - started,
               value_of(best, terms) if best else 0.0)
-    bound: float | None = 0.0
-    proven = True
-    clusters: set[Cluster] = set(searched)
-    budget = 0.8 * time_limit - (time.perf_counter() - started)
-    for k, t in enumerate(themes):
-        if solver_watch.stopped():
-            return halted()
-        share = budget * weight[t] / sum(weight[u] for u in themes[k:])
-        began = time.perf_counter()
-        used, result = theme_relaxation(problem, parts[t], terms, keep, share, gap, _theme_part(best, t), threads)
-        budget -= time.perf_counter() - began
-        clusters |= used
-        proven = proven and result.optimal
-        simple = counting_bound(problem, parts[t], terms, t)
-        found = simple if result.bound is None else min(result.bound, simple)
-        bound = None if bound is None else bound + found
-    log.debug("workshops: themes %.1f s, bound %s", time.perf_counter() - started, bound)
     near = {st.session for st in c.staffings if _cluster(problem, st.session) in clusters}
     near |= {st.session for st in (best.staffings if best else ())}
     n = m = 0

@@ -631,7 +631,8 @@ def plan_programme(programme_id: str) -> Any:
 
 
 PLAN_JOB_STATUSES = {"queued": _l("Waiting for a worker"), "running": _l("Planning"), "done": _l("Done"),
-                     "failed": _l("Failed"), "cancelled": _l("Cancelled")}
+                     "failed": _l("Failed"), "cancelled": _l("Cancelled"),
+                     "rejected": _l("Rejected: it breaks a rule, nothing changed")}
 PLAN_WAIT_SECONDS = 3.0
 PLAN_POLL_SECONDS = 0.25
 OPEN_JOB_STATUSES = ("queued", "running")
@@ -644,7 +645,7 @@ def _follow(job: dict[str, Any]) -> Any:
     while job["status"] in OPEN_JOB_STATUSES and monotonic() < deadline:
         sleep(PLAN_POLL_SECONDS)
         job = web.scheduling().get(f"/plan-jobs/{job['id']}")
-    if job["status"] in OPEN_JOB_STATUSES:
+    if job["status"] in OPEN_JOB_STATUSES or job["status"] == "rejected":  # a rejected plan's page says why
         return redirect(url_for("console.plan_job", job_id=job["id"]))
     return _plan_ended(job)
 
@@ -705,7 +706,8 @@ def plan_jobs() -> Any:
 @web.requires(ROLE)
 def plan_job(job_id: str) -> Any:
     """A plan job's progress, refreshed while it runs (live.js asks for the live region only); once it has
-    ended, a full visit says how on the page it changed."""
+    ended, a full visit says how on the page it changed. A rejected plan (the validator found it breaks a rule
+    of the programme or round as it is now; nothing of it was applied) stays on its page, with the rules."""
     try:
         job = web.scheduling().get(f"/plan-jobs/{job_id}")
     except ApiError as exc:
@@ -713,7 +715,7 @@ def plan_job(job_id: str) -> Any:
             abort(404)
         raise
     live = job["status"] in OPEN_JOB_STATUSES
-    if not live and not request.headers.get("X-Live-Region"):
+    if not live and job["status"] != "rejected" and not request.headers.get("X-Live-Region"):
         return _plan_ended(job)
     endpoint, values = _plan_destination(job)
     return render_template("coordinator/console/plan_job.html", job=job, live=live, action=ActionForm(),

@@ -16,9 +16,11 @@ from ..service_layer import plan_jobs
 
 
 class VerdictOut(Schema):
-    valid = fields.Boolean(metadata={"description": "the validator (the optimiser's own rules) found nothing "
-                                                    "wrong with the applied plan"})
-    violations = fields.List(fields.String(), metadata={"description": "the rules it breaks, by label"})
+    valid = fields.Boolean(metadata={"description": "the validator (checked against the batch or programme as it "
+                                                    "is when the plan is applied) found nothing wrong with the "
+                                                    "plan; false only for a rejected job, whose plan was not applied"})
+    violations = fields.List(fields.String(), metadata={"description": "the rules the plan breaks, in words (at "
+                                                                       "most 50)"})
 
 
 class PlanJobOut(Schema):
@@ -26,7 +28,9 @@ class PlanJobOut(Schema):
     kind = fields.String(metadata={"description": "kickoffs (a batch's) or workshops (a programme's)"})
     batch_id = fields.String(allow_none=True)
     programme_id = fields.String(allow_none=True)
-    status = fields.String(metadata={"description": "queued, running, done, failed or cancelled"})
+    status = fields.String(metadata={"description": "queued, running, done, failed, cancelled or rejected (the "
+                                                  "validator found the plan breaks a rule: nothing applied, the "
+                                                  "violations in verdict)"})
     stage = fields.String(metadata={"description": "queued, reading, solving, applying or done"})
     time_limit = fields.Float(metadata={"description": "seconds the solver may take"})
     attempts = fields.Integer(metadata={"description": "claims by a worker (more than one: a worker died)"})
@@ -35,12 +39,15 @@ class PlanJobOut(Schema):
         "description": "the best objective value the solver has found so far (null before one is found)"})
     gap = fields.Float(allow_none=True, metadata={"description": "the solver's relative gap to its bound"})
     progress = fields.Dict(allow_none=True, metadata={
-        "description": "elapsed_seconds, best_value, gap; when done also time_limit_reached"})
+        "description": "elapsed_seconds, best_value, gap; a workshop plan's target_gap (the gap it is solved to, "
+                       "WERKPLAATS_WORKSHOP_PLAN_GAP); when done also time_limit_reached"})
     result = fields.Dict(allow_none=True, metadata={
         "description": "when done: the plan's report (kickoffs: placed, unplaced, changed, kept, solver, seconds, "
-                       "daily_cap, warnings; workshops: status, reason, objective, unscheduled, figures)"})
+                       "daily_cap, warnings; workshops: status, reason, objective, unscheduled, figures, and gap, "
+                       "bound and target_gap: the gap the plan is proven within, the bound that proves it, the gap "
+                       "asked for)"})
     verdict = fields.Nested(VerdictOut, allow_none=True)
-    error = fields.String(allow_none=True, metadata={"description": "why a failed job failed"})
+    error = fields.String(allow_none=True, metadata={"description": "why a failed or rejected job ended so"})
     created_at = UtcDateTime()
     started_at = UtcDateTime(allow_none=True)
     finished_at = UtcDateTime(allow_none=True)
@@ -49,7 +56,9 @@ class PlanJobOut(Schema):
 class PlanJobFilter(Schema):
     kind = fields.String(validate=validate.OneOf(plan_jobs.KINDS), metadata={"description": "kickoffs or workshops"})
     status = fields.String(validate=validate.OneOf(plan_jobs.STATUSES), metadata={
-        "description": "queued, running, done, failed or cancelled"})
+        "description": "queued, running, done, failed, cancelled or rejected (the "
+                                                  "validator found the plan breaks a rule: nothing applied, the "
+                                                  "violations in verdict)"})
 
 
 class PlanJobListedOut(Schema):
@@ -59,11 +68,13 @@ class PlanJobListedOut(Schema):
     kind = fields.String(metadata={"description": "kickoffs (a batch's) or workshops (a programme's)"})
     batch_id = fields.String(allow_none=True)
     programme_id = fields.String(allow_none=True)
-    status = fields.String(metadata={"description": "queued, running, done, failed or cancelled"})
+    status = fields.String(metadata={"description": "queued, running, done, failed, cancelled or rejected (the "
+                                                  "validator found the plan breaks a rule: nothing applied, the "
+                                                  "violations in verdict)"})
     stage = fields.String(metadata={"description": "queued, reading, solving, applying or done"})
     time_limit = fields.Float(metadata={"description": "seconds the solver may take"})
     attempts = fields.Integer(metadata={"description": "claims by a worker (more than one: a worker died)"})
-    error = fields.String(allow_none=True, metadata={"description": "why a failed job failed"})
+    error = fields.String(allow_none=True, metadata={"description": "why a failed or rejected job ended so"})
     created_at = UtcDateTime()
     started_at = UtcDateTime(allow_none=True)
     finished_at = UtcDateTime(allow_none=True)

@@ -53,13 +53,14 @@ def deadline_loop(infra: Infrastructure) -> Loop:
     return Loop("answer-deadlines", run)
 
 
-def planning_loop(infra: Infrastructure) -> Loop:
-    """Claims plan jobs (queued, or whose worker died) and does them, one at a time."""
+def planning_loop(infra: Infrastructure, workshop_gap: float = plan_jobs.WORKSHOP_PLAN_GAP) -> Loop:
+    """Claims plan jobs (queued, or whose worker died) and does them, one at a time; a workshop plan is solved
+    to ``workshop_gap`` (WERKPLAATS_WORKSHOP_PLAN_GAP)."""
     s = infra.settings
 
     def run(stop: threading.Event) -> None:
         while not stop.is_set():
-            if plan_jobs.run_pending(infra.session_factory, stop) == 0:
+            if plan_jobs.run_pending(infra.session_factory, stop, workshop_gap=workshop_gap) == 0:
                 stop.wait(s.poll_interval)
 
     return Loop("planner", run)

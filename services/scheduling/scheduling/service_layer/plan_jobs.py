@@ -8,8 +8,13 @@ to the bound), and applies the result in one transaction with the job's ``done``
   transactions start with BEGIN IMMEDIATE and are serialised already). Each claim raises ``attempts``;
   a worker only renews, and only applies to, the attempt it claimed.
 - Solve outside any transaction, from what was read; apply under the planning locks after checking
-  the plan against the rules as they are now (the validator). When the world moved while solving
-  (another plan, an acceptance, a cancelled seat), the job plans again inside the lock.
+  the plan against the rules as they are now (the validator). A kickoff job whose batch or neighbours
+  moved while it solved (another plan, an acceptance) plans again inside the lock (a kickoff plan takes
+  seconds). A workshop plan is checked as it was solved against the programme as it is now, by the
+  independent validator (``domain.plan_checks``): when it still keeps every rule it is applied (a new
+  interest waits on the waitlists), else the job ends ``rejected`` with the rules it breaks and nothing of it
+  is applied; the coordinator plans again. (Solving again in the lock would hold the programme for up to
+  the job's time limit.) A plan the validator rejects is never applied, of either kind.
 - A re-plan keeps what can be kept: a proposed kickoff stays at its slot unless that slot now breaks a
   rule; a planned programme keeps seated firms where it can (see ``workshops.replan``).
 - Cancel: a queued job never runs; a running one stops its solver at the next HiGHS interrupt check and
@@ -42,6 +47,7 @@ from ..adapters import orm
 from ..adapters import workshop_orm as w
 from ..adapters.locks import lock_for_planning
 from ..domain import kickoffs as rules_
+from ..domain import plan_checks
 from ..domain import workshops as ws
 from ..domain.calendar import TZ
 from ..domain.kickoffs import Booking, Calendars, Kickoff, Rules
@@ -52,13 +58,17 @@ log = logging.getLogger(__name__)
 
 KINDS = ("kickoffs", "workshops")
 OPEN_STATUSES = ("queued", "running")
-ENDED_STATUSES = ("done", "failed", "cancelled")
+ENDED_STATUSES = ("done", "failed", "cancelled", "rejected")  # rejected: the validator refused the plan
 STATUSES = (*OPEN_STATUSES, *ENDED_STATUSES)
 LEASE_SECONDS = 30.0
 HEARTBEAT_SECONDS = 1.0
 MAX_ATTEMPTS = 3
 DEFAULT_TIME_LIMITS = {"kickoffs": 30.0, "workshops": workshop_services.SOLVER_TIME_LIMIT}
 MAX_TIME_LIMIT = 300.0
+# the relative gap a workshop plan job works to (WERKPLAATS_WORKSHOP_PLAN_GAP): a plan proven within 1% of
+# the best possible is the planner's goal; closing the last percent can take minutes more
+WORKSHOP_PLAN_GAP = 0.01
+MAX_WORKSHOP_PLAN_GAP = 0.5
 
 
 class NotFound(Exception):
@@ -85,11 +95,15 @@ class Progress:
     best: float | None = None
     gap: float | None = None
     time_limit_reached: bool = False
+    target_gap: float | None = None  # the gap the solver works to (a workshop plan's), when it has one
     stop: threading.Event = field(default_factory=threading.Event)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"elapsed_seconds": round(time.monotonic() - self.started, 3), "best_value": self.best,
-                "gap": self.gap}
+        shown: dict[str, Any] = {"elapsed_seconds": round(time.monotonic() - self.started, 3),
+                                 "best_value": self.best, "gap": self.gap}
+        if self.target_gap is not None:
+            shown["target_gap"] = self.target_gap
+        return shown
 
 
 # ---- submitting, reading, cancelling -----------------------------------------------------------
@@ -283,20 +297,22 @@ def _fail(sf: sessionmaker[Session], job_id: str, attempt: int, error: str, prog
             progress=progress.as_dict() if progress is not None else None))
 
 
-def run_pending(sf: sessionmaker[Session], stop: threading.Event | None = None, lease: float = LEASE_SECONDS) -> int:
-    """Claim and do jobs until none is left; how many were done (a loop's body, and the tests' worker)."""
+def run_pending(sf: sessionmaker[Session], stop: threading.Event | None = None, lease: float = LEASE_SECONDS,
+                workshop_gap: float = WORKSHOP_PLAN_GAP) -> int:
+    """Claim and do jobs until none is left; how many were done (a loop's body, and the tests' worker).
+    ``workshop_gap``: the relative gap a workshop plan is solved to (WERKPLAATS_WORKSHOP_PLAN_GAP)."""
     count = 0
     while stop is None or not stop.is_set():
         claimed = claim_next_job(sf, lease)
         if claimed is None:
             return count
-        execute_job(sf, *claimed, stop=stop, lease=lease)
+        execute_job(sf, *claimed, stop=stop, lease=lease, workshop_gap=workshop_gap)
         count += 1
     return count
 
 
 def execute_job(sf: sessionmaker[Session], job_id: str, attempt: int, stop: threading.Event | None = None,
-                lease: float = LEASE_SECONDS) -> None:
+                lease: float = LEASE_SECONDS, workshop_gap: float = WORKSHOP_PLAN_GAP) -> None:
     """Do a claimed job in the trace it was asked in (a child span of the request's context), so its log lines
     and the notices it makes carry that trace id."""
     engine = sf.kw["bind"]
@@ -304,7 +320,7 @@ def execute_job(sf: sessionmaker[Session], job_id: str, attempt: int, stop: thre
                                   "plan job trace context", stop=stop)
     with span_from("scheduling", "plan job", SpanKind.INTERNAL, {"traceparent": traceparent}) as span:
         span.set_attribute("werkplaats.plan_job_id", job_id)
-        _execute_job(sf, job_id, attempt, stop, lease)
+        _execute_job(sf, job_id, attempt, stop, lease, workshop_gap)
 
 
 def _traceparent(sf: sessionmaker[Session], job_id: str) -> str | None:
@@ -313,7 +329,7 @@ def _traceparent(sf: sessionmaker[Session], job_id: str) -> str | None:
 
 
 def _execute_job(sf: sessionmaker[Session], job_id: str, attempt: int, stop: threading.Event | None,
-                 lease: float) -> None:
+                 lease: float, workshop_gap: float) -> None:
     """A stage that touches the database runs again when the infrastructure failed (see ``retry_transient``); a
     job fails only for a reason of its own."""
     engine = sf.kw["bind"]
@@ -347,7 +363,7 @@ def _execute_job(sf: sessionmaker[Session], job_id: str, attempt: int, stop: thr
     beat.start()
     try:
         work = _KickoffJob(sf, job, attempt, progress, current) if job.kind == "kickoffs" else \
-            _WorkshopJob(sf, job, attempt, progress, current)
+            _WorkshopJob(sf, job, attempt, progress, current, workshop_gap)
         work.run(stage)
     except Exception as exc:
         if stop is not None and stop.is_set():
@@ -386,7 +402,7 @@ def _count_ended(sf: sessionmaker[Session], job_id: str, attempt: int, kind: str
     except Exception:  # noqa: BLE001 - the count is not worth failing the worker over
         log.warning("plan job end not counted", extra={"job_id": job_id})
         return
-    if status in ("done", "failed"):
+    if status in ("done", "failed", "rejected"):
         PLAN_JOBS.labels(kind=kind, status=status).inc()
 
 
@@ -399,6 +415,21 @@ def _finish(session: Session, job_id: str, attempt: int, progress: Progress, res
         progress={**progress.as_dict(), "time_limit_reached": progress.time_limit_reached},
         verdict={"valid": not problems, "violations": list(problems)[:50]}))
     return bool(done.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def _reject(session: Session, job_id: str, attempt: int, progress: Progress, what: str,
+            problems: Sequence[str]) -> bool:
+    """End the job ``rejected``: the validator found the plan breaks ``problems`` (stored as the verdict), so
+    nothing of it is applied; in the transaction that would have applied it, which the caller commits with
+    nothing else in it. False when the job is no longer this worker's."""
+    log.warning("plan job rejected by the validator", extra={"job_id": job_id, "violations": len(problems)})
+    rejected = session.execute(sa.update(orm.PlanJob).where(_mine(job_id, attempt)).values(
+        status="rejected", stage="done", lease_until=None, finished_at=utcnow(), result=None,
+        error=(f"the plan breaks {len(problems)} rule(s) of the {what} as it is now; nothing was changed, "
+               "plan again")[:500],
+        progress={**progress.as_dict(), "time_limit_reached": progress.time_limit_reached},
+        verdict={"valid": False, "violations": list(problems)[:50]}))
+    return bool(rejected.rowcount == 1)  # type: ignore[attr-defined]
 
 
 class _Discarded(Exception):
@@ -473,6 +504,10 @@ class _KickoffJob:
             if replanned:  # the kickoffs or their neighbours changed while solving: plan again, in the lock
                 placed, plan = self.solve(now_requests, now_fixed, cal, rules)
                 problems = rules_.violations(now_requests, placed, now_fixed, cal, rules)
+            if problems:  # never applied: the job ends rejected, nothing of the batch changes
+                if not _reject(session, self.job.id, self.attempt, self.progress, "batch", problems):
+                    raise _Discarded(self.job.id)
+                return
             changed = 0
             for row in rows:
                 reason = plan.unplaced.get(row.match_id, rules_.DAILY_CAP)
@@ -520,6 +555,7 @@ class _WorkshopJob:
     attempt: int
     progress: Progress
     current: list[str]
+    gap: float = WORKSHOP_PLAN_GAP  # the relative gap the solver works to
 
     def read(self, session: Session) -> tuple[ws.Problem, ws.Plan | None] | None:
         programme = session.get(w.WorkshopProgramme, self.job.subject_id)
@@ -529,8 +565,9 @@ class _WorkshopJob:
         return workshop_services.problem_of(session, programme), keep
 
     def optimise(self, problem: ws.Problem, keep: ws.Plan | None) -> workshop_services.Outcome:
+        self.progress.target_gap = self.gap
         with solver_watch.watching(self.progress):
-            outcome = workshop_services.optimise(problem, keep=keep, time_limit=self.job.time_limit)
+            outcome = workshop_services.optimise(problem, keep=keep, time_limit=self.job.time_limit, gap=self.gap)
         if outcome.status in ("optimal", "feasible"):
             self.progress.best, self.progress.gap = outcome.objective, outcome.gap
         # "feasible": the time limit ended the search before the plan was proven within the gap
@@ -564,12 +601,18 @@ class _WorkshopJob:
             found = self.read(session)
             if programme is None or found is None:
                 raise workshop_services.Refused("programme_id", "the programme is gone")
-            replanned = found != (problem, keep)
-            if replanned:  # rooms, facilitators, interest or seats changed while solving: plan again, in the lock
-                problem, keep = found
-                outcome = self.optimise(problem, keep)
+            # rooms, facilitators, interest or seats may have changed while solving: the plan is checked
+            # against the programme as it is now, by the independent validator, before anything is stored
+            changed = found != (problem, keep)
+            now, _ = found
+            solved = outcome.status in ("optimal", "feasible")
+            problems = plan_checks.workshop_plan_errors(now, outcome.plan) if solved else []
+            if problems:
+                if not _reject(session, self.job.id, self.attempt, self.progress, "programme", problems):
+                    raise _Discarded(self.job.id)
+                return
             report = workshop_services.apply_plan(session, programme, outcome=outcome)
-            problems = ws.violations(problem, outcome.plan) if outcome.status in ("optimal", "feasible") else []
-            result = {**report, "replanned_in_lock": replanned}
+            result = {**report, "changed_while_solving": changed, "gap": outcome.gap, "bound": outcome.bound,
+                      "target_gap": self.gap}
             if not _finish(session, self.job.id, self.attempt, self.progress, result, problems):
                 raise _Discarded(self.job.id)

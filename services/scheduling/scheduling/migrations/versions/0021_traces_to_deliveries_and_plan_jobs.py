@@ -1,7 +1,7 @@
 """traces go on past the queue: a notice keeps the trace context it was made in (its deliveries are spans of
 that trace), each delivery attempt keeps the trace id, a plan job the trace context it was asked in
 
-Revision ID: 0022
+Revision ID: 0021
 Revises: 0020
 Create Date: 2026-12-05 09:50:00.000000
 """
@@ -9,8 +9,7 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0022'
-# 0021 is another change's: once both are in one branch this revises 0021 (a chain, not two heads)
+revision = '0021'
 down_revision = '0020'
 branch_labels = None
 depends_on = None
