@@ -379,7 +379,10 @@ class Capacities:
         self.capacity_rows = [Row("institution_capacity", capacity_label(c), (), "<=", c.teams) for c in caps]
         self.hours_rows = [Row("supervision_hours", capacity_label(c), (), "<=", c.supervision_hours) for c in caps]
         self.firm_rows = [Row("firm_cap", f"firm {cap.firm_id}", (), "<=", cap.max_teams) for cap in problem.firm_caps]
-        self.answers: dict[tuple[str, str, str, tuple[str, ...]], list[Row]] = {}
+        # the rows that would break, per (institution, period, level), with the hours, and per firm: _binding
+        self.cell_rows: dict[tuple[str, str, str], list[Row]] = {}
+        self.hours_rows_of: dict[tuple[tuple[str, str, str], float], list[Row]] = {}
+        self.firm_rows_of: dict[str, list[Row]] = {}
 
     def lhs(self, row: Row) -> float:
         if id(row) not in self.used:
@@ -394,36 +397,44 @@ class Capacities:
         t, a = self.problem.teams_by_id.get(pair.team_id), self.problem.assignments_by_id.get(pair.assignment_id)
         if t is None or a is None:
             return []
-        key = (t.institution_id, t.level, a.assignment_id, tuple(sorted(wanted)))  # all the answer depends on
-        known = self.answers.get(key)
-        if known is None:
-            known = self.answers[key] = self._binding(t, a, wanted)
-        return list(known)
+        return list(self._binding(t, a, tuple(sorted(wanted))))
 
     def binding_of(self, t: Team, a: Assignment, groups: tuple[str, ...]) -> list[Row]:
-        """``binding`` of the pair (t, a), read only (the rows found are shared between the pairs of one
-        institution, level and assignment)."""
+        """``binding`` of the pair (t, a), read only (the rows found are shared between pairs)."""
         if self.every_row:
             return self.binding(Pair(t.team_id, a.assignment_id), groups)
-        key = (t.institution_id, t.level, a.assignment_id, groups)
-        known = self.answers.get(key)
-        if known is None:
-            known = self.answers[key] = self._binding(t, a, set(groups))
-        return known
+        return self._binding(t, a, groups)
 
-    def _binding(self, t: Team, a: Assignment, wanted: set[str]) -> list[Row]:
-        cells = self.cells.get((t.institution_id, a.period, t.level), [])
-        found = []
-        if "institution_capacity" in wanted:
-            found += [self.capacity_rows[c] for c in cells if self.teams_in[c] + 1 > self.capacity_rows[c].rhs + 1e-6]
-        if "supervision_hours" in wanted and a.supervision_hours > 0:
-            found += [self.hours_rows[c] for c in cells
-                      if self.hours_in[c] + a.supervision_hours > self.hours_rows[c].rhs + 1e-6]
-        if "firm_cap" in wanted:
-            found += [self.firm_rows[k] for k in self.caps_of.get(a.firm_id, [])
-                      if self.per_firm[a.firm_id] + 1 > self.firm_rows[k].rhs + 1e-6]
-        if "assignment_max_teams" in wanted:  # its sum at the matching: the teams less the maximum, once staffed
-            staffed = self.staffed[a.assignment_id]
+    def _binding(self, t: Team, a: Assignment, groups: tuple[str, ...]) -> list[Row]:
+        """The rows adding (t, a) would break. Those of the institution's cell depend on the team's
+        institution and level and the assignment's period only (its hours row on the assignment's hours too),
+        the firm's caps on the firm only: each found once and shared by the tens of thousands of pairs asked
+        about; the assignment's own maximum is checked per pair."""
+        cell = (t.institution_id, a.period, t.level)
+        found: list[Row] = []
+        if "institution_capacity" in groups:
+            rows = self.cell_rows.get(cell)
+            if rows is None:
+                rows = self.cell_rows[cell] = [self.capacity_rows[c] for c in self.cells.get(cell, [])
+                                               if self.teams_in[c] + 1 > self.capacity_rows[c].rhs + 1e-6]
+            found += rows
+        hours = a.supervision_hours
+        if "supervision_hours" in groups and hours > 0:
+            rows = self.hours_rows_of.get((cell, hours))
+            if rows is None:
+                rows = self.hours_rows_of[(cell, hours)] = [
+                    self.hours_rows[c] for c in self.cells.get(cell, [])
+                    if self.hours_in[c] + hours > self.hours_rows[c].rhs + 1e-6]
+            found += rows
+        if "firm_cap" in groups:
+            rows = self.firm_rows_of.get(a.firm_id)
+            if rows is None:
+                rows = self.firm_rows_of[a.firm_id] = [
+                    self.firm_rows[k] for k in self.caps_of.get(a.firm_id, [])
+                    if self.per_firm[a.firm_id] + 1 > self.firm_rows[k].rhs + 1e-6]
+            found += rows
+        if "assignment_max_teams" in groups:  # its sum at the matching: the teams less the maximum, once staffed
+            staffed = self.staffed.get(a.assignment_id, 0)
             if staffed - (a.max_teams if staffed else 0) + 1 > 1e-6:
                 found.append(Row("assignment_max_teams", f"assignment {a.assignment_id}", (), "<=", 0))
         return found
