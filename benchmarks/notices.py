@@ -6,6 +6,7 @@ kept open, several at once), in the same run on the same data.
     python -m benchmarks.notices                           # 2,000 notices, SQLite
     python -m benchmarks.notices --notices 2000 --concurrency 4 --per-connection 100
     python -m benchmarks.notices --database postgresql+psycopg://postgres@127.0.0.1:5432/postgres
+    python -m benchmarks.notices --named 10000             # the batch names a 10k round's assignments and teams
 
 Each mode gets a fresh database (with ``--database`` a PostgreSQL server: a new database is made and dropped)
 holding N firms with a contact and one published run with one match for each firm: N match notices. The
@@ -85,30 +86,49 @@ def database(url: str | None, data_dir: str) -> Iterator[str]:
         admin.dispose()
 
 
-def load(settings: Settings, notices: int) -> Any:
-    """N firms with a contact, one run matching each once: N pending match notices."""
+def load(settings: Settings, notices: int, named: int = 0) -> Any:
+    """N firms with a contact, one run matching each once: N pending match notices. With ``named``, the batch is
+    announced first (``batch.announced`` v2) naming that many assignments and teams, as a national batch names
+    every one of its round (the matched ones among them)."""
     infra = scheduling_bootstrap.bootstrap(settings)
     with infra.session_factory.begin() as session:
         session.add_all([orm.Contact(organisation_id=f"firm-{i}", email=f"planning@firm-{i}.example",
                                      language="nl" if i % 3 else "en", updated_at=utcnow()) for i in range(notices)])
+    batch_id, workspace_id = str(uuid.uuid4()), str(uuid.uuid4())
+    matches: list[dict[str, Any]] = [
+        {"match_id": str(uuid.uuid4()), "assignment_id": str(uuid.uuid4()), "team_id": str(uuid.uuid4()),
+         "firm_id": f"firm-{i}", "institution_id": "inst", "score": 0.5} for i in range(notices)]
+    if named:
+        pairs = [(m["assignment_id"], m["team_id"], m["firm_id"]) for m in matches]
+        pairs += [(str(uuid.uuid4()), str(uuid.uuid4()), f"firm-x{i}") for i in range(max(0, named - notices))]
+        with infra.session_factory.begin() as session:
+            services.on_workspace_registered(session, make_envelope("workspace.registered", 1, {
+                "workspace_id": workspace_id, "coordinator_id": "coord-1",
+                "registered_at": "2030-11-01T09:00:00+00:00"}))
+            services.on_batch_announced(session, make_envelope("batch.announced", 2, {
+                "batch_id": batch_id, "workspace_id": workspace_id, "coordinator_id": "coord-1",
+                "workspace_name": "Digitale Werkplaats Nederland", "coordinator_name": "Gemeente Voorbeeld",
+                "period": {"code": "2031-Q1", "starts_on": None, "ends_on": None},
+                "assignments": [{"assignment_id": a, "firm_id": f, "title": f"Webshop voor klant {a[:8]}",
+                                 "firm_name": f"Bedrijf {f}"} for a, _t, f in pairs],
+                "teams": [{"team_id": t, "institution_id": "inst", "code": f"T-{t[:6]}",
+                           "institution_name": "Hogeschool Voorbeeld", "level": "HBO",
+                           "skills": ["web", "data"]} for _a, t, _f in pairs]}))
     with infra.session_factory.begin() as session:
         services.on_matches_published(session, make_envelope("matches.published", 1, {
-            "run_id": str(uuid.uuid4()), "batch_id": str(uuid.uuid4()), "workspace_id": str(uuid.uuid4()),
-            "coordinator_id": "coord-1", "period": "2031-Q1", "unmatched_assignment_ids": [],
-            "matches": [{"match_id": str(uuid.uuid4()), "assignment_id": str(uuid.uuid4()),
-                         "team_id": str(uuid.uuid4()), "firm_id": f"firm-{i}", "institution_id": "inst",
-                         "score": 0.5} for i in range(notices)]}))
+            "run_id": str(uuid.uuid4()), "batch_id": batch_id, "workspace_id": workspace_id,
+            "coordinator_id": "coord-1", "period": "2031-Q1", "unmatched_assignment_ids": [], "matches": matches}))
     return infra
 
 
 def measure(label: str, url: str | None, data_dir: str, port: int, notices: int, concurrency: int,
-            per_connection: int) -> float:
+            per_connection: int, named: int = 0) -> float:
     with database(url, data_dir) as database_url:
         settings = Settings.from_env("scheduling", {
             "WERKPLAATS_DATABASE_URL": database_url, "WERKPLAATS_DATA_DIR": data_dir,
             "WERKPLAATS_SECRET_KEY": SECRET, "WERKPLAATS_SMTP_PORT": str(port),
             "WERKPLAATS_MAIL_CONCURRENCY": str(concurrency), "WERKPLAATS_MAIL_PER_CONNECTION": str(per_connection)})
-        infra = load(settings, notices)
+        infra = load(settings, notices, named)
         try:
             mailer = SmtpMailer.from_settings(settings)
             links = ResponseLinks(settings.secret_key, settings.public_url)
@@ -144,14 +164,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--notices", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--per-connection", type=int, default=100)
+    parser.add_argument("--named", type=int, default=0,
+                        help="announce the batch naming this many assignments and teams (a 10k round: 10000)")
     parser.add_argument("--database", help="a PostgreSQL server's URL (default: SQLite files in a temporary directory)")
     args = parser.parse_args(argv)
     print(f"{args.notices} notices, {os.cpu_count()} cores, "
-          f"database {'PostgreSQL' if args.database else 'SQLite'}", flush=True)
+          f"database {'PostgreSQL' if args.database else 'SQLite'}"
+          f"{f', the batch naming {args.named:,} assignments and teams' if args.named else ''}", flush=True)
     with tempfile.TemporaryDirectory() as data_dir, smtp_sink() as port:
-        one = measure("one by one", args.database, data_dir, port, args.notices, 1, 1)
+        one = measure("one by one", args.database, data_dir, port, args.notices, 1, 1, args.named)
         pooled = measure("pooled + concurrent", args.database, data_dir, port, args.notices, args.concurrency,
-                         args.per_connection)
+                         args.per_connection, args.named)
     print(f"pooled + concurrent / one by one: {pooled / one:.1f}x")
 
 

@@ -11,7 +11,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as day_time
@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from werkplaats_shared.auth import Principal
 from werkplaats_shared.consumer import NotYetKnown, PermanentError
 from werkplaats_shared.contracts import Envelope, make_envelope
-from werkplaats_shared.db import utcnow
+from werkplaats_shared.db import READ_ONLY, utcnow
 from werkplaats_shared.mail import message_id_header
 from werkplaats_shared.metrics import notice_attempt
 from werkplaats_shared.outbox import add_to_outbox
@@ -201,13 +201,25 @@ def on_matches_published(session: Session, envelope: Envelope) -> None:
             {"match_id": m["match_id"], "assignment_id": m["assignment_id"], "team_id": m["team_id"]})
         # kept beside the matches (which the firm sees): the kickoff rules need the team's institution
         institutions.setdefault(m["firm_id"], {})[m["match_id"]] = m["institution_id"]
+    # the firms with a webhook in one query: a look-up per firm flushed the notices made so far each time
+    hooked = _with_webhook(session, by_firm)
     for firm_id, matches in sorted(by_firm.items()):
-        _add_notice(session, "match_notice", firm_id, p, matches, {"institutions": institutions[firm_id]})
+        _add_notice(session, "match_notice", firm_id, p, matches, {"institutions": institutions[firm_id]},
+                    has_webhook=firm_id in hooked)
+
+
+def _with_webhook(session: Session, firm_ids: Iterable[str]) -> set[str]:
+    wanted, found = list(firm_ids), set[str]()
+    for start in range(0, len(wanted), 5_000):  # within every database's limit of bound parameters
+        found.update(session.execute(sa.select(orm.Webhook.organisation_id).where(
+            orm.Webhook.organisation_id.in_(wanted[start:start + 5_000]))).scalars())
+    return found
 
 
 def _add_notice(session: Session, kind: str, firm_id: str, p: dict[str, Any], matches: list[dict[str, Any]],
-                details: dict[str, Any]) -> None:
-    has_webhook = session.get(orm.Webhook, firm_id) is not None
+                details: dict[str, Any], has_webhook: bool | None = None) -> None:
+    if has_webhook is None:
+        has_webhook = session.get(orm.Webhook, firm_id) is not None
     session.add(orm.Notice(
         id=str(uuid.uuid4()), kind=kind, firm_id=firm_id, coordinator_id=p["coordinator_id"],
         run_id=p["run_id"], batch_id=p["batch_id"], period=p["period"], matches=matches, details=details,
@@ -306,9 +318,21 @@ def _with_links(notice: orm.Notice, links: Links) -> list[dict[str, Any]]:
 # ---- the names texts use (what intake announced with the batch, batch.announced v2) ----------------------
 
 
-def batch_facts(session: Session, batch_id: str | None) -> dict[str, Any] | None:
-    known = session.get(orm.KnownBatch, batch_id) if batch_id else None
-    return known.facts if known is not None else None
+def batch_facts(session: Session, batch_id: str | None,
+                cache: dict[str, dict[str, Any] | None] | None = None) -> dict[str, Any] | None:
+    """The names a batch's texts use. Only the ``facts`` column is read (a national batch's assignment and team
+    lists are megabytes of JSON); ``cache`` keeps each batch's once for a send pass: the session's identity map
+    does not (it holds unchanged rows weakly), and decoding a national batch's names for every mail took the send
+    pass - and scheduling's write lock - seconds per mail."""
+    if not batch_id:
+        return None
+    if cache is not None and batch_id in cache:
+        return cache[batch_id]
+    facts: dict[str, Any] | None = session.execute(
+        sa.select(orm.KnownBatch.facts).where(orm.KnownBatch.batch_id == batch_id)).scalar_one_or_none()
+    if cache is not None:
+        cache[batch_id] = facts
+    return facts
 
 
 def coordinator_of(session: Session, coordinator_id: str, facts: dict[str, Any] | None,
@@ -327,8 +351,9 @@ def named_matches(facts: dict[str, Any] | None, matches: list[dict[str, Any]], l
     return [{**m, **wording.describe_match(facts, m["assignment_id"], m["team_id"], language)} for m in matches]
 
 
-def kickoff_names(session: Session, kickoff: orm.Kickoff, language: str) -> dict[str, Any]:
-    facts = batch_facts(session, kickoff.batch_id)
+def kickoff_names(session: Session, kickoff: orm.Kickoff, language: str,
+                  facts_cache: dict[str, dict[str, Any] | None] | None = None) -> dict[str, Any]:
+    facts = batch_facts(session, kickoff.batch_id, facts_cache)
     return {**wording.describe_match(facts, kickoff.assignment_id, kickoff.team_id, language),
             "coordinator": coordinator_of(session, kickoff.coordinator_id, facts, language)}
 
@@ -384,7 +409,8 @@ class _Claim:
         query = (sa.select(orm.Notice.id).where(orm.Notice.status == "pending", due)
                  .order_by(orm.Notice.created_at).limit(limit))
         if self.engine.dialect.name != "postgresql":
-            with self.engine.connect() as conn:
+            # a read: it takes no write lock (the attempts' transaction checks each notice again)
+            with self.engine.connect().execution_options(**READ_ONLY) as conn:
                 return list(conn.execute(query).scalars())
         # a window beyond ``limit``: the first notices may be held by other passes (up to PASS_WINDOW - 1 of them)
         self.conn = self.engine.connect()
@@ -440,6 +466,7 @@ def _record_attempts(sf: sessionmaker[Session], ids: list[str], mailer: Mailer, 
     notice's answer deadline (fixed by the first attempt that reaches the firm or finds no contact)."""
     made: list[tuple[orm.Delivery, orm.Notice, str, str, str, str, list[Attachment]]] = []
     answer_by: dict[str, datetime] = {}
+    facts: dict[str, dict[str, Any] | None] = {}  # each batch's names, read once for the pass
     with sf.begin() as session, session.no_autoflush:  # one flush at the end, not one per read
         notices = session.execute(sa.select(orm.Notice).where(orm.Notice.id.in_(ids)).with_for_update()).scalars()
         by_id = {n.id: n for n in notices}
@@ -472,7 +499,8 @@ def _record_attempts(sf: sessionmaker[Session], ids: list[str], mailer: Mailer, 
                 if notice.kind == "match_notice" and notice.answer_deadline is None:
                     notice.answer_deadline = deadline
                 continue
-            subject, body, attachments = _compose(session, notice, language, contact.email, deadline, mailer, links)
+            subject, body, attachments = _compose(session, notice, language, contact.email, deadline, mailer, links,
+                                                  facts)
             possible_duplicate = notice_id in sending
             if possible_duplicate:
                 log.warning("notice sent again after an interrupted attempt: possible duplicate e-mail",
@@ -492,14 +520,15 @@ def _record_attempts(sf: sessionmaker[Session], ids: list[str], mailer: Mailer, 
 
 
 def _compose(session: Session, notice: orm.Notice, language: str, email: str, answer_by: datetime,
-             mailer: Mailer, links: Links) -> tuple[str, str, list[Attachment]]:
-    """A notice's subject, text and attachments in ``language``."""
+             mailer: Mailer, links: Links, facts_cache: dict[str, dict[str, Any] | None] | None = None,
+             ) -> tuple[str, str, list[Attachment]]:
+    """A notice's subject, text and attachments in ``language`` (``facts_cache``: see batch_facts)."""
     attachments: list[Attachment] = []
     if notice.kind in KICKOFF_KINDS:
         context = _invitation_context(session, notice)
         kickoff = session.get(orm.Kickoff, notice.subject_id)
         assert kickoff is not None
-        context.update(kickoff_names(session, kickoff, language), location=_location(context, language))
+        context.update(kickoff_names(session, kickoff, language, facts_cache), location=_location(context, language))
         subject, body = render(notice.kind, language, context)
         summary = render_text("kickoff_invitation", language, context).strip()
         attachments.append(Attachment("kickoff.ics", "text", "calendar", kickoff_invitation(
@@ -517,13 +546,13 @@ def _compose(session: Session, notice: orm.Notice, language: str, email: str, an
         if invite is not None:
             attachments.append(invite)
     elif notice.kind == "match_cancelled":
-        facts = batch_facts(session, notice.batch_id)
+        facts = batch_facts(session, notice.batch_id, facts_cache)
         subject, body = render(notice.kind, language, {
             "count": len(notice.matches), "period": period_of(facts, notice.period, language),
             "matches": named_matches(facts, notice.matches, language),
             "coordinator": coordinator_of(session, notice.coordinator_id, facts, language)})
     else:
-        facts = batch_facts(session, notice.batch_id)
+        facts = batch_facts(session, notice.batch_id, facts_cache)
         subject, body = render(notice.kind, language, {
             "count": len(notice.matches), "period": period_of(facts, notice.period, language),
             "matches": named_matches(facts, _with_links(notice, links), language),
@@ -873,6 +902,7 @@ def deliver_webhooks(sf: sessionmaker[Session], sender: WebhookSender, links: Li
     Each attempt is logged; failures are retried with exponential backoff up to wh.MAX_ATTEMPTS.
     Like e-mail, a crash between the POST and the commit repeats the POST (same Idempotency-Key)."""
     with sf() as session:
+        session.connection(execution_options=READ_ONLY)  # a read: no write lock (each notice is checked again)
         due = sa.or_(orm.Notice.webhook_next_attempt_at.is_(None), orm.Notice.webhook_next_attempt_at <= now())
         ids = session.execute(sa.select(orm.Notice.id).where(orm.Notice.webhook_status == "pending", due)
                               .order_by(orm.Notice.created_at).limit(limit)).scalars().all()
@@ -992,6 +1022,7 @@ def expire_unanswered(sf: sessionmaker[Session], now: Clock = utcnow, limit: int
     ``match.responded`` decline a link sends, so matching re-runs with minimum change. One transaction
     per notice; an answer that arrives at the same moment wins on the primary key and is kept."""
     with sf() as session:
+        session.connection(execution_options=READ_ONLY)  # a read: no write lock (each notice is checked again)
         ids = session.execute(sa.select(orm.Notice.id).where(
             orm.Notice.kind == "match_notice", orm.Notice.answer_deadline.is_not(None),
             orm.Notice.answer_deadline <= now()).order_by(orm.Notice.answer_deadline).limit(limit)).scalars().all()
