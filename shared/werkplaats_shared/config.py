@@ -61,6 +61,9 @@ ENV_VARS: dict[str, str] = {
     "WERKPLAATS_WEBHOOK_ALLOW_LOOPBACK": "test-only: true lets webhooks target loopback addresses over http "
     "or https (scheduling); default false, unset in production",
     "WERKPLAATS_SOLVER": "matching solver: highs (default) or cbc",
+    "WERKPLAATS_WORKSHOP_PLAN_GAP": "relative gap a workshop plan job is solved to, as a fraction (scheduling worker; "
+    "0-0.5, default 0.01: the plan is proven within 1% of the best possible, or the job's time limit ends the "
+    "search first); the job's progress and result show the gap reached (`gap`) beside this target (`target_gap`)",
     "WERKPLAATS_SOLVER_TIME_LIMIT": "matching solver time limit in seconds; default 60",
     "WERKPLAATS_MAX_OPEN_RUNS": "matching runs a coordinator may have queued or running at once (matching; 1-100, "
     "default 5); a re-run request beyond it gets 429 with Retry-After",
@@ -86,7 +89,7 @@ ENV_VARS: dict[str, str] = {
     "WERKPLAATS_RETENTION_DELIVERY_DAYS": "days scheduling keeps each delivery attempt of a notice (1-3650, "
     "default 365)",
     "WERKPLAATS_RETENTION_PLAN_JOB_DAYS": "days scheduling keeps a plan job's record (status, progress, result) "
-    "after it ended: done, failed or cancelled (1-3650, default 90); what it planned stays",
+    "after it ended: done, failed, cancelled or rejected (1-3650, default 90); what it planned stays",
     "WERKPLAATS_RETENTION_INTERVAL": "seconds between runs of the retention job (intake and scheduling workers; "
     "1-86400, default 3600)",
     "WERKPLAATS_IMPORT_PARSERS": "uploads (CSV/XLSX imports) intake reads at once, each in a process of its own "
