@@ -261,6 +261,18 @@ class SnapshotReferenceV3(StrictSchema):
     size_bytes = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
 
 
+class SnapshotAssignmentV3(SnapshotAssignmentV2):
+    """v2 plus the workspace the assignment belongs to (one of the round's; absent in snapshots sent before)."""
+
+    workspace_id = fields.String(validate=validate.Length(min=1, max=36))
+
+
+class SnapshotTeamV3(SnapshotTeamV2):
+    """v2 plus the workspace the team is registered in (one of the round's; absent in snapshots sent before)."""
+
+    workspace_id = fields.String(validate=validate.Length(min=1, max=36))
+
+
 class BatchSubmittedV3(StrictSchema):
     """v2 plus the workspaces of the round (``workspace_ids``, one or several: a multi-region or national round;
     ``workspace_id`` is the first of them) and, for a large batch, the snapshot by reference: then
@@ -277,8 +289,8 @@ class BatchSubmittedV3(StrictSchema):
     auto_publish = fields.Boolean(required=True)
     snapshot_ref = fields.Nested(SnapshotReferenceV3, load_default=None, allow_none=True)
     working_area = fields.List(fields.String())
-    assignments = fields.List(fields.Nested(SnapshotAssignmentV2))
-    teams = fields.List(fields.Nested(SnapshotTeamV2))
+    assignments = fields.List(fields.Nested(SnapshotAssignmentV3))
+    teams = fields.List(fields.Nested(SnapshotTeamV3))
     capacities = fields.List(fields.Nested(SnapshotCapacityV2))
     firm_caps = fields.List(fields.Nested(SnapshotFirmCapV2))
     fairness_floors = fields.List(fields.Nested(FairnessFloorV2))

@@ -30,6 +30,15 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def covers_workspace(first: Any, every: Any, workspace_id: str) -> sa.ColumnElement[bool]:
+    """A row of a round over one or several workspaces (``first``: its first workspace's column, ``every``: the
+    JSON list of all of them, null for one only) that covers ``workspace_id``. JSON is text in SQLite and
+    PostgreSQL alike, and a list of ids holds each as a quoted string."""
+    return sa.or_(first == workspace_id,
+                  sa.and_(every.is_not(None), sa.cast(every, sa.Text).contains(json.dumps(workspace_id),
+                                                                              autoescape=True)))
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]

@@ -615,22 +615,22 @@ def test_a_submitted_batch_sends_matching_the_whole_snapshot_and_no_personal_dat
     diemen = {"municipality": "GM0384", "latitude": pytest.approx(52.34, abs=0.01),
               "longitude": pytest.approx(4.99, abs=0.01), "region": "Noord-Holland"}
     nowhere = {"municipality": None, "latitude": None, "longitude": None, "region": None}
-    teams = {t1.id: {"team_id": t1.id, "institution_id": inst_1, "level": "HBO", "skills": ["python", "ux"],
-                     "periods": ["2025-Q1"], **amsterdam, "travel_limit_km": 25, "remote_allowed": False,
-                     "preferences": [a1.id]},
-             t2.id: {"team_id": t2.id, "institution_id": inst_2, "level": "WO", "skills": ["python"],
-                     "periods": ["2025-Q1"], **nowhere, "travel_limit_km": None, "remote_allowed": True,
-                     "preferences": []}}
+    teams = {t1.id: {"team_id": t1.id, "workspace_id": ws_a, "institution_id": inst_1, "level": "HBO",
+                     "skills": ["python", "ux"], "periods": ["2025-Q1"], **amsterdam, "travel_limit_km": 25,
+                     "remote_allowed": False, "preferences": [a1.id]},
+             t2.id: {"team_id": t2.id, "workspace_id": ws_a, "institution_id": inst_2, "level": "WO",
+                     "skills": ["python"], "periods": ["2025-Q1"], **nowhere, "travel_limit_km": None,
+                     "remote_allowed": True, "preferences": []}}
     assert envelope.payload == {
         "batch_id": batch.id, "workspace_id": ws_a, "workspace_ids": [ws_a], "coordinator_id": world.org("coord_a"),
         "period": "2025-Q1", "policy": "max_served", "auto_publish": False, "working_area": ["GM0363", "GM0384"],
         "snapshot_ref": None,
         "assignments": [
-            {"assignment_id": a2.id, "firm_id": firm_2, "accepted_levels": ["MBO"], "required_skills": [],
-             "nice_to_have_skills": [], "min_teams": 1, "max_teams": 2, "period": "2025-Q1", "mode": "on_site",
+            {"assignment_id": a2.id, "workspace_id": ws_a, "firm_id": firm_2, "accepted_levels": ["MBO"],
+             "required_skills": [], "nice_to_have_skills": [], "min_teams": 1, "max_teams": 2, "period": "2025-Q1", "mode": "on_site",
              **diemen, "priority": 0, "supervision_hours": 8, "preferred_institutions": [],
              "preferred_levels": []},
-            {"assignment_id": a1.id, "firm_id": firm_1, "accepted_levels": ["HBO", "WO"],
+            {"assignment_id": a1.id, "workspace_id": ws_a, "firm_id": firm_1, "accepted_levels": ["HBO", "WO"],
              "required_skills": ["python"], "nice_to_have_skills": ["ux"], "min_teams": 1, "max_teams": 2,
              "period": "2025-Q1", "mode": "hybrid", **amsterdam, "priority": 0, "supervision_hours": 4,
              "preferred_institutions": [inst_2], "preferred_levels": ["WO", "HBO"]}],

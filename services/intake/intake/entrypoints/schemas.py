@@ -293,7 +293,9 @@ def _ids() -> fields.List[str]:
 
 
 class TeamFilter(Schema):
-    workspace_id = fields.String(validate=validate.Length(max=36))
+    workspace_id = fields.List(
+        fields.String(validate=validate.Length(max=36)), validate=validate.Length(min=1, max=100),
+        metadata={"description": "teams of this workspace (repeat the parameter for several: a round's workspaces)"})
     period = fields.String(validate=validate.Length(max=40))
     level = fields.String(validate=validate.OneOf(LEVELS))
     id = _ids()

@@ -1,6 +1,7 @@
 """Intake's reach figures for one workspace and date range (see werkplaats_shared.reach): firms reached,
 assignments submitted, teams and students registered, referrals, and the students in placed teams (the teams of
-each round's current published matching, dated by the round's submission). Counts only."""
+each round's current published matching, dated by the round's submission: a round over several workspaces
+counts under each of them with that workspace's teams). Counts only."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from werkplaats_shared.db import covers_workspace
 from werkplaats_shared.geo import municipality
 from werkplaats_shared.reach import UNKNOWN, Counted, figure
 
@@ -66,15 +68,18 @@ def reach(session: Session, coordinator_id: str, workspace_id: str, first: date,
             themes[r.assignment_id] = found.theme if found is not None else None
 
     placed: list[Counted] = []
+    # every round that covers the workspace (a round over several counts under each), with the teams of this
+    # workspace only: the workspaces' figures added up count each placed team once
     batches = session.execute(sa.select(orm.Batch).where(
-        orm.Batch.workspace_id == ws.id, orm.Batch.run_id.is_not(None),
+        covers_workspace(orm.Batch.workspace_id, orm.Batch.workspace_ids, ws.id), orm.Batch.run_id.is_not(None),
         in_range(orm.Batch.submitted_at))).scalars()
     for batch in batches:
         assert batch.submitted_at is not None and batch.run_id is not None
         rows = session.execute(sa.select(orm.BatchMatch, orm.Team, orm.Assignment)
                                .join(orm.Team, orm.Team.id == orm.BatchMatch.team_id)
                                .join(orm.Assignment, orm.Assignment.id == orm.BatchMatch.assignment_id)
-                               .where(orm.BatchMatch.batch_id == batch.id, orm.BatchMatch.run_id == batch.run_id))
+                               .where(orm.BatchMatch.batch_id == batch.id, orm.BatchMatch.run_id == batch.run_id,
+                                      orm.Team.workspace_id == ws.id))
         placed += [Counted(team.id, _day(batch.submitted_at), {
             "region": firm_region(assignment.firm_id), "level": (team.level,), "period": (batch.period,),
             "theme": (assignment.theme,) if assignment.theme else ()}, weight=team.size)

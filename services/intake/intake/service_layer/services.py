@@ -16,7 +16,7 @@ from werkplaats_shared import claimcheck, geo
 from werkplaats_shared.auth import Principal, generate_key
 from werkplaats_shared.config import Settings
 from werkplaats_shared.contracts import LEVELS, SCOPES, SNAPSHOT_BODY_FIELDS, Envelope, make_envelope
-from werkplaats_shared.db import utcnow
+from werkplaats_shared.db import covers_workspace, utcnow
 
 from ..adapters import orm
 from ..domain.model import (
@@ -570,7 +570,7 @@ def visible_batches(principal: Principal) -> sa.Select[Any]:
 def filtered(query: sa.Select[Any], model: Any, filters: dict[str, Any]) -> sa.Select[Any]:
     """Filters on list endpoints: equality on a column of the model; a list of ids (``id`` given as a list);
     ``q``: text in an assignment's title or its firm's name, or in a team's code or its institution's name,
-    case not mattering."""
+    case not mattering. A batch's ``workspace_id``: any workspace of its round."""
     for name, value in sorted(filters.items()):
         if name == "q":
             pattern = "%" + value.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -582,6 +582,8 @@ def filtered(query: sa.Select[Any], model: Any, filters: dict[str, Any]) -> sa.S
             else:
                 query = query.where(sa.or_(sa.func.lower(model.title).like(pattern, escape="\\"),
                                            model.firm_id.in_(owners)))
+        elif model is orm.Batch and name == "workspace_id":  # a round over several workspaces shows under each
+            query = query.where(covers_workspace(orm.Batch.workspace_id, orm.Batch.workspace_ids, value))
         elif isinstance(value, list):
             query = query.where(getattr(model, name).in_(value))
         else:
@@ -912,14 +914,16 @@ def batch_snapshot(session: Session, ws: orm.Workspace, batch: orm.Batch, assign
         "period": batch.period, "policy": batch.policy, "auto_publish": auto_publish,
         "working_area": list(dict.fromkeys(m for each in workspaces for m in each.municipalities)),
         "assignments": [{
-            "assignment_id": a.id, "firm_id": a.firm_id, "accepted_levels": a.accepted_levels,
+            "assignment_id": a.id, "workspace_id": a.workspace_id, "firm_id": a.firm_id,
+            "accepted_levels": a.accepted_levels,
             "required_skills": a.required_skills, "nice_to_have_skills": a.nice_to_have_skills,
             "min_teams": a.min_teams, "max_teams": a.max_teams, "period": a.period, "mode": a.mode,
             **_place(firms[a.firm_id].municipality), "priority": 0, "supervision_hours": supervision_hours(a.kind),
             "preferred_institutions": a.preferred_institutions, "preferred_levels": a.preferred_levels,
         } for a in assignments],
         "teams": [{
-            "team_id": t.id, "institution_id": t.institution_id, "level": t.level, "skills": t.skills,
+            "team_id": t.id, "workspace_id": t.workspace_id, "institution_id": t.institution_id, "level": t.level,
+            "skills": t.skills,
             "periods": [t.period], **_place(campus_municipality(t)), "travel_limit_km": t.travel_limit_km,
             "remote_allowed": t.remote_allowed, "preferences": t.preferences,
         } for t in teams],

@@ -321,9 +321,14 @@ def forbid(batch_id: str) -> Any:
 FOUND = 20  # assignments and teams offered from a search
 
 
+def _round_workspaces(batch: dict[str, Any]) -> list[str]:
+    """Every workspace of the batch's round (one, or several: a multi-region round)."""
+    return list(batch.get("workspace_ids") or [batch["workspace_id"]])
+
+
 def _found_pair_forms(batch: dict[str, Any], pin: PinForm) -> tuple[FindPairForm, FoundPairForm | None]:
     """What the coordinator searched for in the whole round (intake's text search), offered to pin or forbid:
-    the assignments of the round and the teams of its workspace and period that match the texts (a side
+    the assignments of the round and the teams of its workspaces and period that match the texts (a side
     without a text: the result page's)."""
     finder = FindPairForm(formdata=request.args)
     finder.validate()
@@ -336,7 +341,7 @@ def _found_pair_forms(batch: dict[str, Any], pin: PinForm) -> tuple[FindPairForm
         "/assignments", batch_id=batch["id"], q=assignment_text, page_size=FOUND)] if assignment_text else [
         c for c in pin.assignment.choices if c[0]]
     form.team.choices = [(t["id"], f"{t['code']} ({t['level']}, {t.get('institution_name', '')})")
-                         for t in web.intake().get("/teams", workspace_id=batch["workspace_id"],
+                         for t in web.intake().get("/teams", workspace_id=_round_workspaces(batch),
                                                    period=batch["period"], q=team_text, page_size=FOUND)
                          ] if team_text else [c for c in pin.team.choices if c[0]]
     return finder, form
