@@ -627,8 +627,8 @@ def test_a_submitted_batch_sends_matching_the_whole_snapshot_and_no_personal_dat
         "snapshot_ref": None,
         "assignments": [
             {"assignment_id": a2.id, "workspace_id": ws_a, "firm_id": firm_2, "accepted_levels": ["MBO"],
-             "required_skills": [], "nice_to_have_skills": [], "min_teams": 1, "max_teams": 2, "period": "2025-Q1", "mode": "on_site",
-             **diemen, "priority": 0, "supervision_hours": 8, "preferred_institutions": [],
+             "required_skills": [], "nice_to_have_skills": [], "min_teams": 1, "max_teams": 2, "period": "2025-Q1",
+             "mode": "on_site", **diemen, "priority": 0, "supervision_hours": 8, "preferred_institutions": [],
              "preferred_levels": []},
             {"assignment_id": a1.id, "workspace_id": ws_a, "firm_id": firm_1, "accepted_levels": ["HBO", "WO"],
              "required_skills": ["python"], "nice_to_have_skills": ["ux"], "min_teams": 1, "max_teams": 2,
