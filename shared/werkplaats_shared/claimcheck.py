@@ -11,6 +11,11 @@ A fetch that fails for the infrastructure's reasons (intake unreachable, 5xx, a 
 ``SnapshotUnavailable``, a ``ConnectionError``: the consumer treats it as transient (transient.py) and keeps the
 message without using up its retry budget. A snapshot intake does not have (404), a refused signature (403) or a
 body whose hash does not match raise ``SnapshotRefused``: retried within the budget, then dead-lettered.
+
+An erasure rewrites a stored snapshot (the erased person's free-text skills leave it, as they leave every other
+copy), so its digest changes while a message naming the old one may still wait in a queue. Intake serves the
+snapshot with its digest (``X-Snapshot-SHA256``) and the digests it had before (``X-Snapshot-Replaces``): a body
+whose digest is the one served, for a message that names one it replaces, is that snapshot as erased.
 """
 
 from __future__ import annotations
@@ -31,6 +36,16 @@ PATH = "/batch-snapshots/"
 # 2,000 assignments and 4,000 teams, 52 MB for a national 50,000 and 100,000. Above 1 MB (about 1,000
 # assignments) the message goes by reference: a broker message stays small whatever the round.
 DEFAULT_INLINE_BYTES = 1_000_000
+
+
+DIGEST_HEADER = "X-Snapshot-SHA256"
+REPLACES_HEADER = "X-Snapshot-Replaces"
+
+
+def rewritten_headers(sha256: str, replaces: list[str]) -> dict[str, str]:
+    """The headers intake serves a stored snapshot with: its digest and, once an erasure rewrote it, the earlier
+    digests (comma-separated, oldest first)."""
+    return {DIGEST_HEADER: sha256, **({REPLACES_HEADER: ",".join(replaces)} if replaces else {})}
 
 
 class SnapshotUnavailable(ConnectionError):
@@ -80,9 +95,15 @@ def fetch(base_url: str, secret_key: str, reference: dict[str, Any],
     if not secret_key:
         raise SnapshotRefused("this process has no WERKPLAATS_SECRET_KEY to sign the fetch of a batch snapshot")
     url = signed_url(base_url, secret_key, reference["snapshot_id"])
+    sha256, size = str(reference["sha256"]), int(reference["size_bytes"])
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - an http(s) URL we build
-            body: bytes = response.read(int(reference["size_bytes"]) + 1)
+            served, length = response.headers.get(DIGEST_HEADER), response.headers.get("Content-Length")
+            if (served is not None and served != sha256 and length is not None and length.isdigit()
+                    and sha256 in (response.headers.get(REPLACES_HEADER) or "").split(",")):
+                sha256, size = served, int(length)  # rewritten by an erasure since the message was sent
+            body: bytes = response.read(size + 1)
+            whole = length is not None and length.isdigit() and len(body) == int(length)
     except urllib.error.HTTPError as exc:
         if exc.code >= 500 or exc.code == 429:
             raise SnapshotUnavailable(f"intake answered {exc.code} for batch snapshot {reference['snapshot_id']}") \
@@ -91,9 +112,9 @@ def fetch(base_url: str, secret_key: str, reference: dict[str, Any],
     except (urllib.error.URLError, OSError) as exc:
         raise SnapshotUnavailable(f"batch snapshot {reference['snapshot_id']}: intake not reachable "
                                   f"({type(exc).__name__})") from None
-    if len(body) < int(reference["size_bytes"]):
+    if len(body) < size and not whole:  # a shorter body served whole is another body, not one cut short
         raise SnapshotUnavailable(f"batch snapshot {reference['snapshot_id']}: the body was cut short")
-    if len(body) != int(reference["size_bytes"]) or not hmac.compare_digest(digest(body), reference["sha256"]):
+    if len(body) != size or not hmac.compare_digest(digest(body), sha256):
         raise SnapshotRefused(f"batch snapshot {reference['snapshot_id']}: its SHA-256 or size is not the one "
                               "the message names")
     payload = json.loads(body)

@@ -196,6 +196,9 @@ class BatchSnapshot(Base):
     size_bytes: Mapped[int] = mapped_column(sa.Integer)
     body: Mapped[bytes] = mapped_column(sa.LargeBinary)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    # the SHA-256 digests the body had before erasures rewrote it (oldest first): a batch.submitted sent before
+    # an erasure names one of them, and matching takes the rewritten body for it (claimcheck.fetch)
+    replaces_sha256: Mapped[list[Any] | None] = mapped_column(sa.JSON, nullable=True)
 
 
 class BatchMatch(Base):

@@ -103,10 +103,11 @@ def create_intake_app(infra: Infrastructure, clock: Callable[[], datetime] = utc
                                           request.args.get("signature", "")):
             refuse(403, "the signature of this snapshot request is not valid or has expired", "signature")
         with sf() as session:
-            body = services.batch_snapshot_body(session, snapshot_id)
-        if body is None:
+            found = services.batch_snapshot_body(session, snapshot_id)
+        if found is None:
             abort(404, message="no such batch snapshot")
-        return Response(body, mimetype="application/json", headers={"Cache-Control": "no-store"})
+        body, headers = found
+        return Response(body, mimetype="application/json", headers={"Cache-Control": "no-store", **headers})
 
     def created(body: Any, endpoint: str, **values: Any) -> tuple[Any, int, dict[str, str]]:
         return body, 201, {"Location": url_for(endpoint, **values)}

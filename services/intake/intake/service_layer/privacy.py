@@ -3,19 +3,21 @@
 Intake replaces the personal data with pseudonymous placeholders, keeps every id (matches, batches and
 audit entries stay consistent), drops the cached answers that copied the data, records the erasure in
 the access log and emits ``personal_data.erased`` in the same transaction, so matching and scheduling
-erase their copies."""
+erase their copies. Intake's own copies go too: the outbox, the batch snapshots stored for matching to fetch,
+a run's diagnosis and the audit details."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
-from werkplaats_shared import audit
+from werkplaats_shared import audit, claimcheck
 from werkplaats_shared.auth import Principal
-from werkplaats_shared.contracts import make_envelope
+from werkplaats_shared.contracts import make_envelope, parse_envelope
 from werkplaats_shared.db import checkpoint_after_commit, utcnow
 from werkplaats_shared.erasure import (
     drop_free_skills,
@@ -130,6 +132,7 @@ def _scrub_copies(session: Session, subject_kind: str, subject_id: str, old: lis
         scrubbed = scrub_json_text(body, texts, teams, firms)
         if scrubbed != body:
             session.execute(table.update().where(table.c.message_id == message_id).values(body=scrubbed))
+    _scrub_stored_snapshots(session, subject_id, teams, firms)
     if not texts:
         return
 
@@ -145,6 +148,35 @@ def _scrub_copies(session: Session, subject_kind: str, subject_id: str, old: lis
         details = scrub_texts(drop_free_skills(entry.details, teams, firms)[0], texts)
         if details != entry.details:
             entry.details = details
+
+
+def _scrub_stored_snapshots(session: Session, subject_id: str, teams: list[str], firms: list[str]) -> None:
+    """The stored batch snapshots (claim-check) that name the subject, without its free-text skills: each is
+    rewritten, keeps the digest it had (claimcheck: a message sent before still fetches it) and the outbox row of
+    its batch.submitted names the new digest and size (sent again, it names the snapshot as it is now)."""
+    # a snapshot holds the subject's skills only beside its id; read the bodies of those rows only, one at a time
+    # (a byte string in a blob: SQLite's LIKE does not look into blobs, its instr does; PostgreSQL's LIKE does)
+    needle, body = subject_id.encode(), orm.BatchSnapshot.body
+    holds = sa.func.instr(body, needle) > 0 if session.get_bind().dialect.name == "sqlite" else body.contains(needle)
+    held = session.execute(sa.select(orm.BatchSnapshot.id).where(holds)).scalars().all()
+    for snapshot_id in held:
+        stored = session.get(orm.BatchSnapshot, snapshot_id)
+        assert stored is not None
+        scrubbed, removed = drop_free_skills(json.loads(stored.body), teams, firms)
+        if not removed:
+            continue
+        body = claimcheck.encode(scrubbed)
+        stored.replaces_sha256 = [*(stored.replaces_sha256 or []), stored.sha256]
+        stored.body, stored.sha256, stored.size_bytes = body, claimcheck.digest(body), len(body)
+        outbox = orm.outbox
+        sent = session.execute(sa.select(outbox.c.body).where(outbox.c.message_id == snapshot_id)).scalar_one_or_none()
+        if sent is not None:
+            envelope = parse_envelope(json.loads(sent))
+            reference = {**envelope.payload["snapshot_ref"], "sha256": stored.sha256, "size_bytes": stored.size_bytes}
+            session.execute(outbox.update().where(outbox.c.message_id == snapshot_id).values(
+                body=replace(envelope, payload={**envelope.payload, "snapshot_ref": reference}).to_json()))
+        session.flush()
+        session.expire(stored)  # its megabytes leave the session
 
 
 def _drop_cached_answers(session: Session, values: list[str]) -> None:

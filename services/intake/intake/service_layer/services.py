@@ -793,10 +793,13 @@ def forget_snapshots(session: Session, batch: orm.Batch, keep: str | None = None
                                                        orm.BatchSnapshot.id != (keep or "")))
 
 
-def batch_snapshot_body(session: Session, snapshot_id: str) -> bytes | None:
-    """A stored snapshot, as matching fetches it (the route checks the signature)."""
+def batch_snapshot_body(session: Session, snapshot_id: str) -> tuple[bytes, dict[str, str]] | None:
+    """A stored snapshot as matching fetches it (the route checks the signature), with the headers that name its
+    digest and the digests it had before an erasure rewrote it (claimcheck.rewritten_headers)."""
     found = session.get(orm.BatchSnapshot, snapshot_id)
-    return found.body if found is not None else None
+    if found is None:
+        return None
+    return found.body, claimcheck.rewritten_headers(found.sha256, list(found.replaces_sha256 or []))
 
 
 def announcement(session: Session, ws: orm.Workspace, batch: orm.Batch, assignments: list[orm.Assignment],
