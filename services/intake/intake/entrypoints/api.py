@@ -106,6 +106,7 @@ def create_intake_app(infra: Infrastructure, clock: Callable[[], datetime] = utc
             found = services.batch_snapshot_body(session, snapshot_id)
         if found is None:
             abort(404, message="no such batch snapshot")
+            raise AssertionError("unreachable")
         body, headers = found
         return Response(body, mimetype="application/json", headers={"Cache-Control": "no-store", **headers})
 

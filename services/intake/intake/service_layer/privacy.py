@@ -156,8 +156,9 @@ def _scrub_stored_snapshots(session: Session, subject_id: str, teams: list[str],
     its batch.submitted names the new digest and size (sent again, it names the snapshot as it is now)."""
     # a snapshot holds the subject's skills only beside its id; read the bodies of those rows only, one at a time
     # (a byte string in a blob: SQLite's LIKE does not look into blobs, its instr does; PostgreSQL's LIKE does)
-    needle, body = subject_id.encode(), orm.BatchSnapshot.body
-    holds = sa.func.instr(body, needle) > 0 if session.get_bind().dialect.name == "sqlite" else body.contains(needle)
+    needle, column = subject_id.encode(), orm.BatchSnapshot.body
+    holds = (sa.func.instr(column, needle) > 0 if session.get_bind().dialect.name == "sqlite"
+             else column.contains(needle))
     held = session.execute(sa.select(orm.BatchSnapshot.id).where(holds)).scalars().all()
     for snapshot_id in held:
         stored = session.get(orm.BatchSnapshot, snapshot_id)
