@@ -635,15 +635,15 @@ def test_batch_submission_writes_one_anonymous_outbox_message(world: World) -> N
     assert {a["firm_id"] for a in p["assignments"]} == {world.org["firm_1"], world.org["firm_2"]}
     assert sorted(t["team_id"] for t in p["teams"]) == sorted([ids["t1"], ids["t2"]])
     for a in p["assignments"]:
-        assert set(a) == {"assignment_id", "firm_id", "accepted_levels", "required_skills",
+        assert set(a) == {"assignment_id", "workspace_id", "firm_id", "accepted_levels", "required_skills",
                           "nice_to_have_skills", "min_teams", "max_teams", "period", "mode", "municipality",
                           "latitude", "longitude", "region", "priority", "supervision_hours",
                           "preferred_institutions", "preferred_levels"}
         assert (a["period"], a["mode"], a["municipality"], a["region"]) == (
             "2025-Q1", "on_site", "GM0363", "Noord-Holland")
     for t in p["teams"]:
-        assert set(t) == {"team_id", "institution_id", "level", "skills", "periods", "municipality", "latitude",
-                          "longitude", "region", "travel_limit_km", "remote_allowed", "preferences"}
+        assert set(t) == {"team_id", "workspace_id", "institution_id", "level", "skills", "periods", "municipality",
+                          "latitude", "longitude", "region", "travel_limit_km", "remote_allowed", "preferences"}
         assert t["periods"] == ["2025-Q1"]
     assert (p["capacities"], p["firm_caps"], p["fairness_floors"]) == ([], [], [])
     # no names, e-mail addresses, titles, descriptions or team codes leave intake
