@@ -27,6 +27,7 @@ from flask_smorest import abort
 from sqlalchemy.engine import Engine
 
 from .contracts import SCOPES
+from .db import READ_ONLY
 from .http import DOCS_PATHS, INDEX_PATH, request_language
 
 PREFIX = "wpk"
@@ -170,7 +171,8 @@ def authenticate(engine: Engine, api_keys: sa.Table, presented: str) -> Principa
     if len(parts) != 3 or parts[0] != PREFIX or not parts[1] or not parts[2]:
         return None
     _, key_id, secret = parts
-    with engine.connect() as conn:
+    # a read: it takes no write lock (SQLite's writers begin IMMEDIATE) and waits for no writer
+    with engine.connect().execution_options(**READ_ONLY) as conn:
         row = conn.execute(
             sa.select(api_keys.c.organisation_id, api_keys.c.role, api_keys.c.secret_hash,
                       api_keys.c.revoked_at, api_keys.c.scopes).where(api_keys.c.key_id == key_id)

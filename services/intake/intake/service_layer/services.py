@@ -3,6 +3,7 @@ commit together (the outbox)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from dataclasses import replace
@@ -236,13 +237,28 @@ def register_firm(session: Session, principal: Principal, data: dict[str, Any], 
             orm.Organisation.kvk_number == data["kvk_number"], orm.Organisation.id != firm.id)).first()
         if taken is not None:
             raise DomainError("kvk_number", "another firm is registered with this KvK number", 409)
+    if "municipality" in data:  # before the profile changes: one UPDATE of the firm, not one before the query
+        data = {**data, "workspace_id": covering_workspace(session, data["municipality"])}
     for name, value in data.items():
         setattr(firm, name, value)
-    if "municipality" in data:
-        covering = [ws for ws, area in working_areas(session).items() if firm.municipality in area]
-        firm.workspace_id = covering[0] if covering else None
     session.flush()
     return firm
+
+
+def covering_workspace(session: Session, code: str | None) -> str | None:
+    """The workspace whose working area covers the municipality, the oldest where two do (as ``working_areas``);
+    from the transaction's working areas when read already, else by one query for that one municipality."""
+    if code is None:
+        return None
+    cached: dict[str, frozenset[str]] | None = session.info.get("working_areas")
+    if cached is not None:
+        return next((ws for ws, area in cached.items() if code in area), None)
+    # JSON is text in SQLite and PostgreSQL alike: a list of codes holds each as a quoted string
+    found: str | None = session.execute(
+        sa.select(orm.Workspace.id).where(sa.cast(orm.Workspace.municipalities, sa.Text).contains(
+            json.dumps(code), autoescape=True))
+        .order_by(orm.Workspace.created_at, orm.Workspace.id).limit(1)).scalar_one_or_none()
+    return found
 
 
 def update_institution(session: Session, principal: Principal, data: dict[str, Any]) -> orm.Organisation:
