@@ -315,9 +315,15 @@ def test_a_coordinator_finds_its_plans_newest_first_and_follows_one_to_its_outco
 
 REJECTED_TEXTS = {
     "nl": {"status": "Afgewezen: het breekt een regel, er is niets veranderd", "programme": "Workshopprogramma",
-           "heading": "Het plan is niet doorgevoerd", "rules": "De controle vond 2 gebroken regels"},
+           "heading": "Het plan is niet doorgevoerd", "rules": "De controle vond 2 gebroken regels",
+           "room": "De sessie {theme} in Zaal De Linde op 3 maart 2031, ochtend: de zaal is dan niet beschikbaar.",
+           "seat": "{firm} heeft een plaats in {theme} in Zaal De Linde op 3 maart 2031, ochtend, een sessie die "
+                   "niet doorgaat."},
     "en": {"status": "Rejected: it breaks a rule, nothing changed", "programme": "Workshop programme",
-           "heading": "The plan was not applied", "rules": "The check found 2 broken rules"},
+           "heading": "The plan was not applied", "rules": "The check found 2 broken rules",
+           "room": "The session {theme} in Zaal De Linde on 3 March 2031, morning: the room is not available then.",
+           "seat": "{firm} has a seat in {theme} in Zaal De Linde on 3 March 2031, morning, a session that does "
+                   "not run."},
 }
 
 
@@ -340,9 +346,17 @@ def test_a_rejected_plan_shows_on_the_plans_page_with_the_rules_it_breaks(
     coordinator = Api(world.stack.url("scheduling"), world.data.coordinator_key)
     title = f"Afgewezen plan ({language})"
     made = coordinator.post("/workshop-programmes", {"title": title, "slots": [
-        {"date": "2031-03-03", "day_part": "morning"}]})
-    violations = ["session ai at room-1 on 2031-03-03 morning: not a room of the programme",
-                  "seat of interest i-1 in ai at room-1 on 2031-03-03 morning: the session does not run"]
+        {"date": "2031-03-03", "day_part": "morning"}, {"date": "2031-03-03", "day_part": "afternoon"}]})
+    room = coordinator.post(f"/workshop-programmes/{made['id']}/rooms", {
+        "name": "Zaal De Linde", "municipality_code": "GM0193", "capacity": 10,
+        "availability": [{"date": "2031-03-03", "day_part": "afternoon"}]})  # not in the morning
+    firm_id, firm_name = next(iter(_firm_names(world).items()))
+    theme = {t["code"]: t[f"label_{language}"] for t in coordinator.get("/workshop-themes")}["ai"]
+    violations = [f"session ai at {room['id']} on 2031-03-03 morning: the room is not available then",
+                  f"seat of interest i-1 in ai at {room['id']} on 2031-03-03 morning: the session does not run"]
+    session = {"theme": "ai", "venue": room["id"], "day": "2031-03-03", "day_part": "morning"}
+    details = [{"rule": "room_unavailable", "facts": session},
+               {"rule": "seat_session_not_running", "facts": {**session, "firm_id": firm_id}}]
     engine = sa.create_engine(f"sqlite:///{os.path.join(world.stack.data_dir, 'scheduling.sqlite3')}")
     try:
         with engine.begin() as conn:
@@ -353,7 +367,7 @@ def test_a_rejected_plan_shows_on_the_plans_page_with_the_rules_it_breaks(
                 params={}, status="rejected", stage="done", time_limit=20.0, attempts=1, created_at=utcnow(),
                 started_at=utcnow(), finished_at=utcnow(), result=None,
                 progress={"elapsed_seconds": 3.2, "best_value": 1500.0, "gap": 0.004, "target_gap": 0.01},
-                verdict={"valid": False, "violations": violations},
+                verdict={"valid": False, "violations": violations, "details": details},
                 error="the plan breaks 2 rule(s) of the programme as it is now; nothing was changed, plan again"))
     finally:
         engine.dispose()
@@ -367,7 +381,10 @@ def test_a_rejected_plan_shows_on_the_plans_page_with_the_rules_it_breaks(
         me.check()
         text = me.main_text()
         assert words["status"] in text and words["heading"] in text and words["rules"] in text, text
-        assert me.page.locator("#plan-job-violations li").all_inner_texts() == violations
+        # in the page's language, the room and the firm by their names, no id
+        assert me.page.locator("#plan-job-violations li").all_inner_texts() == [
+            words["room"].format(theme=theme), words["seat"].format(theme=theme, firm=firm_name)]
+        assert room["id"] not in text and firm_id not in text
         me.shot("coordinator-plan-job-rejected")
     finally:
         me.close()

@@ -358,6 +358,16 @@ def test_a_plan_the_validator_rejects_after_a_change_while_solving_is_not_applie
     assert ended["verdict"]["valid"] is False
     assert any(v.startswith(f"seat of interest {interest_id} ") and v.endswith(": no such interest")
                for v in ended["verdict"]["violations"]), ended["verdict"]
+    # the same rules as data, for a page to say in its reader's language: the seat named by its firm, the
+    # session by its theme, room (or online), day and part of the day; no interest id
+    details = ended["verdict"]["details"]
+    assert [d["rule"] for d in details] == [
+        "seat_interest_unknown" if v.endswith(": no such interest") else d["rule"]
+        for v, d in zip(ended["verdict"]["violations"], details, strict=True)]
+    gone = [d["facts"] for d in details if d["rule"] == "seat_interest_unknown"]
+    assert gone and all(f["firm_id"] == firm_id for f in gone), details
+    assert all(set(f) == {"theme", "venue", "day", "day_part", "firm_id"} for f in gone)
+    assert interest_id not in json.dumps(details)
     assert "breaks" in ended["error"] and "nothing was changed" in ended["error"]
     assert ended["finished_at"] is not None and ended["progress"]["best_value"] is not None
     # nothing of the rejected plan is stored: the programme is as the cancellation left it

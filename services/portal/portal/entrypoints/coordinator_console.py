@@ -27,6 +27,7 @@ from .forms import REQUIRED, ActionForm, MultiCheckboxField, SelectField, _l
 from .i18n import TIME_ZONE, current_language, ngettext, nice_date, nice_period
 from .i18n import gettext as _
 from .labels import day_part_label, municipalities, municipality_label
+from .plan_violations import violation_sentences
 
 blueprint = Blueprint("console", __name__, url_prefix="/coordinator")
 ROLE = "coordinator"
@@ -719,7 +720,21 @@ def plan_job(job_id: str) -> Any:
         return _plan_ended(job)
     endpoint, values = _plan_destination(job)
     return render_template("coordinator/console/plan_job.html", job=job, live=live, action=ActionForm(),
-                           back=url_for(endpoint, **values), plan_job_statuses=PLAN_JOB_STATUSES)
+                           back=url_for(endpoint, **values), plan_job_statuses=PLAN_JOB_STATUSES,
+                           broken=_broken_rules(job))
+
+
+def _broken_rules(job: dict[str, Any]) -> list[str]:
+    """A rejected workshop plan's broken rules in the page's language, naming the programme's rooms and
+    facilitators, the themes and the firms; [] where scheduling gave them in words only (a kickoff plan)."""
+    details = (job.get("verdict") or {}).get("details") or []
+    if job["status"] != "rejected" or job["kind"] != "workshops" or not details:
+        return []
+    base = f"/workshop-programmes/{job['programme_id']}"
+    rooms = {r["id"]: r["name"] for r in web.scheduling().get_all(f"{base}/rooms")}
+    facilitators = {f["id"]: f["label"] for f in web.scheduling().get_all(f"{base}/facilitators")}
+    firms = _firm_names([str(d["facts"]["firm_id"]) for d in details if (d.get("facts") or {}).get("firm_id")])
+    return violation_sentences(details, rooms=rooms, facilitators=facilitators, themes=_themes(), firms=firms)
 
 
 @blueprint.post("/plans/<id:job_id>/cancel")

@@ -27,20 +27,45 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from . import kickoffs as ko
 from . import workshops as ws
 from .calendar import KICKOFF_DURATION, TZ
 
 
+@dataclass(frozen=True)
+class Violation:
+    """A broken rule of a workshop plan: ``rule`` names it (a code), ``facts`` say what it is about (ids, a
+    theme code, a day and part of the day, counts) so a page can say it in a person's language and name things by
+    their names; ``text`` says it in English with the ids (logs, the API's verdict)."""
+
+    rule: str
+    text: str
+    facts: Mapping[str, str | int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"rule": self.rule, "facts": dict(self.facts)}
+
+
 def workshop_plan_errors(problem: ws.Problem, plan: ws.Plan) -> list[str]:
     """Every hard rule the workshop plan breaks, in words; [] when it keeps them all."""
-    errors: list[str] = []
+    return [v.text for v in workshop_plan_violations(problem, plan)]
+
+
+def workshop_plan_violations(problem: ws.Problem, plan: ws.Plan, *,
+                             earlier: Iterable[ws.Interest] = ()) -> list[Violation]:
+    """Every hard rule the workshop plan breaks (``Violation``); [] when it keeps them all. ``earlier``: interests
+    the plan was made with that ``problem`` may no longer hold (a seat cancelled while solving), to name the firm
+    of a seat whose interest is gone."""
+    errors: list[Violation] = []
     rooms = {r.room_id: r for r in problem.rooms}
     staff = {f.facilitator_id: f for f in problem.facilitators}
     interests = {i.interest_id: i for i in problem.interests}
+    firm_of = {i.interest_id: i.firm_id for i in (*earlier, *problem.interests)}
     wanted = dict(problem.sessions_wanted)
     interested = Counter(i.theme for i in problem.interests)
 
@@ -53,47 +78,63 @@ def workshop_plan_errors(problem: ws.Problem, plan: ws.Plan) -> list[str]:
         room = rooms.get(s.venue)
         return room.capacity if room else 0
 
+    def when(slot: ws.Slot) -> dict[str, str | int]:
+        return {"day": slot.day.isoformat(), "day_part": slot.day_part}
+
+    def of(s: ws.Session) -> dict[str, str | int]:
+        return {"theme": s.theme, "venue": s.venue, **when(s.slot)}
+
+    def add(rule: str, text: str, **facts: str | int) -> None:
+        errors.append(Violation(rule, text, facts))
+
     led_by: dict[ws.Session, list[str]] = defaultdict(list)
     for staffing in plan.staffings:
         led_by[staffing.session].append(staffing.facilitator_id)
     for s, who in sorted(led_by.items()):
         name = f"session {s.theme} at {s.venue} on {s.slot.day} {s.slot.day_part}"
         if len(who) > 1:
-            errors.append(f"{name} has {len(who)} facilitators")
+            add("session_facilitators", f"{name} has {len(who)} facilitators", **of(s), count=len(who))
         for f_id in who:
             f = staff.get(f_id)
             if f is None:
-                errors.append(f"{name}: facilitator {f_id} is not one of the programme's")
+                add("facilitator_unknown", f"{name}: facilitator {f_id} is not one of the programme's", **of(s),
+                    facilitator_id=f_id)
             elif s.theme not in f.themes:
-                errors.append(f"{name}: facilitator {f_id} does not give this theme")
+                add("facilitator_theme", f"{name}: facilitator {f_id} does not give this theme", **of(s),
+                    facilitator_id=f_id)
             elif s.slot not in f.available:
-                errors.append(f"{name}: facilitator {f_id} is not available then")
+                add("facilitator_unavailable", f"{name}: facilitator {f_id} is not available then", **of(s),
+                    facilitator_id=f_id)
         if s.slot not in problem.slots:
-            errors.append(f"{name}: not a candidate slot of the programme")
+            add("slot_not_candidate", f"{name}: not a candidate slot of the programme", **of(s))
         if wants(s.theme) <= 0:
-            errors.append(f"{name}: no session of this theme is wanted")
+            add("theme_not_wanted", f"{name}: no session of this theme is wanted", **of(s))
         if s.venue == ws.ONLINE:
             if problem.online_capacity <= 0:
-                errors.append(f"{name}: the programme has no online sessions")
+                add("no_online", f"{name}: the programme has no online sessions", **of(s))
         elif s.venue not in rooms:
-            errors.append(f"{name}: not a room of the programme")
+            add("room_unknown", f"{name}: not a room of the programme", **of(s))
         elif s.slot not in rooms[s.venue].available or rooms[s.venue].capacity <= 0:
-            errors.append(f"{name}: the room is not available then")
+            add("room_unavailable", f"{name}: the room is not available then", **of(s))
 
     for (venue, slot), n in sorted(Counter((s.venue, s.slot) for s in led_by if s.venue != ws.ONLINE).items()):
         if n > 1:
-            errors.append(f"room {venue} holds {n} sessions on {slot.day} {slot.day_part}")
+            add("room_twice", f"room {venue} holds {n} sessions on {slot.day} {slot.day_part}", venue=venue,
+                **when(slot), count=n)
     for (f_id, slot), n in sorted(Counter((f, s.slot) for s, who in led_by.items() for f in who).items()):
         if n > 1:
-            errors.append(f"facilitator {f_id} leads {n} sessions on {slot.day} {slot.day_part}")
+            add("facilitator_twice", f"facilitator {f_id} leads {n} sessions on {slot.day} {slot.day_part}",
+                facilitator_id=f_id, **when(slot), count=n)
     per_place_day = Counter((rooms[s.venue].municipality, s.slot.day) for s in led_by if s.venue in rooms)
     for (place, day), n in sorted(per_place_day.items()):
         if n > problem.max_sessions_per_location_day:
-            errors.append(f"location {place} has {n} sessions on {day}, over the cap of "
-                          f"{problem.max_sessions_per_location_day}")
+            add("location_cap", f"location {place} has {n} sessions on {day}, over the cap of "
+                f"{problem.max_sessions_per_location_day}", municipality=place, day=day.isoformat(), count=n,
+                limit=problem.max_sessions_per_location_day)
     for theme, n in sorted(Counter(s.theme for s in led_by).items()):
         if n > wants(theme):
-            errors.append(f"theme {theme} has {n} sessions, over the {wants(theme)} wanted")
+            add("theme_over", f"theme {theme} has {n} sessions, over the {wants(theme)} wanted", theme=theme,
+                count=n, limit=wants(theme))
 
     seated: dict[ws.Session, int] = Counter()
     seats_of: dict[str, int] = Counter()
@@ -103,41 +144,48 @@ def workshop_plan_errors(problem: ws.Problem, plan: ws.Plan) -> list[str]:
         s = seat.session
         i = interests.get(seat.interest_id)
         name = f"seat of interest {seat.interest_id} in {s.theme} at {s.venue} on {s.slot.day} {s.slot.day_part}"
+        # a seat is named by its firm (the interest's), never by the interest's id, on a page
+        firm = firm_of.get(seat.interest_id)
+        seat_of = {**of(s), **({"firm_id": firm} if firm is not None else {})}
         if s not in led_by:
-            errors.append(f"{name}: the session does not run")
+            add("seat_session_not_running", f"{name}: the session does not run", **seat_of)
         seated[s] += 1
         if i is None:
-            errors.append(f"{name}: no such interest")
+            add("seat_interest_unknown", f"{name}: no such interest", **seat_of)
             continue
         seats_of[i.interest_id] += 1
         firm_theme[(i.firm_id, s.theme)] += 1
         firm_slot[(i.firm_id, s.slot)] += 1
         if i.theme != s.theme:
-            errors.append(f"{name}: the interest is in {i.theme}")
+            add("seat_other_theme", f"{name}: the interest is in {i.theme}", **seat_of, interest_theme=i.theme)
         if s.slot.day not in i.days:
-            errors.append(f"{name}: the firm cannot come that day")
+            add("seat_firm_day", f"{name}: the firm cannot come that day", **seat_of)
         if s.venue == ws.ONLINE:
             if not i.online_ok:
-                errors.append(f"{name}: the firm does not take online sessions")
+                add("seat_firm_online", f"{name}: the firm does not take online sessions", **seat_of)
         elif s.venue in rooms and rooms[s.venue].municipality not in i.locations:
-            errors.append(f"{name}: not at one of the firm's locations")
+            add("seat_firm_location", f"{name}: not at one of the firm's locations", **seat_of)
     for s, n in sorted(seated.items()):
         if n > capacity(s):
-            errors.append(f"session {s.theme} at {s.venue} on {s.slot.day} {s.slot.day_part} seats {n}, "
-                          f"over its capacity of {capacity(s)}")
+            add("session_over_capacity", f"session {s.theme} at {s.venue} on {s.slot.day} {s.slot.day_part} "
+                f"seats {n}, over its capacity of {capacity(s)}", **of(s), count=n, limit=capacity(s))
     for s in sorted(led_by):
         if seated[s] < problem.min_participants:
-            errors.append(f"session {s.theme} at {s.venue} on {s.slot.day} {s.slot.day_part} runs with "
-                          f"{seated[s]} participants, under the minimum of {problem.min_participants}")
+            add("session_under_minimum", f"session {s.theme} at {s.venue} on {s.slot.day} {s.slot.day_part} runs "
+                f"with {seated[s]} participants, under the minimum of {problem.min_participants}", **of(s),
+                count=seated[s], limit=problem.min_participants)
     for interest_id, n in sorted(seats_of.items()):
         if n > 1:
-            errors.append(f"interest {interest_id} has {n} seats")
+            add("interest_seats", f"interest {interest_id} has {n} seats", firm_id=interests[interest_id].firm_id,
+                theme=interests[interest_id].theme, count=n)
     for (firm, theme), n in sorted(firm_theme.items()):
         if n > 1:
-            errors.append(f"firm {firm} has {n} seats in theme {theme}")
+            add("firm_theme_seats", f"firm {firm} has {n} seats in theme {theme}", firm_id=firm, theme=theme,
+                count=n)
     for (firm, slot), n in sorted(firm_slot.items()):
         if n > 1:
-            errors.append(f"firm {firm} is seated in {n} sessions on {slot.day} {slot.day_part}")
+            add("firm_slot_seats", f"firm {firm} is seated in {n} sessions on {slot.day} {slot.day_part}",
+                firm_id=firm, **when(slot), count=n)
     return errors
 
 

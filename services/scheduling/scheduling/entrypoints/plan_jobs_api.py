@@ -21,6 +21,11 @@ class VerdictOut(Schema):
                                                     "plan; false only for a rejected job, whose plan was not applied"})
     violations = fields.List(fields.String(), metadata={"description": "the rules the plan breaks, in words (at "
                                                                        "most 50)"})
+    details = fields.List(fields.Dict(), metadata={"description": (
+        "a workshop plan's broken rules as data, in the order of violations: rule (a code: room_twice, "
+        "facilitator_unavailable, session_over_capacity, seat_firm_day, ...) and facts (theme, venue: a room id "
+        "or online, day, day_part, facilitator_id, firm_id, municipality, count, limit), so a page can say them "
+        "in its reader's language with names")})
 
 
 class PlanJobOut(Schema):

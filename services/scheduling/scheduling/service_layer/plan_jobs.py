@@ -418,7 +418,7 @@ def _finish(session: Session, job_id: str, attempt: int, progress: Progress, res
 
 
 def _reject(session: Session, job_id: str, attempt: int, progress: Progress, what: str,
-            problems: Sequence[str]) -> bool:
+            problems: Sequence[str], details: Sequence[dict[str, Any]] = ()) -> bool:
     """End the job ``rejected``: the validator found the plan breaks ``problems`` (stored as the verdict), so
     nothing of it is applied; in the transaction that would have applied it, which the caller commits with
     nothing else in it. False when the job is no longer this worker's."""
@@ -428,7 +428,8 @@ def _reject(session: Session, job_id: str, attempt: int, progress: Progress, wha
         error=(f"the plan breaks {len(problems)} rule(s) of the {what} as it is now; nothing was changed, "
                "plan again")[:500],
         progress={**progress.as_dict(), "time_limit_reached": progress.time_limit_reached},
-        verdict={"valid": False, "violations": list(problems)[:50]}))
+        verdict={"valid": False, "violations": list(problems)[:50],
+                 **({"details": list(details)[:50]} if details else {})}))
     return bool(rejected.rowcount == 1)  # type: ignore[attr-defined]
 
 
@@ -606,9 +607,12 @@ class _WorkshopJob:
             changed = found != (problem, keep)
             now, _ = found
             solved = outcome.status in ("optimal", "feasible")
-            problems = plan_checks.workshop_plan_errors(now, outcome.plan) if solved else []
+            broken = plan_checks.workshop_plan_violations(now, outcome.plan, earlier=problem.interests) if solved \
+                else []
+            problems = [v.text for v in broken]
             if problems:
-                if not _reject(session, self.job.id, self.attempt, self.progress, "programme", problems):
+                if not _reject(session, self.job.id, self.attempt, self.progress, "programme", problems,
+                               [v.as_dict() for v in broken]):
                     raise _Discarded(self.job.id)
                 return
             report = workshop_services.apply_plan(session, programme, outcome=outcome)
