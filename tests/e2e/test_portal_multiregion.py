@@ -61,11 +61,18 @@ def test_a_coordinator_with_two_workspaces_starts_one_round_over_both(world: Wor
         me.page.check("#auto_publish")
         me.submit("Ronde starten")
         _wait_for_text(me, "Passendheid")
+        (batch,) = [b for b in intake.get("/batches") if second["id"] in b["workspace_ids"]]
+        assert batch["workspace_ids"] == [world.data.workspace_id, second["id"]]
+        found = wait_for("the round published",
+                         lambda: (b := intake.get(f"/batches/{batch['id']}"))["status"] == "matched" and b,
+                         timeout=180.0)
+        placed = {m["assignment_id"]: m["team_id"] for m in found["matches"]}
+        assert placed.get(job["id"]) not in (None, lonely["id"])  # a team of the first workspace took the job
+        # the search for a team of the round takes every workspace of the round: the second one's team is offered
+        me.goto(f"/coordinator/rounds/{batch['id']}")
+        me.page.fill("#find_team", "TWEEDE-01")
+        me.submit("Zoeken")
+        offered = me.page.locator("#found-team option").all_inner_texts()
+        assert any(o.startswith("TWEEDE-01 ") for o in offered), offered
     finally:
         me.close()
-    (batch,) = [b for b in intake.get("/batches") if second["id"] in b["workspace_ids"]]
-    assert batch["workspace_ids"] == [world.data.workspace_id, second["id"]]
-    found = wait_for("the round published", lambda: (b := intake.get(f"/batches/{batch['id']}"))["status"] == "matched"
-                     and b, timeout=180.0)
-    placed = {m["assignment_id"]: m["team_id"] for m in found["matches"]}
-    assert placed.get(job["id"]) not in (None, lonely["id"])  # a team of the first workspace took the job

@@ -338,13 +338,24 @@ def _found_pair_forms(batch: dict[str, Any], pin: PinForm) -> tuple[FindPairForm
         return finder, None
     form = FoundPairForm(formdata=None, prefix="found")
     form.assignment.choices = [(a["id"], f"{a['title']} ({a.get('firm_name', '')})") for a in web.intake().get(
-        "/assignments", batch_id=batch["id"], q=assignment_text, page_size=FOUND)] if assignment_text else [
-        c for c in pin.assignment.choices if c[0]]
+        "/assignments", batch_id=batch["id"], q=assignment_text, page_size=FOUND)] if assignment_text else \
+        _offered(pin.assignment.choices)
     form.team.choices = [(t["id"], f"{t['code']} ({t['level']}, {t.get('institution_name', '')})")
                          for t in web.intake().get("/teams", workspace_id=_round_workspaces(batch),
                                                    period=batch["period"], q=team_text, page_size=FOUND)
-                         ] if team_text else [c for c in pin.team.choices if c[0]]
+                         ] if team_text else _offered(pin.team.choices)
     return finder, form
+
+
+def _offered(choices: Any) -> list[tuple[str, str]]:
+    """A select's choices but its empty one, as (value, label): WTForms keeps them as ``SelectChoice`` objects once
+    set (a search with one side's text only takes the other side's choices from the result page)."""
+    out = []
+    for c in choices:
+        value, label = (c.value, c.label) if hasattr(c, "value") else (c[0], c[1])
+        if value:
+            out.append((str(value), str(label)))
+    return out
 
 
 @blueprint.post("/rounds/<id:batch_id>/found-pairs")
