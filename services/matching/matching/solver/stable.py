@@ -520,7 +520,8 @@ def solve_lazily(problem: Problem, time_limit: float = 60.0, *, seed: int = 0,
     proof: StableBound | None = None
     if not best_blocking and (bound - sum(fits[p] for p in best)) > mip_gap(len(elig)) * max(1.0, abs(bound)):
         mark = clock()
-        proof = stable_bound(problem, elig, deadline)
+        proof = stable_bound(problem, elig, deadline,
+                             np.array([k for k in elig.positions(first) if k is not None], dtype=np.int64))
         timings["bound"] = clock() - mark
         if proof is not None:
             bound = min(bound, proof.bound)

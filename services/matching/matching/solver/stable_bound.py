@@ -121,69 +121,93 @@ def _rows(problem: Problem, elig: Eligibility) -> _Rows:
     return _Rows(team_row.astype(np.int64), job_row, cap, np.concatenate(rhs), n_t)
 
 
-def lp_duals(problem: Problem, elig: Eligibility, rows: _Rows, until: float) -> Any:
-    """The LP's row duals (>= 0) by pricing; None where HiGHS gave none before ``until``."""
+def lp_duals(problem: Problem, elig: Eligibility, rows: _Rows, until: float, start: Any = None) -> Any:
+    """The LP's row duals (>= 0) by pricing, each period's pairs apart (no row holds pairs of two periods)
+    and side by side; None where HiGHS gave none before ``until``. ``start``: positions of pairs to start
+    from besides each team's and assignment's best (the best matching under the hard rules, say)."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    period = np.array([a.period for a in problem.assignments], dtype=object)
+    codes = {p: k for k, p in enumerate(sorted(set(period.tolist())))}
+    part = np.array([codes[p] for p in period.tolist()], dtype=np.int64)[elig.assignment] if len(elig) else \
+        np.zeros(0, dtype=np.int64)
+    parts = [np.flatnonzero(part == k) for k in range(len(codes))]
+    with ThreadPoolExecutor(max_workers=max(1, min(len(parts), os.cpu_count() or 1))) as pool:
+        found = list(pool.map(lambda among: _part_duals(elig, rows, until, among, start), parts))
+    if any(y is None for y in found):
+        return None
+    return np.sum(found, axis=0) if found else np.zeros(rows.n_rows)
+
+
+def _part_duals(elig: Eligibility, rows: _Rows, until: float, among: Any, start: Any) -> Any:
+    """``lp_duals`` over the pairs at positions ``among``: the duals of their rows, 0 on the others."""
     import time
 
     import highspy
 
     from .network import best_per
 
-    fit = np.asarray(elig.fit, dtype=np.float64)
-    n = len(fit)
+    fit = np.asarray(elig.fit, dtype=np.float64)[among]
+    team, job = elig.team[among], elig.assignment[among]
+    n = len(among)
+    if not n:
+        return np.zeros(rows.n_rows)
     chosen = np.zeros(n, dtype=np.bool_)
-    chosen[best_per(elig.team, fit, START_PAIRS)] = True
-    chosen[best_per(elig.assignment, fit, START_PAIRS)] = True
+    chosen[best_per(team, fit, START_PAIRS)] = True
+    chosen[best_per(job, fit, START_PAIRS)] = True
+    if start is not None:
+        chosen[np.isin(among, start)] = True
+    team_row, job_row = rows.team_row[among], rows.job_row[among]
+    cap_rows = [r[among] for r in rows.cap_rows]
+    mine = np.zeros(rows.n_rows + 1, dtype=np.bool_)
+    mine[team_row] = mine[job_row] = True
+    for r in cap_rows:
+        mine[r] = True
+    mine = mine[:-1]
     highs = highspy.Highs()
     highs.setOptionValue("output_flag", False)
     inf = highspy.kHighsInf
     highs.addRows(rows.n_rows, np.full(rows.n_rows, -inf), rows.rhs, 0, np.zeros(rows.n_rows + 1, dtype=np.int32),
                   np.zeros(0, dtype=np.int32), np.zeros(0))
     highs.changeObjectiveSense(highspy.ObjSense.kMaximize)
-    held = np.zeros(0, dtype=np.int64)
-    y = np.zeros(rows.n_rows)
+    held = np.zeros(n, dtype=np.bool_)
     while True:
-        new = np.flatnonzero(chosen)
-        new = new[~np.isin(new, held)]
+        new = np.flatnonzero(chosen & ~held)
         if len(new):
-            entries = [rows.team_row[new], rows.job_row[new], *(r[new] for r in rows.cap_rows)]
-            per = np.stack(entries, axis=1)
+            per = np.stack([team_row[new], job_row[new], *(r[new] for r in cap_rows)], axis=1)
             valid = per < rows.n_rows
             starts = np.concatenate([[0], np.cumsum(valid.sum(axis=1))[:-1]]).astype(np.int32)
             index = per[valid].astype(np.int32)
             highs.addCols(len(new), fit[new], np.zeros(len(new)), np.ones(len(new)), int(valid.sum()), starts, index,
                           np.ones(int(valid.sum())))
-            held = np.concatenate([held, new])
-        highs.setOptionValue("time_limit", max(until - time.perf_counter(), 0.05))
+            held[new] = True
+        # HiGHS's time limit counts every run of the instance together
+        highs.setOptionValue("time_limit", highs.getRunTime() + max(until - time.perf_counter(), 0.05))
         highs.run()
         if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
             return None
-        y = np.maximum(-np.asarray(highs.getSolution().row_dual), 0.0) if _negated(highs) else \
-            np.maximum(np.asarray(highs.getSolution().row_dual), 0.0)
-        rc = rows.dual_sum(y) - fit
-        entering = rc < -PRICE_TOLERANCE
-        entering[held] = False
+        # a maximised row's dual as HiGHS reports it: >= 0 where raising the row's bound raises the optimum
+        y = np.where(mine, np.maximum(np.asarray(highs.getSolution().row_dual), 0.0), 0.0)
+        total = y[team_row] + y[job_row]
+        for r in cap_rows:
+            total = total + np.append(y, 0.0)[r]
+        rc = total - fit
+        entering = (rc < -PRICE_TOLERANCE) & ~held
         if not entering.any():
             return y
-        picked = best_per(elig.team, -rc, ENTERING_PAIRS, entering)
         chosen[:] = False
-        chosen[picked] = True
+        chosen[best_per(team, -rc, ENTERING_PAIRS, entering)] = True
 
 
-def _negated(highs: Any) -> bool:
-    """Whether HiGHS reports a maximised row's duals with the sign of a minimisation (<= 0 on a tight
-    upper bound)."""
-    duals = np.asarray(highs.getSolution().row_dual)
-    return bool(duals.sum() < 0)
-
-
-def stable_bound(problem: Problem, elig: Eligibility, until: float) -> StableBound | None:
-    """The bound of the module's text; None where the LP was not solved before ``until``."""
+def stable_bound(problem: Problem, elig: Eligibility, until: float, start: Any = None) -> StableBound | None:
+    """The bound of the module's text; None where the LP was not solved before ``until``. ``start``: as
+    for ``lp_duals``."""
     import time
 
     started = time.perf_counter()
     rows = _rows(problem, elig)
-    y = lp_duals(problem, elig, rows, until)
+    y = lp_duals(problem, elig, rows, until, start)
     if y is None:
         return None
     fit = np.asarray(elig.fit, dtype=np.float64)
