@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import random
 import time
+from dataclasses import replace
 
 import pytest
-from matching.domain.model import Assignment, Capacity, Problem, Team
+from matching.domain.model import Assignment, Capacity, FirmCap, Pair, Problem, Team
 from matching.solver.arrays import eligibility
 from matching.solver.stable_bound import stable_bound
 
@@ -67,3 +68,46 @@ def test_the_bound_lies_between_the_best_stable_fit_and_the_best_fit(maker: obje
             lowered += found.bound < best - 1e-6
     if maker is network_round:
         assert lowered >= 4, lowered
+
+
+def limit_keeps_the_pair(limit: str) -> Problem:
+    """Team t ranks assignment a first and a's firm ranks t's institution, but t fits c better (two
+    nice-to-have skills and the firm's priority: 17 against 16; d is the same), so the best fit puts t on
+    c, and (t, a) blocks that matching unless a limit keeps it: the firm's cap (u, on the firm's other
+    assignment b, fills it) or the hours of t's institution (c needs 2 of its 3, a needs 4)."""
+    skills = frozenset({"s1", "s2"})
+    hours = 4 if limit == "hours" else 0
+    a = Assignment("a", "firm", frozenset({"HBO"}), frozenset(), frozenset(), 1, 1, "P1", supervision_hours=hours,
+                   preferred_institutions=("inst-a",))
+    c = Assignment("c", "other", frozenset({"HBO"}), frozenset(), skills, 1, 1, "P1", priority=2,
+                   supervision_hours=2 if limit == "hours" else 0)
+    d = replace(c, assignment_id="d", firm_id="third")  # so the LP's dual of t's row is t's best fit, 17
+    teams = [Team("t", "inst-a", "HBO", skills, ("P1",), preferences=("a",))]
+    assignments = [a, c, d]
+    caps: tuple[FirmCap, ...] = ()
+    capacities: tuple[Capacity, ...] = ()
+    if limit == "firm_cap":
+        assignments.append(Assignment("b", "firm", frozenset({"MBO"}), frozenset(), frozenset(), 1, 1, "P1"))
+        teams.append(Team("u", "inst-b", "MBO", frozenset(), ("P1",)))
+        caps = (FirmCap("firm", 1),)
+    else:
+        capacities = (Capacity("inst-a", "P1", "HBO", 5, 3),)
+    return Problem(tuple(teams), tuple(assignments), capacities=capacities, firm_caps=caps)
+
+
+@pytest.mark.parametrize("limit", ["firm_cap", "hours"])
+def test_a_pair_a_firm_cap_or_hours_can_keep_from_blocking_lowers_nothing(limit: str) -> None:
+    """The LP leaves firm caps and hours out, so the cost of keeping such a pair from blocking is not
+    among its terms: the stable matching t on c is the best one, and the bound stays at or above it
+    (counting the pair's least cost, 1, would put it below)."""
+    problem = limit_keeps_the_pair(limit)
+    _, best_stable = best_fits(problem)
+    assert best_stable is not None
+    stable = [m for m in all_feasible(problem) if not plain_blocking(problem, m)
+              and score(problem, "max_fit", m)[0] == best_stable]
+    assert any(Pair("t", "c") in m for m in stable)
+    assert not plain_blocking(problem, frozenset({Pair("t", "c")}) | (
+        frozenset({Pair("u", "b")}) if limit == "firm_cap" else frozenset()))
+    found = stable_bound(problem, eligibility(problem), time.perf_counter() + 30)
+    assert found is not None
+    assert found.bound >= best_stable - 1e-6, (found, best_stable)

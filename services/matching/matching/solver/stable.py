@@ -37,8 +37,9 @@ within minutes. Few of those rows ever matter: a pair's rows only bind where the
    (``domain.model.blocking_pairs``); when none is outside P and the solve was optimal, that matching
    is optimal for the full model; otherwise those pairs join P and the model is solved again.
 The time limit stops the rounds with the best matching found; its gap is against the bound of step 1, or
-the lowered one of step 2 (or the last relaxation's, when that was solved to optimality). tests/unit/test_matching_stable.py
-runs every small exhaustive round through this path too (``solve_arrays(..., lazy=True)``).
+the lowered one of step 2 (or the last relaxation's, when that was solved to optimality).
+tests/unit/test_matching_stable.py runs every small exhaustive round through this path too
+(``solve_arrays(..., lazy=True)``).
 """
 
 from __future__ import annotations

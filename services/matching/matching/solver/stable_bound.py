@@ -179,8 +179,9 @@ def _part_duals(elig: Eligibility, rows: _Rows, until: float, among: Any, start:
             valid = per < rows.n_rows
             starts = np.concatenate([[0], np.cumsum(valid.sum(axis=1))[:-1]]).astype(np.int32)
             index = per[valid].astype(np.int32)
-            highs.addCols(len(new), fit[new], np.zeros(len(new)), np.ones(len(new)), int(valid.sum()), starts, index,
-                          np.ones(int(valid.sum())))
+            # no upper bound of 1 on a pair (its team's row keeps it): its dual would be a term the bound leaves out
+            highs.addCols(len(new), fit[new], np.zeros(len(new)), np.full(len(new), inf), int(valid.sum()), starts,
+                          index, np.ones(int(valid.sum())))
             held[new] = True
         # HiGHS's time limit counts every run of the instance together
         highs.setOptionValue("time_limit", highs.getRunTime() + max(until - time.perf_counter(), 0.05))
