@@ -47,7 +47,6 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, Iterable, Mapping
 
@@ -505,10 +504,6 @@ def solve_lazily(problem: Problem, time_limit: float = 60.0, *, seed: int = 0,
         return _answer(problem, elig, relaxed, first, [], "optimal", relaxed.gap, timings, started,
                        relaxed.build_seconds)
 
-    # the bound for a stable incumbent, computed beside steps 2 and 3 (``_Proof``)
-    proof = _Proof(problem, elig, deadline, np.array([k for k in elig.positions(first) if k is not None],
-                                                     dtype=np.int64))
-
     # 2. the start: the max_fit matching and deferred acceptance, each improved
     mark = clock()
     accepted = deferred(problem, fits)
@@ -526,6 +521,17 @@ def solve_lazily(problem: Problem, time_limit: float = 60.0, *, seed: int = 0,
     cuts |= set(best_blocking)
     timings["start"] = clock() - mark
 
+    # the bound for a stable incumbent: step 1's lowered by what keeping the ranked pairs from blocking costs
+    # every stable matching (``stable_bound``); used only where the answer has no blocking pair
+    proof: StableBound | None = None
+    if not best_blocking and (bound - sum(fits[p] for p in best)) > mip_gap(len(elig)) * max(1.0, abs(bound)):
+        mark = clock()
+        proof = stable_bound(problem, elig, deadline,
+                             np.array([k for k in elig.positions(first) if k is not None], dtype=np.int64))
+        timings["bound"] = clock() - mark
+        if proof is not None:
+            bound = min(bound, proof.bound)
+
     # 3. the best fit with the cut pairs kept from blocking as the incumbent keeps them (a network again)
     mark = clock()
     rounds = 0
@@ -534,7 +540,7 @@ def solve_lazily(problem: Problem, time_limit: float = 60.0, *, seed: int = 0,
     held_until = deadline if len(elig) >= LAZY_STABLE_FROM_PAIRS else started + FREEZE_SHARE * time_limit
     while not best_blocking and light and not stopped() and deadline - clock() > 1.0 and (
             rounds == 0 or clock() < held_until) and \
-            (now := proof.lowered(bound)) - sum(fits[p] for p in best) > ENOUGH_GAP * max(1.0, abs(now)):
+            bound - sum(fits[p] for p in best) > ENOUGH_GAP * max(1.0, abs(bound)):
         rounds += 1
         kept_problem, kept_elig, frozen = restrict(problem, elig, best, light, frozen)
         around = solve_stages(kept_problem, deadline - clock(), policy="max_fit", seed=seed, eligible=kept_elig)
@@ -558,11 +564,6 @@ def solve_lazily(problem: Problem, time_limit: float = 60.0, *, seed: int = 0,
         cuts |= set(blocking)
     timings["freeze"] = clock() - mark
     freeze_rounds = rounds
-    if not best_blocking:  # the lowered bound holds for a stable answer only
-        mark = clock()
-        bound = proof.lowered(bound, wait=True)
-        timings["bound wait"] = clock() - mark
-    proof.close(timings)
     gap_wanted = mip_gap(len(elig))
 
     # 4. cutting planes
@@ -608,37 +609,13 @@ def solve_lazily(problem: Problem, time_limit: float = 60.0, *, seed: int = 0,
         return replace(relaxed, status="interrupted", objective=0.0, matches={}, policy="stable", objective_values={},
                        timings=timings, path="cutting-plane")
     steps = {"held re-solves": freeze_rounds, "cut rounds": rounds, "cut pairs": len(cuts),
-             **({"bound pairs": proof.found.pairs} if proof.found is not None else {})}
+             **({"bound pairs": proof.pairs} if proof is not None else {})}
     fit = sum(fits[p] for p in best)
     if not proven and not best_blocking:
         gap = max(0.0, (bound - fit) / max(1.0, abs(bound)))
     answer = _answer(problem, elig, last, best, best_blocking, "optimal" if proven else "feasible", gap, timings,
                      started, relaxed.build_seconds)
     return replace(answer, time_limit_reached=not proven and not close, steps=steps)
-
-
-class _Proof:
-    """``stable_bound`` computed in a thread beside steps 2 and 3 (HiGHS and numpy release the GIL), read
-    once it is in: the run's bound for a stable answer."""
-
-    def __init__(self, problem: Problem, elig: Eligibility, deadline: float, start: Any) -> None:
-        self.pool = ThreadPoolExecutor(max_workers=1)
-        self.future: Future[StableBound | None] | None = self.pool.submit(stable_bound, problem, elig, deadline,
-                                                                             start)
-        self.found: StableBound | None = None
-
-    def lowered(self, bound: float, wait: bool = False) -> float:
-        """``bound`` (step 1's) lowered to the proof's, once it is in; with ``wait``, waiting for it."""
-        if self.future is not None and (wait or self.future.done()):
-            self.found = self.future.result()
-            self.future = None
-        return bound if self.found is None else min(bound, self.found.bound)
-
-    def close(self, timings: dict[str, float]) -> None:
-        """Let the thread go (a proof not waited for ends at the run's deadline); its time as "bound"."""
-        self.pool.shutdown(wait=False)
-        if self.found is not None:
-            timings["bound"] = self.found.seconds
 
 
 def _answer(problem: Problem, elig: Eligibility, last: Solution, matching: set[Pair], blocking: list[Pair],
