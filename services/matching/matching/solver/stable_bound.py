@@ -27,7 +27,7 @@ lowers it by what keeping the blocking pairs away must cost, proved from the LP'
    its incumbent has none (then the optimum has none either).
 
 tests/unit/test_matching_stable_bound.py checks the bound against the best stable fit found by
-enumeration on small random rounds and the terms' arithmetic against a plain recount."""
+enumeration on small random rounds, and that a pair a firm cap or hours can keep from blocking is left out."""
 
 from __future__ import annotations
 
@@ -77,16 +77,17 @@ class _Rows:
     def n_rows(self) -> int:
         return len(self.rhs)
 
-    def dual_sum(self, y: Any, among: Any = None) -> Any:
+    def dual_sum(self, y: Any) -> Any:
+        """Each pair's sum of its rows' duals ``y``."""
         y = np.append(y, 0.0)
-        sel = slice(None) if among is None else among
-        total = y[self.team_row[sel]] + y[self.job_row[sel]]
+        total = y[self.team_row] + y[self.job_row]
         for rows in self.cap_rows:
-            total = total + y[rows[sel]]
+            total = total + y[rows]
         return total
 
 
 def _rows(problem: Problem, elig: Eligibility) -> _Rows:
+    """The LP's rows: one per team and period it has pairs in, one per assignment, one per capacity."""
     periods: dict[str, int] = {}
     period = np.array([periods.setdefault(a.period, len(periods)) for a in problem.assignments], dtype=np.int64)
     n_per = max(1, len(periods))
