@@ -20,7 +20,7 @@ lowers it by what keeping the blocking pairs away must cost, proved from the LP'
      team the firm ranks no lower than t, paying their rc (at least the m_a least).
    (Supervision hours or a firm cap may keep a pair from blocking at no cost in these terms: a pair
    where one of them can do so gets no bound.) So M's loss on the terms of the pair's ways is at least
-   the least of the three (``PairBound``).
+   the least of the three (``pair_bounds``).
 3. Pairs whose ways' terms are disjoint add up: the loss of every stable matching is at least the sum
    over a packing of them (chosen greedily, largest first), so the fit of every stable matching is at
    most D minus that sum. This holds only for matchings without blocking pairs: the caller uses it when
