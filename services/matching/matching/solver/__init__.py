@@ -26,7 +26,8 @@ Modules
   the same matchings, a MIP near the LP optimum, reduced-cost fixing.
 - ``served``: ``max_served`` on a network round: each assignment split into its first team and the rest.
 - ``stable``: ``stable`` at scale: cutting planes over the stability rows, started from deferred
-  acceptance.
+  acceptance; ``stable_bound``: the bound on every stable matching's fit its gap is taken against (the
+  network LP's duals, lowered by what keeping ranked pairs from blocking costs).
 (``matching.memory``, outside this package, pauses the garbage collector while a round is solved.)
 
 Each policy's method (``domain.policies`` defines the objectives; each is solved lexicographically)
@@ -59,6 +60,8 @@ How the tests keep them equal
 - tests/unit/test_matching_stable.py: a row holding a variable twice is summed on every path; the rows
   of both models count exactly the blocking pairs of a plain-Python checker; ``stable`` has the fewest
   blocking pairs, then the best fit, on every path (exhaustive small rounds).
+- tests/unit/test_matching_stable_bound.py: ``stable_bound`` lies between the best fit of an enumerated
+  matching without blocking pairs and the best fit of any, on small random rounds.
 - tests/unit/test_redundant_rows.py: the rows left out are those a plain-Python reading of each rule
   finds, no enumerated matching of the rows kept breaks one, the optimum is the plain path's at every
   stage, and the round goes the network path exactly when every supervision-hours row is redundant.
