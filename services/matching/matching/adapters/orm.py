@@ -66,6 +66,15 @@ class RunSnapshot(Base):
     snapshot: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
 
 
+class RunExplanations(Base):
+    """A run's explanations (megabytes at national scale), written once when its result is recorded: writing the
+    run's row afterwards (published, superseded, its lease) never rewrites them (SQLite rewrites a row whole)."""
+
+    __tablename__ = "run_explanations"
+    run_id: Mapped[str] = mapped_column(sa.ForeignKey("runs.id"), primary_key=True)
+    explanations: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+
+
 class Run(Base):
     __tablename__ = "runs"
     id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
@@ -112,7 +121,8 @@ class Run(Base):
     # what came out
     precheck: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)
     diagnosis: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)
-    explanations: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)
+    # the explanations in their own row, read only where used (``run.explanations``: None until recorded)
+    stored_explanations: Mapped[RunExplanations | None] = relationship(lazy="select", cascade="all, delete-orphan")
     # the explanations' figures, kept apart too: lists show them without reading the explanations (megabytes)
     figures: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)
     cancelled_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
@@ -132,6 +142,21 @@ class Run(Base):
             self.stored_snapshot = RunSnapshot(snapshot=value)
         else:
             self.stored_snapshot.snapshot = value
+
+    @property
+    def explanations(self) -> dict[str, Any] | None:
+        """The run's explanations (read from run_explanations on first use; None while it has none)."""
+        stored = self.stored_explanations
+        return None if stored is None else stored.explanations
+
+    @explanations.setter
+    def explanations(self, value: dict[str, Any] | None) -> None:
+        if value is None:
+            self.stored_explanations = None
+        elif self.stored_explanations is None:
+            self.stored_explanations = RunExplanations(explanations=value)
+        else:
+            self.stored_explanations.explanations = value
 
     __table_args__ = (sa.Index("ix_runs_workspace_id_period", "workspace_id", "period"),
                       # GET /runs pages through a coordinator's runs in this order
