@@ -183,22 +183,27 @@ class Eligibility:
         """Each team's eligible assignments (positions, ascending), read from the arrays: what the
         pre-check and the explanations need, without a ``Pair`` per eligible pair."""
         teams = self.problem.teams
-        order = np.lexsort((self.assignment, self.team))
-        team, assignment = self.team[order], self.assignment[order]
-        bounds = np.flatnonzero(np.diff(team)) + 1
-        starts = np.concatenate([[0], bounds]).tolist() if len(team) else []
-        ends = np.concatenate([bounds, [len(team)]]).tolist() if len(team) else []
+        team, assignment = self.team, self.assignment
+        keys = team.astype(np.int64) * max(1, len(self.problem.assignments)) + assignment
+        if len(keys) > 1 and not bool(np.all(keys[1:] > keys[:-1])):  # ``eligibility`` makes them in this order
+            order = np.argsort(keys, kind="stable")
+            team, assignment = team[order], assignment[order]
         listed = assignment.tolist()
-        by_team = {teams[int(team[s])].team_id: listed[s:e] for s, e in zip(starts, ends, strict=True)}
+        by_team = {teams[t].team_id: listed[s:e] for t, s, e in _runs(team)}
         jobs = self.problem.assignments
-        order = np.lexsort((self.team, self.assignment))
-        team, assignment = self.team[order], self.assignment[order]
-        bounds = np.flatnonzero(np.diff(assignment)) + 1
-        starts = np.concatenate([[0], bounds]).tolist() if len(team) else []
-        ends = np.concatenate([bounds, [len(team)]]).tolist() if len(team) else []
-        listed = team.tolist()
-        by_assignment = {jobs[int(assignment[s])].assignment_id: listed[s:e] for s, e in zip(starts, ends, strict=True)}
+        order = np.argsort(assignment, kind="stable")  # by assignment, then team (the pairs are by team now)
+        listed = team[order].tolist()
+        by_assignment = {jobs[j].assignment_id: listed[s:e] for j, s, e in _runs(assignment[order])}
         return EligibleByTeam(by_team, by_assignment)
+
+
+def _runs(values: Ints) -> list[tuple[int, int, int]]:
+    """Each run of equal values in ``values`` (sorted): the value, where it starts and where it ends."""
+    if not len(values):
+        return []
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(values)) + 1])
+    ends = np.concatenate([starts[1:], [len(values)]])
+    return list(zip(values[starts].tolist(), starts.tolist(), ends.tolist(), strict=True))
 
 
 def precheck_supply(problem: Problem, elig: Eligibility) -> dict[tuple[str, str, str, str], int]:
