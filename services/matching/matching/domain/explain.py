@@ -27,6 +27,7 @@ from .model import (
     in_working_area,
     ineligibility,
     limit_indices,
+    pair_key,
     reachable,
     team_rank,
     values_of,
@@ -350,10 +351,10 @@ class Capacities:
                  every_row: bool = False) -> None:
         chosen = set(matching)
         self.problem, self.every_row = problem, every_row
-        self.values = values_of(chosen)
         self.rows_of: dict[Pair, list[tuple[Row, float]]] = {}
         self.used: dict[int, float] = {}
         if every_row:
+            self.values = values_of(chosen)
             for row in hard_rows(problem, set(eligible) | chosen):
                 if row.group in CAPACITY_GROUPS and row.sense == "<=":
                     for key, coef in row.terms:
@@ -375,10 +376,6 @@ class Capacities:
             for c in self.cells.get((t.institution_id, a.period, t.level), []):
                 self.teams_in[c] += 1
                 self.hours_in[c] += a.supervision_hours
-        caps = problem.capacities
-        self.capacity_rows = [Row("institution_capacity", capacity_label(c), (), "<=", c.teams) for c in caps]
-        self.hours_rows = [Row("supervision_hours", capacity_label(c), (), "<=", c.supervision_hours) for c in caps]
-        self.firm_rows = [Row("firm_cap", f"firm {cap.firm_id}", (), "<=", cap.max_teams) for cap in problem.firm_caps]
         # the rows that would break, per (institution, period, level), with the hours, and per firm: _binding
         self.cell_rows: dict[tuple[str, str, str], list[Row]] = {}
         self.hours_rows_of: dict[tuple[tuple[str, str, str], float], list[Row]] = {}
@@ -414,24 +411,29 @@ class Capacities:
         found: list[Row] = []
         if "institution_capacity" in groups:
             rows = self.cell_rows.get(cell)
-            if rows is None:
-                rows = self.cell_rows[cell] = [self.capacity_rows[c] for c in self.cells.get(cell, [])
-                                               if self.teams_in[c] + 1 > self.capacity_rows[c].rhs + 1e-6]
+            if rows is None:  # (a row is made only when found binding)
+                caps = self.problem.capacities
+                rows = self.cell_rows[cell] = [
+                    Row("institution_capacity", capacity_label(caps[c]), (), "<=", caps[c].teams)
+                    for c in self.cells.get(cell, []) if self.teams_in[c] + 1 > caps[c].teams + 1e-6]
             found += rows
         hours = a.supervision_hours
         if "supervision_hours" in groups and hours > 0:
             rows = self.hours_rows_of.get((cell, hours))
             if rows is None:
+                caps = self.problem.capacities
                 rows = self.hours_rows_of[(cell, hours)] = [
-                    self.hours_rows[c] for c in self.cells.get(cell, [])
-                    if self.hours_in[c] + hours > self.hours_rows[c].rhs + 1e-6]
+                    Row("supervision_hours", capacity_label(caps[c]), (), "<=", caps[c].supervision_hours)
+                    for c in self.cells.get(cell, []) if self.hours_in[c] + hours > caps[c].supervision_hours + 1e-6]
             found += rows
         if "firm_cap" in groups:
             rows = self.firm_rows_of.get(a.firm_id)
             if rows is None:
+                firm_caps = self.problem.firm_caps
                 rows = self.firm_rows_of[a.firm_id] = [
-                    self.firm_rows[k] for k in self.caps_of.get(a.firm_id, [])
-                    if self.per_firm[a.firm_id] + 1 > self.firm_rows[k].rhs + 1e-6]
+                    Row("firm_cap", f"firm {firm_caps[k].firm_id}", (), "<=", firm_caps[k].max_teams)
+                    for k in self.caps_of.get(a.firm_id, [])
+                    if self.per_firm[a.firm_id] + 1 > firm_caps[k].max_teams + 1e-6]
             found += rows
         if "assignment_max_teams" in groups:  # its sum at the matching: the teams less the maximum, once staffed
             staffed = self.staffed.get(a.assignment_id, 0)
@@ -458,7 +460,7 @@ def explain(problem: Problem, matching: Iterable[Pair],
     tests/unit/test_matching_explanations.py compares the two on random rounds) at a fraction of the cost.
     Likewise a free team's filter counts are read per class of teams (``Candidates.for_team_eligible``)
     and its eligible assignments from ``run_pairs``, where the plain version filters every assignment."""
-    chosen = sorted(set(matching))
+    chosen = sorted(set(matching), key=pair_key)
     teams = problem.teams_by_id
     assignments = problem.assignments_by_id
     busy = {(p.team_id, assignments[p.assignment_id].period) for p in chosen if p.assignment_id in assignments}
