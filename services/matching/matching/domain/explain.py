@@ -380,6 +380,7 @@ class Capacities:
         self.cell_rows: dict[tuple[str, str, str], list[Row]] = {}
         self.hours_rows_of: dict[tuple[tuple[str, str, str], float], list[Row]] = {}
         self.firm_rows_of: dict[str, list[Row]] = {}
+        self._cell_limits: dict[tuple[str, str, str, float], list[Row]] = {}  # limit_rows_of
 
     def lhs(self, row: Row) -> float:
         if id(row) not in self.used:
@@ -395,6 +396,23 @@ class Capacities:
         if t is None or a is None:
             return []
         return list(self._binding(t, a, tuple(sorted(wanted))))
+
+    def limit_rows_of(self, t: Team, a: Assignment) -> list[Row]:
+        """``binding_of`` for the limits (institution capacity, supervision hours, firm cap), read only:
+        the institution's rows depend on the team's institution and level and the assignment's period and
+        hours only (a few hundred of them in a national round, asked about for every eligible pair of a free
+        team), the firm's on the firm only."""
+        if self.every_row:
+            return self.binding(Pair(t.team_id, a.assignment_id), LIMITS)
+        key = (t.institution_id, t.level, a.period, a.supervision_hours)
+        rows = self._cell_limits.get(key)
+        if rows is None:
+            rows = self._cell_limits[key] = self._binding(t, a, LIMITS[:2])
+        if a.firm_id in self.caps_of:
+            firm = self._binding(t, a, LIMITS[2:])
+            if firm:
+                rows = rows + firm
+        return rows
 
     def binding_of(self, t: Team, a: Assignment, groups: tuple[str, ...]) -> list[Row]:
         """``binding`` of the pair (t, a), read only (the rows found are shared between pairs)."""
@@ -442,6 +460,10 @@ class Capacities:
         return found
 
 
+# the capacities a pair can break besides its assignment's maximum (the institution's rows first)
+LIMITS = ("institution_capacity", "supervision_hours", "firm_cap")
+
+
 def _described(rows: Iterable[Row]) -> list[dict[str, Any]]:
     unique = {(r.group, r.label): r for r in rows}
     return [{"group": g, "label": label, "en": GROUPS[g]["en"], "nl": GROUPS[g]["nl"]}
@@ -473,7 +495,7 @@ def explain(problem: Problem, matching: Iterable[Pair],
         all_eligible = eligible_pairs(problem) if run_pairs is None else run_pairs
         by_team = EligibleByTeam.of_pairs(problem, all_eligible)
     candidates = Candidates(problem)
-    limits = ("institution_capacity", "supervision_hours", "firm_cap")
+    limits = LIMITS
     if every_row:
         open_assignments = [(a, *candidates.for_assignment(a)) for a in problem.assignments
                             if not staffed[a.assignment_id]]
@@ -523,19 +545,16 @@ def explain(problem: Problem, matching: Iterable[Pair],
 
     unmatched_teams = []
     staffed_of = dict(staffed)  # a plain dict: a Counter's missing key costs a call, per eligible pair here
-    rows_of: dict[tuple[str, str], dict[str, list[Row]]] = {}  # per institution and level: the rows by assignment
     for team, removed, usable_assignments in free_teams:
         counts, emptied = _left(removed, len(problem.assignments), TEAM_COUNT_NAMES)
         # one pass over the team's eligible assignments: the capacity rows adding each would break (shared by
-        # the teams of one institution and level), how many are full, staffed, blocked
-        known = {} if every_row else rows_of.setdefault((team.institution_id, team.level), {})  # plain: per pair
+        # the pairs of one institution, level, period and hours: ``limit_rows_of``; plain: per pair), how many
+        # are full, staffed, blocked
         blocked_rows: list[list[Row]] = []
         full = taken = 0
         stuck = True  # every eligible assignment full or blocked by capacity
         for a in usable_assignments:
-            rows = known.get(a.assignment_id)
-            if rows is None:
-                rows = known[a.assignment_id] = capacities.binding_of(team, a, limits)
+            rows = capacities.limit_rows_of(team, a)
             n = staffed_of.get(a.assignment_id, 0)
             taken += n > 0
             full += n >= a.max_teams
