@@ -156,6 +156,9 @@ def test_filter_counts_read_per_class_of_teams_equal_the_plain_filters_with_forb
         assert explain(problem, matching) == explain(problem, matching, every_row=True)
         assert explain(problem, matching, eligibility(problem).by_team()) == explain(problem, matching)
         assert precheck(problem, supply_counts=precheck_supply(problem, eligibility(problem))) == precheck(problem)
+        # the supply counted a few teams at a time (as in a round too big for one team x place table)
+        assert precheck(problem, supply_counts=precheck_supply(problem, eligibility(problem), table_cells=50)
+                        ) == precheck(problem)
         counts = explain(problem, matching[::2])
         assert counts == explain(problem, matching[::2], every_row=True)
         removed = [u["removed"] for u in counts["unmatched_teams"]]
