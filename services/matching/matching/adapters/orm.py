@@ -166,11 +166,13 @@ class Run(Base):
 class Match(Base):
     __tablename__ = "matches"
     id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
-    run_id: Mapped[str] = mapped_column(sa.ForeignKey("runs.id"), index=True)
+    # run_id, firm_id and institution_id are each looked up by the index that starts with it (below): a round's
+    # thousands of matches are written into four indexes, not seven
+    run_id: Mapped[str] = mapped_column(sa.ForeignKey("runs.id"))
     assignment_id: Mapped[str] = mapped_column(sa.String(36))
     team_id: Mapped[str] = mapped_column(sa.String(36))
-    firm_id: Mapped[str] = mapped_column(sa.String(36), index=True)
-    institution_id: Mapped[str] = mapped_column(sa.String(36), index=True)
+    firm_id: Mapped[str] = mapped_column(sa.String(36))
+    institution_id: Mapped[str] = mapped_column(sa.String(36))
     score: Mapped[float] = mapped_column(sa.Float)
     response: Mapped[str | None] = mapped_column(sa.String(20), nullable=True)
     responded_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
