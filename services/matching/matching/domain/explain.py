@@ -545,16 +545,20 @@ def explain(problem: Problem, matching: Iterable[Pair],
 
     unmatched_teams = []
     staffed_of = dict(staffed)  # a plain dict: a Counter's missing key costs a call, per eligible pair here
+    rows_of: dict[tuple[str, str], dict[str, list[Row]]] = {}  # per institution and level: the rows by assignment
     for team, removed, usable_assignments in free_teams:
         counts, emptied = _left(removed, len(problem.assignments), TEAM_COUNT_NAMES)
         # one pass over the team's eligible assignments: the capacity rows adding each would break (shared by
-        # the pairs of one institution, level, period and hours: ``limit_rows_of``; plain: per pair), how many
-        # are full, staffed, blocked
+        # the teams of one institution and level, and found once per period and hours: ``limit_rows_of``;
+        # plain: per pair), how many are full, staffed, blocked
+        known = {} if every_row else rows_of.setdefault((team.institution_id, team.level), {})
         blocked_rows: list[list[Row]] = []
         full = taken = 0
         stuck = True  # every eligible assignment full or blocked by capacity
         for a in usable_assignments:
-            rows = capacities.limit_rows_of(team, a)
+            rows = known.get(a.assignment_id)
+            if rows is None:
+                rows = known[a.assignment_id] = capacities.limit_rows_of(team, a)
             n = staffed_of.get(a.assignment_id, 0)
             taken += n > 0
             full += n >= a.max_teams
@@ -590,7 +594,9 @@ def explain(problem: Problem, matching: Iterable[Pair],
                         "score": {**{name: getattr(b, name) for name in BREAKDOWN_FIELDS}, "total": b.total}})
 
     return {"unmatched_assignments": unmatched_assignments, "unmatched_teams": unmatched_teams,
-            "matches": matches, "figures": figures(problem, chosen, all_eligible, fits), "filters": FILTERS}
+            "matches": matches, "filters": FILTERS,
+            "figures": figures(problem, chosen, all_eligible, fits, ranked_eligible=None if every_row or not isinstance(
+                run_pairs, EligibleByTeam) else all_eligible)}
 
 
 def _share(part: int, whole: int) -> dict[str, Any]:
@@ -633,10 +639,13 @@ def unused_capacity(problem: Problem, matching: Iterable[Pair]) -> list[dict[str
 
 
 def figures(problem: Problem, matching: Iterable[Pair], eligible: Iterable[Pair] | None = None,
-            fits: Mapping[Pair, FitBreakdown] | None = None) -> dict[str, Any]:
+            fits: Mapping[Pair, FitBreakdown] | None = None, *,
+            ranked_eligible: Iterable[Pair] | None = None) -> dict[str, Any]:
     """Served shares (assignments by accepted level and by region, teams by level and by institution),
     the teams' preference profile, blocking pairs (for any policy) and unused capacity. ``fits``: the
-    matched pairs' fits, when already taken apart (every matched pair whose team and assignment exist)."""
+    matched pairs' fits, when already taken apart (every matched pair whose team and assignment exist).
+    ``ranked_eligible``: the eligible pairs the teams ranked, by team and rank, when already listed
+    (``EligibleByTeam.ranked``)."""
     chosen = set(matching)
     served_assignments = {p.assignment_id for p in chosen}
     placed_teams = {p.team_id for p in chosen}
@@ -644,11 +653,14 @@ def figures(problem: Problem, matching: Iterable[Pair], eligible: Iterable[Pair]
                     | {t.level for t in problem.teams})
     institutions = sorted({t.institution_id for t in problem.teams})
     regions = sorted({a.region or "" for a in problem.assignments})
-    if eligible is None:
-        eligible = eligible_pairs(problem)
-    known = eligible if isinstance(eligible, (Mapping, set, frozenset)) else set(eligible)
     # only a pair the team ranked can block: those are the pairs looked at (in the same order)
-    ranked = [p for t in problem.teams for aid in t.preferences if (p := Pair(t.team_id, aid)) in known]
+    if ranked_eligible is not None:
+        ranked = list(ranked_eligible)
+    else:
+        if eligible is None:
+            eligible = eligible_pairs(problem)
+        known = eligible if isinstance(eligible, (Mapping, set, frozenset)) else set(eligible)
+        ranked = [p for t in problem.teams for aid in t.preferences if (p := Pair(t.team_id, aid)) in known]
     blocking = blocking_pairs(problem, chosen, ranked)
     # each share counted in one pass (served, of all) per level, region and institution
     by_level: Counter[str] = Counter()
