@@ -155,6 +155,10 @@ def test_filter_counts_read_per_class_of_teams_equal_the_plain_filters_with_forb
         matching = sorted(solve(problem).matches)
         assert explain(problem, matching) == explain(problem, matching, every_row=True)
         assert explain(problem, matching, eligibility(problem).by_team()) == explain(problem, matching)
+        # a matched pair that is not eligible (a pin, say) is left out of the matches either way
+        outside_pair = next(p for p in others if p not in set(pairs))
+        assert explain(problem, [*matching, outside_pair], eligibility(problem).by_team()) == explain(
+            problem, [*matching, outside_pair])
         assert precheck(problem, supply_counts=precheck_supply(problem, eligibility(problem))) == precheck(problem)
         # the supply counted a few teams at a time (as in a round too big for one team x place table)
         assert precheck(problem, supply_counts=precheck_supply(problem, eligibility(problem), table_cells=50)
