@@ -587,19 +587,19 @@ def explain(problem: Problem, matching: Iterable[Pair],
     if isinstance(run_pairs, EligibleByTeam) and not every_row:  # a matched pair is eligible: among the team's
         position = {a.assignment_id: j for j, a in enumerate(problem.assignments)}  # (ascending) positions
 
-        def eligible(p: Pair) -> bool:
+        def is_eligible(p: Pair) -> bool:
             js, j = by_team.assignments.get(p.team_id, ()), position[p.assignment_id]
             k = bisect_left(js, j)
             return k < len(js) and js[k] == j
     else:
-        def eligible(p: Pair) -> bool:
+        def is_eligible(p: Pair) -> bool:
             return ineligibility(problem, p) is None
     for p in chosen:
         matched_team, assignment = teams.get(p.team_id), assignments.get(p.assignment_id)
         if matched_team is None or assignment is None:
             continue
         b = fits[p] = fit_breakdown(matched_team, assignment)
-        if not eligible(p):
+        if not is_eligible(p):
             continue
         matches.append({"team_id": p.team_id, "assignment_id": p.assignment_id,
                         "score": {**{name: getattr(b, name) for name in BREAKDOWN_FIELDS}, "total": b.total}})

@@ -1,8 +1,9 @@
-"""a run's explanations in their own table (run_explanations), written once when its result is recorded, so
-that writing a run's row afterwards (published, superseded) no longer rewrites megabytes of explanations; the
-explanations are copied over. And the matches' single-column indexes on run_id, firm_id and institution_id
-go: each column leads one of the indexes 0011 made (the lists' orders), which serves the same lookups, so a
-run's thousands of matches are written into four indexes instead of seven
+"""a run's explanations in their own table (run_explanations: JSON text, written and read with msgspec),
+written once when its result is recorded, so that writing a run's row afterwards (published, superseded) no
+longer rewrites megabytes of explanations; the explanations are copied over. And the matches' single-column
+indexes on run_id, firm_id and institution_id go: each column leads one of the indexes 0011 made (the lists'
+orders), which serves the same lookups, so a run's thousands of matches are written into four indexes
+instead of seven
 
 Revision ID: 0016
 Revises: 0015
@@ -27,14 +28,17 @@ def upgrade() -> None:
     op.create_table(
         'run_explanations',
         sa.Column('run_id', sa.String(length=36), nullable=False),
-        sa.Column('explanations', sa.JSON(), nullable=False),
+        sa.Column('explanations', sa.Text(), nullable=False),  # JSON text (written and read with msgspec)
         sa.ForeignKeyConstraint(['run_id'], ['runs.id']),
         sa.PrimaryKeyConstraint('run_id'),
     )
     # a run without explanations has none (SQL NULL, or JSON null where None was written)
-    text = "CAST(explanations AS TEXT)" if op.get_bind().dialect.name == "postgresql" else "explanations"
-    op.execute("INSERT INTO run_explanations (run_id, explanations) SELECT id, explanations FROM runs "
-               f"WHERE explanations IS NOT NULL AND {text} <> 'null'")
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("INSERT INTO run_explanations (run_id, explanations) SELECT id, CAST(explanations AS TEXT) "
+                   "FROM runs WHERE explanations IS NOT NULL AND CAST(explanations AS TEXT) <> 'null'")
+    else:
+        op.execute("INSERT INTO run_explanations (run_id, explanations) SELECT id, explanations FROM runs "
+                   "WHERE explanations IS NOT NULL AND explanations <> 'null'")
     # a plain ALTER on both databases (SQLite 3.35+), as 0015 does: a batch copy of runs on SQLite would drop
     # the table that matches, run_snapshots and run_explanations refer to, with foreign keys on
     op.execute("ALTER TABLE runs DROP COLUMN explanations")
@@ -46,6 +50,10 @@ def downgrade() -> None:
     for name, column in reversed(REDUNDANT):
         op.create_index(name, 'matches', [column], unique=False)
     op.execute("ALTER TABLE runs ADD COLUMN explanations JSON")
-    op.execute("UPDATE runs SET explanations = "
-               "(SELECT e.explanations FROM run_explanations e WHERE e.run_id = runs.id)")
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("UPDATE runs SET explanations = "
+                   "(SELECT CAST(e.explanations AS JSON) FROM run_explanations e WHERE e.run_id = runs.id)")
+    else:
+        op.execute("UPDATE runs SET explanations = "
+                   "(SELECT e.explanations FROM run_explanations e WHERE e.run_id = runs.id)")
     op.drop_table('run_explanations')
