@@ -426,7 +426,14 @@ def _claimed_snapshot(run_id: str, erasures: int) -> dict[str, Any] | None:
 
 def claim_next_run(sf: sessionmaker[Session]) -> str | None:
     """Claim the oldest queued run (or one whose worker's lease ran out) whose round has no other run
-    running; note the teams the round's other batches hold (see held_teams)."""
+    running; note the teams the round's other batches hold (see held_teams). The cyclic garbage collector
+    rests meanwhile, as it does while the run is solved (``execute_run``): parsing a national round's
+    snapshot makes hundreds of thousands of objects and no cycles."""
+    with cycles_paused():
+        return _claim_next_run(sf)
+
+
+def _claim_next_run(sf: sessionmaker[Session]) -> str | None:
     with sf() as session:
         candidates = session.execute(
             sa.select(orm.Run.id, orm.Run.workspace_id, orm.Run.workspace_ids, orm.Run.period)
