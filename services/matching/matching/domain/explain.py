@@ -7,6 +7,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections import Counter
 from dataclasses import dataclass, field, fields
+from itertools import compress
 from typing import Any, Iterable, Mapping
 
 from .model import (
@@ -298,6 +299,10 @@ class Candidates:
         of the level, skill and period filters are read per class of teams (level, skills, periods), and
         only the assignments outside the working area and the team's forbidden pairs are checked one by
         one for reach (the same answer: tests/unit/test_matching_explanations.py compares the two)."""
+        return self.team_removed(t, eligible), [self.jobs[j] for j in eligible]
+
+    def team_removed(self, t: Team, eligible: list[int]) -> Counter[str]:
+        """``for_team_eligible``'s counts only (the eligible assignments stay positions)."""
         skills, period, outside = self._class_of(t)
         reach_outside = sum(1 for j in outside if reachable(t, self.jobs[j]))
         jobs = self.problem.assignments_by_id
@@ -306,10 +311,8 @@ class Candidates:
         area = len(eligible) + forbidden
         reach = area + reach_outside
         level = self.level_counts.get(t.level, 0)
-        removed: Counter[str] = Counter({"level": len(self.jobs) - level, "skills": level - skills,
-                                         "period": skills - period, "reach": period - reach,
-                                         "working_area": reach - area, "forbidden": forbidden})
-        return removed, [self.jobs[j] for j in eligible]
+        return Counter({"level": len(self.jobs) - level, "skills": level - skills, "period": skills - period,
+                        "reach": period - reach, "working_area": reach - area, "forbidden": forbidden})
 
     def for_team(self, t: Team) -> tuple[Counter[str], list[Assignment]]:
         """What each filter removed of the assignments, and the eligible assignments left."""
@@ -405,14 +408,20 @@ class Capacities:
         team), the firm's on the firm only."""
         if self.every_row:
             return self.binding(Pair(t.team_id, a.assignment_id), LIMITS)
-        key = (t.institution_id, t.level, a.period, a.supervision_hours)
-        rows = self._cell_limits.get(key)
-        if rows is None:
-            rows = self._cell_limits[key] = self._binding(t, a, LIMITS[:2])
+        rows = self.cell_limit_rows(t, a)
         if a.firm_id in self.caps_of:
             firm = self._binding(t, a, LIMITS[2:])
             if firm:
                 rows = rows + firm
+        return rows
+
+    def cell_limit_rows(self, t: Team, a: Assignment) -> list[Row]:
+        """``limit_rows_of`` less the firm's caps: the institution's rows (capacity, supervision hours)
+        adding (t, a) would break, found once per institution, level, period and hours."""
+        key = (t.institution_id, t.level, a.period, a.supervision_hours)
+        rows = self._cell_limits.get(key)
+        if rows is None:
+            rows = self._cell_limits[key] = self._binding(t, a, LIMITS[:2])
         return rows
 
     def binding_of(self, t: Team, a: Assignment, groups: tuple[str, ...]) -> list[Row]:
@@ -446,19 +455,77 @@ class Capacities:
                     for c in self.cells.get(cell, []) if self.hours_in[c] + hours > caps[c].supervision_hours + 1e-6]
             found += rows
         if "firm_cap" in groups:
-            rows = self.firm_rows_of.get(a.firm_id)
-            if rows is None:
-                firm_caps = self.problem.firm_caps
-                rows = self.firm_rows_of[a.firm_id] = [
-                    Row("firm_cap", f"firm {firm_caps[k].firm_id}", (), "<=", firm_caps[k].max_teams)
-                    for k in self.caps_of.get(a.firm_id, [])
-                    if self.per_firm[a.firm_id] + 1 > firm_caps[k].max_teams + 1e-6]
-            found += rows
+            found += self.firm_rows(a)
         if "assignment_max_teams" in groups:  # its sum at the matching: the teams less the maximum, once staffed
             staffed = self.staffed.get(a.assignment_id, 0)
             if staffed - (a.max_teams if staffed else 0) + 1 > 1e-6:
                 found.append(Row("assignment_max_teams", f"assignment {a.assignment_id}", (), "<=", 0))
         return found
+
+
+    def firm_rows(self, a: Assignment) -> list[Row]:
+        """The firm caps adding a team to ``a`` would break (the same for every team)."""
+        rows = self.firm_rows_of.get(a.firm_id)
+        if rows is None:
+            firm_caps = self.problem.firm_caps
+            rows = self.firm_rows_of[a.firm_id] = [
+                Row("firm_cap", f"firm {firm_caps[k].firm_id}", (), "<=", firm_caps[k].max_teams)
+                for k in self.caps_of.get(a.firm_id, [])
+                if self.per_firm[a.firm_id] + 1 > firm_caps[k].max_teams + 1e-6]
+        return rows
+
+
+class FreeTeamFlags:
+    """A free team's eligible assignments read as flags per position in ``problem.assignments`` (bytes,
+    indexed in C: ``map(flags.__getitem__, positions)``) rather than pair by pair: staffed, full, and, per
+    institution and level, blocked by a limit (``Capacities.limit_rows_of`` not empty) and open (neither
+    blocked nor full). A position's limits depend on its period and hours (a code, a handful in a round)
+    and its firm's caps only: per institution and level, the code's rows are found once and the flags
+    made from each position's state (code, firm blocked, full) by ``bytes.translate``."""
+
+    def __init__(self, problem: Problem, capacities: Capacities, staffed: Mapping[str, int]) -> None:
+        jobs = problem.assignments
+        self.capacities = capacities
+        n = [staffed.get(a.assignment_id, 0) for a in jobs]
+        self.taken = bytes(k > 0 for k in n)
+        self.full = bytes(k >= a.max_teams for k, a in zip(n, jobs, strict=True))
+        codes: dict[tuple[str, float], int] = {}
+        self.sample: list[Assignment] = []  # an assignment of each code
+        state: list[int] = []
+        self.key: list[tuple[int, str]] = []  # what a position's rows depend on: code, firm (if its caps bind)
+        for a, full in zip(jobs, self.full, strict=True):
+            c = codes.setdefault((a.period, a.supervision_hours), len(codes))
+            if c == len(self.sample):
+                self.sample.append(a)
+            firm = bool(capacities.firm_rows(a))
+            state.append(c * 4 + firm * 2 + full)
+            self.key.append((c, a.firm_id if firm else ""))
+        self.states = len(codes) * 4
+        self.state: bytes | list[int] = bytes(state) if self.states <= 256 else state
+        self._of_class: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+
+    def of_class(self, t: Team) -> tuple[bytes, bytes]:
+        """For the teams of ``t``'s institution and level: each position blocked, each position open."""
+        key = (t.institution_id, t.level)
+        found = self._of_class.get(key)
+        if found is None:
+            cell = [bool(self.capacities.cell_limit_rows(t, a)) for a in self.sample]
+            blocked = bytes(cell[v >> 2] or bool(v & 2) for v in range(self.states))
+            open_ = bytes(not blocked[v] and not v & 1 for v in range(self.states))
+            if isinstance(self.state, bytes):
+                found = (self.state.translate(blocked.ljust(256, b"\0")), self.state.translate(open_.ljust(256, b"\0")))
+            else:  # more than 64 codes (periods and hours): the same, through Python
+                found = (bytes(map(blocked.__getitem__, self.state)), bytes(map(open_.__getitem__, self.state)))
+            self._of_class[key] = found
+        return found
+
+    def rows(self, t: Team, positions: Iterable[int], blocked: bytes) -> list[Row]:
+        """The limit rows of the blocked positions, one position per code and firm."""
+        jobs = self.capacities.problem.assignments
+        listed = list(positions)
+        some = list(compress(listed, map(blocked.__getitem__, listed)))
+        one_each = dict(zip(map(self.key.__getitem__, some), some, strict=True))
+        return [r for j in one_each.values() for r in self.capacities.limit_rows_of(t, jobs[j])]
 
 
 # the capacities a pair can break besides its assignment's maximum (the institution's rows first)
@@ -503,11 +570,15 @@ def explain(problem: Problem, matching: Iterable[Pair],
     else:
         open_assignments = [(a, *candidates.for_assignment_eligible(a, list(by_team.teams.get(a.assignment_id, []))))
                             for a in problem.assignments if not staffed[a.assignment_id]]
+    free_teams: list[tuple[Team, Counter[str], list[Assignment]]] = []  # (plain)
+    free_positions: list[tuple[Team, Counter[str], list[int]]] = []  # (positions, read by FreeTeamFlags)
+    no_positions: list[int] = []
     if every_row:
         free_teams = [(team, *candidates.for_team(team)) for team in problem.teams if team.team_id not in placed]
     else:
-        free_teams = [(team, *candidates.for_team_eligible(team, list(by_team.assignments.get(team.team_id, []))))
-                      for team in problem.teams if team.team_id not in placed]
+        free_positions = [(team, candidates.team_removed(team, js), js) for team in problem.teams
+                          if team.team_id not in placed
+                          for js in (by_team.assignments.get(team.team_id, no_positions),)]
     asked = list(all_eligible) if every_row else []  # (per team: every eligible pair when every_row)
     capacities = Capacities(problem, chosen, asked, every_row=every_row)
 
@@ -544,23 +615,19 @@ def explain(problem: Problem, matching: Iterable[Pair],
         unmatched_assignments.append({"assignment_id": a.assignment_id, **_reason(code, counts),
                                       "removed": {f: removed[f] for f in FILTERS}, "binding": binding})
 
-    unmatched_teams = []
-    staffed_of = dict(staffed)  # a plain dict: a Counter's missing key costs a call, per eligible pair here
-    rows_of: dict[tuple[str, str], dict[str, list[Row]]] = {}  # per institution and level: the rows by assignment
+    # the fast version reads each free team's eligible assignments as flags per position (FreeTeamFlags); the
+    # plain one, below, asks about each pair
+    unmatched_teams = _free_teams_explained(problem, capacities, staffed, free_positions) if free_positions else []
     for team, removed, usable_assignments in free_teams:
         counts, emptied = _left(removed, len(problem.assignments), TEAM_COUNT_NAMES)
-        # one pass over the team's eligible assignments: the capacity rows adding each would break (shared by
-        # the teams of one institution and level, and found once per period and hours: ``limit_rows_of``;
-        # plain: per pair), how many are full, staffed, blocked
-        known = {} if every_row else rows_of.setdefault((team.institution_id, team.level), {})
+        # one pass over the team's eligible assignments: the capacity rows adding each would break, how many
+        # are full, staffed, blocked
         blocked_rows: list[list[Row]] = []
         full = taken = 0
         stuck = True  # every eligible assignment full or blocked by capacity
         for a in usable_assignments:
-            rows = known.get(a.assignment_id)
-            if rows is None:
-                rows = known[a.assignment_id] = capacities.limit_rows_of(team, a)
-            n = staffed_of.get(a.assignment_id, 0)
+            rows = capacities.limit_rows_of(team, a)
+            n = staffed.get(a.assignment_id, 0)
             taken += n > 0
             full += n >= a.max_teams
             if rows:
@@ -608,6 +675,34 @@ def explain(problem: Problem, matching: Iterable[Pair],
             "matches": matches, "filters": FILTERS,
             "figures": figures(problem, chosen, all_eligible, fits, ranked_eligible=None if every_row or not isinstance(
                 run_pairs, EligibleByTeam) else all_eligible)}
+
+
+def _free_teams_explained(problem: Problem, capacities: Capacities, staffed: Mapping[str, int],
+                          free: list[tuple[Team, Counter[str], list[int]]]) -> list[dict[str, Any]]:
+    """The free teams' reasons as ``explain``'s loop over each eligible pair gives them (its plain version,
+    every_row, which the tests compare this with), the counts summed over flags per position in C."""
+    flags = FreeTeamFlags(problem, capacities, staffed)
+    taken_of, full_of = flags.taken.__getitem__, flags.full.__getitem__
+    explained = []
+    for team, removed, js in free:
+        counts, emptied = _left(removed, len(problem.assignments), TEAM_COUNT_NAMES)
+        blocked, open_ = flags.of_class(team)
+        n_blocked = sum(map(blocked.__getitem__, js))
+        taken = sum(map(taken_of, js))
+        counts.update({"assignments": len(problem.assignments), "forbidden": removed["forbidden"],
+                       "eligible": len(js), "eligible_full": sum(map(full_of, js)), "eligible_staffed": taken,
+                       "eligible_closed": len(js) - taken, "eligible_blocked_by_capacity": n_blocked})
+        binding: list[dict[str, Any]] = []
+        if emptied is not None:
+            code = TEAM_FILTER_REASONS[emptied]
+        elif n_blocked and not any(map(open_.__getitem__, js)):  # every eligible assignment full or blocked
+            code = "capacity_ran_out"
+            binding = _described(flags.rows(team, js, blocked))
+        else:
+            code = "eligible_assignments_went_to_other_teams"
+        explained.append({"team_id": team.team_id, **_reason(code, counts),
+                          "removed": {f: removed[f] for f in FILTERS}, "binding": binding})
+    return explained
 
 
 def _share(part: int, whole: int) -> dict[str, Any]:
