@@ -717,18 +717,19 @@ def publish(session: Session, emit_into: Emit, run: orm.Run, actor: Principal | 
               actor=actor, actor_organisation_id=run.coordinator_id)
     superseded = max(current, key=lambda older: _aware(older.published_at) or now, default=None)
     match = orm.Match
-    before = {} if superseded is None else {Pair(m.team_id, m.assignment_id): m for m in session.execute(
+    # the pairs as (team_id, assignment_id) tuples: thousands of them, hashed and compared in C
+    before = {} if superseded is None else {(m.team_id, m.assignment_id): m for m in session.execute(
         sa.select(match.id, match.team_id, match.assignment_id, match.response, match.responded_at)
         .where(match.run_id == superseded.id)) if m.response != "declined"}
     matches = session.execute(
         sa.select(match.id, match.team_id, match.assignment_id, match.firm_id, match.institution_id, match.score,
                   match.response).where(match.run_id == run.id).order_by(match.assignment_id, match.team_id)).all()
     snapshot = run.snapshot if snapshot is None else snapshot
-    _keeps_accepted(run, before, [Pair(m.team_id, m.assignment_id) for m in matches], snapshot)
+    _keeps_accepted(run, before, [(m.team_id, m.assignment_id) for m in matches], snapshot)
     run.status, run.published_at = "published", now
     published, carried = [], []
     for m in matches:
-        previous = before.get(Pair(m.team_id, m.assignment_id))
+        previous = before.get((m.team_id, m.assignment_id))
         if previous is not None and m.response is None and previous.response is not None:
             carried.append({"b_id": m.id, "b_response": previous.response, "b_responded_at": previous.responded_at})
         published.append({"match_id": m.id, "assignment_id": m.assignment_id, "team_id": m.team_id,
@@ -758,20 +759,22 @@ def publish(session: Session, emit_into: Emit, run: orm.Run, actor: Principal | 
 # ---- the coordinator's control --------------------------------------------------------------
 
 
-def _keeps_accepted(run: orm.Run, before: Mapping[Pair, Any], matches: list[Pair], snapshot: dict[str, Any]) -> None:
+def _keeps_accepted(run: orm.Run, before: Mapping[tuple[str, str], Any], matches: list[tuple[str, str]],
+                    snapshot: dict[str, Any]) -> None:
     """Refuse to publish a run that drops a pair a firm accepted in the published matching, unless the
     run's coordinator released that pair or its team or assignment left the batch (``snapshot``: the run's).
-    ``before``: the published matching's matches (rows with ``response``) by pair."""
-    released = {Pair(r["team_id"], r["assignment_id"]) for r in (run.controls or {}).get("released") or []}
+    ``before``: the published matching's matches (rows with ``response``) by pair; the pairs as
+    (team_id, assignment_id)."""
+    released = {(r["team_id"], r["assignment_id"]) for r in (run.controls or {}).get("released") or []}
     present_teams = {t["team_id"] for t in snapshot["teams"]}
     present_assignments = {a["assignment_id"] for a in snapshot["assignments"]}
     kept = set(matches)
     dropped = sorted(pair for pair, m in before.items()
                      if m.response == "accepted" and pair not in kept and pair not in released
-                     and pair.team_id in present_teams and pair.assignment_id in present_assignments)
+                     and pair[0] in present_teams and pair[1] in present_assignments)
     if dropped:
         raise ServiceError(409, "status", f"this run drops {len(dropped)} pair(s) a firm accepted (team "
-                                          f"{dropped[0].team_id}, assignment {dropped[0].assignment_id}); "
+                                          f"{dropped[0][0]}, assignment {dropped[0][1]}); "
                                           "request a re-run, releasing such a pair explicitly if it must go")
 
 
