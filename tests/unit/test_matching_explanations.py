@@ -124,7 +124,7 @@ def test_rows_over_the_pairs_asked_about_explain_exactly_as_rows_over_every_elig
 def test_free_teams_read_by_flags_per_position_are_explained_as_pair_by_pair_with_many_periods_and_hours(
         seed: int) -> None:
     """A free team's eligible assignments are read as flags per position, made per period and hours of
-    the assignment (more than 64 such kinds take another way to the same flags): side rounds whose
+    the assignment (more than 32 such kinds take another way to the same flags): side rounds whose
     assignments each have their own hours, so the institutions' hours rows bind for some and not others,
     explain their free teams (counts, reasons, the rows named) exactly as the plain version, pair by pair."""
     from benchmarks.generator import generate

@@ -476,56 +476,65 @@ class Capacities:
 
 
 class FreeTeamFlags:
-    """A free team's eligible assignments read as flags per position in ``problem.assignments`` (bytes,
-    indexed in C: ``map(flags.__getitem__, positions)``) rather than pair by pair: staffed, full, and, per
-    institution and level, blocked by a limit (``Capacities.limit_rows_of`` not empty) and open (neither
-    blocked nor full). A position's limits depend on its period and hours (a code, a handful in a round)
-    and its firm's caps only: per institution and level, the code's rows are found once and the flags
-    made from each position's state (code, firm blocked, full) by ``bytes.translate``."""
+    """A free team's eligible assignments read as flags per position in ``problem.assignments`` rather
+    than pair by pair: per institution and level, one byte per position (``of_class``) with the bits
+    BLOCKED (a limit would break: ``Capacities.limit_rows_of`` not empty), OPEN (neither blocked nor full),
+    FULL and STAFFED; a team's positions are read in one pass (``of_team``) and each bit counted by
+    ``bytes.translate`` and ``count``, in C. A position's limits depend on its period and hours (a code, a
+    handful in a round) and its firm's caps only: per institution and level, each code's rows are found once
+    and the bytes made from each position's state (code, firm blocked, full, staffed) by translate."""
+
+    BLOCKED, OPEN, FULL, STAFFED = (bytes((v >> bit) & 1 for v in range(256)) for bit in range(4))
 
     def __init__(self, problem: Problem, capacities: Capacities, staffed: Mapping[str, int]) -> None:
         jobs = problem.assignments
         self.capacities = capacities
-        n = [staffed.get(a.assignment_id, 0) for a in jobs]
-        self.taken = bytes(k > 0 for k in n)
-        self.full = bytes(k >= a.max_teams for k, a in zip(n, jobs, strict=True))
         codes: dict[tuple[str, float], int] = {}
         self.sample: list[Assignment] = []  # an assignment of each code
         state: list[int] = []
-        self.key: list[tuple[int, str]] = []  # what a position's rows depend on: code, firm (if its caps bind)
-        for a, full in zip(jobs, self.full, strict=True):
+        # what a position's rows depend on, as a number: its code and its firm (if the firm's caps bind); and
+        # a position of each such number
+        self.key: list[int] = []
+        self.position_of: dict[int, int] = {}
+        firms: dict[str, int] = {}
+        for j, a in enumerate(jobs):
             c = codes.setdefault((a.period, a.supervision_hours), len(codes))
             if c == len(self.sample):
                 self.sample.append(a)
             firm = bool(capacities.firm_rows(a))
-            state.append(c * 4 + firm * 2 + full)
-            self.key.append((c, a.firm_id if firm else ""))
-        self.states = len(codes) * 4
+            n = staffed.get(a.assignment_id, 0)
+            state.append(c * 8 + firm * 4 + (n >= a.max_teams) * 2 + (n > 0))
+            key = c * (len(jobs) + 1) + (firms.setdefault(a.firm_id, len(firms) + 1) if firm else 0)
+            self.key.append(key)
+            self.position_of.setdefault(key, j)
+        self.states = len(codes) * 8
         self.state: bytes | list[int] = bytes(state) if self.states <= 256 else state
-        self._of_class: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+        self._of_class: dict[tuple[str, str], bytes] = {}
 
-    def of_class(self, t: Team) -> tuple[bytes, bytes]:
-        """For the teams of ``t``'s institution and level: each position blocked, each position open."""
+    def of_class(self, t: Team) -> bytes:
+        """For the teams of ``t``'s institution and level: each position's bits."""
         key = (t.institution_id, t.level)
         found = self._of_class.get(key)
         if found is None:
             cell = [bool(self.capacities.cell_limit_rows(t, a)) for a in self.sample]
-            blocked = bytes(cell[v >> 2] or bool(v & 2) for v in range(self.states))
-            open_ = bytes(not blocked[v] and not v & 1 for v in range(self.states))
+
+            def bits(v: int) -> int:  # a position's state: code, firm blocked, full, staffed
+                blocked, full = cell[v >> 3] or bool(v & 4), bool(v & 2)
+                return blocked | (not blocked and not full) << 1 | full << 2 | (v & 1) << 3
+
             if isinstance(self.state, bytes):
-                found = (self.state.translate(blocked.ljust(256, b"\0")), self.state.translate(open_.ljust(256, b"\0")))
-            else:  # more than 64 codes (periods and hours): the same, through Python
-                found = (bytes(map(blocked.__getitem__, self.state)), bytes(map(open_.__getitem__, self.state)))
+                found = self.state.translate(bytes(bits(v) if v < self.states else 0 for v in range(256)))
+            else:  # more than 32 codes (periods and hours): the same, through Python
+                found = bytes(map(bits, self.state))
             self._of_class[key] = found
         return found
 
-    def rows(self, t: Team, positions: Iterable[int], blocked: bytes) -> list[Row]:
-        """The limit rows of the blocked positions, one position per code and firm."""
+    def rows(self, t: Team, positions: list[int], blocked: bytes) -> list[Row]:
+        """The limit rows of the blocked positions (``blocked``: the BLOCKED bit of each, in the order of
+        ``positions``), asked of one position per code and firm (in no order: ``_described`` sorts them)."""
         jobs = self.capacities.problem.assignments
-        listed = list(positions)
-        some = list(compress(listed, map(blocked.__getitem__, listed)))
-        one_each = dict(zip(map(self.key.__getitem__, some), some, strict=True))
-        return [r for j in one_each.values() for r in self.capacities.limit_rows_of(t, jobs[j])]
+        keys = set(map(self.key.__getitem__, compress(positions, blocked)))
+        return [r for k in keys for r in self.capacities.limit_rows_of(t, jobs[self.position_of[k]])]
 
 
 # the capacities a pair can break besides its assignment's maximum (the institution's rows first)
@@ -682,20 +691,22 @@ def _free_teams_explained(problem: Problem, capacities: Capacities, staffed: Map
     """The free teams' reasons as ``explain``'s loop over each eligible pair gives them (its plain version,
     every_row, which the tests compare this with), the counts summed over flags per position in C."""
     flags = FreeTeamFlags(problem, capacities, staffed)
-    taken_of, full_of = flags.taken.__getitem__, flags.full.__getitem__
+    blocked_bit, open_bit, full_bit, staffed_bit = flags.BLOCKED, flags.OPEN, flags.FULL, flags.STAFFED
     explained = []
     for team, removed, js in free:
         counts, emptied = _left(removed, len(problem.assignments), TEAM_COUNT_NAMES)
-        blocked, open_ = flags.of_class(team)
-        n_blocked = sum(map(blocked.__getitem__, js))
-        taken = sum(map(taken_of, js))
+        mine = bytes(map(flags.of_class(team).__getitem__, js))  # the bits of the team's eligible assignments
+        blocked = mine.translate(blocked_bit)
+        n_blocked = blocked.count(1)
+        taken = mine.translate(staffed_bit).count(1)
         counts.update({"assignments": len(problem.assignments), "forbidden": removed["forbidden"],
-                       "eligible": len(js), "eligible_full": sum(map(full_of, js)), "eligible_staffed": taken,
-                       "eligible_closed": len(js) - taken, "eligible_blocked_by_capacity": n_blocked})
+                       "eligible": len(js), "eligible_full": mine.translate(full_bit).count(1),
+                       "eligible_staffed": taken, "eligible_closed": len(js) - taken,
+                       "eligible_blocked_by_capacity": n_blocked})
         binding: list[dict[str, Any]] = []
         if emptied is not None:
             code = TEAM_FILTER_REASONS[emptied]
-        elif n_blocked and not any(map(open_.__getitem__, js)):  # every eligible assignment full or blocked
+        elif n_blocked and 1 not in mine.translate(open_bit):  # every eligible assignment full or blocked
             code = "capacity_ran_out"
             binding = _described(flags.rows(team, js, blocked))
         else:
