@@ -294,15 +294,11 @@ class Candidates:
             found = self._class_counts[key] = (skills, period, sorted(outside))
         return found
 
-    def for_team_eligible(self, t: Team, eligible: list[int]) -> tuple[Counter[str], list[Assignment]]:
-        """``for_team`` where the team's eligible assignments (positions, ascending) are known: the counts
-        of the level, skill and period filters are read per class of teams (level, skills, periods), and
-        only the assignments outside the working area and the team's forbidden pairs are checked one by
-        one for reach (the same answer: tests/unit/test_matching_explanations.py compares the two)."""
-        return self.team_removed(t, eligible), [self.jobs[j] for j in eligible]
-
     def team_removed(self, t: Team, eligible: list[int]) -> Counter[str]:
-        """``for_team_eligible``'s counts only (the eligible assignments stay positions)."""
+        """``for_team``'s counts where the team's eligible assignments (positions, ascending) are known: the
+        counts of the level, skill and period filters are read per class of teams (level, skills, periods),
+        and only the assignments outside the working area and the team's forbidden pairs are checked one by
+        one for reach (the same answer: tests/unit/test_matching_explanations.py compares the two)."""
         skills, period, outside = self._class_of(t)
         reach_outside = sum(1 for j in outside if reachable(t, self.jobs[j]))
         jobs = self.problem.assignments_by_id
@@ -557,7 +553,7 @@ def explain(problem: Problem, matching: Iterable[Pair],
     unmatched team): a row's label, bound and sum at the matching do not depend on the other pairs, so
     the answer is the same as with rows over every eligible pair (``every_row=True``, the plain version;
     tests/unit/test_matching_explanations.py compares the two on random rounds) at a fraction of the cost.
-    Likewise a free team's filter counts are read per class of teams (``Candidates.for_team_eligible``)
+    Likewise a free team's filter counts are read per class of teams (``Candidates.team_removed``)
     and its eligible assignments from ``run_pairs``, where the plain version filters every assignment."""
     chosen = sorted(set(matching), key=pair_key)
     teams = problem.teams_by_id
