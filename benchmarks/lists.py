@@ -128,12 +128,14 @@ def add_runs(world: World, n: int, payload_bytes: int = 0, at: datetime | None =
              "coordinator_id": world.ids["coordinator"], "period": "2030-Q1", "policy": "balanced",
              "status": "published", "input_hash": "0" * 64, "attempts": 1,
              "created_at": at + timedelta(milliseconds=i), "published_at": at,
-             "explanations": {"figures": {"served_share": 0.75}, **filler}, "figures": {"served_share": 0.75}}
+             "figures": {"served_share": 0.75}}
             for i in range(n)]
     with world.infra.session_factory.begin() as session:
         for row in rows:
             session.execute(sa.insert(orm.Run), [row])
             session.execute(sa.insert(orm.RunSnapshot), [{"run_id": row["id"], "snapshot": filler}])
+            session.execute(sa.insert(orm.RunExplanations), [{
+                "run_id": row["id"], "explanations": {"figures": {"served_share": 0.75}, **filler}}])
     return [str(r["id"]) for r in rows]
 
 

@@ -18,7 +18,8 @@ Baselines use the optimiser's own eligible pairs and fits; their times exclude t
 (it is printed with the optimiser). It prints one table per size, then the growth between sizes.
 
 With ``--policy``, per size and policy one fresh process runs the matching worker's whole path instead
-(``measure_worker``: batch received, run claimed and executed on a SQLite database), each step timed as
+(``measure_worker``: batch received, run claimed and executed on a SQLite database, under one pause of the
+cyclic collector as the worker's solver loop runs them), each step timed as
 the worker calls it (wall clock and CPU time: on a loaded machine the CPU besides the solve is the figure
 that does not wait) beside the optimiser's own split; a Markdown table of all of them closes the output.
 """
@@ -215,7 +216,7 @@ def measure_worker(path: str, policy: str, solver: str, time_limit: float) -> di
     import sqlalchemy as sa
     from matching import bootstrap
     from matching.adapters import orm
-    from matching.memory import keep_freed_memory
+    from matching.memory import cycles_paused, keep_freed_memory
     from matching.service_layer import services
     from werkplaats_shared.config import Settings
     from werkplaats_shared.contracts import make_envelope
@@ -256,15 +257,16 @@ def measure_worker(path: str, policy: str, solver: str, time_limit: float) -> di
         seconds: dict[str, float] = {}
         steps_cpu: dict[str, float] = {}
         solutions: list[Any] = []
-        cpu = _cpu_seconds()
-        started = time.perf_counter()
-        run_id = services.claim_next_run(sf)
-        claimed, claim_cpu = time.perf_counter(), _cpu_seconds() - cpu
-        assert run_id is not None
-        with steps_timed(services, seconds, solutions, steps_cpu):
-            services.execute_run(sf, infra.emit, run_id, solver, time_limit)
-        finished = time.perf_counter()
-        cpu = _cpu_seconds() - cpu
+        with cycles_paused():  # one pause from the claim to the recorded result, as the worker's solver loop
+            cpu = _cpu_seconds()
+            started = time.perf_counter()
+            run_id = services.claim_next_run(sf)
+            claimed, claim_cpu = time.perf_counter(), _cpu_seconds() - cpu
+            assert run_id is not None
+            with steps_timed(services, seconds, solutions, steps_cpu):
+                services.execute_run(sf, infra.emit, run_id, solver, time_limit)
+            finished = time.perf_counter()
+            cpu = _cpu_seconds() - cpu
         with sf() as session:
             run = session.get(orm.Run, run_id)
             assert run is not None

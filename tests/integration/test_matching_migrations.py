@@ -1,4 +1,4 @@
-"""Matching's migrations that move data (0002, 0011, 0015)
+"""Matching's migrations that move data (0002, 0011, 0015, 0016)
 
 The 0002 migration on a database with runs from before it: each batch gets its snapshot back
 (so it can be re-run), finished runs read as done, and the migration can be undone."""
@@ -139,3 +139,45 @@ def test_a_runs_snapshot_is_kept_apart_on_sqlite(tmp_path: Path) -> None:
 @pytest.mark.postgres
 def test_a_runs_snapshot_is_kept_apart_on_postgres(make_postgres_db: Any) -> None:
     _snapshots_kept_apart(make_postgres_db("matching"))
+
+
+def _explanations_kept_apart(url: str) -> None:
+    """0016: each run's explanations move to run_explanations (a run's row is written without them) and come
+    back on a downgrade; a run without explanations gets no row."""
+    _alembic(url, "upgrade", "0015")
+    engine = sa.create_engine(url)
+    runs = sa.Table("runs", sa.MetaData(), autoload_with=engine)
+    common: dict[str, Any] = {"batch_id": "b1", "workspace_id": "w1", "coordinator_id": "c1", "period": "P1",
+                              "policy": "max_fit", "input_hash": "0" * 64, "attempts": 1,
+                              "created_at": datetime(2026, 1, 5, tzinfo=UTC)}
+    explained = {"figures": {"matches": 1}, "matches": [{"team_id": "t1", "assignment_id": "a1"}],
+                 "unmatched_teams": [], "unmatched_assignments": []}
+    with engine.begin() as conn:
+        conn.execute(runs.insert(), [{**common, "id": "r1", "status": "published", "explanations": explained},
+                                     {**common, "id": "r2", "status": "queued", "explanations": None}])
+        conn.execute(runs.insert(), [{**common, "id": "r3", "status": "queued"}])  # SQL NULL (r2: JSON null)
+    try:
+        _alembic(url, "upgrade", "head")
+        assert "explanations" not in {c["name"] for c in sa.inspect(engine).get_columns("runs")}
+        with engine.connect() as conn:
+            moved: dict[str, Any] = {r.run_id: r.explanations for r in conn.execute(
+                sa.text("SELECT run_id, explanations FROM run_explanations"))}
+        assert {k: json.loads(v) if isinstance(v, str) else v for k, v in moved.items()} == {"r1": explained}
+        _alembic(url, "downgrade", "0015")
+        assert "run_explanations" not in sa.inspect(engine).get_table_names()
+        runs = sa.Table("runs", sa.MetaData(), autoload_with=engine)
+        with engine.connect() as conn:
+            back = {r.id: r.explanations for r in conn.execute(sa.select(runs.c.id, runs.c.explanations))}
+        assert back == {"r1": explained, "r2": None, "r3": None}
+        _alembic(url, "upgrade", "head")
+    finally:
+        engine.dispose()
+
+
+def test_a_runs_explanations_are_kept_apart_on_sqlite(tmp_path: Path) -> None:
+    _explanations_kept_apart(f"sqlite:///{tmp_path / 'm.sqlite3'}")
+
+
+@pytest.mark.postgres
+def test_a_runs_explanations_are_kept_apart_on_postgres(make_postgres_db: Any) -> None:
+    _explanations_kept_apart(make_postgres_db("matching"))

@@ -93,7 +93,8 @@ def stored(infra: Infrastructure) -> str:
     with infra.session_factory() as session:
         rows = [*session.execute(sa.select(orm.Batch.snapshot)).scalars(),
                 *session.execute(sa.select(orm.RunSnapshot.snapshot)).scalars(),
-                *session.execute(sa.select(orm.Run.precheck, orm.Run.explanations, orm.Run.diagnosis)).all(),
+                *session.execute(sa.select(orm.Run.precheck, orm.Run.diagnosis)).all(),
+                *session.execute(sa.select(orm.RunExplanations.explanations)).scalars(),
                 *session.execute(sa.select(orm.outbox.c.body)).scalars()]
     return json.dumps([list(r) if isinstance(r, sa.Row) else r for r in rows])
 

@@ -120,6 +120,37 @@ def test_rows_over_the_pairs_asked_about_explain_exactly_as_rows_over_every_elig
             assert explain(problem, chosen) == explain(problem, chosen, every_row=True)
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_free_teams_read_by_flags_per_position_are_explained_as_pair_by_pair_with_many_periods_and_hours(
+        seed: int) -> None:
+    """A free team's eligible assignments are read as flags per position, made per period and hours of
+    the assignment (more than 32 such kinds take another way to the same flags): side rounds whose
+    assignments each have their own hours, so the institutions' hours rows bind for some and not others,
+    explain their free teams (counts, reasons, the rows named) exactly as the plain version, pair by pair."""
+    from benchmarks.generator import generate
+
+    snapshot = generate(200, flavour="side", seed=seed)
+    assert len(snapshot["assignments"]) > 64
+    rng = random.Random(seed)
+    for j, a in enumerate(snapshot["assignments"]):
+        a["supervision_hours"] = 4 + j % 70 + rng.choice((0, 0.5))
+    for cap in snapshot.get("capacities", []):
+        cap["supervision_hours"] = rng.choice((20, 60, 200))
+    problem = Problem.from_snapshot(snapshot)
+    by_team = eligibility(problem).by_team()
+    matching = sorted(solve(problem, policy="max_fit").matches)
+    for chosen in (matching, matching[::3]):
+        fast = explain(problem, chosen, by_team)
+        assert fast == explain(problem, chosen, by_team, every_row=True)
+        teams = fast["unmatched_teams"]
+        kinds = {row["group"] for t in teams for row in t["binding"]}
+        assert {t["reason"] for t in teams} >= {"capacity_ran_out", "eligible_assignments_went_to_other_teams"}
+        assert "supervision_hours" in kinds
+    small = Problem.from_snapshot(generate(40, flavour="side", seed=seed))  # a few kinds: the flags by translate
+    chosen = sorted(solve(small).matches)[::2]
+    assert explain(small, chosen, eligibility(small).by_team()) == explain(small, chosen, every_row=True)
+
+
 def test_the_random_rounds_above_ask_about_pairs_a_capacity_stops() -> None:
     from benchmarks.generator import generate
 
@@ -155,7 +186,14 @@ def test_filter_counts_read_per_class_of_teams_equal_the_plain_filters_with_forb
         matching = sorted(solve(problem).matches)
         assert explain(problem, matching) == explain(problem, matching, every_row=True)
         assert explain(problem, matching, eligibility(problem).by_team()) == explain(problem, matching)
+        # a matched pair that is not eligible (a pin, say) is left out of the matches either way
+        outside_pair = next(p for p in others if p not in set(pairs))
+        assert explain(problem, [*matching, outside_pair], eligibility(problem).by_team()) == explain(
+            problem, [*matching, outside_pair])
         assert precheck(problem, supply_counts=precheck_supply(problem, eligibility(problem))) == precheck(problem)
+        # the supply counted a few teams at a time (as in a round too big for one team x place table)
+        assert precheck(problem, supply_counts=precheck_supply(problem, eligibility(problem), table_cells=50)
+                        ) == precheck(problem)
         counts = explain(problem, matching[::2])
         assert counts == explain(problem, matching[::2], every_row=True)
         removed = [u["removed"] for u in counts["unmatched_teams"]]

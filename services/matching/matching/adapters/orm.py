@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from werkplaats_shared.db import messaging_tables
@@ -66,6 +67,30 @@ class RunSnapshot(Base):
     snapshot: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
 
 
+class JSONText(sa.types.TypeDecorator[Any]):
+    """JSON kept as text, written and read with msgspec: the same data back, at a fraction of the json module's
+    time for the megabytes of a national round's explanations (5.8 MB at 10,000 teams: 0.02 s to write against
+    0.13 s)."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> str | None:
+        return None if value is None else msgspec.json.encode(value).decode()
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> Any:
+        return None if value is None else msgspec.json.decode(value)
+
+
+class RunExplanations(Base):
+    """A run's explanations (megabytes at national scale), written once when its result is recorded: writing the
+    run's row afterwards (published, superseded, its lease) never rewrites them (SQLite rewrites a row whole)."""
+
+    __tablename__ = "run_explanations"
+    run_id: Mapped[str] = mapped_column(sa.ForeignKey("runs.id"), primary_key=True)
+    explanations: Mapped[dict[str, Any]] = mapped_column(JSONText)
+
+
 class Run(Base):
     __tablename__ = "runs"
     id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
@@ -112,7 +137,8 @@ class Run(Base):
     # what came out
     precheck: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)
     diagnosis: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)
-    explanations: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)
+    # the explanations in their own row, read only where used (``run.explanations``: None until recorded)
+    stored_explanations: Mapped[RunExplanations | None] = relationship(lazy="select", cascade="all, delete-orphan")
     # the explanations' figures, kept apart too: lists show them without reading the explanations (megabytes)
     figures: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)
     cancelled_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)
@@ -133,6 +159,21 @@ class Run(Base):
         else:
             self.stored_snapshot.snapshot = value
 
+    @property
+    def explanations(self) -> dict[str, Any] | None:
+        """The run's explanations (read from run_explanations on first use; None while it has none)."""
+        stored = self.stored_explanations
+        return None if stored is None else stored.explanations
+
+    @explanations.setter
+    def explanations(self, value: dict[str, Any] | None) -> None:
+        if value is None:
+            self.stored_explanations = None
+        elif self.stored_explanations is None:
+            self.stored_explanations = RunExplanations(explanations=value)
+        else:
+            self.stored_explanations.explanations = value
+
     __table_args__ = (sa.Index("ix_runs_workspace_id_period", "workspace_id", "period"),
                       # GET /runs pages through a coordinator's runs in this order
                       sa.Index("ix_runs_coordinator_id_created_at_id", "coordinator_id", "created_at", "id"))
@@ -141,11 +182,13 @@ class Run(Base):
 class Match(Base):
     __tablename__ = "matches"
     id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
-    run_id: Mapped[str] = mapped_column(sa.ForeignKey("runs.id"), index=True)
+    # run_id, firm_id and institution_id are each looked up by the index that starts with it (below): a round's
+    # thousands of matches are written into four indexes, not seven
+    run_id: Mapped[str] = mapped_column(sa.ForeignKey("runs.id"))
     assignment_id: Mapped[str] = mapped_column(sa.String(36))
     team_id: Mapped[str] = mapped_column(sa.String(36))
-    firm_id: Mapped[str] = mapped_column(sa.String(36), index=True)
-    institution_id: Mapped[str] = mapped_column(sa.String(36), index=True)
+    firm_id: Mapped[str] = mapped_column(sa.String(36))
+    institution_id: Mapped[str] = mapped_column(sa.String(36))
     score: Mapped[float] = mapped_column(sa.Float)
     response: Mapped[str | None] = mapped_column(sa.String(20), nullable=True)
     responded_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), nullable=True)

@@ -4,8 +4,10 @@ Pure: a problem and a matching in, plain data out."""
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter
 from dataclasses import dataclass, field, fields
+from itertools import compress
 from typing import Any, Iterable, Mapping
 
 from .model import (
@@ -27,6 +29,7 @@ from .model import (
     in_working_area,
     ineligibility,
     limit_indices,
+    pair_key,
     reachable,
     team_rank,
     values_of,
@@ -291,10 +294,10 @@ class Candidates:
             found = self._class_counts[key] = (skills, period, sorted(outside))
         return found
 
-    def for_team_eligible(self, t: Team, eligible: list[int]) -> tuple[Counter[str], list[Assignment]]:
-        """``for_team`` where the team's eligible assignments (positions, ascending) are known: the counts
-        of the level, skill and period filters are read per class of teams (level, skills, periods), and
-        only the assignments outside the working area and the team's forbidden pairs are checked one by
+    def team_removed(self, t: Team, eligible: list[int]) -> Counter[str]:
+        """``for_team``'s counts where the team's eligible assignments (positions, ascending) are known: the
+        counts of the level, skill and period filters are read per class of teams (level, skills, periods),
+        and only the assignments outside the working area and the team's forbidden pairs are checked one by
         one for reach (the same answer: tests/unit/test_matching_explanations.py compares the two)."""
         skills, period, outside = self._class_of(t)
         reach_outside = sum(1 for j in outside if reachable(t, self.jobs[j]))
@@ -304,10 +307,8 @@ class Candidates:
         area = len(eligible) + forbidden
         reach = area + reach_outside
         level = self.level_counts.get(t.level, 0)
-        removed: Counter[str] = Counter({"level": len(self.jobs) - level, "skills": level - skills,
-                                         "period": skills - period, "reach": period - reach,
-                                         "working_area": reach - area, "forbidden": forbidden})
-        return removed, [self.jobs[j] for j in eligible]
+        return Counter({"level": len(self.jobs) - level, "skills": level - skills, "period": skills - period,
+                        "reach": period - reach, "working_area": reach - area, "forbidden": forbidden})
 
     def for_team(self, t: Team) -> tuple[Counter[str], list[Assignment]]:
         """What each filter removed of the assignments, and the eligible assignments left."""
@@ -350,10 +351,10 @@ class Capacities:
                  every_row: bool = False) -> None:
         chosen = set(matching)
         self.problem, self.every_row = problem, every_row
-        self.values = values_of(chosen)
         self.rows_of: dict[Pair, list[tuple[Row, float]]] = {}
         self.used: dict[int, float] = {}
         if every_row:
+            self.values = values_of(chosen)
             for row in hard_rows(problem, set(eligible) | chosen):
                 if row.group in CAPACITY_GROUPS and row.sense == "<=":
                     for key, coef in row.terms:
@@ -375,14 +376,11 @@ class Capacities:
             for c in self.cells.get((t.institution_id, a.period, t.level), []):
                 self.teams_in[c] += 1
                 self.hours_in[c] += a.supervision_hours
-        caps = problem.capacities
-        self.capacity_rows = [Row("institution_capacity", capacity_label(c), (), "<=", c.teams) for c in caps]
-        self.hours_rows = [Row("supervision_hours", capacity_label(c), (), "<=", c.supervision_hours) for c in caps]
-        self.firm_rows = [Row("firm_cap", f"firm {cap.firm_id}", (), "<=", cap.max_teams) for cap in problem.firm_caps]
         # the rows that would break, per (institution, period, level), with the hours, and per firm: _binding
         self.cell_rows: dict[tuple[str, str, str], list[Row]] = {}
         self.hours_rows_of: dict[tuple[tuple[str, str, str], float], list[Row]] = {}
         self.firm_rows_of: dict[str, list[Row]] = {}
+        self._cell_limits: dict[tuple[str, str, str, float], list[Row]] = {}  # limit_rows_of
 
     def lhs(self, row: Row) -> float:
         if id(row) not in self.used:
@@ -399,6 +397,29 @@ class Capacities:
             return []
         return list(self._binding(t, a, tuple(sorted(wanted))))
 
+    def limit_rows_of(self, t: Team, a: Assignment) -> list[Row]:
+        """``binding_of`` for the limits (institution capacity, supervision hours, firm cap), read only:
+        the institution's rows depend on the team's institution and level and the assignment's period and
+        hours only (a few hundred of them in a national round, asked about for every eligible pair of a free
+        team), the firm's on the firm only."""
+        if self.every_row:
+            return self.binding(Pair(t.team_id, a.assignment_id), LIMITS)
+        rows = self.cell_limit_rows(t, a)
+        if a.firm_id in self.caps_of:
+            firm = self._binding(t, a, LIMITS[2:])
+            if firm:
+                rows = rows + firm
+        return rows
+
+    def cell_limit_rows(self, t: Team, a: Assignment) -> list[Row]:
+        """``limit_rows_of`` less the firm's caps: the institution's rows (capacity, supervision hours)
+        adding (t, a) would break, found once per institution, level, period and hours."""
+        key = (t.institution_id, t.level, a.period, a.supervision_hours)
+        rows = self._cell_limits.get(key)
+        if rows is None:
+            rows = self._cell_limits[key] = self._binding(t, a, LIMITS[:2])
+        return rows
+
     def binding_of(self, t: Team, a: Assignment, groups: tuple[str, ...]) -> list[Row]:
         """``binding`` of the pair (t, a), read only (the rows found are shared between pairs)."""
         if self.every_row:
@@ -414,30 +435,106 @@ class Capacities:
         found: list[Row] = []
         if "institution_capacity" in groups:
             rows = self.cell_rows.get(cell)
-            if rows is None:
-                rows = self.cell_rows[cell] = [self.capacity_rows[c] for c in self.cells.get(cell, [])
-                                               if self.teams_in[c] + 1 > self.capacity_rows[c].rhs + 1e-6]
+            if rows is None:  # (a row is made only when found binding)
+                caps = self.problem.capacities
+                rows = self.cell_rows[cell] = [
+                    Row("institution_capacity", capacity_label(caps[c]), (), "<=", caps[c].teams)
+                    for c in self.cells.get(cell, []) if self.teams_in[c] + 1 > caps[c].teams + 1e-6]
             found += rows
         hours = a.supervision_hours
         if "supervision_hours" in groups and hours > 0:
             rows = self.hours_rows_of.get((cell, hours))
             if rows is None:
+                caps = self.problem.capacities
                 rows = self.hours_rows_of[(cell, hours)] = [
-                    self.hours_rows[c] for c in self.cells.get(cell, [])
-                    if self.hours_in[c] + hours > self.hours_rows[c].rhs + 1e-6]
+                    Row("supervision_hours", capacity_label(caps[c]), (), "<=", caps[c].supervision_hours)
+                    for c in self.cells.get(cell, []) if self.hours_in[c] + hours > caps[c].supervision_hours + 1e-6]
             found += rows
         if "firm_cap" in groups:
-            rows = self.firm_rows_of.get(a.firm_id)
-            if rows is None:
-                rows = self.firm_rows_of[a.firm_id] = [
-                    self.firm_rows[k] for k in self.caps_of.get(a.firm_id, [])
-                    if self.per_firm[a.firm_id] + 1 > self.firm_rows[k].rhs + 1e-6]
-            found += rows
+            found += self.firm_rows(a)
         if "assignment_max_teams" in groups:  # its sum at the matching: the teams less the maximum, once staffed
             staffed = self.staffed.get(a.assignment_id, 0)
             if staffed - (a.max_teams if staffed else 0) + 1 > 1e-6:
                 found.append(Row("assignment_max_teams", f"assignment {a.assignment_id}", (), "<=", 0))
         return found
+
+
+    def firm_rows(self, a: Assignment) -> list[Row]:
+        """The firm caps adding a team to ``a`` would break (the same for every team)."""
+        rows = self.firm_rows_of.get(a.firm_id)
+        if rows is None:
+            firm_caps = self.problem.firm_caps
+            rows = self.firm_rows_of[a.firm_id] = [
+                Row("firm_cap", f"firm {firm_caps[k].firm_id}", (), "<=", firm_caps[k].max_teams)
+                for k in self.caps_of.get(a.firm_id, [])
+                if self.per_firm[a.firm_id] + 1 > firm_caps[k].max_teams + 1e-6]
+        return rows
+
+
+class FreeTeamFlags:
+    """A free team's eligible assignments read as flags per position in ``problem.assignments`` rather
+    than pair by pair: per institution and level, one byte per position (``of_class``) with the bits
+    BLOCKED (a limit would break: ``Capacities.limit_rows_of`` not empty), OPEN (neither blocked nor full),
+    FULL and STAFFED; a team's positions are read in one pass (``of_team``) and each bit counted by
+    ``bytes.translate`` and ``count``, in C. A position's limits depend on its period and hours (a code, a
+    handful in a round) and its firm's caps only: per institution and level, each code's rows are found once
+    and the bytes made from each position's state (code, firm blocked, full, staffed) by translate."""
+
+    BLOCKED, OPEN, FULL, STAFFED = (bytes((v >> bit) & 1 for v in range(256)) for bit in range(4))
+
+    def __init__(self, problem: Problem, capacities: Capacities, staffed: Mapping[str, int]) -> None:
+        jobs = problem.assignments
+        self.capacities = capacities
+        codes: dict[tuple[str, float], int] = {}
+        self.sample: list[Assignment] = []  # an assignment of each code
+        state: list[int] = []
+        # what a position's rows depend on, as a number: its code and its firm (if the firm's caps bind); and
+        # a position of each such number
+        self.key: list[int] = []
+        self.position_of: dict[int, int] = {}
+        firms: dict[str, int] = {}
+        for j, a in enumerate(jobs):
+            c = codes.setdefault((a.period, a.supervision_hours), len(codes))
+            if c == len(self.sample):
+                self.sample.append(a)
+            firm = bool(capacities.firm_rows(a))
+            n = staffed.get(a.assignment_id, 0)
+            state.append(c * 8 + firm * 4 + (n >= a.max_teams) * 2 + (n > 0))
+            key = c * (len(jobs) + 1) + (firms.setdefault(a.firm_id, len(firms) + 1) if firm else 0)
+            self.key.append(key)
+            self.position_of.setdefault(key, j)
+        self.states = len(codes) * 8
+        self.state: bytes | list[int] = bytes(state) if self.states <= 256 else state
+        self._of_class: dict[tuple[str, str], bytes] = {}
+
+    def of_class(self, t: Team) -> bytes:
+        """For the teams of ``t``'s institution and level: each position's bits."""
+        key = (t.institution_id, t.level)
+        found = self._of_class.get(key)
+        if found is None:
+            cell = [bool(self.capacities.cell_limit_rows(t, a)) for a in self.sample]
+
+            def bits(v: int) -> int:  # a position's state: code, firm blocked, full, staffed
+                blocked, full = cell[v >> 3] or bool(v & 4), bool(v & 2)
+                return blocked | (not blocked and not full) << 1 | full << 2 | (v & 1) << 3
+
+            if isinstance(self.state, bytes):
+                found = self.state.translate(bytes(bits(v) if v < self.states else 0 for v in range(256)))
+            else:  # more than 32 codes (periods and hours): the same, through Python
+                found = bytes(map(bits, self.state))
+            self._of_class[key] = found
+        return found
+
+    def rows(self, t: Team, positions: list[int], blocked: bytes) -> list[Row]:
+        """The limit rows of the blocked positions (``blocked``: the BLOCKED bit of each, in the order of
+        ``positions``), asked of one position per code and firm (in no order: ``_described`` sorts them)."""
+        jobs = self.capacities.problem.assignments
+        keys = set(map(self.key.__getitem__, compress(positions, blocked)))
+        return [r for k in keys for r in self.capacities.limit_rows_of(t, jobs[self.position_of[k]])]
+
+
+# the capacities a pair can break besides its assignment's maximum (the institution's rows first)
+LIMITS = ("institution_capacity", "supervision_hours", "firm_cap")
 
 
 def _described(rows: Iterable[Row]) -> list[dict[str, Any]]:
@@ -456,9 +553,9 @@ def explain(problem: Problem, matching: Iterable[Pair],
     unmatched team): a row's label, bound and sum at the matching do not depend on the other pairs, so
     the answer is the same as with rows over every eligible pair (``every_row=True``, the plain version;
     tests/unit/test_matching_explanations.py compares the two on random rounds) at a fraction of the cost.
-    Likewise a free team's filter counts are read per class of teams (``Candidates.for_team_eligible``)
+    Likewise a free team's filter counts are read per class of teams (``Candidates.team_removed``)
     and its eligible assignments from ``run_pairs``, where the plain version filters every assignment."""
-    chosen = sorted(set(matching))
+    chosen = sorted(set(matching), key=pair_key)
     teams = problem.teams_by_id
     assignments = problem.assignments_by_id
     busy = {(p.team_id, assignments[p.assignment_id].period) for p in chosen if p.assignment_id in assignments}
@@ -471,18 +568,22 @@ def explain(problem: Problem, matching: Iterable[Pair],
         all_eligible = eligible_pairs(problem) if run_pairs is None else run_pairs
         by_team = EligibleByTeam.of_pairs(problem, all_eligible)
     candidates = Candidates(problem)
-    limits = ("institution_capacity", "supervision_hours", "firm_cap")
+    limits = LIMITS
     if every_row:
         open_assignments = [(a, *candidates.for_assignment(a)) for a in problem.assignments
                             if not staffed[a.assignment_id]]
     else:
         open_assignments = [(a, *candidates.for_assignment_eligible(a, list(by_team.teams.get(a.assignment_id, []))))
                             for a in problem.assignments if not staffed[a.assignment_id]]
+    free_teams: list[tuple[Team, Counter[str], list[Assignment]]] = []  # (plain)
+    free_positions: list[tuple[Team, Counter[str], list[int]]] = []  # (positions, read by FreeTeamFlags)
+    no_positions: list[int] = []
     if every_row:
         free_teams = [(team, *candidates.for_team(team)) for team in problem.teams if team.team_id not in placed]
     else:
-        free_teams = [(team, *candidates.for_team_eligible(team, list(by_team.assignments.get(team.team_id, []))))
-                      for team in problem.teams if team.team_id not in placed]
+        free_positions = [(team, candidates.team_removed(team, js), js) for team in problem.teams
+                          if team.team_id not in placed
+                          for js in (by_team.assignments.get(team.team_id, no_positions),)]
     asked = list(all_eligible) if every_row else []  # (per team: every eligible pair when every_row)
     capacities = Capacities(problem, chosen, asked, every_row=every_row)
 
@@ -519,22 +620,19 @@ def explain(problem: Problem, matching: Iterable[Pair],
         unmatched_assignments.append({"assignment_id": a.assignment_id, **_reason(code, counts),
                                       "removed": {f: removed[f] for f in FILTERS}, "binding": binding})
 
-    unmatched_teams = []
-    staffed_of = dict(staffed)  # a plain dict: a Counter's missing key costs a call, per eligible pair here
-    rows_of: dict[tuple[str, str], dict[str, list[Row]]] = {}  # per institution and level: the rows by assignment
+    # the fast version reads each free team's eligible assignments as flags per position (FreeTeamFlags); the
+    # plain one, below, asks about each pair
+    unmatched_teams = _free_teams_explained(problem, capacities, staffed, free_positions) if free_positions else []
     for team, removed, usable_assignments in free_teams:
         counts, emptied = _left(removed, len(problem.assignments), TEAM_COUNT_NAMES)
-        # one pass over the team's eligible assignments: the capacity rows adding each would break (shared by
-        # the teams of one institution and level), how many are full, staffed, blocked
-        known = {} if every_row else rows_of.setdefault((team.institution_id, team.level), {})  # plain: per pair
+        # one pass over the team's eligible assignments: the capacity rows adding each would break, how many
+        # are full, staffed, blocked
         blocked_rows: list[list[Row]] = []
         full = taken = 0
         stuck = True  # every eligible assignment full or blocked by capacity
         for a in usable_assignments:
-            rows = known.get(a.assignment_id)
-            if rows is None:
-                rows = known[a.assignment_id] = capacities.binding_of(team, a, limits)
-            n = staffed_of.get(a.assignment_id, 0)
+            rows = capacities.limit_rows_of(team, a)
+            n = staffed.get(a.assignment_id, 0)
             taken += n > 0
             full += n >= a.max_teams
             if rows:
@@ -558,18 +656,60 @@ def explain(problem: Problem, matching: Iterable[Pair],
 
     matches = []
     fits: dict[Pair, FitBreakdown] = {}  # each matched pair's fit, taken apart once (the figures sum them)
+    if isinstance(run_pairs, EligibleByTeam) and not every_row:  # a matched pair is eligible: among the team's
+        position = {a.assignment_id: j for j, a in enumerate(problem.assignments)}  # (ascending) positions
+
+        def is_eligible(p: Pair) -> bool:
+            js, j = by_team.assignments.get(p.team_id, ()), position[p.assignment_id]
+            k = bisect_left(js, j)
+            return k < len(js) and js[k] == j
+    else:
+        def is_eligible(p: Pair) -> bool:
+            return ineligibility(problem, p) is None
     for p in chosen:
         matched_team, assignment = teams.get(p.team_id), assignments.get(p.assignment_id)
         if matched_team is None or assignment is None:
             continue
         b = fits[p] = fit_breakdown(matched_team, assignment)
-        if ineligibility(problem, p) is not None:
+        if not is_eligible(p):
             continue
         matches.append({"team_id": p.team_id, "assignment_id": p.assignment_id,
                         "score": {**{name: getattr(b, name) for name in BREAKDOWN_FIELDS}, "total": b.total}})
 
     return {"unmatched_assignments": unmatched_assignments, "unmatched_teams": unmatched_teams,
-            "matches": matches, "figures": figures(problem, chosen, all_eligible, fits), "filters": FILTERS}
+            "matches": matches, "filters": FILTERS,
+            "figures": figures(problem, chosen, all_eligible, fits, ranked_eligible=None if every_row or not isinstance(
+                run_pairs, EligibleByTeam) else all_eligible)}
+
+
+def _free_teams_explained(problem: Problem, capacities: Capacities, staffed: Mapping[str, int],
+                          free: list[tuple[Team, Counter[str], list[int]]]) -> list[dict[str, Any]]:
+    """The free teams' reasons as ``explain``'s loop over each eligible pair gives them (its plain version,
+    every_row, which the tests compare this with), the counts summed over flags per position in C."""
+    flags = FreeTeamFlags(problem, capacities, staffed)
+    blocked_bit, open_bit, full_bit, staffed_bit = flags.BLOCKED, flags.OPEN, flags.FULL, flags.STAFFED
+    explained = []
+    for team, removed, js in free:
+        counts, emptied = _left(removed, len(problem.assignments), TEAM_COUNT_NAMES)
+        mine = bytes(map(flags.of_class(team).__getitem__, js))  # the bits of the team's eligible assignments
+        blocked = mine.translate(blocked_bit)
+        n_blocked = blocked.count(1)
+        taken = mine.translate(staffed_bit).count(1)
+        counts.update({"assignments": len(problem.assignments), "forbidden": removed["forbidden"],
+                       "eligible": len(js), "eligible_full": mine.translate(full_bit).count(1),
+                       "eligible_staffed": taken, "eligible_closed": len(js) - taken,
+                       "eligible_blocked_by_capacity": n_blocked})
+        binding: list[dict[str, Any]] = []
+        if emptied is not None:
+            code = TEAM_FILTER_REASONS[emptied]
+        elif n_blocked and 1 not in mine.translate(open_bit):  # every eligible assignment full or blocked
+            code = "capacity_ran_out"
+            binding = _described(flags.rows(team, js, blocked))
+        else:
+            code = "eligible_assignments_went_to_other_teams"
+        explained.append({"team_id": team.team_id, **_reason(code, counts),
+                          "removed": {f: removed[f] for f in FILTERS}, "binding": binding})
+    return explained
 
 
 def _share(part: int, whole: int) -> dict[str, Any]:
@@ -612,10 +752,13 @@ def unused_capacity(problem: Problem, matching: Iterable[Pair]) -> list[dict[str
 
 
 def figures(problem: Problem, matching: Iterable[Pair], eligible: Iterable[Pair] | None = None,
-            fits: Mapping[Pair, FitBreakdown] | None = None) -> dict[str, Any]:
+            fits: Mapping[Pair, FitBreakdown] | None = None, *,
+            ranked_eligible: Iterable[Pair] | None = None) -> dict[str, Any]:
     """Served shares (assignments by accepted level and by region, teams by level and by institution),
     the teams' preference profile, blocking pairs (for any policy) and unused capacity. ``fits``: the
-    matched pairs' fits, when already taken apart (every matched pair whose team and assignment exist)."""
+    matched pairs' fits, when already taken apart (every matched pair whose team and assignment exist).
+    ``ranked_eligible``: the eligible pairs the teams ranked, by team and rank, when already listed
+    (``EligibleByTeam.ranked``)."""
     chosen = set(matching)
     served_assignments = {p.assignment_id for p in chosen}
     placed_teams = {p.team_id for p in chosen}
@@ -623,11 +766,14 @@ def figures(problem: Problem, matching: Iterable[Pair], eligible: Iterable[Pair]
                     | {t.level for t in problem.teams})
     institutions = sorted({t.institution_id for t in problem.teams})
     regions = sorted({a.region or "" for a in problem.assignments})
-    if eligible is None:
-        eligible = eligible_pairs(problem)
-    known = eligible if isinstance(eligible, (Mapping, set, frozenset)) else set(eligible)
     # only a pair the team ranked can block: those are the pairs looked at (in the same order)
-    ranked = [p for t in problem.teams for aid in t.preferences if (p := Pair(t.team_id, aid)) in known]
+    if ranked_eligible is not None:
+        ranked = list(ranked_eligible)
+    else:
+        if eligible is None:
+            eligible = eligible_pairs(problem)
+        known = eligible if isinstance(eligible, (Mapping, set, frozenset)) else set(eligible)
+        ranked = [p for t in problem.teams for aid in t.preferences if (p := Pair(t.team_id, aid)) in known]
     blocking = blocking_pairs(problem, chosen, ranked)
     # each share counted in one pass (served, of all) per level, region and institution
     by_level: Counter[str] = Counter()

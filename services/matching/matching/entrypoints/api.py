@@ -100,7 +100,7 @@ class RunOut(Schema):
         return services.elapsed_seconds(run)
 
     def _figures(self, run: orm.Run) -> Any:
-        return (run.explanations or {}).get("figures")
+        return run.figures  # the explanations' figures, kept apart: a run is shown without reading its explanations
 
 
 class ExplanationsOut(Schema):
@@ -306,8 +306,7 @@ def create_matching_app(infra: Infrastructure) -> Flask:
     class RunExplanations(MethodView):
         @runs.response(200, ExplanationsOut)
         def get(self, run_id: str) -> Any:
-            run = in_tx(services.visible_run, run_id)
-            explanations = run.explanations
+            run, explanations = in_tx(services.explained_run, run_id)
             if explanations is None:
                 abort(409, message=f"a {run.status} run has no explanations",
                       errors=[{"field": "status", "reason": "the run has no matching (yet)"}])

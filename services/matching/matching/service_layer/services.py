@@ -426,7 +426,14 @@ def _claimed_snapshot(run_id: str, erasures: int) -> dict[str, Any] | None:
 
 def claim_next_run(sf: sessionmaker[Session]) -> str | None:
     """Claim the oldest queued run (or one whose worker's lease ran out) whose round has no other run
-    running; note the teams the round's other batches hold (see held_teams)."""
+    running; note the teams the round's other batches hold (see held_teams). The cyclic garbage collector
+    rests meanwhile, as it does while the run is solved (``execute_run``): parsing a national round's
+    snapshot makes hundreds of thousands of objects and no cycles."""
+    with cycles_paused():
+        return _claim_next_run(sf)
+
+
+def _claim_next_run(sf: sessionmaker[Session]) -> str | None:
     with sf() as session:
         candidates = session.execute(
             sa.select(orm.Run.id, orm.Run.workspace_id, orm.Run.workspace_ids, orm.Run.period)
@@ -699,7 +706,7 @@ def publish(session: Session, emit_into: Emit, run: orm.Run, actor: Principal | 
     check_round(session, run)
     current = session.execute(sa.select(orm.Run).where(
         orm.Run.batch_id == run.batch_id, orm.Run.status == "published", orm.Run.id != run.id)
-        .options(defer(orm.Run.explanations)).with_for_update()).scalars().all()
+        .with_for_update()).scalars().all()
     for older in current:
         if _aware(older.created_at) > _aware(run.created_at):  # type: ignore[operator]
             raise ServiceError(409, "status", f"a newer run of this batch ({older.id}) is already published")
@@ -710,18 +717,19 @@ def publish(session: Session, emit_into: Emit, run: orm.Run, actor: Principal | 
               actor=actor, actor_organisation_id=run.coordinator_id)
     superseded = max(current, key=lambda older: _aware(older.published_at) or now, default=None)
     match = orm.Match
-    before = {} if superseded is None else {Pair(m.team_id, m.assignment_id): m for m in session.execute(
+    # the pairs as (team_id, assignment_id) tuples: thousands of them, hashed and compared in C
+    before = {} if superseded is None else {(m.team_id, m.assignment_id): m for m in session.execute(
         sa.select(match.id, match.team_id, match.assignment_id, match.response, match.responded_at)
         .where(match.run_id == superseded.id)) if m.response != "declined"}
     matches = session.execute(
         sa.select(match.id, match.team_id, match.assignment_id, match.firm_id, match.institution_id, match.score,
                   match.response).where(match.run_id == run.id).order_by(match.assignment_id, match.team_id)).all()
     snapshot = run.snapshot if snapshot is None else snapshot
-    _keeps_accepted(run, before, [Pair(m.team_id, m.assignment_id) for m in matches], snapshot)
+    _keeps_accepted(run, before, [(m.team_id, m.assignment_id) for m in matches], snapshot)
     run.status, run.published_at = "published", now
     published, carried = [], []
     for m in matches:
-        previous = before.get(Pair(m.team_id, m.assignment_id))
+        previous = before.get((m.team_id, m.assignment_id))
         if previous is not None and m.response is None and previous.response is not None:
             carried.append({"b_id": m.id, "b_response": previous.response, "b_responded_at": previous.responded_at})
         published.append({"match_id": m.id, "assignment_id": m.assignment_id, "team_id": m.team_id,
@@ -751,20 +759,22 @@ def publish(session: Session, emit_into: Emit, run: orm.Run, actor: Principal | 
 # ---- the coordinator's control --------------------------------------------------------------
 
 
-def _keeps_accepted(run: orm.Run, before: Mapping[Pair, Any], matches: list[Pair], snapshot: dict[str, Any]) -> None:
+def _keeps_accepted(run: orm.Run, before: Mapping[tuple[str, str], Any], matches: list[tuple[str, str]],
+                    snapshot: dict[str, Any]) -> None:
     """Refuse to publish a run that drops a pair a firm accepted in the published matching, unless the
     run's coordinator released that pair or its team or assignment left the batch (``snapshot``: the run's).
-    ``before``: the published matching's matches (rows with ``response``) by pair."""
-    released = {Pair(r["team_id"], r["assignment_id"]) for r in (run.controls or {}).get("released") or []}
+    ``before``: the published matching's matches (rows with ``response``) by pair; the pairs as
+    (team_id, assignment_id)."""
+    released = {(r["team_id"], r["assignment_id"]) for r in (run.controls or {}).get("released") or []}
     present_teams = {t["team_id"] for t in snapshot["teams"]}
     present_assignments = {a["assignment_id"] for a in snapshot["assignments"]}
     kept = set(matches)
     dropped = sorted(pair for pair, m in before.items()
                      if m.response == "accepted" and pair not in kept and pair not in released
-                     and pair.team_id in present_teams and pair.assignment_id in present_assignments)
+                     and pair[0] in present_teams and pair[1] in present_assignments)
     if dropped:
         raise ServiceError(409, "status", f"this run drops {len(dropped)} pair(s) a firm accepted (team "
-                                          f"{dropped[0].team_id}, assignment {dropped[0].assignment_id}); "
+                                          f"{dropped[0][0]}, assignment {dropped[0][1]}); "
                                           "request a re-run, releasing such a pair explicitly if it must go")
 
 
@@ -777,15 +787,15 @@ def visible_runs(principal: Principal) -> sa.Select[Any]:
 
 def listed_runs(principal: Principal) -> sa.Select[Any]:
     """The caller's runs as a list shows them: without the stored snapshot and explanations (a big round's are
-    megabytes per run), with the figures (kept apart); runs for ``run_listed``."""
-    return visible_runs(principal).options(defer(orm.Run.explanations))
+    megabytes per run; each in a table of its own, not read here), with the figures (kept apart); runs for
+    ``run_listed``."""
+    return visible_runs(principal)
 
 
 def run_listed(_session: Session, run: orm.Run) -> SimpleNamespace:
-    """A run of ``listed_runs`` as RunOut dumps it."""
-    skipped = ("snapshot", "explanations")
-    return SimpleNamespace(**{c.key: getattr(run, c.key) for c in orm.Run.__table__.columns if c.key not in skipped},
-                           explanations=None if run.figures is None else {"figures": run.figures})
+    """A run of ``listed_runs`` as RunOut dumps it: its columns (the snapshot and the explanations are kept in
+    tables of their own, the explanations' figures in a column)."""
+    return SimpleNamespace(**{c.key: getattr(run, c.key) for c in orm.Run.__table__.columns})
 
 
 def batch_runs(session: Session, principal: Principal, batch_id: str) -> list[SimpleNamespace]:
@@ -800,6 +810,12 @@ def visible_run(session: Session, principal: Principal, run_id: str, *, lock: bo
     if run is None:
         raise NotFound(run_id)
     return run
+
+
+def explained_run(session: Session, principal: Principal, run_id: str) -> tuple[orm.Run, dict[str, Any] | None]:
+    """The run and its explanations (None while it has none), read in the session."""
+    run = visible_run(session, principal, run_id)
+    return run, run.explanations
 
 
 def visible_batch(session: Session, principal: Principal, batch_id: str) -> orm.Batch:
@@ -878,7 +894,7 @@ def accepted_pairs(session: Session, batch: orm.Batch, *, as_of: orm.Run | None 
     (every change to the batch's snapshot sets ``updated_at``); otherwise the batch's snapshot is read."""
     published = session.execute(sa.select(orm.Run).where(orm.Run.batch_id == batch.batch_id,
                                                           orm.Run.status == "published")
-                                .options(defer(orm.Run.explanations))).scalars().first()
+                                ).scalars().first()
     if published is None:
         return None, {}
     answered = {Pair(row.team_id, row.assignment_id) for row in session.execute(
@@ -993,7 +1009,7 @@ def audit_trail(session: Session, principal: Principal, batch_id: str) -> list[o
 def _summary(session: Session, run: orm.Run) -> dict[str, Any]:
     return {"id": run.id, "batch_id": run.batch_id, "policy": run.policy, "status": run.status, "trigger": run.trigger,
             "objective": run.objective, "objective_values": run.objective_values,
-            "figures": (run.explanations or {}).get("figures")}
+            "figures": run.figures}  # the explanations' figures, kept apart (not the megabytes of explanations)
 
 
 def compare_runs(session: Session, principal: Principal, a_id: str, b_id: str) -> dict[str, Any]:
@@ -1101,8 +1117,7 @@ def _last_erasure(session: Session) -> int:
 def _result_of(session: Session, principal: Principal, run_id: str
                ) -> tuple[orm.Run, dict[str, Any], dict[str, Any], dict[str, Any]]:
     """The run (without its big columns), its explanations, and its teams and assignments by id."""
-    run: orm.Run | None = session.execute(visible_runs(principal).where(orm.Run.id == run_id).options(
-        defer(orm.Run.explanations))).scalar_one_or_none()
+    run: orm.Run | None = session.execute(visible_runs(principal).where(orm.Run.id == run_id)).scalar_one_or_none()
     if run is None:
         raise NotFound(run_id)
     erasure = _last_erasure(session)
@@ -1111,9 +1126,10 @@ def _result_of(session: Session, principal: Principal, run_id: str
         if kept is not None and kept[0] == erasure:
             _results.move_to_end(run_id)
             return run, *kept[1]
-    explanations, snapshot = session.execute(sa.select(orm.Run.explanations, orm.RunSnapshot.snapshot)
-                                             .join(orm.RunSnapshot, orm.RunSnapshot.run_id == orm.Run.id)
-                                             .where(orm.Run.id == run_id)).one()
+    explanations, snapshot = session.execute(
+        sa.select(orm.RunExplanations.explanations, orm.RunSnapshot.snapshot).select_from(orm.RunSnapshot)
+        .outerjoin(orm.RunExplanations, orm.RunExplanations.run_id == orm.RunSnapshot.run_id)
+        .where(orm.RunSnapshot.run_id == run_id)).one()
     if explanations is None:
         raise ServiceError(409, "status", f"a {run.status} run has no result (yet)")
     parsed = (explanations, {t["team_id"]: t for t in snapshot["teams"]},
@@ -1265,7 +1281,7 @@ def on_match_responded(session: Session, envelope: Envelope) -> None:
     session.flush()
     published = session.execute(sa.select(orm.Run).where(orm.Run.batch_id == batch.batch_id,
                                                           orm.Run.status == "published")
-                                .options(defer(orm.Run.explanations))).scalars().first()
+                                ).scalars().first()
     if published is None:
         return
     reference = [Pair(m.team_id, m.assignment_id) for m in run_matches(session, published.id)]
@@ -1345,7 +1361,7 @@ def drop_assignment(session: Session, batch_id: str, assignment_id: str, firm_id
     session.flush()
     published = session.execute(sa.select(orm.Run).where(orm.Run.batch_id == batch.batch_id,
                                                           orm.Run.status == "published")
-                                .options(defer(orm.Run.explanations))).scalars().first()
+                                ).scalars().first()
     if published is None:
         return
     reference = [Pair(m.team_id, m.assignment_id) for m in run_matches(session, published.id)]

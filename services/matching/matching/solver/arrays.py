@@ -183,25 +183,35 @@ class Eligibility:
         """Each team's eligible assignments (positions, ascending), read from the arrays: what the
         pre-check and the explanations need, without a ``Pair`` per eligible pair."""
         teams = self.problem.teams
-        order = np.lexsort((self.assignment, self.team))
-        team, assignment = self.team[order], self.assignment[order]
-        bounds = np.flatnonzero(np.diff(team)) + 1
-        starts = np.concatenate([[0], bounds]).tolist() if len(team) else []
-        ends = np.concatenate([bounds, [len(team)]]).tolist() if len(team) else []
+        team, assignment = self.team, self.assignment
+        keys = team.astype(np.int64) * max(1, len(self.problem.assignments)) + assignment
+        if len(keys) > 1 and not bool(np.all(keys[1:] > keys[:-1])):  # ``eligibility`` makes them in this order
+            order = np.argsort(keys, kind="stable")
+            team, assignment = team[order], assignment[order]
         listed = assignment.tolist()
-        by_team = {teams[int(team[s])].team_id: listed[s:e] for s, e in zip(starts, ends, strict=True)}
+        by_team = {teams[t].team_id: listed[s:e] for t, s, e in _runs(team)}
         jobs = self.problem.assignments
-        order = np.lexsort((self.team, self.assignment))
-        team, assignment = self.team[order], self.assignment[order]
-        bounds = np.flatnonzero(np.diff(assignment)) + 1
-        starts = np.concatenate([[0], bounds]).tolist() if len(team) else []
-        ends = np.concatenate([bounds, [len(team)]]).tolist() if len(team) else []
-        listed = team.tolist()
-        by_assignment = {jobs[int(assignment[s])].assignment_id: listed[s:e] for s, e in zip(starts, ends, strict=True)}
+        order = np.argsort(assignment, kind="stable")  # by assignment, then team (the pairs are by team now)
+        listed = team[order].tolist()
+        by_assignment = {jobs[j].assignment_id: listed[s:e] for j, s, e in _runs(assignment[order])}
         return EligibleByTeam(by_team, by_assignment)
 
 
-def precheck_supply(problem: Problem, elig: Eligibility) -> dict[tuple[str, str, str, str], int]:
+def _runs(values: Ints) -> list[tuple[int, int, int]]:
+    """Each run of equal values in ``values`` (sorted): the value, where it starts and where it ends."""
+    if not len(values):
+        return []
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(values)) + 1])
+    ends = np.concatenate([starts[1:], [len(values)]])
+    return list(zip(values[starts].tolist(), starts.tolist(), ends.tolist(), strict=True))
+
+
+# The pre-check's team x place table holds at most this many cells (a byte each) at a time
+SUPPLY_TABLE_CELLS = 1 << 24
+
+
+def precheck_supply(problem: Problem, elig: Eligibility,
+                    table_cells: int = SUPPLY_TABLE_CELLS) -> dict[tuple[str, str, str, str], int]:
     """The pre-check's supply (``domain.explain.precheck``) from the arrays: per cell (level, period,
     region, skill: "*" and each required skill of an assignment in it), how many distinct teams of that
     level are eligible for one of the cell's assignments. Each eligible pair stands for its team in its
@@ -222,13 +232,25 @@ def precheck_supply(problem: Problem, elig: Eligibility) -> dict[tuple[str, str,
     per_pair = width[elig.assignment]
     pair = np.repeat(np.arange(len(elig), dtype=np.int64), per_pair)
     offset = np.arange(len(pair), dtype=np.int64) - np.repeat(np.cumsum(per_pair) - per_pair, per_pair)
-    cell = t_level[elig.team[pair]] * len(places) + flat[first[elig.assignment[pair]] + offset]
-    distinct = np.unique(cell * len(teams) + elig.team[pair]) // len(teams)
-    codes, counts = np.unique(distinct, return_counts=True)
+    team, place = elig.team[pair], flat[first[elig.assignment[pair]] + offset]
+    # each (team, place) once: marked in a team x place table (a sort of a million keys costs several times
+    # as much), a block of teams at a time so that the table stays small in a bigger round
+    n_places, counts = len(places), np.zeros(len(levels.codes) * len(places), dtype=np.int64)
+    block = max(1, table_cells // n_places)
+    for start in range(0, len(teams), block):
+        size = min(block, len(teams) - start)
+        if size == len(teams):
+            in_block, at = team, place
+        else:
+            mask = (team >= start) & (team < start + size)
+            in_block, at = team[mask] - start, place[mask]
+        seen = np.zeros(size * n_places, dtype=bool)
+        seen[in_block * n_places + at] = True
+        hit = np.flatnonzero(seen)
+        counts += np.bincount(t_level[start + hit // n_places] * n_places + hit % n_places, minlength=len(counts))
     names = {code: key for key, code in places.items()}
     level_names = {code: name for name, code in levels.codes.items()}
-    return {(level_names[c // len(places)], *names[c % len(places)]): n
-            for c, n in zip(codes.tolist(), counts.tolist(), strict=True)}
+    return {(level_names[c // n_places], *names[c % n_places]): int(counts[c]) for c in np.flatnonzero(counts).tolist()}
 
 
 def eligibility(problem: Problem) -> Eligibility:
