@@ -27,6 +27,7 @@ from flask_smorest import abort
 from sqlalchemy.engine import Engine
 
 from .contracts import SCOPES
+from .db import READ_ONLY
 from .http import DOCS_PATHS, INDEX_PATH, request_language
 
 PREFIX = "wpk"
@@ -170,7 +171,7 @@ def authenticate(engine: Engine, api_keys: sa.Table, presented: str) -> Principa
     if len(parts) != 3 or parts[0] != PREFIX or not parts[1] or not parts[2]:
         return None
     _, key_id, secret = parts
-    with engine.connect() as conn:
+    with engine.connect().execution_options(**READ_ONLY) as conn:  # a read: no write lock on SQLite
         row = conn.execute(
             sa.select(api_keys.c.organisation_id, api_keys.c.role, api_keys.c.secret_hash,
                       api_keys.c.revoked_at, api_keys.c.scopes).where(api_keys.c.key_id == key_id)
@@ -208,7 +209,7 @@ def account_disabled(engine: Engine, api_keys: sa.Table, principal: Principal) -
         return False
     disabled = api_keys.metadata.tables[DISABLED_ACCOUNTS]
     account_id = principal.key_id.removeprefix(ACCOUNT_KEY_PREFIX)
-    with engine.connect() as conn:
+    with engine.connect().execution_options(**READ_ONLY) as conn:  # a read: no write lock on SQLite
         return conn.execute(sa.select(disabled.c.account_id)
                             .where(disabled.c.account_id == account_id)).first() is not None
 
@@ -217,7 +218,7 @@ def session_revoked(engine: Engine, api_keys: sa.Table, principal: Principal) ->
     if principal.session_id is None:
         return False
     revoked = api_keys.metadata.tables[REVOKED_SESSIONS]
-    with engine.connect() as conn:
+    with engine.connect().execution_options(**READ_ONLY) as conn:  # a read: no write lock on SQLite
         return conn.execute(sa.select(revoked.c.session_id)
                             .where(revoked.c.session_id == principal.session_id)).first() is not None
 

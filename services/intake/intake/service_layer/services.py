@@ -169,6 +169,10 @@ def _workspace_for_input(session: Session, workspace_id: str) -> orm.Workspace:
 
 # ---- teams and assignments ------------------------------------------------------------------
 
+# session.info key: where each assignment a teams import names as a preference is (id -> (workspace, period)),
+# read once for the whole file; register_team uses it instead of a query per row while it is there
+ASSIGNMENT_PLACES = "intake.assignment_places"
+
 
 def register_team(session: Session, principal: Principal, data: dict[str, Any],
                   emit: Emit | None = None) -> orm.Team:
@@ -181,9 +185,13 @@ def register_team(session: Session, principal: Principal, data: dict[str, Any],
         raise DomainError("campus", "not one of the institution's campuses (PATCH /institution)")
     preferences = list(dict.fromkeys(data.get("preferences", [])))
     if preferences:
-        known = set(session.execute(sa.select(orm.Assignment.id).where(
-            orm.Assignment.id.in_(preferences), orm.Assignment.workspace_id == ws.id,
-            orm.Assignment.period == data["period"])).scalars())
+        places: dict[str, tuple[str, str]] | None = session.info.get(ASSIGNMENT_PLACES)
+        if places is not None:  # an import looked up every row's preferences at once
+            known = {i for i in preferences if places.get(i) == (ws.id, data["period"])}
+        else:
+            known = set(session.execute(sa.select(orm.Assignment.id).where(
+                orm.Assignment.id.in_(preferences), orm.Assignment.workspace_id == ws.id,
+                orm.Assignment.period == data["period"])).scalars())
         for i, assignment_id in enumerate(preferences):
             if assignment_id not in known:
                 raise DomainError(f"preferences.{i}", "no such assignment in this workspace and period")
