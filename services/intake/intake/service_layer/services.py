@@ -975,8 +975,14 @@ def on_matches_published(session: Session, envelope: Envelope) -> None:
     batch.status = BatchStatus.MATCHED.value
     batch.run_id = p["run_id"]
     current: dict[str, str] = {}
+    ids = [m["match_id"] for m in p["matches"]]
+    stored: set[str] = set()  # a redelivered publication's matches: stored once (one query per ID_CHUNK, not per match)
+    for start in range(0, len(ids), ID_CHUNK):
+        stored.update(session.execute(sa.select(orm.BatchMatch.match_id).where(
+            orm.BatchMatch.match_id.in_(ids[start:start + ID_CHUNK]))).scalars())
     for m in p["matches"]:
-        if session.get(orm.BatchMatch, m["match_id"]) is None:
+        if m["match_id"] not in stored:
+            stored.add(m["match_id"])
             session.add(orm.BatchMatch(match_id=m["match_id"], batch_id=batch.id, run_id=p["run_id"],
                                        assignment_id=m["assignment_id"], team_id=m["team_id"],
                                        score=m["score"]))
