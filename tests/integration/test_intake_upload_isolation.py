@@ -65,8 +65,10 @@ def server(world: World) -> Iterator[int]:
     try:
         yield port
     finally:
-        httpd.close()
+        # closed in the server's own loop: closed from this thread, its sockets could vanish under the poll it is in
+        httpd.trigger.pull_trigger(httpd.close)
         thread.join(10)
+        assert not thread.is_alive()
 
 
 def _request(port: int, method: str, path: str, body: bytes | None = None,
