@@ -19,8 +19,8 @@ its PID, and loads the instance of ``benchmarks.generator`` (``network`` flavour
 | capacity | each institution's ``POST /imports/capacity`` (CSV) |
 | assignments | each firm's ``POST /assignments/bulk`` |
 | teams | each institution's ``POST /imports/teams`` (CSV) |
-| batches | the coordinator's ``POST /batches`` (``submit_batches``: today one workspace, at most 2,000 a batch) |
-| runs | until every batch is matched (auto_publish: each run publishes its matches when solved) |
+| batches | the coordinator's ``POST /batches`` (``submit_batches``: one per period, every open assignment) |
+| runs | until every batch is matched (auto_publish: each run publishes its matches when solved); ``GET /batches`` |
 | notices | until the SMTP sink holds one mail per notice (one notice per firm with a match in a run) |
 
 ``--firms-one-by-one`` is the baseline before the operator's firm onboarding: the firms come in the
@@ -412,9 +412,25 @@ ENDED = ("matched", "infeasible", "failed", "closed")
 def wait_for_runs(bench: Bench, rnd: Round, timeout: float) -> dict[str, dict[str, Any]]:
     done: dict[str, dict[str, Any]] = {}
 
+    def statuses() -> dict[str, str]:
+        """Every batch's status from the list (its summaries: no assignments, no matches), page by page."""
+        found: dict[str, str] = {}
+        page = 1
+        while True:
+            listed, headers = bench.client.call("intake", "GET", f"/batches?page_size=100&page={page}",
+                                                rnd.coordinator)
+            found.update((b["id"], b["status"]) for b in listed)
+            if not json.loads(headers.get("x-pagination", "{}")).get("next_page"):
+                return found
+            page += 1
+
     def check() -> bool:
+        """Polled through the batch list; a batch is read whole (its assignments and matches) once it ended, as a
+        coordinator's page would: reading a national batch whole every second took intake's interpreter from its
+        outbox relay (12,500 assignments a read)."""
+        listed = statuses()
         for batch_id in rnd.batches:
-            if batch_id not in done:
+            if batch_id not in done and listed.get(batch_id) in ENDED:
                 batch, _ = bench.client.call("intake", "GET", f"/batches/{batch_id}", rnd.coordinator)
                 if batch["status"] in ENDED:
                     done[batch_id] = batch

@@ -210,7 +210,7 @@ def account_disabled(engine: Engine, api_keys: sa.Table, principal: Principal) -
         return False
     disabled = api_keys.metadata.tables[DISABLED_ACCOUNTS]
     account_id = principal.key_id.removeprefix(ACCOUNT_KEY_PREFIX)
-    with engine.connect() as conn:
+    with engine.connect().execution_options(**READ_ONLY) as conn:  # a read: no write lock on SQLite
         return conn.execute(sa.select(disabled.c.account_id)
                             .where(disabled.c.account_id == account_id)).first() is not None
 
@@ -219,7 +219,7 @@ def session_revoked(engine: Engine, api_keys: sa.Table, principal: Principal) ->
     if principal.session_id is None:
         return False
     revoked = api_keys.metadata.tables[REVOKED_SESSIONS]
-    with engine.connect() as conn:
+    with engine.connect().execution_options(**READ_ONLY) as conn:  # a read: no write lock on SQLite
         return conn.execute(sa.select(revoked.c.session_id)
                             .where(revoked.c.session_id == principal.session_id)).first() is not None
 

@@ -11,6 +11,7 @@ import functools
 import json
 import math
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -650,34 +651,102 @@ def make_envelope(message_type: str, version: int, payload: dict[str, Any]) -> E
 
 @dataclass(frozen=True)
 class _FlatRecords:
-    """A ``List(Nested(S))`` field the typed check takes: S's field names in dump order and, per field, the
-    exact type of its values, whether None is allowed and whether a float must be finite."""
+    """A ``List(Nested(S))`` field the typed check takes: S's field names in dump order and, per field, a check
+    that passes only values S's field loads (and dumps) as themselves, and whether the value is a list (copied,
+    as loading makes a new one)."""
 
     names: tuple[str, ...]
     keys: frozenset[str]
-    kinds: tuple[tuple[builtins.type, bool, bool], ...]
+    checks: tuple[tuple[Callable[[Any], bool], bool], ...]
 
 
-def _plain(f: fields.Field[Any]) -> bool:
-    """A field loaded and dumped under its own name, with no validator of its own, always present."""
+def _plain(f: fields.Field[Any], optional: bool = False) -> bool:
+    """A field loaded and dumped under its own name, with no validator of its own, always present (unless
+    ``optional``)."""
     return (not f.validators and f.data_key is None and f.attribute is None and not f.load_only
-            and not f.dump_only and f.required)
+            and not f.dump_only and (f.required or optional))
 
 
 def _no_hooks(schema: Schema) -> bool:
     return not any(schema._hooks.values())  # marshmallow keeps the pre/post/validates hooks here
 
 
+def _value_check(f: fields.Field[Any]) -> Callable[[Any], bool] | None:
+    """A check that passes only values ``f`` loads as themselves and accepts, validators included (they are
+    called as marshmallow calls them); None when ``f`` is of a kind the typed check leaves to marshmallow. It
+    passes a value of exactly the plain type only: marshmallow may accept others (1 for a float, "true" for a
+    boolean), converted; those go to marshmallow."""
+    if f.data_key is not None or f.attribute is not None or f.load_only or f.dump_only:
+        return None
+    if not all(isinstance(v, validate.Validator) for v in f.validators):
+        return None  # a plain function may say no by returning False: leave it to marshmallow
+    validators = tuple(f.validators)
+    kind = type(f)
+    base: Callable[[Any], bool]
+    if kind is fields.String:
+        def base(v: Any) -> bool:
+            return type(v) is str
+    elif kind is fields.Integer and cast(fields.Integer, f).strict:
+        def base(v: Any) -> bool:
+            return type(v) is int
+    elif kind is fields.Float and not cast(fields.Float, f).as_string:
+        if cast(fields.Float, f).allow_nan:
+            def base(v: Any) -> bool:
+                return type(v) is float
+        else:
+            def base(v: Any) -> bool:
+                return type(v) is float and math.isfinite(v)
+    elif kind is fields.Boolean:
+        def base(v: Any) -> bool:
+            return type(v) is bool
+    elif kind is fields.List:
+        inner = _value_check(cast("fields.List[Any]", f).inner)
+        if inner is None:
+            return None
+
+        def base(v: Any) -> bool:
+            return type(v) is list and all(inner(item) for item in v)
+    else:
+        return None
+    nullable = f.allow_none
+    if not validators:
+        if nullable:
+            return lambda v: v is None or base(v)
+        return base
+
+    def check(v: Any) -> bool:
+        if v is None:
+            return nullable
+        if not base(v):
+            return False
+        try:
+            for validator in validators:
+                validator(v)
+        except ValidationError:
+            return False
+        return True
+
+    return check
+
+
+# Schemas whose own hooks look only at which fields a payload has, never into their records: the typed check may
+# take their lists (marshmallow then sees each list it took as empty, present all the same).
+# BatchSubmittedV3's hook: inline or by reference, told by which snapshot fields are there.
+_RECORD_BLIND_HOOKS: set[builtins.type[Schema]] = {BatchSubmittedV3}
+
+
 @functools.cache
 def _flat_lists(schema_class: builtins.type[Schema]) -> dict[str, _FlatRecords]:
-    """The fields of ``schema_class`` the typed check can validate (none when the schema has hooks)."""
+    """The fields of ``schema_class`` the typed check can validate (none when the schema has hooks that may look
+    into them)."""
     schema = schema_class()
-    if not _no_hooks(schema):
+    if not _no_hooks(schema) and schema_class not in _RECORD_BLIND_HOOKS:
         return {}
     out = {}
     for name, f in schema.fields.items():
         inner = getattr(f, "inner", None)
-        if type(f) is not fields.List or not _plain(f) or type(inner) is not fields.Nested:
+        # a list that may be left out is taken only where it is there (an absent one is not a list: marshmallow's)
+        if type(f) is not fields.List or not _plain(f, optional=True) or type(inner) is not fields.Nested:
             continue
         if inner.many or inner.only is not None or inner.exclude or inner.unknown is not None or inner.validators:
             continue
@@ -685,17 +754,15 @@ def _flat_lists(schema_class: builtins.type[Schema]) -> dict[str, _FlatRecords]:
         if (not _no_hooks(item) or item.opts.unknown != RAISE or item.only is not None or item.exclude
                 or item.partial or item.many or list(item.dump_fields) != list(item.load_fields)):
             continue
-        kinds: list[tuple[builtins.type, bool, bool]] = []
+        checks: list[tuple[Callable[[Any], bool], bool]] = []
         for g in item.dump_fields.values():
-            if type(g) is fields.String and _plain(g):
-                kinds.append((str, g.allow_none, False))
-            elif type(g) is fields.Float and _plain(g) and not g.as_string:
-                kinds.append((float, g.allow_none, not g.allow_nan))
-            else:
+            check = _value_check(g) if g.required else None
+            if check is None:
                 break
+            checks.append((check, type(g) is fields.List))
         else:
             names = tuple(item.dump_fields)
-            out[name] = _FlatRecords(names, frozenset(names), tuple(kinds))
+            out[name] = _FlatRecords(names, frozenset(names), tuple(checks))
     return out
 
 
@@ -703,20 +770,19 @@ def _checked(records: _FlatRecords, items: Any) -> list[dict[str, Any]] | None:
     """``items`` as marshmallow would load and dump them, or None when the typed check does not pass them."""
     if type(items) is not list:
         return None
-    names, keys, kinds = records.names, records.keys, records.kinds
-    fields_of = tuple(zip(names, kinds, strict=True))
+    names, keys = records.names, records.keys
+    fields_of = tuple(zip(names, records.checks, strict=True))
     out = []
     for item in items:
         if type(item) is not dict or item.keys() != keys:
             return None
-        for name, (kind, nullable, finite) in fields_of:
+        record = {}
+        for name, (check, copied) in fields_of:
             value = item[name]
-            if type(value) is kind:
-                if finite and not math.isfinite(cast(float, value)):
-                    return None
-            elif value is not None or not nullable:
+            if not check(value):
                 return None
-        out.append({name: item[name] for name in names})
+            record[name] = list(value) if copied else value
+        out.append(record)
     return out
 
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any, Callable
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from .contracts import Envelope
-from .db import utcnow
+from .db import READ_ONLY, utcnow
 from .publisher import Publisher
 from .tracing import current_traceparent
 from .transient import is_transient
@@ -22,17 +24,19 @@ log = logging.getLogger(__name__)
 
 def add_to_outbox(session: Session, outbox: sa.Table, envelope: Envelope) -> None:
     """Add the message to the outbox, with the current trace context (the relay sends it in the headers)."""
-    session.execute(
-        outbox.insert().values(
-            message_id=envelope.message_id,
-            type=envelope.type,
-            version=envelope.version,
-            body=envelope.to_json(),
-            created_at=utcnow(),
-            attempts=0,
-            traceparent=current_traceparent(),
-        )
-    )
+    add_all_to_outbox(session, outbox, [envelope])
+
+
+def add_all_to_outbox(session: Session, outbox: sa.Table, envelopes: Sequence[Envelope]) -> None:
+    """Add the messages to the outbox in one statement (an import's thousands of rows), in their order."""
+    if not envelopes:
+        return
+    now, traceparent = utcnow(), current_traceparent()
+    # a microsecond apart: the relay sends by created_at, so they leave in the order they were made
+    rows = [{"message_id": e.message_id, "type": e.type, "version": e.version, "body": e.to_json(),
+             "created_at": now + timedelta(microseconds=i), "attempts": 0, "traceparent": traceparent}
+            for i, e in enumerate(envelopes)]
+    session.execute(outbox.insert(), rows if len(rows) > 1 else rows[0])
 
 
 class OutboxRelay:
@@ -44,7 +48,6 @@ class OutboxRelay:
 
     def relay_once(self) -> int:
         """Publish one batch of unsent messages in creation order; return how many were sent."""
-        sent = 0
         query = (
             sa.select(self.outbox.c.message_id, self.outbox.c.type, self.outbox.c.body, self.outbox.c.traceparent)
             .where(self.outbox.c.sent_at.is_(None))
@@ -52,30 +55,46 @@ class OutboxRelay:
             .limit(self.batch_size)
         )
         if self.engine.dialect.name == "postgresql":
-            # Several relay replicas share the work without publishing a row twice at once.
-            query = query.with_for_update(skip_locked=True)
-        with self.engine.begin() as conn:
-            rows = conn.execute(query).all()
-            for message_id, message_type, body, traceparent in rows:
-                try:
-                    self.publisher.publish_raw(body, message_type=message_type, message_id=message_id,
-                                               traceparent=traceparent)
-                except Exception as exc:  # noqa: BLE001 - recorded, retried on the next cycle
-                    log.warning("outbox publish failed", extra={"message_id": message_id,
-                                                                "error": type(exc).__name__})
-                    conn.execute(
-                        self.outbox.update().where(self.outbox.c.message_id == message_id)
-                        .values(attempts=self.outbox.c.attempts + 1, last_error=type(exc).__name__)
-                    )
-                    break
-                conn.execute(
-                    self.outbox.update().where(self.outbox.c.message_id == message_id)
-                    .values(sent_at=utcnow(), attempts=self.outbox.c.attempts + 1, last_error=None)
-                )
-                sent += 1
+            # Several relay replicas share the work without publishing a row twice at once: the rows stay
+            # locked (only they, not the table) while they are published.
+            with self.engine.begin() as conn:
+                sent, failed = self._publish(conn.execute(query.with_for_update(skip_locked=True)).all())
+                self._record(conn, sent, failed)
+        else:
+            # SQLite has one write lock for the whole database: read what is due without it, publish, and take
+            # it only to record the outcome, so that no request waits while the broker is spoken to. A row
+            # published but not yet marked (the process stopped in between) is published again: at least once,
+            # as always; consumers ignore the duplicate (inbox).
+            with self.engine.connect().execution_options(**READ_ONLY) as conn:
+                rows = conn.execute(query).all()
+            sent, failed = self._publish(rows)
+            if sent or failed:
+                with self.engine.begin() as conn:
+                    self._record(conn, sent, failed)
         if sent:
-            log.info("outbox relayed", extra={"count": sent})
-        return sent
+            log.info("outbox relayed", extra={"count": len(sent)})
+        return len(sent)
+
+    def _publish(self, rows: Sequence[Any]) -> tuple[list[str], tuple[str, str] | None]:
+        """Publish the rows in order until one fails: the ids sent, and the one that failed with its error."""
+        sent: list[str] = []
+        for message_id, message_type, body, traceparent in rows:
+            try:
+                self.publisher.publish_raw(body, message_type=message_type, message_id=message_id,
+                                           traceparent=traceparent)
+            except Exception as exc:  # noqa: BLE001 - recorded, retried on the next cycle
+                log.warning("outbox publish failed", extra={"message_id": message_id, "error": type(exc).__name__})
+                return sent, (message_id, type(exc).__name__)
+            sent.append(message_id)
+        return sent, None
+
+    def _record(self, conn: Connection, sent: list[str], failed: tuple[str, str] | None) -> None:
+        if sent:
+            conn.execute(self.outbox.update().where(self.outbox.c.message_id.in_(sent))
+                         .values(sent_at=utcnow(), attempts=self.outbox.c.attempts + 1, last_error=None))
+        if failed is not None:
+            conn.execute(self.outbox.update().where(self.outbox.c.message_id == failed[0])
+                         .values(attempts=self.outbox.c.attempts + 1, last_error=failed[1]))
 
     def pending(self) -> int:
         with self.engine.connect() as conn:

@@ -8,6 +8,10 @@ consumer's unacknowledged copy is no longer kept, and is lost if that consumer s
 through the exchange, onto every queue bound to it, so the consumers that had acknowledged their copies get
 it a second time. RabbitMQ has neither problem (its tags are per channel, its requeue is per queue). Here
 every copy gets a tag of its own as it is put on its queue, remembers that queue, and is restored to it alone.
+kombu also makes a new Redis client object (a copy of redis-py's table of response callbacks) for every command
+it sends outside the consuming loop, every publish and every ack included: a third of the outbox relay's time
+went there. The channel here keeps one for its connection pool (a client holds no state of its own besides that
+table; the pool hands out the connections, and a new pool gets a new client).
 ``install()`` (called when ``werkplaats_shared.broker`` is imported) makes this the transport of every
 ``redis://`` and ``redis+socket://`` URL in the process, clones of a connection included.
 """
@@ -24,6 +28,16 @@ QUEUE_PROPERTY = "werkplaats_queue"
 
 
 class Channel(kombu_redis.Channel):  # type: ignore[misc]
+    _werkplaats_client: Any = None
+
+    def _create_client(self, asynchronous: bool = False) -> Any:
+        if asynchronous:
+            return super()._create_client(asynchronous=True)
+        client = self._werkplaats_client
+        if client is None or client.connection_pool is not self.pool:
+            client = self._werkplaats_client = super()._create_client(asynchronous=False)
+        return client
+
     def _put(self, queue: str, message: dict[str, Any], **kwargs: Any) -> None:
         copy = {**message, "properties": {**message["properties"], "delivery_tag": uuid(), QUEUE_PROPERTY: queue}}
         super()._put(queue, copy, **kwargs)

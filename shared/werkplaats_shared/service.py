@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -34,7 +35,7 @@ from .metrics import (
     registry_for,
     start_metrics_server,
 )
-from .outbox import OutboxRelay, add_to_outbox
+from .outbox import OutboxRelay, add_all_to_outbox, add_to_outbox
 from .publisher import Publisher
 from .runner import Loop, serve, serve_processes
 from .topology import Topology
@@ -64,6 +65,10 @@ class Infrastructure:
 
     def emit(self, session: Session, envelope: Envelope) -> None:
         add_to_outbox(session, self.outbox, envelope)
+
+    def emit_all(self, session: Session, envelopes: Sequence[Envelope]) -> None:
+        """Many messages in one statement (bulk imports), in their order."""
+        add_all_to_outbox(session, self.outbox, envelopes)
 
     def relay(self, connection: Connection) -> OutboxRelay:
         return OutboxRelay(self.engine, self.outbox,

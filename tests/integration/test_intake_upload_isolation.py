@@ -24,9 +24,9 @@ from .test_intake_bulk import ASG, asg_row, multipart, world, xlsx
 __all__ = ["world"]
 
 
-def parsers_running() -> set[int]:
-    """The processes reading an upload: this process's ``spawn`` children (not its resource tracker)."""
-    found = set()
+def _processes() -> dict[int, tuple[int, bytes]]:
+    """Every process: pid -> (parent pid, command line)."""
+    found = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -34,12 +34,19 @@ def parsers_running() -> set[int]:
             with open(f"/proc/{entry}/stat", encoding="utf-8") as fh:
                 ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
             with open(f"/proc/{entry}/cmdline", "rb") as fh:
-                cmdline = fh.read()
+                found[int(entry)] = (ppid, fh.read())
         except (OSError, ValueError, IndexError):
             continue
-        if ppid == os.getpid() and b"spawn_main" in cmdline:
-            found.add(int(entry))
     return found
+
+
+def parsers_running() -> set[int]:
+    """The processes reading an upload: the children of this process's fork server (not the server itself, nor
+    the resource tracker)."""
+    processes = _processes()
+    servers = {pid for pid, (ppid, cmdline) in processes.items()
+               if ppid == os.getpid() and b"forkserver" in cmdline}
+    return {pid for pid, (ppid, _) in processes.items() if ppid in servers}
 
 
 def heavy_xlsx(rows: int = 2_000) -> bytes:
@@ -58,8 +65,10 @@ def server(world: World) -> Iterator[int]:
     try:
         yield port
     finally:
-        httpd.close()
+        # closed in the server's own loop: closed from this thread, its sockets could vanish under the poll it is in
+        httpd.trigger.pull_trigger(httpd.close)
         thread.join(10)
+        assert not thread.is_alive()
 
 
 def _request(port: int, method: str, path: str, body: bytes | None = None,
@@ -105,7 +114,7 @@ def test_the_same_answers_as_before_for_a_small_file(world: World) -> None:
 
 
 def test_a_file_that_takes_longer_than_the_limit_is_refused_and_its_reader_stopped(world: World) -> None:
-    parser = IsolatedParser(slots=1, timeout=0.01)  # less than it takes to start a reading process at all
+    parser = IsolatedParser(slots=1, timeout=0.001)  # less than it takes to fork a reading process at all
     with pytest.raises(tabular.FileRejected) as refused:
         parser.read(xlsx(ASG, [asg_row(world)]), 10_000)
     assert refused.value.status == 413

@@ -147,7 +147,7 @@ def test_the_outbox_gauges_are_read_while_the_relay_holds_sqlites_write_lock(tmp
         add_to_outbox(session, outbox, batch_envelope("waiting"))
     registry = registry_for(OutboxCollector("intake", engine, outbox))
     try:
-        with engine.connect() as relay:  # what relay_once holds while it publishes: BEGIN IMMEDIATE, a row updated
+        with engine.connect() as relay:  # a writer holding the write lock: BEGIN IMMEDIATE, a row updated
             relay.begin()
             relay.execute(outbox.update().values(attempts=outbox.c.attempts + 1))
             started = time.monotonic()

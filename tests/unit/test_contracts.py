@@ -118,7 +118,54 @@ FLAT_LIST_EXAMPLES = {
                            "coordinator_id": "c", "scheme_codes": ["s"], "reason": "outside_working_area",
                            "schemes": [{"code": "s", "label_nl": "Regeling", "label_en": "Scheme",
                                         "url": "https://example.org/s"}]},
+    ("batch.announced", 2): {"batch_id": "b", "workspace_id": "w", "coordinator_id": "c",
+                             "workspace_name": "Werkplaats", "coordinator_name": "Regio",
+                             "period": {"code": "2027-S1", "starts_on": "2027-02-01", "ends_on": None},
+                             "assignments": [{"assignment_id": "a1", "firm_id": "f1", "title": "Webwinkel",
+                                              "firm_name": "Bakkerij"},
+                                             {"assignment_id": "a2", "firm_id": "f1", "title": "Scan",
+                                              "firm_name": "Bakkerij"}],
+                             "teams": [{"team_id": "t1", "institution_id": "i1", "code": "T-01",
+                                        "institution_name": "Hogeschool", "level": "HBO", "skills": ["python", "ux"]},
+                                       {"team_id": "t2", "institution_id": "i1", "code": "T-02",
+                                        "institution_name": "Hogeschool", "level": "WO", "skills": []}]},
 }
+
+_SNAPSHOT_ASSIGNMENTS_V1 = [
+    {"assignment_id": "a1", "firm_id": "f1", "accepted_levels": ["HBO", "WO"], "required_skills": ["python"],
+     "nice_to_have_skills": [], "min_teams": 1, "max_teams": 2},
+    {"assignment_id": "a2", "firm_id": "f2", "accepted_levels": ["MBO"], "required_skills": [],
+     "nice_to_have_skills": ["ux"], "min_teams": 1, "max_teams": 1}]
+_SNAPSHOT_TEAMS_V1 = [{"team_id": "t1", "institution_id": "i1", "level": "HBO", "skills": ["python", "ux"]},
+                      {"team_id": "t2", "institution_id": "i2", "level": "MBO", "skills": []}]
+_SNAPSHOT_V2 = {
+    "batch_id": "b", "workspace_id": "w", "coordinator_id": "c", "period": "2027-S1", "policy": "stable",
+    "auto_publish": True, "working_area": ["GM0363", "GM0344"],
+    "assignments": [{**_SNAPSHOT_ASSIGNMENTS_V1[0], "period": "2027-S1", "mode": "hybrid", "municipality": "GM0363",
+                     "latitude": 52.37, "longitude": 4.89, "region": "Noord-Holland", "priority": 3,
+                     "supervision_hours": 20, "preferred_institutions": ["i1"], "preferred_levels": ["WO", "HBO"]},
+                    {**_SNAPSHOT_ASSIGNMENTS_V1[1], "period": "2027-S1", "mode": "on_site", "municipality": None,
+                     "latitude": None, "longitude": None, "region": None, "priority": 0, "supervision_hours": 0,
+                     "preferred_institutions": [], "preferred_levels": []}],
+    "teams": [{**_SNAPSHOT_TEAMS_V1[0], "periods": ["2027-S1"], "municipality": "GM0344", "latitude": 52.09,
+               "longitude": 5.12, "region": "Utrecht", "travel_limit_km": 25, "remote_allowed": True,
+               "preferences": ["a1", "a2"]},
+              {**_SNAPSHOT_TEAMS_V1[1], "periods": ["2027-S1", "2027-S2"], "municipality": None, "latitude": None,
+               "longitude": None, "region": None, "travel_limit_km": None, "remote_allowed": False,
+               "preferences": []}],
+    "capacities": [{"institution_id": "i1", "period": "2027-S1", "level": "HBO", "teams": 4, "supervision_hours": 120},
+                   {"institution_id": "i2", "period": "2027-S1", "level": "MBO", "teams": 0, "supervision_hours": 0}],
+    "firm_caps": [{"firm_id": "f1", "max_teams": 2}, {"firm_id": "f2", "max_teams": 0}],
+    "fairness_floors": [{"dimension": "region", "value": "Utrecht", "min_share": 0.5},
+                        {"dimension": "level", "value": "MBO", "min_share": 1.0}],
+}
+FLAT_LIST_EXAMPLES.update({
+    ("batch.submitted", 1): {"batch_id": "b", "workspace_id": "w", "coordinator_id": "c", "period": "2027-S1",
+                             "policy": "max_fit", "auto_publish": False, "assignments": _SNAPSHOT_ASSIGNMENTS_V1,
+                             "teams": _SNAPSHOT_TEAMS_V1},
+    ("batch.submitted", 2): _SNAPSHOT_V2,
+    ("batch.submitted", 3): {**_SNAPSHOT_V2, "workspace_ids": ["w", "w2"]},
+})
 
 
 class _Text(str):
@@ -127,7 +174,10 @@ class _Text(str):
 
 # Values that are not plain str / finite float, and plain ones of the other type: each record field gets each.
 ODD_VALUES: tuple[Any, ...] = (None, 1, 0, True, 1.5, "text", "", b"bytes", _Text("sub"), float("nan"), float("inf"),
-              -float("inf"), [], {}, ["x"], 10**400)
+              -float("inf"), [], {}, ["x"], 10**400,
+              # beside the validators of the snapshots' fields: levels, ranges, lengths, lists of odd items
+              -1, 11, 95.0, -200.0, "HBO", "remote", ["HBO"], ["HBO", "HBO", "WO", "MBO"], [1], [None], [""],
+              [_Text("sub")], ("x",), ["x"] * 11, ["x"] * 31, ["x" * 61], "x" * 201, False)
 
 
 def _marshmallow(schema_class, payload):  # type: ignore[no-untyped-def]

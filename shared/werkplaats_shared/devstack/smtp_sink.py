@@ -1,16 +1,43 @@
-"""A local SMTP server (aiosmtpd) that stores every mail it receives in a Maildir to read back."""
+"""A local SMTP server (aiosmtpd) that stores every mail it receives in a Maildir to read back.
+
+Each mail is written (and synced to disk: ``mailbox`` does) off the server's event loop, so that mails arriving
+over several connections are stored side by side, as a mail server does; aiosmtpd's own ``Mailbox`` handler
+writes on the loop, one mail at a time, which held the local default's notices to the disk's pace (about 120
+mails a second at 50,000 teams, whatever the number of connections scheduling sends over).
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import mailbox
 import os
 import signal
 import threading
 from email.message import Message
+from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Mailbox
+
+
+class ConcurrentMailbox(Mailbox):  # type: ignore[misc]
+    """aiosmtpd's Maildir handler, writing each mail in a thread of the loop's default pool instead of on the
+    event loop itself."""
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        message = self.prepare_message(session, envelope)
+        await asyncio.get_running_loop().run_in_executor(None, self._store, message)
+        return "250 OK"
+
+    def _store(self, message: Message) -> None:
+        for attempt in range(3):  # two threads may pick the same unique name in one microsecond: another one
+            try:
+                self.mailbox.add(message)
+                return
+            except mailbox.ExternalClashError:
+                if attempt == 2:
+                    raise
 
 
 def read_mails(maildir: str) -> list[Message]:
@@ -27,7 +54,7 @@ def main() -> None:
     parser.add_argument("--maildir", required=True)
     args = parser.parse_args()
     mailbox.Maildir(args.maildir, create=True)  # creates cur/, new/ and tmp/
-    controller = Controller(Mailbox(args.maildir), hostname=args.host, port=args.port)
+    controller = Controller(ConcurrentMailbox(args.maildir), hostname=args.host, port=args.port)
     controller.start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -178,7 +178,7 @@ def register_bulk(api: Api, infra: Infrastructure) -> None:
         defaults = {name: request.form[name].strip() for name in DEFAULTABLE
                     if name in kind.header and request.form.get(name, "").strip()}
         try:
-            outcome = bulk.run_import(sf, infra.emit, current_principal(), kind, upload.read(), dry_run=dry_run,
+            outcome = bulk.run_import(sf, infra.emit_all, current_principal(), kind, upload.read(), dry_run=dry_run,
                                       defaults=defaults, read=parser.read)
         except upload_parser.ParserBusy as exc:
             text = Text("Er worden nu te veel bestanden tegelijk gelezen; probeer het zo opnieuw.",

@@ -319,7 +319,7 @@ def _problem_from_path(kind: ImportKind, row: int, path: str, reason: Text) -> P
     return Problem(path, reason, row, head if head in kind.header else None)
 
 
-def run_import(session_factory: sessionmaker[Session], emit_to: Callable[[Session, Envelope], None],
+def run_import(session_factory: sessionmaker[Session], emit_all: Callable[[Session, Sequence[Envelope]], None],
                principal: Principal, kind: ImportKind, data: bytes, *, dry_run: bool,
                defaults: Mapping[str, Any] | None = None,
                read: Callable[[bytes, int, Sequence[str]], tabular.Table] = tabular.read_table) -> ImportOutcome:
@@ -358,13 +358,16 @@ def run_import(session_factory: sessionmaker[Session], emit_to: Callable[[Sessio
     pending: list[Envelope] = []  # written to the outbox only when the rows are stored
     with session_factory() as session:
         keep = _preload(session, principal, loaded)
-        with session.no_autoflush:
-            for number, data_in in loaded:
-                try:
-                    outcome.ids[number], outcome.details[number] = kind.create(session, pending.append, principal,
-                                                                               data_in)
-                except DomainError as exc:
-                    problems.append(_problem_from_path(kind, number, exc.field, bilingual(exc.reason)))
+        try:
+            with session.no_autoflush:
+                for number, data_in in loaded:
+                    try:
+                        outcome.ids[number], outcome.details[number] = kind.create(session, pending.append,
+                                                                                   principal, data_in)
+                    except DomainError as exc:
+                        problems.append(_problem_from_path(kind, number, exc.field, bilingual(exc.reason)))
+        finally:
+            session.info.pop(services.ASSIGNMENT_PLACES, None)
         del keep
         if problems:
             session.rollback()
@@ -379,20 +382,28 @@ def run_import(session_factory: sessionmaker[Session], emit_to: Callable[[Sessio
             session.rollback()
             outcome.ids.clear()  # nothing was created: no ids to hand out
             return outcome
-        for envelope in pending:
-            emit_to(session, envelope)
+        emit_all(session, pending)  # one statement for all of them
         session.commit()
     return outcome
 
 
 def _preload(session: Session, principal: Principal, loaded: list[tuple[int, dict[str, Any]]]) -> list[Any]:
     """Load the caller and every workspace the rows name in a few queries: the use cases then find them in
-    the session's identity map instead of querying once per row."""
+    the session's identity map instead of querying once per row. The same for the assignments the rows name
+    as preferences (teams): where each is, for ``register_team``'s check, until the import ends."""
     keep: list[Any] = [session.get(orm.Organisation, principal.organisation_id)]
     ids = sorted({d["workspace_id"] for _, d in loaded if isinstance(d.get("workspace_id"), str)})
     for start in range(0, len(ids), _IN_CHUNK):
         keep += session.execute(sa.select(orm.Workspace).where(
             orm.Workspace.id.in_(ids[start:start + _IN_CHUNK]))).scalars().all()
+    wished = sorted({i for _, d in loaded for i in d.get("preferences", ())})
+    if wished:
+        places: dict[str, tuple[str, str]] = {}
+        for start in range(0, len(wished), _IN_CHUNK):
+            places.update((row.id, (row.workspace_id, row.period)) for row in session.execute(
+                sa.select(orm.Assignment.id, orm.Assignment.workspace_id, orm.Assignment.period).where(
+                    orm.Assignment.id.in_(wished[start:start + _IN_CHUNK]))))
+        session.info[services.ASSIGNMENT_PLACES] = places
     return keep
 
 

@@ -170,6 +170,10 @@ def _workspace_for_input(session: Session, workspace_id: str) -> orm.Workspace:
 
 # ---- teams and assignments ------------------------------------------------------------------
 
+# session.info key: where each assignment a teams import names as a preference is (id -> (workspace, period)),
+# read once for the whole file; register_team uses it instead of a query per row while it is there
+ASSIGNMENT_PLACES = "intake.assignment_places"
+
 
 def register_team(session: Session, principal: Principal, data: dict[str, Any],
                   emit: Emit | None = None) -> orm.Team:
@@ -182,9 +186,13 @@ def register_team(session: Session, principal: Principal, data: dict[str, Any],
         raise DomainError("campus", "not one of the institution's campuses (PATCH /institution)")
     preferences = list(dict.fromkeys(data.get("preferences", [])))
     if preferences:
-        known = set(session.execute(sa.select(orm.Assignment.id).where(
-            orm.Assignment.id.in_(preferences), orm.Assignment.workspace_id == ws.id,
-            orm.Assignment.period == data["period"])).scalars())
+        places: dict[str, tuple[str, str]] | None = session.info.get(ASSIGNMENT_PLACES)
+        if places is not None:  # an import looked up every row's preferences at once
+            known = {i for i in preferences if places.get(i) == (ws.id, data["period"])}
+        else:
+            known = set(session.execute(sa.select(orm.Assignment.id).where(
+                orm.Assignment.id.in_(preferences), orm.Assignment.workspace_id == ws.id,
+                orm.Assignment.period == data["period"])).scalars())
         for i, assignment_id in enumerate(preferences):
             if assignment_id not in known:
                 raise DomainError(f"preferences.{i}", "no such assignment in this workspace and period")
@@ -990,8 +998,14 @@ def on_matches_published(session: Session, envelope: Envelope) -> None:
     batch.status = BatchStatus.MATCHED.value
     batch.run_id = p["run_id"]
     current: dict[str, str] = {}
+    ids = [m["match_id"] for m in p["matches"]]
+    stored: set[str] = set()  # a redelivered publication's matches: stored once (one query per ID_CHUNK, not per match)
+    for start in range(0, len(ids), ID_CHUNK):
+        stored.update(session.execute(sa.select(orm.BatchMatch.match_id).where(
+            orm.BatchMatch.match_id.in_(ids[start:start + ID_CHUNK]))).scalars())
     for m in p["matches"]:
-        if session.get(orm.BatchMatch, m["match_id"]) is None:
+        if m["match_id"] not in stored:
+            stored.add(m["match_id"])
             session.add(orm.BatchMatch(match_id=m["match_id"], batch_id=batch.id, run_id=p["run_id"],
                                        assignment_id=m["assignment_id"], team_id=m["team_id"],
                                        score=m["score"]))

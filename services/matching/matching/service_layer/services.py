@@ -23,7 +23,7 @@ from werkplaats_shared import claimcheck
 from werkplaats_shared.auth import Principal
 from werkplaats_shared.config import Settings
 from werkplaats_shared.consumer import NotYetKnown, PermanentError
-from werkplaats_shared.contracts import BatchSubmittedV3, Envelope, make_envelope
+from werkplaats_shared.contracts import BatchSubmittedV3, Envelope, make_envelope, validated
 from werkplaats_shared.db import utcnow
 from werkplaats_shared.metrics import MATCHING_RUN_STAGE, MATCHING_RUNS, StageClock
 from werkplaats_shared.tracing import current_traceparent, span_from
@@ -357,7 +357,7 @@ def with_snapshot(envelope: Envelope, fetch: SnapshotFetch) -> Envelope:
         return envelope
     fetched = fetch(reference)
     try:
-        payload = BatchSubmittedV3().dump(BatchSubmittedV3().load(fetched))
+        payload = validated(BatchSubmittedV3, fetched)  # what loading then dumping it gives, in one pass
     except ValidationError as exc:
         raise PermanentError(f"batch {envelope.payload['batch_id']}: its fetched snapshot is not valid: "
                              f"{exc.messages}") from None
