@@ -37,7 +37,7 @@ DETAILS = [
             "De sessie AI in uw bedrijf in een zaal die niet meer in het programma staat op 3 maart 2031, ochtend "
             "heeft 31 deelnemers, meer dan de 30 plaatsen."]),
     ("en", ["Bakkerij De Zon has a seat in AI in uw bedrijf in Zaal De Linde on 3 March 2031, morning, but its "
-            "registration is no longer there.",
+            "interest is no longer registered.",
             "Zaal De Linde holds 2 sessions on 3 March 2031, morning.",
             "The session AI in uw bedrijf in Zaal De Linde on 3 March 2031, morning: Anna de Vries is not available "
             "then.",

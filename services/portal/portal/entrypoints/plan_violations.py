@@ -30,7 +30,7 @@ RULES = {
     "location_cap": _l("%(place)s has %(count)s sessions on %(day)s, more than the %(limit)s allowed a day."),
     "theme_over": _l("%(theme)s has %(count)s sessions, more than the %(limit)s wanted."),
     "seat_session_not_running": _l("%(firm)s has a seat in %(session)s, a session that does not run."),
-    "seat_interest_unknown": _l("%(firm)s has a seat in %(session)s, but its registration is no longer there."),
+    "seat_interest_unknown": _l("%(firm)s has a seat in %(session)s, but its interest is no longer registered."),
     "seat_other_theme": _l("%(firm)s has a seat in %(session)s, but registered for %(other_theme)s."),
     "seat_firm_day": _l("%(firm)s has a seat in %(session)s, on a day it cannot come."),
     "seat_firm_online": _l("%(firm)s has a seat in %(session)s, online, which it does not take."),
@@ -38,7 +38,7 @@ RULES = {
     "session_over_capacity": _l("The session %(session)s seats %(count)s, more than its %(limit)s places."),
     "session_under_minimum": _l("The session %(session)s runs with %(count)s participants, fewer than the "
                                 "minimum of %(limit)s."),
-    "interest_seats": _l("%(firm)s has %(count)s seats for one registration for %(theme)s."),
+    "interest_seats": _l("%(firm)s has %(count)s seats for one interest in %(theme)s."),
     "firm_theme_seats": _l("%(firm)s has %(count)s seats in %(theme)s."),
     "firm_slot_seats": _l("%(firm)s is seated in %(count)s sessions on %(when)s."),
 }
