@@ -450,7 +450,7 @@ class MessageConsumer(ConsumerMixin):  # type: ignore[misc]
                     outcomes.append(False)
                     continue
                 try:
-                    with session.begin_nested(), _active(item.span):
+                    with _active(item.span), session.begin_nested():  # flushed in the span (trace ids)
                         session.execute(self.inbox.insert().values(
                             consumer=consumer, message_id=message_id, type=item.envelope.type,
                             received_at=utcnow()))
