@@ -192,8 +192,11 @@ class MessageConsumer(ConsumerMixin):  # type: ignore[misc]
                     handled += 1
                     elapsed = 0
                     yield
-            if self._batch:
-                self.flush()
+            if self._batch:  # stopping: apply what was taken (unacknowledged ones come back to the next consumer)
+                try:
+                    self.flush()
+                except (*conn.connection_errors, *conn.channel_errors):
+                    log.info("broker connection lost while stopping; unacknowledged messages are delivered again")
 
     def flush(self) -> None:
         """Apply the taken deliveries: the valid ones in one transaction, then acknowledge them; on a failure of
