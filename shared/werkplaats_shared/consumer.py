@@ -20,6 +20,11 @@
   by RabbitMQ) is the broker user of the contract's producer, or this consumer's own user for a retry
   through the retry exchange; anything else is dead-lettered unread. On a single-user broker (the local
   embedded Redis validates no ``user_id``) the sender is not checked.
+- Messages are taken in batches: up to ``batch_size`` deliveries are kept unacknowledged (the prefetch) until
+  none more is waiting (``batch_wait`` seconds) or the batch is full; then the valid ones are applied in
+  delivery order in one transaction, each with its inbox row, and acknowledged after the commit. When that
+  transaction fails for any reason, it is rolled back and the batch is handled one message at a time as above,
+  so a poison message is retried and dead-lettered alone and its batch-mates are applied.
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any, Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
 
 import sqlalchemy as sa
 from kombu.connection import Connection
@@ -35,7 +42,7 @@ from kombu.message import Message
 from kombu.messaging import Producer
 from kombu.mixins import ConsumerMixin
 from marshmallow import ValidationError
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import Span, SpanKind
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -46,12 +53,15 @@ from .faults import maybe_kill_after_commit
 from .metrics import MESSAGES_CONSUMED, MESSAGES_DEAD_LETTERED, MESSAGES_DUPLICATE, MESSAGES_RETRIED
 from .publisher import RETRY_POLICY
 from .topology import Topology
-from .tracing import span_from
+from .tracing import activate, deactivate, span_from, start_span
 from .transient import CAP_SECONDS, Backoff, database_answers, is_transient
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Session, Envelope], None]
+
+BATCH_SIZE = 100  # deliveries taken before applying them in one transaction (also the prefetch)
+BATCH_WAIT = 0.02  # seconds to wait for one more delivery before applying a partial batch
 
 
 class PermanentError(Exception):
@@ -77,6 +87,8 @@ class MessageConsumer(ConsumerMixin):  # type: ignore[misc]
         max_deliveries: int = 5,
         probe: Callable[[], bool] | None = None,
         backoff_cap: float = CAP_SECONDS,
+        batch_size: int = BATCH_SIZE,
+        batch_wait: float = BATCH_WAIT,
     ) -> None:
         self.connection = connection
         self.topology = topology
@@ -89,6 +101,10 @@ class MessageConsumer(ConsumerMixin):  # type: ignore[misc]
         engine = session_factory.kw.get("bind")
         self.probe: Callable[[], bool] = probe or (lambda: engine is not None and database_answers(engine))
         self.backoff_cap = backoff_cap
+        self.batch_size = max(1, batch_size)
+        self.batch_wait = batch_wait
+        # Deliveries taken but not yet applied (unacknowledged on the broker), in order.
+        self._batch: list[tuple[str, Message]] = []
         # Messages kept unacknowledged on the broker while the infrastructure does not answer, in order.
         self._held: list[tuple[str, Message]] = []
         self._consumers: list[Any] = []
@@ -107,7 +123,7 @@ class MessageConsumer(ConsumerMixin):  # type: ignore[misc]
                     queues=[queue],
                     on_message=self._bind(queue.name),
                     accept=["application/json"],
-                    prefetch_count=1,
+                    prefetch_count=self.batch_size,
                     on_decode_error=self.on_decode_error,
                 )
             )
@@ -122,6 +138,7 @@ class MessageConsumer(ConsumerMixin):  # type: ignore[misc]
     def on_connection_revived(self) -> None:
         self._producer = None
         self._held = []  # the old channel's deliveries are gone: the broker delivers them again
+        self._batch = []
 
     def on_consume_ready(self, connection: Connection, channel: Any, consumers: list[Any], **_: Any) -> None:
         self._consume_connection, self._consumers = connection, list(consumers)
@@ -138,7 +155,94 @@ class MessageConsumer(ConsumerMixin):  # type: ignore[misc]
         if self._held:  # paused for the infrastructure: keep it, untouched, after the ones held before
             self._held.append((queue_name, message))
             return
-        self.handle(queue_name, message)
+        if self.batch_size == 1:
+            self.handle(queue_name, message)
+            return
+        self._batch.append((queue_name, message))
+        if len(self._batch) >= self.batch_size:
+            self.flush()
+
+    def acknowledged(self, queue_name: str, message: Message) -> None:
+        """Called after a message was applied (or recognised as applied before) and acknowledged."""
+
+    def consume(self, limit: int | None = None, timeout: float | None = None, safety_interval: float = 1,
+                **kwargs: Any) -> Iterator[None]:
+        """kombu's loop (ConsumerMixin.consume), except that taken deliveries are applied as a batch once no
+        more is waiting within ``batch_wait`` seconds, and before stopping."""
+        elapsed = 0.0
+        handled = 0
+        with self.consumer_context(**kwargs) as (conn, _channel, _consumers):
+            while not self.should_stop and (limit is None or handled < limit):
+                self.on_iteration()
+                waiting = bool(self._batch)
+                try:
+                    conn.drain_events(timeout=self.batch_wait if waiting else safety_interval)
+                except TimeoutError:
+                    if waiting:
+                        self.flush()
+                        continue
+                    conn.heartbeat_check()
+                    elapsed += safety_interval
+                    if timeout and elapsed >= timeout:
+                        raise
+                except OSError:
+                    if not self.should_stop:
+                        raise
+                else:
+                    handled += 1
+                    elapsed = 0
+                    yield
+            if self._batch:  # stopping: apply what was taken (unacknowledged ones come back to the next consumer)
+                try:
+                    self.flush()
+                except (*conn.connection_errors, *conn.channel_errors):
+                    log.info("broker connection lost while stopping; unacknowledged messages are delivered again")
+
+    def flush(self) -> None:
+        """Apply the taken deliveries: the valid ones in one transaction, then acknowledge them; on a failure of
+        that transaction, one by one (``handle``), so that a poison message is retried or dead-lettered alone."""
+        batch, self._batch = self._batch, []
+        ready: list[_Ready] = []
+        for queue_name, message in batch:
+            if self._held:
+                self._held.append((queue_name, message))
+                continue
+            span = start_span(self.service, f"consume {self._queue(queue_name)}", SpanKind.CONSUMER, message.headers)
+            with _active(span):
+                prepared = self._prepare(queue_name, message)
+            if prepared is None:
+                span.end()
+            else:
+                ready.append(_Ready(queue_name, message, prepared[0], prepared[1], span))
+        if not ready:
+            return
+        try:
+            outcomes = self.apply_batch(ready)
+        except Exception as exc:  # noqa: BLE001 - the whole transaction is rolled back
+            for item in ready:
+                item.span.end()
+            if self._holds(exc):  # the infrastructure: keep them all on the broker, in order
+                log.warning("infrastructure unavailable; messages kept on the broker, no attempt counted",
+                            extra={"held": len(ready), "error": type(exc).__name__})
+                self._held.extend((item.queue_name, item.message) for item in ready)
+                return
+            log.info("batch failed; applying its messages one by one",
+                     extra={"size": len(ready), "error": type(exc).__name__})
+            for item in ready:
+                if self._held:
+                    self._held.append((item.queue_name, item.message))
+                else:
+                    self.handle(item.queue_name, item.message)
+            return
+        for item, outcome in zip(ready, outcomes, strict=True):
+            with _active(item.span):
+                if not isinstance(outcome, Exception):  # committed: acknowledged whatever comes after
+                    self._acknowledge(item.queue_name, item.message, item.envelope, outcome)
+                elif self._held:
+                    self._held.append((item.queue_name, item.message))
+                else:
+                    self._failed(item.queue_name, item.message, item.envelope, outcome)
+            item.span.end()
 
     def handle(self, queue_name: str, message: Message) -> None:
         """Handle one delivery in a span whose parent is the trace context in its headers (the span of the
@@ -146,52 +250,72 @@ class MessageConsumer(ConsumerMixin):  # type: ignore[misc]
         with span_from(self.service, f"consume {self._queue(queue_name)}", SpanKind.CONSUMER, message.headers):
             self._handle(queue_name, message)
 
-    def _handle(self, queue_name: str, message: Message) -> None:
+    def _prepare(self, queue_name: str, message: Message) -> tuple[Envelope, Handler] | None:
+        """The message's envelope and handler; or None when it was dead-lettered (refused, unreadable, invalid,
+        or of a type without a handler)."""
         refusal = self.sender_refusal(queue_name, message)
         if refusal is not None:
             self.dead_letter(queue_name, message, refusal)
-            return
+            return None
         if message.content_type != "application/json":
             self.dead_letter(queue_name, message, f"content type {message.content_type!r} not accepted")
-            return
+            return None
         try:
             raw = json.loads(message.body)
         except (ValueError, UnicodeDecodeError):
             self.dead_letter(queue_name, message, "undecodable: body is not valid JSON")
-            return
+            return None
         try:
             envelope = parse_envelope(raw)
         except ValidationError as exc:
             self.dead_letter(queue_name, message, f"schema-invalid: {_flatten(exc.messages)}")
-            return
+            return None
         refusal = self.producer_refusal(envelope, message)
         if refusal is not None:
             self.dead_letter(queue_name, message, refusal)
-            return
+            return None
         handler = self.handlers.get(envelope.type)
         if handler is None:
             self.dead_letter(queue_name, message, f"no handler for {envelope.type}")
+            return None
+        return envelope, handler
+
+    def _handle(self, queue_name: str, message: Message) -> None:
+        prepared = self._prepare(queue_name, message)
+        if prepared is None:
             return
+        envelope, handler = prepared
         try:
             applied = self.apply(queue_name, envelope, handler)
-        except (PermanentError, ValidationError) as exc:
+        except Exception as exc:  # noqa: BLE001 - sorted by _failed: rejected, held, retried or dead-lettered
+            self._failed(queue_name, message, envelope, exc)
+            return
+        self._acknowledge(queue_name, message, envelope, applied)
+
+    def _holds(self, exc: Exception) -> bool:
+        """Whether applying failed on the infrastructure (the message is kept on the broker, no attempt counted)."""
+        return not isinstance(exc, (PermanentError, ValidationError)) and (is_transient(exc) or not self.probe())
+
+    def _failed(self, queue_name: str, message: Message, envelope: Envelope, exc: Exception) -> None:
+        """Applying the message failed with ``exc`` (rolled back): dead-letter, hold, or retry it."""
+        if isinstance(exc, (PermanentError, ValidationError)):
             self.dead_letter(queue_name, message, f"rejected: {exc}")
             return
-        except Exception as exc:
-            if is_transient(exc) or not self.probe():
-                log.warning("infrastructure unavailable; message kept on the broker, no attempt counted",
-                            extra={"message_id": envelope.message_id, "queue": queue_name,
-                                   "error": type(exc).__name__})
-                self._held.append((queue_name, message))
-                return
-            if isinstance(exc, NotYetKnown):
-                log.warning("message refers to what this service does not know (yet)",
-                            extra={"message_id": envelope.message_id, "queue": queue_name, "reason": str(exc)[:300]})
-                self.retry_or_dead_letter(queue_name, message, f"unknown reference: {exc}")
-                return
-            log.exception("handler failed", extra={"message_id": envelope.message_id, "queue": queue_name})
-            self.retry_or_dead_letter(queue_name, message, type(exc).__name__)
+        if self._holds(exc):
+            log.warning("infrastructure unavailable; message kept on the broker, no attempt counted",
+                        extra={"message_id": envelope.message_id, "queue": queue_name,
+                               "error": type(exc).__name__})
+            self._held.append((queue_name, message))
             return
+        if isinstance(exc, NotYetKnown):
+            log.warning("message refers to what this service does not know (yet)",
+                        extra={"message_id": envelope.message_id, "queue": queue_name, "reason": str(exc)[:300]})
+            self.retry_or_dead_letter(queue_name, message, f"unknown reference: {exc}")
+            return
+        log.error("handler failed", exc_info=exc, extra={"message_id": envelope.message_id, "queue": queue_name})
+        self.retry_or_dead_letter(queue_name, message, type(exc).__name__)
+
+    def _acknowledge(self, queue_name: str, message: Message, envelope: Envelope, applied: bool) -> None:
         maybe_kill_after_commit(queue_name.removeprefix(self.topology.namespace), envelope.type)
         message.ack()
         (MESSAGES_CONSUMED if applied else MESSAGES_DUPLICATE).labels(self.service, self._queue(queue_name)).inc()
@@ -199,6 +323,7 @@ class MessageConsumer(ConsumerMixin):  # type: ignore[misc]
             "message applied" if applied else "duplicate message ignored",
             extra={"message_id": envelope.message_id, "type": envelope.type, "queue": queue_name},
         )
+        self.acknowledged(queue_name, message)
 
     # -- infrastructure outages ---------------------------------------------------------------
 
@@ -309,6 +434,45 @@ class MessageConsumer(ConsumerMixin):  # type: ignore[misc]
             raise
         return True
 
+    def apply_batch(self, ready: list[_Ready]) -> list[bool | Exception]:
+        """Apply the messages in order in one transaction, each in a savepoint with its inbox row: for each, True
+        (applied), False (applied before, or earlier in this batch), or the exception its handler raised (its
+        savepoint rolled back, the others kept). A transient failure is raised (all rolled back). The database is
+        not probed here (on SQLite that waits for this transaction's own lock): ``_failed`` does it after commit."""
+        keys = [(item.queue_name.removeprefix(self.topology.namespace), item.envelope.message_id) for item in ready]
+        outcomes: list[bool | Exception] = []
+        with self.session_factory.begin() as session:
+            seen: set[tuple[str, str]] = set()
+            for consumer in {key[0] for key in keys}:
+                ids = [mid for c, mid in keys if c == consumer]
+                seen.update((consumer, mid) for mid in session.execute(
+                    sa.select(self.inbox.c.message_id).where(
+                        self.inbox.c.consumer == consumer, self.inbox.c.message_id.in_(ids))).scalars())
+            for item, (consumer, message_id) in zip(ready, keys, strict=True):
+                if (consumer, message_id) in seen:
+                    outcomes.append(False)
+                    continue
+                try:
+                    with _active(item.span), session.begin_nested():  # flushed in the span (trace ids)
+                        session.execute(self.inbox.insert().values(
+                            consumer=consumer, message_id=message_id, type=item.envelope.type,
+                            received_at=utcnow()))
+                        item.handler(session, item.envelope)
+                except Exception as exc:
+                    if is_transient(exc):  # the infrastructure: roll back and keep them all on the broker
+                        raise
+                    if isinstance(exc, IntegrityError) and session.execute(
+                            sa.select(self.inbox.c.message_id).where(
+                                self.inbox.c.consumer == consumer, self.inbox.c.message_id == message_id)
+                    ).first() is not None:
+                        outcomes.append(False)  # a competing consumer applied it first
+                    else:
+                        outcomes.append(exc)
+                    continue
+                seen.add((consumer, message_id))
+                outcomes.append(True)
+        return outcomes
+
     def dead_letter(self, queue_name: str, message: Message, reason: str) -> None:
         log.warning("message dead-lettered", extra={"queue": queue_name, "reason": reason[:300]})
         headers = dict(message.headers or {})
@@ -344,6 +508,26 @@ class MessageConsumer(ConsumerMixin):  # type: ignore[misc]
             declare=[exchange],
             **({"user_id": sender} if sender else {}),
         )
+
+
+@dataclass
+class _Ready:
+    """A taken delivery that passed the checks, with its envelope, handler and span (ended once acknowledged)."""
+
+    queue_name: str
+    message: Message
+    envelope: Envelope
+    handler: Handler
+    span: Span
+
+
+@contextmanager
+def _active(span: Span) -> Iterator[None]:
+    token = activate(span)
+    try:
+        yield
+    finally:
+        deactivate(token)
 
 
 def _flatten(messages: Any, prefix: str = "") -> str:

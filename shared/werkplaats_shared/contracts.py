@@ -808,7 +808,7 @@ def parse_envelope(raw: Any) -> Envelope:
     """Validate an incoming message (already JSON-decoded). Raises ValidationError."""
     if not isinstance(raw, dict):
         raise ValidationError("message body must be a JSON object", field_name="_schema")
-    data = EnvelopeSchema().load(raw)
+    data = _schema_of(EnvelopeSchema).load(raw)  # one instance: making a schema costs more than a message
     contract = contract_for(data["type"], data["version"])
     return Envelope(
         type=data["type"], version=data["version"], producer=data["producer"],

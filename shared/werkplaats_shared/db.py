@@ -109,14 +109,23 @@ def checkpoint_after_commit(session: Session) -> None:
         return  # several erasures in one transaction (the retention job): one checkpoint
     session.info[_CHECKPOINT_PENDING] = True
 
+    fired = False
+
     def after_commit(done: Session) -> None:
+        nonlocal fired
+        # SQLAlchemy calls after_commit for a released savepoint too (a batched consumer applies each message in
+        # one): the outer transaction still holds the write lock then, and the checkpoint would wait the busy
+        # timeout for it. Checkpoint once the outermost transaction has committed.
+        if fired or done.in_nested_transaction():
+            return
+        fired = True
         done.info.pop(_CHECKPOINT_PENDING, None)
         try:
             checkpoint_wal(engine)
         except sa.exc.OperationalError as exc:  # the erasure is committed; the next checkpoint catches up
             log.warning("write-ahead log checkpoint failed", extra={"error": type(exc).__name__})
 
-    event.listen(session, "after_commit", after_commit, once=True)
+    event.listen(session, "after_commit", after_commit)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

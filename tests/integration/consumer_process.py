@@ -1,5 +1,6 @@
 """A consumer in its own process, for the kill-after-commit fault test. Configured by the same
-environment variables as a service; appends each message id it has acknowledged to acked.log."""
+environment variables as a service; appends the id of each message it has applied (or
+recognised as applied) and acknowledged to acked.log."""
 
 from __future__ import annotations
 
@@ -20,8 +21,7 @@ from tests.integration.harness import inbox, metadata, record_effect
 
 
 class RecordingConsumer(MessageConsumer):
-    def on_message(self, queue_name: str, message: Message) -> None:
-        super().on_message(queue_name, message)
+    def acknowledged(self, queue_name: str, message: Message) -> None:
         with open(ACKED, "a", encoding="utf-8") as fh:
             fh.write(f"{message.properties.get('message_id')}\n")
 

@@ -99,11 +99,16 @@ class Harness:
         self._threads.append((consumer, thread, conn))
         return consumer
 
-    def stop(self) -> None:
+    def stop_consumers(self) -> None:
+        """Stop the consumers and close their connections: what they left unacknowledged goes back to the queue."""
         for consumer, thread, conn in self._threads:
             consumer.should_stop = True
             thread.join(10)
             conn.release()
+        self._threads = []
+
+    def stop(self) -> None:
+        self.stop_consumers()
         self.engine.dispose()
 
     # inspection

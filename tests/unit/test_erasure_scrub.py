@@ -100,6 +100,33 @@ def test_sqlite_keeps_no_byte_of_a_deleted_row_after_the_checkpoint_that_follows
         engine.dispose()
 
 
+def test_an_erasure_applied_in_a_savepoint_is_checkpointed_once_the_whole_transaction_has_committed(
+        tmp_path: Path) -> None:
+    # A batched consumer applies each message in a savepoint of one transaction. SQLAlchemy calls after_commit
+    # when a savepoint is released too: a checkpoint there waits the busy timeout for the transaction's own
+    # write lock, truncates nothing, and the erased bytes stay in the write-ahead log.
+    path = tmp_path / "service.sqlite3"
+    engine = make_engine(f"sqlite:///{path}")
+    marker = "MrkSavepoint51c9"
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"))
+            conn.execute(sa.text("INSERT INTO t (v) VALUES (:v), ('other')"), {"v": marker})
+        checkpoint_wal(engine)
+        sf = make_session_factory(engine)
+        with sf.begin() as session:
+            with session.begin_nested():
+                session.execute(sa.text("UPDATE t SET v = '[erased]' WHERE v = :v"), {"v": marker})
+                checkpoint_after_commit(session)
+            with session.begin_nested():  # the next message of the batch
+                session.execute(sa.text("UPDATE t SET v = 'other too' WHERE v = 'other'"))
+            assert marker.encode() in _raw(path)
+        assert marker.encode() not in _raw(path)
+        assert Path(f"{path}-wal").stat().st_size == 0
+    finally:
+        engine.dispose()
+
+
 def test_a_search_of_stored_json_tries_each_text_escaped_and_as_is() -> None:
     forms = stored_forms(["Café 'Bij Jan'", 'zegt "hoi"'])
     assert {"Café 'Bij Jan'", "Caf\\u00e9 'Bij Jan'", 'zegt \\"hoi\\"'} <= set(forms)
