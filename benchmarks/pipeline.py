@@ -44,7 +44,6 @@ import json
 import math
 import os
 import shutil
-import socket
 import sys
 import tempfile
 import threading
@@ -153,10 +152,9 @@ def csv_bytes(header: list[str], rows: Iterable[list[Any]]) -> bytes:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    from werkplaats_shared.devstack.ports import reserve_port
+
+    return reserve_port()
 
 
 def peak_mib(pid: int) -> float | None:

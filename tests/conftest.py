@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
+from werkplaats_shared.devstack.ports import reserve_port
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -27,9 +27,8 @@ def _missing(what: str, variable: str) -> None:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port for a test's server, held for this worker until it ends (see werkplaats_shared.devstack.ports)."""
+    return reserve_port()
 
 
 @pytest.fixture(scope="session")

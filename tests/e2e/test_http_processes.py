@@ -6,22 +6,19 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
+from werkplaats_shared.devstack.ports import reserve_port
 from werkplaats_shared.devstack.stack import LocalStack, StackConfig
 from werkplaats_shared.service import METRICS_PORT_STEP
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    return reserve_port()
 
 
 def children(pid: int) -> list[int]:
@@ -40,17 +37,7 @@ def children(pid: int) -> list[int]:
 
 def free_metrics_port() -> int:
     """A port free with the ports 10 and 20 above it (the forked processes' /metrics)."""
-    while True:
-        port = free_port()
-        if port + 2 * METRICS_PORT_STEP > 65535:
-            continue
-        try:
-            with socket.socket() as a, socket.socket() as b:
-                a.bind(("127.0.0.1", port + METRICS_PORT_STEP))
-                b.bind(("127.0.0.1", port + 2 * METRICS_PORT_STEP))
-        except OSError:
-            continue
-        return port
+    return reserve_port((0, METRICS_PORT_STEP, 2 * METRICS_PORT_STEP))
 
 
 def health_requests(port: int) -> int:

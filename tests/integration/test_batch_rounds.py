@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import threading
 import time
 import uuid
@@ -38,6 +37,7 @@ from sqlalchemy.orm import Session
 from werkplaats_shared import claimcheck
 from werkplaats_shared.config import Settings
 from werkplaats_shared.contracts import Envelope, parse_envelope
+from werkplaats_shared.devstack.ports import reserve_port
 from werkplaats_shared.service import Infrastructure
 from werkplaats_shared.transient import is_transient
 from werkzeug.serving import BaseWSGIServer, make_server
@@ -57,9 +57,7 @@ NAMES = {
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return reserve_port()
 
 
 @dataclass

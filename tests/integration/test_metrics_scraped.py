@@ -27,6 +27,7 @@ from scheduling import bootstrap as scheduling_bootstrap
 from werkplaats_shared import broker
 from werkplaats_shared.config import Settings
 from werkplaats_shared.db import make_engine, make_session_factory, messaging_tables, utcnow
+from werkplaats_shared.devstack.ports import reserve_port
 from werkplaats_shared.metrics import OutboxCollector, PoolCollector, QueueDepthCollector, registry_for
 from werkplaats_shared.outbox import add_to_outbox
 from werkplaats_shared.service import Infrastructure, consumer_loop, metrics_registry
@@ -99,9 +100,7 @@ def _silent_listener() -> tuple[socket.socket, int]:
 
 
 def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return reserve_port()
 
 
 @pytest.mark.parametrize("broker_down", ["closed port", "silent broker"])
