@@ -22,7 +22,8 @@
   embedded Redis validates no ``user_id``) the sender is not checked.
 - Messages are taken in batches: up to ``batch_size`` deliveries are kept unacknowledged (the prefetch) until
   none more is waiting (``batch_wait`` seconds) or the batch is full; then the valid ones are applied in
-  delivery order in one transaction, each with its inbox row, and acknowledged after the commit. When that
+  delivery order in one transaction, each with its inbox row, and acknowledged after the commit (on the embedded
+  broker all in one round trip; its transport also takes the deliveries the prefetch allows in one). When that
   transaction fails for any reason, it is rolled back and the batch is handled one message at a time as above,
   so a poison message is retried and dead-lettered alone and its batch-mates are applied.
 """
