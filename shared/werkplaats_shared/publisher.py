@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,9 @@ class Outgoing:
         return headers
 
 
+# Seconds RabbitMQ has to confirm a relay cycle's messages before the cycle counts as failed (they are sent again).
+CONFIRM_TIMEOUT = 30.0
+
 # Redis commands a batch buffers before kombu sends them (one LPUSH per queue a message goes to): more than a relay
 # cycle makes, so that a cycle is one pipeline, all sent or none known sent.
 _BATCH_COMMANDS = 100_000
@@ -58,6 +62,7 @@ class Publisher:
         self._declare = topology.publish_declarations(service)
         self._lock = threading.Lock()
         self._producer: Producer | None = None
+        self._confirming: _ConfirmingChannel | None = None
 
     def _get_producer(self) -> Producer:
         if self._producer is None:
@@ -70,6 +75,7 @@ class Publisher:
 
     def _reset(self, *_: Any) -> None:
         self._producer = None
+        self._confirming = None
 
     def publish_raw(self, body: str, *, message_type: str, message_id: str, traceparent: str | None = None) -> None:
         """Publish one message; ``traceparent`` (W3C trace context) goes in its headers when given."""
@@ -86,9 +92,11 @@ class Publisher:
 
         On the embedded Redis, kombu's ``Producer.batch`` sends them in one pipeline: they are all held once it ran,
         and none for sure when it failed (some may have been queued: the caller sends them again, at least once).
-        On RabbitMQ (no batch transport in kombu) each is published with its confirm, so those confirmed before a
-        failure count. A connection lost on the way is re-established within ``RETRY_POLICY``, and the messages
-        not yet held are published again, in order."""
+        On RabbitMQ they are published on a channel in confirm mode without waiting after each, and then their
+        confirms are awaited together (``_ConfirmingChannel``: kombu has no batch for RabbitMQ, and py-amqp waits for
+        each confirm): those confirmed in a row before a refusal, a timeout or another failure count. A connection
+        lost on the way is re-established within ``RETRY_POLICY``, and the messages not yet held are published
+        again, in order."""
         done = 0
 
         def publish_rest() -> None:
@@ -99,6 +107,16 @@ class Publisher:
                     for message in messages[done:]:
                         self._do_publish(message.body, message.message_type, message.message_id, message.headers())
                 done = len(messages)
+            elif (self.connection.transport_options or {}).get("confirm_publish"):
+                if self._confirming is None:
+                    self._confirming = _ConfirmingChannel(self.connection, self.exchange, self._declare)
+                try:
+                    done += self._confirming.publish(messages[done:], self._publish_options())
+                except _Unconfirmed as unconfirmed:
+                    done += unconfirmed.confirmed
+                    self._confirming.close()  # what it still owes us is unknown: a new channel next time
+                    self._confirming = None
+                    raise unconfirmed.error from None
             else:
                 for message in messages[done:]:
                     self._do_publish(message.body, message.message_type, message.message_id, message.headers())
@@ -111,19 +129,102 @@ class Publisher:
                 return done, exc
         return done, None
 
-    def _do_publish(self, body: str, routing_key: str, message_id: str, headers: dict[str, Any]) -> None:
+    def _publish_options(self) -> dict[str, Any]:
         sender = sender_id(self.connection)
-        self._get_producer().publish(
-            body,
-            routing_key=routing_key,
-            exchange=self.exchange,
-            content_type="application/json",
-            content_encoding="utf-8",
-            delivery_mode=2,
-            message_id=message_id,
-            headers=headers,
-            **({"user_id": sender} if sender else {}),
-        )
+        return {"exchange": self.exchange, "content_type": "application/json", "content_encoding": "utf-8",
+                "delivery_mode": 2, **({"user_id": sender} if sender else {})}
+
+    def _do_publish(self, body: str, routing_key: str, message_id: str, headers: dict[str, Any]) -> None:
+        self._get_producer().publish(body, routing_key=routing_key, message_id=message_id, headers=headers,
+                                     **self._publish_options())
 
     def revive(self, channel: Any) -> None:  # called by Connection.ensure after reconnecting
         self._producer = None
+        self._confirming = None
+
+
+class _Unconfirmed(Exception):
+    def __init__(self, confirmed: int, error: Exception) -> None:
+        super().__init__(confirmed, error)
+        self.confirmed, self.error = confirmed, error
+
+
+class _ConfirmingChannel:
+    """RabbitMQ: a channel of the publisher's own in confirm mode on which a batch is published without waiting
+    for each message's confirm (py-amqp's ``confirm_publish`` waits after every publish); the confirms are then
+    awaited together (the broker acknowledges publishes by sequence number, often several at once)."""
+
+    def __init__(self, connection: Connection, exchange: Any, declare: list[Any]) -> None:
+        self.connection = connection
+        self.channel = connection.channel()
+        self.channel.basic_publish = self.channel._basic_publish  # no wait per message: see publish
+        self.channel.confirm_select()
+        self.channel._confirm_selected = True
+        self.producer = Producer(self.channel, exchange=exchange, auto_declare=False)
+        for entity in declare:
+            self.producer.maybe_declare(entity)
+        self.published = 0  # sequence number of the last message published on the channel
+        self.acked_up_to = 0  # every sequence number up to this one is acknowledged ...
+        self.acked: set[int] = set()  # ... and these beyond it
+        self.nacked: set[int] = set()
+        self.nacked_up_to = 0
+        self.channel.events["basic_ack"].add(self._on_ack)
+        self.channel.events["basic_nack"].add(self._on_nack)
+
+    def close(self) -> None:
+        try:
+            self.channel.close()
+        except Exception:  # noqa: BLE001 - already closed with its connection
+            log.info("confirm channel already closed")
+
+    def _on_ack(self, tag: int, multiple: bool) -> None:
+        if multiple:
+            self.acked_up_to = max(self.acked_up_to, tag)
+        else:
+            self.acked.add(tag)
+
+    def _on_nack(self, tag: int, multiple: bool) -> None:
+        if multiple:
+            self.nacked_up_to = max(self.nacked_up_to, tag)
+        else:
+            self.nacked.add(tag)
+
+    def _confirmed_from(self, first: int, last: int) -> tuple[int, bool]:
+        """How many of first..last are confirmed in a row from the first, and whether the next one was refused."""
+        count = 0
+        for tag in range(first, last + 1):
+            if tag in self.nacked or (tag <= self.nacked_up_to and tag not in self.acked and tag > self.acked_up_to):
+                return count, True
+            if tag > self.acked_up_to and tag not in self.acked:
+                return count, False
+            count += 1
+        return count, False
+
+    def publish(self, messages: Sequence[Outgoing], options: dict[str, Any]) -> int:
+        """Publish the messages in order and wait for their confirms: how many there are (all), or raise
+        ``_Unconfirmed`` with how many were confirmed in a row before one was refused or the wait timed out."""
+        first = self.published + 1
+        sent = 0
+        try:
+            for message in messages:
+                self.producer.publish(message.body, routing_key=message.message_type, message_id=message.message_id,
+                                      headers=message.headers(), **options)
+                self.published += 1
+                sent += 1
+            deadline = time.monotonic() + CONFIRM_TIMEOUT
+            while True:
+                confirmed, refused = self._confirmed_from(first, self.published)
+                if refused:
+                    raise _Unconfirmed(confirmed, RuntimeError("the broker refused a message (basic.nack)"))
+                if confirmed == sent:
+                    return sent
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise _Unconfirmed(confirmed, TimeoutError("no publisher confirm in time"))
+                self.connection.drain_events(timeout=left)
+        except _Unconfirmed:
+            raise
+        except Exception as exc:
+            if isinstance(exc, tuple(self.connection.recoverable_connection_errors)):
+                raise  # Connection.ensure reconnects and publishes what is not confirmed again
+            raise _Unconfirmed(self._confirmed_from(first, self.published)[0], exc) from exc

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from kombu.entity import Queue
 from kombu.messaging import Producer
 from sqlalchemy.orm import Session
 from werkplaats_shared import broker
@@ -120,3 +121,28 @@ def test_a_failing_handler_in_a_taken_batch_is_retried_alone(harness: Harness) -
 def _all_acked(h: Harness, ids: list[str]) -> bool:
     log = Path(h.settings.database_url.removeprefix("sqlite:///")).with_name("acked.log")
     return log.exists() and set(ids) <= set(log.read_text().split())
+
+
+@pytest.mark.rabbitmq
+def test_relay_marks_sent_only_what_rabbitmq_confirmed(rabbitmq_url: str, namespace: str, tmp_path: Path) -> None:
+    """A cycle's confirms are awaited together: a message the broker refuses (a queue of its route is full and
+    rejects publishes) and those after it stay unsent, those before it are marked sent."""
+    h = Harness(rabbitmq_url, namespace, f"sqlite:///{tmp_path / 'svc.sqlite3'}")
+    full = Queue(f"{namespace}full", h.topology.exchange("intake"), routing_key="batch.submitted", durable=True,
+                 queue_arguments={"x-max-length": 5, "x-overflow": "reject-publish"})
+    try:
+        with broker.connect(h.settings) as conn:
+            full(conn.default_channel).declare()
+        made = [batch_envelope(f"c{i}") for i in range(8)]
+        with h.sf.begin() as session:
+            add_all_to_outbox(session, outbox, made)
+        assert h.relay_once() == 5
+        with h.engine.connect() as conn:
+            rows = {r.message_id: r for r in conn.execute(sa.select(outbox))}
+        assert [rows[e.message_id].sent_at is not None for e in made] == [True] * 5 + [False] * 3
+        assert rows[made[5].message_id].attempts == 1 and rows[made[5].message_id].last_error
+        assert all(rows[e.message_id].attempts == 0 for e in made[6:])
+    finally:
+        with broker.connect(h.settings) as conn:
+            full(conn.default_channel).delete()
+        h.stop()
