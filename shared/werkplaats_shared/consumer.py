@@ -22,7 +22,8 @@
   embedded Redis validates no ``user_id``) the sender is not checked.
 - Messages are taken in batches: up to ``batch_size`` deliveries are kept unacknowledged (the prefetch) until
   none more is waiting (``batch_wait`` seconds) or the batch is full; then the valid ones are applied in
-  delivery order in one transaction, each with its inbox row, and acknowledged after the commit. When that
+  delivery order in one transaction, each with its inbox row, and acknowledged after the commit (on the embedded
+  broker all in one round trip; its transport also takes the deliveries the prefetch allows in one). When that
   transaction fails for any reason, it is rolled back and the batch is handled one message at a time as above,
   so a poison message is retried and dead-lettered alone and its batch-mates are applied.
 """
@@ -32,7 +33,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -109,6 +110,7 @@ class MessageConsumer(ConsumerMixin):  # type: ignore[misc]
         self._held: list[tuple[str, Message]] = []
         self._consumers: list[Any] = []
         self._consume_connection: Connection | None = None
+        self._consume_channel: Any = None
         self.transient_waits = 0  # rounds of waiting for the infrastructure (for tests and logs)
         self.state = "starting"  # consuming, or waiting for the infrastructure (shown by /ready)
 
@@ -141,7 +143,7 @@ class MessageConsumer(ConsumerMixin):  # type: ignore[misc]
         self._batch = []
 
     def on_consume_ready(self, connection: Connection, channel: Any, consumers: list[Any], **_: Any) -> None:
-        self._consume_connection, self._consumers = connection, list(consumers)
+        self._consume_connection, self._consume_channel, self._consumers = connection, channel, list(consumers)
         self.state = "consuming"
 
     def producer(self) -> Producer:
@@ -234,15 +236,23 @@ class MessageConsumer(ConsumerMixin):  # type: ignore[misc]
                 else:
                     self.handle(item.queue_name, item.message)
             return
-        for item, outcome in zip(ready, outcomes, strict=True):
-            with _active(item.span):
-                if not isinstance(outcome, Exception):  # committed: acknowledged whatever comes after
-                    self._acknowledge(item.queue_name, item.message, item.envelope, outcome)
-                elif self._held:
-                    self._held.append((item.queue_name, item.message))
-                else:
-                    self._failed(item.queue_name, item.message, item.envelope, outcome)
-            item.span.end()
+        with self._acks_together():
+            for item, outcome in zip(ready, outcomes, strict=True):
+                with _active(item.span):
+                    if not isinstance(outcome, Exception):  # committed: acknowledged whatever comes after
+                        self._acknowledge(item.queue_name, item.message, item.envelope, outcome)
+                    elif self._held:
+                        self._held.append((item.queue_name, item.message))
+                    else:
+                        self._failed(item.queue_name, item.message, item.envelope, outcome)
+                item.span.end()
+
+    def _acks_together(self) -> AbstractContextManager[None]:
+        """The batch's acknowledgements in one round trip where the transport offers it (the embedded Redis:
+        redis_transport.QoS.acks_together); RabbitMQ takes them without waiting for an answer anyway."""
+        qos = getattr(self._consume_channel, "qos", None)
+        together = getattr(qos, "acks_together", None)
+        return together() if together is not None else nullcontext()
 
     def handle(self, queue_name: str, message: Message) -> None:
         """Handle one delivery in a span whose parent is the trace context in its headers (the span of the

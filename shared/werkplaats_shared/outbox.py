@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from .contracts import Envelope
 from .db import READ_ONLY, utcnow
-from .publisher import Publisher
+from .publisher import Outgoing, Publisher
 from .tracing import current_traceparent
 from .transient import is_transient
 
@@ -49,7 +49,8 @@ class OutboxRelay:
     def relay_once(self) -> int:
         """Publish one batch of unsent messages in creation order; return how many were sent."""
         query = (
-            sa.select(self.outbox.c.message_id, self.outbox.c.type, self.outbox.c.body, self.outbox.c.traceparent)
+            sa.select(self.outbox.c.message_id, self.outbox.c.type, self.outbox.c.version, self.outbox.c.body,
+                      self.outbox.c.traceparent)
             .where(self.outbox.c.sent_at.is_(None))
             .order_by(self.outbox.c.created_at, self.outbox.c.message_id)
             .limit(self.batch_size)
@@ -76,17 +77,19 @@ class OutboxRelay:
         return len(sent)
 
     def _publish(self, rows: Sequence[Any]) -> tuple[list[str], tuple[str, str] | None]:
-        """Publish the rows in order until one fails: the ids sent, and the one that failed with its error."""
-        sent: list[str] = []
-        for message_id, message_type, body, traceparent in rows:
-            try:
-                self.publisher.publish_raw(body, message_type=message_type, message_id=message_id,
-                                           traceparent=traceparent)
-            except Exception as exc:  # noqa: BLE001 - recorded, retried on the next cycle
-                log.warning("outbox publish failed", extra={"message_id": message_id, "error": type(exc).__name__})
-                return sent, (message_id, type(exc).__name__)
-            sent.append(message_id)
-        return sent, None
+        """Publish the rows in order (in one go where the broker allows): the ids the broker holds, and the first
+        one it does not hold with the error, when publishing failed. The rows after it stay unsent."""
+        if not rows:
+            return [], None
+        messages = [Outgoing(body, message_type, message_id, version, traceparent)
+                    for message_id, message_type, version, body, traceparent in rows]
+        held, error = self.publisher.publish_many(messages)
+        sent = [m.message_id for m in messages[:held]]
+        if error is None:
+            return sent, None
+        failed = messages[held].message_id
+        log.warning("outbox publish failed", extra={"message_id": failed, "error": type(error).__name__})
+        return sent, (failed, type(error).__name__)
 
     def _record(self, conn: Connection, sent: list[str], failed: tuple[str, str] | None) -> None:
         if sent:
