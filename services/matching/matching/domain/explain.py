@@ -195,11 +195,8 @@ class Candidates:
         for pair in problem.forbidden:
             self.forbidden_of.setdefault(pair.team_id, []).append(pair.assignment_id)
             self.forbidden_for.setdefault(pair.assignment_id, []).append(pair.team_id)
-        self._team_groups: Counter[tuple[str, frozenset[str], frozenset[str]]] | None = None
-        self._groups: list[tuple[tuple[str, frozenset[str], frozenset[str]], int]] = []  # _team_groups, listed
-        self._groups_with_skill: dict[str, set[int]] = {}  # positions in _groups
         self._assignment_counts: dict[tuple[frozenset[str], frozenset[str], str], tuple[int, int, int]] = {}
-        self._covering: dict[frozenset[str], Counter[str | tuple[str, str]]] = {}
+        self._covering: dict[frozenset[str], int] = {}  # the teams with every skill of the set, as bits
 
     # the indexes the plain filters (``for_assignment``, ``for_team``) read, made on first use: the counts per
     # class (``for_assignment_eligible``, ``team_left``) do without them
@@ -249,34 +246,49 @@ class Candidates:
 
     def _assignment_class(self, a: Assignment) -> tuple[int, int, int]:
         """For the assignments of ``a``'s accepted levels, required skills and period: how many teams
-        pass the level filter, the skill filter too, and the period filter too."""
+        pass the level filter, the skill filter too, and the period filter too. The teams are read as bits (a
+        bit per team): those with every required skill are the skills' bits and-ed, counted per level and per
+        level and period by ``int.bit_count``."""
         key = (a.accepted_levels, a.required_skills, a.period)
         found = self._assignment_counts.get(key)
         if found is None:
-            if self._team_groups is None:
-                self._team_groups = Counter((t.level, t.skills, frozenset(t.periods)) for t in self.teams)
-                self._groups = list(self._team_groups.items())
-                for g, ((_, team_skills, _), _) in enumerate(self._groups):
-                    for skill in team_skills:
-                        self._groups_with_skill.setdefault(skill, set()).add(g)
+            with_skill, of_level, in_period = self._team_bits
             covering = self._covering.get(a.required_skills)
-            if covering is None:  # the teams with every skill of the set, per level and per (level, period)
-                covering = self._covering[a.required_skills] = Counter()
-                if a.required_skills:  # the groups holding every skill: the index's sets intersected
-                    held = sorted((self._groups_with_skill.get(s, set()) for s in a.required_skills), key=len)
-                    groups: Iterable[int] = sorted(held[0].intersection(*held[1:]))
-                else:
-                    groups = range(len(self._groups))
-                for g in groups:
-                    (lv, _, periods), n = self._groups[g]
-                    covering[lv] += n
-                    for p in periods:
-                        covering[(lv, p)] += n
+            if covering is None:  # the teams with every skill of the set
+                covering = (1 << len(self.teams)) - 1
+                for skill in a.required_skills:
+                    covering &= with_skill.get(skill, 0)
+                self._covering[a.required_skills] = covering
             levels = sorted(a.accepted_levels)
             found = self._assignment_counts[key] = (
-                sum(len(self.teams_of_level.get(lv, ())) for lv in levels), sum(covering[lv] for lv in levels),
-                sum(covering[(lv, a.period)] for lv in levels))
+                sum(len(self.teams_of_level.get(lv, ())) for lv in levels),
+                sum((covering & of_level.get(lv, 0)).bit_count() for lv in levels),
+                sum((covering & in_period.get((lv, a.period), 0)).bit_count() for lv in levels))
         return found
+
+    @cached_property
+    def _team_bits(self) -> tuple[dict[str, int], dict[str, int], dict[tuple[str, str], int]]:
+        """The teams (bit i: ``problem.teams[i]``) with each skill, of each level, and of each level working in
+        each period."""
+        with_skill: dict[str, list[int]] = {}
+        of_level: dict[str, list[int]] = {}
+        in_period: dict[tuple[str, str], list[int]] = {}
+        for i, t in enumerate(self.teams):
+            of_level.setdefault(t.level, []).append(i)
+            for skill in t.skills:
+                with_skill.setdefault(skill, []).append(i)
+            for p in set(t.periods):
+                in_period.setdefault((t.level, p), []).append(i)
+        size = (len(self.teams) + 7) // 8
+
+        def bits(positions: list[int]) -> int:
+            mask = bytearray(size)
+            for i in positions:
+                mask[i >> 3] |= 1 << (i & 7)
+            return int.from_bytes(mask, "little")
+
+        return ({k: bits(v) for k, v in with_skill.items()}, {k: bits(v) for k, v in of_level.items()},
+                {k: bits(v) for k, v in in_period.items()})
 
     def for_assignment_eligible(self, a: Assignment, eligible: list[int]) -> tuple[Counter[str], list[Team]]:
         """``for_assignment`` where the assignment's eligible teams (positions, ascending) are known: the

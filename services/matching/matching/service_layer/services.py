@@ -631,7 +631,8 @@ def record_solution(sf: sessionmaker[Session], emit_into: Emit, run_id: str, pro
     was read (``privacy.erasures``); while there are no more, the stored snapshot is the one solved and is
     not read again (at national scale, megabytes), the matches are written in one statement."""
     with sf.begin() as session:
-        run = session.get(orm.Run, run_id, with_for_update=True)
+        # (its pre-check, stored before solving, is not read: hundreds of kilobytes of JSON at national scale)
+        run = session.get(orm.Run, run_id, with_for_update=True, options=[defer(orm.Run.precheck)])
         if run is None or run.status != "running":
             log.info("run result discarded", extra={"run_id": run_id, "status": run.status if run else None})
             return
@@ -709,7 +710,7 @@ def publish(session: Session, emit_into: Emit, run: orm.Run, actor: Principal | 
     check_round(session, run)
     current = session.execute(sa.select(orm.Run).where(
         orm.Run.batch_id == run.batch_id, orm.Run.status == "published", orm.Run.id != run.id)
-        .with_for_update()).scalars().all()
+        .options(defer(orm.Run.precheck), defer(orm.Run.figures)).with_for_update()).scalars().all()
     for older in current:
         if _aware(older.created_at) > _aware(run.created_at):  # type: ignore[operator]
             raise ServiceError(409, "status", f"a newer run of this batch ({older.id}) is already published")
@@ -905,7 +906,7 @@ def accepted_pairs(session: Session, batch: orm.Batch, *, as_of: orm.Run | None 
     (every change to the batch's snapshot sets ``updated_at``); otherwise the batch's snapshot is read."""
     published = session.execute(sa.select(orm.Run).where(orm.Run.batch_id == batch.batch_id,
                                                           orm.Run.status == "published")
-                                ).scalars().first()
+                                .options(defer(orm.Run.precheck), defer(orm.Run.figures))).scalars().first()
     if published is None:
         return None, {}
     answered = {Pair(row.team_id, row.assignment_id) for row in session.execute(
@@ -1292,7 +1293,7 @@ def on_match_responded(session: Session, envelope: Envelope) -> None:
     session.flush()
     published = session.execute(sa.select(orm.Run).where(orm.Run.batch_id == batch.batch_id,
                                                           orm.Run.status == "published")
-                                ).scalars().first()
+                                .options(defer(orm.Run.precheck), defer(orm.Run.figures))).scalars().first()
     if published is None:
         return
     reference = [Pair(m.team_id, m.assignment_id) for m in run_matches(session, published.id)]
@@ -1372,7 +1373,7 @@ def drop_assignment(session: Session, batch_id: str, assignment_id: str, firm_id
     session.flush()
     published = session.execute(sa.select(orm.Run).where(orm.Run.batch_id == batch.batch_id,
                                                           orm.Run.status == "published")
-                                ).scalars().first()
+                                .options(defer(orm.Run.precheck), defer(orm.Run.figures))).scalars().first()
     if published is None:
         return
     reference = [Pair(m.team_id, m.assignment_id) for m in run_matches(session, published.id)]
