@@ -829,8 +829,9 @@ def unused_capacity(problem: Problem, matching: Iterable[Pair]) -> list[dict[str
     """Per registered capacity (institution, period, level): teams and supervision hours used and left."""
     used: Counter[tuple[str, str, str]] = Counter()
     hours: dict[tuple[str, str, str], float] = {}
-    for p in set(matching):
-        team, assignment = problem.team(p.team_id), problem.assignment(p.assignment_id)
+    teams, jobs = problem.teams_by_id, problem.assignments_by_id
+    for p in set(matching):  # (the hours summed in the set's order, as ever)
+        team, assignment = teams.get(p.team_id), jobs.get(p.assignment_id)
         if team is not None and assignment is not None:
             key = (team.institution_id, assignment.period, team.level)
             used[key] += 1
