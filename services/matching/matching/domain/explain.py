@@ -330,6 +330,7 @@ class Candidates:
             lacking = ~sum(bits.get(s, 0) for s in t.skills)
             skills = period = 0
             outside: list[int] = []
+            outside_cells = self.outside_cells  # (none where every firm is in the working area)
             for mask, required, count, per_period in sets:
                 if mask & lacking:
                     continue
@@ -338,7 +339,8 @@ class Candidates:
                     jobs = per_period.get(p)
                     if jobs is not None:
                         period += len(jobs)
-                        outside.extend(self.outside_cells.get((required, t.level, p), ()))
+                        if outside_cells:
+                            outside.extend(outside_cells.get((required, t.level, p), ()))
             found = self._class_counts[key] = (skills, period, sorted(outside))
         return found
 
