@@ -763,18 +763,18 @@ def _free_teams_explained(problem: Problem, candidates: Candidates, capacities: 
     level_name, skills_name, period_name, reach_name, area_name = (TEAM_COUNT_NAMES[f] for f in FILTERS
                                                                    if f in TEAM_COUNT_NAMES)
     texts = {code: (REASONS[code]["en"], REASONS[code]["nl"]) for code in REASONS}
+    team_left, of_class = candidates.team_left, flags.of_class
     explained = []
     for team, js in free:
-        level, skills, period, reach, area, forbidden = candidates.team_left(team, len(js))
-        counts = {level_name: level, skills_name: skills, period_name: period, reach_name: reach,
-                  area_name: area}
-        mine = bytes(map(flags.of_class(team).__getitem__, js))  # the bits of the team's eligible assignments
+        level, skills, period, reach, area, forbidden = team_left(team, len(js))
+        mine = bytes(map(of_class(team).__getitem__, js))  # the bits of the team's eligible assignments
         blocked = mine.translate(blocked_bit)
         n_blocked = blocked.count(1)
         taken = mine.translate(staffed_bit).count(1)
-        counts.update({"assignments": n_jobs, "forbidden": forbidden, "eligible": len(js),
-                       "eligible_full": mine.translate(full_bit).count(1), "eligible_staffed": taken,
-                       "eligible_closed": len(js) - taken, "eligible_blocked_by_capacity": n_blocked})
+        counts = {level_name: level, skills_name: skills, period_name: period, reach_name: reach,
+                  area_name: area, "assignments": n_jobs, "forbidden": forbidden, "eligible": len(js),
+                  "eligible_full": mine.translate(full_bit).count(1), "eligible_staffed": taken,
+                  "eligible_closed": len(js) - taken, "eligible_blocked_by_capacity": n_blocked}
         binding: list[dict[str, Any]] = []
         # the first filter after which no assignment was left names the reason (``_left``)
         if not n_jobs or not level:
