@@ -925,6 +925,31 @@ def test_a_re_run_names_the_run_it_supersedes_and_each_kept_pairs_previous_match
     assert len(responses) == 3
 
 
+def test_a_run_the_worker_publishes_lists_its_stored_matches_by_assignment_and_team(m: Matching) -> None:
+    """The worker publishes the matches it has just written without reading them back: the message lists
+    exactly the run's stored matches (ids, firms, institutions, scores) by assignment and team, as a
+    publication that reads them does; for a first run and for a decline's re-run."""
+    # (named so that the order by team differs from the order by assignment)
+    teams = [team("t-1", "HBO", ["data"], "inst-b"), team("t-2", "HBO", ["web"]), team("t-3", "HBO", []),
+             team("t-0-spare", "HBO", ["web"])]
+    batch_id = submit(m, teams=teams)
+    m.work()
+    (first,) = runs_of(m, batch_id)
+    respond(m, first["id"], "a-web", "declined")
+    m.work()
+    outs = m.published()
+    assert len(outs) == 2
+    for out in outs:
+        with m.infra.engine.connect() as conn:
+            stored = [tuple(r) for r in conn.execute(
+                sa.select(orm.Match.id, orm.Match.assignment_id, orm.Match.team_id, orm.Match.firm_id,
+                          orm.Match.institution_id, orm.Match.score)
+                .where(orm.Match.run_id == out["run_id"]).order_by(orm.Match.assignment_id, orm.Match.team_id))]
+        assert len(stored) >= 3
+        assert [(x["match_id"], x["assignment_id"], x["team_id"], x["firm_id"], x["institution_id"], x["score"])
+                for x in out["matches"]] == stored
+
+
 def test_a_late_answer_to_a_superseded_match_holds_for_its_pair_in_the_published_run(m: Matching) -> None:
     teams = [*TEAMS, team("t-spare", "HBO", ["web"])]
     batch_id = submit(m, teams=teams)

@@ -269,3 +269,35 @@ def test_a_team_whose_assignments_are_full_or_stopped_by_capacity_is_told_capaci
         assert (t1["counts"]["eligible"], t1["counts"]["eligible_full"],
                 t1["counts"]["eligible_blocked_by_capacity"]) == (2, 1, 1 - room)
         assert [x["label"] for x in t1["binding"]] == (["institution inst-a, period P2, level HBO"] if not room else [])
+
+
+def test_a_matchs_fit_taken_apart_as_a_tuple_is_the_breakdown_and_the_figures_read_from_it_are_the_plain_ones() -> None:
+    """The explanations take each match's fit apart as a tuple (``fit_parts``) and sum it (``parts_total``):
+    the same fields and, to the last bit, the same total as ``FitBreakdown``, on every eligible pair of random
+    rounds (distances, ranks of both sides, nice-to-have and other skills). The figures read the total fit and
+    the preference profile from those tuples: the same as the figures computed pair by pair without them."""
+    from dataclasses import astuple
+
+    from matching.domain.explain import figures
+    from matching.domain.model import FitBreakdown, fit_breakdown, fit_parts, parts_total
+
+    from benchmarks.generator import generate
+
+    ranked = totals = 0
+    for seed in range(8):
+        rng = random.Random(seed)
+        problem = Problem.from_snapshot(generate(rng.randint(20, 60), flavour=rng.choice(("network", "side")),
+                                                 seed=seed))
+        teams, jobs = problem.teams_by_id, problem.assignments_by_id
+        for p in eligible_pairs(problem):
+            t, a = teams[p.team_id], jobs[p.assignment_id]
+            parts, breakdown = fit_parts(t, a), fit_breakdown(t, a)
+            assert FitBreakdown(*parts) == breakdown and parts == astuple(breakdown)
+            assert parts_total(parts).hex() == breakdown.total.hex()
+            ranked += parts[5] is not None
+            totals += 1
+        matching = sorted(solve(problem).matches)
+        for chosen in (matching, matching[1::2]):
+            assert explain(problem, chosen, eligibility(problem).by_team())["figures"] == figures(problem, chosen)
+            assert explain(problem, chosen)["figures"] == figures(problem, chosen)
+    assert ranked and ranked < totals  # ranked and unranked pairs both

@@ -7,6 +7,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections import Counter
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from itertools import compress
 from typing import Any, Iterable, Mapping
 
@@ -16,6 +17,7 @@ from .model import (
     GROUPS,
     Assignment,
     FitBreakdown,
+    FitParts,
     Pair,
     Problem,
     Row,
@@ -25,11 +27,13 @@ from .model import (
     eligible_pairs,
     failed_filter,
     fit_breakdown,
+    fit_parts,
     hard_rows,
     in_working_area,
     ineligibility,
     limit_indices,
     pair_key,
+    parts_total,
     reachable,
     team_rank,
     values_of,
@@ -164,25 +168,13 @@ class Candidates:
         self.problem = problem
         self.teams, self.jobs = problem.teams, problem.assignments
         self.teams_of_level: dict[str, set[int]] = {}
-        self.teams_with_skill: dict[str, set[int]] = {}
-        self.teams_in_period: dict[str, set[int]] = {}
         for i, t in enumerate(self.teams):
             self.teams_of_level.setdefault(t.level, set()).add(i)
-            for skill in t.skills:
-                self.teams_with_skill.setdefault(skill, set()).add(i)
-            for period in t.periods:
-                self.teams_in_period.setdefault(period, set()).add(i)
         self.jobs_accepting: dict[str, set[int]] = {}
-        self.jobs_requiring: dict[str, set[int]] = {}
-        self.jobs_in_period: dict[str, set[int]] = {}
         for j, a in enumerate(self.jobs):
             for level in a.accepted_levels:
                 self.jobs_accepting.setdefault(level, set()).add(j)
-            for skill in a.required_skills:
-                self.jobs_requiring.setdefault(skill, set()).add(j)
-            self.jobs_in_period.setdefault(a.period, set()).add(j)
         self.jobs_in_area = {j for j, a in enumerate(self.jobs) if in_working_area(problem, a)}
-        self.jobs_needing_nothing = {j for j, a in enumerate(self.jobs) if not a.required_skills}
         self._covered: dict[frozenset[str], set[int]] = {}
         # for the counts of ``for_team`` given the team's eligible assignments: the assignments per
         # required skill set, accepted level and period (counted, and listed where outside the working area)
@@ -196,16 +188,52 @@ class Candidates:
                 if j not in self.jobs_in_area:
                     self.outside_cells.setdefault((a.required_skills, level, a.period), []).append(j)
         self._class_counts: dict[tuple[str, frozenset[str], frozenset[str]], tuple[int, int, list[int]]] = {}
+        self._skill_bits: dict[str, int] = {}  # a bit per skill some assignment requires (_sets_of_level)
+        self._level_sets: dict[str, list[tuple[int, frozenset[str], int, dict[str, list[int]]]]] = {}
         self.forbidden_of: dict[str, list[str]] = {}
         self.forbidden_for: dict[str, list[str]] = {}
         for pair in problem.forbidden:
             self.forbidden_of.setdefault(pair.team_id, []).append(pair.assignment_id)
             self.forbidden_for.setdefault(pair.assignment_id, []).append(pair.team_id)
-        self._team_groups: Counter[tuple[str, frozenset[str], frozenset[str]]] | None = None
-        self._groups: list[tuple[tuple[str, frozenset[str], frozenset[str]], int]] = []  # _team_groups, listed
-        self._groups_with_skill: dict[str, set[int]] = {}  # positions in _groups
         self._assignment_counts: dict[tuple[frozenset[str], frozenset[str], str], tuple[int, int, int]] = {}
-        self._covering: dict[frozenset[str], Counter[str | tuple[str, str]]] = {}
+        self._covering: dict[frozenset[str], int] = {}  # the teams with every skill of the set, as bits
+
+    # the indexes the plain filters (``for_assignment``, ``for_team``) read, made on first use: the counts per
+    # class (``for_assignment_eligible``, ``team_left``) do without them
+    @cached_property
+    def teams_with_skill(self) -> dict[str, set[int]]:
+        found: dict[str, set[int]] = {}
+        for i, t in enumerate(self.teams):
+            for skill in t.skills:
+                found.setdefault(skill, set()).add(i)
+        return found
+
+    @cached_property
+    def teams_in_period(self) -> dict[str, set[int]]:
+        found: dict[str, set[int]] = {}
+        for i, t in enumerate(self.teams):
+            for period in t.periods:
+                found.setdefault(period, set()).add(i)
+        return found
+
+    @cached_property
+    def jobs_requiring(self) -> dict[str, set[int]]:
+        found: dict[str, set[int]] = {}
+        for j, a in enumerate(self.jobs):
+            for skill in a.required_skills:
+                found.setdefault(skill, set()).add(j)
+        return found
+
+    @cached_property
+    def jobs_in_period(self) -> dict[str, set[int]]:
+        found: dict[str, set[int]] = {}
+        for j, a in enumerate(self.jobs):
+            found.setdefault(a.period, set()).add(j)
+        return found
+
+    @cached_property
+    def jobs_needing_nothing(self) -> set[int]:
+        return {j for j, a in enumerate(self.jobs) if not a.required_skills}
 
     @staticmethod
     def _steps(total: int, stages: list[set[int]]) -> Counter[str]:
@@ -218,34 +246,49 @@ class Candidates:
 
     def _assignment_class(self, a: Assignment) -> tuple[int, int, int]:
         """For the assignments of ``a``'s accepted levels, required skills and period: how many teams
-        pass the level filter, the skill filter too, and the period filter too."""
+        pass the level filter, the skill filter too, and the period filter too. The teams are read as bits (a
+        bit per team): those with every required skill are the skills' bits and-ed, counted per level and per
+        level and period by ``int.bit_count``."""
         key = (a.accepted_levels, a.required_skills, a.period)
         found = self._assignment_counts.get(key)
         if found is None:
-            if self._team_groups is None:
-                self._team_groups = Counter((t.level, t.skills, frozenset(t.periods)) for t in self.teams)
-                self._groups = list(self._team_groups.items())
-                for g, ((_, team_skills, _), _) in enumerate(self._groups):
-                    for skill in team_skills:
-                        self._groups_with_skill.setdefault(skill, set()).add(g)
+            with_skill, of_level, in_period = self._team_bits
             covering = self._covering.get(a.required_skills)
-            if covering is None:  # the teams with every skill of the set, per level and per (level, period)
-                covering = self._covering[a.required_skills] = Counter()
-                if a.required_skills:  # the groups holding every skill: the index's sets intersected
-                    held = sorted((self._groups_with_skill.get(s, set()) for s in a.required_skills), key=len)
-                    groups: Iterable[int] = sorted(held[0].intersection(*held[1:]))
-                else:
-                    groups = range(len(self._groups))
-                for g in groups:
-                    (lv, _, periods), n = self._groups[g]
-                    covering[lv] += n
-                    for p in periods:
-                        covering[(lv, p)] += n
+            if covering is None:  # the teams with every skill of the set
+                covering = (1 << len(self.teams)) - 1
+                for skill in a.required_skills:
+                    covering &= with_skill.get(skill, 0)
+                self._covering[a.required_skills] = covering
             levels = sorted(a.accepted_levels)
             found = self._assignment_counts[key] = (
-                sum(len(self.teams_of_level.get(lv, ())) for lv in levels), sum(covering[lv] for lv in levels),
-                sum(covering[(lv, a.period)] for lv in levels))
+                sum(len(self.teams_of_level.get(lv, ())) for lv in levels),
+                sum((covering & of_level.get(lv, 0)).bit_count() for lv in levels),
+                sum((covering & in_period.get((lv, a.period), 0)).bit_count() for lv in levels))
         return found
+
+    @cached_property
+    def _team_bits(self) -> tuple[dict[str, int], dict[str, int], dict[tuple[str, str], int]]:
+        """The teams (bit i: ``problem.teams[i]``) with each skill, of each level, and of each level working in
+        each period."""
+        with_skill: dict[str, list[int]] = {}
+        of_level: dict[str, list[int]] = {}
+        in_period: dict[tuple[str, str], list[int]] = {}
+        for i, t in enumerate(self.teams):
+            of_level.setdefault(t.level, []).append(i)
+            for skill in t.skills:
+                with_skill.setdefault(skill, []).append(i)
+            for p in set(t.periods):
+                in_period.setdefault((t.level, p), []).append(i)
+        size = (len(self.teams) + 7) // 8
+
+        def bits(positions: list[int]) -> int:
+            mask = bytearray(size)
+            for i in positions:
+                mask[i >> 3] |= 1 << (i & 7)
+            return int.from_bytes(mask, "little")
+
+        return ({k: bits(v) for k, v in with_skill.items()}, {k: bits(v) for k, v in of_level.items()},
+                {k: bits(v) for k, v in in_period.items()})
 
     def for_assignment_eligible(self, a: Assignment, eligible: list[int]) -> tuple[Counter[str], list[Team]]:
         """``for_assignment`` where the assignment's eligible teams (positions, ascending) are known: the
@@ -280,35 +323,58 @@ class Candidates:
         key = (t.level, t.skills, frozenset(t.periods))
         found = self._class_counts.get(key)
         if found is None:
+            # the required skill sets of the level's assignments as bits: a set is covered when none of its
+            # bits is missing from the team's (about 2,000 classes and 100 sets in a national round)
+            sets = self._sets_of_level(t.level)  # (gives the skills their bits)
+            bits = self._skill_bits
+            lacking = ~sum(bits.get(s, 0) for s in t.skills)
             skills = period = 0
             outside: list[int] = []
-            for required, cells in self.required_sets.items():
-                if not required <= t.skills:
+            outside_cells = self.outside_cells  # (none where every firm is in the working area)
+            for mask, required, count, per_period in sets:
+                if mask & lacking:
                     continue
-                for (level, p), jobs in cells.items():
-                    if level == t.level:
-                        skills += len(jobs)
-                        if p in key[2]:
-                            period += len(jobs)
-                            outside.extend(self.outside_cells.get((required, level, p), ()))
+                skills += count
+                for p in key[2]:
+                    jobs = per_period.get(p)
+                    if jobs is not None:
+                        period += len(jobs)
+                        if outside_cells:
+                            outside.extend(outside_cells.get((required, t.level, p), ()))
             found = self._class_counts[key] = (skills, period, sorted(outside))
         return found
 
-    def team_removed(self, t: Team, eligible: list[int]) -> Counter[str]:
-        """``for_team``'s counts where the team's eligible assignments (positions, ascending) are known: the
+    def _sets_of_level(self, level: str) -> list[tuple[int, frozenset[str], int, dict[str, list[int]]]]:
+        """Per required skill set with assignments accepting ``level``: its bits, the set, how many such
+        assignments and those per period (``required_sets``' cells of the level)."""
+        found = self._level_sets.get(level)
+        if found is None:
+            bits = self._skill_bits
+            found = self._level_sets[level] = []
+            for required, cells in self.required_sets.items():
+                per_period = {p: jobs for (lv, p), jobs in cells.items() if lv == level}
+                if per_period:
+                    mask = 0
+                    for skill in required:
+                        mask |= bits.setdefault(skill, 1 << len(bits))
+                    found.append((mask, required, sum(map(len, per_period.values())), per_period))
+        return found
+
+    def team_left(self, t: Team, eligible: int) -> tuple[int, int, int, int, int, int]:
+        """``for_team``'s counts where the team's number of eligible assignments is known: the assignments
+        left after the level, skill, period, reach and working-area filters, and the pairs forbidden. The
         counts of the level, skill and period filters are read per class of teams (level, skills, periods),
         and only the assignments outside the working area and the team's forbidden pairs are checked one by
         one for reach (the same answer: tests/unit/test_matching_explanations.py compares the two)."""
         skills, period, outside = self._class_of(t)
-        reach_outside = sum(1 for j in outside if reachable(t, self.jobs[j]))
-        jobs = self.problem.assignments_by_id
-        forbidden = sum(1 for aid in self.forbidden_of.get(t.team_id, ())
-                        if aid in jobs and failed_filter(self.problem, t, jobs[aid]) == "forbidden")
-        area = len(eligible) + forbidden
-        reach = area + reach_outside
-        level = self.level_counts.get(t.level, 0)
-        return Counter({"level": len(self.jobs) - level, "skills": level - skills, "period": skills - period,
-                        "reach": period - reach, "working_area": reach - area, "forbidden": forbidden})
+        reach_outside = sum(1 for j in outside if reachable(t, self.jobs[j])) if outside else 0
+        forbidden = 0
+        if t.team_id in self.forbidden_of:
+            jobs = self.problem.assignments_by_id
+            forbidden = sum(1 for aid in self.forbidden_of[t.team_id]
+                            if aid in jobs and failed_filter(self.problem, t, jobs[aid]) == "forbidden")
+        area = eligible + forbidden
+        return self.level_counts.get(t.level, 0), skills, period, area + reach_outside, area, forbidden
 
     def for_team(self, t: Team) -> tuple[Counter[str], list[Assignment]]:
         """What each filter removed of the assignments, and the eligible assignments left."""
@@ -553,7 +619,7 @@ def explain(problem: Problem, matching: Iterable[Pair],
     unmatched team): a row's label, bound and sum at the matching do not depend on the other pairs, so
     the answer is the same as with rows over every eligible pair (``every_row=True``, the plain version;
     tests/unit/test_matching_explanations.py compares the two on random rounds) at a fraction of the cost.
-    Likewise a free team's filter counts are read per class of teams (``Candidates.team_removed``)
+    Likewise a free team's filter counts are read per class of teams (``Candidates.team_left``)
     and its eligible assignments from ``run_pairs``, where the plain version filters every assignment."""
     chosen = sorted(set(matching), key=pair_key)
     teams = problem.teams_by_id
@@ -576,14 +642,14 @@ def explain(problem: Problem, matching: Iterable[Pair],
         open_assignments = [(a, *candidates.for_assignment_eligible(a, list(by_team.teams.get(a.assignment_id, []))))
                             for a in problem.assignments if not staffed[a.assignment_id]]
     free_teams: list[tuple[Team, Counter[str], list[Assignment]]] = []  # (plain)
-    free_positions: list[tuple[Team, Counter[str], list[int]]] = []  # (positions, read by FreeTeamFlags)
+    free_positions: list[tuple[Team, list[int]]] = []  # (positions, read by FreeTeamFlags)
     no_positions: list[int] = []
     if every_row:
         free_teams = [(team, *candidates.for_team(team)) for team in problem.teams if team.team_id not in placed]
     else:
-        free_positions = [(team, candidates.team_removed(team, js), js) for team in problem.teams
-                          if team.team_id not in placed
-                          for js in (by_team.assignments.get(team.team_id, no_positions),)]
+        positions = by_team.assignments
+        free_positions = [(team, positions.get(team.team_id, no_positions)) for team in problem.teams
+                          if team.team_id not in placed]
     asked = list(all_eligible) if every_row else []  # (per team: every eligible pair when every_row)
     capacities = Capacities(problem, chosen, asked, every_row=every_row)
 
@@ -622,7 +688,8 @@ def explain(problem: Problem, matching: Iterable[Pair],
 
     # the fast version reads each free team's eligible assignments as flags per position (FreeTeamFlags); the
     # plain one, below, asks about each pair
-    unmatched_teams = _free_teams_explained(problem, capacities, staffed, free_positions) if free_positions else []
+    unmatched_teams = _free_teams_explained(problem, candidates, capacities, staffed, free_positions) \
+        if free_positions else []
     for team, removed, usable_assignments in free_teams:
         counts, emptied = _left(removed, len(problem.assignments), TEAM_COUNT_NAMES)
         # one pass over the team's eligible assignments: the capacity rows adding each would break, how many
@@ -655,7 +722,7 @@ def explain(problem: Problem, matching: Iterable[Pair],
                                 "removed": {f: removed[f] for f in FILTERS}, "binding": binding})
 
     matches = []
-    fits: dict[Pair, FitBreakdown] = {}  # each matched pair's fit, taken apart once (the figures sum them)
+    fits: dict[Pair, FitParts] = {}  # each matched pair's fit, taken apart once (the figures sum them)
     if isinstance(run_pairs, EligibleByTeam) and not every_row:  # a matched pair is eligible: among the team's
         position = {a.assignment_id: j for j, a in enumerate(problem.assignments)}  # (ascending) positions
 
@@ -670,11 +737,12 @@ def explain(problem: Problem, matching: Iterable[Pair],
         matched_team, assignment = teams.get(p.team_id), assignments.get(p.assignment_id)
         if matched_team is None or assignment is None:
             continue
-        b = fits[p] = fit_breakdown(matched_team, assignment)
+        parts = fits[p] = fit_parts(matched_team, assignment)
         if not is_eligible(p):
             continue
-        matches.append({"team_id": p.team_id, "assignment_id": p.assignment_id,
-                        "score": {**{name: getattr(b, name) for name in BREAKDOWN_FIELDS}, "total": b.total}})
+        score = dict(zip(BREAKDOWN_FIELDS, parts, strict=True))  # as FitBreakdown's fields, in their order
+        score["total"] = parts_total(parts)
+        matches.append({"team_id": p.team_id, "assignment_id": p.assignment_id, "score": score})
 
     return {"unmatched_assignments": unmatched_assignments, "unmatched_teams": unmatched_teams,
             "matches": matches, "filters": FILTERS,
@@ -682,33 +750,56 @@ def explain(problem: Problem, matching: Iterable[Pair],
                 run_pairs, EligibleByTeam) else all_eligible)}
 
 
-def _free_teams_explained(problem: Problem, capacities: Capacities, staffed: Mapping[str, int],
-                          free: list[tuple[Team, Counter[str], list[int]]]) -> list[dict[str, Any]]:
+def _free_teams_explained(problem: Problem, candidates: Candidates, capacities: Capacities,
+                          staffed: Mapping[str, int], free: list[tuple[Team, list[int]]]) -> list[dict[str, Any]]:
     """The free teams' reasons as ``explain``'s loop over each eligible pair gives them (its plain version,
-    every_row, which the tests compare this with), the counts summed over flags per position in C."""
+    every_row, which the tests compare this with): the filter counts per class of teams
+    (``Candidates.team_left``), the counts of the team's eligible assignments summed over flags per position
+    in C."""
     flags = FreeTeamFlags(problem, capacities, staffed)
     blocked_bit, open_bit, full_bit, staffed_bit = flags.BLOCKED, flags.OPEN, flags.FULL, flags.STAFFED
+    n_jobs = len(problem.assignments)
+    # the names of the counts left after the level, skill, period, reach and working-area filters (``_left``)
+    level_name, skills_name, period_name, reach_name, area_name = (TEAM_COUNT_NAMES[f] for f in FILTERS
+                                                                   if f in TEAM_COUNT_NAMES)
+    texts = {code: (REASONS[code]["en"], REASONS[code]["nl"]) for code in REASONS}
+    team_left, of_class = candidates.team_left, flags.of_class
     explained = []
-    for team, removed, js in free:
-        counts, emptied = _left(removed, len(problem.assignments), TEAM_COUNT_NAMES)
-        mine = bytes(map(flags.of_class(team).__getitem__, js))  # the bits of the team's eligible assignments
+    for team, js in free:
+        level, skills, period, reach, area, forbidden = team_left(team, len(js))
+        mine = bytes(map(of_class(team).__getitem__, js))  # the bits of the team's eligible assignments
         blocked = mine.translate(blocked_bit)
         n_blocked = blocked.count(1)
         taken = mine.translate(staffed_bit).count(1)
-        counts.update({"assignments": len(problem.assignments), "forbidden": removed["forbidden"],
-                       "eligible": len(js), "eligible_full": mine.translate(full_bit).count(1),
-                       "eligible_staffed": taken, "eligible_closed": len(js) - taken,
-                       "eligible_blocked_by_capacity": n_blocked})
+        counts = {level_name: level, skills_name: skills, period_name: period, reach_name: reach,
+                  area_name: area, "assignments": n_jobs, "forbidden": forbidden, "eligible": len(js),
+                  "eligible_full": mine.translate(full_bit).count(1), "eligible_staffed": taken,
+                  "eligible_closed": len(js) - taken, "eligible_blocked_by_capacity": n_blocked}
         binding: list[dict[str, Any]] = []
-        if emptied is not None:
-            code = TEAM_FILTER_REASONS[emptied]
+        # the first filter after which no assignment was left names the reason (``_left``)
+        if not n_jobs or not level:
+            code = TEAM_FILTER_REASONS["level"]
+        elif not skills:
+            code = TEAM_FILTER_REASONS["skills"]
+        elif not period:
+            code = TEAM_FILTER_REASONS["period"]
+        elif not reach:
+            code = TEAM_FILTER_REASONS["reach"]
+        elif not area:
+            code = TEAM_FILTER_REASONS["working_area"]
+        elif not js:
+            code = TEAM_FILTER_REASONS["forbidden"]
         elif n_blocked and 1 not in mine.translate(open_bit):  # every eligible assignment full or blocked
             code = "capacity_ran_out"
             binding = _described(flags.rows(team, js, blocked))
         else:
             code = "eligible_assignments_went_to_other_teams"
-        explained.append({"team_id": team.team_id, **_reason(code, counts),
-                          "removed": {f: removed[f] for f in FILTERS}, "binding": binding})
+        en, nl = texts[code]
+        explained.append({"team_id": team.team_id, "reason": code, "en": en, "nl": nl, "counts": counts,
+                          "removed": {"level": n_jobs - level, "skills": level - skills, "period": skills - period,
+                                      "reach": period - reach, "working_area": reach - area,
+                                      "forbidden": forbidden},
+                          "binding": binding})
     return explained
 
 
@@ -716,15 +807,20 @@ def _share(part: int, whole: int) -> dict[str, Any]:
     return {"served": part, "total": whole, "share": round(part / whole, 4) if whole else None}
 
 
-def preference_profile(problem: Problem, matching: Iterable[Pair]) -> dict[str, int]:
+def preference_profile(problem: Problem, matching: Iterable[Pair],
+                       fits: Mapping[Pair, FitParts] | None = None) -> dict[str, int]:
     """Per matched pair, which choice of the team it was ("1", "2", ... or "unranked"); and the teams
-    left without any assignment ("unmatched")."""
+    left without any assignment ("unmatched"). ``fits``: matched pairs' fits taken apart (``fit_parts``), when
+    already made: where they are every matched pair's, the team's rank is read from them."""
     chosen = set(matching)
     profile: Counter[str] = Counter()
-    for p in chosen:
-        team = problem.team(p.team_id)
-        rank = team_rank(team, p.assignment_id) if team is not None else None
-        profile["unranked" if rank is None else str(rank)] += 1
+    if fits is not None and len(fits) == len(chosen):  # (its pairs are the matching's: every one of them)
+        profile.update("unranked" if r is None else str(r) for r in (parts[5] for parts in fits.values()))
+    else:
+        for p in chosen:
+            team = problem.team(p.team_id)
+            rank = team_rank(team, p.assignment_id) if team is not None else None
+            profile["unranked" if rank is None else str(rank)] += 1
     placed = {p.team_id for p in chosen}
     ranks = [str(r) for r in range(1, problem.max_rank + 1)]
     return {**{r: profile[r] for r in ranks}, "unranked": profile["unranked"],
@@ -735,8 +831,9 @@ def unused_capacity(problem: Problem, matching: Iterable[Pair]) -> list[dict[str
     """Per registered capacity (institution, period, level): teams and supervision hours used and left."""
     used: Counter[tuple[str, str, str]] = Counter()
     hours: dict[tuple[str, str, str], float] = {}
-    for p in set(matching):
-        team, assignment = problem.team(p.team_id), problem.assignment(p.assignment_id)
+    teams, jobs = problem.teams_by_id, problem.assignments_by_id
+    for p in set(matching):  # (the hours summed in the set's order, as ever)
+        team, assignment = teams.get(p.team_id), jobs.get(p.assignment_id)
         if team is not None and assignment is not None:
             key = (team.institution_id, assignment.period, team.level)
             used[key] += 1
@@ -752,11 +849,12 @@ def unused_capacity(problem: Problem, matching: Iterable[Pair]) -> list[dict[str
 
 
 def figures(problem: Problem, matching: Iterable[Pair], eligible: Iterable[Pair] | None = None,
-            fits: Mapping[Pair, FitBreakdown] | None = None, *,
+            fits: Mapping[Pair, FitParts] | None = None, *,
             ranked_eligible: Iterable[Pair] | None = None) -> dict[str, Any]:
     """Served shares (assignments by accepted level and by region, teams by level and by institution),
     the teams' preference profile, blocking pairs (for any policy) and unused capacity. ``fits``: the
-    matched pairs' fits, when already taken apart (every matched pair whose team and assignment exist).
+    matched pairs' fits, when already taken apart (``fit_parts``: every matched pair whose team and assignment
+    exist).
     ``ranked_eligible``: the eligible pairs the teams ranked, by team and rank, when already listed
     (``EligibleByTeam.ranked``)."""
     chosen = set(matching)
@@ -803,13 +901,13 @@ def figures(problem: Problem, matching: Iterable[Pair], eligible: Iterable[Pair]
         "assignments_by_region": {r: _share(by_region_served[r], by_region[r]) for r in regions},
         "teams_by_level": {lv: _share(team_level_placed[lv], team_level[lv]) for lv in levels},
         "teams_by_institution": {i: _share(by_institution_placed[i], by_institution[i]) for i in institutions},
-        "preference_profile": preference_profile(problem, chosen),
+        "preference_profile": preference_profile(problem, chosen, fits),
         "blocking_pairs": {"count": len(blocking), "first": [
             {"team_id": p.team_id, "assignment_id": p.assignment_id} for p in blocking[:BLOCKING_SHOWN]]},
         "unused_capacity": unused_capacity(problem, chosen),
         "unused_teams": sorted(t.team_id for t in problem.teams if t.team_id not in placed_teams),
         "matches": len(chosen),
-        "total_fit": float(sum(fits[p].total for p in chosen if p in fits) if fits is not None else
+        "total_fit": float(sum(parts_total(f) for f in map(fits.get, chosen) if f is not None) if fits is not None else
                            sum(fit_breakdown(t, a).total for p in chosen
                                if (t := problem.team(p.team_id)) and (a := problem.assignment(p.assignment_id)))),
     }

@@ -88,7 +88,9 @@ def _scrub_skills(session: Session, subject_kind: str, subject_id: str) -> None:
 
 
 def scrub_run(run: orm.Run, texts: set[str]) -> None:
-    """Replace the texts in what a run derived from its snapshot."""
+    """Replace the texts in what a run derived from its snapshot (nothing to replace: its columns are not read)."""
+    if not texts:
+        return
     for column in ("precheck", "diagnosis", "explanations", "figures", "error"):
         value = getattr(run, column)
         if value is not None:

@@ -12,8 +12,9 @@ import uuid
 from collections import Counter, OrderedDict
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from types import SimpleNamespace
-from typing import Any, Callable, Collection, Mapping, cast
+from typing import Any, Callable, Collection, Mapping, Sequence, cast
 
 import sqlalchemy as sa
 from marshmallow import ValidationError
@@ -630,7 +631,8 @@ def record_solution(sf: sessionmaker[Session], emit_into: Emit, run_id: str, pro
     was read (``privacy.erasures``); while there are no more, the stored snapshot is the one solved and is
     not read again (at national scale, megabytes), the matches are written in one statement."""
     with sf.begin() as session:
-        run = session.get(orm.Run, run_id, with_for_update=True)
+        # (its pre-check, stored before solving, is not read: hundreds of kilobytes of JSON at national scale)
+        run = session.get(orm.Run, run_id, with_for_update=True, options=[defer(orm.Run.precheck)])
         if run is None or run.status != "running":
             log.info("run result discarded", extra={"run_id": run_id, "status": run.status if run else None})
             return
@@ -678,7 +680,7 @@ def record_solution(sf: sessionmaker[Session], emit_into: Emit, run_id: str, pro
         session.flush()
         if run.auto_publish:
             try:
-                publish(session, emit_into, run, snapshot=snapshot)
+                publish(session, emit_into, run, snapshot=snapshot, recorded=rows)
             except ServiceError as exc:  # a newer run of the batch, or another batch of the round, is out
                 log.info("run not published automatically", extra={"run_id": run_id, "reason": exc.reason})
         run_ended(session, emit_into, run)
@@ -692,12 +694,14 @@ def run_matches(session: Session, run_id: str) -> list[orm.Match]:
 
 
 def publish(session: Session, emit_into: Emit, run: orm.Run, actor: Principal | None = None, *,
-            snapshot: dict[str, Any] | None = None) -> orm.Run:
+            snapshot: dict[str, Any] | None = None, recorded: list[dict[str, Any]] | None = None) -> orm.Run:
     """Publish a solved run: one id per match; the batch's previously published run is superseded. A pair
     that run had too keeps its answer and is published with that match as its ``previous_match_id`` (a pair
     the firm declined never carries over: if it comes back, it is asked again). ``snapshot``: the run's
-    snapshot when the caller has it (the worker that just solved it), so it is not read again. The matches
-    are read as rows and the answers carried over written in one statement (thousands in a national round)."""
+    snapshot when the caller has it (the worker that just solved it), so it is not read again. ``recorded``: the
+    run's matches as the caller wrote them in this transaction (the worker recording its result, each a dict of
+    Match's columns, none answered yet), so they are not read back. Otherwise the matches are read as rows. The
+    answers carried over are written in one statement (thousands in a national round)."""
     if run.status != "solved":
         raise ServiceError(409, "status", f"only a solved run can be published; this run is {run.status}")
     batch = session.get(orm.Batch, run.batch_id, options=[defer(orm.Batch.snapshot)])
@@ -706,7 +710,7 @@ def publish(session: Session, emit_into: Emit, run: orm.Run, actor: Principal | 
     check_round(session, run)
     current = session.execute(sa.select(orm.Run).where(
         orm.Run.batch_id == run.batch_id, orm.Run.status == "published", orm.Run.id != run.id)
-        .with_for_update()).scalars().all()
+        .options(defer(orm.Run.precheck), defer(orm.Run.figures)).with_for_update()).scalars().all()
     for older in current:
         if _aware(older.created_at) > _aware(run.created_at):  # type: ignore[operator]
             raise ServiceError(409, "status", f"a newer run of this batch ({older.id}) is already published")
@@ -721,19 +725,27 @@ def publish(session: Session, emit_into: Emit, run: orm.Run, actor: Principal | 
     before = {} if superseded is None else {(m.team_id, m.assignment_id): m for m in session.execute(
         sa.select(match.id, match.team_id, match.assignment_id, match.response, match.responded_at)
         .where(match.run_id == superseded.id)) if m.response != "declined"}
-    matches = session.execute(
-        sa.select(match.id, match.team_id, match.assignment_id, match.firm_id, match.institution_id, match.score,
-                  match.response).where(match.run_id == run.id).order_by(match.assignment_id, match.team_id)).all()
+    # (id, team_id, assignment_id, firm_id, institution_id, score, response) by assignment and team
+    matches: Sequence[Any]
+    if recorded is None:
+        matches = session.execute(
+            sa.select(match.id, match.team_id, match.assignment_id, match.firm_id, match.institution_id, match.score,
+                      match.response).where(match.run_id == run.id)
+            .order_by(match.assignment_id, match.team_id)).all()
+    else:
+        matches = sorted(map(itemgetter("id", "team_id", "assignment_id", "firm_id", "institution_id", "score",
+                                        "response"), recorded), key=itemgetter(2, 1))
     snapshot = run.snapshot if snapshot is None else snapshot
-    _keeps_accepted(run, before, [(m.team_id, m.assignment_id) for m in matches], snapshot)
+    _keeps_accepted(run, before, [(team_id, assignment_id) for _, team_id, assignment_id, *_ in matches], snapshot)
     run.status, run.published_at = "published", now
     published, carried = [], []
-    for m in matches:
-        previous = before.get((m.team_id, m.assignment_id))
-        if previous is not None and m.response is None and previous.response is not None:
-            carried.append({"b_id": m.id, "b_response": previous.response, "b_responded_at": previous.responded_at})
-        published.append({"match_id": m.id, "assignment_id": m.assignment_id, "team_id": m.team_id,
-                          "firm_id": m.firm_id, "institution_id": m.institution_id, "score": m.score,
+    for match_id, team_id, assignment_id, firm_id, institution_id, score, response in matches:
+        previous = before.get((team_id, assignment_id))
+        if previous is not None and response is None and previous.response is not None:
+            carried.append({"b_id": match_id, "b_response": previous.response,
+                            "b_responded_at": previous.responded_at})
+        published.append({"match_id": match_id, "assignment_id": assignment_id, "team_id": team_id,
+                          "firm_id": firm_id, "institution_id": institution_id, "score": score,
                           "previous_match_id": previous.id if previous is not None else None})
     if carried:
         table = cast(sa.Table, match.__table__)
@@ -742,7 +754,7 @@ def publish(session: Session, emit_into: Emit, run: orm.Run, actor: Principal | 
         for obj in list(session.identity_map.values()):  # matches of this run loaded before: read them again
             if isinstance(obj, orm.Match) and obj.run_id == run.id:
                 session.expire(obj)
-    matched = {m.assignment_id for m in matches}
+    matched = {assignment_id for _, _, assignment_id, *_ in matches}
     emit_into(session, make_envelope("matches.published", 2, {
         "run_id": run.id, "batch_id": run.batch_id, "workspace_id": run.workspace_id,
         "coordinator_id": run.coordinator_id, "period": run.period, "matches": published,
@@ -894,7 +906,7 @@ def accepted_pairs(session: Session, batch: orm.Batch, *, as_of: orm.Run | None 
     (every change to the batch's snapshot sets ``updated_at``); otherwise the batch's snapshot is read."""
     published = session.execute(sa.select(orm.Run).where(orm.Run.batch_id == batch.batch_id,
                                                           orm.Run.status == "published")
-                                ).scalars().first()
+                                .options(defer(orm.Run.precheck), defer(orm.Run.figures))).scalars().first()
     if published is None:
         return None, {}
     answered = {Pair(row.team_id, row.assignment_id) for row in session.execute(
@@ -1281,7 +1293,7 @@ def on_match_responded(session: Session, envelope: Envelope) -> None:
     session.flush()
     published = session.execute(sa.select(orm.Run).where(orm.Run.batch_id == batch.batch_id,
                                                           orm.Run.status == "published")
-                                ).scalars().first()
+                                .options(defer(orm.Run.precheck), defer(orm.Run.figures))).scalars().first()
     if published is None:
         return
     reference = [Pair(m.team_id, m.assignment_id) for m in run_matches(session, published.id)]
@@ -1361,7 +1373,7 @@ def drop_assignment(session: Session, batch_id: str, assignment_id: str, firm_id
     session.flush()
     published = session.execute(sa.select(orm.Run).where(orm.Run.batch_id == batch.batch_id,
                                                           orm.Run.status == "published")
-                                ).scalars().first()
+                                .options(defer(orm.Run.precheck), defer(orm.Run.figures))).scalars().first()
     if published is None:
         return
     reference = [Pair(m.team_id, m.assignment_id) for m in run_matches(session, published.id)]
