@@ -301,3 +301,25 @@ def test_a_matchs_fit_taken_apart_as_a_tuple_is_the_breakdown_and_the_figures_re
             assert explain(problem, chosen, eligibility(problem).by_team())["figures"] == figures(problem, chosen)
             assert explain(problem, chosen)["figures"] == figures(problem, chosen)
     assert ranked and ranked < totals  # ranked and unranked pairs both
+
+
+TOTAL_FIT = """
+from benchmarks.generator import generate
+from matching.domain.explain import explain
+from matching.domain.model import Problem
+from matching.solver.paths import solve
+problem = Problem.from_snapshot(generate(400, flavour="network", seed=7))
+print(repr(explain(problem, sorted(solve(problem).matches))["figures"]["total_fit"]))
+"""
+
+
+def test_the_total_fit_is_the_same_in_every_process() -> None:
+    """The round's total fit, shown to the coordinator and compared between runs, is one number: not a sum whose
+    last digits follow the order in which a process's hash seed happens to list the matches."""
+    import os
+    import subprocess
+    import sys
+
+    got = {subprocess.run([sys.executable, "-c", TOTAL_FIT], env={**os.environ, "PYTHONHASHSEED": str(seed)},
+                          capture_output=True, text=True, check=True).stdout.strip() for seed in range(6)}
+    assert len(got) == 1, got

@@ -9,6 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field, fields
 from functools import cached_property
 from itertools import compress
+from math import fsum
 from typing import Any, Iterable, Mapping
 
 from .model import (
@@ -907,9 +908,10 @@ def figures(problem: Problem, matching: Iterable[Pair], eligible: Iterable[Pair]
         "unused_capacity": unused_capacity(problem, chosen),
         "unused_teams": sorted(t.team_id for t in problem.teams if t.team_id not in placed_teams),
         "matches": len(chosen),
-        "total_fit": float(sum(parts_total(f) for f in map(fits.get, chosen) if f is not None) if fits is not None else
-                           sum(fit_breakdown(t, a).total for p in chosen
-                               if (t := problem.team(p.team_id)) and (a := problem.assignment(p.assignment_id)))),
+        # fsum: exactly rounded, so the total does not depend on the order of the set (nor on the process)
+        "total_fit": float(fsum(parts_total(f) for f in map(fits.get, chosen) if f is not None) if fits is not None else
+                           fsum(fit_breakdown(t, a).total for p in chosen
+                                if (t := problem.team(p.team_id)) and (a := problem.assignment(p.assignment_id)))),
     }
 
 
