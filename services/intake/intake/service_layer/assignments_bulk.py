@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from werkplaats_shared.auth import Principal
 from werkplaats_shared.contracts import Envelope, make_envelope
@@ -39,6 +40,11 @@ EmitAll = Callable[[Sequence[Envelope]], None]
 _ORGS = orm.Organisation.__table__
 _WORKSPACES = orm.Workspace.__table__
 _ASSIGNMENTS = orm.Assignment.__table__
+# built once: a statement built per request costs more than SQLite takes to run it
+_ORGANISATIONS_BY_ID = sa.select(_ORGS.c.id, _ORGS.c.role, _ORGS.c.municipality).where(
+    _ORGS.c.id.in_(sa.bindparam("ids", expanding=True)))
+_WORKSPACES_IN_ORDER = sa.select(_WORKSPACES.c.id, _WORKSPACES.c.name, _WORKSPACES.c.periods,
+                                 _WORKSPACES.c.municipalities).order_by(_WORKSPACES.c.created_at, _WORKSPACES.c.id)
 MAX_ITEMS = 5000  # items of one request (POST /assignments/bulk, at most 8 MiB), all written in one transaction
 _IN_CHUNK = 500
 
@@ -81,13 +87,13 @@ def flatten_messages(messages: Any, path: str = "") -> list[tuple[str, str]]:
     return [(path or "_item", str(messages))]
 
 
-def _institution_ids(session: Session, ids: set[str]) -> set[str]:
-    """Which of ``ids`` are institutions (only their ids are read)."""
-    found: set[str] = set()
+def _organisations(conn: Connection, ids: set[str]) -> dict[str, Any]:
+    """The organisations among ``ids`` (id, role and municipality only), by id."""
+    found: dict[str, Any] = {}
     ordered = sorted(ids)
     for start in range(0, len(ordered), _IN_CHUNK):
-        found.update(session.execute(sa.select(_ORGS.c.id).where(
-            _ORGS.c.id.in_(ordered[start:start + _IN_CHUNK]), _ORGS.c.role == "institution")).scalars())
+        chunk = ordered[start:start + _IN_CHUNK]
+        found.update((row.id, row) for row in conn.execute(_ORGANISATIONS_BY_ID, {"ids": chunk}))
     return found
 
 
@@ -98,13 +104,11 @@ class _Workspace:
     periods: list[Any]
 
 
-def _workspaces(session: Session) -> tuple[dict[str, _Workspace], dict[str, frozenset[str]]]:
+def _workspaces(session: Session, conn: Connection) -> tuple[dict[str, _Workspace], dict[str, frozenset[str]]]:
     """Every workspace's id, name and calendar, and the working areas (as ``services.working_areas`` reads
     them, oldest workspace first), in one read of the table: a request names one workspace, and routing may
     send an item to any other."""
-    rows = session.execute(sa.select(_WORKSPACES.c.id, _WORKSPACES.c.name, _WORKSPACES.c.periods,
-                                     _WORKSPACES.c.municipalities)
-                           .order_by(_WORKSPACES.c.created_at, _WORKSPACES.c.id)).all()
+    rows = conn.execute(_WORKSPACES_IN_ORDER).all()
     areas = session.info.get("working_areas")
     if areas is None:
         areas = session.info["working_areas"] = {row.id: frozenset(row.municipalities) for row in rows}
@@ -121,15 +125,16 @@ def submit_assignments(session: Session, emit: Emit, principal: Principal, items
     What is read and written here goes through SQLAlchemy Core (rows, not ORM objects): this runs once per
     firm in a national round, inside SQLite's write lock, and the ORM's identity map and unit of work cost
     more than the statements. A referral (rare) loads the ORM objects ``services.refer`` takes."""
-    firm = session.execute(sa.select(_ORGS.c.id, _ORGS.c.municipality)
-                           .where(_ORGS.c.id == principal.organisation_id)).first()
+    conn = session.connection()
+    wished = {i for _, d in items for i in d.get("preferred_institutions", [])}
+    organisations = _organisations(conn, wished | {principal.organisation_id})  # the firm and the wished
+    firm = organisations.get(principal.organisation_id)
     if firm is None:
         raise services.NotFound(principal.organisation_id)
     if firm.municipality is None:
         raise DomainError("firm", "register the firm first (POST /firm) so we know where it is")
-    workspaces, areas = _workspaces(session)
-    wished = {i for _, d in items for i in d.get("preferred_institutions", [])}
-    institutions = _institution_ids(session, wished) if wished else set()
+    workspaces, areas = _workspaces(session, conn)
+    institutions = {i for i in wished if i in organisations and organisations[i].role == "institution"}
 
     problems: list[Problem] = list(rejected or [])
     rows: list[dict[str, Any]] = []
@@ -176,7 +181,7 @@ def submit_assignments(session: Session, emit: Emit, principal: Principal, items
     if problems:
         raise ItemsRejected(sorted(problems, key=lambda p: p.row))
     if rows:
-        session.execute(_ASSIGNMENTS.insert(), rows)
+        conn.execute(_ASSIGNMENTS.insert(), rows)
     messages: list[Envelope] = []
     submitted: list[Submitted] = []
     for row, (n, routing) in zip(rows, routings, strict=True):
