@@ -27,9 +27,10 @@ its PID, and loads the instance of ``benchmarks.generator`` (``network`` flavour
 organisations' CSV and each sends its profile (``POST /firm``) and contact (``PUT /contact``) itself.
 
 Each stage prints its time, its throughput, the peak memory of every process so far (VmHWM of
-/proc/PID/status) and the CPU time each process took during the stage. Then: the served share (assignments with a team) against the in-process solve of the
-same national instance (the generator's snapshot as intake sends it: priority 0, the supervision hours of a
-project; solved with ``matching.solver`` as ``benchmarks/run.py`` does), and the time to walk every match
+/proc/PID/status) and the CPU time each process took during the stage. Then: the served share (assignments
+with a team) against the in-process solve of the same national instance (the generator's snapshot as intake
+sends it: priority 0, the supervision hours of a project; solved with ``matching.solver`` as
+``benchmarks/run.py`` does), and the time to walk every match
 (``GET /matches`` by ``after``) against walking a tenth of them. The figures must agree: every match published
 is walked once, and the mails delivered equal the notices expected; otherwise the command exits with 1.
 """

@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -37,9 +37,9 @@ from . import services
 from .services import Emit
 
 EmitAll = Callable[[Sequence[Envelope]], None]
-_ORGS = orm.Organisation.__table__
-_WORKSPACES = orm.Workspace.__table__
-_ASSIGNMENTS = orm.Assignment.__table__
+_ORGS = cast(sa.Table, orm.Organisation.__table__)
+_WORKSPACES = cast(sa.Table, orm.Workspace.__table__)
+_ASSIGNMENTS = cast(sa.Table, orm.Assignment.__table__)
 # built once: a statement built per request costs more than SQLite takes to run it
 _ORGANISATIONS_BY_ID = sa.select(_ORGS.c.id, _ORGS.c.role, _ORGS.c.municipality).where(
     _ORGS.c.id.in_(sa.bindparam("ids", expanding=True)))
