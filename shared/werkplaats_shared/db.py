@@ -98,13 +98,14 @@ def make_engine(url: str) -> Engine:
 
 
 class _WriterQueue:
-    """The writers of one SQLite database in this process, one at a time, in the order they came.
+    """The writers of one SQLite database in this process, one at a time.
 
     SQLite lets one transaction write at a time (``BEGIN IMMEDIATE``); a writer that finds the lock taken
     polls for it, sleeping 1, 2, 5, 10 … 100 ms between tries, so under concurrent requests the lock stood
     free while the next writer slept (a quarter of the time, eight clients on intake). Here the threads of
-    this process wait on a Python lock first, handed on the moment a transaction commits or rolls back;
-    SQLite's own lock still serialises them with other processes. A thread that opens a second write
+    this process wait on a Python lock first, handed on as a transaction commits or rolls back (SQLAlchemy's
+    events come just before the driver's COMMIT or ROLLBACK: a writer let in that instant may still wait on
+    SQLite a moment); SQLite's own lock still serialises them with other processes. A thread that opens a second write
     transaction while it holds one is not queued (SQLite refuses it after its busy timeout, as before), and a
     writer queued longer than the busy timeout goes on to SQLite, which decides."""
 
