@@ -26,10 +26,11 @@ its PID, and loads the instance of ``benchmarks.generator`` (``network`` flavour
 ``--firms-one-by-one`` is the baseline before the operator's firm onboarding: the firms come in the
 organisations' CSV and each sends its profile (``POST /firm``) and contact (``PUT /contact``) itself.
 
-Each stage prints its time, its throughput and the peak memory of every process so far (VmHWM of
-/proc/PID/status). Then: the served share (assignments with a team) against the in-process solve of the
-same national instance (the generator's snapshot as intake sends it: priority 0, the supervision hours of a
-project; solved with ``matching.solver`` as ``benchmarks/run.py`` does), and the time to walk every match
+Each stage prints its time, its throughput, the peak memory of every process so far (VmHWM of
+/proc/PID/status) and the CPU time each process took during the stage. Then: the served share (assignments
+with a team) against the in-process solve of the same national instance (the generator's snapshot as intake
+sends it: priority 0, the supervision hours of a project; solved with ``matching.solver`` as
+``benchmarks/run.py`` does), and the time to walk every match
 (``GET /matches`` by ``after``) against walking a tenth of them. The figures must agree: every match published
 is walked once, and the mails delivered equal the notices expected; otherwise the command exits with 1.
 """
@@ -169,6 +170,16 @@ def peak_mib(pid: int) -> float | None:
     return None
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """The process's CPU time so far (user and system, its threads'), seconds; None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Stage:
     name: str
@@ -189,14 +200,17 @@ class Bench:
     @contextmanager
     def stage(self, name: str, items: int, unit: str) -> Iterator[None]:
         started, requests = time.perf_counter(), self.client.requests
+        cpu_before = {who: cpu_seconds(pid) for who, pid in self.pids.items()}
         print(f"  {name} ({items:,} {unit}) ...", flush=True)
         yield
         seconds = time.perf_counter() - started
         self.stages.append(Stage(name, seconds, items, unit, self.client.requests - requests,
                                  {who: peak_mib(pid) for who, pid in self.pids.items()}))
         peaks = ", ".join(f"{who} {mib:.0f}" for who, mib in self.stages[-1].peaks.items() if mib is not None)
+        cpu = ", ".join(f"{who} {after - before:.1f}" for who, pid in self.pids.items()
+                        if (before := cpu_before[who]) is not None and (after := cpu_seconds(pid)) is not None)
         print(f"  {name}: {seconds:.1f} s, {items / seconds if seconds > 0 else 0:.1f} {unit}/s; load "
-              f"{os.getloadavg()[0]:.2f}; peak MiB {peaks}", flush=True)
+              f"{os.getloadavg()[0]:.2f}; peak MiB {peaks}; CPU s {cpu}", flush=True)
 
     def each(self, function: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
         with ThreadPoolExecutor(self.clients) as pool:

@@ -13,6 +13,7 @@ An API key holds the scopes stored with it; an account token holds all of them.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -173,10 +174,7 @@ def authenticate(engine: Engine, api_keys: sa.Table, presented: str) -> Principa
     _, key_id, secret = parts
     # a read: it takes no write lock (SQLite's writers begin IMMEDIATE) and waits for no writer
     with engine.connect().execution_options(**READ_ONLY) as conn:
-        row = conn.execute(
-            sa.select(api_keys.c.organisation_id, api_keys.c.role, api_keys.c.secret_hash,
-                      api_keys.c.revoked_at, api_keys.c.scopes).where(api_keys.c.key_id == key_id)
-        ).first()
+        row = conn.execute(_key_query(api_keys), {"key_id": key_id}).first()
     candidate = hash_secret(secret)
     if row is None:
         hmac.compare_digest(candidate, candidate)  # same work whether or not the id exists
@@ -185,6 +183,13 @@ def authenticate(engine: Engine, api_keys: sa.Table, presented: str) -> Principa
         return None
     return Principal(organisation_id=row.organisation_id, role=row.role, key_id=key_id,
                      scopes=stored_scopes(row.scopes))
+
+
+@functools.cache
+def _key_query(api_keys: sa.Table) -> sa.Select[Any]:
+    """The key's row by its id, built once per table: every request asks it."""
+    return sa.select(api_keys.c.organisation_id, api_keys.c.role, api_keys.c.secret_hash, api_keys.c.revoked_at,
+                     api_keys.c.scopes).where(api_keys.c.key_id == sa.bindparam("key_id"))
 
 
 def stored_scopes(value: Any) -> frozenset[str]:

@@ -36,6 +36,7 @@ EXPORT_ENV = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT
 _propagator = TraceContextTextMapPropagator()
 _lock = threading.Lock()
 _provider: TracerProvider | None = None
+_tracers: dict[str, trace.Tracer] = {}
 
 
 def configure_tracing(service: str) -> TracerProvider:
@@ -63,7 +64,11 @@ def make_provider(service: str) -> TracerProvider:
 
 
 def tracer(service: str) -> trace.Tracer:
-    return configure_tracing(service).get_tracer(f"werkplaats.{service}")
+    """The service's tracer, made once (every request and every message starts a span with it)."""
+    found = _tracers.get(service)
+    if found is None:
+        found = _tracers[service] = configure_tracing(service).get_tracer(f"werkplaats.{service}")
+    return found
 
 
 def current_traceparent() -> str | None:

@@ -60,6 +60,25 @@ def test_a_firm_outside_every_working_area_is_referred_per_item(world: World) ->
     assert outbox_types(world).count("firm.referred") == 2
 
 
+def test_the_messages_leave_in_the_items_order_each_naming_its_assignment(world: World) -> None:
+    before = len(world.outbox_rows())
+    resp = world.post("firm_1", "/assignments/bulk", {"assignments": items(world, 5)})
+    assert resp.status_code == 201, resp.get_data(as_text=True)
+    made = [a["id"] for a in resp.get_json()["assignments"]]
+    sent = world.outbox_rows()[before:]
+    assert [row.type for row in sent] == ["assignment.submitted"] * 5
+    assert [json.loads(row.body)["payload"]["assignment_id"] for row in sent] == made
+
+
+def test_an_organisation_that_is_not_an_institution_is_no_wish(world: World) -> None:
+    for other in (world.org["firm_1"], world.org["coord_a"]):  # the firm itself, a coordinator
+        resp = world.post("firm_1", "/assignments/bulk",
+                          {"assignments": items(world, 1, preferred_institutions=[world.org["inst_2"], other])})
+        assert resp.status_code == 422, resp.get_data(as_text=True)
+        assert [(e["row"], e["field"]) for e in resp.get_json()["errors"]] == [
+            (0, "assignments.0.preferred_institutions.1")]
+
+
 BAD_ITEMS = [
     # (what is wrong, the item's changes, the field named)
     ("a required field missing", {"title": None}, "title"),

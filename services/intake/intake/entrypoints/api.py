@@ -75,6 +75,7 @@ from .sign_in_api import PUBLIC_PATHS, PUBLIC_PREFIXES, LanguageIn, MeAccountOut
 
 T = TypeVar("T")
 BULK_MAX_BYTES = 8 * 1024 * 1024  # POST /assignments/bulk
+ASSIGNMENT_IN = AssignmentIn()  # each item of POST /assignments/bulk: made once, not per request
 
 
 def create_intake_app(infra: Infrastructure, clock: Callable[[], datetime] = utcnow) -> Flask:
@@ -237,7 +238,7 @@ def create_intake_app(infra: Infrastructure, clock: Callable[[], datetime] = utc
             (422) names every bad item: ``row`` is its position in ``assignments`` (from 0), ``field`` the
             path (``assignments.3.title``) and ``reason`` why. Send an ``Idempotency-Key`` to retry safely:
             the same key and body answer the first response again and store nothing twice."""
-            schema = AssignmentIn()
+            schema = ASSIGNMENT_IN
             loaded: list[tuple[int, dict[str, Any]]] = []
             problems: list[assignments_bulk.Problem] = []
             for n, item in enumerate(data["assignments"]):
@@ -249,7 +250,8 @@ def create_intake_app(infra: Infrastructure, clock: Callable[[], datetime] = utc
             try:
                 with service_errors((DomainError,), (services.NotFound,)), sf.begin() as session:
                     done = assignments_bulk.submit_assignments(
-                        session, lambda env: infra.emit(session, env), current_principal(), loaded, problems)
+                        session, lambda env: infra.emit(session, env), current_principal(), loaded, problems,
+                        emit_all=lambda envs: infra.emit_all(session, envs))
             except assignments_bulk.ItemsRejected as exc:
                 rows = len({p.row for p in exc.problems})
                 abort(422, message=f"{len(exc.problems)} problems in {rows} assignments; nothing was stored",
