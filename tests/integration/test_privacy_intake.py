@@ -17,7 +17,7 @@ from werkplaats_shared.contracts import parse_envelope
 from werkplaats_shared.retention import RetentionPeriods
 
 from . import test_intake_api
-from .test_intake_api import World
+from .test_intake_api import World, assignment_body
 
 world = test_intake_api.world
 
@@ -101,6 +101,17 @@ def test_personal_data_reads_and_refused_attempts_are_logged_without_the_data(wo
         ("denied", "team", t1, None, "/teams/<team_id>", 401),
         ("denied", "assignment_text", w.org["firm_1"], w.org["firm_1"], "/batches", 403),
     ]
+    assert not [p for p in PERSONAL if p in log_text(w)]
+
+
+def test_assignments_submitted_in_bulk_are_logged_as_one_write_without_their_texts(world: World) -> None:
+    w = world
+    before = len(entries(w.infra.engine, access_log))
+    items = [assignment_body(w.ids["ws_a"], title=f"Webwinkel voor de bakkerij {i}") for i in range(3)]
+    assert w.post("firm_1", "/assignments/bulk", {"assignments": items}).status_code == 201
+    new = entries(w.infra.engine, access_log)[before:]
+    assert [(e["action"], e["subject_type"], e["subject_id"], e["actor_organisation_id"], e["route"], e["status"])
+            for e in new] == [("write", "assignment_text", w.org["firm_1"], w.org["firm_1"], "/assignments/bulk", 201)]
     assert not [p for p in PERSONAL if p in log_text(w)]
 
 

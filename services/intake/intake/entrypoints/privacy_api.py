@@ -28,6 +28,7 @@ PERSONAL_ROUTES = {
     "/teams/<team_id>": "team",
     "/assignments": "assignment_text",
     "/assignments/<assignment_id>": "assignment_text",
+    "/assignments/bulk": "assignment_text",
     "/batches": "assignment_text",
     "/batches/<batch_id>": "assignment_text",
     "/privacy/erasures": "erasure",
@@ -44,6 +45,7 @@ PERSONAL_ROUTES = {
     # the operator's organisation routes serve organisations' names (a firm's name can name a person)
     "/organisations": "organisation",
     "/organisations/bulk": "organisation",
+    "/organisations/firms": "organisation",
     "/organisations/<organisation_id>": "organisation",
     "/organisations/<organisation_id>/deactivate": "organisation",
 }
