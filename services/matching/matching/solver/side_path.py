@@ -32,6 +32,7 @@ class SideStage:
     values: Any  # the full model's column values, None when no matching was found
     result: str  # optimal, feasible (stopped early), infeasible, not_solved
     gap: float | None
+    bound: float | None = None  # the LP bound over all pairs (every matching of the stage is worth at most that)
 
 
 def with_levels(model: ArrayModel, levels: list[tuple[Any, float]]) -> Lp:
@@ -188,7 +189,7 @@ def side_stage(model: ArrayModel, tight: Tighter, costs: Any, levels: list[tuple
         if fixed_values is not None and within(float(costs[held] @ np.round(fixed_values))):
             matching = np.zeros(strong.n_cols)
             matching[held] = np.round(fixed_values)
-            return SideStage(plain(matching), "optimal", max(0.0, (bound - float(costs @ matching)) / scale))
+            return SideStage(plain(matching), "optimal", max(0.0, (bound - float(costs @ matching)) / scale), bound)
     elif begin is not None:
         set_start(highs, begin[held])
     result = run(highs, restricted_until)
@@ -197,10 +198,10 @@ def side_stage(model: ArrayModel, tight: Tighter, costs: Any, levels: list[tuple
         values = np.zeros(strong.n_cols)
         values[held] = np.round(np.asarray(highs.getSolution().col_value))
     if values is not None and within(float(costs @ values)):
-        return SideStage(plain(values), "optimal", max(0.0, (bound - float(costs @ values)) / scale))
+        return SideStage(plain(values), "optimal", max(0.0, (bound - float(costs @ values)) / scale), bound)
     if clock() >= stop - 0.05:
         return SideStage(plain(values), "feasible" if values is not None else "not_solved",
-                      None if values is None else (bound - float(costs @ values)) / scale)
+                      None if values is None else (bound - float(costs @ values)) / scale, bound)
 
     # 3. reduced-cost fixing against that matching (or, without one, the whole model)
     mark = clock()
@@ -212,7 +213,7 @@ def side_stage(model: ArrayModel, tight: Tighter, costs: Any, levels: list[tuple
         keep = np.arange(strong.n_cols)
     if values is not None and len(keep) > WIDER_AT_MOST * len(held) and stop - clock() < clock() - began:
         # HiGHS's presolve of a model this much wider would outlast the time left: keep the matching
-        return SideStage(plain(values), "feasible", (bound - float(costs @ values)) / scale)
+        return SideStage(plain(values), "feasible", (bound - float(costs @ values)) / scale, bound)
     sub, cols = restricted(strong, keep, tight, has_row)
     highs = new_highs()
     pass_model(highs, sub, costs[cols])
@@ -226,14 +227,19 @@ def side_stage(model: ArrayModel, tight: Tighter, costs: Any, levels: list[tuple
     result = run(highs, stop)
     if highs.getInfo().primal_solution_status != 2:
         if values is None:
-            return SideStage(None, "infeasible" if result in infeasible else "not_solved", None)
-        return SideStage(plain(values), "feasible", (bound - float(costs @ values)) / scale)
+            return SideStage(None, "infeasible" if result in infeasible else "not_solved", None, bound)
+        return SideStage(plain(values), "feasible", (bound - float(costs @ values)) / scale, bound)
     found = np.zeros(strong.n_cols)
     found[cols] = np.round(np.asarray(highs.getSolution().col_value))
+    # the MIP's dual bound holds for the whole stage: a pair left out is in matchings worth less than ``values``
+    dual = finite(highs.getInfo().mip_dual_bound)
+    if dual is not None:
+        bound = min(bound, max(dual, -math.inf if values is None else float(costs @ values)))
     if values is None or costs @ found >= costs @ values:
         values = found
     own = finite(highs.getInfo().mip_gap)
     gap = min(max(0.0, (bound - float(costs @ values)) / scale), math.inf if own is None else own)
-    return SideStage(plain(values), "optimal" if result == optimal or gap <= gap_wanted else "feasible", gap)
+    return SideStage(plain(values), "optimal" if result == optimal or gap <= gap_wanted else "feasible", gap,
+                     max(bound, float(costs @ values)))
 
 

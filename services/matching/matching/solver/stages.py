@@ -32,6 +32,7 @@ from .highs import Lp, full_model, pass_model, set_start, watch_highs
 from .network import (
     START_PAIRS,
     Columns,
+    LpDuals,
     PairRows,
     best_per,
     floored_pairs,
@@ -77,7 +78,8 @@ def array_objective_values(problem: Problem, elig: Eligibility, chosen: Any, mat
 def solve_stages(problem: Problem, time_limit: float = 60.0, *, policy: str = "max_fit", seed: int = 0,
                  on_stage: StageCallback | None = None, progress: Progress | None = None,
                  eligible: Eligibility | None = None, eligibility_seconds: float = 0.0,
-                 relaxed: Relaxation | None = None, served_pairs: Any = None) -> Solution:
+                 relaxed: Relaxation | None = None, served_pairs: Any = None,
+                 duals: list[LpDuals] | None = None) -> Solution:
     """``paths.solve`` with HiGHS, the model built as arrays from the same constraint families and passed
     in one call. Where ``network.is_network`` holds, each stage first solves the LP relaxation over the
     pairs; its (integral) vertex, completed with the open/closed decisions, is checked against every row
@@ -85,13 +87,26 @@ def solve_stages(problem: Problem, time_limit: float = 60.0, *, policy: str = "m
     matching. Otherwise (side constraints) each stage is ``side_path.side_stage``. ``eligibility_seconds``:
     the time the caller spent computing ``eligible``, reported with the run's timings. ``relaxed``: the
     stable policy's stability rows for some pairs only, and a matching to start from (``solver.stable``).
-    ``served_pairs``: "served" counted as the pairs marked (on an assignment's first copy, ``solver.served``)."""
+    ``served_pairs``: "served" counted as the pairs marked (on an assignment's first copy, ``solver.served``).
+    ``duals``: where the round's one stage was solved as the network LP of ``network.BOUND_GROUPS`` rows, its
+    duals (``network.LpDuals``) are appended (the stable policy's bound uses them, ``solver.stable_bound``)."""
     run = _ArrayRun(problem, policy, seed, time_limit, progress, eligible, eligibility_seconds, relaxed,
                     served_pairs)
     if on_stage:
         on_stage("solving")
     run.solve()
-    return run.answer()
+    answer = run.answer()
+    if duals is not None and run.row_dual is not None and answer.status == "optimal" and len(run.stages) == 1 \
+            and run.path == "network":
+        import numpy as np
+
+        model = run.model
+        groups = np.array(model.group, dtype=object)
+        found = network.lp_duals_of(run.lp, groups[groups != "assignment_min_teams"], run.row_dual,
+                                    model.objectives[run.stages[0].name][:model.n_pairs])
+        if found is not None:
+            duals.append(found)
+    return answer
 
 
 class _ArrayRun:
@@ -147,6 +162,8 @@ class _ArrayRun:
         self.levels: list[tuple[Any, float]] = []
         self.status = "optimal"
         self.gap: float | None = None
+        self.bound: float | None = None  # proved, on the objective of the stage last solved (Solution.bound)
+        self.row_dual: Any = None  # the network LP's row duals at the optimum of the one stage, where solved so
         self.limited = False
         self.side = not self.network and self.n_p > 0  # side constraints: see side_path.side_stage
         self.path = "network" if self.network else "side" if self.side else "arrays"
@@ -289,6 +306,7 @@ class _ArrayRun:
         self.values = None if relaxed is None or relaxed.start is None else relaxed.start(model)
         for i, objective in enumerate(stages):
             costs = model.objectives[objective.name]
+            self.bound = None
             if i == 0 and len(stages) > 1 and relaxed is not None and relaxed.first_proven and self.values is not None:
                 continue  # the start attains the first objective's optimum (no blocking pair): held as its level
             previous = None
@@ -299,7 +317,7 @@ class _ArrayRun:
                 previous = model.objectives[stages[i - 1].name]
                 self.levels.append((previous, float(previous @ self.values)))
             if split is not None:  # the one stage, solved per independent part
-                self.values, self.gap = split, 0.0
+                self.values, self.gap, self.bound = split, 0.0, float(costs @ split)
                 self.report(costs)
                 continue
             if tight is not None:
@@ -314,12 +332,16 @@ class _ArrayRun:
         checked against the full model; None when it is not split or does not hold."""
         if self.n_p < network.SPLIT_FROM_PAIRS or (os.cpu_count() or 1) <= 1:
             return None
+        duals: list[Any] = []
         split = network.split_network(self.problem, self.model, self.lp, self.model.objectives[self.stages[0].name],
-                                      self.seed, self.deadline, self.timings, self.start_digest)
+                                      self.seed, self.deadline, self.timings, self.start_digest, duals)
         if split is None:
             return None
         split = self.completed(split)
-        return split if self.full.holds(split) else None
+        if not self.full.holds(split):
+            return None
+        self.row_dual = duals[0] if duals else None
+        return split
 
     def side_step(self, i: int, objective: Objective, costs: Any, tight: Tighter) -> bool:
         """One stage by ``side_path.side_stage``; False when the stages end here."""
@@ -335,7 +357,7 @@ class _ArrayRun:
                 self.status = "infeasible" if stage.result == "infeasible" else "not_solved"
             self.limited = self.limited or stage.result != "infeasible"
             return False
-        self.values, self.gap = stage.values, stage.gap
+        self.values, self.gap, self.bound = stage.values, stage.gap, stage.bound
         self.limited = self.limited or stage.result != "optimal"
         self.report(costs)
         self.book_extract()
@@ -382,13 +404,15 @@ class _ArrayRun:
             if result == optimal and np.abs(x_relaxed - x).max(initial=0.0) <= 1e-6 \
                     and self.full.holds(candidate) and all(c @ candidate >= level - LEVEL_TOLERANCE
                                                             for c, level in self.levels):
-                self.values, self.gap = candidate, 0.0
+                self.values, self.gap, self.bound = candidate, 0.0, float(costs @ candidate)
+                if len(self.stages) == 1:
+                    self.row_dual = np.asarray(highs.getSolution().row_dual)
             elif not self.mip_instead(i, costs):
                 return False
         else:
             self.values = column_values
             self.limited = self.limited or result != optimal
-            self.gap = finite(highs.getInfo().mip_gap)
+            self.gap, self.bound = finite(highs.getInfo().mip_gap), self.dual_bound(costs)
         self.report(costs)
         self.book_extract()
         return True
@@ -411,8 +435,13 @@ class _ArrayRun:
             return False
         self.values = np.asarray(highs.getSolution().col_value)
         self.limited = self.limited or result != highspy.HighsModelStatus.kOptimal
-        self.gap = finite(highs.getInfo().mip_gap)
+        self.gap, self.bound = finite(highs.getInfo().mip_gap), self.dual_bound(costs)
         return True
+
+    def dual_bound(self, costs: Any) -> float | None:
+        """The MIP's dual bound on the stage's objective (at least the matching's value), where HiGHS has one."""
+        bound = finite(self.highs.getInfo().mip_dual_bound)
+        return None if bound is None else max(bound, float(costs @ self.values))
 
     # ---- the answer ----
 
@@ -459,6 +488,8 @@ class _ArrayRun:
                                                     self.chosen.stable and status in SOLVED,
                                                     None if relaxed is None else relaxed.candidates),
             gap=self.gap, time_limit_reached=self.limited, seed=self.seed, diagnosis=diagnosis,
+            bound=self.bound if status in SOLVED and self.bound is not None and len(self.levels) == len(self.stages) - 1
+            else None,
             timings=self.timings, peak_memory_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             path=self.path,
         )
