@@ -21,7 +21,10 @@ way the optimiser's eligibility is specified (services/matching/matching/domain/
 Flavours: ``network`` has team, assignment and institution capacities only (every assignment's
 minimum is one team, no supervision hours needed, no floors, no firm caps): its LP relaxation is
 integral and a min-cost flow solves it. ``side`` adds what breaks that structure: assignments that
-need two teams or none, lecturer supervision hours, fairness floors and firm caps.
+need two teams or none, lecturer supervision hours, fairness floors and firm caps. ``hours`` is the
+``network`` round with supervision hours as the side flavour draws them (8 to 24 per assignment, 12 to
+24 per team of an institution's capacity): they can bind, and are the round's only side rows (as in
+the rounds coordinators run, issue 20).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ import numpy.typing as npt
 from werkplaats_shared import geo
 
 SIZES = {"1k": 1_000, "10k": 10_000, "50k": 50_000}
-FLAVOURS = ("network", "side")
+FLAVOURS = ("network", "side", "hours")
 PERIODS = ("2027-S1", "2027-S2")
 LEVELS = ("MBO", "HBO", "WO")
 LEVEL_SHARE = (0.45, 0.35, 0.20)
@@ -319,7 +322,9 @@ def generate(teams: int, *, assignments: int | None = None, flavour: str = "netw
     n_assignments = teams // 2 if assignments is None else assignments
     if n_assignments < 1:
         raise ValueError("assignments: at least 1")
-    rng = np.random.default_rng([seed, teams, n_assignments, FLAVOURS.index(flavour)])
+    # the hours flavour is the network one's round (the same draws) with supervision hours drawn apart at the end
+    drawn_as = "network" if flavour == "hours" else flavour
+    rng = np.random.default_rng([seed, teams, n_assignments, FLAVOURS.index(drawn_as)])
     side = flavour == "side"
     density = _density(teams)
 
@@ -477,4 +482,10 @@ def generate(teams: int, *, assignments: int | None = None, flavour: str = "netw
               if any(r["region"] == region for r in assignment_rows)),
             {"dimension": "level", "value": "MBO", "min_share": 0.15},
         ]
+    if flavour == "hours":
+        drawn = np.random.default_rng([seed, teams, n_assignments, FLAVOURS.index("hours")])
+        for row in assignment_rows:
+            row["supervision_hours"] = int(drawn.choice([8, 12, 16, 24]))
+        for cap_row in snapshot["capacities"]:
+            cap_row["supervision_hours"] = cap_row["teams"] * int(drawn.integers(12, 25))
     return snapshot

@@ -44,6 +44,12 @@ from .redundant import SIDE_DROPPABLE, redundant_rows, without_rows
 from .side_path import side_stage
 from .tighter import Tighter, tighten
 
+# Families left out of a round that is a network without them, and added back row by row where a matching
+# found breaks them (``_ArrayRun.solve``): a round's supervision hours, which every real round carries.
+LAZY_GROUPS = ("supervision_hours",)
+# Rounds that add only the rows broken; after them every row left out is added back.
+LAZY_ROUNDS = 1_000
+
 
 @dataclass
 class Relaxation:
@@ -145,8 +151,18 @@ class _ArrayRun:
         drop = redundant_rows(model)
         if any(model.group[r] in SIDE_DROPPABLE for r in np.flatnonzero(drop).tolist()):
             self.model = model = without_rows(model, drop)
-        self.network = is_network(problem, model, [o.name for o in self.stages])
-        self.lp = (network_pairs(model) or network_relaxation(model)) if self.network else full_model(model)
+        # supervision hours that can bind, in a round that is a network without them: left out and added back
+        # only where a matching found breaks them (``solve``, LAZY_GROUPS)
+        self.base = model  # every row that can bind
+        self.lazy: Any = None  # the base's rows left out until a matching breaks them
+        self.lazy_rounds = 0
+        lazy = np.array([g in LAZY_GROUPS for g in model.group], dtype=np.bool_)
+        if lazy.any() and relaxed is None and served_pairs is None:
+            light = without_rows(model, lazy)
+            if is_network(problem, light, [o.name for o in self.stages]):
+                self.lazy, self.model = lazy, light
+        self.n_p = model.n_pairs
+        self.use(self.model)
         self.timings["build"] = clock() - self.mark
         # the hash (numpy and hashlib release the GIL) is computed while HiGHS solves; "hash" is the wait.
         # When the round is split, it waits for the first part to finish: until then both cores solve.
@@ -154,8 +170,16 @@ class _ArrayRun:
         self.digest_future: Future[str] | None = None
         self.built = clock()
         self.deadline = self.built + time_limit
-        self.n_p = model.n_pairs
         self.gap_wanted = mip_gap(self.n_p)
+
+    def use(self, model: ArrayModel) -> None:
+        """Solve ``model`` next (the round's, or it with some of the lazy rows left out), from nothing."""
+        self.model = model
+        self.network = is_network(self.problem, model, [o.name for o in self.stages])
+        self.lp = (network_pairs(model) or network_relaxation(model)) if self.network else full_model(model)
+        # every matching found is checked against the model solved: the whole one (``full``), or, with lazy rows
+        # left out, the one solved (``solve`` checks the rows left out)
+        self.checked = self.full if self.lazy is None else model
         self.columns: Columns | None = None  # the network LP's columns, while it is being priced
         self.highs: Any = None
         self.values: Any = None
@@ -295,6 +319,33 @@ class _ArrayRun:
     # ---- the stages ----
 
     def solve(self) -> None:
+        """``solve_once``; with lazy rows (supervision hours left out of a round that is a network without
+        them), then the rows the matching breaks are added and the round solved again (on the side path),
+        until the matching breaks none of the rows left out. Each model solved is a relaxation of the
+        round's (fewer rows, the same columns and objectives), so its optimum, when it keeps every row, is
+        the round's optimum, and its bound bounds the round's. Where the time limit stops the rounds with
+        a matching that breaks a row, there is none."""
+        import numpy as np
+
+        self.solve_once()
+        if self.lazy is None:
+            return
+        base, kept = self.base, np.zeros(len(self.lazy), dtype=np.bool_)
+        while self.values is not None and self.status in SOLVED:
+            lhs = base.activity(self.values)
+            broken = self.lazy & ~kept & (lhs > base.row_upper + 1e-6)
+            if not broken.any():
+                return
+            if self.deadline - time.perf_counter() <= 0.05 or self.stopped():
+                break
+            kept |= broken if self.lazy_rounds < LAZY_ROUNDS else self.lazy
+            self.lazy_rounds += 1
+            self.use(without_rows(base, self.lazy & ~kept))
+            self.solve_once()
+        if self.status in SOLVED:  # stopped with a matching that breaks a row left out: no matching
+            self.values, self.status, self.limited = None, "not_solved", True
+
+    def solve_once(self) -> None:
         """Solve the stages in order, each earlier objective held at its level; the result in ``values``,
         ``status``, ``gap``, ``limited`` and ``path``."""
         clock = time.perf_counter
@@ -338,7 +389,7 @@ class _ArrayRun:
         if split is None:
             return None
         split = self.completed(split)
-        if not self.full.holds(split):
+        if not self.checked.holds(split):
             return None
         self.row_dual = duals[0] if duals else None
         return split
@@ -351,7 +402,7 @@ class _ArrayRun:
                            self.new_highs, self.run, self.handoff, self.progress)
         if self.stopped():
             return False
-        if stage.values is None or not (self.full.holds(stage.values) and all(
+        if stage.values is None or not (self.checked.holds(stage.values) and all(
                 c @ stage.values >= level - LEVEL_TOLERANCE for c, level in self.levels)):
             if i == 0:
                 self.status = "infeasible" if stage.result == "infeasible" else "not_solved"
@@ -402,7 +453,7 @@ class _ArrayRun:
             x = np.round(x_relaxed)
             candidate = self.completed(x)
             if result == optimal and np.abs(x_relaxed - x).max(initial=0.0) <= 1e-6 \
-                    and self.full.holds(candidate) and all(c @ candidate >= level - LEVEL_TOLERANCE
+                    and self.checked.holds(candidate) and all(c @ candidate >= level - LEVEL_TOLERANCE
                                                             for c, level in self.levels):
                 self.values, self.gap, self.bound = candidate, 0.0, float(costs @ candidate)
                 if len(self.stages) == 1:
@@ -492,4 +543,7 @@ class _ArrayRun:
             else None,
             timings=self.timings, peak_memory_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             path=self.path,
+            steps={} if self.lazy is None else {  # the rows left out at first, those added back, re-solves
+                "hours rows": int(self.lazy.sum()), "hours rows added": sum(g in LAZY_GROUPS for g in self.model.group),
+                "hours re-solves": self.lazy_rounds},
         )

@@ -1,0 +1,73 @@
+"""Supervision hours left out of a round that is a network without them, and added back where a matching
+found breaks them (``matching.solver.stages``, LAZY_GROUPS; issue 20). The hours rule is read here from
+its definition (a capacity's institution, level and period: the hours of the assignments its teams hold
+at most its registered hours), not from the row builders; small rounds are enumerated (every matching
+the plain checker of test_optimiser_v2 accepts), so the optimum compared with is exact."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from matching.domain.model import Pair, Problem
+from matching.solver import stages
+from matching.solver.paths import solve
+
+from benchmarks.generator import generate
+
+from .test_optimiser_v2 import all_feasible, plain_feasible, score
+from .test_redundant_rows import side_round
+
+
+def hours_kept(problem: Problem, matching: frozenset[Pair] | set[Pair]) -> bool:
+    """Every capacity's supervision hours at least the hours of the assignments its teams hold."""
+    teams, jobs = problem.teams_by_id, problem.assignments_by_id
+    for c in problem.capacities:
+        used = sum(jobs[p.assignment_id].supervision_hours for p in matching
+                   if teams[p.team_id].institution_id == c.institution_id and teams[p.team_id].level == c.level
+                   and jobs[p.assignment_id].period == c.period)
+        if used > c.supervision_hours:
+            return False
+    return True
+
+
+def without_hours(problem: Problem) -> Problem:
+    return dataclasses.replace(problem, assignments=tuple(
+        dataclasses.replace(a, supervision_hours=0) for a in problem.assignments))
+
+
+def test_the_optimum_with_hours_added_where_broken_is_the_enumerated_one() -> None:
+    bound = rounds = re_solved = 0
+    for seed in range(60):
+        problem = side_round(seed, 6, 4, 0.4)
+        feasible = all_feasible(problem)
+        best = max(score(problem, "max_fit", m)[0] for m in feasible)
+        free = max(score(problem, "max_fit", m)[0] for m in all_feasible(without_hours(problem)))
+        found = solve(problem, policy="max_fit", arrays=True)
+        if "hours rows" not in found.steps:
+            continue  # not a network without its hours (a firm cap over a two-team assignment, say)
+        rounds += 1
+        bound += free > best + 1e-9  # the hours bind: without them the best fit is higher
+        re_solved += found.steps["hours re-solves"] > 0
+        assert found.status == "optimal", seed
+        assert found.objective == pytest.approx(best, abs=1e-6), seed
+        assert hours_kept(problem, set(found.matches)) and plain_feasible(problem, frozenset(found.matches)), seed
+    assert rounds >= 30 and bound >= 20 and re_solved >= 20, (rounds, bound, re_solved)
+
+
+@pytest.mark.parametrize("policy", ["max_fit", "rank_maximal"])
+def test_a_generated_round_whose_hours_bind_keeps_the_full_models_optimum(
+        policy: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The benchmark's hours flavour at 300 teams: the best fit without the hours is higher (they bind),
+    and the lazy rows reach the optimum of the model with every hours row (the side path, as before)."""
+    problem = Problem.from_snapshot(generate(300, flavour="hours", seed=2))
+    lazy = solve(problem, policy=policy, arrays=True)
+    assert lazy.steps["hours rows added"] >= 1 and lazy.status == "optimal"
+    assert hours_kept(problem, set(lazy.matches))
+    free = solve(without_hours(problem), policy="max_fit", arrays=True)
+    monkeypatch.setattr(stages, "LAZY_GROUPS", ())
+    full = solve(problem, policy=policy, arrays=True)
+    assert full.path == "side" and "hours rows" not in full.steps
+    assert free.objective > full.objective_values["fit"] + 1e-6  # the hours bind
+    for name, value in full.objective_values.items():
+        assert lazy.objective_values[name] == pytest.approx(value, abs=1e-6), name
