@@ -22,9 +22,11 @@ Flavours: ``network`` has team, assignment and institution capacities only (ever
 minimum is one team, no supervision hours needed, no floors, no firm caps): its LP relaxation is
 integral and a min-cost flow solves it. ``side`` adds what breaks that structure: assignments that
 need two teams or none, lecturer supervision hours, fairness floors and firm caps. ``hours`` is the
-``network`` round with supervision hours as the side flavour draws them (8 to 24 per assignment, 12 to
-24 per team of an institution's capacity): they can bind, and are the round's only side rows (as in
-the rounds coordinators run, issue 20).
+``network`` round with supervision hours, its only side rows (as in the rounds coordinators run, issue
+20): 8, 12, 16 or 24 per assignment, as the side flavour draws them, and ``hours_per_team`` (20 by
+default) per team of an institution's capacity. They can bind (an assignment may need 24), so the rows
+are not redundant; at 20 the best matching keeps them (issue 20's "same objective"), below about 18
+it does not.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from werkplaats_shared import geo
 
 SIZES = {"1k": 1_000, "10k": 10_000, "50k": 50_000}
 FLAVOURS = ("network", "side", "hours")
+HOURS_PER_TEAM = 20.0  # the hours flavour's supervision hours per team of a capacity
 PERIODS = ("2027-S1", "2027-S2")
 LEVELS = ("MBO", "HBO", "WO")
 LEVEL_SHARE = (0.45, 0.35, 0.20)
@@ -312,9 +315,10 @@ def _calibrate_travel(arrays: _Arrays, reach: npt.NDArray[np.float64], pairs_per
 
 
 def generate(teams: int, *, assignments: int | None = None, flavour: str = "network", seed: int = 1,
-             pairs_per_team: float = 40.0) -> dict[str, Any]:
+             pairs_per_team: float = 40.0, hours_per_team: float = HOURS_PER_TEAM) -> dict[str, Any]:
     """A ``batch.submitted`` v2 payload with ``teams`` teams and (by default) half as many assignments;
-    travel limits are set so that about ``pairs_per_team`` pairs per team are eligible."""
+    travel limits are set so that about ``pairs_per_team`` pairs per team are eligible. ``hours_per_team``:
+    the hours flavour's supervision hours per team of a capacity."""
     if flavour not in FLAVOURS:
         raise ValueError(f"flavour {flavour!r}: one of {', '.join(FLAVOURS)}")
     if teams < 10:
@@ -487,5 +491,5 @@ def generate(teams: int, *, assignments: int | None = None, flavour: str = "netw
         for row in assignment_rows:
             row["supervision_hours"] = int(drawn.choice([8, 12, 16, 24]))
         for cap_row in snapshot["capacities"]:
-            cap_row["supervision_hours"] = cap_row["teams"] * int(drawn.integers(12, 25))
+            cap_row["supervision_hours"] = round(cap_row["teams"] * hours_per_team)
     return snapshot

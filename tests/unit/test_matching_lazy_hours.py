@@ -11,7 +11,9 @@ import dataclasses
 import pytest
 from matching.domain.model import Pair, Problem
 from matching.solver import stages
+from matching.solver.arrays import eligibility
 from matching.solver.paths import solve
+from matching.solver.redundant import hours_cannot_bind
 
 from benchmarks.generator import generate
 
@@ -58,9 +60,10 @@ def test_the_optimum_with_hours_added_where_broken_is_the_enumerated_one() -> No
 @pytest.mark.parametrize("policy", ["max_fit", "rank_maximal"])
 def test_a_generated_round_whose_hours_bind_keeps_the_full_models_optimum(
         policy: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The benchmark's hours flavour at 300 teams: the best fit without the hours is higher (they bind),
-    and the lazy rows reach the optimum of the model with every hours row (the side path, as before)."""
-    problem = Problem.from_snapshot(generate(300, flavour="hours", seed=2))
+    """The benchmark's hours flavour at 300 teams, 14 hours per team of a capacity: the best fit without the
+    hours is higher (they bind), and the answer is the optimum of the model with every hours row (the side
+    path, as before)."""
+    problem = Problem.from_snapshot(generate(300, flavour="hours", seed=2, hours_per_team=14))
     lazy = solve(problem, policy=policy, arrays=True)
     assert lazy.steps["hours rows added"] >= 1 and lazy.status == "optimal"
     assert hours_kept(problem, set(lazy.matches))
@@ -71,3 +74,20 @@ def test_a_generated_round_whose_hours_bind_keeps_the_full_models_optimum(
     assert free.objective > full.objective_values["fit"] + 1e-6  # the hours bind
     for name, value in full.objective_values.items():
         assert lazy.objective_values[name] == pytest.approx(value, abs=1e-6), name
+
+
+def test_hours_that_can_bind_but_that_the_best_matching_keeps_stay_on_the_network_path(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 20's case: an assignment may need 24 hours and a capacity has 20 per team, so the rows are not
+    redundant; the best matching without them keeps them, so it is the answer, from the network path,
+    and the side path (every hours row) finds the same fit."""
+    problem = Problem.from_snapshot(generate(300, flavour="hours", seed=2))
+    most = max(a.supervision_hours for a in problem.assignments)
+    assert most == 24 and all(c.supervision_hours == round(20 * c.teams) for c in problem.capacities)
+    assert not hours_cannot_bind(problem, eligibility(problem))
+    lazy = solve(problem, policy="max_fit", arrays=True)
+    assert (lazy.path, lazy.status, lazy.steps["hours rows added"]) == ("network", "optimal", 0)
+    assert lazy.steps["hours rows"] > 0 and hours_kept(problem, set(lazy.matches))
+    monkeypatch.setattr(stages, "LAZY_GROUPS", ())
+    full = solve(problem, policy="max_fit", arrays=True)
+    assert full.path == "side" and full.objective == pytest.approx(lazy.objective, abs=1e-6)
