@@ -53,6 +53,7 @@ def test_the_optimum_with_hours_added_where_broken_is_the_enumerated_one() -> No
         re_solved += found.steps["hours re-solves"] > 0
         assert found.status == "optimal", seed
         assert found.objective == pytest.approx(best, abs=1e-6), seed
+        assert found.bound is not None and found.bound >= best - 1e-6, seed  # the LP's, by pricing on the side path
         assert hours_kept(problem, set(found.matches)) and plain_feasible(problem, frozenset(found.matches)), seed
     assert rounds >= 30 and bound >= 20 and re_solved >= 20, (rounds, bound, re_solved)
 
