@@ -122,7 +122,7 @@ def side_stage(model: ArrayModel, tight: Tighter, costs: Any, levels: list[tuple
         return values if values is None else values[:n_base]
 
     began = mark = clock()
-    if not len(tight.needs_two):  # no "pair only if open" row to add: the LP by pricing (``priced_lp``)
+    if PRICE_SIDE_LP and not len(tight.needs_two):  # no "pair only if open" row to add: by pricing (``priced_lp``)
         result, bound_lp, relaxed_lp, row_dual_lp = priced_lp(strong, costs, n_p, model, new_highs, run, handoff)
         if result != optimal:
             return SideStage(None, "infeasible" if result in infeasible else "not_solved", None)
@@ -275,6 +275,7 @@ def _after_lp(model: ArrayModel, tight: Tighter, strong: Lp, costs: Any, levels:
 # whose side rows are supervision hours, say): it starts from each team's and assignment's best few pairs
 # and adds the pairs whose reduced cost (over every row, the hours' included) is positive, until none is left.
 # At 10,000 teams the LP over all 400,000 pairs took 15.6 s (load 8), most of the side stage.
+PRICE_SIDE_LP = True  # False: the LP over every pair, as for rounds with two-team assignments
 SIDE_START_PAIRS = 3
 SIDE_ENTERING_PAIRS = 3
 SIDE_PRICE_TOLERANCE = 1e-7
