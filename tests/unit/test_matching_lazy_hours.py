@@ -7,6 +7,7 @@ the plain checker of test_optimiser_v2 accepts), so the optimum compared with is
 from __future__ import annotations
 
 import dataclasses
+import random
 
 import pytest
 from matching.domain.model import Pair, Problem
@@ -17,7 +18,7 @@ from matching.solver.redundant import hours_cannot_bind
 
 from benchmarks.generator import generate
 
-from .test_optimiser_v2 import all_feasible, plain_feasible, score
+from .test_optimiser_v2 import all_feasible, plain_feasible, random_problem, score
 from .test_redundant_rows import side_round
 
 
@@ -92,3 +93,25 @@ def test_hours_that_can_bind_but_that_the_best_matching_keeps_stay_on_the_networ
     monkeypatch.setattr(stages, "LAZY_GROUPS", ())
     full = solve(problem, policy="max_fit", arrays=True)
     assert full.path == "side" and full.objective == pytest.approx(lazy.objective, abs=1e-6)
+
+
+def test_the_side_lp_by_pricing_keeps_the_enumerated_optimum_with_floors_and_hours() -> None:
+    """The side path's LP by pricing (no two-team assignment) with floors, hours and firm caps: rounds of
+    test_optimiser_v2 with every minimum at most one, enumerated: the optimum, and "infeasible" exactly
+    where no matching keeps the rules."""
+    checked = 0
+    for seed in range(150):
+        problem = random_problem(random.Random(seed), 6, 4)
+        problem = dataclasses.replace(problem, assignments=tuple(
+            dataclasses.replace(a, min_teams=min(a.min_teams, 1)) for a in problem.assignments))
+        if not problem.floors:
+            continue
+        feasible = all_feasible(problem)
+        found = solve(problem, policy="max_fit", arrays=True)
+        if not feasible:
+            assert found.status == "infeasible", seed
+            continue
+        checked += 1
+        assert found.status == "optimal", seed
+        assert found.objective == pytest.approx(max(score(problem, "max_fit", m)[0] for m in feasible), abs=1e-6), seed
+    assert checked >= 30, checked

@@ -124,10 +124,11 @@ def side_stage(model: ArrayModel, tight: Tighter, costs: Any, levels: list[tuple
     began = mark = clock()
     if PRICE_SIDE_LP and not len(tight.needs_two):  # no "pair only if open" row to add: by pricing (``priced_lp``)
         result, bound_lp, relaxed_lp, row_dual_lp = priced_lp(strong, costs, n_p, model, new_highs, run, handoff)
-        if result != optimal:
-            return SideStage(None, "infeasible" if result in infeasible else "not_solved", None)
-        return _after_lp(model, tight, strong, costs, levels, begin, deadline, gap_wanted, new_highs, run, handoff,
-                         progress, has_row, bound_lp, relaxed_lp, row_dual_lp, began)
+        if result == optimal:
+            return _after_lp(model, tight, strong, costs, levels, begin, deadline, gap_wanted, new_highs, run,
+                             handoff, progress, has_row, bound_lp, relaxed_lp, row_dual_lp, began)
+        # infeasible over the pairs held (a floor on assignments served, whose pairs were left out, say) or
+        # stopped: the LP over every pair decides
     highs = new_highs()
     pass_model(highs, Lp(strong.n_cols, strong.row, strong.col, strong.coef, strong.lower, strong.upper, False), costs)
     handoff(clock() - mark)
