@@ -21,7 +21,12 @@ way the optimiser's eligibility is specified (services/matching/matching/domain/
 Flavours: ``network`` has team, assignment and institution capacities only (every assignment's
 minimum is one team, no supervision hours needed, no floors, no firm caps): its LP relaxation is
 integral and a min-cost flow solves it. ``side`` adds what breaks that structure: assignments that
-need two teams or none, lecturer supervision hours, fairness floors and firm caps.
+need two teams or none, lecturer supervision hours, fairness floors and firm caps. ``hours`` is the
+``network`` round with supervision hours, its only side rows (as in the rounds coordinators run, issue
+20): 8, 12, 16 or 24 per assignment, as the side flavour draws them, and ``hours_per_team`` (20 by
+default) per team of an institution's capacity. They can bind (an assignment may need 24), so the rows
+are not redundant; at 20 the best matching keeps them at 300 teams (issue 20's "same objective"), at
+10,000 it breaks a few rows even at 23, and at 14 the hours bind hard.
 """
 
 from __future__ import annotations
@@ -36,7 +41,8 @@ import numpy.typing as npt
 from werkplaats_shared import geo
 
 SIZES = {"1k": 1_000, "10k": 10_000, "50k": 50_000}
-FLAVOURS = ("network", "side")
+FLAVOURS = ("network", "side", "hours")
+HOURS_PER_TEAM = 20.0  # the hours flavour's supervision hours per team of a capacity
 PERIODS = ("2027-S1", "2027-S2")
 LEVELS = ("MBO", "HBO", "WO")
 LEVEL_SHARE = (0.45, 0.35, 0.20)
@@ -309,9 +315,10 @@ def _calibrate_travel(arrays: _Arrays, reach: npt.NDArray[np.float64], pairs_per
 
 
 def generate(teams: int, *, assignments: int | None = None, flavour: str = "network", seed: int = 1,
-             pairs_per_team: float = 40.0) -> dict[str, Any]:
+             pairs_per_team: float = 40.0, hours_per_team: float = HOURS_PER_TEAM) -> dict[str, Any]:
     """A ``batch.submitted`` v2 payload with ``teams`` teams and (by default) half as many assignments;
-    travel limits are set so that about ``pairs_per_team`` pairs per team are eligible."""
+    travel limits are set so that about ``pairs_per_team`` pairs per team are eligible. ``hours_per_team``:
+    the hours flavour's supervision hours per team of a capacity."""
     if flavour not in FLAVOURS:
         raise ValueError(f"flavour {flavour!r}: one of {', '.join(FLAVOURS)}")
     if teams < 10:
@@ -319,7 +326,9 @@ def generate(teams: int, *, assignments: int | None = None, flavour: str = "netw
     n_assignments = teams // 2 if assignments is None else assignments
     if n_assignments < 1:
         raise ValueError("assignments: at least 1")
-    rng = np.random.default_rng([seed, teams, n_assignments, FLAVOURS.index(flavour)])
+    # the hours flavour is the network one's round (the same draws) with supervision hours drawn apart at the end
+    drawn_as = "network" if flavour == "hours" else flavour
+    rng = np.random.default_rng([seed, teams, n_assignments, FLAVOURS.index(drawn_as)])
     side = flavour == "side"
     density = _density(teams)
 
@@ -477,4 +486,10 @@ def generate(teams: int, *, assignments: int | None = None, flavour: str = "netw
               if any(r["region"] == region for r in assignment_rows)),
             {"dimension": "level", "value": "MBO", "min_share": 0.15},
         ]
+    if flavour == "hours":
+        drawn = np.random.default_rng([seed, teams, n_assignments, FLAVOURS.index("hours")])
+        for row in assignment_rows:
+            row["supervision_hours"] = int(drawn.choice([8, 12, 16, 24]))
+        for cap_row in snapshot["capacities"]:
+            cap_row["supervision_hours"] = round(cap_row["teams"] * hours_per_team)
     return snapshot

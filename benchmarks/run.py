@@ -1,6 +1,6 @@
 """The matching benchmark (issue 7): the optimiser against a plain PuLP/CBC model and a min-cost flow.
 
-    python -m benchmarks.run --sizes 1k,10k [--flavour network|side] [--skip-baseline] [--seed 1] [--repeat 1]
+    python -m benchmarks.run --sizes 1k,10k [--flavour network|side|hours] [--skip-baseline] [--seed 1] [--repeat 1]
     python -m benchmarks.run --sizes 10k --policy max_fit,rank_maximal   # the worker's whole path per policy
 
 Per size it generates one instance (benchmarks.generator), then measures, each in a fresh process so
@@ -47,7 +47,7 @@ from multiprocessing import get_context
 from typing import Any
 
 from benchmarks.baselines import agree, optimiser_pairs, solve_min_cost_flow, solve_pulp_cbc
-from benchmarks.generator import FLAVOURS, generate, size_of
+from benchmarks.generator import FLAVOURS, HOURS_PER_TEAM, generate, size_of
 
 # (module, attribute path, stage): functions the optimiser calls, wrapped to time each stage.
 HOOKS = (
@@ -473,6 +473,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="1k,10k", help="comma-separated: 1k, 10k, 50k or a number of teams")
     parser.add_argument("--flavour", choices=FLAVOURS, default="network")
+    parser.add_argument("--hours-per-team", type=float, default=HOURS_PER_TEAM,
+                        help="the hours flavour's supervision hours per team of an institution's capacity")
     parser.add_argument("--skip-baseline", action="store_true", help="leave out the PuLP + CBC baseline")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--solver", choices=("highs", "cbc"), default="highs", help="the optimiser's solver")
@@ -501,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
         return worker_paths(sizes, policies, args)
     totals: dict[str, dict[str, Any]] = {}
     for name, teams in sizes:
-        snapshot = generate(teams, flavour=args.flavour, seed=args.seed)
+        snapshot = generate(teams, flavour=args.flavour, seed=args.seed, hours_per_team=args.hours_per_team)
         with tempfile.NamedTemporaryFile(suffix=".pickle", delete=False) as handle:
             pickle.dump(snapshot, handle)
         try:
@@ -533,7 +535,7 @@ def main(argv: list[str] | None = None) -> int:
 def worker_paths(sizes: list[tuple[str, int]], policies: list[str], args: argparse.Namespace) -> int:
     rows = []
     for name, teams in sizes:
-        snapshot = generate(teams, flavour=args.flavour, seed=args.seed)
+        snapshot = generate(teams, flavour=args.flavour, seed=args.seed, hours_per_team=args.hours_per_team)
         with tempfile.NamedTemporaryFile(suffix=".pickle", delete=False) as handle:
             pickle.dump(snapshot, handle)
         try:

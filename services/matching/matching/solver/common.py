@@ -51,6 +51,9 @@ class Solution:
     path: str = "plain"  # plain (PuLP model, solver via PuLP), arrays (HiGHS in bulk), network (LP first)
     # or cutting-plane (the stable policy at scale, see solver.stable: its rounds counted in ``steps``)
     steps: dict[str, int] = field(default_factory=dict)
+    # a proved upper bound on the last objective solved (maximised as solved), where the path knows one: the
+    # network LP's optimum, the side path's LP bound, HiGHS's MIP dual bound; None where it does not
+    bound: float | None = None
 
 
 @dataclass

@@ -326,11 +326,11 @@ def period_parts(problem: Problem, model: ArrayModel, lp: Lp) -> list[Any] | Non
 
 
 def priced_lp(lp: Lp, pairs: PairRows, costs: Any, teams: Any, assignments: Any, seed: int, deadline: float
-               ) -> tuple[Any, float, float]:
+               ) -> tuple[Any, float, float, Any]:
     """The network LP over ``pairs`` (of ``lp``'s rows) by pricing (as the one-instance path: each team's and
     assignment's best few pairs, then pairs with a positive reduced cost), in a HiGHS of its own; the
-    pairs' values at its optimum (None if it stopped otherwise), the seconds spent handing it over and
-    the seconds HiGHS ran."""
+    pairs' values at its optimum (None if it stopped otherwise), the seconds spent handing it over,
+    the seconds HiGHS ran and the row duals at its optimum (0 on rows none of ``pairs`` is in)."""
     import highspy
     import numpy as np
 
@@ -368,15 +368,22 @@ def priced_lp(lp: Lp, pairs: PairRows, costs: Any, teams: Any, assignments: Any,
         columns.add(entering, costs)
         result = run()
     if result != optimal:
-        return None, handoff, ran
-    return columns.values(np.asarray(highs.getSolution().col_value)), handoff, ran
+        return None, handoff, ran, None
+    mine = np.zeros(pairs.n_rows + 1, dtype=np.bool_)
+    for rows in pairs.row:
+        mine[rows] = True
+    solution = highs.getSolution()
+    return columns.values(np.asarray(solution.col_value)), handoff, ran, \
+        np.where(mine[:-1], np.asarray(solution.row_dual), 0.0)
 
 
 def split_network(problem: Problem, model: ArrayModel, lp: Lp, costs: Any, seed: int, deadline: float,
-                   timings: dict[str, float], first_done: Callable[[], None] = lambda: None) -> Any:
+                   timings: dict[str, float], first_done: Callable[[], None] = lambda: None,
+                   duals: list[Any] | None = None) -> Any:
     """The matching (0/1 per pair) of a one-stage network model solved part by part in parallel; None
     when it does not split, a part stops early or its LP vertex is not integral (the caller then solves
-    it whole). ``first_done`` is called when the first part has finished (a core is free)."""
+    it whole). ``first_done`` is called when the first part has finished (a core is free). ``duals``: the
+    LP's row duals (each part's on its rows) are appended to it."""
     import numpy as np
 
     parts = period_parts(problem, model, lp)
@@ -399,15 +406,53 @@ def split_network(problem: Problem, model: ArrayModel, lp: Lp, costs: Any, seed:
     # the parts ran side by side: the longest HiGHS run is the solve, the longest hand-off (after the
     # parts' rows were gathered here) the hand-off; the rest of the wall time (pricing between runs,
     # waiting) is left to the caller's "other"
-    timings["handoff"] = timings.get("handoff", 0.0) + prepared + max(h for _, h, _ in results)
-    timings["solve"] = timings.get("solve", 0.0) + max(r for _, _, r in results)
+    timings["handoff"] = timings.get("handoff", 0.0) + prepared + max(h for _, h, _, _ in results)
+    timings["solve"] = timings.get("solve", 0.0) + max(r for _, _, r, _ in results)
     x = np.zeros(model.n_pairs)
-    for cols, (values, _, _) in zip(parts, results, strict=True):
+    for cols, (values, _, _, _) in zip(parts, results, strict=True):
         if values is None:
             return None
         x[cols] = values
+    if duals is not None:
+        duals.append(np.sum([y for _, _, _, y in results], axis=0))
     rounded = np.round(x)
     if np.abs(x - rounded).max(initial=0.0) > 1e-6:
         return None
     return rounded
 
+
+
+# ---- the network LP's duals, for the stable policy's bound (``solver.stable_bound``) ----
+
+# The families of the LP ``stable_bound`` solves: where a max_fit round's network LP has these rows only (no
+# firm cap, no pin), it is that LP, and its duals are taken from the max_fit solve instead of solving it again.
+BOUND_GROUPS = {"team_at_most_one", "assignment_max_teams", "institution_capacity"}
+
+
+@dataclass(frozen=True)
+class LpDuals:
+    """The network LP's duals y >= 0 as a solve found them, per pair: ``team`` the dual of its team row (the
+    team in the assignment's period), ``reduced`` its rows' duals less its fit; ``dual`` the LP's dual
+    bound D = y.b + the sum of the positive ``-reduced`` (the pairs' bounds of 1), at least every matching's fit."""
+
+    team: Any
+    reduced: Any
+    dual: float
+
+
+def lp_duals_of(lp: Lp, groups: Any, row_dual: Any, fit: Any) -> LpDuals | None:
+    """``LpDuals`` of a network LP (``network_pairs`` or ``network_relaxation``) at row duals ``row_dual`` (each row's
+    family in ``groups``); None unless its rows are of BOUND_GROUPS only and bounded above only."""
+    import numpy as np
+
+    if not set(np.asarray(groups).tolist()) <= BOUND_GROUPS or np.any(np.asarray(lp.lower) > -np.inf):
+        return None
+    pairs = PairRows.of(lp)
+    y = np.maximum(np.asarray(row_dual, dtype=np.float64), 0.0)  # a maximised row's dual, >= 0 at an optimum
+    reduced = -pairs.reduced(fit, y)
+    padded = np.append(y, 0.0)
+    is_team = np.append(np.asarray(groups) == "team_at_most_one", False)
+    team = np.zeros(len(pairs))
+    for rows in pairs.row:
+        team += np.where(is_team[rows], padded[rows], 0.0)
+    return LpDuals(team, reduced, float(y @ np.asarray(lp.upper) + np.maximum(-reduced, 0.0).sum()))

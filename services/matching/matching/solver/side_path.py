@@ -32,6 +32,7 @@ class SideStage:
     values: Any  # the full model's column values, None when no matching was found
     result: str  # optimal, feasible (stopped early), infeasible, not_solved
     gap: float | None
+    bound: float | None = None  # the LP bound over all pairs (every matching of the stage is worth at most that)
 
 
 def with_levels(model: ArrayModel, levels: list[tuple[Any, float]]) -> Lp:
@@ -121,6 +122,13 @@ def side_stage(model: ArrayModel, tight: Tighter, costs: Any, levels: list[tuple
         return values if values is None else values[:n_base]
 
     began = mark = clock()
+    if PRICE_SIDE_LP and not len(tight.needs_two):  # no "pair only if open" row to add: by pricing (``priced_lp``)
+        result, bound_lp, relaxed_lp, row_dual_lp = priced_lp(strong, costs, n_p, model, new_highs, run, handoff)
+        if result == optimal:
+            return _after_lp(model, tight, strong, costs, levels, begin, deadline, gap_wanted, new_highs, run,
+                             handoff, progress, has_row, bound_lp, relaxed_lp, row_dual_lp, began)
+        # infeasible over the pairs held (a floor on assignments served, whose pairs were left out, say) or
+        # stopped: the LP over every pair decides
     highs = new_highs()
     pass_model(highs, Lp(strong.n_cols, strong.row, strong.col, strong.coef, strong.lower, strong.upper, False), costs)
     handoff(clock() - mark)
@@ -145,9 +153,29 @@ def side_stage(model: ArrayModel, tight: Tighter, costs: Any, levels: list[tuple
         return SideStage(None, "infeasible", None)
     if result != optimal:
         return SideStage(None, "not_solved", None)
-    bound = float(highs.getInfo().objective_function_value)
     solution = highs.getSolution()
-    relaxed, row_dual = np.asarray(solution.col_value), np.asarray(solution.row_dual)
+    return _after_lp(model, tight, strong, costs, levels, begin, deadline, gap_wanted, new_highs, run, handoff,
+                     progress, has_row, float(highs.getInfo().objective_function_value),
+                     np.asarray(solution.col_value), np.asarray(solution.row_dual), began)
+
+
+def _after_lp(model: ArrayModel, tight: Tighter, strong: Lp, costs: Any, levels: list[tuple[Any, float]],
+              begin: Any, deadline: float, gap_wanted: float, new_highs: Callable[[], Any], run: Callable[..., Any],
+              handoff: Callable[[float], None], progress: Progress | None, has_row: Any, bound: float, relaxed: Any,
+              row_dual: Any, began: float) -> SideStage:
+    """Steps 2 and 3 of ``side_stage`` from the LP's optimum: its value ``bound``, column values ``relaxed``
+    and row duals ``row_dual`` (over every column and row of ``strong``)."""
+    import highspy
+    import numpy as np
+
+    clock = time.perf_counter
+    infeasible = (highspy.HighsModelStatus.kInfeasible, highspy.HighsModelStatus.kUnboundedOrInfeasible)
+    optimal = highspy.HighsModelStatus.kOptimal
+    n_p, n_base = model.n_pairs, model.n_cols
+
+    def plain(values: Any) -> Any:
+        return values if values is None else values[:n_base]
+
     reduced = costs - np.bincount(strong.col, weights=strong.coef * row_dual[strong.row], minlength=strong.n_cols)
     scale = max(1.0, abs(bound))
 
@@ -188,7 +216,7 @@ def side_stage(model: ArrayModel, tight: Tighter, costs: Any, levels: list[tuple
         if fixed_values is not None and within(float(costs[held] @ np.round(fixed_values))):
             matching = np.zeros(strong.n_cols)
             matching[held] = np.round(fixed_values)
-            return SideStage(plain(matching), "optimal", max(0.0, (bound - float(costs @ matching)) / scale))
+            return SideStage(plain(matching), "optimal", max(0.0, (bound - float(costs @ matching)) / scale), bound)
     elif begin is not None:
         set_start(highs, begin[held])
     result = run(highs, restricted_until)
@@ -197,10 +225,10 @@ def side_stage(model: ArrayModel, tight: Tighter, costs: Any, levels: list[tuple
         values = np.zeros(strong.n_cols)
         values[held] = np.round(np.asarray(highs.getSolution().col_value))
     if values is not None and within(float(costs @ values)):
-        return SideStage(plain(values), "optimal", max(0.0, (bound - float(costs @ values)) / scale))
+        return SideStage(plain(values), "optimal", max(0.0, (bound - float(costs @ values)) / scale), bound)
     if clock() >= stop - 0.05:
         return SideStage(plain(values), "feasible" if values is not None else "not_solved",
-                      None if values is None else (bound - float(costs @ values)) / scale)
+                      None if values is None else (bound - float(costs @ values)) / scale, bound)
 
     # 3. reduced-cost fixing against that matching (or, without one, the whole model)
     mark = clock()
@@ -212,7 +240,7 @@ def side_stage(model: ArrayModel, tight: Tighter, costs: Any, levels: list[tuple
         keep = np.arange(strong.n_cols)
     if values is not None and len(keep) > WIDER_AT_MOST * len(held) and stop - clock() < clock() - began:
         # HiGHS's presolve of a model this much wider would outlast the time left: keep the matching
-        return SideStage(plain(values), "feasible", (bound - float(costs @ values)) / scale)
+        return SideStage(plain(values), "feasible", (bound - float(costs @ values)) / scale, bound)
     sub, cols = restricted(strong, keep, tight, has_row)
     highs = new_highs()
     pass_model(highs, sub, costs[cols])
@@ -226,14 +254,100 @@ def side_stage(model: ArrayModel, tight: Tighter, costs: Any, levels: list[tuple
     result = run(highs, stop)
     if highs.getInfo().primal_solution_status != 2:
         if values is None:
-            return SideStage(None, "infeasible" if result in infeasible else "not_solved", None)
-        return SideStage(plain(values), "feasible", (bound - float(costs @ values)) / scale)
+            return SideStage(None, "infeasible" if result in infeasible else "not_solved", None, bound)
+        return SideStage(plain(values), "feasible", (bound - float(costs @ values)) / scale, bound)
     found = np.zeros(strong.n_cols)
     found[cols] = np.round(np.asarray(highs.getSolution().col_value))
+    # the MIP's dual bound holds for the whole stage: a pair left out is in matchings worth less than ``values``
+    dual = finite(highs.getInfo().mip_dual_bound)
+    if dual is not None:
+        bound = min(bound, max(dual, -math.inf if values is None else float(costs @ values)))
     if values is None or costs @ found >= costs @ values:
         values = found
     own = finite(highs.getInfo().mip_gap)
     gap = min(max(0.0, (bound - float(costs @ values)) / scale), math.inf if own is None else own)
-    return SideStage(plain(values), "optimal" if result == optimal or gap <= gap_wanted else "feasible", gap)
+    return SideStage(plain(values), "optimal" if result == optimal or gap <= gap_wanted else "feasible", gap,
+                     max(bound, float(costs @ values)))
 
 
+
+
+# The side stage's LP by pricing, where no "pair only if open" row is needed (no two-team assignment: a round
+# whose side rows are supervision hours, say): it starts from each team's and assignment's best few pairs
+# and adds the pairs whose reduced cost (over every row, the hours' included) is positive, until none is left.
+# At 10,000 teams the LP over all 400,000 pairs took 15.6 s (load 8), most of the side stage.
+PRICE_SIDE_LP = True  # False: the LP over every pair, as for rounds with two-team assignments
+SIDE_START_PAIRS = 3
+SIDE_ENTERING_PAIRS = 3
+SIDE_PRICE_TOLERANCE = 1e-7
+
+
+def priced_lp(strong: Lp, costs: Any, n_p: int, model: ArrayModel, new_highs: Callable[[], Any],
+              run: Callable[..., Any], handoff: Callable[[float], None]) -> tuple[Any, float, Any, Any]:
+    """The LP of ``strong`` (every column but the pairs held from the start) by pricing over the pairs:
+    HiGHS's status, the optimum's value, the column values over every column (0 on pairs left out) and
+    the row duals. At the end no pair left out prices in, so the optimum is the whole LP's."""
+    import highspy
+    import numpy as np
+
+    from .network import best_per
+
+    clock = time.perf_counter
+    mark = clock()
+    elig = model.eligibility
+    order = np.argsort(strong.col, kind="stable")
+    cols_sorted = strong.col[order]
+    col_start = np.searchsorted(cols_sorted, np.arange(strong.n_cols + 1))
+    rows_sorted, coefs_sorted = strong.row[order].astype(np.int32), strong.coef[order].astype(np.float64)
+    held = np.zeros(strong.n_cols, dtype=np.bool_)
+    held[n_p:] = True  # the open/closed decisions, placed teams and patterns: few, held from the start
+    fit = costs[:n_p]
+    held[best_per(elig.team, fit, SIDE_START_PAIRS)] = True
+    held[best_per(elig.assignment, fit, SIDE_START_PAIRS)] = True
+    floor = np.flatnonzero(np.asarray(strong.lower) > 0)  # rows with a floor (pins, floors): all their pairs
+    if len(floor):
+        with_floor = np.zeros(len(strong.lower), dtype=np.bool_)
+        with_floor[floor] = True
+        held[np.unique(strong.col[with_floor[strong.row] & (strong.col < n_p)])] = True
+    highs = new_highs()
+    highs.setOptionValue("presolve", "off")  # pricing re-solves from the last basis
+    inf = highspy.kHighsInf
+    n_rows = len(strong.lower)
+    highs.changeObjectiveSense(highspy.ObjSense.kMaximize)
+    highs.addRows(n_rows, np.clip(strong.lower, -inf, inf), np.clip(strong.upper, -inf, inf), 0,
+                  np.zeros(n_rows, dtype=np.int32), np.zeros(0, dtype=np.int32), np.zeros(0))
+    in_highs = np.zeros(0, dtype=np.int64)
+
+    def add(cols: Any) -> None:
+        nonlocal in_highs
+        lengths = col_start[cols + 1] - col_start[cols]
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int32)
+        total = int(lengths.sum())
+        take = np.repeat(col_start[cols] - starts, lengths) + np.arange(total)  # each column's entries in turn
+        highs.addCols(len(cols), np.ascontiguousarray(costs[cols], dtype=np.float64), np.zeros(len(cols)),
+                      np.ones(len(cols)), total, starts, rows_sorted[take], coefs_sorted[take])
+        in_highs = np.concatenate([in_highs, cols])
+
+    add(np.flatnonzero(held))
+    handoff(clock() - mark)
+    optimal = highspy.HighsModelStatus.kOptimal
+    result = run(highs)
+    while result == optimal:
+        row_dual = np.asarray(highs.getSolution().row_dual)
+        reduced = costs[:n_p] - np.bincount(strong.col, weights=strong.coef * row_dual[strong.row],
+                                            minlength=strong.n_cols)[:n_p]
+        wanted = ~held[:n_p] & (reduced > SIDE_PRICE_TOLERANCE)
+        if not wanted.any():
+            break
+        entering = best_per(elig.team, reduced, SIDE_ENTERING_PAIRS, wanted)
+        held[entering] = True
+        mark = clock()
+        add(entering)
+        handoff(clock() - mark)
+        result = run(highs)
+    if result != optimal:
+        return result, 0.0, None, None
+    solution = highs.getSolution()
+    values = np.zeros(strong.n_cols)
+    values[in_highs] = np.asarray(solution.col_value)
+    return result, float(highs.getInfo().objective_function_value), values, np.asarray(solution.row_dual)

@@ -5,13 +5,17 @@ The full stable model (``domain.model.stability``) has rows for every pair ranke
 within minutes. Few of those rows ever matter: a pair's rows only bind where the pair would block. So:
 
 1. The best fit under the hard rules alone (the ``max_fit`` model, on the network path where it is
-   one) bounds the fit of every matching. When it has no blocking pair it is the answer.
+   one) bounds the fit of every matching: the bound is its proved one (``Solution.bound``: the network
+   LP's optimum, the side path's LP bound or HiGHS's dual bound), not its fit, which is none where the
+   time limit stopped it. When it has no blocking pair and was solved to optimality it is the answer.
 2. Start matchings: deferred acceptance proposed by the teams, keeping the hard rules (``deferred``),
    and the ``max_fit`` matching, each improved by enacting blocking pairs one at a time (``improve``).
    The better of them (fewest blocking pairs, then fit) is the incumbent: the answer is never worse.
    Where it has no blocking pair, the optimum has none either, so the bound of step 1 is lowered to
    ``stable_bound``'s: the network LP's dual bound less what keeping the ranked pairs from blocking costs
-   every stable matching (a sum over pairs whose costs come from disjoint terms of the LP's duals). It
+   every stable matching (a sum over pairs whose costs come from disjoint terms of the LP's duals; where
+   step 1 solved that very LP, the network LP of a round without firm caps or pins, its duals are
+   taken from there instead of solving it again). It
    holds for stable matchings only, and is used only where the answer is one. (The 50k network round:
    130 below the bound of step 1, so the stable matching that ended 0.112% below that is within 0.081%.)
 3. Where the incumbent has no blocking pair: the best fit under the hard rules with each pair that
@@ -44,6 +48,7 @@ tests/unit/test_matching_stable.py runs every small exhaustive round through thi
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections import Counter
@@ -67,7 +72,8 @@ from ..domain.model import (
 )
 from .arrays import ArrayModel, Eligibility
 from .common import SOLVED, Progress, Solution, StageCallback, mip_gap
-from .stable_bound import StableBound, stable_bound
+from .network import LpDuals
+from .stable_bound import StableBound, network_lp_bound, stable_bound
 from .stages import Relaxation, array_objective_values, solve_stages
 
 # From this many eligible pairs the stable policy is solved by cutting planes (this module) on every
@@ -489,15 +495,18 @@ def solve_lazily(problem: Problem, time_limit: float = 60.0, *, seed: int = 0,
     fits = elig.pairs
 
     # 1. the hard rules alone: a bound for the fit, and the first cuts
+    duals: list[LpDuals] = []  # its network LP's duals, where it is the LP of stable_bound (then not solved again)
     relaxed = solve_stages(problem, time_limit, policy="max_fit", seed=seed, on_stage=on_stage,
-                            progress=progress, eligible=elig, eligibility_seconds=eligibility_seconds)
+                            progress=progress, eligible=elig, eligibility_seconds=eligibility_seconds, duals=duals)
     timings = dict(relaxed.timings)
     if relaxed.status not in SOLVED:
         return replace(relaxed, policy="stable", timings=timings, path="cutting-plane")
 
     def stopped() -> bool:
         return progress is not None and progress.stop.is_set()
-    bound = relaxed.objective
+    # a proved bound only: where max_fit stopped at the time limit its fit is not one (the stable answer was then
+    # called optimal at a gap of 0 against the very matching it started from), its LP or dual bound is
+    bound = relaxed.bound if relaxed.bound is not None else network_lp_bound(problem, elig, deadline)
     first = set(relaxed.matches)
     cuts = set(blocking_pairs(problem, first, candidates))
     if not cuts and relaxed.status == "optimal":
@@ -524,10 +533,11 @@ def solve_lazily(problem: Problem, time_limit: float = 60.0, *, seed: int = 0,
     # the bound for a stable incumbent: step 1's lowered by what keeping the ranked pairs from blocking costs
     # every stable matching (``stable_bound``); used only where the answer has no blocking pair
     proof: StableBound | None = None
-    if not best_blocking and (bound - sum(fits[p] for p in best)) > mip_gap(len(elig)) * max(1.0, abs(bound)):
+    if not best_blocking and _gap(bound, sum(fits[p] for p in best)) > mip_gap(len(elig)):
         mark = clock()
         proof = stable_bound(problem, elig, deadline,
-                             np.array([k for k in elig.positions(first) if k is not None], dtype=np.int64))
+                             np.array([k for k in elig.positions(first) if k is not None], dtype=np.int64),
+                             duals[0] if duals else None)
         timings["bound"] = clock() - mark
         if proof is not None:
             bound = min(bound, proof.bound)
@@ -540,7 +550,7 @@ def solve_lazily(problem: Problem, time_limit: float = 60.0, *, seed: int = 0,
     held_until = deadline if len(elig) >= LAZY_STABLE_FROM_PAIRS else started + FREEZE_SHARE * time_limit
     while not best_blocking and light and not stopped() and deadline - clock() > 1.0 and (
             rounds == 0 or clock() < held_until) and \
-            bound - sum(fits[p] for p in best) > ENOUGH_GAP * max(1.0, abs(bound)):
+            _gap(bound, sum(fits[p] for p in best)) > ENOUGH_GAP:
         rounds += 1
         kept_problem, kept_elig, frozen = restrict(problem, elig, best, light, frozen)
         around = solve_stages(kept_problem, deadline - clock(), policy="max_fit", seed=seed, eligible=kept_elig)
@@ -570,10 +580,10 @@ def solve_lazily(problem: Problem, time_limit: float = 60.0, *, seed: int = 0,
     last: Solution = relaxed
     proven, gap, rounds = False, None, 0
     fit = sum(fits[p] for p in best)
-    close = not best_blocking and (bound - fit) / max(1.0, abs(bound)) <= ENOUGH_GAP and \
+    close = not best_blocking and _gap(bound, fit) <= ENOUGH_GAP and \
         len(elig) >= LAZY_STABLE_FROM_PAIRS
-    if not best_blocking and (bound - fit) / max(1.0, abs(bound)) <= gap_wanted:
-        proven, gap = True, max(0.0, (bound - fit) / max(1.0, abs(bound)))
+    if not best_blocking and _gap(bound, fit) <= gap_wanted:
+        proven, gap = True, _gap(bound, fit)
     while not proven and not close and deadline - clock() > 0.5:
         rounds += 1
         chosen = np.array(sorted(elig.index[p] for p in best), dtype=np.int64)
@@ -601,6 +611,8 @@ def solve_lazily(problem: Problem, time_limit: float = 60.0, *, seed: int = 0,
         new = set(blocking) - cuts
         if not new and solution.status == "optimal":
             proven, gap = True, solution.gap
+            if solution.bound is not None:
+                bound = min(bound, max(solution.bound, solution.objective))
             break
         if not new:
             break  # stopped by the time limit
@@ -612,10 +624,16 @@ def solve_lazily(problem: Problem, time_limit: float = 60.0, *, seed: int = 0,
              **({"bound pairs": proof.pairs} if proof is not None else {})}
     fit = sum(fits[p] for p in best)
     if not proven and not best_blocking:
-        gap = max(0.0, (bound - fit) / max(1.0, abs(bound)))
+        gap = _gap(bound, fit) if math.isfinite(bound) else None
     answer = _answer(problem, elig, last, best, best_blocking, "optimal" if proven else "feasible", gap, timings,
                      started, relaxed.build_seconds)
-    return replace(answer, time_limit_reached=not proven and not close, steps=steps)
+    return replace(answer, time_limit_reached=not proven and not close, steps=steps,
+                   bound=max(bound, fit) if math.isfinite(bound) else None)
+
+
+def _gap(bound: float, fit: float) -> float:
+    """The share of the bound a matching of ``fit`` lies below it (infinite without a finite bound)."""
+    return max(0.0, (bound - fit) / max(1.0, abs(bound))) if math.isfinite(bound) else math.inf
 
 
 def _answer(problem: Problem, elig: Eligibility, last: Solution, matching: set[Pair], blocking: list[Pair],

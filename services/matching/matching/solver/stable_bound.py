@@ -6,11 +6,14 @@ lowers it by what keeping the blocking pairs away must cost, proved from the LP'
 
 1. The LP over the pairs with the rows every matching keeps (a team at most once per period, an
    assignment at most its maximum, each institution capacity's teams), solved by pricing, gives duals
-   y >= 0 of its rows. For every matching M (every hard rule held) and any such y:
+   y >= 0 of its rows (or the max_fit solve of a round with those rows only gives them: it solved the
+   same LP, ``network.lp_duals_of``). For every matching M (every hard rule held) and any such y:
        fit(M) = D - loss(M),  D = y.b + sum_p z_p,
        loss(M) = sum_rows y_r * slack_r(M) + sum_{p in M} rc_p + sum_{p not in M} z_p,
    with rc_p = (the duals of p's rows) + z_p - fit_p >= 0 and z_p = max(0, fit_p - duals of p's rows)
-   (so D >= the LP's optimum: weak duality, whatever y is). Every term of the loss is >= 0.
+   (so D >= the LP's optimum: weak duality, whatever y is; every y >= 0 gives a valid bound, an optimal
+   one the LP's value, and the pairs' costs below depend on which optimal y a solve ends at). Every term
+   of the loss is >= 0.
 2. A pair (t, a) ranked on both sides does not block a stable M (``domain.model.blocking_pairs``) in
    one of three ways, each paying loss terms of its own:
    - t holds, in a's period, a or an assignment it ranks above a: M holds one of those pairs (t, a'),
@@ -27,10 +30,12 @@ lowers it by what keeping the blocking pairs away must cost, proved from the LP'
    its incumbent has none (then the optimum has none either).
 
 tests/unit/test_matching_stable_bound.py checks the bound against the best stable fit found by
-enumeration on small random rounds, and that a pair a firm cap or hours can keep from blocking is left out."""
+enumeration on small random rounds (with its own duals and with those of the max_fit solve), and that a pair
+a firm cap or hours can keep from blocking is left out."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +43,7 @@ import numpy as np
 
 from ..domain.model import Problem, firm_rank
 from .arrays import Eligibility
+from .network import LpDuals
 
 # Pricing: start from each team's and each assignment's best pairs, add the pairs of negative reduced cost.
 START_PAIRS = 4
@@ -203,22 +209,23 @@ def _part_duals(elig: Eligibility, rows: _Rows, until: float, among: Any, start:
         chosen[best_per(team, -rc, ENTERING_PAIRS, entering)] = True
 
 
-def stable_bound(problem: Problem, elig: Eligibility, until: float, start: Any = None) -> StableBound | None:
+def stable_bound(problem: Problem, elig: Eligibility, until: float, start: Any = None,
+                 duals: LpDuals | None = None) -> StableBound | None:
     """The bound of the module's text; None where the LP was not solved before ``until``. ``start``: as
-    for ``lp_duals``."""
+    for ``lp_duals``. ``duals``: the LP's duals where a solve of the same LP found them already (the
+    max_fit round's network LP, ``network.lp_duals_of``); else the LP is solved here."""
     import time
 
     started = time.perf_counter()
     rows = _rows(problem, elig)
-    y = lp_duals(problem, elig, rows, until, start)
-    if y is None:
-        return None
-    fit = np.asarray(elig.fit, dtype=np.float64)
-    reduced = rows.dual_sum(y) - fit
-    z = np.maximum(-reduced, 0.0)
-    rc = np.maximum(reduced, 0.0)
-    dual = float(y @ rows.rhs + z.sum())
-    costs = pair_bounds(problem, elig, rows, y, rc)
+    if duals is None:
+        duals = own_duals(problem, elig, rows, until, start)
+        if duals is None:
+            return None
+    team_dual = np.zeros(rows.n_team_rows)
+    team_dual[rows.team_row] = duals.team
+    rc = np.maximum(duals.reduced, 0.0)
+    costs = pair_bounds(problem, elig, rows, team_dual, rc)
     used = np.zeros(len(elig), dtype=np.bool_)
     used_rows = np.zeros(rows.n_team_rows, dtype=np.bool_)
     total, packed = 0.0, 0
@@ -232,13 +239,29 @@ def stable_bound(problem: Problem, elig: Eligibility, until: float, start: Any =
             used_rows[team_row] = True
         total += value
         packed += 1
-    return StableBound(dual, total, packed, time.perf_counter() - started)
+    return StableBound(duals.dual, total, packed, time.perf_counter() - started)
+
+
+def own_duals(problem: Problem, elig: Eligibility, rows: _Rows, until: float, start: Any = None) -> LpDuals | None:
+    """The LP's duals solved here (``lp_duals``) as ``LpDuals``; None where it was not solved before ``until``."""
+    y = lp_duals(problem, elig, rows, until, start)
+    if y is None:
+        return None
+    reduced = rows.dual_sum(y) - np.asarray(elig.fit, dtype=np.float64)
+    return LpDuals(y[rows.team_row], reduced, float(y @ rows.rhs + np.maximum(-reduced, 0.0).sum()))
+
+
+def network_lp_bound(problem: Problem, elig: Eligibility, until: float) -> float:
+    """D of the module's text: a bound on the fit of every matching keeping the hard rules (the network LP's
+    rows are among them), proved by weak duality; infinite where the LP was not solved before ``until``."""
+    duals = own_duals(problem, elig, _rows(problem, elig), until)
+    return math.inf if duals is None else duals.dual
 
 
 def pair_bounds(problem: Problem, elig: Eligibility, rows: _Rows, y: Any, rc: Any
                 ) -> list[tuple[float, Any, int]]:
     """Each ranked pair's least loss (step 2 of the module's text) with the terms it is paid from: the
-    eligible positions of its ways' pairs and its team row (-1: not among them)."""
+    eligible positions of its ways' pairs and its team row (-1: not among them). ``y``: the team rows' duals."""
     teams, jobs = problem.teams, problem.assignments
     firm_capped = {cap.firm_id for cap in problem.firm_caps}
     capped_cells = {(c.institution_id, c.period, c.level) for c in problem.capacities}
