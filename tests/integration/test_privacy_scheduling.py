@@ -97,7 +97,10 @@ def test_names_kept_decoded_in_memory_are_not_served_once_an_erasure_is_committe
     decoded = services.DECODED_FACTS.decoded
     assert TITLES["a3"] in _page(f, "m3") and CODES["t3"] in _page(f, "m3")
     assert services.DECODED_FACTS.decoded == decoded
+    assert f.ids["batch"] in services.DECODED_FACTS
     _erase(f, "firm_contact", f.org["firm_nl"])
+    assert f.ids["batch"] not in services.DECODED_FACTS  # the names decoded before the erasure left memory with it
+    _page(f, "m1")
     _erase(f, "team", f.ids["t3"])
     # after the erasures the page, the mail and the webhook's body name neither the firm's assignments nor the team
     nl = _page(f, "m1")

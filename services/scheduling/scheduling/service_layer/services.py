@@ -359,6 +359,10 @@ class _DecodedFacts:
         with self._lock:
             self._entries.clear()
 
+    def __contains__(self, batch_id: object) -> bool:
+        with self._lock:
+            return batch_id in self._entries
+
 
 DECODED_FACTS = _DecodedFacts()
 
