@@ -7,16 +7,23 @@ kept open, several at once), in the same run on the same data.
     python -m benchmarks.notices --notices 2000 --concurrency 4 --per-connection 100
     python -m benchmarks.notices --database postgresql+psycopg://postgres@127.0.0.1:5432/postgres
     python -m benchmarks.notices --named 10000             # the batch names a 10k round's assignments and teams
+    python -m benchmarks.notices --named 25000 --collector both   # pooled with Python's default collector, then
+                                                                   # as the worker sets it (settle_collector)
 
 Each mode gets a fresh database (with ``--database`` a PostgreSQL server: a new database is made and dropped)
 holding N firms with a contact and one published run with one match for each firm: N match notices. The
 worker's send passes run until none is pending; every notice must end ``sent`` with exactly one attempt.
 The machine's load average is printed before and after each mode: the machine is shared, so figures are noisy.
+Each mode also prints the cyclic garbage collector's collections and time while it sends (``gc.callbacks``).
+``--collector`` chooses the collector's settings: ``worker`` (the default: as the scheduling worker runs,
+``bootstrap.settle_collector``), ``default`` (Python's), or ``both`` (pooled with each, in this order, instead of
+one by one against pooled).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import socket
 import subprocess
@@ -121,8 +128,48 @@ def load(settings: Settings, notices: int, named: int = 0) -> Any:
     return infra
 
 
+class CollectorWatch:
+    """The cyclic garbage collector's collections (by generation) and their wall time while it is started."""
+
+    def __init__(self) -> None:
+        self.counts, self.seconds, self._started = [0, 0, 0], [0.0, 0.0, 0.0], 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.counts[info["generation"]] += 1
+            self.seconds[info["generation"]] += time.perf_counter() - self._started
+
+    def __enter__(self) -> CollectorWatch:
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        gc.callbacks.remove(self)
+
+    def __str__(self) -> str:
+        return (f"collector {sum(self.seconds):.2f} s in {'/'.join(map(str, self.counts))} collections "
+                f"(generations 0/1/2; thresholds {gc.get_threshold()}, {gc.get_freeze_count():,} objects frozen)")
+
+
+@contextmanager
+def collector(settings: str) -> Iterator[None]:
+    """Python's default collector, or the worker's (``settle_collector``); back to the default afterwards."""
+    if settings == "worker":
+        scheduling_bootstrap.settle_collector()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*DEFAULT_THRESHOLDS)
+
+
+DEFAULT_THRESHOLDS = gc.get_threshold()
+
+
 def measure(label: str, url: str | None, data_dir: str, port: int, notices: int, concurrency: int,
-            per_connection: int, named: int = 0) -> float:
+            per_connection: int, named: int = 0, collector_settings: str = "worker") -> float:
     with database(url, data_dir) as database_url:
         settings = Settings.from_env("scheduling", {
             "WERKPLAATS_DATABASE_URL": database_url, "WERKPLAATS_DATA_DIR": data_dir,
@@ -133,13 +180,15 @@ def measure(label: str, url: str | None, data_dir: str, port: int, notices: int,
             mailer = SmtpMailer.from_settings(settings)
             links = ResponseLinks(settings.secret_key, settings.public_url)
             print(f"{label}: load average before {_load()}", flush=True)
-            started = time.perf_counter()
-            cpu = time.process_time()
-            sent = 0
-            while (n := services.send_pending(infra.session_factory, mailer, links,
-                                              concurrency=settings.mail_concurrency)) > 0:
-                sent += n
-            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+            with collector(collector_settings), CollectorWatch() as watch:
+                started = time.perf_counter()
+                cpu = time.process_time()
+                sent = 0
+                while (n := services.send_pending(infra.session_factory, mailer, links,
+                                                  concurrency=settings.mail_concurrency)) > 0:
+                    sent += n
+                seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+                watched = str(watch)
             with infra.session_factory() as session:
                 statuses: dict[str, int] = dict(session.execute(sa.select(orm.Notice.status, sa.func.count())
                                                 .group_by(orm.Notice.status)).all())
@@ -150,6 +199,7 @@ def measure(label: str, url: str | None, data_dir: str, port: int, notices: int,
             print(f"{label}: {notices} mails in {seconds:.2f} s = {rate:.0f} mails/s "
                   f"(sender CPU {cpu:.2f} s; concurrency {concurrency}, {per_connection} mails a connection); "
                   f"load average after {_load()}", flush=True)
+            print(f"{label}: {watched}", flush=True)
             return rate
         finally:
             infra.engine.dispose()
@@ -167,14 +217,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--named", type=int, default=0,
                         help="announce the batch naming this many assignments and teams (a 10k round: 10000)")
     parser.add_argument("--database", help="a PostgreSQL server's URL (default: SQLite files in a temporary directory)")
+    parser.add_argument("--collector", choices=("worker", "default", "both"), default="worker",
+                        help="the garbage collector's settings: the worker's, Python's, or pooled with each")
     args = parser.parse_args(argv)
     print(f"{args.notices} notices, {os.cpu_count()} cores, "
           f"database {'PostgreSQL' if args.database else 'SQLite'}"
           f"{f', the batch naming {args.named:,} assignments and teams' if args.named else ''}", flush=True)
     with tempfile.TemporaryDirectory() as data_dir, smtp_sink() as port:
-        one = measure("one by one", args.database, data_dir, port, args.notices, 1, 1, args.named)
+        if args.collector == "both":
+            python = measure("pooled, Python's collector", args.database, data_dir, port, args.notices,
+                             args.concurrency, args.per_connection, args.named, "default")
+            worker = measure("pooled, the worker's collector", args.database, data_dir, port, args.notices,
+                             args.concurrency, args.per_connection, args.named, "worker")
+            print(f"the worker's collector / Python's: {worker / python:.2f}x")
+            return
+        one = measure("one by one", args.database, data_dir, port, args.notices, 1, 1, args.named, args.collector)
         pooled = measure("pooled + concurrent", args.database, data_dir, port, args.notices, args.concurrency,
-                         args.per_connection, args.named)
+                         args.per_connection, args.named, args.collector)
     print(f"pooled + concurrent / one by one: {pooled / one:.1f}x")
 
 

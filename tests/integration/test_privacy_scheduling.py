@@ -5,19 +5,20 @@ fixed clock; reads of contacts and notices and refused attempts land in the appe
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 
 import sqlalchemy as sa
 from scheduling.adapters import orm
 from scheduling.adapters.privacy_orm import access_log
-from scheduling.service_layer import privacy
+from scheduling.service_layer import privacy, services
 from werkplaats_shared.audit import entries
 from werkplaats_shared.contracts import make_envelope
 from werkplaats_shared.retention import RetentionPeriods
 
 from . import test_scheduling_responses
-from .test_scheduling_responses import CODES, CONTACTS, TITLES, Firms
+from .test_scheduling_responses import CODES, CONTACTS, TITLES, Firms, _Collector, _send_all
 
-firms = test_scheduling_responses.firms
+firms, smtp = test_scheduling_responses.firms, test_scheduling_responses.smtp
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -69,6 +70,60 @@ def test_erasing_a_firm_contact_removes_its_address_and_keeps_the_other_firm(fir
     assert CODES["t1"] not in facts and CODES["t2"] in facts
     assert [e["subject_type"] for e in entries(f.svc.infra.engine, access_log) if e["action"] == "erase"] == [
         "firm_contact", "team"]
+
+
+def _page(f: Firms, match: str) -> str:
+    """The accept/decline page of one of the fixture's matches, as its mailed link opens it."""
+    with f.svc.infra.session_factory() as session:
+        [notice_id] = [n.id for n in session.execute(sa.select(orm.Notice)).scalars()
+                       if any(m["match_id"] == f.ids[match] for m in n.matches)]
+    response = f.svc.client.get("/responses/" + f.links.issue(notice_id, f.ids[match]))
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_data(as_text=True)
+
+
+def _text(message: EmailMessage) -> str:
+    body = message.get_body(preferencelist=("plain",))
+    assert body is not None
+    return str(message["Subject"]) + str(body.get_content())
+
+
+def test_names_kept_decoded_in_memory_are_not_served_once_an_erasure_is_committed(
+        firms: Firms, smtp: tuple[int, _Collector]) -> None:
+    f, (port, inbox) = firms, smtp
+    # the pages of both firms' matches name the assignments and teams; the batch's names are decoded once and
+    # served from memory while its row stays the same
+    assert TITLES["a1"] in _page(f, "m1") and CODES["t1"] in _page(f, "m1")
+    decoded = services.DECODED_FACTS.decoded
+    assert TITLES["a3"] in _page(f, "m3") and CODES["t3"] in _page(f, "m3")
+    assert services.DECODED_FACTS.decoded == decoded
+    assert f.ids["batch"] in services.DECODED_FACTS
+    _erase(f, "firm_contact", f.org["firm_nl"])
+    assert f.ids["batch"] not in services.DECODED_FACTS  # the names decoded before the erasure left memory with it
+    _page(f, "m1")
+    _erase(f, "team", f.ids["t3"])
+    # after the erasures the page, the mail and the webhook's body name neither the firm's assignments nor the team
+    nl = _page(f, "m1")
+    assert TITLES["a1"] not in nl and "Bakkerij Jansen" not in nl and "uw opdracht" in nl
+    en = _page(f, "m3")
+    assert CODES["t3"] not in en and TITLES["a3"] in en and "a student team" in en
+    assert _send_all(f, port) == 1  # firm_nl's address went with its erasure
+    [mail] = inbox.messages
+    assert CODES["t3"] not in _text(mail) and TITLES["a3"] in _text(mail)
+    with f.svc.infra.session_factory() as session:
+        notice = session.execute(sa.select(orm.Notice).where(orm.Notice.firm_id == f.org["firm_en"])).scalar_one()
+        assert CODES["t3"] not in services.webhook_body(session, notice, f.links).decode()
+    # a change made elsewhere (another process, a statement outside the ORM) is read at the next use as well
+    other = sa.create_engine(f.svc.infra.engine.url)
+    try:
+        with other.begin() as conn:
+            text = conn.execute(sa.select(sa.cast(orm.KnownBatch.facts, sa.Text))).scalar_one()
+            conn.execute(sa.update(orm.KnownBatch).values(
+                facts=sa.type_coerce(text.replace(CODES["t2"], "ROC-NET-99"), sa.Text)))
+    finally:
+        other.dispose()
+    page = _page(f, "m2")
+    assert "ROC-NET-99" in page and CODES["t2"] not in page
 
 
 def test_delivery_attempts_expire_after_the_retention_period(firms: Firms) -> None:

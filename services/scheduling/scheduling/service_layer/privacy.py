@@ -8,7 +8,9 @@ sole trader's firm may bear the person's name); its notices then say "uw opdrach
 answers stay: they hold ids only. A team's erasure removes the team's code, level and skills that intake
 announced (its institution may have typed a name into them); its notices then say "een studententeam".
 After the commit the database's WAL is checkpointed, so the deleted rows stay in no file
-(``secure_delete`` zeroes them in the database)."""
+(``secure_delete`` zeroes them in the database), and the names this process keeps decoded for its notices
+(``services.DECODED_FACTS``) are dropped; another process never serves its copy again (the stored text no longer
+matches it) and drops it at its next use."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from flask import Flask
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 from werkplaats_shared import audit
 from werkplaats_shared.contracts import Envelope
@@ -26,7 +29,7 @@ from werkplaats_shared.service import Infrastructure
 
 from ..adapters import orm
 from ..adapters.privacy_orm import access_log
-from . import plan_jobs
+from . import plan_jobs, services
 
 # Scheduling's routes that answer or take personal data, and the kind of data each serves.
 PERSONAL_ROUTES = {
@@ -85,6 +88,20 @@ def on_personal_data_erased(session: Session, envelope: Envelope) -> None:
     audit.record(session, access_log, action="erase", subject_type=p["subject_kind"], subject_id=p["subject_id"],
                  actor_organisation_id=None, message_id=envelope.message_id)
     checkpoint_after_commit(session)
+    _forget_decoded_names_after_commit(session)
+
+
+def _forget_decoded_names_after_commit(session: Session) -> None:
+    fired = False
+
+    def after_commit(done: Session) -> None:
+        nonlocal fired
+        if fired or done.in_nested_transaction():  # a released savepoint (the batched consumer): not yet
+            return
+        fired = True
+        services.DECODED_FACTS.clear()
+
+    event.listen(session, "after_commit", after_commit)
 
 
 def apply_retention(session: Session, periods: RetentionPeriods, now: datetime | None = None) -> int:

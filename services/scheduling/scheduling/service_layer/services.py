@@ -10,8 +10,8 @@ import secrets
 import threading
 import time
 import uuid
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections import Counter, OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as day_time
@@ -318,27 +318,77 @@ def _with_links(notice: orm.Notice, links: Links) -> list[dict[str, Any]]:
 # ---- the names texts use (what intake announced with the batch, batch.announced v2) ----------------------
 
 
+class _DecodedFacts:
+    """Each batch's names, decoded once for the process (every thread: send passes, webhooks, pages) and used
+    again while the stored text is the same. A national batch names every assignment and team of its round
+    (megabytes of JSON at 50,000 teams): decoding it on every send pass took a fifth of the sender's time.
+
+    The text is read on every use (one column of one row, not decoded) and compared with the text decoded, so any
+    change of the row - an erasure of a firm's or a team's names, a later submission of the batch - by this
+    process or any other, through the ORM or not, is decoded afresh at its first use after its commit: an erased
+    name is never served from here once the erasure is committed. At most ``size`` batches are kept (the least
+    recently used goes first); callers must not change what they get."""
+
+    def __init__(self, size: int = 4) -> None:
+        self.size = size
+        self._entries: OrderedDict[str, tuple[str, dict[str, Any] | None]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.decoded = 0  # texts decoded (not served from memory), for tests and benchmarks
+
+    def get(self, session: Session, batch_id: str) -> dict[str, Any] | None:
+        text: str | None = session.execute(sa.select(sa.cast(orm.KnownBatch.facts, sa.Text))
+                                           .where(orm.KnownBatch.batch_id == batch_id)).scalar_one_or_none()
+        with self._lock:
+            kept = self._entries.get(batch_id)
+            if text is None:
+                self._entries.pop(batch_id, None)
+                return None
+            if kept is not None and kept[0] == text:
+                self._entries.move_to_end(batch_id)
+                return kept[1]
+        facts: dict[str, Any] | None = json.loads(text)
+        with self._lock:
+            self.decoded += 1
+            self._entries[batch_id] = (text, facts)
+            self._entries.move_to_end(batch_id)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+        return facts
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def __contains__(self, batch_id: object) -> bool:
+        with self._lock:
+            return batch_id in self._entries
+
+
+DECODED_FACTS = _DecodedFacts()
+
+
 def batch_facts(session: Session, batch_id: str | None,
                 cache: dict[str, dict[str, Any] | None] | None = None) -> dict[str, Any] | None:
-    """The names a batch's texts use. Only the ``facts`` column is read (a national batch's assignment and team
-    lists are megabytes of JSON); ``cache`` keeps each batch's once for a send pass: the session's identity map
-    does not (it holds unchanged rows weakly), and decoding a national batch's names for every mail took the send
-    pass - and scheduling's write lock - seconds per mail."""
+    """The names a batch's texts use, decoded once while the row stays the same (see _DecodedFacts); ``cache``
+    keeps them for one send pass, so that the row is read once a pass, not once a mail."""
     if not batch_id:
         return None
     if cache is not None and batch_id in cache:
         return cache[batch_id]
-    facts: dict[str, Any] | None = session.execute(
-        sa.select(orm.KnownBatch.facts).where(orm.KnownBatch.batch_id == batch_id)).scalar_one_or_none()
+    facts = DECODED_FACTS.get(session, batch_id)
     if cache is not None:
         cache[batch_id] = facts
     return facts
 
 
-def coordinator_of(session: Session, coordinator_id: str, facts: dict[str, Any] | None,
-                   language: str) -> dict[str, Any]:
-    """Who a firm asks: the coordinating organisation and the contact address it registered here, if any."""
-    contact = session.get(orm.Contact, coordinator_id) if coordinator_id else None
+def coordinator_of(session: Session, coordinator_id: str, facts: dict[str, Any] | None, language: str,
+                   contacts: Mapping[str, orm.Contact | None] | None = None) -> dict[str, Any]:
+    """Who a firm asks: the coordinating organisation and the contact address it registered here, if any
+    (``contacts``: the contacts a send pass read, None for those it found none of)."""
+    if contacts is not None and coordinator_id in contacts:
+        contact = contacts[coordinator_id]
+    else:
+        contact = session.get(orm.Contact, coordinator_id) if coordinator_id else None
     return wording.coordinator(facts, contact.email if contact is not None else None, language)
 
 
@@ -352,10 +402,11 @@ def named_matches(facts: dict[str, Any] | None, matches: list[dict[str, Any]], l
 
 
 def kickoff_names(session: Session, kickoff: orm.Kickoff, language: str,
-                  facts_cache: dict[str, dict[str, Any] | None] | None = None) -> dict[str, Any]:
+                  facts_cache: dict[str, dict[str, Any] | None] | None = None,
+                  contacts: Mapping[str, orm.Contact | None] | None = None) -> dict[str, Any]:
     facts = batch_facts(session, kickoff.batch_id, facts_cache)
     return {**wording.describe_match(facts, kickoff.assignment_id, kickoff.team_id, language),
-            "coordinator": coordinator_of(session, kickoff.coordinator_id, facts, language)}
+            "coordinator": coordinator_of(session, kickoff.coordinator_id, facts, language, contacts)}
 
 
 def page_names(session: Session, notice: orm.Notice, match: dict[str, Any], language: str) -> dict[str, Any]:
@@ -478,8 +529,12 @@ def _record_attempts(sf: sessionmaker[Session], ids: list[str], mailer: Mailer, 
             session.execute(sa.update(orm.Delivery).where(
                 orm.Delivery.notice_id.in_(sending), orm.Delivery.channel == "email",
                 orm.Delivery.state == "sending").values(state="interrupted"))
-        contacts = {c.organisation_id: c for c in session.execute(sa.select(orm.Contact).where(
-            orm.Contact.organisation_id.in_({n.firm_id for n in by_id.values()}))).scalars()}
+        # the firms' contacts and their coordinators' (which the texts name), read once for the pass (None: no
+        # contact); looked up mail by mail, each went to the database again (the identity map keeps no clean row)
+        wanted = {n.firm_id for n in by_id.values()} | {n.coordinator_id for n in by_id.values()}
+        contacts: dict[str, orm.Contact | None] = dict.fromkeys(wanted)
+        contacts.update((c.organisation_id, c) for c in session.execute(sa.select(orm.Contact).where(
+            orm.Contact.organisation_id.in_(wanted))).scalars())
         for notice_id in ids:
             notice = by_id.get(notice_id)
             if notice is None or notice.status != "pending" or (
@@ -500,7 +555,7 @@ def _record_attempts(sf: sessionmaker[Session], ids: list[str], mailer: Mailer, 
                     notice.answer_deadline = deadline
                 continue
             subject, body, attachments = _compose(session, notice, language, contact.email, deadline, mailer, links,
-                                                  facts)
+                                                  facts, contacts)
             possible_duplicate = notice_id in sending
             if possible_duplicate:
                 log.warning("notice sent again after an interrupted attempt: possible duplicate e-mail",
@@ -521,14 +576,16 @@ def _record_attempts(sf: sessionmaker[Session], ids: list[str], mailer: Mailer, 
 
 def _compose(session: Session, notice: orm.Notice, language: str, email: str, answer_by: datetime,
              mailer: Mailer, links: Links, facts_cache: dict[str, dict[str, Any] | None] | None = None,
-             ) -> tuple[str, str, list[Attachment]]:
-    """A notice's subject, text and attachments in ``language`` (``facts_cache``: see batch_facts)."""
+             contacts: Mapping[str, orm.Contact | None] | None = None) -> tuple[str, str, list[Attachment]]:
+    """A notice's subject, text and attachments in ``language`` (``facts_cache``: see batch_facts; ``contacts``:
+    see coordinator_of)."""
     attachments: list[Attachment] = []
     if notice.kind in KICKOFF_KINDS:
         context = _invitation_context(session, notice)
         kickoff = session.get(orm.Kickoff, notice.subject_id)
         assert kickoff is not None
-        context.update(kickoff_names(session, kickoff, language, facts_cache), location=_location(context, language))
+        context.update(kickoff_names(session, kickoff, language, facts_cache, contacts),
+                       location=_location(context, language))
         subject, body = render(notice.kind, language, context)
         summary = render_text("kickoff_invitation", language, context).strip()
         attachments.append(Attachment("kickoff.ics", "text", "calendar", kickoff_invitation(
@@ -550,14 +607,14 @@ def _compose(session: Session, notice: orm.Notice, language: str, email: str, an
         subject, body = render(notice.kind, language, {
             "count": len(notice.matches), "period": period_of(facts, notice.period, language),
             "matches": named_matches(facts, notice.matches, language),
-            "coordinator": coordinator_of(session, notice.coordinator_id, facts, language)})
+            "coordinator": coordinator_of(session, notice.coordinator_id, facts, language, contacts)})
     else:
         facts = batch_facts(session, notice.batch_id, facts_cache)
         subject, body = render(notice.kind, language, {
             "count": len(notice.matches), "period": period_of(facts, notice.period, language),
             "matches": named_matches(facts, _with_links(notice, links), language),
             "answer_by": answer_by.astimezone(TZ),
-            "coordinator": coordinator_of(session, notice.coordinator_id, facts, language)})
+            "coordinator": coordinator_of(session, notice.coordinator_id, facts, language, contacts)})
     return subject, body, attachments
 
 
