@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from matching.domain.explain import explain, precheck
+from matching.domain.explain import EligibleByTeam, explain, precheck
 from matching.domain.model import (
     BASE_FIT,
     EXTRA_SKILL_WEIGHT,
@@ -323,3 +323,21 @@ def test_the_total_fit_is_the_same_in_every_process() -> None:
     got = {subprocess.run([sys.executable, "-c", TOTAL_FIT], env={**os.environ, "PYTHONHASHSEED": str(seed)},
                           capture_output=True, text=True, check=True).stdout.strip() for seed in range(6)}
     assert len(got) == 1, got
+
+
+def test_each_assignments_eligible_teams_read_from_the_arrays_are_the_plain_ones() -> None:
+    """The worker's per-assignment view (found when asked) lists each assignment's eligible teams, ascending,
+    as the plain grouping of the pairs does; an assignment no team is eligible for is not in it."""
+    from benchmarks.generator import generate
+
+    for seed in range(3):
+        problem = Problem.from_snapshot(generate(300, flavour=("network", "side")[seed % 2], seed=seed))
+        elig = eligibility(problem)
+        plain = EligibleByTeam.of_pairs(problem, list(elig.pairs))
+        fast = elig.by_team()
+        assert fast.assignments == plain.assignments
+        assert len(fast.teams) == len(plain.teams) and set(fast.teams) == set(plain.teams)
+        for a in problem.assignments:
+            assert fast.teams.get(a.assignment_id) == plain.teams.get(a.assignment_id), (seed, a.assignment_id)
+        assert fast.teams.get("no-such-assignment") is None
+        assert len(plain.teams) < len(problem.assignments)  # the rounds hold assignments no team is eligible for
