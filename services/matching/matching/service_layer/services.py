@@ -16,6 +16,7 @@ from operator import itemgetter
 from types import SimpleNamespace
 from typing import Any, Callable, Collection, Mapping, Sequence, cast
 
+import msgspec
 import sqlalchemy as sa
 from marshmallow import ValidationError
 from opentelemetry.trace import SpanKind
@@ -459,7 +460,7 @@ def _claim_next_run(sf: sessionmaker[Session]) -> str | None:
             # the snapshot's stored text, parsed once here and hashed as read (input_hash)
             snapshot_text = session.execute(sa.select(sa.cast(orm.RunSnapshot.snapshot, sa.Text))
                                             .where(orm.RunSnapshot.run_id == run_id)).scalar_one()
-            snapshot = json.loads(snapshot_text)
+            snapshot = msgspec.json.decode(snapshot_text)  # the json module's dicts and lists, in half the time
             controls = {**(run.controls or {}),
                         "held": held_teams(session, workspace_ids, period, run.batch_id)}
             # its snapshot is read only when the batch has a published run (accepted_pairs)
