@@ -12,11 +12,11 @@ from werkplaats_shared.contracts import make_envelope
 
 
 def title_of(assignment_id: str) -> str:
-    return f"Webshop {assignment_id[:4]}"
+    return f"Webshop {assignment_id[:8]}"  # 8 hex digits: 4 gave two of 80 titles alike in 1 run of 20
 
 
 def code_of(team_id: str) -> str:
-    return f"TEAM-{team_id[:4].upper()}"
+    return f"TEAM-{team_id[:8].upper()}"
 
 
 def announce(session: Session, p: dict[str, Any]) -> None:
