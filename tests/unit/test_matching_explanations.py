@@ -341,3 +341,33 @@ def test_each_assignments_eligible_teams_read_from_the_arrays_are_the_plain_ones
             assert fast.teams.get(a.assignment_id) == plain.teams.get(a.assignment_id), (seed, a.assignment_id)
         assert fast.teams.get("no-such-assignment") is None
         assert len(plain.teams) < len(problem.assignments)  # the rounds hold assignments no team is eligible for
+
+
+def test_the_precheck_counts_each_cells_demand_and_assignments_as_its_definition_says() -> None:
+    """Demand per level x period x region x skill, counted plainly: an assignment adds its minimum team count
+    (and one assignment) to each level it accepts, once for "*" (any skill) and once per required skill."""
+    from benchmarks.generator import generate
+
+    multi = 0
+    for seed in range(8):
+        rng = random.Random(seed)
+        snapshot = generate(rng.randint(40, 120), flavour=rng.choice(("network", "side")), seed=seed)
+        for a in snapshot["assignments"]:  # some accept several levels and need two teams
+            if rng.random() < 0.3:
+                a["accepted_levels"] = sorted({*a["accepted_levels"], rng.choice(("MBO", "HBO", "WO"))})
+                a["min_teams"] = a["max_teams"] = max(a["min_teams"], rng.choice((1, 2)))
+        problem = Problem.from_snapshot(snapshot)
+        demand: dict[tuple[str, str, str | None, str], list[int]] = {}
+        for a in problem.assignments:
+            multi += len(a.accepted_levels) > 1 and a.min_teams > 1
+            for level in a.accepted_levels:
+                for skill in ["*", *a.required_skills]:
+                    cell = demand.setdefault((level, a.period, a.region, skill), [0, 0])
+                    cell[0] += a.min_teams
+                    cell[1] += 1
+        cells = precheck(problem)["cells"]
+        assert {(c["level"], c["period"], c["region"], c["skill"]): [c["demand"], c["assignments"]]
+                for c in cells} == demand
+        assert len(cells) == len(demand) and cells == sorted(cells, key=lambda c: (
+            c["level"], c["period"], c["region"] or "", c["skill"]))
+    assert multi >= 8

@@ -163,6 +163,23 @@ def test_a_solved_run_that_drops_a_pair_accepted_since_is_not_published(infra: I
     assert run_of(infra, rerun).status == "solved" and run_of(infra, first).status == "published"
 
 
+def test_an_automatic_publication_refused_for_a_pair_accepted_since_the_claim_leaves_the_published_run_alone(
+        infra: Infrastructure) -> None:
+    """The worker publishes a re-run itself (auto_publish) but a firm accepted a pair the run drops after the
+    run was claimed (so the pair was not held): the run stays solved and the published matching stays
+    published, not superseded by a run that was never published."""
+    batch_id, first = first_run(infra)
+    rerun = request(infra, batch_id, {"policy": "max_served", "auto_publish": True})
+    assert services.claim_next_run(infra.session_factory) == rerun
+    accept(infra, first, "a-web")  # after the claim: the run does not hold it
+    services.execute_run(infra.session_factory, infra.emit, rerun, "highs", 30)
+    assert pairs(infra, rerun) == {("t-hbo", "a-hbo"), ("t-mbo", "a-web")}
+    assert run_of(infra, rerun).status == "solved" and run_of(infra, first).status == "published"
+    with infra.session_factory() as session:
+        trail = services.audit_trail(session, COORD, batch_id)
+    assert not [e for e in trail if e.action == "run.superseded"]
+
+
 def test_a_released_pair_may_change_and_the_release_is_audited(infra: Infrastructure) -> None:
     batch_id, first = first_run(infra)
     accept(infra, first, "a-web")

@@ -371,3 +371,39 @@ def test_precheck_counts_supply_against_demand_per_cell() -> None:
     assert cells[("MBO", "P1", "Utrecht", "*")]["supply"] == 1
     assert cells[("HBO", "P2", "Noord-Holland", "*")]["short_by"] == 0
     assert check["short_cells"] == 2 and "2 of 4 cells" in check["message"] and "2 van 4 cellen" in check["message_nl"]
+
+
+def test_a_snapshots_teams_and_assignments_are_made_as_their_constructors_make_them() -> None:
+    """The snapshot reader sets each team's and assignment's fields directly (faster than a frozen __init__):
+    every field is set, in the class's order, to what the constructor would give (a field added to the class but
+    not to the reader fails here)."""
+    from dataclasses import fields
+
+    from benchmarks.generator import generate
+
+    snapshot = generate(300, flavour="side", seed=3)
+    snapshot["teams"][0].pop("periods", None)  # the batch's period, as for a v1 snapshot
+    snapshot["assignments"][0].pop("mode", None)
+    problem = Problem.from_snapshot(snapshot)
+
+    def constructed(cls: type, entry: dict[str, Any]) -> Any:  # the snapshot's entry through the constructor
+        given = {}
+        for f in fields(cls):
+            value = entry.get(f.name, (snapshot["period"],) if f.name == "periods" else
+                              snapshot["period"] if f.name == "period" else None)
+            if value is None:
+                continue  # the field's default
+            if isinstance(value, list):
+                value = frozenset(value) if "frozenset" in str(f.type) else tuple(value)
+            given[f.name] = value
+        return cls(**given)
+
+    for objects, entries, cls in ((problem.teams, snapshot["teams"], Team),
+                                  (problem.assignments, snapshot["assignments"], Assignment)):
+        names = [f.name for f in fields(cls)]
+        for made, entry in zip(objects, entries, strict=True):
+            assert list(vars(made)) == names
+            again = constructed(cls, entry)
+            assert again == made and hash(again) == hash(made) and repr(again) == repr(made)
+    assert problem.teams[0].periods == (snapshot["period"],) and problem.assignments[0].mode == "remote"
+    assert any(t.preferences for t in problem.teams) and any(a.supervision_hours for a in problem.assignments)

@@ -150,9 +150,12 @@ class EligibleByTeam:
         position = {a.assignment_id: j for j, a in enumerate(problem.assignments)}
         found = []
         for t in problem.teams:
-            if t.preferences:
-                mine = set(self.assignments.get(t.team_id, ()))
-                found += [Pair(t.team_id, aid) for aid in t.preferences if position.get(aid, -1) in mine]
+            if t.preferences and (mine := self.assignments.get(t.team_id)):
+                last = len(mine)
+                for aid in t.preferences:  # (each a binary search in the team's positions, ascending)
+                    j = position.get(aid)
+                    if j is not None and (k := bisect_left(mine, j)) < last and mine[k] == j:
+                        found.append(Pair(t.team_id, aid))
         return found
 
 
@@ -950,21 +953,27 @@ def precheck(problem: Problem, eligible: Mapping[Pair, float] | EligibleByTeam |
 
 def _checked(problem: Problem, supply: Mapping[tuple[str, str, str, str], int]) -> dict[str, Any]:
     """The pre-check's answer from the supply per cell (cells without an entry: no supply)."""
-    demand: Counter[tuple[str, str, str, str]] = Counter()
-    assignments_in: Counter[tuple[str, str, str, str]] = Counter()
+    # per cell: [demand, assignments] (plain dicts: a Counter calls Python code for each new key)
+    counted: dict[tuple[str, str, str, str], list[int]] = {}
     for a in problem.assignments:
-        for level in sorted(a.accepted_levels):
-            for skill in (ANY_SKILL, *sorted(a.required_skills)):
-                cell = (level, a.period, a.region or "", skill)
-                demand[cell] += a.min_teams
-                assignments_in[cell] += 1
+        least, period, region, skills = a.min_teams, a.period, a.region or "", (ANY_SKILL, *a.required_skills)
+        for level in a.accepted_levels:
+            for skill in skills:
+                cell = (level, period, region, skill)
+                sums = counted.get(cell)
+                if sums is None:
+                    counted[cell] = [least, 1]
+                else:
+                    sums[0] += least
+                    sums[1] += 1
     cells = []
-    for cell in sorted(demand):
+    for cell in sorted(counted):
         level, period, region, skill = cell
+        demand, assignments_in = counted[cell]
         supplied = supply.get(cell, 0)
         cells.append({"level": level, "period": period, "region": region or None, "skill": skill,
-                      "assignments": assignments_in[cell], "demand": demand[cell], "supply": supplied,
-                      "short_by": max(0, demand[cell] - supplied)})
+                      "assignments": assignments_in, "demand": demand, "supply": supplied,
+                      "short_by": max(0, demand - supplied)})
     short_cells = [c for c in cells if c["short_by"]]
     unknown = unknown_preferences(problem)
     return {

@@ -7,6 +7,7 @@ import contextvars
 import hashlib
 import json
 import logging
+import os
 import threading
 import uuid
 from collections import Counter, OrderedDict
@@ -33,7 +34,7 @@ from werkplaats_shared.transient import database_answers, retry_transient
 
 from ..adapters import orm
 from ..domain.explain import EligibleByTeam, explain, precheck
-from ..domain.model import Pair, Problem, SnapshotError, ineligibility
+from ..domain.model import Pair, Problem, SnapshotError, ineligibility, pair_key
 from ..memory import cycles_paused
 from ..solver import (
     Progress,
@@ -100,8 +101,21 @@ def _pairs(items: Any) -> list[Pair]:
     return [Pair(i["team_id"], i["assignment_id"]) for i in items or []]
 
 
+def new_ids(n: int) -> list[str]:
+    """``n`` random (version 4) UUIDs as text, as ``str(uuid.uuid4())`` gives them, from one read of the system's
+    random source (a third of the time for the thousands of matches of a round)."""
+    digits = os.urandom(16 * n).hex()
+    return [f"{digits[i:i + 8]}-{digits[i + 8:i + 12]}-4{digits[i + 13:i + 16]}-"
+            f"{'89ab'[int(digits[i + 16], 16) & 3]}{digits[i + 17:i + 20]}-{digits[i + 20:i + 32]}"
+            for i in range(0, 32 * n, 32)]
+
+
+def _by_pair(item: tuple[Pair, Any]) -> tuple[str, str]:
+    return pair_key(item[0])
+
+
 def _pair_dicts(pairs: Any) -> list[dict[str, str]]:
-    return [{"team_id": p.team_id, "assignment_id": p.assignment_id} for p in sorted(pairs)]
+    return [{"team_id": p.team_id, "assignment_id": p.assignment_id} for p in sorted(pairs, key=pair_key)]
 
 
 def problem_of(run: orm.Run, snapshot: dict[str, Any] | None = None) -> Problem:
@@ -663,12 +677,11 @@ def record_solution(sf: sessionmaker[Session], emit_into: Emit, run_id: str, pro
         snapshot = solved_snapshot or run.snapshot  # an erasure takes skills out, never a team's institution or
         institutions = {t["team_id"]: t["institution_id"] for t in snapshot["teams"]}  # an assignment's firm
         firms = {a["assignment_id"]: a["firm_id"] for a in snapshot["assignments"]}
-        rows = [{"id": str(uuid.uuid4()), "run_id": run_id, "assignment_id": pair.assignment_id,
+        rows = [{"id": match_id, "run_id": run_id, "assignment_id": pair.assignment_id,
                  "team_id": pair.team_id, "firm_id": firms[pair.assignment_id],
                  "institution_id": institutions[pair.team_id], "score": score, "response": None,
-                 "responded_at": None} for pair, score in sorted(solution.matches.items())]
-        if rows:  # one executemany (batched INSERT ... VALUES on PostgreSQL), not a unit of work per match
-            session.execute(sa.insert(cast(sa.Table, orm.Match.__table__)), rows)
+                 "responded_at": None} for match_id, (pair, score) in zip(
+                     new_ids(len(solution.matches)), sorted(solution.matches.items(), key=_by_pair), strict=True)]
         explanations = explain(problem, solution.matches, eligible)
         explanations["held_by_round"] = [{
             "team_id": h["team_id"], "batch_id": h["batch_id"],
@@ -679,14 +692,24 @@ def record_solution(sf: sessionmaker[Session], emit_into: Emit, run_id: str, pro
         privacy.scrub_run(run, erased)
         run.status = "solved"
         session.flush()
+        written = False
         if run.auto_publish:
-            try:
-                publish(session, emit_into, run, snapshot=snapshot, recorded=rows)
+            try:  # publishing writes the matches, with the answers carried over from the published run
+                publish(session, emit_into, run, snapshot=snapshot, recorded=rows, unwritten=True)
+                written = True
             except ServiceError as exc:  # a newer run of the batch, or another batch of the round, is out
                 log.info("run not published automatically", extra={"run_id": run_id, "reason": exc.reason})
+        if rows and not written:
+            _write_matches(session, rows)
         run_ended(session, emit_into, run)
     log.info("run solved", extra={"run_id": run_id, "matches": len(solution.matches),
                                   "solve_seconds": round(solution.solve_seconds, 3)})
+
+
+def _write_matches(session: Session, rows: list[dict[str, Any]]) -> None:
+    """A run's matches (dicts of Match's columns) in one executemany (batched INSERT ... VALUES on PostgreSQL),
+    not a unit of work per match."""
+    session.execute(sa.insert(cast(sa.Table, orm.Match.__table__)), rows)
 
 
 def run_matches(session: Session, run_id: str) -> list[orm.Match]:
@@ -695,14 +718,17 @@ def run_matches(session: Session, run_id: str) -> list[orm.Match]:
 
 
 def publish(session: Session, emit_into: Emit, run: orm.Run, actor: Principal | None = None, *,
-            snapshot: dict[str, Any] | None = None, recorded: list[dict[str, Any]] | None = None) -> orm.Run:
+            snapshot: dict[str, Any] | None = None, recorded: list[dict[str, Any]] | None = None,
+            unwritten: bool = False) -> orm.Run:
     """Publish a solved run: one id per match; the batch's previously published run is superseded. A pair
     that run had too keeps its answer and is published with that match as its ``previous_match_id`` (a pair
     the firm declined never carries over: if it comes back, it is asked again). ``snapshot``: the run's
     snapshot when the caller has it (the worker that just solved it), so it is not read again. ``recorded``: the
     run's matches as the caller wrote them in this transaction (the worker recording its result, each a dict of
-    Match's columns, none answered yet), so they are not read back. Otherwise the matches are read as rows. The
-    answers carried over are written in one statement (thousands in a national round)."""
+    Match's columns, none answered yet), so they are not read back; with ``unwritten``, the caller has not
+    written them yet and publishing does, each with the answer it carries over, in one statement (nothing is
+    written when publishing is refused). Otherwise the matches are read as rows. The answers carried over are
+    written in one statement (thousands in a national round)."""
     if run.status != "solved":
         raise ServiceError(409, "status", f"only a solved run can be published; this run is {run.status}")
     batch = session.get(orm.Batch, run.batch_id, options=[defer(orm.Batch.snapshot)])
@@ -716,10 +742,6 @@ def publish(session: Session, emit_into: Emit, run: orm.Run, actor: Principal | 
         if _aware(older.created_at) > _aware(run.created_at):  # type: ignore[operator]
             raise ServiceError(409, "status", f"a newer run of this batch ({older.id}) is already published")
     now = utcnow()
-    for older in current:
-        older.status, older.superseded_at = "superseded", now
-        audit(session, run.batch_id, "run.superseded", {"by_run_id": run.id}, run_id=older.id,
-              actor=actor, actor_organisation_id=run.coordinator_id)
     superseded = max(current, key=lambda older: _aware(older.published_at) or now, default=None)
     match = orm.Match
     # the pairs as (team_id, assignment_id) tuples: thousands of them, hashed and compared in C
@@ -734,17 +756,27 @@ def publish(session: Session, emit_into: Emit, run: orm.Run, actor: Principal | 
                       match.response).where(match.run_id == run.id)
             .order_by(match.assignment_id, match.team_id)).all()
     else:
-        matches = sorted(map(itemgetter("id", "team_id", "assignment_id", "firm_id", "institution_id", "score",
-                                        "response"), recorded), key=itemgetter(2, 1))
+        recorded = sorted(recorded, key=itemgetter("assignment_id", "team_id"))
+        matches = list(map(itemgetter("id", "team_id", "assignment_id", "firm_id", "institution_id", "score",
+                                      "response"), recorded))
     snapshot = run.snapshot if snapshot is None else snapshot
     _keeps_accepted(run, before, [(team_id, assignment_id) for _, team_id, assignment_id, *_ in matches], snapshot)
+    # every check passed: nothing is changed before this point (the worker publishing on its own goes on
+    # with the run solved when one refuses, in the same transaction)
+    for older in current:
+        older.status, older.superseded_at = "superseded", now
+        audit(session, run.batch_id, "run.superseded", {"by_run_id": run.id}, run_id=older.id,
+              actor=actor, actor_organisation_id=run.coordinator_id)
     run.status, run.published_at = "published", now
     published, carried = [], []
-    for match_id, team_id, assignment_id, firm_id, institution_id, score, response in matches:
+    for i, (match_id, team_id, assignment_id, firm_id, institution_id, score, response) in enumerate(matches):
         previous = before.get((team_id, assignment_id))
         if previous is not None and response is None and previous.response is not None:
-            carried.append({"b_id": match_id, "b_response": previous.response,
-                            "b_responded_at": previous.responded_at})
+            if unwritten and recorded is not None:  # (the row is written below, with its answer)
+                recorded[i]["response"], recorded[i]["responded_at"] = previous.response, previous.responded_at
+            else:
+                carried.append({"b_id": match_id, "b_response": previous.response,
+                                "b_responded_at": previous.responded_at})
         published.append({"match_id": match_id, "assignment_id": assignment_id, "team_id": team_id,
                           "firm_id": firm_id, "institution_id": institution_id, "score": score,
                           "previous_match_id": previous.id if previous is not None else None})
@@ -755,6 +787,8 @@ def publish(session: Session, emit_into: Emit, run: orm.Run, actor: Principal | 
         for obj in list(session.identity_map.values()):  # matches of this run loaded before: read them again
             if isinstance(obj, orm.Match) and obj.run_id == run.id:
                 session.expire(obj)
+    if unwritten and recorded:
+        _write_matches(session, recorded)
     matched = {assignment_id for _, _, assignment_id, *_ in matches}
     emit_into(session, make_envelope("matches.published", 2, {
         "run_id": run.id, "batch_id": run.batch_id, "workspace_id": run.workspace_id,
@@ -779,12 +813,14 @@ def _keeps_accepted(run: orm.Run, before: Mapping[tuple[str, str], Any], matches
     ``before``: the published matching's matches (rows with ``response``) by pair; the pairs as
     (team_id, assignment_id)."""
     released = {(r["team_id"], r["assignment_id"]) for r in (run.controls or {}).get("released") or []}
+    kept = set(matches)
+    lost = [pair for pair, m in before.items()
+            if m.response == "accepted" and pair not in kept and pair not in released]
+    if not lost:  # (the snapshot's teams and assignments are looked at only for a pair the run leaves out)
+        return
     present_teams = {t["team_id"] for t in snapshot["teams"]}
     present_assignments = {a["assignment_id"] for a in snapshot["assignments"]}
-    kept = set(matches)
-    dropped = sorted(pair for pair, m in before.items()
-                     if m.response == "accepted" and pair not in kept and pair not in released
-                     and pair[0] in present_teams and pair[1] in present_assignments)
+    dropped = sorted(pair for pair in lost if pair[0] in present_teams and pair[1] in present_assignments)
     if dropped:
         raise ServiceError(409, "status", f"this run drops {len(dropped)} pair(s) a firm accepted (team "
                                           f"{dropped[0][0]}, assignment {dropped[0][1]}); "
@@ -910,7 +946,8 @@ def accepted_pairs(session: Session, batch: orm.Batch, *, as_of: orm.Run | None 
                                 .options(defer(orm.Run.precheck), defer(orm.Run.figures))).scalars().first()
     if published is None:
         return None, {}
-    answered = {Pair(row.team_id, row.assignment_id) for row in session.execute(
+    # (as (team_id, assignment_id) tuples: hashed and compared in C; a Pair is made only for the pairs kept)
+    answered = {(team_id, assignment_id) for team_id, assignment_id in session.execute(
         sa.select(orm.Match.team_id, orm.Match.assignment_id).join(orm.Run)
         .where(orm.Run.batch_id == batch.batch_id, orm.Match.response == "accepted"))}
     if not answered:
@@ -923,7 +960,7 @@ def accepted_pairs(session: Session, batch: orm.Batch, *, as_of: orm.Run | None 
                            .where(orm.Match.run_id == published.id)
                            .order_by(orm.Match.assignment_id, orm.Match.team_id))
     return published, {Pair(team_id, assignment_id): match_id for match_id, team_id, assignment_id in rows
-                       if Pair(team_id, assignment_id) in answered and assignment_id in present}
+                       if (team_id, assignment_id) in answered and assignment_id in present}
 
 
 def _released(session: Session, batch: orm.Batch, accepted: dict[Pair, str],

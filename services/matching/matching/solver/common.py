@@ -3,6 +3,7 @@ runs, the relative gap wanted, and the solver factories (HiGHS or CBC through Pu
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import math
 import threading
@@ -98,11 +99,19 @@ def solver_version(name: str) -> str:
 
 
 def library_versions() -> dict[str, str]:
+    """The solver libraries' versions, as recorded on each run (a new dict each time)."""
+    return dict(_library_versions())
+
+
+@functools.cache
+def _library_versions() -> tuple[tuple[str, str], ...]:
+    """Read once per process: the installed packages' metadata is searched on the path (milliseconds a run),
+    and a running process keeps the modules it imported whatever is installed later."""
     versions = {"pulp": pulp.__version__}
     for package in ("highspy", "cbcbox"):
         try:
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
             pass
-    return versions
+    return tuple(versions.items())
 
