@@ -877,28 +877,17 @@ def figures(problem: Problem, matching: Iterable[Pair], eligible: Iterable[Pair]
         known = eligible if isinstance(eligible, (Mapping, set, frozenset)) else set(eligible)
         ranked = [p for t in problem.teams for aid in t.preferences if (p := Pair(t.team_id, aid)) in known]
     blocking = blocking_pairs(problem, chosen, ranked)
-    # each share counted in one pass (served, of all) per level, region and institution
-    by_level: Counter[str] = Counter()
-    by_level_served: Counter[str] = Counter()
-    by_region: Counter[str] = Counter()
-    by_region_served: Counter[str] = Counter()
-    for job in problem.assignments:
-        served = job.assignment_id in served_assignments
-        by_region[job.region or ""] += 1
-        by_region_served[job.region or ""] += served
-        for lv in job.accepted_levels:
-            by_level[lv] += 1
-            by_level_served[lv] += served
-    team_level: Counter[str] = Counter()
-    team_level_placed: Counter[str] = Counter()
-    by_institution: Counter[str] = Counter()
-    by_institution_placed: Counter[str] = Counter()
-    for team in problem.teams:
-        placed = team.team_id in placed_teams
-        team_level[team.level] += 1
-        team_level_placed[team.level] += placed
-        by_institution[team.institution_id] += 1
-        by_institution_placed[team.institution_id] += placed
+    # each share counted per level, region and institution (of all, and of those served), by Counter's own loop
+    jobs, served_jobs = problem.assignments, [job for job in problem.assignments
+                                              if job.assignment_id in served_assignments]
+    by_level = Counter(lv for job in jobs for lv in job.accepted_levels)
+    by_level_served = Counter(lv for job in served_jobs for lv in job.accepted_levels)
+    by_region = Counter([job.region or "" for job in jobs])
+    by_region_served = Counter([job.region or "" for job in served_jobs])
+    placed = [team for team in problem.teams if team.team_id in placed_teams]
+    team_level, team_level_placed = Counter([t.level for t in problem.teams]), Counter([t.level for t in placed])
+    by_institution = Counter([t.institution_id for t in problem.teams])
+    by_institution_placed = Counter([t.institution_id for t in placed])
     return {
         "assignments": _share(len(served_assignments), len(problem.assignments)),
         "assignments_by_accepted_level": {lv: _share(by_level_served[lv], by_level[lv]) for lv in levels},
