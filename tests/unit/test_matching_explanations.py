@@ -341,6 +341,15 @@ def test_each_assignments_eligible_teams_read_from_the_arrays_are_the_plain_ones
             assert fast.teams.get(a.assignment_id) == plain.teams.get(a.assignment_id), (seed, a.assignment_id)
         assert fast.teams.get("no-such-assignment") is None
         assert len(plain.teams) < len(problem.assignments)  # the rounds hold assignments no team is eligible for
+        # asked for together (as the explanations ask for the unmatched ones), in a fresh view and in one that
+        # already found some of them one by one
+        rng = random.Random(seed)
+        asked = [a.assignment_id for a in rng.sample(problem.assignments, 60)] + ["no-such-assignment"]
+        for view in (elig.by_team(), fast):
+            together = view.teams_of(asked)
+            assert together == {a: plain.teams[a] for a in asked if a in plain.teams}
+            assert any(a not in plain.teams for a in asked) and len(together) > 20
+        assert plain.teams_of(asked) == together
 
 
 def test_the_precheck_counts_each_cells_demand_and_assignments_as_its_definition_says() -> None:

@@ -140,6 +140,15 @@ class EligibleByTeam:
                 teams.setdefault(pair.assignment_id, []).append(team_position[pair.team_id])
         return cls({t: sorted(js) for t, js in found.items()}, {a: sorted(ts) for a, ts in teams.items()})
 
+    def teams_of(self, assignment_ids: list[str]) -> Mapping[str, list[int]]:
+        """The eligible teams of each of these assignments that has any, asked for together (the arrays' view
+        finds them in one pass: ``_TeamsByAssignment.many``)."""
+        many = getattr(self.teams, "many", None)
+        if many is not None:
+            found: Mapping[str, list[int]] = many(assignment_ids)
+            return found
+        return {a: self.teams[a] for a in assignment_ids if a in self.teams}
+
     def pairs(self, problem: Problem) -> list[Pair]:
         jobs = problem.assignments
         return [Pair(t, jobs[j].assignment_id) for t, js in self.assignments.items() for j in js]
@@ -643,8 +652,10 @@ def explain(problem: Problem, matching: Iterable[Pair],
         open_assignments = [(a, *candidates.for_assignment(a)) for a in problem.assignments
                             if not staffed[a.assignment_id]]
     else:
-        open_assignments = [(a, *candidates.for_assignment_eligible(a, list(by_team.teams.get(a.assignment_id, []))))
-                            for a in problem.assignments if not staffed[a.assignment_id]]
+        unstaffed = [a for a in problem.assignments if not staffed[a.assignment_id]]
+        teams_of = by_team.teams_of([a.assignment_id for a in unstaffed])
+        open_assignments = [(a, *candidates.for_assignment_eligible(a, list(teams_of.get(a.assignment_id, []))))
+                            for a in unstaffed]
     free_teams: list[tuple[Team, Counter[str], list[Assignment]]] = []  # (plain)
     free_positions: list[tuple[Team, list[int]]] = []  # (positions, read by FreeTeamFlags)
     no_positions: list[int] = []

@@ -217,6 +217,21 @@ class _TeamsByAssignment(Mapping[str, list[int]]):
             self._found[assignment_id] = found
         return found
 
+    def many(self, assignment_ids: Iterable[str]) -> dict[str, list[int]]:
+        """The eligible teams of each of these assignments that has any, found in one pass over the pairs (the
+        explanations ask for every unmatched assignment: one pass per assignment cost 0.5 ms each at 10k)."""
+        asked = list(assignment_ids)
+        wanted = {a: self._position[a] for a in asked if a in self._position and a not in self._found}
+        if wanted:
+            codes = np.fromiter(wanted.values(), dtype=np.int64, count=len(wanted))
+            at = np.flatnonzero(np.isin(self._assignment, codes, kind="table"))
+            at = at[np.argsort(self._assignment[at], kind="stable")]  # by assignment, each by team (ascending)
+            named = {j: a for a, j in wanted.items()}
+            teams = self._team[at].tolist()
+            for j, start, end in _runs(self._assignment[at]):
+                self._found[named[j]] = teams[start:end]
+        return {a: self._found[a] for a in asked if a in self._found}
+
     def _listed(self) -> list[str]:
         return [self._jobs[j].assignment_id for j in np.unique(self._assignment).tolist()]
 
